@@ -1,0 +1,125 @@
+/*
+ * rush/engine.h — the in-process engine: shards, their threads and the rings between them.
+ *
+ * Shape. One front-end thread (the server's network loop, a benchmark, a test) submits batches
+ * of requests. The engine splits each batch by shard (a SKU's shard is XXH3 of its id; an order
+ * or group id carries its shard in its top byte) into work items, and pushes each onto that
+ * shard's inbound SPSC ring. Each shard thread is the sole writer of its state: it stamps a work
+ * item with the engine clock, decides its requests in order, hands the events to the shard's
+ * event sink, and pushes the item back on its outbound ring. rush_engine_poll() gathers the
+ * results into the caller's batch and returns the batches that are whole.
+ *
+ * Threads. rush_engine_submit, rush_engine_poll, rush_engine_execute and rush_engine_sku_put
+ * are called from one front-end thread only. The event sink runs on the shard's thread.
+ *
+ * Limits. Every table and ring is sized here and allocated at rush_engine_create(); nothing is
+ * allocated while deciding. A full ring or work pool makes submit return -RUSH_EFULL before any
+ * part of the batch is queued; a full table answers the request with outcome RUSH_BUSY.
+ */
+#ifndef RUSH_ENGINE_H
+#define RUSH_ENGINE_H
+
+#include "rush/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The engine clock: nanoseconds since the Unix epoch. Injected so that tests never sleep. */
+typedef int64_t (*rush_clock_fn)(void *context);
+
+/*
+ * Called on the shard's thread with the events of decisions, stamped with the batch time.
+ * One work item may be handed over in several calls (bounded by events_buffer_max); all of a
+ * work item's calls come before its results are visible to the front end.
+ */
+typedef void (*rush_event_sink_fn)(void *context, uint32_t shard_index, int64_t time_ns,
+                                   const struct rush_event *events, uint32_t count);
+
+/* Sizes of one shard's tables. All are hard limits. */
+struct rush_shard_limits {
+    uint32_t skus_max;
+    uint32_t orders_max;      /* orders ever created on the shard, seats included */
+    uint32_t groups_max;      /* groups ever opened on the shard */
+    uint32_t keys_max;        /* idempotency entries */
+    uint32_t user_limits_max; /* (sku, user) pairs holding stock */
+    uint32_t events_buffer_max;
+};
+
+struct rush_engine_config {
+    uint32_t shard_count;        /* 1..RUSH_SHARDS_MAX */
+    uint32_t ring_slots;         /* work items in flight per shard; a power of two */
+    uint32_t work_requests_max;  /* requests in one work item */
+    struct rush_shard_limits limits;
+    uint64_t seed;               /* hash seed; 0 draws one from getrandom() */
+    rush_clock_fn clock;         /* NULL: CLOCK_REALTIME */
+    void *clock_context;
+    rush_event_sink_fn sink;     /* NULL: events are dropped after they are applied */
+    void *sink_context;
+};
+
+/* A sensible configuration for `shard_count` shards sized for a campaign of a few million orders. */
+void rush_engine_config_default(struct rush_engine_config *config, uint32_t shard_count);
+
+/* Returns 0, or RUSH_ECONFIG naming nothing: call with a message buffer for the reason. */
+RUSH_MUST_USE int rush_engine_config_check(const struct rush_engine_config *config, char *why,
+                                           size_t why_size);
+
+/*
+ * A batch is the caller's: requests in, results out, in the same order. The engine fills
+ * results[i] for every i before the batch comes back from rush_engine_poll().
+ */
+struct rush_batch {
+    const struct rush_request *requests;
+    struct rush_result *results;
+    uint32_t count;
+    void *context;       /* the caller's */
+    uint32_t pending_;   /* the engine's: work items not yet back */
+};
+
+struct rush_engine;
+
+RUSH_MUST_USE int rush_engine_create(const struct rush_engine_config *config,
+                                     struct rush_engine **out);
+/* Starts the shard threads. */
+RUSH_MUST_USE int rush_engine_start(struct rush_engine *engine);
+/* Stops the shard threads after they finish what was submitted, then frees everything. */
+void rush_engine_destroy(struct rush_engine *engine);
+
+uint32_t rush_engine_shard_count(const struct rush_engine *engine);
+/* The shard that owns a SKU: stable across restarts and seeds. */
+uint32_t rush_engine_shard_of_sku(uint32_t shard_count, uint64_t sku_id);
+/* The shard a request goes to. */
+uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *request);
+
+/* Queues a batch. 0, or -RUSH_EFULL when a ring or work pool has no room (nothing queued). */
+RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_batch *batch);
+/*
+ * Collects finished work; stores up to `done_max` whole batches in done[]. Waits up to
+ * timeout_ms for the first (0: do not wait). Returns the number stored, or < 0.
+ */
+RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
+                                   uint32_t done_max, int timeout_ms);
+/* Submits and waits: the simple synchronous form. */
+RUSH_MUST_USE int rush_engine_execute(struct rush_engine *engine,
+                                      const struct rush_request *requests, uint32_t count,
+                                      struct rush_result *results);
+/* Puts (creates or redefines) a SKU on its shard and waits for the decision. */
+RUSH_MUST_USE int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
+                                      struct rush_result *result);
+
+/* Engine-wide counters, summed over shards at the moment of the call (approximate while busy). */
+struct rush_engine_stats {
+    uint64_t requests;
+    uint64_t duplicates;
+    uint64_t outcomes[RUSH_OUTCOME_COUNT_];
+    uint64_t events;
+    uint64_t work_items;
+    uint64_t busy_rings; /* submits refused for a full ring */
+};
+void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,270 @@
+/*
+ * rush/types.h — the records every part of rush agrees on.
+ *
+ * A request, a result and an event are fixed-size little-endian records. The engine decides
+ * requests into results and events; the wire protocol (proto/) carries requests and results
+ * as they are laid out here; the write-ahead log stores events as they are laid out here. Nothing
+ * is re-encoded field by field between those layers, so every layout is pinned with a
+ * static_assert and every enum value is part of the format: append, never renumber.
+ *
+ * Outcomes are values, not errors. Errors (a full ring, a bad config, a failed write) are
+ * negative ints: -errno or a RUSH_E* code, named by rush_strerror().
+ */
+#ifndef RUSH_TYPES_H
+#define RUSH_TYPES_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RUSH_MUST_USE __attribute__((warn_unused_result))
+
+/* Library errors live in a reserved negative range below every -errno value. */
+enum rush_error {
+    RUSH_EBASE = -30000,
+    RUSH_ECONFIG = -30001,    /* the configuration is out of range or inconsistent */
+    RUSH_EFULL = -30002,      /* a bounded table or ring is full */
+    RUSH_ESTOPPED = -30003,   /* the engine is stopping or stopped */
+    RUSH_EWAL = -30004,       /* the write-ahead log is in its sticky failed state */
+    RUSH_ECORRUPT = -30005,   /* a log, snapshot or message failed its checks */
+    RUSH_EPROTO = -30006,     /* a peer broke the wire protocol */
+    RUSH_ETIMEDOUT = -30007,  /* no answer within the deadline */
+};
+
+/* Returns a static string naming a negative rush or errno code. */
+const char *rush_strerror(int error);
+
+/* Operations. Values are on the wire and in the log. */
+enum rush_op {
+    RUSH_OP_NONE = 0,
+    RUSH_OP_RESERVE = 1,        /* sku, user, qty */
+    RUSH_OP_CONFIRM = 2,        /* target = order id */
+    RUSH_OP_CANCEL = 3,         /* target = order id */
+    RUSH_OP_GROUP_OPEN = 4,     /* sku, user */
+    RUSH_OP_GROUP_JOIN = 5,     /* target = group id, user */
+    RUSH_OP_GROUP_JOIN_ANY = 6, /* sku, user */
+    RUSH_OP_QUERY_ORDER = 7,    /* target = order id */
+    RUSH_OP_QUERY_GROUP = 8,    /* target = group id */
+    RUSH_OP_QUERY_SKU = 9,      /* sku */
+    RUSH_OP_ADJUST = 10,        /* sku, amount = signed change of stock_total */
+    RUSH_OP_PAUSE = 11,         /* sku */
+    RUSH_OP_RESUME = 12,        /* sku */
+    RUSH_OP_COUNT_ = 13,
+    /* sku_put carries a whole struct rush_sku and travels on its own path. */
+};
+
+/* Outcomes. Values are on the wire and in the log. */
+enum rush_outcome {
+    RUSH_OK = 0,
+    RUSH_SOLD_OUT = 1,
+    RUSH_LIMIT_EXCEEDED = 2,
+    RUSH_NOT_STARTED = 3,
+    RUSH_ENDED = 4,
+    RUSH_PAUSED = 5,
+    RUSH_UNKNOWN_SKU = 6,
+    RUSH_UNKNOWN_ORDER = 7,
+    RUSH_UNKNOWN_GROUP = 8,
+    RUSH_GROUP_FULL = 9,
+    RUSH_GROUP_CLOSED = 10,
+    RUSH_ALREADY_IN_GROUP = 11,
+    RUSH_EXPIRED = 12,
+    RUSH_BUSY = 13,
+    RUSH_INVALID = 14,
+    RUSH_OUTCOME_COUNT_ = 15,
+};
+
+/* Why a request was `invalid`. */
+enum rush_reason {
+    RUSH_REASON_NONE = 0,
+    RUSH_REASON_OP = 1,             /* unknown op */
+    RUSH_REASON_QTY = 2,            /* qty is zero or out of range */
+    RUSH_REASON_KEY_REUSED = 3,     /* the idempotency key was used for a different request */
+    RUSH_REASON_KEY_MISSING = 4,    /* a mutating request without an idempotency key */
+    RUSH_REASON_NOT_GROUP_SKU = 5,  /* a group op on a SKU that is not a group-buy */
+    RUSH_REASON_GROUP_SKU = 6,      /* a solo reserve on a group-buy SKU */
+    RUSH_REASON_GROUP_ORDER = 7,    /* confirm or cancel of a seat: its group decides it */
+    RUSH_REASON_ORDER_STATE = 8,    /* the order is not in a state the op applies to */
+    RUSH_REASON_BELOW_RESERVED = 9, /* adjust would take stock below what is held */
+    RUSH_REASON_UNLIMITED = 10,     /* adjust on an unlimited SKU */
+    RUSH_REASON_SKU_DEF = 11,       /* sku_put with an inconsistent definition */
+    RUSH_REASON_WRONG_SHARD = 12,   /* an id that names another shard */
+    RUSH_REASON_COUNT_ = 13,
+};
+
+enum rush_order_state {
+    RUSH_ORDER_NONE = 0,
+    RUSH_ORDER_RESERVED = 1,
+    RUSH_ORDER_CONFIRMED = 2,
+    RUSH_ORDER_RELEASED = 3, /* cancelled, or its group failed */
+    RUSH_ORDER_EXPIRED = 4,  /* its pay TTL ran out */
+};
+
+enum rush_group_state {
+    RUSH_GROUP_NONE = 0,
+    RUSH_GROUP_OPEN = 1,
+    RUSH_GROUP_COMPLETED = 2,
+    RUSH_GROUP_FAILED = 3,
+};
+
+/* What a group-buy does with empty seats at its deadline. */
+enum rush_virtual_policy {
+    RUSH_VIRTUAL_NONE = 0,   /* fail unless full */
+    RUSH_VIRTUAL_FILL = 1,   /* fill every empty seat with a virtual buyer (within budget) */
+    RUSH_VIRTUAL_AT_MOST = 2 /* fill at most virtual_seats_max seats (within budget) */
+};
+
+typedef struct rush_key {
+    uint8_t bytes[16];
+} rush_key;
+static_assert(sizeof(rush_key) == 16, "idempotency keys are 128 bits");
+
+/*
+ * A request. Which fields count depends on the op (see enum rush_op); the others must be zero
+ * for the idempotency fingerprint to match a retry. `tag` is the caller's and is echoed.
+ */
+struct rush_request {
+    uint8_t op;      /* enum rush_op */
+    uint8_t flags;   /* reserved, zero */
+    uint16_t pad;    /* zero */
+    uint32_t qty;    /* units; reserve only */
+    uint64_t sku_id;
+    uint64_t user_id;
+    uint64_t target_id; /* order id or group id */
+    int64_t amount;     /* adjust: signed change of stock_total */
+    uint64_t tag;       /* echoed in the result */
+    rush_key key;       /* idempotency key; all zero for queries */
+};
+static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
+
+#define RUSH_RESULT_DUPLICATE 0x01 /* answered from the idempotency table */
+#define RUSH_RESULT_UNLIMITED 0x02 /* the SKU has no stock limit; remaining is meaningless */
+
+/*
+ * A result, one per request and in request order. For queries, the state and the figures of the
+ * order, group or SKU; for decisions, the order or group made or touched and the SKU's available
+ * stock right after the decision.
+ */
+struct rush_result {
+    uint8_t outcome; /* enum rush_outcome */
+    uint8_t flags;   /* RUSH_RESULT_* */
+    uint8_t reason;  /* enum rush_reason when outcome is RUSH_INVALID */
+    uint8_t state;   /* order or group state */
+    uint32_t qty;    /* order qty; group: seats taken */
+    uint64_t order_id;
+    uint64_t group_id;
+    int64_t remaining; /* sku available after the decision */
+    int64_t reserved;  /* query_sku: units held by unconfirmed orders; query_group: deadline */
+    int64_t confirmed; /* query_sku: units confirmed; query_order: sku id */
+    uint64_t tag;      /* the request's tag */
+};
+static_assert(sizeof(struct rush_result) == 56, "result record is 56 bytes");
+
+#define RUSH_SKU_NAME_MAX 40
+#define RUSH_GROUP_SIZE_MAX 64
+
+/* A SKU, as the campaign file and sku_put give it. Times are engine-clock nanoseconds. */
+struct rush_sku {
+    uint64_t id;
+    char name[RUSH_SKU_NAME_MAX]; /* NUL-padded, need not be NUL-terminated when full */
+    int64_t stock;                /* units on sale; ignored when unlimited */
+    int64_t price_fen;
+    int64_t start_ns;           /* sale window [start_ns, end_ns) */
+    int64_t end_ns;
+    int64_t pay_ttl_ns;         /* 0: a reservation is the confirmed order */
+    int64_t group_ttl_ns;       /* group-buy: deadline after open */
+    uint32_t order_qty_max;     /* per order */
+    uint32_t user_qty_max;      /* per user, over all of their live and confirmed orders */
+    uint32_t group_size;        /* 0: not a group-buy; else 2..RUSH_GROUP_SIZE_MAX */
+    uint32_t groups_open_max;   /* open groups at once for this SKU */
+    uint32_t virtual_seats_max; /* AT_MOST: per group */
+    uint32_t virtual_budget;    /* virtual seats over the whole campaign for this SKU */
+    uint8_t unlimited;          /* 1: no stock limit */
+    uint8_t virtual_policy;     /* enum rush_virtual_policy */
+    uint8_t paused;             /* 1: starts paused */
+    uint8_t pad[5];
+};
+static_assert(sizeof(struct rush_sku) == 128, "sku record is 128 bytes");
+
+/* Event types: the engine's log format. Values are in the log: append, never renumber. */
+enum rush_event_type {
+    RUSH_EV_NONE = 0,
+    RUSH_EV_REJECTED = 1,        /* a decision that changed nothing but is remembered */
+    RUSH_EV_ORDER_RESERVED = 2,  /* stock held for an order (a flash-sale order or a seat) */
+    RUSH_EV_ORDER_CONFIRMED = 3, /* paid, or its group completed */
+    RUSH_EV_ORDER_RELEASED = 4,  /* cancelled, or its group failed; stock returns */
+    RUSH_EV_ORDER_EXPIRED = 5,   /* pay TTL ran out; stock returns */
+    RUSH_EV_GROUP_OPENED = 6,
+    RUSH_EV_GROUP_COMPLETED = 7, /* qty = virtual seats used */
+    RUSH_EV_GROUP_FAILED = 8,
+    RUSH_EV_REFUND_DUE = 9,      /* money taken for an order that will not ship */
+    RUSH_EV_STOCK_ADJUSTED = 10, /* amount = change of stock_total */
+    RUSH_EV_SKU_PAUSED = 11,
+    RUSH_EV_SKU_RESUMED = 12,
+    RUSH_EV_SKU_PUT = 13,        /* followed by RUSH_SKU_PUT_PARTS raw records of the SKU */
+    RUSH_EV_SKU_PART = 14,       /* RUSH_SKU_PART_BYTES bytes of a struct rush_sku */
+    RUSH_EV_TYPE_COUNT_ = 15,
+};
+
+#define RUSH_EVENT_DECISION 0x01 /* first event of a keyed decision: carries key and op */
+
+/*
+ * An event. A decision produces one or more; the first carries the request's idempotency key
+ * and op (flag RUSH_EVENT_DECISION) so that replaying the log rebuilds the idempotency table.
+ * Applying the events of a decision, in order, is the only way shard state changes, live or in
+ * recovery. The batch header (not the event) carries the engine time.
+ */
+struct rush_event {
+    uint8_t type;    /* enum rush_event_type */
+    uint8_t op;      /* the deciding request's op, or 0 for timer-driven events */
+    uint8_t outcome; /* REJECTED and REFUND_DUE decisions: the outcome remembered */
+    uint8_t flags;   /* RUSH_EVENT_* */
+    uint32_t qty;    /* SKU_PART: the part's index */
+    union {
+        struct {
+            uint64_t order_id;
+            uint64_t group_id;
+            uint64_t sku_id;
+            uint64_t user_id;
+            int64_t amount; /* order events: price_fen * qty; STOCK_ADJUSTED: change;
+                               GROUP_OPENED: deadline */
+            rush_key key;   /* decision events */
+        };
+        uint8_t payload[56]; /* SKU_PART: bytes of a struct rush_sku */
+    };
+};
+static_assert(sizeof(struct rush_event) == 64, "event record is 64 bytes");
+
+#define RUSH_SKU_PART_BYTES 56
+#define RUSH_SKU_PUT_PARTS 3 /* 3 * 56 bytes >= sizeof(struct rush_sku) */
+static_assert(RUSH_SKU_PUT_PARTS * RUSH_SKU_PART_BYTES >= sizeof(struct rush_sku), "parts");
+
+/* Ids carry their shard in the top byte so that confirm, cancel and join route without lookup. */
+#define RUSH_ID_SHARD_SHIFT 56
+#define RUSH_ID_GROUP_BIT (UINT64_C(1) << 55)
+#define RUSH_SHARDS_MAX 64
+
+static inline uint32_t rush_id_shard(uint64_t id)
+{
+    return (uint32_t)(id >> RUSH_ID_SHARD_SHIFT);
+}
+
+const char *rush_op_name(enum rush_op op);
+const char *rush_outcome_name(enum rush_outcome outcome);
+const char *rush_reason_name(enum rush_reason reason);
+const char *rush_event_type_name(enum rush_event_type type);
+const char *rush_order_state_name(enum rush_order_state state);
+const char *rush_group_state_name(enum rush_group_state state);
+
+/* Name lookups for text forms (JSON, rushctl). Return -1 when the name is unknown. */
+int rush_op_from_name(const char *name);
+int rush_outcome_from_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
