@@ -11,15 +11,24 @@
 const char *rush_strerror(int error)
 {
     switch (error) {
-    case 0: return "success";
-    case RUSH_ECONFIG: return "configuration out of range";
-    case RUSH_EFULL: return "a bounded table or ring is full";
-    case RUSH_ESTOPPED: return "engine stopped";
-    case RUSH_EWAL: return "write-ahead log failed (sticky)";
-    case RUSH_ECORRUPT: return "data failed its checks";
-    case RUSH_EPROTO: return "protocol error";
-    case RUSH_ETIMEDOUT: return "timed out";
-    default: break;
+    case 0:
+        return "success";
+    case RUSH_ECONFIG:
+        return "configuration out of range";
+    case RUSH_EFULL:
+        return "a bounded table or ring is full";
+    case RUSH_ESTOPPED:
+        return "engine stopped";
+    case RUSH_EWAL:
+        return "write-ahead log failed (sticky)";
+    case RUSH_ECORRUPT:
+        return "data failed its checks";
+    case RUSH_EPROTO:
+        return "protocol error";
+    case RUSH_ETIMEDOUT:
+        return "timed out";
+    default:
+        break;
     }
     if (error < 0 && error > RUSH_EBASE)
         return strerror(-error);

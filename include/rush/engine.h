@@ -47,18 +47,19 @@ struct rush_shard_limits {
 };
 
 struct rush_engine_config {
-    uint32_t shard_count;        /* 1..RUSH_SHARDS_MAX */
-    uint32_t ring_slots;         /* work items in flight per shard; a power of two */
-    uint32_t work_requests_max;  /* requests in one work item */
+    uint32_t shard_count;       /* 1..RUSH_SHARDS_MAX */
+    uint32_t ring_slots;        /* work items in flight per shard; a power of two */
+    uint32_t work_requests_max; /* requests in one work item */
     struct rush_shard_limits limits;
-    uint64_t seed;               /* hash seed; 0 draws one from getrandom() */
-    rush_clock_fn clock;         /* NULL: CLOCK_REALTIME */
+    uint64_t seed;       /* hash seed; 0 draws one from getrandom() */
+    rush_clock_fn clock; /* NULL: CLOCK_REALTIME */
     void *clock_context;
-    rush_event_sink_fn sink;     /* NULL: events are dropped after they are applied */
+    rush_event_sink_fn sink; /* NULL: events are dropped after they are applied */
     void *sink_context;
 };
 
-/* A sensible configuration for `shard_count` shards sized for a campaign of a few million orders. */
+/* A sensible configuration for `shard_count` shards sized for a campaign of a few million orders.
+ */
 void rush_engine_config_default(struct rush_engine_config *config, uint32_t shard_count);
 
 /* Returns 0, or RUSH_ECONFIG naming nothing: call with a message buffer for the reason. */
@@ -73,8 +74,8 @@ struct rush_batch {
     const struct rush_request *requests;
     struct rush_result *results;
     uint32_t count;
-    void *context;       /* the caller's */
-    uint32_t pending_;   /* the engine's: work items not yet back */
+    void *context;     /* the caller's */
+    uint32_t pending_; /* the engine's: work items not yet back */
 };
 
 struct rush_engine;

@@ -27,13 +27,13 @@ extern "C" {
 /* Library errors live in a reserved negative range below every -errno value. */
 enum rush_error {
     RUSH_EBASE = -30000,
-    RUSH_ECONFIG = -30001,    /* the configuration is out of range or inconsistent */
-    RUSH_EFULL = -30002,      /* a bounded table or ring is full */
-    RUSH_ESTOPPED = -30003,   /* the engine is stopping or stopped */
-    RUSH_EWAL = -30004,       /* the write-ahead log is in its sticky failed state */
-    RUSH_ECORRUPT = -30005,   /* a log, snapshot or message failed its checks */
-    RUSH_EPROTO = -30006,     /* a peer broke the wire protocol */
-    RUSH_ETIMEDOUT = -30007,  /* no answer within the deadline */
+    RUSH_ECONFIG = -30001,   /* the configuration is out of range or inconsistent */
+    RUSH_EFULL = -30002,     /* a bounded table or ring is full */
+    RUSH_ESTOPPED = -30003,  /* the engine is stopping or stopped */
+    RUSH_EWAL = -30004,      /* the write-ahead log is in its sticky failed state */
+    RUSH_ECORRUPT = -30005,  /* a log, snapshot or message failed its checks */
+    RUSH_EPROTO = -30006,    /* a peer broke the wire protocol */
+    RUSH_ETIMEDOUT = -30007, /* no answer within the deadline */
 };
 
 /* Returns a static string naming a negative rush or errno code. */
@@ -128,10 +128,10 @@ static_assert(sizeof(rush_key) == 16, "idempotency keys are 128 bits");
  * for the idempotency fingerprint to match a retry. `tag` is the caller's and is echoed.
  */
 struct rush_request {
-    uint8_t op;      /* enum rush_op */
-    uint8_t flags;   /* reserved, zero */
-    uint16_t pad;    /* zero */
-    uint32_t qty;    /* units; reserve only */
+    uint8_t op;    /* enum rush_op */
+    uint8_t flags; /* reserved, zero */
+    uint16_t pad;  /* zero */
+    uint32_t qty;  /* units; reserve only */
     uint64_t sku_id;
     uint64_t user_id;
     uint64_t target_id; /* order id or group id */
@@ -145,22 +145,27 @@ static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
 #define RUSH_RESULT_UNLIMITED 0x02 /* the SKU has no stock limit; remaining is meaningless */
 
 /*
- * A result, one per request and in request order. For queries, the state and the figures of the
- * order, group or SKU; for decisions, the order or group made or touched and the SKU's available
- * stock right after the decision.
+ * A result, one per request and in request order. For decisions: the order (and group) made or
+ * touched and the SKU's available stock right after the decision; a duplicate carries exactly the
+ * original answer. For queries the fields hold the figures of what was asked:
+ *   query_order: state, qty, order_id, group_id, reserved = user id, confirmed = sku id
+ *   query_group: state, qty = seats taken, group_id, remaining = seats still free,
+ *                reserved = deadline (ns), confirmed = sku id
+ *   query_sku:   state = 1 when paused, qty = open groups, remaining = available,
+ *                reserved, confirmed (units)
  */
 struct rush_result {
     uint8_t outcome; /* enum rush_outcome */
     uint8_t flags;   /* RUSH_RESULT_* */
     uint8_t reason;  /* enum rush_reason when outcome is RUSH_INVALID */
     uint8_t state;   /* order or group state */
-    uint32_t qty;    /* order qty; group: seats taken */
+    uint32_t qty;
     uint64_t order_id;
     uint64_t group_id;
-    int64_t remaining; /* sku available after the decision */
-    int64_t reserved;  /* query_sku: units held by unconfirmed orders; query_group: deadline */
-    int64_t confirmed; /* query_sku: units confirmed; query_order: sku id */
-    uint64_t tag;      /* the request's tag */
+    int64_t remaining;
+    int64_t reserved;
+    int64_t confirmed;
+    uint64_t tag; /* the request's tag */
 };
 static_assert(sizeof(struct rush_result) == 56, "result record is 56 bytes");
 
@@ -173,7 +178,7 @@ struct rush_sku {
     char name[RUSH_SKU_NAME_MAX]; /* NUL-padded, need not be NUL-terminated when full */
     int64_t stock;                /* units on sale; ignored when unlimited */
     int64_t price_fen;
-    int64_t start_ns;           /* sale window [start_ns, end_ns) */
+    int64_t start_ns; /* sale window [start_ns, end_ns) */
     int64_t end_ns;
     int64_t pay_ttl_ns;         /* 0: a reservation is the confirmed order */
     int64_t group_ttl_ns;       /* group-buy: deadline after open */
@@ -205,8 +210,8 @@ enum rush_event_type {
     RUSH_EV_STOCK_ADJUSTED = 10, /* amount = change of stock_total */
     RUSH_EV_SKU_PAUSED = 11,
     RUSH_EV_SKU_RESUMED = 12,
-    RUSH_EV_SKU_PUT = 13,        /* followed by RUSH_SKU_PUT_PARTS raw records of the SKU */
-    RUSH_EV_SKU_PART = 14,       /* RUSH_SKU_PART_BYTES bytes of a struct rush_sku */
+    RUSH_EV_SKU_PUT = 13,  /* followed by RUSH_SKU_PUT_PARTS raw records of the SKU */
+    RUSH_EV_SKU_PART = 14, /* RUSH_SKU_PART_BYTES bytes of a struct rush_sku */
     RUSH_EV_TYPE_COUNT_ = 15,
 };
 

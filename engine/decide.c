@@ -1,0 +1,464 @@
+/*
+ * decide.c — requests into events: validation, idempotency, and the order machine.
+ *
+ * Every mutating request goes: key lookup (a retry is answered from its entry before anything
+ * else is looked at: dedup before decrement) -> room check (a full key table answers busy) ->
+ * the op's decider -> events applied at once -> the answer built from the key entry, so an
+ * original answer and a retried one are the same bytes.
+ *
+ * Which outcomes are remembered under their key: those decided against live state (ok,
+ * sold_out, limit_exceeded, ended, paused, group_full, group_closed, already_in_group, expired).
+ * Not remembered: not_started (a request before the window costs nothing), unknown_* and invalid
+ * (they changed nothing and a retry decides them the same way), and busy (must be retryable).
+ *
+ * Thread: the shard's.
+ */
+#include <string.h>
+
+#include "rush/assert.h"
+#include "shard_internal.h"
+
+typedef struct verdict (*decide_fn)(struct rush_shard *shard, const struct rush_request *request);
+
+/* The first event of a decision: carries the key, the op and the fields the fingerprint reads. */
+struct rush_event decide__event(const struct rush_request *request, uint8_t type)
+{
+    struct rush_event event = {
+        .type = type,
+        .op = request->op,
+        .flags = RUSH_EVENT_DECISION,
+        .qty = request->qty,
+        .sku_id = request->sku_id,
+        .user_id = request->user_id,
+        .key = request->key,
+    };
+    switch ((enum rush_op)request->op) {
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+        event.order_id = request->target_id;
+        break;
+    case RUSH_OP_GROUP_JOIN:
+        event.group_id = request->target_id;
+        break;
+    case RUSH_OP_ADJUST:
+        event.amount = request->amount;
+        break;
+    case RUSH_OP_NONE:
+    case RUSH_OP_RESERVE:
+    case RUSH_OP_GROUP_OPEN:
+    case RUSH_OP_GROUP_JOIN_ANY:
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    return event;
+}
+
+struct verdict decide__sale_window(const struct rush_shard *shard, const struct sku_state *sku)
+{
+    if (shard->now_ns < sku->def.start_ns)
+        return verdict_of(RUSH_NOT_STARTED);
+    if (shard->now_ns >= sku->def.end_ns)
+        return verdict_of(RUSH_ENDED);
+    if (sku->def.paused)
+        return verdict_of(RUSH_PAUSED);
+    return verdict_of(RUSH_OK);
+}
+
+/* Whether `user` may take `qty` more units of `sku` now, and whether the tables have room. */
+struct verdict decide__can_hold(const struct rush_shard *shard, const struct sku_state *sku,
+                                uint64_t user_id, uint32_t qty)
+{
+    if (qty == 0 || qty > RUSH_QTY_MAX)
+        return invalid_because(RUSH_REASON_QTY);
+    const struct limit_entry *limit = shard__limit(shard, (uint32_t)(sku - shard->skus), user_id);
+    uint64_t held = limit ? limit->held : 0;
+    if (qty > sku->def.order_qty_max || held + qty > sku->def.user_qty_max)
+        return verdict_of(RUSH_LIMIT_EXCEEDED);
+    if (!sku->def.unlimited && sku->available < (int64_t)qty)
+        return verdict_of(RUSH_SOLD_OUT);
+    if (shard->order_count >= shard->limits.orders_max ||
+        (limit == NULL && rush_table_full(&shard->user_limits)))
+        return verdict_of(RUSH_BUSY);
+    return verdict_of(RUSH_OK);
+}
+
+static struct verdict decide_reserve(struct rush_shard *shard, const struct rush_request *request)
+{
+    struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.group_size != 0)
+        return invalid_because(RUSH_REASON_GROUP_SKU);
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = decide__can_hold(shard, sku, request->user_id, request->qty);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
+    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.amount = shard__price_of(sku, request->qty);
+    shard__emit(shard, &event);
+    if (sku->def.pay_ttl_ns == 0) { /* the reservation is the confirmed order */
+        event.type = RUSH_EV_ORDER_CONFIRMED;
+        event.flags = 0;
+        memset(&event.key, 0, sizeof(event.key));
+        shard__emit(shard, &event);
+    }
+    return verdict_of(RUSH_OK);
+}
+
+/* An order event for `order`, as the publisher wants it: who, what, how much. */
+static struct rush_event order_event(const struct rush_shard *shard,
+                                     const struct rush_request *request, uint8_t type,
+                                     uint64_t order_id, const struct order *order)
+{
+    const struct sku_state *sku = &shard->skus[order->sku_index];
+    struct rush_event event = decide__event(request, type);
+    event.order_id = order_id;
+    event.sku_id = sku->def.id;
+    event.user_id = order->user_id;
+    event.qty = order->qty;
+    event.amount = shard__price_of(sku, order->qty);
+    return event;
+}
+
+/*
+ * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, timers first
+ * in each batch, so exactly one of them wins. A confirm after the hold ended (expired or
+ * cancelled) answers `expired` and records a refund-due event for the money that arrived.
+ */
+static struct verdict decide_confirm(struct rush_shard *shard, const struct rush_request *request)
+{
+    const struct order *order = shard__order(shard, request->target_id);
+    if (order == NULL)
+        return verdict_of(RUSH_UNKNOWN_ORDER);
+    if (order->group_index != NONE)
+        return invalid_because(RUSH_REASON_GROUP_ORDER);
+    switch ((enum rush_order_state)order->state) {
+    case RUSH_ORDER_RESERVED: {
+        struct rush_event event =
+            order_event(shard, request, RUSH_EV_ORDER_CONFIRMED, request->target_id, order);
+        shard__emit(shard, &event);
+        return verdict_of(RUSH_OK);
+    }
+    case RUSH_ORDER_EXPIRED:
+    case RUSH_ORDER_RELEASED: {
+        struct rush_event event =
+            order_event(shard, request, RUSH_EV_REFUND_DUE, request->target_id, order);
+        event.outcome = RUSH_EXPIRED;
+        shard__emit(shard, &event);
+        return verdict_of(RUSH_EXPIRED);
+    }
+    case RUSH_ORDER_CONFIRMED:
+    case RUSH_ORDER_NONE:
+        break;
+    }
+    return invalid_because(RUSH_REASON_ORDER_STATE);
+}
+
+static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_request *request)
+{
+    const struct order *order = shard__order(shard, request->target_id);
+    if (order == NULL)
+        return verdict_of(RUSH_UNKNOWN_ORDER);
+    if (order->group_index != NONE)
+        return invalid_because(RUSH_REASON_GROUP_ORDER);
+    if (order->state != RUSH_ORDER_RESERVED)
+        return invalid_because(RUSH_REASON_ORDER_STATE);
+    struct rush_event event =
+        order_event(shard, request, RUSH_EV_ORDER_RELEASED, request->target_id, order);
+    shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+static struct verdict decide_group_open(struct rush_shard *shard,
+                                        const struct rush_request *request)
+{
+    struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.group_size == 0)
+        return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    return group__open(shard, request, sku);
+}
+
+/* Stock adjustments change stock_total; they never take it below what orders hold. */
+static struct verdict decide_adjust(struct rush_shard *shard, const struct rush_request *request)
+{
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.unlimited)
+        return invalid_because(RUSH_REASON_UNLIMITED);
+    int64_t amount = request->amount;
+    if (amount == 0 || amount > INT64_MAX / 4 || amount < -INT64_MAX / 4 ||
+        sku->stock_total + amount > INT64_MAX / 4)
+        return invalid_because(RUSH_REASON_QTY);
+    if (sku->available + amount < 0)
+        return invalid_because(RUSH_REASON_BELOW_RESERVED);
+    struct rush_event event = decide__event(request, RUSH_EV_STOCK_ADJUSTED);
+    shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+static struct verdict decide_pause_or_resume(struct rush_shard *shard,
+                                             const struct rush_request *request)
+{
+    if (shard__sku(shard, request->sku_id) == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    uint8_t type = request->op == RUSH_OP_PAUSE ? RUSH_EV_SKU_PAUSED : RUSH_EV_SKU_RESUMED;
+    struct rush_event event = decide__event(request, type);
+    shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+static const decide_fn deciders[RUSH_OP_COUNT_] = {
+    [RUSH_OP_RESERVE] = decide_reserve,        [RUSH_OP_CONFIRM] = decide_confirm,
+    [RUSH_OP_CANCEL] = decide_cancel,          [RUSH_OP_GROUP_OPEN] = decide_group_open,
+    [RUSH_OP_GROUP_JOIN] = group__join,        [RUSH_OP_GROUP_JOIN_ANY] = group__join_any,
+    [RUSH_OP_ADJUST] = decide_adjust,          [RUSH_OP_PAUSE] = decide_pause_or_resume,
+    [RUSH_OP_RESUME] = decide_pause_or_resume,
+};
+
+static bool remembered(uint8_t outcome)
+{
+    switch ((enum rush_outcome)outcome) {
+    case RUSH_OK:
+    case RUSH_SOLD_OUT:
+    case RUSH_LIMIT_EXCEEDED:
+    case RUSH_ENDED:
+    case RUSH_PAUSED:
+    case RUSH_GROUP_FULL:
+    case RUSH_GROUP_CLOSED:
+    case RUSH_ALREADY_IN_GROUP:
+    case RUSH_EXPIRED:
+        return true;
+    case RUSH_NOT_STARTED:
+    case RUSH_UNKNOWN_SKU:
+    case RUSH_UNKNOWN_ORDER:
+    case RUSH_UNKNOWN_GROUP:
+    case RUSH_BUSY:
+    case RUSH_INVALID:
+    case RUSH_OUTCOME_COUNT_:
+        break;
+    }
+    return false;
+}
+
+/* ---- queries: read-only, never remembered ------------------------------------------------- */
+
+static struct verdict query_order(const struct rush_shard *shard,
+                                  const struct rush_request *request, struct rush_result *result)
+{
+    const struct order *order = shard__order(shard, request->target_id);
+    if (order == NULL)
+        return verdict_of(RUSH_UNKNOWN_ORDER);
+    result->state = order->state;
+    result->qty = order->qty;
+    result->order_id = request->target_id;
+    if (order->group_index != NONE)
+        result->group_id = group_id_of(shard, order->group_index);
+    result->reserved = (int64_t)order->user_id;
+    result->confirmed = (int64_t)shard->skus[order->sku_index].def.id;
+    return verdict_of(RUSH_OK);
+}
+
+static struct verdict query_group(const struct rush_shard *shard,
+                                  const struct rush_request *request, struct rush_result *result)
+{
+    const struct group *group = shard__group(shard, request->target_id);
+    if (group == NULL)
+        return verdict_of(RUSH_UNKNOWN_GROUP);
+    const struct sku_state *sku = &shard->skus[group->sku_index];
+    result->state = group->state;
+    result->qty = group->seats;
+    result->group_id = request->target_id;
+    result->remaining =
+        group->state == RUSH_GROUP_OPEN ? (int64_t)sku->def.group_size - group->seats : 0;
+    result->reserved = group->deadline_ns;
+    result->confirmed = (int64_t)sku->def.id;
+    return verdict_of(RUSH_OK);
+}
+
+static struct verdict query_sku(const struct rush_shard *shard, const struct rush_request *request,
+                                struct rush_result *result)
+{
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    result->state = sku->def.paused;
+    result->qty = sku->groups_open;
+    result->remaining = sku->available;
+    result->reserved = sku->reserved;
+    result->confirmed = sku->confirmed;
+    if (sku->def.unlimited)
+        result->flags |= RUSH_RESULT_UNLIMITED;
+    return verdict_of(RUSH_OK);
+}
+
+static bool is_query(uint8_t op)
+{
+    return op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP || op == RUSH_OP_QUERY_SKU;
+}
+
+static struct verdict answer_query(const struct rush_shard *shard,
+                                   const struct rush_request *request, struct rush_result *result)
+{
+    switch ((enum rush_op)request->op) {
+    case RUSH_OP_QUERY_ORDER:
+        return query_order(shard, request, result);
+    case RUSH_OP_QUERY_GROUP:
+        return query_group(shard, request, result);
+    case RUSH_OP_QUERY_SKU:
+        return query_sku(shard, request, result);
+    case RUSH_OP_NONE:
+    case RUSH_OP_RESERVE:
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+    case RUSH_OP_GROUP_OPEN:
+    case RUSH_OP_GROUP_JOIN:
+    case RUSH_OP_GROUP_JOIN_ANY:
+    case RUSH_OP_ADJUST:
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    return invalid_because(RUSH_REASON_OP);
+}
+
+/* ---- the entry point ---------------------------------------------------------------------- */
+
+/* A mutating request that is new: decide, remember, answer. */
+static void decide_new(struct rush_shard *shard, const struct rush_request *request,
+                       struct rush_result *result)
+{
+    if (rush_table_full(&shard->keys)) {
+        result->outcome = RUSH_BUSY;
+        return;
+    }
+    if (shard->event_count + EVENTS_PER_DECISION_MAX > shard->limits.events_buffer_max)
+        shard__flush(shard);
+    struct verdict verdict = deciders[request->op](shard, request);
+    const struct key_entry *entry = rush_table_find(&shard->keys, &request->key);
+    if (entry == NULL && remembered(verdict.outcome)) {
+        struct rush_event event = decide__event(request, RUSH_EV_REJECTED);
+        event.outcome = verdict.outcome;
+        shard__emit(shard, &event);
+        entry = rush_table_find(&shard->keys, &request->key);
+    }
+    if (entry != NULL) {
+        shard__answer(shard, entry, request, result);
+        return;
+    }
+    RUSH_ASSERT(verdict.outcome != RUSH_OK); /* every ok decision is remembered */
+    result->outcome = verdict.outcome;
+    result->reason = verdict.reason;
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku != NULL && !sku->def.unlimited)
+        result->remaining = sku->available;
+}
+
+void rush_shard_decide(struct rush_shard *shard, const struct rush_request *request,
+                       struct rush_result *result)
+{
+    memset(result, 0, sizeof(*result));
+    result->tag = request->tag;
+    count_one(&shard->stats.requests);
+    struct verdict verdict = verdict_of(RUSH_OK);
+    if (request->op >= RUSH_OP_COUNT_ || request->op == RUSH_OP_NONE) {
+        verdict = invalid_because(RUSH_REASON_OP);
+    } else if (is_query(request->op)) {
+        verdict = answer_query(shard, request, result);
+    } else if (rush_key_is_zero(&request->key)) {
+        verdict = invalid_because(RUSH_REASON_KEY_MISSING);
+    } else {
+        const struct key_entry *entry = rush_table_find(&shard->keys, &request->key);
+        if (entry == NULL) {
+            decide_new(shard, request, result);
+            count_one(&shard->stats.outcomes[result->outcome]);
+            return;
+        }
+        uint32_t fingerprint =
+            shard__fingerprint(request->op, request->sku_id, request->user_id, request->qty,
+                               request->target_id, request->amount);
+        if (entry->fingerprint != fingerprint || entry->op != request->op) {
+            verdict = invalid_because(RUSH_REASON_KEY_REUSED);
+        } else {
+            shard__answer(shard, entry, request, result);
+            result->flags |= RUSH_RESULT_DUPLICATE;
+            count_one(&shard->stats.duplicates);
+            count_one(&shard->stats.outcomes[result->outcome]);
+            return;
+        }
+    }
+    result->outcome = verdict.outcome;
+    result->reason = verdict.reason;
+    count_one(&shard->stats.outcomes[verdict.outcome]);
+}
+
+/* ---- sku_put ------------------------------------------------------------------------------ */
+
+static bool sku_def_valid(const struct rush_sku *def)
+{
+    const int64_t huge = INT64_MAX / 4;
+    bool group_ok =
+        def->group_size == 0 ||
+        (def->group_size >= 2 && def->group_size <= RUSH_GROUP_SIZE_MAX && def->group_ttl_ns > 0 &&
+         def->groups_open_max >= 1 && def->virtual_policy <= RUSH_VIRTUAL_AT_MOST &&
+         def->virtual_seats_max < def->group_size);
+    return def->id != 0 && def->unlimited <= 1 && def->paused <= 1 && group_ok &&
+           (def->unlimited || (def->stock >= 0 && def->stock <= huge)) && def->price_fen >= 0 &&
+           def->price_fen <= huge / RUSH_QTY_MAX && def->start_ns < def->end_ns &&
+           def->order_qty_max >= 1 && def->order_qty_max <= RUSH_QTY_MAX &&
+           def->user_qty_max >= 1 && def->pay_ttl_ns >= 0 && def->pay_ttl_ns <= huge &&
+           def->group_ttl_ns >= 0 && def->group_ttl_ns <= huge;
+}
+
+static struct verdict sku_put_verdict(const struct rush_shard *shard, const struct rush_sku *def)
+{
+    if (!sku_def_valid(def))
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    const struct sku_state *sku = shard__sku(shard, def->id);
+    if (sku == NULL)
+        return verdict_of(shard->sku_count >= shard->limits.skus_max ? RUSH_BUSY : RUSH_OK);
+    if (sku->groups_open > 0 && def->group_size != sku->def.group_size)
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
+        return invalid_because(RUSH_REASON_BELOW_RESERVED);
+    return verdict_of(RUSH_OK);
+}
+
+void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
+                        struct rush_result *result)
+{
+    memset(result, 0, sizeof(*result));
+    struct verdict verdict = sku_put_verdict(shard, sku);
+    result->outcome = verdict.outcome;
+    result->reason = verdict.reason;
+    if (verdict.outcome != RUSH_OK)
+        return;
+    if (shard->event_count + 1 + RUSH_SKU_PUT_PARTS > shard->limits.events_buffer_max)
+        shard__flush(shard);
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SKU_PUT, .sku_id = sku->id});
+    for (uint32_t part = 0; part < RUSH_SKU_PUT_PARTS; part++) {
+        struct rush_event event = {.type = RUSH_EV_SKU_PART, .qty = part};
+        size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;
+        size_t bytes = sizeof(*sku) - offset;
+        memcpy(event.payload, (const uint8_t *)sku + offset,
+               bytes < RUSH_SKU_PART_BYTES ? bytes : RUSH_SKU_PART_BYTES);
+        shard__emit(shard, &event);
+    }
+    const struct sku_state *state = shard__sku(shard, sku->id);
+    result->remaining = state->available;
+    if (sku->unlimited)
+        result->flags |= RUSH_RESULT_UNLIMITED;
+}

@@ -1,0 +1,675 @@
+/*
+ * shard.c — the shard's life cycle, its single mutator (apply), queries, check and digest.
+ * The header shard.h states the workload and invariants; shard_internal.h the records.
+ *
+ * Order states and the events that move them (applied here, decided in decide.c / group.c):
+ *
+ *                  ORDER_CONFIRMED
+ *   (none) --ORDER_RESERVED--> reserved ------------> confirmed
+ *                                 |  \--ORDER_RELEASED--> released   (cancel, group failed)
+ *                                 \----ORDER_EXPIRED----> expired    (pay TTL)
+ *
+ * A GROUP_OPENED event creates the group and its leader's seat (an order in `reserved`).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "rush/assert.h"
+#include "shard_internal.h"
+
+static int limits_check(const struct rush_shard_limits *limits)
+{
+    if (limits->skus_max == 0 || limits->orders_max == 0 || limits->groups_max == 0 ||
+        limits->keys_max == 0 || limits->user_limits_max == 0)
+        return RUSH_ECONFIG;
+    if (limits->orders_max > (UINT32_MAX - 2) / 2 || limits->groups_max > (UINT32_MAX - 2) / 2)
+        return RUSH_ECONFIG;
+    if (limits->events_buffer_max < 2 * EVENTS_PER_DECISION_MAX)
+        return RUSH_ECONFIG;
+    return 0;
+}
+
+int rush_shard_create(const struct rush_shard_config *config, struct rush_shard **out)
+{
+    int rc = limits_check(&config->limits);
+    if (rc < 0)
+        return rc;
+    const struct rush_shard_limits *limits = &config->limits;
+    struct rush_shard *shard = calloc(1, sizeof(*shard));
+    if (shard == NULL)
+        return -ENOMEM;
+    shard->index = config->index;
+    shard->limits = *limits;
+    shard->now_ns = config->start_ns;
+    shard->sink = config->sink;
+    shard->sink_context = config->sink_context;
+    shard->skus = calloc(limits->skus_max, sizeof(*shard->skus));
+    shard->orders = calloc((size_t)limits->orders_max + 1, sizeof(*shard->orders));
+    shard->groups = calloc((size_t)limits->groups_max + 1, sizeof(*shard->groups));
+    shard->due = malloc(sizeof(uint32_t) * ((size_t)limits->orders_max + limits->groups_max + 2));
+    shard->events = malloc(sizeof(struct rush_event) * limits->events_buffer_max);
+    rc = -ENOMEM;
+    if (!shard->skus || !shard->orders || !shard->groups || !shard->due || !shard->events)
+        goto out_destroy;
+    uint64_t seed = config->seed;
+    if ((rc = rush_table_init(&shard->sku_ids, limits->skus_max, sizeof(struct sku_entry),
+                              seed ^ 0x736b75)) < 0 ||
+        (rc = rush_table_init(&shard->keys, limits->keys_max, sizeof(struct key_entry),
+                              seed ^ 0x6b6579)) < 0 ||
+        (rc = rush_table_init(&shard->user_limits, limits->user_limits_max,
+                              sizeof(struct limit_entry), seed ^ 0x6c696d)) < 0)
+        goto out_destroy;
+    rc = rush_timer_wheel_init(&shard->timers, limits->orders_max + limits->groups_max + 2,
+                               TIMER_SLOTS, TIMER_TICK_NS, config->start_ns);
+    if (rc < 0)
+        goto out_destroy;
+    *out = shard;
+    return 0;
+
+out_destroy:
+    rush_shard_destroy(shard);
+    return rc;
+}
+
+void rush_shard_destroy(struct rush_shard *shard)
+{
+    if (shard == NULL)
+        return;
+    rush_table_free(&shard->sku_ids);
+    rush_table_free(&shard->keys);
+    rush_table_free(&shard->user_limits);
+    rush_timer_wheel_free(&shard->timers);
+    free(shard->skus);
+    free(shard->orders);
+    free(shard->groups);
+    free(shard->due);
+    free(shard->events);
+    free(shard);
+}
+
+/* ---- lookups ---------------------------------------------------------------------------- */
+
+struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
+{
+    if (sku_id == 0)
+        return NULL;
+    rush_key key = rush_key_pair(0, sku_id);
+    const struct sku_entry *entry = rush_table_find(&shard->sku_ids, &key);
+    return entry ? &shard->skus[entry->index] : NULL;
+}
+
+struct order *shard__order(const struct rush_shard *shard, uint64_t order_id)
+{
+    uint64_t index = order_id & ID_INDEX_MASK;
+    if (rush_id_shard(order_id) != shard->index || (order_id & RUSH_ID_GROUP_BIT) || index == 0 ||
+        index > shard->order_count)
+        return NULL;
+    return &shard->orders[index];
+}
+
+struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
+{
+    uint64_t index = group_id & ID_INDEX_MASK;
+    if (rush_id_shard(group_id) != shard->index || !(group_id & RUSH_ID_GROUP_BIT) || index == 0 ||
+        index > shard->group_count)
+        return NULL;
+    return &shard->groups[index];
+}
+
+struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_index,
+                                 uint64_t user_id)
+{
+    rush_key key = rush_key_pair((uint64_t)sku_index + 1, user_id);
+    return rush_table_find(&shard->user_limits, &key);
+}
+
+/*
+ * What makes two requests "the same" for an idempotency key: the op and the fields that op
+ * reads, nothing else (tags and unread fields do not count).
+ */
+uint32_t shard__fingerprint(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
+                            uint64_t target_id, int64_t amount)
+{
+    struct {
+        uint64_t op, sku_id, user_id, qty, target_id;
+        int64_t amount;
+    } fields = {.op = op};
+    switch ((enum rush_op)op) {
+    case RUSH_OP_RESERVE:
+        fields.qty = qty; /* fall through */
+    case RUSH_OP_GROUP_OPEN:
+    case RUSH_OP_GROUP_JOIN_ANY:
+        fields.sku_id = sku_id;
+        fields.user_id = user_id;
+        break;
+    case RUSH_OP_GROUP_JOIN:
+        fields.target_id = target_id;
+        fields.user_id = user_id;
+        break;
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+        fields.target_id = target_id;
+        break;
+    case RUSH_OP_ADJUST:
+        fields.amount = amount; /* fall through */
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+        fields.sku_id = sku_id;
+        break;
+    case RUSH_OP_NONE:
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    return (uint32_t)XXH3_64bits(&fields, sizeof(fields));
+}
+
+int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
+{
+    return sku->def.price_fen * (int64_t)qty;
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+void shard__flush(struct rush_shard *shard)
+{
+    if (shard->event_count == 0)
+        return;
+    if (shard->sink != NULL)
+        shard->sink(shard->sink_context, shard->index, shard->now_ns, shard->events,
+                    shard->event_count);
+    shard->event_count = 0;
+}
+
+/* Appends an event to the batch's log and applies it. Callers made room beforehand. */
+void shard__emit(struct rush_shard *shard, const struct rush_event *event)
+{
+    RUSH_ASSERT(shard->event_count < shard->limits.events_buffer_max);
+    shard->events[shard->event_count++] = *event;
+    count_one(&shard->stats.events);
+    shard__apply(shard, event);
+}
+
+void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
+{
+    if (now_ns > shard->now_ns)
+        shard->now_ns = now_ns;
+    count_one(&shard->stats.batches);
+    uint32_t due_count = rush_timer_wheel_advance(&shard->timers, shard->now_ns, shard->due);
+    for (uint32_t i = 0; i < due_count; i++) {
+        if (shard->event_count + EVENTS_PER_DECISION_MAX > shard->limits.events_buffer_max)
+            shard__flush(shard);
+        uint32_t handle = shard->due[i];
+        if (handle <= shard->limits.orders_max) {
+            struct order *order = &shard->orders[handle];
+            if (order->state != RUSH_ORDER_RESERVED)
+                continue; /* confirmed or cancelled before its TTL: lazily cancelled timer */
+            struct sku_state *sku = &shard->skus[order->sku_index];
+            shard__emit(shard, &(struct rush_event){
+                                   .type = RUSH_EV_ORDER_EXPIRED,
+                                   .qty = order->qty,
+                                   .order_id = order_id_of(shard, handle),
+                                   .sku_id = sku->def.id,
+                                   .user_id = order->user_id,
+                                   .amount = shard__price_of(sku, order->qty),
+                               });
+        } else {
+            group__deadline(shard, handle - shard->limits.orders_max - 1);
+        }
+        count_one(&shard->stats.timers_fired);
+    }
+}
+
+void rush_shard_end(struct rush_shard *shard)
+{
+    shard__flush(shard);
+}
+
+/* ---- apply: the only code that changes state --------------------------------------------- */
+
+static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t user_id,
+                       uint32_t qty)
+{
+    if (!sku->def.unlimited) {
+        RUSH_ASSERT(sku->available >= qty);
+        sku->available -= qty;
+    }
+    sku->reserved += qty;
+    uint32_t sku_index = (uint32_t)(sku - shard->skus);
+    struct limit_entry *limit = shard__limit(shard, sku_index, user_id);
+    if (limit == NULL) {
+        rush_key key = rush_key_pair((uint64_t)sku_index + 1, user_id);
+        limit = rush_table_insert(&shard->user_limits, &key);
+        RUSH_ASSERT(limit != NULL); /* decisions check room first */
+    }
+    limit->held += qty;
+}
+
+static void return_stock(struct rush_shard *shard, struct order *order, uint8_t state)
+{
+    RUSH_ASSERT(order->state == RUSH_ORDER_RESERVED);
+    struct sku_state *sku = &shard->skus[order->sku_index];
+    sku->reserved -= order->qty;
+    if (!sku->def.unlimited)
+        sku->available += order->qty;
+    struct limit_entry *limit = shard__limit(shard, order->sku_index, order->user_id);
+    RUSH_ASSERT(limit != NULL && limit->held >= order->qty);
+    limit->held -= order->qty;
+    order->state = state;
+}
+
+static void seat_add(struct rush_shard *shard, uint32_t group_index, uint32_t order_index)
+{
+    struct group *group = &shard->groups[group_index];
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN && group->seats < sku->def.group_size);
+    if (group->seats > 0)
+        group__bucket_remove(shard, sku, group_index);
+    if (group->member_last == NONE)
+        group->member_first = order_index;
+    else
+        shard->orders[group->member_last].member_next = order_index;
+    group->member_last = order_index;
+    group->seats++;
+    if (group->seats < sku->def.group_size)
+        group__bucket_insert(shard, sku, group_index);
+}
+
+static void apply_reserved(struct rush_shard *shard, const struct rush_event *event)
+{
+    struct sku_state *sku = shard__sku(shard, event->sku_id);
+    uint64_t index = event->order_id & ID_INDEX_MASK;
+    RUSH_ASSERT(sku != NULL && index == (uint64_t)shard->order_count + 1);
+    RUSH_ASSERT(index <= shard->limits.orders_max);
+    shard->order_count = (uint32_t)index;
+    struct order *order = &shard->orders[index];
+    *order = (struct order){.user_id = event->user_id,
+                            .sku_index = (uint32_t)(sku - shard->skus),
+                            .qty = event->qty,
+                            .group_index = NONE,
+                            .member_next = NONE,
+                            .state = RUSH_ORDER_RESERVED};
+    take_stock(shard, sku, event->user_id, event->qty);
+    if (event->group_id != 0) {
+        order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
+        seat_add(shard, order->group_index, (uint32_t)index);
+    } else if (sku->def.pay_ttl_ns > 0) {
+        rush_timer_wheel_add(&shard->timers, (uint32_t)index, shard->now_ns + sku->def.pay_ttl_ns);
+    }
+}
+
+static void apply_group_opened(struct rush_shard *shard, const struct rush_event *event)
+{
+    struct sku_state *sku = shard__sku(shard, event->sku_id);
+    uint64_t index = event->group_id & ID_INDEX_MASK;
+    RUSH_ASSERT(sku != NULL && index == (uint64_t)shard->group_count + 1);
+    RUSH_ASSERT(index <= shard->limits.groups_max);
+    shard->group_count = (uint32_t)index;
+    shard->groups[index] = (struct group){.deadline_ns = event->amount,
+                                          .sku_index = (uint32_t)(sku - shard->skus),
+                                          .member_first = NONE,
+                                          .member_last = NONE,
+                                          .bucket_prev = NONE,
+                                          .bucket_next = NONE,
+                                          .state = RUSH_GROUP_OPEN};
+    sku->groups_open++;
+    rush_timer_wheel_add(&shard->timers, group_timer_handle(shard, (uint32_t)index), event->amount);
+    struct rush_event seat = *event;
+    seat.type = RUSH_EV_ORDER_RESERVED;
+    seat.amount = shard__price_of(sku, event->qty);
+    apply_reserved(shard, &seat);
+}
+
+static void apply_group_closed(struct rush_shard *shard, const struct rush_event *event,
+                               uint8_t state)
+{
+    struct group *group = shard__group(shard, event->group_id);
+    RUSH_ASSERT(group != NULL && group->state == RUSH_GROUP_OPEN);
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    if (group->seats < sku->def.group_size)
+        group__bucket_remove(shard, sku, (uint32_t)(group - shard->groups));
+    group->state = state;
+    sku->groups_open--;
+    if (state == RUSH_GROUP_COMPLETED) {
+        group->virtual_seats = (uint8_t)event->qty;
+        sku->virtual_used += event->qty;
+    }
+}
+
+/* Makes an absent SKU, or redefines one: stock_total follows def.stock, never below held. */
+static void apply_sku_put(struct rush_shard *shard, const struct rush_sku *def)
+{
+    struct sku_state *sku = shard__sku(shard, def->id);
+    if (sku == NULL) {
+        rush_key key = rush_key_pair(0, def->id);
+        struct sku_entry *entry = rush_table_insert(&shard->sku_ids, &key);
+        RUSH_ASSERT(entry != NULL && shard->sku_count < shard->limits.skus_max);
+        entry->index = shard->sku_count++;
+        sku = &shard->skus[entry->index];
+        for (int k = 0; k < RUSH_GROUP_SIZE_MAX; k++)
+            sku->bucket_head[k] = sku->bucket_tail[k] = NONE;
+    }
+    sku->def = *def;
+    int64_t held = sku->reserved + sku->confirmed;
+    sku->stock_total = def->unlimited ? held : def->stock;
+    sku->available = def->unlimited ? 0 : def->stock - held;
+    RUSH_ASSERT(sku->available >= 0);
+}
+
+static void apply_sku_part(struct rush_shard *shard, const struct rush_event *event)
+{
+    uint32_t part = event->qty;
+    RUSH_ASSERT(part < RUSH_SKU_PUT_PARTS && part == shard->sku_parts_seen);
+    size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;
+    size_t bytes = sizeof(struct rush_sku) - offset;
+    if (bytes > RUSH_SKU_PART_BYTES)
+        bytes = RUSH_SKU_PART_BYTES;
+    memcpy((uint8_t *)&shard->sku_pending + offset, event->payload, bytes);
+    if (++shard->sku_parts_seen == RUSH_SKU_PUT_PARTS)
+        apply_sku_put(shard, &shard->sku_pending);
+}
+
+/* Writes the idempotency entry of a decision: after its state change, so `remaining` is right. */
+static void remember(struct rush_shard *shard, const struct rush_event *event)
+{
+    uint64_t target = event->op == RUSH_OP_GROUP_JOIN ? event->group_id
+                      : (event->op == RUSH_OP_CONFIRM || event->op == RUSH_OP_CANCEL)
+                          ? event->order_id
+                          : 0;
+    struct key_entry *entry = rush_table_insert(&shard->keys, &event->key);
+    RUSH_ASSERT(entry != NULL); /* decisions check room first */
+    entry->fingerprint = shard__fingerprint(event->op, event->sku_id, event->user_id, event->qty,
+                                            target, event->amount);
+    entry->op = event->op;
+    entry->outcome = event->outcome;
+    entry->order_id = event->order_id;
+    const struct sku_state *sku = shard__sku(shard, event->sku_id);
+    entry->remaining = sku && !sku->def.unlimited ? sku->available : 0;
+}
+
+void shard__apply(struct rush_shard *shard, const struct rush_event *event)
+{
+    struct order *order = shard__order(shard, event->order_id);
+    struct sku_state *sku = shard__sku(shard, event->sku_id);
+    switch ((enum rush_event_type)event->type) {
+    case RUSH_EV_REJECTED:
+    case RUSH_EV_REFUND_DUE:
+        break;
+    case RUSH_EV_ORDER_RESERVED:
+        apply_reserved(shard, event);
+        break;
+    case RUSH_EV_ORDER_CONFIRMED:
+        RUSH_ASSERT(order != NULL && order->state == RUSH_ORDER_RESERVED);
+        order->state = RUSH_ORDER_CONFIRMED;
+        shard->skus[order->sku_index].reserved -= order->qty;
+        shard->skus[order->sku_index].confirmed += order->qty;
+        break;
+    case RUSH_EV_ORDER_RELEASED:
+        RUSH_ASSERT(order != NULL);
+        return_stock(shard, order, RUSH_ORDER_RELEASED);
+        break;
+    case RUSH_EV_ORDER_EXPIRED:
+        RUSH_ASSERT(order != NULL);
+        return_stock(shard, order, RUSH_ORDER_EXPIRED);
+        break;
+    case RUSH_EV_GROUP_OPENED:
+        apply_group_opened(shard, event);
+        break;
+    case RUSH_EV_GROUP_COMPLETED:
+        apply_group_closed(shard, event, RUSH_GROUP_COMPLETED);
+        break;
+    case RUSH_EV_GROUP_FAILED:
+        apply_group_closed(shard, event, RUSH_GROUP_FAILED);
+        break;
+    case RUSH_EV_STOCK_ADJUSTED:
+        RUSH_ASSERT(sku != NULL && sku->available + event->amount >= 0);
+        sku->stock_total += event->amount;
+        sku->available += event->amount;
+        break;
+    case RUSH_EV_SKU_PAUSED:
+    case RUSH_EV_SKU_RESUMED:
+        RUSH_ASSERT(sku != NULL);
+        sku->def.paused = event->type == RUSH_EV_SKU_PAUSED;
+        break;
+    case RUSH_EV_SKU_PUT:
+        shard->sku_parts_seen = 0;
+        break;
+    case RUSH_EV_SKU_PART:
+        apply_sku_part(shard, event);
+        break;
+    case RUSH_EV_NONE:
+    case RUSH_EV_TYPE_COUNT_:
+        RUSH_ASSERT(!"unknown event type");
+        break;
+    }
+    if (event->flags & RUSH_EVENT_DECISION)
+        remember(shard, event);
+}
+
+void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct rush_event *event)
+{
+    if (time_ns > shard->now_ns)
+        shard->now_ns = time_ns;
+    /* Timers were fired live and their events are in the log; advance without firing twice. */
+    rush_timer_wheel_advance(&shard->timers, shard->now_ns, shard->due);
+    shard__apply(shard, event);
+}
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+/* The answer of a remembered decision: the same bytes for the original and for every retry. */
+void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
+                   const struct rush_request *request, struct rush_result *result)
+{
+    result->outcome = entry->outcome;
+    result->reason = entry->reason;
+    result->order_id = entry->order_id;
+    result->remaining = entry->remaining;
+    const struct order *order = shard__order(shard, entry->order_id);
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (order != NULL) {
+        result->qty = order->qty;
+        sku = &shard->skus[order->sku_index];
+        if (order->group_index != NONE)
+            result->group_id = group_id_of(shard, order->group_index);
+    } else if (request->op == RUSH_OP_GROUP_JOIN) {
+        result->group_id = request->target_id;
+    }
+    if (sku != NULL && sku->def.unlimited)
+        result->flags |= RUSH_RESULT_UNLIMITED;
+}
+
+/* ---- check and digest --------------------------------------------------------------------- */
+
+#define CHECK(condition, ...)                                                                      \
+    do {                                                                                           \
+        if (!(condition)) {                                                                        \
+            snprintf(why, why_size, __VA_ARGS__);                                                  \
+            return RUSH_ECORRUPT;                                                                  \
+        }                                                                                          \
+    } while (0)
+
+/* Sums of held stock recomputed from the orders, one pair per SKU. */
+struct held_sums {
+    int64_t reserved;
+    int64_t confirmed;
+};
+
+static int check_skus(const struct rush_shard *shard, const struct held_sums *sums, char *why,
+                      size_t why_size)
+{
+    for (uint32_t i = 0; i < shard->sku_count; i++) {
+        const struct sku_state *sku = &shard->skus[i];
+        uint64_t id = sku->def.id;
+        CHECK(sku->reserved == sums[i].reserved && sku->confirmed == sums[i].confirmed,
+              "sku %lu: reserved %ld confirmed %ld but orders hold %ld and %ld", id, sku->reserved,
+              sku->confirmed, sums[i].reserved, sums[i].confirmed);
+        if (sku->def.unlimited)
+            continue;
+        CHECK(sku->available >= 0 && sku->reserved >= 0 && sku->confirmed >= 0,
+              "sku %lu: negative ledger", id);
+        CHECK(sku->stock_total == sku->available + sku->reserved + sku->confirmed,
+              "sku %lu: oversold: total %ld != available %ld + reserved %ld + confirmed %ld", id,
+              sku->stock_total, sku->available, sku->reserved, sku->confirmed);
+    }
+    return 0;
+}
+
+static int check_groups(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    uint32_t *open = calloc(shard->sku_count + 1, sizeof(uint32_t));
+    RUSH_ASSERT(open != NULL); /* a checking aid, not the decision path */
+    int rc = 0;
+    for (uint32_t g = 1; g <= shard->group_count && rc == 0; g++) {
+        const struct group *group = &shard->groups[g];
+        uint32_t size = shard->skus[group->sku_index].def.group_size;
+        uint32_t members = 0;
+        for (uint32_t o = group->member_first; o != NONE && members <= size;
+             o = shard->orders[o].member_next)
+            members++;
+        open[group->sku_index] += group->state == RUSH_GROUP_OPEN;
+        if (members != group->seats || group->seats > size ||
+            (group->state == RUSH_GROUP_OPEN && group->seats >= size) ||
+            (group->state == RUSH_GROUP_COMPLETED && group->seats + group->virtual_seats != size)) {
+            snprintf(why, why_size, "group %u: %u members, %u seats, %u virtual, size %u, state %u",
+                     g, members, group->seats, group->virtual_seats, size, group->state);
+            rc = RUSH_ECORRUPT;
+        }
+    }
+    for (uint32_t i = 0; i < shard->sku_count && rc == 0; i++) {
+        if (open[i] != shard->skus[i].groups_open) {
+            snprintf(why, why_size, "sku %lu: %u open groups counted, %u recorded",
+                     shard->skus[i].def.id, open[i], shard->skus[i].groups_open);
+            rc = RUSH_ECORRUPT;
+        }
+    }
+    free(open);
+    return rc;
+}
+
+/* Invariant 2: each (sku, user) entry holds what that user's live orders hold. */
+static int check_limits(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    uint64_t entries_held = 0, orders_held = 0;
+    for (uint32_t s = 0; s < shard->user_limits.slot_count; s++) {
+        const struct limit_entry *entry = rush_table_slot(&shard->user_limits, s);
+        if (entry != NULL)
+            entries_held += entry->held;
+    }
+    for (uint32_t o = 1; o <= shard->order_count; o++) {
+        const struct order *order = &shard->orders[o];
+        if (order->state == RUSH_ORDER_RESERVED || order->state == RUSH_ORDER_CONFIRMED)
+            orders_held += order->qty;
+    }
+    CHECK(entries_held == orders_held, "user limits hold %lu units, orders hold %lu", entries_held,
+          orders_held);
+    return 0;
+}
+
+int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    struct held_sums *sums = calloc(shard->sku_count + 1, sizeof(*sums));
+    RUSH_ASSERT(sums != NULL);
+    for (uint32_t o = 1; o <= shard->order_count; o++) {
+        const struct order *order = &shard->orders[o];
+        if (order->state == RUSH_ORDER_RESERVED)
+            sums[order->sku_index].reserved += order->qty;
+        if (order->state == RUSH_ORDER_CONFIRMED)
+            sums[order->sku_index].confirmed += order->qty;
+    }
+    int rc = check_skus(shard, sums, why, why_size);
+    free(sums);
+    if (rc == 0)
+        rc = check_groups(shard, why, why_size);
+    if (rc == 0)
+        rc = check_limits(shard, why, why_size);
+    return rc;
+}
+
+/* Sum of per-entry hashes: the same whatever slot each entry landed in. */
+static uint64_t table_digest(const struct rush_table *table)
+{
+    uint64_t sum = 0;
+    for (uint32_t s = 0; s < table->slot_count; s++) {
+        const void *entry = rush_table_slot(table, s);
+        if (entry != NULL)
+            sum += XXH3_64bits(entry, table->entry_bytes);
+    }
+    return sum;
+}
+
+uint64_t rush_shard_digest(const struct rush_shard *shard)
+{
+    XXH3_state_t *state = XXH3_createState();
+    RUSH_ASSERT(state != NULL);
+    XXH3_64bits_reset(state);
+    XXH3_64bits_update(state, &shard->now_ns, sizeof(shard->now_ns));
+    XXH3_64bits_update(state, shard->skus, sizeof(*shard->skus) * shard->sku_count);
+    XXH3_64bits_update(state, shard->orders, sizeof(*shard->orders) * (shard->order_count + 1));
+    XXH3_64bits_update(state, shard->groups, sizeof(*shard->groups) * (shard->group_count + 1));
+    uint64_t tables[3] = {table_digest(&shard->sku_ids), table_digest(&shard->keys),
+                          table_digest(&shard->user_limits)};
+    XXH3_64bits_update(state, tables, sizeof(tables));
+    uint64_t digest = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    return digest;
+}
+
+/* ---- figures ------------------------------------------------------------------------------ */
+
+const struct rush_shard_stats *rush_shard_stats(const struct rush_shard *shard)
+{
+    return &shard->stats;
+}
+
+int64_t rush_shard_now(const struct rush_shard *shard)
+{
+    return shard->now_ns;
+}
+
+void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory *memory)
+{
+    const struct rush_shard_limits *limits = &shard->limits;
+    uint64_t timer_bytes = rush_timer_wheel_bytes(&shard->timers);
+    memory->total_bytes = sizeof(*shard) + (uint64_t)limits->skus_max * sizeof(*shard->skus) +
+                          ((uint64_t)limits->orders_max + 1) * sizeof(struct order) +
+                          ((uint64_t)limits->groups_max + 1) * sizeof(struct group) +
+                          ((uint64_t)limits->orders_max + limits->groups_max + 2) * 4 +
+                          (uint64_t)limits->events_buffer_max * sizeof(struct rush_event) +
+                          rush_table_bytes(&shard->sku_ids) + rush_table_bytes(&shard->keys) +
+                          rush_table_bytes(&shard->user_limits) + timer_bytes;
+    /* An order: its record, its timer (next, deadline, state) and its slot in the due scratch. */
+    memory->order_bytes_each = sizeof(struct order) + 4 + 8 + 1 + 4;
+    memory->key_bytes_each = rush_table_bytes(&shard->keys) / shard->keys.capacity;
+}
+
+int rush_shard_ledger(const struct rush_shard *shard, uint64_t sku_id,
+                      struct rush_sku_ledger *ledger)
+{
+    const struct sku_state *sku = shard__sku(shard, sku_id);
+    if (sku == NULL)
+        return -ENOENT;
+    *ledger = (struct rush_sku_ledger){.stock_total = sku->stock_total,
+                                       .available = sku->available,
+                                       .reserved = sku->reserved,
+                                       .confirmed = sku->confirmed,
+                                       .groups_open = sku->groups_open,
+                                       .virtual_used = sku->virtual_used,
+                                       .unlimited = sku->def.unlimited,
+                                       .paused = sku->def.paused};
+    return 0;
+}
+
+uint32_t rush_shard_user_held(const struct rush_shard *shard, uint64_t sku_id, uint64_t user_id)
+{
+    const struct sku_state *sku = shard__sku(shard, sku_id);
+    if (sku == NULL)
+        return 0;
+    const struct limit_entry *limit = shard__limit(shard, (uint32_t)(sku - shard->skus), user_id);
+    return limit ? limit->held : 0;
+}

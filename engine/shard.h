@@ -1,0 +1,108 @@
+/*
+ * shard.h — one shard: the single-threaded, deterministic flash-sale and group-buy state machine.
+ *
+ * Workload: every decision about the SKUs hashed to this shard — millions of reserves a second
+ * on a handful of hot SKUs at midnight, group joins, confirms from payment, pay-TTL expiries —
+ * on one thread with no locks. Sized at creation; nothing is allocated while deciding.
+ *
+ * How state changes: a decision validates a request against the state and emits events; each
+ * event is applied at once by rush_shard__apply(), the only code that mutates state. Recovery
+ * feeds logged events to rush_shard_apply() and so runs the same code. Time is an input: a batch
+ * is opened with rush_shard_begin(now), which fires the timers due by then; every decision of the
+ * batch sees that one time.
+ *
+ * Invariants (checked by rush_shard_check()):
+ *   1. Ledger: per limited SKU, stock_total = available + reserved + confirmed, each >= 0.
+ *      reserved and confirmed equal the sums over the SKU's orders in those states.
+ *   2. Limits: a user's held quantity for a SKU (reserved + confirmed) equals the sum over
+ *      their orders and never exceeds user_qty_max at the time it was taken.
+ *   3. Groups: an open group has 1..N-1 seats; a completed group has N seats counting virtual
+ *      ones; seats equal its member orders; a SKU's open-group count matches its buckets.
+ *   4. Dedup: each idempotency key has one entry; a key's entry never changes once written.
+ *
+ * Thread: owned by one shard thread (the engine's) or by one test/recovery thread.
+ */
+#ifndef RUSH_SHARD_H
+#define RUSH_SHARD_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "rush/engine.h"
+#include "rush/types.h"
+
+struct rush_shard;
+
+struct rush_shard_config {
+    uint32_t index;
+    struct rush_shard_limits limits;
+    uint64_t seed;    /* hash-table seed; decisions never depend on it */
+    int64_t start_ns; /* engine time at creation (the timer wheel's origin) */
+    rush_event_sink_fn sink;
+    void *sink_context;
+};
+
+/* Counters, written by the owner with relaxed atomics so other threads may read them. */
+struct rush_shard_stats {
+    _Atomic uint64_t requests;
+    _Atomic uint64_t duplicates;
+    _Atomic uint64_t events;
+    _Atomic uint64_t batches;
+    _Atomic uint64_t timers_fired;
+    _Atomic uint64_t outcomes[RUSH_OUTCOME_COUNT_];
+};
+
+RUSH_MUST_USE int rush_shard_create(const struct rush_shard_config *config,
+                                    struct rush_shard **out);
+void rush_shard_destroy(struct rush_shard *shard);
+
+/* Opens a batch at engine time now_ns (clamped to never go back) and fires the timers due. */
+void rush_shard_begin(struct rush_shard *shard, int64_t now_ns);
+/* Decides one request of the open batch. */
+void rush_shard_decide(struct rush_shard *shard, const struct rush_request *request,
+                       struct rush_result *result);
+/* Creates or redefines a SKU (admin sku_put) in the open batch. */
+void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
+                        struct rush_result *result);
+/* Closes the batch: hands the remaining events to the sink. */
+void rush_shard_end(struct rush_shard *shard);
+
+/* Recovery: applies one logged event at its batch's time, as the live decision did. */
+void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct rush_event *event);
+
+/* Verifies invariants 1-4 by walking every table: O(state). 0, or RUSH_ECORRUPT with why. */
+RUSH_MUST_USE int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size);
+/* A digest of the whole state, independent of hash seeds and table layout. */
+uint64_t rush_shard_digest(const struct rush_shard *shard);
+
+const struct rush_shard_stats *rush_shard_stats(const struct rush_shard *shard);
+int64_t rush_shard_now(const struct rush_shard *shard);
+
+/* Bytes allocated, and the share per order and per idempotency entry (for the 64-byte budget). */
+struct rush_shard_memory {
+    uint64_t total_bytes;
+    uint64_t order_bytes_each; /* order record + its timer */
+    uint64_t key_bytes_each;   /* idempotency entry at the table's load factor */
+};
+void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory *memory);
+
+/* A SKU's ledger, for tests and tools. 0, or -ENOENT. */
+struct rush_sku_ledger {
+    int64_t stock_total;
+    int64_t available;
+    int64_t reserved;
+    int64_t confirmed;
+    uint32_t groups_open;
+    uint32_t virtual_used;
+    bool unlimited;
+    bool paused;
+};
+RUSH_MUST_USE int rush_shard_ledger(const struct rush_shard *shard, uint64_t sku_id,
+                                    struct rush_sku_ledger *ledger);
+/* The quantity a user holds (reserved + confirmed) of a SKU. */
+uint32_t rush_shard_user_held(const struct rush_shard *shard, uint64_t sku_id, uint64_t user_id);
+
+/* The engine's shard `index`, for tests and tools: read it only while no batch is in flight. */
+struct rush_shard *rush_engine_shard(struct rush_engine *engine, uint32_t index);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * shard_internal.h — the shard's records, shared by its files:
+ *   shard.c   life cycle, apply (the only mutator), queries, check, digest
+ *   decide.c  requests -> events: validation and the order machine
+ *   group.c   the group machine: seats, completion, deadline policy
+ *
+ * Records are indexed, not pointed to: an order's or group's index is the low bits of its id
+ * (index 0 is never used), a SKU's index is its put order. Indexes are deterministic given the
+ * inputs, so two replicas fed the same events lay out the same arrays.
+ */
+#ifndef RUSH_SHARD_INTERNAL_H
+#define RUSH_SHARD_INTERNAL_H
+
+#include "ring.h"
+#include "shard.h"
+#include "table.h"
+#include "timer.h"
+
+#define NONE UINT32_MAX
+#define RUSH_QTY_MAX 1000000u
+#define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 2) /* a group failing */
+#define TIMER_SLOTS 65536
+#define TIMER_TICK_NS 1000000 /* 1 ms */
+#define ID_INDEX_MASK ((UINT64_C(1) << 55) - 1)
+
+struct sku_state {
+    struct rush_sku def;
+    int64_t stock_total;
+    int64_t available;
+    int64_t reserved;
+    int64_t confirmed;
+    uint32_t groups_open;
+    uint32_t virtual_used;
+    /* Open groups with k seats taken sit in list k (1..N-1), oldest first. */
+    uint32_t bucket_head[RUSH_GROUP_SIZE_MAX];
+    uint32_t bucket_tail[RUSH_GROUP_SIZE_MAX];
+};
+
+struct order {
+    uint64_t user_id;
+    uint32_t sku_index;
+    uint32_t qty;
+    uint32_t group_index; /* NONE for a flash-sale order */
+    uint32_t member_next; /* next seat of the same group, NONE at the end */
+    uint8_t state;        /* enum rush_order_state */
+    uint8_t pad[7];
+};
+static_assert(sizeof(struct order) == 32, "order record stays small");
+
+struct group {
+    int64_t deadline_ns;
+    uint32_t sku_index;
+    uint32_t member_first;
+    uint32_t member_last;
+    uint32_t bucket_prev;
+    uint32_t bucket_next;
+    uint8_t seats; /* real seats taken */
+    uint8_t state; /* enum rush_group_state */
+    uint8_t virtual_seats;
+    uint8_t pad[1];
+};
+static_assert(sizeof(struct group) == 32, "group record stays small");
+
+/* Idempotency entry: the key, a fingerprint of the request, and what is needed to answer again. */
+struct key_entry {
+    rush_key key;
+    uint32_t fingerprint;
+    uint8_t op;
+    uint8_t outcome;
+    uint8_t reason;
+    uint8_t pad;
+    uint64_t order_id;
+    int64_t remaining;
+};
+static_assert(sizeof(struct key_entry) == 40, "idempotency entry stays small");
+
+struct limit_entry { /* key: (sku index + 1, user) */
+    rush_key key;
+    uint32_t held;
+    uint32_t pad;
+};
+
+struct sku_entry { /* key: (0, sku id) */
+    rush_key key;
+    uint32_t index;
+    uint32_t pad;
+};
+
+struct rush_shard {
+    uint32_t index;
+    struct rush_shard_limits limits;
+    int64_t now_ns;
+    uint32_t sku_count;
+    uint32_t order_count; /* orders created; the last has index order_count */
+    uint32_t group_count;
+    struct sku_state *skus;
+    struct order *orders;
+    struct group *groups;
+    struct rush_table sku_ids;
+    struct rush_table keys;
+    struct rush_table user_limits;
+    struct rush_timer_wheel timers;
+    uint32_t *due; /* scratch for timers firing */
+    struct rush_event *events;
+    uint32_t event_count;
+    struct rush_sku sku_pending; /* assembled from SKU_PUT parts while applying */
+    uint32_t sku_parts_seen;
+    rush_event_sink_fn sink;
+    void *sink_context;
+    struct rush_shard_stats stats;
+};
+
+/* An outcome with its reason, as a decision returns it. */
+struct verdict {
+    uint8_t outcome;
+    uint8_t reason;
+};
+
+static inline struct verdict verdict_of(enum rush_outcome outcome)
+{
+    return (struct verdict){.outcome = (uint8_t)outcome};
+}
+
+static inline struct verdict invalid_because(enum rush_reason reason)
+{
+    return (struct verdict){.outcome = RUSH_INVALID, .reason = (uint8_t)reason};
+}
+
+static inline void count_one(_Atomic uint64_t *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Timer handles: order i is handle i; group g is handle orders_max + 1 + g. */
+static inline uint32_t group_timer_handle(const struct rush_shard *shard, uint32_t group_index)
+{
+    return shard->limits.orders_max + 1 + group_index;
+}
+
+static inline uint64_t order_id_of(const struct rush_shard *shard, uint32_t index)
+{
+    return ((uint64_t)shard->index << RUSH_ID_SHARD_SHIFT) | index;
+}
+
+static inline uint64_t group_id_of(const struct rush_shard *shard, uint32_t index)
+{
+    return ((uint64_t)shard->index << RUSH_ID_SHARD_SHIFT) | RUSH_ID_GROUP_BIT | index;
+}
+
+/* shard.c */
+struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id);
+struct order *shard__order(const struct rush_shard *shard, uint64_t order_id);
+struct group *shard__group(const struct rush_shard *shard, uint64_t group_id);
+struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_index,
+                                 uint64_t user_id);
+uint32_t shard__fingerprint(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
+                            uint64_t target_id, int64_t amount);
+void shard__emit(struct rush_shard *shard, const struct rush_event *event);
+void shard__flush(struct rush_shard *shard);
+void shard__apply(struct rush_shard *shard, const struct rush_event *event);
+int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
+void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
+                   const struct rush_request *request, struct rush_result *result);
+
+/* group.c */
+struct verdict group__open(struct rush_shard *shard, const struct rush_request *request,
+                           struct sku_state *sku);
+struct verdict group__join(struct rush_shard *shard, const struct rush_request *request);
+struct verdict group__join_any(struct rush_shard *shard, const struct rush_request *request);
+void group__deadline(struct rush_shard *shard, uint32_t group_index);
+void group__bucket_remove(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index);
+void group__bucket_insert(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index);
+
+/* decide.c */
+struct verdict decide__sale_window(const struct rush_shard *shard, const struct sku_state *sku);
+struct verdict decide__can_hold(const struct rush_shard *shard, const struct sku_state *sku,
+                                uint64_t user_id, uint32_t qty);
+struct rush_event decide__event(const struct rush_request *request, uint8_t type);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * table.c — see table.h for the workload, shape and invariants.
+ */
+#include "table.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "rush/assert.h"
+
+static const rush_key zero_key;
+
+bool rush_key_is_zero(const rush_key *key)
+{
+    return memcmp(key, &zero_key, sizeof(*key)) == 0;
+}
+
+int rush_table_init(struct rush_table *table, uint32_t capacity, uint32_t entry_bytes,
+                    uint64_t seed)
+{
+    RUSH_ASSERT(entry_bytes >= sizeof(rush_key) && entry_bytes % 8 == 0);
+    if (capacity == 0 || capacity > UINT32_MAX / 2)
+        return RUSH_ECONFIG;
+    uint64_t slot_count = (uint64_t)capacity + capacity / 3 + 1;
+    memset(table, 0, sizeof(*table));
+    table->slots = calloc(slot_count, entry_bytes);
+    if (table->slots == NULL)
+        return -ENOMEM;
+    table->seed = seed;
+    table->entry_bytes = entry_bytes;
+    table->slot_count = (uint32_t)slot_count;
+    table->capacity = capacity;
+    return 0;
+}
+
+void rush_table_free(struct rush_table *table)
+{
+    free(table->slots);
+    memset(table, 0, sizeof(*table));
+}
+
+/* Maps a hash onto [0, slot_count) without a division (multiply-shift). */
+static uint32_t home_of(const struct rush_table *table, const rush_key *key)
+{
+    uint64_t hash = XXH3_64bits_withSeed(key, sizeof(*key), table->seed);
+    return (uint32_t)(((unsigned __int128)hash * table->slot_count) >> 64);
+}
+
+static uint8_t *slot_at(const struct rush_table *table, uint32_t index)
+{
+    return table->slots + (uint64_t)index * table->entry_bytes;
+}
+
+/*
+ * Walks the probe sequence of `key` and stops at its entry or at the first empty slot. The walk
+ * visits at most count + 1 slots (invariant 1).
+ */
+static uint8_t *probe(const struct rush_table *table, const rush_key *key)
+{
+    uint32_t index = home_of(table, key);
+    for (uint32_t step = 0; step <= table->count; step++) {
+        uint8_t *slot = slot_at(table, index);
+        if (memcmp(slot, key, sizeof(*key)) == 0 || rush_key_is_zero((const rush_key *)slot))
+            return slot;
+        index = index + 1 == table->slot_count ? 0 : index + 1;
+    }
+    RUSH_ASSERT(!"probe passed every entry without an empty slot");
+    return NULL;
+}
+
+void *rush_table_find(const struct rush_table *table, const rush_key *key)
+{
+    RUSH_ASSERT(!rush_key_is_zero(key));
+    uint8_t *slot = probe(table, key);
+    return rush_key_is_zero((const rush_key *)slot) ? NULL : slot;
+}
+
+void *rush_table_insert(struct rush_table *table, const rush_key *key)
+{
+    RUSH_ASSERT(!rush_key_is_zero(key));
+    if (rush_table_full(table))
+        return NULL;
+    uint8_t *slot = probe(table, key);
+    RUSH_ASSERT(rush_key_is_zero((const rush_key *)slot)); /* callers insert absent keys only */
+    memcpy(slot, key, sizeof(*key));
+    table->count++;
+    return slot;
+}
+
+void *rush_table_slot(const struct rush_table *table, uint32_t index)
+{
+    RUSH_ASSERT(index < table->slot_count);
+    uint8_t *slot = slot_at(table, index);
+    return rush_key_is_zero((const rush_key *)slot) ? NULL : slot;
+}
+
+uint64_t rush_table_bytes(const struct rush_table *table)
+{
+    return (uint64_t)table->slot_count * table->entry_bytes;
+}

@@ -1,0 +1,76 @@
+/*
+ * table.h — a fixed-capacity, seeded, open-addressing hash table with 128-bit keys.
+ *
+ * Workload: the shard's lookups by key on the decision path (idempotency keys, SKU ids,
+ * (sku, user) limits): one probe sequence per request, millions per second, one thread.
+ *
+ * Shape: `slot_count` entries of `entry_bytes` each, laid out inline; the first 16 bytes of an
+ * entry are its key, an all-zero key marks an empty slot. Linear probing from a position drawn
+ * from XXH3 of the key seeded at start-up, so clients choosing keys cannot aim at one chain.
+ * Entries are never removed (the shard's tables only grow, up to `capacity`), which keeps probing
+ * simple and needs no tombstones.
+ *
+ * Invariants:
+ *   1. count <= capacity < slot_count, so every probe sequence ends at an empty slot.
+ *   2. No entry has an all-zero key.
+ *   3. No decision depends on where an entry sits: callers find, never iterate, except for
+ *      order-independent digests and checks.
+ *
+ * Thread: owned by one shard thread; no locking.
+ */
+#ifndef RUSH_TABLE_H
+#define RUSH_TABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rush/types.h"
+
+struct rush_table {
+    uint8_t *slots;
+    uint64_t seed;
+    uint32_t entry_bytes;
+    uint32_t slot_count;
+    uint32_t capacity;
+    uint32_t count;
+};
+
+/* Allocates room for `capacity` entries at a load factor of at most 3/4. */
+RUSH_MUST_USE int rush_table_init(struct rush_table *table, uint32_t capacity, uint32_t entry_bytes,
+                                  uint64_t seed);
+void rush_table_free(struct rush_table *table);
+
+/* The entry with this key, or NULL. */
+void *rush_table_find(const struct rush_table *table, const rush_key *key);
+
+/*
+ * Inserts an entry for a key that is not present: returns it with the key set and the rest
+ * zeroed, or NULL when the table holds `capacity` entries already.
+ */
+void *rush_table_insert(struct rush_table *table, const rush_key *key);
+
+static inline bool rush_table_full(const struct rush_table *table)
+{
+    return table->count >= table->capacity;
+}
+
+/* The entry at slot `index` (0 <= index < slot_count), or NULL when that slot is empty. */
+void *rush_table_slot(const struct rush_table *table, uint32_t index);
+
+/* Bytes the table holds, for memory accounting. */
+uint64_t rush_table_bytes(const struct rush_table *table);
+
+/* Builds a key from two 64-bit halves. */
+static inline rush_key rush_key_pair(uint64_t high, uint64_t low)
+{
+    rush_key key;
+    for (int i = 0; i < 8; i++) {
+        key.bytes[i] = (uint8_t)(low >> (8 * i));
+        key.bytes[8 + i] = (uint8_t)(high >> (8 * i));
+    }
+    return key;
+}
+
+bool rush_key_is_zero(const rush_key *key);
+
+#endif

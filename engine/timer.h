@@ -1,0 +1,65 @@
+/*
+ * timer.h — the shard's timer wheel: pay-TTL expiries and group deadlines.
+ *
+ * Workload: one timer per reserved order with a pay TTL and one per open group; millions live,
+ * added on the decision path (O(1)), fired in bulk when the engine clock passes them.
+ *
+ * Shape: a hashed wheel of `slot_count` slots (a power of two) of `tick_ns` each. A timer is a
+ * handle (the caller's index of an order or group) with a deadline; it sits in the singly linked
+ * list of slot (deadline tick mod slot_count). Advancing to `now` walks the slots of the ticks
+ * passed (all slots once at most) and takes out the handles whose deadline tick has come; it
+ * returns them sorted by (deadline, handle), so firing order never depends on list order — a
+ * wheel rebuilt in another order (after a snapshot) fires the same way.
+ *
+ * Cancellation is lazy: a timer whose order was confirmed stays in the wheel and the caller
+ * ignores it when it fires. A handle is added at most once in its life.
+ *
+ * Invariants:
+ *   1. A handle is in at most one slot list, and only if its state is SCHEDULED.
+ *   2. Every handle with deadline tick <= last_tick has been returned by advance.
+ *
+ * Thread: owned by one shard thread.
+ */
+#ifndef RUSH_TIMER_H
+#define RUSH_TIMER_H
+
+#include <stdint.h>
+
+#include "rush/types.h"
+
+#define RUSH_TIMER_NONE UINT32_MAX
+
+struct rush_timer_wheel {
+    uint32_t *heads;      /* slot_count list heads */
+    uint32_t *next;       /* per handle: next in its slot list */
+    int64_t *deadline_ns; /* per handle */
+    uint8_t *state;       /* per handle: idle, scheduled or fired */
+    uint32_t handles_max;
+    uint32_t slot_count;
+    int64_t tick_ns;
+    int64_t last_tick; /* every tick up to this one has been advanced over */
+    uint32_t scheduled_count;
+};
+
+RUSH_MUST_USE int rush_timer_wheel_init(struct rush_timer_wheel *wheel, uint32_t handles_max,
+                                        uint32_t slot_count, int64_t tick_ns, int64_t now_ns);
+void rush_timer_wheel_free(struct rush_timer_wheel *wheel);
+
+/* Schedules `handle` (< handles_max, never scheduled before) to fire at deadline_ns. */
+void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64_t deadline_ns);
+
+/*
+ * Takes out every timer whose deadline tick has wholly passed by now_ns (so deadline < now_ns,
+ * fired at most one tick late, never early), stores the handles in due[] (room for handles_max)
+ * sorted by (deadline, handle), and returns how many.
+ */
+uint32_t rush_timer_wheel_advance(struct rush_timer_wheel *wheel, int64_t now_ns, uint32_t *due);
+
+static inline int64_t rush_timer_deadline(const struct rush_timer_wheel *wheel, uint32_t handle)
+{
+    return wheel->deadline_ns[handle];
+}
+
+uint64_t rush_timer_wheel_bytes(const struct rush_timer_wheel *wheel);
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * The shard state machine, one rule at a time: every op and outcome of DESIGN.md section 4,
+ * their boundaries, and hostile arguments. The model test drives long random sequences;
+ * these pin down each rule by name.
+ */
+#include <criterion/criterion.h>
+
+#include "support.h"
+
+static struct recorder recorder;
+static struct rush_shard *shard;
+
+static void setup(void)
+{
+    recorder_init(&recorder, 1 << 16);
+    shard = shard_new(small_limits(), 42, &recorder);
+}
+
+static void teardown(void)
+{
+    char why[256] = "";
+    int rc = rush_shard_check(shard, why, sizeof(why));
+    rush_shard_destroy(shard);
+    recorder_free(&recorder);
+    cr_assert_eq(rc, 0, "invariant broken: %s", why);
+}
+
+TestSuite(shard, .init = setup, .fini = teardown);
+
+static struct rush_result reserve(uint64_t sku, uint64_t user, uint32_t qty, uint64_t key)
+{
+    return decide_at(shard, T0_NS, request_of(RUSH_OP_RESERVE, sku, user, qty, 0, key));
+}
+
+static struct rush_sku_ledger ledger(uint64_t sku)
+{
+    struct rush_sku_ledger l;
+    cr_assert_eq(rush_shard_ledger(shard, sku, &l), 0);
+    return l;
+}
+
+Test(shard, reserve_takes_stock_and_names_the_order)
+{
+    cr_assert_eq(put_at(shard, T0_NS, sku_solo(1, 10)).outcome, RUSH_OK);
+    struct rush_result r = reserve(1, 7, 3, 1);
+    cr_assert_eq(r.outcome, RUSH_OK);
+    cr_assert_eq(r.remaining, 7);
+    cr_assert_eq(r.qty, 3);
+    cr_assert_neq(r.order_id, 0);
+    struct rush_sku_ledger l = ledger(1);
+    cr_assert_eq(l.available, 7);
+    cr_assert_eq(l.reserved, 3);
+    cr_assert_eq(rush_shard_user_held(shard, 1, 7), 3);
+    struct rush_result q =
+        decide_at(shard, T0_NS, request_of(RUSH_OP_QUERY_ORDER, 0, 0, 0, r.order_id, 0));
+    cr_assert_eq(q.outcome, RUSH_OK);
+    cr_assert_eq(q.state, RUSH_ORDER_RESERVED);
+    cr_assert_eq(q.reserved, 7);  /* user */
+    cr_assert_eq(q.confirmed, 1); /* sku */
+}
+
+Test(shard, no_oversell_the_last_unit_goes_to_exactly_one_buyer)
+{
+    put_at(shard, T0_NS, sku_solo(1, 2));
+    cr_assert_eq(reserve(1, 1, 1, 1).outcome, RUSH_OK);
+    cr_assert_eq(reserve(1, 2, 1, 2).outcome, RUSH_OK);
+    struct rush_result r = reserve(1, 3, 1, 3);
+    cr_assert_eq(r.outcome, RUSH_SOLD_OUT);
+    cr_assert_eq(r.remaining, 0);
+    cr_assert_eq(reserve(1, 4, 2, 4).outcome, RUSH_SOLD_OUT);
+    cr_assert_eq(ledger(1).available, 0);
+    cr_assert_eq(ledger(1).reserved, 2);
+}
+
+Test(shard, a_partial_quantity_that_does_not_fit_is_sold_out_and_takes_nothing)
+{
+    put_at(shard, T0_NS, sku_solo(1, 2));
+    cr_assert_eq(reserve(1, 1, 3, 1).outcome, RUSH_SOLD_OUT);
+    cr_assert_eq(ledger(1).available, 2);
+}
+
+Test(shard, a_repeated_key_returns_the_original_result_and_takes_nothing_more)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_result first = reserve(1, 7, 2, 99);
+    reserve(1, 8, 1, 100);
+    struct rush_result again = reserve(1, 7, 2, 99);
+    cr_assert_eq(again.flags & RUSH_RESULT_DUPLICATE, RUSH_RESULT_DUPLICATE);
+    again.flags &= (uint8_t)~RUSH_RESULT_DUPLICATE;
+    cr_assert_eq(memcmp(&first, &again, sizeof(first)), 0, "a retry answers the same bytes");
+    cr_assert_eq(ledger(1).available, 7);
+    cr_assert_eq(rush_shard_user_held(shard, 1, 7), 2);
+}
+
+Test(shard, a_repeated_rejection_is_remembered_too)
+{
+    put_at(shard, T0_NS, sku_solo(1, 1));
+    reserve(1, 1, 1, 1);
+    cr_assert_eq(reserve(1, 2, 1, 2).outcome, RUSH_SOLD_OUT);
+    /* Stock comes back, but the retry of the same attempt still answers what was decided. */
+    cr_assert_eq(decide_at(shard, T0_NS,
+                           (struct rush_request){
+                               .op = RUSH_OP_ADJUST, .sku_id = 1, .amount = 5, .key = key_of(3)})
+                     .outcome,
+                 RUSH_OK);
+    struct rush_result again = reserve(1, 2, 1, 2);
+    cr_assert_eq(again.outcome, RUSH_SOLD_OUT);
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE);
+}
+
+Test(shard, the_same_key_on_a_different_request_is_invalid)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    reserve(1, 7, 1, 5);
+    struct rush_result r = reserve(1, 7, 2, 5);
+    cr_assert_eq(r.outcome, RUSH_INVALID);
+    cr_assert_eq(r.reason, RUSH_REASON_KEY_REUSED);
+    r = decide_at(shard, T0_NS, request_of(RUSH_OP_CANCEL, 0, 0, 0, 12345, 5));
+    cr_assert_eq(r.reason, RUSH_REASON_KEY_REUSED);
+    cr_assert_eq(ledger(1).reserved, 1);
+}
+
+Test(shard, the_tag_is_echoed_and_does_not_count_for_the_key)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_request request = request_of(RUSH_OP_RESERVE, 1, 7, 1, 0, 5);
+    request.tag = 111;
+    cr_assert_eq(decide_at(shard, T0_NS, request).tag, 111);
+    request.tag = 222;
+    struct rush_result again = decide_at(shard, T0_NS, request);
+    cr_assert_eq(again.tag, 222);
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE);
+}
+
+Test(shard, per_user_and_per_order_limits)
+{
+    struct rush_sku sku = sku_solo(1, 100);
+    sku.order_qty_max = 2;
+    sku.user_qty_max = 3;
+    put_at(shard, T0_NS, sku);
+    cr_assert_eq(reserve(1, 7, 3, 1).outcome, RUSH_LIMIT_EXCEEDED);
+    cr_assert_eq(reserve(1, 7, 2, 2).outcome, RUSH_OK);
+    cr_assert_eq(reserve(1, 7, 2, 3).outcome, RUSH_LIMIT_EXCEEDED);
+    cr_assert_eq(reserve(1, 7, 1, 4).outcome, RUSH_OK);
+    cr_assert_eq(reserve(1, 7, 1, 5).outcome, RUSH_LIMIT_EXCEEDED);
+    cr_assert_eq(reserve(1, 8, 2, 6).outcome, RUSH_OK, "limits are per user");
+    cr_assert_eq(ledger(1).reserved, 5);
+}
+
+Test(shard, before_the_window_costs_nothing_and_is_not_remembered)
+{
+    struct rush_sku sku = sku_solo(1, 10);
+    sku.start_ns = T0_NS + SECOND;
+    sku.end_ns = T0_NS + 2 * SECOND;
+    put_at(shard, T0_NS, sku);
+    uint32_t events_before = recorder.count;
+    struct rush_result early = reserve(1, 7, 1, 1);
+    cr_assert_eq(early.outcome, RUSH_NOT_STARTED);
+    cr_assert_eq(recorder.count, events_before, "nothing logged before the start");
+    cr_assert_eq(ledger(1).available, 10);
+    struct rush_result at_start =
+        decide_at(shard, T0_NS + SECOND, request_of(RUSH_OP_RESERVE, 1, 7, 1, 0, 1));
+    cr_assert_eq(at_start.outcome, RUSH_OK, "the same key is decided afresh once open");
+    cr_assert_eq(
+        decide_at(shard, T0_NS + 2 * SECOND, request_of(RUSH_OP_RESERVE, 1, 8, 1, 0, 2)).outcome,
+        RUSH_ENDED);
+}
+
+Test(shard, pause_and_resume)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    cr_assert_eq(decide_at(shard, T0_NS, request_of(RUSH_OP_PAUSE, 1, 0, 0, 0, 1)).outcome,
+                 RUSH_OK);
+    cr_assert_eq(reserve(1, 7, 1, 2).outcome, RUSH_PAUSED);
+    cr_assert(ledger(1).paused);
+    cr_assert_eq(decide_at(shard, T0_NS, request_of(RUSH_OP_RESUME, 1, 0, 0, 0, 3)).outcome,
+                 RUSH_OK);
+    cr_assert_eq(reserve(1, 7, 1, 4).outcome, RUSH_OK);
+}
+
+Test(shard, unknown_things_are_named)
+{
+    cr_assert_eq(reserve(5, 7, 1, 1).outcome, RUSH_UNKNOWN_SKU);
+    cr_assert_eq(decide_at(shard, T0_NS, request_of(RUSH_OP_CONFIRM, 0, 0, 0, 77, 2)).outcome,
+                 RUSH_UNKNOWN_ORDER);
+    cr_assert_eq(
+        decide_at(shard, T0_NS, request_of(RUSH_OP_GROUP_JOIN, 0, 1, 0, RUSH_ID_GROUP_BIT | 3, 3))
+            .outcome,
+        RUSH_UNKNOWN_GROUP);
+    uint64_t other_shard = (UINT64_C(5) << RUSH_ID_SHARD_SHIFT) | 1;
+    cr_assert_eq(
+        decide_at(shard, T0_NS, request_of(RUSH_OP_QUERY_ORDER, 0, 0, 0, other_shard, 0)).outcome,
+        RUSH_UNKNOWN_ORDER);
+}
+
+Test(shard, hostile_requests_are_invalid_and_change_nothing)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    uint32_t events_before = recorder.count;
+    struct rush_request bad[] = {
+        {.op = 0, .sku_id = 1, .qty = 1, .key = key_of(1)},
+        {.op = 200, .sku_id = 1, .qty = 1, .key = key_of(2)},
+        {.op = RUSH_OP_COUNT_, .sku_id = 1, .qty = 1, .key = key_of(3)},
+        {.op = RUSH_OP_RESERVE, .sku_id = 1, .user_id = 1, .qty = 0, .key = key_of(4)},
+        {.op = RUSH_OP_RESERVE, .sku_id = 1, .user_id = 1, .qty = UINT32_MAX, .key = key_of(5)},
+        {.op = RUSH_OP_RESERVE, .sku_id = 1, .user_id = 1, .qty = 1}, /* no key */
+        {.op = RUSH_OP_ADJUST, .sku_id = 1, .amount = INT64_MIN, .key = key_of(6)},
+        {.op = RUSH_OP_ADJUST, .sku_id = 1, .amount = INT64_MAX, .key = key_of(7)},
+        {.op = RUSH_OP_ADJUST, .sku_id = 1, .amount = 0, .key = key_of(8)},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct rush_result r = decide_at(shard, T0_NS, bad[i]);
+        cr_assert_eq(r.outcome, RUSH_INVALID, "request %zu", i);
+        cr_assert_neq(r.reason, RUSH_REASON_NONE, "request %zu names its reason", i);
+    }
+    cr_assert_eq(recorder.count, events_before);
+    cr_assert_eq(ledger(1).available, 10);
+}
+
+Test(shard, pay_ttl_zero_makes_the_reservation_the_order)
+{
+    struct rush_sku sku = sku_solo(1, 10);
+    sku.pay_ttl_ns = 0;
+    put_at(shard, T0_NS, sku);
+    struct rush_result r = reserve(1, 7, 1, 1);
+    cr_assert_eq(r.outcome, RUSH_OK);
+    cr_assert_eq(ledger(1).confirmed, 1);
+    cr_assert_eq(ledger(1).reserved, 0);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_CONFIRMED), 1);
+}
+
+Test(shard, confirm_before_the_ttl_wins_and_the_timer_then_does_nothing)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_result r = reserve(1, 7, 2, 1);
+    int64_t ttl = 15 * 60 * SECOND;
+    struct rush_result c =
+        decide_at(shard, T0_NS + ttl - MS, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 2));
+    cr_assert_eq(c.outcome, RUSH_OK);
+    rush_shard_begin(shard, T0_NS + 2 * ttl);
+    rush_shard_end(shard);
+    cr_assert_eq(ledger(1).confirmed, 2);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), 0);
+    cr_assert_eq(
+        decide_at(shard, T0_NS + 2 * ttl, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 3))
+            .reason,
+        RUSH_REASON_ORDER_STATE, "a second payment is refused, not a second order");
+}
+
+Test(shard, the_payment_fence_a_late_confirm_is_expired_with_a_refund)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_result r = reserve(1, 7, 2, 1);
+    int64_t ttl = 15 * 60 * SECOND;
+    /* Within the deadline's tick the order still holds: timers never fire early. */
+    struct rush_result q =
+        decide_at(shard, T0_NS + ttl, request_of(RUSH_OP_QUERY_ORDER, 0, 0, 0, r.order_id, 0));
+    cr_assert_eq(q.state, RUSH_ORDER_RESERVED);
+    struct rush_result late =
+        decide_at(shard, T0_NS + ttl + 2 * MS, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 2));
+    cr_assert_eq(late.outcome, RUSH_EXPIRED);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), 1);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
+    cr_assert_eq(ledger(1).available, 10, "the stock came back");
+    cr_assert_eq(rush_shard_user_held(shard, 1, 7), 0);
+    struct rush_result again =
+        decide_at(shard, T0_NS + ttl + 3 * MS, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 2));
+    cr_assert_eq(again.outcome, RUSH_EXPIRED);
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1, "refund once");
+}
+
+Test(shard, cancel_returns_stock_and_the_users_limit)
+{
+    put_at(shard, T0_NS, sku_solo(1, 3));
+    struct rush_result r = reserve(1, 7, 3, 1);
+    cr_assert_eq(reserve(1, 8, 1, 2).outcome, RUSH_SOLD_OUT);
+    cr_assert_eq(
+        decide_at(shard, T0_NS, request_of(RUSH_OP_CANCEL, 0, 0, 0, r.order_id, 3)).outcome,
+        RUSH_OK);
+    cr_assert_eq(ledger(1).available, 3);
+    cr_assert_eq(rush_shard_user_held(shard, 1, 7), 0);
+    cr_assert_eq(decide_at(shard, T0_NS, request_of(RUSH_OP_CANCEL, 0, 0, 0, r.order_id, 4)).reason,
+                 RUSH_REASON_ORDER_STATE);
+    cr_assert_eq(reserve(1, 8, 1, 5).outcome, RUSH_OK);
+}
+
+Test(shard, adjust_never_goes_below_what_is_held)
+{
+    put_at(shard, T0_NS, sku_solo(1, 5));
+    reserve(1, 7, 3, 1);
+    struct rush_request adjust = {.op = RUSH_OP_ADJUST, .sku_id = 1, .amount = -3};
+    adjust.key = key_of(2);
+    cr_assert_eq(decide_at(shard, T0_NS, adjust).reason, RUSH_REASON_BELOW_RESERVED);
+    adjust.amount = -2;
+    adjust.key = key_of(3);
+    cr_assert_eq(decide_at(shard, T0_NS, adjust).outcome, RUSH_OK);
+    struct rush_sku_ledger l = ledger(1);
+    cr_assert_eq(l.stock_total, 3);
+    cr_assert_eq(l.available, 0);
+    adjust.amount = 10;
+    adjust.key = key_of(4);
+    cr_assert_eq(decide_at(shard, T0_NS, adjust).remaining, 10);
+}
+
+Test(shard, unlimited_stock_is_a_flag_not_a_number)
+{
+    struct rush_sku sku = sku_solo(1, 0);
+    sku.unlimited = 1;
+    sku.user_qty_max = 1000;
+    sku.order_qty_max = 1000;
+    put_at(shard, T0_NS, sku);
+    struct rush_result r = reserve(1, 7, 1000, 1);
+    cr_assert_eq(r.outcome, RUSH_OK);
+    cr_assert(r.flags & RUSH_RESULT_UNLIMITED);
+    struct rush_request adjust = {.op = RUSH_OP_ADJUST, .sku_id = 1, .amount = 5, .key = key_of(2)};
+    cr_assert_eq(decide_at(shard, T0_NS, adjust).reason, RUSH_REASON_UNLIMITED);
+}
+
+Test(shard, sku_put_validates_and_redefines_without_dropping_holds)
+{
+    struct rush_sku bad = sku_solo(0, 5);
+    cr_assert_eq(put_at(shard, T0_NS, bad).reason, RUSH_REASON_SKU_DEF);
+    bad = sku_solo(2, -1);
+    cr_assert_eq(put_at(shard, T0_NS, bad).reason, RUSH_REASON_SKU_DEF);
+    bad = sku_group(3, 5, 1);
+    cr_assert_eq(put_at(shard, T0_NS, bad).reason, RUSH_REASON_SKU_DEF);
+    bad = sku_group(3, 5, RUSH_GROUP_SIZE_MAX + 1);
+    cr_assert_eq(put_at(shard, T0_NS, bad).reason, RUSH_REASON_SKU_DEF);
+    bad = sku_solo(4, 5);
+    bad.end_ns = bad.start_ns;
+    cr_assert_eq(put_at(shard, T0_NS, bad).reason, RUSH_REASON_SKU_DEF);
+
+    put_at(shard, T0_NS, sku_solo(1, 5));
+    reserve(1, 7, 4, 1);
+    cr_assert_eq(put_at(shard, T0_NS, sku_solo(1, 3)).reason, RUSH_REASON_BELOW_RESERVED);
+    struct rush_sku more = sku_solo(1, 8);
+    more.price_fen = 1;
+    cr_assert_eq(put_at(shard, T0_NS, more).outcome, RUSH_OK);
+    struct rush_sku_ledger l = ledger(1);
+    cr_assert_eq(l.stock_total, 8);
+    cr_assert_eq(l.available, 4);
+    cr_assert_eq(l.reserved, 4);
+}
+
+Test(shard, full_tables_answer_busy_and_do_nothing_half)
+{
+    rush_shard_destroy(shard);
+    struct rush_shard_limits limits = small_limits();
+    limits.orders_max = 2;
+    limits.keys_max = 4;
+    shard = shard_new(limits, 1, &recorder);
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    cr_assert_eq(reserve(1, 1, 1, 1).outcome, RUSH_OK);
+    cr_assert_eq(reserve(1, 2, 1, 2).outcome, RUSH_OK);
+    struct rush_result busy = reserve(1, 3, 1, 3);
+    cr_assert_eq(busy.outcome, RUSH_BUSY, "no room for a third order");
+    cr_assert_eq(ledger(1).available, 8);
+    cr_assert_eq(decide_at(shard, T0_NS, request_of(RUSH_OP_PAUSE, 1, 0, 0, 0, 4)).outcome,
+                 RUSH_OK);
+    cr_assert_eq(decide_at(shard, T0_NS, request_of(RUSH_OP_RESUME, 1, 0, 0, 0, 5)).outcome,
+                 RUSH_OK);
+    cr_assert_eq(decide_at(shard, T0_NS, request_of(RUSH_OP_PAUSE, 1, 0, 0, 0, 6)).outcome,
+                 RUSH_BUSY, "no room for a fifth key");
+    cr_assert_not(ledger(1).paused);
+    cr_assert_eq(reserve(1, 1, 1, 1).flags & RUSH_RESULT_DUPLICATE, RUSH_RESULT_DUPLICATE,
+                 "known keys still answer when the table is full");
+}
