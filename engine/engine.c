@@ -44,7 +44,7 @@
 #define SPIN_MAX 256
 #define POP_MAX 64 /* work items decided under one batch time */
 
-enum work_kind { WORK_REQUESTS, WORK_SKU_PUT };
+enum work_kind { WORK_REQUESTS, WORK_SKU_PUT, WORK_INSPECT };
 
 struct work {
     enum work_kind kind;
@@ -54,6 +54,8 @@ struct work {
     struct rush_request *requests;
     struct rush_result *results;
     struct rush_sku sku;
+    rush_shard_inspect_fn inspect;
+    void *inspect_context;
 };
 
 struct shard_thread {
@@ -211,6 +213,9 @@ static void decide_work(struct rush_shard *shard, struct work *work)
         break;
     case WORK_SKU_PUT:
         rush_shard_sku_put(shard, &work->sku, &work->results[0]);
+        break;
+    case WORK_INSPECT:
+        work->inspect(shard, work->inspect_context);
         break;
     }
 }
@@ -468,7 +473,7 @@ static uint32_t collect(struct rush_engine *engine)
         struct work *work;
         while ((work = rush_ring_pop(&thread->outbound)) != NULL) {
             struct rush_batch *batch = work->batch;
-            if (work->kind == WORK_SKU_PUT)
+            if (work->kind != WORK_REQUESTS)
                 batch->results[0] = work->results[0];
             for (uint32_t i = 0; work->kind == WORK_REQUESTS && i < work->count; i++)
                 batch->results[work->positions[i]] = work->results[i];
@@ -556,29 +561,50 @@ int rush_engine_execute(struct rush_engine *engine, const struct rush_request *r
     return 0;
 }
 
-int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
-                        struct rush_result *result)
+/* Sends one work item of its own to a shard and waits until it is back. */
+static void send_and_wait(struct rush_engine *engine, uint32_t shard_index, struct work *model)
 {
-    struct shard_thread *thread =
-        &engine->shards[rush_engine_shard_of_sku(engine->config.shard_count, sku->id)];
+    struct shard_thread *thread = &engine->shards[shard_index];
     while (thread->free_count == 0) {
         struct rush_batch *done[16];
         int count = rush_engine_poll(engine, done, 16, 1);
         for (int i = 0; i < count; i++)
             ready_push(engine, done[i]);
     }
-    struct rush_batch batch = {.results = result, .count = 1, .pending_ = 1};
-    struct work *work = take_work(thread, &batch, WORK_SKU_PUT);
-    work->sku = *sku;
+    struct rush_result result;
+    struct rush_batch batch = {.results = &result, .count = 1, .pending_ = 1};
+    struct work *work = take_work(thread, &batch, model->kind);
+    work->sku = model->sku;
+    work->inspect = model->inspect;
+    work->inspect_context = model->inspect_context;
     push_work(engine, thread, work);
     for (;;) {
         struct rush_batch *done;
         if (rush_engine_poll(engine, &done, 1, -1) != 1)
             continue;
         if (done == &batch)
-            return 0;
+            break;
         ready_push(engine, done);
     }
+    model->results[0] = result;
+}
+
+int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
+                        struct rush_result *result)
+{
+    struct work model = {.kind = WORK_SKU_PUT, .sku = *sku, .results = result};
+    send_and_wait(engine, rush_engine_shard_of_sku(engine->config.shard_count, sku->id), &model);
+    return 0;
+}
+
+void rush_engine_inspect(struct rush_engine *engine, uint32_t shard_index,
+                         rush_shard_inspect_fn inspect, void *context)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct rush_result unused;
+    struct work model = {
+        .kind = WORK_INSPECT, .inspect = inspect, .inspect_context = context, .results = &unused};
+    send_and_wait(engine, shard_index, &model);
 }
 
 void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stats *stats)
@@ -594,10 +620,4 @@ void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stat
             stats->outcomes[o] += atomic_load_explicit(&shard->outcomes[o], memory_order_relaxed);
     }
     stats->busy_rings = atomic_load_explicit(&engine->busy_rings, memory_order_relaxed);
-}
-
-struct rush_shard *rush_engine_shard(struct rush_engine *engine, uint32_t index)
-{
-    RUSH_ASSERT(index < engine->config.shard_count);
-    return engine->shards[index].shard;
 }

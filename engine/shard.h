@@ -102,7 +102,12 @@ RUSH_MUST_USE int rush_shard_ledger(const struct rush_shard *shard, uint64_t sku
 /* The quantity a user holds (reserved + confirmed) of a SKU. */
 uint32_t rush_shard_user_held(const struct rush_shard *shard, uint64_t sku_id, uint64_t user_id);
 
-/* The engine's shard `index`, for tests and tools: read it only while no batch is in flight. */
-struct rush_shard *rush_engine_shard(struct rush_engine *engine, uint32_t index);
+/*
+ * Runs `inspect` on shard `shard_index`'s own thread, between batches, and waits for it: the safe
+ * way for tests and tools to read a running shard (check, digest, ledger). Front-end thread only.
+ */
+typedef void (*rush_shard_inspect_fn)(struct rush_shard *shard, void *context);
+void rush_engine_inspect(struct rush_engine *engine, uint32_t shard_index,
+                         rush_shard_inspect_fn inspect, void *context);
 
 #endif
