@@ -15,8 +15,10 @@ build() { # build DIR [cmake args...]
     cmake --build "$dir" -j "$jobs"
 }
 
-run_tests() { # run_tests DIR
-    (cd "$1" && ctest --output-on-failure -j "$jobs")
+run_tests() { # run_tests DIR [ctest args...]
+    local dir=$1
+    shift
+    (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@")
 }
 
 echo "== release build and tests"
@@ -32,9 +34,11 @@ build build-asan -DCMAKE_BUILD_TYPE=Debug -DRUSH_SANITIZE=address
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 RUSH_TEST_SCALE=4 \
     run_tests build-asan
 
-echo "== thread sanitizer build and tests"
+# Criterion cannot start under TSan (its inheritable arena clashes with TSan's memory layout,
+# Criterion issue 274), so this stage runs the plain concurrency programs, labelled "stress".
+echo "== thread sanitizer build and concurrency tests"
 build build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUSH_SANITIZE=thread
-TSAN_OPTIONS=halt_on_error=1 RUSH_TEST_SCALE=4 run_tests build-tsan
+TSAN_OPTIONS=halt_on_error=1 RUSH_TEST_SCALE=4 run_tests build-tsan -L stress
 
 if [ -x scripts/fuzz.sh ]; then
     echo "== fuzz targets (bounded)"
