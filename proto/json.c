@@ -19,6 +19,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "campaign.h"
 #include "json.h"
 #include "rush/assert.h"
 
@@ -509,6 +510,9 @@ static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, siz
     if ((required & ~seen) != 0)
         return fail(why, why_size, "missing field 'sku.%s'",
                     sku_field_names[__builtin_ctz(required & ~seen)]);
+    char reason[RUSH_JSON_WHY_BYTES];
+    if (rush_campaign_sku_check(sku, reason, sizeof reason) < 0)
+        return fail(why, why_size, "sku_put of sku %" PRIu64 ": %s", sku->id, reason);
     return 0;
 }
 

@@ -175,7 +175,7 @@ Test(json, queries_carry_state_names_and_figures)
                            "\"reserved\":2,\"confirmed\":1}");
 
     struct rush_request group = {.op = RUSH_OP_QUERY_GROUP, .target_id = 99};
-    int64_t deadline = INT64_C(1793721600000000000);
+    int64_t deadline = INT64_C(1794326400000000000);
     struct rush_result seats = {.outcome = RUSH_OK,
                                 .group_id = 99,
                                 .state = RUSH_GROUP_OPEN,
@@ -183,7 +183,7 @@ Test(json, queries_carry_state_names_and_figures)
                                 .reserved = deadline};
     cr_assert_gt(rush_json_encode_result(&group, &seats, text, sizeof text), 0);
     cr_assert_str_eq(text, "{\"outcome\":\"ok\",\"group\":\"99\",\"state\":\"open\",\"seats\":2,"
-                           "\"deadline_ns\":\"1793721600000000000\"}");
+                           "\"deadline_ns\":\"1794326400000000000\"}");
 
     struct rush_result unknown = {.outcome = RUSH_UNKNOWN_GROUP};
     cr_assert_gt(rush_json_encode_result(&group, &unknown, text, sizeof text), 0);
@@ -248,7 +248,7 @@ Test(json, sku_put_round_trips_and_stats_decodes)
     struct rush_sku sku = {.id = 1001,
                            .stock = 1000,
                            .price_fen = 100,
-                           .start_ns = INT64_C(1793721600000000000),
+                           .start_ns = INT64_C(1794326400000000000),
                            .end_ns = INT64_MAX,
                            .pay_ttl_ns = INT64_C(900000000000),
                            .group_ttl_ns = 600000000000,
@@ -360,6 +360,13 @@ static const struct hostile hostile_inputs[] = {
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"name\":\"12345678901234567890123456789012345678901\"}"
      "}",
      0, "field 'sku.name' must be a string of 1..40 bytes"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"price_fen\":1,\"start_"
+     "ns\":0,"
+     "\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1,\"group_size\":1}}",
+     0, "sku_put of sku 5: group_size must be 2..64"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"unlimited\":true,"
+     "\"price_fen\":1,\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1}}",
+     0, "sku_put of sku 5: stock must be 0 when unlimited"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"virtual_policy\":\"some\"}}", 0,
      "field 'sku.virtual_policy' must be one of none, fill, at_most"},
 };
