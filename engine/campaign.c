@@ -1,0 +1,1096 @@
+/*
+ * campaign.c — loads and checks the campaign file (see campaign.h for the format).
+ *
+ * Workload: start-up and reload only; O(file bytes) plus one hash-set probe per SKU.
+ *
+ * Flow. libinih drives the parse; reader() hands it one line at a time and checks the line
+ * (length, NUL, indentation) and notes section headers; on_value() receives each key. A section
+ * opens at its first key and closes when the reader meets the next header or the text ends;
+ * closing a [sku] section applies its defaults and runs rush_campaign_sku_check, so the first
+ * problem in file order is the one reported. Cross-section checks (endpoints) run at the end.
+ *
+ * Invariants.
+ *   1. Once `failed` is set the reader hands inih no more lines and nothing else is recorded.
+ *   2. sku_count <= sku_capacity <= RUSH_CAMPAIGN_SKUS_MAX; the id set is at most half full.
+ *   3. Every SKU in out->skus passed rush_campaign_sku_check when its section closed.
+ *
+ * Threads: none owned; no static mutable state.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "campaign.h"
+#include "rush/assert.h"
+
+#define NS_PER_S INT64_C(1000000000)
+#define DURATION_BYTES_MAX 64
+#define PAY_TTL_DEFAULT_NS (15 * 60 * NS_PER_S)
+#define GROUPS_OPEN_DEFAULT 1000
+#define SHARD_TABLE_MAX (1u << 30)
+#define RING_SLOTS_MAX 65536
+
+/* ---- small parsers ---- */
+
+/* Decimal digits, optionally led by '-', within [min, max]. 0 or -1. */
+static int parse_integer(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    bool negative = s[0] == '-';
+    const char *digits = s + negative;
+    if (*digits == '\0' || strlen(digits) > 19)
+        return -1;
+    int64_t v = 0;
+    for (const char *p = digits; *p != '\0'; p++) { /* at most 19 digits */
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    v = negative ? -v : v;
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    int64_t v;
+    if (parse_integer(s, min, max, &v) < 0)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int64_t unit_ns(const char *unit, size_t len)
+{
+    static const struct {
+        const char *name;
+        int64_t ns;
+    } units[] = {
+        {"ns", 1},       {"us", 1000},         {"ms", 1000000},
+        {"s", NS_PER_S}, {"m", 60 * NS_PER_S}, {"h", 3600 * NS_PER_S},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strlen(units[i].name) == len && memcmp(units[i].name, unit, len) == 0)
+            return units[i].ns;
+    return 0;
+}
+
+int rush_duration_parse(const char *text, int64_t *out_ns)
+{
+    RUSH_ASSERT(text != NULL && out_ns != NULL);
+    if (strcmp(text, "0") == 0) {
+        *out_ns = 0;
+        return 0;
+    }
+    size_t len = strlen(text);
+    if (len == 0 || len > DURATION_BYTES_MAX)
+        return -EINVAL;
+    int64_t total = 0;
+    size_t i = 0;
+    while (i < len) { /* each part consumes >= 2 bytes; len is bounded */
+        int64_t number = 0;
+        size_t digits = 0;
+        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++, digits++) {
+            if (number > (INT64_MAX - (text[i] - '0')) / 10)
+                return -ERANGE;
+            number = number * 10 + (text[i] - '0');
+        }
+        size_t unit_start = i;
+        for (; i < len && text[i] >= 'a' && text[i] <= 'z'; i++)
+            ;
+        int64_t unit = unit_ns(text + unit_start, i - unit_start);
+        if (digits == 0 || unit == 0)
+            return -EINVAL;
+        if (number > (INT64_MAX - total) / unit)
+            return -ERANGE;
+        total += number * unit;
+    }
+    *out_ns = total;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t year_of_era = y - era * 400;
+    int64_t day_of_year = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+static int days_in_month(int64_t y, int64_t m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return days[m - 1] + (m == 2 && leap);
+}
+
+/* `count` digits at s into *out. 0 or -1. */
+static int fixed_digits(const char *s, int count, int64_t *out)
+{
+    int64_t v = 0;
+    for (int i = 0; i < count; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* ".123" (1..9 digits) at *s into ns; advances *s. 0 or -1. */
+static int fraction_ns(const char **s, int64_t *out)
+{
+    *out = 0;
+    if (**s != '.')
+        return 0;
+    (*s)++;
+    int digits = 0;
+    int64_t scale = NS_PER_S;
+    for (; **s >= '0' && **s <= '9'; (*s)++, digits++) {
+        if (digits == 9)
+            return -1;
+        scale /= 10;
+        *out += (**s - '0') * scale;
+    }
+    return digits == 0 ? -1 : 0;
+}
+
+/* "Z" or "+08:00" at s, the whole rest of the text, into seconds east of UTC. 0 or -1. */
+static int offset_seconds(const char *s, int64_t *out)
+{
+    if ((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0') {
+        *out = 0;
+        return 0;
+    }
+    int64_t hours, minutes;
+    if ((s[0] != '+' && s[0] != '-') || fixed_digits(s + 1, 2, &hours) < 0 || s[3] != ':' ||
+        fixed_digits(s + 4, 2, &minutes) < 0 || s[6] != '\0' || hours > 23 || minutes > 59)
+        return -1;
+    *out = (s[0] == '-' ? -1 : 1) * (hours * 3600 + minutes * 60);
+    return 0;
+}
+
+/* YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM), years 1970..2200. */
+static int parse_rfc3339(const char *s, int64_t *out_ns)
+{
+    int64_t y, mo, d, h, mi, sec, fraction, offset;
+    if (strlen(s) < 20 || fixed_digits(s, 4, &y) < 0 || s[4] != '-' ||
+        fixed_digits(s + 5, 2, &mo) < 0 || s[7] != '-' || fixed_digits(s + 8, 2, &d) < 0 ||
+        (s[10] != 'T' && s[10] != 't') || fixed_digits(s + 11, 2, &h) < 0 || s[13] != ':' ||
+        fixed_digits(s + 14, 2, &mi) < 0 || s[16] != ':' || fixed_digits(s + 17, 2, &sec) < 0)
+        return -EINVAL;
+    const char *rest = s + 19;
+    if (fraction_ns(&rest, &fraction) < 0 || offset_seconds(rest, &offset) < 0)
+        return -EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
+        return -EINVAL;
+    if (y < 1970 || y > 2200)
+        return -ERANGE;
+    int64_t seconds = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+    if (seconds < 0)
+        return -ERANGE;
+    *out_ns = seconds * NS_PER_S + fraction;
+    return 0;
+}
+
+int rush_time_parse(const char *text, int64_t now_ns, int64_t *out_ns)
+{
+    RUSH_ASSERT(text != NULL && out_ns != NULL);
+    if (strcmp(text, "now") == 0) {
+        *out_ns = now_ns;
+        return 0;
+    }
+    if (strcmp(text, "never") == 0) {
+        *out_ns = RUSH_TIME_NEVER;
+        return 0;
+    }
+    if (text[0] >= '0' && text[0] <= '9' && strchr(text, '-') == NULL)
+        return parse_integer(text, 0, INT64_MAX, out_ns) < 0 ? -EINVAL : 0;
+    return parse_rfc3339(text, out_ns);
+}
+
+/* ---- the SKU check ---- */
+
+__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_size,
+                                                        const char *format, ...)
+{
+    if (why_size > 0) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(why, why_size, format, args);
+        va_end(args);
+    }
+    return RUSH_ECONFIG;
+}
+
+static int sku_check_group(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    if (sku->group_size == 0) {
+        if (sku->group_ttl_ns != 0 || sku->groups_open_max != 0 || sku->virtual_policy != 0 ||
+            sku->virtual_seats_max != 0 || sku->virtual_budget != 0)
+            return refuse(why, why_size,
+                          "group_ttl, groups_open_max and virtual_* need group_size "
+                          "(this is not a group-buy SKU)");
+        return 0;
+    }
+    if (sku->group_size < 2 || sku->group_size > RUSH_GROUP_SIZE_MAX)
+        return refuse(why, why_size, "group_size must be 2..%d", RUSH_GROUP_SIZE_MAX);
+    if (sku->group_ttl_ns < RUSH_GROUP_TTL_NS_MIN || sku->group_ttl_ns > RUSH_TTL_NS_MAX)
+        return refuse(why, why_size, "group_ttl must be 1s..168h for a group-buy SKU");
+    if (sku->groups_open_max < 1 || sku->groups_open_max > RUSH_GROUPS_OPEN_MAX)
+        return refuse(why, why_size, "groups_open_max must be 1..%u", RUSH_GROUPS_OPEN_MAX);
+    if (sku->virtual_policy > RUSH_VIRTUAL_AT_MOST)
+        return refuse(why, why_size, "virtual_policy must be none, fill or at_most");
+    switch ((enum rush_virtual_policy)sku->virtual_policy) {
+    case RUSH_VIRTUAL_NONE:
+        if (sku->virtual_seats_max != 0 || sku->virtual_budget != 0)
+            return refuse(why, why_size,
+                          "virtual_seats_max and virtual_budget need virtual_policy fill or "
+                          "at_most");
+        return 0;
+    case RUSH_VIRTUAL_FILL:
+        if (sku->virtual_seats_max != 0)
+            return refuse(why, why_size,
+                          "virtual_seats_max applies to virtual_policy at_most only (fill "
+                          "fills every empty seat)");
+        break;
+    case RUSH_VIRTUAL_AT_MOST:
+        if (sku->virtual_seats_max < 1 || sku->virtual_seats_max >= sku->group_size)
+            return refuse(why, why_size,
+                          "virtual_seats_max must be 1..%u (below group_size) for at_most",
+                          sku->group_size - 1);
+        break;
+    }
+    if (sku->virtual_budget < 1)
+        return refuse(why, why_size, "virtual_budget must be at least 1 with virtual_policy %s",
+                      sku->virtual_policy == RUSH_VIRTUAL_FILL ? "fill" : "at_most");
+    return 0;
+}
+
+int rush_campaign_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    RUSH_ASSERT(sku != NULL);
+    RUSH_ASSERT(why != NULL || why_size == 0);
+    if (sku->id < 1 || sku->id > RUSH_SKU_ID_MAX)
+        return refuse(why, why_size, "sku id must be 1..%" PRIu64, RUSH_SKU_ID_MAX);
+    if (sku->name[0] == '\0')
+        return refuse(why, why_size, "name must not be empty");
+    if (sku->unlimited > 1 || sku->paused > 1)
+        return refuse(why, why_size, "unlimited and paused must be 0 or 1");
+    if (sku->unlimited && sku->stock != 0)
+        return refuse(why, why_size, "stock must be 0 when unlimited");
+    if (sku->stock < 0 || sku->stock > RUSH_STOCK_MAX)
+        return refuse(why, why_size, "stock must be 0..%" PRId64 " or unlimited", RUSH_STOCK_MAX);
+    if (sku->price_fen < 0 || sku->price_fen > RUSH_PRICE_FEN_MAX)
+        return refuse(why, why_size, "price must be 0..%" PRId64 " fen", RUSH_PRICE_FEN_MAX);
+    if (sku->start_ns < 0 || sku->start_ns == RUSH_TIME_NEVER)
+        return refuse(why, why_size, "start must be a time (not never)");
+    if (sku->end_ns <= sku->start_ns)
+        return refuse(why, why_size, "end must be after start");
+    if (sku->order_qty_max < 1 || sku->order_qty_max > RUSH_QTY_MAX)
+        return refuse(why, why_size, "order_qty_max must be 1..%d", RUSH_QTY_MAX);
+    if (sku->user_qty_max < sku->order_qty_max || sku->user_qty_max > RUSH_QTY_MAX)
+        return refuse(why, why_size, "user_qty_max must be %u..%d (at least order_qty_max)",
+                      sku->order_qty_max, RUSH_QTY_MAX);
+    if (sku->pay_ttl_ns < 0 || sku->pay_ttl_ns > RUSH_TTL_NS_MAX)
+        return refuse(why, why_size, "pay_ttl must be 0..168h");
+    return sku_check_group(sku, why, why_size);
+}
+
+/* ---- the loader ---- */
+
+enum section_kind {
+    SECTION_NONE,
+    SECTION_ENGINE,
+    SECTION_ENDPOINTS,
+    SECTION_SKU,
+};
+
+enum engine_key {
+    E_SHARDS,
+    E_RING_SLOTS,
+    E_ORDERS_MAX,
+    E_GROUPS_MAX,
+    E_KEYS_MAX,
+    E_USER_LIMITS_MAX,
+    E_DURABILITY,
+    E_DATA_DIR,
+    E_COUNT_,
+};
+
+static const char *const engine_keys[E_COUNT_] = {
+    [E_SHARDS] = "shards",         [E_RING_SLOTS] = "ring_slots",
+    [E_ORDERS_MAX] = "orders_max", [E_GROUPS_MAX] = "groups_max",
+    [E_KEYS_MAX] = "keys_max",     [E_USER_LIMITS_MAX] = "user_limits_max",
+    [E_DURABILITY] = "durability", [E_DATA_DIR] = "data_dir",
+};
+
+enum endpoint_key {
+    P_ORDERS,
+    P_JSON,
+    P_ADMIN,
+    P_PUBLISHER,
+    P_REPLAY,
+    P_ADMIN_TOKEN,
+    P_COUNT_,
+};
+
+static const char *const endpoint_keys[P_COUNT_] = {
+    [P_ORDERS] = "orders",       [P_JSON] = "json",     [P_ADMIN] = "admin",
+    [P_PUBLISHER] = "publisher", [P_REPLAY] = "replay", [P_ADMIN_TOKEN] = "admin_token",
+};
+
+enum sku_key {
+    K_NAME,
+    K_STOCK,
+    K_PRICE,
+    K_START,
+    K_END,
+    K_ORDER_QTY_MAX,
+    K_USER_QTY_MAX,
+    K_PAY_TTL,
+    K_PAUSED,
+    K_GROUP_SIZE,
+    K_GROUP_TTL,
+    K_GROUPS_OPEN_MAX,
+    K_VIRTUAL_POLICY,
+    K_VIRTUAL_SEATS_MAX,
+    K_VIRTUAL_BUDGET,
+    K_COUNT_,
+};
+
+static const char *const sku_keys[K_COUNT_] = {
+    [K_NAME] = "name",
+    [K_STOCK] = "stock",
+    [K_PRICE] = "price",
+    [K_START] = "start",
+    [K_END] = "end",
+    [K_ORDER_QTY_MAX] = "order_qty_max",
+    [K_USER_QTY_MAX] = "user_qty_max",
+    [K_PAY_TTL] = "pay_ttl",
+    [K_PAUSED] = "paused",
+    [K_GROUP_SIZE] = "group_size",
+    [K_GROUP_TTL] = "group_ttl",
+    [K_GROUPS_OPEN_MAX] = "groups_open_max",
+    [K_VIRTUAL_POLICY] = "virtual_policy",
+    [K_VIRTUAL_SEATS_MAX] = "virtual_seats_max",
+    [K_VIRTUAL_BUDGET] = "virtual_budget",
+};
+
+#define KEY_BIT(key) (UINT32_C(1) << (key))
+#define SKU_KEYS_REQUIRED                                                                          \
+    (KEY_BIT(K_NAME) | KEY_BIT(K_STOCK) | KEY_BIT(K_PRICE) | KEY_BIT(K_START) | KEY_BIT(K_END))
+
+struct loader {
+    const char *name; /* the file name in reasons */
+    const char *text;
+    size_t len;
+    size_t pos;
+    uint32_t line;        /* lines handed to inih so far: the line being parsed */
+    uint32_t header_line; /* the current section's header; 0 before the first */
+    uint32_t keys_in_section;
+    enum section_kind kind;
+    uint32_t seen; /* keys given in the current section */
+    uint32_t engine_line, endpoints_line;
+    uint32_t endpoint_lines[P_COUNT_];
+    int64_t now_ns;
+    struct rush_campaign *out;
+    uint32_t sku_capacity;
+    uint32_t *sku_lines; /* header line of each SKU */
+    uint32_t *id_slots;  /* open addressing: index + 1 into out->skus, 0 empty */
+    uint32_t id_slot_mask;
+    bool failed;
+    uint32_t detect_line; /* the line being read when the error was found */
+    char *why;
+    size_t why_size;
+};
+
+__attribute__((format(printf, 3, 4))) static void fail_at(struct loader *ld, uint32_t line,
+                                                          const char *format, ...)
+{
+    if (ld->failed)
+        return;
+    ld->failed = true;
+    ld->detect_line = ld->line;
+    char reason[RUSH_CAMPAIGN_WHY_BYTES];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(reason, sizeof reason, format, args);
+    va_end(args);
+    if (ld->why_size > 0)
+        snprintf(ld->why, ld->why_size, "%s:%u: %s", ld->name, line, reason);
+}
+
+/* Text from the file inside a reason: printable ASCII, cut at 40 bytes. */
+static const char *shown(char *dst, size_t dst_size, const char *src)
+{
+    RUSH_ASSERT(dst_size >= 44);
+    size_t i = 0;
+    for (; src[i] != '\0' && i < 40; i++)
+        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+    if (src[i] != '\0') {
+        memcpy(dst + i, "...", 3);
+        i += 3;
+    }
+    dst[i] = '\0';
+    return dst;
+}
+
+static int key_index(const char *const *keys, int count, const char *name)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(keys[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- [engine] ---- */
+
+static const char *engine_value(struct rush_campaign_engine *engine, enum engine_key key,
+                                const char *value)
+{
+    switch (key) {
+    case E_SHARDS:
+        return parse_u32(value, 1, RUSH_SHARDS_MAX, &engine->shards) < 0 ? "must be 1..64" : NULL;
+    case E_RING_SLOTS:
+        if (parse_u32(value, 2, RING_SLOTS_MAX, &engine->ring_slots) < 0 ||
+            (engine->ring_slots & (engine->ring_slots - 1)) != 0)
+            return "must be a power of two 2..65536";
+        return NULL;
+    case E_ORDERS_MAX:
+        return parse_u32(value, 1, SHARD_TABLE_MAX, &engine->orders_max) < 0
+                   ? "must be 1..1073741824 (per shard)"
+                   : NULL;
+    case E_GROUPS_MAX:
+        return parse_u32(value, 1, SHARD_TABLE_MAX, &engine->groups_max) < 0
+                   ? "must be 1..1073741824 (per shard)"
+                   : NULL;
+    case E_KEYS_MAX:
+        return parse_u32(value, 1, SHARD_TABLE_MAX, &engine->keys_max) < 0
+                   ? "must be 1..1073741824 (per shard)"
+                   : NULL;
+    case E_USER_LIMITS_MAX:
+        return parse_u32(value, 1, SHARD_TABLE_MAX, &engine->user_limits_max) < 0
+                   ? "must be 1..1073741824 (per shard)"
+                   : NULL;
+    case E_DURABILITY:
+        if (strcmp(value, "fsync") == 0)
+            engine->durability = RUSH_DURABILITY_FSYNC;
+        else if (strcmp(value, "async") == 0)
+            engine->durability = RUSH_DURABILITY_ASYNC;
+        else if (strcmp(value, "none") == 0)
+            engine->durability = RUSH_DURABILITY_NONE;
+        else
+            return "must be fsync, async or none";
+        return NULL;
+    case E_DATA_DIR:
+        if (value[0] == '\0' || strlen(value) >= sizeof engine->data_dir)
+            return "must be a path of 1..255 bytes";
+        memcpy(engine->data_dir, value, strlen(value) + 1);
+        return NULL;
+    case E_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(!"engine key out of range");
+    return "unknown";
+}
+
+/* ---- [endpoints] ---- */
+
+static char *endpoint_slot(struct rush_campaign_endpoints *endpoints, enum endpoint_key key)
+{
+    switch (key) {
+    case P_ORDERS:
+        return endpoints->orders;
+    case P_JSON:
+        return endpoints->json;
+    case P_ADMIN:
+        return endpoints->admin;
+    case P_PUBLISHER:
+        return endpoints->publisher;
+    case P_REPLAY:
+        return endpoints->replay;
+    case P_ADMIN_TOKEN:
+        return endpoints->admin_token;
+    case P_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(!"endpoint key out of range");
+    return NULL;
+}
+
+/* tcp://HOST:PORT, ipc://PATH or inproc://NAME, as nanomsg takes them. */
+static bool endpoint_valid(const char *value)
+{
+    if (strlen(value) >= RUSH_ENDPOINT_BYTES_MAX)
+        return false;
+    if (strncmp(value, "ipc://", 6) == 0)
+        return value[6] != '\0';
+    if (strncmp(value, "inproc://", 9) == 0)
+        return value[9] != '\0';
+    if (strncmp(value, "tcp://", 6) != 0)
+        return false;
+    const char *colon = strrchr(value + 6, ':');
+    uint32_t port;
+    return colon != NULL && colon > value + 6 && parse_u32(colon + 1, 1, 65535, &port) == 0;
+}
+
+static bool endpoint_loopback(const char *value)
+{
+    return strncmp(value, "tcp://127.", 10) == 0 || strncmp(value, "tcp://localhost:", 16) == 0 ||
+           strncmp(value, "tcp://[::1]:", 12) == 0 || strncmp(value, "ipc://", 6) == 0 ||
+           strncmp(value, "inproc://", 9) == 0;
+}
+
+static const char *endpoint_value(struct rush_campaign_endpoints *endpoints, enum endpoint_key key,
+                                  const char *value)
+{
+    if (key == P_ADMIN_TOKEN) {
+        size_t len = strlen(value);
+        if (len < RUSH_ADMIN_TOKEN_BYTES_MIN || len > RUSH_ADMIN_TOKEN_BYTES_MAX)
+            return "must be 16..128 bytes";
+        for (size_t i = 0; i < len; i++)
+            if (value[i] <= 0x20 || value[i] >= 0x7f)
+                return "must be printable ASCII without spaces";
+    } else if (!endpoint_valid(value)) {
+        return "must be tcp://HOST:PORT, ipc://PATH or inproc://NAME (under 128 bytes)";
+    }
+    char *slot = endpoint_slot(endpoints, key);
+    memcpy(slot, value, strlen(value) + 1);
+    return NULL;
+}
+
+/* After the whole file: distinct addresses, and a token when admin leaves loopback. */
+static void endpoints_check(struct loader *ld)
+{
+    struct rush_campaign_endpoints *endpoints = &ld->out->endpoints;
+    for (int a = 0; a < P_ADMIN_TOKEN; a++) {
+        for (int b = a + 1; b < P_ADMIN_TOKEN; b++) {
+            if (strcmp(endpoint_slot(endpoints, a), endpoint_slot(endpoints, b)) != 0)
+                continue;
+            uint32_t line = ld->endpoint_lines[a] > ld->endpoint_lines[b] ? ld->endpoint_lines[a]
+                                                                          : ld->endpoint_lines[b];
+            fail_at(ld, line, "endpoints %s and %s are the same address %s", endpoint_keys[a],
+                    endpoint_keys[b], endpoint_slot(endpoints, a));
+            return;
+        }
+    }
+    if (!endpoint_loopback(endpoints->admin) && endpoints->admin_token[0] == '\0')
+        fail_at(ld, ld->endpoint_lines[P_ADMIN],
+                "admin endpoint %s is not on loopback: set admin_token", endpoints->admin);
+}
+
+static void endpoints_default(struct rush_campaign_endpoints *endpoints)
+{
+    snprintf(endpoints->orders, sizeof endpoints->orders, "tcp://127.0.0.1:7100");
+    snprintf(endpoints->json, sizeof endpoints->json, "tcp://127.0.0.1:7101");
+    snprintf(endpoints->admin, sizeof endpoints->admin, "tcp://127.0.0.1:7102");
+    snprintf(endpoints->publisher, sizeof endpoints->publisher, "tcp://127.0.0.1:7103");
+    snprintf(endpoints->replay, sizeof endpoints->replay, "tcp://127.0.0.1:7104");
+}
+
+/* ---- [sku NNNN] ---- */
+
+static const char *sku_name_value(struct rush_sku *sku, const char *value)
+{
+    size_t len = strlen(value);
+    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') { /* "quoted" names */
+        value++;
+        len -= 2;
+    }
+    if (len == 0 || len > RUSH_SKU_NAME_MAX)
+        return "must be 1..40 bytes (a CJK character takes 3)";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+            return "must not hold control characters";
+    json_t *utf8 = json_stringn(value, len); /* names travel in JSON: valid UTF-8 only */
+    if (utf8 == NULL)
+        return "must be valid UTF-8";
+    json_decref(utf8);
+    memcpy(sku->name, value, len);
+    return NULL;
+}
+
+static const char *sku_stock_value(struct rush_sku *sku, const char *value)
+{
+    if (strcmp(value, "unlimited") == 0) {
+        sku->unlimited = 1;
+        sku->stock = 0;
+        return NULL;
+    }
+    if (parse_integer(value, 0, RUSH_STOCK_MAX, &sku->stock) < 0)
+        return "must be an integer 0..1000000000000 or unlimited";
+    return NULL;
+}
+
+static const char *sku_price_value(struct rush_sku *sku, const char *value)
+{
+    if (strchr(value, '.') != NULL)
+        return "must be whole fen, an integer: write 100 for 1.00 yuan";
+    if (parse_integer(value, 0, RUSH_PRICE_FEN_MAX, &sku->price_fen) < 0)
+        return "must be an integer number of fen 0..100000000000";
+    return NULL;
+}
+
+static const char *time_value(struct loader *ld, const char *value, bool end, int64_t *out)
+{
+    if (!end && strcmp(value, "never") == 0)
+        return "must be a time: never is for end only";
+    int rc = rush_time_parse(value, ld->now_ns, out);
+    if (rc == -ERANGE)
+        return "is out of range (years 1970..2200)";
+    if (rc < 0)
+        return end ? "must be an RFC 3339 time (2026-11-11T00:00:00+08:00), now, never or ns "
+                     "since the epoch"
+                   : "must be an RFC 3339 time (2026-11-11T00:00:00+08:00), now or ns since the "
+                     "epoch";
+    return NULL;
+}
+
+static const char *duration_value(const char *value, int64_t *out)
+{
+    int rc = rush_duration_parse(value, out);
+    if (rc < 0 || *out > RUSH_TTL_NS_MAX)
+        return "must be a duration 0..168h such as 0, 500ms, 30s, 15m, 1h30m";
+    return NULL;
+}
+
+static const char *sku_policy_value(struct rush_sku *sku, const char *value)
+{
+    if (strcmp(value, "none") == 0)
+        sku->virtual_policy = RUSH_VIRTUAL_NONE;
+    else if (strcmp(value, "fill") == 0)
+        sku->virtual_policy = RUSH_VIRTUAL_FILL;
+    else if (strcmp(value, "at_most") == 0)
+        sku->virtual_policy = RUSH_VIRTUAL_AT_MOST;
+    else
+        return "must be none, fill or at_most";
+    return NULL;
+}
+
+static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_key key,
+                             const char *value)
+{
+    switch (key) {
+    case K_NAME:
+        return sku_name_value(sku, value);
+    case K_STOCK:
+        return sku_stock_value(sku, value);
+    case K_PRICE:
+        return sku_price_value(sku, value);
+    case K_START:
+        return time_value(ld, value, false, &sku->start_ns);
+    case K_END:
+        return time_value(ld, value, true, &sku->end_ns);
+    case K_ORDER_QTY_MAX:
+        return parse_u32(value, 1, RUSH_QTY_MAX, &sku->order_qty_max) < 0 ? "must be 1..1000000"
+                                                                          : NULL;
+    case K_USER_QTY_MAX:
+        return parse_u32(value, 1, RUSH_QTY_MAX, &sku->user_qty_max) < 0 ? "must be 1..1000000"
+                                                                         : NULL;
+    case K_PAY_TTL:
+        return duration_value(value, &sku->pay_ttl_ns);
+    case K_PAUSED:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return "must be true or false";
+        sku->paused = strcmp(value, "true") == 0;
+        return NULL;
+    case K_GROUP_SIZE:
+        return parse_u32(value, 2, RUSH_GROUP_SIZE_MAX, &sku->group_size) < 0 ? "must be 2..64"
+                                                                              : NULL;
+    case K_GROUP_TTL:
+        return duration_value(value, &sku->group_ttl_ns);
+    case K_GROUPS_OPEN_MAX:
+        return parse_u32(value, 1, RUSH_GROUPS_OPEN_MAX, &sku->groups_open_max) < 0
+                   ? "must be 1..16777216"
+                   : NULL;
+    case K_VIRTUAL_POLICY:
+        return sku_policy_value(sku, value);
+    case K_VIRTUAL_SEATS_MAX:
+        return parse_u32(value, 1, RUSH_GROUP_SIZE_MAX - 1, &sku->virtual_seats_max) < 0
+                   ? "must be 1..63"
+                   : NULL;
+    case K_VIRTUAL_BUDGET:
+        return parse_u32(value, 1, UINT32_MAX, &sku->virtual_budget) < 0 ? "must be 1..4294967295"
+                                                                         : NULL;
+    case K_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(!"sku key out of range");
+    return "unknown";
+}
+
+/* The [sku] section being read: its keys are all in; apply defaults and check it. */
+static void sku_close(struct loader *ld)
+{
+    struct rush_sku *sku = &ld->out->skus[ld->out->sku_count - 1];
+    uint32_t line = ld->sku_lines[ld->out->sku_count - 1];
+    uint32_t missing = SKU_KEYS_REQUIRED & ~ld->seen;
+    if (missing != 0) {
+        fail_at(ld, line, "[sku %" PRIu64 "]: missing key '%s'", sku->id,
+                sku_keys[__builtin_ctz(missing)]);
+        return;
+    }
+    if (sku->group_size != 0 && (ld->seen & KEY_BIT(K_GROUP_TTL)) == 0) {
+        fail_at(ld, line, "[sku %" PRIu64 "]: missing key 'group_ttl' (group_size is set)",
+                sku->id);
+        return;
+    }
+    if ((ld->seen & KEY_BIT(K_ORDER_QTY_MAX)) == 0)
+        sku->order_qty_max = 1;
+    if ((ld->seen & KEY_BIT(K_USER_QTY_MAX)) == 0)
+        sku->user_qty_max = sku->order_qty_max;
+    if ((ld->seen & KEY_BIT(K_PAY_TTL)) == 0)
+        sku->pay_ttl_ns = PAY_TTL_DEFAULT_NS;
+    if (sku->group_size != 0 && (ld->seen & KEY_BIT(K_GROUPS_OPEN_MAX)) == 0)
+        sku->groups_open_max = GROUPS_OPEN_DEFAULT;
+    char reason[RUSH_CAMPAIGN_WHY_BYTES];
+    if (rush_campaign_sku_check(sku, reason, sizeof reason) < 0)
+        fail_at(ld, line, "[sku %" PRIu64 "]: %s", sku->id, reason);
+}
+
+static uint32_t id_slot(const struct loader *ld, uint64_t id)
+{
+    return (uint32_t)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & ld->id_slot_mask;
+}
+
+/* Adds a SKU for "[sku NNNN]"; refuses a bad or repeated id. */
+static void sku_open(struct loader *ld, const char *section)
+{
+    char text[48];
+    int64_t id;
+    if (parse_integer(section + 4, 1, (int64_t)RUSH_SKU_ID_MAX, &id) < 0) {
+        fail_at(ld, ld->header_line, "[%s]: sku id must be an integer 1..%" PRIu64,
+                shown(text, sizeof text, section), RUSH_SKU_ID_MAX);
+        return;
+    }
+    if (ld->out->sku_count == RUSH_CAMPAIGN_SKUS_MAX) {
+        fail_at(ld, ld->header_line, "more than %d SKUs", RUSH_CAMPAIGN_SKUS_MAX);
+        return;
+    }
+    RUSH_ASSERT(ld->out->sku_count < ld->sku_capacity);
+    uint32_t slot = id_slot(ld, (uint64_t)id);
+    for (uint32_t probe = 0; ld->id_slots[slot] != 0; probe++) { /* set is under half full */
+        RUSH_ASSERT(probe <= ld->id_slot_mask);
+        uint32_t index = ld->id_slots[slot] - 1;
+        if (ld->out->skus[index].id == (uint64_t)id) {
+            fail_at(ld, ld->header_line, "[sku %" PRId64 "] is defined twice (first at line %u)",
+                    id, ld->sku_lines[index]);
+            return;
+        }
+        slot = (slot + 1) & ld->id_slot_mask;
+    }
+    uint32_t index = ld->out->sku_count++;
+    ld->id_slots[slot] = index + 1;
+    ld->sku_lines[index] = ld->header_line;
+    memset(&ld->out->skus[index], 0, sizeof ld->out->skus[index]);
+    ld->out->skus[index].id = (uint64_t)id;
+}
+
+/* ---- sections and keys ---- */
+
+static void section_open(struct loader *ld, const char *section)
+{
+    char text[48];
+    ld->seen = 0;
+    if (strcmp(section, "engine") == 0 || strcmp(section, "endpoints") == 0) {
+        bool engine = strcmp(section, "engine") == 0;
+        uint32_t *first = engine ? &ld->engine_line : &ld->endpoints_line;
+        if (*first != 0) {
+            fail_at(ld, ld->header_line, "section [%s] is given twice (first at line %u)", section,
+                    *first);
+            return;
+        }
+        *first = ld->header_line;
+        ld->kind = engine ? SECTION_ENGINE : SECTION_ENDPOINTS;
+    } else if (strncmp(section, "sku ", 4) == 0) {
+        ld->kind = SECTION_SKU;
+        sku_open(ld, section);
+    } else if (section[0] == '\0') {
+        ld->kind = SECTION_NONE;
+        fail_at(ld, ld->line, "a key before any section");
+    } else {
+        ld->kind = SECTION_NONE;
+        fail_at(ld, ld->header_line, "unknown section [%s] (expected engine, endpoints or sku N)",
+                shown(text, sizeof text, section));
+    }
+}
+
+/* The reader met a header or the end: the section before it is complete. */
+static void section_close(struct loader *ld)
+{
+    if (ld->header_line == 0 || ld->failed)
+        return;
+    if (ld->keys_in_section == 0) {
+        fail_at(ld, ld->header_line, "section has no keys");
+        return;
+    }
+    if (ld->kind == SECTION_SKU)
+        sku_close(ld);
+}
+
+static void key_value(struct loader *ld, const char *name, const char *value)
+{
+    static const char *const *const tables[] = {
+        [SECTION_ENGINE] = engine_keys,
+        [SECTION_ENDPOINTS] = endpoint_keys,
+        [SECTION_SKU] = sku_keys,
+    };
+    static const int counts[] = {
+        [SECTION_ENGINE] = E_COUNT_, [SECTION_ENDPOINTS] = P_COUNT_, [SECTION_SKU] = K_COUNT_};
+    static const char *const section_names[] = {
+        [SECTION_ENGINE] = "engine", [SECTION_ENDPOINTS] = "endpoints", [SECTION_SKU] = "sku"};
+    char text[48];
+    RUSH_ASSERT(ld->kind != SECTION_NONE);
+    int key = key_index(tables[ld->kind], counts[ld->kind], name);
+    if (key < 0) {
+        fail_at(ld, ld->line, "unknown key '%s' in [%s]", shown(text, sizeof text, name),
+                section_names[ld->kind]);
+        return;
+    }
+    if (ld->seen & KEY_BIT(key)) {
+        fail_at(ld, ld->line, "key '%s' is given twice in this section", name);
+        return;
+    }
+    ld->seen |= KEY_BIT(key);
+    const char *problem = NULL;
+    switch (ld->kind) {
+    case SECTION_ENGINE:
+        problem = engine_value(&ld->out->engine, key, value);
+        break;
+    case SECTION_ENDPOINTS:
+        problem = endpoint_value(&ld->out->endpoints, key, value);
+        ld->endpoint_lines[key] = ld->line;
+        break;
+    case SECTION_SKU:
+        problem = sku_value(ld, &ld->out->skus[ld->out->sku_count - 1], key, value);
+        break;
+    case SECTION_NONE:
+        break;
+    }
+    if (problem != NULL)
+        fail_at(ld, ld->line, "%s = %s: %s", name, shown(text, sizeof text, value), problem);
+}
+
+static int on_value(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *ld = user;
+    if (ld->failed)
+        return 0;
+    if (ld->keys_in_section++ == 0)
+        section_open(ld, section);
+    if (!ld->failed)
+        key_value(ld, name, value);
+    return !ld->failed;
+}
+
+/*
+ * Hands inih the next line. Refuses what this inih build would misread: lines over num - 1
+ * bytes (it would split them), NUL bytes, indented lines (it would glue them to the previous
+ * value). Notes section headers so that a section is closed, and its errors reported, in file
+ * order.
+ */
+static char *reader(char *str, int num, void *stream)
+{
+    struct loader *ld = stream;
+    if (ld->failed || ld->pos >= ld->len)
+        return NULL;
+    const char *start = ld->text + ld->pos;
+    const char *newline = memchr(start, '\n', ld->len - ld->pos);
+    size_t line_len = newline != NULL ? (size_t)(newline - start) : ld->len - ld->pos;
+    ld->pos += line_len + (newline != NULL);
+    ld->line++;
+    RUSH_ASSERT(num > 1);
+    if (line_len > (size_t)num - 1) {
+        fail_at(ld, ld->line, "line is longer than %d bytes", num - 1);
+        return NULL;
+    }
+    if (memchr(start, '\0', line_len) != NULL) {
+        fail_at(ld, ld->line, "NUL byte in line");
+        return NULL;
+    }
+    memcpy(str, start, line_len);
+    str[line_len] = '\0';
+    const char *content = str;
+    if (ld->line == 1 && strncmp(content, "\xEF\xBB\xBF", 3) == 0)
+        content += 3;
+    size_t indent = strspn(content, " \t");
+    char first = content[indent];
+    if (indent > 0 && first != '\0' && first != '\r' && first != ';' && first != '#') {
+        fail_at(ld, ld->line, "indented line: start keys and sections in the first column");
+        return NULL;
+    }
+    if (first == '[') {
+        section_close(ld);
+        ld->header_line = ld->line;
+        ld->keys_in_section = 0;
+        ld->kind = SECTION_NONE;
+    }
+    return ld->failed ? NULL : str;
+}
+
+/* ---- loading ---- */
+
+/* Section headers in the text: an upper bound on the SKUs, to size the arrays once. */
+static uint32_t headers_in(const char *text, size_t len)
+{
+    uint32_t count = 0;
+    bool line_start = true;
+    for (size_t i = 0; i < len && count <= RUSH_CAMPAIGN_SKUS_MAX; i++) {
+        if (line_start && text[i] == '[')
+            count++;
+        line_start = text[i] == '\n';
+    }
+    return count < RUSH_CAMPAIGN_SKUS_MAX ? count : RUSH_CAMPAIGN_SKUS_MAX;
+}
+
+static int loader_alloc(struct loader *ld)
+{
+    ld->sku_capacity = headers_in(ld->text, ld->len) + 1;
+    uint32_t slots = 4;
+    while (slots < 2 * ld->sku_capacity) /* at most 2^18 for the SKU bound */
+        slots *= 2;
+    ld->id_slot_mask = slots - 1;
+    ld->out->skus = calloc(ld->sku_capacity, sizeof *ld->out->skus);
+    ld->sku_lines = calloc(ld->sku_capacity, sizeof *ld->sku_lines);
+    ld->id_slots = calloc(slots, sizeof *ld->id_slots);
+    if (ld->out->skus == NULL || ld->sku_lines == NULL || ld->id_slots == NULL)
+        return -ENOMEM;
+    return 0;
+}
+
+static void campaign_start(struct rush_campaign *out, int64_t now_ns)
+{
+    memset(out, 0, sizeof *out);
+    out->loaded_ns = now_ns;
+    out->engine.durability = RUSH_DURABILITY_FSYNC;
+    endpoints_default(&out->endpoints);
+}
+
+int rush_campaign_parse(const char *name, const char *text, size_t len, int64_t now_ns,
+                        struct rush_campaign *out, char *why, size_t why_size)
+{
+    RUSH_ASSERT(name != NULL && out != NULL);
+    RUSH_ASSERT(text != NULL || len == 0);
+    RUSH_ASSERT(why != NULL || why_size == 0);
+    campaign_start(out, now_ns);
+    if (why_size > 0)
+        why[0] = '\0';
+    struct loader ld = {.name = name,
+                        .text = text,
+                        .len = len,
+                        .now_ns = now_ns,
+                        .out = out,
+                        .why = why,
+                        .why_size = why_size};
+    int rc = loader_alloc(&ld);
+    if (rc < 0) {
+        snprintf(why, why_size, "%s: out of memory", name);
+        goto out_free;
+    }
+    int syntax_line = ini_parse_stream(reader, &ld, on_value, &ld);
+    if (syntax_line > 0 && (!ld.failed || (uint32_t)syntax_line < ld.detect_line)) {
+        ld.failed = false; /* inih saw an earlier line it could not read */
+        fail_at(&ld, (uint32_t)syntax_line, "expected [section], key = value or a comment");
+    }
+    section_close(&ld);
+    if (!ld.failed)
+        endpoints_check(&ld);
+    rc = ld.failed ? RUSH_ECONFIG : 0;
+out_free:
+    free(ld.sku_lines);
+    free(ld.id_slots);
+    if (rc < 0)
+        rush_campaign_free(out);
+    return rc;
+}
+
+static int64_t clock_now_ns(void)
+{
+    struct timespec now;
+    RUSH_ASSERT(clock_gettime(CLOCK_REALTIME, &now) == 0);
+    return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
+}
+
+int rush_campaign_load_string(const char *name, const char *text, struct rush_campaign *out,
+                              char *why, size_t why_size)
+{
+    RUSH_ASSERT(text != NULL);
+    return rush_campaign_parse(name, text, strlen(text), clock_now_ns(), out, why, why_size);
+}
+
+int rush_campaign_load_default(struct rush_campaign *out, char *why, size_t why_size)
+{
+    return rush_campaign_load_string("double11.ini (built in)", rush_campaign_default_text(), out,
+                                     why, why_size);
+}
+
+/* Reads a whole file of at most RUSH_CAMPAIGN_FILE_BYTES_MAX bytes. */
+static int read_file(const char *path, char **text, size_t *len, char *why, size_t why_size)
+{
+    int rc = 0;
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        rc = -errno;
+        snprintf(why, why_size, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fileno(file), &st) < 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size > RUSH_CAMPAIGN_FILE_BYTES_MAX) {
+        rc = RUSH_ECONFIG;
+        snprintf(why, why_size, "%s: not a regular file of at most %u bytes", path,
+                 RUSH_CAMPAIGN_FILE_BYTES_MAX);
+        goto out_close;
+    }
+    *text = malloc((size_t)st.st_size + 1);
+    if (*text == NULL) {
+        rc = -ENOMEM;
+        snprintf(why, why_size, "%s: out of memory", path);
+        goto out_close;
+    }
+    *len = fread(*text, 1, (size_t)st.st_size, file);
+    if (ferror(file)) {
+        rc = -EIO;
+        snprintf(why, why_size, "%s: read error", path);
+        free(*text);
+        *text = NULL;
+    }
+out_close:
+    fclose(file);
+    return rc;
+}
+
+int rush_campaign_load_file(const char *path, struct rush_campaign *out, char *why, size_t why_size)
+{
+    RUSH_ASSERT(path != NULL && out != NULL);
+    memset(out, 0, sizeof *out);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, why, why_size);
+    if (rc < 0)
+        return rc;
+    rc = rush_campaign_parse(path, text, len, clock_now_ns(), out, why, why_size);
+    free(text);
+    return rc;
+}
+
+void rush_campaign_free(struct rush_campaign *campaign)
+{
+    RUSH_ASSERT(campaign != NULL);
+    free(campaign->skus);
+    memset(campaign, 0, sizeof *campaign);
+}

@@ -1,0 +1,132 @@
+/*
+ * campaign.h — the campaign file: engine settings, endpoints and the SKUs on sale.
+ *
+ * What and why. Operators write the campaign by hand (DESIGN.md section 3), so it is an INI file
+ * read with libinih, checked completely before the engine starts, and refused with
+ * "FILE:LINE: reason" for the first problem (DESIGN.md section 7: "bad campaign file").
+ *
+ *   [engine]      shards, ring_slots, orders_max, groups_max, keys_max, user_limits_max (per
+ *                 shard, as struct rush_shard_limits; 0 or absent: the engine's default),
+ *                 durability = fsync | async | none, data_dir
+ *   [endpoints]   orders, json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or
+ *                 inproc://NAME; defaults tcp://127.0.0.1:7100..7104), admin_token (16..128
+ *                 printable bytes; required when admin is not on loopback)
+ *   [sku NNNN]    one per SKU, NNNN its id (1..RUSH_SKU_ID_MAX): name, stock (an integer, or
+ *                 `unlimited`), price (integer fen), start, end (times), order_qty_max (default
+ *                 1), user_qty_max (default order_qty_max), pay_ttl (duration, default 15m),
+ *                 paused (true|false, default false); group-buy: group_size (2..64),
+ *                 group_ttl (required with group_size), groups_open_max (default 1000),
+ *                 virtual_policy = none|fill|at_most, virtual_seats_max (at_most only),
+ *                 virtual_budget (fill and at_most only, >= 1). name, stock, price, start and
+ *                 end are required.
+ *
+ * Times: RFC 3339 with an offset ("2026-11-11T00:00:00+08:00", "...Z", up to 9 fraction
+ * digits), "now" (the time of loading, kept in rush_campaign.loaded_ns), or an integer of ns
+ * since the Unix epoch; end may also be "never" (RUSH_TIME_NEVER). Durations: "0" or one or more
+ * number-unit parts with units ns, us, ms, s, m, h ("500ms", "15m", "1h30m").
+ *
+ * The file, line by line. Comments are lines starting with ';' or '#', or " ; text" after a
+ * value. Lines must not be indented: the Debian build of inih has INI_ALLOW_MULTILINE on, so an
+ * indented line would silently continue the previous value; lines over 199 bytes (inih would
+ * split them) and NUL bytes are refused too. Hence the parser is fed through ini_parse_stream
+ * with a reader that checks each line and knows its number (the build has no
+ * INI_HANDLER_LINENO). Unknown sections and keys, a key given twice, a section given twice, a
+ * section with no keys, and a SKU id defined twice are errors.
+ *
+ * Workload: once at start-up and on reload; up to RUSH_CAMPAIGN_SKUS_MAX SKUs in a file of at
+ * most RUSH_CAMPAIGN_FILE_BYTES_MAX bytes. The SKU array is allocated once, sized from the
+ * number of section headers; loading is O(file bytes).
+ *
+ * Invariants. After a successful load: every SKU passes rush_campaign_sku_check; ids are unique;
+ * skus[] is in file order; endpoint addresses are distinct. After a failed load `out` is zeroed
+ * and owns nothing.
+ *
+ * Threads: loading uses no shared state; call from any one thread per campaign.
+ */
+#ifndef RUSH_CAMPAIGN_H
+#define RUSH_CAMPAIGN_H
+
+#include "rush/types.h"
+
+#define RUSH_CAMPAIGN_SKUS_MAX 100000
+#define RUSH_CAMPAIGN_FILE_BYTES_MAX (64u << 20)
+#define RUSH_CAMPAIGN_WHY_BYTES 512
+#define RUSH_ENDPOINT_BYTES_MAX 128 /* including the NUL */
+#define RUSH_DATA_DIR_BYTES_MAX 256 /* including the NUL */
+#define RUSH_ADMIN_TOKEN_BYTES_MIN 16
+#define RUSH_ADMIN_TOKEN_BYTES_MAX 128
+#define RUSH_SKU_ID_MAX ((UINT64_C(1) << 53) - 1) /* ids stay exact as JSON numbers */
+#define RUSH_STOCK_MAX INT64_C(1000000000000)
+#define RUSH_PRICE_FEN_MAX INT64_C(100000000000) /* one billion yuan */
+#define RUSH_QTY_MAX 1000000                     /* per order and per user */
+#define RUSH_TTL_NS_MAX (INT64_C(7) * 24 * 3600 * 1000000000)
+#define RUSH_GROUP_TTL_NS_MIN INT64_C(1000000000)
+#define RUSH_GROUPS_OPEN_MAX (1u << 24)
+#define RUSH_TIME_NEVER INT64_MAX
+
+enum rush_durability {
+    RUSH_DURABILITY_FSYNC = 0, /* ack after fdatasync: the default */
+    RUSH_DURABILITY_ASYNC = 1, /* ack after write, flush every few ms */
+    RUSH_DURABILITY_NONE = 2,  /* benchmarks only */
+};
+
+/* [engine]. Zero: not given in the file, use the engine's default. */
+struct rush_campaign_engine {
+    uint32_t shards;
+    uint32_t ring_slots;
+    uint32_t orders_max; /* per shard, like struct rush_shard_limits */
+    uint32_t groups_max;
+    uint32_t keys_max;
+    uint32_t user_limits_max;
+    enum rush_durability durability;
+    char data_dir[RUSH_DATA_DIR_BYTES_MAX]; /* "" when not given */
+};
+
+struct rush_campaign_endpoints {
+    char orders[RUSH_ENDPOINT_BYTES_MAX];
+    char json[RUSH_ENDPOINT_BYTES_MAX];
+    char admin[RUSH_ENDPOINT_BYTES_MAX];
+    char publisher[RUSH_ENDPOINT_BYTES_MAX];
+    char replay[RUSH_ENDPOINT_BYTES_MAX];
+    char admin_token[RUSH_ADMIN_TOKEN_BYTES_MAX + 1]; /* "" when not given */
+};
+
+struct rush_campaign {
+    struct rush_campaign_engine engine;
+    struct rush_campaign_endpoints endpoints;
+    int64_t loaded_ns; /* what "now" meant */
+    uint32_t sku_count;
+    struct rush_sku *skus; /* sku_count entries in file order; owned */
+};
+
+/* Loads and checks a campaign file. 0; RUSH_ECONFIG with "FILE:LINE: reason"; or -errno. */
+RUSH_MUST_USE int rush_campaign_load_file(const char *path, struct rush_campaign *out, char *why,
+                                          size_t why_size);
+/* The same from a NUL-terminated text; `name` stands for the file name in reasons. */
+RUSH_MUST_USE int rush_campaign_load_string(const char *name, const char *text,
+                                            struct rush_campaign *out, char *why, size_t why_size);
+/* The built-in sample (engine/campaigns/double11.ini), as the text rush_campaign_default_text. */
+RUSH_MUST_USE int rush_campaign_load_default(struct rush_campaign *out, char *why, size_t why_size);
+/* The core: text[0..len) with "now" = now_ns. The others call this. */
+RUSH_MUST_USE int rush_campaign_parse(const char *name, const char *text, size_t len,
+                                      int64_t now_ns, struct rush_campaign *out, char *why,
+                                      size_t why_size);
+/* Frees what a load allocated and zeroes the campaign; safe on a zeroed or freed one. */
+void rush_campaign_free(struct rush_campaign *campaign);
+
+/* The text of engine/campaigns/double11.ini, built in (engine/campaign_default.c). */
+const char *rush_campaign_default_text(void);
+
+/*
+ * Checks a SKU definition for consistency: ranges, window, group-buy settings. Shared by the
+ * campaign loader and sku_put (proto/json.c), so both refuse in the same words. 0 or
+ * RUSH_ECONFIG with the reason.
+ */
+RUSH_MUST_USE int rush_campaign_sku_check(const struct rush_sku *sku, char *why, size_t why_size);
+
+/* "0", "500ms", "15m", "1h30m" into ns. 0, -EINVAL (not a duration) or -ERANGE (over int64). */
+RUSH_MUST_USE int rush_duration_parse(const char *text, int64_t *out_ns);
+/* "now", "never", ns digits or RFC 3339 into ns since the epoch. 0, -EINVAL or -ERANGE. */
+RUSH_MUST_USE int rush_time_parse(const char *text, int64_t now_ns, int64_t *out_ns);
+
+#endif
