@@ -166,8 +166,7 @@ static void bench_shard(enum workload workload, uint32_t count)
     for (uint32_t offset = 0; offset < count; offset += BATCH) {
         uint32_t n = count - offset < BATCH ? count - offset : BATCH;
         rush_shard_begin(shard, 2);
-        for (uint32_t i = 0; i < n; i++)
-            rush_shard_decide(shard, &requests[offset + i], &results[i]);
+        rush_shard_decide_batch(shard, &requests[offset], n, results);
         rush_shard_end(shard);
         for (uint32_t i = 0; i < n; i++)
             ok += results[i].outcome == RUSH_OK;

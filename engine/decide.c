@@ -347,14 +347,14 @@ static void decide_new(struct rush_shard *shard, const struct rush_request *requ
     }
     if (shard->event_count + EVENTS_PER_DECISION_MAX > shard->limits.events_buffer_max)
         shard__flush(shard);
+    shard->last_entry = NULL;
     struct verdict verdict = deciders[request->op](shard, request);
-    const struct key_entry *entry = rush_table_find(&shard->keys, &request->key);
-    if (entry == NULL && remembered(verdict.outcome)) {
+    if (shard->last_entry == NULL && remembered(verdict.outcome)) {
         struct rush_event event = decide__event(request, RUSH_EV_REJECTED);
         event.outcome = verdict.outcome;
         shard__emit(shard, &event);
-        entry = rush_table_find(&shard->keys, &request->key);
     }
+    const struct key_entry *entry = shard->last_entry; /* written by the decision's first event */
     if (entry != NULL) {
         shard__answer(shard, entry, request, result);
         return;
@@ -461,4 +461,36 @@ void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
     result->remaining = state->available;
     if (sku->unlimited)
         result->flags |= RUSH_RESULT_UNLIMITED;
+}
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+/*
+ * The lookups of a request a few places ahead are started now, so that their cache misses
+ * (the key table and the user-limit table are far larger than cache) overlap the decisions in
+ * between instead of stalling each in turn.
+ */
+#define PREFETCH_DISTANCE 8
+
+static void prefetch(const struct rush_shard *shard, const struct rush_request *request)
+{
+    if (!rush_key_is_zero(&request->key))
+        rush_table_prefetch(&shard->keys, &request->key);
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku != NULL) {
+        rush_key limit = rush_key_pair((uint64_t)(sku - shard->skus) + 1, request->user_id);
+        rush_table_prefetch(&shard->user_limits, &limit);
+    }
+}
+
+void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request *requests,
+                             uint32_t count, struct rush_result *results)
+{
+    for (uint32_t i = 0; i < count && i < PREFETCH_DISTANCE; i++)
+        prefetch(shard, &requests[i]);
+    for (uint32_t i = 0; i < count; i++) {
+        if (i + PREFETCH_DISTANCE < count)
+            prefetch(shard, &requests[i + PREFETCH_DISTANCE]);
+        rush_shard_decide(shard, &requests[i], &results[i]);
+    }
 }

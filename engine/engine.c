@@ -208,8 +208,7 @@ static void decide_work(struct rush_shard *shard, struct work *work)
 {
     switch (work->kind) {
     case WORK_REQUESTS:
-        for (uint32_t i = 0; i < work->count; i++)
-            rush_shard_decide(shard, &work->requests[i], &work->results[i]);
+        rush_shard_decide_batch(shard, work->requests, work->count, work->results);
         break;
     case WORK_SKU_PUT:
         rush_shard_sku_put(shard, &work->sku, &work->results[0]);

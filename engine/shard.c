@@ -17,6 +17,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "memory.h"
 #include "rush/assert.h"
 #include "shard_internal.h"
 
@@ -47,8 +48,8 @@ int rush_shard_create(const struct rush_shard_config *config, struct rush_shard 
     shard->sink = config->sink;
     shard->sink_context = config->sink_context;
     shard->skus = calloc(limits->skus_max, sizeof(*shard->skus));
-    shard->orders = calloc((size_t)limits->orders_max + 1, sizeof(*shard->orders));
-    shard->groups = calloc((size_t)limits->groups_max + 1, sizeof(*shard->groups));
+    shard->orders = rush_memory_zeroed((size_t)limits->orders_max + 1, sizeof(*shard->orders));
+    shard->groups = rush_memory_zeroed((size_t)limits->groups_max + 1, sizeof(*shard->groups));
     shard->due = malloc(sizeof(uint32_t) * ((size_t)limits->orders_max + limits->groups_max + 2));
     shard->events = malloc(sizeof(struct rush_event) * limits->events_buffer_max);
     rc = -ENOMEM;
@@ -83,8 +84,8 @@ void rush_shard_destroy(struct rush_shard *shard)
     rush_table_free(&shard->user_limits);
     rush_timer_wheel_free(&shard->timers);
     free(shard->skus);
-    free(shard->orders);
-    free(shard->groups);
+    rush_memory_free(shard->orders);
+    rush_memory_free(shard->groups);
     free(shard->due);
     free(shard->events);
     free(shard);
@@ -92,13 +93,20 @@ void rush_shard_destroy(struct rush_shard *shard)
 
 /* ---- lookups ---------------------------------------------------------------------------- */
 
+/* A decision looks its SKU up several times and a rush hits few SKUs: remember the last one. */
 struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
 {
     if (sku_id == 0)
         return NULL;
+    struct rush_shard *cache = (struct rush_shard *)shard; /* the cache is not state */
+    if (cache->sku_cached != NULL && cache->sku_cached->def.id == sku_id)
+        return cache->sku_cached;
     rush_key key = rush_key_pair(0, sku_id);
     const struct sku_entry *entry = rush_table_find(&shard->sku_ids, &key);
-    return entry ? &shard->skus[entry->index] : NULL;
+    if (entry == NULL)
+        return NULL;
+    cache->sku_cached = &shard->skus[entry->index];
+    return cache->sku_cached;
 }
 
 struct order *shard__order(const struct rush_shard *shard, uint64_t order_id)
@@ -241,12 +249,10 @@ static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t
     }
     sku->reserved += qty;
     uint32_t sku_index = (uint32_t)(sku - shard->skus);
-    struct limit_entry *limit = shard__limit(shard, sku_index, user_id);
-    if (limit == NULL) {
-        rush_key key = rush_key_pair((uint64_t)sku_index + 1, user_id);
-        limit = rush_table_insert(&shard->user_limits, &key);
-        RUSH_ASSERT(limit != NULL); /* decisions check room first */
-    }
+    rush_key key = rush_key_pair((uint64_t)sku_index + 1, user_id);
+    bool created;
+    struct limit_entry *limit = rush_table_upsert(&shard->user_limits, &key, &created);
+    RUSH_ASSERT(limit != NULL); /* decisions check room first */
     limit->held += qty;
 }
 
@@ -383,6 +389,7 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
                           : 0;
     struct key_entry *entry = rush_table_insert(&shard->keys, &event->key);
     RUSH_ASSERT(entry != NULL); /* decisions check room first */
+    shard->last_entry = entry;
     entry->fingerprint = shard__fingerprint(event->op, event->sku_id, event->user_id, event->qty,
                                             target, event->amount);
     entry->op = event->op;
@@ -394,8 +401,12 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
 
 void shard__apply(struct rush_shard *shard, const struct rush_event *event)
 {
-    struct order *order = shard__order(shard, event->order_id);
-    struct sku_state *sku = shard__sku(shard, event->sku_id);
+    struct order *order = NULL;
+    struct sku_state *sku = NULL;
+    if (event->type >= RUSH_EV_ORDER_CONFIRMED && event->type <= RUSH_EV_ORDER_EXPIRED)
+        order = shard__order(shard, event->order_id);
+    if (event->type >= RUSH_EV_STOCK_ADJUSTED && event->type <= RUSH_EV_SKU_RESUMED)
+        sku = shard__sku(shard, event->sku_id);
     switch ((enum rush_event_type)event->type) {
     case RUSH_EV_REJECTED:
     case RUSH_EV_REFUND_DUE:

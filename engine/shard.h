@@ -61,6 +61,9 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns);
 /* Decides one request of the open batch. */
 void rush_shard_decide(struct rush_shard *shard, const struct rush_request *request,
                        struct rush_result *result);
+/* Decides requests[0..count) in order, as rush_shard_decide each, overlapping their lookups. */
+void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request *requests,
+                             uint32_t count, struct rush_result *results);
 /* Creates or redefines a SKU (admin sku_put) in the open batch. */
 void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
                         struct rush_result *result);

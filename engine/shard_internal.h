@@ -103,7 +103,9 @@ struct rush_shard {
     uint32_t *due; /* scratch for timers firing */
     struct rush_event *events;
     uint32_t event_count;
-    struct rush_sku sku_pending; /* assembled from SKU_PUT parts while applying */
+    struct sku_state *sku_cached;       /* the SKU found last (a lookup cache, not state) */
+    const struct key_entry *last_entry; /* the entry the last decision event wrote */
+    struct rush_sku sku_pending;        /* assembled from SKU_PUT parts while applying */
     uint32_t sku_parts_seen;
     rush_event_sink_fn sink;
     void *sink_context;

@@ -6,15 +6,23 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* the hash is on every lookup: let it inline */
 #include <xxhash.h>
 
+#include "memory.h"
 #include "rush/assert.h"
 
-static const rush_key zero_key;
+/* Keys compare as two 64-bit words; memcpy keeps it free of alignment and aliasing traps. */
+static inline void key_words(const void *key, uint64_t words[2])
+{
+    memcpy(words, key, 16);
+}
 
 bool rush_key_is_zero(const rush_key *key)
 {
-    return memcmp(key, &zero_key, sizeof(*key)) == 0;
+    uint64_t w[2];
+    key_words(key, w);
+    return (w[0] | w[1]) == 0;
 }
 
 int rush_table_init(struct rush_table *table, uint32_t capacity, uint32_t entry_bytes,
@@ -25,7 +33,7 @@ int rush_table_init(struct rush_table *table, uint32_t capacity, uint32_t entry_
         return RUSH_ECONFIG;
     uint64_t slot_count = (uint64_t)capacity + capacity / 3 + 1;
     memset(table, 0, sizeof(*table));
-    table->slots = calloc(slot_count, entry_bytes);
+    table->slots = rush_memory_zeroed(slot_count, entry_bytes);
     if (table->slots == NULL)
         return -ENOMEM;
     table->seed = seed;
@@ -37,7 +45,7 @@ int rush_table_init(struct rush_table *table, uint32_t capacity, uint32_t entry_
 
 void rush_table_free(struct rush_table *table)
 {
-    free(table->slots);
+    rush_memory_free(table->slots);
     memset(table, 0, sizeof(*table));
 }
 
@@ -59,15 +67,25 @@ static uint8_t *slot_at(const struct rush_table *table, uint32_t index)
  */
 static uint8_t *probe(const struct rush_table *table, const rush_key *key)
 {
+    uint64_t want[2], have[2];
+    key_words(key, want);
     uint32_t index = home_of(table, key);
     for (uint32_t step = 0; step <= table->count; step++) {
         uint8_t *slot = slot_at(table, index);
-        if (memcmp(slot, key, sizeof(*key)) == 0 || rush_key_is_zero((const rush_key *)slot))
+        key_words(slot, have);
+        if ((have[0] == want[0] && have[1] == want[1]) || (have[0] | have[1]) == 0)
             return slot;
         index = index + 1 == table->slot_count ? 0 : index + 1;
     }
     RUSH_ASSERT(!"probe passed every entry without an empty slot");
     return NULL;
+}
+
+void rush_table_prefetch(const struct rush_table *table, const rush_key *key)
+{
+    const uint8_t *slot = slot_at(table, home_of(table, key));
+    __builtin_prefetch(slot, 1, 1);
+    __builtin_prefetch(slot + 64, 1, 1);
 }
 
 void *rush_table_find(const struct rush_table *table, const rush_key *key)
@@ -79,11 +97,21 @@ void *rush_table_find(const struct rush_table *table, const rush_key *key)
 
 void *rush_table_insert(struct rush_table *table, const rush_key *key)
 {
+    bool created;
+    void *entry = rush_table_upsert(table, key, &created);
+    RUSH_ASSERT(entry == NULL || created); /* callers insert absent keys only */
+    return entry;
+}
+
+void *rush_table_upsert(struct rush_table *table, const rush_key *key, bool *created)
+{
     RUSH_ASSERT(!rush_key_is_zero(key));
+    uint8_t *slot = probe(table, key);
+    *created = rush_key_is_zero((const rush_key *)slot);
+    if (!*created)
+        return slot;
     if (rush_table_full(table))
         return NULL;
-    uint8_t *slot = probe(table, key);
-    RUSH_ASSERT(rush_key_is_zero((const rush_key *)slot)); /* callers insert absent keys only */
     memcpy(slot, key, sizeof(*key));
     table->count++;
     return slot;

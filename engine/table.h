@@ -49,6 +49,13 @@ void *rush_table_find(const struct rush_table *table, const rush_key *key);
  */
 void *rush_table_insert(struct rush_table *table, const rush_key *key);
 
+/* The entry with this key, inserted (key set, rest zero; *created true) if absent; NULL when
+ * absent and the table is full. One probe sequence. */
+void *rush_table_upsert(struct rush_table *table, const rush_key *key, bool *created);
+
+/* Starts loading the key's home slot into cache, for a lookup a few requests from now. */
+void rush_table_prefetch(const struct rush_table *table, const rush_key *key);
+
 static inline bool rush_table_full(const struct rush_table *table)
 {
     return table->count >= table->capacity;

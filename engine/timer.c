@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memory.h"
 #include "rush/assert.h"
 
 enum { TIMER_IDLE = 0, TIMER_SCHEDULED = 1, TIMER_FIRED = 2 };
@@ -24,9 +25,9 @@ int rush_timer_wheel_init(struct rush_timer_wheel *wheel, uint32_t handles_max, 
         return RUSH_ECONFIG;
     memset(wheel, 0, sizeof(*wheel));
     wheel->heads = malloc(sizeof(uint32_t) * slot_count);
-    wheel->next = malloc(sizeof(uint32_t) * handles_max);
-    wheel->deadline_ns = calloc(handles_max, sizeof(int64_t));
-    wheel->state = calloc(handles_max, 1);
+    wheel->next = rush_memory_zeroed(handles_max, sizeof(uint32_t));
+    wheel->deadline_ns = rush_memory_zeroed(handles_max, sizeof(int64_t));
+    wheel->state = rush_memory_zeroed(handles_max, 1);
     if (!wheel->heads || !wheel->next || !wheel->deadline_ns || !wheel->state) {
         rush_timer_wheel_free(wheel);
         return -ENOMEM;
@@ -43,9 +44,9 @@ int rush_timer_wheel_init(struct rush_timer_wheel *wheel, uint32_t handles_max, 
 void rush_timer_wheel_free(struct rush_timer_wheel *wheel)
 {
     free(wheel->heads);
-    free(wheel->next);
-    free(wheel->deadline_ns);
-    free(wheel->state);
+    rush_memory_free(wheel->next);
+    rush_memory_free(wheel->deadline_ns);
+    rush_memory_free(wheel->state);
     memset(wheel, 0, sizeof(*wheel));
 }
 
