@@ -181,7 +181,9 @@ static int wal_uring_issue(struct rush_wal *wal)
     if (flight->op == WAL_OP_WRITE_SYNC || flight->op == WAL_OP_SYNC) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
         RUSH_ASSERT(sqe != NULL);
-        flight->sync_fault = wal_fault(wal, RUSH_WAL_IO_SYNC, flight->lsn);
+        /* An injected write failure cancels the linked fdatasync, as a real one would. */
+        flight->sync_fault =
+            flight->write_fault < 0 ? -ECANCELED : wal_fault(wal, RUSH_WAL_IO_SYNC, flight->lsn);
         if (flight->sync_fault < 0)
             io_uring_prep_nop(sqe);
         else

@@ -32,6 +32,9 @@ static void dir_make(void)
 
 static void dir_remove(void)
 {
+    char mount_point[320];
+    snprintf(mount_point, sizeof(mount_point), "%s/small", test_dir);
+    umount2(mount_point, MNT_DETACH); /* the ENOSPC test's tmpfs, if it is still there */
     char command[320];
     snprintf(command, sizeof(command), "rm -rf '%s'", test_dir);
     cr_assert_eq(system(command), 0);
@@ -526,4 +529,236 @@ Test(wal, remove_below_drops_whole_old_segments_only)
     cr_assert_eq(replay_into(&seen, &recovery), 0, "%s", recovery.message);
     cr_assert_eq(recovery.last_lsn, 1500);
     free(lsns);
+}
+
+/* ---- failures -------------------------------------------------------------------------- */
+
+struct fault_plan {
+    enum rush_wal_io io;
+    uint64_t from_lsn;
+    int error;
+    bool fired;
+    uint32_t calls_after; /* any I/O attempted after the failure */
+};
+
+static int fault_hook(void *context, enum rush_wal_io io, uint64_t lsn)
+{
+    struct fault_plan *plan = context;
+    if (plan->fired) {
+        plan->calls_after++;
+        return 0;
+    }
+    if (io == plan->io && lsn >= plan->from_lsn) {
+        plan->fired = true;
+        return plan->error;
+    }
+    return 0;
+}
+
+static void fault_is_sticky(bool no_uring, enum rush_wal_io io)
+{
+    struct fault_plan plan = {.io = io, .from_lsn = 6, .error = -EIO};
+    struct rush_wal_config config = config_small(no_uring);
+    config.fault = fault_hook;
+    config.fault_context = &plan;
+    struct rush_wal *wal = NULL;
+    cr_assert_eq(rush_wal_open(&config, NULL, &wal), 0);
+    for (uint64_t lsn = 1; lsn <= 5; lsn++)
+        cr_assert_eq(append_lsn(wal, lsn, count_of(lsn)), 0);
+    cr_assert_eq(rush_wal_submit(wal), 0);
+    cr_assert_eq(wait_durable(wal, 5), 5);
+    cr_assert_eq(append_lsn(wal, 6, 4), 0);
+    int submitted = rush_wal_submit(wal); /* the fallback fails here, io_uring in poll */
+    cr_assert(submitted == 0 || submitted == RUSH_EWAL);
+    cr_assert_eq(rush_wal_poll(wal, true), RUSH_EWAL);
+    cr_assert(plan.fired);
+    cr_assert_eq(rush_wal_durable_lsn(wal), 5);
+    cr_assert_eq(rush_wal_synced_lsn(wal), 5);
+    const char *text = NULL;
+    cr_assert_eq(rush_wal_error(wal, &text), -EIO);
+    cr_assert_not_null(strstr(text, io == RUSH_WAL_IO_WRITE ? "write" : "fdatasync"), "%s", text);
+    /* Sticky: nothing is accepted, nothing is retried, durable_lsn stays. */
+    cr_assert_eq(append_lsn(wal, 7, 1), RUSH_EWAL);
+    cr_assert_eq(rush_wal_submit(wal), RUSH_EWAL);
+    cr_assert_eq(rush_wal_poll(wal, true), RUSH_EWAL);
+    cr_assert_eq(rush_wal_appended_lsn(wal), 6);
+    cr_assert_eq(rush_wal_close(wal), RUSH_EWAL);
+    cr_assert_eq(plan.calls_after, 0, "I/O after the failure");
+    struct seen seen;
+    struct rush_wal_recovery recovery;
+    cr_assert_eq(replay_into(&seen, &recovery), 0, "%s", recovery.message);
+    cr_assert_geq(seen.batches, 5); /* a write that completed before a failed sync may be there */
+    cr_assert_not(seen.mismatch);
+}
+
+Test(wal, failed_write_is_sticky_io_uring)
+{
+    fault_is_sticky(false, RUSH_WAL_IO_WRITE);
+}
+
+Test(wal, failed_write_is_sticky_fallback)
+{
+    fault_is_sticky(true, RUSH_WAL_IO_WRITE);
+}
+
+Test(wal, failed_fdatasync_is_sticky_and_never_retried_io_uring)
+{
+    fault_is_sticky(false, RUSH_WAL_IO_SYNC);
+}
+
+Test(wal, failed_fdatasync_is_sticky_and_never_retried_fallback)
+{
+    fault_is_sticky(true, RUSH_WAL_IO_SYNC);
+}
+
+Test(wal, failed_segment_creation_is_sticky)
+{
+    struct fault_plan plan = {.io = RUSH_WAL_IO_CREATE, .from_lsn = 2, .error = -ENOSPC};
+    struct rush_wal_config config = config_small(false);
+    config.fault = fault_hook;
+    config.fault_context = &plan;
+    struct rush_wal *wal = NULL;
+    cr_assert_eq(rush_wal_open(&config, NULL, &wal), 0);
+    int rc = 0;
+    uint64_t lsn = 1;
+    for (; lsn <= 1000 && rc == 0; lsn++)
+        rc = append_lsn(wal, lsn, 12);
+    cr_assert_eq(rc, RUSH_EWAL);
+    cr_assert_eq(rush_wal_error(wal, NULL), -ENOSPC);
+    /* The roll drained everything before the batch that did not fit. */
+    cr_assert_eq(rush_wal_durable_lsn(wal), lsn - 2);
+    cr_assert_eq(rush_wal_appended_lsn(wal), lsn - 2);
+    cr_assert_eq(rush_wal_close(wal), RUSH_EWAL);
+}
+
+Test(wal, real_enospc_on_a_small_tmpfs_is_sticky)
+{
+    char mount_point[320];
+    snprintf(mount_point, sizeof(mount_point), "%s/small", test_dir);
+    cr_assert_eq(mkdir(mount_point, 0700), 0);
+    if (mount("tmpfs", mount_point, "tmpfs", 0, "size=1m") < 0)
+        cr_skip("mount -t tmpfs not permitted here (%s); write failures are covered by the "
+                "injected-fault tests",
+                strerror(errno));
+    struct rush_wal_config config = config_small(false);
+    config.dir = mount_point;
+    config.segment_bytes = 256 * 1024;
+    config.buffer_bytes_max = 16384;
+    struct rush_wal *wal = NULL;
+    cr_assert_eq(rush_wal_open(&config, NULL, &wal), 0);
+    int rc = 0;
+    uint64_t lsn = 1;
+    for (; lsn <= 1000 && rc == 0; lsn++) {
+        rc = append_lsn(wal, lsn, 60);
+        if (rc == 0)
+            rc = rush_wal_submit(wal);
+        if (rc == 0)
+            rc = (int)(rush_wal_poll(wal, false) < 0 ? RUSH_EWAL : 0);
+    }
+    cr_assert_eq(rc, RUSH_EWAL);
+    const char *text = NULL;
+    cr_assert_eq(rush_wal_error(wal, &text), -ENOSPC, "%s", text);
+    uint64_t durable = rush_wal_durable_lsn(wal);
+    cr_assert_eq(durable, rush_wal_appended_lsn(wal));
+    cr_assert_gt(durable, 100);
+    cr_assert_eq(append_lsn(wal, durable + 1, 1), RUSH_EWAL);
+    cr_assert_eq(rush_wal_close(wal), RUSH_EWAL);
+    struct seen seen;
+    memset(&seen, 0, sizeof(seen));
+    struct rush_wal_recovery recovery;
+    cr_assert_eq(rush_wal_replay(mount_point, 3, seen_batch, &seen, &recovery), 0, "%s",
+                 recovery.message);
+    cr_assert_eq(seen.batches, durable);
+    cr_assert_not(seen.mismatch);
+    cr_assert_eq(umount(mount_point), 0);
+}
+
+/* ---- modes ----------------------------------------------------------------------------- */
+
+static int64_t fake_clock(void *context)
+{
+    return *(const int64_t *)context;
+}
+
+static void async_mode(bool no_uring)
+{
+    int64_t now_ns = 1000;
+    struct rush_wal_config config = config_small(no_uring);
+    config.mode = RUSH_WAL_ASYNC;
+    config.flush_interval_ms = 2;
+    config.clock = fake_clock;
+    config.clock_context = &now_ns;
+    struct rush_wal *wal = NULL;
+    cr_assert_eq(rush_wal_open(&config, NULL, &wal), 0);
+    for (uint64_t lsn = 1; lsn <= 3; lsn++)
+        cr_assert_eq(append_lsn(wal, lsn, count_of(lsn)), 0);
+    cr_assert_eq(rush_wal_submit(wal), 0);
+    cr_assert_eq(wait_durable(wal, 3), 3); /* acknowledged after the write */
+    cr_assert_eq(rush_wal_synced_lsn(wal), 0);
+    now_ns += 1999999;
+    cr_assert_eq(rush_wal_poll(wal, true), 3);
+    cr_assert_eq(rush_wal_synced_lsn(wal), 0, "flushed before the interval");
+    now_ns += 1;
+    for (int round = 0; round < 4 && rush_wal_synced_lsn(wal) < 3; round++)
+        cr_assert_eq(rush_wal_poll(wal, true), 3);
+    cr_assert_eq(rush_wal_synced_lsn(wal), 3);
+    cr_assert_eq(append_lsn(wal, 4, count_of(4)), 0);
+    cr_assert_eq(rush_wal_submit(wal), 0);
+    cr_assert_eq(wait_durable(wal, 4), 4);
+    cr_assert_eq(rush_wal_synced_lsn(wal), 3);
+    cr_assert_eq(rush_wal_close(wal), 0); /* syncs the rest */
+    check_full_replay(4);
+}
+
+Test(wal, async_mode_acks_after_write_and_flushes_on_the_interval_io_uring)
+{
+    async_mode(false);
+}
+
+Test(wal, async_mode_acks_after_write_and_flushes_on_the_interval_fallback)
+{
+    async_mode(true);
+}
+
+Test(wal, async_mode_rolls_segments_and_replays)
+{
+    int64_t now_ns = 0;
+    struct rush_wal_config config = config_small(false);
+    config.mode = RUSH_WAL_ASYNC;
+    config.clock = fake_clock;
+    config.clock_context = &now_ns;
+    struct rush_wal *wal = NULL;
+    cr_assert_eq(rush_wal_open(&config, NULL, &wal), 0);
+    for (uint64_t lsn = 1; lsn <= 600; lsn++) {
+        cr_assert_eq(append_lsn(wal, lsn, count_of(lsn)), 0);
+        cr_assert_eq(rush_wal_submit(wal), 0);
+        now_ns += 1000000;
+        cr_assert_geq(rush_wal_poll(wal, false), 0);
+    }
+    cr_assert_gt(rush_wal_synced_lsn(wal), 0);
+    cr_assert_eq(rush_wal_close(wal), 0);
+    check_full_replay(600);
+}
+
+Test(wal, none_mode_does_no_io_and_acks_at_submit)
+{
+    struct rush_wal_config config = config_small(false);
+    config.mode = RUSH_WAL_NONE;
+    struct rush_wal *wal = NULL;
+    cr_assert_eq(rush_wal_open(&config, NULL, &wal), 0);
+    cr_assert_not(rush_wal_uses_uring(wal));
+    for (uint64_t lsn = 1; lsn <= 2000; lsn++) {
+        cr_assert_eq(append_lsn(wal, lsn, count_of(lsn)), 0);
+        if (lsn % 10 == 0) {
+            cr_assert_eq(rush_wal_submit(wal), 0);
+            cr_assert_eq(rush_wal_poll(wal, false), (int64_t)lsn);
+        }
+    }
+    cr_assert_eq(rush_wal_synced_lsn(wal), 0);
+    struct rush_wal_stats stats;
+    rush_wal_stats(wal, &stats);
+    cr_assert_eq(stats.batches, 2000);
+    cr_assert_eq(stats.bytes_written, 0);
+    cr_assert_eq(rush_wal_close(wal), 0);
+    cr_assert_eq(segment_files(), 0);
 }
