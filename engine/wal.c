@@ -123,6 +123,7 @@ static int wal_complete(struct rush_wal *wal)
         wal->synced_lsn = flight->lsn;
         wal->stats.syncs++;
         wal->last_sync_ns = wal_now_ns(wal);
+        wal->stats.sync_latency_ns_last = (uint64_t)(wal->last_sync_ns - flight->issued_ns);
     }
     wal_update_durable(wal);
     return 0;
@@ -211,6 +212,7 @@ static int wal_issue(struct rush_wal *wal, enum wal_op op, uint32_t buffer_index
     flight->buffer_index = buffer_index;
     flight->write_result = -ECANCELED;
     flight->sync_result = -ECANCELED;
+    flight->issued_ns = wal_now_ns(wal);
     if (op == WAL_OP_SYNC) {
         flight->lsn = wal->written_lsn;
     } else {

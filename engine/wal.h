@@ -228,6 +228,7 @@ struct rush_wal_stats {
     uint64_t syncs;         /* completed fdatasyncs */
     uint64_t bytes_written; /* completed */
     uint64_t segments_created;
+    uint64_t sync_latency_ns_last; /* issue to completion of the last fdatasync'ing operation */
 };
 void rush_wal_stats(const struct rush_wal *wal, struct rush_wal_stats *stats);
 

@@ -36,7 +36,8 @@ struct rush_wal_flight {
     uint64_t lsn;         /* what completing it makes written / synced */
     int32_t write_result; /* bytes, or -errno */
     int32_t sync_result;  /* 0, or -errno */
-    int write_fault;      /* injected by the test hook */
+    int64_t issued_ns;
+    int write_fault; /* injected by the test hook */
     int sync_fault;
 };
 
