@@ -1,0 +1,88 @@
+/*
+ * wal_internal.h — the writer's state, shared by wal.c (append path) and wal_open.c (set-up,
+ * segments, tear-down). Not for use outside the WAL module.
+ *
+ * Thread: the shard's thread only.
+ */
+#ifndef RUSH_WAL_INTERNAL_H
+#define RUSH_WAL_INTERNAL_H
+
+#include <liburing.h>
+
+#include "wal.h"
+#include "wal_record.h"
+
+enum wal_op {
+    WAL_OP_IDLE = 0,
+    WAL_OP_WRITE_SYNC = 1, /* fsync mode: write linked to fdatasync */
+    WAL_OP_WRITE = 2,      /* async mode */
+    WAL_OP_SYNC = 3,       /* async mode flush */
+};
+
+struct rush_wal_buffer {
+    uint8_t *bytes;       /* buffer_bytes_max, 4096-aligned */
+    uint32_t used;        /* bytes of whole batches */
+    uint64_t file_offset; /* where bytes[0] goes in the current segment */
+    uint64_t lsn_last;    /* last batch in it (0: empty) */
+};
+
+/* The operation in flight (or, for the fallback engine, being done). */
+struct rush_wal_flight {
+    enum wal_op op;
+    uint32_t buffer_index;
+    uint32_t cqes_pending;
+    uint32_t length;
+    uint64_t offset;
+    uint64_t lsn;         /* what completing it makes written / synced */
+    int32_t write_result; /* bytes, or -errno */
+    int32_t sync_result;  /* 0, or -errno */
+    int64_t issued_ns;
+    int write_fault; /* injected by the test hook */
+    int sync_fault;
+};
+
+struct rush_wal {
+    struct rush_wal_config config;
+    char dir[RUSH_WAL_DIR_MAX];
+    int dir_fd;
+    int segment_fd;
+    char segment_name[RUSH_WAL_SEGMENT_NAME_MAX];
+    uint64_t segment_capacity; /* bytes */
+    uint64_t segment_reserved; /* bytes taken by batches, written or still in a buffer */
+
+    struct rush_wal_buffer buffers[2];
+    uint32_t filling;   /* index of the filling buffer */
+    bool submit_wanted; /* submit was called while an operation was in flight */
+    bool use_uring;
+    struct io_uring ring;
+    struct rush_wal_flight flight;
+
+    uint64_t next_lsn; /* the lsn the next append gets */
+    uint64_t chain;    /* header checksum of the last batch appended */
+    uint64_t submitted_lsn;
+    uint64_t written_lsn;
+    uint64_t synced_lsn;
+    uint64_t durable_lsn;
+    int64_t last_sync_ns;
+
+    bool failed;
+    int error;
+    char error_text[256];
+    struct rush_wal_stats stats;
+};
+
+/* Fails the log (sticky), prints one line; returns RUSH_EWAL. */
+__attribute__((format(printf, 3, 4))) int wal_fail(struct rush_wal *wal, int error,
+                                                   const char *format, ...);
+/* The test hook's verdict on an I/O: 0 or -errno. */
+int wal_fault(struct rush_wal *wal, enum rush_wal_io io, uint64_t lsn);
+int64_t wal_now_ns(const struct rush_wal *wal);
+void wal_check(const struct rush_wal *wal);
+/* Waits until nothing is in flight. */
+RUSH_MUST_USE int wal_wait_idle(struct rush_wal *wal);
+/* Writes out everything appended and waits; async mode also fdatasyncs. */
+RUSH_MUST_USE int wal_drain(struct rush_wal *wal);
+/* Drains, closes the current segment, creates the next one at next_lsn (wal_open.c). */
+RUSH_MUST_USE int wal_roll(struct rush_wal *wal);
+
+#endif
