@@ -46,6 +46,7 @@
 #ifndef RUSH_CAMPAIGN_H
 #define RUSH_CAMPAIGN_H
 
+#include "rush/engine.h"
 #include "rush/types.h"
 
 #define RUSH_CAMPAIGN_SKUS_MAX 100000
@@ -63,12 +64,6 @@
 #define RUSH_GROUP_TTL_NS_MIN INT64_C(1000000000)
 #define RUSH_GROUPS_OPEN_MAX (1u << 24)
 #define RUSH_TIME_NEVER INT64_MAX
-
-enum rush_durability {
-    RUSH_DURABILITY_FSYNC = 0, /* ack after fdatasync: the default */
-    RUSH_DURABILITY_ASYNC = 1, /* ack after write, flush every few ms */
-    RUSH_DURABILITY_NONE = 2,  /* benchmarks only */
-};
 
 /* [engine]. Zero: not given in the file, use the engine's default. */
 struct rush_campaign_engine {
