@@ -109,6 +109,13 @@ RUSH_MUST_USE int rush_campaign_parse(const char *name, const char *text, size_t
 /* Frees what a load allocated and zeroes the campaign; safe on a zeroed or freed one. */
 void rush_campaign_free(struct rush_campaign *campaign);
 
+/*
+ * The engine configuration a campaign asks for: rush_engine_config_default() with the [engine]
+ * values the file gives. data_dir points into the campaign (NULL when the file names none).
+ */
+void rush_campaign_engine_config(const struct rush_campaign *campaign,
+                                 struct rush_engine_config *config);
+
 /* The text of engine/campaigns/double11.ini, built in (engine/campaign_default.c). */
 const char *rush_campaign_default_text(void);
 

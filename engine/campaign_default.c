@@ -20,14 +20,14 @@ static const char text[] =
     "\n"
     "[engine]\n"
     "; Shard threads, each the sole writer of its SKUs (1..64).\n"
-    "shards = 4\n"
+    "shards = 2\n"
     "; Work items in flight per shard: a power of two.\n"
-    "ring_slots = 1024\n"
+    "ring_slots = 64\n"
     "; Table sizes, per shard. Orders count every reservation and seat ever made.\n"
-    "orders_max = 4194304\n"
+    "orders_max = 2097152\n"
     "groups_max = 262144\n"
     "keys_max = 4194304\n"
-    "user_limits_max = 4194304\n"
+    "user_limits_max = 2097152\n"
     "; fsync: reply once the log is on disk (default). async: after write()\n"
     "; (a small loss window).\n"
     "; none: benchmarks only.\n"
@@ -164,7 +164,8 @@ static const char text[] =
     "virtual_seats_max = 1\n"
     "virtual_budget = 200\n"
     "user_qty_max = 1\n"
-    "pay_ttl = 15m\n";
+    "pay_ttl = 15m\n"
+    ;
 
 const char *rush_campaign_default_text(void)
 {
