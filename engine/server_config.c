@@ -100,8 +100,13 @@ int rush_server_apply_durability(struct rush_engine_config *config,
         snprintf(why, why_size, "data dir must be 1..%d bytes", RUSH_DATA_DIR_BYTES_MAX - 1);
         return RUSH_ECONFIG;
     }
+    config->data_dir = data_dir; /* the campaign and options live as long as the server */
+    config->durability = (uint8_t)campaign->engine.durability;
     rush_log(RUSH_LOG_INFO, "durability %s, data dir %s (%u shards)", mode, data_dir,
              config->shard_count);
+    if (campaign->engine.durability == RUSH_DURABILITY_NONE)
+        rush_log(RUSH_LOG_WARN, "durability none: NOTHING is logged; every decision is lost on "
+                                "exit. For benchmarks only.");
     return 0;
 }
 
@@ -174,11 +179,30 @@ int rush_server_prepare_token(struct rush_server *server, char *why, size_t why_
     return 0;
 }
 
+/* Whether the engine already knows the SKU (recovered from its log). */
+static bool sku_known(struct rush_server *server, uint64_t sku_id)
+{
+    struct rush_request query = {.op = RUSH_OP_QUERY_SKU, .sku_id = sku_id};
+    struct rush_result result;
+    return rush_engine_execute(server->engine, &query, 1, &result) == 0 &&
+           result.outcome == RUSH_OK;
+}
+
+/*
+ * Puts the campaign's SKUs that the engine does not know. After a restart the log is the truth:
+ * a recovered SKU keeps its stock adjustments, pauses and holds instead of being reset to the
+ * file (change a live SKU with the admin sku_put).
+ */
 int rush_server_put_campaign(struct rush_server *server, char *why, size_t why_size)
 {
     const struct rush_campaign *campaign = server->campaign;
+    uint32_t recovered = 0;
     for (uint32_t i = 0; i < campaign->sku_count; i++) {
         const struct rush_sku *sku = &campaign->skus[i];
+        if (sku_known(server, sku->id)) {
+            recovered++;
+            continue;
+        }
         struct rush_result result;
         int rc = rush_engine_sku_put(server->engine, sku, &result);
         if (rc < 0) {
@@ -192,6 +216,7 @@ int rush_server_put_campaign(struct rush_server *server, char *why, size_t why_s
             return RUSH_ECONFIG;
         }
     }
-    rush_log(RUSH_LOG_INFO, "%u SKUs put from the campaign", campaign->sku_count);
+    rush_log(RUSH_LOG_INFO, "%u SKUs put from the campaign, %u kept as recovered from the log",
+             campaign->sku_count - recovered, recovered);
     return 0;
 }
