@@ -34,6 +34,14 @@
 /* After the last reply of a shutdown, time for nanomsg's I/O thread to write it out: nanomsg 1.x
  * drops what is still queued when a socket is closed. */
 #define RUSH_SERVER_LINGER_MS 200
+/*
+ * Kernel send buffer asked for each endpoint's connections (SO_SNDBUF, capped by
+ * net.core.wmem_max). nanomsg 1.x's raw REP hands a connection one message at a time and drops
+ * a reply sent while the previous one is still being written; a buffer that takes several whole
+ * replies at once keeps pipelining clients (raw REQ, many messages in flight on one connection)
+ * from losing replies. Plain REQ clients have one request in flight and are never affected.
+ */
+#define RUSH_SERVER_SEND_BUFFER_BYTES (4 * 1024 * 1024)
 
 static const char *const endpoint_names[RUSH_ENDPOINT_COUNT_] = {"orders", "json", "admin"};
 
@@ -345,6 +353,9 @@ static int endpoint_open(struct rush_server *server, enum rush_endpoint endpoint
     int max = endpoint == RUSH_ENDPOINT_ORDERS ? RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX
                                                : RUSH_SERVER_JSON_RECEIVE_BYTES_MAX;
     if (nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0)
+        goto out_error;
+    int send_buffer = RUSH_SERVER_SEND_BUFFER_BYTES;
+    if (nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDBUF, &send_buffer, sizeof(send_buffer)) < 0)
         goto out_error;
     if (nn_bind(s, url) < 0)
         goto out_error;
