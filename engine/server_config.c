@@ -84,32 +84,6 @@ static const char *durability_name(enum rush_durability durability)
  * from the values checked here: config->data_dir = data_dir; config->durability = durability.
  * Until then it checks and logs them, so that a bad value refuses the start today as it will then.
  */
-int rush_server_apply_durability(struct rush_engine_config *config,
-                                 const struct rush_campaign *campaign,
-                                 const struct rush_server_options *args, char *why, size_t why_size)
-{
-    RUSH_ASSERT(config != NULL && campaign != NULL && args != NULL);
-    const char *data_dir = rush_server_data_dir(campaign, args);
-    const char *mode = durability_name(campaign->engine.durability);
-    if (mode == NULL) {
-        snprintf(why, why_size, "durability %d is not fsync, async or none",
-                 (int)campaign->engine.durability);
-        return RUSH_ECONFIG;
-    }
-    if (data_dir[0] == '\0' || strlen(data_dir) >= RUSH_DATA_DIR_BYTES_MAX) {
-        snprintf(why, why_size, "data dir must be 1..%d bytes", RUSH_DATA_DIR_BYTES_MAX - 1);
-        return RUSH_ECONFIG;
-    }
-    config->data_dir = data_dir; /* the campaign and options live as long as the server */
-    config->durability = (uint8_t)campaign->engine.durability;
-    rush_log(RUSH_LOG_INFO, "durability %s, data dir %s (%u shards)", mode, data_dir,
-             config->shard_count);
-    if (campaign->engine.durability == RUSH_DURABILITY_NONE)
-        rush_log(RUSH_LOG_WARN, "durability none: NOTHING is logged; every decision is lost on "
-                                "exit. For benchmarks only.");
-    return 0;
-}
-
 /* mkdir -p with mode 0700 for the directories it creates. */
 static int make_dirs(const char *path)
 {
@@ -132,6 +106,38 @@ static int make_dirs(const char *path)
     }
     return 0;
 }
+
+int rush_server_apply_durability(struct rush_engine_config *config,
+                                 const struct rush_campaign *campaign,
+                                 const struct rush_server_options *args, char *why, size_t why_size)
+{
+    RUSH_ASSERT(config != NULL && campaign != NULL && args != NULL);
+    const char *data_dir = rush_server_data_dir(campaign, args);
+    const char *mode = durability_name(campaign->engine.durability);
+    if (mode == NULL) {
+        snprintf(why, why_size, "durability %d is not fsync, async or none",
+                 (int)campaign->engine.durability);
+        return RUSH_ECONFIG;
+    }
+    if (data_dir[0] == '\0' || strlen(data_dir) >= RUSH_DATA_DIR_BYTES_MAX) {
+        snprintf(why, why_size, "data dir must be 1..%d bytes", RUSH_DATA_DIR_BYTES_MAX - 1);
+        return RUSH_ECONFIG;
+    }
+    int rc = make_dirs(data_dir); /* the engine opens its logs there */
+    if (rc < 0) {
+        snprintf(why, why_size, "cannot create data dir %s: %s", data_dir, strerror(-rc));
+        return rc;
+    }
+    config->data_dir = data_dir; /* the campaign and options live as long as the server */
+    config->durability = (uint8_t)campaign->engine.durability;
+    rush_log(RUSH_LOG_INFO, "durability %s, data dir %s (%u shards)", mode, data_dir,
+             config->shard_count);
+    if (campaign->engine.durability == RUSH_DURABILITY_NONE)
+        rush_log(RUSH_LOG_WARN, "durability none: NOTHING is logged; every decision is lost on "
+                                "exit. For benchmarks only.");
+    return 0;
+}
+
 
 static int write_token_file(const char *path, const char *token)
 {
