@@ -30,6 +30,8 @@ int rush_shard_log_init(struct rush_shard_log *log, uint32_t capacity, rush_even
 struct replay_target {
     struct rush_shard *shard;
     uint64_t snapshot_lsn; /* batches up to this one are in the snapshot */
+    uint64_t applied_events;
+    uint64_t applied_batches;
 };
 
 static int replay_batch(void *context, uint64_t lsn, int64_t time_ns,
@@ -44,6 +46,8 @@ static int replay_batch(void *context, uint64_t lsn, int64_t time_ns,
             return RUSH_ECORRUPT; /* checksummed, so written by a newer or broken build */
         rush_shard_apply(shard, time_ns, &events[i]);
     }
+    target->applied_events += count;
+    target->applied_batches++;
     return 0;
 }
 
@@ -111,8 +115,8 @@ int rush_shard_log_open(struct rush_shard_log *log, struct rush_shard *shard,
     }
     if ((rc = continues_snapshot(&recovery, target.snapshot_lsn, shard_index, why, why_size)) < 0)
         return rc;
-    log->recovered_events = recovery.event_count;
-    log->recovered_batches = recovery.batch_count;
+    log->recovered_events = target.applied_events;
+    log->recovered_batches = target.applied_batches;
     struct rush_wal_config wal_config;
     rush_wal_config_default(&wal_config, config->data_dir, shard_index);
     wal_config.mode = wal_mode(config->durability);
