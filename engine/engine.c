@@ -56,7 +56,8 @@ struct work {
     struct rush_result *results;
     struct rush_sku sku;
     rush_shard_inspect_fn inspect;
-    void *inspect_context; /* WORK_SNAPSHOT: the int that receives the snapshot's result */
+    /* WORK_SNAPSHOT: the int that receives the snapshot's result */
+    void *inspect_context;
     int status; /* 0, or RUSH_EWAL when the log failed before this work was durable */
 };
 

@@ -511,6 +511,17 @@ static int fits(const struct rush_shard *shard, const struct rush_snapshot_heade
     return 0;
 }
 
+/* Ledger figures small enough that the checks' sums cannot overflow. */
+static bool ledger_ok(const struct sku_state *sku)
+{
+    const int64_t max = INT64_MAX / 4;
+    int64_t figures[] = {sku->stock_total, sku->available, sku->reserved, sku->confirmed};
+    for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)
+        if (figures[i] > max || figures[i] < -max)
+            return false;
+    return true;
+}
+
 static int restore_skus(struct rush_shard *shard, const struct rush_snapshot_view *view, char *why,
                         size_t why_size)
 {
@@ -522,6 +533,8 @@ static int restore_skus(struct rush_shard *shard, const struct rush_snapshot_vie
         const struct sku_state *sku = &shard->skus[i];
         if (sku->def.id == 0 || sku->def.group_size > RUSH_GROUP_SIZE_MAX)
             return refuse(why, why_size, "sku %u: id 0 or group size %u", i, sku->def.group_size);
+        if (!ledger_ok(sku))
+            return refuse(why, why_size, "sku %u: ledger figures out of range", i);
         for (int k = 0; k < RUSH_GROUP_SIZE_MAX; k++)
             if (!link_ok(sku->bucket_head[k], groups) || !link_ok(sku->bucket_tail[k], groups))
                 return refuse(why, why_size, "sku %u: bucket %d names a group out of range", i, k);
