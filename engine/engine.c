@@ -45,7 +45,7 @@
 #define SPIN_MAX 256
 #define POP_MAX 64 /* work items decided under one batch time */
 
-enum work_kind { WORK_REQUESTS, WORK_SKU_PUT, WORK_INSPECT };
+enum work_kind { WORK_REQUESTS, WORK_SKU_PUT, WORK_INSPECT, WORK_SNAPSHOT };
 
 struct work {
     enum work_kind kind;
@@ -56,6 +56,7 @@ struct work {
     struct rush_result *results;
     struct rush_sku sku;
     rush_shard_inspect_fn inspect;
+    /* WORK_SNAPSHOT: the int that receives the snapshot's result */
     void *inspect_context;
     int status; /* 0, or RUSH_EWAL when the log failed before this work was durable */
 };
@@ -72,6 +73,7 @@ struct shard_thread {
     uint32_t free_count;
     struct work *filling; /* front end's: the item being filled by submit */
     _Atomic uint32_t sleeping;
+    uint64_t events_at_snapshot; /* shard's: its event count when it last took a snapshot */
     pthread_t thread;
     bool started;
 };
@@ -221,7 +223,39 @@ static void decide_work(struct rush_shard *shard, struct work *work)
     case WORK_INSPECT:
         work->inspect(shard, work->inspect_context);
         break;
+    case WORK_SNAPSHOT: /* taken at the end of the pass: see snapshot_after_pass */
+        break;
     }
+}
+
+/*
+ * At a pass boundary (every event decided so far is appended): writes the snapshots asked for in
+ * this pass, or the automatic one when snapshot_every_events have been decided since the last.
+ * The shard thread blocks while it writes.
+ */
+static void snapshot_after_pass(struct shard_thread *thread, struct work **items, uint32_t count)
+{
+    const struct rush_engine_config *config = &thread->engine->config;
+    const struct rush_shard_stats *stats = rush_shard_stats(thread->shard);
+    uint64_t events = atomic_load_explicit(&stats->events, memory_order_relaxed);
+    bool wanted = config->snapshot_every_events > 0 && config->data_dir != NULL &&
+                  config->durability != RUSH_DURABILITY_NONE &&
+                  events - thread->events_at_snapshot >= config->snapshot_every_events;
+    for (uint32_t i = 0; i < count; i++)
+        wanted = wanted || items[i]->kind == WORK_SNAPSHOT;
+    if (!wanted)
+        return;
+    char why[512];
+    int rc = rush_shard_log_snapshot(&thread->log, thread->shard, why, sizeof(why));
+    thread->events_at_snapshot = events;
+    if (rc < 0)
+        fprintf(stderr, "rush: shard %u: snapshot failed: %s\n", thread->index, why);
+    else
+        fprintf(stderr, "rush: shard %u: snapshot at lsn %lu written in %.1f ms\n", thread->index,
+                thread->log.snapshot_lsn, (double)thread->log.snapshot_ns_last / 1e6);
+    for (uint32_t i = 0; i < count; i++)
+        if (items[i]->kind == WORK_SNAPSHOT)
+            *(int *)items[i]->inspect_context = rc;
 }
 
 /* Sleeps until the ring may hold work or an idle tick passes; false on an idle tick. */
@@ -253,6 +287,7 @@ static void decide_pass(struct shard_thread *thread, struct work **items, uint32
         rush_shard_end(thread->shard);
         rush_shard_log_commit(&thread->log);
     }
+    snapshot_after_pass(thread, items, count);
     for (uint32_t i = 0; i < count; i++)
         rush_shard_log_hold(&thread->log, items[i]);
 }
@@ -657,6 +692,22 @@ void rush_engine_inspect(struct rush_engine *engine, uint32_t shard_index,
     struct work model = {
         .kind = WORK_INSPECT, .inspect = inspect, .inspect_context = context, .results = &unused};
     (void)send_and_wait(engine, shard_index, &model); /* inspection runs even on a failed log */
+}
+
+int rush_engine_snapshot(struct rush_engine *engine)
+{
+    if (engine->config.data_dir == NULL || engine->config.durability == RUSH_DURABILITY_NONE)
+        return RUSH_ECONFIG;
+    int first_error = 0;
+    for (uint32_t s = 0; s < engine->config.shard_count; s++) {
+        int rc = RUSH_EWAL; /* stays so if the shard could not take it */
+        struct rush_result unused;
+        struct work model = {.kind = WORK_SNAPSHOT, .inspect_context = &rc, .results = &unused};
+        (void)send_and_wait(engine, s, &model); /* the outcome is rc */
+        if (rc < 0 && first_error == 0)
+            first_error = rc;
+    }
+    return first_error;
 }
 
 void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stats *stats)

@@ -7,8 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rush/assert.h"
+#include "snapshot.h"
+
+#define SNAPSHOT_SYNC_WAIT_NS (INT64_C(30) * 1000000000) /* async mode flushes every few ms */
 
 int rush_shard_log_init(struct rush_shard_log *log, uint32_t capacity, rush_event_sink_fn user_sink,
                         void *user_context)
@@ -23,16 +27,27 @@ int rush_shard_log_init(struct rush_shard_log *log, uint32_t capacity, rush_even
     return 0;
 }
 
+struct replay_target {
+    struct rush_shard *shard;
+    uint64_t snapshot_lsn; /* batches up to this one are in the snapshot */
+    uint64_t applied_events;
+    uint64_t applied_batches;
+};
+
 static int replay_batch(void *context, uint64_t lsn, int64_t time_ns,
                         const struct rush_event *events, uint32_t count)
 {
-    (void)lsn;
-    struct rush_shard *shard = context;
+    struct replay_target *target = context;
+    struct rush_shard *shard = target->shard;
+    if (lsn <= target->snapshot_lsn)
+        return 0;
     for (uint32_t i = 0; i < count; i++) {
         if (events[i].type == RUSH_EV_NONE || events[i].type >= RUSH_EV_TYPE_COUNT_)
             return RUSH_ECORRUPT; /* checksummed, so written by a newer or broken build */
         rush_shard_apply(shard, time_ns, &events[i]);
     }
+    target->applied_events += count;
+    target->applied_batches++;
     return 0;
 }
 
@@ -49,23 +64,67 @@ static enum rush_wal_mode wal_mode(uint8_t durability)
     return RUSH_WAL_FSYNC;
 }
 
+/*
+ * The log must hold every batch after the snapshot, without a gap: else new batches would get
+ * lsns the snapshot already covers and be skipped by the next recovery.
+ */
+static int continues_snapshot(const struct rush_wal_recovery *recovery, uint64_t snapshot_lsn,
+                              uint32_t shard_index, char *why, size_t why_size)
+{
+    if (snapshot_lsn == 0)
+        return 0;
+    if (recovery->batch_count > 0 && recovery->first_lsn > snapshot_lsn + 1) {
+        snprintf(why, why_size,
+                 "shard %u: the log starts at lsn %lu but the snapshot ends at lsn %lu: batches "
+                 "are missing",
+                 shard_index, recovery->first_lsn, snapshot_lsn);
+        return RUSH_ECORRUPT;
+    }
+    if (recovery->last_lsn < snapshot_lsn) {
+        snprintf(why, why_size,
+                 "shard %u: the log ends at lsn %lu, before the snapshot's lsn %lu: the log was "
+                 "lost or cut",
+                 shard_index, recovery->last_lsn, snapshot_lsn);
+        return RUSH_ECORRUPT;
+    }
+    return 0;
+}
+
 int rush_shard_log_open(struct rush_shard_log *log, struct rush_shard *shard,
                         const struct rush_engine_config *config, uint32_t shard_index, char *why,
                         size_t why_size)
 {
+    log->dir = config->data_dir;
+    log->shard_index = shard_index;
+    log->writes_nothing = config->durability == RUSH_DURABILITY_NONE;
+    struct replay_target target = {.shard = shard};
+    char reason[400];
+    int rc = rush_snapshot_load(shard, config->data_dir, shard_index, &target.snapshot_lsn, reason,
+                                sizeof(reason));
+    if (rc < 0) {
+        snprintf(why, why_size, "shard %u: %s", shard_index, reason);
+        return rc;
+    }
+    log->snapshot_lsn = target.snapshot_lsn;
     struct rush_wal_recovery recovery;
-    int rc = rush_wal_replay(config->data_dir, shard_index, replay_batch, shard, &recovery);
+    rc = rush_wal_replay(config->data_dir, shard_index, replay_batch, &target, &recovery);
     if (rc < 0) {
         snprintf(why, why_size, "shard %u: %s", shard_index,
                  recovery.message[0] ? recovery.message : rush_strerror(rc));
         return rc;
     }
-    log->recovered_events = recovery.event_count;
-    log->recovered_batches = recovery.batch_count;
+    if ((rc = continues_snapshot(&recovery, target.snapshot_lsn, shard_index, why, why_size)) < 0)
+        return rc;
+    log->recovered_events = target.applied_events;
+    log->recovered_batches = target.applied_batches;
     struct rush_wal_config wal_config;
     rush_wal_config_default(&wal_config, config->data_dir, shard_index);
     wal_config.mode = wal_mode(config->durability);
     wal_config.force_no_uring = config->wal_force_no_uring;
+    if (config->wal_segment_bytes != 0)
+        wal_config.segment_bytes = config->wal_segment_bytes;
+    if (wal_config.buffer_bytes_max > wal_config.segment_bytes) /* small segments (tests) */
+        wal_config.buffer_bytes_max = (uint32_t)wal_config.segment_bytes;
     rc = rush_wal_open(&wal_config, recovery.segment_count ? &recovery : NULL, &log->wal);
     if (rc < 0)
         snprintf(why, why_size, "shard %u: cannot open the log in %s: %s", shard_index,
@@ -135,6 +194,57 @@ int rush_shard_log_error(const struct rush_shard_log *log, const char **why)
     if (log->error != 0 && log->wal != NULL && why != NULL)
         (void)rush_wal_error(log->wal, why);
     return log->error;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Waits until an fdatasync covers `lsn`; bounded by SNAPSHOT_SYNC_WAIT_NS. */
+static int wait_synced(struct rush_shard_log *log, uint64_t lsn)
+{
+    int64_t deadline_ns = monotonic_ns() + SNAPSHOT_SYNC_WAIT_NS;
+    while (rush_wal_synced_lsn(log->wal) < lsn) {
+        if (rush_wal_poll(log->wal, true) < 0) {
+            log->error = rush_wal_error(log->wal, NULL);
+            return RUSH_EWAL;
+        }
+        if (monotonic_ns() > deadline_ns)
+            return RUSH_ETIMEDOUT;
+    }
+    return 0;
+}
+
+int rush_shard_log_snapshot(struct rush_shard_log *log, const struct rush_shard *shard, char *why,
+                            size_t why_size)
+{
+    if (log->wal == NULL || log->dir == NULL || log->writes_nothing) {
+        snprintf(why, why_size, "no log on disk (no data_dir, or durability none)");
+        return RUSH_ECONFIG;
+    }
+    int64_t start_ns = monotonic_ns();
+    rush_shard_log_commit(log);
+    int rc = log->error != 0 ? RUSH_EWAL : 0;
+    uint64_t lsn = rush_wal_appended_lsn(log->wal);
+    if (rc == 0)
+        rc = wait_synced(log, lsn);
+    if (rc < 0) {
+        snprintf(why, why_size, "waiting for the log to be synced: %s", rush_strerror(rc));
+        return rc;
+    }
+    if ((rc = rush_snapshot_write(shard, log->dir, log->shard_index, lsn, why, why_size)) < 0)
+        return rc;
+    log->snapshot_lsn = lsn;
+    rc = rush_wal_remove_below(log->dir, log->shard_index, lsn + 1);
+    if (rc < 0) { /* the snapshot stands; the segments are only kept longer than needed */
+        fprintf(stderr, "rush: shard %u: removing segments below lsn %lu: %s\n", log->shard_index,
+                lsn + 1, rush_strerror(rc));
+    }
+    log->snapshot_ns_last = (uint64_t)(monotonic_ns() - start_ns);
+    return 0;
 }
 
 void rush_shard_log_close(struct rush_shard_log *log)

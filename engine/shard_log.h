@@ -12,6 +12,10 @@
  *   hold(item) at appended lsn L --> held --(durable >= L)--> released (replies may go)
  *                                      \---(WAL failed)-----> released with status RUSH_EWAL
  *
+ * Snapshots (snapshot.h) bound the replay: open loads the newest snapshot, then replays only the
+ * batches after its lsn; rush_shard_log_snapshot writes one at a pass boundary and removes the
+ * segments it covers.
+ *
  * Invariants:
  *   1. Held lsns never decrease, so release in hold order is release in lsn order.
  *   2. Once the WAL has failed, the log stays failed and every item is released failed.
@@ -42,9 +46,14 @@ struct rush_shard_log {
     uint32_t held_head;
     uint32_t held_count;
     uint32_t capacity;
-    int error; /* sticky: the WAL's failure */
-    uint64_t recovered_events;
+    int error;                 /* sticky: the WAL's failure */
+    uint64_t recovered_events; /* applied from the WAL (those after the snapshot) */
     uint64_t recovered_batches;
+    const char *dir; /* the engine config's data_dir (NULL: memory only) */
+    uint32_t shard_index;
+    bool writes_nothing;       /* none mode: no log on disk, so no snapshot either */
+    uint64_t snapshot_lsn;     /* of the last snapshot loaded or written (0: none) */
+    uint64_t snapshot_ns_last; /* how long the last snapshot write blocked the shard */
 };
 
 /* Prepares an unopened log holding at most `capacity` items; chains events to user_sink. */
@@ -52,9 +61,11 @@ RUSH_MUST_USE int rush_shard_log_init(struct rush_shard_log *log, uint32_t capac
                                       rush_event_sink_fn user_sink, void *user_context);
 
 /*
- * Replays the shard's log in data_dir into `shard` (which must be fresh) and opens it for
- * appending. A torn tail is cut with a warning; damage before it fails with RUSH_ECORRUPT and
- * `why` naming the segment and offset.
+ * Loads the shard's newest snapshot in data_dir into `shard` (which must be fresh), replays the
+ * log batches after it, and opens the log for appending. A torn tail is cut with a warning; damage
+ * before it fails with RUSH_ECORRUPT and `why` naming the segment and offset; so does a damaged
+ * newest snapshot (naming the file) or a log that does not continue the snapshot (a gap after
+ * its lsn, or a log ending before it). A snapshot larger than the limits fails with RUSH_ECONFIG.
  */
 RUSH_MUST_USE int rush_shard_log_open(struct rush_shard_log *log, struct rush_shard *shard,
                                       const struct rush_engine_config *config, uint32_t shard_index,
@@ -75,6 +86,18 @@ void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status)
 bool rush_shard_log_holding(const struct rush_shard_log *log);
 /* The WAL's failure (0 when healthy) and why. */
 int rush_shard_log_error(const struct rush_shard_log *log, const char **why);
+/*
+ * Writes a snapshot of `shard` at the current end of the log, on the shard's thread, between
+ * passes (no decided event may be waiting in the shard's buffer): submits what was appended,
+ * waits until an fdatasync covers it (in async mode too: the snapshot must never be ahead of the
+ * synced log), writes the snapshot for that lsn, removes the segments it covers. Blocks the shard
+ * for the whole write. 0; RUSH_ECONFIG without a log or in none mode; RUSH_EWAL when the log
+ * failed; -errno with why.
+ */
+RUSH_MUST_USE int rush_shard_log_snapshot(struct rush_shard_log *log,
+                                          const struct rush_shard *shard, char *why,
+                                          size_t why_size);
+
 /* Flushes and closes the WAL; frees the queue. */
 void rush_shard_log_close(struct rush_shard_log *log);
 

@@ -124,6 +124,12 @@ uint32_t rush_timer_wheel_advance(struct rush_timer_wheel *wheel, int64_t now_ns
     return count;
 }
 
+bool rush_timer_wheel_scheduled(const struct rush_timer_wheel *wheel, uint32_t handle)
+{
+    RUSH_ASSERT(handle < wheel->handles_max);
+    return wheel->state[handle] == TIMER_SCHEDULED;
+}
+
 uint64_t rush_timer_wheel_bytes(const struct rush_timer_wheel *wheel)
 {
     return (uint64_t)wheel->slot_count * 4 + (uint64_t)wheel->handles_max * (4 + 8 + 1);

@@ -23,6 +23,7 @@
 #ifndef RUSH_TIMER_H
 #define RUSH_TIMER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rush/types.h"
@@ -54,6 +55,10 @@ void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64
  * sorted by (deadline, handle), and returns how many.
  */
 uint32_t rush_timer_wheel_advance(struct rush_timer_wheel *wheel, int64_t now_ns, uint32_t *due);
+
+/* True when `handle` (< handles_max) is scheduled: added and not yet fired. For snapshots, which
+ * store the scheduled timers and re-add them to a fresh wheel on load. */
+bool rush_timer_wheel_scheduled(const struct rush_timer_wheel *wheel, uint32_t handle);
 
 static inline int64_t rush_timer_deadline(const struct rush_timer_wheel *wheel, uint32_t handle)
 {

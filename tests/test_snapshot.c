@@ -1,0 +1,422 @@
+/*
+ * Snapshots: a round trip restores the same state (digest, invariants, timers) whatever the hash
+ * seed; through the engine, snapshot + more load + restart gives the pre-restart state and the
+ * covered segments are gone; a damaged snapshot, one larger than the limits, or a log that does
+ * not continue the snapshot refuse the start with a message naming the problem.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "snapshot.h"
+#include "support.h"
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/rush-snapshot-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char command[128];
+    snprintf(command, sizeof(command), "rm -rf %s", dir);
+    cr_assert_eq(system(command), 0);
+}
+
+TestSuite(snapshot, .init = make_dir, .fini = remove_dir);
+
+/* Counts the files in dir whose names start with `prefix`. */
+static uint32_t files_with_prefix(const char *prefix)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    uint32_t count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(d)) != NULL)
+        count += strncmp(entry->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return count;
+}
+
+/* A mixed history on one shard: solo orders with pay TTLs, confirms, cancels, groups. */
+static void drive(struct rush_shard *shard, uint64_t first, uint64_t count)
+{
+    int64_t now = T0_NS + (int64_t)first * MS;
+    if (first == 1) {
+        put_at(shard, now, sku_solo(1, 100000));
+        put_at(shard, now, sku_group(2, 100000, 3));
+        struct rush_sku unlimited = sku_solo(3, 0);
+        unlimited.unlimited = 1;
+        put_at(shard, now, unlimited);
+    }
+    for (uint64_t n = first; n < first + count; n++) {
+        now = T0_NS + (int64_t)n * MS;
+        uint64_t earlier = n > 10 ? ((n * 7919) % (n - 1)) + 1 : 1;
+        uint64_t order = earlier; /* shard 0: the order id is its index */
+        struct rush_request request;
+        switch (n % 6) {
+        case 0:
+            request = request_of(RUSH_OP_CONFIRM, 0, 0, 0, order, n);
+            break;
+        case 1:
+            request = request_of(RUSH_OP_CANCEL, 0, 0, 0, order, n);
+            break;
+        case 2:
+            request = request_of(RUSH_OP_GROUP_JOIN_ANY, 2, n % 500, 0, 0, n);
+            break;
+        case 3:
+            request = request_of(RUSH_OP_RESERVE, 3, n % 300, 1, 0, n);
+            break;
+        default:
+            request = request_of(RUSH_OP_RESERVE, 1, n % 700, 1 + n % 2, 0, n);
+            break;
+        }
+        decide_at(shard, now, request);
+    }
+}
+
+static struct rush_shard *loaded(struct rush_shard_limits limits, uint64_t seed, int *rc,
+                                 uint64_t *lsn, char *why, size_t why_size)
+{
+    struct rush_shard *shard = shard_new(limits, seed, NULL);
+    *rc = rush_snapshot_load(shard, dir, 0, lsn, why, why_size);
+    return shard;
+}
+
+static void assert_checks(const struct rush_shard *shard)
+{
+    char why[256] = "";
+    cr_assert_eq(rush_shard_check(shard, why, sizeof(why)), 0, "%s", why);
+}
+
+Test(snapshot, a_round_trip_restores_the_digest_whatever_the_seed)
+{
+    struct rush_shard *shard = shard_new(small_limits(), 11, NULL);
+    drive(shard, 1, 3000);
+    char why[512] = "";
+    cr_assert_eq(rush_snapshot_write(shard, dir, 0, 42, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(files_with_prefix("snap-00-"), 1);
+    uint64_t seeds[] = {11, 0x9e3779b97f4a7c15};
+    for (int i = 0; i < 2; i++) {
+        int rc;
+        uint64_t lsn = 0;
+        struct rush_shard *copy = loaded(small_limits(), seeds[i], &rc, &lsn, why, sizeof(why));
+        cr_assert_eq(rc, 0, "%s", why);
+        cr_assert_eq(lsn, 42);
+        cr_assert_eq(rush_shard_digest(copy), rush_shard_digest(shard), "seed %lu", seeds[i]);
+        assert_checks(copy);
+        /* Timers came across: an hour later both expire and fail the same orders and groups. */
+        struct recorder a, b;
+        recorder_init(&a, 100000);
+        recorder_init(&b, 100000);
+        struct rush_shard *original = shard_new(small_limits(), 11, &a);
+        cr_assert_eq(rush_snapshot_load(original, dir, 0, &lsn, why, sizeof(why)), 0, "%s", why);
+        struct rush_shard *other = shard_new(small_limits(), seeds[i], &b);
+        cr_assert_eq(rush_snapshot_load(other, dir, 0, &lsn, why, sizeof(why)), 0, "%s", why);
+        drive(original, 3001, 50);
+        drive(other, 3001, 50);
+        rush_shard_begin(original, T0_NS + 3600 * SECOND);
+        rush_shard_end(original);
+        rush_shard_begin(other, T0_NS + 3600 * SECOND);
+        rush_shard_end(other);
+        cr_assert_gt(recorder_count_type(&a, RUSH_EV_ORDER_EXPIRED), 0);
+        cr_assert_eq(a.count, b.count);
+        cr_assert_eq(memcmp(a.events, b.events, a.count * sizeof(*a.events)), 0);
+        cr_assert_eq(rush_shard_digest(original), rush_shard_digest(other));
+        assert_checks(other);
+        rush_shard_destroy(original);
+        rush_shard_destroy(other);
+        recorder_free(&a);
+        recorder_free(&b);
+        rush_shard_destroy(copy);
+    }
+    rush_shard_destroy(shard);
+}
+
+Test(snapshot, a_newer_snapshot_replaces_the_older_one)
+{
+    struct rush_shard *shard = shard_new(small_limits(), 5, NULL);
+    drive(shard, 1, 200);
+    char why[512] = "";
+    cr_assert_eq(rush_snapshot_write(shard, dir, 0, 7, why, sizeof(why)), 0, "%s", why);
+    drive(shard, 201, 200);
+    cr_assert_eq(rush_snapshot_write(shard, dir, 0, 9, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(files_with_prefix("snap-00-"), 1);
+    int rc;
+    uint64_t lsn;
+    struct rush_shard *copy = loaded(small_limits(), 5, &rc, &lsn, why, sizeof(why));
+    cr_assert_eq(rc, 0, "%s", why);
+    cr_assert_eq(lsn, 9);
+    cr_assert_eq(rush_shard_digest(copy), rush_shard_digest(shard));
+    rush_shard_destroy(copy);
+    rush_shard_destroy(shard);
+}
+
+Test(snapshot, no_snapshot_loads_nothing)
+{
+    int rc;
+    uint64_t lsn = 99;
+    char why[256] = "";
+    struct rush_shard *shard = loaded(small_limits(), 1, &rc, &lsn, why, sizeof(why));
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(lsn, 0);
+    rush_shard_destroy(shard);
+}
+
+/* The snapshot file of shard `shard`. */
+static void snapshot_path(uint32_t shard, char *path, size_t size)
+{
+    char prefix[16];
+    snprintf(prefix, sizeof(prefix), "snap-%02u-", shard);
+    DIR *d = opendir(dir);
+    struct dirent *entry;
+    path[0] = 0;
+    while ((entry = readdir(d)) != NULL)
+        if (strncmp(entry->d_name, prefix, strlen(prefix)) == 0)
+            snprintf(path, size, "%s/%s", dir, entry->d_name);
+    closedir(d);
+    cr_assert_neq(path[0], 0);
+}
+
+static void flip_byte(const char *path, off_t offset)
+{
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t byte;
+    cr_assert_eq(pread(fd, &byte, 1, offset), 1);
+    byte ^= 0x10;
+    cr_assert_eq(pwrite(fd, &byte, 1, offset), 1);
+    close(fd);
+}
+
+Test(snapshot, a_damaged_snapshot_is_refused_naming_the_file)
+{
+    struct rush_shard *shard = shard_new(small_limits(), 3, NULL);
+    drive(shard, 1, 500);
+    char why[512] = "";
+    cr_assert_eq(rush_snapshot_write(shard, dir, 0, 5, why, sizeof(why)), 0, "%s", why);
+    rush_shard_destroy(shard);
+    char path[512];
+    snapshot_path(0, path, sizeof(path));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    off_t places[] = {10, RUSH_SNAPSHOT_HEADER_BYTES + 5, st.st_size - 3};
+    for (int i = 0; i < 3; i++) {
+        flip_byte(path, places[i]);
+        int rc;
+        uint64_t lsn;
+        shard = loaded(small_limits(), 3, &rc, &lsn, why, sizeof(why));
+        cr_assert_eq(rc, RUSH_ECORRUPT, "offset %ld", (long)places[i]);
+        cr_assert_not_null(strstr(why, "snap-00-0000000000000005.snap"), "%s", why);
+        cr_log_info("refused: %s", why);
+        rush_shard_destroy(shard);
+        flip_byte(path, places[i]);
+    }
+    cr_assert_eq(truncate(path, st.st_size - 64), 0); /* cut short */
+    int rc;
+    uint64_t lsn;
+    shard = loaded(small_limits(), 3, &rc, &lsn, why, sizeof(why));
+    cr_assert_eq(rc, RUSH_ECORRUPT, "%s", why);
+    rush_shard_destroy(shard);
+}
+
+Test(snapshot, a_snapshot_larger_than_the_limits_is_refused)
+{
+    struct rush_shard *shard = shard_new(small_limits(), 3, NULL);
+    drive(shard, 1, 500);
+    char why[512] = "";
+    cr_assert_eq(rush_snapshot_write(shard, dir, 0, 5, why, sizeof(why)), 0, "%s", why);
+    struct rush_shard_limits smaller = small_limits();
+    smaller.orders_max = 100;
+    int rc;
+    uint64_t lsn;
+    struct rush_shard *copy = loaded(smaller, 3, &rc, &lsn, why, sizeof(why));
+    cr_assert_eq(rc, RUSH_ECONFIG);
+    cr_assert_not_null(strstr(why, "orders_max"), "%s", why);
+    rush_shard_destroy(copy);
+    /* Larger limits than the writer's are fine: group timers move with orders_max. */
+    struct rush_shard_limits larger = small_limits();
+    larger.orders_max *= 2;
+    larger.keys_max *= 2;
+    copy = loaded(larger, 4, &rc, &lsn, why, sizeof(why));
+    cr_assert_eq(rc, 0, "%s", why);
+    assert_checks(copy);
+    rush_shard_destroy(copy);
+    rush_shard_destroy(shard);
+}
+
+/* ---- through the engine -------------------------------------------------------------------- */
+
+static struct rush_engine *open_engine(int *rc, uint64_t every)
+{
+    struct rush_engine_config config;
+    rush_engine_config_default(&config, 2);
+    config.limits = small_limits();
+    config.limits.orders_max = 100000;
+    config.limits.keys_max = 200000;
+    config.limits.user_limits_max = 100000;
+    config.ring_slots = 16;
+    config.work_requests_max = 256;
+    config.data_dir = dir;
+    config.wal_segment_bytes = 256 << 10;
+    config.snapshot_every_events = every;
+    struct rush_engine *engine = NULL;
+    *rc = rush_engine_create(&config, &engine);
+    if (*rc == 0)
+        *rc = rush_engine_start(engine);
+    return engine;
+}
+
+static void digest_of(struct rush_shard *shard, void *context)
+{
+    *(uint64_t *)context = rush_shard_digest(shard);
+}
+
+static void load(struct rush_engine *engine, uint64_t first, uint64_t count)
+{
+    enum { PER = 64 };
+    for (uint64_t n = first; n < first + count; n += PER) {
+        struct rush_request requests[PER];
+        struct rush_result results[PER];
+        for (uint32_t i = 0; i < PER; i++) {
+            uint64_t k = n + i;
+            requests[i] = k % 5 == 0 ? request_of(RUSH_OP_GROUP_JOIN_ANY, 2, k % 4000, 0, 0, k)
+                                     : request_of(RUSH_OP_RESERVE, 1, k % 5000, 1, 0, k);
+        }
+        cr_assert_eq(rush_engine_execute(engine, requests, PER, results), 0);
+    }
+}
+
+static void put_catalogue(struct rush_engine *engine)
+{
+    struct rush_result result;
+    struct rush_sku hot = sku_solo(1, 300000);
+    struct rush_sku group = sku_group(2, 300000, 3);
+    cr_assert_eq(rush_engine_sku_put(engine, &hot, &result), 0);
+    cr_assert_eq(rush_engine_sku_put(engine, &group, &result), 0);
+}
+
+Test(snapshot, engine_restart_from_snapshot_and_tail, .timeout = 120)
+{
+    int rc;
+    struct rush_engine *engine = open_engine(&rc, 0);
+    cr_assert_eq(rc, 0);
+    put_catalogue(engine);
+    load(engine, 1, 20000);
+    uint32_t segments_before = files_with_prefix("wal-");
+    cr_assert_gt(segments_before, 4, "the test needs several segments");
+    cr_assert_eq(rush_engine_snapshot(engine), 0);
+    cr_assert_eq(files_with_prefix("snap-"), 2);
+    cr_assert_lt(files_with_prefix("wal-"), segments_before, "covered segments are removed");
+    cr_assert_leq(files_with_prefix("wal-"), 2 + 2);
+    load(engine, 20001, 3000);
+    uint64_t before[2], after[2];
+    for (uint32_t s = 0; s < 2; s++)
+        rush_engine_inspect(engine, s, digest_of, &before[s]);
+    rush_engine_destroy(engine);
+
+    engine = open_engine(&rc, 0);
+    cr_assert_eq(rc, 0);
+    struct rush_engine_stats stats;
+    rush_engine_stats(engine, &stats);
+    cr_assert_lt(stats.recovered_events, 6000, "only the tail is replayed");
+    cr_assert_gt(stats.recovered_events, 0);
+    for (uint32_t s = 0; s < 2; s++) {
+        rush_engine_inspect(engine, s, digest_of, &after[s]);
+        cr_assert_eq(before[s], after[s], "shard %u state differs after restart", s);
+    }
+    /* A retry of a request decided before the snapshot is answered as a duplicate. */
+    struct rush_request again = request_of(RUSH_OP_RESERVE, 1, 1 % 5000, 1, 0, 1);
+    struct rush_result result;
+    cr_assert_eq(rush_engine_execute(engine, &again, 1, &result), 0);
+    cr_assert(result.flags & RUSH_RESULT_DUPLICATE);
+    rush_engine_destroy(engine);
+}
+
+Test(snapshot, the_engine_takes_snapshots_every_n_events, .timeout = 120)
+{
+    int rc;
+    struct rush_engine *engine = open_engine(&rc, 2000);
+    cr_assert_eq(rc, 0);
+    put_catalogue(engine);
+    load(engine, 1, 10000);
+    uint64_t before[2], after[2];
+    for (uint32_t s = 0; s < 2; s++)
+        rush_engine_inspect(engine, s, digest_of, &before[s]);
+    rush_engine_destroy(engine);
+    char prefix[16];
+    snprintf(prefix, sizeof(prefix), "snap-%02u-", rush_engine_shard_of_sku(2, 1));
+    cr_assert_eq(files_with_prefix(prefix), 1, "one snapshot per shard is kept");
+    engine = open_engine(&rc, 2000);
+    cr_assert_eq(rc, 0);
+    for (uint32_t s = 0; s < 2; s++) {
+        rush_engine_inspect(engine, s, digest_of, &after[s]);
+        cr_assert_eq(before[s], after[s]);
+    }
+    rush_engine_destroy(engine);
+}
+
+/* Runs the rush-wal tool (built beside the tests; ctest runs in the build directory) on dir. */
+static int rush_wal_tool(const char *command)
+{
+    char line[256];
+    snprintf(line, sizeof(line), "bin/rush-wal %s %s >/dev/null", command, dir);
+    int status = system(line);
+    cr_assert(WIFEXITED(status), "rush-wal did not run: %d", status);
+    return WEXITSTATUS(status);
+}
+
+Test(snapshot, a_damaged_snapshot_refuses_the_engine_start, .timeout = 60)
+{
+    int rc;
+    struct rush_engine *engine = open_engine(&rc, 0);
+    cr_assert_eq(rc, 0);
+    put_catalogue(engine);
+    load(engine, 1, 2000);
+    cr_assert_eq(rush_engine_snapshot(engine), 0);
+    rush_engine_destroy(engine);
+    char path[512];
+    snapshot_path(rush_engine_shard_of_sku(2, 1), path, sizeof(path));
+    cr_assert_eq(rush_wal_tool("verify"), 0);
+    flip_byte(path, RUSH_SNAPSHOT_HEADER_BYTES + 100);
+    cr_assert_eq(rush_wal_tool("verify"), 1, "rush-wal verify reports the damage");
+    engine = open_engine(&rc, 0);
+    cr_assert_eq(rc, RUSH_ECORRUPT);
+    cr_assert_null(engine);
+}
+
+Test(snapshot, a_log_that_does_not_continue_the_snapshot_is_refused, .timeout = 60)
+{
+    int rc;
+    struct rush_engine *engine = open_engine(&rc, 0);
+    cr_assert_eq(rc, 0);
+    put_catalogue(engine);
+    load(engine, 1, 2000);
+    cr_assert_eq(rush_engine_snapshot(engine), 0);
+    rush_engine_destroy(engine);
+    char command[256];
+    snprintf(command, sizeof(command), "rm -f %s/wal-*", dir);
+    cr_assert_eq(system(command), 0);
+    engine = open_engine(&rc, 0);
+    cr_assert_eq(rc, RUSH_ECORRUPT);
+    cr_assert_null(engine);
+}
+
+Test(snapshot, no_data_dir_no_snapshot)
+{
+    struct rush_engine_config config;
+    rush_engine_config_default(&config, 1);
+    config.limits = small_limits();
+    struct rush_engine *engine = NULL;
+    cr_assert_eq(rush_engine_create(&config, &engine), 0);
+    cr_assert_eq(rush_engine_start(engine), 0);
+    cr_assert_eq(rush_engine_snapshot(engine), RUSH_ECONFIG);
+    rush_engine_destroy(engine);
+}
