@@ -18,7 +18,8 @@
  * Each case runs for --seconds (default 2) after a short warm-up. Outcomes other than ok (busy
  * from a full slot pool or ring, for instance) are counted and printed, not hidden.
  *
- * Usage: bench-server [--connect URL] [--seconds S] [--rushd PATH]
+ * Usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] [--durability MODE]
+ * (MODE: none by default; fsync or async to measure with the write-ahead log on disk)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -273,6 +274,8 @@ static int free_port(void)
     return ntohs(addr.sin_port);
 }
 
+static const char *durability = "none"; /* --durability: what the started rushd logs with */
+
 static pid_t start_rushd(const char *rushd, const char *dir, int port)
 {
     char path[512];
@@ -282,10 +285,10 @@ static pid_t start_rushd(const char *rushd, const char *dir, int port)
         return -1;
     fprintf(file,
             "[engine]\nshards = 2\nring_slots = 1024\norders_max = 8388608\nkeys_max = 8388608\n"
-            "user_limits_max = 8388608\ndurability = none\ndata_dir = %s/data\n\n[endpoints]\n"
+            "user_limits_max = 8388608\ndurability = %s\ndata_dir = %s/data\n\n[endpoints]\n"
             "orders = tcp://127.0.0.1:%d\njson = ipc://%s/json.ipc\nadmin = ipc://%s/admin.ipc\n"
             "publisher = ipc://%s/pub.ipc\nreplay = ipc://%s/replay.ipc\n\n",
-            dir, port, dir, dir, dir, dir);
+            durability, dir, port, dir, dir, dir, dir);
     for (int sku = 1; sku <= BENCH_SKUS; sku++)
         fprintf(file,
                 "[sku %d]\nname = bench %d\nstock = unlimited\nprice = 100\nstart = now\n"
@@ -392,9 +395,14 @@ int main(int argc, char **argv)
             seconds = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--rushd") == 0)
             rushd = argv[i + 1];
+        else if (strcmp(argv[i], "--durability") == 0)
+            durability = argv[i + 1];
     }
-    if (seconds <= 0 || seconds > 600 || (argc % 2) == 0) {
-        fprintf(stderr, "usage: bench-server [--connect URL] [--seconds S] [--rushd PATH]\n");
+    bool durability_known = strcmp(durability, "fsync") == 0 || strcmp(durability, "async") == 0 ||
+                            strcmp(durability, "none") == 0;
+    if (seconds <= 0 || seconds > 600 || (argc % 2) == 0 || !durability_known) {
+        fprintf(stderr, "usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] "
+                        "[--durability fsync|async|none]\n");
         return 2;
     }
     if (connect_url != NULL) {
