@@ -1094,3 +1094,24 @@ void rush_campaign_free(struct rush_campaign *campaign)
     free(campaign->skus);
     memset(campaign, 0, sizeof *campaign);
 }
+
+void rush_campaign_engine_config(const struct rush_campaign *campaign,
+                                 struct rush_engine_config *config)
+{
+    const struct rush_campaign_engine *engine = &campaign->engine;
+    rush_engine_config_default(config, engine->shards ? engine->shards : 2);
+    if (engine->ring_slots)
+        config->ring_slots = engine->ring_slots;
+    if (engine->orders_max)
+        config->limits.orders_max = engine->orders_max;
+    if (engine->groups_max)
+        config->limits.groups_max = engine->groups_max;
+    if (engine->keys_max)
+        config->limits.keys_max = engine->keys_max;
+    if (engine->user_limits_max)
+        config->limits.user_limits_max = engine->user_limits_max;
+    if (campaign->sku_count + 16 > config->limits.skus_max)
+        config->limits.skus_max = campaign->sku_count + 16;
+    config->durability = (uint8_t)engine->durability;
+    config->data_dir = engine->data_dir[0] ? engine->data_dir : NULL;
+}

@@ -46,6 +46,7 @@
 #ifndef RUSH_CAMPAIGN_H
 #define RUSH_CAMPAIGN_H
 
+#include "rush/engine.h"
 #include "rush/types.h"
 
 #define RUSH_CAMPAIGN_SKUS_MAX 100000
@@ -63,12 +64,6 @@
 #define RUSH_GROUP_TTL_NS_MIN INT64_C(1000000000)
 #define RUSH_GROUPS_OPEN_MAX (1u << 24)
 #define RUSH_TIME_NEVER INT64_MAX
-
-enum rush_durability {
-    RUSH_DURABILITY_FSYNC = 0, /* ack after fdatasync: the default */
-    RUSH_DURABILITY_ASYNC = 1, /* ack after write, flush every few ms */
-    RUSH_DURABILITY_NONE = 2,  /* benchmarks only */
-};
 
 /* [engine]. Zero: not given in the file, use the engine's default. */
 struct rush_campaign_engine {
@@ -113,6 +108,13 @@ RUSH_MUST_USE int rush_campaign_parse(const char *name, const char *text, size_t
                                       size_t why_size);
 /* Frees what a load allocated and zeroes the campaign; safe on a zeroed or freed one. */
 void rush_campaign_free(struct rush_campaign *campaign);
+
+/*
+ * The engine configuration a campaign asks for: rush_engine_config_default() with the [engine]
+ * values the file gives. data_dir points into the campaign (NULL when the file names none).
+ */
+void rush_campaign_engine_config(const struct rush_campaign *campaign,
+                                 struct rush_engine_config *config);
 
 /* The text of engine/campaigns/double11.ini, built in (engine/campaign_default.c). */
 const char *rush_campaign_default_text(void);

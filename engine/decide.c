@@ -70,12 +70,14 @@ struct verdict decide__sale_window(const struct rush_shard *shard, const struct 
 }
 
 /* Whether `user` may take `qty` more units of `sku` now, and whether the tables have room. */
-struct verdict decide__can_hold(const struct rush_shard *shard, const struct sku_state *sku,
+struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state *sku,
                                 uint64_t user_id, uint32_t qty)
 {
     if (qty == 0 || qty > RUSH_QTY_MAX)
         return invalid_because(RUSH_REASON_QTY);
-    const struct limit_entry *limit = shard__limit(shard, (uint32_t)(sku - shard->skus), user_id);
+    /* Noted: when the user holds nothing yet, taking the stock inserts here without a probe. */
+    rush_key limit_key = rush_key_pair((uint64_t)(sku - shard->skus) + 1, user_id);
+    const struct limit_entry *limit = rush_table_find_noting(&shard->user_limits, &limit_key);
     uint64_t held = limit ? limit->held : 0;
     if (qty > sku->def.order_qty_max || held + qty > sku->def.user_qty_max)
         return verdict_of(RUSH_LIMIT_EXCEEDED);
@@ -381,7 +383,7 @@ void rush_shard_decide(struct rush_shard *shard, const struct rush_request *requ
     } else if (rush_key_is_zero(&request->key)) {
         verdict = invalid_because(RUSH_REASON_KEY_MISSING);
     } else {
-        const struct key_entry *entry = rush_table_find(&shard->keys, &request->key);
+        const struct key_entry *entry = rush_table_find_noting(&shard->keys, &request->key);
         if (entry == NULL) {
             decide_new(shard, request, result);
             count_one(&shard->stats.outcomes[result->outcome]);

@@ -38,6 +38,7 @@
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "shard.h"
+#include "shard_log.h"
 
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10
@@ -56,12 +57,14 @@ struct work {
     struct rush_sku sku;
     rush_shard_inspect_fn inspect;
     void *inspect_context;
+    int status; /* 0, or RUSH_EWAL when the log failed before this work was durable */
 };
 
 struct shard_thread {
     struct rush_engine *engine;
     uint32_t index;
     struct rush_shard *shard;
+    struct rush_shard_log log;
     struct rush_ring inbound;
     struct rush_ring outbound;
     struct work *works;
@@ -152,6 +155,8 @@ int rush_engine_config_check(const struct rush_engine_config *config, char *why,
     else if (config->limits.orders_max > (1u << 30) || config->limits.groups_max > (1u << 30) ||
              config->limits.keys_max > (1u << 30) || config->limits.user_limits_max > (1u << 30))
         problem = "table limits must be at most 2^30";
+    else if (config->durability > RUSH_DURABILITY_NONE)
+        problem = "durability must be fsync, async or none";
     if (problem == NULL)
         return 0;
     if (why != NULL && why_size > 0)
@@ -236,6 +241,37 @@ static bool shard_idle(struct shard_thread *thread)
     return atomic_exchange(&thread->sleeping, 0) == 0; /* 0: somebody woke us */
 }
 
+/* Decides a group of work items under one batch time, logs them, and holds them. */
+static void decide_pass(struct shard_thread *thread, struct work **items, uint32_t count)
+{
+    const struct rush_engine_config *config = &thread->engine->config;
+    bool failed = rush_shard_log_error(&thread->log, NULL) != 0;
+    if (!failed) { /* a failed log stops deciding: the state would run ahead of the log */
+        rush_shard_begin(thread->shard, config->clock(config->clock_context));
+        for (uint32_t i = 0; i < count; i++)
+            decide_work(thread->shard, items[i]);
+        rush_shard_end(thread->shard);
+        rush_shard_log_commit(&thread->log);
+    }
+    for (uint32_t i = 0; i < count; i++)
+        rush_shard_log_hold(&thread->log, items[i]);
+}
+
+/* Hands back every held item that is durable (or failed); waits for I/O when told to. */
+static void release_durable(struct shard_thread *thread, bool wait)
+{
+    struct work *work;
+    int status;
+    uint32_t released = 0;
+    while ((work = rush_shard_log_release(&thread->log, wait && released == 0, &status)) != NULL) {
+        work->status = status;
+        RUSH_ASSERT(rush_ring_push(&thread->outbound, work)); /* invariant 1 */
+        released++;
+    }
+    if (released > 0)
+        wake(&thread->engine->front_sleeping);
+}
+
 static void *shard_main(void *argument)
 {
     struct shard_thread *thread = argument;
@@ -246,22 +282,22 @@ static void *shard_main(void *argument)
         uint32_t count = 0;
         while (count < POP_MAX && (items[count] = rush_ring_pop(&thread->inbound)) != NULL)
             count++;
-        if (count == 0) {
-            if (atomic_load(&engine->stopping))
-                break;
-            if (!shard_idle(thread)) { /* an idle tick: fire the timers that are due */
-                rush_shard_begin(thread->shard, config->clock(config->clock_context));
-                rush_shard_end(thread->shard);
-            }
+        if (count > 0)
+            decide_pass(thread, items, count);
+        bool holding = rush_shard_log_holding(&thread->log);
+        /* With nothing new to decide, wait for the sync in flight; else let the next pass
+         * gather what arrives meanwhile into one write (group commit). */
+        release_durable(thread, count == 0 && holding);
+        if (count > 0 || rush_shard_log_holding(&thread->log))
             continue;
+        if (atomic_load(&engine->stopping))
+            break;
+        if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0) {
+            /* an idle tick: fire the timers that are due, and log what they decided */
+            rush_shard_begin(thread->shard, config->clock(config->clock_context));
+            rush_shard_end(thread->shard);
+            rush_shard_log_commit(&thread->log);
         }
-        rush_shard_begin(thread->shard, config->clock(config->clock_context));
-        for (uint32_t i = 0; i < count; i++)
-            decide_work(thread->shard, items[i]);
-        rush_shard_end(thread->shard);
-        for (uint32_t i = 0; i < count; i++)
-            RUSH_ASSERT(rush_ring_push(&thread->outbound, items[i])); /* invariant 1 */
-        wake(&engine->front_sleeping);
     }
     return NULL;
 }
@@ -274,17 +310,28 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
     struct shard_thread *thread = &engine->shards[index];
     thread->engine = engine;
     thread->index = index;
+    int rc =
+        rush_shard_log_init(&thread->log, config->ring_slots, config->sink, config->sink_context);
+    if (rc < 0)
+        return rc;
     struct rush_shard_config shard_config = {
         .index = index,
         .limits = config->limits,
         .seed = seed + index,
         .start_ns = config->clock(config->clock_context),
-        .sink = config->sink,
-        .sink_context = config->sink_context,
+        .sink = rush_shard_log_sink,
+        .sink_context = &thread->log,
     };
-    int rc = rush_shard_create(&shard_config, &thread->shard);
-    if (rc < 0)
+    if ((rc = rush_shard_create(&shard_config, &thread->shard)) < 0)
         return rc;
+    if (config->data_dir != NULL) {
+        char why[512];
+        if ((rc = rush_shard_log_open(&thread->log, thread->shard, config, index, why,
+                                      sizeof(why))) < 0) {
+            fprintf(stderr, "rush: recovery refused: %s\n", why);
+            return rc;
+        }
+    }
     if ((rc = rush_ring_init(&thread->inbound, config->ring_slots)) < 0 ||
         (rc = rush_ring_init(&thread->outbound, config->ring_slots)) < 0)
         return rc;
@@ -371,6 +418,7 @@ void rush_engine_destroy(struct rush_engine *engine)
         free(thread->free_works);
         rush_ring_free(&thread->inbound);
         rush_ring_free(&thread->outbound);
+        rush_shard_log_close(&thread->log);
         rush_shard_destroy(thread->shard);
     }
     free(engine->shards);
@@ -390,6 +438,7 @@ static struct work *take_work(struct shard_thread *thread, struct rush_batch *ba
     work->kind = kind;
     work->batch = batch;
     work->count = 0;
+    work->status = 0;
     return work;
 }
 
@@ -430,6 +479,7 @@ int rush_engine_submit(struct rush_engine *engine, struct rush_batch *batch)
     if (batch->count > RUSH_ENGINE_BATCH_MAX)
         return -EMSGSIZE;
     batch->pending_ = 0;
+    batch->status = 0;
     if (batch->count == 0) {
         ready_push(engine, batch);
         return 0;
@@ -474,6 +524,8 @@ static uint32_t collect(struct rush_engine *engine)
             struct rush_batch *batch = work->batch;
             if (work->kind != WORK_REQUESTS)
                 batch->results[0] = work->results[0];
+            if (work->status != 0)
+                batch->status = work->status;
             for (uint32_t i = 0; work->kind == WORK_REQUESTS && i < work->count; i++)
                 batch->results[work->positions[i]] = work->results[i];
             thread->free_works[thread->free_count++] = work;
@@ -536,7 +588,7 @@ static int submit_and_wait(struct rush_engine *engine, struct rush_batch *batch)
         if (rush_engine_poll(engine, &done, 1, -1) != 1)
             continue;
         if (done == batch)
-            return 0;
+            return batch->status;
         ready_push(engine, done); /* someone else's: keep it for their poll */
     }
 }
@@ -561,7 +613,7 @@ int rush_engine_execute(struct rush_engine *engine, const struct rush_request *r
 }
 
 /* Sends one work item of its own to a shard and waits until it is back. */
-static void send_and_wait(struct rush_engine *engine, uint32_t shard_index, struct work *model)
+static int send_and_wait(struct rush_engine *engine, uint32_t shard_index, struct work *model)
 {
     struct shard_thread *thread = &engine->shards[shard_index];
     while (thread->free_count == 0) {
@@ -586,14 +638,15 @@ static void send_and_wait(struct rush_engine *engine, uint32_t shard_index, stru
         ready_push(engine, done);
     }
     model->results[0] = result;
+    return batch.status;
 }
 
 int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
                         struct rush_result *result)
 {
     struct work model = {.kind = WORK_SKU_PUT, .sku = *sku, .results = result};
-    send_and_wait(engine, rush_engine_shard_of_sku(engine->config.shard_count, sku->id), &model);
-    return 0;
+    return send_and_wait(engine, rush_engine_shard_of_sku(engine->config.shard_count, sku->id),
+                         &model);
 }
 
 void rush_engine_inspect(struct rush_engine *engine, uint32_t shard_index,
@@ -603,20 +656,22 @@ void rush_engine_inspect(struct rush_engine *engine, uint32_t shard_index,
     struct rush_result unused;
     struct work model = {
         .kind = WORK_INSPECT, .inspect = inspect, .inspect_context = context, .results = &unused};
-    send_and_wait(engine, shard_index, &model);
+    (void)send_and_wait(engine, shard_index, &model); /* inspection runs even on a failed log */
 }
 
 void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stats *stats)
 {
     memset(stats, 0, sizeof(*stats));
     for (uint32_t s = 0; s < engine->config.shard_count; s++) {
-        const struct rush_shard_stats *shard = rush_shard_stats(engine->shards[s].shard);
+        const struct shard_thread *thread = &engine->shards[s];
+        const struct rush_shard_stats *shard = rush_shard_stats(thread->shard);
         stats->requests += atomic_load_explicit(&shard->requests, memory_order_relaxed);
         stats->duplicates += atomic_load_explicit(&shard->duplicates, memory_order_relaxed);
         stats->events += atomic_load_explicit(&shard->events, memory_order_relaxed);
         stats->work_items += atomic_load_explicit(&shard->batches, memory_order_relaxed);
         for (int o = 0; o < RUSH_OUTCOME_COUNT_; o++)
             stats->outcomes[o] += atomic_load_explicit(&shard->outcomes[o], memory_order_relaxed);
+        stats->recovered_events += thread->log.recovered_events;
     }
     stats->busy_rings = atomic_load_explicit(&engine->busy_rings, memory_order_relaxed);
 }

@@ -176,7 +176,7 @@ void group__bucket_insert(struct rush_shard *shard, struct sku_state *sku, uint3
 
 /* decide.c */
 struct verdict decide__sale_window(const struct rush_shard *shard, const struct sku_state *sku);
-struct verdict decide__can_hold(const struct rush_shard *shard, const struct sku_state *sku,
+struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state *sku,
                                 uint64_t user_id, uint32_t qty);
 struct rush_event decide__event(const struct rush_request *request, uint8_t type);
 

@@ -95,6 +95,49 @@ void *rush_table_find(const struct rush_table *table, const rush_key *key)
     return rush_key_is_zero((const rush_key *)slot) ? NULL : slot;
 }
 
+void *rush_table_find_noting(struct rush_table *table, const rush_key *key)
+{
+    RUSH_ASSERT(!rush_key_is_zero(key));
+    uint8_t *slot = probe(table, key);
+    if (!rush_key_is_zero((const rush_key *)slot))
+        return slot;
+    table->noted_slot = slot;
+    table->noted_key = *key;
+    table->noted_count = table->count;
+    return NULL;
+}
+
+/* The noted empty slot of `key` if the note still holds, else NULL; the note is used up. */
+static uint8_t *take_note(struct rush_table *table, const rush_key *key)
+{
+    uint8_t *slot = table->noted_slot;
+    table->noted_slot = NULL;
+    if (slot == NULL || table->noted_count != table->count ||
+        memcmp(&table->noted_key, key, sizeof(*key)) != 0)
+        return NULL;
+    RUSH_ASSERT(rush_key_is_zero((const rush_key *)slot));
+    return slot;
+}
+
+void *rush_table_upsert_noted(struct rush_table *table, const rush_key *key, bool *created)
+{
+    uint8_t *slot = take_note(table, key);
+    if (slot == NULL || rush_table_full(table))
+        return rush_table_upsert(table, key, created);
+    memcpy(slot, key, sizeof(*key));
+    table->count++;
+    *created = true;
+    return slot;
+}
+
+void *rush_table_insert_noted(struct rush_table *table, const rush_key *key)
+{
+    bool created;
+    void *entry = rush_table_upsert_noted(table, key, &created);
+    RUSH_ASSERT(entry == NULL || created); /* callers insert absent keys only */
+    return entry;
+}
+
 void *rush_table_insert(struct rush_table *table, const rush_key *key)
 {
     bool created;

@@ -33,6 +33,9 @@ struct rush_table {
     uint32_t slot_count;
     uint32_t capacity;
     uint32_t count;
+    uint8_t *noted_slot; /* where the last find_noting missed */
+    rush_key noted_key;
+    uint32_t noted_count; /* count at that moment: any insert since makes the note stale */
 };
 
 /* Allocates room for `capacity` entries at a load factor of at most 3/4. */
@@ -52,6 +55,17 @@ void *rush_table_insert(struct rush_table *table, const rush_key *key);
 /* The entry with this key, inserted (key set, rest zero; *created true) if absent; NULL when
  * absent and the table is full. One probe sequence. */
 void *rush_table_upsert(struct rush_table *table, const rush_key *key, bool *created);
+
+/*
+ * Like rush_table_find, but on a miss also notes where the key would go, so that an insert of
+ * that key with no other insert in between needs no second probe (rush_table_insert_noted).
+ */
+void *rush_table_find_noting(struct rush_table *table, const rush_key *key);
+/* Inserts `key` (absent) where the last find_noting of it missed; probes when that note is stale
+ * or was of another key. */
+void *rush_table_insert_noted(struct rush_table *table, const rush_key *key);
+/* Find-or-insert that uses the note of a missed find_noting of the same key. */
+void *rush_table_upsert_noted(struct rush_table *table, const rush_key *key, bool *created);
 
 /* Starts loading the key's home slot into cache, for a lookup a few requests from now. */
 void rush_table_prefetch(const struct rush_table *table, const rush_key *key);

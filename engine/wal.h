@@ -29,7 +29,7 @@
  *                   |  submit while one is in flight: queued; poll() issues it when the
  *                   |  in-flight one completes
  *   any failed write, fdatasync, segment creation ----> FAILED (sticky; every call returns
- *                                                        -RUSH_EWAL; rush_wal_error says why)
+ *                                                        RUSH_EWAL; rush_wal_error says why)
  *
  *   function                 transition
  *   rush_wal_append          EMPTY/FILLING -> FILLING (may submit and wait when full or rolling)
@@ -153,9 +153,9 @@ typedef int (*rush_wal_replay_fn)(void *context, uint64_t lsn, int64_t time_ns,
  * garbage after the last batch) is cut with a warning on stderr: out->torn, tail_offset and
  * tail_cut_bytes say where; nothing is written here, rush_wal_open() does the cut. Damage before
  * the tail (a bad batch followed by a valid one, an lsn gap, a chain break, a segment that does
- * not continue the one before) returns -RUSH_ECORRUPT with out->message naming the segment file
+ * not continue the one before) returns RUSH_ECORRUPT with out->message naming the segment file
  * and byte offset. The callback sees every good batch before the damage, so a caller must treat
- * its state as unusable on error. Returns 0, -RUSH_ECORRUPT, -errno, or the callback's value.
+ * its state as unusable on error. Returns 0, RUSH_ECORRUPT, -errno, or the callback's value.
  */
 RUSH_MUST_USE int rush_wal_replay(const char *dir, uint32_t shard_index, rush_wal_replay_fn fn,
                                   void *context, struct rush_wal_recovery *out);
@@ -179,7 +179,7 @@ RUSH_MUST_USE int rush_wal_open(const struct rush_wal_config *config,
                                 const struct rush_wal_recovery *recovery, struct rush_wal **out);
 /*
  * Writes and syncs whatever was appended (unless failed), waits for I/O in flight, frees. Returns
- * 0, or -RUSH_EWAL when the log failed before or during close (what was appended after
+ * 0, or RUSH_EWAL when the log failed before or during close (what was appended after
  * rush_wal_durable_lsn() may be lost).
  */
 RUSH_MUST_USE int rush_wal_close(struct rush_wal *wal);
@@ -188,7 +188,7 @@ RUSH_MUST_USE int rush_wal_close(struct rush_wal *wal);
  * Copies one batch (header + events) into the filling buffer; the batch gets lsn
  * rush_wal_appended_lsn(wal) afterwards. When the buffer has no room, or the segment is full,
  * submits and waits for I/O first (back-pressure). count may be 0 (a time stamp only). Returns
- * 0; -EMSGSIZE when the batch can never fit a buffer (nothing appended; not sticky); -RUSH_EWAL
+ * 0; -EMSGSIZE when the batch can never fit a buffer (nothing appended; not sticky); RUSH_EWAL
  * when failed.
  */
 RUSH_MUST_USE int rush_wal_append(struct rush_wal *wal, int64_t time_ns,
@@ -201,13 +201,13 @@ uint64_t rush_wal_appended_lsn(const struct rush_wal *wal);
 /*
  * Hands the filling buffer to the kernel if nothing is in flight, else marks it to go as soon
  * as the operation in flight completes (in rush_wal_poll). Without io_uring, writes and syncs
- * here. Returns 0 or -RUSH_EWAL.
+ * here. Returns 0 or RUSH_EWAL.
  */
 RUSH_MUST_USE int rush_wal_submit(struct rush_wal *wal);
 
 /*
  * Reaps completions (waiting for the operation in flight when `wait`), issues a queued buffer,
- * runs the async flush timer. Returns durable_lsn (>= 0) or -RUSH_EWAL. A caller waiting for
+ * runs the async flush timer. Returns durable_lsn (>= 0) or RUSH_EWAL. A caller waiting for
  * lsn L loops `while (durable < L) durable = rush_wal_poll(wal, true)` after rush_wal_submit;
  * it takes at most two rounds. In async mode call it at least every flush_interval_ms.
  */

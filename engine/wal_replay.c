@@ -14,7 +14,7 @@
  *     in any later segment: a torn tail; cut (reported, done by rush_wal_open);
  *   - anything else (a valid header after the bad spot, a later segment with valid batches, an
  *     lsn gap, a chain break, a name that does not match the first batch): damage before the
- *     tail, -RUSH_ECORRUPT naming the file and offset.
+ *     tail, RUSH_ECORRUPT naming the file and offset.
  * Caveat: a crash inside one large write can in principle persist a later sector of it but not
  * an earlier one; that shows as damage, not a torn tail, and stops the start for an operator.
  *

@@ -52,7 +52,7 @@ Test(campaign, the_sample_file_loads_and_says_what_it_promises)
     char why[RUSH_CAMPAIGN_WHY_BYTES];
     cr_assert_eq(rush_campaign_load_file(path, &campaign, why, sizeof why), 0, "%s", why);
 
-    cr_assert_eq(campaign.engine.shards, 4);
+    cr_assert_eq(campaign.engine.shards, 2);
     cr_assert_eq(campaign.engine.durability, RUSH_DURABILITY_FSYNC);
     cr_assert_str_eq(campaign.engine.data_dir, "data");
     cr_assert_str_eq(campaign.endpoints.json, "tcp://127.0.0.1:7101");

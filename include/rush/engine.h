@@ -56,6 +56,20 @@ struct rush_engine_config {
     void *clock_context;
     rush_event_sink_fn sink; /* NULL: events are dropped after they are applied */
     void *sink_context;
+    /*
+     * Durability. With a data_dir, each shard replays its write-ahead log there at create and
+     * appends every decided batch to it; a batch comes back from poll only once its events are
+     * durable in the chosen mode (DESIGN.md section 5). NULL: memory only (tests, benchmarks).
+     */
+    const char *data_dir;
+    uint8_t durability;      /* enum rush_durability */
+    bool wal_force_no_uring; /* the pwrite + fdatasync path even where io_uring works */
+};
+
+enum rush_durability {
+    RUSH_DURABILITY_FSYNC = 0, /* reply after write + fdatasync (default) */
+    RUSH_DURABILITY_ASYNC = 1, /* reply after write; fdatasync every few ms */
+    RUSH_DURABILITY_NONE = 2,  /* no log I/O: benchmarks only */
 };
 
 /* A sensible configuration for `shard_count` shards sized for a campaign of a few million orders.
@@ -75,6 +89,7 @@ struct rush_batch {
     struct rush_result *results;
     uint32_t count;
     void *context;     /* the caller's */
+    int status;        /* 0, or RUSH_EWAL: the log failed and results[] are not decisions */
     uint32_t pending_; /* the engine's: work items not yet back */
 };
 
@@ -101,7 +116,8 @@ RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_bat
  */
 RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
                                    uint32_t done_max, int timeout_ms);
-/* Submits and waits: the simple synchronous form. */
+/* Submits and waits: the simple synchronous form. Returns 0, RUSH_EWAL (the log failed: the
+ * results are not decisions), or < 0. */
 RUSH_MUST_USE int rush_engine_execute(struct rush_engine *engine,
                                       const struct rush_request *requests, uint32_t count,
                                       struct rush_result *results);
@@ -116,7 +132,8 @@ struct rush_engine_stats {
     uint64_t outcomes[RUSH_OUTCOME_COUNT_];
     uint64_t events;
     uint64_t work_items;
-    uint64_t busy_rings; /* submits refused for a full ring */
+    uint64_t busy_rings;       /* submits refused for a full ring */
+    uint64_t recovered_events; /* events replayed from the logs at create */
 };
 void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stats *stats);
 

@@ -1,0 +1,197 @@
+/*
+ * rushd — the rush engine server.
+ *
+ *   rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL] [--admin URL]
+ *         [--shards N] [--check-config FILE] [--log-level debug|info|warn|error]
+ *
+ * Loads the campaign (FILE, or the built-in double11 sample), starts the engine with its SKUs,
+ * binds the order, JSON and admin endpoints and serves until SIGTERM or SIGINT; then it stops
+ * taking requests, answers what is in flight, stops the engine and exits 0. A bad campaign or an
+ * endpoint that cannot be bound refuses the start with the reason on stderr and exit status 1.
+ * --check-config only checks FILE: "FILE: ok (N SKUs)" and 0, or "FILE:LINE: reason" and 1.
+ * See proto/SERVER.md.
+ *
+ * Threads: main runs the server loop; the engine's shard threads; signals only set a flag.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "campaign.h"
+#include "log.h"
+#include "server.h"
+
+#define RUSHD_EXIT_OK 0
+#define RUSHD_EXIT_FAILURE 1
+#define RUSHD_EXIT_USAGE 2
+
+static struct rush_server *running_server;
+
+static void on_stop_signal(int signal_number)
+{
+    (void)signal_number;
+    if (running_server != NULL)
+        rush_server_stop(running_server);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL]\n"
+                 "             [--admin URL] [--shards N] [--check-config FILE]\n"
+                 "             [--log-level debug|info|warn|error]\n");
+}
+
+struct rushd_args {
+    const char *config_path;
+    const char *check_path;
+    struct rush_server_options options;
+};
+
+static int parse_shards(const char *text, uint32_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 1 || value > RUSH_SHARDS_MAX)
+        return -EINVAL;
+    *out = (uint32_t)value;
+    return 0;
+}
+
+/* 0, or the exit status to leave with. */
+static int parse_args(int argc, char **argv, struct rushd_args *args)
+{
+    static const struct option long_options[] = {{"config", required_argument, NULL, 'c'},
+                                                 {"data-dir", required_argument, NULL, 'd'},
+                                                 {"orders", required_argument, NULL, 'o'},
+                                                 {"json", required_argument, NULL, 'j'},
+                                                 {"admin", required_argument, NULL, 'a'},
+                                                 {"shards", required_argument, NULL, 's'},
+                                                 {"check-config", required_argument, NULL, 'k'},
+                                                 {"log-level", required_argument, NULL, 'l'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {NULL, 0, NULL, 0}};
+    enum rush_log_level level;
+    int option;
+    while ((option = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'c':
+            args->config_path = optarg;
+            break;
+        case 'd':
+            args->options.data_dir = optarg;
+            break;
+        case 'o':
+            args->options.orders_url = optarg;
+            break;
+        case 'j':
+            args->options.json_url = optarg;
+            break;
+        case 'a':
+            args->options.admin_url = optarg;
+            break;
+        case 's':
+            if (parse_shards(optarg, &args->options.shards) != 0) {
+                fprintf(stderr, "rushd: --shards must be 1..%d\n", RUSH_SHARDS_MAX);
+                return RUSHD_EXIT_USAGE;
+            }
+            break;
+        case 'k':
+            args->check_path = optarg;
+            break;
+        case 'l':
+            if (rush_log_level_parse(optarg, &level) != 0) {
+                fprintf(stderr, "rushd: --log-level must be debug, info, warn or error\n");
+                return RUSHD_EXIT_USAGE;
+            }
+            rush_log_set_level(level);
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        default:
+            usage(stderr);
+            return RUSHD_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "rushd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return RUSHD_EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int check_config(const char *path)
+{
+    struct rush_campaign campaign;
+    char why[RUSH_CAMPAIGN_WHY_BYTES];
+    int rc = rush_campaign_load_file(path, &campaign, why, sizeof(why));
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", why);
+        return RUSHD_EXIT_FAILURE;
+    }
+    printf("%s: ok (%u SKUs)\n", path, campaign.sku_count);
+    rush_campaign_free(&campaign);
+    return RUSHD_EXIT_OK;
+}
+
+static int install_signals(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGTERM, &action, NULL) != 0 || sigaction(SIGINT, &action, NULL) != 0)
+        return -errno;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static int serve(struct rushd_args *args)
+{
+    struct rush_campaign campaign;
+    char why[RUSH_SERVER_WHY_BYTES];
+    int rc = args->config_path != NULL
+                 ? rush_campaign_load_file(args->config_path, &campaign, why, sizeof(why))
+                 : rush_campaign_load_default(&campaign, why, sizeof(why));
+    if (rc != 0) {
+        rush_log(RUSH_LOG_ERROR, "%s", why);
+        return RUSHD_EXIT_FAILURE;
+    }
+    rush_log(RUSH_LOG_INFO, "campaign %s: %u SKUs",
+             args->config_path ? args->config_path : "(built-in double11)", campaign.sku_count);
+    args->options.campaign = &campaign;
+    struct rush_server *server = NULL;
+    rc = rush_server_create(&args->options, &server, why, sizeof(why));
+    if (rc != 0) {
+        rush_log(RUSH_LOG_ERROR, "refusing to start: %s", why);
+        rush_campaign_free(&campaign);
+        return RUSHD_EXIT_FAILURE;
+    }
+    running_server = server;
+    rc = install_signals();
+    if (rc == 0)
+        rc = rush_server_run(server);
+    running_server = NULL;
+    rush_server_destroy(server);
+    rush_campaign_free(&campaign);
+    rush_log(rc == 0 ? RUSH_LOG_INFO : RUSH_LOG_ERROR, "stopped%s%s", rc == 0 ? "" : ": ",
+             rc == 0 ? "" : strerror(-rc));
+    return rc == 0 ? RUSHD_EXIT_OK : RUSHD_EXIT_FAILURE;
+}
+
+int main(int argc, char **argv)
+{
+    struct rushd_args args;
+    memset(&args, 0, sizeof(args));
+    int rc = parse_args(argc, argv, &args);
+    if (rc != 0)
+        return rc < 0 ? RUSHD_EXIT_OK : rc;
+    if (args.check_path != NULL)
+        return check_config(args.check_path);
+    return serve(&args);
+}

@@ -1,0 +1,481 @@
+/*
+ * server.c — rushd's front-end loop: endpoints, in-flight slots, the engine, replies.
+ * The shape, the slot life and the invariants are in server.h; the endpoints' message handling is
+ * in server_orders.c and server_admin.c, start-up configuration in server_config.c.
+ *
+ * One turn of the loop:
+ *   1. poll(2) the endpoints' receive fds and the wake pipe; wait only when nothing is in flight
+ *      (then up to RUSH_SERVER_IDLE_POLL_MS, cut short by a message or rush_server_stop()).
+ *   2. From each readable endpoint take up to RUSH_SERVER_RECEIVE_BURST_MAX messages, each
+ *      answered at once (errors, busy, admin) or submitted to the engine in its slot.
+ *   3. Reply to every decided batch (rush_engine_poll); when no socket was readable, wait there
+ *      up to RUSH_SERVER_ENGINE_WAIT_MS, which the engine cuts short when a batch comes back.
+ * So a batch is answered within microseconds of being decided, and a message that arrives while
+ * the loop waits on the engine waits at most RUSH_SERVER_ENGINE_WAIT_MS to be taken.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "rush/assert.h"
+#include "server_internal.h"
+
+#define RUSH_SERVER_IDLE_POLL_MS 1000
+#define RUSH_SERVER_ENGINE_WAIT_MS 1
+#define RUSH_SERVER_DRAIN_WAIT_MS 10
+/* After the last reply of a shutdown, time for nanomsg's I/O thread to write it out: nanomsg 1.x
+ * drops what is still queued when a socket is closed. */
+#define RUSH_SERVER_LINGER_MS 200
+/*
+ * Kernel send buffer asked for each endpoint's connections (SO_SNDBUF, capped by
+ * net.core.wmem_max). nanomsg 1.x's raw REP hands a connection one message at a time and drops
+ * a reply sent while the previous one is still being written; a buffer that takes several whole
+ * replies at once keeps pipelining clients (raw REQ, many messages in flight on one connection)
+ * from losing replies. Plain REQ clients have one request in flight and are never affected.
+ */
+#define RUSH_SERVER_SEND_BUFFER_BYTES (4 * 1024 * 1024)
+
+static const char *const endpoint_names[RUSH_ENDPOINT_COUNT_] = {"orders", "json", "admin"};
+
+int64_t rush_server_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- slots -------------------------------------------------------------------------------- */
+
+static void slot_init(struct rush_server_slot *slot, uint32_t capacity, bool large,
+                      struct rush_request *requests, struct rush_result *results, uint8_t *reasons)
+{
+    *slot = (struct rush_server_slot){.capacity = capacity,
+                                      .large = large,
+                                      .requests = requests,
+                                      .results = results,
+                                      .reasons = reasons};
+}
+
+static int slots_create(struct rush_server *server)
+{
+    const size_t small = (size_t)RUSH_SERVER_SMALL_SLOTS * RUSH_SERVER_SMALL_RECORDS;
+    const size_t large = (size_t)(RUSH_SERVER_LARGE_SLOTS + 1) * RUSH_WIRE_REQUESTS_MAX;
+    server->slots = calloc(RUSH_SERVER_IN_FLIGHT_MAX, sizeof(*server->slots));
+    server->free_small = calloc(RUSH_SERVER_SMALL_SLOTS, sizeof(*server->free_small));
+    server->free_large = calloc(RUSH_SERVER_LARGE_SLOTS, sizeof(*server->free_large));
+    server->small_requests = calloc(small, sizeof(struct rush_request));
+    server->small_results = calloc(small, sizeof(struct rush_result));
+    server->small_reasons = calloc(small, 1);
+    server->large_requests = calloc(large, sizeof(struct rush_request));
+    server->large_results = calloc(large, sizeof(struct rush_result));
+    server->large_reasons = calloc(large, 1);
+    server->merged = calloc(RUSH_WIRE_REQUESTS_MAX, sizeof(struct rush_result));
+    server->reply = aligned_alloc(8, RUSH_WIRE_MESSAGE_BYTES_MAX);
+    if (!server->slots || !server->free_small || !server->free_large || !server->small_requests ||
+        !server->small_results || !server->small_reasons || !server->large_requests ||
+        !server->large_results || !server->large_reasons || !server->merged || !server->reply)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < RUSH_SERVER_SMALL_SLOTS; i++) {
+        size_t first = (size_t)i * RUSH_SERVER_SMALL_RECORDS;
+        slot_init(&server->slots[i], RUSH_SERVER_SMALL_RECORDS, false,
+                  server->small_requests + first, server->small_results + first,
+                  server->small_reasons + first);
+        server->free_small[server->free_small_count++] = &server->slots[i];
+    }
+    for (uint32_t i = 0; i <= RUSH_SERVER_LARGE_SLOTS; i++) {
+        size_t first = (size_t)i * RUSH_WIRE_REQUESTS_MAX;
+        struct rush_server_slot *slot = i < RUSH_SERVER_LARGE_SLOTS
+                                            ? &server->slots[RUSH_SERVER_SMALL_SLOTS + i]
+                                            : &server->overflow;
+        slot_init(slot, RUSH_WIRE_REQUESTS_MAX, true, server->large_requests + first,
+                  server->large_results + first, server->large_reasons + first);
+        if (i < RUSH_SERVER_LARGE_SLOTS)
+            server->free_large[server->free_large_count++] = slot;
+    }
+    return 0;
+}
+
+static void slots_free(struct rush_server *server)
+{
+    free(server->slots);
+    free(server->free_small);
+    free(server->free_large);
+    free(server->small_requests);
+    free(server->small_results);
+    free(server->small_reasons);
+    free(server->large_requests);
+    free(server->large_results);
+    free(server->large_reasons);
+    free(server->merged);
+    free(server->reply);
+}
+
+/* A free slot for a message of `count` records, or the overflow slot (to be answered busy). */
+struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint32_t count)
+{
+    RUSH_ASSERT(count <= RUSH_WIRE_REQUESTS_MAX);
+    struct rush_server_slot *slot = &server->overflow;
+    if (server->in_flight >= server->in_flight_max)
+        slot = &server->overflow;
+    else if (count <= RUSH_SERVER_SMALL_RECORDS && server->free_small_count > 0)
+        slot = server->free_small[--server->free_small_count];
+    else if (count > RUSH_SERVER_SMALL_RECORDS && server->free_large_count > 0)
+        slot = server->free_large[--server->free_large_count];
+    RUSH_ASSERT(slot->control == NULL);
+    slot->count = count;
+    slot->valid_count = count;
+    slot->message_id = 0;
+    return slot;
+}
+
+void rush_server_slot_give(struct rush_server *server, struct rush_server_slot *slot)
+{
+    RUSH_ASSERT(slot->control == NULL);
+    if (slot == &server->overflow)
+        return;
+    if (slot->large) {
+        RUSH_ASSERT(server->free_large_count < RUSH_SERVER_LARGE_SLOTS);
+        server->free_large[server->free_large_count++] = slot;
+    } else {
+        RUSH_ASSERT(server->free_small_count < RUSH_SERVER_SMALL_SLOTS);
+        server->free_small[server->free_small_count++] = slot;
+    }
+}
+
+static void answer_busy(struct rush_server *server, struct rush_server_slot *slot)
+{
+    for (uint32_t i = 0; i < slot->valid_count; i++)
+        slot->results[i] = (struct rush_result){.outcome = RUSH_BUSY, .tag = slot->requests[i].tag};
+    server->counters.busy_messages++;
+}
+
+void rush_server_slot_submit(struct rush_server *server, struct rush_server_slot *slot)
+{
+    RUSH_ASSERT(slot->valid_count <= slot->count && slot->count <= slot->capacity);
+    if (slot == &server->overflow) {
+        answer_busy(server, slot);
+    } else if (slot->valid_count > 0) {
+        slot->batch = (struct rush_batch){.requests = slot->requests,
+                                          .results = slot->results,
+                                          .count = slot->valid_count,
+                                          .context = slot};
+        int rc = rush_engine_submit(server->engine, &slot->batch);
+        if (rc == 0) {
+            server->in_flight++;
+            RUSH_ASSERT(server->in_flight <= server->in_flight_max);
+            return;
+        }
+        if (rc != RUSH_EFULL)
+            rush_log(RUSH_LOG_WARN, "engine refused a batch of %u: %s", slot->valid_count,
+                     rush_strerror(rc));
+        answer_busy(server, slot);
+    }
+    rush_server_reply(server, slot);
+    rush_server_slot_give(server, slot);
+}
+
+/* ---- sending and receiving ---------------------------------------------------------------- */
+
+void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,
+                      const void *body, size_t len)
+{
+    struct nn_iovec iov = {.iov_base = (void *)body, .iov_len = len};
+    struct nn_msghdr header = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (*control != NULL) {
+        header.msg_control = control;
+        header.msg_controllen = NN_MSG;
+    }
+    /* From here the chunk is nanomsg's, sent or freed (nn_sendmsg's checks that keep it can
+     * only fail on arguments this function never passes). */
+    int rc = nn_sendmsg(server->sockets[endpoint], &header, NN_DONTWAIT);
+    *control = NULL;
+    if (rc < 0) {
+        server->counters.send_failures++;
+        rush_log(RUSH_LOG_DEBUG, "%s: reply of %zu bytes not sent: %s", endpoint_names[endpoint],
+                 len, nn_strerror(errno));
+    }
+}
+
+/* Takes one message; 1 when one was handled, 0 when there was none, < 0 on a socket error. */
+static int receive_one(struct rush_server *server, enum rush_endpoint endpoint)
+{
+    void *body = NULL;
+    void *control = NULL;
+    struct nn_iovec iov = {.iov_base = &body, .iov_len = NN_MSG};
+    struct nn_msghdr header = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = NN_MSG};
+    int n = nn_recvmsg(server->sockets[endpoint], &header, NN_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    struct rush_server_message message = {
+        .endpoint = endpoint, .control = control, .body = body, .len = (size_t)n};
+    server->counters.messages[endpoint]++;
+    switch (endpoint) {
+    case RUSH_ENDPOINT_ORDERS:
+        rush_server_on_binary(server, &message);
+        break;
+    case RUSH_ENDPOINT_JSON:
+        rush_server_on_json(server, &message);
+        break;
+    case RUSH_ENDPOINT_ADMIN:
+        rush_server_on_admin(server, &message);
+        break;
+    case RUSH_ENDPOINT_COUNT_:
+        RUSH_ASSERT(!"no such endpoint");
+        break;
+    }
+    RUSH_ASSERT(message.control == NULL); /* replied, or kept by an in-flight slot */
+    nn_freemsg(body);
+    return 1;
+}
+
+static int receive_burst(struct rush_server *server, enum rush_endpoint endpoint)
+{
+    for (uint32_t i = 0; i < RUSH_SERVER_RECEIVE_BURST_MAX; i++) {
+        int rc = receive_one(server, endpoint);
+        if (rc <= 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Replies to every batch the engine hands back within timeout_ms. */
+static void deliver(struct rush_server *server, int timeout_ms)
+{
+    struct rush_batch *done[RUSH_SERVER_DONE_MAX];
+    int count = rush_engine_poll(server->engine, done, RUSH_SERVER_DONE_MAX, timeout_ms);
+    if (count < 0) {
+        rush_log(RUSH_LOG_ERROR, "engine poll: %s", rush_strerror(count));
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        struct rush_server_slot *slot = done[i]->context;
+        RUSH_ASSERT(slot != NULL && &slot->batch == done[i]);
+        RUSH_ASSERT(server->in_flight > 0);
+        server->in_flight--;
+        rush_server_reply(server, slot);
+        rush_server_slot_give(server, slot);
+    }
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static void drain_wake_pipe(struct rush_server *server)
+{
+    char bytes[64];
+    for (uint32_t i = 0; i < 16 && read(server->wake_pipe[0], bytes, sizeof(bytes)) > 0; i++)
+        continue;
+}
+
+/* One turn (see the file comment). Returns < 0 only on a fatal socket or poll error. */
+static int turn(struct rush_server *server)
+{
+    struct pollfd fds[RUSH_ENDPOINT_COUNT_ + 1];
+    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
+        fds[e] = (struct pollfd){.fd = server->receive_fds[e], .events = POLLIN};
+    fds[RUSH_ENDPOINT_COUNT_] = (struct pollfd){.fd = server->wake_pipe[0], .events = POLLIN};
+    int ready =
+        poll(fds, RUSH_ENDPOINT_COUNT_ + 1, server->in_flight > 0 ? 0 : RUSH_SERVER_IDLE_POLL_MS);
+    if (ready < 0 && errno != EINTR) {
+        rush_log(RUSH_LOG_ERROR, "poll: %s", strerror(errno));
+        return -errno;
+    }
+    for (int e = 0; ready > 0 && e < RUSH_ENDPOINT_COUNT_; e++) {
+        if ((fds[e].revents & POLLIN) == 0 || atomic_load(&server->stopping))
+            continue;
+        int rc = receive_burst(server, (enum rush_endpoint)e);
+        if (rc < 0) {
+            rush_log(RUSH_LOG_ERROR, "%s: receive: %s", endpoint_names[e], nn_strerror(-rc));
+            return rc;
+        }
+    }
+    if (ready > 0 && (fds[RUSH_ENDPOINT_COUNT_].revents & POLLIN))
+        drain_wake_pipe(server);
+    if (server->in_flight > 0)
+        deliver(server, ready > 0 ? 0 : RUSH_SERVER_ENGINE_WAIT_MS);
+    return 0;
+}
+
+static void drain(struct rush_server *server)
+{
+    int64_t deadline_ns = rush_server_now_ns() + (int64_t)RUSH_SERVER_DRAIN_MS_MAX * 1000000;
+    uint32_t waiting = server->in_flight;
+    while (server->in_flight > 0 && rush_server_now_ns() < deadline_ns)
+        deliver(server, RUSH_SERVER_DRAIN_WAIT_MS);
+    if (server->in_flight > 0)
+        rush_log(RUSH_LOG_WARN, "%u messages still undecided after %d ms", server->in_flight,
+                 RUSH_SERVER_DRAIN_MS_MAX);
+    else
+        rush_log(RUSH_LOG_INFO, "stopping: answered the %u messages in flight", waiting);
+    usleep(RUSH_SERVER_LINGER_MS * 1000);
+}
+
+int rush_server_run(struct rush_server *server)
+{
+    RUSH_ASSERT(server != NULL);
+    rush_log(RUSH_LOG_INFO, "serving: orders %s, json %s, admin %s (in flight max %u)",
+             server->urls[RUSH_ENDPOINT_ORDERS], server->urls[RUSH_ENDPOINT_JSON],
+             server->urls[RUSH_ENDPOINT_ADMIN], server->in_flight_max);
+    int rc = 0;
+    while (rc == 0 && !atomic_load(&server->stopping))
+        rc = turn(server);
+    rush_log(RUSH_LOG_INFO, "stopping: no new requests taken");
+    drain(server);
+    return rc;
+}
+
+void rush_server_stop(struct rush_server *server)
+{
+    atomic_store(&server->stopping, true);
+    char byte = 1;
+    ssize_t written = write(server->wake_pipe[1], &byte, 1);
+    (void)written; /* a full pipe already wakes the loop */
+}
+
+/* ---- create and destroy ------------------------------------------------------------------- */
+
+static int endpoint_open(struct rush_server *server, enum rush_endpoint endpoint, const char *url,
+                         char *why, size_t why_size)
+{
+    snprintf(server->urls[endpoint], sizeof(server->urls[endpoint]), "%s", url);
+    int s = nn_socket(AF_SP_RAW, NN_REP);
+    if (s < 0)
+        goto out_error;
+    server->sockets[endpoint] = s;
+    int max = endpoint == RUSH_ENDPOINT_ORDERS ? RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX
+                                               : RUSH_SERVER_JSON_RECEIVE_BYTES_MAX;
+    if (nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0)
+        goto out_error;
+    int send_buffer = RUSH_SERVER_SEND_BUFFER_BYTES;
+    if (nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDBUF, &send_buffer, sizeof(send_buffer)) < 0)
+        goto out_error;
+    if (nn_bind(s, url) < 0)
+        goto out_error;
+    size_t size = sizeof(server->receive_fds[endpoint]);
+    if (nn_getsockopt(s, NN_SOL_SOCKET, NN_RCVFD, &server->receive_fds[endpoint], &size) < 0)
+        goto out_error;
+    return 0;
+out_error:
+    snprintf(why, why_size, "%s endpoint %s: %s", endpoint_names[endpoint], url,
+             nn_strerror(errno));
+    return errno > 0 ? -errno : -EIO;
+}
+
+static int endpoints_open(struct rush_server *server, const struct rush_server_options *options,
+                          char *why, size_t why_size)
+{
+    const struct rush_campaign_endpoints *urls = &server->campaign->endpoints;
+    int rc = endpoint_open(server, RUSH_ENDPOINT_ORDERS,
+                           options->orders_url ? options->orders_url : urls->orders, why, why_size);
+    if (rc == 0)
+        rc = endpoint_open(server, RUSH_ENDPOINT_JSON,
+                           options->json_url ? options->json_url : urls->json, why, why_size);
+    if (rc == 0)
+        rc = endpoint_open(server, RUSH_ENDPOINT_ADMIN,
+                           options->admin_url ? options->admin_url : urls->admin, why, why_size);
+    return rc;
+}
+
+static int engine_open(struct rush_server *server, const struct rush_server_options *options,
+                       char *why, size_t why_size)
+{
+    struct rush_engine_config *config = &server->engine_config;
+    int rc = rush_server_engine_config(server->campaign, options->shards, config, why, why_size);
+    if (rc == 0)
+        rc = rush_server_apply_durability(config, server->campaign, options, why, why_size);
+    if (rc < 0)
+        return rc;
+    rush_log(RUSH_LOG_INFO,
+             "engine: %u shards, %u ring slots; per shard %u SKUs, %u orders, %u groups, %u keys",
+             config->shard_count, config->ring_slots, config->limits.skus_max,
+             config->limits.orders_max, config->limits.groups_max, config->limits.keys_max);
+    rc = rush_engine_create(config, &server->engine);
+    if (rc == 0) {
+        rc = rush_engine_start(server->engine);
+        if (rc < 0)
+            snprintf(why, why_size, "engine start: %s", rush_strerror(rc));
+    } else {
+        snprintf(why, why_size, "engine create: %s", rush_strerror(rc));
+    }
+    uint64_t ready_max = (uint64_t)config->shard_count * config->ring_slots;
+    server->in_flight_max =
+        ready_max < RUSH_SERVER_IN_FLIGHT_MAX ? (uint32_t)ready_max : RUSH_SERVER_IN_FLIGHT_MAX;
+    return rc;
+}
+
+int rush_server_create(const struct rush_server_options *options, struct rush_server **out,
+                       char *why, size_t why_size)
+{
+    RUSH_ASSERT(options != NULL && options->campaign != NULL && out != NULL);
+    *out = NULL;
+    struct rush_server *server = calloc(1, sizeof(*server));
+    if (server == NULL)
+        return -ENOMEM;
+    server->campaign = options->campaign;
+    server->wake_pipe[0] = server->wake_pipe[1] = -1;
+    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
+        server->sockets[e] = server->receive_fds[e] = -1;
+    snprintf(server->data_dir, sizeof(server->data_dir), "%s",
+             rush_server_data_dir(options->campaign, options));
+    int rc = slots_create(server);
+    if (rc < 0) {
+        snprintf(why, why_size, "out of memory for %d in-flight slots", RUSH_SERVER_IN_FLIGHT_MAX);
+        goto out_destroy;
+    }
+    if (pipe2(server->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        rc = -errno;
+        snprintf(why, why_size, "pipe: %s", strerror(errno));
+        goto out_destroy;
+    }
+    rc = engine_open(server, options, why, why_size);
+    if (rc == 0)
+        rc = rush_server_put_campaign(server, why, why_size);
+    if (rc == 0)
+        rc = rush_server_prepare_token(server, why, why_size);
+    if (rc == 0)
+        rc = endpoints_open(server, options, why, why_size);
+    if (rc < 0)
+        goto out_destroy;
+    server->started_ns = rush_server_now_ns();
+    *out = server;
+    return 0;
+out_destroy:
+    rush_server_destroy(server);
+    return rc;
+}
+
+void rush_server_destroy(struct rush_server *server)
+{
+    if (server == NULL)
+        return;
+    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
+        if (server->sockets[e] >= 0)
+            nn_close(server->sockets[e]);
+    /* Finishes what was submitted, so no shard writes into a slot after this. */
+    if (server->engine != NULL)
+        rush_engine_destroy(server->engine);
+    for (uint32_t i = 0; server->slots != NULL && i < RUSH_SERVER_IN_FLIGHT_MAX; i++) {
+        if (server->slots[i].control != NULL)
+            nn_freemsg(server->slots[i].control);
+    }
+    if (server->wake_pipe[0] >= 0)
+        close(server->wake_pipe[0]);
+    if (server->wake_pipe[1] >= 0)
+        close(server->wake_pipe[1]);
+    slots_free(server);
+    explicit_bzero(server->admin_token, sizeof(server->admin_token));
+    free(server);
+}
+
+const char *rush_server_admin_token(const struct rush_server *server)
+{
+    return server->admin_token;
+}

@@ -1,0 +1,222 @@
+/*
+ * server_admin.c — the admin endpoint: JSON commands that carry the admin token.
+ *
+ * What and why. Operators (rushctl, scripts, nanocat by hand) put SKUs, adjust stock, pause and
+ * resume SKUs, query, and read live figures. Every command is a JSON object with a "token" field
+ * equal to the configured admin token; without it (missing, wrong, not a string) the answer is
+ * {"outcome":"invalid","reason":"admin token required"} and nothing happens. The token is taken
+ * out of the object before the rest goes to rush_json_decode(), which refuses unknown fields.
+ *
+ *   sku_put                 rush_engine_sku_put()
+ *   adjust, pause, resume   rush_engine_execute(), like any keyed request; logged
+ *   query_order/group/sku   rush_engine_execute()
+ *   stats                   rush_json_encode_stats() plus the server's own figures
+ * Order-taking ops (reserve, confirm, cancel, group ops) are refused here: they belong on the
+ * order endpoints. Binary messages are refused too (ERROR code refused): they cannot carry the
+ * token.
+ *
+ * Workload: a few commands a minute, run synchronously on the front-end thread; batches decided
+ * meanwhile wait in the engine's ready queue for the next turn. jansson allocates while checking
+ * the token; that is fine off the order path.
+ *
+ * Threads: the front end only.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rush/assert.h"
+#include "server_internal.h"
+
+#define RUSH_ADMIN_TOKEN_REQUIRED "admin token required"
+
+/* Compares in time that depends on the configured token's length only. */
+static bool token_matches(const char *given, size_t given_len, const char *expected)
+{
+    size_t expected_len = strlen(expected);
+    unsigned char difference = given_len != expected_len;
+    for (size_t i = 0; i < expected_len; i++)
+        difference |= (unsigned char)(expected[i] ^ (i < given_len ? given[i] : 0));
+    return difference == 0;
+}
+
+/*
+ * Checks the token and returns the command without it (json_dumps'ed: free() it), or NULL with
+ * the reason to answer in why.
+ */
+static char *strip_token(struct rush_server *server, const struct rush_server_message *message,
+                         char *why, size_t why_size)
+{
+    struct rush_json_command unused;
+    if (message->len > RUSH_JSON_MESSAGE_BYTES_MAX)
+        goto out_decoder_reason;
+    json_error_t error;
+    json_t *root = json_loadb(message->body, message->len, JSON_REJECT_DUPLICATES, &error);
+    if (root == NULL || !json_is_object(root)) {
+        json_decref(root);
+        goto out_decoder_reason;
+    }
+    json_t *token = json_object_get(root, "token");
+    if (!json_is_string(token) ||
+        !token_matches(json_string_value(token), json_string_length(token), server->admin_token)) {
+        json_decref(root);
+        snprintf(why, why_size, "%s", RUSH_ADMIN_TOKEN_REQUIRED);
+        return NULL;
+    }
+    json_object_del(root, "token");
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text == NULL)
+        snprintf(why, why_size, "out of memory");
+    return text;
+out_decoder_reason:
+    /* Not a JSON object at all: the decoder names the problem in its usual words. */
+    if (rush_json_decode(message->body, message->len, &unused, why, why_size) == 0)
+        snprintf(why, why_size, "%s", RUSH_ADMIN_TOKEN_REQUIRED);
+    return NULL;
+}
+
+static bool op_is_admin_request(uint8_t op)
+{
+    return rush_server_op_is_admin(op) || op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP ||
+           op == RUSH_OP_QUERY_SKU;
+}
+
+static void send_result(struct rush_server *server, struct rush_server_message *message,
+                        const struct rush_request *request, const struct rush_result *result)
+{
+    RUSH_ASSERT(result->outcome < RUSH_OUTCOME_COUNT_);
+    server->counters.outcomes[result->outcome]++;
+    int n = rush_json_encode_result(request, result, server->text, sizeof(server->text));
+    RUSH_ASSERT(n > 0);
+    rush_server_send(server, message->endpoint, &message->control, server->text, (size_t)n);
+}
+
+static void admin_request(struct rush_server *server, struct rush_server_message *message,
+                          const struct rush_request *request)
+{
+    char why[RUSH_JSON_WHY_BYTES];
+    if (!op_is_admin_request(request->op)) {
+        snprintf(why, sizeof(why), "op '%s' is not an admin command: send it to an order endpoint",
+                 rush_op_name((enum rush_op)request->op));
+        rush_server_send_json_error(server, message, why);
+        return;
+    }
+    struct rush_result result;
+    int rc = rush_engine_execute(server->engine, request, 1, &result);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));
+        rush_server_send_json_error(server, message, why);
+        return;
+    }
+    if (rush_server_op_is_admin(request->op))
+        rush_log(RUSH_LOG_INFO, "admin: %s sku %llu amount %lld: %s%s%s",
+                 rush_op_name((enum rush_op)request->op), (unsigned long long)request->sku_id,
+                 (long long)request->amount, rush_outcome_name(result.outcome),
+                 result.outcome == RUSH_INVALID ? " " : "",
+                 result.outcome == RUSH_INVALID ? rush_reason_name(result.reason) : "");
+    send_result(server, message, request, &result);
+}
+
+static void admin_sku_put(struct rush_server *server, struct rush_server_message *message,
+                          const struct rush_sku *sku)
+{
+    struct rush_result result;
+    int rc = rush_engine_sku_put(server->engine, sku, &result);
+    if (rc < 0) {
+        char why[RUSH_JSON_WHY_BYTES];
+        snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));
+        rush_server_send_json_error(server, message, why);
+        return;
+    }
+    rush_log(RUSH_LOG_INFO, "admin: sku_put %llu (%.*s, stock %lld%s): %s",
+             (unsigned long long)sku->id, RUSH_SKU_NAME_MAX, sku->name, (long long)sku->stock,
+             sku->unlimited ? ", unlimited" : "", rush_outcome_name(result.outcome));
+    struct rush_request request = {.op = RUSH_OP_NONE, .sku_id = sku->id};
+    send_result(server, message, &request, &result);
+}
+
+/* Appends `,"name":{"outcome":count,...}` for a table of outcome counts. */
+static size_t put_outcomes(char *buf, size_t cap, const char *name, const uint64_t *outcomes)
+{
+    size_t used = (size_t)snprintf(buf, cap, ",\"%s\":{", name);
+    for (int o = 0; o < RUSH_OUTCOME_COUNT_ && used < cap; o++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s\"%s\":%llu", o ? "," : "",
+                                 rush_outcome_name((enum rush_outcome)o),
+                                 (unsigned long long)outcomes[o]);
+    if (used < cap)
+        used += (size_t)snprintf(buf + used, cap - used, "}");
+    return used;
+}
+
+static void admin_stats(struct rush_server *server, struct rush_server_message *message)
+{
+    struct rush_engine_stats stats;
+    rush_engine_stats(server->engine, &stats);
+    char *text = server->text;
+    const size_t cap = sizeof(server->text);
+    int n = rush_json_encode_stats(&stats, text, cap);
+    RUSH_ASSERT(n > 1 && text[n - 1] == '}');
+    size_t used = (size_t)n - 1; /* reopen the object */
+    const struct rush_server_counters *c = &server->counters;
+    double uptime_s = (double)(rush_server_now_ns() - server->started_ns) / 1e9;
+    used += (size_t)snprintf(
+        text + used, cap - used,
+        ",\"uptime_s\":%.3f,\"in_flight\":%u,\"in_flight_max\":%u,\"server\":{\"messages\":"
+        "{\"orders\":%llu,\"json\":%llu,\"admin\":%llu},\"requests\":%llu,\"errors\":%llu,"
+        "\"busy_messages\":%llu,\"send_failures\":%llu",
+        uptime_s, server->in_flight, server->in_flight_max,
+        (unsigned long long)c->messages[RUSH_ENDPOINT_ORDERS],
+        (unsigned long long)c->messages[RUSH_ENDPOINT_JSON],
+        (unsigned long long)c->messages[RUSH_ENDPOINT_ADMIN], (unsigned long long)c->requests,
+        (unsigned long long)c->errors, (unsigned long long)c->busy_messages,
+        (unsigned long long)c->send_failures);
+    if (used < cap)
+        used += put_outcomes(text + used, cap - used, "outcomes", c->outcomes);
+    if (used < cap)
+        used += (size_t)snprintf(text + used, cap - used, "}}");
+    RUSH_ASSERT(used < cap); /* the text buffer is sized for this with room to spare */
+    rush_server_send(server, message->endpoint, &message->control, text, used);
+}
+
+void rush_server_on_admin(struct rush_server *server, struct rush_server_message *message)
+{
+    if (message->len >= 4 && memcmp(message->body, "RUSH", 4) == 0) {
+        struct rush_wire_view view;
+        struct rush_wire_error error;
+        memset(&view, 0, sizeof(view));
+        if (rush_wire_decode(message->body, message->len, &view, &error) == 0)
+            rush_wire_error_set(&error, RUSH_WIRE_E_REFUSED, RUSH_WIRE_NO_RECORD,
+                                "binary messages are not accepted on the admin endpoint: "
+                                "send JSON with the token");
+        rush_server_send_wire_error(server, message, view.message_id, &error);
+        return;
+    }
+    char why[RUSH_JSON_WHY_BYTES];
+    char *text = strip_token(server, message, why, sizeof(why));
+    if (text == NULL) {
+        rush_log(RUSH_LOG_DEBUG, "admin: refused: %s", why);
+        rush_server_send_json_error(server, message, why);
+        return;
+    }
+    struct rush_json_command command;
+    int rc = rush_json_decode(text, strlen(text), &command, why, sizeof(why));
+    free(text);
+    if (rc != 0) {
+        rush_server_send_json_error(server, message, why);
+        return;
+    }
+    switch (command.kind) {
+    case RUSH_JSON_REQUEST:
+        admin_request(server, message, &command.request);
+        break;
+    case RUSH_JSON_SKU_PUT:
+        admin_sku_put(server, message, &command.sku);
+        break;
+    case RUSH_JSON_STATS:
+        admin_stats(server, message);
+        break;
+    }
+}

@@ -1,0 +1,137 @@
+/*
+ * server_internal.h — the server's state, shared by server.c (loop, slots, replies),
+ * server_orders.c (binary and JSON order endpoints), server_admin.c (admin endpoint) and
+ * server_config.c (campaign to engine, durability, admin token). Not for use outside engine/.
+ *
+ * Threads: everything here belongs to the front-end thread, except `stopping` and the wake pipe,
+ * which rush_server_stop() touches from any thread or a signal handler.
+ */
+#ifndef RUSH_SERVER_INTERNAL_H
+#define RUSH_SERVER_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "json.h"
+#include "rush/wire.h"
+#include "server.h"
+
+enum rush_endpoint {
+    RUSH_ENDPOINT_ORDERS = 0,
+    RUSH_ENDPOINT_JSON = 1,
+    RUSH_ENDPOINT_ADMIN = 2,
+    RUSH_ENDPOINT_COUNT_ = 3,
+};
+
+/* Replies to JSON messages are at most this long (a query answer is well under 1 KiB). */
+#define RUSH_SERVER_TEXT_BYTES_MAX 4096
+/* Admin and JSON endpoints take messages up to twice the JSON limit, so that an oversized one is
+ * answered by the decoder's reason instead of nanomsg dropping the connection. */
+#define RUSH_SERVER_JSON_RECEIVE_BYTES_MAX (2 * RUSH_JSON_MESSAGE_BYTES_MAX)
+/* The same for the binary endpoint. */
+#define RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX (2 * RUSH_WIRE_MESSAGE_BYTES_MAX)
+
+/* A received message: body and control header (backtrace) as nanomsg allocated them. */
+struct rush_server_message {
+    enum rush_endpoint endpoint;
+    void *control; /* NN_MSG chunk, owned until a reply is sent with it */
+    const void *body;
+    size_t len;
+};
+
+/* One message in flight (see the slot life in server.h). */
+struct rush_server_slot {
+    struct rush_batch batch; /* batch.context points back at the slot */
+    enum rush_endpoint endpoint;
+    void *control;
+    uint64_t message_id;
+    uint32_t count;       /* records in the message */
+    uint32_t valid_count; /* records handed to the engine: requests[0 .. valid_count) */
+    uint32_t capacity;
+    bool large;
+    struct rush_request *requests;
+    struct rush_result *results; /* [0, valid_count): the engine's; then the invalid ones' */
+    uint8_t *reasons;            /* per message record: why it is invalid, or REASON_NONE */
+};
+
+struct rush_server_counters {
+    uint64_t messages[RUSH_ENDPOINT_COUNT_];
+    uint64_t requests;
+    uint64_t errors;        /* messages answered with an ERROR or a JSON decode error */
+    uint64_t busy_messages; /* messages answered busy: no slot, or the engine's rings full */
+    uint64_t outcomes[RUSH_OUTCOME_COUNT_];
+    uint64_t send_failures;
+};
+
+struct rush_server {
+    const struct rush_campaign *campaign;
+    struct rush_engine *engine;
+    struct rush_engine_config engine_config;
+    int sockets[RUSH_ENDPOINT_COUNT_];
+    int receive_fds[RUSH_ENDPOINT_COUNT_];
+    char urls[RUSH_ENDPOINT_COUNT_][RUSH_ENDPOINT_BYTES_MAX];
+    int wake_pipe[2];
+    atomic_bool stopping;
+    char admin_token[RUSH_ADMIN_TOKEN_BYTES_MAX + 1];
+    char data_dir[RUSH_DATA_DIR_BYTES_MAX];
+    int64_t started_ns;
+
+    struct rush_server_slot *slots; /* small ones first, then large */
+    struct rush_server_slot **free_small;
+    struct rush_server_slot **free_large;
+    uint32_t free_small_count;
+    uint32_t free_large_count;
+    uint32_t in_flight;
+    uint32_t in_flight_max;
+    struct rush_request *small_requests;
+    struct rush_result *small_results;
+    uint8_t *small_reasons;
+    struct rush_request *large_requests;
+    struct rush_result *large_results;
+    uint8_t *large_reasons;
+    struct rush_server_slot overflow; /* a message answered busy at once; never submitted */
+
+    struct rush_result *merged; /* RUSH_WIRE_REQUESTS_MAX results in message order */
+    uint8_t *reply;             /* RUSH_WIRE_MESSAGE_BYTES_MAX, 8-byte aligned */
+    char text[RUSH_SERVER_TEXT_BYTES_MAX];
+    struct rush_server_counters counters;
+};
+
+/* server.c */
+struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint32_t count);
+void rush_server_slot_give(struct rush_server *server, struct rush_server_slot *slot);
+/* Submits the slot's valid requests, or answers at once (none valid, busy). Takes the slot. */
+void rush_server_slot_submit(struct rush_server *server, struct rush_server_slot *slot);
+/* Sends body with *control (consumed: set to NULL) on the endpoint's socket. */
+void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,
+                      const void *body, size_t len);
+int64_t rush_server_now_ns(void);
+
+/* server_orders.c */
+void rush_server_on_binary(struct rush_server *server, struct rush_server_message *message);
+void rush_server_on_json(struct rush_server *server, struct rush_server_message *message);
+/* Sends the reply of a decided (or refused) slot; counts outcomes. */
+void rush_server_reply(struct rush_server *server, struct rush_server_slot *slot);
+/* Sends a binary ERROR echoing message_id. */
+void rush_server_send_wire_error(struct rush_server *server, struct rush_server_message *message,
+                                 uint64_t message_id, const struct rush_wire_error *error);
+/* Sends {"outcome":"invalid","reason":why}. */
+void rush_server_send_json_error(struct rush_server *server, struct rush_server_message *message,
+                                 const char *why);
+/* True for the ops only the admin endpoint takes. */
+bool rush_server_op_is_admin(uint8_t op);
+
+/* server_admin.c */
+void rush_server_on_admin(struct rush_server *server, struct rush_server_message *message);
+
+/* server_config.c */
+RUSH_MUST_USE int rush_server_prepare_token(struct rush_server *server, char *why, size_t why_size);
+RUSH_MUST_USE int rush_server_put_campaign(struct rush_server *server, char *why, size_t why_size);
+/* --data-dir, else the campaign's data_dir, else RUSH_SERVER_DATA_DIR_DEFAULT. */
+const char *rush_server_data_dir(const struct rush_campaign *campaign,
+                                 const struct rush_server_options *args);
+RUSH_MUST_USE int rush_server_apply_durability(struct rush_engine_config *config,
+                                               const struct rush_campaign *campaign,
+                                               const struct rush_server_options *args, char *why,
+                                               size_t why_size);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * shard_log.h — a shard's durability: its write-ahead log, replayed at start, appended to from
+ * the shard's event sink, and the queue of work held until its events are durable.
+ *
+ * Workload: one per shard, on the shard's thread. Each pass of the shard loop decides a group of
+ * work items, appends their events (one WAL batch per sink call), submits one write + fdatasync,
+ * and holds the items; items come back out in order once the WAL's durable lsn reaches the lsn
+ * they were held at. Items decided while a sync is in flight ride the next one (group commit).
+ * An item whose decisions appended nothing is held at the lsn before it: its answers reflect
+ * state that must be durable first (a duplicate's original, a query).
+ *
+ *   hold(item) at appended lsn L --> held --(durable >= L)--> released (replies may go)
+ *                                      \---(WAL failed)-----> released with status RUSH_EWAL
+ *
+ * Invariants:
+ *   1. Held lsns never decrease, so release in hold order is release in lsn order.
+ *   2. Once the WAL has failed, the log stays failed and every item is released failed.
+ *   3. Without a WAL (memory-only engine) an item is released as soon as it is held.
+ *
+ * Thread: the shard's (open and replay run on the creating thread before the shard's starts).
+ */
+#ifndef RUSH_SHARD_LOG_H
+#define RUSH_SHARD_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rush/engine.h"
+#include "shard.h"
+#include "wal.h"
+
+struct shard_log_held {
+    void *item;
+    uint64_t lsn;
+};
+
+struct rush_shard_log {
+    struct rush_wal *wal;         /* NULL: memory only */
+    rush_event_sink_fn user_sink; /* called after each append, with the same events */
+    void *user_context;
+    struct shard_log_held *held; /* FIFO, capacity items */
+    uint32_t held_head;
+    uint32_t held_count;
+    uint32_t capacity;
+    int error; /* sticky: the WAL's failure */
+    uint64_t recovered_events;
+    uint64_t recovered_batches;
+};
+
+/* Prepares an unopened log holding at most `capacity` items; chains events to user_sink. */
+RUSH_MUST_USE int rush_shard_log_init(struct rush_shard_log *log, uint32_t capacity,
+                                      rush_event_sink_fn user_sink, void *user_context);
+
+/*
+ * Replays the shard's log in data_dir into `shard` (which must be fresh) and opens it for
+ * appending. A torn tail is cut with a warning; damage before it fails with RUSH_ECORRUPT and
+ * `why` naming the segment and offset.
+ */
+RUSH_MUST_USE int rush_shard_log_open(struct rush_shard_log *log, struct rush_shard *shard,
+                                      const struct rush_engine_config *config, uint32_t shard_index,
+                                      char *why, size_t why_size);
+
+/* The event sink to give the shard: appends to the WAL, then calls the user's sink. */
+void rush_shard_log_sink(void *context, uint32_t shard_index, int64_t time_ns,
+                         const struct rush_event *events, uint32_t count);
+
+/* Submits what was appended. Call once per pass, after holding that pass's items. */
+void rush_shard_log_commit(struct rush_shard_log *log);
+void rush_shard_log_hold(struct rush_shard_log *log, void *item);
+/*
+ * The oldest held item if it may go (durable, or failed: then *status = RUSH_EWAL), else NULL.
+ * With `wait`, waits for the I/O in flight once before answering.
+ */
+void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status);
+bool rush_shard_log_holding(const struct rush_shard_log *log);
+/* The WAL's failure (0 when healthy) and why. */
+int rush_shard_log_error(const struct rush_shard_log *log, const char **why);
+/* Flushes and closes the WAL; frees the queue. */
+void rush_shard_log_close(struct rush_shard_log *log);
+
+#endif
