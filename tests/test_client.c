@@ -2,8 +2,11 @@
  * The client library (include/rush/client.h): configuration checks, keys, and the batching core
  * against a fake rushd on inproc:// that answers, refuses, drops requests or swallows replies on
  * command, so batching, splitting, scattering, retries with the same keys, timeouts, async
- * callbacks and close can be checked without a server. The end-to-end tests against a real
- * rushd are in test_client_e2e.c.
+ * callbacks and close can be checked without a server; then end to end against the real
+ * build/bin/rushd as a child process (tests/rushd_child.h): every op and outcome over ipc://,
+ * a hot SKU hammered by 8 threads over tcp:// (no oversell, fewer messages than requests), a
+ * retry across SIGSTOP/SIGCONT that orders exactly once, and the installed library used through
+ * pkg-config.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include "json.h"
 #include "rush/client.h"
 #include "rush/wire.h"
+#include "rushd_child.h"
 
 /* ---- a fake rushd: a plain REP socket on its own thread ---- */
 
@@ -596,4 +600,300 @@ Test(client_async, a_sync_submit_from_a_callback_is_edeadlk)
     cr_assert_eq(state.nested_rc, -EDEADLK);
     rush_client_close(client);
     fake_stop(fake);
+}
+
+/* ---- end to end against the real rushd ---- */
+
+TestSuite(client_rushd, .fini = rushd_cleanup, .timeout = 120);
+
+static struct rush_result one(struct rush_client *client, struct rush_request request)
+{
+    static uint64_t key_seq;
+    static const rush_key zero;
+    bool query = request.op == RUSH_OP_QUERY_ORDER || request.op == RUSH_OP_QUERY_GROUP ||
+                 request.op == RUSH_OP_QUERY_SKU;
+    if (!query && memcmp(&request.key, &zero, sizeof zero) == 0) {
+        char text[48];
+        snprintf(text, sizeof text, "e2e-%d-%llu", (int)getpid(), (unsigned long long)++key_seq);
+        request.key = rush_client_key(text);
+    }
+    request.tag = ++key_seq;
+    struct rush_result result;
+    int rc = rush_client_submit(client, &request, 1, &result);
+    cr_assert_eq(rc, 0, "%s: %s", rush_strerror(rc), rush_client_last_error());
+    cr_assert_eq(result.tag, request.tag);
+    return result;
+}
+
+#define OUTCOME(result, expected)                                                                  \
+    cr_assert_eq((result).outcome, (expected), "outcome %s, expected %s",                          \
+                 rush_outcome_name((enum rush_outcome)(result).outcome),                           \
+                 rush_outcome_name(expected))
+
+static struct rush_request op_sku(uint8_t op, uint64_t sku, uint64_t user, uint32_t qty)
+{
+    return (struct rush_request){.op = op, .sku_id = sku, .user_id = user, .qty = qty};
+}
+
+static struct rush_request op_target(uint8_t op, uint64_t target, uint64_t user)
+{
+    return (struct rush_request){.op = op, .target_id = target, .user_id = user};
+}
+
+static void every_order_op(struct rush_client *client)
+{
+    struct rush_request first = op_sku(RUSH_OP_RESERVE, 1001, 1, 1);
+    first.key = rush_client_key("e2e-first");
+    struct rush_result r1 = one(client, first);
+    OUTCOME(r1, RUSH_OK);
+    cr_assert_eq(r1.remaining, 1);
+    struct rush_result again = one(client, first);
+    OUTCOME(again, RUSH_OK);
+    cr_assert_eq(again.flags & RUSH_RESULT_DUPLICATE, RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(again.order_id, r1.order_id);
+    struct rush_request reused = op_sku(RUSH_OP_RESERVE, 1001, 9, 1);
+    reused.key = first.key;
+    struct rush_result bad_key = one(client, reused);
+    OUTCOME(bad_key, RUSH_INVALID);
+    cr_assert_eq(bad_key.reason, RUSH_REASON_KEY_REUSED);
+    OUTCOME(one(client, op_sku(RUSH_OP_RESERVE, 1001, 1, 1)), RUSH_LIMIT_EXCEEDED);
+    struct rush_result r2 = one(client, op_sku(RUSH_OP_RESERVE, 1001, 2, 1));
+    OUTCOME(r2, RUSH_OK);
+    OUTCOME(one(client, op_sku(RUSH_OP_RESERVE, 1001, 3, 1)), RUSH_SOLD_OUT);
+    OUTCOME(one(client, op_target(RUSH_OP_CONFIRM, r1.order_id, 0)), RUSH_OK);
+    OUTCOME(one(client, op_target(RUSH_OP_CANCEL, r2.order_id, 0)), RUSH_OK);
+    struct rush_result twice = one(client, op_target(RUSH_OP_CANCEL, r2.order_id, 0));
+    OUTCOME(twice, RUSH_INVALID);
+    cr_assert_eq(twice.reason, RUSH_REASON_ORDER_STATE);
+    OUTCOME(one(client, op_target(RUSH_OP_CONFIRM, r2.order_id, 0)), RUSH_EXPIRED);
+    OUTCOME(one(client, op_target(RUSH_OP_CONFIRM, r1.order_id | 0xfffff, 0)), RUSH_UNKNOWN_ORDER);
+    struct rush_result order = one(client, op_target(RUSH_OP_QUERY_ORDER, r1.order_id, 0));
+    OUTCOME(order, RUSH_OK);
+    cr_assert_eq(order.state, RUSH_ORDER_CONFIRMED);
+    struct rush_result sku = one(client, op_sku(RUSH_OP_QUERY_SKU, 1001, 0, 0));
+    OUTCOME(sku, RUSH_OK);
+    cr_assert_eq(sku.remaining, 1);
+    cr_assert_eq(sku.confirmed, 1);
+    cr_assert_eq(sku.reserved, 0);
+}
+
+static void every_refusal(struct rush_client *client)
+{
+    OUTCOME(one(client, op_sku(RUSH_OP_RESERVE, 9999, 1, 1)), RUSH_UNKNOWN_SKU);
+    OUTCOME(one(client, op_sku(RUSH_OP_RESERVE, 5001, 1, 1)), RUSH_NOT_STARTED);
+    OUTCOME(one(client, op_sku(RUSH_OP_RESERVE, 5002, 1, 1)), RUSH_ENDED);
+    OUTCOME(one(client, op_sku(RUSH_OP_RESERVE, 5003, 1, 1)), RUSH_PAUSED);
+    struct rush_result qty = one(client, op_sku(RUSH_OP_RESERVE, 1002, 1, 0));
+    OUTCOME(qty, RUSH_INVALID);
+    cr_assert_eq(qty.reason, RUSH_REASON_QTY);
+    struct rush_result unlimited = one(client, op_sku(RUSH_OP_RESERVE, 3001, 1, 1));
+    OUTCOME(unlimited, RUSH_OK);
+    cr_assert(unlimited.flags & RUSH_RESULT_UNLIMITED);
+    struct rush_result group_sku = one(client, op_sku(RUSH_OP_RESERVE, 4001, 1, 1));
+    OUTCOME(group_sku, RUSH_INVALID);
+    cr_assert_eq(group_sku.reason, RUSH_REASON_GROUP_SKU);
+}
+
+static void every_group_op(struct rush_client *client)
+{
+    struct rush_result open = one(client, op_sku(RUSH_OP_GROUP_OPEN, 4001, 10, 0));
+    OUTCOME(open, RUSH_OK);
+    cr_assert_neq(open.group_id, 0);
+    OUTCOME(one(client, op_target(RUSH_OP_GROUP_JOIN, open.group_id, 10)), RUSH_ALREADY_IN_GROUP);
+    OUTCOME(one(client, op_target(RUSH_OP_GROUP_JOIN, open.group_id, 11)), RUSH_OK);
+    OUTCOME(one(client, op_target(RUSH_OP_GROUP_JOIN, open.group_id, 12)), RUSH_GROUP_CLOSED);
+    struct rush_result group = one(client, op_target(RUSH_OP_QUERY_GROUP, open.group_id, 0));
+    OUTCOME(group, RUSH_OK);
+    cr_assert_eq(group.state, RUSH_GROUP_COMPLETED);
+    struct rush_result any = one(client, op_sku(RUSH_OP_GROUP_JOIN_ANY, 4001, 13, 0));
+    OUTCOME(any, RUSH_OK);
+    cr_assert_neq(any.group_id, open.group_id);
+    OUTCOME(one(client, op_target(RUSH_OP_QUERY_GROUP, open.group_id ^ 0xffff, 0)),
+            RUSH_UNKNOWN_GROUP);
+    struct rush_result not_group = one(client, op_sku(RUSH_OP_GROUP_OPEN, 1002, 1, 0));
+    OUTCOME(not_group, RUSH_INVALID);
+    cr_assert_eq(not_group.reason, RUSH_REASON_NOT_GROUP_SKU);
+}
+
+Test(client_rushd, every_op_and_outcome_over_ipc)
+{
+    rushd_start(false);
+    struct rush_client *client = client_for(rushd.orders, 3000, 2, 0, 64);
+    every_order_op(client);
+    every_refusal(client);
+    every_group_op(client);
+    /* admin ops are refused on the orders endpoint: an ERROR reply, RUSH_EPROTO with its text */
+    struct rush_request pause = op_sku(RUSH_OP_PAUSE, 1002, 0, 0);
+    pause.key = rush_client_key("e2e-pause");
+    struct rush_result result;
+    cr_assert_eq(rush_client_submit(client, &pause, 1, &result), RUSH_EPROTO);
+    cr_assert_str_neq(rush_client_last_error(), "");
+    /* and the connection carries on */
+    OUTCOME(one(client, op_sku(RUSH_OP_QUERY_SKU, 1002, 0, 0)), RUSH_OK);
+    rush_client_close(client);
+}
+
+#define HOT_THREADS 8
+#define HOT_REQUESTS_PER_THREAD 1000
+#define HOT_STOCK 50
+
+struct hot_worker {
+    struct rush_client *client;
+    uint32_t index;
+    uint32_t ok, sold_out, other, errors;
+};
+
+static void *hot_main(void *arg)
+{
+    struct hot_worker *w = arg;
+    for (uint32_t i = 0; i < HOT_REQUESTS_PER_THREAD; i++) {
+        uint64_t user = 100000 + (uint64_t)w->index * HOT_REQUESTS_PER_THREAD + i;
+        struct rush_request request = reserve(1005, user, user);
+        struct rush_result result;
+        if (rush_client_submit(w->client, &request, 1, &result) != 0)
+            w->errors++;
+        else if (result.outcome == RUSH_OK)
+            w->ok++;
+        else if (result.outcome == RUSH_SOLD_OUT)
+            w->sold_out++;
+        else
+            w->other++;
+    }
+    return NULL;
+}
+
+Test(client_rushd, eight_threads_on_a_hot_sku_over_tcp)
+{
+    rushd_start(true);
+    struct rush_client *client = client_for(rushd.orders, 2000, 5, 1000, 512);
+    pthread_t threads[HOT_THREADS];
+    struct hot_worker workers[HOT_THREADS];
+    for (uint32_t t = 0; t < HOT_THREADS; t++) {
+        workers[t] = (struct hot_worker){.client = client, .index = t};
+        cr_assert_eq(pthread_create(&threads[t], NULL, hot_main, &workers[t]), 0);
+    }
+    uint32_t ok = 0, sold_out = 0, other = 0, errors = 0;
+    for (uint32_t t = 0; t < HOT_THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        ok += workers[t].ok;
+        sold_out += workers[t].sold_out;
+        other += workers[t].other;
+        errors += workers[t].errors;
+    }
+    cr_assert_eq(errors, 0);
+    cr_assert_eq(other, 0);
+    cr_assert_eq(ok, HOT_STOCK, "no oversell: %u orders for a stock of %d", ok, HOT_STOCK);
+    cr_assert_eq(sold_out, HOT_THREADS * HOT_REQUESTS_PER_THREAD - HOT_STOCK);
+    struct rush_result sku = one(client, op_sku(RUSH_OP_QUERY_SKU, 1005, 0, 0));
+    cr_assert_eq(sku.remaining, 0);
+    cr_assert_eq(sku.reserved, HOT_STOCK);
+    struct rush_client_stats stats;
+    rush_client_stats(client, &stats);
+    cr_assert_lt(stats.messages_sent, stats.requests_sent);
+    fprintf(stderr,
+            "hot sku: %u requests in %llu messages (at most %llu per message), %llu retries, "
+            "%llu stale replies\n",
+            HOT_THREADS * HOT_REQUESTS_PER_THREAD, (unsigned long long)stats.messages_sent,
+            (unsigned long long)stats.batch_requests_max_seen, (unsigned long long)stats.retries,
+            (unsigned long long)stats.replies_stale);
+    rush_client_close(client);
+}
+
+struct stopped_call {
+    struct rush_client *client;
+    struct rush_request request;
+    struct rush_result result;
+    int rc;
+};
+
+static void *stopped_main(void *arg)
+{
+    struct stopped_call *call = arg;
+    call->rc = rush_client_submit(call->client, &call->request, 1, &call->result);
+    return NULL;
+}
+
+Test(client_rushd, a_retry_across_sigstop_orders_exactly_once)
+{
+    rushd_start(false);
+    struct rush_client *client = client_for(rushd.orders, 200, 20, 0, 64);
+    struct stopped_call call = {.client = client, .request = reserve(1002, 77, 1)};
+    call.request.qty = 2;
+    cr_assert_eq(kill(rushd.pid, SIGSTOP), 0);
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, stopped_main, &call), 0);
+    child_sleep_ms(900); /* four timeouts or so: the request is resent with the same key */
+    struct rush_client_stats stats;
+    rush_client_stats(client, &stats);
+    cr_assert_geq(stats.retries, 2);
+    cr_assert_eq(kill(rushd.pid, SIGCONT), 0);
+    pthread_join(thread, NULL);
+    cr_assert_eq(call.rc, 0, "%s: %s", rush_strerror(call.rc), rush_client_last_error());
+    OUTCOME(call.result, RUSH_OK);
+    struct rush_result sku = one(client, op_sku(RUSH_OP_QUERY_SKU, 1002, 0, 0));
+    cr_assert_eq(sku.reserved, 2, "exactly one order of 2 units, not one per attempt");
+    cr_assert_eq(sku.remaining, 98);
+    struct rush_result order = one(client, op_target(RUSH_OP_QUERY_ORDER, call.result.order_id, 0));
+    OUTCOME(order, RUSH_OK);
+    cr_assert_eq(order.qty, 2);
+    rush_client_close(client);
+}
+
+/* ---- the installed library, through pkg-config ---- */
+
+static const char *const pkg_program =
+    "#include <rush/client.h>\n#include <stdio.h>\n#include <string.h>\n"
+    "int main(void) {\n"
+    "    struct rush_client_config config;\n"
+    "    rush_client_config_default(&config);\n"
+    "    config.url = \"inproc://nobody\";\n"
+    "    config.timeout_ms = 20;\n"
+    "    config.retries_max = 0;\n"
+    "    struct rush_client *client;\n"
+    "    if (rush_client_open(&config, &client) != 0) return 1;\n"
+    "    struct rush_request request = {.op = RUSH_OP_QUERY_SKU, .sku_id = 1};\n"
+    "    struct rush_result result;\n"
+    "    int rc = rush_client_submit(client, &request, 1, &result);\n"
+    "    rush_client_close(client);\n"
+    "    rush_key key = rush_client_key(\"0x000102030405060708090a0b0c0d0e0f\");\n"
+    "    printf(\"%s %d\\n\", rush_strerror(rc), key.bytes[15]);\n"
+    "    return rc == RUSH_ETIMEDOUT ? 0 : 2;\n"
+    "}\n";
+
+static int run(const char *command)
+{
+    int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(client_install, pkg_config_compiles_and_links_a_program, .fini = rushd_cleanup, .timeout = 120)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    cr_skip_test("librush is built with a sanitizer here; a plain cc program cannot link it");
+#endif
+    char bin[CHILD_PATH_BYTES];
+    child_bin_dir(bin, sizeof bin);
+    snprintf(rushd.dir, sizeof rushd.dir, "/tmp/rush-test-install-XXXXXX");
+    cr_assert(mkdtemp(rushd.dir) != NULL);
+    char command[4 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof command, "cmake --install '%s/..' --prefix '%s/prefix' >'%s/log' 2>&1",
+             bin, rushd.dir, rushd.dir);
+    cr_assert_eq(run(command), 0, "%s", command);
+    snprintf(command, sizeof command, "%s/main.c", rushd.dir);
+    FILE *file = fopen(command, "w");
+    cr_assert(file != NULL);
+    fputs(pkg_program, file);
+    fclose(file);
+    snprintf(command, sizeof command,
+             "cd '%s' && export PKG_CONFIG_PATH=\"$(dirname $(find prefix -name rush.pc))\" && "
+             "cc -std=c17 -Wall -Werror main.c $(pkg-config --cflags --libs rush) -o main >>log "
+             "2>&1 && LD_LIBRARY_PATH=\"$(dirname $(find prefix -name 'librush.so'))\" ./main "
+             ">out 2>>log && grep -qx 'timed out 15' out",
+             rushd.dir);
+    int rc = run(command);
+    if (rc != 0) {
+        snprintf(command, sizeof command, "cat '%s/log' '%s/out' >&2", rushd.dir, rushd.dir);
+        run(command);
+    }
+    cr_assert_eq(rc, 0);
 }
