@@ -1,0 +1,556 @@
+/*
+ * rushctl — the operator's command line for a running rushd.
+ *
+ *   rushctl [--admin URL] [--json URL] [--token T | --token-file F] [--timeout MS] COMMAND ...
+ *
+ *   stats [--json]                 engine and server counters (a table, or rushd's raw JSON)
+ *   sku ID | order ID | group ID   show one SKU, order or group
+ *   reserve --sku ID --user U [--qty N] [--key K]
+ *                                  reserve by hand (a random key unless K is given)
+ *   confirm ORDER | cancel ORDER   settle or release an order by hand
+ *   pause SKU | resume SKU         stop or restart sales of a SKU (admin)
+ *   adjust SKU DELTA               add (or with a negative DELTA remove) stock (admin)
+ *   sku-put FILE.json              create or redefine a SKU (admin): FILE holds the SKU object
+ *                                  {"id":5001,"name":...} or a whole {"op":"sku_put",...}
+ *
+ * Why. An operator at midnight of Double-11 must pause a SKU or add stock with one command, see
+ * at once whether it took effect, and script it: the answer is printed as "name: value" lines
+ * and the exit status says what happened: 0 done (outcome ok), 1 refused (any other outcome, or
+ * the server's refusal such as a wrong token), 2 usage error or rushd not reachable within the
+ * timeout.
+ *
+ * Where each command goes. Order-taking ops and queries go to the JSON orders endpoint (default
+ * tcp://127.0.0.1:7101); stats, pause, resume, adjust and sku-put go to the admin endpoint
+ * (default tcp://127.0.0.1:7102) with the token (--token, --token-file, or the environment
+ * variable RUSH_ADMIN_TOKEN). Every message is one JSON object on a nanomsg REQ socket with
+ * send and receive timeouts; requests are encoded with proto/json.h, so the words are the
+ * engine's own.
+ *
+ * Workload: one request per run. Threads: one.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "rush/assert.h"
+#include "rush/client.h"
+#include "rush/types.h"
+
+#define EXIT_DONE 0
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+
+#define DEFAULT_ADMIN_URL "tcp://127.0.0.1:7102"
+#define DEFAULT_JSON_URL "tcp://127.0.0.1:7101"
+#define DEFAULT_TIMEOUT_MS 3000
+#define TIMEOUT_MS_MAX 600000
+#define TOKEN_BYTES_MAX 256
+#define FILE_BYTES_MAX RUSH_JSON_MESSAGE_BYTES_MAX
+#define FLATTEN_DEPTH_MAX 4
+#define STATS_NAME_BYTES 128
+
+struct options {
+    const char *admin_url;
+    const char *json_url;
+    const char *token;
+    char token_buf[TOKEN_BYTES_MAX];
+    int timeout_ms;
+};
+
+struct command {
+    const char *name;
+    const char *usage;
+    int (*run)(const struct options *options, int argc, char **argv);
+};
+
+static const struct command commands[];
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: rushctl [--admin URL] [--json URL] [--token T | --token-file F] "
+                 "[--timeout MS] COMMAND ...\ncommands:\n");
+    for (const struct command *c = commands; c->name != NULL; c++)
+        fprintf(out, "  %s\n", c->usage);
+}
+
+static int fail_usage(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static int fail_usage(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fprintf(stderr, "rushctl: ");
+    vfprintf(stderr, format, args);
+    fprintf(stderr, "\n");
+    va_end(args);
+    return EXIT_USAGE;
+}
+
+/* ---- talking to rushd ---- */
+
+/* One REQ/REP exchange. 0 and *reply (free it), or EXIT_USAGE with the reason on stderr. */
+static int exchange(const struct options *options, const char *url, const char *text, char **reply)
+{
+    int sock = nn_socket(AF_SP, NN_REQ);
+    if (sock < 0)
+        return fail_usage("cannot make a socket: %s", nn_strerror(nn_errno()));
+    int rc = EXIT_USAGE;
+    nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &options->timeout_ms, sizeof(int));
+    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &options->timeout_ms, sizeof(int));
+    if (nn_connect(sock, url) < 0) {
+        fprintf(stderr, "rushctl: bad address '%s': %s\n", url, nn_strerror(nn_errno()));
+        goto out_close;
+    }
+    if (nn_send(sock, text, strlen(text), 0) < 0) {
+        fprintf(stderr, "rushctl: cannot reach %s within %d ms: %s\n", url, options->timeout_ms,
+                nn_strerror(nn_errno()));
+        goto out_close;
+    }
+    void *buf = NULL;
+    int len = nn_recv(sock, &buf, NN_MSG, 0);
+    if (len < 0) {
+        fprintf(stderr, "rushctl: no answer from %s within %d ms (is rushd running there?): %s\n",
+                url, options->timeout_ms, nn_strerror(nn_errno()));
+        goto out_close;
+    }
+    *reply = malloc((size_t)len + 1);
+    RUSH_ASSERT(*reply != NULL);
+    memcpy(*reply, buf, (size_t)len);
+    (*reply)[len] = '\0';
+    nn_freemsg(buf);
+    rc = 0;
+out_close:
+    nn_close(sock);
+    return rc;
+}
+
+static void print_value(const char *name, const json_t *value)
+{
+    if (json_is_string(value)) {
+        printf("%s: %s\n", name, json_string_value(value));
+        return;
+    }
+    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+    printf("%s: %s\n", name, text != NULL ? text : "?");
+    free(text);
+}
+
+/* Prints an answer as "name: value" lines, outcome first; the exit status it means. */
+static int print_answer(const char *reply)
+{
+    json_error_t error;
+    json_t *root = json_loads(reply, 0, &error);
+    const json_t *outcome = json_object_get(root, "outcome");
+    if (!json_is_string(outcome)) {
+        fprintf(stderr, "rushctl: unexpected answer: %s\n", reply);
+        json_decref(root);
+        return EXIT_REFUSED;
+    }
+    print_value("outcome", outcome);
+    const char *name;
+    json_t *value;
+    json_object_foreach(root, name, value)
+    {
+        if (strcmp(name, "outcome") != 0)
+            print_value(name, value);
+    }
+    int rc = strcmp(json_string_value(outcome), "ok") == 0 ? EXIT_DONE : EXIT_REFUSED;
+    if (rc != EXIT_DONE) {
+        const json_t *reason = json_object_get(root, "reason");
+        fprintf(stderr, "rushctl: refused: %s%s%s\n", json_string_value(outcome),
+                json_is_string(reason) ? ": " : "",
+                json_is_string(reason) ? json_string_value(reason) : "");
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Adds "token" to a JSON object text. A new string (free it), or NULL when text is not one. */
+static char *with_token(const struct options *options, const char *text)
+{
+    json_error_t error;
+    json_t *root = json_loads(text, 0, &error);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    if (options->token != NULL)
+        json_object_set_new(root, "token", json_string(options->token));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+/* Sends text (to admin with the token, or to the JSON endpoint) and prints the answer. */
+static int send_and_print(const struct options *options, bool admin, const char *text)
+{
+    char *message = admin ? with_token(options, text) : strdup(text);
+    RUSH_ASSERT(message != NULL);
+    char *reply = NULL;
+    int rc = exchange(options, admin ? options->admin_url : options->json_url, message, &reply);
+    free(message);
+    if (rc != 0)
+        return rc;
+    rc = print_answer(reply);
+    free(reply);
+    return rc;
+}
+
+static int send_request(const struct options *options, bool admin, struct rush_request *request)
+{
+    static const rush_key zero;
+    bool mutating = request->op != RUSH_OP_QUERY_ORDER && request->op != RUSH_OP_QUERY_GROUP &&
+                    request->op != RUSH_OP_QUERY_SKU;
+    if (mutating && memcmp(&request->key, &zero, sizeof zero) == 0 &&
+        rush_client_key_random(&request->key) != 0)
+        return fail_usage("cannot draw a random key: %s", strerror(errno));
+    char text[1024];
+    int len = rush_json_encode_request(request, text, sizeof text);
+    RUSH_ASSERT(len > 0);
+    return send_and_print(options, admin, text);
+}
+
+/* ---- arguments ---- */
+
+static int parse_u64(const char *what, const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (text[0] == '\0' || text[0] == '-' || errno != 0 || *end != '\0' || value == 0) {
+        fprintf(stderr, "rushctl: %s must be a positive integer, not '%s'\n", what, text);
+        return EXIT_USAGE;
+    }
+    *out = value;
+    return 0;
+}
+
+static int parse_i64(const char *what, const char *text, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (text[0] == '\0' || errno != 0 || *end != '\0' || value == 0) {
+        fprintf(stderr, "rushctl: %s must be a nonzero integer, not '%s'\n", what, text);
+        return EXIT_USAGE;
+    }
+    *out = value;
+    return 0;
+}
+
+/* Exactly `wanted` operands after the command name. */
+static int operands(int argc, char **argv, int wanted)
+{
+    if (argc - 1 == wanted)
+        return 0;
+    for (const struct command *c = commands; c->name != NULL; c++)
+        if (strcmp(c->name, argv[0]) == 0)
+            fprintf(stderr, "rushctl: %s: %s\nusage: rushctl %s\n", argv[0],
+                    argc - 1 < wanted ? "missing argument" : "too many arguments", c->usage);
+    return EXIT_USAGE;
+}
+
+/* ---- commands ---- */
+
+static int run_query(const struct options *options, int argc, char **argv)
+{
+    int rc = operands(argc, argv, 1);
+    struct rush_request request = {0};
+    if (rc == 0)
+        rc = parse_u64(argv[0], argv[1],
+                       strcmp(argv[0], "sku") == 0 ? &request.sku_id : &request.target_id);
+    if (rc != 0)
+        return rc;
+    request.op = strcmp(argv[0], "sku") == 0     ? RUSH_OP_QUERY_SKU
+                 : strcmp(argv[0], "order") == 0 ? RUSH_OP_QUERY_ORDER
+                                                 : RUSH_OP_QUERY_GROUP;
+    return send_request(options, false, &request);
+}
+
+static int run_order_op(const struct options *options, int argc, char **argv)
+{
+    int rc = operands(argc, argv, 1);
+    struct rush_request request = {0};
+    if (rc == 0)
+        rc = parse_u64("ORDER", argv[1], &request.target_id);
+    if (rc != 0)
+        return rc;
+    request.op = strcmp(argv[0], "confirm") == 0 ? RUSH_OP_CONFIRM : RUSH_OP_CANCEL;
+    return send_request(options, false, &request);
+}
+
+static int run_sku_op(const struct options *options, int argc, char **argv)
+{
+    bool adjust = strcmp(argv[0], "adjust") == 0;
+    int rc = operands(argc, argv, adjust ? 2 : 1);
+    struct rush_request request = {0};
+    if (rc == 0)
+        rc = parse_u64("SKU", argv[1], &request.sku_id);
+    if (rc == 0 && adjust)
+        rc = parse_i64("DELTA", argv[2], &request.amount);
+    if (rc != 0)
+        return rc;
+    request.op = adjust                          ? RUSH_OP_ADJUST
+                 : strcmp(argv[0], "pause") == 0 ? RUSH_OP_PAUSE
+                                                 : RUSH_OP_RESUME;
+    return send_request(options, true, &request);
+}
+
+static int run_reserve(const struct options *options, int argc, char **argv)
+{
+    static const struct option long_options[] = {{"sku", required_argument, NULL, 's'},
+                                                 {"user", required_argument, NULL, 'u'},
+                                                 {"qty", required_argument, NULL, 'q'},
+                                                 {"key", required_argument, NULL, 'k'},
+                                                 {NULL, 0, NULL, 0}};
+    struct rush_request request = {.op = RUSH_OP_RESERVE, .qty = 1};
+    uint64_t qty = 1;
+    int rc = 0, option;
+    optind = 1;
+    while (rc == 0 && (option = getopt_long(argc, argv, "+", long_options, NULL)) != -1) {
+        if (option == 's')
+            rc = parse_u64("--sku", optarg, &request.sku_id);
+        else if (option == 'u')
+            rc = parse_u64("--user", optarg, &request.user_id);
+        else if (option == 'q')
+            rc = parse_u64("--qty", optarg, &qty);
+        else if (option == 'k')
+            request.key = rush_client_key(optarg);
+        else
+            rc = EXIT_USAGE;
+    }
+    if (rc == 0 && (optind != argc || request.sku_id == 0 || request.user_id == 0))
+        rc = fail_usage("%s", "reserve needs --sku ID and --user U, and takes no operand");
+    if (rc == 0 && qty > RUSH_JSON_QTY_MAX)
+        rc = fail_usage("--qty must be 1..%d", RUSH_JSON_QTY_MAX);
+    if (rc != 0)
+        return rc;
+    request.qty = (uint32_t)qty;
+    return send_request(options, false, &request);
+}
+
+static int read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL) {
+        fprintf(stderr, "rushctl: cannot open %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    size_t len = fread(buf, 1, cap - 1, file);
+    bool more = fgetc(file) != EOF;
+    fclose(file);
+    if (more) {
+        fprintf(stderr, "rushctl: %s is over %zu bytes\n", path, cap - 1);
+        return EXIT_USAGE;
+    }
+    buf[len] = '\0';
+    return 0;
+}
+
+/* The sku_put message for a file holding a SKU object or a whole sku_put command. */
+static char *sku_put_message(const char *path, const char *text)
+{
+    json_error_t error;
+    json_t *root = json_loads(text, 0, &error);
+    if (root == NULL) {
+        fprintf(stderr, "rushctl: %s:%d: %s\n", path, error.line, error.text);
+        return NULL;
+    }
+    if (json_object_get(root, "op") == NULL) {
+        json_t *command = json_pack("{s:s, s:o}", "op", "sku_put", "sku", root);
+        root = command;
+    }
+    char *message = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    struct rush_json_command decoded;
+    char why[RUSH_JSON_WHY_BYTES];
+    if (message != NULL &&
+        rush_json_decode(message, strlen(message), &decoded, why, sizeof why) != 0) {
+        fprintf(stderr, "rushctl: %s: %s\n", path, why);
+        free(message);
+        return NULL;
+    }
+    if (message != NULL && decoded.kind != RUSH_JSON_SKU_PUT) {
+        fprintf(stderr, "rushctl: %s: not a sku_put command\n", path);
+        free(message);
+        return NULL;
+    }
+    return message;
+}
+
+static int run_sku_put(const struct options *options, int argc, char **argv)
+{
+    int rc = operands(argc, argv, 1);
+    if (rc != 0)
+        return rc;
+    static char text[FILE_BYTES_MAX];
+    rc = read_file(argv[1], text, sizeof text);
+    if (rc != 0)
+        return rc;
+    char *message = sku_put_message(argv[1], text);
+    if (message == NULL)
+        return EXIT_USAGE;
+    rc = send_and_print(options, true, message);
+    free(message);
+    return rc;
+}
+
+/* Prints nested objects as "a.b  value" lines, depth-bounded. */
+static void print_flat(const char *prefix, const json_t *object, int depth)
+{
+    const char *name;
+    json_t *value;
+    json_object_foreach((json_t *)object, name, value)
+    {
+        char full[STATS_NAME_BYTES];
+        int len = snprintf(full, sizeof full, "%s%s%s", prefix, prefix[0] ? "." : "", name);
+        if (len < 0 || (size_t)len >= sizeof full)
+            continue; /* a name this long is not one of rushd's counters */
+        if (json_is_object(value) && depth < FLATTEN_DEPTH_MAX) {
+            print_flat(full, value, depth + 1);
+        } else if (json_is_string(value)) {
+            printf("%-40s %s\n", full, json_string_value(value));
+        } else {
+            char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+            printf("%-40s %s\n", full, text != NULL ? text : "?");
+            free(text);
+        }
+    }
+}
+
+static int run_stats(const struct options *options, int argc, char **argv)
+{
+    bool raw = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc > 2 || (argc == 2 && !raw))
+        return fail_usage("stats: unknown argument '%s'\nusage: rushctl stats [--json]",
+                          argv[argc - 1]);
+    char *message = with_token(options, "{\"op\":\"stats\"}");
+    char *reply = NULL;
+    int rc = exchange(options, options->admin_url, message, &reply);
+    free(message);
+    if (rc != 0)
+        return rc;
+    json_error_t error;
+    json_t *root = json_loads(reply, 0, &error);
+    const json_t *outcome = json_object_get(root, "outcome");
+    if (!json_is_string(outcome) || strcmp(json_string_value(outcome), "ok") != 0) {
+        json_decref(root);
+        rc = print_answer(reply);
+        free(reply);
+        return rc == EXIT_DONE ? EXIT_REFUSED : rc;
+    }
+    if (raw)
+        printf("%s\n", reply);
+    else
+        print_flat("", root, 0);
+    json_decref(root);
+    free(reply);
+    return EXIT_DONE;
+}
+
+static const struct command commands[] = {
+    {"stats", "stats [--json]", run_stats},
+    {"sku", "sku ID", run_query},
+    {"order", "order ID", run_query},
+    {"group", "group ID", run_query},
+    {"reserve", "reserve --sku ID --user U [--qty N] [--key K]", run_reserve},
+    {"confirm", "confirm ORDER", run_order_op},
+    {"cancel", "cancel ORDER", run_order_op},
+    {"pause", "pause SKU", run_sku_op},
+    {"resume", "resume SKU", run_sku_op},
+    {"adjust", "adjust SKU DELTA", run_sku_op},
+    {"sku-put", "sku-put FILE.json", run_sku_put},
+    {NULL, NULL, NULL},
+};
+
+/* ---- global options ---- */
+
+static int read_token_file(struct options *options, const char *path)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL) {
+        fprintf(stderr, "rushctl: cannot open token file %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    char *line = fgets(options->token_buf, sizeof options->token_buf, file);
+    fclose(file);
+    if (line == NULL)
+        return fail_usage("token file %s is empty", path);
+    options->token_buf[strcspn(options->token_buf, "\r\n")] = '\0';
+    options->token = options->token_buf;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *options)
+{
+    static const struct option long_options[] = {{"admin", required_argument, NULL, 'a'},
+                                                 {"json", required_argument, NULL, 'j'},
+                                                 {"token", required_argument, NULL, 't'},
+                                                 {"token-file", required_argument, NULL, 'f'},
+                                                 {"timeout", required_argument, NULL, 'w'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {NULL, 0, NULL, 0}};
+    int option, rc = 0;
+    uint64_t timeout_ms = 0;
+    while (rc == 0 && (option = getopt_long(argc, argv, "+h", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'a':
+            options->admin_url = optarg;
+            break;
+        case 'j':
+            options->json_url = optarg;
+            break;
+        case 't':
+            options->token = optarg;
+            break;
+        case 'f':
+            rc = read_token_file(options, optarg);
+            break;
+        case 'w':
+            rc = parse_u64("--timeout", optarg, &timeout_ms);
+            if (rc == 0 && timeout_ms > TIMEOUT_MS_MAX)
+                rc = fail_usage("--timeout is at most %d ms", TIMEOUT_MS_MAX);
+            options->timeout_ms = (int)timeout_ms;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(EXIT_DONE);
+        default:
+            rc = EXIT_USAGE;
+        }
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct options options = {.admin_url = DEFAULT_ADMIN_URL,
+                              .json_url = DEFAULT_JSON_URL,
+                              .token = getenv("RUSH_ADMIN_TOKEN"),
+                              .timeout_ms = DEFAULT_TIMEOUT_MS};
+    int rc = parse_options(argc, argv, &options);
+    if (rc != 0) {
+        usage(stderr);
+        return rc;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "rushctl: missing command\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    char **command_argv = argv + optind;
+    int command_argc = argc - optind;
+    for (const struct command *c = commands; c->name != NULL; c++)
+        if (strcmp(c->name, command_argv[0]) == 0)
+            return c->run(&options, command_argc, command_argv);
+    fprintf(stderr, "rushctl: unknown command '%s'\n", command_argv[0]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,247 @@
+/*
+ * rushctl end to end: build/bin/rushctl run as a process against the real rushd (a child, see
+ * rushd_child.h), each command's output and exit status (0 ok, 1 refused, 2 usage or
+ * unreachable); usage errors and an unreachable endpoint without any server.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rushd_child.h"
+
+#define OUTPUT_BYTES 16384
+
+struct ran {
+    int status;
+    char out[OUTPUT_BYTES];
+    char err[OUTPUT_BYTES];
+};
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *file = fopen(path, "r");
+    size_t len = file != NULL ? fread(buf, 1, cap - 1, file) : 0;
+    buf[len] = '\0';
+    if (file != NULL)
+        fclose(file);
+}
+
+/* Runs rushctl with the endpoints of `rushd` (when started) and `args`. */
+static struct ran *rushctl(const char *args)
+{
+    static struct ran ran;
+    char bin[CHILD_PATH_BYTES], dir[] = "/tmp/rush-test-rushctl-XXXXXX";
+    child_bin_dir(bin, sizeof bin);
+    cr_assert(mkdtemp(dir) != NULL);
+    char command[4 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof command,
+             "'%s/rushctl' --admin '%s' --json '%s' --timeout 3000 %s >%s/out 2>%s/err", bin,
+             rushd.admin[0] ? rushd.admin : "tcp://127.0.0.1:1",
+             rushd.json[0] ? rushd.json : "tcp://127.0.0.1:1", args, dir, dir);
+    int status = system(command);
+    ran.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    char path[sizeof dir + 8];
+    snprintf(path, sizeof path, "%s/out", dir);
+    slurp(path, ran.out, sizeof ran.out);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/err", dir);
+    slurp(path, ran.err, sizeof ran.err);
+    unlink(path);
+    rmdir(dir);
+    return &ran;
+}
+
+#define HAS(text, what) cr_assert(strstr((text), (what)) != NULL, "'%s' in:\n%s", (what), (text))
+
+/* The value of "name: value" in rushctl's output. */
+static const char *field(const char *out, const char *name)
+{
+    static char value[128];
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "%s: ", name);
+    const char *at = strstr(out, pattern);
+    cr_assert(at != NULL, "no %s in:\n%s", name, out);
+    at += strlen(pattern);
+    size_t len = strcspn(at, "\n");
+    snprintf(value, sizeof value, "%.*s", (int)len, at);
+    return value;
+}
+
+TestSuite(rushctl, .fini = rushd_cleanup, .timeout = 120);
+
+Test(rushctl, usage_errors_without_a_server)
+{
+    struct ran *r = rushctl("");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "missing command");
+    r = rushctl("frobnicate");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "unknown command 'frobnicate'");
+    HAS(r->err, "usage: rushctl");
+    r = rushctl("sku");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "sku: missing argument");
+    r = rushctl("adjust 1001");
+    cr_assert_eq(r->status, 2);
+    r = rushctl("adjust 1001 0");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "DELTA must be a nonzero integer");
+    r = rushctl("order abc");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "positive integer");
+    r = rushctl("reserve --sku 1001");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "--user");
+    r = rushctl("stats --yaml");
+    cr_assert_eq(r->status, 2);
+    r = rushctl("sku-put /nonexistent/file.json");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "cannot open /nonexistent/file.json");
+    r = rushctl("--token-file /nonexistent/token stats");
+    cr_assert_eq(r->status, 2);
+    r = rushctl("--help");
+    cr_assert_eq(r->status, 0);
+    HAS(r->out, "sku-put FILE.json");
+}
+
+Test(rushctl, an_unreachable_endpoint_is_exit_2)
+{
+    char bin[CHILD_PATH_BYTES];
+    child_bin_dir(bin, sizeof bin);
+    char command[2 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof command,
+             "'%s/rushctl' --json tcp://127.0.0.1:%d --timeout 200 sku 1 2>/dev/null", bin,
+             child_free_port());
+    int status = system(command);
+    cr_assert_eq(WEXITSTATUS(status), 2);
+    struct ran *r = rushctl("--timeout 200 stats");
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, "no answer from tcp://127.0.0.1:1 within 200 ms");
+}
+
+Test(rushctl, order_commands)
+{
+    rushd_start(false);
+    struct ran *r = rushctl("sku 1001");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    HAS(r->out, "outcome: ok");
+    cr_assert_str_eq(field(r->out, "available"), "2");
+
+    r = rushctl("reserve --sku 1001 --user 1 --key k-1");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    char order[64];
+    snprintf(order, sizeof order, "%s", field(r->out, "order"));
+    cr_assert_str_eq(field(r->out, "remaining"), "1");
+    r = rushctl("reserve --sku 1001 --user 1 --key k-1");
+    cr_assert_eq(r->status, 0);
+    cr_assert_str_eq(field(r->out, "duplicate"), "true");
+    cr_assert_str_eq(field(r->out, "order"), order);
+    r = rushctl("reserve --sku 1001 --user 1");
+    cr_assert_eq(r->status, 1);
+    HAS(r->out, "outcome: limit_exceeded");
+    HAS(r->err, "refused: limit_exceeded");
+
+    char args[128];
+    snprintf(args, sizeof args, "order %s", order);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 0);
+    cr_assert_str_eq(field(r->out, "state"), "reserved");
+    snprintf(args, sizeof args, "confirm %s", order);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    snprintf(args, sizeof args, "order %s", order);
+    cr_assert_str_eq(field(rushctl(args)->out, "state"), "confirmed");
+    snprintf(args, sizeof args, "cancel %s", order);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 1);
+    HAS(r->out, "outcome: invalid");
+
+    r = rushctl("reserve --sku 1002 --user 5 --qty 2");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    snprintf(args, sizeof args, "cancel %s", field(r->out, "order"));
+    cr_assert_eq(rushctl(args)->status, 0);
+    cr_assert_str_eq(field(rushctl("sku 1002")->out, "available"), "100");
+
+    r = rushctl("order 72057594037927999");
+    cr_assert_eq(r->status, 1);
+    HAS(r->out, "outcome: unknown_order");
+    r = rushctl("group 72057594037927999");
+    cr_assert_eq(r->status, 1);
+    r = rushctl("sku 424242");
+    cr_assert_eq(r->status, 1);
+    HAS(r->out, "unknown_sku");
+}
+
+Test(rushctl, admin_commands)
+{
+    rushd_start(true);
+    struct ran *r = rushctl("--token " CHILD_TOKEN " stats");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    HAS(r->out, "requests");
+    HAS(r->out, "outcomes.ok");
+    r = rushctl("--token " CHILD_TOKEN " stats --json");
+    cr_assert_eq(r->status, 0);
+    cr_assert_eq(r->out[0], '{');
+    HAS(r->out, "\"outcome\":\"ok\"");
+
+    r = rushctl("--token wrong-token-0123456789 pause 1001");
+    cr_assert_eq(r->status, 1);
+    HAS(r->err, "admin token required");
+    r = rushctl("pause 1001");
+    cr_assert_eq(r->status, 1);
+
+    r = rushctl("--token " CHILD_TOKEN " pause 1001");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    r = rushctl("reserve --sku 1001 --user 3");
+    cr_assert_eq(r->status, 1);
+    HAS(r->out, "outcome: paused");
+    cr_assert_eq(rushctl("--token " CHILD_TOKEN " resume 1001")->status, 0);
+    cr_assert_eq(rushctl("reserve --sku 1001 --user 3")->status, 0);
+
+    r = rushctl("--token " CHILD_TOKEN " adjust 1001 10");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    cr_assert_str_eq(field(rushctl("sku 1001")->out, "available"), "11");
+    r = rushctl("--token " CHILD_TOKEN " adjust 1001 -100");
+    cr_assert_eq(r->status, 1);
+    HAS(r->out, "below_reserved");
+
+    /* the token from a file */
+    char path[CHILD_PATH_BYTES], args[2 * CHILD_PATH_BYTES];
+    snprintf(path, sizeof path, "%s/token", rushd.dir);
+    FILE *file = fopen(path, "w");
+    fprintf(file, "%s\n", CHILD_TOKEN);
+    fclose(file);
+    snprintf(args, sizeof args, "--token-file %s pause 1002", path);
+    cr_assert_eq(rushctl(args)->status, 0);
+}
+
+Test(rushctl, sku_put_from_a_file)
+{
+    rushd_start(false);
+    char path[CHILD_PATH_BYTES], args[2 * CHILD_PATH_BYTES];
+    snprintf(path, sizeof path, "%s/sku.json", rushd.dir);
+    FILE *file = fopen(path, "w");
+    fputs("{\"id\":6001,\"name\":\"Flash socks\",\"stock\":7,\"price_fen\":990,\"start_ns\":0,"
+          "\"end_ns\":\"9223372036854775807\",\"pay_ttl_ns\":0,\"order_qty_max\":1,"
+          "\"user_qty_max\":2}\n",
+          file);
+    fclose(file);
+    snprintf(args, sizeof args, "--token %s sku-put %s", CHILD_TOKEN, path);
+    struct ran *r = rushctl(args);
+    cr_assert_eq(r->status, 0, "%s%s", r->out, r->err);
+    cr_assert_str_eq(field(rushctl("sku 6001")->out, "available"), "7");
+
+    /* a definition the engine's check refuses is refused before sending, with its words */
+    file = fopen(path, "w");
+    fputs("{\"id\":6002,\"name\":\"bad\",\"stock\":-5}\n", file);
+    fclose(file);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, path);
+    file = fopen(path, "w");
+    fputs("{not json\n", file);
+    fclose(file);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 2);
+    HAS(r->err, path);
+}
