@@ -723,6 +723,8 @@ void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stat
         for (int o = 0; o < RUSH_OUTCOME_COUNT_; o++)
             stats->outcomes[o] += atomic_load_explicit(&shard->outcomes[o], memory_order_relaxed);
         stats->recovered_events += thread->log.recovered_events;
+        if (stats->wal_error == 0)
+            stats->wal_error = atomic_load(&thread->log.error);
     }
     stats->busy_rings = atomic_load_explicit(&engine->busy_rings, memory_order_relaxed);
 }

@@ -202,8 +202,37 @@ static void reply_json(struct rush_server *server, struct rush_server_slot *slot
     rush_server_send(server, slot->endpoint, &slot->control, server->text, (size_t)n);
 }
 
+/*
+ * The log failed before this batch was durable: its results are not decisions and must not be
+ * sent. The client gets an error and may retry with the same keys elsewhere or later.
+ */
+static void reply_failed(struct rush_server *server, struct rush_server_slot *slot)
+{
+    static const char text[] = "write-ahead log failed: nothing in this message was acknowledged "
+                               "(the server has stopped deciding; see its log)";
+    if (server->counters.wal_failed_replies++ == 0)
+        rush_log(RUSH_LOG_ERROR, "the write-ahead log failed: answering every order with an error");
+    int n;
+    if (slot->endpoint == RUSH_ENDPOINT_ORDERS) {
+        struct rush_wire_error error;
+        rush_wire_error_set(&error, RUSH_WIRE_E_SERVER, RUSH_WIRE_NO_RECORD, "%s", text);
+        n = rush_wire_encode_error(server->reply, RUSH_WIRE_MESSAGE_BYTES_MAX, slot->message_id,
+                                   &error);
+        RUSH_ASSERT(n > 0);
+        rush_server_send(server, slot->endpoint, &slot->control, server->reply, (size_t)n);
+        return;
+    }
+    n = rush_json_encode_error(text, server->text, sizeof(server->text));
+    RUSH_ASSERT(n > 0);
+    rush_server_send(server, slot->endpoint, &slot->control, server->text, (size_t)n);
+}
+
 void rush_server_reply(struct rush_server *server, struct rush_server_slot *slot)
 {
+    if (slot->batch.status != 0) {
+        reply_failed(server, slot);
+        return;
+    }
     const struct rush_result *results = results_in_order(server, slot);
     for (uint32_t i = 0; i < slot->count; i++) {
         RUSH_ASSERT(results[i].outcome < RUSH_OUTCOME_COUNT_);

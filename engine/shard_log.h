@@ -26,6 +26,7 @@
 #ifndef RUSH_SHARD_LOG_H
 #define RUSH_SHARD_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,7 +47,7 @@ struct rush_shard_log {
     uint32_t held_head;
     uint32_t held_count;
     uint32_t capacity;
-    int error;                 /* sticky: the WAL's failure */
+    _Atomic int error;         /* sticky: the WAL's failure (the front end reads it for stats) */
     uint64_t recovered_events; /* applied from the WAL (those after the snapshot) */
     uint64_t recovered_batches;
     const char *dir; /* the engine config's data_dir (NULL: memory only) */

@@ -1041,6 +1041,8 @@ int rush_json_encode_stats(const struct rush_engine_stats *stats, char *buf, siz
     member_u64(&w, "events", stats->events);
     member_u64(&w, "work_items", stats->work_items);
     member_u64(&w, "busy_rings", stats->busy_rings);
+    if (stats->wal_error != 0)
+        member_string(&w, "wal_error", rush_strerror(stats->wal_error));
     put_key(&w, "outcomes");
     open_object(&w);
     for (int o = 0; o < RUSH_OUTCOME_COUNT_; o++)

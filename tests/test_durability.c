@@ -24,12 +24,14 @@ static void make_dir(void)
 
 static void remove_dir(void)
 {
-    char command[128];
-    snprintf(command, sizeof(command), "rm -rf %s", dir);
+    char command[192];
+    snprintf(command, sizeof(command), "umount %s 2>/dev/null; rm -rf %s", dir, dir);
     cr_assert_eq(system(command), 0);
 }
 
 TestSuite(durability, .init = make_dir, .fini = remove_dir);
+
+static uint64_t segment_bytes; /* 0: the default */
 
 static struct rush_engine *open_engine(int *rc)
 {
@@ -42,6 +44,7 @@ static struct rush_engine *open_engine(int *rc)
     config.ring_slots = 16;
     config.work_requests_max = 256;
     config.data_dir = dir;
+    config.wal_segment_bytes = segment_bytes;
     struct rush_engine *engine = NULL;
     *rc = rush_engine_create(&config, &engine);
     if (*rc == 0)
@@ -274,4 +277,59 @@ Test(durability, damage_before_the_tail_refuses_the_start)
     engine = open_engine(&rc);
     cr_assert_eq(rc, RUSH_ECORRUPT);
     cr_assert_null(engine);
+}
+
+/*
+ * A real full disk: a 1 MiB tmpfs as the data directory and 128 KiB segments. Orders go in until
+ * the log cannot grow; from then on every batch comes back RUSH_EWAL (no more answers), and a
+ * restart on the same disk holds every order acknowledged before.
+ */
+Test(durability, a_full_disk_fails_the_log_and_loses_nothing_acknowledged)
+{
+    char command[160];
+    snprintf(command, sizeof(command), "mount -t tmpfs -o size=1m tmpfs %s 2>/dev/null", dir);
+    if (system(command) != 0)
+        cr_skip_test("mounting a tmpfs is not permitted here");
+    segment_bytes = 128 * 1024;
+    int rc;
+    struct rush_engine *engine = open_engine(&rc);
+    cr_assert_eq(rc, 0);
+    put_catalogue(engine);
+    static struct rush_request acked[100000];
+    static struct rush_result answers[100000];
+    uint32_t acked_count = 0;
+    int status = 0;
+    for (uint64_t n = 1; n < 100000 && status == 0; n++) {
+        struct rush_request request = request_of(RUSH_OP_RESERVE, 1, n, 1, 0, n);
+        struct rush_result result;
+        status = rush_engine_execute(engine, &request, 1, &result);
+        if (status == 0) {
+            acked[acked_count] = request;
+            answers[acked_count++] = result;
+        }
+    }
+    cr_assert_eq(status, RUSH_EWAL, "the log filled the disk and failed");
+    cr_assert_gt(acked_count, 100);
+    struct rush_request more = request_of(RUSH_OP_RESERVE, 1, 999999, 1, 0, 999999);
+    struct rush_result ignored;
+    cr_assert_eq(rush_engine_execute(engine, &more, 1, &ignored), RUSH_EWAL, "failure is sticky");
+    struct rush_engine_stats stats;
+    rush_engine_stats(engine, &stats);
+    cr_assert_neq(stats.wal_error, 0);
+    rush_engine_destroy(engine);
+
+    engine = open_engine(&rc);
+    cr_assert_eq(rc, 0, "restart on the full disk: %d", rc);
+    uint32_t verified = 0, sampled = 0;
+    for (uint32_t i = 0; i < acked_count; i += 37, sampled++) {
+        struct rush_result again;
+        /* A duplicate logs nothing, so it is answered even while the disk is still full. */
+        cr_assert_eq(rush_engine_execute(engine, &acked[i], 1, &again), 0, "resend %u", i);
+        cr_assert(again.flags & RUSH_RESULT_DUPLICATE, "acknowledged order %u lost", i);
+        cr_assert_eq(again.order_id, answers[i].order_id);
+        verified++;
+    }
+    cr_assert_eq(verified, sampled);
+    rush_engine_destroy(engine);
+    segment_bytes = 0; /* the fixture unmounts the tmpfs */
 }

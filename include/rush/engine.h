@@ -153,6 +153,7 @@ struct rush_engine_stats {
     uint64_t work_items;
     uint64_t busy_rings;       /* submits refused for a full ring */
     uint64_t recovered_events; /* events replayed from the logs at create */
+    int wal_error;             /* 0, or the error that failed a shard's log (sticky) */
 };
 void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stats *stats);
 
