@@ -59,8 +59,13 @@ static int key_literal(const char *text, size_t len, rush_key *key)
 rush_key rush_client_key(const char *text)
 {
     RUSH_ASSERT(text != NULL);
+    return rush_client_key_of(text, strlen(text));
+}
+
+rush_key rush_client_key_of(const char *text, size_t len)
+{
+    RUSH_ASSERT(text != NULL);
     rush_key key;
-    size_t len = strlen(text);
     if (key_literal(text, len, &key) == 0)
         return key;
     XXH128_canonical_t canonical;

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "rush/client.h"
+
 #include "campaign.h"
 #include "json.h"
 #include "rush/assert.h"
@@ -193,49 +195,17 @@ static int field_of(const char *name)
     return -1;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* "0x" and 32 hex digits into bytes, big-endian. 0, or -1 when `s` is not that form. */
-static int key_literal(const char *s, size_t len, rush_key *key)
-{
-    if (len != KEY_LITERAL_BYTES || s[0] != '0' || s[1] != 'x')
-        return -1;
-    for (size_t i = 0; i < sizeof key->bytes; i++) {
-        int high = hex_digit(s[2 + 2 * i]);
-        int low = hex_digit(s[3 + 2 * i]);
-        if (high < 0 || low < 0)
-            return -1;
-        key->bytes[i] = (uint8_t)(high << 4 | low);
-    }
-    return 0;
-}
-
 static int decode_key(const json_t *value, rush_key *key, char *why, size_t why_size)
 {
     size_t len = json_is_string(value) ? json_string_length(value) : 0;
     if (len < 1 || len > RUSH_JSON_KEY_BYTES_MAX)
         return fail(why, why_size, "field 'key' must be a string of 1..%d bytes",
                     RUSH_JSON_KEY_BYTES_MAX);
-    const char *s = json_string_value(value);
-    if (key_literal(s, len, key) == 0) {
-        static const rush_key zero;
-        if (memcmp(key, &zero, sizeof zero) == 0)
-            return fail(why, why_size, "field 'key' must not be the zero key");
-        return 0;
-    }
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits(s, len));
-    static_assert(sizeof canonical.digest == sizeof key->bytes, "key is 128 bits");
-    memcpy(key->bytes, canonical.digest, sizeof key->bytes);
+    /* One mapping for every client: the C library's (client_key.c) is the definition. */
+    *key = rush_client_key_of(json_string_value(value), len);
+    static const rush_key zero;
+    if (memcmp(key, &zero, sizeof zero) == 0)
+        return fail(why, why_size, "field 'key' must not be the zero key");
     return 0;
 }
 

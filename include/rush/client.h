@@ -188,6 +188,9 @@ void rush_client_stats(const struct rush_client *client, struct rush_client_stat
  * returns 0 or -errno.
  */
 rush_key rush_client_key(const char *text);
+/* The same for `len` bytes of text that need not be NUL-terminated (what rushd's JSON form uses).
+ */
+rush_key rush_client_key_of(const char *text, size_t len);
 RUSH_MUST_USE int rush_client_key_random(rush_key *key);
 
 #ifdef __cplusplus
