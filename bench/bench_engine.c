@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "drive.h"
 #include "rush/engine.h"
 #include "shard.h"
 
@@ -25,29 +26,11 @@
 #define GROUP_SKU 777777
 #define BATCH 4096
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rng = 0x2545f4914f6cdd1d;
-
-static uint64_t next_random(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t random_state = 0x2545f4914f6cdd1d;
 
 static rush_key key_of(uint64_t n)
 {
-    rush_key key = {{0}};
-    memcpy(key.bytes, &n, sizeof(n));
-    key.bytes[9] = 0x77;
-    return key;
+    return rush_drive_key(n, 0x77);
 }
 
 enum workload { HOT_PLENTY, HOT_SOLD_OUT, ZIPF, GROUPS };
@@ -80,12 +63,15 @@ static struct rush_request *make_requests(enum workload workload, uint32_t count
     struct rush_request *requests = calloc(count, sizeof(*requests));
     for (uint32_t i = 0; i < count; i++) {
         struct rush_request *r = &requests[i];
-        *r = (struct rush_request){
-            .op = RUSH_OP_RESERVE, .sku_id = 1, .user_id = i + 1, .qty = 1, .key = key_of(i + 1)};
+        *r = (struct rush_request){.op = RUSH_OP_RESERVE,
+                                   .sku_id = 1,
+                                   .user_id = i + 1,
+                                   .qty = 1,
+                                   .key = key_of(i + 1)};
         if (workload == HOT_SOLD_OUT)
             r->sku_id = 2;
         if (workload == ZIPF)
-            r->sku_id = 100 + zipf[next_random() & ((1 << 20) - 1)];
+            r->sku_id = 100 + zipf[rush_drive_random(&random_state) & ((1 << 20) - 1)];
         if (workload == GROUPS) {
             r->op = RUSH_OP_GROUP_JOIN_ANY;
             r->sku_id = GROUP_SKU;
@@ -162,7 +148,7 @@ static void bench_shard(enum workload workload, uint32_t count)
     struct rush_request *requests = make_requests(workload, count);
     struct rush_result *results = malloc(sizeof(*results) * BATCH);
     uint64_t ok = 0;
-    double start = now_seconds();
+    double start = rush_drive_seconds();
     for (uint32_t offset = 0; offset < count; offset += BATCH) {
         uint32_t n = count - offset < BATCH ? count - offset : BATCH;
         rush_shard_begin(shard, 2);
@@ -171,7 +157,7 @@ static void bench_shard(enum workload workload, uint32_t count)
         for (uint32_t i = 0; i < n; i++)
             ok += results[i].outcome == RUSH_OK;
     }
-    report("shard", workload, 1, count, now_seconds() - start, ok);
+    report("shard", workload, 1, count, rush_drive_seconds() - start, ok);
     if (workload == HOT_PLENTY) {
         struct rush_shard_memory memory;
         rush_shard_memory(shard, &memory);
@@ -236,9 +222,9 @@ static void bench_engine(enum workload workload, uint32_t shards, uint32_t count
             abort();
     struct rush_request *requests = make_requests(workload, count);
     struct rush_result *results = malloc(sizeof(*results) * count);
-    double start = now_seconds();
+    double start = rush_drive_seconds();
     uint64_t ok = drive(engine, requests, count, results);
-    report("engine", workload, shards, count, now_seconds() - start, ok);
+    report("engine", workload, shards, count, rush_drive_seconds() - start, ok);
     rush_engine_destroy(engine);
     free(requests);
     free(results);

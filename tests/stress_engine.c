@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drive.h"
 #include "rush/engine.h"
 #include "shard.h"
 
@@ -21,6 +22,13 @@
 #define BATCHES 600
 #define PER 64
 #define GROUP_SKU 900
+
+static uint64_t random_state = 0x9e3779b97f4a7c15;
+
+static rush_key key_of(uint64_t n)
+{
+    return rush_drive_key(n, 0x01);
+}
 
 static int passed, failed;
 
@@ -34,24 +42,6 @@ static void expect(bool condition, const char *what)
     }
 }
 
-static uint64_t state = 0x9e3779b97f4a7c15;
-
-static uint64_t next_random(void)
-{
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-}
-
-static rush_key key_of(uint64_t n)
-{
-    rush_key key = {{0}};
-    memcpy(key.bytes, &n, sizeof(n));
-    key.bytes[8] = 1;
-    return key;
-}
-
 static struct rush_request requests[BATCHES][PER];
 static struct rush_result results[BATCHES][PER];
 static struct rush_batch batches[BATCHES];
@@ -63,23 +53,24 @@ static uint32_t order_id_count;
 static void fill(uint32_t b)
 {
     for (uint32_t i = 0; i < PER; i++) {
-        uint64_t n = (uint64_t)b * PER + i + 1, roll = next_random() % 100;
+        uint64_t n = (uint64_t)b * PER + i + 1, roll = rush_drive_random(&random_state) % 100;
         struct rush_request *r = &requests[b][i];
         *r = (struct rush_request){.op = RUSH_OP_RESERVE,
-                                   .sku_id = 1 + next_random() % SKUS,
-                                   .user_id = next_random() % 5000,
-                                   .qty = 1 + (uint32_t)(next_random() % 2),
+                                   .sku_id = 1 + rush_drive_random(&random_state) % SKUS,
+                                   .user_id = rush_drive_random(&random_state) % 5000,
+                                   .qty = 1 + (uint32_t)(rush_drive_random(&random_state) % 2),
                                    .key = key_of(n)};
         if (roll < 15 && order_id_count > 0) {
             r->op = roll < 10 ? RUSH_OP_CONFIRM : RUSH_OP_CANCEL;
-            r->target_id = order_ids[next_random() % order_id_count];
+            r->target_id = order_ids[rush_drive_random(&random_state) % order_id_count];
             r->sku_id = r->user_id = r->qty = 0;
         } else if (roll < 30) {
             r->op = RUSH_OP_GROUP_JOIN_ANY;
             r->sku_id = GROUP_SKU;
             r->qty = 0;
         } else if (roll < 35 && b > 0) {
-            *r = requests[next_random() % b][next_random() % PER]; /* a retry */
+            *r = requests[rush_drive_random(&random_state) % b]
+                         [rush_drive_random(&random_state) % PER]; /* a retry */
         }
     }
 }

@@ -16,34 +16,17 @@
 #include <time.h>
 
 #include "campaign.h"
+#include "drive.h"
 #include "rush/engine.h"
 #include "shard.h"
 
 #define BATCH 4096
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t rng = 0x853c49e6748fea9b;
-
-static uint64_t next_random(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t random_state = 0x853c49e6748fea9b;
 
 static rush_key key_of(uint64_t n)
 {
-    rush_key key = {{0}};
-    memcpy(key.bytes, &n, sizeof(n));
-    key.bytes[12] = 0xd1;
-    return key;
+    return rush_drive_key(n, 0x51);
 }
 
 struct demo {
@@ -58,9 +41,9 @@ struct demo {
 static void run(struct demo *demo, struct rush_request *requests, struct rush_result *results,
                 uint32_t count)
 {
-    double start = seconds_now();
+    double start = rush_drive_seconds();
     int rc = rush_engine_execute(demo->engine, requests, count, results);
-    demo->busy_seconds += seconds_now() - start;
+    demo->busy_seconds += rush_drive_seconds() - start;
     demo->requests += count;
     if (rc != 0) {
         fprintf(stderr, "rush-demo: the engine refused the batch: %s\n", rush_strerror(rc));
@@ -74,10 +57,13 @@ static uint32_t midnight(struct demo *demo, uint32_t buyers, struct rush_request
 {
     uint32_t n = 0;
     for (uint32_t buyer = 1; buyer <= buyers; buyer++) {
-        uint64_t sku = demo->hot[next_random() % demo->hot_count];
-        requests[n++] = (struct rush_request){
-            .op = RUSH_OP_RESERVE, .sku_id = sku, .user_id = buyer, .qty = 1, .key = key_of(buyer)};
-        if (next_random() % 10 == 0) { /* the impatient second click, same key */
+        uint64_t sku = demo->hot[rush_drive_random(&random_state) % demo->hot_count];
+        requests[n++] = (struct rush_request){.op = RUSH_OP_RESERVE,
+                                              .sku_id = sku,
+                                              .user_id = buyer,
+                                              .qty = 1,
+                                              .key = key_of(buyer)};
+        if (rush_drive_random(&random_state) % 10 == 0) { /* the impatient second click, same key */
             requests[n] = requests[n - 1];
             n++;
         }
@@ -105,12 +91,13 @@ static void pay_or_cancel(struct demo *demo, const struct rush_request *burst,
     for (uint32_t i = 0; i < n; i++) {
         if (won[i].outcome != RUSH_OK || (won[i].flags & RUSH_RESULT_DUPLICATE))
             continue;
-        uint64_t roll = next_random() % 10;
+        uint64_t roll = rush_drive_random(&random_state) % 10;
         if (roll >= 8)
             continue;
-        requests[m++] = (struct rush_request){.op = roll < 7 ? RUSH_OP_CONFIRM : RUSH_OP_CANCEL,
-                                              .target_id = won[i].order_id,
-                                              .key = key_of(burst[i].user_id | (1ull << 40))};
+        requests[m++] =
+            (struct rush_request){.op = roll < 7 ? RUSH_OP_CONFIRM : RUSH_OP_CANCEL,
+                                  .target_id = won[i].order_id,
+                                  .key = key_of(burst[i].user_id | (1ull << 40))};
     }
     for (uint32_t offset = 0; offset < m; offset += BATCH)
         run(demo, requests + offset, results + offset, m - offset < BATCH ? m - offset : BATCH);
