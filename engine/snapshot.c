@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "memory.h"
 #include "rush/assert.h"
 #include "shard_internal.h"
 
@@ -673,32 +674,18 @@ int rush_snapshot_restore(struct rush_shard *fresh_shard, const struct rush_snap
 static int load_file(struct rush_shard *shard, int dir_fd, const char *name, uint32_t shard_index,
                      uint64_t lsn, char *why, size_t why_size)
 {
-    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) < 0 ? -errno : 0;
-    void *bytes = NULL;
-    size_t size = rc == 0 ? (size_t)st.st_size : 0;
-    if (rc == 0 && size > 0) {
-        bytes = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-        if (bytes == MAP_FAILED) {
-            rc = -errno;
-            bytes = NULL;
-        }
-    }
-    close(fd);
+    struct rush_mapped_file map;
+    int rc = rush_memory_map_file(dir_fd, name, MADV_WILLNEED, &map);
     if (rc < 0)
         return rc;
     struct rush_snapshot_view view;
-    rc = rush_snapshot_decode(bytes, size, &view, why, why_size);
+    rc = rush_snapshot_decode(map.bytes, map.size, &view, why, why_size);
     if (rc == 0 && (view.header.shard_index != shard_index || view.header.lsn != lsn))
         rc = refuse(why, why_size, "holds shard %u lsn %" PRIu64 ", the name says otherwise",
                     view.header.shard_index, view.header.lsn);
     if (rc == 0)
         rc = rush_snapshot_restore(shard, &view, why, why_size);
-    if (bytes != NULL)
-        munmap(bytes, size);
+    rush_memory_unmap_file(&map);
     return rc;
 }
 

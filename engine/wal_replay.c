@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "memory.h"
 #include "rush/assert.h"
 #include "wal.h"
 #include "wal_record.h"
@@ -87,29 +88,17 @@ static int segment_map_open(struct replay *replay, uint32_t index, struct segmen
     map->index = index;
     map->first_lsn = replay->lsns[index];
     rush_wal_segment_name(map->name, sizeof(map->name), replay->shard_index, map->first_lsn);
-    int fd = openat(replay->dir_fd, map->name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) < 0 ? -errno : 0;
-    if (rc == 0 && st.st_size > 0) {
-        void *bytes = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (bytes == MAP_FAILED) {
-            rc = -errno;
-        } else {
-            map->bytes = bytes;
-            map->size = (size_t)st.st_size;
-            madvise(bytes, map->size, MADV_SEQUENTIAL);
-        }
-    }
-    close(fd);
+    struct rush_mapped_file file;
+    int rc = rush_memory_map_file(replay->dir_fd, map->name, MADV_SEQUENTIAL, &file);
+    map->bytes = file.bytes;
+    map->size = file.size;
     return rc;
 }
 
 static void segment_map_close(struct segment_map *map)
 {
-    if (map->bytes != NULL)
-        munmap((void *)map->bytes, map->size);
+    struct rush_mapped_file file = {.bytes = map->bytes, .size = map->size};
+    rush_memory_unmap_file(&file);
     map->bytes = NULL;
 }
 

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "memory.h"
 #include "rush/types.h"
 #include "snapshot.h"
 #include "wal.h"
@@ -87,38 +88,6 @@ static bool parse_options(int argc, char **argv, struct options *options)
 }
 
 /* A whole file, mapped read-only. */
-struct mapped {
-    const uint8_t *bytes;
-    size_t size;
-};
-
-static int map_file(const char *path, struct mapped *map)
-{
-    *map = (struct mapped){0};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) < 0 ? -errno : 0;
-    if (rc == 0 && st.st_size > 0) {
-        void *bytes = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (bytes == MAP_FAILED) {
-            rc = -errno;
-        } else {
-            map->bytes = bytes;
-            map->size = (size_t)st.st_size;
-        }
-    }
-    close(fd);
-    return rc;
-}
-
-static void unmap_file(struct mapped *map)
-{
-    if (map->bytes != NULL)
-        munmap((void *)map->bytes, map->size);
-}
-
 /* ---- snapshot-info ----------------------------------------------------------------------------
  */
 
@@ -139,8 +108,8 @@ static void print_header(const struct rush_snapshot_header *header)
 
 static int snapshot_info(const char *path)
 {
-    struct mapped map;
-    int rc = map_file(path, &map);
+    struct rush_mapped_file map;
+    int rc = rush_memory_map_file(AT_FDCWD, path, MADV_SEQUENTIAL, &map);
     if (rc < 0) {
         fprintf(stderr, "rush-wal: %s: %s\n", path, rush_strerror(rc));
         return EXIT_USAGE;
@@ -150,7 +119,7 @@ static int snapshot_info(const char *path)
     rc = rush_snapshot_decode(map.bytes, map.size, &view, why, sizeof(why));
     if (rc == 0)
         print_header(&view.header);
-    unmap_file(&map);
+    rush_memory_unmap_file(&map);
     if (rc < 0) {
         printf("%s: CORRUPT: %s\n", path, why);
         return EXIT_CORRUPT;
@@ -172,10 +141,10 @@ static bool verify_snapshots(const char *dir, uint32_t shard, const uint64_t *ls
         char name[RUSH_SNAPSHOT_NAME_MAX], path[RUSH_WAL_DIR_MAX + RUSH_SNAPSHOT_NAME_MAX + 2];
         rush_snapshot_name(name, sizeof(name), shard, lsns[i]);
         snprintf(path, sizeof(path), "%s/%s", dir, name);
-        struct mapped map;
+        struct rush_mapped_file map;
         struct rush_snapshot_view view;
         char why[256] = "";
-        int rc = map_file(path, &map);
+        int rc = rush_memory_map_file(AT_FDCWD, path, MADV_SEQUENTIAL, &map);
         if (rc == 0)
             rc = rush_snapshot_decode(map.bytes, map.size, &view, why, sizeof(why));
         if (rc == 0 && (view.header.lsn != lsns[i] || view.header.shard_index != shard))
@@ -194,7 +163,7 @@ static bool verify_snapshots(const char *dir, uint32_t shard, const uint64_t *ls
                    counts[RUSH_SNAPSHOT_KEYS], counts[RUSH_SNAPSHOT_TIMERS]);
             *newest = lsns[i];
         }
-        unmap_file(&map);
+        rush_memory_unmap_file(&map);
     }
     return clean;
 }
