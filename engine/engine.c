@@ -204,6 +204,18 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
     return 0; /* shard 0 answers invalid */
 }
 
+uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    return atomic_load_explicit(&engine->shards[shard_index].log.durable_lsn, memory_order_acquire);
+}
+
+void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    atomic_store_explicit(&engine->shards[shard_index].log.retain_lsn, lsn, memory_order_release);
+}
+
 uint32_t rush_engine_shard_count(const struct rush_engine *engine)
 {
     return engine->config.shard_count;

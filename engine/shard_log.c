@@ -22,6 +22,8 @@ int rush_shard_log_init(struct rush_shard_log *log, uint32_t capacity, rush_even
     if (log->held == NULL)
         return -ENOMEM;
     log->capacity = capacity;
+    atomic_init(&log->durable_lsn, 0);
+    atomic_init(&log->retain_lsn, UINT64_MAX);
     log->user_sink = user_sink;
     log->user_context = user_context;
     return 0;
@@ -126,6 +128,8 @@ int rush_shard_log_open(struct rush_shard_log *log, struct rush_shard *shard,
     if (wal_config.buffer_bytes_max > wal_config.segment_bytes) /* small segments (tests) */
         wal_config.buffer_bytes_max = (uint32_t)wal_config.segment_bytes;
     rc = rush_wal_open(&wal_config, recovery.segment_count ? &recovery : NULL, &log->wal);
+    if (rc == 0)
+        atomic_store(&log->durable_lsn, rush_wal_durable_lsn(log->wal));
     if (rc < 0)
         snprintf(why, why_size, "shard %u: cannot open the log in %s: %s", shard_index,
                  config->data_dir, rush_strerror(rc));
@@ -160,26 +164,44 @@ void rush_shard_log_hold(struct rush_shard_log *log, void *item)
     log->held_count++;
 }
 
+static bool unsynced(const struct rush_shard_log *log)
+{
+    return log->wal != NULL && log->error == 0 &&
+           rush_wal_durable_lsn(log->wal) < rush_wal_appended_lsn(log->wal);
+}
+
 bool rush_shard_log_holding(const struct rush_shard_log *log)
 {
-    return log->held_count > 0;
+    return log->held_count > 0 || unsynced(log);
+}
+
+/* Polls the WAL until `lsn` is durable (or once, without `wait`); false while it is not. */
+static bool durable_up_to(struct rush_shard_log *log, uint64_t lsn, bool wait)
+{
+    if (log->wal == NULL || log->error != 0)
+        return true;
+    int64_t durable = (int64_t)rush_wal_durable_lsn(log->wal);
+    if ((uint64_t)durable < lsn)
+        durable = rush_wal_poll(log->wal, wait);
+    if (durable < 0) {
+        log->error = rush_wal_error(log->wal, NULL);
+        return true;
+    }
+    atomic_store_explicit(&log->durable_lsn, (uint64_t)durable, memory_order_release);
+    return (uint64_t)durable >= lsn;
 }
 
 void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status)
 {
-    if (log->held_count == 0)
+    if (log->held_count == 0) {
+        if (unsynced(log))
+            (void)durable_up_to(log, rush_wal_appended_lsn(log->wal), wait);
         return NULL;
+    }
     struct shard_log_held *oldest = &log->held[log->held_head];
     *status = 0;
-    if (log->wal != NULL && log->error == 0) {
-        int64_t durable = (int64_t)rush_wal_durable_lsn(log->wal);
-        if ((uint64_t)durable < oldest->lsn)
-            durable = rush_wal_poll(log->wal, wait);
-        if (durable < 0)
-            log->error = rush_wal_error(log->wal, NULL);
-        else if ((uint64_t)durable < oldest->lsn)
-            return NULL;
-    }
+    if (!durable_up_to(log, oldest->lsn, wait))
+        return NULL;
     if (log->error != 0)
         *status = RUSH_EWAL;
     log->held_head = (log->held_head + 1) % log->capacity;
@@ -238,7 +260,8 @@ int rush_shard_log_snapshot(struct rush_shard_log *log, const struct rush_shard 
     if ((rc = rush_snapshot_write(shard, log->dir, log->shard_index, lsn, why, why_size)) < 0)
         return rc;
     log->snapshot_lsn = lsn;
-    rc = rush_wal_remove_below(log->dir, log->shard_index, lsn + 1);
+    uint64_t retain = atomic_load_explicit(&log->retain_lsn, memory_order_acquire);
+    rc = rush_wal_remove_below(log->dir, log->shard_index, retain < lsn + 1 ? retain : lsn + 1);
     if (rc < 0) { /* the snapshot stands; the segments are only kept longer than needed */
         fprintf(stderr, "rush: shard %u: removing segments below lsn %lu: %s\n", log->shard_index,
                 lsn + 1, rush_strerror(rc));

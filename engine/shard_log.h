@@ -20,6 +20,9 @@
  *   1. Held lsns never decrease, so release in hold order is release in lsn order.
  *   2. Once the WAL has failed, the log stays failed and every item is released failed.
  *   3. Without a WAL (memory-only engine) an item is released as soon as it is held.
+ *   4. durable_lsn only grows, and every batch up to it is durable in the configured mode; the
+ *      shard keeps polling while batches are appended and not durable, held items or not (timer
+ *      decisions on an idle tick hold none), so durable_lsn catches up without new requests.
  *
  * Thread: the shard's (open and replay run on the creating thread before the shard's starts).
  */
@@ -55,6 +58,9 @@ struct rush_shard_log {
     bool writes_nothing;       /* none mode: no log on disk, so no snapshot either */
     uint64_t snapshot_lsn;     /* of the last snapshot loaded or written (0: none) */
     uint64_t snapshot_ns_last; /* how long the last snapshot write blocked the shard */
+    /* For readers of the log files on other threads (the publisher): */
+    _Atomic uint64_t durable_lsn; /* every batch up to it is durable (stored by the shard) */
+    _Atomic uint64_t retain_lsn;  /* snapshots keep the segments holding it and later batches */
 };
 
 /* Prepares an unopened log holding at most `capacity` items; chains events to user_sink. */
@@ -81,9 +87,10 @@ void rush_shard_log_commit(struct rush_shard_log *log);
 void rush_shard_log_hold(struct rush_shard_log *log, void *item);
 /*
  * The oldest held item if it may go (durable, or failed: then *status = RUSH_EWAL), else NULL.
- * With `wait`, waits for the I/O in flight once before answering.
+ * With `wait`, waits for the I/O in flight once before answering. Advances durable_lsn.
  */
 void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status);
+/* True while items are held or appended batches are not yet durable (invariant 4). */
 bool rush_shard_log_holding(const struct rush_shard_log *log);
 /* The WAL's failure (0 when healthy) and why. */
 int rush_shard_log_error(const struct rush_shard_log *log, const char **why);

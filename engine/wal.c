@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "rush/assert.h"
+#include "rush/stream.h"
 #include "wal_internal.h"
 
 /* user_data tags of the two kinds of completion. */
@@ -372,7 +373,7 @@ int rush_wal_append(struct rush_wal *wal, int64_t time_ns, const struct rush_eve
         .time_ns = time_ns,
         .events_checksum = rush_wal_events_checksum(events, count),
         .prev_checksum = wal->chain,
-        .byte_length = bytes,
+        .seq_before = wal->appended_seq,
     };
     rush_wal_header_seal(&header);
     uint8_t *at = filling->bytes + filling->used;
@@ -384,6 +385,7 @@ int rush_wal_append(struct rush_wal *wal, int64_t time_ns, const struct rush_eve
     wal->segment_reserved += bytes;
     wal->chain = header.header_checksum;
     wal->next_lsn++;
+    wal->appended_seq += rush_stream_count(events, count);
     wal->stats.batches++;
     wal->stats.events += count;
     wal_check(wal);
@@ -426,6 +428,11 @@ uint32_t rush_wal_batch_events_max(const struct rush_wal *wal)
 uint64_t rush_wal_appended_lsn(const struct rush_wal *wal)
 {
     return wal->next_lsn - 1;
+}
+
+uint64_t rush_wal_appended_seq(const struct rush_wal *wal)
+{
+    return wal->appended_seq;
 }
 
 uint64_t rush_wal_durable_lsn(const struct rush_wal *wal)

@@ -129,6 +129,7 @@ struct rush_wal_recovery {
     uint64_t first_lsn;        /* first batch replayed (0: none) */
     uint64_t last_lsn;         /* last good batch; the next append gets last_lsn + 1 */
     uint64_t last_checksum;    /* its header checksum: the chain the next batch continues */
+    uint64_t last_seq;         /* stream events up to and including the last good batch */
     uint64_t batch_count;      /* batches replayed */
     uint64_t event_count;      /* events replayed */
     uint32_t segment_count;    /* segment files found */
@@ -197,6 +198,8 @@ RUSH_MUST_USE int rush_wal_append(struct rush_wal *wal, int64_t time_ns,
 uint32_t rush_wal_batch_events_max(const struct rush_wal *wal);
 /* The lsn of the last batch appended (0 before the first ever). */
 uint64_t rush_wal_appended_lsn(const struct rush_wal *wal);
+/* Stream events (rush/stream.h) in every batch appended so far: the newest appended seq. */
+uint64_t rush_wal_appended_seq(const struct rush_wal *wal);
 
 /*
  * Hands the filling buffer to the kernel if nothing is in flight, else marks it to go as soon

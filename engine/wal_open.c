@@ -254,6 +254,7 @@ static void wal_start_lsns(struct rush_wal *wal, const struct rush_wal_recovery 
 {
     wal->next_lsn = recovery != NULL ? recovery->last_lsn + 1 : 1;
     wal->chain = recovery != NULL ? recovery->last_checksum : 0;
+    wal->appended_seq = recovery != NULL ? recovery->last_seq : 0;
     /* What replay found is on disk: it counts as written and synced. */
     wal->submitted_lsn = wal->next_lsn - 1;
     wal->written_lsn = wal->next_lsn - 1;

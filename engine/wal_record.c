@@ -78,10 +78,9 @@ enum rush_wal_decode rush_wal_batch_decode(const uint8_t *bytes, size_t len, uin
     if (decode != RUSH_WAL_DECODE_OK)
         return decode;
     const struct rush_wal_header *header = &out->header;
-    if (header->event_count > RUSH_WAL_BATCH_EVENTS_MAX ||
-        header->byte_length != rush_wal_batch_bytes(header->event_count) || header->flags != 0)
+    if (header->event_count > RUSH_WAL_BATCH_EVENTS_MAX || header->flags != 0)
         return RUSH_WAL_DECODE_LENGTH;
-    if (header->byte_length > len)
+    if (rush_wal_batch_bytes(header->event_count) > len)
         return RUSH_WAL_DECODE_SHORT;
     const struct rush_event *events = (const struct rush_event *)(bytes + RUSH_WAL_HEADER_BYTES);
     if (rush_wal_events_checksum(events, header->event_count) != header->events_checksum)
@@ -108,7 +107,7 @@ const char *rush_wal_decode_name(enum rush_wal_decode decode)
     case RUSH_WAL_DECODE_SHARD:
         return "written by another shard";
     case RUSH_WAL_DECODE_LENGTH:
-        return "length does not match event count";
+        return "event count beyond the limit, or flags set";
     case RUSH_WAL_DECODE_EVENTS_CHECKSUM:
         return "events checksum mismatch";
     }

@@ -17,12 +17,14 @@
  *       24     8  time_ns          engine clock stamp of the batch
  *       32     8  events_checksum  XXH3-64 of the event bytes
  *       40     8  prev_checksum    header_checksum of the batch before (0 before the first)
- *       48     4  byte_length      64 + 64 * event_count
- *       52     4  reserved         zero
+ *       48     8  seq_before       stream events (rush/stream.h) in all earlier batches
  *       56     8  header_checksum  XXH3-64 of bytes 0..55
  *
- * The header checksum covers the events checksum and the previous header checksum, so the
- * header checksums form a hash chain over the whole log.
+ * The batch is 64 + 64 * event_count bytes long. The header checksum covers the events checksum
+ * and the previous header checksum, so the header checksums form a hash chain over the whole log.
+ * seq_before numbers the stream: the i-th event the stream carries in this batch (counting from 1)
+ * has stream seq seq_before + i, so a reader of any one segment knows the seqs it holds, and
+ * seq_before of a batch equals seq_before + carried events of the batch before it.
  *
  * Segment files are named wal-<shard, 2+ decimal digits>-<first lsn, 16 hex digits>.log.
  *
@@ -38,7 +40,7 @@
 #include "rush/types.h"
 
 #define RUSH_WAL_MAGIC UINT32_C(0x4c415752) /* "RWAL" read as a little-endian u32 */
-#define RUSH_WAL_VERSION 1
+#define RUSH_WAL_VERSION 2
 #define RUSH_WAL_HEADER_BYTES 64u
 #define RUSH_WAL_ALIGN_BYTES 64u
 /* A hard limit so that a forged count cannot overflow arithmetic: 16 Mi events (1 GiB). */
@@ -55,8 +57,7 @@ struct rush_wal_header {
     int64_t time_ns;
     uint64_t events_checksum;
     uint64_t prev_checksum;
-    uint32_t byte_length;
-    uint32_t reserved;
+    uint64_t seq_before;
     uint64_t header_checksum;
 };
 static_assert(sizeof(struct rush_wal_header) == RUSH_WAL_HEADER_BYTES, "batch header is 64 bytes");
@@ -71,7 +72,7 @@ enum rush_wal_decode {
     RUSH_WAL_DECODE_VERSION = 4,         /* a version this build does not read */
     RUSH_WAL_DECODE_HEADER_CHECKSUM = 5, /* the header is damaged */
     RUSH_WAL_DECODE_SHARD = 6,           /* written by another shard */
-    RUSH_WAL_DECODE_LENGTH = 7,          /* byte_length and event_count disagree */
+    RUSH_WAL_DECODE_LENGTH = 7,          /* event_count beyond the limit, or flags set */
     RUSH_WAL_DECODE_EVENTS_CHECKSUM = 8, /* the events are damaged */
 };
 

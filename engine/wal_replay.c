@@ -37,6 +37,7 @@
 
 #include "memory.h"
 #include "rush/assert.h"
+#include "rush/stream.h"
 #include "wal.h"
 #include "wal_record.h"
 
@@ -173,6 +174,11 @@ static int replay_batch(struct replay *replay, const struct segment_map *map, ui
                               header->lsn, out->last_lsn);
     if (replay->have_batch && header->prev_checksum != out->last_checksum)
         return replay_corrupt(replay, map, offset, "chain break at lsn %" PRIu64, header->lsn);
+    if (replay->have_batch && header->seq_before != out->last_seq)
+        return replay_corrupt(replay, map, offset,
+                              "lsn %" PRIu64 " says %" PRIu64 " stream events came before it, "
+                              "the log holds %" PRIu64,
+                              header->lsn, header->seq_before, out->last_seq);
     if (replay->fn != NULL) {
         int rc = replay->fn(replay->context, header->lsn, header->time_ns, view->events,
                             header->event_count);
@@ -184,10 +190,11 @@ static int replay_batch(struct replay *replay, const struct segment_map *map, ui
     replay->have_batch = true;
     out->last_lsn = header->lsn;
     out->last_checksum = header->header_checksum;
+    out->last_seq = header->seq_before + rush_stream_count(view->events, header->event_count);
     out->batch_count++;
     out->event_count += header->event_count;
     out->tail_segment_lsn = map->first_lsn;
-    out->tail_offset = offset + header->byte_length;
+    out->tail_offset = offset + rush_wal_batch_bytes(header->event_count);
     return 0;
 }
 
@@ -249,7 +256,7 @@ static int replay_segment(struct replay *replay, uint32_t index, bool *stop)
         rc = replay_batch(replay, &map, offset, &view);
         if (rc < 0)
             goto out_unmap;
-        offset += view.header.byte_length;
+        offset += rush_wal_batch_bytes(view.header.event_count);
     }
     RUSH_ASSERT(decode != RUSH_WAL_DECODE_OK);
     rc = segment_end(replay, &map, offset, decode, stop);

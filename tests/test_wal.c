@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rush/stream.h"
 #include "wal.h"
 #include "wal_record.h"
 
@@ -317,7 +318,7 @@ static uint32_t batch_offsets(const uint8_t *bytes, size_t size, uint64_t *offse
     while (n < max &&
            rush_wal_batch_decode(bytes + offset, size - offset, 3, &view) == RUSH_WAL_DECODE_OK) {
         offsets[n++] = offset;
-        offset += view.header.byte_length;
+        offset += rush_wal_batch_bytes(view.header.event_count);
     }
     return n;
 }
@@ -457,6 +458,73 @@ Test(wal, chain_break_is_corruption)
     cr_assert_eq(replay_into(&seen, &recovery), RUSH_ECORRUPT);
     cr_assert_not_null(strstr(recovery.message, "chain break"), "%s", recovery.message);
     cr_assert_eq(seen.batches, 10);
+}
+
+/* Stream events in batches 1..lsn as event_of/count_of make them. */
+static uint64_t carried_through(uint64_t lsn)
+{
+    uint64_t carried = 0;
+    for (uint64_t l = 1; l <= lsn; l++)
+        for (uint32_t i = 0; i < count_of(l); i++)
+            carried += rush_stream_carries(event_of(l, i).type);
+    return carried;
+}
+
+Test(wal, stream_numbering_is_in_every_header_and_survives_reopen)
+{
+    write_log(false, 30, 3);
+    for (int restart = 0; restart < 2; restart++) {
+        struct seen seen;
+        struct rush_wal_recovery recovery;
+        cr_assert_eq(replay_into(&seen, &recovery), 0);
+        cr_assert_eq(recovery.last_seq, carried_through(recovery.last_lsn));
+        struct rush_wal_config config = config_small(restart == 1);
+        struct rush_wal *wal = NULL;
+        cr_assert_eq(rush_wal_open(&config, &recovery, &wal), 0);
+        cr_assert_eq(rush_wal_appended_seq(wal), recovery.last_seq, "numbering continues");
+        uint64_t next = recovery.last_lsn + 1;
+        for (uint64_t lsn = next; lsn < next + 20; lsn++)
+            cr_assert_eq(append_lsn(wal, lsn, count_of(lsn)), 0);
+        cr_assert_eq(rush_wal_appended_seq(wal), carried_through(next + 19));
+        cr_assert_eq(rush_wal_submit(wal), 0);
+        cr_assert_eq(rush_wal_close(wal), 0);
+    }
+    /* every header on disk holds the count of stream events before its batch */
+    char path[320];
+    segment_path(path, sizeof(path), 1);
+    static uint8_t bytes[16384];
+    size_t size = file_read(path, bytes, sizeof(bytes));
+    uint64_t offsets[64];
+    uint32_t count = batch_offsets(bytes, size, offsets, 64);
+    cr_assert_gt(count, 5);
+    for (uint32_t b = 0; b < count; b++) {
+        struct rush_wal_header header;
+        memcpy(&header, bytes + offsets[b], sizeof(header));
+        cr_assert_eq(header.seq_before, carried_through(header.lsn - 1), "lsn %lu", header.lsn);
+    }
+}
+
+Test(wal, a_header_whose_stream_numbering_does_not_follow_is_corruption)
+{
+    write_log_last_three();
+    char path[320];
+    segment_path(path, sizeof(path), 1);
+    static uint8_t bytes[16384];
+    size_t size = file_read(path, bytes, sizeof(bytes));
+    uint64_t offsets[32];
+    cr_assert_eq(batch_offsets(bytes, size, offsets, 32), 20);
+    struct rush_wal_header header;
+    memcpy(&header, bytes + offsets[7], sizeof(header));
+    header.seq_before += 1; /* resealed: only the numbering is wrong */
+    rush_wal_header_seal(&header);
+    memcpy(bytes + offsets[7], &header, sizeof(header));
+    file_write(path, bytes, size);
+    struct seen seen;
+    struct rush_wal_recovery recovery;
+    cr_assert_eq(replay_into(&seen, &recovery), RUSH_ECORRUPT);
+    cr_assert_not_null(strstr(recovery.message, "stream events came before it"), "%s",
+                       recovery.message);
+    cr_assert_eq(seen.batches, 7);
 }
 
 Test(wal, damaged_end_of_a_segment_followed_by_valid_segments_is_corruption)

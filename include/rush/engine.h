@@ -144,6 +144,18 @@ RUSH_MUST_USE int rush_engine_sku_put(struct rush_engine *engine, const struct r
  */
 RUSH_MUST_USE int rush_engine_snapshot(struct rush_engine *engine);
 
+/*
+ * For a reader of a shard's log files on another thread (the publisher, engine/publisher.h):
+ * every batch up to the returned lsn is durable in the configured mode (0: none yet). Any thread.
+ */
+uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index);
+/*
+ * Asks the shard's snapshots to keep the log segments holding batch `lsn` and every later one
+ * (UINT64_MAX, the default: no reader to wait for). The reader moves it forward as it goes, so
+ * a slow reader costs disk space, never a stalled shard. Any thread.
+ */
+void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn);
+
 /* Engine-wide counters, summed over shards at the moment of the call (approximate while busy). */
 struct rush_engine_stats {
     uint64_t requests;

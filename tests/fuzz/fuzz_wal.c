@@ -5,8 +5,8 @@
  * version and both checksums recomputed over what the bytes claim — so that the fuzzer gets past
  * the checksums to the length, shard and short-input paths. Checks, with always-on asserts:
  *  1. nothing is read outside the input (ASan), and no undefined behaviour (UBSan);
- *  2. END only for all-zero input; OK only when the header checksum, byte_length, event_count
- *     and the events checksum agree, with byte_length <= len and the view inside the input;
+ *  2. END only for all-zero input; OK only when the header checksum, event_count and the
+ *     events checksum agree, with the batch's length <= len and the view inside the input;
  *  3. on OK, rush_wal_header_decode() agrees and re-sealing the header gives the same bytes.
  * Seeds: tests/fuzz/corpus/wal/, cut from segments the engine wrote (one batch, a few batches,
  * a lone header, zeroes).
@@ -43,8 +43,8 @@ static void check(const uint8_t *bytes, size_t len, uint32_t shard_index)
     if (decode != RUSH_WAL_DECODE_OK)
         return;
     const struct rush_wal_header *header = &view.header;
-    RUSH_ASSERT(header->byte_length <= len);
-    RUSH_ASSERT(header->byte_length == rush_wal_batch_bytes(header->event_count));
+    RUSH_ASSERT(header->event_count <= RUSH_WAL_BATCH_EVENTS_MAX);
+    RUSH_ASSERT(rush_wal_batch_bytes(header->event_count) <= len);
     RUSH_ASSERT((const uint8_t *)view.events == bytes + RUSH_WAL_HEADER_BYTES);
     RUSH_ASSERT(rush_wal_events_checksum(view.events, header->event_count) ==
                 header->events_checksum);
