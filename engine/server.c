@@ -411,6 +411,34 @@ static int engine_open(struct rush_server *server, const struct rush_server_opti
     return rc;
 }
 
+static int publisher_open(struct rush_server *server, const struct rush_server_options *options,
+                          char *why, size_t why_size)
+{
+    const struct rush_campaign_endpoints *urls = &server->campaign->endpoints;
+    struct rush_publisher_config config = {
+        .pub_url = options->publisher_url ? options->publisher_url : urls->publisher,
+        .replay_url = options->replay_url ? options->replay_url : urls->replay,
+        .data_dir = server->engine_config.data_dir,
+    };
+    if (config.pub_url[0] == '\0' || config.replay_url[0] == '\0') {
+        rush_log(RUSH_LOG_INFO, "publisher: off (no publisher or replay endpoint)");
+        return 0;
+    }
+    if (server->engine_config.durability == RUSH_DURABILITY_NONE) {
+        rush_log(RUSH_LOG_WARN, "publisher: off: durability none writes no log to publish from");
+        return 0;
+    }
+    char reason[400];
+    int rc = rush_publisher_create(&config, server->engine, &server->publisher, reason,
+                                   sizeof(reason));
+    if (rc < 0) {
+        snprintf(why, why_size, "publisher: %s", reason);
+        return rc;
+    }
+    rush_log(RUSH_LOG_INFO, "publisher on %s, replay on %s", config.pub_url, config.replay_url);
+    return 0;
+}
+
 int rush_server_create(const struct rush_server_options *options, struct rush_server **out,
                        char *why, size_t why_size)
 {
@@ -442,6 +470,8 @@ int rush_server_create(const struct rush_server_options *options, struct rush_se
         rc = rush_server_prepare_token(server, why, why_size);
     if (rc == 0)
         rc = endpoints_open(server, options, why, why_size);
+    if (rc == 0)
+        rc = publisher_open(server, options, why, why_size);
     if (rc < 0)
         goto out_destroy;
     server->started_ns = rush_server_now_ns();
@@ -459,6 +489,8 @@ void rush_server_destroy(struct rush_server *server)
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         if (server->sockets[e] >= 0)
             nn_close(server->sockets[e]);
+    /* Publishes what is durable; reads the engine, so it goes first. */
+    rush_publisher_destroy(server->publisher);
     /* Finishes what was submitted, so no shard writes into a slot after this. */
     if (server->engine != NULL)
         rush_engine_destroy(server->engine);

@@ -9,6 +9,9 @@
  *   json    one JSON object per message (proto/json.h), answered by one JSON object
  *   admin   JSON admin commands carrying "token": sku_put, adjust, pause, resume, queries, stats
  *
+ * and starts the publisher (publisher.h: its own PUB and replay endpoints and threads) when the
+ * engine writes a log.
+ *
  * A plain REQ socket from any nanomsg or NNG client works unchanged: the raw socket hands the
  * backtrace (the request id and any device hops) to the server as control data, and the server
  * sends it back with the reply.
@@ -69,6 +72,8 @@ struct rush_server_options {
     const char *orders_url;
     const char *json_url;
     const char *admin_url;
+    const char *publisher_url; /* "": no publisher */
+    const char *replay_url;
     const char *data_dir; /* NULL: the campaign's data_dir, else RUSH_SERVER_DATA_DIR_DEFAULT */
     uint32_t shards;
 };

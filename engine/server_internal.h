@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "json.h"
+#include "publisher.h"
 #include "rush/wire.h"
 #include "server.h"
 
@@ -67,6 +68,7 @@ struct rush_server {
     const struct rush_campaign *campaign;
     struct rush_engine *engine;
     struct rush_engine_config engine_config;
+    struct rush_publisher *publisher; /* NULL: none (no log, or no endpoint) */
     int sockets[RUSH_ENDPOINT_COUNT_];
     int receive_fds[RUSH_ENDPOINT_COUNT_];
     char urls[RUSH_ENDPOINT_COUNT_][RUSH_ENDPOINT_BYTES_MAX];

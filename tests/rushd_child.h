@@ -40,6 +40,9 @@ struct rushd_child {
     char orders[CHILD_PATH_BYTES];
     char json[CHILD_PATH_BYTES];
     char admin[CHILD_PATH_BYTES];
+    char pub[CHILD_PATH_BYTES];    /* the publisher's endpoints */
+    char replay[CHILD_PATH_BYTES];
+    const char *durability; /* NULL: none (the publisher is off without a log) */
 };
 
 static struct rushd_child rushd = {.pid = -1};
@@ -112,6 +115,8 @@ static inline void child_campaign(struct rushd_child *c, bool tcp)
         snprintf(c->admin, sizeof c->admin, "ipc://%s/admin.ipc", c->dir);
     }
     char path[CHILD_PATH_BYTES], data[CHILD_PATH_BYTES];
+    snprintf(c->pub, sizeof c->pub, "ipc://%s/pub.ipc", c->dir);
+    snprintf(c->replay, sizeof c->replay, "ipc://%s/replay.ipc", c->dir);
     snprintf(path, sizeof path, "%s/campaign.ini", c->dir);
     snprintf(data, sizeof data, "%s/data", c->dir);
     cr_assert(mkdir(data, 0700) == 0);
@@ -119,10 +124,11 @@ static inline void child_campaign(struct rushd_child *c, bool tcp)
     cr_assert(file != NULL);
     fprintf(file,
             "[engine]\nshards = 2\nring_slots = 64\norders_max = 65536\ngroups_max = 4096\n"
-            "keys_max = 131072\nuser_limits_max = 65536\ndurability = none\ndata_dir = %s\n\n"
-            "[endpoints]\norders = %s\njson = %s\nadmin = %s\npublisher = ipc://%s/pub.ipc\n"
-            "replay = ipc://%s/replay.ipc\nadmin_token = %s\n\n%s",
-            data, c->orders, c->json, c->admin, c->dir, c->dir, CHILD_TOKEN, child_skus);
+            "keys_max = 131072\nuser_limits_max = 65536\ndurability = %s\ndata_dir = %s\n\n"
+            "[endpoints]\norders = %s\njson = %s\nadmin = %s\npublisher = %s\n"
+            "replay = %s\nadmin_token = %s\n\n%s",
+            c->durability ? c->durability : "none", data, c->orders, c->json, c->admin, c->pub,
+            c->replay, CHILD_TOKEN, child_skus);
     fclose(file);
 }
 
@@ -186,14 +192,9 @@ static inline int child_wait_exit(pid_t pid, int timeout_ms)
     return -1;
 }
 
-static inline void rushd_start(bool tcp)
+/* Starts rushd on the campaign already written in rushd.dir and waits until it answers. */
+static inline void rushd_spawn(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(rushd.dir, sizeof rushd.dir, "/tmp/rush-test-client-XXXXXX");
-    cr_assert(mkdtemp(rushd.dir) != NULL);
-    snprintf(rushd.log, sizeof rushd.log, "%s/rushd.log", rushd.dir);
-    child_bin_dir(rushd.bin, sizeof rushd.bin);
-    child_campaign(&rushd, tcp);
     rushd.pid = child_spawn(&rushd);
     int64_t deadline = child_now_ms() + CHILD_READY_MS;
     char reply[512];
@@ -205,6 +206,26 @@ static inline void rushd_start(bool tcp)
         cr_assert(status < 0 && child_now_ms() < deadline, "rushd did not start (status %d)",
                   status);
     }
+}
+
+static inline void rushd_start(bool tcp)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(rushd.dir, sizeof rushd.dir, "/tmp/rush-test-client-XXXXXX");
+    cr_assert(mkdtemp(rushd.dir) != NULL);
+    snprintf(rushd.log, sizeof rushd.log, "%s/rushd.log", rushd.dir);
+    child_bin_dir(rushd.bin, sizeof rushd.bin);
+    child_campaign(&rushd, tcp);
+    rushd_spawn();
+}
+
+/* kill -9, then a restart on the same data directory. */
+static inline void rushd_crash_and_restart(void)
+{
+    cr_assert(rushd.pid > 0);
+    kill(rushd.pid, SIGKILL);
+    cr_assert(child_wait_exit(rushd.pid, CHILD_EXIT_MS) == 128 + SIGKILL);
+    rushd_spawn();
 }
 
 static inline void rushd_cleanup(void)

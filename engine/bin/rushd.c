@@ -2,10 +2,13 @@
  * rushd — the rush engine server.
  *
  *   rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL] [--admin URL]
- *         [--shards N] [--check-config FILE] [--log-level debug|info|warn|error]
+ *         [--publisher URL] [--replay URL] [--shards N] [--check-config FILE]
+ *         [--log-level debug|info|warn|error]
  *
  * Loads the campaign (FILE, or the built-in double11 sample), starts the engine with its SKUs,
- * binds the order, JSON and admin endpoints and serves until SIGTERM or SIGINT; then it stops
+ * binds the order, JSON and admin endpoints, starts the publisher (the confirmed-order stream
+ * and its replay endpoint; an empty URL turns it off) and serves until SIGTERM or SIGINT; then it
+ * stops
  * taking requests, answers what is in flight, stops the engine and exits 0. A bad campaign or an
  * endpoint that cannot be bound refuses the start with the reason on stderr and exit status 1.
  * --check-config only checks FILE: "FILE: ok (N SKUs)" and 0, or "FILE:LINE: reason" and 1.
@@ -40,8 +43,8 @@ static void on_stop_signal(int signal_number)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL]\n"
-                 "             [--admin URL] [--shards N] [--check-config FILE]\n"
-                 "             [--log-level debug|info|warn|error]\n");
+                 "             [--admin URL] [--publisher URL] [--replay URL] [--shards N]\n"
+                 "             [--check-config FILE] [--log-level debug|info|warn|error]\n");
 }
 
 struct rushd_args {
@@ -69,6 +72,8 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
                                                  {"orders", required_argument, NULL, 'o'},
                                                  {"json", required_argument, NULL, 'j'},
                                                  {"admin", required_argument, NULL, 'a'},
+                                                 {"publisher", required_argument, NULL, 'p'},
+                                                 {"replay", required_argument, NULL, 'r'},
                                                  {"shards", required_argument, NULL, 's'},
                                                  {"check-config", required_argument, NULL, 'k'},
                                                  {"log-level", required_argument, NULL, 'l'},
@@ -92,6 +97,12 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
             break;
         case 'a':
             args->options.admin_url = optarg;
+            break;
+        case 'p':
+            args->options.publisher_url = optarg;
+            break;
+        case 'r':
+            args->options.replay_url = optarg;
             break;
         case 's':
             if (parse_shards(optarg, &args->options.shards) != 0) {
