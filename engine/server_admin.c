@@ -151,6 +151,24 @@ static size_t put_outcomes(char *buf, size_t cap, const char *name, const uint64
     return used;
 }
 
+/* ,"publisher":{...} with its counters, or null when it is off. */
+static size_t put_publisher(struct rush_publisher *publisher, char *buf, size_t cap)
+{
+    if (publisher == NULL)
+        return (size_t)snprintf(buf, cap, ",\"publisher\":null");
+    struct rush_publisher_stats s;
+    rush_publisher_stats(publisher, &s);
+    return (size_t)snprintf(
+        buf, cap,
+        ",\"publisher\":{\"events_published\":%lu,\"messages_sent\":%lu,\"heartbeats_sent\":%lu,"
+        "\"sends_dropped\":%lu,\"replay_requests\":%lu,\"replay_events_from_memory\":%lu,"
+        "\"replay_events_from_log\":%lu,\"replay_too_old\":%lu,\"replay_bad_requests\":%lu,"
+        "\"read_errors\":%lu}",
+        s.events_published, s.messages_sent, s.heartbeats_sent, s.sends_dropped,
+        s.replay_requests, s.replay_events_from_memory, s.replay_events_from_log,
+        s.replay_too_old, s.replay_bad_requests, s.read_errors);
+}
+
 static void admin_stats(struct rush_server *server, struct rush_server_message *message)
 {
     struct rush_engine_stats stats;
@@ -176,7 +194,11 @@ static void admin_stats(struct rush_server *server, struct rush_server_message *
     if (used < cap)
         used += put_outcomes(text + used, cap - used, "outcomes", c->outcomes);
     if (used < cap)
-        used += (size_t)snprintf(text + used, cap - used, "}}");
+        used += (size_t)snprintf(text + used, cap - used, "}");
+    if (used < cap)
+        used += put_publisher(server->publisher, text + used, cap - used);
+    if (used < cap)
+        used += (size_t)snprintf(text + used, cap - used, "}");
     RUSH_ASSERT(used < cap); /* the text buffer is sized for this with room to spare */
     rush_server_send(server, message->endpoint, &message->control, text, used);
 }
