@@ -526,6 +526,7 @@ static int replies_receive(struct rush_subscriber *sub, int64_t now)
         return 0;
     }
     sub->request.in_flight = false;
+    sub->stats.replies++;
     int rc = reply_handle(sub, message, (size_t)len, now);
     if (sub->held.message != message)
         nn_freemsg(message);

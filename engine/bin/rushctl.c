@@ -734,7 +734,9 @@ static int tail_follow(struct tail *tail)
             monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
             break;
     }
-    if (tail->unanswered) {
+    struct rush_subscriber_stats stats;
+    rush_subscriber_stats(tail->sub, &stats);
+    if (tail->unanswered || stats.replies == 0) {
         fprintf(stderr, "rushctl: tail: the replay endpoint %s never answered\n",
                 tail->config.replay_url);
         return EXIT_USAGE;

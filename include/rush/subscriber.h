@@ -233,6 +233,7 @@ struct rush_subscriber_stats {
     uint64_t malformed;          /* messages dropped by the checks (PUB and replay) */
     uint64_t replay_requests;    /* REPLAY requests (first sends) */
     uint64_t info_requests;      /* INFO requests (first sends) */
+    uint64_t replies;            /* replay replies received, valid or not */
     uint64_t request_retries;    /* resends after replay_timeout_ms */
     uint64_t request_timeouts;   /* requests given up (RUSH_ETIMEDOUT) */
     uint64_t events_skipped;     /* lost ranges skipped with skip_lost */
