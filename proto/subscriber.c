@@ -169,8 +169,7 @@ int rush_subscriber_config_check(const struct rush_subscriber_config *config, ch
     if (!url_fits(config->pub_url) || !url_fits(config->replay_url))
         return refuse(why, why_size, "pub_url and replay_url must be 1..%d bytes",
                       RUSH_SUBSCRIBER_URL_BYTES_MAX - 1);
-    if (config->replay_timeout_ms < 1 ||
-        config->replay_timeout_ms > RUSH_SUBSCRIBER_TIMEOUT_MS_MAX)
+    if (config->replay_timeout_ms < 1 || config->replay_timeout_ms > RUSH_SUBSCRIBER_TIMEOUT_MS_MAX)
         return refuse(why, why_size, "replay_timeout_ms %u is out of range 1..%u",
                       config->replay_timeout_ms, RUSH_SUBSCRIBER_TIMEOUT_MS_MAX);
     if (config->replay_retries_max > RUSH_SUBSCRIBER_RETRIES_MAX)
@@ -326,8 +325,7 @@ static void request_send(struct rush_subscriber *sub, int64_t now)
     /* a cooked REQ socket queues the request until it has a peer, and a new send cancels the
      * previous attempt, whose late reply nanomsg then drops (invariant 3) */
     int rc = nn_send(sub->replay_socket, &request->message, sizeof request->message, NN_DONTWAIT);
-    RUSH_ASSERT(rc == (int)sizeof request->message || nn_errno() == EAGAIN ||
-                nn_errno() == EINTR);
+    RUSH_ASSERT(rc == (int)sizeof request->message || nn_errno() == EAGAIN || nn_errno() == EINTR);
     request->in_flight = true;
 }
 
@@ -388,8 +386,7 @@ static int request_drive(struct rush_subscriber *sub, int64_t now)
 
 /* ---- replay replies ---- */
 
-static int info_apply(struct rush_subscriber *sub, const struct rush_stream_view *view,
-                      int64_t now)
+static int info_apply(struct rush_subscriber *sub, const struct rush_stream_view *view, int64_t now)
 {
     const struct rush_stream_header *header = &view->header;
     if (header->count != header->shard_count)
@@ -399,8 +396,9 @@ static int info_apply(struct rush_subscriber *sub, const struct rush_stream_view
     for (uint32_t s = 0; s < header->count; s++) {
         rush_stream_view_info(view, s, &info[s]);
         if (info[s].oldest_seq > info[s].head_seq + 1)
-            return fail(sub, RUSH_EPROTO, "INFO reply: shard %u oldest %" PRIu64
-                        " after head %" PRIu64, s, info[s].oldest_seq, info[s].head_seq);
+            return fail(sub, RUSH_EPROTO,
+                        "INFO reply: shard %u oldest %" PRIu64 " after head %" PRIu64, s,
+                        info[s].oldest_seq, info[s].head_seq);
     }
     if (sub->shard_count != 0 && sub->shard_count != header->shard_count) {
         sub->sticky = fail(sub, RUSH_ECONFIG, "the cursor has %u shards, the publisher %u",
@@ -458,7 +456,8 @@ static int replay_apply(struct rush_subscriber *sub, void *message,
         fits = fits && header->count == 0 && header->oldest_seq > asked->from_seq;
     if (!fits) {
         sub->stats.malformed++;
-        return fail(sub, RUSH_EPROTO, "replay of shard %u from %" PRIu64
+        return fail(sub, RUSH_EPROTO,
+                    "replay of shard %u from %" PRIu64
                     " answered with shard %u, %u events from %" PRIu64 ", head %" PRIu64,
                     asked->shard, asked->from_seq, header->shard, header->count, first.seq,
                     header->head_seq);
@@ -562,8 +561,8 @@ static int sticky_error(struct rush_subscriber *sub)
         return sub->sticky;
     for (uint32_t s = 0; s < sub->shard_count; s++)
         if (sub->shards[s].lost)
-            return fail(sub, -ENODATA, "shard %u: events from %" PRIu64
-                        " are gone; the oldest served is %" PRIu64,
+            return fail(sub, -ENODATA,
+                        "shard %u: events from %" PRIu64 " are gone; the oldest served is %" PRIu64,
                         s, sub->shards[s].delivered_seq + 1, sub->shards[s].oldest_seq);
     return 0;
 }
@@ -616,8 +615,8 @@ int rush_subscriber_seek_heads(struct rush_subscriber *sub, int timeout_ms)
         if (!sub->sync_pending)
             break;
         if (now >= deadline)
-            return fail(sub, RUSH_ETIMEDOUT, "no INFO answer from %s within %d ms",
-                        sub->replay_url, timeout_ms);
+            return fail(sub, RUSH_ETIMEDOUT, "no INFO answer from %s within %d ms", sub->replay_url,
+                        timeout_ms);
         io_wait(sub, now, timer_next(sub, deadline), false);
     }
     held_release(sub);
@@ -786,8 +785,7 @@ int rush_subscriber_open(const struct rush_subscriber_config *config, struct rus
     return 0;
 out_close_sockets:
     if (open_error[0] == '\0')
-        snprintf(open_error, sizeof open_error, "cannot open the sockets: %s",
-                 nn_strerror(-rc));
+        snprintf(open_error, sizeof open_error, "cannot open the sockets: %s", nn_strerror(-rc));
     if (sub->replay_socket >= 0)
         nn_close(sub->replay_socket);
     if (sub->pub_socket >= 0)

@@ -166,8 +166,8 @@ static int parse_word(const char **at, const char *end, const char *word)
 }
 
 /* Everything after the magic line and before the checksum line. */
-static int cursor_parse(const char *at, const char *end, struct rush_stream_cursor *out,
-                        char *why, size_t why_size)
+static int cursor_parse(const char *at, const char *end, struct rush_stream_cursor *out, char *why,
+                        size_t why_size)
 {
     uint64_t shard_count = 0;
     if (parse_word(&at, end, "shards ") != 0 || parse_u64(&at, end, '\n', &shard_count) != 0 ||

@@ -496,8 +496,7 @@ Test(subscriber, cursor_files_round_trip_and_refuse_damage)
     fake_start(2);
     char path[PATH_BYTES];
     snprintf(path, sizeof path, "%s/cursor", fake->dir);
-    struct rush_stream_cursor cursor = {.shard_count = 3, .output_bytes = UINT64_MAX},
-                              loaded;
+    struct rush_stream_cursor cursor = {.shard_count = 3, .output_bytes = UINT64_MAX}, loaded;
     cursor.delivered_seq[0] = 15;
     cursor.delivered_seq[2] = UINT64_C(18446744073709551614);
     char why[128];
@@ -568,7 +567,8 @@ Test(subscriber, resume_from_a_saved_cursor_neither_loses_nor_repeats)
         int64_t deadline = now_ms() + COLLECT_MS;
         while (taken < 12) {
             cr_assert_lt(now_ms(), deadline);
-            int n = rush_subscriber_poll(sub, events, 12 - (uint32_t)taken < 8 ? 12 - (uint32_t)taken : 8, 50);
+            int n = rush_subscriber_poll(sub, events,
+                                         12 - (uint32_t)taken < 8 ? 12 - (uint32_t)taken : 8, 50);
             cr_assert_geq(n, 0, "%s", rush_subscriber_last_error(sub));
             seen_take(&seen, events, n);
             taken += (uint64_t)n;
@@ -691,7 +691,7 @@ Test(subscriber, a_silent_replay_endpoint_is_a_timeout_not_a_hang)
     /* a short poll returns on time with the request still in flight */
     start = now_ms();
     cr_assert_eq(rush_subscriber_poll(sub, events, 8, 20), 0);
-    cr_assert_lt(now_ms() - start, 45);
+    cr_assert_lt(now_ms() - start, 500, "returns near its timeout, not after the replay's");
     /* the endpoint comes back: the next polls deliver */
     atomic_store(&fake->mode, FAKE_SERVE);
     struct seen seen = {0};
@@ -784,8 +784,8 @@ static int tail(const char *args)
     *strrchr(self, '/') = '\0';
     char command[4 * PATH_BYTES];
     snprintf(command, sizeof command,
-             "'%s/../bin/rushctl' --timeout 500 tail --pub '%s' --replay '%s' %s 2>>'%s/err'",
-             self, fake->pub_url, fake->replay_url, args, fake->dir);
+             "'%s/../bin/rushctl' --timeout 500 tail --pub '%s' --replay '%s' %s 2>>'%s/err'", self,
+             fake->pub_url, fake->replay_url, args, fake->dir);
     return run(command);
 }
 

@@ -65,10 +65,10 @@
 #include <jansson.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -591,15 +591,18 @@ static int tail_open_out(struct tail *tail)
     /* a cursor saved while writing to stdout tracked no file: append */
     bool tracked = tail->cursor_found && tail->cursor.output_bytes != TAIL_OUTPUT_NONE;
     if (tracked && size < tail->cursor.output_bytes) {
-        fprintf(stderr, "rushctl: %s has %" PRIu64 " bytes, fewer than the %" PRIu64
+        fprintf(stderr,
+                "rushctl: %s has %" PRIu64 " bytes, fewer than the %" PRIu64
                 " the cursor recorded: replaced or cut? Refusing to guess.\n",
                 tail->out_path, size, tail->cursor.output_bytes);
         close(fd);
         return EXIT_LOST;
     }
     if (tracked && size > tail->cursor.output_bytes) {
-        fprintf(stderr, "rushctl: %s: dropping %" PRIu64 " bytes written after the last saved "
-                "cursor; they follow again\n", tail->out_path, size - tail->cursor.output_bytes);
+        fprintf(stderr,
+                "rushctl: %s: dropping %" PRIu64 " bytes written after the last saved "
+                "cursor; they follow again\n",
+                tail->out_path, size - tail->cursor.output_bytes);
         if (ftruncate(fd, (off_t)tail->cursor.output_bytes) != 0) {
             fprintf(stderr, "rushctl: cannot cut %s: %s\n", tail->out_path, strerror(errno));
             close(fd);

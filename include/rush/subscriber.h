@@ -62,13 +62,13 @@ extern "C" {
 #endif
 
 /* Limits on struct rush_subscriber_config. */
-#define RUSH_SUBSCRIBER_URL_BYTES_MAX 256              /* an url, NUL included */
-#define RUSH_SUBSCRIBER_TIMEOUT_MS_MAX 3600000u        /* one replay attempt: one hour */
-#define RUSH_SUBSCRIBER_RETRIES_MAX 100u               /* resends after the first send */
-#define RUSH_SUBSCRIBER_INFO_INTERVAL_MS_MIN 100u      /* one heartbeat interval or more */
+#define RUSH_SUBSCRIBER_URL_BYTES_MAX 256         /* an url, NUL included */
+#define RUSH_SUBSCRIBER_TIMEOUT_MS_MAX 3600000u   /* one replay attempt: one hour */
+#define RUSH_SUBSCRIBER_RETRIES_MAX 100u          /* resends after the first send */
+#define RUSH_SUBSCRIBER_INFO_INTERVAL_MS_MIN 100u /* one heartbeat interval or more */
 #define RUSH_SUBSCRIBER_INFO_INTERVAL_MS_MAX 3600000u
-#define RUSH_SUBSCRIBER_RECEIVE_BYTES_MIN 262144u      /* one full PUB message */
-#define RUSH_SUBSCRIBER_RECEIVE_BYTES_MAX 1073741824u  /* 1 GiB */
+#define RUSH_SUBSCRIBER_RECEIVE_BYTES_MIN 262144u     /* one full PUB message */
+#define RUSH_SUBSCRIBER_RECEIVE_BYTES_MAX 1073741824u /* 1 GiB */
 #define RUSH_SUBSCRIBER_ERROR_BYTES 200
 
 /*
@@ -127,7 +127,8 @@ struct rush_stream_cursor {
  * The file is text ("rush-stream-cursor 1", the shard count, output_bytes, one "shard seq" line
  * per shard) ending with an XXH3-64 checksum of the lines above it. 0 or -errno.
  */
-RUSH_MUST_USE int rush_stream_cursor_save(const char *path, const struct rush_stream_cursor *cursor);
+RUSH_MUST_USE int rush_stream_cursor_save(const char *path,
+                                          const struct rush_stream_cursor *cursor);
 
 /*
  * Loads a cursor saved by rush_stream_cursor_save(). Returns 1 when loaded; 0 when `path` does
