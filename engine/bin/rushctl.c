@@ -12,6 +12,9 @@
  *   adjust SKU DELTA               add (or with a negative DELTA remove) stock (admin)
  *   sku-put FILE.json              create or redefine a SKU (admin): FILE holds the SKU object
  *                                  {"id":5001,"name":...} or a whole {"op":"sku_put",...}
+ *   tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]
+ *        [--idle-exit MS] [--skip-lost]
+ *                                  follow the confirmed-order stream (see "tail" below)
  *
  * Why. An operator at midnight of Double-11 must pause a SKU or add stock with one command, see
  * at once whether it took effect, and script it: the answer is printed as "name: value" lines
@@ -26,22 +29,55 @@
  * send and receive timeouts; requests are encoded with proto/json.h, so the words are the
  * engine's own.
  *
- * Workload: one request per run. Threads: one.
+ * tail. Prints every stream event (rush/stream.h) once, in order per shard, as one JSON object
+ * per line: {"shard":0,"seq":1,"type":"order_confirmed","op":"confirm","order":"...",
+ * "group":"...","sku":1001,"user":42,"qty":1,"price_fen":100,"time_ns":...}; "op" (absent when a
+ * timer decided), "order", "group" and "user" appear when set; ids are decimal strings and other
+ * 64-bit figures are numbers up to 2^53 - 1, as in the JSON form (proto/json.h). It listens to
+ * rushd's PUB endpoint (--pub, default tcp://127.0.0.1:7103) and fills gaps through the replay
+ * endpoint (--replay, default tcp://127.0.0.1:7104; --timeout is the replay timeout) with
+ * rush/subscriber.h.
+ *   --cursor FILE   where it resumes: loaded at start (a missing file starts at seq 1 of every
+ *                   shard, or at the current heads with --from-now; a damaged file is refused),
+ *                   saved atomically after every batch once that batch is flushed (and fsynced
+ *                   with --out), so a kill loses nothing. Without it: from seq 1 (or the heads
+ *                   with --from-now), nothing saved.
+ *   --out FILE      append the lines to FILE instead of stdout. With --cursor, the cursor records
+ *                   FILE's size after each batch, and a restart first cuts FILE back to that size,
+ *                   so a batch written but not recorded before a kill is written again once,
+ *                   not twice. (On stdout a kill between the two may repeat one batch: dedup on
+ *                   shard and seq.)
+ *   --count N       stop after N events.     --idle-exit MS   stop after MS without an event.
+ *   --skip-lost     skip events the publisher no longer serves (counted on stderr) instead of
+ *                   stopping.
+ * SIGINT and SIGTERM stop it cleanly after the batch in hand. Exit status: 0 stopped as asked
+ * (count, idle, signal); 1 the stream cannot go on (events lost, a damaged cursor, a shard count
+ * that is not the cursor's); 2 usage, a file that cannot be written, or the replay endpoint never
+ * answered.
+ *
+ * Workload: one request per run; tail: one event stream, batches of up to TAIL_BATCH_MAX events.
+ * Threads: one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "rush/assert.h"
 #include "rush/client.h"
+#include "rush/subscriber.h"
 #include "rush/types.h"
 
 #define EXIT_DONE 0
@@ -455,6 +491,317 @@ static int run_stats(const struct options *options, int argc, char **argv)
     return EXIT_DONE;
 }
 
+/* ---- tail: the confirmed-order stream ---- */
+
+#define DEFAULT_PUB_URL "tcp://127.0.0.1:7103"
+#define DEFAULT_REPLAY_URL "tcp://127.0.0.1:7104"
+#define TAIL_BATCH_MAX 4096
+#define TAIL_SLICE_MS 100 /* poll slice: how soon a signal or the idle limit is seen */
+#define TAIL_LINE_BYTES_MAX 512
+#define EXIT_LOST 1
+#define TAIL_OUTPUT_NONE UINT64_MAX /* output_bytes of a cursor saved while writing to stdout */
+
+static volatile sig_atomic_t tail_stopping;
+
+static void tail_on_signal(int signal_number)
+{
+    (void)signal_number;
+    tail_stopping = 1;
+}
+
+struct tail {
+    struct rush_subscriber_config config;
+    const char *cursor_path;
+    const char *out_path;
+    bool from_now;
+    uint64_t count_max;    /* 0: no limit */
+    uint64_t idle_exit_ms; /* 0: never */
+    FILE *out;
+    struct rush_stream_cursor cursor;
+    bool cursor_found;
+    struct rush_subscriber *sub;
+    uint64_t written;
+    bool unanswered; /* the last poll timed out and no event came since */
+};
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int tail_parse(struct tail *tail, int argc, char **argv)
+{
+    static const struct option long_options[] = {{"pub", required_argument, NULL, 'p'},
+                                                 {"replay", required_argument, NULL, 'r'},
+                                                 {"cursor", required_argument, NULL, 'c'},
+                                                 {"out", required_argument, NULL, 'o'},
+                                                 {"count", required_argument, NULL, 'n'},
+                                                 {"idle-exit", required_argument, NULL, 'i'},
+                                                 {"from-now", no_argument, NULL, 'f'},
+                                                 {"skip-lost", no_argument, NULL, 's'},
+                                                 {NULL, 0, NULL, 0}};
+    int rc = 0, option;
+    optind = 1;
+    while (rc == 0 && (option = getopt_long(argc, argv, "+", long_options, NULL)) != -1) {
+        if (option == 'p')
+            tail->config.pub_url = optarg;
+        else if (option == 'r')
+            tail->config.replay_url = optarg;
+        else if (option == 'c')
+            tail->cursor_path = optarg;
+        else if (option == 'o')
+            tail->out_path = optarg;
+        else if (option == 'n')
+            rc = parse_u64("--count", optarg, &tail->count_max);
+        else if (option == 'i')
+            rc = parse_u64("--idle-exit", optarg, &tail->idle_exit_ms);
+        else if (option == 'f')
+            tail->from_now = true;
+        else if (option == 's')
+            tail->config.skip_lost = true;
+        else
+            rc = EXIT_USAGE;
+    }
+    if (rc == 0 && optind != argc)
+        rc = fail_usage("tail takes no operand ('%s')", argv[optind]);
+    char why[RUSH_SUBSCRIBER_ERROR_BYTES];
+    if (rc == 0 && rush_subscriber_config_check(&tail->config, why, sizeof why) != 0)
+        rc = fail_usage("tail: %s", why);
+    return rc;
+}
+
+/* Opens --out; with a saved cursor, cuts it back to the size that cursor recorded. */
+static int tail_open_out(struct tail *tail)
+{
+    if (tail->out_path == NULL) {
+        tail->out = stdout;
+        return 0;
+    }
+    int fd = open(tail->out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fprintf(stderr, "rushctl: cannot open %s: %s\n", tail->out_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return EXIT_USAGE;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    /* a cursor saved while writing to stdout tracked no file: append */
+    bool tracked = tail->cursor_found && tail->cursor.output_bytes != TAIL_OUTPUT_NONE;
+    if (tracked && size < tail->cursor.output_bytes) {
+        fprintf(stderr,
+                "rushctl: %s has %" PRIu64 " bytes, fewer than the %" PRIu64
+                " the cursor recorded: replaced or cut? Refusing to guess.\n",
+                tail->out_path, size, tail->cursor.output_bytes);
+        close(fd);
+        return EXIT_LOST;
+    }
+    if (tracked && size > tail->cursor.output_bytes) {
+        fprintf(stderr,
+                "rushctl: %s: dropping %" PRIu64 " bytes written after the last saved "
+                "cursor; they follow again\n",
+                tail->out_path, size - tail->cursor.output_bytes);
+        if (ftruncate(fd, (off_t)tail->cursor.output_bytes) != 0) {
+            fprintf(stderr, "rushctl: cannot cut %s: %s\n", tail->out_path, strerror(errno));
+            close(fd);
+            return EXIT_USAGE;
+        }
+    }
+    tail->out = fdopen(fd, "a");
+    RUSH_ASSERT(tail->out != NULL);
+    return 0;
+}
+
+static json_t *json_u64(uint64_t value)
+{
+    if (value <= (uint64_t)RUSH_JSON_EXACT_MAX)
+        return json_integer((json_int_t)value);
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, value);
+    return json_string(text);
+}
+
+static json_t *json_i64(int64_t value)
+{
+    if (value >= -RUSH_JSON_EXACT_MAX && value <= RUSH_JSON_EXACT_MAX)
+        return json_integer((json_int_t)value);
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, value);
+    return json_string(text);
+}
+
+static json_t *json_id(uint64_t value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, value);
+    return json_string(text);
+}
+
+/* One event as a JSON line (with its newline) into line[0 .. cap). Its length. */
+static size_t tail_line(const struct rush_stream_event *event, char *line, size_t cap)
+{
+    json_t *object = json_object();
+    json_object_set_new(object, "shard", json_integer(event->shard));
+    json_object_set_new(object, "seq", json_u64(event->seq));
+    json_object_set_new(object, "type", json_string(rush_event_type_name(event->type)));
+    if (event->op != RUSH_OP_NONE)
+        json_object_set_new(object, "op", json_string(rush_op_name(event->op)));
+    if (event->order_id != 0)
+        json_object_set_new(object, "order", json_id(event->order_id));
+    if (event->group_id != 0)
+        json_object_set_new(object, "group", json_id(event->group_id));
+    json_object_set_new(object, "sku", json_u64(event->sku_id));
+    if (event->user_id != 0)
+        json_object_set_new(object, "user", json_u64(event->user_id));
+    json_object_set_new(object, "qty", json_integer(event->qty));
+    json_object_set_new(object, "price_fen", json_i64(event->price_fen));
+    json_object_set_new(object, "time_ns", json_i64(event->time_ns));
+    size_t len = json_dumpb(object, line, cap - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(object);
+    RUSH_ASSERT(len > 0 && len < cap - 1); /* fixed fields: always well under the cap */
+    line[len++] = '\n';
+    return len;
+}
+
+/* Writes a batch, makes it durable, then records it in the cursor file. */
+static int tail_write(struct tail *tail, const struct rush_stream_event *events, uint32_t count)
+{
+    char line[TAIL_LINE_BYTES_MAX];
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = tail_line(&events[i], line, sizeof line);
+        if (fwrite(line, 1, len, tail->out) != len)
+            break;
+    }
+    if (fflush(tail->out) != 0 || ferror(tail->out) ||
+        (tail->out_path != NULL && fsync(fileno(tail->out)) != 0)) {
+        fprintf(stderr, "rushctl: cannot write %s: %s\n",
+                tail->out_path != NULL ? tail->out_path : "stdout", strerror(errno));
+        return EXIT_USAGE;
+    }
+    tail->written += count;
+    if (tail->cursor_path == NULL)
+        return 0;
+    struct stat st;
+    uint64_t output_bytes = TAIL_OUTPUT_NONE;
+    if (tail->out_path != NULL) {
+        if (fstat(fileno(tail->out), &st) != 0) {
+            fprintf(stderr, "rushctl: cannot stat %s: %s\n", tail->out_path, strerror(errno));
+            return EXIT_USAGE;
+        }
+        output_bytes = (uint64_t)st.st_size;
+    }
+    rush_subscriber_get_cursor(tail->sub, &tail->cursor);
+    tail->cursor.output_bytes = output_bytes;
+    int rc = rush_stream_cursor_save(tail->cursor_path, &tail->cursor);
+    if (rc != 0) {
+        fprintf(stderr, "rushctl: cannot save the cursor %s: %s\n", tail->cursor_path,
+                rush_strerror(rc));
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* What a failed poll means for tail: go on (0) or stop with an exit status. */
+static int tail_poll_failed(struct tail *tail, int rc)
+{
+    fprintf(stderr, "rushctl: tail: %s: %s\n", rush_strerror(rc),
+            rush_subscriber_last_error(tail->sub));
+    if (rc == -ENODATA || rc == RUSH_ECONFIG)
+        return EXIT_LOST;
+    tail->unanswered = rc == RUSH_ETIMEDOUT;
+    return 0;
+}
+
+/* Polls and writes until --count, --idle-exit, a signal, or an error that ends the stream. */
+static int tail_follow(struct tail *tail)
+{
+    static struct rush_stream_event events[TAIL_BATCH_MAX];
+    int64_t last_event_ms = monotonic_ms();
+    while (!tail_stopping) { /* ends by count, idle time, signal or error */
+        uint64_t left = tail->count_max == 0 ? TAIL_BATCH_MAX : tail->count_max - tail->written;
+        if (left == 0)
+            return EXIT_DONE;
+        uint32_t max = left < TAIL_BATCH_MAX ? (uint32_t)left : TAIL_BATCH_MAX;
+        int n = rush_subscriber_poll(tail->sub, events, max, TAIL_SLICE_MS);
+        int rc = n < 0 ? tail_poll_failed(tail, n) : 0;
+        if (rc == 0 && n > 0) {
+            tail->unanswered = false;
+            last_event_ms = monotonic_ms();
+            rc = tail_write(tail, events, (uint32_t)n);
+        }
+        if (rc != 0)
+            return rc;
+        if (n <= 0 && tail->idle_exit_ms != 0 &&
+            monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
+            break;
+    }
+    struct rush_subscriber_stats stats;
+    rush_subscriber_stats(tail->sub, &stats);
+    if (tail->unanswered || stats.replies == 0) {
+        fprintf(stderr, "rushctl: tail: the replay endpoint %s never answered\n",
+                tail->config.replay_url);
+        return EXIT_USAGE;
+    }
+    return EXIT_DONE;
+}
+
+/* Loads --cursor (missing: fresh), opens --out and the subscriber, and follows the stream. */
+static int tail_start(struct tail *tail, const struct options *options)
+{
+    char why[RUSH_SUBSCRIBER_ERROR_BYTES] = "";
+    if (tail->cursor_path != NULL) {
+        int rc = rush_stream_cursor_load(tail->cursor_path, &tail->cursor, why, sizeof why);
+        if (rc < 0) {
+            fprintf(stderr, "rushctl: cursor %s: %s\n", tail->cursor_path, why);
+            return rc == RUSH_ECORRUPT ? EXIT_LOST : EXIT_USAGE;
+        }
+        tail->cursor_found = rc == 1;
+    }
+    int rc = tail_open_out(tail);
+    if (rc != 0)
+        return rc;
+    tail->config.replay_timeout_ms = (uint32_t)options->timeout_ms;
+    if (rush_subscriber_open(&tail->config, &tail->sub) != 0) {
+        fprintf(stderr, "rushctl: tail: %s\n", rush_subscriber_last_error(NULL));
+        return EXIT_USAGE;
+    }
+    if (tail->cursor_found && rush_subscriber_set_cursor(tail->sub, &tail->cursor) != 0) {
+        fprintf(stderr, "rushctl: cursor %s: %s\n", tail->cursor_path,
+                rush_subscriber_last_error(tail->sub));
+        return EXIT_LOST;
+    }
+    if (!tail->cursor_found && tail->from_now &&
+        rush_subscriber_seek_heads(tail->sub, options->timeout_ms) != 0) {
+        fprintf(stderr, "rushctl: tail --from-now: %s\n", rush_subscriber_last_error(tail->sub));
+        return EXIT_USAGE;
+    }
+    return tail_follow(tail);
+}
+
+static int run_tail(const struct options *options, int argc, char **argv)
+{
+    struct tail tail = {.out = NULL};
+    rush_subscriber_config_default(&tail.config);
+    tail.config.pub_url = DEFAULT_PUB_URL;
+    tail.config.replay_url = DEFAULT_REPLAY_URL;
+    int rc = tail_parse(&tail, argc, argv);
+    if (rc != 0)
+        return rc;
+    struct sigaction action = {.sa_handler = tail_on_signal}; /* no SA_RESTART: wake the poll */
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    rc = tail_start(&tail, options);
+    rush_subscriber_close(tail.sub);
+    if (tail.out != NULL && tail.out != stdout)
+        fclose(tail.out);
+    else if (tail.out == stdout)
+        fflush(stdout);
+    return rc;
+}
+
 static const struct command commands[] = {
     {"stats", "stats [--json]", run_stats},
     {"sku", "sku ID", run_query},
@@ -467,6 +814,11 @@ static const struct command commands[] = {
     {"resume", "resume SKU", run_sku_op},
     {"adjust", "adjust SKU DELTA", run_sku_op},
     {"sku-put", "sku-put FILE.json", run_sku_put},
+    {"tail",
+     "tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]\n"
+     "       [--idle-exit MS] [--skip-lost]\n"
+     "                 print the confirmed-order stream as JSON lines, resuming from FILE",
+     run_tail},
     {NULL, NULL, NULL},
 };
 
