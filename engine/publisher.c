@@ -26,7 +26,7 @@
 #include "stream_reader.h"
 
 #define LIVE_BATCHES_PER_PASS_MAX 256 /* per shard, so that one busy shard cannot starve others */
-#define PUB_SNDBUF_BYTES (8 << 20)
+#define PUB_SNDBUF_BYTES (1 << 20) /* per subscriber; one further behind catches up by replay */
 #define REPLAY_RCVTIMEO_MS 100 /* how soon the replay thread notices a stop */
 #define HEARTBEAT_NS ((int64_t)RUSH_STREAM_HEARTBEAT_MS * 1000000)
 
