@@ -312,6 +312,7 @@ static void fill_open(struct driver *d, int64_t now)
                 d->tally->arrivals_idle++; /* waiting for answers that make follow-ups */
         }
         rush_arrivals_take(&d->arrivals);
+        d->tally->schedule_end_ns = rush_arrivals_peek(&d->arrivals);
         try_send(d, c, now);
     }
 }
@@ -326,6 +327,7 @@ static void stop_sending(struct driver *d, int64_t now)
     while (rush_arrivals_peek(&d->arrivals) <= until) { /* bounded by the time since the stall */
         rush_arrivals_take(&d->arrivals);
         d->tally->requests_offered += d->o->batch;
+        d->tally->schedule_end_ns = rush_arrivals_peek(&d->arrivals);
     }
 }
 
@@ -378,6 +380,16 @@ static void poll_once(struct driver *d, int64_t now)
     }
 }
 
+/* Open mode: messages whose intended time has passed but which are not sent yet (estimated
+ * from the mean gap, so exact for fixed arrivals). */
+static uint64_t backlog(const struct driver *d, int64_t now)
+{
+    if (d->o->mode != RUSH_MODE_OPEN || !d->sending || rush_scenario_exhausted(d->in->scenario))
+        return 0;
+    double late_ns = (double)(now - rush_arrivals_peek(&d->arrivals));
+    return late_ns < 0 ? 0 : (uint64_t)(late_ns / d->arrivals.gap_ns) + 1;
+}
+
 static void tick(struct driver *d, int64_t now)
 {
     if (now >= d->next_scan_ns) {
@@ -385,6 +397,7 @@ static void tick(struct driver *d, int64_t now)
         d->next_scan_ns = now + RUSH_DRIVER_TIMEOUT_SCAN_NS;
     }
     if (now >= d->next_progress_ns) {
+        d->tally->backlog_messages = backlog(d, now);
         if (!d->o->quiet)
             rush_progress_print(&d->progress, d->tally, now, stderr);
         d->next_progress_ns += NS_PER_S;

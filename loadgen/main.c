@@ -137,10 +137,12 @@ static int finish(const struct rush_report_input *report, struct rush_catalog *c
         fprintf(stderr, "rush-loadgen: after the run: %s\n", why);
     rush_report_print(report, stdout);
     int status = report->tally->requests_answered > 0 ? EXIT_RAN : EXIT_NOTHING_ANSWERED;
-    if (report->options->report_path != NULL &&
-        rush_report_write_json(report, report->options->report_path) != 0) {
+    int rc = report->options->report_path != NULL
+                 ? rush_report_write_json(report, report->options->report_path)
+                 : 0;
+    if (rc != 0) {
         fprintf(stderr, "rush-loadgen: cannot write %s: %s\n", report->options->report_path,
-                strerror(errno));
+                strerror(-rc));
         status = EXIT_NOTHING_ANSWERED;
     }
     if (verify_run(report->options, catalog, report->ledger) != 0) {

@@ -64,9 +64,12 @@ void rush_progress_print(struct rush_progress *progress, const struct rush_tally
     }
     uint64_t errors =
         (tally->timeouts - p->timeouts) + (tally->protocol_errors - p->protocol_errors);
-    fprintf(out, " | p99 %.0f us | in flight %llu%s\n",
+    fprintf(out, " | p99 %.0f us | in flight %llu",
             (double)rush_histogram_percentile(&progress->second_ns, 99.0) / NS_PER_US,
-            (unsigned long long)tally->in_flight, errors ? " | ERRORS" : "");
+            (unsigned long long)tally->in_flight);
+    if (tally->backlog_messages > 0)
+        fprintf(out, " | %llu messages late", (unsigned long long)tally->backlog_messages);
+    fprintf(out, "%s\n", errors ? " | ERRORS" : "");
     fflush(out);
     memcpy(&progress->previous, tally, offsetof(struct rush_tally, latency_ns));
     rush_histogram_reset(&progress->second_ns);
@@ -78,6 +81,7 @@ void rush_progress_print(struct rush_progress *progress, const struct rush_tally
 struct figures {
     double elapsed_s;
     double send_s;
+    double offered_s;
     uint64_t accepted;
     uint64_t errors_total;
     double p50_us, p90_us, p99_us, p999_us, max_us, mean_us;
@@ -88,6 +92,9 @@ static void derive(const struct rush_tally *tally, struct figures *f)
     const struct rush_histogram *h = &tally->latency_ns;
     f->elapsed_s = (double)(tally->end_ns - tally->start_ns) / NS_PER_S;
     f->send_s = (double)(tally->last_send_ns - tally->start_ns) / NS_PER_S;
+    f->offered_s = tally->schedule_end_ns > tally->start_ns
+                       ? (double)(tally->schedule_end_ns - tally->start_ns) / NS_PER_S
+                       : f->send_s;
     f->accepted = tally->requests_answered - tally->outcomes[RUSH_BUSY];
     f->errors_total = tally->timeouts + tally->protocol_errors + tally->send_errors;
     f->p50_us = (double)rush_histogram_percentile(h, 50.0) / NS_PER_US;
@@ -156,7 +163,7 @@ void rush_report_print(const struct rush_report_input *in, FILE *out)
     fprintf(out, ", %u connections, batch %u, inflight %u, %llu buyers\n", o->connections, o->batch,
             o->inflight, (unsigned long long)o->buyers);
     fprintf(out, "  offered      %llu requests (%.0f/s)\n", (unsigned long long)t->requests_offered,
-            rate(t->requests_offered, f.send_s));
+            rate(t->requests_offered, f.offered_s));
     fprintf(out, "  sent         %llu requests in %llu messages (%.0f/s over %.3f s)\n",
             (unsigned long long)t->requests_sent, (unsigned long long)t->messages_sent,
             rate(t->requests_sent, f.send_s), f.send_s);
@@ -246,24 +253,61 @@ static json_t *scenario_json(const struct rush_scenario_stats *s, json_t *root)
     return root;
 }
 
+static void set_count(json_t *object, const char *name, uint64_t value)
+{
+    json_object_set_new(object, name, json_integer((json_int_t)value));
+}
+
+static void set_real(json_t *object, const char *name, double value)
+{
+    json_object_set_new(object, name, json_real(value));
+}
+
+static json_t *latency_json(const struct figures *f)
+{
+    json_t *latency = json_object();
+    set_real(latency, "p50", f->p50_us);
+    set_real(latency, "p90", f->p90_us);
+    set_real(latency, "p99", f->p99_us);
+    set_real(latency, "p999", f->p999_us);
+    set_real(latency, "max", f->max_us);
+    set_real(latency, "mean", f->mean_us);
+    return latency;
+}
+
+static json_t *errors_json(const struct rush_tally *t, const struct figures *f)
+{
+    json_t *errors = json_object();
+    set_count(errors, "timeouts", t->timeouts);
+    set_count(errors, "protocol", t->protocol_errors);
+    set_count(errors, "send", t->send_errors);
+    set_count(errors, "stale_replies", t->stale_replies);
+    set_count(errors, "total", f->errors_total);
+    return errors;
+}
+
 static json_t *figures_json(const struct rush_report_input *in, const struct figures *f)
 {
     const struct rush_tally *t = in->tally;
-    return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
-        " s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I}",
-        "requests_offered", (json_int_t)t->requests_offered, "requests_sent",
-        (json_int_t)t->requests_sent, "requests_answered", (json_int_t)t->requests_answered,
-        "requests_accepted", (json_int_t)f->accepted, "messages_sent", (json_int_t)t->messages_sent,
-        "messages_answered", (json_int_t)t->messages_answered, "elapsed_s", f->elapsed_s, "send_s",
-        f->send_s, "sent_rate_per_s", rate(t->requests_sent, f->send_s), "throughput_per_s",
-        rate(t->requests_answered, f->elapsed_s), "accepted_per_s", rate(f->accepted, f->elapsed_s),
-        "latency_us", "p50", f->p50_us, "p90", f->p90_us, "p99", f->p99_us, "p999", f->p999_us,
-        "max", f->max_us, "mean", f->mean_us, "duplicates_flagged",
-        (json_int_t)t->duplicates_flagged, "errors", "timeouts", (json_int_t)t->timeouts,
-        "protocol", (json_int_t)t->protocol_errors, "send", (json_int_t)t->send_errors,
-        "stale_replies", (json_int_t)t->stale_replies, "total", (json_int_t)f->errors_total,
-        "arrivals_idle", (json_int_t)t->arrivals_idle, "ledger_full", (json_int_t)t->ledger_full);
+    json_t *root = json_object();
+    set_count(root, "requests_offered", t->requests_offered);
+    set_count(root, "requests_sent", t->requests_sent);
+    set_count(root, "requests_answered", t->requests_answered);
+    set_count(root, "requests_accepted", f->accepted);
+    set_count(root, "messages_sent", t->messages_sent);
+    set_count(root, "messages_answered", t->messages_answered);
+    set_real(root, "elapsed_s", f->elapsed_s);
+    set_real(root, "send_s", f->send_s);
+    set_real(root, "offered_per_s", rate(t->requests_offered, f->offered_s));
+    set_real(root, "sent_rate_per_s", rate(t->requests_sent, f->send_s));
+    set_real(root, "throughput_per_s", rate(t->requests_answered, f->elapsed_s));
+    set_real(root, "accepted_per_s", rate(f->accepted, f->elapsed_s));
+    json_object_set_new(root, "latency_us", latency_json(f));
+    set_count(root, "duplicates_flagged", t->duplicates_flagged);
+    json_object_set_new(root, "errors", errors_json(t, f));
+    set_count(root, "arrivals_idle", t->arrivals_idle);
+    set_count(root, "ledger_full", t->ledger_full);
+    return root;
 }
 
 int rush_report_write_json(const struct rush_report_input *in, const char *path)
@@ -297,7 +341,10 @@ int rush_report_write_json(const struct rush_report_input *in, const char *path)
                                   "capacity", (json_int_t)in->ledger->capacity));
     json_object_set_new(root, "first_error", json_string(in->tally->first_error));
     scenario_json(in->scenario, root);
-    int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 ? 0 : -EIO;
+    errno = 0;
+    int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 ? 0
+             : errno != 0                                                     ? -errno
+                                                                              : -EIO;
     json_decref(root);
     return rc;
 }

@@ -4,7 +4,9 @@
  *
  * Words used in the figures:
  *   offered    requests the run meant to send: in open mode every request of every message
- *              whose intended time fell within the run (sent or not); in closed mode = sent.
+ *              whose intended time fell within the run (sent or not), and the offered rate is
+ *              over the schedule's span (first intended time to the last one plus one gap); in
+ *              closed mode offered = sent.
  *   sent       requests handed to nanomsg.
  *   answered   requests whose result came back (any outcome, busy included).
  *   accepted   answered with an outcome other than busy: the engine decided them.
@@ -18,8 +20,8 @@
  * JSON keys (a contract for benchmark scripts): scenario, mode, arrivals, connections, batch,
  * inflight, offered_rate (open mode; null in closed mode), buyers, skus, seed,
  * requests_offered, requests_sent, requests_answered, requests_accepted, messages_sent,
- * messages_answered, elapsed_s, send_s, sent_rate_per_s, throughput_per_s, accepted_per_s,
- * latency_us {p50, p90, p99, p999, max, mean}, outcomes {name: count, all 15},
+ * messages_answered, elapsed_s, send_s, offered_per_s, sent_rate_per_s, throughput_per_s,
+ * accepted_per_s, latency_us {p50, p90, p99, p999, max, mean}, outcomes {name: count, all 15},
  * invalid_reasons {name: count, nonzero only}, ops_sent {name: count}, duplicates_flagged,
  * duplicates {resent, matching, mismatched}, payments {confirms, abandoned},
  * groups {opens, joins, joins_any}, errors {timeouts, protocol, send, stale_replies, total},
@@ -62,7 +64,9 @@ struct rush_tally {
     uint64_t in_flight;          /* messages outstanding now */
     int64_t start_ns;
     int64_t last_send_ns;
+    int64_t schedule_end_ns; /* open mode: intended time of the last message due + one gap */
     int64_t end_ns;
+    uint64_t backlog_messages; /* open mode: messages due but not yet sent (at the last tick) */
     struct rush_histogram latency_ns;
     char first_error[RUSH_REPORT_ERROR_BYTES];
 };
