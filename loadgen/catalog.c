@@ -116,6 +116,9 @@ int rush_catalog_plan(struct rush_catalog *catalog, const struct rush_loadgen_op
         return -ENOMEM;
     catalog->count = count;
     catalog->fresh = !options->campaign_skus;
+    catalog->timeout_ms = options->timeout_ms < RUSH_CATALOG_SETUP_TIMEOUT_MS
+                              ? (int)options->timeout_ms
+                              : RUSH_CATALOG_SETUP_TIMEOUT_MS;
     int64_t now_ns = realtime_ns();
     uint64_t clock_base = ((uint64_t)(now_ns / NS_PER_MS) % (UINT64_C(1) << 30))
                           << RUSH_CATALOG_ID_SHIFT;
@@ -138,14 +141,13 @@ void rush_catalog_free(struct rush_catalog *catalog)
 }
 
 /* A plain REQ socket to url with send and receive timeouts; < 0 and why on failure. */
-static int open_req(const char *url, char *why, size_t why_size)
+static int open_req(const char *url, int timeout_ms, char *why, size_t why_size)
 {
     int sock = nn_socket(AF_SP, NN_REQ);
     if (sock < 0) {
         snprintf(why, why_size, "cannot make a socket: %s", nn_strerror(nn_errno()));
         return -1;
     }
-    int timeout_ms = RUSH_CATALOG_SETUP_TIMEOUT_MS;
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(timeout_ms));
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
     if (nn_connect(sock, url) < 0) {
@@ -157,12 +159,12 @@ static int open_req(const char *url, char *why, size_t why_size)
 }
 
 /* One exchange: 0 and *reply (nn_freemsg it) of *len bytes, or RUSH_ETIMEDOUT with why. */
-static int exchange(int sock, const char *url, const void *message, size_t len, void **reply,
-                    int *reply_len, char *why, size_t why_size)
+static int exchange(int sock, const char *url, int timeout_ms, const void *message, size_t len,
+                    void **reply, int *reply_len, char *why, size_t why_size)
 {
     if (nn_send(sock, message, len, 0) < 0 || (*reply_len = nn_recv(sock, reply, NN_MSG, 0)) < 0) {
         snprintf(why, why_size, "no answer from %s within %d ms (is rushd running there?): %s", url,
-                 RUSH_CATALOG_SETUP_TIMEOUT_MS, nn_strerror(nn_errno()));
+                 timeout_ms, nn_strerror(nn_errno()));
         return RUSH_ETIMEDOUT;
     }
     return 0;
@@ -208,7 +210,7 @@ int rush_catalog_put(const struct rush_catalog *catalog, const struct rush_loadg
                  "(or --admin-token, or $RUSH_ADMIN_TOKEN), or use --campaign-skus");
         return -EINVAL;
     }
-    int sock = open_req(options->admin_url, why, why_size);
+    int sock = open_req(options->admin_url, catalog->timeout_ms, why, why_size);
     if (sock < 0)
         return RUSH_EPROTO;
     int rc = 0;
@@ -217,7 +219,8 @@ int rush_catalog_put(const struct rush_catalog *catalog, const struct rush_loadg
         RUSH_ASSERT(text != NULL);
         void *reply = NULL;
         int len = 0;
-        rc = exchange(sock, options->admin_url, text, strlen(text), &reply, &len, why, why_size);
+        rc = exchange(sock, options->admin_url, catalog->timeout_ms, text, strlen(text), &reply,
+                      &len, why, why_size);
         free(text);
         if (rc == 0) {
             rc = expect_ok(catalog->skus[i].def.id, reply, len, why, why_size);
@@ -253,7 +256,8 @@ static int query_some(struct rush_catalog *catalog, int sock, const char *url, u
     RUSH_ASSERT(len > 0);
     void *reply = NULL;
     int reply_len = 0;
-    int rc = exchange(sock, url, message, (size_t)len, &reply, &reply_len, why, why_size);
+    int rc = exchange(sock, url, catalog->timeout_ms, message, (size_t)len, &reply, &reply_len, why,
+                      why_size);
     if (rc != 0)
         return rc;
     struct rush_wire_view view;
@@ -281,7 +285,7 @@ int rush_catalog_query(struct rush_catalog *catalog, const char *url, bool after
                        size_t why_size)
 {
     RUSH_ASSERT(catalog != NULL && url != NULL);
-    int sock = open_req(url, why, why_size);
+    int sock = open_req(url, catalog->timeout_ms, why, why_size);
     if (sock < 0)
         return RUSH_EPROTO;
     int rc = 0;

@@ -54,6 +54,7 @@ struct rush_catalog {
     uint32_t count;
     bool fresh; /* put by this run (else the campaign's) */
     uint64_t base_id;
+    int timeout_ms; /* per set-up exchange: --timeout-ms, at most RUSH_CATALOG_SETUP_TIMEOUT_MS */
 };
 
 /*
