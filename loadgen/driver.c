@@ -399,6 +399,8 @@ static void tick(struct driver *d, int64_t now)
     }
     if (now >= d->next_progress_ns) {
         d->tally->backlog_messages = backlog(d, now);
+        d->tally->requests_due =
+            d->tally->requests_offered + d->tally->backlog_messages * d->o->batch;
         if (!d->o->quiet)
             rush_progress_print(&d->progress, d->tally, now, stderr);
         d->next_progress_ns += NS_PER_S;

@@ -51,7 +51,7 @@ void rush_progress_print(struct rush_progress *progress, const struct rush_tally
     double seconds = (double)(now_ns - progress->second_start_ns) / NS_PER_S;
     progress->seconds++;
     fprintf(out, "[%5us] offered %.0f/s sent %.0f/s answered %.0f/s |", progress->seconds,
-            rate(tally->requests_offered - p->requests_offered, seconds),
+            rate(tally->requests_due - p->requests_due, seconds),
             rate(tally->requests_sent - p->requests_sent, seconds),
             rate(tally->requests_answered - p->requests_answered, seconds));
     int named = 0;

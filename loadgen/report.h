@@ -67,6 +67,7 @@ struct rush_tally {
     int64_t schedule_end_ns; /* open mode: intended time of the last message due + one gap */
     int64_t end_ns;
     uint64_t backlog_messages; /* open mode: messages due but not yet sent (at the last tick) */
+    uint64_t requests_due;     /* requests_offered + backlog_messages x batch (at the last tick) */
     struct rush_histogram latency_ns;
     char first_error[RUSH_REPORT_ERROR_BYTES];
 };
