@@ -175,11 +175,9 @@ static void try_send(struct driver *d, struct connection *c, int64_t now)
 /* ---- replies ------------------------------------------------------------------------------ */
 
 /* Checks a RESULT reply against its slot; NULL when it fits, else what is wrong. */
-static const char *reply_problem(const struct driver *d, const struct slot *slot, int rc,
-                                 const struct rush_wire_view *view,
+static const char *reply_problem(const struct slot *slot, int rc, const struct rush_wire_view *view,
                                  const struct rush_wire_error *error)
 {
-    (void)d;
     if (rc != 0)
         return error->text;
     if (view->kind == RUSH_WIRE_ERROR)
@@ -228,7 +226,7 @@ static void on_reply(struct driver *d, struct connection *c, const void *reply, 
         return;
     }
     const struct slot *slot = &c->slots[index];
-    const char *problem = reply_problem(d, slot, rc, &view, &error);
+    const char *problem = reply_problem(slot, rc, &view, &error);
     if (problem != NULL) {
         rush_tally_error(d->tally, problem);
         d->tally->protocol_errors += slot->count;
@@ -318,18 +316,23 @@ static void fill_open(struct driver *d, int64_t now)
     }
 }
 
-/* --duration or *stop: no more new messages. Open mode counts what was due but not sent. */
+/*
+ * --duration or *stop: no more new messages. Open mode counts the messages that were due but
+ * not sent as offered (from the mean gap: exact for fixed arrivals; no loop over them).
+ */
 static void stop_sending(struct driver *d, int64_t now)
 {
     d->sending = false;
     if (d->o->mode != RUSH_MODE_OPEN || rush_scenario_exhausted(d->in->scenario))
         return;
     int64_t until = now < d->stop_send_ns ? now : d->stop_send_ns;
-    while (rush_arrivals_peek(&d->arrivals) <= until) { /* bounded by the time since the stall */
-        rush_arrivals_take(&d->arrivals);
-        d->tally->requests_offered += d->o->batch;
-        d->tally->schedule_end_ns = rush_arrivals_peek(&d->arrivals);
-    }
+    double late_ns = (double)(until - rush_arrivals_peek(&d->arrivals));
+    if (late_ns < 0)
+        return;
+    uint64_t due = (uint64_t)(late_ns / d->arrivals.gap_ns) + 1;
+    d->tally->requests_offered += due * d->o->batch;
+    d->tally->schedule_end_ns =
+        rush_arrivals_peek(&d->arrivals) + (int64_t)((double)due * d->arrivals.gap_ns);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
