@@ -20,7 +20,6 @@
 #define NS_PER_S INT64_C(1000000000)
 #define NS_PER_MS INT64_C(1000000)
 #define WINDOW_OPENED_AGO_NS (60 * NS_PER_S) /* tolerate a server clock a minute behind */
-#define HOT_PAY_TTL_NS (15 * 60 * NS_PER_S)  /* like the campaign's hot items */
 #define GROUP_TTL_NS (10 * 60 * NS_PER_S)
 #define GROUPS_OPEN_MAX 65536u
 #define PRICE_FEN 100
@@ -49,7 +48,7 @@ static void fresh_def(struct rush_sku *def, uint64_t id, uint32_t index,
         .price_fen = PRICE_FEN,
         .start_ns = now_ns - WINDOW_OPENED_AGO_NS,
         .end_ns = INT64_MAX,
-        .pay_ttl_ns = HOT_PAY_TTL_NS,
+        .pay_ttl_ns = 0, /* a won reservation is the order, confirmed and published at once */
         .order_qty_max = 1,
         .user_qty_max = 1,
     };
@@ -64,7 +63,6 @@ static void fresh_def(struct rush_sku *def, uint64_t id, uint32_t index,
         def->pay_ttl_ns = (int64_t)options->pay_ttl_ms * NS_PER_MS;
         break;
     case RUSH_SCENARIO_GROUPS:
-        def->pay_ttl_ns = 0; /* a full group is the confirmed order */
         def->group_size = options->group_size;
         def->group_ttl_ns = GROUP_TTL_NS;
         def->groups_open_max = GROUPS_OPEN_MAX;

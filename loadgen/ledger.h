@@ -5,8 +5,8 @@
  * oversell, a duplicate answered with its original result, every confirmed order exactly once
  * downstream. Checking that needs, for each request, what was asked (key, op, SKU, user, qty,
  * target) and what came back (outcome, order id, group id, flags). The ledger keeps exactly
- * that, in send order, so that a verifier can run after the load (see RUSH_LEDGER_VERIFY_HOOK
- * in loadgen/main.c) without the load path doing anything but two stores per request.
+ * that, in send order, so that a verifier (loadgen/verify.h) can run after the load without the
+ * load path doing anything but two stores per request.
  *
  * Workload. One entry per request: up to 2 x RUSH_LOADGEN_BUYERS_MAX entries of 80 bytes. The
  * table is reserved once at start-up (an anonymous mapping: pages are touched as entries are

@@ -13,10 +13,11 @@
  *   3. run the scenario (loadgen/scenario.h) through the driver (loadgen/driver.h), logging
  *      every request and its answer in the ledger (loadgen/ledger.h), a progress line a second;
  *   4. query the SKUs again, print the report, write --report FILE.json (loadgen/report.h);
- *   5. RUSH_LEDGER_VERIFY_HOOK: where a verifier will check the ledger against rushd.
+ *   5. check the ledger's invariants; with --verify, the run against the stream (verify.h),
+ *      which was followed from before the first request.
  *
  * Exit status: 0 the run finished and was reported; 1 nothing was answered, or the report file
- * could not be written; 2 usage error; 3 rushd unreachable or the set-up refused.
+ * could not be written; 2 usage error; 3 rushd unreachable or the set-up refused; 4 a violation.
  *
  * Signals: the first SIGINT or SIGTERM stops sending; what is in flight is awaited (at most
  * --timeout-ms) and reported. A second one kills the process.
@@ -37,11 +38,13 @@
 #include "options.h"
 #include "report.h"
 #include "scenario.h"
+#include "verify.h"
 
 #define EXIT_RAN 0
 #define EXIT_NOTHING_ANSWERED 1
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
+#define EXIT_VIOLATION 4
 
 static volatile sig_atomic_t stop_requested;
 
@@ -116,21 +119,22 @@ static int set_up(int argc, char **argv, struct rush_loadgen_options *options,
 }
 
 /*
- * RUSH_LEDGER_VERIFY_HOOK. A verify mode goes here: it gets every request of the run with its
- * answer (ledger), the SKUs with their figures before and after (catalog), and the options (the
- * endpoints, for querying orders and subscribing to the publisher). It returns 0 when every
- * check holds. Not implemented yet: the hook accepts every run.
+ * Step 5: the ledger's own invariants, then, with --verify, the run checked end to end against
+ * the stream (loadgen/verify.h). 0 when everything holds.
  */
-static int verify_run(const struct rush_loadgen_options *options,
-                      const struct rush_catalog *catalog, const struct rush_ledger *ledger)
+static int verify_run(struct rush_verify *verify, const struct rush_catalog *catalog,
+                      const struct rush_ledger *ledger)
 {
-    (void)options;
-    (void)catalog;
-    return rush_ledger_check(ledger);
+    if (rush_ledger_check(ledger) != 0) {
+        fprintf(stderr, "rush-loadgen: the ledger failed its own checks\n");
+        return -1;
+    }
+    return verify != NULL && rush_verify_finish(verify, catalog, ledger, stdout) != 0 ? -1 : 0;
 }
 
 /* Steps 4..5. The exit status. */
-static int finish(const struct rush_report_input *report, struct rush_catalog *catalog)
+static int finish(const struct rush_report_input *report, struct rush_catalog *catalog,
+                  struct rush_verify *verify)
 {
     char why[RUSH_LOADGEN_WHY_BYTES];
     if (rush_catalog_query(catalog, report->options->url, true, why, sizeof(why)) != 0)
@@ -145,10 +149,8 @@ static int finish(const struct rush_report_input *report, struct rush_catalog *c
                 strerror(-rc));
         status = EXIT_NOTHING_ANSWERED;
     }
-    if (verify_run(report->options, catalog, report->ledger) != 0) {
-        fprintf(stderr, "rush-loadgen: the ledger failed its own checks\n");
-        status = EXIT_NOTHING_ANSWERED;
-    }
+    if (verify_run(verify, catalog, report->ledger) != 0)
+        status = EXIT_VIOLATION;
     return status;
 }
 
@@ -169,6 +171,13 @@ int main(int argc, char **argv)
         status = EXIT_UNREACHABLE;
         goto out_ledger;
     }
+    struct rush_verify *verify = NULL;
+    char why[RUSH_LOADGEN_WHY_BYTES];
+    if (options.verify && rush_verify_start(&options, &verify, why, sizeof(why)) != 0) {
+        fprintf(stderr, "rush-loadgen: --verify: %s\n", why);
+        status = EXIT_UNREACHABLE;
+        goto out_scenario;
+    }
     install_signals();
     struct rush_driver_input input = {.options = &options,
                                       .ledger = &ledger,
@@ -186,8 +195,9 @@ int main(int argc, char **argv)
                                        .scenario = &scenario.stats,
                                        .catalog = &catalog,
                                        .ledger = &ledger};
-    status = finish(&report, &catalog);
+    status = finish(&report, &catalog, verify);
 out_scenario:
+    rush_verify_free(verify);
     rush_scenario_free(&scenario);
 out_ledger:
     rush_ledger_free(&ledger);

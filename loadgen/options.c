@@ -20,6 +20,8 @@
 
 #define DEFAULT_URL "tcp://127.0.0.1:7100"
 #define DEFAULT_ADMIN_URL "tcp://127.0.0.1:7102"
+#define DEFAULT_PUB_URL "tcp://127.0.0.1:7103"
+#define DEFAULT_REPLAY_URL "tcp://127.0.0.1:7104"
 
 static const char *const scenario_names[RUSH_SCENARIO_COUNT_] = {
     [RUSH_SCENARIO_MIDNIGHT] = "midnight", [RUSH_SCENARIO_ZIPF] = "zipf",
@@ -68,6 +70,10 @@ void rush_loadgen_usage(FILE *out)
             "  --admin-token-file PATH admin token file (default: $RUSH_ADMIN_TOKEN, else\n"
             "                          data/admin.token when it exists)\n"
             "  --admin-token TOKEN     the admin token itself\n"
+            "  --verify                subscribe to the stream during the run and check it end to\n"
+            "                          end afterwards (exit 4 on any violation)\n"
+            "  --pub URL               --verify: publisher endpoint (default " DEFAULT_PUB_URL ")\n"
+            "  --replay URL            --verify: replay endpoint (default " DEFAULT_REPLAY_URL ")\n"
             "  --scenario NAME         midnight|zipf|groups|duplicates|payments (midnight)\n"
             "  --mode closed|open      closed: --inflight messages outstanding per connection;\n"
             "                          open: --rate requests/s whatever the server does\n"
@@ -92,7 +98,8 @@ void rush_loadgen_usage(FILE *out)
             "  --campaign-skus         use the built-in double11 campaign's SKUs, put none\n"
             "  --sku-base ID           first fresh SKU id (default: chosen from the clock)\n"
             "exit status: 0 the run finished and was reported; 1 nothing was answered or the\n"
-            "report could not be written; 2 usage error; 3 rushd unreachable or set-up refused\n",
+            "report could not be written; 2 usage error; 3 rushd unreachable or set-up refused;\n"
+            "4 --verify found a violation\n",
             RUSH_LOADGEN_CONNECTIONS_MAX, RUSH_WIRE_REQUESTS_MAX, RUSH_LOADGEN_INFLIGHT_MAX,
             RUSH_GROUP_SIZE_MAX);
 }
@@ -118,6 +125,8 @@ void rush_loadgen_options_default(struct rush_loadgen_options *options)
     };
     snprintf(options->url, sizeof(options->url), "%s", DEFAULT_URL);
     snprintf(options->admin_url, sizeof(options->admin_url), "%s", DEFAULT_ADMIN_URL);
+    snprintf(options->pub_url, sizeof(options->pub_url), "%s", DEFAULT_PUB_URL);
+    snprintf(options->replay_url, sizeof(options->replay_url), "%s", DEFAULT_REPLAY_URL);
 }
 
 static int refuse(char *why, size_t why_size, const char *format, ...)
@@ -216,6 +225,9 @@ int rush_loadgen_options_read_token(struct rush_loadgen_options *options, const 
 
 enum option_id {
     O_URL = 256,
+    O_VERIFY,
+    O_PUB_URL,
+    O_REPLAY_URL,
     O_ADMIN_URL,
     O_TOKEN_FILE,
     O_TOKEN,
@@ -246,6 +258,9 @@ enum option_id {
 
 static const struct option long_options[] = {
     {"url", required_argument, NULL, O_URL},
+    {"verify", no_argument, NULL, O_VERIFY},
+    {"pub", required_argument, NULL, O_PUB_URL},
+    {"replay", required_argument, NULL, O_REPLAY_URL},
     {"admin-url", required_argument, NULL, O_ADMIN_URL},
     {"admin-token-file", required_argument, NULL, O_TOKEN_FILE},
     {"admin-token", required_argument, NULL, O_TOKEN},
@@ -285,6 +300,10 @@ static int apply_choice(struct rush_loadgen_options *o, int id, const char *arg,
     switch (id) {
     case O_URL:
         return parse_url("--url", arg, o->url, why, why_size);
+    case O_PUB_URL:
+        return parse_url("--pub", arg, o->pub_url, why, why_size);
+    case O_REPLAY_URL:
+        return parse_url("--replay", arg, o->replay_url, why, why_size);
     case O_ADMIN_URL:
         return parse_url("--admin-url", arg, o->admin_url, why, why_size);
     case O_TOKEN_FILE:
@@ -384,8 +403,8 @@ int rush_loadgen_options_parse(struct rush_loadgen_options *options, int argc, c
             rush_loadgen_usage(stdout);
             return 1;
         }
-        if (id == O_QUIET) {
-            options->quiet = true;
+        if (id == O_QUIET || id == O_VERIFY) {
+            *(id == O_QUIET ? &options->quiet : &options->verify) = true;
             continue;
         }
         if (id == O_CAMPAIGN_SKUS) {

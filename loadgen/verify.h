@@ -1,0 +1,62 @@
+/*
+ * verify.h — rush-loadgen --verify: the run checked end to end, through the stream downstream
+ * services consume (rush/subscriber.h), not through the engine's own word.
+ *
+ * What it checks, after the load, against the ledger (what was sent and answered), the catalog
+ * (each SKU's rules and its figures before and after) and every stream event of the run's SKUs:
+ *   1. no oversell: per SKU, reserved + confirmed never above the stock, and the units confirmed
+ *      in the stream no more than the stock;
+ *   2. every acknowledged confirmed order (an ok reserve on a pay-TTL-0 SKU, an ok confirm) is
+ *      in the stream exactly once, with its SKU, buyer and quantity; no order is confirmed twice;
+ *      the units confirmed in the stream equal the engine's confirmed figure, per SKU;
+ *   3. no buyer over a limit: per (SKU, buyer) the units still held at the end (ok reserves and
+ *      seats, less those released or expired in the stream) and the units confirmed are within
+ *      the SKU's per-user limit;
+ *   4. every completed group has exactly N members (confirmed seats + virtual seats), and no
+ *      failed group has a confirmed seat;
+ *   5. every resend with the same key was answered duplicate with the original's result.
+ * Each violation is printed (the first few of each kind in full) and counted; any makes the run
+ * exit with status 4.
+ *
+ * How the stream is followed. rush_verify_start() opens a subscriber at the publisher's current
+ * heads before the first request, so it sees this run's events and the history before it costs
+ * nothing; a thread polls it during the run (its events land in memory, in order). After the
+ * run, rush_verify_finish() joins that thread and polls, asking replay for the heads again, until
+ * every acknowledged confirmation has been seen or RUSH_VERIFY_SETTLE_MS passed (the publisher
+ * runs a moment behind the durable point).
+ *
+ * Limits: events kept in memory up to RUSH_VERIFY_EVENTS_MAX (64 bytes each). SKUs of the
+ * built-in campaign (--campaign-skus) have no known rules here, so checks 1, 3 and 4 use what
+ * the figures say and skip what needs the rules.
+ *
+ * Threads: start/finish on the driver's thread; one collector thread in between.
+ */
+#ifndef RUSH_VERIFY_H
+#define RUSH_VERIFY_H
+
+#include <stdio.h>
+
+#include "catalog.h"
+#include "ledger.h"
+#include "options.h"
+
+#define RUSH_VERIFY_EVENTS_MAX (64u << 20) /* 4 GiB of events: far beyond any one run */
+#define RUSH_VERIFY_SETTLE_MS 20000
+#define RUSH_VERIFY_SHOWN_MAX 5 /* violations printed in full per check */
+
+struct rush_verify;
+
+/* Subscribes from the publisher's current heads and starts collecting. 0, or < 0 with why. */
+RUSH_MUST_USE int rush_verify_start(const struct rush_loadgen_options *options,
+                                    struct rush_verify **out, char *why, size_t why_size);
+/*
+ * Stops collecting once the stream has caught up, runs the checks and prints them to `out`.
+ * Returns the number of violations (0: the run verified), or < 0 when the stream could not be
+ * followed (that too is a failed verification).
+ */
+RUSH_MUST_USE int64_t rush_verify_finish(struct rush_verify *verify,
+                                         const struct rush_catalog *catalog,
+                                         const struct rush_ledger *ledger, FILE *out);
+void rush_verify_free(struct rush_verify *verify);
+
+#endif
