@@ -2,7 +2,7 @@
  * test_loadgen.c — rush-loadgen end to end against a real rushd, and its library pieces.
  *
  * End to end: each test starts build/bin/rushd (tests/rushd_child.h: ipc endpoints, a known
- * admin token, durability none) and runs build/bin/rush-loadgen against it exactly as a
+ * admin token, fsync durability and its publisher) and runs build/bin/rush-loadgen against it exactly as a
  * benchmark script would, then reads the --report JSON: every request answered, outcome counts
  * adding up, no oversell (ok reservations == the stock put, never more), resends flagged
  * duplicate with their original answer, an open-loop schedule at the rate asked. Rates are
@@ -31,6 +31,7 @@ static char report_path[CHILD_PATH_BYTES + 32];
 
 static void start(void)
 {
+    rushd.durability = "fsync"; /* a log, so that the publisher runs for --verify */
     rushd_start(false);
     snprintf(token_path, sizeof token_path, "%s/token", rushd.dir);
     snprintf(report_path, sizeof report_path, "%s/report.json", rushd.dir);
@@ -50,9 +51,10 @@ static int run_loadgen(const char *const *extra)
     snprintf(path, sizeof path, "%s/rush-loadgen", rushd.bin);
     snprintf(log, sizeof log, "%s/loadgen.log", rushd.dir);
     const char *argv[LOADGEN_ARGS_MAX] = {
-        path,       "--url",    rushd.orders, "--admin-url", rushd.admin, "--admin-token-file",
-        token_path, "--report", report_path,  "--quiet"};
-    int argc = 10;
+        path,        "--url",    rushd.orders, "--admin-url", rushd.admin,  "--admin-token-file",
+        token_path,  "--report", report_path,  "--quiet",     "--pub",      rushd.pub,
+        "--replay",  rushd.replay};
+    int argc = 14;
     for (int i = 0; extra[i] != NULL; i++) {
         cr_assert(argc < LOADGEN_ARGS_MAX - 1);
         argv[argc++] = extra[i];
@@ -123,7 +125,7 @@ Test(loadgen, midnight_sells_exactly_the_stock)
 {
     const char *args[] = {"--scenario", "midnight", "--buyers", "20000", "--skus",        "5",
                           "--stock",    "1000",     "--batch",  "16",    "--connections", "4",
-                          NULL};
+                          "--verify",   NULL};
     cr_assert_eq(run_loadgen(args), 0);
     json_t *report = load_report();
     assert_all_answered(report);
@@ -132,7 +134,8 @@ Test(loadgen, midnight_sells_exactly_the_stock)
     cr_assert_eq(field(report, "outcomes.sold_out"), 15000);
     cr_assert_eq(field(report, "catalog.stock_put"), 5000);
     cr_assert_eq(field(report, "catalog.after.available"), 0);
-    cr_assert_eq(field(report, "catalog.after.reserved"), 5000);
+    cr_assert_eq(field(report, "catalog.after.confirmed"), 5000, "pay TTL 0: won is bought");
+    cr_assert_eq(field(report, "catalog.after.reserved"), 0);
     cr_assert_eq(field(report, "duplicates_flagged"), 0);
     cr_assert_eq(field(report, "ledger.entries"), 20000);
     cr_assert_gt(field(report, "latency_us.p99"), 0);
@@ -156,7 +159,8 @@ Test(loadgen, midnight_unbatched_many_connections)
 Test(loadgen, duplicates_come_back_flagged_with_the_original_answer)
 {
     const char *args[] = {"--scenario",       "duplicates", "--buyers", "5000", "--stock", "200",
-                          "--duplicate-rate", "0.5",        "--batch",  "8",    NULL};
+                          "--duplicate-rate", "0.5",        "--batch",  "8",    "--verify",
+                          NULL};
     cr_assert_eq(run_loadgen(args), 0);
     json_t *report = load_report();
     assert_all_answered(report);
@@ -167,7 +171,7 @@ Test(loadgen, duplicates_come_back_flagged_with_the_original_answer)
     cr_assert_eq(field(report, "duplicates_flagged"), resent);
     cr_assert_eq(field(report, "requests_sent"), 5000 + resent);
     /* A resend never consumes a second unit. */
-    cr_assert_eq(field(report, "catalog.after.reserved"), 1000);
+    cr_assert_eq(field(report, "catalog.after.confirmed"), 1000);
     json_decref(report);
 }
 
@@ -193,7 +197,7 @@ Test(loadgen, payments_confirm_some_and_abandon_the_rest)
 Test(loadgen, groups_never_oversell)
 {
     const char *args[] = {"--scenario", "groups", "--buyers",     "6000", "--skus", "3",
-                          "--stock",    "600",    "--group-size", "3",    NULL};
+                          "--stock",    "600",    "--group-size", "3",    "--verify", NULL};
     cr_assert_eq(run_loadgen(args), 0);
     json_t *report = load_report();
     assert_all_answered(report);
@@ -219,7 +223,7 @@ Test(loadgen, zipf_sells_out_the_head_first)
     cr_assert_leq(ok, 5000);
     cr_assert_gt(field(report, "outcomes.sold_out"), 0, "the hot head sells out");
     cr_assert_gt(field(report, "catalog.after.available"), 0, "the long tail keeps stock");
-    cr_assert_eq(field(report, "catalog.after.reserved"), ok);
+    cr_assert_eq(field(report, "catalog.after.confirmed"), ok);
     json_decref(report);
 }
 
