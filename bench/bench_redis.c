@@ -125,6 +125,7 @@ struct run {
     uint64_t next_index;      /* requests sent so far = index of the next one */
     int64_t next_intended_ns; /* open loop: when the next request is due */
     uint64_t xorshift;
+    uint32_t cursor; /* open loop: the connection the next request tries first */
     int64_t start_ns;
     int64_t end_ns;
     int64_t last_reply_ns;
@@ -586,15 +587,16 @@ static void advance_schedule(struct run *run)
 static bool fill_open(struct run *run, int64_t now)
 {
     const struct config *c = run->config;
-    static uint32_t cursor;
     while (run->next_intended_ns <= now && run->next_intended_ns < run->end_ns) {
-        for (uint32_t tried = 1; run->connections[cursor].in_flight >= c->pipeline; tried++) {
+        struct connection *conn = &run->connections[run->cursor];
+        for (uint32_t tried = 1; conn->in_flight >= c->pipeline; tried++) {
             if (tried >= c->connections)
                 return false;
-            cursor = (cursor + 1) % c->connections;
+            run->cursor = (run->cursor + 1) % c->connections;
+            conn = &run->connections[run->cursor];
         }
-        enqueue_request(run, &run->connections[cursor], run->next_intended_ns);
-        cursor = (cursor + 1) % c->connections;
+        enqueue_request(run, conn, run->next_intended_ns);
+        run->cursor = (run->cursor + 1) % c->connections;
         advance_schedule(run);
     }
     return true;

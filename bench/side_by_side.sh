@@ -229,28 +229,43 @@ table_size() {
 
 field() { jq -r "$2" "$1"; } # field REPORT JQ-PATH
 
+# Orders decided per second: rush-loadgen's accepted_per_s leaves out `busy` answers (nothing
+# decided); bench-redis has no busy, its throughput_per_s is the same thing.
+decided='(.accepted_per_s // .throughput_per_s)'
+# Requests lost (timeouts, protocol or send errors): rush-loadgen's errors.total, bench-redis's errors.
+lost='(.errors | if type == "object" then .total else . end) // 0'
+# The books: bench-redis checks Redis's itself (check.passed); for rush, the units the SKUs hold
+# after the run must be the ok answers (plus at most the lost requests, which may have been
+# decided unseen), and available + reserved + confirmed must be the stock put: no oversell.
+books='if .check.passed != null then (if .check.passed then "ok" else "WRONG" end)
+       elif .catalog.after.reserved != null then
+         ((.catalog.after.reserved + .catalog.after.confirmed) as $held
+          | if $held >= .outcomes.ok and $held <= .outcomes.ok + '"$lost"' and
+               .catalog.after.available + $held == .catalog.stock_put then "ok" else "WRONG" end)
+       else "-" end'
+
 fmt_int() { awk -v x="$1" 'BEGIN { printf "%\047.0f", x }'; }
 
 # One table row: LABEL SHAPE REPORT
 row() {
     local report=$3
     LC_ALL=C.UTF-8 awk -v label="$1" -v shape="$2" \
-        -v tput="$(field "$report" .throughput_per_s)" \
+        -v tput="$(field "$report" "$decided")" -v lost="$(field "$report" "$lost")" \
         -v p50="$(field "$report" .latency_us.p50)" -v p99="$(field "$report" .latency_us.p99)" \
         -v p999="$(field "$report" .latency_us.p999)" \
         -v ok="$(field "$report" '.outcomes.ok // 0')" \
-        -v books="$(field "$report" 'if .check.passed == null then "-" elif .check.passed then "ok" else "WRONG" end')" \
-        'BEGIN { printf "%-30s %-26s %12.0f %10.0f %10.0f %10.0f %10d  %s\n",
-                 label, shape, tput, p50, p99, p999, ok, books }'
+        -v books="$(field "$report" "$books")" \
+        'BEGIN { printf "%-30s %-26s %12.0f %10.0f %10.0f %10.0f %10d %6d  %s\n",
+                 label, shape, tput, p50, p99, p999, ok, lost, books }'
 }
 
 header() {
-    printf '%-30s %-26s %12s %10s %10s %10s %10s  %s\n' system "load (orders in flight)" \
-        orders/s "p50 us" "p99 us" "p99.9 us" ok books
+    printf '%-30s %-26s %12s %10s %10s %10s %10s %6s  %s\n' system "load (orders in flight)" \
+        orders/s "p50 us" "p99 us" "p99.9 us" ok lost books
 }
 
 ratio() { # ratio LABEL NUM_REPORT DEN_REPORT [TARGET]
-    awk -v label="$1" -v a="$(field "$2" .throughput_per_s)" -v b="$(field "$3" .throughput_per_s)" \
+    awk -v label="$1" -v a="$(field "$2" "$decided")" -v b="$(field "$3" "$decided")" \
         -v target="${4:-}" 'BEGIN {
             r = b > 0 ? a / b : 0
             verdict = ""
@@ -263,7 +278,7 @@ ratio() { # ratio LABEL NUM_REPORT DEN_REPORT [TARGET]
 # sweep_rates CLOSED_REPORT: the offered rates, fractions of that closed-loop throughput.
 sweep_rates() {
     local peak
-    peak=$(field "$1" .throughput_per_s)
+    peak=$(field "$1" "$decided")
     for f in $sweep_fractions; do
         awk -v p="$peak" -v f="$f" 'BEGIN { r = int(p * f / 100) * 100; print (r < 100 ? 100 : r) }'
     done
@@ -276,13 +291,15 @@ sweep_table() {
     shift
     echo
     echo "open loop, $title (fixed arrivals, latency from the intended send time)"
-    printf '  %12s %12s %10s %10s %10s %10s\n' offered/s answered/s "p50 us" "p99 us" \
-        "p99.9 us" unsent
+    printf '  %12s %12s %10s %10s %10s %10s %6s\n' offered/s decided/s "p50 us" "p99 us" \
+        "p99.9 us" unsent lost
     for report in "$@"; do
-        jq -r '[.rate_offered, .throughput_per_s, .latency_us.p50, .latency_us.p99,
-                .latency_us.p999, (.requests_unsent // 0)] | @tsv' "$report"
+        jq -r "[.rate_offered, $decided, .latency_us.p50, .latency_us.p99, .latency_us.p999,
+                (.requests_unsent // ((.requests_offered // 0) - (.requests_sent // 0))),
+                $lost] | @tsv" "$report"
     done | awk -F'\t' '
-        { offered[NR] = $1; got[NR] = $2; p50[NR] = $3; p99[NR] = $4; p999[NR] = $5; lost[NR] = $6 }
+        { offered[NR] = $1; got[NR] = $2; p50[NR] = $3; p99[NR] = $4; p999[NR] = $5
+          unsent[NR] = $6; lost[NR] = $7 }
         END {
             knee = 0
             for (i = 1; i <= NR; i++) {
@@ -290,8 +307,8 @@ sweep_table() {
                 knee = i
             }
             for (i = 1; i <= NR; i++)
-                printf "  %12.0f %12.0f %10.0f %10.0f %10.0f %10d%s\n", offered[i], got[i],
-                       p50[i], p99[i], p999[i], lost[i], i == knee ? "   <- knee" : ""
+                printf "  %12.0f %12.0f %10.0f %10.0f %10.0f %10d %6d%s\n", offered[i], got[i],
+                       p50[i], p99[i], p999[i], unsent[i], lost[i], i == knee ? "   <- knee" : ""
             if (knee == 0) print "  (no rate met the knee rule: even the lowest was not served)"
         }'
 }
@@ -424,7 +441,12 @@ if [ $sweep -eq 1 ]; then
         "${redis_sweep[@]}"
 fi
 
-books=$(cat "$work"/redis-*.json | jq -s 'map(.check.passed) | all')
+redis_books=$(cat "$work"/redis-*.json | jq -s 'map(.check.passed) | all')
 echo
-echo "redis books (sold exactly min(stock, buyers) per SKU, every run): $([ "$books" = true ] && echo ok || echo WRONG)"
-[ "$books" = true ]
+echo "redis books (sold exactly min(stock, buyers) per SKU, every run): $([ "$redis_books" = true ] && echo ok || echo WRONG)"
+if [ $rush -eq 1 ]; then
+    rush_books=$(cat "$work"/rush-*.json | jq -s "map($books) | map(. != \"WRONG\") | all")
+    echo "rush books (ok answers = units held, nothing beyond the stock put, every run): $([ "$rush_books" = true ] && echo ok || echo WRONG)"
+    [ "$rush_books" = true ]
+fi
+[ "$redis_books" = true ]
