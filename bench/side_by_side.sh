@@ -336,7 +336,7 @@ batched_in_flight=$((batch_connections * batch_inflight * batch_size))
 wide_pipeline=$((batched_in_flight / redis_connections))
 
 redis_buyers=$(awk -v s="$seconds" 'BEGIN { print int(s * 400000) + 100000 }')
-rush_batched_buyers=$(awk -v s="$seconds" 'BEGIN { b = int(s * 2500000); print b > 16000000 ? 16000000 : b }')
+rush_batched_buyers=$(awk -v s="$seconds" 'BEGIN { b = int(s * 2500000); print (b > 16000000 ? 16000000 : b) }')
 rush_single_buyers=$(awk -v s="$seconds" 'BEGIN { print int(s * 400000) + 100000 }')
 
 redis_closed() { # redis_closed REPORT PIPELINE
@@ -394,8 +394,8 @@ rush_sweep=()
 if [ $sweep -eq 1 ]; then
     for rate in $(sweep_rates "$work/rush-batched.json"); do
         echo "running rush (fsync, batched, open loop at $rate/s) ..."
-        buyers=$(awk -v r="$rate" -v s="$sweep_seconds" 'BEGIN { b = int(r * s * 1.5) + 1000; print b > 16000000 ? 16000000 : b }')
-        batch=$(awk -v r="$rate" 'BEGIN { b = int(r / 1000); print b < 1 ? 1 : (b > 1000 ? 1000 : b) }')
+        buyers=$(awk -v r="$rate" -v s="$sweep_seconds" 'BEGIN { b = int(r * s * 1.5) + 1000; print (b > 16000000 ? 16000000 : b) }')
+        batch=$(awk -v r="$rate" 'BEGIN { b = int(r / 1000); print (b < 1 ? 1 : (b > 1000 ? 1000 : b)) }')
         start_rushd "sweep-$rate" "$(table_size "$buyers")"
         run_loadgen "$work/rush-sweep-$rate.json" --mode open --rate "$rate" --arrivals fixed \
             --connections "$batch_connections" --inflight 64 --batch "$batch" \
