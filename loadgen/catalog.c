@@ -1,0 +1,311 @@
+/*
+ * catalog.c — the SKUs of a load run (see catalog.h): planning ids and rules, sku_put through
+ * the admin endpoint, query_sku through the orders endpoint.
+ */
+#include "catalog.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "rush/assert.h"
+#include "rush/wire.h"
+
+#define NS_PER_S INT64_C(1000000000)
+#define NS_PER_MS INT64_C(1000000)
+#define WINDOW_OPENED_AGO_NS (60 * NS_PER_S) /* tolerate a server clock a minute behind */
+#define HOT_PAY_TTL_NS (15 * 60 * NS_PER_S)  /* like the campaign's hot items */
+#define GROUP_TTL_NS (10 * 60 * NS_PER_S)
+#define GROUPS_OPEN_MAX 65536u
+#define PRICE_FEN 100
+#define REPLY_TEXT_MAX 200
+
+/* The built-in double11 campaign's SKUs that suit each scenario (2003 is loaded paused). */
+static const uint64_t campaign_hot[] = {1001, 1002, 1003};
+static const uint64_t campaign_zipf[] = {1001, 1002, 1003, 2001, 2002, 3001};
+static const uint64_t campaign_groups[] = {4001, 4002};
+static const uint64_t campaign_payments[] = {1001, 1002, 1003, 2001, 2002};
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* A fresh SKU's rules for the scenario: one unit per order and per buyer, window open. */
+static void fresh_def(struct rush_sku *def, uint64_t id, uint32_t index,
+                      const struct rush_loadgen_options *options, int64_t now_ns)
+{
+    *def = (struct rush_sku){
+        .id = id,
+        .stock = options->stock,
+        .price_fen = PRICE_FEN,
+        .start_ns = now_ns - WINDOW_OPENED_AGO_NS,
+        .end_ns = INT64_MAX,
+        .pay_ttl_ns = HOT_PAY_TTL_NS,
+        .order_qty_max = 1,
+        .user_qty_max = 1,
+    };
+    snprintf(def->name, sizeof(def->name), "loadgen %s %u",
+             rush_loadgen_scenario_name(options->scenario), index + 1);
+    switch (options->scenario) {
+    case RUSH_SCENARIO_MIDNIGHT:
+    case RUSH_SCENARIO_ZIPF:
+    case RUSH_SCENARIO_DUPLICATES:
+        break;
+    case RUSH_SCENARIO_PAYMENTS:
+        def->pay_ttl_ns = (int64_t)options->pay_ttl_ms * NS_PER_MS;
+        break;
+    case RUSH_SCENARIO_GROUPS:
+        def->pay_ttl_ns = 0; /* a full group is the confirmed order */
+        def->group_size = options->group_size;
+        def->group_ttl_ns = GROUP_TTL_NS;
+        def->groups_open_max = GROUPS_OPEN_MAX;
+        break;
+    case RUSH_SCENARIO_COUNT_:
+        RUSH_ASSERT(false);
+    }
+}
+
+static void campaign_ids(enum rush_loadgen_scenario scenario, const uint64_t **ids, uint32_t *n)
+{
+    switch (scenario) {
+    case RUSH_SCENARIO_MIDNIGHT:
+    case RUSH_SCENARIO_DUPLICATES:
+        *ids = campaign_hot;
+        *n = sizeof(campaign_hot) / sizeof(campaign_hot[0]);
+        return;
+    case RUSH_SCENARIO_ZIPF:
+        *ids = campaign_zipf;
+        *n = sizeof(campaign_zipf) / sizeof(campaign_zipf[0]);
+        return;
+    case RUSH_SCENARIO_GROUPS:
+        *ids = campaign_groups;
+        *n = sizeof(campaign_groups) / sizeof(campaign_groups[0]);
+        return;
+    case RUSH_SCENARIO_PAYMENTS:
+        *ids = campaign_payments;
+        *n = sizeof(campaign_payments) / sizeof(campaign_payments[0]);
+        return;
+    case RUSH_SCENARIO_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(false);
+}
+
+int rush_catalog_plan(struct rush_catalog *catalog, const struct rush_loadgen_options *options)
+{
+    RUSH_ASSERT(catalog != NULL && options != NULL && options->skus >= 1);
+    memset(catalog, 0, sizeof(*catalog));
+    const uint64_t *ids = NULL;
+    uint32_t count = options->skus;
+    if (options->campaign_skus) {
+        uint32_t listed = 0;
+        campaign_ids(options->scenario, &ids, &listed);
+        count = count < listed ? count : listed;
+    }
+    catalog->skus = calloc(count, sizeof(*catalog->skus));
+    if (catalog->skus == NULL)
+        return -ENOMEM;
+    catalog->count = count;
+    catalog->fresh = !options->campaign_skus;
+    int64_t now_ns = realtime_ns();
+    uint64_t clock_base = ((uint64_t)(now_ns / NS_PER_MS) % (UINT64_C(1) << 30))
+                          << RUSH_CATALOG_ID_SHIFT;
+    catalog->base_id = options->sku_base != 0 ? options->sku_base : clock_base + 1;
+    for (uint32_t i = 0; i < count; i++) {
+        if (ids != NULL)
+            catalog->skus[i].def.id = ids[i];
+        else
+            fresh_def(&catalog->skus[i].def, catalog->base_id + i, i, options, now_ns);
+    }
+    return 0;
+}
+
+void rush_catalog_free(struct rush_catalog *catalog)
+{
+    if (catalog == NULL)
+        return;
+    free(catalog->skus);
+    memset(catalog, 0, sizeof(*catalog));
+}
+
+/* A plain REQ socket to url with send and receive timeouts; < 0 and why on failure. */
+static int open_req(const char *url, char *why, size_t why_size)
+{
+    int sock = nn_socket(AF_SP, NN_REQ);
+    if (sock < 0) {
+        snprintf(why, why_size, "cannot make a socket: %s", nn_strerror(nn_errno()));
+        return -1;
+    }
+    int timeout_ms = RUSH_CATALOG_SETUP_TIMEOUT_MS;
+    nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(timeout_ms));
+    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
+    if (nn_connect(sock, url) < 0) {
+        snprintf(why, why_size, "bad address '%s': %s", url, nn_strerror(nn_errno()));
+        nn_close(sock);
+        return -1;
+    }
+    return sock;
+}
+
+/* One exchange: 0 and *reply (nn_freemsg it) of *len bytes, or RUSH_ETIMEDOUT with why. */
+static int exchange(int sock, const char *url, const void *message, size_t len, void **reply,
+                    int *reply_len, char *why, size_t why_size)
+{
+    if (nn_send(sock, message, len, 0) < 0 || (*reply_len = nn_recv(sock, reply, NN_MSG, 0)) < 0) {
+        snprintf(why, why_size, "no answer from %s within %d ms (is rushd running there?): %s", url,
+                 RUSH_CATALOG_SETUP_TIMEOUT_MS, nn_strerror(nn_errno()));
+        return RUSH_ETIMEDOUT;
+    }
+    return 0;
+}
+
+/* {"op":"sku_put","sku":{...},"token":"..."} for one SKU: a new string (free it), or NULL. */
+static char *sku_put_text(const struct rush_sku *def, const char *token)
+{
+    char text[2048];
+    if (rush_json_encode_sku_put(def, text, sizeof(text)) < 0)
+        return NULL;
+    json_error_t error;
+    json_t *root = json_loads(text, 0, &error);
+    if (root == NULL)
+        return NULL;
+    json_object_set_new(root, "token", json_string(token));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+/* Checks a JSON answer's outcome is "ok"; else RUSH_EPROTO with the answer in why. */
+static int expect_ok(uint64_t id, const char *reply, int len, char *why, size_t why_size)
+{
+    json_error_t error;
+    json_t *root = json_loadb(reply, (size_t)len, 0, &error);
+    const char *outcome = json_string_value(json_object_get(root, "outcome"));
+    int rc = outcome != NULL && strcmp(outcome, "ok") == 0 ? 0 : RUSH_EPROTO;
+    json_decref(root);
+    if (rc != 0)
+        snprintf(why, why_size, "sku_put of SKU %llu refused: %.*s", (unsigned long long)id,
+                 len < REPLY_TEXT_MAX ? len : REPLY_TEXT_MAX, reply);
+    return rc;
+}
+
+int rush_catalog_put(const struct rush_catalog *catalog, const struct rush_loadgen_options *options,
+                     char *why, size_t why_size)
+{
+    RUSH_ASSERT(catalog->fresh);
+    if (options->token[0] == '\0') {
+        snprintf(why, why_size,
+                 "fresh SKUs need the admin token: give --admin-token-file DATA_DIR/admin.token "
+                 "(or --admin-token, or $RUSH_ADMIN_TOKEN), or use --campaign-skus");
+        return -EINVAL;
+    }
+    int sock = open_req(options->admin_url, why, why_size);
+    if (sock < 0)
+        return RUSH_EPROTO;
+    int rc = 0;
+    for (uint32_t i = 0; i < catalog->count && rc == 0; i++) {
+        char *text = sku_put_text(&catalog->skus[i].def, options->token);
+        RUSH_ASSERT(text != NULL);
+        void *reply = NULL;
+        int len = 0;
+        rc = exchange(sock, options->admin_url, text, strlen(text), &reply, &len, why, why_size);
+        free(text);
+        if (rc == 0) {
+            rc = expect_ok(catalog->skus[i].def.id, reply, len, why, why_size);
+            nn_freemsg(reply);
+        }
+    }
+    nn_close(sock);
+    return rc;
+}
+
+static void take_figures(struct rush_catalog_figures *figures, const struct rush_result *result)
+{
+    *figures = (struct rush_catalog_figures){
+        .known = result->outcome == RUSH_OK,
+        .unlimited = (result->flags & RUSH_RESULT_UNLIMITED) != 0,
+        .available = result->outcome == RUSH_OK ? result->remaining : 0,
+        .reserved = result->outcome == RUSH_OK ? result->reserved : 0,
+        .confirmed = result->outcome == RUSH_OK ? result->confirmed : 0,
+    };
+}
+
+/* Queries skus[first .. first + n) in one message. */
+static int query_some(struct rush_catalog *catalog, int sock, const char *url, uint32_t first,
+                      uint32_t n, bool after, char *why, size_t why_size)
+{
+    static struct rush_request requests[RUSH_CATALOG_QUERY_BATCH];
+    static uint8_t message[RUSH_WIRE_HEADER_BYTES + sizeof(requests)];
+    RUSH_ASSERT(n >= 1 && n <= RUSH_CATALOG_QUERY_BATCH);
+    for (uint32_t i = 0; i < n; i++)
+        requests[i] = (struct rush_request){.op = RUSH_OP_QUERY_SKU,
+                                            .sku_id = catalog->skus[first + i].def.id};
+    int len = rush_wire_encode_requests(message, sizeof(message), first + 1, requests, n);
+    RUSH_ASSERT(len > 0);
+    void *reply = NULL;
+    int reply_len = 0;
+    int rc = exchange(sock, url, message, (size_t)len, &reply, &reply_len, why, why_size);
+    if (rc != 0)
+        return rc;
+    struct rush_wire_view view;
+    struct rush_wire_error error;
+    rc = rush_wire_decode(reply, (size_t)reply_len, &view, &error);
+    if (rc != 0 || view.kind != RUSH_WIRE_RESULT || view.count != n) {
+        snprintf(why, why_size, "query_sku on %s: %s", url,
+                 rc != 0                        ? error.text
+                 : view.kind == RUSH_WIRE_ERROR ? view.error.text
+                                                : "reply does not match the request");
+        nn_freemsg(reply);
+        return RUSH_EPROTO;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct rush_result result;
+        memcpy(&result, (const uint8_t *)view.records + (size_t)i * sizeof(result), sizeof(result));
+        struct rush_catalog_sku *sku = &catalog->skus[first + i];
+        take_figures(after ? &sku->after : &sku->before, &result);
+    }
+    nn_freemsg(reply);
+    return 0;
+}
+
+int rush_catalog_query(struct rush_catalog *catalog, const char *url, bool after, char *why,
+                       size_t why_size)
+{
+    RUSH_ASSERT(catalog != NULL && url != NULL);
+    int sock = open_req(url, why, why_size);
+    if (sock < 0)
+        return RUSH_EPROTO;
+    int rc = 0;
+    for (uint32_t first = 0; first < catalog->count && rc == 0; first += RUSH_CATALOG_QUERY_BATCH) {
+        uint32_t n = catalog->count - first;
+        n = n < RUSH_CATALOG_QUERY_BATCH ? n : RUSH_CATALOG_QUERY_BATCH;
+        rc = query_some(catalog, sock, url, first, n, after, why, why_size);
+    }
+    nn_close(sock);
+    return rc;
+}
+
+void rush_catalog_totals(const struct rush_catalog *catalog, struct rush_catalog_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < catalog->count; i++) {
+        const struct rush_catalog_sku *sku = &catalog->skus[i];
+        out->stock_put += catalog->fresh ? sku->def.stock : 0;
+        out->available_before += sku->before.available;
+        out->held_before += sku->before.reserved + sku->before.confirmed;
+        out->available_after += sku->after.available;
+        out->reserved_after += sku->after.reserved;
+        out->confirmed_after += sku->after.confirmed;
+        out->unlimited_count += sku->before.unlimited;
+        out->unknown_count += !sku->before.known;
+    }
+}

@@ -1,0 +1,303 @@
+/*
+ * report.c — the progress line, the text report and the JSON report (see report.h for the
+ * meaning of each figure). The JSON is built with jansson after the run, off the load path.
+ */
+#include "report.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "rush/assert.h"
+
+#define NS_PER_S 1e9
+#define NS_PER_US 1e3
+#define PROGRESS_OUTCOMES_MAX 5 /* the progress line names at most this many outcomes */
+#define CATALOG_IDS_MAX 16      /* SKU ids listed in the JSON report */
+
+void rush_tally_init(struct rush_tally *tally, int64_t start_ns)
+{
+    memset(tally, 0, sizeof(*tally));
+    tally->start_ns = start_ns;
+    tally->last_send_ns = start_ns;
+    tally->end_ns = start_ns;
+    rush_histogram_reset(&tally->latency_ns);
+}
+
+void rush_tally_error(struct rush_tally *tally, const char *text)
+{
+    if (tally->first_error[0] == '\0')
+        snprintf(tally->first_error, sizeof(tally->first_error), "%s", text);
+}
+
+void rush_progress_init(struct rush_progress *progress, const struct rush_tally *tally,
+                        int64_t now_ns)
+{
+    memcpy(&progress->previous, tally, offsetof(struct rush_tally, latency_ns));
+    rush_histogram_reset(&progress->second_ns);
+    progress->second_start_ns = now_ns;
+    progress->seconds = 0;
+}
+
+static double rate(uint64_t count, double seconds)
+{
+    return seconds > 0 ? (double)count / seconds : 0.0;
+}
+
+void rush_progress_print(struct rush_progress *progress, const struct rush_tally *tally,
+                         int64_t now_ns, FILE *out)
+{
+    const struct rush_tally *p = &progress->previous;
+    double seconds = (double)(now_ns - progress->second_start_ns) / NS_PER_S;
+    progress->seconds++;
+    fprintf(out, "[%5us] offered %.0f/s sent %.0f/s answered %.0f/s |", progress->seconds,
+            rate(tally->requests_offered - p->requests_offered, seconds),
+            rate(tally->requests_sent - p->requests_sent, seconds),
+            rate(tally->requests_answered - p->requests_answered, seconds));
+    int named = 0;
+    for (int o = 0; o < RUSH_OUTCOME_COUNT_ && named < PROGRESS_OUTCOMES_MAX; o++) {
+        uint64_t n = tally->outcomes[o] - p->outcomes[o];
+        if (n == 0)
+            continue;
+        fprintf(out, " %s %llu", rush_outcome_name((enum rush_outcome)o), (unsigned long long)n);
+        named++;
+    }
+    uint64_t errors =
+        (tally->timeouts - p->timeouts) + (tally->protocol_errors - p->protocol_errors);
+    fprintf(out, " | p99 %.0f us | in flight %llu%s\n",
+            (double)rush_histogram_percentile(&progress->second_ns, 99.0) / NS_PER_US,
+            (unsigned long long)tally->in_flight, errors ? " | ERRORS" : "");
+    fflush(out);
+    memcpy(&progress->previous, tally, offsetof(struct rush_tally, latency_ns));
+    rush_histogram_reset(&progress->second_ns);
+    progress->second_start_ns = now_ns;
+}
+
+/* ---- derived figures ---------------------------------------------------------------------- */
+
+struct figures {
+    double elapsed_s;
+    double send_s;
+    uint64_t accepted;
+    uint64_t errors_total;
+    double p50_us, p90_us, p99_us, p999_us, max_us, mean_us;
+};
+
+static void derive(const struct rush_tally *tally, struct figures *f)
+{
+    const struct rush_histogram *h = &tally->latency_ns;
+    f->elapsed_s = (double)(tally->end_ns - tally->start_ns) / NS_PER_S;
+    f->send_s = (double)(tally->last_send_ns - tally->start_ns) / NS_PER_S;
+    f->accepted = tally->requests_answered - tally->outcomes[RUSH_BUSY];
+    f->errors_total = tally->timeouts + tally->protocol_errors + tally->send_errors;
+    f->p50_us = (double)rush_histogram_percentile(h, 50.0) / NS_PER_US;
+    f->p90_us = (double)rush_histogram_percentile(h, 90.0) / NS_PER_US;
+    f->p99_us = (double)rush_histogram_percentile(h, 99.0) / NS_PER_US;
+    f->p999_us = (double)rush_histogram_percentile(h, 99.9) / NS_PER_US;
+    f->max_us = h->count ? (double)h->max / NS_PER_US : 0.0;
+    f->mean_us = rush_histogram_mean(h) / NS_PER_US;
+}
+
+/* ---- text --------------------------------------------------------------------------------- */
+
+static void print_scenario(const struct rush_report_input *in, FILE *out)
+{
+    const struct rush_scenario_stats *s = in->scenario;
+    switch (in->options->scenario) {
+    case RUSH_SCENARIO_MIDNIGHT:
+    case RUSH_SCENARIO_ZIPF:
+        return;
+    case RUSH_SCENARIO_DUPLICATES:
+        fprintf(out,
+                "  resent       %llu: %llu flagged duplicate with the original answer, "
+                "%llu mismatched\n",
+                (unsigned long long)s->resends_queued, (unsigned long long)s->resends_matching,
+                (unsigned long long)s->resends_mismatched);
+        return;
+    case RUSH_SCENARIO_PAYMENTS:
+        fprintf(out, "  payments     %llu confirms sent, %llu reservations abandoned\n",
+                (unsigned long long)s->confirms_queued, (unsigned long long)s->abandoned);
+        return;
+    case RUSH_SCENARIO_GROUPS:
+        fprintf(out, "  groups       %llu opens, %llu joins, %llu joins_any\n",
+                (unsigned long long)s->group_opens, (unsigned long long)s->group_joins,
+                (unsigned long long)s->group_joins_any);
+        return;
+    case RUSH_SCENARIO_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(false);
+}
+
+static void print_catalog(const struct rush_report_input *in, FILE *out)
+{
+    struct rush_catalog_totals t;
+    rush_catalog_totals(in->catalog, &t);
+    fprintf(out, "  skus         %u %s (ids %llu..), stock before %lld available + %lld held\n",
+            in->catalog->count, in->catalog->fresh ? "fresh" : "campaign",
+            (unsigned long long)in->catalog->skus[0].def.id, (long long)t.available_before,
+            (long long)t.held_before);
+    fprintf(out, "  skus after   %lld available, %lld reserved, %lld confirmed%s\n",
+            (long long)t.available_after, (long long)t.reserved_after, (long long)t.confirmed_after,
+            t.unlimited_count ? " (some unlimited)" : "");
+}
+
+void rush_report_print(const struct rush_report_input *in, FILE *out)
+{
+    const struct rush_tally *t = in->tally;
+    const struct rush_loadgen_options *o = in->options;
+    struct figures f;
+    derive(t, &f);
+    fprintf(out, "rush-loadgen: scenario %s, %s loop", rush_loadgen_scenario_name(o->scenario),
+            rush_loadgen_mode_name(o->mode));
+    if (o->mode == RUSH_MODE_OPEN)
+        fprintf(out, " at %.0f requests/s (%s)", o->rate_per_s,
+                rush_loadgen_arrivals_name(o->arrivals));
+    fprintf(out, ", %u connections, batch %u, inflight %u, %llu buyers\n", o->connections, o->batch,
+            o->inflight, (unsigned long long)o->buyers);
+    fprintf(out, "  offered      %llu requests (%.0f/s)\n", (unsigned long long)t->requests_offered,
+            rate(t->requests_offered, f.send_s));
+    fprintf(out, "  sent         %llu requests in %llu messages (%.0f/s over %.3f s)\n",
+            (unsigned long long)t->requests_sent, (unsigned long long)t->messages_sent,
+            rate(t->requests_sent, f.send_s), f.send_s);
+    fprintf(out, "  answered     %llu (%.0f/s over %.3f s), accepted %llu (%.0f/s)\n",
+            (unsigned long long)t->requests_answered, rate(t->requests_answered, f.elapsed_s),
+            f.elapsed_s, (unsigned long long)f.accepted, rate(f.accepted, f.elapsed_s));
+    fprintf(out, "  latency us   p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f  mean %.0f\n",
+            f.p50_us, f.p90_us, f.p99_us, f.p999_us, f.max_us, f.mean_us);
+    fprintf(out, "  outcomes    ");
+    for (int i = 0; i < RUSH_OUTCOME_COUNT_; i++)
+        if (t->outcomes[i] != 0 || i == RUSH_OK)
+            fprintf(out, " %s %llu", rush_outcome_name((enum rush_outcome)i),
+                    (unsigned long long)t->outcomes[i]);
+    fprintf(out, "\n  duplicates   %llu results flagged duplicate\n",
+            (unsigned long long)t->duplicates_flagged);
+    print_scenario(in, out);
+    print_catalog(in, out);
+    fprintf(
+        out,
+        "  errors       %llu (timeouts %llu, protocol %llu, send %llu; stale replies %llu)%s%s\n",
+        (unsigned long long)f.errors_total, (unsigned long long)t->timeouts,
+        (unsigned long long)t->protocol_errors, (unsigned long long)t->send_errors,
+        (unsigned long long)t->stale_replies, t->first_error[0] ? ": " : "", t->first_error);
+}
+
+/* ---- JSON --------------------------------------------------------------------------------- */
+
+static json_t *outcomes_json(const struct rush_tally *t)
+{
+    json_t *outcomes = json_object();
+    for (int i = 0; i < RUSH_OUTCOME_COUNT_; i++)
+        json_object_set_new(outcomes, rush_outcome_name((enum rush_outcome)i),
+                            json_integer((json_int_t)t->outcomes[i]));
+    return outcomes;
+}
+
+static json_t *reasons_json(const struct rush_tally *t)
+{
+    json_t *reasons = json_object();
+    for (int i = 1; i < RUSH_REASON_COUNT_; i++)
+        if (t->reasons[i] != 0)
+            json_object_set_new(reasons, rush_reason_name((enum rush_reason)i),
+                                json_integer((json_int_t)t->reasons[i]));
+    return reasons;
+}
+
+static json_t *ops_json(const struct rush_tally *t)
+{
+    json_t *ops = json_object();
+    for (int i = 1; i < RUSH_OP_COUNT_; i++)
+        if (t->ops_sent[i] != 0)
+            json_object_set_new(ops, rush_op_name((enum rush_op)i),
+                                json_integer((json_int_t)t->ops_sent[i]));
+    return ops;
+}
+
+static json_t *catalog_json(const struct rush_catalog *catalog)
+{
+    struct rush_catalog_totals t;
+    rush_catalog_totals(catalog, &t);
+    json_t *ids = json_array();
+    for (uint32_t i = 0; i < catalog->count && i < CATALOG_IDS_MAX; i++)
+        json_array_append_new(ids, json_integer((json_int_t)catalog->skus[i].def.id));
+    return json_pack("{s:b, s:I, s:I, s:o, s:I, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:I, s:I}",
+                     "fresh", catalog->fresh, "base_id", (json_int_t)catalog->skus[0].def.id,
+                     "count", (json_int_t)catalog->count, "ids", ids, "stock_put",
+                     (json_int_t)t.stock_put, "before", "available", (json_int_t)t.available_before,
+                     "held", (json_int_t)t.held_before, "after", "available",
+                     (json_int_t)t.available_after, "reserved", (json_int_t)t.reserved_after,
+                     "confirmed", (json_int_t)t.confirmed_after, "unlimited",
+                     (json_int_t)t.unlimited_count, "unknown", (json_int_t)t.unknown_count);
+}
+
+static json_t *scenario_json(const struct rush_scenario_stats *s, json_t *root)
+{
+    json_object_set_new(root, "duplicates",
+                        json_pack("{s:I, s:I, s:I}", "resent", (json_int_t)s->resends_queued,
+                                  "matching", (json_int_t)s->resends_matching, "mismatched",
+                                  (json_int_t)s->resends_mismatched));
+    json_object_set_new(root, "payments",
+                        json_pack("{s:I, s:I}", "confirms", (json_int_t)s->confirms_queued,
+                                  "abandoned", (json_int_t)s->abandoned));
+    json_object_set_new(root, "groups",
+                        json_pack("{s:I, s:I, s:I}", "opens", (json_int_t)s->group_opens, "joins",
+                                  (json_int_t)s->group_joins, "joins_any",
+                                  (json_int_t)s->group_joins_any));
+    return root;
+}
+
+static json_t *figures_json(const struct rush_report_input *in, const struct figures *f)
+{
+    const struct rush_tally *t = in->tally;
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:{s:f, s:f, s:f, s:f, s:f, s:f},"
+        " s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I}",
+        "requests_offered", (json_int_t)t->requests_offered, "requests_sent",
+        (json_int_t)t->requests_sent, "requests_answered", (json_int_t)t->requests_answered,
+        "requests_accepted", (json_int_t)f->accepted, "messages_sent", (json_int_t)t->messages_sent,
+        "messages_answered", (json_int_t)t->messages_answered, "elapsed_s", f->elapsed_s, "send_s",
+        f->send_s, "sent_rate_per_s", rate(t->requests_sent, f->send_s), "throughput_per_s",
+        rate(t->requests_answered, f->elapsed_s), "accepted_per_s", rate(f->accepted, f->elapsed_s),
+        "latency_us", "p50", f->p50_us, "p90", f->p90_us, "p99", f->p99_us, "p999", f->p999_us,
+        "max", f->max_us, "mean", f->mean_us, "duplicates_flagged",
+        (json_int_t)t->duplicates_flagged, "errors", "timeouts", (json_int_t)t->timeouts,
+        "protocol", (json_int_t)t->protocol_errors, "send", (json_int_t)t->send_errors,
+        "stale_replies", (json_int_t)t->stale_replies, "total", (json_int_t)f->errors_total,
+        "arrivals_idle", (json_int_t)t->arrivals_idle, "ledger_full", (json_int_t)t->ledger_full);
+}
+
+int rush_report_write_json(const struct rush_report_input *in, const char *path)
+{
+    const struct rush_loadgen_options *o = in->options;
+    struct figures f;
+    derive(in->tally, &f);
+    json_t *root = figures_json(in, &f);
+    if (root == NULL)
+        return -ENOMEM;
+    json_object_set_new(root, "scenario", json_string(rush_loadgen_scenario_name(o->scenario)));
+    json_object_set_new(root, "mode", json_string(rush_loadgen_mode_name(o->mode)));
+    json_object_set_new(root, "arrivals",
+                        o->mode == RUSH_MODE_OPEN
+                            ? json_string(rush_loadgen_arrivals_name(o->arrivals))
+                            : json_null());
+    json_object_set_new(root, "offered_rate",
+                        o->mode == RUSH_MODE_OPEN ? json_real(o->rate_per_s) : json_null());
+    json_object_set_new(root, "connections", json_integer(o->connections));
+    json_object_set_new(root, "batch", json_integer(o->batch));
+    json_object_set_new(root, "inflight", json_integer(o->inflight));
+    json_object_set_new(root, "buyers", json_integer((json_int_t)o->buyers));
+    json_object_set_new(root, "skus", json_integer(o->skus));
+    json_object_set_new(root, "seed", json_integer((json_int_t)o->seed));
+    json_object_set_new(root, "outcomes", outcomes_json(in->tally));
+    json_object_set_new(root, "invalid_reasons", reasons_json(in->tally));
+    json_object_set_new(root, "ops_sent", ops_json(in->tally));
+    json_object_set_new(root, "catalog", catalog_json(in->catalog));
+    json_object_set_new(root, "ledger",
+                        json_pack("{s:I, s:I}", "entries", (json_int_t)in->ledger->count,
+                                  "capacity", (json_int_t)in->ledger->capacity));
+    json_object_set_new(root, "first_error", json_string(in->tally->first_error));
+    scenario_json(in->scenario, root);
+    int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 ? 0 : -EIO;
+    json_decref(root);
+    return rc;
+}

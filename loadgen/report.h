@@ -1,0 +1,101 @@
+/*
+ * report.h — what a load run counted, and how it is shown: a progress line every second on
+ * stderr, a text report on stdout, and the same figures as a JSON file (--report).
+ *
+ * Words used in the figures:
+ *   offered    requests the run meant to send: in open mode every request of every message
+ *              whose intended time fell within the run (sent or not); in closed mode = sent.
+ *   sent       requests handed to nanomsg.
+ *   answered   requests whose result came back (any outcome, busy included).
+ *   accepted   answered with an outcome other than busy: the engine decided them.
+ *   latency    per answered request, from its message's INTENDED send time (open mode) or its
+ *              actual send time (closed mode) to the arrival of the reply; in microseconds.
+ *   errors     timeouts (requests of messages unanswered within --timeout-ms, or still out when
+ *              the run ended), protocol (requests of messages answered with an ERROR or a reply
+ *              that does not match), send (requests nanomsg refused to send), stale replies
+ *              (replies to messages already given up).
+ *
+ * JSON keys (a contract for benchmark scripts): scenario, mode, arrivals, connections, batch,
+ * inflight, offered_rate (open mode; null in closed mode), buyers, skus, seed,
+ * requests_offered, requests_sent, requests_answered, requests_accepted, messages_sent,
+ * messages_answered, elapsed_s, send_s, sent_rate_per_s, throughput_per_s, accepted_per_s,
+ * latency_us {p50, p90, p99, p999, max, mean}, outcomes {name: count, all 15},
+ * invalid_reasons {name: count, nonzero only}, ops_sent {name: count}, duplicates_flagged,
+ * duplicates {resent, matching, mismatched}, payments {confirms, abandoned},
+ * groups {opens, joins, joins_any}, errors {timeouts, protocol, send, stale_replies, total},
+ * catalog {fresh, base_id, count, stock_put, before {...}, after {...}}, ledger {entries,
+ * capacity}, first_error.
+ *
+ * Threads: the driver's thread only.
+ */
+#ifndef RUSH_REPORT_H
+#define RUSH_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "catalog.h"
+#include "histogram.h"
+#include "ledger.h"
+#include "options.h"
+#include "rush/types.h"
+#include "scenario.h"
+
+#define RUSH_REPORT_ERROR_BYTES 160
+
+struct rush_tally {
+    uint64_t requests_offered; /* open mode: of messages due, sent or not */
+    uint64_t requests_sent;
+    uint64_t requests_answered;
+    uint64_t messages_sent;
+    uint64_t messages_answered;
+    uint64_t outcomes[RUSH_OUTCOME_COUNT_];
+    uint64_t reasons[RUSH_REASON_COUNT_];
+    uint64_t ops_sent[RUSH_OP_COUNT_];
+    uint64_t duplicates_flagged; /* results carrying RUSH_RESULT_DUPLICATE */
+    uint64_t timeouts;           /* requests */
+    uint64_t protocol_errors;    /* requests */
+    uint64_t send_errors;        /* requests */
+    uint64_t stale_replies;      /* messages */
+    uint64_t arrivals_idle;      /* open mode: messages due with nothing to send yet */
+    uint64_t ledger_full;        /* 1 when the run stopped because the ledger filled */
+    uint64_t in_flight;          /* messages outstanding now */
+    int64_t start_ns;
+    int64_t last_send_ns;
+    int64_t end_ns;
+    struct rush_histogram latency_ns;
+    char first_error[RUSH_REPORT_ERROR_BYTES];
+};
+
+/* The figures of one second, for the progress line. */
+struct rush_progress {
+    struct rush_tally previous; /* counters at the start of the second (histogram unused) */
+    struct rush_histogram second_ns;
+    int64_t second_start_ns;
+    uint32_t seconds;
+};
+
+void rush_tally_init(struct rush_tally *tally, int64_t start_ns);
+/* Records the first error text only (the rest are counted). */
+void rush_tally_error(struct rush_tally *tally, const char *text);
+
+void rush_progress_init(struct rush_progress *progress, const struct rush_tally *tally,
+                        int64_t now_ns);
+/* Prints "[   3s] offered ... p99 ... us" for the second that ends now, and starts the next. */
+void rush_progress_print(struct rush_progress *progress, const struct rush_tally *tally,
+                         int64_t now_ns, FILE *out);
+
+/* Everything the final report shows. */
+struct rush_report_input {
+    const struct rush_loadgen_options *options;
+    const struct rush_tally *tally;
+    const struct rush_scenario_stats *scenario;
+    const struct rush_catalog *catalog;
+    const struct rush_ledger *ledger;
+};
+
+void rush_report_print(const struct rush_report_input *input, FILE *out);
+/* Writes the JSON report to path. 0, or -errno / -ENOMEM. */
+RUSH_MUST_USE int rush_report_write_json(const struct rush_report_input *input, const char *path);
+
+#endif
