@@ -20,9 +20,11 @@
 # decision; --stock N runs the true sold-out-heavy midnight instead).
 #
 # Concurrency is counted in orders in flight: Redis and unbatched rush both run 50 connections x
-# 16 in flight (800), the shape of `redis-benchmark -c 50 -P 16`. Batched rush carries more
-# orders per message; so that its ratio is not bought with concurrency alone, Redis with
-# appendfsync always is run a second time with the same number of orders in flight.
+# 16 in flight (800), the shape of `redis-benchmark -c 50 -P 16`, and again as one connection
+# with 800 in flight (a gateway multiplexing its users on one pipelined connection; rush is much
+# faster so, Redis a little). Batched rush carries more orders per message; so that its ratio is
+# not bought with concurrency alone, Redis with appendfsync always is run a second time with the
+# same number of orders in flight.
 #
 # Then an open-loop sweep (requests on a fixed schedule, latency from the intended send time, so
 # queueing is charged) at fractions of each system's closed-loop throughput: throughput against
@@ -212,12 +214,16 @@ EOF
     return 1
 }
 
-run_loadgen() { # run_loadgen REPORT rush-loadgen options...
+run_loadgen() { # run_loadgen REPORT rush-loadgen options... (its text report: REPORT.txt)
     local report=$1
     shift
-    "$bin/rush-loadgen" --url "$rush_orders" --admin-url "$rush_admin" \
+    if ! "$bin/rush-loadgen" --url "$rush_orders" --admin-url "$rush_admin" \
         --admin-token-file "$rush_token" --scenario midnight --skus "$skus" --seed 1 \
-        --report "$report" --quiet "$@"
+        --report "$report" --quiet "$@" >"$report.txt" 2>&1; then
+        echo "side_by_side: rush-loadgen $* failed:" >&2
+        cat "$report.txt" >&2
+        return 1
+    fi
 }
 
 # Table size for a run of N requests: all of them may land on one shard; a margin; at least 64 Ki.
@@ -254,14 +260,15 @@ row() {
         -v p50="$(field "$report" .latency_us.p50)" -v p99="$(field "$report" .latency_us.p99)" \
         -v p999="$(field "$report" .latency_us.p999)" \
         -v ok="$(field "$report" '.outcomes.ok // 0')" \
+        -v busy="$(field "$report" '.outcomes.busy // 0')" \
         -v books="$(field "$report" "$books")" \
-        'BEGIN { printf "%-30s %-26s %12.0f %10.0f %10.0f %10.0f %10d %6d  %s\n",
-                 label, shape, tput, p50, p99, p999, ok, lost, books }'
+        'BEGIN { printf "%-30s %-26s %12.0f %10.0f %10.0f %10.0f %10d %8d %6d  %s\n",
+                 label, shape, tput, p50, p99, p999, ok, busy, lost, books }'
 }
 
 header() {
-    printf '%-30s %-26s %12s %10s %10s %10s %10s %6s  %s\n' system "load (orders in flight)" \
-        orders/s "p50 us" "p99 us" "p99.9 us" ok lost books
+    printf '%-30s %-26s %12s %10s %10s %10s %10s %8s %6s  %s\n' system \
+        "load (orders in flight)" orders/s "p50 us" "p99 us" "p99.9 us" ok busy lost books
 }
 
 ratio() { # ratio LABEL NUM_REPORT DEN_REPORT [TARGET]
@@ -284,32 +291,36 @@ sweep_rates() {
     done
 }
 
-# sweep_table TITLE REPORT...: one row per offered rate; the knee is the highest rate still served
-# at >= 95% with a p99 under 10x the p99 at the lowest rate (rows after the first miss do not count).
+# sweep_table TITLE REPORT...: one row per offered rate; the knee is the highest rate at which
+# >= 95% of the requests offered were decided, with a p99 under 10x the p99 at the lowest rate
+# (rows after the first miss do not count).
 sweep_table() {
     local title=$1
     shift
     echo
     echo "open loop, $title (fixed arrivals, latency from the intended send time)"
-    printf '  %12s %12s %10s %10s %10s %10s %6s\n' offered/s decided/s "p50 us" "p99 us" \
-        "p99.9 us" unsent lost
+    printf '  %12s %12s %10s %10s %10s %10s %8s %6s\n' offered/s decided/s "p50 us" "p99 us" \
+        "p99.9 us" unsent busy lost
     for report in "$@"; do
         jq -r "[.rate_offered, $decided, .latency_us.p50, .latency_us.p99, .latency_us.p999,
                 (.requests_unsent // ((.requests_offered // 0) - (.requests_sent // 0))),
-                $lost] | @tsv" "$report"
+                $lost, (.outcomes.busy // 0), (.requests_accepted // .requests_answered) /
+                       (.requests_offered // (.requests_answered + .requests_unsent))] | @tsv" \
+            "$report"
     done | awk -F'\t' '
         { offered[NR] = $1; got[NR] = $2; p50[NR] = $3; p99[NR] = $4; p999[NR] = $5
-          unsent[NR] = $6; lost[NR] = $7 }
+          unsent[NR] = $6; lost[NR] = $7; busy[NR] = $8; served[NR] = $9 }
         END {
             knee = 0
             for (i = 1; i <= NR; i++) {
-                if (got[i] < 0.95 * offered[i] || p99[i] > 10 * p99[1]) break
+                if (served[i] < 0.95 || p99[i] > 10 * p99[1]) break
                 knee = i
             }
             for (i = 1; i <= NR; i++)
-                printf "  %12.0f %12.0f %10.0f %10.0f %10.0f %10d %6d%s\n", offered[i], got[i],
-                       p50[i], p99[i], p999[i], unsent[i], lost[i], i == knee ? "   <- knee" : ""
-            if (knee == 0) print "  (no rate met the knee rule: even the lowest was not served)"
+                printf "  %12.0f %12.0f %10.0f %10.0f %10.0f %10d %8d %6d%s\n", offered[i],
+                       got[i], p50[i], p99[i], p999[i], unsent[i], busy[i], lost[i],
+                       i == knee ? "   <- knee" : ""
+            if (knee == 0) print "  (no knee: even the lowest rate was not served; busy = refused)"
         }'
 }
 
@@ -324,6 +335,7 @@ cat <<EOF
 machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)
 redis: $(redis-server --version | sed 's/ sha=.*//'), seckill.lua by EVALSHA
 data on: $(df -T "$work" | awk 'NR == 2 { print $2 " (" $1 ")" }'), every server and its load share the cores
+load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews every figure)
 load: midnight, $skus hot SKUs, distinct buyers, stock $([ "$stock" = crowd ] && echo "covering the crowd (every click is an order)" || echo "$stock per SKU"); closed runs ${seconds} s
 EOF
 
@@ -371,6 +383,9 @@ stop_server
 echo "running redis (no persistence) ..."
 start_redis none --appendonly no
 redis_closed "$work/redis-none.json" "$redis_pipeline"
+run_redis "$work/redis-none-one.json" --mode closed --connections 1 \
+    --pipeline $((redis_connections * redis_pipeline)) --duration "$seconds" \
+    --buyers "$redis_buyers" --stock "$(stock_for "$redis_buyers")"
 stop_server
 
 if [ $rush -eq 1 ]; then
@@ -382,9 +397,12 @@ run_loadgen "$work/rush-batched.json" --mode closed --connections "$batch_connec
 stop_server
 
 echo "running rush (fsync, unbatched) ..."
-start_rushd unbatched "$(table_size "$rush_single_buyers")"
+start_rushd unbatched "$(table_size $((2 * rush_single_buyers)))" # two runs, fresh SKUs each
 run_loadgen "$work/rush-unbatched.json" --mode closed --connections "$single_connections" \
     --inflight "$single_inflight" --batch 1 --duration "$seconds" \
+    --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
+run_loadgen "$work/rush-unbatched-one.json" --mode closed --connections 1 \
+    --inflight $((single_connections * single_inflight)) --batch 1 --duration "$seconds" \
     --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
 stop_server
 
@@ -416,11 +434,13 @@ header
 row "redis, appendfsync always" "50 conn x 16 (800)" "$work/redis-always.json"
 row "redis, appendfsync everysec" "50 conn x 16 (800)" "$work/redis-everysec.json"
 row "redis, no persistence" "50 conn x 16 (800)" "$work/redis-none.json"
+row "redis, no persistence" "1 conn x 800 (800)" "$work/redis-none-one.json"
 row "redis, appendfsync always" "50 conn x $wide_pipeline ($batched_in_flight)" \
     "$work/redis-always-wide.json"
 if [ $rush -eq 1 ]; then
 row "rush, fsync, batched" "4 x 4 msgs x $batch_size ($batched_in_flight)" "$work/rush-batched.json"
 row "rush, fsync, unbatched" "50 x 16 msgs x 1 (800)" "$work/rush-unbatched.json"
+row "rush, fsync, unbatched" "1 x 800 msgs x 1 (800)" "$work/rush-unbatched-one.json"
 echo
 ratio "rush fsync batched / redis always" "$work/rush-batched.json" "$work/redis-always.json" 20
 ratio "rush fsync batched / redis always (same in flight)" "$work/rush-batched.json" \
@@ -430,6 +450,8 @@ ratio "rush fsync batched / redis no persistence" "$work/rush-batched.json" "$wo
 ratio "rush fsync unbatched / redis always" "$work/rush-unbatched.json" "$work/redis-always.json"
 ratio "rush fsync unbatched / redis no persistence" "$work/rush-unbatched.json" \
     "$work/redis-none.json" 1
+ratio "rush fsync unbatched / redis no persistence (1 conn)" "$work/rush-unbatched-one.json" \
+    "$work/redis-none-one.json" 1
 fi
 
 if [ $sweep -eq 1 ] && [ $rush -eq 1 ]; then
@@ -441,6 +463,8 @@ if [ $sweep -eq 1 ]; then
         "${redis_sweep[@]}"
 fi
 
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 redis_books=$(cat "$work"/redis-*.json | jq -s 'map(.check.passed) | all')
 echo
 echo "redis books (sold exactly min(stock, buyers) per SKU, every run): $([ "$redis_books" = true ] && echo ok || echo WRONG)"
