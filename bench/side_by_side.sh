@@ -95,6 +95,7 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rush-side-by-side-XXXXXX")
 server_pid=
+client_pid=
 stop_server() {
     if [ -n "$server_pid" ]; then
         kill -TERM "$server_pid" 2>/dev/null || true
@@ -103,11 +104,31 @@ stop_server() {
     fi
 }
 cleanup() {
+    if [ -n "$client_pid" ]; then
+        kill -TERM "$client_pid" 2>/dev/null || true
+        wait "$client_pid" 2>/dev/null || true
+    fi
     stop_server
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# run_client LOG COMMAND...: a load tool, in the background so that a signal reaches the trap at
+# once (bash runs traps only between commands); its output in LOG, shown if it fails.
+run_client() {
+    local log=$1 rc=0
+    shift
+    "$@" >"$log" 2>&1 &
+    client_pid=$!
+    wait "$client_pid" || rc=$?
+    client_pid=
+    if [ $rc -ne 0 ]; then
+        echo "side_by_side: ${1##*/} failed (exit $rc):" >&2
+        cat "$log" >&2
+    fi
+    return $rc
+}
 
 # A loopback TCP port nobody listens on now (the server's bind is the final word: start retries).
 free_port() {
@@ -160,8 +181,8 @@ start_redis() { # start_redis NAME redis-server options...
 run_redis() { # run_redis REPORT bench-redis options...
     local report=$1
     shift
-    "$bin/bench-redis" --port "$redis_port" --script "$script" --skus "$skus" \
-        --report "$report" --quiet "$@"
+    run_client "$report.txt" "$bin/bench-redis" --port "$redis_port" --script "$script" \
+        --skus "$skus" --report "$report" --quiet "$@"
 }
 
 # ---- rush ------------------------------------------------------------------------------------
@@ -217,13 +238,9 @@ EOF
 run_loadgen() { # run_loadgen REPORT rush-loadgen options... (its text report: REPORT.txt)
     local report=$1
     shift
-    if ! "$bin/rush-loadgen" --url "$rush_orders" --admin-url "$rush_admin" \
+    run_client "$report.txt" "$bin/rush-loadgen" --url "$rush_orders" --admin-url "$rush_admin" \
         --admin-token-file "$rush_token" --scenario midnight --skus "$skus" --seed 1 \
-        --report "$report" --quiet "$@" >"$report.txt" 2>&1; then
-        echo "side_by_side: rush-loadgen $* failed:" >&2
-        cat "$report.txt" >&2
-        return 1
-    fi
+        --report "$report" --quiet "$@"
 }
 
 # Table size for a run of N requests: all of them may land on one shard; a margin; at least 64 Ki.
