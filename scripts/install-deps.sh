@@ -9,6 +9,7 @@ packages=(
     liburing-dev libjemalloc-dev libxxhash-dev libnanomsg-dev
     libinih-dev libjansson-dev
     libcriterion-dev
+    redis-server redis-tools libhiredis-dev jq # bench/side_by_side.sh (starts its own redis)
     nanomsg-utils nng-utils
     clang libclang-rt-14-dev
 )
