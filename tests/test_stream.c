@@ -56,6 +56,12 @@ static struct rush_subscriber *subscriber_open(uint32_t receive_bytes)
     return sub;
 }
 
+/* Errors rush/subscriber.h calls transient: poll again. */
+static bool transient(int rc)
+{
+    return rc == RUSH_ETIMEDOUT || rc == RUSH_EPROTO;
+}
+
 /* Everything a consumer was handed, checked as it arrives: per shard, seq = previous + 1. */
 struct consumed {
     struct rush_stream_event events[EVENTS_MAX];
@@ -90,7 +96,7 @@ static void catch_up(struct rush_subscriber *sub, uint32_t want)
         rush_subscriber_resync(sub);
         while (!rush_subscriber_caught_up(sub)) {
             int n = rush_subscriber_poll(sub, batch, 1024, 100);
-            cr_assert(n >= 0 || n == RUSH_ETIMEDOUT, "poll: %s", rush_strerror(n));
+            cr_assert(n >= 0 || transient(n), "poll: %s", rush_strerror(n));
             take(batch, n > 0 ? n : 0);
             cr_assert_lt(child_now_ms(), deadline, "not caught up in 60 s");
         }
@@ -161,10 +167,12 @@ Test(stream, a_slow_consumer_gets_every_event_once_in_order_and_counts_match_the
         bought += buy_coupons(client, 1 + round * 4000, 4000, NULL);
         if (round == 3)
             cr_assert_eq(rush_client_submit(client, groups, 15, group_results), 0);
-        /* the consumer is slow: a few small polls with naps while 4,000 more arrive */
+        if (round < 7)
+            continue; /* the consumer is away: ~28,000 events pile up, more than PUB buffers */
+        /* then slow: a few small polls with naps while 4,000 more arrive each round */
         for (int p = 0; p < 3; p++) {
             int n = rush_subscriber_poll(sub, slow, 100, 0);
-            cr_assert(n >= 0 || n == RUSH_ETIMEDOUT, "poll: %s", rush_strerror(n));
+            cr_assert(n >= 0 || transient(n), "poll: %s", rush_strerror(n));
             take(slow, n > 0 ? n : 0);
             child_sleep_ms(20);
         }

@@ -665,22 +665,12 @@ static size_t tail_line(const struct rush_stream_event *event, char *line, size_
     return len;
 }
 
-/* Writes a batch, makes it durable, then records it in the cursor file. */
-static int tail_write(struct tail *tail, const struct rush_stream_event *events, uint32_t count)
+/*
+ * Records in the cursor file the subscriber's cursor and how long the output file is now (a
+ * restart cuts the file back to that). Without --cursor, nothing.
+ */
+static int tail_save_cursor(struct tail *tail)
 {
-    char line[TAIL_LINE_BYTES_MAX];
-    for (uint32_t i = 0; i < count; i++) {
-        size_t len = tail_line(&events[i], line, sizeof line);
-        if (fwrite(line, 1, len, tail->out) != len)
-            break;
-    }
-    if (fflush(tail->out) != 0 || ferror(tail->out) ||
-        (tail->out_path != NULL && fsync(fileno(tail->out)) != 0)) {
-        fprintf(stderr, "rushctl: cannot write %s: %s\n",
-                tail->out_path != NULL ? tail->out_path : "stdout", strerror(errno));
-        return EXIT_USAGE;
-    }
-    tail->written += count;
     if (tail->cursor_path == NULL)
         return 0;
     struct stat st;
@@ -700,7 +690,26 @@ static int tail_write(struct tail *tail, const struct rush_stream_event *events,
                 rush_strerror(rc));
         return EXIT_USAGE;
     }
-    return 0;
+    return EXIT_DONE;
+}
+
+/* Writes a batch, makes it durable, then records it in the cursor file. */
+static int tail_write(struct tail *tail, const struct rush_stream_event *events, uint32_t count)
+{
+    char line[TAIL_LINE_BYTES_MAX];
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = tail_line(&events[i], line, sizeof line);
+        if (fwrite(line, 1, len, tail->out) != len)
+            break;
+    }
+    if (fflush(tail->out) != 0 || ferror(tail->out) ||
+        (tail->out_path != NULL && fsync(fileno(tail->out)) != 0)) {
+        fprintf(stderr, "rushctl: cannot write %s: %s\n",
+                tail->out_path != NULL ? tail->out_path : "stdout", strerror(errno));
+        return EXIT_USAGE;
+    }
+    tail->written += count;
+    return tail_save_cursor(tail);
 }
 
 /* What a failed poll means for tail: go on (0) or stop with an exit status. */
@@ -777,6 +786,10 @@ static int tail_start(struct tail *tail, const struct options *options)
         fprintf(stderr, "rushctl: tail --from-now: %s\n", rush_subscriber_last_error(tail->sub));
         return EXIT_USAGE;
     }
+    /* A first run records where it starts before writing anything, so that a kill before its
+     * first saved batch still leaves a cursor to cut a torn output file back to. */
+    if (!tail->cursor_found && (rc = tail_save_cursor(tail)) != EXIT_DONE)
+        return rc;
     return tail_follow(tail);
 }
 
