@@ -26,6 +26,7 @@
 
 #include "memory.h"
 #include "rush/assert.h"
+#include "why.h"
 #include "shard_internal.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
@@ -41,17 +42,8 @@ static_assert(sizeof(struct limit_entry) == 24, "limit_entry layout is part of s
 #define TIMER_KIND_ORDER 0u
 #define TIMER_KIND_GROUP 1u
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_size,
-                                                        const char *format, ...)
-{
-    if (why != NULL && why_size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(why, why_size, format, args);
-        va_end(args);
-    }
-    return RUSH_ECORRUPT;
-}
+/* Says why in why[] and returns RUSH_ECORRUPT. */
+#define refuse(why, why_size, ...) rush__refuse(RUSH_ECORRUPT, why, why_size, __VA_ARGS__)
 
 uint32_t rush_snapshot_record_bytes(enum rush_snapshot_section section)
 {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rush/assert.h"
+#include "why.h"
 
 bool rush_stream_carries(uint8_t event_type)
 {
@@ -65,17 +66,8 @@ void rush_stream_event_from_log(struct rush_stream_event *out, uint32_t shard, u
     };
 }
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_size,
-                                                        const char *format, ...)
-{
-    if (why != NULL && why_size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(why, why_size, format, args);
-        va_end(args);
-    }
-    return RUSH_EPROTO;
-}
+/* Says why in why[] and returns RUSH_EPROTO. */
+#define refuse(why, why_size, ...) rush__refuse(RUSH_EPROTO, why, why_size, __VA_ARGS__)
 
 void rush_stream_view_event(const struct rush_stream_view *view, uint32_t i,
                             struct rush_stream_event *out)

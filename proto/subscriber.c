@@ -52,6 +52,7 @@
 #include <time.h>
 
 #include "rush/assert.h"
+#include "why.h"
 #include "rush/subscriber.h"
 
 #define PUB_MESSAGES_PER_PASS_MAX 64
@@ -145,17 +146,8 @@ void rush_subscriber_config_default(struct rush_subscriber_config *config)
     };
 }
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_size,
-                                                        const char *format, ...)
-{
-    if (why != NULL && why_size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(why, why_size, format, args);
-        va_end(args);
-    }
-    return RUSH_ECONFIG;
-}
+/* Says why in why[] and returns RUSH_ECONFIG. */
+#define refuse(why, why_size, ...) rush__refuse(RUSH_ECONFIG, why, why_size, __VA_ARGS__)
 
 static bool url_fits(const char *url)
 {

@@ -38,6 +38,7 @@
 #include <xxhash.h>
 
 #include "rush/assert.h"
+#include "why.h"
 #include "rush/subscriber.h"
 
 #define CURSOR_MAGIC_LINE "rush-stream-cursor 1\n"
@@ -45,17 +46,8 @@
 #define CURSOR_BYTES_MAX ((4 + RUSH_SHARDS_MAX) * CURSOR_LINE_BYTES_MAX)
 #define DIGITS_MAX 20 /* UINT64_MAX has 20 decimal digits */
 
-__attribute__((format(printf, 3, 4))) static int damaged(char *why, size_t why_size,
-                                                         const char *format, ...)
-{
-    if (why != NULL && why_size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(why, why_size, format, args);
-        va_end(args);
-    }
-    return RUSH_ECORRUPT;
-}
+/* Says why in why[] and returns RUSH_ECORRUPT. */
+#define damaged(why, why_size, ...) rush__refuse(RUSH_ECORRUPT, why, why_size, __VA_ARGS__)
 
 /* ---- save ---- */
 
