@@ -78,16 +78,6 @@ static void *subscriber_main(void *argument)
     return NULL;
 }
 
-static void put_skus(struct rush_engine *engine)
-{
-    for (uint64_t id = 1; id <= SKUS; id++) {
-        struct rush_sku sku = {.id = id, .name = "instant", .price_fen = 100, .end_ns = INT64_MAX,
-                               .order_qty_max = 1, .user_qty_max = 1, .unlimited = 1};
-        struct rush_result result;
-        RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0 && result.outcome == RUSH_OK);
-    }
-}
-
 struct driver {
     struct rush_request requests[IN_FLIGHT][BATCH];
     struct rush_result results[IN_FLIGHT][BATCH];
@@ -154,7 +144,7 @@ static double run_case(enum bench_case which, double seconds, uint32_t shards,
     config.limits.user_limits_max = ORDERS_PER_SHARD_MAX;
     struct rush_engine *engine = NULL;
     RUSH_ASSERT(rush_engine_create(&config, &engine) == 0 && rush_engine_start(engine) == 0);
-    put_skus(engine);
+    rush_drive_put_instant_skus(engine, SKUS);
     struct rush_publisher *publisher = NULL;
     char pub_url[128], replay_url[128], why[256];
     snprintf(pub_url, sizeof(pub_url), "ipc://%s/pub.ipc", dir);

@@ -1,6 +1,6 @@
 /*
  * drive.h — small helpers for the programs that drive the engine with made-up crowds
- * (rush-demo, bench-engine, stress_engine): a seeded xorshift64 generator, a key made from a
+ * (rush-demo, the benchmarks, the stress programs): a seeded xorshift64 generator, a key made from a
  * number, and a monotonic clock in seconds. Header-only; not part of the public API.
  */
 #ifndef RUSH_DRIVE_H
@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "rush/assert.h"
+#include "rush/engine.h"
 #include "rush/types.h"
 
 /* xorshift64: fast, seeded, reproducible; the state must start non-zero. */
@@ -35,6 +37,20 @@ static inline double rush_drive_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Puts SKUs 1..count: unlimited, price 100 fen, one per buyer, pay TTL 0 (a reserve is the
+ * confirmed order, so every won reserve is also a stream event). Asserts each is accepted.
+ */
+static inline void rush_drive_put_instant_skus(struct rush_engine *engine, uint64_t count)
+{
+    for (uint64_t id = 1; id <= count; id++) {
+        struct rush_sku sku = {.id = id, .name = "instant", .price_fen = 100, .end_ns = INT64_MAX,
+                               .order_qty_max = 1, .user_qty_max = 1, .unlimited = 1};
+        struct rush_result result;
+        RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0 && result.outcome == RUSH_OK);
+    }
 }
 
 #endif

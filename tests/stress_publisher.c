@@ -58,16 +58,6 @@ static void *subscriber_main(void *argument)
     return NULL;
 }
 
-static void put_skus(struct rush_engine *engine)
-{
-    for (uint64_t id = 1; id <= SKUS; id++) {
-        struct rush_sku sku = {.id = id, .name = "instant", .price_fen = 100, .end_ns = INT64_MAX,
-                               .order_qty_max = 1, .user_qty_max = 1, .unlimited = 1};
-        struct rush_result result;
-        RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0 && result.outcome == RUSH_OK);
-    }
-}
-
 static void order_all(struct rush_engine *engine)
 {
     static struct rush_request requests[BATCH];
@@ -101,7 +91,7 @@ int main(void)
     config.durability = RUSH_DURABILITY_ASYNC;
     struct rush_engine *engine = NULL;
     RUSH_ASSERT(rush_engine_create(&config, &engine) == 0 && rush_engine_start(engine) == 0);
-    put_skus(engine);
+    rush_drive_put_instant_skus(engine, SKUS);
     struct rush_publisher_config pub = {
         .pub_url = pub_url, .replay_url = replay_url, .data_dir = dir, .memory_events_max = 1024};
     struct rush_publisher *publisher = NULL;
