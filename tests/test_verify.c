@@ -11,32 +11,30 @@
 #include "rushd_child.h"
 #include "verify.h"
 
-TestSuite(verify, .fini = rushd_cleanup, .timeout = 120);
-
 static struct rush_verify *verify_open(void)
 {
     struct rush_loadgen_options options;
     rush_loadgen_options_default(&options);
     snprintf(options.pub_url, sizeof(options.pub_url), "%.200s", rushd.pub);
     snprintf(options.replay_url, sizeof(options.replay_url), "%.200s", rushd.replay);
-    struct rush_verify *verify = NULL;
+    struct rush_verify *opened = NULL;
     char why[300];
-    cr_assert_eq(rush_verify_start(&options, &verify, why, sizeof(why)), 0, "%s", why);
-    return verify;
+    cr_assert_eq(rush_verify_start(&options, &opened, why, sizeof(why)), 0, "%s", why);
+    return opened;
 }
 
 /* The coupon SKU of the child campaign, as a fresh catalog entry: unlimited, pay TTL 0. */
-static void catalog_of_coupon(struct rush_catalog *catalog, struct rush_catalog_sku *sku)
+static void catalog_of_coupon(struct rush_catalog *out, struct rush_catalog_sku *coupon)
 {
-    memset(sku, 0, sizeof(*sku));
-    sku->def = (struct rush_sku){.id = 3001, .pay_ttl_ns = 0, .user_qty_max = 3, .unlimited = 1};
-    sku->before = (struct rush_catalog_figures){.known = true, .unlimited = true};
-    sku->after = sku->before;
-    *catalog = (struct rush_catalog){.skus = sku, .count = 1, .fresh = true};
+    memset(coupon, 0, sizeof(*coupon));
+    coupon->def = (struct rush_sku){.id = 3001, .pay_ttl_ns = 0, .user_qty_max = 3, .unlimited = 1};
+    coupon->before = (struct rush_catalog_figures){.known = true, .unlimited = true};
+    coupon->after = coupon->before;
+    *out = (struct rush_catalog){.skus = coupon, .count = 1, .fresh = true};
 }
 
 /* Sends `count` coupon reserves and logs each with its answer, as the driver does. */
-static void order_and_log(struct rush_ledger *ledger, uint64_t first_user, uint32_t count,
+static void order_and_log(struct rush_ledger *into, uint64_t first_user, uint32_t count,
                           int64_t *confirmed)
 {
     struct rush_client_config config;
@@ -55,85 +53,83 @@ static void order_and_log(struct rush_ledger *ledger, uint64_t first_user, uint3
     }
     cr_assert_eq(rush_client_submit(client, requests, count, results), 0);
     for (uint32_t i = 0; i < count; i++) {
-        int64_t index = rush_ledger_append(ledger, &requests[i], RUSH_LEDGER_NO_ORIGINAL);
+        int64_t index = rush_ledger_append(into, &requests[i], RUSH_LEDGER_NO_ORIGINAL);
         cr_assert_geq(index, 0);
-        rush_ledger_answer(ledger, (uint32_t)index, &results[i]);
+        rush_ledger_answer(into, (uint32_t)index, &results[i]);
         *confirmed += results[i].outcome == RUSH_OK;
     }
     rush_client_close(client);
 }
 
-Test(verify, real_orders_with_their_real_answers_verify_clean)
+/* Each test: a rushd with a log, a verifier following its stream, an empty ledger, the coupon. */
+static struct rush_verify *verify;
+static struct rush_ledger ledger;
+static struct rush_catalog catalog;
+static struct rush_catalog_sku sku;
+
+static void set_up(void)
 {
     rushd.durability = "fsync";
     rushd_start(false);
-    struct rush_verify *verify = verify_open();
-    struct rush_ledger ledger;
+    verify = verify_open();
     cr_assert_eq(rush_ledger_init(&ledger, 4096), 0);
-    struct rush_catalog catalog;
-    struct rush_catalog_sku sku;
     catalog_of_coupon(&catalog, &sku);
+}
+
+static void tear_down(void)
+{
+    rush_verify_free(verify);
+    verify = NULL;
+    rush_ledger_free(&ledger);
+    rushd_cleanup();
+}
+
+TestSuite(verify, .init = set_up, .fini = tear_down, .timeout = 120);
+
+/* Logs a request (a resend of `original`, or RUSH_LEDGER_NO_ORIGINAL) with its answer. */
+static uint32_t log_answered(const struct rush_request *request, uint32_t original,
+                             const struct rush_result *result)
+{
+    int64_t index = rush_ledger_append(&ledger, request, original);
+    cr_assert_geq(index, 0);
+    rush_ledger_answer(&ledger, (uint32_t)index, result);
+    return (uint32_t)index;
+}
+
+Test(verify, real_orders_with_their_real_answers_verify_clean)
+{
     order_and_log(&ledger, 1, 1000, &sku.after.confirmed);
     cr_assert_eq(sku.after.confirmed, 1000);
     cr_assert_eq(rush_verify_finish(verify, &catalog, &ledger, stdout), 0);
-    rush_verify_free(verify);
-    rush_ledger_free(&ledger);
 }
 
 Test(verify, each_kind_of_false_claim_is_a_violation)
 {
-    rushd.durability = "fsync";
-    rushd_start(false);
-    struct rush_verify *verify = verify_open();
-    struct rush_ledger ledger;
-    cr_assert_eq(rush_ledger_init(&ledger, 4096), 0);
-    struct rush_catalog catalog;
-    struct rush_catalog_sku sku;
-    catalog_of_coupon(&catalog, &sku);
     order_and_log(&ledger, 1, 10, &sku.after.confirmed); /* real: 10 confirmed, published */
-
     /* 1. an ok reserve nobody published */
     struct rush_request ghost = {.op = RUSH_OP_RESERVE, .qty = 1, .sku_id = 3001, .user_id = 77};
-    struct rush_result ghost_ok = {.outcome = RUSH_OK, .order_id = 0x0100000000abcdefull};
-    rush_ledger_answer(&ledger, (uint32_t)rush_ledger_append(&ledger, &ghost, RUSH_LEDGER_NO_ORIGINAL),
-                       &ghost_ok);
+    log_answered(&ghost, RUSH_LEDGER_NO_ORIGINAL,
+                 &(struct rush_result){.outcome = RUSH_OK, .order_id = 0x0100000000abcdefull});
     /* 2. the same buyer holding 4 units of a 3-per-user SKU (after a sold_out) */
     struct rush_request greedy = {.op = RUSH_OP_RESERVE, .qty = 4, .sku_id = 3001, .user_id = 99};
-    int64_t greedy_index = rush_ledger_append(&ledger, &greedy, RUSH_LEDGER_NO_ORIGINAL);
-    struct rush_result greedy_sold_out = {.outcome = RUSH_SOLD_OUT};
-    rush_ledger_answer(&ledger, (uint32_t)greedy_index, &greedy_sold_out);
-    int64_t over = rush_ledger_append(&ledger, &greedy, RUSH_LEDGER_NO_ORIGINAL);
-    struct rush_result over_ok = {.outcome = RUSH_OK};
-    rush_ledger_answer(&ledger, (uint32_t)over, &over_ok);
+    uint32_t first = log_answered(&greedy, RUSH_LEDGER_NO_ORIGINAL,
+                                  &(struct rush_result){.outcome = RUSH_SOLD_OUT});
+    log_answered(&greedy, RUSH_LEDGER_NO_ORIGINAL, &(struct rush_result){.outcome = RUSH_OK});
     /* 3. a resend answered with something else than the original */
-    int64_t resend = rush_ledger_append(&ledger, &greedy, (uint32_t)greedy_index);
-    struct rush_result different = {.outcome = RUSH_OK, .flags = RUSH_RESULT_DUPLICATE};
-    rush_ledger_answer(&ledger, (uint32_t)resend, &different);
+    log_answered(&greedy, first,
+                 &(struct rush_result){.outcome = RUSH_OK, .flags = RUSH_RESULT_DUPLICATE});
     /* 4. the engine claiming more confirmed than the stream carries */
     sku.after.confirmed += 5;
-
     cr_assert_eq(rush_verify_finish(verify, &catalog, &ledger, stdout), 4,
                  "ghost order, buyer over the limit, bad resend, confirmed count");
-    rush_verify_free(verify);
-    rush_ledger_free(&ledger);
 }
 
 Test(verify, an_oversold_sku_is_a_violation)
 {
-    rushd.durability = "fsync";
-    rushd_start(false);
-    struct rush_verify *verify = verify_open();
-    struct rush_ledger ledger;
-    cr_assert_eq(rush_ledger_init(&ledger, 16), 0);
-    struct rush_catalog catalog;
-    struct rush_catalog_sku sku;
-    catalog_of_coupon(&catalog, &sku);
     sku.def.unlimited = 0;
     sku.def.stock = 5;
     sku.before.unlimited = sku.after.unlimited = false;
     sku.before.available = 5;
     sku.after.reserved = 6; /* figures that say more is held than there was */
     cr_assert_eq(rush_verify_finish(verify, &catalog, &ledger, stdout), 1);
-    rush_verify_free(verify);
-    rush_ledger_free(&ledger);
 }
