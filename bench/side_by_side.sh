@@ -39,7 +39,7 @@
 #   --stock N    units per SKU (default: as many as buyers, so nothing sells out)
 #   --no-sweep   closed-loop runs only;  --redis-only  the Redis half only (no ratios)
 # Exit status: 0 when every run finished and every books check passed (the target ratios are
-# reported, not enforced); 1 otherwise; 2 on a usage error; 77 when rush-loadgen is not built.
+# reported, not enforced); 1 otherwise; 2 on a usage error.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,11 +87,6 @@ for tool in "$bin/bench-redis" "$bin/rushd" redis-server redis-cli jq nanocat; d
         exit 1
     fi
 done
-loadgen_help=$("$bin/rush-loadgen" --help 2>&1 || true)
-if [ $rush -eq 1 ] && [[ $loadgen_help == *"not built yet"* ]]; then
-    echo "side_by_side: rush-loadgen is not built yet (a placeholder); skipping" >&2
-    exit 77
-fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rush-side-by-side-XXXXXX")
 server_pid=
