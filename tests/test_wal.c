@@ -437,7 +437,14 @@ Test(wal, flipped_byte_in_middle_events_is_corruption_naming_file_and_offset)
     flip_and_expect_corrupt(index, 64 + 5);
 }
 
-Test(wal, chain_break_is_corruption)
+/*
+ * Rewrites the header of batch `batch` of the first segment of write_log_last_three() with
+ * `change` applied and the header resealed (so only that field is wrong), then expects replay to
+ * refuse the log naming `problem`, after the batches before it.
+ */
+static void forge_header_and_expect_corrupt(uint32_t batch,
+                                            void (*change)(struct rush_wal_header *header),
+                                            const char *problem)
 {
     write_log_last_three();
     char path[320];
@@ -446,18 +453,28 @@ Test(wal, chain_break_is_corruption)
     size_t size = file_read(path, bytes, sizeof(bytes));
     uint64_t offsets[32];
     cr_assert_eq(batch_offsets(bytes, size, offsets, 32), 20);
-    /* A well-formed batch that does not chain: as if a batch had been dropped and resealed. */
     struct rush_wal_header header;
-    memcpy(&header, bytes + offsets[10], sizeof(header));
-    header.prev_checksum ^= 1;
+    memcpy(&header, bytes + offsets[batch], sizeof(header));
+    change(&header);
     rush_wal_header_seal(&header);
-    memcpy(bytes + offsets[10], &header, sizeof(header));
+    memcpy(bytes + offsets[batch], &header, sizeof(header));
     file_write(path, bytes, size);
     struct seen seen;
     struct rush_wal_recovery recovery;
     cr_assert_eq(replay_into(&seen, &recovery), RUSH_ECORRUPT);
-    cr_assert_not_null(strstr(recovery.message, "chain break"), "%s", recovery.message);
-    cr_assert_eq(seen.batches, 10);
+    cr_assert_not_null(strstr(recovery.message, problem), "%s", recovery.message);
+    cr_assert_eq(seen.batches, batch);
+}
+
+/* A well-formed batch that does not chain: as if a batch had been dropped and resealed. */
+static void break_chain(struct rush_wal_header *header)
+{
+    header->prev_checksum ^= 1;
+}
+
+Test(wal, chain_break_is_corruption)
+{
+    forge_header_and_expect_corrupt(10, break_chain, "chain break");
 }
 
 /* Stream events in batches 1..lsn as event_of/count_of make them. */
@@ -504,27 +521,14 @@ Test(wal, stream_numbering_is_in_every_header_and_survives_reopen)
     }
 }
 
+static void skip_a_seq(struct rush_wal_header *header)
+{
+    header->seq_before += 1;
+}
+
 Test(wal, a_header_whose_stream_numbering_does_not_follow_is_corruption)
 {
-    write_log_last_three();
-    char path[320];
-    segment_path(path, sizeof(path), 1);
-    static uint8_t bytes[16384];
-    size_t size = file_read(path, bytes, sizeof(bytes));
-    uint64_t offsets[32];
-    cr_assert_eq(batch_offsets(bytes, size, offsets, 32), 20);
-    struct rush_wal_header header;
-    memcpy(&header, bytes + offsets[7], sizeof(header));
-    header.seq_before += 1; /* resealed: only the numbering is wrong */
-    rush_wal_header_seal(&header);
-    memcpy(bytes + offsets[7], &header, sizeof(header));
-    file_write(path, bytes, size);
-    struct seen seen;
-    struct rush_wal_recovery recovery;
-    cr_assert_eq(replay_into(&seen, &recovery), RUSH_ECORRUPT);
-    cr_assert_not_null(strstr(recovery.message, "stream events came before it"), "%s",
-                       recovery.message);
-    cr_assert_eq(seen.batches, 7);
+    forge_header_and_expect_corrupt(7, skip_a_seq, "stream events came before it");
 }
 
 Test(wal, damaged_end_of_a_segment_followed_by_valid_segments_is_corruption)
