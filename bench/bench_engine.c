@@ -20,7 +20,7 @@
 
 #include "drive.h"
 #include "rush/engine.h"
-#include "shard.h"
+#include "shard/shard.h"
 
 #define SKUS_ZIPF 10000
 #define GROUP_SKU 777777

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "drive.h"
-#include "publisher.h"
+#include "stream/publisher.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "rush/stream.h"

@@ -26,7 +26,7 @@
 
 #include "rush/assert.h"
 #include "rush/engine.h"
-#include "shard.h"
+#include "shard/shard.h"
 
 #define CHUNK 65536u
 #define SKUS 100u

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "rush/assert.h"
-#include "wal.h"
+#include "wal/wal.h"
 
 #define RAW_SECONDS 1.5
 #define WAL_SECONDS 2.5

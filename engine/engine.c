@@ -37,8 +37,8 @@
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
-#include "shard.h"
-#include "shard_log.h"
+#include "shard/shard.h"
+#include "wal/shard_log.h"
 
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "json.h"
+#include "codec/json.h"
 #include "rush/assert.h"
 #include "rush/wire.h"
 

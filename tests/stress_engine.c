@@ -14,7 +14,7 @@
 
 #include "drive.h"
 #include "rush/engine.h"
-#include "shard.h"
+#include "shard/shard.h"
 
 #define SHARDS 4
 #define SKUS 16

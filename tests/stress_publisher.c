@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "drive.h"
-#include "publisher.h"
+#include "stream/publisher.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "rush/subscriber.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "rush/engine.h"
-#include "shard.h"
+#include "shard/shard.h"
 
 #define T0_NS INT64_C(1700000000000000000) /* a fixed engine time origin */
 #define MS (INT64_C(1000000))

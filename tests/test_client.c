@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "codec/json.h"
 #include "rush/client.h"
 #include "rush/wire.h"
 #include "rushd_child.h"

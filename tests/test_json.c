@@ -6,7 +6,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "json.h"
+#include "codec/json.h"
 
 #define BUF_BYTES 1024
 

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "publisher.h"
+#include "stream/publisher.h"
 #include "rush/stream.h"
 #include "support.h"
 

@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "codec/json.h"
 #include "rush/types.h"
 #include "rush/wire.h"
 

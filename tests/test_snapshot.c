@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "snapshot.h"
+#include "wal/snapshot.h"
 #include "support.h"
 
 static char dir[64];

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "rush/stream.h"
-#include "wal.h"
-#include "wal_record.h"
+#include "wal/wal.h"
+#include "wal/wal_record.h"
 
 #define BATCHES_MAX 4096u
 #define EVENTS_PER_BATCH_MAX 64u

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "campaign.h"
+#include "campaign/campaign.h"
 #include "drive.h"
 #include "rush/engine.h"
-#include "shard.h"
+#include "shard/shard.h"
 
 #define BATCH 4096
 

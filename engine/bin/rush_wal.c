@@ -27,11 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memory.h"
+#include "base/memory.h"
 #include "rush/types.h"
-#include "snapshot.h"
-#include "wal.h"
-#include "wal_record.h"
+#include "wal/snapshot.h"
+#include "wal/wal.h"
+#include "wal/wal_record.h"
 
 #define EXIT_CORRUPT 1
 #define EXIT_USAGE 2

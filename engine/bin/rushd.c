@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "campaign.h"
-#include "log.h"
-#include "server.h"
+#include "campaign/campaign.h"
+#include "base/log.h"
+#include "front/server.h"
 
 #define RUSHD_EXIT_OK 0
 #define RUSHD_EXIT_FAILURE 1

@@ -145,7 +145,7 @@ RUSH_MUST_USE int rush_engine_sku_put(struct rush_engine *engine, const struct r
 RUSH_MUST_USE int rush_engine_snapshot(struct rush_engine *engine);
 
 /*
- * For a reader of a shard's log files on another thread (the publisher, engine/publisher.h):
+ * For a reader of a shard's log files on another thread (the publisher, engine/stream/publisher.h):
  * every batch up to the returned lsn is durable in the configured mode (0: none yet). Any thread.
  */
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index);

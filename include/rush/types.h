@@ -171,6 +171,15 @@ static_assert(sizeof(struct rush_result) == 56, "result record is 56 bytes");
 
 #define RUSH_SKU_NAME_MAX 40
 #define RUSH_GROUP_SIZE_MAX 64
+/* The limits of a SKU definition, checked in one place (rush_sku_check, proto/codec/sku.c). */
+#define RUSH_SKU_ID_MAX ((UINT64_C(1) << 53) - 1) /* ids stay exact as JSON numbers */
+#define RUSH_STOCK_MAX INT64_C(1000000000000)
+#define RUSH_PRICE_FEN_MAX INT64_C(100000000000) /* one billion yuan */
+#define RUSH_QTY_MAX 1000000                     /* per order and per user */
+#define RUSH_TTL_NS_MAX (INT64_C(7) * 24 * 3600 * 1000000000)
+#define RUSH_GROUP_TTL_NS_MIN INT64_C(1000000000)
+#define RUSH_GROUPS_OPEN_MAX (1u << 24)
+#define RUSH_TIME_NEVER INT64_MAX
 
 /* A SKU, as the campaign file and sku_put give it. Times are engine-clock nanoseconds. */
 struct rush_sku {

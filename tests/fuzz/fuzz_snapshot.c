@@ -1,5 +1,5 @@
 /*
- * fuzz_snapshot.c — libFuzzer target for the snapshot reader (engine/snapshot.c).
+ * fuzz_snapshot.c — libFuzzer target for the snapshot reader (engine/wal/snapshot.c).
  *
  * Feeds arbitrary bytes to rush_snapshot_decode() as they are, and "repaired" — magic, version,
  * header size, file length and every checksum recomputed over what the bytes claim — so that the
@@ -17,8 +17,8 @@
 #include <xxhash.h>
 
 #include "rush/assert.h"
-#include "shard.h"
-#include "snapshot.h"
+#include "shard/shard.h"
+#include "wal/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_stream.c — libFuzzer target for the stream decoders (proto/stream.c): published messages,
+ * fuzz_stream.c — libFuzzer target for the stream decoders (proto/codec/stream.c): published messages,
  * replay replies and replay requests, as a consumer and the replay service receive them.
  *
  * Checks, with always-on asserts:

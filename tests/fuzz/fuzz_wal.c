@@ -1,5 +1,5 @@
 /*
- * fuzz_wal.c — libFuzzer target for the WAL batch decoder (engine/wal_record.c).
+ * fuzz_wal.c — libFuzzer target for the WAL batch decoder (engine/wal/wal_record.c).
  *
  * Feeds arbitrary bytes to rush_wal_batch_decode() twice: as they are, and "repaired" — magic,
  * version and both checksums recomputed over what the bytes claim — so that the fuzzer gets past
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "rush/assert.h"
-#include "wal_record.h"
+#include "wal/wal_record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_wire.c — libFuzzer target for the wire decoder (proto/wire.c).
+ * fuzz_wire.c — libFuzzer target for the wire decoder (proto/codec/wire.c).
  *
  * Feeds arbitrary bytes to rush_wire_decode() and checks, with always-on asserts:
  *  1. nothing is read outside the input (ASan), and no undefined behaviour (UBSan);

@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "rush/engine.h"
-#include "shard.h"
+#include "shard/shard.h"
 #include "wal.h"
 
 struct shard_log_held {

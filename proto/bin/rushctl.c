@@ -26,14 +26,14 @@
  * tcp://127.0.0.1:7101); stats, pause, resume, adjust and sku-put go to the admin endpoint
  * (default tcp://127.0.0.1:7102) with the token (--token, --token-file, or the environment
  * variable RUSH_ADMIN_TOKEN). Every message is one JSON object on a nanomsg REQ socket with
- * send and receive timeouts; requests are encoded with proto/json.h, so the words are the
+ * send and receive timeouts; requests are encoded with proto/codec/json.h, so the words are the
  * engine's own.
  *
  * tail. Prints every stream event (rush/stream.h) once, in order per shard, as one JSON object
  * per line: {"shard":0,"seq":1,"type":"order_confirmed","op":"confirm","order":"...",
  * "group":"...","sku":1001,"user":42,"qty":1,"price_fen":100,"time_ns":...}; "op" (absent when a
  * timer decided), "order", "group" and "user" appear when set; ids are decimal strings and other
- * 64-bit figures are numbers up to 2^53 - 1, as in the JSON form (proto/json.h). It listens to
+ * 64-bit figures are numbers up to 2^53 - 1, as in the JSON form (proto/codec/json.h). It listens to
  * rushd's PUB endpoint (--pub, default tcp://127.0.0.1:7103) and fills gaps through the replay
  * endpoint (--replay, default tcp://127.0.0.1:7104; --timeout is the replay timeout) with
  * rush/subscriber.h.
@@ -74,7 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "codec/json.h"
 #include "rush/assert.h"
 #include "rush/client.h"
 #include "rush/subscriber.h"

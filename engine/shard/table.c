@@ -9,7 +9,7 @@
 #define XXH_INLINE_ALL /* the hash is on every lookup: let it inline */
 #include <xxhash.h>
 
-#include "memory.h"
+#include "base/memory.h"
 #include "rush/assert.h"
 
 /* Keys compare as two 64-bit words; memcpy keeps it free of alignment and aliasing traps. */

@@ -24,10 +24,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "memory.h"
+#include "base/memory.h"
 #include "rush/assert.h"
-#include "why.h"
-#include "shard_internal.h"
+#include "base/why.h"
+#include "shard/shard_internal.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 /* The records are stored as laid out in memory: a change of layout is a new format version. */

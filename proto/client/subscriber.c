@@ -52,7 +52,7 @@
 #include <time.h>
 
 #include "rush/assert.h"
-#include "why.h"
+#include "base/why.h"
 #include "rush/subscriber.h"
 
 #define PUB_MESSAGES_PER_PASS_MAX 64

@@ -37,7 +37,7 @@
  * most RUSH_CAMPAIGN_FILE_BYTES_MAX bytes. The SKU array is allocated once, sized from the
  * number of section headers; loading is O(file bytes).
  *
- * Invariants. After a successful load: every SKU passes rush_campaign_sku_check; ids are unique;
+ * Invariants. After a successful load: every SKU passes rush_sku_check (proto/codec/sku.h); ids are unique;
  * skus[] is in file order; endpoint addresses are distinct. After a failed load `out` is zeroed
  * and owns nothing.
  *
@@ -56,14 +56,6 @@
 #define RUSH_DATA_DIR_BYTES_MAX 256 /* including the NUL */
 #define RUSH_ADMIN_TOKEN_BYTES_MIN 16
 #define RUSH_ADMIN_TOKEN_BYTES_MAX 128
-#define RUSH_SKU_ID_MAX ((UINT64_C(1) << 53) - 1) /* ids stay exact as JSON numbers */
-#define RUSH_STOCK_MAX INT64_C(1000000000000)
-#define RUSH_PRICE_FEN_MAX INT64_C(100000000000) /* one billion yuan */
-#define RUSH_QTY_MAX 1000000                     /* per order and per user */
-#define RUSH_TTL_NS_MAX (INT64_C(7) * 24 * 3600 * 1000000000)
-#define RUSH_GROUP_TTL_NS_MIN INT64_C(1000000000)
-#define RUSH_GROUPS_OPEN_MAX (1u << 24)
-#define RUSH_TIME_NEVER INT64_MAX
 
 /* [engine]. Zero: not given in the file, use the engine's default. */
 struct rush_campaign_engine {
@@ -100,7 +92,7 @@ RUSH_MUST_USE int rush_campaign_load_file(const char *path, struct rush_campaign
 /* The same from a NUL-terminated text; `name` stands for the file name in reasons. */
 RUSH_MUST_USE int rush_campaign_load_string(const char *name, const char *text,
                                             struct rush_campaign *out, char *why, size_t why_size);
-/* The built-in sample (engine/campaigns/double11.ini), as the text rush_campaign_default_text. */
+/* The built-in sample (engine/campaign/double11.ini), as the text rush_campaign_default_text. */
 RUSH_MUST_USE int rush_campaign_load_default(struct rush_campaign *out, char *why, size_t why_size);
 /* The core: text[0..len) with "now" = now_ns. The others call this. */
 RUSH_MUST_USE int rush_campaign_parse(const char *name, const char *text, size_t len,
@@ -116,15 +108,8 @@ void rush_campaign_free(struct rush_campaign *campaign);
 void rush_campaign_engine_config(const struct rush_campaign *campaign,
                                  struct rush_engine_config *config);
 
-/* The text of engine/campaigns/double11.ini, built in (engine/campaign_default.c). */
+/* The text of engine/campaign/double11.ini, built in (engine/campaign/campaign_default.c). */
 const char *rush_campaign_default_text(void);
-
-/*
- * Checks a SKU definition for consistency: ranges, window, group-buy settings. Shared by the
- * campaign loader and sku_put (proto/json.c), so both refuse in the same words. 0 or
- * RUSH_ECONFIG with the reason.
- */
-RUSH_MUST_USE int rush_campaign_sku_check(const struct rush_sku *sku, char *why, size_t why_size);
 
 /* "0", "500ms", "15m", "1h30m" into ns. 0, -EINVAL (not a duration) or -ERANGE (over int64). */
 RUSH_MUST_USE int rush_duration_parse(const char *text, int64_t *out_ns);

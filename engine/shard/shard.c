@@ -17,7 +17,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "memory.h"
+#include "base/memory.h"
 #include "rush/assert.h"
 #include "shard_internal.h"
 

@@ -11,8 +11,8 @@
 
 #include <stdatomic.h>
 
-#include "json.h"
-#include "publisher.h"
+#include "codec/json.h"
+#include "stream/publisher.h"
 #include "rush/wire.h"
 #include "server.h"
 

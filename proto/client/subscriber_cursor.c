@@ -38,7 +38,7 @@
 #include <xxhash.h>
 
 #include "rush/assert.h"
-#include "why.h"
+#include "base/why.h"
 #include "rush/subscriber.h"
 
 #define CURSOR_MAGIC_LINE "rush-stream-cursor 1\n"

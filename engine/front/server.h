@@ -6,7 +6,7 @@
  * are in flight at once and each is answered as soon as its batch is decided, in any order:
  *
  *   orders  binary protocol: REQUEST messages, answered by RESULT (or ERROR)
- *   json    one JSON object per message (proto/json.h), answered by one JSON object
+ *   json    one JSON object per message (proto/codec/json.h), answered by one JSON object
  *   admin   JSON admin commands carrying "token": sku_put, adjust, pause, resume, queries, stats
  *
  * and starts the publisher (publisher.h: its own PUB and replay endpoints and threads) when the
@@ -49,7 +49,7 @@
 #ifndef RUSH_SERVER_H
 #define RUSH_SERVER_H
 
-#include "campaign.h"
+#include "campaign/campaign.h"
 #include "rush/engine.h"
 #include "rush/types.h"
 

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
 

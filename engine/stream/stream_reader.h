@@ -29,8 +29,8 @@
 #include <stdint.h>
 
 #include "rush/types.h"
-#include "wal.h"
-#include "wal_record.h"
+#include "wal/wal.h"
+#include "wal/wal_record.h"
 
 #define RUSH_STREAM_READER_BATCH_BYTES_MAX ((uint64_t)RUSH_WAL_BUFFER_BYTES_MAX) /* a WAL buffer */
 

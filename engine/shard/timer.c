@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "memory.h"
+#include "base/memory.h"
 #include "rush/assert.h"
 
 enum { TIMER_IDLE = 0, TIMER_SCHEDULED = 1, TIMER_FIRED = 2 };

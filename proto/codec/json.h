@@ -38,7 +38,7 @@
  *
  * Admin forms. {"op":"sku_put","sku":{"id":1001,"name":"...","stock":1000,...}} carries every
  * field of struct rush_sku by name (see rush_json_encode_sku_put for the exact set); it is
- * checked with rush_campaign_sku_check (engine/campaign.h) so that a bad definition is refused with
+ * checked with rush_sku_check (codec/sku.h) so that a bad definition is refused with
  * the same words the campaign file uses. {"op":"stats"} takes no field.
  *
  * Errors. Decoders return RUSH_EPROTO and write a reason that names the problem into `why`:

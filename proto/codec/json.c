@@ -21,7 +21,7 @@
 
 #include "rush/client.h"
 
-#include "campaign.h"
+#include "sku.h"
 #include "json.h"
 #include "rush/assert.h"
 
@@ -481,7 +481,7 @@ static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, siz
         return fail(why, why_size, "missing field 'sku.%s'",
                     sku_field_names[__builtin_ctz(required & ~seen)]);
     char reason[RUSH_JSON_WHY_BYTES];
-    if (rush_campaign_sku_check(sku, reason, sizeof reason) < 0)
+    if (rush_sku_check(sku, reason, sizeof reason) < 0)
         return fail(why, why_size, "sku_put of sku %" PRIu64 ": %s", sku->id, reason);
     return 0;
 }

@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
 

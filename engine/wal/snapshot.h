@@ -55,7 +55,7 @@
 
 #include "rush/engine.h"
 #include "rush/types.h"
-#include "shard.h"
+#include "shard/shard.h"
 
 #define RUSH_SNAPSHOT_MAGIC UINT32_C(0x504e5352) /* "RSNP" read as a little-endian u32 */
 #define RUSH_SNAPSHOT_VERSION 1

@@ -11,13 +11,11 @@
 #ifndef RUSH_SHARD_INTERNAL_H
 #define RUSH_SHARD_INTERNAL_H
 
-#include "ring.h"
 #include "shard.h"
 #include "table.h"
 #include "timer.h"
 
 #define NONE UINT32_MAX
-#define RUSH_QTY_MAX 1000000u
 #define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 2) /* a group failing */
 #define TIMER_SLOTS 65536
 #define TIMER_TICK_NS 1000000 /* 1 ms */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "rush/assert.h"
-#include "why.h"
+#include "base/why.h"
 
 bool rush_stream_carries(uint8_t event_type)
 {

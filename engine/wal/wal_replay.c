@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "memory.h"
+#include "base/memory.h"
 #include "rush/assert.h"
 #include "rush/stream.h"
 #include "wal.h"
