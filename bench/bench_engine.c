@@ -63,11 +63,8 @@ static struct rush_request *make_requests(enum workload workload, uint32_t count
     struct rush_request *requests = calloc(count, sizeof(*requests));
     for (uint32_t i = 0; i < count; i++) {
         struct rush_request *r = &requests[i];
-        *r = (struct rush_request){.op = RUSH_OP_RESERVE,
-                                   .sku_id = 1,
-                                   .user_id = i + 1,
-                                   .qty = 1,
-                                   .key = key_of(i + 1)};
+        *r = (struct rush_request){
+            .op = RUSH_OP_RESERVE, .sku_id = 1, .user_id = i + 1, .qty = 1, .key = key_of(i + 1)};
         if (workload == HOT_SOLD_OUT)
             r->sku_id = 2;
         if (workload == ZIPF)

@@ -6,13 +6,14 @@
  * Usage: bench-publish [seconds per case, default 2, at most 10] [shards, default 2]
  *
  * The three cases run interleaved, ROUNDS times, and the medians are compared (the machine is
- * shared and noisy). Each case starts a fresh engine (fsync durability, a fresh directory under /var/tmp) and drives
- * it from one front-end thread with 8 batches of 4,096 reserves in flight, every reserve on a
- * pay-TTL-0 SKU, so every order is confirmed at once and becomes a stream event: the publisher's
- * worst case. The subscriber is a plain nanomsg SUB socket on its own thread counting events
- * (PUB may drop for it; drops are printed, replay is not exercised here). Prints one JSON object
- * per case, then the medians and their ratios; on a 2-core machine the publisher and subscriber threads share the
- * cores with the shards, so the cost shown includes that contention.
+ * shared and noisy). Each case starts a fresh engine (fsync durability, a fresh directory under
+ * /var/tmp) and drives it from one front-end thread with 8 batches of 4,096 reserves in flight,
+ * every reserve on a pay-TTL-0 SKU, so every order is confirmed at once and becomes a stream event:
+ * the publisher's worst case. The subscriber is a plain nanomsg SUB socket on its own thread
+ * counting events (PUB may drop for it; drops are printed, replay is not exercised here). Prints
+ * one JSON object per case, then the medians and their ratios; on a 2-core machine the publisher
+ * and subscriber threads share the cores with the shards, so the cost shown includes that
+ * contention.
  */
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
@@ -24,10 +25,10 @@
 #include <unistd.h>
 
 #include "drive.h"
-#include "stream/publisher.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "rush/stream.h"
+#include "stream/publisher.h"
 
 #define BATCH 4096u
 #define IN_FLIGHT 8u

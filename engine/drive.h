@@ -1,7 +1,7 @@
 /*
  * drive.h — small helpers for the programs that drive the engine with made-up crowds
- * (rush-demo, the benchmarks, the stress programs): a seeded xorshift64 generator, a key made from a
- * number, and a monotonic clock in seconds. Header-only; not part of the public API.
+ * (rush-demo, the benchmarks, the stress programs): a seeded xorshift64 generator, a key made from
+ * a number, and a monotonic clock in seconds. Header-only; not part of the public API.
  */
 #ifndef RUSH_DRIVE_H
 #define RUSH_DRIVE_H
@@ -46,8 +46,13 @@ static inline double rush_drive_seconds(void)
 static inline void rush_drive_put_instant_skus(struct rush_engine *engine, uint64_t count)
 {
     for (uint64_t id = 1; id <= count; id++) {
-        struct rush_sku sku = {.id = id, .name = "instant", .price_fen = 100, .end_ns = INT64_MAX,
-                               .order_qty_max = 1, .user_qty_max = 1, .unlimited = 1};
+        struct rush_sku sku = {.id = id,
+                               .name = "instant",
+                               .price_fen = 100,
+                               .end_ns = INT64_MAX,
+                               .order_qty_max = 1,
+                               .user_qty_max = 1,
+                               .unlimited = 1};
         struct rush_result result;
         RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0 && result.outcome == RUSH_OK);
     }

@@ -59,13 +59,13 @@ enum rush_loadgen_arrivals {
 };
 
 struct rush_loadgen_options {
-    char url[RUSH_LOADGEN_URL_BYTES_MAX];       /* binary orders endpoint */
-    char admin_url[RUSH_LOADGEN_URL_BYTES_MAX]; /* admin endpoint (JSON + token) */
-    char pub_url[RUSH_LOADGEN_URL_BYTES_MAX];   /* --verify: the stream's PUB endpoint */
+    char url[RUSH_LOADGEN_URL_BYTES_MAX];        /* binary orders endpoint */
+    char admin_url[RUSH_LOADGEN_URL_BYTES_MAX];  /* admin endpoint (JSON + token) */
+    char pub_url[RUSH_LOADGEN_URL_BYTES_MAX];    /* --verify: the stream's PUB endpoint */
     char replay_url[RUSH_LOADGEN_URL_BYTES_MAX]; /* --verify: its replay endpoint */
     bool verify;
-    char token[RUSH_LOADGEN_TOKEN_BYTES_MAX];   /* "" until found */
-    const char *token_file;                     /* --admin-token-file, or NULL */
+    char token[RUSH_LOADGEN_TOKEN_BYTES_MAX]; /* "" until found */
+    const char *token_file;                   /* --admin-token-file, or NULL */
     enum rush_loadgen_scenario scenario;
     enum rush_loadgen_mode mode;
     enum rush_loadgen_arrivals arrivals;

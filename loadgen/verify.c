@@ -123,8 +123,9 @@ int rush_verify_start(const struct rush_loadgen_options *options, struct rush_ve
         rc = -pthread_create(&v->thread, NULL, collector_main, v);
     v->thread_started = rc == 0;
     if (rc < 0) {
-        snprintf(why, why_size, "cannot follow the stream at %s (replay %s): %s; is rushd "
-                                "running with its publisher and a log?",
+        snprintf(why, why_size,
+                 "cannot follow the stream at %s (replay %s): %s; is rushd "
+                 "running with its publisher and a log?",
                  options->pub_url, options->replay_url, rush_strerror(rc));
         rush_verify_free(v);
         return rc;
@@ -153,10 +154,10 @@ struct check {
     const struct rush_ledger *ledger;
     struct rush_verify *v;
     FILE *out;
-    struct tally skus;    /* (sku id, 1) -> v1 = catalog index + 1 */
-    struct tally orders;  /* (order id, 0) -> v1 = times confirmed, v2 = event index + 1 */
-    struct tally holders; /* (sku id, user) -> v1 = units held at the end, v2 = confirmed */
-    struct tally groups;  /* (group id, 2) -> v1 = confirmed seats, v2 = its SKU id */
+    struct tally skus;     /* (sku id, 1) -> v1 = catalog index + 1 */
+    struct tally orders;   /* (order id, 0) -> v1 = times confirmed, v2 = event index + 1 */
+    struct tally holders;  /* (sku id, user) -> v1 = units held at the end, v2 = confirmed */
+    struct tally groups;   /* (group id, 2) -> v1 = confirmed seats, v2 = its SKU id */
     int64_t *stream_units; /* per catalog SKU: units confirmed in the stream */
     int64_t violations;
     int64_t shown[6];
@@ -193,12 +194,12 @@ static uint64_t acknowledged_confirmation(struct check *c, const struct rush_led
         (e->flags & RUSH_RESULT_DUPLICATE))
         return 0;
     uint32_t index;
-    const struct rush_catalog_sku *sku = e->op == RUSH_OP_RESERVE ? sku_of(c, e->sku_id, &index)
-                                                                   : NULL;
+    const struct rush_catalog_sku *sku =
+        e->op == RUSH_OP_RESERVE ? sku_of(c, e->sku_id, &index) : NULL;
     if (e->op == RUSH_OP_CONFIRM)
         return e->target_id;
-    bool instant = sku != NULL && c->catalog->fresh && sku->def.pay_ttl_ns == 0 &&
-                   sku->def.group_size == 0;
+    bool instant =
+        sku != NULL && c->catalog->fresh && sku->def.pay_ttl_ns == 0 && sku->def.group_size == 0;
     return instant ? e->order_id : 0;
 }
 
@@ -259,16 +260,19 @@ static void check_ledger(struct check *c)
             continue;
         struct tally_slot *order = tally_at(&c->orders, order_id, 0);
         if (order->v1 == 0) {
-            violation(c, 1, "order %lu was acknowledged confirmed (request %u) but never "
-                            "published", order_id, i);
+            violation(c, 1,
+                      "order %lu was acknowledged confirmed (request %u) but never "
+                      "published",
+                      order_id, i);
             continue;
         }
         const struct rush_stream_event *ev = &c->v->events[order->v2 - 1];
         if (e->op == RUSH_OP_RESERVE &&
             (ev->sku_id != e->sku_id || ev->user_id != e->user_id || ev->qty != e->qty))
-            violation(c, 1, "order %lu: published as sku %lu user %lu qty %u, ordered as sku "
-                            "%lu user %lu qty %u", order_id, ev->sku_id, ev->user_id, ev->qty,
-                      e->sku_id, e->user_id, e->qty);
+            violation(c, 1,
+                      "order %lu: published as sku %lu user %lu qty %u, ordered as sku "
+                      "%lu user %lu qty %u",
+                      order_id, ev->sku_id, ev->user_id, ev->qty, e->sku_id, e->user_id, e->qty);
     }
 }
 
@@ -285,8 +289,8 @@ static void check_skus(struct check *c)
                       sku->def.id, a->confirmed - b->confirmed, c->stream_units[i]);
         if (a->unlimited)
             continue;
-        int64_t stock = c->catalog->fresh ? sku->def.stock
-                                          : b->available + b->reserved + b->confirmed;
+        int64_t stock =
+            c->catalog->fresh ? sku->def.stock : b->available + b->reserved + b->confirmed;
         if (a->reserved + a->confirmed > stock || a->available < 0)
             violation(c, 0, "sku %lu oversold: %ld reserved + %ld confirmed of %ld", sku->def.id,
                       a->reserved, a->confirmed, stock);
@@ -309,8 +313,8 @@ static void check_limits(struct check *c)
             continue;
         int64_t limit = sku->def.user_qty_max ? sku->def.user_qty_max : INT64_MAX;
         if (slot->v1 > limit || slot->v2 > limit)
-            violation(c, 3, "sku %lu user %lu: %ld units held, %ld confirmed, limit %ld",
-                      slot->a, slot->b, slot->v1, slot->v2, limit);
+            violation(c, 3, "sku %lu user %lu: %ld units held, %ld confirmed, limit %ld", slot->a,
+                      slot->b, slot->v1, slot->v2, limit);
     }
 }
 
@@ -321,8 +325,7 @@ static void check_groups(struct check *c)
         const struct rush_stream_event *e = &c->v->events[i];
         uint32_t index;
         const struct rush_catalog_sku *sku = sku_of(c, e->sku_id, &index);
-        if (sku == NULL ||
-            (e->type != RUSH_EV_GROUP_COMPLETED && e->type != RUSH_EV_GROUP_FAILED))
+        if (sku == NULL || (e->type != RUSH_EV_GROUP_COMPLETED && e->type != RUSH_EV_GROUP_FAILED))
             continue;
         int64_t seats = tally_at(&c->groups, e->group_id, 2)->v1;
         if (e->type == RUSH_EV_GROUP_FAILED && seats != 0)
@@ -346,8 +349,10 @@ static void check_duplicates(struct check *c, uint64_t *resends)
             continue;
         (*resends)++;
         if (!rush_ledger_duplicate_matches(original, e))
-            violation(c, 5, "request %u (a resend of %u) was not answered with the original "
-                            "result", i, e->original_index);
+            violation(c, 5,
+                      "request %u (a resend of %u) was not answered with the original "
+                      "result",
+                      i, e->original_index);
     }
 }
 

@@ -15,8 +15,7 @@ out=engine/campaign/campaign_default.c
     echo '#include "campaign.h"'
     echo ''
     echo 'static const char text[] ='
-    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$/\\n"/' "$src"
-    echo '    ;'
+    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$/\\n"/' -e '$ s/$/;/' "$src"
     echo ''
     echo 'const char *rush_campaign_default_text(void)'
     echo '{'

@@ -11,7 +11,7 @@ packages=(
     libcriterion-dev
     redis-server redis-tools libhiredis-dev jq # bench/side_by_side.sh (starts its own redis)
     nanomsg-utils nng-utils
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev clang-format python3
 )
 
 missing=()

@@ -21,6 +21,9 @@ run_tests() { # run_tests DIR [ctest args...]
     (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@")
 }
 
+echo "== formatting (clang-format, .clang-format)"
+git ls-files -z '*.c' '*.h' | xargs -0 clang-format --dry-run --Werror
+
 echo "== release build and tests"
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_tests build

@@ -40,7 +40,7 @@ struct rushd_child {
     char orders[CHILD_PATH_BYTES];
     char json[CHILD_PATH_BYTES];
     char admin[CHILD_PATH_BYTES];
-    char pub[CHILD_PATH_BYTES];    /* the publisher's endpoints */
+    char pub[CHILD_PATH_BYTES]; /* the publisher's endpoints */
     char replay[CHILD_PATH_BYTES];
     const char *durability; /* NULL: none (the publisher is off without a log) */
 };

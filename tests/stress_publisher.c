@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "drive.h"
-#include "stream/publisher.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "rush/subscriber.h"
+#include "stream/publisher.h"
 
 #define SHARDS 2
 #define ORDERS 20000u
@@ -64,7 +64,8 @@ static void order_all(struct rush_engine *engine)
     static struct rush_result results[BATCH];
     for (uint64_t first = 1; first <= ORDERS; first += BATCH) {
         for (uint32_t i = 0; i < BATCH; i++)
-            requests[i] = (struct rush_request){.op = RUSH_OP_RESERVE, .qty = 1,
+            requests[i] = (struct rush_request){.op = RUSH_OP_RESERVE,
+                                                .qty = 1,
                                                 .sku_id = 1 + (first + i) % SKUS,
                                                 .user_id = first + i,
                                                 .key = rush_drive_key(first + i, 9)};

@@ -2,10 +2,10 @@
  * test_loadgen.c — rush-loadgen end to end against a real rushd, and its library pieces.
  *
  * End to end: each test starts build/bin/rushd (tests/rushd_child.h: ipc endpoints, a known
- * admin token, fsync durability and its publisher) and runs build/bin/rush-loadgen against it exactly as a
- * benchmark script would, then reads the --report JSON: every request answered, outcome counts
- * adding up, no oversell (ok reservations == the stock put, never more), resends flagged
- * duplicate with their original answer, an open-loop schedule at the rate asked. Rates are
+ * admin token, fsync durability and its publisher) and runs build/bin/rush-loadgen against it
+ * exactly as a benchmark script would, then reads the --report JSON: every request answered,
+ * outcome counts adding up, no oversell (ok reservations == the stock put, never more), resends
+ * flagged duplicate with their original answer, an open-loop schedule at the rate asked. Rates are
  * compared as ratios with generous bounds and nothing is timed, so a busy 2-core box does not
  * make them flake; every run is a few seconds at most.
  *
@@ -51,9 +51,9 @@ static int run_loadgen(const char *const *extra)
     snprintf(path, sizeof path, "%s/rush-loadgen", rushd.bin);
     snprintf(log, sizeof log, "%s/loadgen.log", rushd.dir);
     const char *argv[LOADGEN_ARGS_MAX] = {
-        path,        "--url",    rushd.orders, "--admin-url", rushd.admin,  "--admin-token-file",
-        token_path,  "--report", report_path,  "--quiet",     "--pub",      rushd.pub,
-        "--replay",  rushd.replay};
+        path,       "--url",     rushd.orders, "--admin-url", rushd.admin, "--admin-token-file",
+        token_path, "--report",  report_path,  "--quiet",     "--pub",     rushd.pub,
+        "--replay", rushd.replay};
     int argc = 14;
     for (int i = 0; extra[i] != NULL; i++) {
         cr_assert(argc < LOADGEN_ARGS_MAX - 1);
@@ -158,9 +158,8 @@ Test(loadgen, midnight_unbatched_many_connections)
 
 Test(loadgen, duplicates_come_back_flagged_with_the_original_answer)
 {
-    const char *args[] = {"--scenario",       "duplicates", "--buyers", "5000", "--stock", "200",
-                          "--duplicate-rate", "0.5",        "--batch",  "8",    "--verify",
-                          NULL};
+    const char *args[] = {"--scenario",       "duplicates", "--buyers", "5000", "--stock",  "200",
+                          "--duplicate-rate", "0.5",        "--batch",  "8",    "--verify", NULL};
     cr_assert_eq(run_loadgen(args), 0);
     json_t *report = load_report();
     assert_all_answered(report);
@@ -196,7 +195,7 @@ Test(loadgen, payments_confirm_some_and_abandon_the_rest)
 
 Test(loadgen, groups_never_oversell)
 {
-    const char *args[] = {"--scenario", "groups", "--buyers",     "6000", "--skus", "3",
+    const char *args[] = {"--scenario", "groups", "--buyers",     "6000", "--skus",   "3",
                           "--stock",    "600",    "--group-size", "3",    "--verify", NULL};
     cr_assert_eq(run_loadgen(args), 0);
     json_t *report = load_report();

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "stream/publisher.h"
 #include "rush/stream.h"
+#include "stream/publisher.h"
 #include "support.h"
 
 #define SHARDS 2
@@ -90,8 +90,8 @@ static uint32_t order(uint64_t first, uint32_t count)
     static struct rush_result results[4096];
     cr_assert_leq(count, 4096);
     for (uint32_t i = 0; i < count; i++)
-        requests[i] = request_of(RUSH_OP_RESERVE, 1 + (first + i) % 4, first + i, 2, 0,
-                                 1000000 + first + i);
+        requests[i] =
+            request_of(RUSH_OP_RESERVE, 1 + (first + i) % 4, first + i, 2, 0, 1000000 + first + i);
     cr_assert_eq(rush_engine_execute(engine, requests, count, results), 0);
     uint32_t ok = 0;
     for (uint32_t i = 0; i < count; i++)
@@ -261,7 +261,9 @@ Test(publisher, replay_serves_memory_then_the_log_and_numbering_survives_a_resta
     }
     struct rush_publisher_stats stats;
     rush_publisher_stats(publisher, &stats);
-    cr_assert_eq(stats.replay_events_from_log, 200, "%lu from log, %lu from memory (heads %lu %lu)", stats.replay_events_from_log, stats.replay_events_from_memory, seen.count[0], seen.count[1]);
+    cr_assert_eq(stats.replay_events_from_log, 200, "%lu from log, %lu from memory (heads %lu %lu)",
+                 stats.replay_events_from_log, stats.replay_events_from_memory, seen.count[0],
+                 seen.count[1]);
     cr_assert_eq(stats.replay_events_from_memory, 200);
 
     uint64_t heads[SHARDS] = {seen.count[0], seen.count[1]};
@@ -274,9 +276,9 @@ Test(publisher, replay_serves_memory_then_the_log_and_numbering_survives_a_resta
             replay(s, from, 700, &header, replayed);
             cr_assert_eq(header.status, RUSH_STREAM_OK);
             cr_assert_gt(header.count, 0);
-            cr_assert_eq(memcmp(replayed, &seen.events[s][from - 1],
-                                header.count * sizeof(replayed[0])),
-                         0, "shard %u from %lu", s, from);
+            cr_assert_eq(
+                memcmp(replayed, &seen.events[s][from - 1], header.count * sizeof(replayed[0])), 0,
+                "shard %u from %lu", s, from);
         }
     }
     sock = sub_open();

@@ -12,8 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "wal/snapshot.h"
 #include "support.h"
+#include "wal/snapshot.h"
 
 static char dir[64];
 

@@ -133,8 +133,11 @@ static uint32_t buy_coupons(struct rush_client *client, uint64_t first, uint32_t
     for (uint32_t i = 0; i < count; i++) {
         char key[64];
         snprintf(key, sizeof(key), "coupon-%lu", first + i);
-        requests[i] = (struct rush_request){.op = RUSH_OP_RESERVE, .qty = 1, .sku_id = 3001,
-                                            .user_id = first + i, .key = rush_client_key(key)};
+        requests[i] = (struct rush_request){.op = RUSH_OP_RESERVE,
+                                            .qty = 1,
+                                            .sku_id = 3001,
+                                            .user_id = first + i,
+                                            .key = rush_client_key(key)};
     }
     cr_assert_eq(rush_client_submit(client, requests, count, results), 0);
     uint32_t ok = 0;
@@ -158,7 +161,8 @@ Test(stream, a_slow_consumer_gets_every_event_once_in_order_and_counts_match_the
     static struct rush_request groups[400];
     static struct rush_result group_results[400];
     for (uint32_t i = 0; i < 400; i++)
-        groups[i] = (struct rush_request){.op = RUSH_OP_GROUP_JOIN_ANY, .sku_id = 4001,
+        groups[i] = (struct rush_request){.op = RUSH_OP_GROUP_JOIN_ANY,
+                                          .sku_id = 4001,
                                           .user_id = 900000 + i,
                                           .key = rush_client_key_of((char *)&i, sizeof(i))};
     static struct rush_stream_event slow[100];
@@ -212,8 +216,8 @@ static uint32_t check_tail_file(const char *path, uint64_t *heads)
         uint32_t shard = (uint32_t)json_integer_value(json_object_get(object, "shard"));
         uint64_t seq = (uint64_t)json_integer_value(json_object_get(object, "seq"));
         cr_assert_lt(shard, SHARDS);
-        cr_assert_eq(seq, last[shard] + 1, "line %u: shard %u seq %lu after %lu", lines + 1,
-                     shard, seq, last[shard]);
+        cr_assert_eq(seq, last[shard] + 1, "line %u: shard %u seq %lu after %lu", lines + 1, shard,
+                     seq, last[shard]);
         last[shard] = seq;
         json_decref(object);
         lines++;

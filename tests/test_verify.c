@@ -47,7 +47,9 @@ static void order_and_log(struct rush_ledger *into, uint64_t first_user, uint32_
     for (uint32_t i = 0; i < count; i++) {
         char key[32];
         snprintf(key, sizeof(key), "verify-%lu", first_user + i);
-        requests[i] = (struct rush_request){.op = RUSH_OP_RESERVE, .qty = 1, .sku_id = 3001,
+        requests[i] = (struct rush_request){.op = RUSH_OP_RESERVE,
+                                            .qty = 1,
+                                            .sku_id = 3001,
                                             .user_id = first_user + i,
                                             .key = rush_client_key(key)};
     }

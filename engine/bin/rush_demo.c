@@ -58,11 +58,8 @@ static uint32_t midnight(struct demo *demo, uint32_t buyers, struct rush_request
     uint32_t n = 0;
     for (uint32_t buyer = 1; buyer <= buyers; buyer++) {
         uint64_t sku = demo->hot[rush_drive_random(&random_state) % demo->hot_count];
-        requests[n++] = (struct rush_request){.op = RUSH_OP_RESERVE,
-                                              .sku_id = sku,
-                                              .user_id = buyer,
-                                              .qty = 1,
-                                              .key = key_of(buyer)};
+        requests[n++] = (struct rush_request){
+            .op = RUSH_OP_RESERVE, .sku_id = sku, .user_id = buyer, .qty = 1, .key = key_of(buyer)};
         if (rush_drive_random(&random_state) % 10 == 0) { /* the impatient second click, same key */
             requests[n] = requests[n - 1];
             n++;
@@ -94,10 +91,9 @@ static void pay_or_cancel(struct demo *demo, const struct rush_request *burst,
         uint64_t roll = rush_drive_random(&random_state) % 10;
         if (roll >= 8)
             continue;
-        requests[m++] =
-            (struct rush_request){.op = roll < 7 ? RUSH_OP_CONFIRM : RUSH_OP_CANCEL,
-                                  .target_id = won[i].order_id,
-                                  .key = key_of(burst[i].user_id | (1ull << 40))};
+        requests[m++] = (struct rush_request){.op = roll < 7 ? RUSH_OP_CONFIRM : RUSH_OP_CANCEL,
+                                              .target_id = won[i].order_id,
+                                              .key = key_of(burst[i].user_id | (1ull << 40))};
     }
     for (uint32_t offset = 0; offset < m; offset += BATCH)
         run(demo, requests + offset, results + offset, m - offset < BATCH ? m - offset : BATCH);

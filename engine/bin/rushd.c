@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "campaign/campaign.h"
 #include "base/log.h"
+#include "campaign/campaign.h"
 #include "front/server.h"
 
 #define RUSHD_EXIT_OK 0

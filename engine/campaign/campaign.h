@@ -37,9 +37,9 @@
  * most RUSH_CAMPAIGN_FILE_BYTES_MAX bytes. The SKU array is allocated once, sized from the
  * number of section headers; loading is O(file bytes).
  *
- * Invariants. After a successful load: every SKU passes rush_sku_check (proto/codec/sku.h); ids are unique;
- * skus[] is in file order; endpoint addresses are distinct. After a failed load `out` is zeroed
- * and owns nothing.
+ * Invariants. After a successful load: every SKU passes rush_sku_check (proto/codec/sku.h); ids are
+ * unique; skus[] is in file order; endpoint addresses are distinct. After a failed load `out` is
+ * zeroed and owns nothing.
  *
  * Threads: loading uses no shared state; call from any one thread per campaign.
  */

@@ -164,8 +164,7 @@ static const char text[] =
     "virtual_seats_max = 1\n"
     "virtual_budget = 200\n"
     "user_qty_max = 1\n"
-    "pay_ttl = 15m\n"
-    ;
+    "pay_ttl = 15m\n";
 
 const char *rush_campaign_default_text(void)
 {

@@ -429,8 +429,8 @@ static int publisher_open(struct rush_server *server, const struct rush_server_o
         return 0;
     }
     char reason[400];
-    int rc = rush_publisher_create(&config, server->engine, &server->publisher, reason,
-                                   sizeof(reason));
+    int rc =
+        rush_publisher_create(&config, server->engine, &server->publisher, reason, sizeof(reason));
     if (rc < 0) {
         snprintf(why, why_size, "publisher: %s", reason);
         return rc;

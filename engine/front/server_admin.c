@@ -164,9 +164,9 @@ static size_t put_publisher(struct rush_publisher *publisher, char *buf, size_t 
         "\"sends_dropped\":%lu,\"replay_requests\":%lu,\"replay_events_from_memory\":%lu,"
         "\"replay_events_from_log\":%lu,\"replay_too_old\":%lu,\"replay_bad_requests\":%lu,"
         "\"read_errors\":%lu}",
-        s.events_published, s.messages_sent, s.heartbeats_sent, s.sends_dropped,
-        s.replay_requests, s.replay_events_from_memory, s.replay_events_from_log,
-        s.replay_too_old, s.replay_bad_requests, s.read_errors);
+        s.events_published, s.messages_sent, s.heartbeats_sent, s.sends_dropped, s.replay_requests,
+        s.replay_events_from_memory, s.replay_events_from_log, s.replay_too_old,
+        s.replay_bad_requests, s.read_errors);
 }
 
 static void admin_stats(struct rush_server *server, struct rush_server_message *message)

@@ -138,7 +138,6 @@ int rush_server_apply_durability(struct rush_engine_config *config,
     return 0;
 }
 
-
 static int write_token_file(const char *path, const char *token)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);

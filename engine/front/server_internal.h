@@ -12,9 +12,9 @@
 #include <stdatomic.h>
 
 #include "codec/json.h"
-#include "stream/publisher.h"
 #include "rush/wire.h"
 #include "server.h"
+#include "stream/publisher.h"
 
 enum rush_endpoint {
     RUSH_ENDPOINT_ORDERS = 0,

@@ -26,8 +26,8 @@
 #include "stream_reader.h"
 
 #define LIVE_BATCHES_PER_PASS_MAX 256 /* per shard, so that one busy shard cannot starve others */
-#define PUB_SNDBUF_BYTES (1 << 20) /* per subscriber; one further behind catches up by replay */
-#define REPLAY_RCVTIMEO_MS 100 /* how soon the replay thread notices a stop */
+#define PUB_SNDBUF_BYTES (1 << 20)    /* per subscriber; one further behind catches up by replay */
+#define REPLAY_RCVTIMEO_MS 100        /* how soon the replay thread notices a stop */
 #define HEARTBEAT_NS ((int64_t)RUSH_STREAM_HEARTBEAT_MS * 1000000)
 
 /* What both threads share about one shard, under `lock`. */
@@ -151,8 +151,9 @@ static void report_read_error(struct rush_publisher *publisher, uint32_t shard, 
     struct live_shard *live = &publisher->live[shard];
     count_add(&publisher->counters.read_errors, 1);
     if (!live->failing)
-        fprintf(stderr, "rush publisher: shard %u: reading the log after lsn %" PRIu64 ": %s (%s); "
-                        "retrying\n",
+        fprintf(stderr,
+                "rush publisher: shard %u: reading the log after lsn %" PRIu64 ": %s (%s); "
+                "retrying\n",
                 shard, live->read_lsn, live->reader.why, rush_strerror(rc));
     live->failing = true;
 }
@@ -308,9 +309,9 @@ static size_t serve_replay(struct rush_publisher *publisher, const struct rush_s
     pthread_mutex_lock(&feed->lock);
     uint64_t head = feed->head_seq, oldest = feed->oldest_seq;
     uint64_t from = req->from_seq;
-    uint32_t want = from > head ? 0 : (uint32_t)(head - from + 1 < req->count_max
-                                                     ? head - from + 1
-                                                     : req->count_max);
+    uint32_t want = from > head ? 0
+                                : (uint32_t)(head - from + 1 < req->count_max ? head - from + 1
+                                                                              : req->count_max);
     bool in_memory = want == 0 || from >= feed->ring_oldest_seq;
     struct rush_stream_event *events = reply_events(publisher);
     for (uint32_t i = 0; in_memory && i < want; i++)
@@ -345,8 +346,8 @@ static size_t serve_info(struct rush_publisher *publisher)
     for (uint32_t shard = 0; shard < publisher->shard_count; shard++) {
         uint64_t oldest = oldest_seq(publisher, shard);
         pthread_mutex_lock(&publisher->feeds[shard].lock);
-        infos[shard] = (struct rush_stream_shard_info){.oldest_seq = oldest,
-                                                       .head_seq = publisher->feeds[shard].head_seq};
+        infos[shard] = (struct rush_stream_shard_info){
+            .oldest_seq = oldest, .head_seq = publisher->feeds[shard].head_seq};
         pthread_mutex_unlock(&publisher->feeds[shard].lock);
     }
     return reply_header(publisher, RUSH_STREAM_INFO, 0, RUSH_STREAM_OK, publisher->shard_count, 0,
@@ -458,8 +459,9 @@ int rush_publisher_create(const struct rush_publisher_config *config, struct rus
                                                      : RUSH_PUBLISHER_MEMORY_EVENTS_DEFAULT;
     if (config->data_dir == NULL || (ring_events & (ring_events - 1)) != 0 ||
         config->pub_url == NULL || config->replay_url == NULL) {
-        snprintf(why, why_size, "the publisher needs a data directory, both endpoints and a "
-                                "power-of-two memory_events_max");
+        snprintf(why, why_size,
+                 "the publisher needs a data directory, both endpoints and a "
+                 "power-of-two memory_events_max");
         return RUSH_ECONFIG;
     }
     struct rush_publisher *publisher = calloc(1, sizeof(*publisher));
@@ -469,8 +471,8 @@ int rush_publisher_create(const struct rush_publisher_config *config, struct rus
     publisher->shard_count = rush_engine_shard_count(engine);
     publisher->ring_mask = ring_events - 1;
     publisher->pub_socket = publisher->replay_socket = -1;
-    publisher->message =
-        malloc(RUSH_STREAM_HEADER_BYTES + RUSH_STREAM_EVENTS_MAX * sizeof(struct rush_stream_event));
+    publisher->message = malloc(RUSH_STREAM_HEADER_BYTES +
+                                RUSH_STREAM_EVENTS_MAX * sizeof(struct rush_stream_event));
     publisher->reply = malloc(RUSH_STREAM_MESSAGE_BYTES_MAX);
     int rc = publisher->message && publisher->reply ? 0 : -ENOMEM;
     for (uint32_t shard = 0; shard < publisher->shard_count; shard++) { /* nothing open yet */

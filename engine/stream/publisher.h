@@ -41,9 +41,9 @@
 #define RUSH_PUBLISHER_IDLE_SLEEP_US 500                /* the live thread, when nothing is new */
 
 struct rush_publisher_config {
-    const char *pub_url;    /* e.g. tcp://127.0.0.1:7103 */
-    const char *replay_url; /* e.g. tcp://127.0.0.1:7104 */
-    const char *data_dir;   /* the engine's: where the logs are */
+    const char *pub_url;        /* e.g. tcp://127.0.0.1:7103 */
+    const char *replay_url;     /* e.g. tcp://127.0.0.1:7104 */
+    const char *data_dir;       /* the engine's: where the logs are */
     uint32_t memory_events_max; /* per shard; a power of two; 0: the default */
 };
 
@@ -68,8 +68,8 @@ struct rush_publisher;
  * (durability fsync or async) and outlive the publisher. 0, or < 0 with why.
  */
 RUSH_MUST_USE int rush_publisher_create(const struct rush_publisher_config *config,
-                                        struct rush_engine *engine,
-                                        struct rush_publisher **out, char *why, size_t why_size);
+                                        struct rush_engine *engine, struct rush_publisher **out,
+                                        char *why, size_t why_size);
 /* Publishes what is durable, stops the threads, closes the sockets, frees. Safe on NULL. */
 void rush_publisher_destroy(struct rush_publisher *publisher);
 /* Counters (approximate while running) and each shard's newest published seq. */

@@ -155,10 +155,9 @@ static int batch_read(struct rush_stream_reader *reader, const struct rush_wal_h
     enum rush_wal_decode decode =
         rush_wal_batch_decode(reader->buffer, (size_t)got, reader->shard_index, out);
     if (decode != RUSH_WAL_DECODE_OK || out->header.lsn != header->lsn)
-        return reader_fail(reader, RUSH_ECORRUPT,
-                           "segment %" PRIu64 " offset %" PRIu64 ": lsn %" PRIu64 ": %s",
-                           reader->segment_first_lsn, reader->offset, header->lsn,
-                           rush_wal_decode_name(decode));
+        return reader_fail(
+            reader, RUSH_ECORRUPT, "segment %" PRIu64 " offset %" PRIu64 ": lsn %" PRIu64 ": %s",
+            reader->segment_first_lsn, reader->offset, header->lsn, rush_wal_decode_name(decode));
     return 0;
 }
 
@@ -182,9 +181,8 @@ static int next_header(struct rush_stream_reader *reader, struct rush_wal_header
     if (header->lsn != reader->next_lsn ||
         (header->seq_before != reader->next_seq_before && reader->next_seq_before != UINT64_MAX))
         return reader_fail(reader, RUSH_ECORRUPT,
-                           "segment %" PRIu64 " offset %" PRIu64 ": lsn %" PRIu64
-                           " (seq %" PRIu64 ") where lsn %" PRIu64 " (seq %" PRIu64
-                           ") belongs",
+                           "segment %" PRIu64 " offset %" PRIu64 ": lsn %" PRIu64 " (seq %" PRIu64
+                           ") where lsn %" PRIu64 " (seq %" PRIu64 ") belongs",
                            reader->segment_first_lsn, reader->offset, header->lsn,
                            header->seq_before, reader->next_lsn, reader->next_seq_before);
     return 1;
@@ -211,7 +209,8 @@ int rush_stream_reader_next(struct rush_stream_reader *reader, uint64_t lsn_limi
                                             .seq_before = header.seq_before};
     reader->offset += rush_wal_batch_bytes(header.event_count);
     reader->next_lsn++;
-    reader->next_seq_before = header.seq_before + rush_stream_count(out->events, header.event_count);
+    reader->next_seq_before =
+        header.seq_before + rush_stream_count(out->events, header.event_count);
     return 1;
 }
 
@@ -272,16 +271,16 @@ static int hop(struct rush_stream_reader *reader, const struct rush_wal_header *
     uint64_t offset = reader->offset + rush_wal_batch_bytes(from->event_count);
     int rc = header_at(reader, offset, to);
     if (rc == 1 && to->lsn != from->lsn + 1)
-        return reader_fail(reader, RUSH_ECORRUPT, "segment %" PRIu64 " offset %" PRIu64
-                           ": lsn %" PRIu64 " after %" PRIu64,
+        return reader_fail(reader, RUSH_ECORRUPT,
+                           "segment %" PRIu64 " offset %" PRIu64 ": lsn %" PRIu64 " after %" PRIu64,
                            reader->segment_first_lsn, offset, to->lsn, from->lsn);
     if (rc == 1)
         reader->offset = offset;
     return rc;
 }
 
-int rush_stream_reader_seek_seq(struct rush_stream_reader *reader, uint64_t seq,
-                                uint64_t lsn_limit, uint64_t *oldest_seq)
+int rush_stream_reader_seek_seq(struct rush_stream_reader *reader, uint64_t seq, uint64_t lsn_limit,
+                                uint64_t *oldest_seq)
 {
     RUSH_ASSERT(seq >= 1);
     reader->next_lsn = 0;

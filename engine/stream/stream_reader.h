@@ -32,7 +32,8 @@
 #include "wal/wal.h"
 #include "wal/wal_record.h"
 
-#define RUSH_STREAM_READER_BATCH_BYTES_MAX ((uint64_t)RUSH_WAL_BUFFER_BYTES_MAX) /* a WAL buffer */
+/* A batch read is at most one WAL buffer. */
+#define RUSH_STREAM_READER_BATCH_BYTES_MAX ((uint64_t)RUSH_WAL_BUFFER_BYTES_MAX)
 
 struct rush_stream_reader {
     int dir_fd;
@@ -45,7 +46,7 @@ struct rush_stream_reader {
     uint64_t next_seq_before;
     uint8_t *buffer; /* 64-byte aligned; grows to the largest batch read */
     uint64_t buffer_bytes;
-    char why[200];   /* the last error */
+    char why[200]; /* the last error */
 };
 
 /* Where a batch lies, to come back to it (see rush_stream_reader_last). */

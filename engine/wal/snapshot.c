@@ -25,8 +25,8 @@
 #include <xxhash.h>
 
 #include "base/memory.h"
-#include "rush/assert.h"
 #include "base/why.h"
+#include "rush/assert.h"
 #include "shard/shard_internal.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");

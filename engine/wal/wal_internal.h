@@ -57,9 +57,9 @@ struct rush_wal {
     struct io_uring ring;
     struct rush_wal_flight flight;
 
-    uint64_t next_lsn; /* the lsn the next append gets */
+    uint64_t next_lsn;     /* the lsn the next append gets */
     uint64_t appended_seq; /* stream events appended so far: seq_before of the next batch */
-    uint64_t chain;    /* header checksum of the last batch appended */
+    uint64_t chain;        /* header checksum of the last batch appended */
     uint64_t submitted_lsn;
     uint64_t written_lsn;
     uint64_t synced_lsn;

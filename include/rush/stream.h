@@ -39,20 +39,19 @@
 extern "C" {
 #endif
 
-#define RUSH_STREAM_MAGIC UINT32_C(0x52545352)  /* "RSTR" read as a little-endian u32 */
+#define RUSH_STREAM_MAGIC UINT32_C(0x52545352) /* "RSTR" read as a little-endian u32 */
 #define RUSH_STREAM_VERSION 1
 #define RUSH_STREAM_HEADER_BYTES 32
 #define RUSH_STREAM_EVENTS_MAX 4096  /* events in one PUB message */
 #define RUSH_STREAM_REPLAY_MAX 16384 /* events in one replay reply (1 MiB) */
 #define RUSH_STREAM_HEARTBEAT_MS 100
-#define RUSH_STREAM_MESSAGE_BYTES_MAX                                                              \
-    (RUSH_STREAM_HEADER_BYTES + RUSH_STREAM_REPLAY_MAX * 64)
+#define RUSH_STREAM_MESSAGE_BYTES_MAX (RUSH_STREAM_HEADER_BYTES + RUSH_STREAM_REPLAY_MAX * 64)
 
 /* Message kinds. Append, never renumber. */
 enum rush_stream_kind {
-    RUSH_STREAM_EVENTS = 1,  /* PUB: a run of one shard's events (0 events: a heartbeat) */
-    RUSH_STREAM_REPLAY = 2,  /* request: replay a range; reply: the events */
-    RUSH_STREAM_INFO = 3,    /* request: the shards; reply: RUSH_STREAM_INFO records */
+    RUSH_STREAM_EVENTS = 1, /* PUB: a run of one shard's events (0 events: a heartbeat) */
+    RUSH_STREAM_REPLAY = 2, /* request: replay a range; reply: the events */
+    RUSH_STREAM_INFO = 3,   /* request: the shards; reply: RUSH_STREAM_INFO records */
     RUSH_STREAM_KIND_COUNT_ = 4,
 };
 
@@ -77,7 +76,7 @@ struct rush_stream_event {
     uint64_t order_id; /* 0 for group events */
     uint64_t group_id; /* 0 for a flash-sale order */
     uint64_t sku_id;
-    uint64_t user_id; /* 0 for group events */
+    uint64_t user_id;  /* 0 for group events */
     int64_t price_fen; /* unit price; 0 for group events */
     uint32_t qty;
     uint8_t type;  /* enum rush_event_type */
@@ -103,9 +102,9 @@ static_assert(sizeof(struct rush_stream_header) == RUSH_STREAM_HEADER_BYTES, "he
 struct rush_stream_request {
     uint32_t magic;
     uint8_t version;
-    uint8_t kind;  /* RUSH_STREAM_REPLAY or RUSH_STREAM_INFO */
-    uint8_t shard; /* REPLAY */
-    uint8_t pad;   /* zero */
+    uint8_t kind;       /* RUSH_STREAM_REPLAY or RUSH_STREAM_INFO */
+    uint8_t shard;      /* REPLAY */
+    uint8_t pad;        /* zero */
     uint32_t count_max; /* REPLAY: 1 .. RUSH_STREAM_REPLAY_MAX */
     uint32_t pad2;      /* zero */
     uint64_t from_seq;  /* REPLAY: >= 1 */

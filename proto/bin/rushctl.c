@@ -33,8 +33,8 @@
  * per line: {"shard":0,"seq":1,"type":"order_confirmed","op":"confirm","order":"...",
  * "group":"...","sku":1001,"user":42,"qty":1,"price_fen":100,"time_ns":...}; "op" (absent when a
  * timer decided), "order", "group" and "user" appear when set; ids are decimal strings and other
- * 64-bit figures are numbers up to 2^53 - 1, as in the JSON form (proto/codec/json.h). It listens to
- * rushd's PUB endpoint (--pub, default tcp://127.0.0.1:7103) and fills gaps through the replay
+ * 64-bit figures are numbers up to 2^53 - 1, as in the JSON form (proto/codec/json.h). It listens
+ * to rushd's PUB endpoint (--pub, default tcp://127.0.0.1:7103) and fills gaps through the replay
  * endpoint (--replay, default tcp://127.0.0.1:7104; --timeout is the replay timeout) with
  * rush/subscriber.h.
  *   --cursor FILE   where it resumes: loaded at start (a missing file starts at seq 1 of every

@@ -51,8 +51,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "rush/assert.h"
 #include "base/why.h"
+#include "rush/assert.h"
 #include "rush/subscriber.h"
 
 #define PUB_MESSAGES_PER_PASS_MAX 64

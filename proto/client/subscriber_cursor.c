@@ -37,8 +37,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "rush/assert.h"
 #include "base/why.h"
+#include "rush/assert.h"
 #include "rush/subscriber.h"
 
 #define CURSOR_MAGIC_LINE "rush-stream-cursor 1\n"

@@ -21,9 +21,9 @@
 
 #include "rush/client.h"
 
-#include "sku.h"
 #include "json.h"
 #include "rush/assert.h"
+#include "sku.h"
 
 #define QUOTE_BYTES_MAX 40 /* bytes of message text repeated in a reason */
 #define ID_DIGITS_MAX 20   /* UINT64_MAX has 20 decimal digits */

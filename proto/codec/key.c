@@ -2,8 +2,8 @@
  * client_key.c — idempotency keys and configuration checks for the client library.
  *
  * Why here. Keys must be the same whichever form a gateway speaks: rush_client_key("k-42") is
- * the key rushd's JSON decoder makes of "key":"k-42" (proto/codec/json.h), so a gateway can move from
- * JSON to the binary client without its retries turning into new orders. xxHash is compiled in
+ * the key rushd's JSON decoder makes of "key":"k-42" (proto/codec/json.h), so a gateway can move
+ * from JSON to the binary client without its retries turning into new orders. xxHash is compiled in
  * (XXH_INLINE_ALL) so librush needs no xxhash at run time.
  *
  * Workload. One key per order on the gateway's threads: a hash of a short string or one

@@ -17,41 +17,46 @@ static int sku_check_group(const struct rush_sku *sku, char *why, size_t why_siz
         if (sku->group_ttl_ns != 0 || sku->groups_open_max != 0 || sku->virtual_policy != 0 ||
             sku->virtual_seats_max != 0 || sku->virtual_budget != 0)
             return rush__refuse(RUSH_ECONFIG, why, why_size,
-                          "group_ttl, groups_open_max and virtual_* need group_size "
-                          "(this is not a group-buy SKU)");
+                                "group_ttl, groups_open_max and virtual_* need group_size "
+                                "(this is not a group-buy SKU)");
         return 0;
     }
     if (sku->group_size < 2 || sku->group_size > RUSH_GROUP_SIZE_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "group_size must be 2..%d", RUSH_GROUP_SIZE_MAX);
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "group_size must be 2..%d",
+                            RUSH_GROUP_SIZE_MAX);
     if (sku->group_ttl_ns < RUSH_GROUP_TTL_NS_MIN || sku->group_ttl_ns > RUSH_TTL_NS_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "group_ttl must be 1s..168h for a group-buy SKU");
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "group_ttl must be 1s..168h for a group-buy SKU");
     if (sku->groups_open_max < 1 || sku->groups_open_max > RUSH_GROUPS_OPEN_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "groups_open_max must be 1..%u", RUSH_GROUPS_OPEN_MAX);
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "groups_open_max must be 1..%u",
+                            RUSH_GROUPS_OPEN_MAX);
     if (sku->virtual_policy > RUSH_VIRTUAL_AT_MOST)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "virtual_policy must be none, fill or at_most");
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "virtual_policy must be none, fill or at_most");
     switch ((enum rush_virtual_policy)sku->virtual_policy) {
     case RUSH_VIRTUAL_NONE:
         if (sku->virtual_seats_max != 0 || sku->virtual_budget != 0)
             return rush__refuse(RUSH_ECONFIG, why, why_size,
-                          "virtual_seats_max and virtual_budget need virtual_policy fill or "
-                          "at_most");
+                                "virtual_seats_max and virtual_budget need virtual_policy fill or "
+                                "at_most");
         return 0;
     case RUSH_VIRTUAL_FILL:
         if (sku->virtual_seats_max != 0)
             return rush__refuse(RUSH_ECONFIG, why, why_size,
-                          "virtual_seats_max applies to virtual_policy at_most only (fill "
-                          "fills every empty seat)");
+                                "virtual_seats_max applies to virtual_policy at_most only (fill "
+                                "fills every empty seat)");
         break;
     case RUSH_VIRTUAL_AT_MOST:
         if (sku->virtual_seats_max < 1 || sku->virtual_seats_max >= sku->group_size)
             return rush__refuse(RUSH_ECONFIG, why, why_size,
-                          "virtual_seats_max must be 1..%u (below group_size) for at_most",
-                          sku->group_size - 1);
+                                "virtual_seats_max must be 1..%u (below group_size) for at_most",
+                                sku->group_size - 1);
         break;
     }
     if (sku->virtual_budget < 1)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "virtual_budget must be at least 1 with virtual_policy %s",
-                      sku->virtual_policy == RUSH_VIRTUAL_FILL ? "fill" : "at_most");
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "virtual_budget must be at least 1 with virtual_policy %s",
+                            sku->virtual_policy == RUSH_VIRTUAL_FILL ? "fill" : "at_most");
     return 0;
 }
 
@@ -60,7 +65,8 @@ int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
     RUSH_ASSERT(sku != NULL);
     RUSH_ASSERT(why != NULL || why_size == 0);
     if (sku->id < 1 || sku->id > RUSH_SKU_ID_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "sku id must be 1..%" PRIu64, RUSH_SKU_ID_MAX);
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "sku id must be 1..%" PRIu64,
+                            RUSH_SKU_ID_MAX);
     if (sku->name[0] == '\0')
         return rush__refuse(RUSH_ECONFIG, why, why_size, "name must not be empty");
     if (sku->unlimited > 1 || sku->paused > 1)
@@ -68,20 +74,23 @@ int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
     if (sku->unlimited && sku->stock != 0)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "stock must be 0 when unlimited");
     if (sku->stock < 0 || sku->stock > RUSH_STOCK_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "stock must be 0..%" PRId64 " or unlimited", RUSH_STOCK_MAX);
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "stock must be 0..%" PRId64 " or unlimited", RUSH_STOCK_MAX);
     if (sku->price_fen < 0 || sku->price_fen > RUSH_PRICE_FEN_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "price must be 0..%" PRId64 " fen", RUSH_PRICE_FEN_MAX);
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "price must be 0..%" PRId64 " fen",
+                            RUSH_PRICE_FEN_MAX);
     if (sku->start_ns < 0 || sku->start_ns == RUSH_TIME_NEVER)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "start must be a time (not never)");
     if (sku->end_ns <= sku->start_ns)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "end must be after start");
     if (sku->order_qty_max < 1 || sku->order_qty_max > RUSH_QTY_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "order_qty_max must be 1..%d", RUSH_QTY_MAX);
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "order_qty_max must be 1..%d",
+                            RUSH_QTY_MAX);
     if (sku->user_qty_max < sku->order_qty_max || sku->user_qty_max > RUSH_QTY_MAX)
-        return rush__refuse(RUSH_ECONFIG, why, why_size, "user_qty_max must be %u..%d (at least order_qty_max)",
-                      sku->order_qty_max, RUSH_QTY_MAX);
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "user_qty_max must be %u..%d (at least order_qty_max)",
+                            sku->order_qty_max, RUSH_QTY_MAX);
     if (sku->pay_ttl_ns < 0 || sku->pay_ttl_ns > RUSH_TTL_NS_MAX)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "pay_ttl must be 0..168h");
     return sku_check_group(sku, why, why_size);
 }
-

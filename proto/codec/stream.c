@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rush/assert.h"
 #include "base/why.h"
+#include "rush/assert.h"
 
 bool rush_stream_carries(uint8_t event_type)
 {
@@ -127,8 +127,8 @@ int rush_stream_decode(const void *buf, size_t len, struct rush_stream_view *out
         return refuse(why, why_size, "shard %u of %u", header->shard, header->shard_count);
     size_t record_bytes = header->kind == RUSH_STREAM_INFO ? sizeof(struct rush_stream_shard_info)
                                                            : sizeof(struct rush_stream_event);
-    size_t count_max = header->kind == RUSH_STREAM_INFO ? header->shard_count
-                                                        : RUSH_STREAM_REPLAY_MAX;
+    size_t count_max =
+        header->kind == RUSH_STREAM_INFO ? header->shard_count : RUSH_STREAM_REPLAY_MAX;
     if (header->count > count_max ||
         len != RUSH_STREAM_HEADER_BYTES + (size_t)header->count * record_bytes)
         return refuse(why, why_size, "%u records in %zu bytes", header->count, len);

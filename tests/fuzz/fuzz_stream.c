@@ -1,6 +1,6 @@
 /*
- * fuzz_stream.c — libFuzzer target for the stream decoders (proto/codec/stream.c): published messages,
- * replay replies and replay requests, as a consumer and the replay service receive them.
+ * fuzz_stream.c — libFuzzer target for the stream decoders (proto/codec/stream.c): published
+ * messages, replay replies and replay requests, as a consumer and the replay service receive them.
  *
  * Checks, with always-on asserts:
  *  1. nothing is read outside the input (ASan), and no undefined behaviour (UBSan);
