@@ -1,7 +1,7 @@
 /*
  * test_loadgen.c — rush-loadgen end to end against a real rushd, and its library pieces.
  *
- * End to end: each test starts build/bin/rushd (tests/rushd_child.h: ipc endpoints, a known
+ * End to end: each test starts build/bin/rushd (tests/system/rushd_child.h: ipc endpoints, a known
  * admin token, fsync durability and its publisher) and runs build/bin/rush-loadgen against it
  * exactly as a benchmark script would, then reads the --report JSON: every request answered,
  * outcome counts adding up, no oversell (ok reservations == the stock put, never more), resends

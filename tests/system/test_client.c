@@ -3,7 +3,7 @@
  * against a fake rushd on inproc:// that answers, refuses, drops requests or swallows replies on
  * command, so batching, splitting, scattering, retries with the same keys, timeouts, async
  * callbacks and close can be checked without a server; then end to end against the real
- * build/bin/rushd as a child process (tests/rushd_child.h): every op and outcome over ipc://,
+ * build/bin/rushd as a child process (tests/system/rushd_child.h): every op and outcome over ipc://,
  * a hot SKU hammered by 8 threads over tcp:// (no oversell, fewer messages than requests), a
  * retry across SIGSTOP/SIGCONT that orders exactly once, and the installed library used through
  * pkg-config.
