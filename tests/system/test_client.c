@@ -3,9 +3,9 @@
  * against a fake rushd on inproc:// that answers, refuses, drops requests or swallows replies on
  * command, so batching, splitting, scattering, retries with the same keys, timeouts, async
  * callbacks and close can be checked without a server; then end to end against the real
- * build/bin/rushd as a child process (tests/system/rushd_child.h): every op and outcome over ipc://,
- * a hot SKU hammered by 8 threads over tcp:// (no oversell, fewer messages than requests), a
- * retry across SIGSTOP/SIGCONT that orders exactly once, and the installed library used through
+ * build/bin/rushd as a child process (tests/system/rushd_child.h): every op and outcome over
+ * ipc://, a hot SKU hammered by 8 threads over tcp:// (no oversell, fewer messages than requests),
+ * a retry across SIGSTOP/SIGCONT that orders exactly once, and the installed library used through
  * pkg-config.
  */
 #include <criterion/criterion.h>
@@ -822,9 +822,12 @@ Test(client_rushd, a_retry_across_sigstop_orders_exactly_once)
     cr_assert_eq(kill(rushd.pid, SIGSTOP), 0);
     pthread_t thread;
     cr_assert_eq(pthread_create(&thread, NULL, stopped_main, &call), 0);
-    child_sleep_ms(900); /* four timeouts or so: the request is resent with the same key */
-    struct rush_client_stats stats;
-    rush_client_stats(client, &stats);
+    /* Each 200 ms timeout resends the request with the same key: wait until two resends. */
+    struct rush_client_stats stats = {0};
+    int64_t deadline = child_now_ms() + CHILD_READY_MS;
+    for (rush_client_stats(client, &stats); stats.retries < 2 && child_now_ms() < deadline;
+         rush_client_stats(client, &stats))
+        child_sleep_ms(CHILD_POLL_MS);
     cr_assert_geq(stats.retries, 2);
     cr_assert_eq(kill(rushd.pid, SIGCONT), 0);
     pthread_join(thread, NULL);

@@ -13,23 +13,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "rush/types.h"
 #include "rush/wire.h"
+#include "rushd_child.h"
 #include "support.h"
 
 #define STOCK 4000
 #define PER_MESSAGE 16
 #define ACKS_MAX 200000
 
-static char dir[64];
-static char config_path[128];
-static char orders_url[160];
-static pid_t child = -1;
+static struct rushd_child crashed = {.pid = -1, .durability = "fsync"};
 
 struct ack {
     struct rush_request request;
@@ -38,71 +35,29 @@ struct ack {
 static struct ack acks[ACKS_MAX];
 static uint32_t ack_count;
 
-static void write_campaign(void)
-{
-    snprintf(config_path, sizeof(config_path), "%s/campaign.ini", dir);
-    snprintf(orders_url, sizeof(orders_url), "ipc://%s/orders.ipc", dir);
-    FILE *file = fopen(config_path, "w");
-    cr_assert_not_null(file);
-    fprintf(file,
-            "[engine]\nshards = 2\nring_slots = 64\norders_max = 200000\ngroups_max = 20000\n"
-            "keys_max = 400000\nuser_limits_max = 200000\ndurability = fsync\ndata_dir = %s\n"
-            "[endpoints]\norders = ipc://%s/orders.ipc\njson = ipc://%s/json.ipc\n"
-            "admin = ipc://%s/admin.ipc\npublisher = ipc://%s/pub.ipc\n"
-            "replay = ipc://%s/replay.ipc\nadmin_token = crash-test-token-0123456789\n"
-            "[sku 1]\nname = hot\nstock = %d\nprice = 100\nstart = now\nend = never\n"
-            "order_qty_max = 1\nuser_qty_max = 2\npay_ttl = 15m\n"
-            "[sku 2]\nname = group\nstock = %d\nprice = 100\nstart = now\nend = never\n"
-            "group_size = 3\ngroup_ttl = 10m\ngroups_open_max = 1000\n",
-            dir, dir, dir, dir, dir, dir, STOCK, STOCK);
-    fclose(file);
-}
-
-static void start_rushd(void)
-{
-    char rushd[600], self[512];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    cr_assert_gt(n, 0);
-    self[n] = '\0';
-    *strrchr(self, '/') = '\0';
-    snprintf(rushd, sizeof(rushd), "%s/../bin/rushd", self);
-    child = fork();
-    cr_assert_geq(child, 0);
-    if (child == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char log[128];
-        snprintf(log, sizeof(log), "%s/rushd.log", dir);
-        if (freopen(log, "a", stderr) == NULL)
-            _exit(126);
-        execl(rushd, rushd, "--config", config_path, (char *)NULL);
-        _exit(127);
-    }
-}
-
-static void stop_rushd(int sig)
-{
-    if (child <= 0)
-        return;
-    kill(child, sig);
-    int status;
-    waitpid(child, &status, 0);
-    child = -1;
-}
+#define STRINGIFY(x) #x
+#define STRING(x) STRINGIFY(x)
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/rush-crash-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    write_campaign();
+    child_make_dir(&crashed, "crash");
+    child_write_campaign(
+        &crashed,
+        "shards = 2\nring_slots = 64\norders_max = 200000\ngroups_max = 20000\n"
+        "keys_max = 400000\nuser_limits_max = 200000\n",
+        "crash-test-token-0123456789",
+        "[sku 1]\nname = hot\nstock = " STRING(
+            STOCK) "\nprice = 100\nstart = now\n"
+                   "end = never\norder_qty_max = 1\nuser_qty_max = 2\npay_ttl = 15m\n"
+                   "[sku 2]\nname = group\nstock = " STRING(
+                       STOCK) "\nprice = 100\n"
+                              "start = now\nend = never\ngroup_size = 3\ngroup_ttl = 10m\n"
+                              "groups_open_max = 1000\n");
 }
 
 static void teardown(void)
 {
-    stop_rushd(SIGKILL);
-    char command[128];
-    snprintf(command, sizeof(command), "rm -rf %s", dir);
-    if (system(command) != 0)
-        cr_log_warn("could not remove %s", dir);
+    child_cleanup(&crashed);
 }
 
 TestSuite(crash, .init = setup, .fini = teardown, .timeout = 600);
@@ -113,7 +68,7 @@ static int connect_orders(int timeout_ms)
     cr_assert_geq(socket, 0);
     cr_assert_geq(nn_setsockopt(socket, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(int)), 0);
     cr_assert_geq(nn_setsockopt(socket, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(int)), 0);
-    cr_assert_geq(nn_connect(socket, orders_url), 0);
+    cr_assert_geq(nn_connect(socket, crashed.orders), 0);
     return socket;
 }
 
@@ -140,20 +95,6 @@ static int exchange(int socket, const struct rush_request *requests, uint32_t co
     cr_assert_geq(rush_wire_view_copy(&view, results, sizeof(*results) * count), 0);
     nn_freemsg(reply);
     return 0;
-}
-
-static int wait_ready(void)
-{
-    for (int tries = 0; tries < 300; tries++) {
-        int socket = connect_orders(200);
-        struct rush_request query = {.op = RUSH_OP_QUERY_SKU, .sku_id = 1};
-        struct rush_result result;
-        int rc = exchange(socket, &query, 1, &result);
-        nn_close(socket);
-        if (rc == 0)
-            return 0;
-    }
-    return -1;
 }
 
 /* Request number n of the load: reserves, group joins, confirms of acknowledged orders. */
@@ -217,7 +158,7 @@ static void load_until_killed(uint32_t round, uint64_t *n)
 {
     /* A short receive timeout: the killer always kills, so a timeout only ends the round early. */
     int socket = connect_orders(400);
-    pid_t victim = child;
+    pid_t victim = crashed.pid;
     uint32_t kill_after_ms = 5 + (round * 2654435761u) % 120; /* seeded kill moment */
     pid_t killer = fork();
     cr_assert_geq(killer, 0);
@@ -238,10 +179,9 @@ static void load_until_killed(uint32_t round, uint64_t *n)
             acks[ack_count++] = (struct ack){.request = requests[j], .result = results[j]};
     }
     waitpid(killer, NULL, 0);
-    int status;
-    waitpid(child, &status, 0);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "round %u: rushd exited", round);
-    child = -1;
+    int status = child_wait_exit(crashed.pid, CHILD_EXIT_MS);
+    cr_assert_eq(status, 128 + SIGKILL, "round %u: rushd exited (%d)", round, status);
+    crashed.pid = -1;
     nn_close(socket);
 }
 
@@ -251,16 +191,13 @@ Test(crash, kill_9_at_seeded_moments_loses_nothing_acknowledged)
     uint32_t rounds = 20 / (scale ? (uint32_t)atoi(scale) : 1);
     uint64_t n = 1;
     for (uint32_t round = 1; round <= rounds; round++) {
-        start_rushd();
-        cr_assert_eq(wait_ready(), 0, "round %u: rushd did not answer (see %s/rushd.log)", round,
-                     dir);
+        child_run(&crashed, NULL);
         verify_all(round);
         load_until_killed(round, &n);
     }
-    start_rushd();
-    cr_assert_eq(wait_ready(), 0);
+    child_run(&crashed, NULL);
     verify_all(rounds + 1);
     cr_assert_gt(ack_count, rounds * PER_MESSAGE, "load was acknowledged between the kills");
-    stop_rushd(SIGTERM);
+    cr_assert_eq(child_stop(&crashed, SIGTERM), 0);
     cr_log_info("%u requests acknowledged across %u kills, all recovered", ack_count, rounds);
 }

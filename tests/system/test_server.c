@@ -15,81 +15,29 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "codec/json.h"
 #include "rush/types.h"
 #include "rush/wire.h"
+#include "rushd_child.h"
 
-#define PATH_BYTES 512
+#define PATH_BYTES CHILD_PATH_BYTES
 #define TEXT_MAX 4096
-#define DIR_BYTES 128
-#define WAIT_READY_MS 20000
-#define WAIT_EXIT_MS 15000
+#define WAIT_EXIT_MS CHILD_EXIT_MS
 #define REPLY_TIMEOUT_MS 10000
 #define TEST_TOKEN "test-admin-token-0123456789"
 
-/* ---- the child process -------------------------------------------------------------------- */
+/* ---- the child process (rushd_child.h) ---------------------------------------------------- */
 
-struct rushd {
-    pid_t pid;
-    char dir[DIR_BYTES];
-    char config[PATH_BYTES];
-    char log[PATH_BYTES];
-    char orders[PATH_BYTES];
-    char json[PATH_BYTES];
-    char admin[PATH_BYTES];
-};
-
-static struct rushd server = {.pid = -1};
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void rushd_path(char *out, size_t size)
-{
-    char self[DIR_BYTES * 3];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    cr_assert(n > 0, "readlink /proc/self/exe");
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    cr_assert(slash != NULL);
-    *slash = '\0';
-    snprintf(out, size, "%s/../bin/rushd", self);
-    cr_assert(access(out, X_OK) == 0, "rushd not found at %s (build it first)", out);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *file = fopen(path, "w");
-    cr_assert(file != NULL, "cannot write %s", path);
-    fputs(text, file);
-    fclose(file);
-}
+static struct rushd_child server = {.pid = -1};
 
 static const char *const campaign_skus =
     "[sku 1001]\nname = tiny\nstock = 2\nprice = 100\nstart = now\nend = never\n"
@@ -109,88 +57,65 @@ static const char *const campaign_skus =
     "[sku 5003]\nname = paused\nstock = 5\nprice = 100\nstart = now\nend = never\n"
     "paused = true\n";
 
+static void make_dir(struct rushd_child *s)
+{
+    child_make_dir(s, "server");
+}
+
+static void write_file(const char *path, const char *text)
+{
+    child_write_file(path, text);
+}
+
 /* Writes the test campaign; endpoints are tcp on `port` when port != 0, else ipc in the dir. */
-static void write_campaign(struct rushd *s, int port, const char *token)
+static void write_campaign(struct rushd_child *s, int port, const char *token)
 {
-    if (port != 0) {
-        snprintf(s->orders, sizeof(s->orders), "tcp://127.0.0.1:%d", port);
-        snprintf(s->json, sizeof(s->json), "tcp://127.0.0.1:%d", port + 1);
-        snprintf(s->admin, sizeof(s->admin), "tcp://127.0.0.1:%d", port + 2);
-    } else {
-        snprintf(s->orders, sizeof(s->orders), "ipc://%s/orders.ipc", s->dir);
-        snprintf(s->json, sizeof(s->json), "ipc://%s/json.ipc", s->dir);
-        snprintf(s->admin, sizeof(s->admin), "ipc://%s/admin.ipc", s->dir);
-    }
-    char text[8192];
-    int n = snprintf(text, sizeof(text),
-                     "[engine]\nshards = 2\nring_slots = 64\norders_max = 65536\n"
-                     "groups_max = 4096\nkeys_max = 131072\nuser_limits_max = 65536\n"
-                     "durability = none\ndata_dir = %s/data\n\n"
-                     "[endpoints]\norders = %s\njson = %s\nadmin = %s\n"
-                     "publisher = ipc://%s/pub.ipc\nreplay = ipc://%s/replay.ipc\n%s%s%s\n%s",
-                     s->dir, s->orders, s->json, s->admin, s->dir, s->dir,
-                     token ? "admin_token = " : "", token ? token : "", token ? "\n" : "",
-                     campaign_skus);
-    cr_assert(n > 0 && (size_t)n < sizeof(text));
-    snprintf(s->config, sizeof(s->config), "%s/campaign.ini", s->dir);
-    write_file(s->config, text);
+    if (port != 0)
+        child_use_tcp(s, port, port + 1, port + 2);
+    child_write_campaign(s, CHILD_ENGINE, token, campaign_skus);
 }
 
-static void make_dir(struct rushd *s)
+/* Runs rushd with argv (argv[0] is ignored); stderr goes to s->log. */
+static pid_t spawn(struct rushd_child *s, char **argv, const char *stdout_path)
 {
-    snprintf(s->dir, sizeof(s->dir), "/tmp/rush-test-server-XXXXXX");
-    cr_assert(mkdtemp(s->dir) != NULL, "mkdtemp: %s", strerror(errno));
-    snprintf(s->log, sizeof(s->log), "%s/rushd.log", s->dir);
+    return child_exec(s, argv + 1, stdout_path);
 }
 
-/* Runs rushd with argv (argv[0] is replaced by the binary's path); stderr goes to s->log. */
-static pid_t spawn(struct rushd *s, char **argv, const char *stdout_path)
-{
-    char path[PATH_BYTES];
-    rushd_path(path, sizeof(path));
-    argv[0] = path;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int log_fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        int out_fd = stdout_path ? open(stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0600) : log_fd;
-        if (log_fd < 0 || out_fd < 0)
-            _exit(127);
-        dup2(log_fd, STDERR_FILENO);
-        dup2(out_fd, STDOUT_FILENO);
-        execv(path, argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void print_log(const struct rushd *s)
-{
-    char command[PATH_BYTES + 16];
-    snprintf(command, sizeof(command), "cat '%s' >&2", s->log);
-    int rc = system(command);
-    (void)rc;
-}
-
-/* Waits up to timeout_ms for the child; its exit status, or -1 when it is still running. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    do {
-        int status;
-        pid_t done = waitpid(pid, &status, WNOHANG);
-        if (done == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (done < 0)
-            return -2; /* not our child any more: already reaped */
-        sleep_ms(10);
-    } while (now_ms() < deadline);
-    return -1;
+    return child_wait_exit(pid, timeout_ms);
 }
+
+static void sleep_ms(int ms)
+{
+    child_sleep_ms(ms);
+}
+
+static void start(int port, const char *token)
+{
+    make_dir(&server);
+    write_campaign(&server, port, token);
+    char *args[] = {"--config", server.config, "--log-level", "debug", NULL};
+    child_run(&server, args);
+}
+
+/* SIGTERM and wait; the exit status. */
+static int stop(struct rushd_child *s)
+{
+    return child_stop(s, SIGTERM);
+}
+
+static void cleanup(void)
+{
+    child_cleanup(&server);
+}
+
+static void setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+}
+
+TestSuite(server, .init = setup, .fini = cleanup, .timeout = 60);
 
 static int req_socket(const char *url)
 {
@@ -202,92 +127,6 @@ static int req_socket(const char *url)
     cr_assert(nn_connect(s, url) >= 0, "connect %s: %s", url, nn_strerror(errno));
     return s;
 }
-
-/* Sends a query_sku until rushd answers (it may still be starting) or has died. */
-static void wait_ready(struct rushd *s)
-{
-    uint8_t message[RUSH_WIRE_HEADER_BYTES + sizeof(struct rush_request)];
-    struct rush_request query = {.op = RUSH_OP_QUERY_SKU, .sku_id = 1001};
-    int len = rush_wire_encode_requests(message, sizeof(message), 1, &query, 1);
-    cr_assert(len > 0);
-    int sock = nn_socket(AF_SP, NN_REQ);
-    int poll_ms = 100;
-    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &poll_ms, sizeof(poll_ms));
-    cr_assert(nn_connect(sock, s->orders) >= 0);
-    cr_assert(nn_send(sock, message, (size_t)len, 0) == len);
-    int64_t deadline = now_ms() + WAIT_READY_MS;
-    for (;;) {
-        void *reply = NULL;
-        if (nn_recv(sock, &reply, NN_MSG, 0) > 0) {
-            nn_freemsg(reply);
-            break;
-        }
-        int status = wait_exit(s->pid, 0);
-        if (status >= 0 || now_ms() > deadline) {
-            if (status >= 0)
-                s->pid = -1;
-            print_log(s);
-            cr_assert_fail("rushd did not answer (exit status %d)", status);
-        }
-    }
-    nn_close(sock);
-}
-
-static void start_with(struct rushd *s, char **extra)
-{
-    char *argv[16] = {NULL, "--config", s->config, "--log-level", "debug"};
-    int argc = 5;
-    for (int i = 0; extra != NULL && extra[i] != NULL && argc < 15; i++)
-        argv[argc++] = extra[i];
-    argv[argc] = NULL;
-    s->pid = spawn(s, argv, NULL);
-    wait_ready(s);
-}
-
-static void start(int port, const char *token)
-{
-    make_dir(&server);
-    write_campaign(&server, port, token);
-    start_with(&server, NULL);
-}
-
-/* SIGTERM and wait; the exit status. */
-static int stop(struct rushd *s)
-{
-    if (s->pid <= 0)
-        return -1;
-    kill(s->pid, SIGTERM);
-    int status = wait_exit(s->pid, WAIT_EXIT_MS);
-    if (status < 0) {
-        kill(s->pid, SIGKILL);
-        wait_exit(s->pid, WAIT_EXIT_MS);
-    }
-    s->pid = -1;
-    return status;
-}
-
-static void cleanup(void)
-{
-    if (server.pid > 0) {
-        kill(server.pid, SIGKILL);
-        wait_exit(server.pid, WAIT_EXIT_MS);
-        server.pid = -1;
-    }
-    if (server.dir[0] != '\0') {
-        char command[PATH_BYTES + 16];
-        snprintf(command, sizeof(command), "rm -rf '%s'", server.dir);
-        int rc = system(command);
-        (void)rc;
-        server.dir[0] = '\0';
-    }
-}
-
-static void setup(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-}
-
-TestSuite(server, .init = setup, .fini = cleanup, .timeout = 60);
 
 /* ---- clients ------------------------------------------------------------------------------ */
 
@@ -493,7 +332,14 @@ static void check_expiry(int sock)
 {
     struct rush_result r = call_one(sock, reserve(1006, 1, 1, 50));
     EXPECT_OUTCOME(r, RUSH_OK);
-    sleep_ms(700); /* the SKU's pay TTL is 300ms; the engine's idle tick fires the timer */
+    /* The SKU's pay TTL is 300ms; the engine's idle tick fires the timer: wait for the state. */
+    int64_t deadline = child_now_ms() + CHILD_READY_MS;
+    uint8_t state = RUSH_ORDER_RESERVED;
+    while (state == RUSH_ORDER_RESERVED && child_now_ms() < deadline) {
+        sleep_ms(CHILD_POLL_MS);
+        state = call_one(sock, query(RUSH_OP_QUERY_ORDER, 0, r.order_id)).state;
+    }
+    cr_expect_eq(state, RUSH_ORDER_EXPIRED);
     EXPECT_OUTCOME(call_one(sock, on_target(RUSH_OP_CONFIRM, r.order_id, 0, 51)), RUSH_EXPIRED);
 }
 

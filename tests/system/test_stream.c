@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rush/client.h"
 #include "rush/subscriber.h"
@@ -228,6 +229,12 @@ static uint32_t check_tail_file(const char *path, uint64_t *heads)
     return lines;
 }
 
+static off_t file_bytes(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
 static pid_t tail_spawn(const char *cursor, const char *out, const char *idle_exit_ms)
 {
     char rushctl[CHILD_PATH_BYTES + 16];
@@ -251,9 +258,15 @@ Test(stream, a_tail_killed_and_restarted_resumes_from_its_cursor_without_loss_or
     snprintf(out, sizeof(out), "%s/tail.jsonl", rushd.dir);
     uint32_t bought = 0;
     for (int kill_round = 0; kill_round < 4; kill_round++) {
+        off_t before = file_bytes(out);
         pid_t tail = tail_spawn(cursor, out, "60000");
         bought += buy_coupons(client, 1 + (uint64_t)kill_round * 3000, 3000, NULL);
-        child_sleep_ms(50 + 70 * kill_round); /* killed mid-stream, at different points */
+        /* killed mid-stream, at different points: once it wrote 16, 32, 48, 64 KiB more */
+        off_t wanted = before + (off_t)(kill_round + 1) * 16384;
+        int64_t deadline = child_now_ms() + CHILD_READY_MS;
+        while (file_bytes(out) < wanted && child_now_ms() < deadline)
+            child_sleep_ms(1);
+        cr_assert_geq(file_bytes(out), wanted, "round %d: the tail wrote too little", kill_round);
         kill(tail, SIGKILL);
         cr_assert_eq(child_wait_exit(tail, CHILD_EXIT_MS), 128 + SIGKILL);
     }

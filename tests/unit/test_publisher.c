@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "rush/stream.h"
 #include "stream/publisher.h"
@@ -111,6 +110,58 @@ static int sub_open(void)
     return sock;
 }
 
+/* The pause between two polls of a condition (never a wait for an event by itself). */
+static void pause_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * Waits until a message (a heartbeat: every shard gets one each RUSH_STREAM_HEARTBEAT_MS while
+ * quiet) reaches the subscriber: from then on the connection is up and nothing published is
+ * missed. Asserts that it came within RECEIVE_MS and that it was a heartbeat.
+ */
+static void wait_connected(int sock)
+{
+    int64_t deadline = (int64_t)time(NULL) + RECEIVE_MS / 1000;
+    void *buf = NULL;
+    int len = -1;
+    while (len < 0 && (int64_t)time(NULL) < deadline)
+        len = nn_recv(sock, &buf, NN_MSG, 0);
+    cr_assert_geq(len, 0, "no heartbeat reached the subscriber");
+    struct rush_stream_view view;
+    cr_assert_eq(rush_stream_decode(buf, (size_t)len, &view, NULL, 0), 0);
+    cr_assert_eq(view.header.count, 0, "a heartbeat, before any event");
+    nn_freemsg(buf);
+}
+
+static uint64_t heads_sum(void)
+{
+    return rush_publisher_head_seq(publisher, 0) + rush_publisher_head_seq(publisher, 1);
+}
+
+/*
+ * Waits until the publisher has sent `want` events in all, then until its thread sends one more
+ * heartbeat: that comes after the pass that sent the last event and recorded how far it read
+ * the log (rush_engine_retain_log). Both waits are bounded by RECEIVE_MS.
+ */
+static void wait_published(uint64_t want)
+{
+    int64_t deadline = (int64_t)time(NULL) + RECEIVE_MS / 1000;
+    while (heads_sum() < want && (int64_t)time(NULL) < deadline)
+        pause_ms(1);
+    cr_assert_eq(heads_sum(), want, "published");
+    struct rush_publisher_stats stats;
+    rush_publisher_stats(publisher, &stats);
+    uint64_t beats = stats.heartbeats_sent;
+    while (stats.heartbeats_sent == beats && (int64_t)time(NULL) < deadline) {
+        pause_ms(1);
+        rush_publisher_stats(publisher, &stats);
+    }
+    cr_assert_gt(stats.heartbeats_sent, beats, "the publisher's thread went on");
+}
+
 /* What a subscriber saw: every event by shard and seq, and the heartbeats. */
 struct seen {
     struct rush_stream_event events[SHARDS][8192];
@@ -177,7 +228,7 @@ Test(publisher, publishes_every_confirmation_once_with_gap_free_seqs_per_shard)
     for (uint64_t sku = 1; sku <= 4; sku++)
         put_instant_sku(sku);
     int sock = sub_open();
-    usleep(200000); /* let the subscription reach the publisher before the first event */
+    wait_connected(sock); /* the subscription reaches the publisher before the first event */
     uint32_t ok = order(1, 3000);
     cr_assert_eq(ok, 3000);
     memset(&seen, 0, sizeof(seen));
@@ -209,8 +260,7 @@ Test(publisher, quiet_shards_send_heartbeats_with_their_head)
     start_all(0);
     put_instant_sku(1);
     cr_assert_eq(order(4, 1), 1); /* sku 1 <- user 4 */
-    while (rush_publisher_head_seq(publisher, 0) + rush_publisher_head_seq(publisher, 1) == 0)
-        usleep(1000); /* published before the subscriber comes */
+    wait_published(1);            /* published before the subscriber comes */
     int sock = sub_open();
     uint32_t beats[SHARDS] = {0};
     int64_t deadline = (int64_t)time(NULL) + 5;
@@ -238,7 +288,7 @@ Test(publisher, replay_serves_memory_then_the_log_and_numbering_survives_a_resta
     for (uint64_t sku = 1; sku <= 4; sku++)
         put_instant_sku(sku);
     int sock = sub_open();
-    usleep(200000);
+    wait_connected(sock);
     cr_assert_eq(order(1, 3000), 3000);
     memset(&seen, 0, sizeof(seen));
     receive(sock, &seen, 3000);
@@ -282,7 +332,7 @@ Test(publisher, replay_serves_memory_then_the_log_and_numbering_survives_a_resta
         }
     }
     sock = sub_open();
-    usleep(200000);
+    wait_connected(sock);
     cr_assert_eq(order(5000, 1000), 1000);
     memset(&seen, 0, sizeof(seen));
     seen.count[0] = heads[0]; /* receive() checks that seqs continue from the old heads */
@@ -299,10 +349,7 @@ Test(publisher, ranges_a_snapshot_removed_answer_too_old_with_the_oldest_kept)
         put_instant_sku(sku);
     for (uint64_t round = 0; round < 10; round++)
         cr_assert_eq(order(1 + round * 400, 400), 400);
-    for (uint32_t s = 0; s < SHARDS; s++) /* the publisher read everything: nothing retained */
-        while (rush_publisher_head_seq(publisher, s) == 0)
-            usleep(1000);
-    usleep(300000);
+    wait_published(4000); /* the publisher read everything: nothing retained */
     cr_assert_eq(rush_engine_snapshot(engine), 0);
     cr_assert_eq(order(9000, 100), 100); /* later batches */
     struct rush_stream_header header;
