@@ -116,9 +116,11 @@ Test(table, a_noted_miss_inserts_in_place_and_a_stale_or_foreign_note_probes_aga
     /* a note of another key is not used for this one */
     rush_key d = key_n(4), e = key_n(5);
     cr_assert_null(rush_table_find_noting(&table, &d));
+    void *noted_d = table.noted_slot;
     bool created = false;
     struct entry *ee = rush_table_upsert_noted(&table, &e, &created);
     cr_assert(created);
+    cr_assert_neq((void *)ee, noted_d, "e went to its own place, not to d's");
     cr_assert_eq(rush_table_find(&table, &e), (void *)ee);
     cr_assert_null(rush_table_find(&table, &d));
     cr_assert_eq(table.count, 4);
