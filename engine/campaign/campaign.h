@@ -1,9 +1,9 @@
 /*
  * campaign.h — the campaign file: engine settings, endpoints and the SKUs on sale.
  *
- * What and why. Operators write the campaign by hand (DESIGN.md section 3), so it is an INI file
- * read with libinih, checked completely before the engine starts, and refused with
- * "FILE:LINE: reason" for the first problem (DESIGN.md section 7: "bad campaign file").
+ * What and why. Operators write the campaign by hand (ARCHITECTURE.md "Campaign"), so it is an
+ * INI file read with libinih, checked completely before the engine starts, and refused with
+ * "FILE:LINE: reason" for the first problem (ARCHITECTURE.md "Bad input and faults").
  *
  *   [engine]      shards, ring_slots, orders_max, groups_max, keys_max, user_limits_max (per
  *                 shard, as struct rush_shard_limits; 0 or absent: the engine's default),

@@ -2,8 +2,8 @@
  * wal.h — the per-shard write-ahead log: group commit with io_uring, segments, recovery.
  *
  * What it is for. A shard decides a batch of requests in memory, appends the batch's events
- * here, and holds the replies until the batch is durable (DESIGN.md section 5). One write and
- * one fdatasync cover every batch appended since the previous write (group commit).
+ * here, and holds the replies until the batch is durable (ARCHITECTURE.md "Durability"). One
+ * write and one fdatasync cover every batch appended since the previous write (group commit).
  *
  * Workload. One writer thread per shard appending batches of 1..~16k events (64 B each) at up to
  * a few hundred thousand events per second; fdatasync latency (0.05..10 ms) is the cost being

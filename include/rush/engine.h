@@ -59,7 +59,8 @@ struct rush_engine_config {
     /*
      * Durability. With a data_dir, each shard replays its write-ahead log there at create and
      * appends every decided batch to it; a batch comes back from poll only once its events are
-     * durable in the chosen mode (DESIGN.md section 5). NULL: memory only (tests, benchmarks).
+     * durable in the chosen mode (ARCHITECTURE.md "Durability"). NULL: memory only (tests,
+     * benchmarks).
      */
     const char *data_dir;
     uint8_t durability;      /* enum rush_durability */

@@ -1,7 +1,8 @@
 /*
  * names.c — the text names of codes and enums, for logs, JSON and rushctl.
  *
- * The names are part of the JSON form (DESIGN.md section 6): changing one breaks clients.
+ * The names are part of the JSON form (ARCHITECTURE.md "Interfaces"): changing one breaks
+ * clients.
  * Switches carry no default so that a new enum value is a compiler warning here.
  */
 #include <string.h>

@@ -1,5 +1,6 @@
 /*
- * json.h — the JSON form of requests and results (DESIGN.md section 6), internal to rush.
+ * json.h — the JSON form of requests and results (ARCHITECTURE.md "Interfaces"), internal to
+ * rush.
  *
  * What and why. Gateways that do not want the binary wire format send one JSON object per
  * nanomsg message and get one back. This module turns such an object into the same fixed

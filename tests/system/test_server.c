@@ -7,7 +7,8 @@
  * interop), and stops it. The fixture's fini kills and reaps the child even when an assertion
  * failed, and the child asks the kernel to kill it if the test process dies (PR_SET_PDEATHSIG).
  *
- * Covered: every op and outcome of DESIGN.md section 4 through the binary endpoint; the same
+ * Covered: every op and outcome of ARCHITECTURE.md "Operations and outcomes" through the binary
+ * endpoint; the same
  * over TCP; the JSON endpoint; nanocat and nngcat; hostile binary and JSON messages, each
  * answered with its error while the next valid request succeeds; 8 concurrent clients on one hot
  * SKU with no oversell; the admin token; --check-config; a bad campaign; SIGTERM.

@@ -1,7 +1,8 @@
 /*
  * The seeded model test: a plain reference model of the shard's rules, written from the rules
- * (DESIGN.md section 4, the comments of shard.h, decide.c, group.c and timer.h), driven in lock
- * step with a real shard over long random sequences of requests, clock moves and timer firings.
+ * (ARCHITECTURE.md "Operations and outcomes", the comments of shard.h, decide.c, group.c and
+ * timer.h), driven in lock step with a real shard over long random sequences of requests, clock
+ * moves and timer firings.
  *
  * The model is deliberately naive: arrays indexed by order, group and key number, linear scans
  * for the best group and for due timers, field-by-field request comparison for idempotency. It

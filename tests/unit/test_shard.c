@@ -1,7 +1,7 @@
 /*
- * The shard state machine, one rule at a time: every op and outcome of DESIGN.md section 4,
- * their boundaries, and hostile arguments. The model test drives long random sequences;
- * these pin down each rule by name.
+ * The shard state machine, one rule at a time: every op and outcome of ARCHITECTURE.md
+ * "Operations and outcomes", their boundaries, and hostile arguments. The model test drives long
+ * random sequences; these pin down each rule by name.
  */
 #include <criterion/criterion.h>
 
