@@ -834,10 +834,24 @@ Test(server, check_config_and_bad_campaign)
     cr_expect(strstr(out, expected) != NULL, "no '%s' in: %s", expected, out);
 }
 
+/* Messages rushd has taken from its orders endpoint (the admin stats' "server" counters). */
+static uint64_t orders_taken(void)
+{
+    int sock = req_socket(server.admin);
+    char command[256], reply[TEXT_MAX];
+    snprintf(command, sizeof(command), "{\"op\":\"stats\",\"token\":\"%s\"}", TEST_TOKEN);
+    call_json(sock, command, reply, sizeof(reply));
+    nn_close(sock);
+    const char *at = strstr(reply, "\"messages\":{\"orders\":");
+    cr_assert(at != NULL, "no message counters in %s", reply);
+    return strtoull(at + strlen("\"messages\":{\"orders\":"), NULL, 10);
+}
+
 Test(server, sigterm_answers_in_flight_then_exits_zero)
 {
     start(0, TEST_TOKEN);
     /* A big batch in flight when SIGTERM arrives still gets its reply. */
+    uint64_t taken = orders_taken();
     int sock = req_socket(server.orders);
     enum { BIG = 4000 };
     static struct rush_request requests[BIG];
@@ -847,7 +861,9 @@ Test(server, sigterm_answers_in_flight_then_exits_zero)
     int len = rush_wire_encode_requests(message, sizeof(message), 77, requests, BIG);
     cr_assert(len > 0);
     cr_assert(nn_send(sock, message, (size_t)len, 0) == len);
-    sleep_ms(20);
+    int64_t deadline = child_now_ms() + CHILD_READY_MS; /* SIGTERM once rushd has taken it */
+    while (orders_taken() == taken && child_now_ms() < deadline)
+        sleep_ms(1);
     kill(server.pid, SIGTERM);
     void *reply = NULL;
     int n = nn_recv(sock, &reply, NN_MSG, 0);
