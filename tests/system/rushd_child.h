@@ -65,6 +65,8 @@ struct rushd_child {
     const char *durability; /* NULL: none (the publisher is off without a log) */
 };
 
+static struct rushd_child rushd = {.pid = -1};
+
 /* ---- clock and paths ------------------------------------------------------------------------ */
 
 static inline int64_t child_now_ms(void)
@@ -103,6 +105,31 @@ static inline int child_free_port(void)
     close(fd);
     return ntohs(address.sin_port);
 }
+
+/* The `rushd` fixture's campaign (other tests pass their own to child_write_campaign). */
+#define CHILD_ENGINE                                                                               \
+    "shards = 2\nring_slots = 64\norders_max = 65536\ngroups_max = 4096\nkeys_max = 131072\n"      \
+    "user_limits_max = 65536\n"
+
+static const char *const child_skus =
+    "[sku 1001]\nname = tiny\nstock = 2\nprice = 100\nstart = now\nend = never\n"
+    "order_qty_max = 1\nuser_qty_max = 1\npay_ttl = 15m\n\n"
+    "[sku 1002]\nname = qty\nstock = 100\nprice = 100\nstart = now\nend = never\n"
+    "order_qty_max = 2\nuser_qty_max = 3\npay_ttl = 15m\n\n"
+    "[sku 1005]\nname = hot\nstock = 50\nprice = 100\nstart = now\nend = never\n"
+    "order_qty_max = 1\nuser_qty_max = 1\npay_ttl = 15m\n\n"
+    "[sku 1006]\nname = short pay ttl\nstock = 10\nprice = 100\nstart = now\nend = never\n"
+    "pay_ttl = 200ms\n\n"
+    "[sku 3001]\nname = coupon\nstock = unlimited\nprice = 990\nstart = now\nend = never\n"
+    "user_qty_max = 3\npay_ttl = 0\n\n"
+    "[sku 4001]\nname = group\nstock = 30\nprice = 5900\nstart = now\nend = never\n"
+    "group_size = 2\ngroup_ttl = 10m\ngroups_open_max = 10\nuser_qty_max = 2\npay_ttl = 0\n\n"
+    "[sku 5001]\nname = later\nstock = 5\nprice = 100\nstart = 2199-01-01T00:00:00Z\n"
+    "end = never\n\n"
+    "[sku 5002]\nname = over\nstock = 5\nprice = 100\nstart = 2000-01-01T00:00:00Z\n"
+    "end = 2000-01-02T00:00:00Z\n\n"
+    "[sku 5003]\nname = paused\nstock = 5\nprice = 100\nstart = now\nend = never\n"
+    "paused = true\n";
 
 /* ---- the directory and the campaign --------------------------------------------------------- */
 
@@ -333,32 +360,6 @@ static inline int child_json(const char *url, const char *text, char *out, size_
 }
 
 /* ---- the `rushd` fixture: a known campaign for the client-side tests ------------------------ */
-
-static struct rushd_child rushd __attribute__((unused)) = {.pid = -1};
-
-#define CHILD_ENGINE                                                                               \
-    "shards = 2\nring_slots = 64\norders_max = 65536\ngroups_max = 4096\nkeys_max = 131072\n"      \
-    "user_limits_max = 65536\n"
-
-static const char *const child_skus __attribute__((unused)) =
-    "[sku 1001]\nname = tiny\nstock = 2\nprice = 100\nstart = now\nend = never\n"
-    "order_qty_max = 1\nuser_qty_max = 1\npay_ttl = 15m\n\n"
-    "[sku 1002]\nname = qty\nstock = 100\nprice = 100\nstart = now\nend = never\n"
-    "order_qty_max = 2\nuser_qty_max = 3\npay_ttl = 15m\n\n"
-    "[sku 1005]\nname = hot\nstock = 50\nprice = 100\nstart = now\nend = never\n"
-    "order_qty_max = 1\nuser_qty_max = 1\npay_ttl = 15m\n\n"
-    "[sku 1006]\nname = short pay ttl\nstock = 10\nprice = 100\nstart = now\nend = never\n"
-    "pay_ttl = 200ms\n\n"
-    "[sku 3001]\nname = coupon\nstock = unlimited\nprice = 990\nstart = now\nend = never\n"
-    "user_qty_max = 3\npay_ttl = 0\n\n"
-    "[sku 4001]\nname = group\nstock = 30\nprice = 5900\nstart = now\nend = never\n"
-    "group_size = 2\ngroup_ttl = 10m\ngroups_open_max = 10\nuser_qty_max = 2\npay_ttl = 0\n\n"
-    "[sku 5001]\nname = later\nstock = 5\nprice = 100\nstart = 2199-01-01T00:00:00Z\n"
-    "end = never\n\n"
-    "[sku 5002]\nname = over\nstock = 5\nprice = 100\nstart = 2000-01-01T00:00:00Z\n"
-    "end = 2000-01-02T00:00:00Z\n\n"
-    "[sku 5003]\nname = paused\nstock = 5\nprice = 100\nstart = now\nend = never\n"
-    "paused = true\n";
 
 /* Starts rushd on the campaign already written in rushd.dir and waits until it answers. */
 static inline void rushd_spawn(void)
