@@ -132,8 +132,9 @@ def check_test_folders(root):
     return problems
 
 
-def object_files(build):
-    """(object path, source path relative to the source root) of every target's objects."""
+def object_files(build, source=None):
+    """(object path, source path relative to the source root) of every target's objects; with
+    `source`, only those whose source file still exists (a removed file's object stays behind)."""
     top = os.path.join(build, "CMakeFiles")
     found = []
     for target in sorted(os.listdir(top)) if os.path.isdir(top) else []:
@@ -145,7 +146,9 @@ def object_files(build):
             for filename in sorted(filenames):
                 if filename.endswith(".o"):
                     path = os.path.join(dirpath, filename)
-                    found.append((path, os.path.relpath(path, base)[: -len(".o")]))
+                    origin = os.path.relpath(path, base)[: -len(".o")]
+                    if source is None or os.path.isfile(os.path.join(source, origin)):
+                        found.append((path, origin))
     return found
 
 
@@ -236,8 +239,8 @@ def describe_loop(component, edges):
     return "\n".join(lines)
 
 
-def check_calls(build, nm, used_allowances):
-    objects = object_files(build)
+def check_calls(source, build, nm, used_allowances):
+    objects = object_files(build, source)
     if not objects:
         return None
     defined, undefined = symbol_tables(objects, nm)
@@ -264,7 +267,7 @@ def run(source, build, nm):
     used = set()
     problems = check_includes(source, used) + check_test_folders(source)
     if build is not None:
-        calls = check_calls(build, nm, used)
+        calls = check_calls(source, build, nm, used)
         if calls is None:
             print("no object files under %s/CMakeFiles: build first" % build)
             return 2, problems
