@@ -203,7 +203,7 @@ static void admin_stats(struct rush_server *server, struct rush_server_message *
     rush_server_send(server, message->endpoint, &message->control, text, used);
 }
 
-void rush_server_on_admin(struct rush_server *server, struct rush_server_message *message)
+static void on_admin(struct rush_server *server, struct rush_server_message *message)
 {
     if (message->len >= 4 && memcmp(message->body, "RUSH", 4) == 0) {
         struct rush_wire_view view;
@@ -242,3 +242,7 @@ void rush_server_on_admin(struct rush_server *server, struct rush_server_message
         break;
     }
 }
+
+/* Admin commands run synchronously: nothing of theirs waits in a slot. */
+const struct rush_server_handlers rush_server_admin_handlers = {.on_message = on_admin,
+                                                                .on_decided = NULL};

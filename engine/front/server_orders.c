@@ -28,30 +28,6 @@
 #include "rush/assert.h"
 #include "server_internal.h"
 
-bool rush_server_op_is_admin(uint8_t op)
-{
-    return op == RUSH_OP_ADJUST || op == RUSH_OP_PAUSE || op == RUSH_OP_RESUME;
-}
-
-void rush_server_send_wire_error(struct rush_server *server, struct rush_server_message *message,
-                                 uint64_t message_id, const struct rush_wire_error *error)
-{
-    server->counters.errors++;
-    rush_log(RUSH_LOG_DEBUG, "refused a message of %zu bytes: %s", message->len, error->text);
-    int n = rush_wire_encode_error(server->reply, RUSH_WIRE_MESSAGE_BYTES_MAX, message_id, error);
-    RUSH_ASSERT(n > 0);
-    rush_server_send(server, message->endpoint, &message->control, server->reply, (size_t)n);
-}
-
-void rush_server_send_json_error(struct rush_server *server, struct rush_server_message *message,
-                                 const char *why)
-{
-    server->counters.errors++;
-    int n = rush_json_encode_error(why, server->text, sizeof(server->text));
-    RUSH_ASSERT(n > 0);
-    rush_server_send(server, message->endpoint, &message->control, server->text, (size_t)n);
-}
-
 /*
  * Moves the records with a field problem out of the engine's way: valid ones compacted to the
  * front of requests (in order), an `invalid` result for each of the others after the engine's
@@ -90,7 +66,7 @@ static uint32_t find_admin_op(const struct rush_server_slot *slot)
     return RUSH_WIRE_NO_RECORD;
 }
 
-void rush_server_on_binary(struct rush_server *server, struct rush_server_message *message)
+static void on_binary(struct rush_server *server, struct rush_server_message *message)
 {
     struct rush_wire_view view;
     struct rush_wire_error error;
@@ -128,7 +104,7 @@ void rush_server_on_binary(struct rush_server *server, struct rush_server_messag
     rush_server_slot_submit(server, slot);
 }
 
-void rush_server_on_json(struct rush_server *server, struct rush_server_message *message)
+static void on_json(struct rush_server *server, struct rush_server_message *message)
 {
     struct rush_request request;
     char why[RUSH_JSON_WHY_BYTES];
@@ -227,7 +203,7 @@ static void reply_failed(struct rush_server *server, struct rush_server_slot *sl
     rush_server_send(server, slot->endpoint, &slot->control, server->text, (size_t)n);
 }
 
-void rush_server_reply(struct rush_server *server, struct rush_server_slot *slot)
+static void on_decided(struct rush_server *server, struct rush_server_slot *slot)
 {
     if (slot->batch.status != 0) {
         reply_failed(server, slot);
@@ -251,3 +227,8 @@ void rush_server_reply(struct rush_server *server, struct rush_server_slot *slot
         break;
     }
 }
+
+const struct rush_server_handlers rush_server_binary_handlers = {.on_message = on_binary,
+                                                                 .on_decided = on_decided};
+const struct rush_server_handlers rush_server_json_handlers = {.on_message = on_json,
+                                                               .on_decided = on_decided};
