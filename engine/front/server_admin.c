@@ -106,7 +106,7 @@ static void admin_request(struct rush_server *server, struct rush_server_message
     }
     struct rush_result result;
     int rc = rush_engine_execute(server->engine, request, 1, &result);
-    if (rc < 0) {
+    if (rc < 0 && rc != RUSH_EWAL) { /* RUSH_EWAL: the result says outcome_unknown */
         snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));
         rush_server_send_json_error(server, message, why);
         return;
@@ -125,7 +125,7 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
 {
     struct rush_result result;
     int rc = rush_engine_sku_put(server->engine, sku, &result);
-    if (rc < 0) {
+    if (rc < 0 && rc != RUSH_EWAL) { /* RUSH_EWAL: the result says outcome_unknown */
         char why[RUSH_JSON_WHY_BYTES];
         snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));
         rush_server_send_json_error(server, message, why);
@@ -184,13 +184,13 @@ static void admin_stats(struct rush_server *server, struct rush_server_message *
         text + used, cap - used,
         ",\"uptime_s\":%.3f,\"in_flight\":%u,\"in_flight_max\":%u,\"server\":{\"messages\":"
         "{\"orders\":%llu,\"json\":%llu,\"admin\":%llu},\"requests\":%llu,\"errors\":%llu,"
-        "\"busy_messages\":%llu,\"send_failures\":%llu",
+        "\"busy_messages\":%llu,\"send_failures\":%llu,\"wal_failed_replies\":%llu",
         uptime_s, server->in_flight, server->in_flight_max,
         (unsigned long long)c->messages[RUSH_ENDPOINT_ORDERS],
         (unsigned long long)c->messages[RUSH_ENDPOINT_JSON],
         (unsigned long long)c->messages[RUSH_ENDPOINT_ADMIN], (unsigned long long)c->requests,
         (unsigned long long)c->errors, (unsigned long long)c->busy_messages,
-        (unsigned long long)c->send_failures);
+        (unsigned long long)c->send_failures, (unsigned long long)c->wal_failed_replies);
     if (used < cap)
         used += put_outcomes(text + used, cap - used, "outcomes", c->outcomes);
     if (used < cap)

@@ -69,7 +69,7 @@ struct rush_server_counters {
     uint64_t busy_messages; /* messages answered busy: no slot, or the engine's rings full */
     uint64_t outcomes[RUSH_OUTCOME_COUNT_];
     uint64_t send_failures;
-    uint64_t wal_failed_replies; /* messages answered with an error because the log failed */
+    uint64_t wal_failed_replies; /* replies with outcome_unknown results: a log failed */
 };
 
 struct rush_server {

@@ -769,7 +769,7 @@ static int writer_finish(struct writer *w)
 static bool figures_meaningful(const struct rush_result *res)
 {
     return res->outcome != RUSH_INVALID && res->outcome != RUSH_BUSY &&
-           res->outcome != RUSH_UNKNOWN_SKU;
+           res->outcome != RUSH_UNKNOWN_SKU && res->outcome != RUSH_OUTCOME_UNKNOWN;
 }
 
 static void put_decision(struct writer *w, const struct rush_request *req,
@@ -881,7 +881,10 @@ int rush_json_encode_result(const struct rush_request *req, const struct rush_re
         member_string(&w, "reason", rush_reason_name(res->reason));
     if (res->flags & RUSH_RESULT_DUPLICATE)
         member_bool(&w, "duplicate", true);
-    put_result_body(&w, req, res);
+    if (res->outcome == RUSH_OUTCOME_UNKNOWN) /* no figures: nothing about it is known */
+        member_string(&w, "retry", "resend with the same key");
+    else
+        put_result_body(&w, req, res);
     if (res->tag != 0)
         member_u64(&w, "tag", res->tag);
     close_object(&w);
