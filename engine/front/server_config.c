@@ -48,6 +48,7 @@ int rush_server_engine_config(const struct rush_campaign *campaign, uint32_t sha
         config->limits.keys_max = settings->keys_max;
     if (settings->user_limits_max != 0)
         config->limits.user_limits_max = settings->user_limits_max;
+    config->snapshot_every_events = settings->snapshot_every_events;
     /* Any number of the campaign's SKUs may hash to one shard; leave room for sku_put too. */
     uint32_t skus_needed = campaign->sku_count + RUSH_SERVER_SKUS_HEADROOM;
     if (config->limits.skus_max < skus_needed)
@@ -135,6 +136,9 @@ int rush_server_apply_durability(struct rush_engine_config *config,
     if (campaign->engine.durability == RUSH_DURABILITY_NONE)
         rush_log(RUSH_LOG_WARN, "durability none: NOTHING is logged; every decision is lost on "
                                 "exit. For benchmarks only.");
+    else if (config->snapshot_every_events != 0)
+        rush_log(RUSH_LOG_INFO, "snapshots: each shard every %llu logged events",
+                 (unsigned long long)config->snapshot_every_events);
     return 0;
 }
 
