@@ -181,6 +181,16 @@ Test(rushctl, admin_commands)
     cr_assert_eq(r->status, 0, "%s", r->err);
     HAS(r->out, "requests");
     HAS(r->out, "outcomes.ok");
+    /* Only clients' requests count: not the campaign's SKU puts nor the look-ups before them. */
+    char engine_requests[32], server_requests[32], unknown_sku[32];
+    cr_assert_eq(sscanf(strstr(r->out, "\nrequests ") + 1, "requests %31s", engine_requests), 1);
+    cr_assert_eq(
+        sscanf(strstr(r->out, "server.requests "), "server.requests %31s", server_requests), 1);
+    cr_assert_str_eq(engine_requests, server_requests, "%s", r->out);
+    cr_assert_eq(sscanf(strstr(r->out, "\noutcomes.unknown_sku ") + 1, "outcomes.unknown_sku %31s",
+                        unknown_sku),
+                 1);
+    cr_assert_str_eq(unknown_sku, "0", "the campaign's SKUs were never unknown to a client");
     r = rushctl("--token " CHILD_TOKEN " stats --json");
     cr_assert_eq(r->status, 0);
     cr_assert_eq(r->out[0], '{');
