@@ -15,6 +15,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "rush/client.h"
 #include "rush/engine.h"
 #include "rush/types.h"
 #include "rush/wire.h"
@@ -170,9 +171,24 @@ static uint32_t fill_the_disk(int sock)
     return m;
 }
 
-/* The JSON endpoint says the same: unknown on A, decided on B. */
-static void check_json(void)
+/* The JSON endpoint and the C client say the same: unknown on A, decided on B. */
+static void check_json_and_client(void)
 {
+    struct rush_client_config config;
+    rush_client_config_default(&config);
+    config.url = rushd.orders;
+    config.timeout_ms = REPLY_TIMEOUT_MS;
+    struct rush_client *client = NULL;
+    cr_assert(rush_client_open(&config, &client) == 0);
+    struct rush_request requests[2] = {request_of(MESSAGES_MAX, 0), request_of(MESSAGES_MAX, 3)};
+    struct rush_result results[2];
+    cr_assert(rush_client_submit(client, requests, 2, results) == 0,
+              "the client reports results, not a refusal: %s", rush_client_last_error());
+    cr_assert(results[0].outcome == RUSH_OUTCOME_UNKNOWN, "%s",
+              rush_outcome_name(results[0].outcome));
+    cr_assert(results[1].outcome == RUSH_OK, "%s", rush_outcome_name(results[1].outcome));
+    rush_client_close(client);
+
     char text[512], reply[1024];
     snprintf(text, sizeof text,
              "{\"op\":\"reserve\",\"sku\":%llu,\"user\":4000000001,\"qty\":1,\"key\":\"json-a\"}",
@@ -209,7 +225,7 @@ Test(wal_full, a_full_disk_answers_unknown_never_refused_and_resends_find_the_tr
 
     int sock = orders_socket();
     uint32_t sent = fill_the_disk(sock);
-    check_json();
+    check_json_and_client();
     nn_close(sock);
 
     kill(rushd.pid, SIGKILL);
