@@ -98,6 +98,7 @@ struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint3
     slot->count = count;
     slot->valid_count = count;
     slot->message_id = 0;
+    slot->batch.status = 0; /* a slot answered without the engine never reads as a failed log */
     return slot;
 }
 
