@@ -6,8 +6,9 @@
  * A and a quarter on a SKU of shard B, fill shard A's segment first; the roll to a second segment
  * finds no room and A's log fails (sticky) while B's keeps working. From then on every reply is
  * still a RESULT: B's requests carry their decisions, A's the outcome `outcome_unknown` — never an
- * ERROR, never `invalid` or `busy`, which a gateway would read as "not ordered". After a kill -9,
- * a bigger disk and a restart, every request is sent again with its key: each decision answered
+ * ERROR, never `invalid` or `busy`, which a gateway would read as "not ordered"; the JSON
+ * endpoint, the C client (librush) and rushctl (exit 3, the key printed) say the same. After a kill
+ * -9, a bigger disk and a restart, every request is sent again with its key: each decision answered
  * before comes back the same (duplicate, same order id), and each unknown one is decided (found
  * in the log as a duplicate, or decided afresh), never refused.
  *
@@ -171,6 +172,28 @@ static uint32_t fill_the_disk(int sock)
     return m;
 }
 
+/* rushctl: exit 3 (unknown), never 1 (refused), and the key to resend with. */
+static void check_rushctl(void)
+{
+    char command[4 * CHILD_PATH_BYTES], err[CHILD_PATH_BYTES + 8];
+    snprintf(err, sizeof err, "%s/rushctl.err", rushd.dir);
+    snprintf(command, sizeof command,
+             "'%s/rushctl' --json '%s' --timeout %d reserve --sku %llu --user 4000000003 "
+             "--key 0x000102030405060708090a0b0c0d0e0f >/dev/null 2>'%s'",
+             rushd.bin, rushd.json, REPLY_TIMEOUT_MS, (unsigned long long)sku_a, err);
+    int status = system(command);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 3, "rushctl exit %d",
+              WEXITSTATUS(status));
+    char said[1024] = "";
+    FILE *file = fopen(err, "r");
+    cr_assert(file != NULL);
+    size_t len = fread(said, 1, sizeof said - 1, file);
+    said[len] = '\0';
+    fclose(file);
+    cr_assert(strstr(said, "outcome unknown") != NULL, "%s", said);
+    cr_assert(strstr(said, "key 0x000102030405060708090a0b0c0d0e0f") != NULL, "%s", said);
+}
+
 /* The JSON endpoint and the C client say the same: unknown on A, decided on B. */
 static void check_json_and_client(void)
 {
@@ -226,6 +249,7 @@ Test(wal_full, a_full_disk_answers_unknown_never_refused_and_resends_find_the_tr
     int sock = orders_socket();
     uint32_t sent = fill_the_disk(sock);
     check_json_and_client();
+    check_rushctl();
     nn_close(sock);
 
     kill(rushd.pid, SIGKILL);
