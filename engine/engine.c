@@ -560,6 +560,20 @@ int rush_engine_submit(struct rush_engine *engine, struct rush_batch *batch)
     return 0;
 }
 
+/*
+ * A work item whose log failed before it was durable may or may not be in the log: its results
+ * are not decisions. Each becomes RUSH_OUTCOME_UNKNOWN (tag kept), never a refusal, while the
+ * results of the batch's other, durable items stay the decisions they are.
+ */
+static void mark_unknown(struct work *work)
+{
+    uint32_t count = work->kind == WORK_REQUESTS ? work->count : 1;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t tag = work->kind == WORK_REQUESTS ? work->requests[i].tag : 0;
+        work->results[i] = (struct rush_result){.outcome = RUSH_OUTCOME_UNKNOWN, .tag = tag};
+    }
+}
+
 /* Moves decided work back into its batches; returns how many items came back. */
 static uint32_t collect(struct rush_engine *engine)
 {
@@ -569,10 +583,12 @@ static uint32_t collect(struct rush_engine *engine)
         struct work *work;
         while ((work = rush_ring_pop(&thread->outbound)) != NULL) {
             struct rush_batch *batch = work->batch;
+            if (work->status != 0) {
+                batch->status = work->status;
+                mark_unknown(work);
+            }
             if (work->kind != WORK_REQUESTS)
                 batch->results[0] = work->results[0];
-            if (work->status != 0)
-                batch->status = work->status;
             for (uint32_t i = 0; work->kind == WORK_REQUESTS && i < work->count; i++)
                 batch->results[work->positions[i]] = work->results[i];
             thread->free_works[thread->free_count++] = work;
@@ -647,16 +663,20 @@ int rush_engine_execute(struct rush_engine *engine, const struct rush_request *r
     uint64_t chunk_max = (uint64_t)engine->config.work_requests_max * engine->config.ring_slots;
     if (chunk_max > RUSH_ENGINE_BATCH_MAX)
         chunk_max = RUSH_ENGINE_BATCH_MAX;
+    int status = 0;
     for (uint32_t offset = 0; offset < count;) {
         uint32_t n = count - offset < chunk_max ? count - offset : (uint32_t)chunk_max;
         struct rush_batch batch = {
             .requests = requests + offset, .results = results + offset, .count = n};
         int rc = submit_and_wait(engine, &batch);
-        if (rc < 0)
+        if (rc < 0 && rc != RUSH_EWAL)
             return rc;
+        /* A failed log leaves its part unknown; the other shards still decide the rest. */
+        if (rc == RUSH_EWAL)
+            status = rc;
         offset += n;
     }
-    return 0;
+    return status;
 }
 
 /* Sends one work item of its own to a shard and waits until it is back. */

@@ -241,14 +241,20 @@ enum engine_key {
     E_USER_LIMITS_MAX,
     E_DURABILITY,
     E_DATA_DIR,
+    E_SNAPSHOT_EVERY_EVENTS,
     E_COUNT_,
 };
 
 static const char *const engine_keys[E_COUNT_] = {
-    [E_SHARDS] = "shards",         [E_RING_SLOTS] = "ring_slots",
-    [E_ORDERS_MAX] = "orders_max", [E_GROUPS_MAX] = "groups_max",
-    [E_KEYS_MAX] = "keys_max",     [E_USER_LIMITS_MAX] = "user_limits_max",
-    [E_DURABILITY] = "durability", [E_DATA_DIR] = "data_dir",
+    [E_SHARDS] = "shards",
+    [E_RING_SLOTS] = "ring_slots",
+    [E_ORDERS_MAX] = "orders_max",
+    [E_GROUPS_MAX] = "groups_max",
+    [E_KEYS_MAX] = "keys_max",
+    [E_USER_LIMITS_MAX] = "user_limits_max",
+    [E_DURABILITY] = "durability",
+    [E_DATA_DIR] = "data_dir",
+    [E_SNAPSHOT_EVERY_EVENTS] = "snapshot_every_events",
 };
 
 enum endpoint_key {
@@ -414,6 +420,13 @@ static const char *engine_value(struct rush_campaign_engine *engine, enum engine
             return "must be a path of 1..255 bytes";
         memcpy(engine->data_dir, value, strlen(value) + 1);
         return NULL;
+    case E_SNAPSHOT_EVERY_EVENTS: {
+        int64_t events;
+        if (parse_integer(value, 0, INT64_MAX, &events) < 0)
+            return "must be an integer 0..9223372036854775807 (0: never)";
+        engine->snapshot_every_events = (uint64_t)events;
+        return NULL;
+    }
     case E_COUNT_:
         break;
     }
@@ -1027,4 +1040,5 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;
     config->data_dir = engine->data_dir[0] ? engine->data_dir : NULL;
+    config->snapshot_every_events = engine->snapshot_every_events;
 }

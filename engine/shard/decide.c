@@ -249,6 +249,7 @@ static bool remembered(uint8_t outcome)
     case RUSH_UNKNOWN_GROUP:
     case RUSH_BUSY:
     case RUSH_INVALID:
+    case RUSH_OUTCOME_UNKNOWN:
     case RUSH_OUTCOME_COUNT_:
         break;
     }

@@ -99,8 +99,11 @@ struct rush_batch {
     const struct rush_request *requests;
     struct rush_result *results;
     uint32_t count;
-    void *context;     /* the caller's */
-    int status;        /* 0, or RUSH_EWAL: the log failed and results[] are not decisions */
+    void *context; /* the caller's */
+    /* 0, or RUSH_EWAL: a shard's log failed before part of the batch was durable. Then the
+     * results of that part are RUSH_OUTCOME_UNKNOWN (logged or not, nobody knows: resend with the
+     * same keys after a restart); every other result is a durable decision. */
+    int status;
     uint32_t pending_; /* the engine's: work items not yet back */
 };
 
@@ -127,8 +130,8 @@ RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_bat
  */
 RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
                                    uint32_t done_max, int timeout_ms);
-/* Submits and waits: the simple synchronous form. Returns 0, RUSH_EWAL (the log failed: the
- * results are not decisions), or < 0. */
+/* Submits and waits: the simple synchronous form. Returns 0, RUSH_EWAL (a log failed: results
+ * whose fate is unknown are RUSH_OUTCOME_UNKNOWN, the others are decisions), or < 0. */
 RUSH_MUST_USE int rush_engine_execute(struct rush_engine *engine,
                                       const struct rush_request *requests, uint32_t count,
                                       struct rush_result *results);

@@ -42,10 +42,18 @@ extern "C" {
 #define RUSH_STREAM_MAGIC UINT32_C(0x52545352) /* "RSTR" read as a little-endian u32 */
 #define RUSH_STREAM_VERSION 1
 #define RUSH_STREAM_HEADER_BYTES 32
-#define RUSH_STREAM_EVENTS_MAX 4096  /* events in one PUB message */
-#define RUSH_STREAM_REPLAY_MAX 16384 /* events in one replay reply (1 MiB) */
+#define RUSH_STREAM_EVENTS_MAX 4096 /* events in one PUB message */
+/*
+ * Events in one replay reply: as many as fit, header included, in nanomsg's default receive limit
+ * (NN_RCVMAXSIZE, 1 MiB), so that a plain client that never raises it (nanocat, a REQ socket
+ * with default options) receives the biggest reply: 32 + 16,383 x 64 = 1,048,544 bytes.
+ */
+#define RUSH_STREAM_REPLAY_MAX 16383
 #define RUSH_STREAM_HEARTBEAT_MS 100
 #define RUSH_STREAM_MESSAGE_BYTES_MAX (RUSH_STREAM_HEADER_BYTES + RUSH_STREAM_REPLAY_MAX * 64)
+#define RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT (1024 * 1024) /* nanomsg's NN_RCVMAXSIZE default */
+static_assert(RUSH_STREAM_MESSAGE_BYTES_MAX <= RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT,
+              "a replay reply fits a plain nanomsg client's receive limit");
 
 /* Message kinds. Append, never renumber. */
 enum rush_stream_kind {

@@ -75,7 +75,15 @@ enum rush_outcome {
     RUSH_EXPIRED = 12,
     RUSH_BUSY = 13,
     RUSH_INVALID = 14,
-    RUSH_OUTCOME_COUNT_ = 15,
+    /*
+     * Never decided by a shard; set by the engine for a request whose fate it cannot know: its
+     * shard's write-ahead log failed (a full disk) before the request's batch was durable, so the
+     * request may or may not be in the log (and in the stream). Not a refusal: resend the same
+     * request with the same key once rushd runs again, and the answer is the original decision
+     * (flag duplicate) if it was logged, or a fresh one if it was not.
+     */
+    RUSH_OUTCOME_UNKNOWN = 15,
+    RUSH_OUTCOME_COUNT_ = 16,
 };
 
 /* Why a request was `invalid`. */

@@ -12,6 +12,8 @@
  *   adjust SKU DELTA               add (or with a negative DELTA remove) stock (admin)
  *   sku-put FILE.json              create or redefine a SKU (admin): FILE holds the SKU object
  *                                  {"id":5001,"name":...} or a whole {"op":"sku_put",...}
+ *   snapshot                       every shard writes a snapshot now (admin); prints the shard
+ *                                  count and how long it took
  *   tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]
  *        [--idle-exit MS] [--skip-lost]
  *                                  follow the confirmed-order stream (see "tail" below)
@@ -20,7 +22,8 @@
  * at once whether it took effect, and script it: the answer is printed as "name: value" lines
  * and the exit status says what happened: 0 done (outcome ok), 1 refused (any other outcome, or
  * the server's refusal such as a wrong token), 2 usage error or rushd not reachable within the
- * timeout.
+ * timeout, 3 outcome unknown (rushd's log failed before the request was durable: it may or may
+ * not have taken effect; the key used is printed on stderr, resend with it once rushd runs again).
  *
  * Where each command goes. Order-taking ops and queries go to the JSON orders endpoint (default
  * tcp://127.0.0.1:7101); stats, pause, resume, adjust and sku-put go to the admin endpoint
@@ -83,6 +86,7 @@
 #define EXIT_DONE 0
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
+#define EXIT_UNKNOWN 3
 
 #define DEFAULT_ADMIN_URL "tcp://127.0.0.1:7102"
 #define DEFAULT_JSON_URL "tcp://127.0.0.1:7101"
@@ -198,7 +202,11 @@ static int print_answer(const char *reply)
             print_value(name, value);
     }
     int rc = strcmp(json_string_value(outcome), "ok") == 0 ? EXIT_DONE : EXIT_REFUSED;
-    if (rc != EXIT_DONE) {
+    if (strcmp(json_string_value(outcome), rush_outcome_name(RUSH_OUTCOME_UNKNOWN)) == 0) {
+        fprintf(stderr, "rushctl: outcome unknown: rushd's log failed before this was durable; "
+                        "resend with the same key to learn what happened\n");
+        rc = EXIT_UNKNOWN;
+    } else if (rc != EXIT_DONE) {
         const json_t *reason = json_object_get(root, "reason");
         fprintf(stderr, "rushctl: refused: %s%s%s\n", json_string_value(outcome),
                 json_is_string(reason) ? ": " : "",
@@ -250,7 +258,14 @@ static int send_request(const struct options *options, bool admin, struct rush_r
     char text[1024];
     int len = rush_json_encode_request(request, text, sizeof text);
     RUSH_ASSERT(len > 0);
-    return send_and_print(options, admin, text);
+    int rc = send_and_print(options, admin, text);
+    if (rc == EXIT_UNKNOWN) { /* the key to resend with, in the form --key takes literally */
+        fprintf(stderr, "rushctl: key 0x");
+        for (size_t i = 0; i < sizeof request->key.bytes; i++)
+            fprintf(stderr, "%02x", request->key.bytes[i]);
+        fprintf(stderr, "\n");
+    }
+    return rc;
 }
 
 /* ---- arguments ---- */
@@ -436,6 +451,12 @@ static int run_sku_put(const struct options *options, int argc, char **argv)
     rc = send_and_print(options, true, message);
     free(message);
     return rc;
+}
+
+static int run_snapshot(const struct options *options, int argc, char **argv)
+{
+    int rc = operands(argc, argv, 0);
+    return rc != 0 ? rc : send_and_print(options, true, "{\"op\":\"snapshot\"}");
 }
 
 /* Prints nested objects as "a.b  value" lines, depth-bounded. */
@@ -827,6 +848,7 @@ static const struct command commands[] = {
     {"resume", "resume SKU", run_sku_op},
     {"adjust", "adjust SKU DELTA", run_sku_op},
     {"sku-put", "sku-put FILE.json", run_sku_put},
+    {"snapshot", "snapshot", run_snapshot},
     {"tail",
      "tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]\n"
      "       [--idle-exit MS] [--skip-lost]\n"

@@ -524,10 +524,10 @@ static int decode_root(const json_t *root, struct rush_json_command *out, char *
         out->kind = RUSH_JSON_SKU_PUT;
         return decode_sku_put(root, &out->sku, why, why_size);
     }
-    if (strcmp(op_name, "stats") == 0) {
-        out->kind = RUSH_JSON_STATS;
+    if (strcmp(op_name, "stats") == 0 || strcmp(op_name, "snapshot") == 0) {
+        out->kind = strcmp(op_name, "stats") == 0 ? RUSH_JSON_STATS : RUSH_JSON_SNAPSHOT;
         if (json_object_size(root) != 1)
-            return fail(why, why_size, "op 'stats' takes no other field");
+            return fail(why, why_size, "op '%s' takes no other field", op_name);
         return 0;
     }
     int op = rush_op_from_name(op_name);
@@ -586,6 +586,8 @@ int rush_json_decode_request(const char *text, size_t len, struct rush_request *
         return fail(why, why_size, "op 'sku_put' is an admin command, not a request");
     case RUSH_JSON_STATS:
         return fail(why, why_size, "op 'stats' is an admin command, not a request");
+    case RUSH_JSON_SNAPSHOT:
+        return fail(why, why_size, "op 'snapshot' is an admin command, not a request");
     }
     RUSH_ASSERT(!"command kind out of range");
     return RUSH_EPROTO;
@@ -769,7 +771,7 @@ static int writer_finish(struct writer *w)
 static bool figures_meaningful(const struct rush_result *res)
 {
     return res->outcome != RUSH_INVALID && res->outcome != RUSH_BUSY &&
-           res->outcome != RUSH_UNKNOWN_SKU;
+           res->outcome != RUSH_UNKNOWN_SKU && res->outcome != RUSH_OUTCOME_UNKNOWN;
 }
 
 static void put_decision(struct writer *w, const struct rush_request *req,
@@ -881,7 +883,10 @@ int rush_json_encode_result(const struct rush_request *req, const struct rush_re
         member_string(&w, "reason", rush_reason_name(res->reason));
     if (res->flags & RUSH_RESULT_DUPLICATE)
         member_bool(&w, "duplicate", true);
-    put_result_body(&w, req, res);
+    if (res->outcome == RUSH_OUTCOME_UNKNOWN) /* no figures: nothing about it is known */
+        member_string(&w, "retry", "resend with the same key");
+    else
+        put_result_body(&w, req, res);
     if (res->tag != 0)
         member_u64(&w, "tag", res->tag);
     close_object(&w);

@@ -12,8 +12,8 @@
  * before returning); encoding does not allocate.
  *
  * Request object. {"op":"reserve","sku":1001,"user":42,"qty":1,"key":"k-42"}
- *   op      a name from names.c (reserve, confirm, ..., resume), or the admin forms sku_put and
- *           stats.
+ *   op      a name from names.c (reserve, confirm, ..., resume), or the admin forms sku_put,
+ *           stats and snapshot.
  *   sku     SKU id            reserve, group_open, group_join_any, query_sku, adjust, pause,
  *                             resume
  *   user    user id           reserve, group_open, group_join, group_join_any
@@ -40,7 +40,7 @@
  * Admin forms. {"op":"sku_put","sku":{"id":1001,"name":"...","stock":1000,...}} carries every
  * field of struct rush_sku by name (see rush_json_encode_sku_put for the exact set); it is
  * checked with rush_sku_check (codec/sku.h) so that a bad definition is refused with
- * the same words the campaign file uses. {"op":"stats"} takes no field.
+ * the same words the campaign file uses. {"op":"stats"} and {"op":"snapshot"} take no field.
  *
  * Errors. Decoders return RUSH_EPROTO and write a reason that names the problem into `why`:
  * "not a JSON object", "unknown op 'buy'", "field 'qty' must be an integer 1..1000000",
@@ -75,9 +75,10 @@
 
 /* What a decoded JSON message asks for. */
 enum rush_json_kind {
-    RUSH_JSON_REQUEST = 1, /* one of enum rush_op: decided by a shard */
-    RUSH_JSON_SKU_PUT = 2, /* admin: create or redefine a SKU */
-    RUSH_JSON_STATS = 3,   /* admin: engine-wide counters */
+    RUSH_JSON_REQUEST = 1,  /* one of enum rush_op: decided by a shard */
+    RUSH_JSON_SKU_PUT = 2,  /* admin: create or redefine a SKU */
+    RUSH_JSON_STATS = 3,    /* admin: engine-wide counters */
+    RUSH_JSON_SNAPSHOT = 4, /* admin: every shard writes a snapshot now */
 };
 
 struct rush_json_command {
@@ -92,7 +93,7 @@ struct rush_json_command {
 RUSH_MUST_USE int rush_json_decode(const char *text, size_t len, struct rush_json_command *out,
                                    char *why, size_t why_size);
 
-/* Decodes one JSON request; the admin forms sku_put and stats are refused by name. */
+/* Decodes one JSON request; the admin forms sku_put, stats and snapshot are refused by name. */
 RUSH_MUST_USE int rush_json_decode_request(const char *text, size_t len, struct rush_request *out,
                                            char *why, size_t why_size);
 

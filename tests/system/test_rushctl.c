@@ -4,9 +4,11 @@
  * unreachable); usage errors and an unreachable endpoint without any server.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "rush/engine.h"
 #include "rushd_child.h"
 
 #define OUTPUT_BYTES 16384
@@ -179,6 +181,16 @@ Test(rushctl, admin_commands)
     cr_assert_eq(r->status, 0, "%s", r->err);
     HAS(r->out, "requests");
     HAS(r->out, "outcomes.ok");
+    /* Only clients' requests count: not the campaign's SKU puts nor the look-ups before them. */
+    char engine_requests[32], server_requests[32], unknown_sku[32];
+    cr_assert_eq(sscanf(strstr(r->out, "\nrequests ") + 1, "requests %31s", engine_requests), 1);
+    cr_assert_eq(
+        sscanf(strstr(r->out, "server.requests "), "server.requests %31s", server_requests), 1);
+    cr_assert_str_eq(engine_requests, server_requests, "%s", r->out);
+    cr_assert_eq(sscanf(strstr(r->out, "\noutcomes.unknown_sku ") + 1, "outcomes.unknown_sku %31s",
+                        unknown_sku),
+                 1);
+    cr_assert_str_eq(unknown_sku, "0", "the campaign's SKUs were never unknown to a client");
     r = rushctl("--token " CHILD_TOKEN " stats --json");
     cr_assert_eq(r->status, 0);
     cr_assert_eq(r->out[0], '{');
@@ -213,6 +225,11 @@ Test(rushctl, admin_commands)
     fclose(file);
     snprintf(args, sizeof args, "--token-file %s pause 1002", path);
     cr_assert_eq(rushctl(args)->status, 0);
+
+    /* durability none writes no log: nothing to snapshot, and rushctl says so */
+    r = rushctl("--token " CHILD_TOKEN " snapshot");
+    cr_assert_eq(r->status, 1);
+    HAS(r->err, "no write-ahead log");
 }
 
 Test(rushctl, sku_put_from_a_file)
@@ -244,4 +261,112 @@ Test(rushctl, sku_put_from_a_file)
     r = rushctl(args);
     cr_assert_eq(r->status, 2);
     HAS(r->err, path);
+}
+
+/* Snapshot files in rushd's data directory: of one shard, or of all (shard < 0). */
+static int snapshot_files(int shard)
+{
+    char path[CHILD_PATH_BYTES], prefix[16];
+    snprintf(path, sizeof path, "%s/data", rushd.dir);
+    snprintf(prefix, sizeof prefix, shard < 0 ? "snap-" : "snap-%02d-", shard);
+    DIR *dir = opendir(path);
+    cr_assert(dir != NULL);
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        size_t len = strlen(entry->d_name);
+        count += strncmp(entry->d_name, prefix, strlen(prefix)) == 0 && len > 5 &&
+                 strcmp(entry->d_name + len - 5, ".snap") == 0;
+    }
+    closedir(dir);
+    return count;
+}
+
+/* "recovered_events" of rushctl stats: events replayed from the log at the last start. */
+static const char *recovered_events(void)
+{
+    struct ran *r = rushctl("--token " CHILD_TOKEN " stats");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    const char *at = strstr(r->out, "recovered_events");
+    cr_assert(at != NULL, "%s", r->out);
+    static char value[32];
+    sscanf(at, "recovered_events %31s", value);
+    return value;
+}
+
+Test(rushctl, snapshot_then_a_restart_starts_from_it)
+{
+    rushd.durability = "fsync";
+    rushd_start(false);
+    struct ran *r = rushctl("reserve --sku 1002 --user 5 --qty 2 --key snap-1");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    char order[64], args[128];
+    snprintf(order, sizeof order, "%s", field(r->out, "order"));
+    cr_assert_eq(rushctl("reserve --sku 1001 --user 1 --key snap-2")->status, 0);
+    cr_assert_eq(snapshot_files(-1), 0);
+
+    r = rushctl("--token " CHILD_TOKEN " snapshot");
+    cr_assert_eq(r->status, 0, "%s%s", r->out, r->err);
+    HAS(r->out, "outcome: ok");
+    cr_assert_str_eq(field(r->out, "shards"), "2");
+    cr_assert_eq(snapshot_files(0), 1, "one snapshot per shard");
+    cr_assert_eq(snapshot_files(1), 1, "one snapshot per shard");
+    r = rushctl("snapshot");
+    cr_assert_eq(r->status, 1, "the token is required");
+    HAS(r->err, "admin token required");
+
+    /* rush-wal reads each snapshot back */
+    char command[3 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof command,
+             "for f in '%s'/data/snap-*.snap; do '%s/rush-wal' snapshot-info \"$f\" || exit 1; "
+             "done >/dev/null",
+             rushd.dir, rushd.bin);
+    cr_assert_eq(system(command), 0, "rush-wal snapshot-info refused a snapshot");
+
+    /* Everything was in the snapshots: the restart replays no event from the log. */
+    rushd_crash_and_restart();
+    cr_assert_str_eq(recovered_events(), "0");
+    snprintf(args, sizeof args, "order %s", order);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    cr_assert_str_eq(field(r->out, "state"), "reserved");
+    cr_assert_str_eq(field(rushctl("sku 1002")->out, "available"), "98");
+    r = rushctl("reserve --sku 1002 --user 5 --qty 2 --key snap-1");
+    cr_assert_str_eq(field(r->out, "duplicate"), "true", "the key survived in the snapshot");
+    cr_assert_str_eq(field(r->out, "order"), order);
+
+    /* What comes after the snapshot is replayed from the log on top of it. */
+    cr_assert_eq(rushctl("reserve --sku 1002 --user 6 --key snap-3")->status, 0);
+    rushd_crash_and_restart();
+    cr_assert_str_neq(recovered_events(), "0");
+    cr_assert_str_eq(field(rushctl("sku 1002")->out, "available"), "97");
+}
+
+Test(rushctl, snapshot_every_events_from_the_campaign)
+{
+    rushd.durability = "fsync";
+    rushd_start(false);
+    kill(rushd.pid, SIGKILL);
+    cr_assert(child_wait_exit(rushd.pid, CHILD_EXIT_MS) == 128 + SIGKILL);
+    rushd.pid = -1;
+    char command[2 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof command,
+             "sed -i 's/^\\[engine\\]$/[engine]\\nsnapshot_every_events = 3/' '%s/campaign.ini'",
+             rushd.dir);
+    cr_assert_eq(system(command), 0);
+    rushd_spawn();
+    int shard = (int)rush_engine_shard_of_sku(2, 1002);
+    cr_assert_eq(snapshot_files(-1), 0);
+    char args[128];
+    for (int user = 1; user <= 2; user++) {
+        snprintf(args, sizeof args, "reserve --sku 1002 --user %d --key every-%d", user, user);
+        cr_assert_eq(rushctl(args)->status, 0);
+    }
+    cr_assert_eq(snapshot_files(-1), 0, "2 events: not yet");
+    for (int user = 3; user <= 4; user++) {
+        snprintf(args, sizeof args, "reserve --sku 1002 --user %d --key every-%d", user, user);
+        cr_assert_eq(rushctl(args)->status, 0);
+    }
+    cr_assert_eq(snapshot_files(shard), 1, "the shard that logged 3 events took a snapshot");
+    cr_assert_eq(snapshot_files(1 - shard), 0, "the other logged nothing");
 }

@@ -164,6 +164,12 @@ static const struct broken broken_files[] = {
     {"[engine]\nring_slots = 1000\n", "t.ini:2: ring_slots = 1000: must be a power of two"},
     {"[engine]\ndurability = sometimes\n",
      "t.ini:2: durability = sometimes: must be fsync, async or none"},
+    {"[engine]\nsnapshot_every_events = -1\n",
+     "t.ini:2: snapshot_every_events = -1: must be an integer 0..9223372036854775807 (0: never)"},
+    {"[engine]\nsnapshot_every_events = 1e6\n", "t.ini:2: snapshot_every_events = 1e6: must be"},
+    {"[engine]\nsnapshot_every_events = 9223372036854775808\n",
+     "t.ini:2: snapshot_every_events = 9223372036854775808: must be"},
+    {"[engine]\nsnapshot_every_events =\n", "t.ini:2: snapshot_every_events = : must be"},
     {"[engine]\nshards = 4\nshards = 5\n", "t.ini:3: key 'shards' is given twice"},
     {"[engine]\nthreads = 4\n", "t.ini:2: unknown key 'threads' in [engine]"},
     {"[engine]\nshards = 4\n[engine]\nkeys_max = 5\n",
@@ -376,4 +382,26 @@ Test(campaign, many_skus_load_and_ids_stay_unique)
     cr_assert_eq(campaign.skus[count - 1].stock, (int64_t)count - 1);
     rush_campaign_free(&campaign);
     free(text);
+}
+
+Test(campaign, snapshot_every_events_reaches_the_engine_config)
+{
+    struct rush_campaign campaign = load_ok("[engine]\nshards = 1\n");
+    struct rush_engine_config config;
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert_eq(config.snapshot_every_events, 0, "absent: never");
+    rush_campaign_free(&campaign);
+
+    campaign = load_ok("[engine]\nsnapshot_every_events = 0\n");
+    cr_assert_eq(campaign.engine.snapshot_every_events, 0);
+    rush_campaign_free(&campaign);
+
+    campaign = load_ok("[engine]\nsnapshot_every_events = 1000000\n");
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert_eq(config.snapshot_every_events, 1000000);
+    rush_campaign_free(&campaign);
+
+    campaign = load_ok("[engine]\nsnapshot_every_events = 9223372036854775807\n");
+    cr_assert_eq(campaign.engine.snapshot_every_events, UINT64_C(9223372036854775807));
+    rush_campaign_free(&campaign);
 }

@@ -271,6 +271,21 @@ Test(json, sku_put_round_trips_and_stats_decodes)
 
     cr_assert_eq(rush_json_decode("{\"op\":\"stats\"}", 14, &command, why, sizeof why), 0);
     cr_assert_eq(command.kind, RUSH_JSON_STATS);
+    cr_assert_eq(rush_json_decode("{\"op\":\"snapshot\"}", 17, &command, why, sizeof why), 0);
+    cr_assert_eq(command.kind, RUSH_JSON_SNAPSHOT);
+    cr_assert_eq(rush_json_decode("{\"op\":\"snapshot\",\"sku\":1}", 25, &command, why, sizeof why),
+                 RUSH_EPROTO);
+    cr_assert_str_eq(why, "op 'snapshot' takes no other field");
+    struct rush_request request;
+    cr_assert_eq(rush_json_decode_request("{\"op\":\"snapshot\"}", 17, &request, why, sizeof why),
+                 RUSH_EPROTO, "not a request");
+
+    /* outcome_unknown: no figures, a retry hint, the tag kept */
+    struct rush_request reserve = {.op = RUSH_OP_RESERVE, .sku_id = 1001, .tag = 7};
+    struct rush_result unknown = {.outcome = RUSH_OUTCOME_UNKNOWN, .remaining = 5, .tag = 7};
+    cr_assert_gt(rush_json_encode_result(&reserve, &unknown, text, sizeof text), 0);
+    cr_assert_str_eq(text, "{\"outcome\":\"outcome_unknown\",\"retry\":\"resend with the same "
+                           "key\",\"tag\":7}");
 
     struct rush_engine_stats stats = {.requests = 10, .outcomes = {[RUSH_SOLD_OUT] = 3}};
     cr_assert_gt(rush_json_encode_stats(&stats, text, sizeof text), 0);
