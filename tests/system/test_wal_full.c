@@ -65,9 +65,8 @@ static void write_campaign(void)
     snprintf(rushd.orders, sizeof rushd.orders, "ipc://%s/orders.ipc", rushd.dir);
     snprintf(rushd.json, sizeof rushd.json, "ipc://%s/json.ipc", rushd.dir);
     snprintf(rushd.admin, sizeof rushd.admin, "ipc://%s/admin.ipc", rushd.dir);
-    char path[CHILD_PATH_BYTES];
-    snprintf(path, sizeof path, "%s/campaign.ini", rushd.dir);
-    FILE *file = fopen(path, "w");
+    snprintf(rushd.config, sizeof rushd.config, "%s/campaign.ini", rushd.dir);
+    FILE *file = fopen(rushd.config, "w");
     cr_assert(file != NULL);
     fprintf(file,
             "[engine]\nshards = 2\ndurability = fsync\ndata_dir = %s/data\n\n"
