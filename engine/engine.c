@@ -44,6 +44,11 @@
 #define RUSH_ENGINE_IDLE_TICK_MS 10
 #define SPIN_MAX 256
 #define POP_MAX 64 /* work items decided under one batch time */
+/* The front end's waits (a batch to come back, a ring to have room): rounds of at most
+ * ENGINE_WAIT_ROUND_MS, ENGINE_WAIT_MS_MAX in all; the round count guards the time bound. */
+#define ENGINE_WAIT_ROUND_MS 100
+#define ENGINE_WAIT_MS_MAX (10 * 60 * 1000)
+#define ENGINE_WAIT_ROUNDS_MAX (UINT32_C(1) << 26)
 
 enum work_kind { WORK_REQUESTS, WORK_SKU_PUT, WORK_INSPECT, WORK_SNAPSHOT };
 
@@ -310,9 +315,12 @@ static void release_durable(struct shard_thread *thread, bool wait)
     struct work *work;
     int status;
     uint32_t released = 0;
-    while ((work = rush_shard_log_release(&thread->log, wait && released == 0, &status)) != NULL) {
+    uint32_t released_max = thread->engine->config.ring_slots; /* the most it can hold */
+    while (released < released_max &&
+           (work = rush_shard_log_release(&thread->log, wait && released == 0, &status)) != NULL) {
         work->status = status;
-        RUSH_ASSERT(rush_ring_push(&thread->outbound, work)); /* invariant 1 */
+        bool pushed = rush_ring_push(&thread->outbound, work);
+        RUSH_ASSERT(pushed); /* invariant 1 */
         released++;
     }
     if (released > 0)
@@ -325,6 +333,7 @@ static void *shard_main(void *argument)
     struct rush_engine *engine = thread->engine;
     const struct rush_engine_config *config = &engine->config;
     struct work *items[POP_MAX];
+    /* The thread's life: one round per pass or idle tick, until the engine stops. */
     for (;;) {
         uint32_t count = 0;
         while (count < POP_MAX && (items[count] = rush_ring_pop(&thread->inbound)) != NULL)
@@ -491,7 +500,8 @@ static struct work *take_work(struct shard_thread *thread, struct rush_batch *ba
 
 static void push_work(struct rush_engine *engine, struct shard_thread *thread, struct work *work)
 {
-    RUSH_ASSERT(rush_ring_push(&thread->inbound, work)); /* invariant 1 */
+    bool pushed = rush_ring_push(&thread->inbound, work);
+    RUSH_ASSERT(pushed); /* invariant 1 */
     (void)engine;
     wake(&thread->sleeping);
 }
@@ -567,7 +577,10 @@ static uint32_t collect(struct rush_engine *engine)
     for (uint32_t s = 0; s < engine->config.shard_count; s++) {
         struct shard_thread *thread = &engine->shards[s];
         struct work *work;
-        while ((work = rush_ring_pop(&thread->outbound)) != NULL) {
+        /* Bounded: a shard owns ring_slots work items, so its ring holds at most that many. */
+        for (uint32_t n = 0;
+             n < engine->config.ring_slots && (work = rush_ring_pop(&thread->outbound)) != NULL;
+             n++) {
             struct rush_batch *batch = work->batch;
             if (work->kind != WORK_REQUESTS)
                 batch->results[0] = work->results[0];
@@ -593,20 +606,27 @@ static bool outbound_empty(struct rush_engine *engine)
     return true;
 }
 
+/* Sleeps until a shard hands work back or timeout_ms pass (never while work is waiting). */
+static void front_wait(struct rush_engine *engine, int timeout_ms)
+{
+    atomic_store(&engine->front_sleeping, 1);
+    if (outbound_empty(engine))
+        futex_wait(&engine->front_sleeping, 1, timeout_ms);
+    atomic_store(&engine->front_sleeping, 0);
+}
+
 int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint32_t done_max,
                      int timeout_ms)
 {
-    int64_t deadline_ms = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t wait_ms = timeout_ms < 0 ? ENGINE_WAIT_MS_MAX : timeout_ms;
+    int64_t deadline_ms = monotonic_ms() + wait_ms;
     collect(engine);
-    while (engine->ready_count == 0 && timeout_ms != 0) {
+    /* Bounded by the deadline; the round count guards against a clock that stands still. */
+    for (uint32_t round = 0; engine->ready_count == 0 && wait_ms > 0; round++) {
         int64_t left_ms = deadline_ms - monotonic_ms();
-        if (timeout_ms > 0 && left_ms <= 0)
+        if (left_ms <= 0 || round == ENGINE_WAIT_ROUNDS_MAX)
             break;
-        atomic_store(&engine->front_sleeping, 1);
-        if (outbound_empty(engine))
-            futex_wait(&engine->front_sleeping, 1,
-                       timeout_ms < 0 || left_ms > 100 ? 100 : (int)left_ms);
-        atomic_store(&engine->front_sleeping, 0);
+        front_wait(engine, left_ms > ENGINE_WAIT_ROUND_MS ? ENGINE_WAIT_ROUND_MS : (int)left_ms);
         collect(engine);
     }
     uint32_t count = 0;
@@ -618,26 +638,86 @@ int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint3
     return (int)count;
 }
 
+/* Takes `batch` out of the ready FIFO, keeping the order of the others. */
+static void ready_remove(struct rush_engine *engine, const struct rush_batch *batch)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < engine->ready_count; i++) {
+        uint32_t from = (engine->ready_head + i) % engine->ready_capacity;
+        uint32_t to = (engine->ready_head + kept) % engine->ready_capacity;
+        if (engine->ready[from] != batch) {
+            engine->ready[to] = engine->ready[from];
+            kept++;
+        }
+    }
+    RUSH_ASSERT(kept + 1 == engine->ready_count);
+    engine->ready_count = kept;
+}
+
+/*
+ * Waits until `batch` (already submitted) is whole, leaving other batches ready for their poll.
+ * Bounded: ENGINE_WAIT_MS_MAX, then a clear message and an abort: the batch lives on the caller's
+ * stack and a shard still holds it, so returning would be a use after return; a shard that hands
+ * nothing back for that long is stuck (a hung disk), not slow.
+ */
+static int wait_for_batch(struct rush_engine *engine, struct rush_batch *batch)
+{
+    int64_t deadline_ms = monotonic_ms() + ENGINE_WAIT_MS_MAX;
+    uint32_t round = 0;
+    for (; round < ENGINE_WAIT_ROUNDS_MAX; round++) {
+        collect(engine);
+        if (batch->pending_ == 0) {
+            ready_remove(engine, batch);
+            return batch->status;
+        }
+        if (monotonic_ms() > deadline_ms)
+            break;
+        front_wait(engine, ENGINE_WAIT_ROUND_MS);
+    }
+    fprintf(stderr, "rush: no answer from a shard for %d ms (%u rounds): stuck, aborting\n",
+            ENGINE_WAIT_MS_MAX, round);
+    RUSH_ASSERT(!"engine wait bound exceeded");
+    return RUSH_ETIMEDOUT;
+}
+
+/* Collects and sleeps until ready(context) holds; RUSH_ETIMEDOUT after ENGINE_WAIT_MS_MAX. */
+static int wait_for_room(struct rush_engine *engine, bool (*ready)(void *), void *context)
+{
+    int64_t deadline_ms = monotonic_ms() + ENGINE_WAIT_MS_MAX;
+    for (uint32_t round = 0; round < ENGINE_WAIT_ROUNDS_MAX; round++) {
+        if (ready(context))
+            return 0;
+        if (monotonic_ms() > deadline_ms)
+            break;
+        front_wait(engine, 1);
+        collect(engine);
+    }
+    return RUSH_ETIMEDOUT; /* nothing was queued: the caller may return */
+}
+
+struct submit_attempt {
+    struct rush_engine *engine;
+    struct rush_batch *batch;
+    int rc;
+};
+
+static bool submit_taken(void *context)
+{
+    struct submit_attempt *attempt = context;
+    attempt->rc = rush_engine_submit(attempt->engine, attempt->batch);
+    return attempt->rc != RUSH_EFULL;
+}
+
 /* Submits, retrying while rings are full, and waits for this batch (others are kept ready). */
 static int submit_and_wait(struct rush_engine *engine, struct rush_batch *batch)
 {
-    int rc;
-    while ((rc = rush_engine_submit(engine, batch)) == RUSH_EFULL) {
-        struct rush_batch *done[16];
-        int count = rush_engine_poll(engine, done, 16, 1);
-        for (int i = 0; i < count; i++)
-            ready_push(engine, done[i]);
-    }
+    struct submit_attempt attempt = {.engine = engine, .batch = batch};
+    int rc = wait_for_room(engine, submit_taken, &attempt);
+    if (rc == 0)
+        rc = attempt.rc;
     if (rc < 0)
         return rc;
-    for (;;) {
-        struct rush_batch *done;
-        if (rush_engine_poll(engine, &done, 1, -1) != 1)
-            continue;
-        if (done == batch)
-            return batch->status;
-        ready_push(engine, done); /* someone else's: keep it for their poll */
-    }
+    return wait_for_batch(engine, batch);
 }
 
 int rush_engine_execute(struct rush_engine *engine, const struct rush_request *requests,
@@ -659,16 +739,19 @@ int rush_engine_execute(struct rush_engine *engine, const struct rush_request *r
     return 0;
 }
 
+static bool has_free_work(void *context)
+{
+    const struct shard_thread *thread = context;
+    return thread->free_count > 0;
+}
+
 /* Sends one work item of its own to a shard and waits until it is back. */
 static int send_and_wait(struct rush_engine *engine, uint32_t shard_index, struct work *model)
 {
     struct shard_thread *thread = &engine->shards[shard_index];
-    while (thread->free_count == 0) {
-        struct rush_batch *done[16];
-        int count = rush_engine_poll(engine, done, 16, 1);
-        for (int i = 0; i < count; i++)
-            ready_push(engine, done[i]);
-    }
+    int rc = wait_for_room(engine, has_free_work, thread);
+    if (rc < 0)
+        return rc;
     struct rush_result result;
     struct rush_batch batch = {.results = &result, .count = 1, .pending_ = 1};
     struct work *work = take_work(thread, &batch, model->kind);
@@ -676,16 +759,9 @@ static int send_and_wait(struct rush_engine *engine, uint32_t shard_index, struc
     work->inspect = model->inspect;
     work->inspect_context = model->inspect_context;
     push_work(engine, thread, work);
-    for (;;) {
-        struct rush_batch *done;
-        if (rush_engine_poll(engine, &done, 1, -1) != 1)
-            continue;
-        if (done == &batch)
-            break;
-        ready_push(engine, done);
-    }
+    rc = wait_for_batch(engine, &batch);
     model->results[0] = result;
-    return batch.status;
+    return rc;
 }
 
 int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,

@@ -122,7 +122,8 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
 RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_batch *batch);
 /*
  * Collects finished work; stores up to `done_max` whole batches in done[]. Waits up to
- * timeout_ms for the first (0: do not wait). Returns the number stored, or < 0.
+ * timeout_ms for the first (0: do not wait; < 0: up to ten minutes). Returns the number stored,
+ * or < 0.
  */
 RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
                                    uint32_t done_max, int timeout_ms);
