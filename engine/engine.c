@@ -21,6 +21,18 @@
  *
  * Idle threads sleep on a futex word after re-checking their ring (so a wake-up is never lost);
  * a sleeping shard also wakes every RUSH_ENGINE_IDLE_TICK_MS to fire due timers.
+ *
+ * The engine clock (engine_now; rush/engine.h). Every batch is stamped with it, sale windows and
+ * pay and group deadlines are compared with it, and the stamp is logged. It is the wall clock read
+ * once, at create, moved forward by CLOCK_MONOTONIC since then:
+ *
+ *   engine_now = base + (monotonic_now - monotonic_at_create)
+ *   base       = max(wall clock at create, the latest batch time recovered from the log)
+ *
+ * so a step of the wall clock while running (NTP, an operator, a VM resumed) neither ends a sale
+ * early nor expires an in-time payment, and a restart never goes back in time, whatever the wall
+ * clock says then. The cost: a step is only taken in at the next start (the engine drifts from the
+ * wall clock by the step until then). Tests inject both sources (config.clock, monotonic_clock).
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -95,6 +107,11 @@ struct rush_engine {
     uint8_t *route; /* scratch: shard of each request of the batch being submitted */
     uint32_t *needed;
     _Atomic uint64_t busy_rings;
+    /* The engine clock (see the top of this file); set at create, read-only afterwards. */
+    int64_t clock_base_ns;
+    int64_t clock_origin_ns; /* monotonic_clock at create */
+    rush_clock_fn monotonic_clock;
+    void *monotonic_context;
 };
 
 static int64_t realtime_ns(void *context)
@@ -103,6 +120,47 @@ static int64_t realtime_ns(void *context)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t monotonic_ns(void *context)
+{
+    (void)context;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The engine clock: any thread, once rush_engine_create has set the base. */
+static int64_t engine_now(const struct rush_engine *engine)
+{
+    int64_t elapsed_ns =
+        engine->monotonic_clock(engine->monotonic_context) - engine->clock_origin_ns;
+    return engine->clock_base_ns + (elapsed_ns > 0 ? elapsed_ns : 0);
+}
+
+/*
+ * Reads both sources once, after recovery: the base is the later of the wall clock and the newest
+ * time the shards recovered (so the clock never goes back across restarts).
+ */
+static void engine_clock_start(struct rush_engine *engine)
+{
+    const struct rush_engine_config *config = &engine->config;
+    engine->monotonic_clock = config->monotonic_clock;
+    engine->monotonic_context = config->monotonic_clock_context;
+    if (engine->monotonic_clock == NULL && config->clock != realtime_ns) {
+        engine->monotonic_clock = config->clock; /* one injected clock: the test owns time */
+        engine->monotonic_context = config->clock_context;
+    }
+    if (engine->monotonic_clock == NULL)
+        engine->monotonic_clock = monotonic_ns;
+    int64_t base_ns = config->clock(config->clock_context);
+    for (uint32_t s = 0; s < config->shard_count; s++) {
+        int64_t recovered_ns = rush_shard_now(engine->shards[s].shard);
+        if (recovered_ns > base_ns)
+            base_ns = recovered_ns;
+    }
+    engine->clock_base_ns = base_ns;
+    engine->clock_origin_ns = engine->monotonic_clock(engine->monotonic_context);
 }
 
 static int64_t monotonic_ms(void)
@@ -295,10 +353,9 @@ static bool shard_idle(struct shard_thread *thread)
 /* Decides a group of work items under one batch time, logs them, and holds them. */
 static void decide_pass(struct shard_thread *thread, struct work **items, uint32_t count)
 {
-    const struct rush_engine_config *config = &thread->engine->config;
     bool failed = rush_shard_log_error(&thread->log, NULL) != 0;
     if (!failed) { /* a failed log stops deciding: the state would run ahead of the log */
-        rush_shard_begin(thread->shard, config->clock(config->clock_context));
+        rush_shard_begin(thread->shard, engine_now(thread->engine));
         for (uint32_t i = 0; i < count; i++)
             decide_work(thread->shard, items[i]);
         rush_shard_end(thread->shard);
@@ -331,7 +388,6 @@ static void *shard_main(void *argument)
 {
     struct shard_thread *thread = argument;
     struct rush_engine *engine = thread->engine;
-    const struct rush_engine_config *config = &engine->config;
     struct work *items[POP_MAX];
     /* The thread's life: one round per pass or idle tick, until the engine stops. */
     for (;;) {
@@ -350,7 +406,7 @@ static void *shard_main(void *argument)
             break;
         if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0) {
             /* an idle tick: fire the timers that are due, and log what they decided */
-            rush_shard_begin(thread->shard, config->clock(config->clock_context));
+            rush_shard_begin(thread->shard, engine_now(engine));
             rush_shard_end(thread->shard);
             rush_shard_log_commit(&thread->log);
         }
@@ -374,7 +430,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
         .index = index,
         .limits = config->limits,
         .seed = seed + index,
-        .start_ns = config->clock(config->clock_context),
+        .start_ns = 0, /* the clock follows the log's times in replay: see rush_shard_apply */
         .sink = rush_shard_log_sink,
         .sink_context = &thread->log,
     };
@@ -433,6 +489,7 @@ int rush_engine_create(const struct rush_engine_config *config, struct rush_engi
     for (uint32_t s = 0; s < config->shard_count; s++)
         if ((rc = shard_thread_init(engine, s, seed)) < 0)
             goto out_destroy;
+    engine_clock_start(engine);
     *out = engine;
     return 0;
 

@@ -25,7 +25,19 @@
 extern "C" {
 #endif
 
-/* The engine clock: nanoseconds since the Unix epoch. Injected so that tests never sleep. */
+/*
+ * A clock source: nanoseconds (since the Unix epoch for a wall clock). Injected so that tests
+ * never sleep.
+ *
+ * The engine clock, which stamps every batch (and so every logged decision) and against which
+ * sale windows, pay TTLs and group deadlines are compared, is
+ *     base + (monotonic_clock now - monotonic_clock at create),
+ *     base = the later of `clock` (the wall clock) at create and the newest batch time recovered
+ *            from the data directory's log.
+ * It never goes back, across restarts either, and a step of the wall clock while the engine runs
+ * (forward or back) changes nothing until the next start: a sale does not end early and an
+ * in-time payment does not expire because NTP or an operator moved the clock.
+ */
 typedef int64_t (*rush_clock_fn)(void *context);
 
 /*
@@ -52,8 +64,12 @@ struct rush_engine_config {
     uint32_t work_requests_max; /* requests in one work item */
     struct rush_shard_limits limits;
     uint64_t seed;       /* hash seed; 0 draws one from getrandom() */
-    rush_clock_fn clock; /* NULL: CLOCK_REALTIME */
+    rush_clock_fn clock; /* the wall clock, read at create; NULL: CLOCK_REALTIME */
     void *clock_context;
+    /* What moves the engine clock after create. NULL: CLOCK_MONOTONIC, or `clock` itself when
+     * `clock` is injected (a test with one manual clock owns engine time). */
+    rush_clock_fn monotonic_clock;
+    void *monotonic_clock_context;
     rush_event_sink_fn sink; /* NULL: events are dropped after they are applied */
     void *sink_context;
     /*
