@@ -50,6 +50,7 @@
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "shard/shard.h"
+#include "wal/data_dir.h"
 #include "wal/shard_log.h"
 
 #define RUSH_ENGINE_BATCH_MAX 65536
@@ -235,6 +236,35 @@ uint32_t rush_engine_shard_of_sku(uint32_t shard_count, uint64_t sku_id)
 {
     uint64_t hash = XXH3_64bits(&sku_id, sizeof(sku_id)); /* unseeded: stable across restarts */
     return (uint32_t)(((unsigned __int128)hash * shard_count) >> 64);
+}
+
+/* This build's routing for `shard_count` shards, as the data directory records it. */
+static void routing_layout(uint32_t shard_count, struct rush_data_dir_layout *layout)
+{
+    uint64_t shards[RUSH_ROUTING_PROBE_SKUS];
+    for (uint32_t i = 0; i < RUSH_ROUTING_PROBE_SKUS; i++)
+        shards[i] = rush_engine_shard_of_sku(shard_count, (uint64_t)i + 1);
+    *layout = (struct rush_data_dir_layout){
+        .shard_count = shard_count,
+        .routing = RUSH_ROUTING_VERSION,
+        .routing_check = XXH3_64bits(shards, sizeof(shards)),
+        .id_shard_shift = RUSH_ID_SHARD_SHIFT,
+    };
+}
+
+/* A data directory serves one shard count for its whole life (wal/data_dir.h). */
+static int claim_data_dir(const struct rush_engine_config *config)
+{
+    if (config->data_dir == NULL)
+        return 0;
+    struct rush_data_dir_layout layout;
+    routing_layout(config->shard_count, &layout);
+    char why[768];
+    int rc = rush_data_dir_claim(config->data_dir, &layout,
+                                 config->durability != RUSH_DURABILITY_NONE, why, sizeof(why));
+    if (rc < 0)
+        fprintf(stderr, "rush: start refused: %s\n", why);
+    return rc;
 }
 
 static uint32_t shard_of_id(uint32_t shard_count, uint64_t id)
@@ -485,6 +515,8 @@ int rush_engine_create(const struct rush_engine_config *config, struct rush_engi
     engine->shards = calloc(config->shard_count, sizeof(*engine->shards));
     rc = -ENOMEM;
     if (!engine->ready || !engine->route || !engine->needed || !engine->shards)
+        goto out_destroy;
+    if ((rc = claim_data_dir(config)) < 0)
         goto out_destroy;
     for (uint32_t s = 0; s < config->shard_count; s++)
         if ((rc = shard_thread_init(engine, s, seed)) < 0)
