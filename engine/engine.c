@@ -300,7 +300,7 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index)
 {
     RUSH_ASSERT(shard_index < engine->config.shard_count);
-    return atomic_load_explicit(&engine->shards[shard_index].log.durable_lsn, memory_order_acquire);
+    return atomic_load_explicit(&engine->shards[shard_index].log.synced_lsn, memory_order_acquire);
 }
 
 void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn)
@@ -435,7 +435,9 @@ static void *shard_main(void *argument)
         if (atomic_load(&engine->stopping))
             break;
         if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0) {
-            /* an idle tick: fire the timers that are due, and log what they decided */
+            /* an idle tick: the async flush timer; fire the timers that are due, and log what
+             * they decided */
+            rush_shard_log_poll(&thread->log);
             rush_shard_begin(thread->shard, engine_now(engine));
             rush_shard_end(thread->shard);
             rush_shard_log_commit(&thread->log);

@@ -349,3 +349,33 @@ Test(rushd_restart, holds_that_fell_due_while_rushd_was_killed_expire_at_the_fir
     orders_json(text, reply, sizeof(reply));
     cr_assert(strstr(reply, "\"outcome\":\"expired\""), "a late payment: %s", reply);
 }
+
+/*
+ * Issue 11 item 13: the stream never reuses a sequence number. Readers that publish get only
+ * fdatasync'ed batches (rush_engine_durable_lsn), so nothing published can be cut as a torn tail
+ * and numbered again. In async mode replies go at write; an idle shard's flush timer still runs
+ * (on its idle tick), so the published limit reaches the last batch without new requests.
+ */
+Test(restart, async_mode_publishes_only_synced_batches_and_an_idle_shard_still_flushes)
+{
+    struct rush_engine_config config;
+    rush_engine_config_default(&config, 1);
+    config.limits = small_limits();
+    config.ring_slots = 16;
+    config.work_requests_max = 64;
+    config.data_dir = dir;
+    config.durability = RUSH_DURABILITY_ASYNC;
+    struct rush_engine *engine = NULL;
+    cr_assert_eq(rush_engine_create(&config, &engine), 0);
+    cr_assert_eq(rush_engine_start(engine), 0);
+    struct rush_sku sku = sku_solo(1, 10);
+    sku.start_ns = 0;
+    put(engine, sku);
+    cr_assert_eq(execute(engine, request_of(RUSH_OP_RESERVE, 1, 1, 1, 0, 1)).outcome, RUSH_OK);
+    /* Two batches were logged (the put, the reserve); wait for the flush, bounded. */
+    int64_t deadline_ms = child_now_ms() + 10000;
+    while (rush_engine_durable_lsn(engine, 0) < 2 && child_now_ms() < deadline_ms)
+        child_sleep_ms(1);
+    cr_assert_eq(rush_engine_durable_lsn(engine, 0), 2, "the idle shard never flushed");
+    rush_engine_destroy(engine);
+}

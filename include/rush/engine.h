@@ -163,7 +163,10 @@ RUSH_MUST_USE int rush_engine_snapshot(struct rush_engine *engine);
 
 /*
  * For a reader of a shard's log files on another thread (the publisher, engine/stream/publisher.h):
- * every batch up to the returned lsn is durable in the configured mode (0: none yet). Any thread.
+ * every batch up to the returned lsn is fdatasync'ed (0: none yet), so what a reader publishes
+ * from them can never be lost to a crash or power loss and cut as a torn tail: a stream sequence
+ * number is never reused. In fsync mode that is what replies wait for; in async mode replies go
+ * at write and this follows within flush_interval_ms. Any thread.
  */
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index);
 /*
