@@ -11,6 +11,9 @@
  *       One line per event, in log order, from batch LSN on, at most N events (default all).
  *   rush-wal snapshot-info FILE
  *       Verifies one snapshot file and prints its header and sections.
+ *   rush-wal reshard
+ *       Not built: a data directory keeps the shard count it was created with (wal/data_dir.h);
+ *       to change it, start on a new, empty data directory. Says so and exits 2.
  *
  * Read-only: it never cuts a torn tail or writes anything. Workload: an operator's tool; a verify
  * reads every byte of the logs once (twice near a segment's end), like a start does.
@@ -49,7 +52,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: rush-wal verify DIR [--shard N]\n"
                     "       rush-wal dump DIR --shard N [--from LSN] [--limit N]\n"
-                    "       rush-wal snapshot-info FILE\n");
+                    "       rush-wal snapshot-info FILE\n"
+                    "       (no reshard: a data directory keeps its shard count)\n");
     return EXIT_USAGE;
 }
 
@@ -305,6 +309,12 @@ static int dump(const struct options *options)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "reshard") == 0) {
+        fprintf(stderr, "rush-wal: reshard is not built: a data directory keeps the shard count "
+                        "it was created with; to change it, finish the sale and start rushd on "
+                        "a new, empty data directory\n");
+        return EXIT_USAGE;
+    }
     struct options options;
     if (!parse_options(argc, argv, &options))
         return usage();
