@@ -140,10 +140,15 @@ Test(restart, a_restart_from_the_log_keeps_the_pay_deadline_of_a_hold)
     uint64_t before = digest(engine);
     rush_engine_destroy(engine);
 
-    atomic_store(&wall_now, T0_NS + 5 * SECOND); /* down for 4 s */
-    engine = open_engine(false);
-    cr_assert_eq(digest(engine), before, "the hold's timer was not restored from the log");
-    expect_consistent(engine);
+    /* Crashes less than a TTL apart: each restart must keep the deadline, not restart it. */
+    for (int64_t restart_s = 5; restart_s <= 9; restart_s += 4) {
+        atomic_store(&wall_now, T0_NS + restart_s * SECOND);
+        engine = open_engine(false);
+        cr_assert_eq(digest(engine), before, "the hold's timer was not restored from the log");
+        expect_consistent(engine);
+        if (restart_s < 9)
+            rush_engine_destroy(engine);
+    }
     /* The deadline is T0 + 11 s (reserved at T0 + 1 s), not the restart's T0 + 15 s. */
     atomic_store(&wall_now, T0_NS + 12 * SECOND);
     struct rush_result paid =
@@ -192,6 +197,10 @@ Test(restart, timers_that_fell_due_while_down_fire_first_in_deadline_order_from_
     cr_assert(failed < expired_a && expired_a < expired_b && expired_b < reserved_c,
               "not in deadline order: group %ld (T0+7s), a %ld (T0+11s), b %ld (T0+13s), c %ld",
               failed, expired_a, expired_b, reserved_c);
+    struct rush_result paid = execute(engine, request_of(RUSH_OP_CONFIRM, 0, 0, 0, a.order_id, 5));
+    cr_assert_eq(paid.outcome, RUSH_EXPIRED, "a payment after the TTL was %s",
+                 rush_outcome_name(paid.outcome));
+    cr_assert_geq(event_index(RUSH_EV_REFUND_DUE, a.order_id, 0), 0, "no refund_due");
     expect_consistent(engine);
     rush_engine_destroy(engine);
 }
