@@ -121,6 +121,36 @@ Test(data_dir, a_directory_without_a_record_is_judged_by_the_shards_its_files_na
                  "the record now says 3");
 }
 
+/* `rush-wal verify` on the test directory: its exit status, its output in out[]. */
+static int rush_wal_verify(char *out, size_t size)
+{
+    char bin[CHILD_PATH_BYTES], command[CHILD_PATH_BYTES + 128];
+    child_bin_dir(bin, sizeof(bin));
+    snprintf(command, sizeof(command), "%s/rush-wal verify '%s' 2>&1", bin, dir);
+    FILE *pipe = popen(command, "r");
+    cr_assert_not_null(pipe);
+    size_t used = fread(out, 1, size - 1, pipe);
+    out[used] = '\0';
+    int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(data_dir, rush_wal_verify_reports_the_count_and_files_of_shards_beyond_it)
+{
+    cr_assert_eq(create(2, RUSH_DURABILITY_FSYNC), 0);
+    char output[8192];
+    cr_assert_eq(rush_wal_verify(output, sizeof(output)), 0, "%s", output);
+    cr_assert_not_null(strstr(output, "data dir: 2 shards"), "%s", output);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/wal-02-0000000000000001.log", dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(rush_wal_verify(output, sizeof(output)), 1, "%s", output);
+    cr_assert_not_null(strstr(output, "shard 2: CORRUPT: files of a shard beyond the recorded 2"),
+                       "%s", output);
+}
+
 /* ---- through rushd ------------------------------------------------------------------------ */
 
 TestSuite(rushd_data_dir, .fini = rushd_cleanup, .timeout = 120);

@@ -186,3 +186,20 @@ int rush_data_dir_claim(const char *dir, const struct rush_data_dir_layout *layo
     close(dir_fd);
     return rc;
 }
+
+int rush_data_dir_read(const char *dir, struct rush_data_dir_layout *out)
+{
+    RUSH_ASSERT(dir != NULL && out != NULL);
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return -errno;
+    struct data_dir_record record;
+    int rc = record_read(dir_fd, &record);
+    close(dir_fd);
+    if (rc == 0)
+        *out = (struct rush_data_dir_layout){.shard_count = record.shard_count,
+                                             .routing = record.routing,
+                                             .routing_check = record.routing_check,
+                                             .id_shard_shift = record.id_shard_shift};
+    return rc;
+}

@@ -65,4 +65,10 @@ struct rush_data_dir_layout {
 RUSH_MUST_USE int rush_data_dir_claim(const char *dir, const struct rush_data_dir_layout *layout,
                                       bool write, char *why, size_t why_size);
 
+/*
+ * Reads the directory's record into *out without judging it. 0; -ENOENT when there is none;
+ * RUSH_ECORRUPT when it is damaged; -errno. For tools (rush-wal verify).
+ */
+RUSH_MUST_USE int rush_data_dir_read(const char *dir, struct rush_data_dir_layout *out);
+
 #endif
