@@ -65,7 +65,7 @@ static struct rush_engine *open_engine(const char *dir, uint64_t orders, double 
         fprintf(stderr, "bench-recovery: create: %s\n", rush_strerror(rc));
         exit(1);
     }
-    RUSH_ASSERT(rush_engine_start(engine) == 0);
+    RUSH_VERIFY(rush_engine_start(engine) == 0);
     return engine;
 }
 
@@ -82,7 +82,7 @@ static void put_skus(struct rush_engine *engine)
                                .order_qty_max = 5,
                                .user_qty_max = 1000};
         struct rush_result result;
-        RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0);
+        RUSH_VERIFY(rush_engine_sku_put(engine, &sku, &result) == 0);
         RUSH_ASSERT(result.outcome == RUSH_OK);
     }
 }
@@ -101,7 +101,7 @@ static void fill(struct rush_engine *engine, uint64_t first, uint64_t count)
             memcpy(requests[i].key.bytes, &k, sizeof(k));
             requests[i].key.bytes[12] = 0xb7;
         }
-        RUSH_ASSERT(rush_engine_execute(engine, requests, chunk, results) == 0);
+        RUSH_VERIFY(rush_engine_execute(engine, requests, chunk, results) == 0);
         RUSH_ASSERT(results[chunk - 1].outcome == RUSH_OK);
         n += chunk;
     }
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
     const char *dir = argc > 2 ? argv[2] : getenv("RUSH_BENCH_DIR");
     if (dir == NULL) {
         snprintf(made, sizeof(made), "/var/tmp/rush-bench-recovery-XXXXXX");
-        RUSH_ASSERT(mkdtemp(made) != NULL);
+        RUSH_VERIFY(mkdtemp(made) != NULL);
         dir = made;
     }
     double seconds;
@@ -170,7 +170,7 @@ int main(int argc, char **argv)
     rush_engine_destroy(engine);
 
     engine = open_engine(dir, orders, &seconds);
-    RUSH_ASSERT(digest(engine) == before);
+    RUSH_VERIFY(digest(engine) == before);
     uint64_t events = recovered(engine);
     printf("{\"bench\":\"recovery\",\"case\":\"restart_wal_only\",\"events\":%" PRIu64
            ",\"seconds\":%.3f,\"records_per_sec\":%.0f}\n",
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     start = now_s();
-    RUSH_ASSERT(rush_engine_snapshot(engine) == 0);
+    RUSH_VERIFY(rush_engine_snapshot(engine) == 0);
     double snapshot_s = now_s() - start;
     uint64_t snapshot_bytes = bytes_of(dir, "snap-");
     printf("{\"bench\":\"recovery\",\"case\":\"snapshot_write\",\"orders\":%" PRIu64
@@ -192,7 +192,7 @@ int main(int argc, char **argv)
     rush_engine_destroy(engine);
 
     engine = open_engine(dir, orders, &seconds);
-    RUSH_ASSERT(digest(engine) == before);
+    RUSH_VERIFY(digest(engine) == before);
     events = recovered(engine);
     printf("{\"bench\":\"recovery\",\"case\":\"restart_snapshot\",\"orders\":%" PRIu64
            ",\"tail_events\":%" PRIu64 ",\"seconds\":%.3f,\"records_per_sec\":%.0f}\n",
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     if (made[0] != 0) {
         char command[128];
         snprintf(command, sizeof(command), "rm -rf %s", made);
-        RUSH_ASSERT(system(command) == 0);
+        RUSH_VERIFY(system(command) == 0);
     }
     return 0;
 }

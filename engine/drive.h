@@ -54,7 +54,8 @@ static inline void rush_drive_put_instant_skus(struct rush_engine *engine, uint6
                                .user_qty_max = 1,
                                .unlimited = 1};
         struct rush_result result;
-        RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0 && result.outcome == RUSH_OK);
+        int rc = rush_engine_sku_put(engine, &sku, &result);
+        RUSH_ASSERT(rc == 0 && result.outcome == RUSH_OK);
     }
 }
 

@@ -947,7 +947,8 @@ out_free:
 static int64_t clock_now_ns(void)
 {
     struct timespec now;
-    RUSH_ASSERT(clock_gettime(CLOCK_REALTIME, &now) == 0);
+    int rc = clock_gettime(CLOCK_REALTIME, &now);
+    RUSH_ASSERT(rc == 0);
     return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
 }
 

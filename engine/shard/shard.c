@@ -462,11 +462,19 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         remember(shard, event);
 }
 
+/*
+ * Replay restores the timers from the log's times: the shard's clock follows the logged batch
+ * times (the recovering shard is created at time 0), so a pay deadline is the reserving batch's
+ * time + pay TTL and a group's the logged one, as they were live. Timers that fell due while the
+ * process was down stay in the wheel; the first rush_shard_begin after the start fires them, in
+ * deadline order, before it decides anything new.
+ */
 void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct rush_event *event)
 {
     if (time_ns > shard->now_ns)
         shard->now_ns = time_ns;
-    /* Timers were fired live and their events are in the log; advance without firing twice. */
+    /* Timers due by this batch's time were fired live, at the start of this batch or earlier, and
+     * their events are in the log: advance without firing twice. */
     rush_timer_wheel_advance(&shard->timers, shard->now_ns, shard->due);
     shard__apply(shard, event);
 }
@@ -582,6 +590,33 @@ static int check_limits(const struct rush_shard *shard, char *why, size_t why_si
     return 0;
 }
 
+/*
+ * Invariant 5: timers are state. An open group's deadline timer is scheduled at the group's
+ * deadline; only orders and groups that exist have scheduled timers. (A reserved order's pay timer
+ * is restored from the log's times, not recomputed: see rush_shard_apply.)
+ */
+static int check_timers(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    const struct rush_timer_wheel *wheel = &shard->timers;
+    uint32_t scheduled = 0;
+    for (uint32_t o = 1; o <= shard->order_count; o++)
+        scheduled += rush_timer_wheel_scheduled(wheel, o);
+    for (uint32_t g = 1; g <= shard->group_count; g++) {
+        const struct group *group = &shard->groups[g];
+        uint32_t handle = group_timer_handle(shard, g);
+        bool is_scheduled = rush_timer_wheel_scheduled(wheel, handle);
+        scheduled += is_scheduled;
+        CHECK(group->state != RUSH_GROUP_OPEN ||
+                  (is_scheduled && rush_timer_deadline(wheel, handle) == group->deadline_ns),
+              "group %u: open, but its deadline timer is %s", g,
+              is_scheduled ? "at another time" : "not scheduled");
+    }
+    CHECK(scheduled == wheel->scheduled_count,
+          "%u timers scheduled for existing orders and groups, the wheel holds %u", scheduled,
+          wheel->scheduled_count);
+    return 0;
+}
+
 int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
 {
     struct held_sums *sums = calloc(shard->sku_count + 1, sizeof(*sums));
@@ -599,6 +634,8 @@ int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
         rc = check_groups(shard, why, why_size);
     if (rc == 0)
         rc = check_limits(shard, why, why_size);
+    if (rc == 0)
+        rc = check_timers(shard, why, why_size);
     return rc;
 }
 
@@ -615,8 +652,39 @@ static uint64_t table_digest(const struct rush_table *table)
 }
 
 /*
+ * The pending timers, as (handle, deadline) pairs in handle order: every reserved order's pay
+ * timer and every open group's deadline. Timers of orders and groups that have ended are left
+ * out: they are cancelled lazily (timer.h), and an idle pass takes them out of the wheel without
+ * logging anything, so a replica may still hold them.
+ */
+static uint64_t timers_digest(const struct rush_shard *shard)
+{
+    const struct rush_timer_wheel *wheel = &shard->timers;
+    XXH3_state_t *state = XXH3_createState();
+    RUSH_ASSERT(state != NULL);
+    XXH3_64bits_reset(state);
+    for (uint32_t o = 1; o <= shard->order_count; o++) {
+        if (shard->orders[o].state != RUSH_ORDER_RESERVED || !rush_timer_wheel_scheduled(wheel, o))
+            continue;
+        int64_t pair[2] = {o, rush_timer_deadline(wheel, o)};
+        XXH3_64bits_update(state, pair, sizeof(pair));
+    }
+    for (uint32_t g = 1; g <= shard->group_count; g++) {
+        uint32_t handle = group_timer_handle(shard, g);
+        if (shard->groups[g].state != RUSH_GROUP_OPEN || !rush_timer_wheel_scheduled(wheel, handle))
+            continue;
+        int64_t pair[2] = {handle, rush_timer_deadline(wheel, handle)};
+        XXH3_64bits_update(state, pair, sizeof(pair));
+    }
+    uint64_t digest = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    return digest;
+}
+
+/*
  * The clock is left out: idle passes move it without deciding (or logging) anything, and it
- * only ever floors the next batch's time.
+ * only ever floors the next batch's time. The pending timers are in: a restart must restore
+ * them from the log's times, not restart them.
  */
 uint64_t rush_shard_digest(const struct rush_shard *shard)
 {
@@ -626,8 +694,8 @@ uint64_t rush_shard_digest(const struct rush_shard *shard)
     XXH3_64bits_update(state, shard->skus, sizeof(*shard->skus) * shard->sku_count);
     XXH3_64bits_update(state, shard->orders, sizeof(*shard->orders) * (shard->order_count + 1));
     XXH3_64bits_update(state, shard->groups, sizeof(*shard->groups) * (shard->group_count + 1));
-    uint64_t tables[3] = {table_digest(&shard->sku_ids), table_digest(&shard->keys),
-                          table_digest(&shard->user_limits)};
+    uint64_t tables[4] = {table_digest(&shard->sku_ids), table_digest(&shard->keys),
+                          table_digest(&shard->user_limits), timers_digest(shard)};
     XXH3_64bits_update(state, tables, sizeof(tables));
     uint64_t digest = XXH3_64bits_digest(state);
     XXH3_freeState(state);

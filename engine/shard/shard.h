@@ -19,6 +19,10 @@
  *   3. Groups: an open group has 1..N-1 seats; a completed group has N seats counting virtual
  *      ones; seats equal its member orders; a SKU's open-group count matches its buckets.
  *   4. Dedup: each idempotency key has one entry; a key's entry never changes once written.
+ *   5. Timers: an open group's deadline timer is scheduled at its deadline; only existing orders
+ *      and groups have timers. Pending timers (reserved orders' pay TTLs, open groups') are part
+ *      of the digest: a replay restores them from the logged batch times, never from the clock
+ *      of the restart.
  *
  * Thread: owned by one shard thread (the engine's) or by one test/recovery thread.
  */
@@ -37,7 +41,8 @@ struct rush_shard_config {
     uint32_t index;
     struct rush_shard_limits limits;
     uint64_t seed;    /* hash-table seed; decisions never depend on it */
-    int64_t start_ns; /* engine time at creation (the timer wheel's origin) */
+    int64_t start_ns; /* engine time at creation (the timer wheel's origin); 0 for a shard that
+                         will replay a log, whose clock then follows the logged batch times */
     rush_event_sink_fn sink;
     void *sink_context;
 };
@@ -73,7 +78,7 @@ void rush_shard_end(struct rush_shard *shard);
 /* Recovery: applies one logged event at its batch's time, as the live decision did. */
 void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct rush_event *event);
 
-/* Verifies invariants 1-4 by walking every table: O(state). 0, or RUSH_ECORRUPT with why. */
+/* Verifies invariants 1-5 by walking every table: O(state). 0, or RUSH_ECORRUPT with why. */
 RUSH_MUST_USE int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size);
 /* A digest of the whole state, independent of hash seeds and table layout. */
 uint64_t rush_shard_digest(const struct rush_shard *shard);

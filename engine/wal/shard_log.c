@@ -22,7 +22,7 @@ int rush_shard_log_init(struct rush_shard_log *log, uint32_t capacity, rush_even
     if (log->held == NULL)
         return -ENOMEM;
     log->capacity = capacity;
-    atomic_init(&log->durable_lsn, 0);
+    atomic_init(&log->synced_lsn, 0);
     atomic_init(&log->retain_lsn, UINT64_MAX);
     log->user_sink = user_sink;
     log->user_context = user_context;
@@ -129,7 +129,7 @@ int rush_shard_log_open(struct rush_shard_log *log, struct rush_shard *shard,
         wal_config.buffer_bytes_max = (uint32_t)wal_config.segment_bytes;
     rc = rush_wal_open(&wal_config, recovery.segment_count ? &recovery : NULL, &log->wal);
     if (rc == 0)
-        atomic_store(&log->durable_lsn, rush_wal_durable_lsn(log->wal));
+        atomic_store(&log->synced_lsn, rush_wal_synced_lsn(log->wal));
     if (rc < 0)
         snprintf(why, why_size, "shard %u: cannot open the log in %s: %s", shard_index,
                  config->data_dir, rush_strerror(rc));
@@ -187,8 +187,20 @@ static bool durable_up_to(struct rush_shard_log *log, uint64_t lsn, bool wait)
         log->error = rush_wal_error(log->wal, NULL);
         return true;
     }
-    atomic_store_explicit(&log->durable_lsn, (uint64_t)durable, memory_order_release);
+    atomic_store_explicit(&log->synced_lsn, rush_wal_synced_lsn(log->wal), memory_order_release);
     return (uint64_t)durable >= lsn;
+}
+
+void rush_shard_log_poll(struct rush_shard_log *log)
+{
+    if (log->wal == NULL || log->error != 0 ||
+        rush_wal_synced_lsn(log->wal) == rush_wal_appended_lsn(log->wal))
+        return;
+    if (rush_wal_poll(log->wal, false) < 0) {
+        log->error = rush_wal_error(log->wal, NULL);
+        return;
+    }
+    atomic_store_explicit(&log->synced_lsn, rush_wal_synced_lsn(log->wal), memory_order_release);
 }
 
 void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status)

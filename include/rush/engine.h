@@ -25,7 +25,19 @@
 extern "C" {
 #endif
 
-/* The engine clock: nanoseconds since the Unix epoch. Injected so that tests never sleep. */
+/*
+ * A clock source: nanoseconds (since the Unix epoch for a wall clock). Injected so that tests
+ * never sleep.
+ *
+ * The engine clock, which stamps every batch (and so every logged decision) and against which
+ * sale windows, pay TTLs and group deadlines are compared, is
+ *     base + (monotonic_clock now - monotonic_clock at create),
+ *     base = the later of `clock` (the wall clock) at create and the newest batch time recovered
+ *            from the data directory's log.
+ * It never goes back, across restarts either, and a step of the wall clock while the engine runs
+ * (forward or back) changes nothing until the next start: a sale does not end early and an
+ * in-time payment does not expire because NTP or an operator moved the clock.
+ */
 typedef int64_t (*rush_clock_fn)(void *context);
 
 /*
@@ -52,8 +64,12 @@ struct rush_engine_config {
     uint32_t work_requests_max; /* requests in one work item */
     struct rush_shard_limits limits;
     uint64_t seed;       /* hash seed; 0 draws one from getrandom() */
-    rush_clock_fn clock; /* NULL: CLOCK_REALTIME */
+    rush_clock_fn clock; /* the wall clock, read at create; NULL: CLOCK_REALTIME */
     void *clock_context;
+    /* What moves the engine clock after create. NULL: CLOCK_MONOTONIC, or `clock` itself when
+     * `clock` is injected (a test with one manual clock owns engine time). */
+    rush_clock_fn monotonic_clock;
+    void *monotonic_clock_context;
     rush_event_sink_fn sink; /* NULL: events are dropped after they are applied */
     void *sink_context;
     /*
@@ -126,7 +142,8 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
 RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_batch *batch);
 /*
  * Collects finished work; stores up to `done_max` whole batches in done[]. Waits up to
- * timeout_ms for the first (0: do not wait). Returns the number stored, or < 0.
+ * timeout_ms for the first (0: do not wait; < 0: up to ten minutes). Returns the number stored,
+ * or < 0.
  */
 RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
                                    uint32_t done_max, int timeout_ms);
@@ -150,7 +167,10 @@ RUSH_MUST_USE int rush_engine_snapshot(struct rush_engine *engine);
 
 /*
  * For a reader of a shard's log files on another thread (the publisher, engine/stream/publisher.h):
- * every batch up to the returned lsn is durable in the configured mode (0: none yet). Any thread.
+ * every batch up to the returned lsn is fdatasync'ed (0: none yet), so what a reader publishes
+ * from them can never be lost to a crash or power loss and cut as a torn tail: a stream sequence
+ * number is never reused. In fsync mode that is what replies wait for; in async mode replies go
+ * at write and this follows within flush_interval_ms. Any thread.
  */
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index);
 /*

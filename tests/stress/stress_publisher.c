@@ -38,7 +38,7 @@ static void *subscriber_main(void *argument)
     config.replay_url = replay_url;
     config.receive_buffer_bytes = RUSH_SUBSCRIBER_RECEIVE_BYTES_MIN; /* drops: replay works */
     struct rush_subscriber *sub = NULL;
-    RUSH_ASSERT(rush_subscriber_open(&config, &sub) == 0);
+    RUSH_VERIFY(rush_subscriber_open(&config, &sub) == 0);
     uint64_t last[SHARDS] = {0};
     static struct rush_stream_event events[1024];
     while (!atomic_load(&stop)) {
@@ -69,18 +69,18 @@ static void order_all(struct rush_engine *engine)
                                                 .sku_id = 1 + (first + i) % SKUS,
                                                 .user_id = first + i,
                                                 .key = rush_drive_key(first + i, 9)};
-        RUSH_ASSERT(rush_engine_execute(engine, requests, BATCH, results) == 0);
+        RUSH_VERIFY(rush_engine_execute(engine, requests, BATCH, results) == 0);
         for (uint32_t i = 0; i < BATCH; i++)
             RUSH_ASSERT(results[i].outcome == RUSH_OK);
         if (first == ORDERS / 2 + 1)
-            RUSH_ASSERT(rush_engine_snapshot(engine) == 0);
+            RUSH_VERIFY(rush_engine_snapshot(engine) == 0);
     }
 }
 
 int main(void)
 {
     char dir[] = "/tmp/rush-stress-publisher-XXXXXX";
-    RUSH_ASSERT(mkdtemp(dir) != NULL);
+    RUSH_VERIFY(mkdtemp(dir) != NULL);
     snprintf(pub_url, sizeof(pub_url), "ipc://%s/pub.ipc", dir);
     snprintf(replay_url, sizeof(replay_url), "ipc://%s/replay.ipc", dir);
     struct rush_engine_config config;
@@ -91,15 +91,15 @@ int main(void)
     config.data_dir = dir;
     config.durability = RUSH_DURABILITY_ASYNC;
     struct rush_engine *engine = NULL;
-    RUSH_ASSERT(rush_engine_create(&config, &engine) == 0 && rush_engine_start(engine) == 0);
+    RUSH_VERIFY(rush_engine_create(&config, &engine) == 0 && rush_engine_start(engine) == 0);
     rush_drive_put_instant_skus(engine, SKUS);
     struct rush_publisher_config pub = {
         .pub_url = pub_url, .replay_url = replay_url, .data_dir = dir, .memory_events_max = 1024};
     struct rush_publisher *publisher = NULL;
     char why[256];
-    RUSH_ASSERT(rush_publisher_create(&pub, engine, &publisher, why, sizeof(why)) == 0);
+    RUSH_VERIFY(rush_publisher_create(&pub, engine, &publisher, why, sizeof(why)) == 0);
     pthread_t thread;
-    RUSH_ASSERT(pthread_create(&thread, NULL, subscriber_main, NULL) == 0);
+    RUSH_VERIFY(pthread_create(&thread, NULL, subscriber_main, NULL) == 0);
     order_all(engine);
     double deadline = rush_drive_seconds() + 60;
     while (atomic_load(&delivered) < ORDERS && rush_drive_seconds() < deadline)
@@ -114,6 +114,6 @@ int main(void)
     rush_engine_destroy(engine);
     char command[128];
     snprintf(command, sizeof(command), "rm -rf %s", dir);
-    RUSH_ASSERT(system(command) == 0);
+    RUSH_VERIFY(system(command) == 0);
     return 0;
 }
