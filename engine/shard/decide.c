@@ -1,5 +1,6 @@
 /*
- * decide.c — requests into events: validation, idempotency, and the order machine.
+ * decide.c — requests into events: validation, idempotency, the order machine and the group
+ * decisions (open, join, join_any; group.c keeps the records and chooses the group).
  *
  * Every mutating request goes: key lookup (a retry is answered from its entry before anything
  * else is looked at: dedup before decrement) -> room check (a full key table answers busy) ->
@@ -178,6 +179,46 @@ static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_
     return verdict_of(RUSH_OK);
 }
 
+/* ---- groups: the decisions (group.c keeps the records and chooses the group) ------------- */
+
+/* Opens a group with the requester's seat (its leader); the window and the SKU's kind were
+ * checked. */
+static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
+                                 struct sku_state *sku)
+{
+    struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    if (sku->groups_open >= sku->def.groups_open_max ||
+        shard->group_count >= shard->limits.groups_max)
+        return verdict_of(RUSH_BUSY);
+    struct rush_event event = decide__event(request, RUSH_EV_GROUP_OPENED);
+    event.qty = 1;
+    event.group_id = group_id_of(shard, shard->group_count + 1);
+    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.amount = group__deadline_for(sku, shard->now_ns); /* fixed at open */
+    shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+/* Takes a seat for the requester in an open group (checks done); completes it when full. */
+static struct verdict take_seat(struct rush_shard *shard, const struct rush_request *request,
+                                uint32_t group_index)
+{
+    const struct group *group = &shard->groups[group_index];
+    const struct sku_state *sku = &shard->skus[group->sku_index];
+    struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
+    event.qty = 1;
+    event.sku_id = sku->def.id;
+    event.group_id = group_id_of(shard, group_index);
+    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.amount = shard__price_of(sku, 1);
+    shard__emit(shard, &event);
+    if (group->seats == sku->def.group_size)
+        shard__group_complete(shard, group_index, 0, RUSH_OP_NONE);
+    return verdict_of(RUSH_OK);
+}
+
 static struct verdict decide_group_open(struct rush_shard *shard,
                                         const struct rush_request *request)
 {
@@ -189,7 +230,49 @@ static struct verdict decide_group_open(struct rush_shard *shard,
     struct verdict verdict = decide__sale_window(shard, sku);
     if (verdict.outcome != RUSH_OK)
         return verdict;
-    return group__open(shard, request, sku);
+    return open_group(shard, request, sku);
+}
+
+static struct verdict decide_group_join(struct rush_shard *shard,
+                                        const struct rush_request *request)
+{
+    const struct group *group = shard__group(shard, request->target_id);
+    if (group == NULL)
+        return verdict_of(RUSH_UNKNOWN_GROUP);
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    uint32_t group_index = (uint32_t)(group - shard->groups);
+    if (group->state != RUSH_GROUP_OPEN)
+        return verdict_of(RUSH_GROUP_CLOSED);
+    if (group->seats >= sku->def.group_size)
+        return verdict_of(RUSH_GROUP_FULL);
+    if (group__has_user(shard, group, request->user_id))
+        return verdict_of(RUSH_ALREADY_IN_GROUP);
+    verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    return take_seat(shard, request, group_index);
+}
+
+static struct verdict decide_group_join_any(struct rush_shard *shard,
+                                            const struct rush_request *request)
+{
+    struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.group_size == 0)
+        return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    uint32_t group_index = group__best(shard, sku, request->user_id);
+    if (group_index == NONE)
+        return open_group(shard, request, sku);
+    return take_seat(shard, request, group_index);
 }
 
 /* Stock adjustments change stock_total; they never take it below what orders hold. */
@@ -225,7 +308,7 @@ static struct verdict decide_pause_or_resume(struct rush_shard *shard,
 static const decide_fn deciders[RUSH_OP_COUNT_] = {
     [RUSH_OP_RESERVE] = decide_reserve,        [RUSH_OP_CONFIRM] = decide_confirm,
     [RUSH_OP_CANCEL] = decide_cancel,          [RUSH_OP_GROUP_OPEN] = decide_group_open,
-    [RUSH_OP_GROUP_JOIN] = group__join,        [RUSH_OP_GROUP_JOIN_ANY] = group__join_any,
+    [RUSH_OP_GROUP_JOIN] = decide_group_join,  [RUSH_OP_GROUP_JOIN_ANY] = decide_group_join_any,
     [RUSH_OP_ADJUST] = decide_adjust,          [RUSH_OP_PAUSE] = decide_pause_or_resume,
     [RUSH_OP_RESUME] = decide_pause_or_resume,
 };
