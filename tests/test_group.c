@@ -207,3 +207,58 @@ Test(group, a_repeated_join_key_answers_the_same_seat)
     cr_assert_eq(again.group_id, first.group_id);
     cr_assert_eq(query_group(open.group_id).qty, 2);
 }
+
+/* The events the sink saw from index `from` on, of `type`. */
+static uint32_t count_from(uint32_t from, uint8_t type)
+{
+    uint32_t n = 0;
+    for (uint32_t i = from; i < recorder.count; i++)
+        n += recorder.events[i].type == type;
+    return n;
+}
+
+Test(group, a_seat_pays_the_price_at_its_join_whatever_the_price_becomes)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3)); /* 100 fen */
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    struct rush_sku dearer = sku_group(1, 10, 3);
+    dearer.price_fen = 5000;
+    put_at(shard, T0_NS + MS, dearer);
+    struct rush_result second = op_at(T0_NS + MS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id);
+    struct rush_sku cheaper = sku_group(1, 10, 3);
+    cheaper.price_fen = 1;
+    put_at(shard, T0_NS + 2 * MS, cheaper);
+    uint32_t from = recorder.count;
+    op_at(T0_NS + 2 * MS, RUSH_OP_GROUP_JOIN, 0, 3, open.group_id);
+    int64_t seen = 0;
+    for (uint32_t i = from; i < recorder.count; i++) {
+        const struct rush_event *e = &recorder.events[i];
+        if (e->type != RUSH_EV_ORDER_CONFIRMED)
+            continue;
+        int64_t want = e->order_id == open.order_id     ? 100
+                       : e->order_id == second.order_id ? 5000
+                                                        : 1;
+        cr_assert_eq(e->amount, want, "seat %lx", e->order_id);
+        seen++;
+    }
+    cr_assert_eq(seen, 3);
+}
+
+Test(group, a_failed_group_refunds_what_each_seat_paid)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    struct rush_sku dearer = sku_group(1, 10, 3);
+    dearer.price_fen = 5000;
+    put_at(shard, T0_NS + MS, dearer);
+    struct rush_result second = op_at(T0_NS + MS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id);
+    uint32_t from = recorder.count;
+    rush_shard_begin(shard, T0_NS + 11 * 60 * SECOND);
+    rush_shard_end(shard);
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), 2);
+    for (uint32_t i = from; i < recorder.count; i++) {
+        const struct rush_event *e = &recorder.events[i];
+        if (e->type == RUSH_EV_REFUND_DUE || e->type == RUSH_EV_ORDER_RELEASED)
+            cr_assert_eq(e->amount, e->order_id == second.order_id ? 5000 : 100);
+    }
+}

@@ -7,7 +7,9 @@
  * for the best group and for due timers, field-by-field request comparison for idempotency. It
  * predicts every result byte for byte (outcome, reason, order, group, quantity, remaining,
  * flags, query figures) and, in order, every published event of a batch (order confirmed,
- * released, expired, refund due, group completed with its virtual seats, group failed); after
+ * released, expired, refund due, group completed with its virtual seats, group failed) with its
+ * amount (what the order recorded at reservation: operators re-price SKUs during the run) and the
+ * op that decided it (0 for a deadline); after
  * every batch it compares each SKU's ledger and a sample of users' holdings, and every
  * CHECK_EVERY steps it runs rush_shard_check().
  *
@@ -178,7 +180,9 @@ struct m_order {
     uint64_t user;
     uint32_t sku;
     uint32_t qty;
-    uint32_t group; /* 0: a flash-sale order */
+    uint32_t group;   /* 0: a flash-sale order */
+    int64_t amount;   /* price * qty when reserved */
+    int64_t deadline; /* pay deadline; 0: none */
     uint8_t state;
 };
 
@@ -204,9 +208,11 @@ struct m_key {
 
 /* A published event, as the model predicts it and as the sink sees it. */
 struct note {
-    uint8_t type;
+    uint64_t id;    /* order id, or group id for group events */
+    int64_t amount; /* order events: the order's amount */
     uint32_t qty;
-    uint64_t id; /* order id, or group id for group events */
+    uint8_t type;
+    uint8_t op; /* the deciding request's op, 0 for a deadline */
 };
 
 struct notes {
@@ -215,11 +221,17 @@ struct notes {
     uint32_t capacity;
 };
 
-static void notes_push(struct notes *notes, uint8_t type, uint64_t id, uint32_t qty)
+static void notes_push(struct notes *notes, struct note note)
 {
     if (notes->count < notes->capacity)
-        notes->items[notes->count] = (struct note){.type = type, .qty = qty, .id = id};
+        notes->items[notes->count] = note;
     notes->count++; /* an overflow shows as a count beyond capacity */
+}
+
+static bool note_equal(const struct note *a, const struct note *b)
+{
+    return a->id == b->id && a->amount == b->amount && a->qty == b->qty && a->type == b->type &&
+           a->op == b->op;
 }
 
 static void notes_init(struct notes *notes, uint32_t capacity)
@@ -246,6 +258,7 @@ struct model {
     uint64_t keys_cap;
     uint32_t key_count;
     uint32_t limit_count;
+    uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
     uint64_t fired_expired, fired_completed, fired_failed;
 };
 
@@ -367,8 +380,12 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
 {
     struct m_sku *sku = &m->skus[sku_index];
     uint32_t n = ++m->order_count;
-    m->orders[n] = (struct m_order){
-        .user = user, .sku = sku_index, .qty = qty, .group = group, .state = RUSH_ORDER_RESERVED};
+    m->orders[n] = (struct m_order){.user = user,
+                                    .sku = sku_index,
+                                    .qty = qty,
+                                    .group = group,
+                                    .amount = sku->def.price_fen * qty,
+                                    .state = RUSH_ORDER_RESERVED};
     if (!sku->def.unlimited)
         sku->available -= qty;
     sku->reserved += qty;
@@ -377,16 +394,31 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
         m->limit_count++;
     }
     sku->user_held[user] += qty;
-    if (group == 0 && sku->def.pay_ttl_ns > 0)
-        m_timer_add(m, m->now + sku->def.pay_ttl_ns, n);
+    if (group == 0 && sku->def.pay_ttl_ns > 0) {
+        m->orders[n].deadline = m->now + sku->def.pay_ttl_ns;
+        m_timer_add(m, m->orders[n].deadline, n);
+    }
     return n;
 }
+
+/* An order event as published: its amount is the order's, whatever the price is now. */
+static void m_publish_order(struct model *m, uint8_t type, uint32_t n)
+{
+    notes_push(&m->published, (struct note){.id = order_id(n),
+                                            .amount = m->orders[n].amount,
+                                            .qty = m->orders[n].qty,
+                                            .type = type,
+                                            .op = m->op});
+}
+
+static void m_fire_order(struct model *m, uint32_t n);
+static void m_fire_group(struct model *m, uint32_t g);
 
 static void m_order_confirm(struct model *m, uint32_t n)
 {
     struct m_order *order = &m->orders[n];
     cr_assert_eq(order->state, RUSH_ORDER_RESERVED);
-    notes_push(&m->published, RUSH_EV_ORDER_CONFIRMED, order_id(n), 0);
+    m_publish_order(m, RUSH_EV_ORDER_CONFIRMED, n);
     order->state = RUSH_ORDER_CONFIRMED;
     m->skus[order->sku].reserved -= order->qty;
     m->skus[order->sku].confirmed += order->qty;
@@ -397,9 +429,8 @@ static void m_order_return(struct model *m, uint32_t n, uint8_t state)
     struct m_order *order = &m->orders[n];
     struct m_sku *sku = &m->skus[order->sku];
     cr_assert_eq(order->state, RUSH_ORDER_RESERVED);
-    notes_push(&m->published,
-               state == RUSH_ORDER_EXPIRED ? RUSH_EV_ORDER_EXPIRED : RUSH_EV_ORDER_RELEASED,
-               order_id(n), 0);
+    m_publish_order(m, state == RUSH_ORDER_EXPIRED ? RUSH_EV_ORDER_EXPIRED : RUSH_EV_ORDER_RELEASED,
+                    n);
     order->state = state;
     sku->reserved -= order->qty;
     if (!sku->def.unlimited)
@@ -441,7 +472,7 @@ static struct m_verdict m_confirm(struct model *m, const struct rush_request *rq
         return v;
     case RUSH_ORDER_EXPIRED:
     case RUSH_ORDER_RELEASED: /* the money came after the hold ended: refund due */
-        notes_push(&m->published, RUSH_EV_REFUND_DUE, order_id(n), 0);
+        m_publish_order(m, RUSH_EV_REFUND_DUE, n);
         v.outcome = RUSH_EXPIRED;
         return v;
     case RUSH_ORDER_CONFIRMED:
@@ -470,7 +501,10 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
     struct m_sku *sku = &m->skus[group->sku];
     for (uint32_t i = 0; i < group->seats; i++)
         m_order_confirm(m, group->members[i]);
-    notes_push(&m->published, RUSH_EV_GROUP_COMPLETED, group_id(g), virtual_seats);
+    notes_push(&m->published, (struct note){.id = group_id(g),
+                                            .qty = virtual_seats,
+                                            .type = RUSH_EV_GROUP_COMPLETED,
+                                            .op = m->op});
     group->state = RUSH_GROUP_COMPLETED;
     group->virtual_seats = virtual_seats;
     sku->virtual_used += virtual_seats;
@@ -482,9 +516,10 @@ static void m_group_fail(struct model *m, uint32_t g)
     struct m_group *group = &m->groups[g];
     for (uint32_t i = 0; i < group->seats; i++) { /* the money was taken at join */
         m_order_return(m, group->members[i], RUSH_ORDER_RELEASED);
-        notes_push(&m->published, RUSH_EV_REFUND_DUE, order_id(group->members[i]), 0);
+        m_publish_order(m, RUSH_EV_REFUND_DUE, group->members[i]);
     }
-    notes_push(&m->published, RUSH_EV_GROUP_FAILED, group_id(g), 0);
+    notes_push(&m->published,
+               (struct note){.id = group_id(g), .type = RUSH_EV_GROUP_FAILED, .op = m->op});
     group->state = RUSH_GROUP_FAILED;
     m->skus[group->sku].groups_open--;
 }
@@ -494,8 +529,12 @@ static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user)
     struct m_group *group = &m->groups[g];
     uint32_t n = m_order_new(m, group->sku, user, 1, g);
     group->members[group->seats++] = n;
-    if (group->seats == m->skus[group->sku].def.group_size)
+    if (group->seats == m->skus[group->sku].def.group_size) {
+        uint8_t op = m->op;
+        m->op = RUSH_OP_NONE; /* the events of a group completed by a join carry no op */
         m_group_complete(m, g, 0);
+        m->op = op;
+    }
     return n;
 }
 
@@ -517,8 +556,8 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
     if (sku->groups_open >= sku->def.groups_open_max || m->group_count >= m->limits.groups_max)
         return m_out(RUSH_BUSY);
     uint32_t g = ++m->group_count;
-    m->groups[g] = (struct m_group){
-        .sku = s, .deadline = m->now + sku->def.group_ttl_ns, .state = RUSH_GROUP_OPEN};
+    int64_t deadline = m->now + sku->def.group_ttl_ns;
+    m->groups[g] = (struct m_group){.sku = s, .deadline = deadline, .state = RUSH_GROUP_OPEN};
     sku->groups_open++;
     m_timer_add(m, m->groups[g].deadline, m->limits.orders_max + 1 + g);
     v.order = m_seat_take(m, g, user);
@@ -798,7 +837,9 @@ static struct rush_result model_decide(struct model *m, const struct rush_reques
         r.outcome = RUSH_BUSY;
         return r;
     }
+    m->op = rq->op;
     struct m_verdict v = m_decide_op(m, rq);
+    m->op = RUSH_OP_NONE;
     if (m_remembered(v.outcome)) {
         m_answer(m, rq, v, &r);
         *entry = (struct m_key){.present = true, .request = *rq, .result = r};
@@ -819,7 +860,10 @@ static void m_fire_order(struct model *m, uint32_t n)
 {
     if (m->orders[n].state != RUSH_ORDER_RESERVED)
         return;
+    uint8_t op = m->op;
+    m->op = RUSH_OP_NONE; /* the deadline decided it */
     m_order_return(m, n, RUSH_ORDER_EXPIRED);
+    m->op = op;
     m->fired_expired++;
 }
 
@@ -835,6 +879,8 @@ static void m_fire_group(struct model *m, uint32_t g)
     bool fill = (sku->def.virtual_policy == RUSH_VIRTUAL_FILL && budget) ||
                 (sku->def.virtual_policy == RUSH_VIRTUAL_AT_MOST && budget &&
                  missing <= sku->def.virtual_seats_max);
+    uint8_t op = m->op;
+    m->op = RUSH_OP_NONE; /* the deadline decided it */
     if (fill) {
         m_group_complete(m, g, missing);
         m->fired_completed++;
@@ -842,6 +888,7 @@ static void m_fire_group(struct model *m, uint32_t g)
         m_group_fail(m, g);
         m->fired_failed++;
     }
+    m->op = op;
 }
 
 static bool m_timer_before(const struct m_timer *a, const struct m_timer *b)
@@ -962,12 +1009,20 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_ORDER_RELEASED:
         case RUSH_EV_ORDER_EXPIRED:
         case RUSH_EV_REFUND_DUE:
-            notes_push(&sink->published, event->type, event->order_id, 0);
+            notes_push(&sink->published, (struct note){.id = event->order_id,
+                                                       .amount = event->amount,
+                                                       .qty = event->qty,
+                                                       .type = event->type,
+                                                       .op = event->op});
             break;
         case RUSH_EV_GROUP_COMPLETED:
         case RUSH_EV_GROUP_FAILED:
-            notes_push(&sink->published, event->type, event->group_id,
-                       event->type == RUSH_EV_GROUP_COMPLETED ? event->qty : 0);
+            notes_push(&sink->published,
+                       (struct note){.id = event->group_id,
+                                     .amount = event->amount,
+                                     .qty = event->type == RUSH_EV_GROUP_COMPLETED ? event->qty : 0,
+                                     .type = event->type,
+                                     .op = event->op});
             break;
         case RUSH_EV_NONE:
         case RUSH_EV_REJECTED:
@@ -1481,18 +1536,20 @@ static void expect_published(struct run *run, struct notes *got)
         FAIL_AT(run, "more than %u published events in one batch", want->capacity);
     uint32_t count = want->count < got->count ? want->count : got->count;
     for (uint32_t i = 0; i <= count; i++) {
-        if (i < count && memcmp(&want->items[i], &got->items[i], sizeof(struct note)) == 0)
+        if (i < count && note_equal(&want->items[i], &got->items[i]))
             continue;
         if (i == count && want->count == got->count)
             break;
         const struct note *w = i < want->count ? &want->items[i] : NULL;
         const struct note *g = i < got->count ? &got->items[i] : NULL;
         FAIL_AT(run,
-                "published event %u of the batch: expected %s %#" PRIx64
-                " qty %u, shard %s %#" PRIx64 " qty %u (%u expected, %u published)",
+                "published event %u of the batch: expected %s %#" PRIx64 " qty %u amount %" PRId64
+                " op %u, shard %s %#" PRIx64 " qty %u amount %" PRId64
+                " op %u (%u expected, %u published)",
                 i, w ? rush_event_type_name(w->type) : "nothing", w ? w->id : 0, w ? w->qty : 0,
-                g ? rush_event_type_name(g->type) : "nothing", g ? g->id : 0, g ? g->qty : 0,
-                want->count, got->count);
+                w ? w->amount : 0, w ? w->op : 0, g ? rush_event_type_name(g->type) : "nothing",
+                g ? g->id : 0, g ? g->qty : 0, g ? g->amount : 0, g ? g->op : 0, want->count,
+                got->count);
     }
     got->count = 0;
 }
@@ -1551,6 +1608,7 @@ static void step_restock(struct run *run)
         run->model.skus[s].reserved + run->model.skus[s].confirmed + (int64_t)rnd(run, 30) - 3;
     if (def.stock < 0)
         def.stock = 0;
+    def.price_fen = rnd(run, 4) == 0 ? 100 : 1 + (int64_t)rnd(run, 9999); /* a price fix */
     if (rnd(run, 8) == 0)
         def.end_ns = def.start_ns; /* an empty window: refused */
     struct rush_result want = model_sku_put(&run->model, &def);

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "rush/stream.h"
 #include "support.h"
 
 static struct recorder recorder;
@@ -365,4 +366,51 @@ Test(shard, full_tables_answer_busy_and_do_nothing_half)
     cr_assert_not(ledger(1).paused);
     cr_assert_eq(reserve(1, 1, 1, 1).flags & RUSH_RESULT_DUPLICATE, RUSH_RESULT_DUPLICATE,
                  "known keys still answer when the table is full");
+}
+
+/* The last event of `type` the sink saw. */
+static const struct rush_event *last_of(uint8_t type)
+{
+    for (uint32_t i = recorder.count; i > 0; i--)
+        if (recorder.events[i - 1].type == type)
+            return &recorder.events[i - 1];
+    cr_assert_fail("no %s event", rush_event_type_name(type));
+    return NULL;
+}
+
+static struct rush_result decide_op(int64_t now, uint8_t op, uint64_t target, uint64_t key)
+{
+    return decide_at(shard, now, request_of(op, 0, 0, 0, target, key));
+}
+
+Test(shard, money_follows_the_order_not_the_current_price)
+{
+    put_at(shard, T0_NS, sku_solo(1, 20)); /* 100 fen a unit */
+    uint64_t paid = reserve(1, 7, 2, 1).order_id;
+    uint64_t cancelled = reserve(1, 8, 1, 2).order_id;
+    uint64_t expiring = reserve(1, 9, 3, 3).order_id;
+    cr_assert_eq(last_of(RUSH_EV_ORDER_RESERVED)->amount, 300);
+    struct rush_sku dearer = sku_solo(1, 20);
+    dearer.price_fen = 5000;
+    cr_assert_eq(put_at(shard, T0_NS + MS, dearer).outcome, RUSH_OK);
+
+    cr_assert_eq(decide_op(T0_NS + 2 * MS, RUSH_OP_CONFIRM, paid, 4).outcome, RUSH_OK);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_CONFIRMED)->amount, 200, "confirmed at 100 a unit");
+    cr_assert_eq(decide_op(T0_NS + 2 * MS, RUSH_OP_CANCEL, cancelled, 5).outcome, RUSH_OK);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_RELEASED)->amount, 100, "released at 100");
+    int64_t ttl = 15 * 60 * SECOND;
+    struct rush_result late = decide_op(T0_NS + ttl + 5 * MS, RUSH_OP_CONFIRM, expiring, 6);
+    cr_assert_eq(late.outcome, RUSH_EXPIRED);
+    const struct rush_event *expired = last_of(RUSH_EV_ORDER_EXPIRED);
+    cr_assert_eq(expired->order_id, expiring);
+    cr_assert_eq(expired->amount, 300, "expired at 100 a unit");
+    const struct rush_event *refund = last_of(RUSH_EV_REFUND_DUE);
+    cr_assert_eq(refund->amount, 300, "the refund is what was paid, not 3 x 5000");
+    struct rush_stream_event published;
+    rush_stream_event_from_log(&published, 0, 1, T0_NS, refund);
+    cr_assert_eq(published.price_fen, 100, "the stream's unit price is the order's");
+
+    uint64_t fresh = reserve(1, 10, 1, 7).order_id;
+    cr_assert_neq(fresh, 0);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_RESERVED)->amount, 5000, "a new order pays the new price");
 }

@@ -126,7 +126,7 @@ static struct rush_event order_event(const struct rush_shard *shard,
     event.sku_id = sku->def.id;
     event.user_id = order->user_id;
     event.qty = order->qty;
-    event.amount = shard__price_of(sku, order->qty);
+    event.amount = order->amount_fen; /* what the buyer pays, fixed at reservation */
     return event;
 }
 
@@ -212,7 +212,7 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
     event.sku_id = sku->def.id;
     event.group_id = group_id_of(shard, group_index);
     event.order_id = order_id_of(shard, shard->order_count + 1);
-    event.amount = shard__price_of(sku, 1);
+    event.amount = shard__price_of(sku, 1); /* the seat's amount, fixed at join */
     shard__emit(shard, &event);
     if (group->seats == sku->def.group_size)
         shard__group_complete(shard, group_index, 0, RUSH_OP_NONE);

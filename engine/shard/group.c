@@ -30,7 +30,8 @@
  * Invariants: a seat is taken in one applied event, so a group never exceeds N; completion
  * confirms every member in the same decision as the N-th seat; the deadline is fixed at open.
  * Seats hold stock from the moment they are taken (stock reserved at join); a seat's order has no
- * pay TTL of its own (the money is taken at join), and only its group confirms or releases it.
+ * pay TTL of its own (the money is taken at join, and the seat records that amount), and only its
+ * group confirms or releases it.
  *
  * Open groups of a SKU sit in bucket k by seats taken, oldest (lowest index) first; the walk to
  * keep a bucket sorted is bounded by the SKU's groups_open_max.

@@ -11,6 +11,10 @@
  *
  * A GROUP_OPENED event creates the group and its leader's seat (an order in `reserved`).
  *
+ * An order's amount (what its buyer pays) is fixed by its ORDER_RESERVED event (a leader's seat:
+ * its GROUP_OPENED event, at the price then) and every later event about the order carries that
+ * amount, whatever the SKU's price has become since.
+ *
  * Timers decide too: a pay TTL running out expires its order, a group's deadline completes or
  * fails it. Those events carry op 0 and are emitted here (shard__order_expire,
  * shard__group_settle) at the first batch whose time has passed the deadline's tick. Group records
@@ -239,7 +243,7 @@ void rush_shard_end(struct rush_shard *shard)
 
 /* ---- timer-decided events ------------------------------------------------------------------ */
 
-/* An event about order `order_index` for the publisher: who, what, how much. */
+/* An event about order `order_index` for the publisher: who, what, and the amount it recorded. */
 static struct rush_event order_event_of(const struct rush_shard *shard, uint8_t type,
                                         uint32_t order_index)
 {
@@ -252,7 +256,7 @@ static struct rush_event order_event_of(const struct rush_shard *shard, uint8_t 
         .group_id = order->group_index == NONE ? 0 : group_id_of(shard, order->group_index),
         .sku_id = sku->def.id,
         .user_id = order->user_id,
-        .amount = shard__price_of(sku, order->qty)};
+        .amount = order->amount_fen};
 }
 
 /* The pay TTL of a reserved order ran out: its stock returns. */
@@ -349,7 +353,9 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
     RUSH_ASSERT(index <= shard->limits.orders_max);
     shard->order_count = (uint32_t)index;
     struct order *order = &shard->orders[index];
+    RUSH_ASSERT(event->amount >= 0);
     *order = (struct order){.user_id = event->user_id,
+                            .amount_fen = event->amount,
                             .sku_index = (uint32_t)(sku - shard->skus),
                             .qty = event->qty,
                             .group_index = NONE,

@@ -40,6 +40,7 @@ struct sku_state {
 
 struct order {
     uint64_t user_id;
+    int64_t amount_fen; /* what its buyer pays, fixed at reservation (a seat: at join) */
     uint32_t sku_index;
     uint32_t qty;
     uint32_t group_index; /* NONE for a flash-sale order */
@@ -47,7 +48,7 @@ struct order {
     uint8_t state;        /* enum rush_order_state */
     uint8_t pad[7];
 };
-static_assert(sizeof(struct order) == 32, "order record stays small");
+static_assert(sizeof(struct order) == 40, "order record stays small");
 
 struct group {
     int64_t deadline_ns;
