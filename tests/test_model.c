@@ -17,7 +17,8 @@
  * SKU kind, sale window, quantity, limits, stock, room in the tables); which outcomes are
  * remembered under their key; a duplicate answers the first bytes flagged, a reused key on a
  * different request is invalid; ids count from 1 per shard, seats included; timers fire at batch
- * start once their 1-ms tick has wholly passed, in (deadline, handle) order.
+ * start once their 1-ms tick has wholly passed, in (deadline, handle) order; a second payment is
+ * refunded.
  *
  * Besides the model, the same driver checks directly against the shard's own outputs: no
  * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
@@ -471,11 +472,11 @@ static struct m_verdict m_confirm(struct model *m, const struct rush_request *rq
         v.outcome = RUSH_OK;
         return v;
     case RUSH_ORDER_EXPIRED:
-    case RUSH_ORDER_RELEASED: /* the money came after the hold ended: refund due */
+    case RUSH_ORDER_RELEASED:  /* the money came after the hold ended: refund due */
+    case RUSH_ORDER_CONFIRMED: /* a second payment: refund due */
         m_publish_order(m, RUSH_EV_REFUND_DUE, n);
         v.outcome = RUSH_EXPIRED;
         return v;
-    case RUSH_ORDER_CONFIRMED:
     case RUSH_ORDER_NONE:
         break;
     }

@@ -242,10 +242,37 @@ Test(shard, confirm_before_the_ttl_wins_and_the_timer_then_does_nothing)
     rush_shard_end(shard);
     cr_assert_eq(ledger(1).confirmed, 2);
     cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), 0);
-    cr_assert_eq(
-        decide_at(shard, T0_NS + 2 * ttl, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 3))
-            .reason,
-        RUSH_REASON_ORDER_STATE, "a second payment is refused, not a second order");
+}
+
+Test(shard, a_second_payment_is_refunded_not_lost)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_result r = reserve(1, 7, 2, 1);
+    struct rush_request first = request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 2);
+    cr_assert_eq(decide_at(shard, T0_NS + MS, first).outcome, RUSH_OK);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 0);
+    struct rush_request second = request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 3);
+    struct rush_result answer = decide_at(shard, T0_NS + 2 * MS, second);
+    cr_assert_eq(answer.outcome, RUSH_EXPIRED, "the second payment does not buy anything");
+    cr_assert_eq(answer.order_id, r.order_id);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
+    const struct rush_event *refund = &recorder.events[recorder.count - 1];
+    cr_assert_eq(refund->type, RUSH_EV_REFUND_DUE);
+    cr_assert_eq(refund->op, RUSH_OP_CONFIRM);
+    cr_assert_eq(refund->order_id, r.order_id);
+    cr_assert_eq(refund->user_id, 7);
+    cr_assert_eq(refund->qty, 2);
+    cr_assert_eq(refund->amount, 200);
+    cr_assert(rush_stream_carries(refund->type), "the refund is published");
+    cr_assert_eq(ledger(1).confirmed, 2, "not a second order");
+    /* The same payment resent is a retry: one payment, one refund. */
+    struct rush_result again = decide_at(shard, T0_NS + 3 * MS, second);
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(again.outcome, RUSH_EXPIRED);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
+    /* A third payment with its own key is refunded too. */
+    decide_at(shard, T0_NS + 4 * MS, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 4));
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 2);
 }
 
 Test(shard, the_payment_fence_a_late_confirm_is_expired_with_a_refund)

@@ -132,8 +132,10 @@ static struct rush_event order_event(const struct rush_shard *shard,
 
 /*
  * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, timers first
- * in each batch, so exactly one of them wins. A confirm after the hold ended (expired or
- * cancelled) answers `expired` and records a refund-due event for the money that arrived.
+ * in each batch, so exactly one of them wins. A payment that cannot buy the order — its hold
+ * ended (expired, cancelled) or an earlier payment with another key confirmed it — answers
+ * `expired` and logs refund_due for the money that arrived; a retry with the same key is answered
+ * from its entry and logs nothing more: one payment, one refund.
  */
 static struct verdict decide_confirm(struct rush_shard *shard, const struct rush_request *request)
 {
@@ -150,14 +152,14 @@ static struct verdict decide_confirm(struct rush_shard *shard, const struct rush
         return verdict_of(RUSH_OK);
     }
     case RUSH_ORDER_EXPIRED:
-    case RUSH_ORDER_RELEASED: {
+    case RUSH_ORDER_RELEASED:
+    case RUSH_ORDER_CONFIRMED: {
         struct rush_event event =
             order_event(shard, request, RUSH_EV_REFUND_DUE, request->target_id, order);
         event.outcome = RUSH_EXPIRED;
         shard__emit(shard, &event);
         return verdict_of(RUSH_EXPIRED);
     }
-    case RUSH_ORDER_CONFIRMED:
     case RUSH_ORDER_NONE:
         break;
     }

@@ -215,7 +215,8 @@ enum rush_event_type {
     RUSH_EV_GROUP_OPENED = 6,
     RUSH_EV_GROUP_COMPLETED = 7, /* qty = virtual seats used */
     RUSH_EV_GROUP_FAILED = 8,
-    RUSH_EV_REFUND_DUE = 9,      /* money taken for an order that will not ship */
+    RUSH_EV_REFUND_DUE = 9,      /* a payment to give back: its order will not ship, or (op
+                                    confirm, order confirmed before) it was a second payment */
     RUSH_EV_STOCK_ADJUSTED = 10, /* amount = change of stock_total */
     RUSH_EV_SKU_PAUSED = 11,
     RUSH_EV_SKU_RESUMED = 12,
