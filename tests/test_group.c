@@ -134,7 +134,6 @@ Test(group, the_deadline_fails_an_unfilled_group_and_refunds_every_seat)
     op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id);
     int64_t deadline = T0_NS + 10 * 60 * SECOND;
     cr_assert_eq(query_group(open.group_id).reserved, deadline, "the deadline is fixed at open");
-    /* A join within the deadline's tick still lands; after it, the group is closed. */
     rush_shard_begin(shard, deadline + 2 * MS);
     rush_shard_end(shard);
     cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_FAILED);
@@ -208,6 +207,13 @@ Test(group, a_repeated_join_key_answers_the_same_seat)
     cr_assert_eq(query_group(open.group_id).qty, 2);
 }
 
+static struct rush_sku_ledger ledger_of(uint64_t sku)
+{
+    struct rush_sku_ledger l;
+    cr_assert_eq(rush_shard_ledger(shard, sku, &l), 0);
+    return l;
+}
+
 /* The events the sink saw from index `from` on, of `type`. */
 static uint32_t count_from(uint32_t from, uint8_t type)
 {
@@ -215,6 +221,49 @@ static uint32_t count_from(uint32_t from, uint8_t type)
     for (uint32_t i = from; i < recorder.count; i++)
         n += recorder.events[i].type == type;
     return n;
+}
+
+Test(group, a_join_a_fraction_of_a_tick_after_the_deadline_is_refused)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    int64_t at = T0_NS + 300000; /* the deadline falls 0.3 ms into a tick */
+    struct rush_result open = decide_at(shard, at, request_of(RUSH_OP_GROUP_OPEN, 1, 1, 0, 0, 1));
+    int64_t deadline = at + 10 * 60 * SECOND;
+    cr_assert_eq(query_group(open.group_id).reserved, deadline);
+    struct rush_result in_time =
+        decide_at(shard, deadline - 1, request_of(RUSH_OP_GROUP_JOIN, 0, 2, 0, open.group_id, 2));
+    cr_assert_eq(in_time.outcome, RUSH_OK, "a nanosecond before the deadline is in time");
+    uint32_t from = recorder.count;
+    struct rush_result late = decide_at(shard, deadline + 699000,
+                                        request_of(RUSH_OP_GROUP_JOIN, 0, 3, 0, open.group_id, 3));
+    cr_assert_eq(late.outcome, RUSH_GROUP_CLOSED, "0.7 ms late, within the deadline's tick");
+    cr_assert_eq(late.order_id, 0);
+    cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_FAILED,
+                 "the deadline settled the group at the join's nanosecond");
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), 2);
+    cr_assert_eq(count_from(from, RUSH_EV_GROUP_FAILED), 1);
+    for (uint32_t i = from; i < recorder.count; i++)
+        if (recorder.events[i].type != RUSH_EV_REJECTED)
+            cr_assert_eq(recorder.events[i].op, RUSH_OP_NONE, "the deadline decided event %u", i);
+    cr_assert_eq(ledger_of(1).available, 10);
+    /* The timer, when its tick passes, finds nothing left to do. */
+    uint32_t events_before = recorder.count;
+    rush_shard_begin(shard, deadline + 5 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(recorder.count, events_before);
+}
+
+Test(group, join_any_skips_a_group_past_its_deadline)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    int64_t at = T0_NS + 300000;
+    struct rush_result old = decide_at(shard, at, request_of(RUSH_OP_GROUP_OPEN, 1, 1, 0, 0, 1));
+    int64_t deadline = at + 10 * 60 * SECOND;
+    struct rush_result r =
+        decide_at(shard, deadline + 100000, request_of(RUSH_OP_GROUP_JOIN_ANY, 1, 2, 0, 0, 2));
+    cr_assert_eq(r.outcome, RUSH_OK);
+    cr_assert_neq(r.group_id, old.group_id, "a new group, not a seat in the expired one");
+    cr_assert_eq(query_group(r.group_id).qty, 1);
 }
 
 Test(group, a_seat_pays_the_price_at_its_join_whatever_the_price_becomes)

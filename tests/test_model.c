@@ -17,8 +17,9 @@
  * SKU kind, sale window, quantity, limits, stock, room in the tables); which outcomes are
  * remembered under their key; a duplicate answers the first bytes flagged, a reused key on a
  * different request is invalid; ids count from 1 per shard, seats included; timers fire at batch
- * start once their 1-ms tick has wholly passed, in (deadline, handle) order; a second payment is
- * refunded.
+ * start once their 1-ms tick has wholly passed, in (deadline, handle) order, but a decision about
+ * an order or group whose deadline is not after the batch's time settles it first; a second
+ * payment is refunded.
  *
  * Besides the model, the same driver checks directly against the shard's own outputs: no
  * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
@@ -466,6 +467,8 @@ static struct m_verdict m_confirm(struct model *m, const struct rush_request *rq
     if (m->orders[n].group != 0)
         return m_invalid(RUSH_REASON_GROUP_ORDER);
     struct m_verdict v = {.order = n};
+    if (m->orders[n].deadline != 0 && m->orders[n].deadline <= m->now)
+        m_fire_order(m, n); /* past the deadline at this nanosecond, whatever the tick */
     switch ((enum rush_order_state)m->orders[n].state) {
     case RUSH_ORDER_RESERVED:
         m_order_confirm(m, n);
@@ -490,6 +493,8 @@ static struct m_verdict m_cancel(struct model *m, const struct rush_request *rq)
         return m_out(RUSH_UNKNOWN_ORDER);
     if (m->orders[n].group != 0)
         return m_invalid(RUSH_REASON_GROUP_ORDER);
+    if (m->orders[n].deadline != 0 && m->orders[n].deadline <= m->now)
+        m_fire_order(m, n);
     if (m->orders[n].state != RUSH_ORDER_RESERVED)
         return m_invalid(RUSH_REASON_ORDER_STATE);
     m_order_return(m, n, RUSH_ORDER_RELEASED);
@@ -588,6 +593,8 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
     struct m_verdict v = m_window(m, sku);
     if (v.outcome != RUSH_OK)
         return v;
+    if (group->state == RUSH_GROUP_OPEN && group->deadline <= m->now)
+        m_fire_group(m, g); /* past the deadline at this nanosecond, whatever the tick */
     if (group->state != RUSH_GROUP_OPEN)
         return m_out(RUSH_GROUP_CLOSED);
     if (group->seats >= sku->def.group_size)
@@ -606,7 +613,8 @@ static uint32_t m_best_group(const struct model *m, uint32_t s, uint64_t user)
     uint32_t best = 0;
     for (uint32_t g = 1; g <= m->group_count; g++) {
         const struct m_group *group = &m->groups[g];
-        if (group->sku != s || group->state != RUSH_GROUP_OPEN || m_user_in_group(m, group, user))
+        if (group->sku != s || group->state != RUSH_GROUP_OPEN || group->deadline <= m->now ||
+            m_user_in_group(m, group, user))
             continue;
         if (best == 0 || group->seats > m->groups[best].seats)
             best = g;

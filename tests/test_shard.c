@@ -441,3 +441,53 @@ Test(shard, money_follows_the_order_not_the_current_price)
     cr_assert_neq(fresh, 0);
     cr_assert_eq(last_of(RUSH_EV_ORDER_RESERVED)->amount, 5000, "a new order pays the new price");
 }
+
+Test(shard, a_confirm_a_fraction_of_a_tick_after_the_deadline_is_expired_with_a_refund)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    int64_t ttl = 15 * 60 * SECOND;
+    int64_t at = T0_NS + 100000; /* 0.1 ms: the deadline falls inside a tick */
+    uint64_t late = decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 7, 2, 0, 1)).order_id;
+    uint64_t on_time = decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 8, 1, 0, 2)).order_id;
+    uint64_t at_deadline =
+        decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 9, 1, 0, 3)).order_id;
+    int64_t deadline = at + ttl;
+    cr_assert_eq(decide_op(deadline - 1, RUSH_OP_CONFIRM, on_time, 4).outcome, RUSH_OK,
+                 "a nanosecond before the deadline is in time");
+    cr_assert_eq(decide_op(deadline, RUSH_OP_CONFIRM, at_deadline, 5).outcome, RUSH_EXPIRED,
+                 "the deadline's own nanosecond is late");
+    uint32_t expired_before = recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED);
+    struct rush_result r = decide_op(deadline + 850000, RUSH_OP_CONFIRM, late, 6);
+    cr_assert_eq(r.outcome, RUSH_EXPIRED, "0.85 ms late, within the deadline's tick");
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), expired_before + 1);
+    const struct rush_event *expiry = &recorder.events[recorder.count - 2];
+    const struct rush_event *refund = &recorder.events[recorder.count - 1];
+    cr_assert_eq(expiry->type, RUSH_EV_ORDER_EXPIRED);
+    cr_assert_eq(expiry->op, RUSH_OP_NONE, "the deadline decided the expiry");
+    cr_assert_eq(expiry->order_id, late);
+    cr_assert_eq(refund->type, RUSH_EV_REFUND_DUE);
+    cr_assert_eq(refund->op, RUSH_OP_CONFIRM);
+    cr_assert_eq(refund->amount, 200);
+    cr_assert_eq(ledger(1).confirmed, 1);
+    cr_assert_eq(ledger(1).reserved, 0);
+    cr_assert_eq(ledger(1).available, 9);
+    /* The timer, when its tick passes, finds nothing left to do. */
+    uint32_t events_before = recorder.count;
+    rush_shard_begin(shard, deadline + 5 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(recorder.count, events_before);
+}
+
+Test(shard, a_cancel_after_the_deadline_finds_the_hold_expired)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    int64_t at = T0_NS + 300000;
+    uint64_t order = decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 7, 2, 0, 1)).order_id;
+    int64_t deadline = at + 15 * 60 * SECOND;
+    struct rush_result r = decide_op(deadline + 500000, RUSH_OP_CANCEL, order, 2);
+    cr_assert_eq(r.outcome, RUSH_INVALID);
+    cr_assert_eq(r.reason, RUSH_REASON_ORDER_STATE);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_EXPIRED)->order_id, order);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_RELEASED), 0);
+    cr_assert_eq(ledger(1).available, 10);
+}

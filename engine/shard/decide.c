@@ -12,6 +12,11 @@
  * Not remembered: not_started (a request before the window costs nothing), unknown_* and invalid
  * (they changed nothing and a retry decides them the same way), and busy (must be retryable).
  *
+ * Deadlines are compared at the batch's nanosecond, not at the timer wheel's tick: a decision
+ * about an order whose pay deadline has passed, or a group whose deadline has passed, first emits
+ * the events its timer would have (op 0: the deadline decided them) and then decides against the
+ * settled state. A hold lasts [reserved, reserved + pay_ttl); a group is open [opened, deadline).
+ *
  * Thread: the shard's.
  */
 #include <string.h>
@@ -130,6 +135,15 @@ static struct rush_event order_event(const struct rush_shard *shard,
     return event;
 }
 
+/* A reserved order whose pay deadline is not after now expires now, as its timer would later. */
+static void expire_if_due(struct rush_shard *shard, const struct order *order)
+{
+    uint32_t index = (uint32_t)(order - shard->orders);
+    if (order->state == RUSH_ORDER_RESERVED && rush_timer_wheel_scheduled(&shard->timers, index) &&
+        rush_timer_deadline(&shard->timers, index) <= shard->now_ns)
+        shard__order_expire(shard, index);
+}
+
 /*
  * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, timers first
  * in each batch, so exactly one of them wins. A payment that cannot buy the order — its hold
@@ -144,6 +158,7 @@ static struct verdict decide_confirm(struct rush_shard *shard, const struct rush
         return verdict_of(RUSH_UNKNOWN_ORDER);
     if (order->group_index != NONE)
         return invalid_because(RUSH_REASON_GROUP_ORDER);
+    expire_if_due(shard, order);
     switch ((enum rush_order_state)order->state) {
     case RUSH_ORDER_RESERVED: {
         struct rush_event event =
@@ -173,6 +188,7 @@ static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_
         return verdict_of(RUSH_UNKNOWN_ORDER);
     if (order->group_index != NONE)
         return invalid_because(RUSH_REASON_GROUP_ORDER);
+    expire_if_due(shard, order); /* a cancel after the deadline finds the hold expired */
     if (order->state != RUSH_ORDER_RESERVED)
         return invalid_because(RUSH_REASON_ORDER_STATE);
     struct rush_event event =
@@ -246,6 +262,8 @@ static struct verdict decide_group_join(struct rush_shard *shard,
     if (verdict.outcome != RUSH_OK)
         return verdict;
     uint32_t group_index = (uint32_t)(group - shard->groups);
+    if (group->state == RUSH_GROUP_OPEN && group->deadline_ns <= shard->now_ns)
+        shard__group_settle(shard, group_index); /* its deadline passed at this nanosecond */
     if (group->state != RUSH_GROUP_OPEN)
         return verdict_of(RUSH_GROUP_CLOSED);
     if (group->seats >= sku->def.group_size)

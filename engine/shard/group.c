@@ -147,7 +147,10 @@ bool group__has_user(const struct rush_shard *shard, const struct group *group, 
     return false;
 }
 
-/* join_any's choice: the open group closest to full, then oldest, that the user is not in. */
+/*
+ * join_any's choice: the open group closest to full, then oldest, that the user is not in and
+ * whose deadline has not passed (one past it waits for its timer to settle it); NONE if none.
+ */
 uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku, uint64_t user_id)
 {
     uint32_t visited = 0;
@@ -155,7 +158,7 @@ uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku
         for (uint32_t g = sku->bucket_head[k]; g != NONE && visited <= sku->groups_open;
              g = shard->groups[g].bucket_next, visited++) {
             const struct group *group = &shard->groups[g];
-            if (!group__has_user(shard, group, user_id))
+            if (group->deadline_ns > shard->now_ns && !group__has_user(shard, group, user_id))
                 return g;
         }
     }

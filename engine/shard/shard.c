@@ -17,8 +17,9 @@
  *
  * Timers decide too: a pay TTL running out expires its order, a group's deadline completes or
  * fails it. Those events carry op 0 and are emitted here (shard__order_expire,
- * shard__group_settle) at the first batch whose time has passed the deadline's tick. Group records
- * and their buckets belong to group.c, which this file calls and which calls nothing here.
+ * shard__group_settle) at the first batch whose time has passed the deadline's tick, or earlier by
+ * a decision (decide.c) that finds the deadline passed at its own nanosecond. Group records and
+ * their buckets belong to group.c, which this file calls and which calls nothing here.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -229,7 +230,7 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
         } else {
             uint32_t group_index = handle - shard->limits.orders_max - 1;
             if (shard->groups[group_index].state != RUSH_GROUP_OPEN)
-                continue; /* it completed before its deadline */
+                continue; /* it completed, or a decision settled it, before its timer */
             shard__group_settle(shard, group_index);
         }
         count_one(&shard->stats.timers_fired);
