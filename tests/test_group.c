@@ -115,7 +115,7 @@ Test(group, join_any_opens_a_group_when_none_is_open_and_respects_the_open_limit
     cr_assert_eq(first.outcome, RUSH_OK);
     cr_assert_eq(query_group(first.group_id).qty, 1);
     op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 2, 0);
-    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 3, 0).outcome, RUSH_BUSY);
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 3, 0).outcome, RUSH_GROUP_FULL);
 }
 
 Test(group, a_group_never_takes_more_stock_than_there_is)
@@ -223,6 +223,41 @@ static uint32_t count_from(uint32_t from, uint8_t type)
     return n;
 }
 
+Test(group, the_open_group_cap_is_a_business_outcome_not_overload)
+{
+    struct rush_sku sku = sku_group(1, 100, 3);
+    sku.groups_open_max = 1;
+    put_at(shard, T0_NS, sku);
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    cr_assert_eq(open.outcome, RUSH_OK);
+    struct rush_request second = request_of(RUSH_OP_GROUP_OPEN, 1, 2, 0, 0, 500);
+    struct rush_result full = decide_at(shard, T0_NS, second);
+    cr_assert_eq(full.outcome, RUSH_GROUP_FULL, "no room for another group: join one");
+    cr_assert_eq(full.group_id, 0);
+    /* join_any by the only group's leader cannot join it and may not open another. */
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_JOIN_ANY, 1, 1, 0).outcome, RUSH_GROUP_FULL);
+    /* Another user's join_any still joins the open group. */
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_JOIN_ANY, 1, 3, 0).group_id, open.group_id);
+    const struct rush_shard_stats *stats = rush_shard_stats(shard);
+    cr_assert_eq(stats->outcomes[RUSH_BUSY], 0, "not counted as overload");
+    cr_assert_eq(stats->outcomes[RUSH_GROUP_FULL], 2);
+    struct rush_result again = decide_at(shard, T0_NS, second);
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE, "remembered like any business outcome");
+    cr_assert_eq(again.outcome, RUSH_GROUP_FULL);
+    cr_assert_eq(ledger_of(1).available, 98, "a refused open takes no stock");
+}
+
+Test(group, a_full_shard_group_table_is_capacity_and_answers_busy)
+{
+    rush_shard_destroy(shard);
+    struct rush_shard_limits limits = small_limits();
+    limits.groups_max = 1;
+    shard = shard_new(limits, 7, &recorder);
+    put_at(shard, T0_NS, sku_group(1, 100, 3));
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0).outcome, RUSH_OK);
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 2, 0).outcome, RUSH_BUSY);
+}
+
 Test(group, a_join_a_fraction_of_a_tick_after_the_deadline_is_refused)
 {
     put_at(shard, T0_NS, sku_group(1, 10, 3));
@@ -264,6 +299,65 @@ Test(group, join_any_skips_a_group_past_its_deadline)
     cr_assert_eq(r.outcome, RUSH_OK);
     cr_assert_neq(r.group_id, old.group_id, "a new group, not a seat in the expired one");
     cr_assert_eq(query_group(r.group_id).qty, 1);
+}
+
+Test(group, a_group_opened_near_the_end_of_the_sale_ends_with_the_sale)
+{
+    struct rush_sku sku = sku_group(1, 10, 3);
+    int64_t end = T0_NS + 60 * SECOND;
+    sku.end_ns = end;
+    put_at(shard, T0_NS, sku);
+    struct rush_result early = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    cr_assert_eq(query_group(early.group_id).reserved, end, "a whole TTL would pass the end");
+    struct rush_result last = op_at(end - SECOND, RUSH_OP_GROUP_OPEN, 1, 2, 0);
+    cr_assert_eq(last.outcome, RUSH_OK);
+    cr_assert_eq(query_group(last.group_id).reserved, end, "capped at the window's end");
+    cr_assert_eq(op_at(end - 1, RUSH_OP_GROUP_JOIN, 0, 3, last.group_id).outcome, RUSH_OK,
+                 "joins run until the deadline, which is the end");
+    cr_assert_eq(op_at(end, RUSH_OP_GROUP_JOIN, 0, 4, last.group_id).outcome, RUSH_ENDED);
+    /* At the end every open group settles: the leader's money is not held for a TTL. */
+    uint32_t from = recorder.count;
+    rush_shard_begin(shard, end + 2 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(early.group_id).state, RUSH_GROUP_FAILED);
+    cr_assert_eq(query_group(last.group_id).state, RUSH_GROUP_FAILED);
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), 3);
+    cr_assert_eq(ledger_of(1).available, 10);
+    cr_assert_eq(ledger_of(1).groups_open, 0);
+}
+
+Test(group, a_pause_refuses_joins_and_keeps_the_deadline)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    int64_t deadline = T0_NS + 10 * 60 * SECOND;
+    cr_assert_eq(op_at(T0_NS + SECOND, RUSH_OP_PAUSE, 1, 0, 0).outcome, RUSH_OK);
+    cr_assert_eq(op_at(T0_NS + 2 * SECOND, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id).outcome,
+                 RUSH_PAUSED, "no new money while paused");
+    cr_assert_eq(op_at(T0_NS + 2 * SECOND, RUSH_OP_GROUP_JOIN_ANY, 1, 3, 0).outcome, RUSH_PAUSED);
+    cr_assert_eq(op_at(T0_NS + 2 * SECOND, RUSH_OP_GROUP_OPEN, 1, 4, 0).outcome, RUSH_PAUSED);
+    cr_assert_eq(query_group(open.group_id).reserved, deadline, "the deadline does not move");
+    /* The deadline passes during the pause: the group settles by its policy and refunds. */
+    rush_shard_begin(shard, deadline + 2 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_FAILED);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
+    cr_assert_eq(op_at(deadline + 3 * MS, RUSH_OP_RESUME, 1, 0, 0).outcome, RUSH_OK);
+    cr_assert_eq(op_at(deadline + 3 * MS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id).outcome,
+                 RUSH_GROUP_CLOSED);
+}
+
+Test(group, a_paused_groups_deadline_fills_it_by_its_policy)
+{
+    struct rush_sku sku = sku_group(1, 10, 3);
+    sku.virtual_policy = RUSH_VIRTUAL_FILL;
+    sku.virtual_budget = 5;
+    put_at(shard, T0_NS, sku);
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    op_at(T0_NS, RUSH_OP_PAUSE, 1, 0, 0);
+    rush_shard_begin(shard, T0_NS + 11 * 60 * SECOND);
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_COMPLETED);
 }
 
 Test(group, a_seat_pays_the_price_at_its_join_whatever_the_price_becomes)

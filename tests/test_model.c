@@ -18,8 +18,8 @@
  * remembered under their key; a duplicate answers the first bytes flagged, a reused key on a
  * different request is invalid; ids count from 1 per shard, seats included; timers fire at batch
  * start once their 1-ms tick has wholly passed, in (deadline, handle) order, but a decision about
- * an order or group whose deadline is not after the batch's time settles it first; a second
- * payment is refunded.
+ * an order or group whose deadline is not after the batch's time settles it first; a group's
+ * deadline is capped at its SKU's window end; a second payment is refunded.
  *
  * Besides the model, the same driver checks directly against the shard's own outputs: no
  * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
@@ -559,10 +559,14 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
     struct m_verdict v = m_can_hold(m, sku, user, 1);
     if (v.outcome != RUSH_OK)
         return v;
-    if (sku->groups_open >= sku->def.groups_open_max || m->group_count >= m->limits.groups_max)
-        return m_out(RUSH_BUSY);
+    if (sku->groups_open >= sku->def.groups_open_max)
+        return m_out(RUSH_GROUP_FULL); /* the SKU's cap: a business outcome */
+    if (m->group_count >= m->limits.groups_max)
+        return m_out(RUSH_BUSY); /* the shard's table */
     uint32_t g = ++m->group_count;
     int64_t deadline = m->now + sku->def.group_ttl_ns;
+    if (deadline > sku->def.end_ns)
+        deadline = sku->def.end_ns; /* capped at the end of the sale */
     m->groups[g] = (struct m_group){.sku = s, .deadline = deadline, .state = RUSH_GROUP_OPEN};
     sku->groups_open++;
     m_timer_add(m, m->groups[g].deadline, m->limits.orders_max + 1 + g);
@@ -1618,6 +1622,8 @@ static void step_restock(struct run *run)
     if (def.stock < 0)
         def.stock = 0;
     def.price_fen = rnd(run, 4) == 0 ? 100 : 1 + (int64_t)rnd(run, 9999); /* a price fix */
+    if (rnd(run, 4) == 0) /* the sale ends soon: groups opened now are capped at the end */
+        def.end_ns = run->clock + 1 + (int64_t)rnd(run, 200 * MS);
     if (rnd(run, 8) == 0)
         def.end_ns = def.start_ns; /* an empty window: refused */
     struct rush_result want = model_sku_put(&run->model, &def);

@@ -199,16 +199,20 @@ static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_
 
 /* ---- groups: the decisions (group.c keeps the records and chooses the group) ------------- */
 
-/* Opens a group with the requester's seat (its leader); the window and the SKU's kind were
- * checked. */
+/*
+ * Opens a group with the requester's seat (its leader); the window and the SKU's kind were
+ * checked. The SKU's cap on open groups is a business outcome (group_full: join one instead);
+ * the shard's group table being full is capacity (busy).
+ */
 static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
                                  struct sku_state *sku)
 {
     struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
     if (verdict.outcome != RUSH_OK)
         return verdict;
-    if (sku->groups_open >= sku->def.groups_open_max ||
-        shard->group_count >= shard->limits.groups_max)
+    if (sku->groups_open >= sku->def.groups_open_max)
+        return verdict_of(RUSH_GROUP_FULL);
+    if (shard->group_count >= shard->limits.groups_max)
         return verdict_of(RUSH_BUSY);
     struct rush_event event = decide__event(request, RUSH_EV_GROUP_OPENED);
     event.qty = 1;

@@ -33,6 +33,23 @@
  * pay TTL of its own (the money is taken at join, and the seat records that amount), and only its
  * group confirms or releases it.
  *
+ * The deadline policy (proto/PROTOCOL.md section 4.1 says the same to clients):
+ *   - A group's deadline is min(open time + group_ttl, the sale window's end), fixed at open. A
+ *     group is open for joins in [open, deadline): a join decided at or after the deadline's
+ *     nanosecond is refused (group_closed), even before the timer wheel's tick has settled it.
+ *     Capping rather than letting joins run past the end protects the buyer's money: the sale's
+ *     end is when every buyer can count on knowing the outcome, no money is taken for a seat
+ *     after the sale ended, and a leader who opens a second before the end has their money back
+ *     (or their group virtually completed) at the end instead of held for a whole TTL in a group
+ *     nobody may join. query_group shows the leader the capped deadline.
+ *   - A pause stops all new money for the SKU: group_open, group_join and join_any answer
+ *     `paused`. Open groups keep their deadline (it is the promise of how long a seat's money is
+ *     held, and a pause has no known end); one whose deadline passes during the pause completes
+ *     by its virtual policy or fails and refunds, as at any deadline.
+ *   - At groups_open_max open groups, group_open and a join_any that would open answer
+ *     `group_full` (no room for another group: join one), a business outcome that is remembered;
+ *     a full shard group table (groups_max) is capacity and answers `busy`.
+ *
  * Open groups of a SKU sit in bucket k by seats taken, oldest (lowest index) first; the walk to
  * keep a bucket sorted is bounded by the SKU's groups_open_max.
  *
@@ -78,11 +95,12 @@ static void bucket_insert(struct rush_shard *shard, struct sku_state *sku, uint3
         shard->groups[before].bucket_prev = group_index;
 }
 
-/* The deadline of a group opened now. */
+/* The deadline of a group opened now: its TTL, capped at the end of the sale window. */
 int64_t group__deadline_for(const struct sku_state *sku, int64_t now_ns)
 {
-    RUSH_ASSERT(sku->def.group_ttl_ns > 0);
-    return now_ns + sku->def.group_ttl_ns;
+    RUSH_ASSERT(sku->def.group_ttl_ns > 0 && now_ns < sku->def.end_ns);
+    int64_t deadline = now_ns + sku->def.group_ttl_ns;
+    return deadline < sku->def.end_ns ? deadline : sku->def.end_ns;
 }
 
 /* Apply: a new open group with no seat yet (its leader's seat is applied next). */
