@@ -360,10 +360,32 @@ Test(group, a_paused_groups_deadline_fills_it_by_its_policy)
     cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_COMPLETED);
 }
 
+Test(group, events_of_a_group_completed_by_a_join_carry_the_joins_op)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    put_at(shard, T0_NS, sku_group(2, 10, 2));
+    struct rush_result a = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 2, a.group_id);
+    uint32_t from = recorder.count;
+    struct rush_result last = op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 3, a.group_id);
+    cr_assert_eq(last.state, RUSH_ORDER_CONFIRMED, "the seat that completes it is confirmed");
+    cr_assert_eq(count_from(from, RUSH_EV_ORDER_CONFIRMED), 3);
+    cr_assert_eq(count_from(from, RUSH_EV_GROUP_COMPLETED), 1);
+    for (uint32_t i = from; i < recorder.count; i++)
+        cr_assert_eq(recorder.events[i].op, RUSH_OP_GROUP_JOIN, "event %u", i);
+    op_at(T0_NS, RUSH_OP_GROUP_OPEN, 2, 1, 0);
+    from = recorder.count;
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_JOIN_ANY, 2, 2, 0).outcome, RUSH_OK);
+    cr_assert_eq(count_from(from, RUSH_EV_GROUP_COMPLETED), 1);
+    for (uint32_t i = from; i < recorder.count; i++)
+        cr_assert_eq(recorder.events[i].op, RUSH_OP_GROUP_JOIN_ANY, "event %u", i);
+}
+
 Test(group, a_seat_pays_the_price_at_its_join_whatever_the_price_becomes)
 {
     put_at(shard, T0_NS, sku_group(1, 10, 3)); /* 100 fen */
     struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    cr_assert_eq(open.state, RUSH_ORDER_RESERVED);
     struct rush_sku dearer = sku_group(1, 10, 3);
     dearer.price_fen = 5000;
     put_at(shard, T0_NS + MS, dearer);

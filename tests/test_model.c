@@ -5,7 +5,7 @@
  *
  * The model is deliberately naive: arrays indexed by order, group and key number, linear scans
  * for the best group and for due timers, field-by-field request comparison for idempotency. It
- * predicts every result byte for byte (outcome, reason, order, group, quantity, remaining,
+ * predicts every result byte for byte (outcome, reason, state, order, group, quantity, remaining,
  * flags, query figures) and, in order, every published event of a batch (order confirmed,
  * released, expired, refund due, group completed with its virtual seats, group failed) with its
  * amount (what the order recorded at reservation: operators re-price SKUs during the run) and the
@@ -535,12 +535,8 @@ static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user)
     struct m_group *group = &m->groups[g];
     uint32_t n = m_order_new(m, group->sku, user, 1, g);
     group->members[group->seats++] = n;
-    if (group->seats == m->skus[group->sku].def.group_size) {
-        uint8_t op = m->op;
-        m->op = RUSH_OP_NONE; /* the events of a group completed by a join carry no op */
+    if (group->seats == m->skus[group->sku].def.group_size)
         m_group_complete(m, g, 0);
-        m->op = op;
-    }
     return n;
 }
 
@@ -734,6 +730,8 @@ static void m_answer(const struct model *m, const struct rush_request *rq, struc
     } else if (rq->op == RUSH_OP_GROUP_JOIN) {
         r->group_id = rq->target_id;
     }
+    if (v.order != 0)
+        r->state = m->orders[v.order].state; /* as the whole decision left it */
     if (s >= 0 && m->skus[s].def.unlimited)
         r->flags |= RUSH_RESULT_UNLIMITED;
     else if (s >= 0)

@@ -254,6 +254,7 @@ Test(shard, a_second_payment_is_refunded_not_lost)
     struct rush_request second = request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 3);
     struct rush_result answer = decide_at(shard, T0_NS + 2 * MS, second);
     cr_assert_eq(answer.outcome, RUSH_EXPIRED, "the second payment does not buy anything");
+    cr_assert_eq(answer.state, RUSH_ORDER_CONFIRMED, "and the order stays confirmed");
     cr_assert_eq(answer.order_id, r.order_id);
     cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
     const struct rush_event *refund = &recorder.events[recorder.count - 1];
@@ -459,6 +460,7 @@ Test(shard, a_confirm_a_fraction_of_a_tick_after_the_deadline_is_expired_with_a_
     uint32_t expired_before = recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED);
     struct rush_result r = decide_op(deadline + 850000, RUSH_OP_CONFIRM, late, 6);
     cr_assert_eq(r.outcome, RUSH_EXPIRED, "0.85 ms late, within the deadline's tick");
+    cr_assert_eq(r.state, RUSH_ORDER_EXPIRED);
     cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), expired_before + 1);
     const struct rush_event *expiry = &recorder.events[recorder.count - 2];
     const struct rush_event *refund = &recorder.events[recorder.count - 1];
@@ -490,4 +492,22 @@ Test(shard, a_cancel_after_the_deadline_finds_the_hold_expired)
     cr_assert_eq(last_of(RUSH_EV_ORDER_EXPIRED)->order_id, order);
     cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_RELEASED), 0);
     cr_assert_eq(ledger(1).available, 10);
+}
+
+Test(shard, a_decision_names_the_state_it_left_its_order_in)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_sku now = sku_solo(2, 10);
+    now.pay_ttl_ns = 0;
+    put_at(shard, T0_NS, now);
+    struct rush_result held = reserve(1, 7, 1, 1);
+    cr_assert_eq(held.state, RUSH_ORDER_RESERVED);
+    cr_assert_eq(reserve(2, 7, 1, 2).state, RUSH_ORDER_CONFIRMED, "no pay TTL: confirmed at once");
+    cr_assert_eq(decide_op(T0_NS, RUSH_OP_CONFIRM, held.order_id, 3).state, RUSH_ORDER_CONFIRMED);
+    struct rush_result retried = reserve(1, 7, 1, 1);
+    cr_assert(retried.flags & RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(retried.state, RUSH_ORDER_RESERVED, "a retry answers the original bytes");
+    uint64_t other = reserve(1, 8, 1, 4).order_id;
+    cr_assert_eq(decide_op(T0_NS, RUSH_OP_CANCEL, other, 5).state, RUSH_ORDER_RELEASED);
+    cr_assert_eq(reserve(1, 9, 9, 6).state, RUSH_ORDER_NONE, "no order, no state");
 }

@@ -145,11 +145,12 @@ static void expire_if_due(struct rush_shard *shard, const struct order *order)
 }
 
 /*
- * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, timers first
- * in each batch, so exactly one of them wins. A payment that cannot buy the order — its hold
- * ended (expired, cancelled) or an earlier payment with another key confirmed it — answers
- * `expired` and logs refund_due for the money that arrived; a retry with the same key is answered
- * from its entry and logs nothing more: one payment, one refund.
+ * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, and a
+ * confirm compares the deadline at its own nanosecond, so exactly one of them wins. A payment
+ * that cannot buy the order — its hold ended (expired, cancelled) or an earlier payment with
+ * another key confirmed it — answers `expired` and logs refund_due for the money that arrived;
+ * the result's state says which (expired, released or confirmed). A retry with the same key is
+ * answered from its entry and logs nothing more: one payment, one refund.
  */
 static struct verdict decide_confirm(struct rush_shard *shard, const struct rush_request *request)
 {
@@ -236,8 +237,8 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
     event.order_id = order_id_of(shard, shard->order_count + 1);
     event.amount = shard__price_of(sku, 1); /* the seat's amount, fixed at join */
     shard__emit(shard, &event);
-    if (group->seats == sku->def.group_size)
-        shard__group_complete(shard, group_index, 0, RUSH_OP_NONE);
+    if (group->seats == sku->def.group_size) /* this join completed it: its events carry the op */
+        shard__group_complete(shard, group_index, 0, request->op);
     return verdict_of(RUSH_OK);
 }
 
@@ -465,6 +466,8 @@ static void decide_new(struct rush_shard *shard, const struct rush_request *requ
     }
     const struct key_entry *entry = shard->last_entry; /* written by the decision's first event */
     if (entry != NULL) {
+        const struct order *order = shard__order(shard, entry->order_id);
+        RUSH_ASSERT(entry->state == (order ? order->state : RUSH_ORDER_NONE));
         shard__answer(shard, entry, request, result);
         return;
     }

@@ -427,6 +427,27 @@ static void apply_sku_part(struct rush_shard *shard, const struct rush_event *ev
         apply_sku_put(shard, &shard->sku_pending);
 }
 
+/*
+ * The state a decision leaves its order in (rush_result.state), known when its first event is
+ * applied so that replay rebuilds the same entry: a seat that fills its group, and a reservation
+ * of a SKU without a pay TTL, are confirmed by the events that follow in the same decision.
+ */
+static uint8_t decided_state(const struct rush_shard *shard, const struct rush_event *event)
+{
+    const struct order *order = shard__order(shard, event->order_id);
+    if (order == NULL)
+        return RUSH_ORDER_NONE;
+    if (order->state != RUSH_ORDER_RESERVED)
+        return order->state;
+    const struct sku_state *sku = &shard->skus[order->sku_index];
+    if (order->group_index != NONE)
+        return shard->groups[order->group_index].seats == sku->def.group_size ? RUSH_ORDER_CONFIRMED
+                                                                              : RUSH_ORDER_RESERVED;
+    if (event->type == RUSH_EV_ORDER_RESERVED && sku->def.pay_ttl_ns == 0)
+        return RUSH_ORDER_CONFIRMED;
+    return RUSH_ORDER_RESERVED;
+}
+
 /* Writes the idempotency entry of a decision: after its state change, so `remaining` is right. */
 static void remember(struct rush_shard *shard, const struct rush_event *event)
 {
@@ -441,6 +462,7 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
                                             target, event->amount);
     entry->op = event->op;
     entry->outcome = event->outcome;
+    entry->state = decided_state(shard, event);
     entry->order_id = event->order_id;
     const struct sku_state *sku = shard__sku(shard, event->sku_id);
     entry->remaining = sku && !sku->def.unlimited ? sku->available : 0;
@@ -526,6 +548,7 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
 {
     result->outcome = entry->outcome;
     result->reason = entry->reason;
+    result->state = entry->state;
     result->order_id = entry->order_id;
     result->remaining = entry->remaining;
     const struct order *order = shard__order(shard, entry->order_id);

@@ -71,7 +71,7 @@ struct key_entry {
     uint8_t op;
     uint8_t outcome;
     uint8_t reason;
-    uint8_t pad;
+    uint8_t state; /* the order's state the decision left (rush_result.state) */
     uint64_t order_id;
     int64_t remaining;
 };
