@@ -21,6 +21,9 @@
 
 #define NONE UINT32_MAX
 #define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 2) /* a group failing */
+/* The most one decision emits: a join that finds its group's deadline passed settles it first
+ * (a release and a refund per seat, then group_failed) and then answers group_closed. */
+static_assert(2 * (RUSH_GROUP_SIZE_MAX - 1) + 1 + 1 <= EVENTS_PER_DECISION_MAX, "event room");
 #define TIMER_SLOTS 65536
 #define TIMER_TICK_NS 1000000 /* 1 ms */
 #define ID_INDEX_MASK ((UINT64_C(1) << 55) - 1)
