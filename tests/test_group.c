@@ -427,3 +427,32 @@ Test(group, a_failed_group_refunds_what_each_seat_paid)
             cr_assert_eq(e->amount, e->order_id == second.order_id ? 5000 : 100);
     }
 }
+
+Test(group, a_late_join_settles_the_largest_group_within_the_smallest_event_buffer)
+{
+    rush_shard_destroy(shard);
+    struct rush_shard_limits limits = small_limits();
+    limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2); /* the least rush accepts */
+    shard = shard_new(limits, 7, &recorder);
+    struct rush_sku sku = sku_group(1, 100, RUSH_GROUP_SIZE_MAX);
+    sku.user_qty_max = 1;
+    put_at(shard, T0_NS, sku);
+    int64_t at = T0_NS + 300000;
+    struct rush_result open = decide_at(shard, at, request_of(RUSH_OP_GROUP_OPEN, 1, 1, 0, 0, 1));
+    rush_shard_begin(shard, at);
+    for (uint64_t user = 2; user < RUSH_GROUP_SIZE_MAX; user++) {
+        struct rush_request join = request_of(RUSH_OP_GROUP_JOIN, 0, user, 0, open.group_id, user);
+        struct rush_result r;
+        rush_shard_decide(shard, &join, &r);
+        cr_assert_eq(r.outcome, RUSH_OK);
+    }
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(open.group_id).qty, RUSH_GROUP_SIZE_MAX - 1);
+    uint32_t from = recorder.count;
+    struct rush_result late =
+        decide_at(shard, at + 10 * 60 * SECOND + 100000,
+                  request_of(RUSH_OP_GROUP_JOIN, 0, 99, 0, open.group_id, 99));
+    cr_assert_eq(late.outcome, RUSH_GROUP_CLOSED);
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), RUSH_GROUP_SIZE_MAX - 1);
+    cr_assert_eq(ledger_of(1).available, 100);
+}
