@@ -1,5 +1,6 @@
 /*
- * decide.c — requests into events: validation, idempotency, and the order machine.
+ * decide.c — requests into events: validation, idempotency, the order machine and the group
+ * decisions (open, join, join_any; group.c keeps the records and chooses the group).
  *
  * Every mutating request goes: key lookup (a retry is answered from its entry before anything
  * else is looked at: dedup before decrement) -> room check (a full key table answers busy) ->
@@ -10,6 +11,11 @@
  * sold_out, limit_exceeded, ended, paused, group_full, group_closed, already_in_group, expired).
  * Not remembered: not_started (a request before the window costs nothing), unknown_* and invalid
  * (they changed nothing and a retry decides them the same way), and busy (must be retryable).
+ *
+ * Deadlines are compared at the batch's nanosecond, not at the timer wheel's tick: a decision
+ * about an order whose pay deadline has passed, or a group whose deadline has passed, first emits
+ * the events its timer would have (op 0: the deadline decided them) and then decides against the
+ * settled state. A hold lasts [reserved, reserved + pay_ttl); a group is open [opened, deadline).
  *
  * Thread: the shard's.
  */
@@ -125,14 +131,26 @@ static struct rush_event order_event(const struct rush_shard *shard,
     event.sku_id = sku->def.id;
     event.user_id = order->user_id;
     event.qty = order->qty;
-    event.amount = shard__price_of(sku, order->qty);
+    event.amount = order->amount_fen; /* what the buyer pays, fixed at reservation */
     return event;
 }
 
+/* A reserved order whose pay deadline is not after now expires now, as its timer would later. */
+static void expire_if_due(struct rush_shard *shard, const struct order *order)
+{
+    uint32_t index = (uint32_t)(order - shard->orders);
+    if (order->state == RUSH_ORDER_RESERVED && rush_timer_wheel_scheduled(&shard->timers, index) &&
+        rush_timer_deadline(&shard->timers, index) <= shard->now_ns)
+        shard__order_expire(shard, index);
+}
+
 /*
- * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, timers first
- * in each batch, so exactly one of them wins. A confirm after the hold ended (expired or
- * cancelled) answers `expired` and records a refund-due event for the money that arrived.
+ * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, and a
+ * confirm compares the deadline at its own nanosecond, so exactly one of them wins. A payment
+ * that cannot buy the order — its hold ended (expired, cancelled) or an earlier payment with
+ * another key confirmed it — answers `expired` and logs refund_due for the money that arrived;
+ * the result's state says which (expired, released or confirmed). A retry with the same key is
+ * answered from its entry and logs nothing more: one payment, one refund.
  */
 static struct verdict decide_confirm(struct rush_shard *shard, const struct rush_request *request)
 {
@@ -141,6 +159,7 @@ static struct verdict decide_confirm(struct rush_shard *shard, const struct rush
         return verdict_of(RUSH_UNKNOWN_ORDER);
     if (order->group_index != NONE)
         return invalid_because(RUSH_REASON_GROUP_ORDER);
+    expire_if_due(shard, order);
     switch ((enum rush_order_state)order->state) {
     case RUSH_ORDER_RESERVED: {
         struct rush_event event =
@@ -149,14 +168,14 @@ static struct verdict decide_confirm(struct rush_shard *shard, const struct rush
         return verdict_of(RUSH_OK);
     }
     case RUSH_ORDER_EXPIRED:
-    case RUSH_ORDER_RELEASED: {
+    case RUSH_ORDER_RELEASED:
+    case RUSH_ORDER_CONFIRMED: {
         struct rush_event event =
             order_event(shard, request, RUSH_EV_REFUND_DUE, request->target_id, order);
         event.outcome = RUSH_EXPIRED;
         shard__emit(shard, &event);
         return verdict_of(RUSH_EXPIRED);
     }
-    case RUSH_ORDER_CONFIRMED:
     case RUSH_ORDER_NONE:
         break;
     }
@@ -170,11 +189,56 @@ static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_
         return verdict_of(RUSH_UNKNOWN_ORDER);
     if (order->group_index != NONE)
         return invalid_because(RUSH_REASON_GROUP_ORDER);
+    expire_if_due(shard, order); /* a cancel after the deadline finds the hold expired */
     if (order->state != RUSH_ORDER_RESERVED)
         return invalid_because(RUSH_REASON_ORDER_STATE);
     struct rush_event event =
         order_event(shard, request, RUSH_EV_ORDER_RELEASED, request->target_id, order);
     shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+/* ---- groups: the decisions (group.c keeps the records and chooses the group) ------------- */
+
+/*
+ * Opens a group with the requester's seat (its leader); the window and the SKU's kind were
+ * checked. The SKU's cap on open groups is a business outcome (group_full: join one instead);
+ * the shard's group table being full is capacity (busy).
+ */
+static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
+                                 struct sku_state *sku)
+{
+    struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    if (sku->groups_open >= sku->def.groups_open_max)
+        return verdict_of(RUSH_GROUP_FULL);
+    if (shard->group_count >= shard->limits.groups_max)
+        return verdict_of(RUSH_BUSY);
+    struct rush_event event = decide__event(request, RUSH_EV_GROUP_OPENED);
+    event.qty = 1;
+    event.group_id = group_id_of(shard, shard->group_count + 1);
+    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.amount = group__deadline_for(sku, shard->now_ns); /* fixed at open */
+    shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+/* Takes a seat for the requester in an open group (checks done); completes it when full. */
+static struct verdict take_seat(struct rush_shard *shard, const struct rush_request *request,
+                                uint32_t group_index)
+{
+    const struct group *group = &shard->groups[group_index];
+    const struct sku_state *sku = &shard->skus[group->sku_index];
+    struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
+    event.qty = 1;
+    event.sku_id = sku->def.id;
+    event.group_id = group_id_of(shard, group_index);
+    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.amount = shard__price_of(sku, 1); /* the seat's amount, fixed at join */
+    shard__emit(shard, &event);
+    if (group->seats == sku->def.group_size) /* this join completed it: its events carry the op */
+        shard__group_complete(shard, group_index, 0, request->op);
     return verdict_of(RUSH_OK);
 }
 
@@ -189,7 +253,51 @@ static struct verdict decide_group_open(struct rush_shard *shard,
     struct verdict verdict = decide__sale_window(shard, sku);
     if (verdict.outcome != RUSH_OK)
         return verdict;
-    return group__open(shard, request, sku);
+    return open_group(shard, request, sku);
+}
+
+static struct verdict decide_group_join(struct rush_shard *shard,
+                                        const struct rush_request *request)
+{
+    const struct group *group = shard__group(shard, request->target_id);
+    if (group == NULL)
+        return verdict_of(RUSH_UNKNOWN_GROUP);
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    uint32_t group_index = (uint32_t)(group - shard->groups);
+    if (group->state == RUSH_GROUP_OPEN && group->deadline_ns <= shard->now_ns)
+        shard__group_settle(shard, group_index); /* its deadline passed at this nanosecond */
+    if (group->state != RUSH_GROUP_OPEN)
+        return verdict_of(RUSH_GROUP_CLOSED);
+    if (group->seats >= sku->def.group_size)
+        return verdict_of(RUSH_GROUP_FULL);
+    if (group__has_user(shard, group, request->user_id))
+        return verdict_of(RUSH_ALREADY_IN_GROUP);
+    verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    return take_seat(shard, request, group_index);
+}
+
+static struct verdict decide_group_join_any(struct rush_shard *shard,
+                                            const struct rush_request *request)
+{
+    struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.group_size == 0)
+        return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    uint32_t group_index = group__best(shard, sku, request->user_id);
+    if (group_index == NONE)
+        return open_group(shard, request, sku);
+    return take_seat(shard, request, group_index);
 }
 
 /* Stock adjustments change stock_total; they never take it below what orders hold. */
@@ -225,7 +333,7 @@ static struct verdict decide_pause_or_resume(struct rush_shard *shard,
 static const decide_fn deciders[RUSH_OP_COUNT_] = {
     [RUSH_OP_RESERVE] = decide_reserve,        [RUSH_OP_CONFIRM] = decide_confirm,
     [RUSH_OP_CANCEL] = decide_cancel,          [RUSH_OP_GROUP_OPEN] = decide_group_open,
-    [RUSH_OP_GROUP_JOIN] = group__join,        [RUSH_OP_GROUP_JOIN_ANY] = group__join_any,
+    [RUSH_OP_GROUP_JOIN] = decide_group_join,  [RUSH_OP_GROUP_JOIN_ANY] = decide_group_join_any,
     [RUSH_OP_ADJUST] = decide_adjust,          [RUSH_OP_PAUSE] = decide_pause_or_resume,
     [RUSH_OP_RESUME] = decide_pause_or_resume,
 };
@@ -359,6 +467,8 @@ static void decide_new(struct rush_shard *shard, const struct rush_request *requ
     }
     const struct key_entry *entry = shard->last_entry; /* written by the decision's first event */
     if (entry != NULL) {
+        const struct order *order = shard__order(shard, entry->order_id);
+        RUSH_ASSERT(entry->state == (order ? order->state : RUSH_ORDER_NONE));
         shard__answer(shard, entry, request, result);
         return;
     }

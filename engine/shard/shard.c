@@ -2,7 +2,7 @@
  * shard.c — the shard's life cycle, its single mutator (apply), queries, check and digest.
  * The header shard.h states the workload and invariants; shard_internal.h the records.
  *
- * Order states and the events that move them (applied here, decided in decide.c / group.c):
+ * Order states and the events that move them (applied here, decided in decide.c and by timers):
  *
  *                  ORDER_CONFIRMED
  *   (none) --ORDER_RESERVED--> reserved ------------> confirmed
@@ -10,6 +10,16 @@
  *                                 \----ORDER_EXPIRED----> expired    (pay TTL)
  *
  * A GROUP_OPENED event creates the group and its leader's seat (an order in `reserved`).
+ *
+ * An order's amount (what its buyer pays) is fixed by its ORDER_RESERVED event (a leader's seat:
+ * its GROUP_OPENED event, at the price then) and every later event about the order carries that
+ * amount, whatever the SKU's price has become since.
+ *
+ * Timers decide too: a pay TTL running out expires its order, a group's deadline completes or
+ * fails it. Those events carry op 0 and are emitted here (shard__order_expire,
+ * shard__group_settle) at the first batch whose time has passed the deadline's tick, or earlier by
+ * a decision (decide.c) that finds the deadline passed at its own nanosecond. Group records and
+ * their buckets belong to group.c, which this file calls and which calls nothing here.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -214,20 +224,14 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
             shard__flush(shard);
         uint32_t handle = shard->due[i];
         if (handle <= shard->limits.orders_max) {
-            struct order *order = &shard->orders[handle];
-            if (order->state != RUSH_ORDER_RESERVED)
+            if (shard->orders[handle].state != RUSH_ORDER_RESERVED)
                 continue; /* confirmed or cancelled before its TTL: lazily cancelled timer */
-            struct sku_state *sku = &shard->skus[order->sku_index];
-            shard__emit(shard, &(struct rush_event){
-                                   .type = RUSH_EV_ORDER_EXPIRED,
-                                   .qty = order->qty,
-                                   .order_id = order_id_of(shard, handle),
-                                   .sku_id = sku->def.id,
-                                   .user_id = order->user_id,
-                                   .amount = shard__price_of(sku, order->qty),
-                               });
+            shard__order_expire(shard, handle);
         } else {
-            group__deadline(shard, handle - shard->limits.orders_max - 1);
+            uint32_t group_index = handle - shard->limits.orders_max - 1;
+            if (shard->groups[group_index].state != RUSH_GROUP_OPEN)
+                continue; /* it completed, or a decision settled it, before its timer */
+            shard__group_settle(shard, group_index);
         }
         count_one(&shard->stats.timers_fired);
     }
@@ -236,6 +240,79 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
 void rush_shard_end(struct rush_shard *shard)
 {
     shard__flush(shard);
+}
+
+/* ---- timer-decided events ------------------------------------------------------------------ */
+
+/* An event about order `order_index` for the publisher: who, what, and the amount it recorded. */
+static struct rush_event order_event_of(const struct rush_shard *shard, uint8_t type,
+                                        uint32_t order_index)
+{
+    const struct order *order = &shard->orders[order_index];
+    const struct sku_state *sku = &shard->skus[order->sku_index];
+    return (struct rush_event){
+        .type = type,
+        .qty = order->qty,
+        .order_id = order_id_of(shard, order_index),
+        .group_id = order->group_index == NONE ? 0 : group_id_of(shard, order->group_index),
+        .sku_id = sku->def.id,
+        .user_id = order->user_id,
+        .amount = order->amount_fen};
+}
+
+/* The pay TTL of a reserved order ran out: its stock returns. */
+void shard__order_expire(struct rush_shard *shard, uint32_t order_index)
+{
+    RUSH_ASSERT(shard->orders[order_index].state == RUSH_ORDER_RESERVED);
+    RUSH_ASSERT(shard->orders[order_index].group_index == NONE);
+    struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_EXPIRED, order_index);
+    shard__emit(shard, &event);
+}
+
+void shard__group_complete(struct rush_shard *shard, uint32_t group_index, uint32_t virtual_seats,
+                           uint8_t op)
+{
+    const struct group *group = &shard->groups[group_index];
+    uint32_t seen = 0;
+    for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
+         o = shard->orders[o].member_next, seen++) {
+        struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_CONFIRMED, o);
+        event.op = op;
+        shard__emit(shard, &event);
+    }
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_COMPLETED,
+                                            .op = op,
+                                            .qty = virtual_seats,
+                                            .group_id = group_id_of(shard, group_index),
+                                            .sku_id = shard->skus[group->sku_index].def.id});
+}
+
+/* Every seat is released and its money (taken at join) is due back. */
+static void group_fail(struct rush_shard *shard, uint32_t group_index)
+{
+    const struct group *group = &shard->groups[group_index];
+    uint32_t seen = 0;
+    for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
+         o = shard->orders[o].member_next, seen++) {
+        struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_RELEASED, o);
+        shard__emit(shard, &event);
+        event.type = RUSH_EV_REFUND_DUE;
+        shard__emit(shard, &event);
+    }
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_FAILED,
+                                            .group_id = group_id_of(shard, group_index),
+                                            .sku_id = shard->skus[group->sku_index].def.id});
+}
+
+/* A group's deadline: complete with virtual seats if the policy and the budget allow, else fail. */
+void shard__group_settle(struct rush_shard *shard, uint32_t group_index)
+{
+    RUSH_ASSERT(shard->groups[group_index].state == RUSH_GROUP_OPEN);
+    int64_t virtual_seats = group__virtual_fill(shard, group_index);
+    if (virtual_seats >= 0)
+        shard__group_complete(shard, group_index, (uint32_t)virtual_seats, RUSH_OP_NONE);
+    else
+        group_fail(shard, group_index);
 }
 
 /* ---- apply: the only code that changes state --------------------------------------------- */
@@ -269,23 +346,6 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     order->state = state;
 }
 
-static void seat_add(struct rush_shard *shard, uint32_t group_index, uint32_t order_index)
-{
-    struct group *group = &shard->groups[group_index];
-    struct sku_state *sku = &shard->skus[group->sku_index];
-    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN && group->seats < sku->def.group_size);
-    if (group->seats > 0)
-        group__bucket_remove(shard, sku, group_index);
-    if (group->member_last == NONE)
-        group->member_first = order_index;
-    else
-        shard->orders[group->member_last].member_next = order_index;
-    group->member_last = order_index;
-    group->seats++;
-    if (group->seats < sku->def.group_size)
-        group__bucket_insert(shard, sku, group_index);
-}
-
 static void apply_reserved(struct rush_shard *shard, const struct rush_event *event)
 {
     struct sku_state *sku = shard__sku(shard, event->sku_id);
@@ -294,7 +354,9 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
     RUSH_ASSERT(index <= shard->limits.orders_max);
     shard->order_count = (uint32_t)index;
     struct order *order = &shard->orders[index];
+    RUSH_ASSERT(event->amount >= 0);
     *order = (struct order){.user_id = event->user_id,
+                            .amount_fen = event->amount,
                             .sku_index = (uint32_t)(sku - shard->skus),
                             .qty = event->qty,
                             .group_index = NONE,
@@ -303,7 +365,7 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
     take_stock(shard, sku, event->user_id, event->qty);
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
-        seat_add(shard, order->group_index, (uint32_t)index);
+        group__seat_add(shard, order->group_index, (uint32_t)index);
     } else if (sku->def.pay_ttl_ns > 0) {
         rush_timer_wheel_add(&shard->timers, (uint32_t)index, shard->now_ns + sku->def.pay_ttl_ns);
     }
@@ -316,15 +378,7 @@ static void apply_group_opened(struct rush_shard *shard, const struct rush_event
     RUSH_ASSERT(sku != NULL && index == (uint64_t)shard->group_count + 1);
     RUSH_ASSERT(index <= shard->limits.groups_max);
     shard->group_count = (uint32_t)index;
-    shard->groups[index] = (struct group){.deadline_ns = event->amount,
-                                          .sku_index = (uint32_t)(sku - shard->skus),
-                                          .member_first = NONE,
-                                          .member_last = NONE,
-                                          .bucket_prev = NONE,
-                                          .bucket_next = NONE,
-                                          .state = RUSH_GROUP_OPEN};
-    sku->groups_open++;
-    rush_timer_wheel_add(&shard->timers, group_timer_handle(shard, (uint32_t)index), event->amount);
+    group__opened(shard, sku, (uint32_t)index, event->amount);
     struct rush_event seat = *event;
     seat.type = RUSH_EV_ORDER_RESERVED;
     seat.amount = shard__price_of(sku, event->qty);
@@ -335,16 +389,9 @@ static void apply_group_closed(struct rush_shard *shard, const struct rush_event
                                uint8_t state)
 {
     struct group *group = shard__group(shard, event->group_id);
-    RUSH_ASSERT(group != NULL && group->state == RUSH_GROUP_OPEN);
-    struct sku_state *sku = &shard->skus[group->sku_index];
-    if (group->seats < sku->def.group_size)
-        group__bucket_remove(shard, sku, (uint32_t)(group - shard->groups));
-    group->state = state;
-    sku->groups_open--;
-    if (state == RUSH_GROUP_COMPLETED) {
-        group->virtual_seats = (uint8_t)event->qty;
-        sku->virtual_used += event->qty;
-    }
+    RUSH_ASSERT(group != NULL);
+    group__closed(shard, (uint32_t)(group - shard->groups), state,
+                  state == RUSH_GROUP_COMPLETED ? event->qty : 0);
 }
 
 /* Makes an absent SKU, or redefines one: stock_total follows def.stock, never below held. */
@@ -380,6 +427,27 @@ static void apply_sku_part(struct rush_shard *shard, const struct rush_event *ev
         apply_sku_put(shard, &shard->sku_pending);
 }
 
+/*
+ * The state a decision leaves its order in (rush_result.state), known when its first event is
+ * applied so that replay rebuilds the same entry: a seat that fills its group, and a reservation
+ * of a SKU without a pay TTL, are confirmed by the events that follow in the same decision.
+ */
+static uint8_t decided_state(const struct rush_shard *shard, const struct rush_event *event)
+{
+    const struct order *order = shard__order(shard, event->order_id);
+    if (order == NULL)
+        return RUSH_ORDER_NONE;
+    if (order->state != RUSH_ORDER_RESERVED)
+        return order->state;
+    const struct sku_state *sku = &shard->skus[order->sku_index];
+    if (order->group_index != NONE)
+        return shard->groups[order->group_index].seats == sku->def.group_size ? RUSH_ORDER_CONFIRMED
+                                                                              : RUSH_ORDER_RESERVED;
+    if (event->type == RUSH_EV_ORDER_RESERVED && sku->def.pay_ttl_ns == 0)
+        return RUSH_ORDER_CONFIRMED;
+    return RUSH_ORDER_RESERVED;
+}
+
 /* Writes the idempotency entry of a decision: after its state change, so `remaining` is right. */
 static void remember(struct rush_shard *shard, const struct rush_event *event)
 {
@@ -394,6 +462,7 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
                                             target, event->amount);
     entry->op = event->op;
     entry->outcome = event->outcome;
+    entry->state = decided_state(shard, event);
     entry->order_id = event->order_id;
     const struct sku_state *sku = shard__sku(shard, event->sku_id);
     entry->remaining = sku && !sku->def.unlimited ? sku->available : 0;
@@ -487,6 +556,7 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
 {
     result->outcome = entry->outcome;
     result->reason = entry->reason;
+    result->state = entry->state;
     result->order_id = entry->order_id;
     result->remaining = entry->remaining;
     const struct order *order = shard__order(shard, entry->order_id);

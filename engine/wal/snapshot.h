@@ -3,8 +3,8 @@
  * written after it.
  *
  * Workload: written every `snapshot_every_events` events (or on demand) by the shard's own thread,
- * which blocks while it writes: sequential writes of the shard's tables, O(state), ~93 bytes per
- * order — 10 million orders make 0.93 GB, written and fdatasync'ed in about 4 s on the 2-core
+ * which blocks while it writes: sequential writes of the shard's tables, O(state), ~101 bytes per
+ * order — 10 million orders make about 1 GB, written and fdatasync'ed in about 4 s on the 2-core
  * development VM (bench/bench_recovery.c). Read once per start per shard, mapped and verified, then
  * copied into a fresh shard (10 million orders: 0.9 s with a warm page cache, against 4.4 s to
  * replay them from the log).
@@ -58,7 +58,8 @@
 #include "shard/shard.h"
 
 #define RUSH_SNAPSHOT_MAGIC UINT32_C(0x504e5352) /* "RSNP" read as a little-endian u32 */
-#define RUSH_SNAPSHOT_VERSION 1
+/* Version 2: an order records its amount (40-byte orders); a version 1 file is refused. */
+#define RUSH_SNAPSHOT_VERSION 2
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
 #define RUSH_SNAPSHOT_NAME_MAX 64
 

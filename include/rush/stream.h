@@ -75,8 +75,9 @@ enum rush_stream_status {
 
 /*
  * One event. `type` is one of the rush_event_type values the stream carries (see
- * rush_stream_carries). For order events: order, sku, user, qty, unit price; group_id is set for
- * a seat of a group-buy. For group events: group, sku, and qty = virtual seats used (completed).
+ * rush_stream_carries). For order events: order, sku, user, qty, and the unit price the order was
+ * reserved at (a seat: joined at), whatever the SKU's price is now; group_id is set for a seat of
+ * a group-buy. For group events: group, sku, and qty = virtual seats used (completed).
  */
 struct rush_stream_event {
     uint64_t seq;      /* per shard: 1, 2, 3, ... */
@@ -89,8 +90,8 @@ struct rush_stream_event {
     uint32_t qty;
     uint8_t type;  /* enum rush_event_type */
     uint8_t shard; /* the shard that decided it */
-    uint8_t op;    /* the deciding request's op; 0 when a timer decided (expiry, group deadline) */
-    uint8_t pad;   /* zero */
+    uint8_t op;  /* the deciding request's op; 0 when a deadline decided (expiry, group deadline) */
+    uint8_t pad; /* zero */
 };
 static_assert(sizeof(struct rush_stream_event) == 64, "stream event is 64 bytes");
 

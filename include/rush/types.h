@@ -154,8 +154,10 @@ static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
 
 /*
  * A result, one per request and in request order. For decisions: the order (and group) made or
- * touched and the SKU's available stock right after the decision; a duplicate carries exactly the
- * original answer. For queries the fields hold the figures of what was asked:
+ * touched, the state the decision left that order in (reserved; confirmed by a SKU without a pay
+ * TTL, a confirm, or a seat that completed its group; released; expired; 0 when no order), and
+ * the SKU's available stock right after the decision; a duplicate carries exactly the original
+ * answer. For queries the fields hold the figures of what was asked:
  *   query_order: state, qty, order_id, group_id, reserved = user id, confirmed = sku id
  *   query_group: state, qty = seats taken, group_id, remaining = seats still free,
  *                reserved = deadline (ns), confirmed = sku id
@@ -166,7 +168,7 @@ struct rush_result {
     uint8_t outcome; /* enum rush_outcome */
     uint8_t flags;   /* RUSH_RESULT_* */
     uint8_t reason;  /* enum rush_reason when outcome is RUSH_INVALID */
-    uint8_t state;   /* order or group state */
+    uint8_t state;   /* decisions and query_order: order state; query_group: group state */
     uint32_t qty;
     uint64_t order_id;
     uint64_t group_id;
@@ -223,7 +225,8 @@ enum rush_event_type {
     RUSH_EV_GROUP_OPENED = 6,
     RUSH_EV_GROUP_COMPLETED = 7, /* qty = virtual seats used */
     RUSH_EV_GROUP_FAILED = 8,
-    RUSH_EV_REFUND_DUE = 9,      /* money taken for an order that will not ship */
+    RUSH_EV_REFUND_DUE = 9,      /* a payment to give back: its order will not ship, or (op
+                                    confirm, order confirmed before) it was a second payment */
     RUSH_EV_STOCK_ADJUSTED = 10, /* amount = change of stock_total */
     RUSH_EV_SKU_PAUSED = 11,
     RUSH_EV_SKU_RESUMED = 12,
@@ -242,7 +245,8 @@ enum rush_event_type {
  */
 struct rush_event {
     uint8_t type;    /* enum rush_event_type */
-    uint8_t op;      /* the deciding request's op, or 0 for timer-driven events */
+    uint8_t op;      /* the deciding request's op (a group completed by a join: the join's), or 0
+                        when a deadline decided (an expiry, a group's deadline) */
     uint8_t outcome; /* REJECTED and REFUND_DUE decisions: the outcome remembered */
     uint8_t flags;   /* RUSH_EVENT_* */
     uint32_t qty;    /* SKU_PART: the part's index */
@@ -252,8 +256,8 @@ struct rush_event {
             uint64_t group_id;
             uint64_t sku_id;
             uint64_t user_id;
-            int64_t amount; /* order events: price_fen * qty; STOCK_ADJUSTED: change;
-                               GROUP_OPENED: deadline */
+            int64_t amount; /* order events: the order's amount, price_fen * qty when it was
+                               reserved; STOCK_ADJUSTED: change; GROUP_OPENED: deadline */
             rush_key key;   /* decision events */
         };
         uint8_t payload[56]; /* SKU_PART: bytes of a struct rush_sku */

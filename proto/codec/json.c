@@ -795,7 +795,8 @@ static void put_order_change(struct writer *w, const struct rush_result *res)
 {
     if (res->order_id != 0)
         member_id(w, "order", res->order_id);
-    if (res->outcome == RUSH_OK && res->state != RUSH_ORDER_NONE)
+    /* expired: a payment that bought nothing; the state says what became of the order */
+    if ((res->outcome == RUSH_OK || res->outcome == RUSH_EXPIRED) && res->state != RUSH_ORDER_NONE)
         member_string(w, "state", rush_order_state_name(res->state));
 }
 

@@ -100,7 +100,8 @@ RUSH_MUST_USE int rush_json_decode_request(const char *text, size_t len, struct 
 /*
  * The answer to a request, e.g. {"outcome":"ok","order":"72057594037927937","sku":1001,
  * "remaining":9}. Adds "duplicate":true when flagged, "reason" when invalid, "group" when set,
- * "tag" when nonzero, "unlimited":true instead of a meaningless remaining, and for queries that
+ * "tag" when nonzero, "unlimited":true instead of a meaningless remaining, "state" (the order's
+ * state the decision left) for a confirm or cancel that is ok or expired, and for queries that
  * found their object the state names and figures:
  *   query_sku    sku, available (when limited), reserved, confirmed, unlimited
  *   query_order  order, state, qty, sku, group (when a seat)

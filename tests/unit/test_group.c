@@ -115,7 +115,7 @@ Test(group, join_any_opens_a_group_when_none_is_open_and_respects_the_open_limit
     cr_assert_eq(first.outcome, RUSH_OK);
     cr_assert_eq(query_group(first.group_id).qty, 1);
     op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 2, 0);
-    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 3, 0).outcome, RUSH_BUSY);
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 3, 0).outcome, RUSH_GROUP_FULL);
 }
 
 Test(group, a_group_never_takes_more_stock_than_there_is)
@@ -134,7 +134,6 @@ Test(group, the_deadline_fails_an_unfilled_group_and_refunds_every_seat)
     op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id);
     int64_t deadline = T0_NS + 10 * 60 * SECOND;
     cr_assert_eq(query_group(open.group_id).reserved, deadline, "the deadline is fixed at open");
-    /* A join within the deadline's tick still lands; after it, the group is closed. */
     rush_shard_begin(shard, deadline + 2 * MS);
     rush_shard_end(shard);
     cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_FAILED);
@@ -206,4 +205,254 @@ Test(group, a_repeated_join_key_answers_the_same_seat)
     cr_assert_eq(again.order_id, first.order_id);
     cr_assert_eq(again.group_id, first.group_id);
     cr_assert_eq(query_group(open.group_id).qty, 2);
+}
+
+static struct rush_sku_ledger ledger_of(uint64_t sku)
+{
+    struct rush_sku_ledger l;
+    cr_assert_eq(rush_shard_ledger(shard, sku, &l), 0);
+    return l;
+}
+
+/* The events the sink saw from index `from` on, of `type`. */
+static uint32_t count_from(uint32_t from, uint8_t type)
+{
+    uint32_t n = 0;
+    for (uint32_t i = from; i < recorder.count; i++)
+        n += recorder.events[i].type == type;
+    return n;
+}
+
+Test(group, the_open_group_cap_is_a_business_outcome_not_overload)
+{
+    struct rush_sku sku = sku_group(1, 100, 3);
+    sku.groups_open_max = 1;
+    put_at(shard, T0_NS, sku);
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    cr_assert_eq(open.outcome, RUSH_OK);
+    struct rush_request second = request_of(RUSH_OP_GROUP_OPEN, 1, 2, 0, 0, 500);
+    struct rush_result full = decide_at(shard, T0_NS, second);
+    cr_assert_eq(full.outcome, RUSH_GROUP_FULL, "no room for another group: join one");
+    cr_assert_eq(full.group_id, 0);
+    /* join_any by the only group's leader cannot join it and may not open another. */
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_JOIN_ANY, 1, 1, 0).outcome, RUSH_GROUP_FULL);
+    /* Another user's join_any still joins the open group. */
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_JOIN_ANY, 1, 3, 0).group_id, open.group_id);
+    const struct rush_shard_stats *stats = rush_shard_stats(shard);
+    cr_assert_eq(stats->outcomes[RUSH_BUSY], 0, "not counted as overload");
+    cr_assert_eq(stats->outcomes[RUSH_GROUP_FULL], 2);
+    struct rush_result again = decide_at(shard, T0_NS, second);
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE, "remembered like any business outcome");
+    cr_assert_eq(again.outcome, RUSH_GROUP_FULL);
+    cr_assert_eq(ledger_of(1).available, 98, "a refused open takes no stock");
+}
+
+Test(group, a_full_shard_group_table_is_capacity_and_answers_busy)
+{
+    rush_shard_destroy(shard);
+    struct rush_shard_limits limits = small_limits();
+    limits.groups_max = 1;
+    shard = shard_new(limits, 7, &recorder);
+    put_at(shard, T0_NS, sku_group(1, 100, 3));
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0).outcome, RUSH_OK);
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 2, 0).outcome, RUSH_BUSY);
+}
+
+Test(group, a_join_a_fraction_of_a_tick_after_the_deadline_is_refused)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    int64_t at = T0_NS + 300000; /* the deadline falls 0.3 ms into a tick */
+    struct rush_result open = decide_at(shard, at, request_of(RUSH_OP_GROUP_OPEN, 1, 1, 0, 0, 1));
+    int64_t deadline = at + 10 * 60 * SECOND;
+    cr_assert_eq(query_group(open.group_id).reserved, deadline);
+    struct rush_result in_time =
+        decide_at(shard, deadline - 1, request_of(RUSH_OP_GROUP_JOIN, 0, 2, 0, open.group_id, 2));
+    cr_assert_eq(in_time.outcome, RUSH_OK, "a nanosecond before the deadline is in time");
+    uint32_t from = recorder.count;
+    struct rush_result late = decide_at(shard, deadline + 699000,
+                                        request_of(RUSH_OP_GROUP_JOIN, 0, 3, 0, open.group_id, 3));
+    cr_assert_eq(late.outcome, RUSH_GROUP_CLOSED, "0.7 ms late, within the deadline's tick");
+    cr_assert_eq(late.order_id, 0);
+    cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_FAILED,
+                 "the deadline settled the group at the join's nanosecond");
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), 2);
+    cr_assert_eq(count_from(from, RUSH_EV_GROUP_FAILED), 1);
+    for (uint32_t i = from; i < recorder.count; i++)
+        if (recorder.events[i].type != RUSH_EV_REJECTED)
+            cr_assert_eq(recorder.events[i].op, RUSH_OP_NONE, "the deadline decided event %u", i);
+    cr_assert_eq(ledger_of(1).available, 10);
+    /* The timer, when its tick passes, finds nothing left to do. */
+    uint32_t events_before = recorder.count;
+    rush_shard_begin(shard, deadline + 5 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(recorder.count, events_before);
+}
+
+Test(group, join_any_skips_a_group_past_its_deadline)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    int64_t at = T0_NS + 300000;
+    struct rush_result old = decide_at(shard, at, request_of(RUSH_OP_GROUP_OPEN, 1, 1, 0, 0, 1));
+    int64_t deadline = at + 10 * 60 * SECOND;
+    struct rush_result r =
+        decide_at(shard, deadline + 100000, request_of(RUSH_OP_GROUP_JOIN_ANY, 1, 2, 0, 0, 2));
+    cr_assert_eq(r.outcome, RUSH_OK);
+    cr_assert_neq(r.group_id, old.group_id, "a new group, not a seat in the expired one");
+    cr_assert_eq(query_group(r.group_id).qty, 1);
+}
+
+Test(group, a_group_opened_near_the_end_of_the_sale_ends_with_the_sale)
+{
+    struct rush_sku sku = sku_group(1, 10, 3);
+    int64_t end = T0_NS + 60 * SECOND;
+    sku.end_ns = end;
+    put_at(shard, T0_NS, sku);
+    struct rush_result early = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    cr_assert_eq(query_group(early.group_id).reserved, end, "a whole TTL would pass the end");
+    struct rush_result last = op_at(end - SECOND, RUSH_OP_GROUP_OPEN, 1, 2, 0);
+    cr_assert_eq(last.outcome, RUSH_OK);
+    cr_assert_eq(query_group(last.group_id).reserved, end, "capped at the window's end");
+    cr_assert_eq(op_at(end - 1, RUSH_OP_GROUP_JOIN, 0, 3, last.group_id).outcome, RUSH_OK,
+                 "joins run until the deadline, which is the end");
+    cr_assert_eq(op_at(end, RUSH_OP_GROUP_JOIN, 0, 4, last.group_id).outcome, RUSH_ENDED);
+    /* At the end every open group settles: the leader's money is not held for a TTL. */
+    uint32_t from = recorder.count;
+    rush_shard_begin(shard, end + 2 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(early.group_id).state, RUSH_GROUP_FAILED);
+    cr_assert_eq(query_group(last.group_id).state, RUSH_GROUP_FAILED);
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), 3);
+    cr_assert_eq(ledger_of(1).available, 10);
+    cr_assert_eq(ledger_of(1).groups_open, 0);
+}
+
+Test(group, a_pause_refuses_joins_and_keeps_the_deadline)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    int64_t deadline = T0_NS + 10 * 60 * SECOND;
+    cr_assert_eq(op_at(T0_NS + SECOND, RUSH_OP_PAUSE, 1, 0, 0).outcome, RUSH_OK);
+    cr_assert_eq(op_at(T0_NS + 2 * SECOND, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id).outcome,
+                 RUSH_PAUSED, "no new money while paused");
+    cr_assert_eq(op_at(T0_NS + 2 * SECOND, RUSH_OP_GROUP_JOIN_ANY, 1, 3, 0).outcome, RUSH_PAUSED);
+    cr_assert_eq(op_at(T0_NS + 2 * SECOND, RUSH_OP_GROUP_OPEN, 1, 4, 0).outcome, RUSH_PAUSED);
+    cr_assert_eq(query_group(open.group_id).reserved, deadline, "the deadline does not move");
+    /* The deadline passes during the pause: the group settles by its policy and refunds. */
+    rush_shard_begin(shard, deadline + 2 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_FAILED);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
+    cr_assert_eq(op_at(deadline + 3 * MS, RUSH_OP_RESUME, 1, 0, 0).outcome, RUSH_OK);
+    cr_assert_eq(op_at(deadline + 3 * MS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id).outcome,
+                 RUSH_GROUP_CLOSED);
+}
+
+Test(group, a_paused_groups_deadline_fills_it_by_its_policy)
+{
+    struct rush_sku sku = sku_group(1, 10, 3);
+    sku.virtual_policy = RUSH_VIRTUAL_FILL;
+    sku.virtual_budget = 5;
+    put_at(shard, T0_NS, sku);
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    op_at(T0_NS, RUSH_OP_PAUSE, 1, 0, 0);
+    rush_shard_begin(shard, T0_NS + 11 * 60 * SECOND);
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(open.group_id).state, RUSH_GROUP_COMPLETED);
+}
+
+Test(group, events_of_a_group_completed_by_a_join_carry_the_joins_op)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    put_at(shard, T0_NS, sku_group(2, 10, 2));
+    struct rush_result a = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 2, a.group_id);
+    uint32_t from = recorder.count;
+    struct rush_result last = op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 3, a.group_id);
+    cr_assert_eq(last.state, RUSH_ORDER_CONFIRMED, "the seat that completes it is confirmed");
+    cr_assert_eq(count_from(from, RUSH_EV_ORDER_CONFIRMED), 3);
+    cr_assert_eq(count_from(from, RUSH_EV_GROUP_COMPLETED), 1);
+    for (uint32_t i = from; i < recorder.count; i++)
+        cr_assert_eq(recorder.events[i].op, RUSH_OP_GROUP_JOIN, "event %u", i);
+    op_at(T0_NS, RUSH_OP_GROUP_OPEN, 2, 1, 0);
+    from = recorder.count;
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_JOIN_ANY, 2, 2, 0).outcome, RUSH_OK);
+    cr_assert_eq(count_from(from, RUSH_EV_GROUP_COMPLETED), 1);
+    for (uint32_t i = from; i < recorder.count; i++)
+        cr_assert_eq(recorder.events[i].op, RUSH_OP_GROUP_JOIN_ANY, "event %u", i);
+}
+
+Test(group, a_seat_pays_the_price_at_its_join_whatever_the_price_becomes)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3)); /* 100 fen */
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    cr_assert_eq(open.state, RUSH_ORDER_RESERVED);
+    struct rush_sku dearer = sku_group(1, 10, 3);
+    dearer.price_fen = 5000;
+    put_at(shard, T0_NS + MS, dearer);
+    struct rush_result second = op_at(T0_NS + MS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id);
+    struct rush_sku cheaper = sku_group(1, 10, 3);
+    cheaper.price_fen = 1;
+    put_at(shard, T0_NS + 2 * MS, cheaper);
+    uint32_t from = recorder.count;
+    op_at(T0_NS + 2 * MS, RUSH_OP_GROUP_JOIN, 0, 3, open.group_id);
+    int64_t seen = 0;
+    for (uint32_t i = from; i < recorder.count; i++) {
+        const struct rush_event *e = &recorder.events[i];
+        if (e->type != RUSH_EV_ORDER_CONFIRMED)
+            continue;
+        int64_t want = e->order_id == open.order_id     ? 100
+                       : e->order_id == second.order_id ? 5000
+                                                        : 1;
+        cr_assert_eq(e->amount, want, "seat %lx", e->order_id);
+        seen++;
+    }
+    cr_assert_eq(seen, 3);
+}
+
+Test(group, a_failed_group_refunds_what_each_seat_paid)
+{
+    put_at(shard, T0_NS, sku_group(1, 10, 3));
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
+    struct rush_sku dearer = sku_group(1, 10, 3);
+    dearer.price_fen = 5000;
+    put_at(shard, T0_NS + MS, dearer);
+    struct rush_result second = op_at(T0_NS + MS, RUSH_OP_GROUP_JOIN, 0, 2, open.group_id);
+    uint32_t from = recorder.count;
+    rush_shard_begin(shard, T0_NS + 11 * 60 * SECOND);
+    rush_shard_end(shard);
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), 2);
+    for (uint32_t i = from; i < recorder.count; i++) {
+        const struct rush_event *e = &recorder.events[i];
+        if (e->type == RUSH_EV_REFUND_DUE || e->type == RUSH_EV_ORDER_RELEASED)
+            cr_assert_eq(e->amount, e->order_id == second.order_id ? 5000 : 100);
+    }
+}
+
+Test(group, a_late_join_settles_the_largest_group_within_the_smallest_event_buffer)
+{
+    rush_shard_destroy(shard);
+    struct rush_shard_limits limits = small_limits();
+    limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2); /* the least rush accepts */
+    shard = shard_new(limits, 7, &recorder);
+    struct rush_sku sku = sku_group(1, 100, RUSH_GROUP_SIZE_MAX);
+    sku.user_qty_max = 1;
+    put_at(shard, T0_NS, sku);
+    int64_t at = T0_NS + 300000;
+    struct rush_result open = decide_at(shard, at, request_of(RUSH_OP_GROUP_OPEN, 1, 1, 0, 0, 1));
+    rush_shard_begin(shard, at);
+    for (uint64_t user = 2; user < RUSH_GROUP_SIZE_MAX; user++) {
+        struct rush_request join = request_of(RUSH_OP_GROUP_JOIN, 0, user, 0, open.group_id, user);
+        struct rush_result r;
+        rush_shard_decide(shard, &join, &r);
+        cr_assert_eq(r.outcome, RUSH_OK);
+    }
+    rush_shard_end(shard);
+    cr_assert_eq(query_group(open.group_id).qty, RUSH_GROUP_SIZE_MAX - 1);
+    uint32_t from = recorder.count;
+    struct rush_result late =
+        decide_at(shard, at + 10 * 60 * SECOND + 100000,
+                  request_of(RUSH_OP_GROUP_JOIN, 0, 99, 0, open.group_id, 99));
+    cr_assert_eq(late.outcome, RUSH_GROUP_CLOSED);
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), RUSH_GROUP_SIZE_MAX - 1);
+    cr_assert_eq(ledger_of(1).available, 100);
 }

@@ -463,3 +463,17 @@ Test(json, reasons_fit_a_short_buffer_and_stay_ascii)
                  RUSH_EPROTO);
     cr_assert_str_eq(full, "unknown op 'b??y'");
 }
+
+Test(json, a_confirm_names_the_state_it_left_the_order_in)
+{
+    struct rush_request req = decode_ok("{\"op\":\"confirm\",\"order\":\"7\",\"key\":\"pay-2\"}");
+    struct rush_result res = {
+        .outcome = RUSH_EXPIRED, .order_id = 7, .state = RUSH_ORDER_CONFIRMED};
+    char text[BUF_BYTES];
+    cr_assert_gt(rush_json_encode_result(&req, &res, text, sizeof text), 0);
+    cr_assert_str_eq(text, "{\"outcome\":\"expired\",\"order\":\"7\",\"state\":\"confirmed\"}",
+                     "a second payment: refunded, the order stays confirmed");
+    res = (struct rush_result){.outcome = RUSH_OK, .order_id = 7, .state = RUSH_ORDER_CONFIRMED};
+    cr_assert_gt(rush_json_encode_result(&req, &res, text, sizeof text), 0);
+    cr_assert_str_eq(text, "{\"outcome\":\"ok\",\"order\":\"7\",\"state\":\"confirmed\"}");
+}

@@ -6,9 +6,11 @@
  *
  * The model is deliberately naive: arrays indexed by order, group and key number, linear scans
  * for the best group and for due timers, field-by-field request comparison for idempotency. It
- * predicts every result byte for byte (outcome, reason, order, group, quantity, remaining,
+ * predicts every result byte for byte (outcome, reason, state, order, group, quantity, remaining,
  * flags, query figures) and, in order, every published event of a batch (order confirmed,
- * released, expired, refund due, group completed with its virtual seats, group failed); after
+ * released, expired, refund due, group completed with its virtual seats, group failed) with its
+ * amount (what the order recorded at reservation: operators re-price SKUs during the run) and the
+ * op that decided it (0 for a deadline); after
  * every batch it compares each SKU's ledger and a sample of users' holdings, and every
  * CHECK_EVERY steps it runs rush_shard_check().
  *
@@ -16,7 +18,9 @@
  * SKU kind, sale window, quantity, limits, stock, room in the tables); which outcomes are
  * remembered under their key; a duplicate answers the first bytes flagged, a reused key on a
  * different request is invalid; ids count from 1 per shard, seats included; timers fire at batch
- * start once their 1-ms tick has wholly passed, in (deadline, handle) order.
+ * start once their 1-ms tick has wholly passed, in (deadline, handle) order, but a decision about
+ * an order or group whose deadline is not after the batch's time settles it first; a group's
+ * deadline is capped at its SKU's window end; a second payment is refunded.
  *
  * Besides the model, the same driver checks directly against the shard's own outputs: no
  * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
@@ -179,7 +183,9 @@ struct m_order {
     uint64_t user;
     uint32_t sku;
     uint32_t qty;
-    uint32_t group; /* 0: a flash-sale order */
+    uint32_t group;   /* 0: a flash-sale order */
+    int64_t amount;   /* price * qty when reserved */
+    int64_t deadline; /* pay deadline; 0: none */
     uint8_t state;
 };
 
@@ -205,9 +211,11 @@ struct m_key {
 
 /* A published event, as the model predicts it and as the sink sees it. */
 struct note {
-    uint8_t type;
+    uint64_t id;    /* order id, or group id for group events */
+    int64_t amount; /* order events: the order's amount */
     uint32_t qty;
-    uint64_t id; /* order id, or group id for group events */
+    uint8_t type;
+    uint8_t op; /* the deciding request's op, 0 for a deadline */
 };
 
 struct notes {
@@ -216,11 +224,17 @@ struct notes {
     uint32_t capacity;
 };
 
-static void notes_push(struct notes *notes, uint8_t type, uint64_t id, uint32_t qty)
+static void notes_push(struct notes *notes, struct note note)
 {
     if (notes->count < notes->capacity)
-        notes->items[notes->count] = (struct note){.type = type, .qty = qty, .id = id};
+        notes->items[notes->count] = note;
     notes->count++; /* an overflow shows as a count beyond capacity */
+}
+
+static bool note_equal(const struct note *a, const struct note *b)
+{
+    return a->id == b->id && a->amount == b->amount && a->qty == b->qty && a->type == b->type &&
+           a->op == b->op;
 }
 
 static void notes_init(struct notes *notes, uint32_t capacity)
@@ -247,6 +261,7 @@ struct model {
     uint64_t keys_cap;
     uint32_t key_count;
     uint32_t limit_count;
+    uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
     uint64_t fired_expired, fired_completed, fired_failed;
 };
 
@@ -368,8 +383,12 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
 {
     struct m_sku *sku = &m->skus[sku_index];
     uint32_t n = ++m->order_count;
-    m->orders[n] = (struct m_order){
-        .user = user, .sku = sku_index, .qty = qty, .group = group, .state = RUSH_ORDER_RESERVED};
+    m->orders[n] = (struct m_order){.user = user,
+                                    .sku = sku_index,
+                                    .qty = qty,
+                                    .group = group,
+                                    .amount = sku->def.price_fen * qty,
+                                    .state = RUSH_ORDER_RESERVED};
     if (!sku->def.unlimited)
         sku->available -= qty;
     sku->reserved += qty;
@@ -378,16 +397,31 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
         m->limit_count++;
     }
     sku->user_held[user] += qty;
-    if (group == 0 && sku->def.pay_ttl_ns > 0)
-        m_timer_add(m, m->now + sku->def.pay_ttl_ns, n);
+    if (group == 0 && sku->def.pay_ttl_ns > 0) {
+        m->orders[n].deadline = m->now + sku->def.pay_ttl_ns;
+        m_timer_add(m, m->orders[n].deadline, n);
+    }
     return n;
 }
+
+/* An order event as published: its amount is the order's, whatever the price is now. */
+static void m_publish_order(struct model *m, uint8_t type, uint32_t n)
+{
+    notes_push(&m->published, (struct note){.id = order_id(n),
+                                            .amount = m->orders[n].amount,
+                                            .qty = m->orders[n].qty,
+                                            .type = type,
+                                            .op = m->op});
+}
+
+static void m_fire_order(struct model *m, uint32_t n);
+static void m_fire_group(struct model *m, uint32_t g);
 
 static void m_order_confirm(struct model *m, uint32_t n)
 {
     struct m_order *order = &m->orders[n];
     cr_assert_eq(order->state, RUSH_ORDER_RESERVED);
-    notes_push(&m->published, RUSH_EV_ORDER_CONFIRMED, order_id(n), 0);
+    m_publish_order(m, RUSH_EV_ORDER_CONFIRMED, n);
     order->state = RUSH_ORDER_CONFIRMED;
     m->skus[order->sku].reserved -= order->qty;
     m->skus[order->sku].confirmed += order->qty;
@@ -398,9 +432,8 @@ static void m_order_return(struct model *m, uint32_t n, uint8_t state)
     struct m_order *order = &m->orders[n];
     struct m_sku *sku = &m->skus[order->sku];
     cr_assert_eq(order->state, RUSH_ORDER_RESERVED);
-    notes_push(&m->published,
-               state == RUSH_ORDER_EXPIRED ? RUSH_EV_ORDER_EXPIRED : RUSH_EV_ORDER_RELEASED,
-               order_id(n), 0);
+    m_publish_order(m, state == RUSH_ORDER_EXPIRED ? RUSH_EV_ORDER_EXPIRED : RUSH_EV_ORDER_RELEASED,
+                    n);
     order->state = state;
     sku->reserved -= order->qty;
     if (!sku->def.unlimited)
@@ -435,17 +468,19 @@ static struct m_verdict m_confirm(struct model *m, const struct rush_request *rq
     if (m->orders[n].group != 0)
         return m_invalid(RUSH_REASON_GROUP_ORDER);
     struct m_verdict v = {.order = n};
+    if (m->orders[n].deadline != 0 && m->orders[n].deadline <= m->now)
+        m_fire_order(m, n); /* past the deadline at this nanosecond, whatever the tick */
     switch ((enum rush_order_state)m->orders[n].state) {
     case RUSH_ORDER_RESERVED:
         m_order_confirm(m, n);
         v.outcome = RUSH_OK;
         return v;
     case RUSH_ORDER_EXPIRED:
-    case RUSH_ORDER_RELEASED: /* the money came after the hold ended: refund due */
-        notes_push(&m->published, RUSH_EV_REFUND_DUE, order_id(n), 0);
+    case RUSH_ORDER_RELEASED:  /* the money came after the hold ended: refund due */
+    case RUSH_ORDER_CONFIRMED: /* a second payment: refund due */
+        m_publish_order(m, RUSH_EV_REFUND_DUE, n);
         v.outcome = RUSH_EXPIRED;
         return v;
-    case RUSH_ORDER_CONFIRMED:
     case RUSH_ORDER_NONE:
         break;
     }
@@ -459,6 +494,8 @@ static struct m_verdict m_cancel(struct model *m, const struct rush_request *rq)
         return m_out(RUSH_UNKNOWN_ORDER);
     if (m->orders[n].group != 0)
         return m_invalid(RUSH_REASON_GROUP_ORDER);
+    if (m->orders[n].deadline != 0 && m->orders[n].deadline <= m->now)
+        m_fire_order(m, n);
     if (m->orders[n].state != RUSH_ORDER_RESERVED)
         return m_invalid(RUSH_REASON_ORDER_STATE);
     m_order_return(m, n, RUSH_ORDER_RELEASED);
@@ -471,7 +508,10 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
     struct m_sku *sku = &m->skus[group->sku];
     for (uint32_t i = 0; i < group->seats; i++)
         m_order_confirm(m, group->members[i]);
-    notes_push(&m->published, RUSH_EV_GROUP_COMPLETED, group_id(g), virtual_seats);
+    notes_push(&m->published, (struct note){.id = group_id(g),
+                                            .qty = virtual_seats,
+                                            .type = RUSH_EV_GROUP_COMPLETED,
+                                            .op = m->op});
     group->state = RUSH_GROUP_COMPLETED;
     group->virtual_seats = virtual_seats;
     sku->virtual_used += virtual_seats;
@@ -483,9 +523,10 @@ static void m_group_fail(struct model *m, uint32_t g)
     struct m_group *group = &m->groups[g];
     for (uint32_t i = 0; i < group->seats; i++) { /* the money was taken at join */
         m_order_return(m, group->members[i], RUSH_ORDER_RELEASED);
-        notes_push(&m->published, RUSH_EV_REFUND_DUE, order_id(group->members[i]), 0);
+        m_publish_order(m, RUSH_EV_REFUND_DUE, group->members[i]);
     }
-    notes_push(&m->published, RUSH_EV_GROUP_FAILED, group_id(g), 0);
+    notes_push(&m->published,
+               (struct note){.id = group_id(g), .type = RUSH_EV_GROUP_FAILED, .op = m->op});
     group->state = RUSH_GROUP_FAILED;
     m->skus[group->sku].groups_open--;
 }
@@ -515,11 +556,15 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
     struct m_verdict v = m_can_hold(m, sku, user, 1);
     if (v.outcome != RUSH_OK)
         return v;
-    if (sku->groups_open >= sku->def.groups_open_max || m->group_count >= m->limits.groups_max)
-        return m_out(RUSH_BUSY);
+    if (sku->groups_open >= sku->def.groups_open_max)
+        return m_out(RUSH_GROUP_FULL); /* the SKU's cap: a business outcome */
+    if (m->group_count >= m->limits.groups_max)
+        return m_out(RUSH_BUSY); /* the shard's table */
     uint32_t g = ++m->group_count;
-    m->groups[g] = (struct m_group){
-        .sku = s, .deadline = m->now + sku->def.group_ttl_ns, .state = RUSH_GROUP_OPEN};
+    int64_t deadline = m->now + sku->def.group_ttl_ns;
+    if (deadline > sku->def.end_ns)
+        deadline = sku->def.end_ns; /* capped at the end of the sale */
+    m->groups[g] = (struct m_group){.sku = s, .deadline = deadline, .state = RUSH_GROUP_OPEN};
     sku->groups_open++;
     m_timer_add(m, m->groups[g].deadline, m->limits.orders_max + 1 + g);
     v.order = m_seat_take(m, g, user);
@@ -549,6 +594,8 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
     struct m_verdict v = m_window(m, sku);
     if (v.outcome != RUSH_OK)
         return v;
+    if (group->state == RUSH_GROUP_OPEN && group->deadline <= m->now)
+        m_fire_group(m, g); /* past the deadline at this nanosecond, whatever the tick */
     if (group->state != RUSH_GROUP_OPEN)
         return m_out(RUSH_GROUP_CLOSED);
     if (group->seats >= sku->def.group_size)
@@ -567,7 +614,8 @@ static uint32_t m_best_group(const struct model *m, uint32_t s, uint64_t user)
     uint32_t best = 0;
     for (uint32_t g = 1; g <= m->group_count; g++) {
         const struct m_group *group = &m->groups[g];
-        if (group->sku != s || group->state != RUSH_GROUP_OPEN || m_user_in_group(m, group, user))
+        if (group->sku != s || group->state != RUSH_GROUP_OPEN || group->deadline <= m->now ||
+            m_user_in_group(m, group, user))
             continue;
         if (best == 0 || group->seats > m->groups[best].seats)
             best = g;
@@ -683,6 +731,8 @@ static void m_answer(const struct model *m, const struct rush_request *rq, struc
     } else if (rq->op == RUSH_OP_GROUP_JOIN) {
         r->group_id = rq->target_id;
     }
+    if (v.order != 0)
+        r->state = m->orders[v.order].state; /* as the whole decision left it */
     if (s >= 0 && m->skus[s].def.unlimited)
         r->flags |= RUSH_RESULT_UNLIMITED;
     else if (s >= 0)
@@ -799,7 +849,9 @@ static struct rush_result model_decide(struct model *m, const struct rush_reques
         r.outcome = RUSH_BUSY;
         return r;
     }
+    m->op = rq->op;
     struct m_verdict v = m_decide_op(m, rq);
+    m->op = RUSH_OP_NONE;
     if (m_remembered(v.outcome)) {
         m_answer(m, rq, v, &r);
         *entry = (struct m_key){.present = true, .request = *rq, .result = r};
@@ -820,7 +872,10 @@ static void m_fire_order(struct model *m, uint32_t n)
 {
     if (m->orders[n].state != RUSH_ORDER_RESERVED)
         return;
+    uint8_t op = m->op;
+    m->op = RUSH_OP_NONE; /* the deadline decided it */
     m_order_return(m, n, RUSH_ORDER_EXPIRED);
+    m->op = op;
     m->fired_expired++;
 }
 
@@ -836,6 +891,8 @@ static void m_fire_group(struct model *m, uint32_t g)
     bool fill = (sku->def.virtual_policy == RUSH_VIRTUAL_FILL && budget) ||
                 (sku->def.virtual_policy == RUSH_VIRTUAL_AT_MOST && budget &&
                  missing <= sku->def.virtual_seats_max);
+    uint8_t op = m->op;
+    m->op = RUSH_OP_NONE; /* the deadline decided it */
     if (fill) {
         m_group_complete(m, g, missing);
         m->fired_completed++;
@@ -843,6 +900,7 @@ static void m_fire_group(struct model *m, uint32_t g)
         m_group_fail(m, g);
         m->fired_failed++;
     }
+    m->op = op;
 }
 
 static bool m_timer_before(const struct m_timer *a, const struct m_timer *b)
@@ -963,12 +1021,20 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_ORDER_RELEASED:
         case RUSH_EV_ORDER_EXPIRED:
         case RUSH_EV_REFUND_DUE:
-            notes_push(&sink->published, event->type, event->order_id, 0);
+            notes_push(&sink->published, (struct note){.id = event->order_id,
+                                                       .amount = event->amount,
+                                                       .qty = event->qty,
+                                                       .type = event->type,
+                                                       .op = event->op});
             break;
         case RUSH_EV_GROUP_COMPLETED:
         case RUSH_EV_GROUP_FAILED:
-            notes_push(&sink->published, event->type, event->group_id,
-                       event->type == RUSH_EV_GROUP_COMPLETED ? event->qty : 0);
+            notes_push(&sink->published,
+                       (struct note){.id = event->group_id,
+                                     .amount = event->amount,
+                                     .qty = event->type == RUSH_EV_GROUP_COMPLETED ? event->qty : 0,
+                                     .type = event->type,
+                                     .op = event->op});
             break;
         case RUSH_EV_NONE:
         case RUSH_EV_REJECTED:
@@ -1482,18 +1548,20 @@ static void expect_published(struct run *run, struct notes *got)
         FAIL_AT(run, "more than %u published events in one batch", want->capacity);
     uint32_t count = want->count < got->count ? want->count : got->count;
     for (uint32_t i = 0; i <= count; i++) {
-        if (i < count && memcmp(&want->items[i], &got->items[i], sizeof(struct note)) == 0)
+        if (i < count && note_equal(&want->items[i], &got->items[i]))
             continue;
         if (i == count && want->count == got->count)
             break;
         const struct note *w = i < want->count ? &want->items[i] : NULL;
         const struct note *g = i < got->count ? &got->items[i] : NULL;
         FAIL_AT(run,
-                "published event %u of the batch: expected %s %#" PRIx64
-                " qty %u, shard %s %#" PRIx64 " qty %u (%u expected, %u published)",
+                "published event %u of the batch: expected %s %#" PRIx64 " qty %u amount %" PRId64
+                " op %u, shard %s %#" PRIx64 " qty %u amount %" PRId64
+                " op %u (%u expected, %u published)",
                 i, w ? rush_event_type_name(w->type) : "nothing", w ? w->id : 0, w ? w->qty : 0,
-                g ? rush_event_type_name(g->type) : "nothing", g ? g->id : 0, g ? g->qty : 0,
-                want->count, got->count);
+                w ? w->amount : 0, w ? w->op : 0, g ? rush_event_type_name(g->type) : "nothing",
+                g ? g->id : 0, g ? g->qty : 0, g ? g->amount : 0, g ? g->op : 0, want->count,
+                got->count);
     }
     got->count = 0;
 }
@@ -1552,6 +1620,9 @@ static void step_restock(struct run *run)
         run->model.skus[s].reserved + run->model.skus[s].confirmed + (int64_t)rnd(run, 30) - 3;
     if (def.stock < 0)
         def.stock = 0;
+    def.price_fen = rnd(run, 4) == 0 ? 100 : 1 + (int64_t)rnd(run, 9999); /* a price fix */
+    if (rnd(run, 4) == 0) /* the sale ends soon: groups opened now are capped at the end */
+        def.end_ns = run->clock + 1 + (int64_t)rnd(run, 200 * MS);
     if (rnd(run, 8) == 0)
         def.end_ns = def.start_ns; /* an empty window: refused */
     struct rush_result want = model_sku_put(&run->model, &def);

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "rush/stream.h"
 #include "support.h"
 
 static struct recorder recorder;
@@ -241,10 +242,38 @@ Test(shard, confirm_before_the_ttl_wins_and_the_timer_then_does_nothing)
     rush_shard_end(shard);
     cr_assert_eq(ledger(1).confirmed, 2);
     cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), 0);
-    cr_assert_eq(
-        decide_at(shard, T0_NS + 2 * ttl, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 3))
-            .reason,
-        RUSH_REASON_ORDER_STATE, "a second payment is refused, not a second order");
+}
+
+Test(shard, a_second_payment_is_refunded_not_lost)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_result r = reserve(1, 7, 2, 1);
+    struct rush_request first = request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 2);
+    cr_assert_eq(decide_at(shard, T0_NS + MS, first).outcome, RUSH_OK);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 0);
+    struct rush_request second = request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 3);
+    struct rush_result answer = decide_at(shard, T0_NS + 2 * MS, second);
+    cr_assert_eq(answer.outcome, RUSH_EXPIRED, "the second payment does not buy anything");
+    cr_assert_eq(answer.state, RUSH_ORDER_CONFIRMED, "and the order stays confirmed");
+    cr_assert_eq(answer.order_id, r.order_id);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
+    const struct rush_event *refund = &recorder.events[recorder.count - 1];
+    cr_assert_eq(refund->type, RUSH_EV_REFUND_DUE);
+    cr_assert_eq(refund->op, RUSH_OP_CONFIRM);
+    cr_assert_eq(refund->order_id, r.order_id);
+    cr_assert_eq(refund->user_id, 7);
+    cr_assert_eq(refund->qty, 2);
+    cr_assert_eq(refund->amount, 200);
+    cr_assert(rush_stream_carries(refund->type), "the refund is published");
+    cr_assert_eq(ledger(1).confirmed, 2, "not a second order");
+    /* The same payment resent is a retry: one payment, one refund. */
+    struct rush_result again = decide_at(shard, T0_NS + 3 * MS, second);
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(again.outcome, RUSH_EXPIRED);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 1);
+    /* A third payment with its own key is refunded too. */
+    decide_at(shard, T0_NS + 4 * MS, request_of(RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, 4));
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REFUND_DUE), 2);
 }
 
 Test(shard, the_payment_fence_a_late_confirm_is_expired_with_a_refund)
@@ -365,4 +394,120 @@ Test(shard, full_tables_answer_busy_and_do_nothing_half)
     cr_assert_not(ledger(1).paused);
     cr_assert_eq(reserve(1, 1, 1, 1).flags & RUSH_RESULT_DUPLICATE, RUSH_RESULT_DUPLICATE,
                  "known keys still answer when the table is full");
+}
+
+/* The last event of `type` the sink saw. */
+static const struct rush_event *last_of(uint8_t type)
+{
+    for (uint32_t i = recorder.count; i > 0; i--)
+        if (recorder.events[i - 1].type == type)
+            return &recorder.events[i - 1];
+    cr_assert_fail("no %s event", rush_event_type_name(type));
+    return NULL;
+}
+
+static struct rush_result decide_op(int64_t now, uint8_t op, uint64_t target, uint64_t key)
+{
+    return decide_at(shard, now, request_of(op, 0, 0, 0, target, key));
+}
+
+Test(shard, money_follows_the_order_not_the_current_price)
+{
+    put_at(shard, T0_NS, sku_solo(1, 20)); /* 100 fen a unit */
+    uint64_t paid = reserve(1, 7, 2, 1).order_id;
+    uint64_t cancelled = reserve(1, 8, 1, 2).order_id;
+    uint64_t expiring = reserve(1, 9, 3, 3).order_id;
+    cr_assert_eq(last_of(RUSH_EV_ORDER_RESERVED)->amount, 300);
+    struct rush_sku dearer = sku_solo(1, 20);
+    dearer.price_fen = 5000;
+    cr_assert_eq(put_at(shard, T0_NS + MS, dearer).outcome, RUSH_OK);
+
+    cr_assert_eq(decide_op(T0_NS + 2 * MS, RUSH_OP_CONFIRM, paid, 4).outcome, RUSH_OK);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_CONFIRMED)->amount, 200, "confirmed at 100 a unit");
+    cr_assert_eq(decide_op(T0_NS + 2 * MS, RUSH_OP_CANCEL, cancelled, 5).outcome, RUSH_OK);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_RELEASED)->amount, 100, "released at 100");
+    int64_t ttl = 15 * 60 * SECOND;
+    struct rush_result late = decide_op(T0_NS + ttl + 5 * MS, RUSH_OP_CONFIRM, expiring, 6);
+    cr_assert_eq(late.outcome, RUSH_EXPIRED);
+    const struct rush_event *expired = last_of(RUSH_EV_ORDER_EXPIRED);
+    cr_assert_eq(expired->order_id, expiring);
+    cr_assert_eq(expired->amount, 300, "expired at 100 a unit");
+    const struct rush_event *refund = last_of(RUSH_EV_REFUND_DUE);
+    cr_assert_eq(refund->amount, 300, "the refund is what was paid, not 3 x 5000");
+    struct rush_stream_event published;
+    rush_stream_event_from_log(&published, 0, 1, T0_NS, refund);
+    cr_assert_eq(published.price_fen, 100, "the stream's unit price is the order's");
+
+    uint64_t fresh = reserve(1, 10, 1, 7).order_id;
+    cr_assert_neq(fresh, 0);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_RESERVED)->amount, 5000, "a new order pays the new price");
+}
+
+Test(shard, a_confirm_a_fraction_of_a_tick_after_the_deadline_is_expired_with_a_refund)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    int64_t ttl = 15 * 60 * SECOND;
+    int64_t at = T0_NS + 100000; /* 0.1 ms: the deadline falls inside a tick */
+    uint64_t late = decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 7, 2, 0, 1)).order_id;
+    uint64_t on_time = decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 8, 1, 0, 2)).order_id;
+    uint64_t at_deadline =
+        decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 9, 1, 0, 3)).order_id;
+    int64_t deadline = at + ttl;
+    cr_assert_eq(decide_op(deadline - 1, RUSH_OP_CONFIRM, on_time, 4).outcome, RUSH_OK,
+                 "a nanosecond before the deadline is in time");
+    cr_assert_eq(decide_op(deadline, RUSH_OP_CONFIRM, at_deadline, 5).outcome, RUSH_EXPIRED,
+                 "the deadline's own nanosecond is late");
+    uint32_t expired_before = recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED);
+    struct rush_result r = decide_op(deadline + 850000, RUSH_OP_CONFIRM, late, 6);
+    cr_assert_eq(r.outcome, RUSH_EXPIRED, "0.85 ms late, within the deadline's tick");
+    cr_assert_eq(r.state, RUSH_ORDER_EXPIRED);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), expired_before + 1);
+    const struct rush_event *expiry = &recorder.events[recorder.count - 2];
+    const struct rush_event *refund = &recorder.events[recorder.count - 1];
+    cr_assert_eq(expiry->type, RUSH_EV_ORDER_EXPIRED);
+    cr_assert_eq(expiry->op, RUSH_OP_NONE, "the deadline decided the expiry");
+    cr_assert_eq(expiry->order_id, late);
+    cr_assert_eq(refund->type, RUSH_EV_REFUND_DUE);
+    cr_assert_eq(refund->op, RUSH_OP_CONFIRM);
+    cr_assert_eq(refund->amount, 200);
+    cr_assert_eq(ledger(1).confirmed, 1);
+    cr_assert_eq(ledger(1).reserved, 0);
+    cr_assert_eq(ledger(1).available, 9);
+    /* The timer, when its tick passes, finds nothing left to do. */
+    uint32_t events_before = recorder.count;
+    rush_shard_begin(shard, deadline + 5 * MS);
+    rush_shard_end(shard);
+    cr_assert_eq(recorder.count, events_before);
+}
+
+Test(shard, a_cancel_after_the_deadline_finds_the_hold_expired)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    int64_t at = T0_NS + 300000;
+    uint64_t order = decide_at(shard, at, request_of(RUSH_OP_RESERVE, 1, 7, 2, 0, 1)).order_id;
+    int64_t deadline = at + 15 * 60 * SECOND;
+    struct rush_result r = decide_op(deadline + 500000, RUSH_OP_CANCEL, order, 2);
+    cr_assert_eq(r.outcome, RUSH_INVALID);
+    cr_assert_eq(r.reason, RUSH_REASON_ORDER_STATE);
+    cr_assert_eq(last_of(RUSH_EV_ORDER_EXPIRED)->order_id, order);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ORDER_RELEASED), 0);
+    cr_assert_eq(ledger(1).available, 10);
+}
+
+Test(shard, a_decision_names_the_state_it_left_its_order_in)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    struct rush_sku now = sku_solo(2, 10);
+    now.pay_ttl_ns = 0;
+    put_at(shard, T0_NS, now);
+    struct rush_result held = reserve(1, 7, 1, 1);
+    cr_assert_eq(held.state, RUSH_ORDER_RESERVED);
+    cr_assert_eq(reserve(2, 7, 1, 2).state, RUSH_ORDER_CONFIRMED, "no pay TTL: confirmed at once");
+    cr_assert_eq(decide_op(T0_NS, RUSH_OP_CONFIRM, held.order_id, 3).state, RUSH_ORDER_CONFIRMED);
+    struct rush_result retried = reserve(1, 7, 1, 1);
+    cr_assert(retried.flags & RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(retried.state, RUSH_ORDER_RESERVED, "a retry answers the original bytes");
+    uint64_t other = reserve(1, 8, 1, 4).order_id;
+    cr_assert_eq(decide_op(T0_NS, RUSH_OP_CANCEL, other, 5).state, RUSH_ORDER_RELEASED);
+    cr_assert_eq(reserve(1, 9, 9, 6).state, RUSH_ORDER_NONE, "no order, no state");
 }
