@@ -1,0 +1,463 @@
+/*
+ * The rules of issue 11 through a real rushd: one test per item that had none at the level of
+ * the server (items 2, 5, 9, 12 and 14 are in test_restart, test_data_dir, test_wal_full and
+ * test_rushctl). Each test writes its own campaign (small tables where a table is the point),
+ * sends orders on the binary endpoint through the client library, admin commands as JSON with
+ * the token, and reads what was published through the subscriber library: the stream is where
+ * money shows, so amounts, users and refunds are checked there, not only in the replies.
+ *
+ * Waiting: every wait is for an event in the stream, an answer or an exit, with a deadline; the
+ * one wait for a time (item 8) is for the pay deadline the stream itself reported.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rush/client.h"
+#include "rush/subscriber.h"
+#include "rushd_child.h"
+
+#define SEEN_MAX 8192
+#define WAIT_MS 10000
+#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_S INT64_C(1000000000)
+#define ENGINE_ROOMY                                                                               \
+    "shards = 1\nring_slots = 64\norders_max = 4096\ngroups_max = 1024\nkeys_max = 16384\n"        \
+    "user_limits_max = 4096\n"
+
+static struct rushd_child child = {.pid = -1};
+static struct rush_client *client;
+static struct rush_subscriber *sub;
+static struct rush_stream_event seen[SEEN_MAX];
+static uint32_t seen_count;
+
+/* ---- the rushd, its client and its stream ---------------------------------------------------- */
+
+static void start(const char *engine, const char *skus)
+{
+    signal(SIGPIPE, SIG_IGN);
+    seen_count = 0;
+    child_make_dir(&child, "rules");
+    child.durability = "fsync";
+    child_write_campaign(&child, engine, CHILD_TOKEN, skus);
+    child_run(&child, NULL);
+
+    struct rush_client_config config;
+    rush_client_config_default(&config);
+    config.url = child.orders;
+    config.timeout_ms = 5000;
+    cr_assert_eq(rush_client_open(&config, &client), 0);
+
+    struct rush_subscriber_config sub_config;
+    rush_subscriber_config_default(&sub_config);
+    sub_config.pub_url = child.pub;
+    sub_config.replay_url = child.replay;
+    cr_assert_eq(rush_subscriber_open(&sub_config, &sub), 0);
+}
+
+static void stop(void)
+{
+    rush_client_close(client);
+    client = NULL;
+    rush_subscriber_close(sub);
+    sub = NULL;
+    child_cleanup(&child);
+}
+
+TestSuite(rules, .fini = stop, .timeout = 60);
+
+static struct rush_result submit(struct rush_request request)
+{
+    struct rush_result result;
+    cr_assert_eq(rush_client_submit(client, &request, 1, &result), 0, "submit: %s",
+                 rush_client_last_error());
+    return result;
+}
+
+static struct rush_request reserve(uint64_t sku, uint64_t user, uint32_t qty, const char *key)
+{
+    return (struct rush_request){.op = RUSH_OP_RESERVE,
+                                 .sku_id = sku,
+                                 .user_id = user,
+                                 .qty = qty,
+                                 .key = rush_client_key(key)};
+}
+
+static struct rush_request on_order(uint8_t op, uint64_t order, const char *key)
+{
+    return (struct rush_request){.op = op, .target_id = order, .key = rush_client_key(key)};
+}
+
+static struct rush_request on_sku(uint8_t op, uint64_t sku, uint64_t user, const char *key)
+{
+    return (struct rush_request){
+        .op = op, .sku_id = sku, .user_id = user, .key = rush_client_key(key)};
+}
+
+static struct rush_result query(uint8_t op, uint64_t sku, uint64_t target)
+{
+    return submit((struct rush_request){.op = op, .sku_id = sku, .target_id = target});
+}
+
+#define EXPECT_OUTCOME(result, want)                                                               \
+    cr_assert_eq((result).outcome, (want), "%s: %s (reason %s), expected %s", #result,             \
+                 rush_outcome_name((result).outcome), rush_reason_name((result).reason),           \
+                 rush_outcome_name(want))
+
+/* An admin command (JSON with the token); its reply must contain `expect`. */
+static void admin(const char *body, const char *expect)
+{
+    char text[1024], reply[2048];
+    snprintf(text, sizeof(text), "{\"token\":\"" CHILD_TOKEN "\",%s}", body);
+    cr_assert_eq(child_json(child.admin, text, reply, sizeof(reply), 5000), 0, "no reply: %s",
+                 text);
+    cr_assert(strstr(reply, expect) != NULL, "%s -> %s (expected %s)", text, reply, expect);
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* Polls the stream into seen[] until an event matches (0 ids match any); fails at WAIT_MS. */
+static const struct rush_stream_event *wait_event(uint8_t type, uint64_t order, uint64_t group)
+{
+    static struct rush_stream_event batch[512];
+    int64_t deadline = child_now_ms() + WAIT_MS;
+    for (uint32_t next = 0;;) {
+        for (; next < seen_count; next++) {
+            const struct rush_stream_event *e = &seen[next];
+            if (e->type == type && (order == 0 || e->order_id == order) &&
+                (group == 0 || e->group_id == group))
+                return e;
+        }
+        cr_assert_lt(child_now_ms(), deadline, "no %s event for order %#lx group %#lx in %d ms",
+                     rush_event_type_name(type), order, group, WAIT_MS);
+        int n = rush_subscriber_poll(sub, batch, 512, 50);
+        cr_assert(n >= 0 || n == RUSH_ETIMEDOUT || n == RUSH_EPROTO, "poll: %s", rush_strerror(n));
+        for (int i = 0; i < n; i++) {
+            cr_assert_lt(seen_count, SEEN_MAX);
+            seen[seen_count++] = batch[i];
+        }
+    }
+}
+
+/* Every event published so far (asks INFO, then polls until caught up). */
+static void catch_up(void)
+{
+    static struct rush_stream_event batch[512];
+    int64_t deadline = child_now_ms() + WAIT_MS;
+    rush_subscriber_resync(sub);
+    while (!rush_subscriber_caught_up(sub)) {
+        cr_assert_lt(child_now_ms(), deadline, "the stream did not catch up");
+        int n = rush_subscriber_poll(sub, batch, 512, 50);
+        cr_assert(n >= 0 || n == RUSH_ETIMEDOUT || n == RUSH_EPROTO, "poll: %s", rush_strerror(n));
+        for (int i = 0; i < n; i++) {
+            cr_assert_lt(seen_count, SEEN_MAX);
+            seen[seen_count++] = batch[i];
+        }
+    }
+}
+
+static uint32_t count_events(uint8_t type, uint64_t order)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < seen_count; i++)
+        n += seen[i].type == type && (order == 0 || seen[i].order_id == order);
+    return n;
+}
+
+/* A whole SKU definition as a JSON sku_put body (solo SKU, window from 0 to `end_ns`). */
+static void put_solo(uint64_t id, int64_t stock, int64_t price, int64_t pay_ttl_ns, int64_t end_ns)
+{
+    char body[768];
+    snprintf(body, sizeof(body),
+             "\"op\":\"sku_put\",\"sku\":{\"id\":%lu,\"name\":\"s%lu\",\"stock\":%ld,"
+             "\"price_fen\":%ld,\"start_ns\":0,\"end_ns\":\"%ld\",\"pay_ttl_ns\":%ld,"
+             "\"order_qty_max\":3,\"user_qty_max\":3}",
+             id, id, stock, price, end_ns, pay_ttl_ns);
+    admin(body, "\"outcome\":\"ok\"");
+}
+
+/* ---- 1. money is fixed at the order ---------------------------------------------------------- */
+
+Test(rules, item1_an_order_pays_and_is_refunded_at_its_own_price_after_a_price_change)
+{
+    start(ENGINE_ROOMY, "");
+    put_solo(101, 10, 100, 15 * 60 * NS_PER_S, INT64_MAX); /* paid later, at the old price */
+    put_solo(102, 10, 100, NS_PER_S, INT64_MAX);           /* expires, then paid: refund */
+    struct rush_result kept = submit(reserve(101, 7, 2, "1-a"));
+    struct rush_result lapsed = submit(reserve(102, 8, 2, "1-b"));
+    EXPECT_OUTCOME(kept, RUSH_OK);
+    EXPECT_OUTCOME(lapsed, RUSH_OK);
+
+    put_solo(101, 10, 5000, 15 * 60 * NS_PER_S, INT64_MAX); /* the price fix */
+    put_solo(102, 10, 5000, NS_PER_S, INT64_MAX);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, kept.order_id, "1-pay-a")), RUSH_OK);
+    const struct rush_stream_event *confirmed =
+        wait_event(RUSH_EV_ORDER_CONFIRMED, kept.order_id, 0);
+    cr_assert_eq(confirmed->price_fen, 100, "confirmed at %ld fen a unit, reserved at 100",
+                 confirmed->price_fen);
+    cr_assert_eq(confirmed->qty, 2);
+    cr_assert_eq(confirmed->user_id, 7);
+
+    wait_event(RUSH_EV_ORDER_EXPIRED, lapsed.order_id, 0);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, lapsed.order_id, "1-pay-b")), RUSH_EXPIRED);
+    const struct rush_stream_event *refund = wait_event(RUSH_EV_REFUND_DUE, lapsed.order_id, 0);
+    cr_assert_eq(refund->price_fen, 100, "refund_due of %ld fen a unit, paid 100",
+                 refund->price_fen);
+    cr_assert_eq(refund->qty, 2);
+    cr_assert_eq(refund->user_id, 8);
+    /* A new order takes the new price. */
+    struct rush_result later = submit(reserve(101, 9, 1, "1-c"));
+    EXPECT_OUTCOME(later, RUSH_OK);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, later.order_id, "1-pay-c")), RUSH_OK);
+    cr_assert_eq(wait_event(RUSH_EV_ORDER_CONFIRMED, later.order_id, 0)->price_fen, 5000);
+}
+
+/* ---- 7. a second payment is refunded ------------------------------------------------------- */
+
+Test(rules, item7_a_second_payment_of_a_confirmed_order_leaves_a_refund_due)
+{
+    start(ENGINE_ROOMY, "");
+    put_solo(701, 5, 250, 15 * 60 * NS_PER_S, INT64_MAX);
+    struct rush_result order = submit(reserve(701, 3, 1, "7-a"));
+    EXPECT_OUTCOME(order, RUSH_OK);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, order.order_id, "7-pay-1")), RUSH_OK);
+    struct rush_result second = submit(on_order(RUSH_OP_CONFIRM, order.order_id, "7-pay-2"));
+    cr_assert_neq(second.outcome, RUSH_OK, "a second payment confirmed again");
+    const struct rush_stream_event *refund = wait_event(RUSH_EV_REFUND_DUE, order.order_id, 0);
+    cr_assert_eq(refund->price_fen, 250);
+    cr_assert_eq(refund->qty, 1);
+    cr_assert_eq(refund->user_id, 3);
+    cr_assert_eq(refund->op, RUSH_OP_CONFIRM, "the refund names the payment that caused it");
+    catch_up();
+    cr_assert_eq(count_events(RUSH_EV_ORDER_CONFIRMED, order.order_id), 1);
+    cr_assert_eq(count_events(RUSH_EV_REFUND_DUE, order.order_id), 1);
+    /* The retry of the second payment is the same answer and no second refund. */
+    struct rush_result again = submit(on_order(RUSH_OP_CONFIRM, order.order_id, "7-pay-2"));
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(again.outcome, second.outcome);
+    catch_up();
+    cr_assert_eq(count_events(RUSH_EV_REFUND_DUE, order.order_id), 1);
+}
+
+/* ---- 8. deadlines at the nanosecond --------------------------------------------------------- */
+
+Test(rules, item8_a_confirm_just_after_the_pay_deadline_is_expired_with_a_refund)
+{
+    start(ENGINE_ROOMY, "");
+    const int64_t ttl = 300 * NS_PER_MS;
+    put_solo(801, 5, 100, ttl, INT64_MAX);
+    /* The engine clock is the wall clock at start plus monotonic time: the reservation's time,
+     * and so its deadline, lies between the clock read before sending and after the answer. */
+    int64_t sent = wall_ns();
+    struct rush_result order = submit(reserve(801, 4, 1, "8-a"));
+    EXPECT_OUTCOME(order, RUSH_OK);
+    int64_t deadline_earliest = sent + ttl, deadline_latest = wall_ns() + ttl;
+    while (wall_ns() <= deadline_latest + NS_PER_MS) /* pay just after it */
+        child_sleep_ms(0);
+    struct rush_result paid = submit(on_order(RUSH_OP_CONFIRM, order.order_id, "8-pay"));
+    EXPECT_OUTCOME(paid, RUSH_EXPIRED);
+    const struct rush_stream_event *expired = wait_event(RUSH_EV_ORDER_EXPIRED, order.order_id, 0);
+    cr_assert_geq(expired->time_ns, deadline_earliest, "expired %ld ns before its deadline",
+                  deadline_earliest - expired->time_ns);
+    const struct rush_stream_event *refund = wait_event(RUSH_EV_REFUND_DUE, order.order_id, 0);
+    cr_assert_eq(refund->price_fen, 100);
+    cr_assert_eq(refund->op, RUSH_OP_CONFIRM);
+    /* The unit came back. */
+    EXPECT_OUTCOME(submit(reserve(801, 5, 1, "8-b")), RUSH_OK);
+    cr_assert_eq(query(RUSH_OP_QUERY_SKU, 801, 0).remaining, 4);
+}
+
+/* ---- 10. a retry is the whole request ------------------------------------------------------- */
+
+Test(rules, item10_the_same_key_on_a_different_request_is_invalid_and_takes_nothing)
+{
+    start(ENGINE_ROOMY, "");
+    put_solo(1001, 10, 100, 15 * 60 * NS_PER_S, INT64_MAX);
+    put_solo(1002, 10, 100, 15 * 60 * NS_PER_S, INT64_MAX);
+    struct rush_result first = submit(reserve(1001, 1, 1, "10-k"));
+    EXPECT_OUTCOME(first, RUSH_OK);
+    struct rush_request others[] = {
+        reserve(1001, 2, 1, "10-k"),                       /* another user */
+        reserve(1001, 1, 2, "10-k"),                       /* another quantity */
+        reserve(1002, 1, 1, "10-k"),                       /* another SKU */
+        on_order(RUSH_OP_CONFIRM, first.order_id, "10-k"), /* another op */
+        on_sku(RUSH_OP_GROUP_JOIN_ANY, 1001, 1, "10-k"),   /* another op on the same SKU */
+    };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        struct rush_result r = submit(others[i]);
+        cr_assert_eq(r.outcome, RUSH_INVALID, "request %zu with a reused key: %s", i,
+                     rush_outcome_name(r.outcome));
+        cr_assert_eq(r.reason, RUSH_REASON_KEY_REUSED, "request %zu: %s", i,
+                     rush_reason_name(r.reason));
+        cr_assert_neq(r.order_id, first.order_id, "request %zu got the first buyer's order", i);
+    }
+    struct rush_result retry = submit(reserve(1001, 1, 1, "10-k"));
+    cr_assert(retry.flags & RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(retry.order_id, first.order_id);
+    struct rush_result sku = query(RUSH_OP_QUERY_SKU, 1001, 0);
+    cr_assert_eq(sku.reserved, 1, "the reused key took stock: %ld reserved", sku.reserved);
+    cr_assert_eq(query(RUSH_OP_QUERY_SKU, 1002, 0).reserved, 0);
+}
+
+/* ---- 11. groups near the end of the sale; the open-group cap --------------------------------- */
+
+static struct rush_result group_op(uint8_t op, uint64_t sku, uint64_t user, const char *key)
+{
+    return submit(on_sku(op, sku, user, key));
+}
+
+static void put_group(uint64_t id, uint32_t size, uint32_t open_max, int64_t ttl_ns, int64_t end_ns)
+{
+    char body[768];
+    snprintf(body, sizeof(body),
+             "\"op\":\"sku_put\",\"sku\":{\"id\":%lu,\"name\":\"g%lu\",\"stock\":100,"
+             "\"price_fen\":900,\"start_ns\":0,\"end_ns\":\"%ld\",\"pay_ttl_ns\":0,"
+             "\"order_qty_max\":1,\"user_qty_max\":3,\"group_size\":%u,\"group_ttl_ns\":%ld,"
+             "\"groups_open_max\":%u}",
+             id, id, end_ns, size, ttl_ns, open_max);
+    admin(body, "\"outcome\":\"ok\"");
+}
+
+Test(rules, item11_a_group_opened_near_the_end_settles_at_the_end)
+{
+    start(ENGINE_ROOMY, "");
+    int64_t end = wall_ns() + 1500 * NS_PER_MS;
+    put_group(1101, 3, 10, 10 * 60 * NS_PER_S, end);
+    struct rush_result opened = group_op(RUSH_OP_GROUP_OPEN, 1101, 1, "11-open");
+    EXPECT_OUTCOME(opened, RUSH_OK);
+    struct rush_result group = query(RUSH_OP_QUERY_GROUP, 0, opened.group_id);
+    cr_assert_eq(group.reserved, end, "the deadline %ld is not the sale's end %ld", group.reserved,
+                 end);
+    EXPECT_OUTCOME(submit((struct rush_request){.op = RUSH_OP_GROUP_JOIN,
+                                                .target_id = opened.group_id,
+                                                .user_id = 2,
+                                                .key = rush_client_key("11-join")}),
+                   RUSH_OK);
+    /* Settled at the end of the sale, not ten minutes later: the leader's money comes back. */
+    const struct rush_stream_event *failed = wait_event(RUSH_EV_GROUP_FAILED, 0, opened.group_id);
+    cr_assert_geq(failed->time_ns, end);
+    cr_assert_eq(failed->op, 0, "a deadline decided it");
+    const struct rush_stream_event *refund = wait_event(RUSH_EV_REFUND_DUE, opened.order_id, 0);
+    cr_assert_eq(refund->price_fen, 900);
+    cr_assert_eq(refund->user_id, 1);
+    cr_assert_eq(query(RUSH_OP_QUERY_GROUP, 0, opened.group_id).state, RUSH_GROUP_FAILED);
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_JOIN_ANY, 1101, 3, "11-late"), RUSH_ENDED);
+}
+
+Test(rules, item11_at_groups_open_max_open_and_join_any_answer_group_full)
+{
+    start(ENGINE_ROOMY, "");
+    put_group(1102, 3, 2, 10 * 60 * NS_PER_S, INT64_MAX);
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_OPEN, 1102, 1, "11-a"), RUSH_OK);
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_OPEN, 1102, 2, "11-b"), RUSH_OK);
+    struct rush_result capped = group_op(RUSH_OP_GROUP_OPEN, 1102, 3, "11-c");
+    EXPECT_OUTCOME(capped, RUSH_GROUP_FULL);
+    /* A join_any that finds no group it may join would open one: the cap again. */
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_JOIN_ANY, 1102, 4, "11-d"), RUSH_OK);
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_JOIN_ANY, 1102, 4, "11-e"), RUSH_OK);
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_JOIN_ANY, 1102, 4, "11-f"), RUSH_GROUP_FULL);
+    /* A business outcome: remembered under its key, not counted as overload. */
+    struct rush_result again = group_op(RUSH_OP_GROUP_OPEN, 1102, 3, "11-c");
+    cr_assert(again.flags & RUSH_RESULT_DUPLICATE, "group_full was not remembered");
+    char reply[4096];
+    cr_assert_eq(child_json(child.admin, "{\"op\":\"stats\",\"token\":\"" CHILD_TOKEN "\"}", reply,
+                            sizeof(reply), 5000),
+                 0);
+    const char *busy = strstr(reply, "\"busy\":");
+    cr_assert_not_null(busy, "%s", reply);
+    cr_assert_eq(strtol(busy + strlen("\"busy\":"), NULL, 10), 0, "busy counted: %s", reply);
+}
+
+/* ---- 13. a flipped bit in the last complete batch is corruption ------------------------------ */
+
+/* The newest segment of shard 0 in the data directory. */
+static void last_segment(char *path, size_t size)
+{
+    DIR *dir = opendir(child.data);
+    cr_assert_not_null(dir);
+    char best[256] = "";
+    for (struct dirent *entry; (entry = readdir(dir)) != NULL;)
+        if (strncmp(entry->d_name, "wal-00-", 7) == 0 && strcmp(entry->d_name, best) > 0)
+            snprintf(best, sizeof(best), "%s", entry->d_name);
+    closedir(dir);
+    cr_assert_neq(best[0], '\0', "no log segment in %s", child.data);
+    snprintf(path, size, "%s/%s", child.data, best);
+}
+
+/*
+ * The offset of the last batch in a segment, read from the documented layout (wal_record.h: a
+ * 64-byte header with the magic "RWAL" and the event count at 12, then 64 bytes per event; an
+ * all-zero header ends the segment). Its event count in *events.
+ */
+static long last_batch(FILE *file, uint32_t *events)
+{
+    long offset = 0, last = -1;
+    for (int guard = 0; guard < 1000000; guard++) {
+        unsigned char header[64];
+        if (fseek(file, offset, SEEK_SET) != 0 || fread(header, 1, 64, file) != 64 ||
+            memcmp(header, "RWAL", 4) != 0)
+            break;
+        uint32_t count;
+        memcpy(&count, header + 12, sizeof(count));
+        last = offset;
+        *events = count;
+        offset += 64 + 64 * (long)count;
+    }
+    return last;
+}
+
+Test(rules, item13_a_flipped_bit_in_the_last_complete_batch_stops_rushd_and_fails_verify)
+{
+    start(ENGINE_ROOMY, "");
+    put_solo(1301, 10, 100, 15 * 60 * NS_PER_S, INT64_MAX);
+    for (int i = 0; i < 3; i++) { /* one batch each: the last one is acknowledged and published */
+        char key[16];
+        snprintf(key, sizeof(key), "13-%d", i);
+        EXPECT_OUTCOME(submit(reserve(1301, 1 + (uint64_t)i, 1, key)), RUSH_OK);
+    }
+    cr_assert_eq(child_stop(&child, SIGTERM), 0);
+
+    char segment[CHILD_PATH_BYTES + 300];
+    last_segment(segment, sizeof(segment));
+    FILE *file = fopen(segment, "r+b");
+    cr_assert_not_null(file);
+    uint32_t events = 0;
+    long batch = last_batch(file, &events);
+    cr_assert_gt(batch, 0, "no batch found in %s", segment);
+    cr_assert_gt(events, 0);
+    long at = batch + 64 + 17; /* a byte inside the batch's first event */
+    cr_assert_eq(fseek(file, at, SEEK_SET), 0);
+    int byte = fgetc(file);
+    cr_assert_neq(byte, EOF);
+    cr_assert_eq(fseek(file, at, SEEK_SET), 0);
+    fputc(byte ^ 0x10, file);
+    cr_assert_eq(fclose(file), 0);
+
+    /* rushd refuses to start and names the file. */
+    child.pid = child_exec(&child, NULL, NULL);
+    int status = child_wait_ready(&child, CHILD_READY_MS);
+    cr_assert_gt(status, 0, "rushd started on a damaged log (%d)", status);
+    child.pid = -1;
+    char text[8192] = "";
+    FILE *log = fopen(child.log, "r");
+    cr_assert_not_null(log);
+    size_t len = fread(text, 1, sizeof(text) - 1, log);
+    text[len] = '\0';
+    fclose(log);
+    const char *name = strrchr(segment, '/') + 1;
+    cr_assert_not_null(strstr(text, name), "the refusal does not name %s:\n%s", name, text);
+
+    /* rush-wal verify fails too. */
+    char command[5 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof(command), "'%s/rush-wal' verify '%s' >>'%s' 2>&1", child.bin,
+             child.data, child.log);
+    int rc = system(command);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) != 0, "rush-wal verify passed a damaged log");
+}
