@@ -40,6 +40,7 @@
 #include <stdio.h>
 
 #include "support.h"
+#include "wal/snapshot.h"
 
 #define SHARD_INDEX 5u
 #define USERS_MAX 120u
@@ -212,6 +213,8 @@ struct m_key {
 /* A published event, as the model predicts it and as the sink sees it. */
 struct note {
     uint64_t id;    /* order id, or group id for group events */
+    uint64_t user;  /* order events: the buyer; 0 for group events */
+    uint64_t sku;   /* the SKU id */
     int64_t amount; /* order events: the order's amount */
     uint32_t qty;
     uint8_t type;
@@ -233,8 +236,8 @@ static void notes_push(struct notes *notes, struct note note)
 
 static bool note_equal(const struct note *a, const struct note *b)
 {
-    return a->id == b->id && a->amount == b->amount && a->qty == b->qty && a->type == b->type &&
-           a->op == b->op;
+    return a->id == b->id && a->user == b->user && a->sku == b->sku && a->amount == b->amount &&
+           a->qty == b->qty && a->type == b->type && a->op == b->op;
 }
 
 static void notes_init(struct notes *notes, uint32_t capacity)
@@ -408,6 +411,8 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
 static void m_publish_order(struct model *m, uint8_t type, uint32_t n)
 {
     notes_push(&m->published, (struct note){.id = order_id(n),
+                                            .user = m->orders[n].user,
+                                            .sku = m->skus[m->orders[n].sku].def.id,
                                             .amount = m->orders[n].amount,
                                             .qty = m->orders[n].qty,
                                             .type = type,
@@ -509,6 +514,7 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
     for (uint32_t i = 0; i < group->seats; i++)
         m_order_confirm(m, group->members[i]);
     notes_push(&m->published, (struct note){.id = group_id(g),
+                                            .sku = sku->def.id,
                                             .qty = virtual_seats,
                                             .type = RUSH_EV_GROUP_COMPLETED,
                                             .op = m->op});
@@ -525,8 +531,10 @@ static void m_group_fail(struct model *m, uint32_t g)
         m_order_return(m, group->members[i], RUSH_ORDER_RELEASED);
         m_publish_order(m, RUSH_EV_REFUND_DUE, group->members[i]);
     }
-    notes_push(&m->published,
-               (struct note){.id = group_id(g), .type = RUSH_EV_GROUP_FAILED, .op = m->op});
+    notes_push(&m->published, (struct note){.id = group_id(g),
+                                            .sku = m->skus[group->sku].def.id,
+                                            .type = RUSH_EV_GROUP_FAILED,
+                                            .op = m->op});
     group->state = RUSH_GROUP_FAILED;
     m->skus[group->sku].groups_open--;
 }
@@ -1022,6 +1030,8 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_ORDER_EXPIRED:
         case RUSH_EV_REFUND_DUE:
             notes_push(&sink->published, (struct note){.id = event->order_id,
+                                                       .user = event->user_id,
+                                                       .sku = event->sku_id,
                                                        .amount = event->amount,
                                                        .qty = event->qty,
                                                        .type = event->type,
@@ -1031,6 +1041,7 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_GROUP_FAILED:
             notes_push(&sink->published,
                        (struct note){.id = event->group_id,
+                                     .sku = event->sku_id,
                                      .amount = event->amount,
                                      .qty = event->type == RUSH_EV_GROUP_COMPLETED ? event->qty : 0,
                                      .type = event->type,
@@ -1081,6 +1092,15 @@ struct run {
     uint64_t outcomes[RUSH_OUTCOME_COUNT_];
     uint64_t reasons[RUSH_REASON_COUNT_];
     uint64_t duplicates;
+    /* Restarts (the restart test): the shard is rebuilt from its log, or from its newest
+     * snapshot and the log after it, between two batches; the model goes on as if nothing
+     * happened. The log is sinks[0].recorder. */
+    bool restarts;
+    char snapshot_dir[64];
+    uint64_t snapshot_lsn;     /* 0: none written yet */
+    uint32_t snapshot_at;      /* log events the newest snapshot holds */
+    uint32_t restart_count[2]; /* from the log, from a snapshot */
+    uint32_t snapshot_count;
 };
 
 /* Limit profiles: roomy, or one table tight enough that `busy` shows up late in the run. */
@@ -1540,6 +1560,18 @@ static void expect_check(struct run *run)
     expect_model_groups(run);
 }
 
+static void describe_note(const struct note *note, char *out, size_t size)
+{
+    if (note == NULL) {
+        snprintf(out, size, "nothing");
+        return;
+    }
+    snprintf(out, size,
+             "%s %#" PRIx64 " user %" PRIu64 " sku %" PRIu64 " qty %u amount %" PRId64 " op %u",
+             rush_event_type_name(note->type), note->id, note->user, note->sku, note->qty,
+             note->amount, note->op);
+}
+
 /* The batch published what the model predicts: confirmations, releases, refunds, group ends. */
 static void expect_published(struct run *run, struct notes *got)
 {
@@ -1554,14 +1586,13 @@ static void expect_published(struct run *run, struct notes *got)
             break;
         const struct note *w = i < want->count ? &want->items[i] : NULL;
         const struct note *g = i < got->count ? &got->items[i] : NULL;
-        FAIL_AT(run,
-                "published event %u of the batch: expected %s %#" PRIx64 " qty %u amount %" PRId64
-                " op %u, shard %s %#" PRIx64 " qty %u amount %" PRId64
-                " op %u (%u expected, %u published)",
-                i, w ? rush_event_type_name(w->type) : "nothing", w ? w->id : 0, w ? w->qty : 0,
-                w ? w->amount : 0, w ? w->op : 0, g ? rush_event_type_name(g->type) : "nothing",
-                g ? g->id : 0, g ? g->qty : 0, g ? g->amount : 0, g ? g->op : 0, want->count,
-                got->count);
+        char expected[160], published[160];
+        describe_note(w, expected, sizeof(expected));
+        describe_note(g, published, sizeof(published));
+        FAIL_AT(
+            run,
+            "published event %u of the batch: expected %s, shard %s (%u expected, %u published)", i,
+            expected, published, want->count, got->count);
     }
     got->count = 0;
 }
@@ -1670,6 +1701,78 @@ static void step_request(struct run *run)
     }
 }
 
+/* The shard's state as it stands: a snapshot "after batch lsn", lsn the step (unique, rising). */
+static void take_snapshot(struct run *run)
+{
+    char why[256] = "";
+    uint64_t lsn = run->step;
+    if (rush_snapshot_write(run->shards[0], run->snapshot_dir, SHARD_INDEX, lsn, why,
+                            sizeof(why)) != 0)
+        FAIL_AT(run, "snapshot: %s", why);
+    run->snapshot_lsn = lsn;
+    run->snapshot_at = run->sinks[0].recorder.count;
+    run->snapshot_count++;
+}
+
+/*
+ * A restart: a fresh shard (another hash seed) loads the newest snapshot or nothing, replays the
+ * log after it, and resumes at the engine time the old one stood at (the engine clock never goes
+ * back across a restart). Resuming fires nothing: every timer effect is in the log. Its digest,
+ * timers included, must be the old shard's; from then on the model judges it like the old one.
+ */
+static void restart(struct run *run, bool from_snapshot)
+{
+    struct rush_shard_config config = {.index = SHARD_INDEX,
+                                       .limits = run->model.limits,
+                                       .seed = rng_next(&run->rng),
+                                       .start_ns = 0,
+                                       .sink = sink_fn,
+                                       .sink_context = &run->sinks[0]};
+    struct rush_shard *fresh = NULL;
+    cr_assert_eq(rush_shard_create(&config, &fresh), 0);
+    uint32_t from = 0;
+    if (from_snapshot) {
+        char why[256] = "";
+        uint64_t lsn = 0;
+        if (rush_snapshot_load(fresh, run->snapshot_dir, SHARD_INDEX, &lsn, why, sizeof(why)) !=
+                0 ||
+            lsn != run->snapshot_lsn)
+            FAIL_AT(run, "snapshot %" PRIu64 " loaded as %" PRIu64 ": %s", run->snapshot_lsn, lsn,
+                    why);
+        from = run->snapshot_at;
+    }
+    const struct recorder *log = &run->sinks[0].recorder;
+    for (uint32_t e = from; e < log->count; e++)
+        rush_shard_apply(fresh, log->times[e], &log->events[e]);
+    uint64_t events = run->sinks[0].events;
+    rush_shard_begin(fresh, run->model.now);
+    rush_shard_end(fresh);
+    if (run->sinks[0].events != events)
+        FAIL_AT(run, "resuming after a restart fired %" PRIu64 " events the log did not have",
+                run->sinks[0].events - events);
+    if (rush_shard_digest(fresh) != rush_shard_digest(run->shards[0]))
+        FAIL_AT(run, "restarted from %s (%u events replayed): another state",
+                from_snapshot ? "a snapshot" : "the log", log->count - from);
+    char why[256] = "";
+    if (rush_shard_check(fresh, why, sizeof(why)) != 0)
+        FAIL_AT(run, "restarted shard: %s", why);
+    rush_shard_destroy(run->shards[0]);
+    run->shards[0] = fresh;
+    run->restart_count[from_snapshot]++;
+    /* Down for a while: pay TTLs and group deadlines fall due, to fire at the first batch. */
+    if (rnd(run, 2) == 0)
+        run->clock += (int64_t)rnd(run, 400 * MS);
+}
+
+static void step_restart(struct run *run)
+{
+    uint64_t dice = rnd(run, 1000);
+    if (dice < 10)
+        take_snapshot(run);
+    else if (dice < 20)
+        restart(run, run->snapshot_lsn != 0 && rnd(run, 3) != 0);
+}
+
 static void run_step(struct run *run)
 {
     int64_t batch_time;
@@ -1686,6 +1789,8 @@ static void run_step(struct run *run)
     for (uint32_t i = 0; i < run->shard_count; i++)
         rush_shard_end(run->shards[i]);
     expect_after_batch(run);
+    if (run->restarts)
+        step_restart(run);
 }
 
 static void run_catalogue(struct run *run)
@@ -1830,6 +1935,45 @@ Test(model, replaying_the_log_rebuilds_the_same_state)
                      "seed %" PRIu64 ": %u events replayed into a different state", seeds[i],
                      log->count);
         rush_shard_destroy(replica);
+        run_free(run);
+        free(run);
+    }
+}
+
+/*
+ * Restarts at random points between batches, with holds and groups pending: from the log (every
+ * event since the start) or from the newest snapshot and the log after it, into a shard with
+ * another hash seed. The model never stops: every answer and published event after a restart
+ * must be what a shard that never stopped gives, and the restarted state (timers included) must
+ * be the old one's. Time moves on while "down", so timers fall due and fire at the first batch.
+ * Seeds cover the four limit profiles (tight orders, tight limits, tight keys).
+ */
+Test(model, restarts_from_the_log_and_from_snapshots_answer_like_a_shard_that_never_stopped)
+{
+    static const uint64_t defaults[4] = {40, 41, 42, 43};
+    uint64_t seeds[4];
+    uint32_t count = seeds_to_run(defaults, 4, seeds);
+    uint32_t steps = scaled(8000);
+    for (uint32_t i = 0; i < count; i++) {
+        struct run *run = calloc(1, sizeof(*run));
+        cr_assert(run != NULL);
+        run_init(run, seeds[i], steps, 1, true);
+        run->restarts = true;
+        snprintf(run->snapshot_dir, sizeof(run->snapshot_dir), "/tmp/rush-model-XXXXXX");
+        cr_assert_not_null(mkdtemp(run->snapshot_dir));
+        run_all(run, steps);
+        cr_assert_gt(run->restart_count[0], 0, "seed %" PRIu64 ": no restart from the log",
+                     seeds[i]);
+        cr_assert_gt(run->restart_count[1], 0, "seed %" PRIu64 ": no restart from a snapshot",
+                     seeds[i]);
+        if (getenv("RUSH_MODEL_VERBOSE") != NULL)
+            fprintf(stderr,
+                    "seed %" PRIu64 ": %u snapshots, %u restarts from the log, %u from a "
+                    "snapshot\n",
+                    seeds[i], run->snapshot_count, run->restart_count[0], run->restart_count[1]);
+        char command[128];
+        snprintf(command, sizeof(command), "rm -rf '%s'", run->snapshot_dir);
+        cr_assert_eq(system(command), 0);
         run_free(run);
         free(run);
     }
