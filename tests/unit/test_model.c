@@ -36,13 +36,16 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "support.h"
 #include "wal/snapshot.h"
 
-#define SHARD_INDEX 5u
+#define SHARD_INDEX run_shard_index /* 5 for a shard driven directly, 0 inside an engine */
+#define MONOTONIC_0 (1000 * SECOND) /* the injected monotonic clock when an engine is created */
+static uint32_t run_shard_index = 5;
 #define USERS_MAX 120u
 #define SKUS_MAX 8u
 #define HISTORY_MAX 512u
@@ -1101,6 +1104,14 @@ struct run {
     uint32_t snapshot_at;      /* log events the newest snapshot holds */
     uint32_t restart_count[2]; /* from the log, from a snapshot */
     uint32_t snapshot_count;
+    /* The engine test: the shard inside a one-shard engine whose clocks are injected. Its
+     * monotonic clock moves with the model's time; its wall clock steps by up to an hour either
+     * way and back, which must change nothing (rush/engine.h, "the engine clock"). */
+    struct rush_engine *engine;
+    _Atomic int64_t wall_now;
+    _Atomic int64_t monotonic_now;
+    int64_t wall_offset;
+    uint32_t wall_steps;
 };
 
 /* Limit profiles: roomy, or one table tight enough that `busy` shows up late in the run. */
@@ -1161,8 +1172,12 @@ static void run_init(struct run *run, uint64_t seed, uint32_t steps, uint32_t sh
 
 static void run_free(struct run *run)
 {
+    if (run->engine != NULL)
+        rush_engine_destroy(run->engine);
+    run_shard_index = 5;
     for (uint32_t i = 0; i < run->shard_count; i++) {
-        rush_shard_destroy(run->shards[i]);
+        if (run->shards[i] != NULL)
+            rush_shard_destroy(run->shards[i]);
         free(run->sinks[i].seats);
         free(run->sinks[i].published.items);
         if (run->sinks[i].record)
@@ -1174,6 +1189,131 @@ static void run_free(struct run *run)
 static uint64_t rnd(struct run *run, uint64_t n)
 {
     return rng_below(&run->rng, n);
+}
+
+/* ---- the shard under test: driven directly, or inside a one-shard engine ------------------- */
+
+static int64_t engine_wall_clock(void *context)
+{
+    return atomic_load(&((struct run *)context)->wall_now);
+}
+
+static int64_t engine_monotonic_clock(void *context)
+{
+    return atomic_load(&((struct run *)context)->monotonic_now);
+}
+
+/* The run's shard moves into a one-shard engine (memory only) created at T0. */
+static void run_init_engine(struct run *run, uint64_t seed, uint32_t steps)
+{
+    run_init(run, seed, steps, 1, false);
+    rush_shard_destroy(run->shards[0]);
+    run->shards[0] = NULL;
+    run_shard_index = 0;
+    struct rush_engine_config config;
+    rush_engine_config_default(&config, 1);
+    config.limits = run->model.limits;
+    if (config.limits.events_buffer_max < 512) /* the engine's floor; only the shard's own */
+        config.limits.events_buffer_max = 512; /* buffer changes, not a decision */
+    config.ring_slots = 16;
+    config.work_requests_max = 64;
+    config.seed = seed * 7 + 3;
+    atomic_store(&run->wall_now, T0_NS);
+    atomic_store(&run->monotonic_now, MONOTONIC_0);
+    config.clock = engine_wall_clock;
+    config.clock_context = run;
+    config.monotonic_clock = engine_monotonic_clock;
+    config.monotonic_clock_context = run;
+    config.sink = sink_fn;
+    config.sink_context = &run->sinks[0];
+    char why[256] = "";
+    cr_assert_eq(rush_engine_config_check(&config, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(rush_engine_create(&config, &run->engine), 0);
+    cr_assert_eq(rush_engine_start(run->engine), 0);
+}
+
+/*
+ * Opens a batch at the model's time (model_begin has run). In the engine the time is the
+ * monotonic clock's; the wall clock steps now and then by up to an hour either way, and is
+ * corrected later, like NTP or an operator would.
+ */
+static void drive_begin(struct run *run, uint32_t i, int64_t batch_time)
+{
+    if (run->engine == NULL) {
+        rush_shard_begin(run->shards[i], batch_time);
+        return;
+    }
+    atomic_store(&run->monotonic_now, MONOTONIC_0 + (run->model.now - T0_NS));
+    uint64_t dice = rnd(run, 100);
+    if (dice < 3) {
+        run->wall_offset = (int64_t)rnd(run, 7200 * (uint64_t)SECOND + 1) - 3600 * SECOND;
+        run->wall_steps++;
+    } else if (dice < 10) {
+        run->wall_offset = 0;
+    }
+    atomic_store(&run->wall_now, run->model.now + run->wall_offset);
+}
+
+static void drive_end(struct run *run, uint32_t i)
+{
+    if (run->engine == NULL)
+        rush_shard_end(run->shards[i]);
+}
+
+/* One request; in the engine, a batch of its own at the same time (nothing else fires). */
+static void drive_decide(struct run *run, uint32_t i, const struct rush_request *rq,
+                         struct rush_result *got)
+{
+    if (run->engine == NULL)
+        rush_shard_decide(run->shards[i], rq, got);
+    else
+        cr_assert_eq(rush_engine_execute(run->engine, rq, 1, got), 0);
+}
+
+static void drive_sku_put(struct run *run, uint32_t i, const struct rush_sku *def,
+                          struct rush_result *got)
+{
+    if (run->engine == NULL)
+        rush_shard_sku_put(run->shards[i], def, got);
+    else
+        cr_assert_eq(rush_engine_sku_put(run->engine, def, got), 0);
+}
+
+/* What the comparisons read of a shard, copied on the shard's own thread in the engine. */
+#define OBSERVED_USERS_MAX (BATCH_REQUESTS_MAX + 3)
+struct observed {
+    const struct model *model;
+    uint64_t users[OBSERVED_USERS_MAX];
+    uint32_t user_count;
+    bool check;
+    int ledger_rc[SKUS_MAX];
+    struct rush_sku_ledger ledgers[SKUS_MAX];
+    uint32_t held[OBSERVED_USERS_MAX][SKUS_MAX];
+    int64_t now;
+    int check_rc;
+    char why[256];
+};
+
+static void observe_shard(struct rush_shard *shard, void *context)
+{
+    struct observed *o = context;
+    for (uint32_t s = 0; s < o->model->sku_count; s++) {
+        uint64_t id = o->model->skus[s].def.id;
+        o->ledger_rc[s] = rush_shard_ledger(shard, id, &o->ledgers[s]);
+        for (uint32_t u = 0; u < o->user_count; u++)
+            o->held[u][s] = rush_shard_user_held(shard, id, o->users[u]);
+    }
+    o->now = rush_shard_now(shard);
+    o->check_rc = o->check ? rush_shard_check(shard, o->why, sizeof(o->why)) : 0;
+}
+
+static void observe(struct run *run, uint32_t i, struct observed *o)
+{
+    o->model = &run->model;
+    if (run->engine != NULL)
+        rush_engine_inspect(run->engine, 0, observe_shard, o);
+    else
+        observe_shard(run->shards[i], o);
 }
 
 static uint64_t pick(struct run *run, const uint64_t *ids, size_t count)
@@ -1489,13 +1629,13 @@ static void expect_retry(struct run *run, const struct past *past, const struct 
     expect_result(run, "retry answers the original", rq, &want, got);
 }
 
-static void expect_ledgers(struct run *run, struct rush_shard *shard)
+static void expect_ledgers(struct run *run, const struct observed *o)
 {
     const struct model *m = &run->model;
     for (uint32_t i = 0; i < m->sku_count; i++) {
         const struct m_sku *sku = &m->skus[i];
-        struct rush_sku_ledger l;
-        if (rush_shard_ledger(shard, sku->def.id, &l) != 0)
+        struct rush_sku_ledger l = o->ledgers[i];
+        if (o->ledger_rc[i] != 0)
             FAIL_AT(run, "sku %" PRIu64 " has no ledger", sku->def.id);
         if (!l.unlimited && (l.stock_total != l.available + l.reserved + l.confirmed ||
                              l.available < 0 || l.reserved < 0 || l.confirmed < 0))
@@ -1518,12 +1658,13 @@ static void expect_ledgers(struct run *run, struct rush_shard *shard)
     }
 }
 
-static void expect_user(struct run *run, struct rush_shard *shard, uint64_t user)
+static void expect_user(struct run *run, const struct observed *o, uint32_t index)
 {
     const struct model *m = &run->model;
+    uint64_t user = o->users[index];
     for (uint32_t i = 0; i < m->sku_count && user <= USERS_MAX; i++) {
         const struct m_sku *sku = &m->skus[i];
-        uint32_t held = rush_shard_user_held(shard, sku->def.id, user);
+        uint32_t held = o->held[index][i];
         if (held != sku->user_held[user])
             FAIL_AT(run, "user %" PRIu64 " holds %u of sku %" PRIu64 ", model %u", user, held,
                     sku->def.id, sku->user_held[user]);
@@ -1553,9 +1694,12 @@ static void expect_model_groups(struct run *run)
 static void expect_check(struct run *run)
 {
     for (uint32_t i = 0; i < run->shard_count; i++) {
-        char why[256] = "";
-        if (rush_shard_check(run->shards[i], why, sizeof(why)) != 0)
-            FAIL_AT(run, "rush_shard_check: %s", why);
+        static struct observed o;
+        memset(&o, 0, sizeof(o));
+        o.check = true;
+        observe(run, i, &o);
+        if (o.check_rc != 0)
+            FAIL_AT(run, "rush_shard_check: %s", o.why);
     }
     expect_model_groups(run);
 }
@@ -1600,17 +1744,20 @@ static void expect_published(struct run *run, struct notes *got)
 static void expect_after_batch(struct run *run)
 {
     for (uint32_t i = 0; i < run->shard_count; i++) {
-        struct rush_shard *shard = run->shards[i];
         if (run->sinks[i].broken[0] != '\0')
             FAIL_AT(run, "event stream: %s", run->sinks[i].broken);
         expect_published(run, &run->sinks[i].published);
-        expect_ledgers(run, shard);
-        for (uint32_t u = 0; u < run->users_touched_count; u++)
-            expect_user(run, shard, run->users_touched[u]);
-        expect_user(run, shard, random_user(run));
-        if (rush_shard_now(shard) != run->model.now)
-            FAIL_AT(run, "shard clock %" PRId64 " != model %" PRId64, rush_shard_now(shard),
-                    run->model.now);
+        static struct observed o;
+        memset(&o, 0, sizeof(o));
+        for (uint32_t u = 0; u < run->users_touched_count && u < OBSERVED_USERS_MAX - 1; u++)
+            o.users[o.user_count++] = run->users_touched[u];
+        o.users[o.user_count++] = random_user(run);
+        observe(run, i, &o);
+        expect_ledgers(run, &o);
+        for (uint32_t u = 0; u < o.user_count; u++)
+            expect_user(run, &o, u);
+        if (o.now != run->model.now)
+            FAIL_AT(run, "shard clock %" PRId64 " != model %" PRId64, o.now, run->model.now);
         if (i > 0 && run->sinks[i].events != run->sinks[0].events)
             FAIL_AT(run, "shard %u emitted %" PRIu64 " events, shard 0 %" PRIu64, i,
                     run->sinks[i].events, run->sinks[0].events);
@@ -1659,7 +1806,7 @@ static void step_restock(struct run *run)
     struct rush_result want = model_sku_put(&run->model, &def);
     for (uint32_t i = 0; i < run->shard_count; i++) {
         struct rush_result got;
-        rush_shard_sku_put(run->shards[i], &def, &got);
+        drive_sku_put(run, i, &def, &got);
         struct rush_request shown = {.sku_id = def.id, .amount = def.stock};
         expect_result(run, "sku_put", &shown, &want, &got);
     }
@@ -1683,7 +1830,7 @@ static void step_request(struct run *run)
     struct rush_result want = model_decide(&run->model, &rq);
     struct rush_result got[2];
     for (uint32_t i = 0; i < run->shard_count; i++) {
-        rush_shard_decide(run->shards[i], &rq, &got[i]);
+        drive_decide(run, i, &rq, &got[i]);
         expect_result(run, i == 0 ? "model" : "second shard", &rq, &want, &got[i]);
     }
     if (past != NULL)
@@ -1779,7 +1926,7 @@ static void run_step(struct run *run)
     move_clock(run, &batch_time);
     model_begin(&run->model, batch_time);
     for (uint32_t i = 0; i < run->shard_count; i++)
-        rush_shard_begin(run->shards[i], batch_time);
+        drive_begin(run, i, batch_time);
     if (rnd(run, 1000) < 15)
         step_restock(run);
     uint32_t requests = rnd(run, 100) < 70 ? 1 : 2 + (uint32_t)rnd(run, BATCH_REQUESTS_MAX - 1);
@@ -1787,7 +1934,7 @@ static void run_step(struct run *run)
     for (uint32_t r = 0; r < requests; r++)
         step_request(run);
     for (uint32_t i = 0; i < run->shard_count; i++)
-        rush_shard_end(run->shards[i]);
+        drive_end(run, i);
     expect_after_batch(run);
     if (run->restarts)
         step_restart(run);
@@ -1801,15 +1948,16 @@ static void run_catalogue(struct run *run)
         cr_assert_eq(want.outcome, RUSH_OK);
         for (uint32_t s = 0; s < run->shard_count; s++) {
             struct rush_result got;
-            rush_shard_begin(run->shards[s], T0_NS);
-            rush_shard_sku_put(run->shards[s], &def, &got);
-            rush_shard_end(run->shards[s]);
+            drive_begin(run, s, T0_NS);
+            drive_sku_put(run, s, &def, &got);
+            drive_end(run, s);
             struct rush_request shown = {.sku_id = def.id};
             expect_result(run, "catalogue sku_put", &shown, &want, &got);
         }
     }
     struct rush_sku_ledger l;
-    cr_assert_eq(rush_shard_ledger(run->shards[0], SKU_UNKNOWN, &l), -ENOENT);
+    if (run->engine == NULL)
+        cr_assert_eq(rush_shard_ledger(run->shards[0], SKU_UNKNOWN, &l), -ENOENT);
 }
 
 /* A last batch that logs something, so that the log's last time is the live shard's time. */
@@ -1822,9 +1970,9 @@ static void run_stamp(struct run *run)
     struct rush_result want = model_decide(&run->model, &rq);
     for (uint32_t i = 0; i < run->shard_count; i++) {
         struct rush_result got;
-        rush_shard_begin(run->shards[i], run->clock);
-        rush_shard_decide(run->shards[i], &rq, &got);
-        rush_shard_end(run->shards[i]);
+        drive_begin(run, i, run->clock);
+        drive_decide(run, i, &rq, &got);
+        drive_end(run, i);
         expect_result(run, "last batch", &rq, &want, &got);
     }
 }
@@ -1974,6 +2122,32 @@ Test(model, restarts_from_the_log_and_from_snapshots_answer_like_a_shard_that_ne
         char command[128];
         snprintf(command, sizeof(command), "rm -rf '%s'", run->snapshot_dir);
         cr_assert_eq(system(command), 0);
+        run_free(run);
+        free(run);
+    }
+}
+
+/*
+ * The shard inside a one-shard engine with injected clocks: the monotonic clock follows the
+ * model's time, the wall clock steps by up to an hour forward or back now and then and is
+ * corrected later. The model knows nothing of the wall clock: every answer and published event
+ * must be what it predicts (no sale ended early, no in-time payment expired, no hold kept past
+ * its deadline). Idle ticks of the shard's thread fire timers between batches; they publish in
+ * the order the model fires them at the next batch.
+ */
+Test(model, an_engine_whose_wall_clock_steps_answers_like_the_model)
+{
+    static const uint64_t defaults[4] = {50, 51, 52, 53};
+    uint64_t seeds[4];
+    uint32_t count = seeds_to_run(defaults, 4, seeds);
+    uint32_t steps = scaled(6000);
+    for (uint32_t i = 0; i < count; i++) {
+        struct run *run = calloc(1, sizeof(*run));
+        cr_assert(run != NULL);
+        run_init_engine(run, seeds[i], steps);
+        run_all(run, steps);
+        cr_assert_gt(run->wall_steps, 10, "seed %" PRIu64 ": the wall clock never stepped",
+                     seeds[i]);
         run_free(run);
         free(run);
     }
