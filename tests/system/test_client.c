@@ -899,4 +899,13 @@ Test(client_install, pkg_config_compiles_and_links_a_program, .fini = rushd_clea
         run(command);
     }
     cr_assert_eq(rc, 0);
+    /* The package is consistent: the server's programs, no header of a library it lacks, and
+     * nothing of librush's internals (rush__*) exported. */
+    snprintf(
+        command, sizeof command,
+        "cd '%s/prefix' && test -x bin/rushd && test -x bin/rushctl && test -x bin/rush-wal && "
+        "test ! -e include/rush/engine.h && "
+        "! nm -D --defined-only $(find . -name 'librush.so') | grep -q ' rush__'",
+        rushd.dir);
+    cr_assert_eq(run(command), 0, "%s", command);
 }
