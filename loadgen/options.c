@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/why.h"
 #include "rush/assert.h"
 #include "rush/wire.h"
 
@@ -129,16 +130,8 @@ void rush_loadgen_options_default(struct rush_loadgen_options *options)
     snprintf(options->replay_url, sizeof(options->replay_url), "%s", DEFAULT_REPLAY_URL);
 }
 
-static int refuse(char *why, size_t why_size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(char *why, size_t why_size, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(why, why_size, format, args);
-    va_end(args);
-    return -EINVAL;
-}
+/* Option problems are -EINVAL with a reason: the one rush__refuse (base/why.h). */
+#define refuse(why, why_size, ...) rush__refuse(-EINVAL, why, why_size, __VA_ARGS__)
 
 /* The whole of text as a decimal integer in [min, max]. */
 static int parse_u64(const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out,

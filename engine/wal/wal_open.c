@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/why.h"
 #include "rush/assert.h"
 #include "wal_internal.h"
 
@@ -44,9 +45,7 @@ void rush_wal_config_default(struct rush_wal_config *config, const char *dir, ui
 
 static int config_refuse(char *why, size_t why_size, const char *reason)
 {
-    if (why != NULL && why_size > 0)
-        snprintf(why, why_size, "wal config: %s", reason);
-    return RUSH_ECONFIG;
+    return rush__refuse(RUSH_ECONFIG, why, why_size, "wal config: %s", reason);
 }
 
 int rush_wal_config_check(const struct rush_wal_config *config, char *why, size_t why_size)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "base/why.h"
 #include "rush/client.h"
 
 #include "json.h"
@@ -31,17 +32,8 @@
 
 /* ---- reasons ---- */
 
-__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t why_size,
-                                                      const char *format, ...)
-{
-    if (why_size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(why, why_size, format, args);
-        va_end(args);
-    }
-    return RUSH_EPROTO;
-}
+/* A refusal of the text: RUSH_EPROTO with a reason, through the one rush__refuse. */
+#define fail(why, why_size, ...) rush__refuse(RUSH_EPROTO, why, why_size, __VA_ARGS__)
 
 /* Copies message text for a reason: printable ASCII kept, other bytes '?', long text cut. */
 static const char *quote(char *dst, size_t dst_size, const char *src, size_t len)
