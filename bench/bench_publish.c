@@ -111,7 +111,7 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
         RUSH_ASSERT(rush_engine_submit(engine, &driver->batches[slot]) == 0);
     }
     uint32_t in_flight = IN_FLIGHT;
-    double start = rush_drive_seconds(), end = start + seconds;
+    double start = rush_clock_monotonic_seconds(), end = start + seconds;
     while (in_flight > 0) {
         struct rush_batch *done[IN_FLIGHT];
         int n = rush_engine_poll(engine, done, IN_FLIGHT, 10);
@@ -120,7 +120,7 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
             for (uint32_t r = 0; r < done[i]->count; r++)
                 confirmed += done[i]->results[r].outcome == RUSH_OK;
             in_flight--;
-            if (rush_drive_seconds() >= end)
+            if (rush_clock_monotonic_seconds() >= end)
                 continue;
             uint32_t slot = (uint32_t)(uintptr_t)done[i]->context;
             fill(driver, slot);
@@ -128,7 +128,7 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
             in_flight++;
         }
     }
-    return (double)confirmed / (rush_drive_seconds() - start);
+    return (double)confirmed / (rush_clock_monotonic_seconds() - start);
 }
 
 static double run_case(enum bench_case which, double seconds, uint32_t shards,

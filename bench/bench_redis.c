@@ -57,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "histogram.h"
 #include "rush/assert.h"
 
@@ -145,13 +146,6 @@ struct check {
     uint64_t oversold_skus;
     bool passed;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The SKU a user clicks: a fixed mix of (user, seed), the same for the run and for the check. */
 static uint32_t sku_of(uint64_t user, uint64_t seed, uint32_t skus)
@@ -680,7 +674,7 @@ static int drive(struct run *run)
         int count = epoll_pwait2(run->epoll_fd, events, EVENTS_MAX, &timeout, NULL);
         if (count < 0 && errno != EINTR)
             return -errno;
-        now = now_ns();
+        now = rush_clock_monotonic_ns();
         int rc = handle_events(run, events, count > 0 ? count : 0, now);
         if (rc != 0)
             return rc;
@@ -839,7 +833,7 @@ int main(int argc, char **argv)
         return 1;
     int rc = prepare(&run, redis, &figures);
     if (rc == 0) {
-        run.start_ns = now_ns();
+        run.start_ns = rush_clock_monotonic_ns();
         run.end_ns = run.start_ns + (int64_t)(config.duration_s * NS_PER_S);
         run.next_intended_ns = run.start_ns;
         rc = drive(&run);

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "base/clock.h"
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -95,16 +96,7 @@ struct rush_engine {
 static int64_t realtime_ns(void *context)
 {
     (void)context;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rush_clock_wall_ns();
 }
 
 /* ---- futex sleep and wake ----------------------------------------------------------------- */
@@ -596,10 +588,10 @@ static bool outbound_empty(struct rush_engine *engine)
 int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint32_t done_max,
                      int timeout_ms)
 {
-    int64_t deadline_ms = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline_ms = rush_clock_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     collect(engine);
     while (engine->ready_count == 0 && timeout_ms != 0) {
-        int64_t left_ms = deadline_ms - monotonic_ms();
+        int64_t left_ms = deadline_ms - rush_clock_monotonic_ms();
         if (timeout_ms > 0 && left_ms <= 0)
             break;
         atomic_store(&engine->front_sleeping, 1);

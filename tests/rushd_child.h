@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 #define CHILD_PATH_BYTES 512
 #define CHILD_READY_MS 20000
 #define CHILD_EXIT_MS 10000
@@ -46,13 +48,6 @@ struct rushd_child {
 };
 
 static struct rushd_child rushd = {.pid = -1};
-
-static inline int64_t child_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static inline void child_sleep_ms(int ms)
 {
@@ -179,7 +174,7 @@ static inline int child_json(const char *url, const char *text, char *out, size_
 
 static inline int child_wait_exit(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = child_now_ms() + timeout_ms;
+    int64_t deadline = rush_clock_monotonic_ms() + timeout_ms;
     do {
         int status;
         pid_t done = waitpid(pid, &status, WNOHANG);
@@ -188,7 +183,7 @@ static inline int child_wait_exit(pid_t pid, int timeout_ms)
         if (done < 0)
             return -2;
         child_sleep_ms(10);
-    } while (child_now_ms() < deadline);
+    } while (rush_clock_monotonic_ms() < deadline);
     return -1;
 }
 
@@ -196,15 +191,15 @@ static inline int child_wait_exit(pid_t pid, int timeout_ms)
 static inline void rushd_spawn(void)
 {
     rushd.pid = child_spawn(&rushd);
-    int64_t deadline = child_now_ms() + CHILD_READY_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + CHILD_READY_MS;
     char reply[512];
     while (child_json(rushd.json, "{\"op\":\"query_sku\",\"sku\":1001}", reply, sizeof reply,
                       100) != 0) {
         int status = child_wait_exit(rushd.pid, 0);
         if (status >= 0)
             rushd.pid = -1;
-        cr_assert(status < 0 && child_now_ms() < deadline, "rushd did not start (status %d)",
-                  status);
+        cr_assert(status < 0 && rush_clock_monotonic_ms() < deadline,
+                  "rushd did not start (status %d)", status);
     }
 }
 

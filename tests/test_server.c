@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "codec/json.h"
 #include "rush/types.h"
 #include "rush/wire.h"
@@ -56,13 +57,6 @@ struct rushd {
 };
 
 static struct rushd server = {.pid = -1};
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -179,7 +173,7 @@ static void print_log(const struct rushd *s)
 /* Waits up to timeout_ms for the child; its exit status, or -1 when it is still running. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = rush_clock_monotonic_ms() + timeout_ms;
     do {
         int status;
         pid_t done = waitpid(pid, &status, WNOHANG);
@@ -188,7 +182,7 @@ static int wait_exit(pid_t pid, int timeout_ms)
         if (done < 0)
             return -2; /* not our child any more: already reaped */
         sleep_ms(10);
-    } while (now_ms() < deadline);
+    } while (rush_clock_monotonic_ms() < deadline);
     return -1;
 }
 
@@ -215,7 +209,7 @@ static void wait_ready(struct rushd *s)
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &poll_ms, sizeof(poll_ms));
     cr_assert(nn_connect(sock, s->orders) >= 0);
     cr_assert(nn_send(sock, message, (size_t)len, 0) == len);
-    int64_t deadline = now_ms() + WAIT_READY_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + WAIT_READY_MS;
     for (;;) {
         void *reply = NULL;
         if (nn_recv(sock, &reply, NN_MSG, 0) > 0) {
@@ -223,7 +217,7 @@ static void wait_ready(struct rushd *s)
             break;
         }
         int status = wait_exit(s->pid, 0);
-        if (status >= 0 || now_ms() > deadline) {
+        if (status >= 0 || rush_clock_monotonic_ms() > deadline) {
             if (status >= 0)
                 s->pid = -1;
             print_log(s);

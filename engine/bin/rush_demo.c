@@ -41,9 +41,9 @@ struct demo {
 static void run(struct demo *demo, struct rush_request *requests, struct rush_result *results,
                 uint32_t count)
 {
-    double start = rush_drive_seconds();
+    double start = rush_clock_monotonic_seconds();
     int rc = rush_engine_execute(demo->engine, requests, count, results);
-    demo->busy_seconds += rush_drive_seconds() - start;
+    demo->busy_seconds += rush_clock_monotonic_seconds() - start;
     demo->requests += count;
     if (rc != 0) {
         fprintf(stderr, "rush-demo: the engine refused the batch: %s\n", rush_strerror(rc));

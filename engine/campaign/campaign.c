@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "campaign.h"
 #include "codec/sku.h"
 #include "rush/assert.h"
@@ -931,18 +932,11 @@ out_free:
     return rc;
 }
 
-static int64_t clock_now_ns(void)
-{
-    struct timespec now;
-    RUSH_ASSERT(clock_gettime(CLOCK_REALTIME, &now) == 0);
-    return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
-}
-
 int rush_campaign_load_string(const char *name, const char *text, struct rush_campaign *out,
                               char *why, size_t why_size)
 {
     RUSH_ASSERT(text != NULL);
-    return rush_campaign_parse(name, text, strlen(text), clock_now_ns(), out, why, why_size);
+    return rush_campaign_parse(name, text, strlen(text), rush_clock_wall_ns(), out, why, why_size);
 }
 
 int rush_campaign_load_default(struct rush_campaign *out, char *why, size_t why_size)
@@ -996,7 +990,7 @@ int rush_campaign_load_file(const char *path, struct rush_campaign *out, char *w
     int rc = read_file(path, &text, &len, why, why_size);
     if (rc < 0)
         return rc;
-    rc = rush_campaign_parse(path, text, len, clock_now_ns(), out, why, why_size);
+    rc = rush_campaign_parse(path, text, len, rush_clock_wall_ns(), out, why, why_size);
     free(text);
     return rc;
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
@@ -47,9 +48,7 @@ static const char *const endpoint_names[RUSH_ENDPOINT_COUNT_] = {"orders", "json
 
 int64_t rush_server_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 /* ---- slots -------------------------------------------------------------------------------- */

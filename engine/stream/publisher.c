@@ -8,6 +8,7 @@
  *                        replay thread serves it <-- ring (newest) or log (older) <--+
  */
 #include "publisher.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,13 +84,6 @@ static void count_add(_Atomic uint64_t *counter, uint64_t n)
     atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- the live thread ---------------------------------------------------------------------- */
 
 static struct rush_stream_event *message_events(struct rush_publisher *publisher)
@@ -124,7 +118,7 @@ static void send_run(struct rush_publisher *publisher, uint32_t shard, uint32_t 
     count_add(count > 0 ? &publisher->counters.messages_sent : &publisher->counters.heartbeats_sent,
               1);
     count_add(&publisher->counters.events_published, count);
-    publisher->live[shard].sent_ns = monotonic_ns();
+    publisher->live[shard].sent_ns = rush_clock_monotonic_ns();
 }
 
 /* Turns the carried events of one batch into stream events, sending each full run. */
@@ -195,7 +189,7 @@ static bool live_pass(struct rush_publisher *publisher, uint32_t shard)
 
 static void heartbeats(struct rush_publisher *publisher)
 {
-    int64_t now_ns = monotonic_ns();
+    int64_t now_ns = rush_clock_monotonic_ns();
     for (uint32_t shard = 0; shard < publisher->shard_count; shard++)
         if (now_ns - publisher->live[shard].sent_ns >= HEARTBEAT_NS)
             send_run(publisher, shard, 0);

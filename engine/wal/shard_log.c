@@ -2,6 +2,7 @@
  * shard_log.c — see shard_log.h for the workload, states and invariants.
  */
 #include "shard_log.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -220,9 +221,7 @@ int rush_shard_log_error(const struct rush_shard_log *log, const char **why)
 
 static int64_t monotonic_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 /* Waits until an fdatasync covers `lsn`; bounded by SNAPSHOT_SYNC_WAIT_NS. */

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "rush/assert.h"
 #include "rush/stream.h"
 #include "wal_internal.h"
@@ -63,9 +64,7 @@ int64_t wal_now_ns(const struct rush_wal *wal)
 {
     if (wal->config.clock != NULL)
         return wal->config.clock(wal->config.clock_context);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 void wal_check(const struct rush_wal *wal)

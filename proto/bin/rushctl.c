@@ -74,6 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "codec/json.h"
 #include "rush/assert.h"
 #include "rush/client.h"
@@ -524,13 +525,6 @@ struct tail {
     bool unanswered; /* the last poll timed out and no event came since */
 };
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int tail_parse(struct tail *tail, int argc, char **argv)
 {
     static const struct option long_options[] = {{"pub", required_argument, NULL, 'p'},
@@ -727,7 +721,7 @@ static int tail_poll_failed(struct tail *tail, int rc)
 static int tail_follow(struct tail *tail)
 {
     static struct rush_stream_event events[TAIL_BATCH_MAX];
-    int64_t last_event_ms = monotonic_ms();
+    int64_t last_event_ms = rush_clock_monotonic_ms();
     while (!tail_stopping) { /* ends by count, idle time, signal or error */
         uint64_t left = tail->count_max == 0 ? TAIL_BATCH_MAX : tail->count_max - tail->written;
         if (left == 0)
@@ -737,13 +731,13 @@ static int tail_follow(struct tail *tail)
         int rc = n < 0 ? tail_poll_failed(tail, n) : 0;
         if (rc == 0 && n > 0) {
             tail->unanswered = false;
-            last_event_ms = monotonic_ms();
+            last_event_ms = rush_clock_monotonic_ms();
             rc = tail_write(tail, events, (uint32_t)n);
         }
         if (rc != 0)
             return rc;
         if (n <= 0 && tail->idle_exit_ms != 0 &&
-            monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
+            rush_clock_monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
             break;
     }
     struct rush_subscriber_stats stats;
