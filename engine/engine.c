@@ -35,6 +35,7 @@
 #include <xxhash.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -253,10 +254,11 @@ static void snapshot_after_pass(struct shard_thread *thread, struct work **items
     int rc = rush_shard_log_snapshot(&thread->log, thread->shard, why, sizeof(why));
     thread->events_at_snapshot = events;
     if (rc < 0)
-        fprintf(stderr, "rush: shard %u: snapshot failed: %s\n", thread->index, why);
+        rush_log(RUSH_LOG_ERROR, "rush: shard %u: snapshot failed: %s", thread->index, why);
     else
-        fprintf(stderr, "rush: shard %u: snapshot at lsn %lu written in %.1f ms\n", thread->index,
-                thread->log.snapshot_lsn, (double)thread->log.snapshot_ns_last / 1e6);
+        rush_log(RUSH_LOG_INFO, "rush: shard %u: snapshot at lsn %lu written in %.1f ms",
+                 thread->index, thread->log.snapshot_lsn,
+                 (double)thread->log.snapshot_ns_last / 1e6);
     for (uint32_t i = 0; i < count; i++)
         if (items[i]->kind == WORK_SNAPSHOT)
             *(int *)items[i]->inspect_context = rc;
@@ -367,7 +369,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
         char why[512];
         if ((rc = rush_shard_log_open(&thread->log, thread->shard, config, index, why,
                                       sizeof(why))) < 0) {
-            fprintf(stderr, "rush: recovery refused: %s\n", why);
+            rush_log(RUSH_LOG_ERROR, "rush: recovery refused: %s", why);
             return rc;
         }
     }

@@ -9,6 +9,7 @@
  */
 #include "publisher.h"
 #include "base/clock.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -145,10 +146,10 @@ static void report_read_error(struct rush_publisher *publisher, uint32_t shard, 
     struct live_shard *live = &publisher->live[shard];
     count_add(&publisher->counters.read_errors, 1);
     if (!live->failing)
-        fprintf(stderr,
-                "rush publisher: shard %u: reading the log after lsn %" PRIu64 ": %s (%s); "
-                "retrying\n",
-                shard, live->read_lsn, live->reader.why, rush_strerror(rc));
+        rush_log(RUSH_LOG_WARN,
+                 "rush publisher: shard %u: reading the log after lsn %" PRIu64 ": %s (%s); "
+                 "retrying",
+                 shard, live->read_lsn, live->reader.why, rush_strerror(rc));
     live->failing = true;
 }
 
@@ -287,8 +288,8 @@ static int replay_from_log(struct rush_publisher *publisher, uint32_t shard, uin
     }
     if (rc < 0) {
         replay->positioned = false;
-        fprintf(stderr, "rush publisher: replay of shard %u from seq %" PRIu64 ": %s\n", shard,
-                from, replay->reader.why);
+        rush_log(RUSH_LOG_WARN, "rush publisher: replay of shard %u from seq %" PRIu64 ": %s",
+                 shard, from, replay->reader.why);
         return rc;
     }
     return (int)got;
@@ -369,13 +370,13 @@ static void *replay_main(void *argument)
         if (len < 0) {
             if (errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR)
                 continue;
-            fprintf(stderr, "rush publisher: replay endpoint: %s\n", nn_strerror(errno));
+            rush_log(RUSH_LOG_ERROR, "rush publisher: replay endpoint: %s", nn_strerror(errno));
             break;
         }
         size_t bytes = serve(publisher, buf, (size_t)len);
         nn_freemsg(buf);
         if (nn_send(publisher->replay_socket, publisher->reply, bytes, 0) < 0 && errno != ETERM)
-            fprintf(stderr, "rush publisher: replay reply: %s\n", nn_strerror(errno));
+            rush_log(RUSH_LOG_ERROR, "rush publisher: replay reply: %s", nn_strerror(errno));
     }
     return NULL;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "rush/assert.h"
 #include "rush/stream.h"
 #include "wal_internal.h"
@@ -45,8 +46,8 @@ int wal_fail(struct rush_wal *wal, int error, const char *format, ...)
         va_end(args);
         wal->failed = true;
         wal->error = error;
-        fprintf(stderr, "rush wal: shard %" PRIu32 ": FAILED (sticky): %s: %s\n",
-                wal->config.shard_index, wal->error_text, rush_strerror(error));
+        rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": FAILED (sticky): %s: %s",
+                 wal->config.shard_index, wal->error_text, rush_strerror(error));
     }
     return RUSH_EWAL;
 }

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/why.h"
 #include "rush/assert.h"
 #include "wal_internal.h"
@@ -94,10 +95,11 @@ static void wal_uring_init(struct rush_wal *wal)
         return;
     }
     if (!atomic_exchange(&told, true))
-        fprintf(stderr,
-                "rush wal: io_uring refused (%s%s); using pwrite + fdatasync, one batch at a "
-                "time (allow io_uring_setup/io_uring_enter in the seccomp profile to fix)\n",
-                strerror(-rc), rc == -EPERM || rc == -ENOSYS ? ", e.g. a container's seccomp" : "");
+        rush_log(RUSH_LOG_WARN,
+                 "rush wal: io_uring refused (%s%s); using pwrite + fdatasync, one batch at a "
+                 "time (allow io_uring_setup/io_uring_enter in the seccomp profile to fix)",
+                 strerror(-rc),
+                 rc == -EPERM || rc == -ENOSYS ? ", e.g. a container's seccomp" : "");
 }
 
 static int wal_preallocate(int fd, uint64_t bytes)
@@ -206,8 +208,8 @@ static int wal_open_fresh(struct rush_wal *wal)
     if (count < 0)
         return count;
     if (count > 0) {
-        fprintf(stderr, "rush wal: shard %" PRIu32 ": %s holds %d segments; replay first\n",
-                wal->config.shard_index, wal->dir, count);
+        rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": %s holds %d segments; replay first",
+                 wal->config.shard_index, wal->dir, count);
         return -EEXIST;
     }
     return wal_segment_create(wal) < 0 ? wal->error : 0;
