@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/number.h"
 #include "campaign.h"
 #include "codec/sku.h"
 #include "rush/assert.h"
@@ -41,35 +42,16 @@
 
 /* ---- small parsers ---- */
 
-/* Decimal digits, optionally led by '-', within [min, max]. 0 or -1. */
+/* Numbers in the file are strict decimal integers (base/number.h); the reasons below name the
+ * range of each key. */
 static int parse_integer(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    bool negative = s[0] == '-';
-    const char *digits = s + negative;
-    if (*digits == '\0' || strlen(digits) > 19)
-        return -1;
-    int64_t v = 0;
-    for (const char *p = digits; *p != '\0'; p++) { /* at most 19 digits */
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (v > (INT64_MAX - (*p - '0')) / 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    v = negative ? -v : v;
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return rush_number_parse_i64(s, strlen(s), min, max, out, NULL, 0);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
-    int64_t v;
-    if (parse_integer(s, min, max, &v) < 0)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
+    return rush_number_parse_u32(s, min, max, out, NULL, 0);
 }
 
 static int64_t unit_ns(const char *unit, size_t len)

@@ -75,6 +75,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/number.h"
 #include "codec/json.h"
 #include "rush/assert.h"
 #include "rush/client.h"
@@ -256,26 +257,26 @@ static int send_request(const struct options *options, bool admin, struct rush_r
 
 /* ---- arguments ---- */
 
+/* A positive decimal integer (base/number.h); EXIT_USAGE with the reason otherwise. */
 static int parse_u64(const char *what, const char *text, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (text[0] == '\0' || text[0] == '-' || errno != 0 || *end != '\0' || value == 0) {
-        fprintf(stderr, "rushctl: %s must be a positive integer, not '%s'\n", what, text);
+    char why[128];
+    if (rush_number_parse_u64(text, strlen(text), 1, UINT64_MAX, out, why, sizeof(why)) != 0) {
+        fprintf(stderr, "rushctl: %s must be a positive integer: %s\n", what, why);
         return EXIT_USAGE;
     }
-    *out = value;
     return 0;
 }
 
+/* A nonzero decimal integer, either sign. */
 static int parse_i64(const char *what, const char *text, int64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (text[0] == '\0' || errno != 0 || *end != '\0' || value == 0) {
-        fprintf(stderr, "rushctl: %s must be a nonzero integer, not '%s'\n", what, text);
+    char why[128] = "it is 0";
+    int64_t value = 0;
+    if (rush_number_parse_i64(text, strlen(text), INT64_MIN, INT64_MAX, &value, why, sizeof(why)) !=
+            0 ||
+        value == 0) {
+        fprintf(stderr, "rushctl: %s must be a nonzero integer: %s\n", what, why);
         return EXIT_USAGE;
     }
     *out = value;

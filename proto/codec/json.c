@@ -19,6 +19,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "base/number.h"
 #include "base/why.h"
 #include "rush/client.h"
 
@@ -76,22 +77,10 @@ static const char *type_name(const json_t *value)
 
 /* ---- numbers ---- */
 
-/* 1..20 decimal digits into a u64. 0, or -1 on anything else or overflow. */
+/* 1..20 decimal digits into a u64 (base/number.h). 0, or -1 on anything else or overflow. */
 static int parse_digits(const char *s, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > ID_DIGITS_MAX)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t digit = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return -1;
-        v = v * 10 + digit;
-    }
-    *out = v;
-    return 0;
+    return rush_number_parse_u64(s, len, 0, UINT64_MAX, out, NULL, 0) == 0 ? 0 : -1;
 }
 
 /* A u64 from a non-negative JSON integer or a string of 1..20 decimal digits. 0 or -1. */
@@ -118,16 +107,10 @@ static int value_i64(const json_t *value, int64_t *out)
     }
     if (!json_is_string(value))
         return -1;
-    const char *s = json_string_value(value);
-    size_t len = json_string_length(value);
-    size_t negative = len > 0 && s[0] == '-';
-    uint64_t magnitude;
-    if (parse_digits(s + negative, len - negative, &magnitude) < 0)
-        return -1;
-    if (magnitude > (uint64_t)INT64_MAX + negative)
-        return -1;
-    *out = negative ? (int64_t)(0 - magnitude) : (int64_t)magnitude;
-    return 0;
+    return rush_number_parse_i64(json_string_value(value), json_string_length(value), INT64_MIN,
+                                 INT64_MAX, out, NULL, 0) == 0
+               ? 0
+               : -1;
 }
 
 static int value_u32(const json_t *value, uint32_t min, uint32_t max, uint32_t *out)
