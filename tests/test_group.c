@@ -189,8 +189,8 @@ Test(group, at_most_policy_fills_only_small_gaps)
 Test(group, a_user_limit_counts_seats)
 {
     struct rush_sku sku = sku_group(1, 10, 2);
-    sku.user_qty_max = 1;
-    put_at(shard, T0_NS, sku);
+    sku.order_qty_max = sku.user_qty_max = 1;
+    cr_assert_eq(put_at(shard, T0_NS, sku).outcome, RUSH_OK);
     op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
     cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0).outcome, RUSH_LIMIT_EXCEEDED);
 }
