@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/number.h"
 #include "drive.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -194,8 +195,9 @@ static int compare_rates(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
-    uint32_t shards = argc > 2 ? (uint32_t)atoi(argv[2]) : 2;
-    if (seconds <= 0 || seconds > 10 || shards < 1 || shards > RUSH_SHARDS_MAX) {
+    uint32_t shards = 2;
+    if (seconds <= 0 || seconds > 10 ||
+        (argc > 2 && rush_number_parse_u32(argv[2], 1, RUSH_SHARDS_MAX, &shards, NULL, 0) != 0)) {
         fprintf(stderr, "usage: bench-publish [seconds per case, 0..10] [shards]\n");
         return 2;
     }

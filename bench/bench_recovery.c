@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/number.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "shard/shard.h"
@@ -142,7 +143,12 @@ static uint64_t recovered(struct rush_engine *engine)
 
 int main(int argc, char **argv)
 {
-    uint64_t orders = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
+    uint64_t orders = 10000000;
+    if (argc > 1 &&
+        rush_number_parse_u64(argv[1], strlen(argv[1]), 1, UINT32_MAX, &orders, NULL, 0) != 0) {
+        fprintf(stderr, "usage: bench-recovery [orders 1..4294967295] [dir]\n");
+        return 2;
+    }
     char made[64] = "";
     const char *dir = argc > 2 ? argv[2] : getenv("RUSH_BENCH_DIR");
     if (dir == NULL) {

@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/number.h"
 #include "histogram.h"
 #include "rush/assert.h"
 
@@ -176,10 +177,12 @@ static void usage(void)
 
 static int parse_option(struct config *c, const char *name, const char *value)
 {
+    uint64_t n = 0; /* integer options: the whole value in decimal (base/number.h) */
+    bool number = rush_number_parse_u64(value, strlen(value), 0, UINT64_MAX, &n, NULL, 0) == 0;
     if (strcmp(name, "--host") == 0)
         c->host = value;
-    else if (strcmp(name, "--port") == 0)
-        c->port = atoi(value);
+    else if (strcmp(name, "--port") == 0 && number && n >= 1 && n <= 65535)
+        c->port = (int)n;
     else if (strcmp(name, "--script") == 0)
         c->script_path = value;
     else if (strcmp(name, "--mode") == 0 && strcmp(value, "closed") == 0)
@@ -192,20 +195,20 @@ static int parse_option(struct config *c, const char *name, const char *value)
         c->poisson = false;
     else if (strcmp(name, "--arrivals") == 0 && strcmp(value, "poisson") == 0)
         c->poisson = true;
-    else if (strcmp(name, "--connections") == 0)
-        c->connections = (uint32_t)strtoul(value, NULL, 10);
-    else if (strcmp(name, "--pipeline") == 0)
-        c->pipeline = (uint32_t)strtoul(value, NULL, 10);
+    else if (strcmp(name, "--connections") == 0 && number && n <= UINT32_MAX)
+        c->connections = (uint32_t)n;
+    else if (strcmp(name, "--pipeline") == 0 && number && n <= UINT32_MAX)
+        c->pipeline = (uint32_t)n;
     else if (strcmp(name, "--duration") == 0)
         c->duration_s = atof(value);
-    else if (strcmp(name, "--buyers") == 0)
-        c->buyers = strtoull(value, NULL, 10);
-    else if (strcmp(name, "--skus") == 0)
-        c->skus = (uint32_t)strtoul(value, NULL, 10);
-    else if (strcmp(name, "--stock") == 0)
-        c->stock = strtoll(value, NULL, 10);
-    else if (strcmp(name, "--seed") == 0)
-        c->seed = strtoull(value, NULL, 10);
+    else if (strcmp(name, "--buyers") == 0 && number)
+        c->buyers = n;
+    else if (strcmp(name, "--skus") == 0 && number && n <= UINT32_MAX)
+        c->skus = (uint32_t)n;
+    else if (strcmp(name, "--stock") == 0 && number && n <= INT64_MAX)
+        c->stock = (int64_t)n;
+    else if (strcmp(name, "--seed") == 0 && number)
+        c->seed = n;
     else if (strcmp(name, "--report") == 0)
         c->report_path = value;
     else
