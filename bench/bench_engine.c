@@ -81,6 +81,7 @@ static struct rush_request *make_requests(enum workload workload, uint32_t count
 static struct rush_sku sku_of(uint64_t id, int64_t stock)
 {
     return (struct rush_sku){.id = id,
+                             .name = "bench",
                              .stock = stock,
                              .price_fen = 100,
                              .start_ns = 0,
