@@ -10,6 +10,9 @@
 
 #include "rush/types.h"
 
+/* Internal to rush: linked into librush for the wire decoder, not exported from it. */
+#pragma GCC visibility push(hidden)
+
 /* 0 when `sku` is a valid definition; otherwise RUSH_ECONFIG with the first problem in `why`
  * (which may be NULL when why_size is 0). */
 RUSH_MUST_USE int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size);
@@ -29,5 +32,7 @@ uint32_t rush_sku_fields_missing(const struct rush_sku *put);
  */
 struct rush_sku rush_sku_merge(const struct rush_sku *live, int64_t stock_total,
                                const struct rush_sku *put);
+
+#pragma GCC visibility pop
 
 #endif
