@@ -100,7 +100,8 @@ static void catch_up(struct rush_subscriber *sub, uint32_t want)
             take(batch, n > 0 ? n : 0);
             cr_assert_lt(rush_clock_monotonic_ms(), deadline, "not caught up in 60 s");
         }
-        cr_assert_lt(rush_clock_monotonic_ms(), deadline, "%u of %u events in 60 s", consumed.count, want);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline, "%u of %u events in 60 s", consumed.count,
+                     want);
     }
     cr_assert_eq(consumed.count, want, "no more than expected");
 }
