@@ -36,9 +36,14 @@ Test(number, u64_reads_whole_decimal_texts_up_to_the_type_limit)
 Test(number, u64_refuses_one_past_the_type_limit_and_overlong_runs)
 {
     uint64_t v = 42;
-    cr_assert_eq(u64("18446744073709551616", 0, UINT64_MAX, &v), -EINVAL);
-    cr_assert_eq(u64("99999999999999999999", 0, UINT64_MAX, &v), -EINVAL);
-    cr_assert_eq(u64("000000000000000000001", 0, UINT64_MAX, &v), -EINVAL, "21 digits");
+    cr_assert_eq(u64("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+    cr_assert_eq(u64("99999999999999999999", 0, UINT64_MAX, &v), -ERANGE);
+    cr_assert_eq(u64("000000000000000000001", 0, UINT64_MAX, &v), -ERANGE, "21 digits");
+    char many[5000];
+    memset(many, '7', sizeof(many));
+    cr_assert_eq(rush_number_parse_u64(many, sizeof(many), 0, UINT64_MAX, &v, NULL, 0), -ERANGE);
+    many[4999] = 'x';
+    cr_assert_eq(rush_number_parse_u64(many, sizeof(many), 0, UINT64_MAX, &v, NULL, 0), -EINVAL);
     cr_assert_eq(v, 42, "out is untouched on failure");
 }
 
@@ -64,8 +69,9 @@ Test(number, i64_reaches_both_ends_and_no_further)
     cr_assert_eq(v, INT64_MIN);
     cr_assert_eq(i64("-0", &v), 0);
     cr_assert_eq(v, 0);
-    cr_assert_eq(i64("9223372036854775808", &v), -EINVAL);
-    cr_assert_eq(i64("-9223372036854775809", &v), -EINVAL);
+    cr_assert_eq(i64("9223372036854775808", &v), -ERANGE);
+    cr_assert_eq(i64("-9223372036854775809", &v), -ERANGE);
+    cr_assert_eq(i64("-18446744073709551616", &v), -ERANGE);
     cr_assert_eq(rush_number_parse_i64("-5", 2, 0, 10, &v, NULL, 0), -ERANGE);
 }
 
@@ -73,7 +79,7 @@ Test(number, hostile_texts_are_not_integers)
 {
     static const char *const bad[] = {
         "",    "-",  "+1", " 1",  "1 ",  "1\n", "0x10", "1e3", "1.0", "1_000",
-        "--1", "1-", "١",  "\t7", "12a", "a12", "-+1",  "0b1", "∞",   "-18446744073709551615",
+        "--1", "1-", "١",  "\t7", "12a", "a12", "-+1",  "0b1", "∞",   "- 1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t u = 5;
@@ -104,12 +110,15 @@ Test(number, reasons_quote_the_text_safely_and_name_the_range)
     cr_assert_str_eq(why, "'12x' is not a decimal integer");
     cr_assert_eq(rush_number_parse_u64("65", 2, 1, 64, &v, why, sizeof(why)), -ERANGE);
     cr_assert_str_eq(why, "'65' is out of range 1..64");
+    int64_t s;
+    cr_assert_eq(rush_number_parse_i64("-5", 2, -4, 4, &s, why, sizeof(why)), -ERANGE);
+    cr_assert_str_eq(why, "'-5' is out of range -4..4");
     cr_assert_eq(rush_number_parse_u64("a\033[2Jb", 6, 0, 9, &v, why, sizeof(why)), -EINVAL);
     cr_assert_str_eq(why, "'a?[2Jb' is not a decimal integer", "control bytes are not echoed");
     char longer[200];
     memset(longer, '9', sizeof(longer));
     cr_assert_eq(rush_number_parse_u64(longer, sizeof(longer), 0, 9, &v, why, sizeof(why)),
-                 -EINVAL);
+                 -ERANGE);
     cr_assert_lt(strlen(why), 80, "a long text is cut in the reason: %s", why);
     cr_assert_eq(rush_number_parse_u64("7", 1, 0, 9, &v, why, 1), 0, "a tiny buffer is fine");
 }

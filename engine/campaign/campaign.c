@@ -82,18 +82,19 @@ int rush_duration_parse(const char *text, int64_t *out_ns)
     int64_t total = 0;
     size_t i = 0;
     while (i < len) { /* each part consumes >= 2 bytes; len is bounded */
+        size_t number_start = i;
+        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+            ;
         int64_t number = 0;
-        size_t digits = 0;
-        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++, digits++) {
-            if (number > (INT64_MAX - (text[i] - '0')) / 10)
-                return -ERANGE;
-            number = number * 10 + (text[i] - '0');
-        }
+        int rc = rush_number_parse_i64(text + number_start, i - number_start, 0, INT64_MAX, &number,
+                                       NULL, 0);
+        if (rc != 0)
+            return rc; /* -EINVAL: no digits; -ERANGE: too large */
         size_t unit_start = i;
         for (; i < len && text[i] >= 'a' && text[i] <= 'z'; i++)
             ;
         int64_t unit = unit_ns(text + unit_start, i - unit_start);
-        if (digits == 0 || unit == 0)
+        if (unit == 0)
             return -EINVAL;
         if (number > (INT64_MAX - total) / unit)
             return -ERANGE;
@@ -121,17 +122,10 @@ static int days_in_month(int64_t y, int64_t m)
     return days[m - 1] + (m == 2 && leap);
 }
 
-/* `count` digits at s into *out. 0 or -1. */
+/* Exactly `count` digits at s into *out. 0 or -1. */
 static int fixed_digits(const char *s, int count, int64_t *out)
 {
-    int64_t v = 0;
-    for (int i = 0; i < count; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    return rush_number_parse_i64(s, (size_t)count, 0, INT64_MAX, out, NULL, 0) == 0 ? 0 : -1;
 }
 
 /* ".123" (1..9 digits) at *s into ns; advances *s. 0 or -1. */

@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "number.h"
@@ -35,23 +37,35 @@ static int not_integer(const char *text, size_t len, char *why, size_t why_size)
                         shown(quoted, sizeof(quoted), text, len));
 }
 
-/* 1..RUSH_NUMBER_DIGITS_MAX digits and nothing else into a u64. 0, or -EINVAL (also on
- * overflow: more than UINT64_MAX is not an integer this parser can hold). */
+/* Digits and nothing else into a u64: 0; -EINVAL when text[0 .. len) is empty or holds a
+ * non-digit; -ERANGE when it is all digits but more than RUSH_NUMBER_DIGITS_MAX of them or
+ * above UINT64_MAX. */
 static int digits_value(const char *text, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > RUSH_NUMBER_DIGITS_MAX)
+    if (len == 0)
         return -EINVAL;
-    uint64_t value = 0;
-    for (size_t i = 0; i < len; i++) { /* at most RUSH_NUMBER_DIGITS_MAX steps */
+    for (size_t i = 0; i < len; i++) /* at most len steps */
         if (text[i] < '0' || text[i] > '9')
             return -EINVAL;
+    if (len > RUSH_NUMBER_DIGITS_MAX)
+        return -ERANGE;
+    uint64_t value = 0;
+    for (size_t i = 0; i < len; i++) { /* at most RUSH_NUMBER_DIGITS_MAX steps */
         uint64_t digit = (uint64_t)(text[i] - '0');
         if (value > (UINT64_MAX - digit) / 10)
-            return -EINVAL;
+            return -ERANGE;
         value = value * 10 + digit;
     }
     *out = value;
     return 0;
+}
+
+static int out_of_range(const char *text, size_t len, const char *min, const char *max, char *why,
+                        size_t why_size)
+{
+    char quoted[SHOWN_BYTES_MAX + 4];
+    return rush__refuse(-ERANGE, why, why_size, "'%s' is out of range %s..%s",
+                        shown(quoted, sizeof(quoted), text, len), min, max);
 }
 
 int rush_number_parse_u64(const char *text, size_t len, uint64_t min, uint64_t max, uint64_t *out,
@@ -59,13 +73,15 @@ int rush_number_parse_u64(const char *text, size_t len, uint64_t min, uint64_t m
 {
     RUSH_ASSERT(text != NULL || len == 0);
     RUSH_ASSERT(out != NULL && min <= max);
-    uint64_t value;
-    if (digits_value(text, len, &value) < 0)
+    uint64_t value = 0;
+    int rc = digits_value(text, len, &value);
+    if (rc == -EINVAL)
         return not_integer(text, len, why, why_size);
-    if (value < min || value > max) {
-        char quoted[SHOWN_BYTES_MAX + 4];
-        return rush__refuse(-ERANGE, why, why_size, "'%s' is out of range %" PRIu64 "..%" PRIu64,
-                            shown(quoted, sizeof(quoted), text, len), min, max);
+    if (rc == -ERANGE || value < min || value > max) {
+        char low[24], high[24];
+        snprintf(low, sizeof(low), "%" PRIu64, min);
+        snprintf(high, sizeof(high), "%" PRIu64, max);
+        return out_of_range(text, len, low, high, why, why_size);
     }
     *out = value;
     return 0;
@@ -77,15 +93,17 @@ int rush_number_parse_i64(const char *text, size_t len, int64_t min, int64_t max
     RUSH_ASSERT(text != NULL || len == 0);
     RUSH_ASSERT(out != NULL && min <= max);
     size_t negative = len > 0 && text[0] == '-';
-    uint64_t magnitude;
-    if (digits_value(text + negative, len - negative, &magnitude) < 0 ||
-        magnitude > (uint64_t)INT64_MAX + negative)
+    uint64_t magnitude = 0;
+    int rc = digits_value(text + negative, len - negative, &magnitude);
+    if (rc == -EINVAL)
         return not_integer(text, len, why, why_size);
+    bool fits = rc == 0 && magnitude <= (uint64_t)INT64_MAX + negative;
     int64_t value = negative ? (int64_t)(0 - magnitude) : (int64_t)magnitude;
-    if (value < min || value > max) {
-        char quoted[SHOWN_BYTES_MAX + 4];
-        return rush__refuse(-ERANGE, why, why_size, "'%s' is out of range %" PRId64 "..%" PRId64,
-                            shown(quoted, sizeof(quoted), text, len), min, max);
+    if (!fits || value < min || value > max) {
+        char low[24], high[24];
+        snprintf(low, sizeof(low), "%" PRId64, min);
+        snprintf(high, sizeof(high), "%" PRId64, max);
+        return out_of_range(text, len, low, high, why, why_size);
     }
     *out = value;
     return 0;

@@ -38,6 +38,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "base/number.h"
 #include "base/why.h"
 #include "rush/assert.h"
 #include "rush/subscriber.h"
@@ -129,24 +130,18 @@ int rush_stream_cursor_save(const char *path, const struct rush_stream_cursor *c
 
 /* ---- load ---- */
 
-/* A decimal u64 without sign or leading zero at *at, then `end_char`; advances *at. */
+/* A decimal u64 without sign or leading zero at *at (base/number.h), then `end_char`; advances
+ * *at. */
 static int parse_u64(const char **at, const char *end, char end_char, uint64_t *out)
 {
     const char *p = *at;
-    uint64_t value = 0;
-    size_t digits = 0;
-    while (p < end && *p >= '0' && *p <= '9' && digits <= DIGITS_MAX) {
-        uint64_t digit = (uint64_t)(*p - '0');
-        if (value > (UINT64_MAX - digit) / 10)
-            return -1;
-        value = value * 10 + digit;
+    while (p < end && *p >= '0' && *p <= '9' && p - *at <= DIGITS_MAX) /* at most 21 steps */
         p++;
-        digits++;
-    }
-    if (digits == 0 || (digits > 1 && **at == '0') || p >= end || *p != end_char)
+    size_t digits = (size_t)(p - *at);
+    if ((digits > 1 && **at == '0') || p >= end || *p != end_char ||
+        rush_number_parse_u64(*at, digits, 0, UINT64_MAX, out, NULL, 0) != 0)
         return -1;
     *at = p + 1;
-    *out = value;
     return 0;
 }
 
