@@ -422,11 +422,16 @@ static char *endpoint_slot(struct rush_campaign_endpoints *endpoints, enum endpo
     return NULL;
 }
 
-/* tcp://HOST:PORT, ipc://PATH or inproc://NAME, as nanomsg takes them. */
+/* tcp://HOST:PORT, ipc://PATH or inproc://NAME, as nanomsg takes them: printable ASCII without
+ * spaces (an address is quoted in reasons and logs as it is). */
 static bool endpoint_valid(const char *value)
 {
-    if (strlen(value) >= RUSH_ENDPOINT_BYTES_MAX)
+    size_t len = strlen(value);
+    if (len >= RUSH_ENDPOINT_BYTES_MAX)
         return false;
+    for (size_t i = 0; i < len; i++)
+        if (value[i] <= 0x20 || value[i] >= 0x7f)
+            return false;
     if (strncmp(value, "ipc://", 6) == 0)
         return value[6] != '\0';
     if (strncmp(value, "inproc://", 9) == 0)
