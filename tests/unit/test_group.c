@@ -188,8 +188,8 @@ Test(group, at_most_policy_fills_only_small_gaps)
 Test(group, a_user_limit_counts_seats)
 {
     struct rush_sku sku = sku_group(1, 10, 2);
-    sku.user_qty_max = 1;
-    put_at(shard, T0_NS, sku);
+    sku.order_qty_max = sku.user_qty_max = 1;
+    cr_assert_eq(put_at(shard, T0_NS, sku).outcome, RUSH_OK);
     op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
     cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0).outcome, RUSH_LIMIT_EXCEEDED);
 }
@@ -435,6 +435,7 @@ Test(group, a_late_join_settles_the_largest_group_within_the_smallest_event_buff
     limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2); /* the least rush accepts */
     shard = shard_new(limits, 7, &recorder);
     struct rush_sku sku = sku_group(1, 100, RUSH_GROUP_SIZE_MAX);
+    sku.order_qty_max = 1;
     sku.user_qty_max = 1;
     put_at(shard, T0_NS, sku);
     int64_t at = T0_NS + 300000;

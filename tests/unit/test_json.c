@@ -369,7 +369,8 @@ static const struct hostile hostile_inputs[] = {
     {"{\"op\":\"sku_put\",\"sku\":1001}", 0,
      "field 'sku' of op 'sku_put' must be an object, not an integer"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"bogus\":1}}", 0, "unknown field 'sku.bogus'"},
-    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1}}", 0, "missing field 'sku.name'"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1}}", 0, "sku_put of sku 1 names no field to change"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"name\":\"x\"}}", 0, "missing field 'sku.id'"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"paused\":1}}", 0,
      "field 'sku.paused' must be a boolean"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"name\":\"12345678901234567890123456789012345678901\"}"
