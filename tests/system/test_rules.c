@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "rush/client.h"
 #include "rush/subscriber.h"
 #include "rushd_child.h"
@@ -116,18 +117,11 @@ static void admin(const char *body, const char *expect)
     cr_assert(strstr(reply, expect) != NULL, "%s -> %s (expected %s)", text, reply, expect);
 }
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 /* Polls the stream into seen[] until an event matches (0 ids match any); fails at WAIT_MS. */
 static const struct rush_stream_event *wait_event(uint8_t type, uint64_t order, uint64_t group)
 {
     static struct rush_stream_event batch[512];
-    int64_t deadline = child_now_ms() + WAIT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + WAIT_MS;
     for (uint32_t next = 0;;) {
         for (; next < seen_count; next++) {
             const struct rush_stream_event *e = &seen[next];
@@ -135,8 +129,9 @@ static const struct rush_stream_event *wait_event(uint8_t type, uint64_t order, 
                 (group == 0 || e->group_id == group))
                 return e;
         }
-        cr_assert_lt(child_now_ms(), deadline, "no %s event for order %#lx group %#lx in %d ms",
-                     rush_event_type_name(type), order, group, WAIT_MS);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline,
+                     "no %s event for order %#lx group %#lx in %d ms", rush_event_type_name(type),
+                     order, group, WAIT_MS);
         int n = rush_subscriber_poll(sub, batch, 512, 50);
         cr_assert(n >= 0 || n == RUSH_ETIMEDOUT || n == RUSH_EPROTO, "poll: %s", rush_strerror(n));
         for (int i = 0; i < n; i++) {
@@ -150,10 +145,10 @@ static const struct rush_stream_event *wait_event(uint8_t type, uint64_t order, 
 static void catch_up(void)
 {
     static struct rush_stream_event batch[512];
-    int64_t deadline = child_now_ms() + WAIT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + WAIT_MS;
     rush_subscriber_resync(sub);
     while (!rush_subscriber_caught_up(sub)) {
-        cr_assert_lt(child_now_ms(), deadline, "the stream did not catch up");
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline, "the stream did not catch up");
         int n = rush_subscriber_poll(sub, batch, 512, 50);
         cr_assert(n >= 0 || n == RUSH_ETIMEDOUT || n == RUSH_EPROTO, "poll: %s", rush_strerror(n));
         for (int i = 0; i < n; i++) {
@@ -255,11 +250,11 @@ Test(rules, item8_a_confirm_just_after_the_pay_deadline_is_expired_with_a_refund
     put_solo(801, 5, 100, ttl, INT64_MAX);
     /* The engine clock is the wall clock at start plus monotonic time: the reservation's time,
      * and so its deadline, lies between the clock read before sending and after the answer. */
-    int64_t sent = wall_ns();
+    int64_t sent = rush_clock_wall_ns();
     struct rush_result order = submit(reserve(801, 4, 1, "8-a"));
     EXPECT_OUTCOME(order, RUSH_OK);
-    int64_t deadline_earliest = sent + ttl, deadline_latest = wall_ns() + ttl;
-    while (wall_ns() <= deadline_latest + NS_PER_MS) /* pay just after it */
+    int64_t deadline_earliest = sent + ttl, deadline_latest = rush_clock_wall_ns() + ttl;
+    while (rush_clock_wall_ns() <= deadline_latest + NS_PER_MS) /* pay just after it */
         child_sleep_ms(0);
     struct rush_result paid = submit(on_order(RUSH_OP_CONFIRM, order.order_id, "8-pay"));
     EXPECT_OUTCOME(paid, RUSH_EXPIRED);
@@ -328,7 +323,7 @@ static void put_group(uint64_t id, uint32_t size, uint32_t open_max, int64_t ttl
 Test(rules, item11_a_group_opened_near_the_end_settles_at_the_end)
 {
     start(ENGINE_ROOMY, "");
-    int64_t end = wall_ns() + 1500 * NS_PER_MS;
+    int64_t end = rush_clock_wall_ns() + 1500 * NS_PER_MS;
     put_group(1101, 3, 10, 10 * 60 * NS_PER_S, end);
     struct rush_result opened = group_op(RUSH_OP_GROUP_OPEN, 1101, 1, "11-open");
     EXPECT_OUTCOME(opened, RUSH_OK);
