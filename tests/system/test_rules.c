@@ -48,7 +48,8 @@ static void start(const char *engine, const char *skus)
     struct rush_client_config config;
     rush_client_config_default(&config);
     config.url = child.orders;
-    config.timeout_ms = 5000;
+    config.timeout_ms = 2000;
+    config.retries_max = 10; /* across a restart of rushd */
     cr_assert_eq(rush_client_open(&config, &client), 0);
 
     struct rush_subscriber_config sub_config;
@@ -100,6 +101,11 @@ static struct rush_request on_sku(uint8_t op, uint64_t sku, uint64_t user, const
 static struct rush_result query(uint8_t op, uint64_t sku, uint64_t target)
 {
     return submit((struct rush_request){.op = op, .sku_id = sku, .target_id = target});
+}
+
+static struct rush_result group_op(uint8_t op, uint64_t sku, uint64_t user, const char *key)
+{
+    return submit(on_sku(op, sku, user, key));
 }
 
 #define EXPECT_OUTCOME(result, want)                                                               \
@@ -214,6 +220,46 @@ Test(rules, item1_an_order_pays_and_is_refunded_at_its_own_price_after_a_price_c
     cr_assert_eq(wait_event(RUSH_EV_ORDER_CONFIRMED, later.order_id, 0)->price_fen, 5000);
 }
 
+/* ---- 6. a put on a live SKU changes only what it names, across a snapshot and a restart ---- */
+
+#define SKUS_ITEM6                                                                                 \
+    "[sku 601]\nname = solo\nstock = 10\nprice = 100\nstart = now\nend = never\n"                  \
+    "order_qty_max = 1\nuser_qty_max = 1\npay_ttl = 15m\n\n"                                       \
+    "[sku 602]\nname = pair\nstock = 20\nprice = 500\nstart = now\nend = never\n"                  \
+    "group_size = 2\ngroup_ttl = 10m\ngroups_open_max = 5\nuser_qty_max = 2\npay_ttl = 0\n"
+
+Test(rules, item6_a_live_put_keeps_the_pause_and_adjustments_across_a_snapshot_and_a_restart)
+{
+    start(ENGINE_ROOMY, SKUS_ITEM6);
+    struct rush_result first = submit(reserve(601, 1, 1, "6-a"));
+    EXPECT_OUTCOME(first, RUSH_OK);
+    admin("\"op\":\"adjust\",\"sku\":601,\"amount\":5,\"key\":\"6-adj\"", "\"outcome\":\"ok\"");
+    admin("\"op\":\"pause\",\"sku\":601,\"key\":\"6-pause\"", "\"outcome\":\"ok\"");
+    admin("\"op\":\"sku_put\",\"sku\":{\"id\":601,\"price_fen\":300}", "\"outcome\":\"ok\"");
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_OPEN, 602, 1, "6-open"), RUSH_OK);
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_JOIN_ANY, 602, 2, "6-join"), RUSH_OK); /* completed */
+    admin("\"op\":\"sku_put\",\"sku\":{\"id\":602,\"group_size\":3}", "sku_has_groups");
+    admin("\"op\":\"snapshot\"", "\"outcome\":\"ok\"");
+
+    /* kill -9 and start again: the snapshot loads, and the campaign's own definitions of 601
+     * and 602 do not overwrite what the operator changed. */
+    cr_assert_eq(child_stop(&child, SIGKILL), 128 + SIGKILL);
+    child_run(&child, NULL);
+    struct rush_result sku = query(RUSH_OP_QUERY_SKU, 601, 0);
+    cr_assert_eq(sku.state, 1, "the pause was lost");
+    cr_assert_eq(sku.remaining, 14, "available %ld: 10 + 5 adjusted - 1 held", sku.remaining);
+    EXPECT_OUTCOME(submit(reserve(601, 2, 1, "6-b")), RUSH_PAUSED);
+    EXPECT_OUTCOME(group_op(RUSH_OP_GROUP_OPEN, 602, 3, "6-open-2"), RUSH_OK);
+
+    admin("\"op\":\"resume\",\"sku\":601,\"key\":\"6-resume\"", "\"outcome\":\"ok\"");
+    struct rush_result second = submit(reserve(601, 2, 1, "6-c"));
+    EXPECT_OUTCOME(second, RUSH_OK);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, second.order_id, "6-pay-c")), RUSH_OK);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, first.order_id, "6-pay-a")), RUSH_OK);
+    cr_assert_eq(wait_event(RUSH_EV_ORDER_CONFIRMED, second.order_id, 0)->price_fen, 300);
+    cr_assert_eq(wait_event(RUSH_EV_ORDER_CONFIRMED, first.order_id, 0)->price_fen, 100);
+}
+
 /* ---- 7. a second payment is refunded ------------------------------------------------------- */
 
 Test(rules, item7_a_second_payment_of_a_confirmed_order_leaves_a_refund_due)
@@ -302,11 +348,6 @@ Test(rules, item10_the_same_key_on_a_different_request_is_invalid_and_takes_noth
 }
 
 /* ---- 11. groups near the end of the sale; the open-group cap --------------------------------- */
-
-static struct rush_result group_op(uint8_t op, uint64_t sku, uint64_t user, const char *key)
-{
-    return submit(on_sku(op, sku, user, key));
-}
 
 static void put_group(uint64_t id, uint32_t size, uint32_t open_max, int64_t ttl_ns, int64_t end_ns)
 {
