@@ -1241,6 +1241,7 @@ struct run {
      * snapshot and the log after it, between two batches; the model goes on as if nothing
      * happened. The log is sinks[0].recorder. */
     bool restarts;
+    struct rush_shard_config shard_config; /* shard 0's, for the restarts */
     char snapshot_dir[64];
     uint64_t snapshot_lsn;     /* 0: none written yet */
     uint32_t snapshot_at;      /* log events the newest snapshot holds */
@@ -1310,6 +1311,8 @@ static void run_init(struct run *run, uint64_t seed, uint32_t steps, uint32_t sh
                                            .start_ns = T0_NS,
                                            .sink = sink_fn,
                                            .sink_context = sink};
+        if (i == 0)
+            run->shard_config = config; /* what a restart creates its shard with */
         cr_assert_eq(rush_shard_create(&config, &run->shards[i]), 0);
     }
     model_init(&run->model, limits, (uint64_t)BATCH_REQUESTS_MAX * steps + 4096);
@@ -2115,12 +2118,9 @@ static void take_snapshot(struct run *run)
  */
 static void restart(struct run *run, bool from_snapshot)
 {
-    struct rush_shard_config config = {.index = SHARD_INDEX,
-                                       .limits = run->model.limits,
-                                       .seed = rng_next(&run->rng),
-                                       .start_ns = 0,
-                                       .sink = sink_fn,
-                                       .sink_context = &run->sinks[0]};
+    struct rush_shard_config config = run->shard_config;
+    config.seed = rng_next(&run->rng);
+    config.start_ns = 0;
     struct rush_shard *fresh = NULL;
     cr_assert_eq(rush_shard_create(&config, &fresh), 0);
     uint32_t from = 0;
