@@ -29,7 +29,8 @@
  * different hash seeds emit the same events and answers), restarts (the shard is rebuilt from
  * its log, or from a snapshot and the log after it, at random points with timers pending, while
  * the model goes on as if nothing happened), and the engine (the shard inside a one-shard engine
- * whose injected wall clock steps by up to an hour: the model knows only monotonic time).
+ * whose injected wall clock steps by up to an hour: the model knows only monotonic time; and that
+ * engine destroyed and created again on its data directory, after snapshots and downtimes).
  *
  * Environment: RUSH_MODEL_SEED=n runs that one seed; RUSH_TEST_SCALE=k divides the step counts
  * (sanitizer builds); RUSH_MODEL_VERBOSE=1 prints outcome counts per seed. A failure names its
@@ -1241,7 +1242,8 @@ struct run {
      * snapshot and the log after it, between two batches; the model goes on as if nothing
      * happened. The log is sinks[0].recorder. */
     bool restarts;
-    struct rush_shard_config shard_config; /* shard 0's, for the restarts */
+    struct rush_shard_config shard_config;   /* shard 0's, for the restarts */
+    struct rush_engine_config engine_config; /* the engine's, for its restarts */
     char snapshot_dir[64];
     uint64_t snapshot_lsn;     /* 0: none written yet */
     uint32_t snapshot_at;      /* log events the newest snapshot holds */
@@ -1351,8 +1353,28 @@ static int64_t engine_monotonic_clock(void *context)
     return atomic_load(&((struct run *)context)->monotonic_now);
 }
 
-/* The run's shard moves into a one-shard engine (memory only) created at T0. */
-static void run_init_engine(struct run *run, uint64_t seed, uint32_t steps)
+/* Makes a directory in memory where there is a tmpfs (fsyncs cost nothing there), else /tmp. */
+static void make_temp_dir(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "/dev/shm/rush-%s-XXXXXX", name);
+    if (mkdtemp(out) == NULL) {
+        snprintf(out, size, "/tmp/rush-%s-XXXXXX", name);
+        cr_assert_not_null(mkdtemp(out));
+    }
+}
+
+static void remove_temp_dir(const char *dir)
+{
+    char command[128];
+    snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+    cr_assert_eq(system(command), 0);
+}
+
+/*
+ * The run's shard moves into a one-shard engine created at T0: memory only, or (`logged`) with a
+ * data directory, fsync durability and small log segments, so that it can be restarted.
+ */
+static void run_init_engine(struct run *run, uint64_t seed, uint32_t steps, bool logged)
 {
     run_init(run, seed, steps, 1, false);
     rush_shard_destroy(run->shards[0]);
@@ -1374,6 +1396,13 @@ static void run_init_engine(struct run *run, uint64_t seed, uint32_t steps)
     config.monotonic_clock_context = run;
     config.sink = sink_fn;
     config.sink_context = &run->sinks[0];
+    if (logged) {
+        make_temp_dir(run->snapshot_dir, sizeof(run->snapshot_dir), "model-engine");
+        config.data_dir = run->snapshot_dir;
+        config.durability = RUSH_DURABILITY_FSYNC;
+        config.wal_segment_bytes = 1 << 16; /* snapshots remove whole segments */
+    }
+    run->engine_config = config;
     char why[256] = "";
     cr_assert_eq(rush_engine_config_check(&config, why, sizeof(why)), 0, "%s", why);
     cr_assert_eq(rush_engine_create(&config, &run->engine), 0);
@@ -2157,8 +2186,62 @@ static void restart(struct run *run, bool from_snapshot)
         run->clock += (int64_t)rnd(run, 400 * MS);
 }
 
+static void digest_of_shard(struct rush_shard *shard, void *context)
+{
+    *(uint64_t *)context = rush_shard_digest(shard);
+}
+
+static uint64_t engine_digest(struct run *run)
+{
+    uint64_t digest = 0;
+    rush_engine_inspect(run->engine, 0, digest_of_shard, &digest);
+    return digest;
+}
+
+/*
+ * The engine stops (destroy) and starts again on its data directory: recovery loads the newest
+ * snapshot and replays the log after it, restoring every pending timer from the logged times.
+ * The wall clock at the new start is the model's time, or later by a downtime during which
+ * timers fall due (they fire at the first tick). The monotonic clock keeps its mapping to the
+ * model's time (engine time = T0 + monotonic - MONOTONIC_0), so the model needs no change: it
+ * never stopped. Without downtime the recovered state, timers included, must be the old one.
+ */
+static void engine_restart(struct run *run)
+{
+    uint64_t before = engine_digest(run);
+    rush_engine_destroy(run->engine);
+    run->engine = NULL;
+    bool downtime = rnd(run, 2) == 0;
+    int64_t wall = run->model.now + (downtime ? 1 + (int64_t)rnd(run, 400 * MS) : 0);
+    atomic_store(&run->wall_now, wall);
+    atomic_store(&run->monotonic_now, MONOTONIC_0 + (wall - T0_NS));
+    cr_assert_eq(rush_engine_create(&run->engine_config, &run->engine), 0);
+    cr_assert_eq(rush_engine_start(run->engine), 0);
+    if (!downtime && engine_digest(run) != before)
+        FAIL_AT(run, "the engine restarted from its data directory into another state");
+    if (run->clock < wall)
+        run->clock = wall;
+    run->clock += 10 * MS; /* a clock that "went back" stays after the restart's time */
+    run->restart_count[run->snapshot_count > 0]++;
+}
+
+static void engine_step_restart(struct run *run)
+{
+    uint64_t dice = rnd(run, 1000);
+    if (dice < 10) {
+        cr_assert_eq(rush_engine_snapshot(run->engine), 0);
+        run->snapshot_count++;
+    } else if (dice < 20) {
+        engine_restart(run);
+    }
+}
+
 static void step_restart(struct run *run)
 {
+    if (run->engine != NULL) {
+        engine_step_restart(run);
+        return;
+    }
     uint64_t dice = rnd(run, 1000);
     if (dice < 10)
         take_snapshot(run);
@@ -2358,12 +2441,7 @@ Test(model, restarts_from_the_log_and_from_snapshots_answer_like_a_shard_that_ne
         cr_assert(run != NULL);
         run_init(run, seeds[i], steps, 1, true);
         run->restarts = true;
-        /* In memory where there is a tmpfs: the snapshots' fsyncs would be most of the time. */
-        snprintf(run->snapshot_dir, sizeof(run->snapshot_dir), "/dev/shm/rush-model-XXXXXX");
-        if (mkdtemp(run->snapshot_dir) == NULL) {
-            snprintf(run->snapshot_dir, sizeof(run->snapshot_dir), "/tmp/rush-model-XXXXXX");
-            cr_assert_not_null(mkdtemp(run->snapshot_dir));
-        }
+        make_temp_dir(run->snapshot_dir, sizeof(run->snapshot_dir), "model");
         run_all(run, steps);
         cr_assert_gt(run->restart_count[0], 0, "seed %" PRIu64 ": no restart from the log",
                      seeds[i]);
@@ -2374,9 +2452,7 @@ Test(model, restarts_from_the_log_and_from_snapshots_answer_like_a_shard_that_ne
                     "seed %" PRIu64 ": %u snapshots, %u restarts from the log, %u from a "
                     "snapshot\n",
                     seeds[i], run->snapshot_count, run->restart_count[0], run->restart_count[1]);
-        char command[128];
-        snprintf(command, sizeof(command), "rm -rf '%s'", run->snapshot_dir);
-        cr_assert_eq(system(command), 0);
+        remove_temp_dir(run->snapshot_dir);
         run_free(run);
         free(run);
     }
@@ -2399,11 +2475,43 @@ Test(model, an_engine_whose_wall_clock_steps_answers_like_the_model)
     for (uint32_t i = 0; i < count; i++) {
         struct run *run = calloc(1, sizeof(*run));
         cr_assert(run != NULL);
-        run_init_engine(run, seeds[i], steps);
+        run_init_engine(run, seeds[i], steps, false);
         run_all(run, steps);
         cr_assert_gt(run->wall_steps, 10, "seed %" PRIu64 ": the wall clock never stepped",
                      seeds[i]);
         run_free(run);
+        free(run);
+    }
+}
+
+/*
+ * The engine itself restarted (destroyed, created again on its data directory) at random points
+ * with holds and groups pending, sometimes after an operator's snapshot, sometimes after a
+ * downtime in which timers fall due; its wall clock steps too. The model never stops: every
+ * answer and published event must be what it predicts.
+ */
+Test(model, an_engine_restarted_from_its_log_and_snapshots_answers_like_the_model)
+{
+    static const uint64_t defaults[4] = {60, 61, 62, 63};
+    uint64_t seeds[4];
+    uint32_t count = seeds_to_run(defaults, 4, seeds);
+    uint32_t steps = scaled(5000);
+    for (uint32_t i = 0; i < count; i++) {
+        struct run *run = calloc(1, sizeof(*run));
+        cr_assert(run != NULL);
+        run_init_engine(run, seeds[i], steps, true);
+        run->restarts = true;
+        run_all(run, steps);
+        cr_assert_gt(run->restart_count[0] + run->restart_count[1], 5,
+                     "seed %" PRIu64 ": too few restarts", seeds[i]);
+        cr_assert_gt(run->snapshot_count, 0, "seed %" PRIu64 ": no snapshot", seeds[i]);
+        if (getenv("RUSH_MODEL_VERBOSE") != NULL)
+            fprintf(stderr, "seed %" PRIu64 ": engine: %u snapshots, %u restarts\n", seeds[i],
+                    run->snapshot_count, run->restart_count[0] + run->restart_count[1]);
+        char dir[64];
+        snprintf(dir, sizeof(dir), "%s", run->snapshot_dir);
+        run_free(run);
+        remove_temp_dir(dir);
         free(run);
     }
 }
