@@ -139,7 +139,7 @@ struct verdict group__open(struct rush_shard *shard, const struct rush_request *
     struct rush_event event = decide__event(request, RUSH_EV_GROUP_OPENED);
     event.qty = 1;
     event.group_id = group_id_of(shard, shard->group_count + 1);
-    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.order_id = shard__next_order_id(shard);
     event.amount = shard->now_ns + sku->def.group_ttl_ns; /* the deadline, fixed at open */
     shard__emit(shard, &event);
     return verdict_of(RUSH_OK);
@@ -155,7 +155,7 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
     event.qty = 1;
     event.sku_id = sku->def.id;
     event.group_id = group_id_of(shard, group_index);
-    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.order_id = shard__next_order_id(shard);
     event.amount = shard__price_of(sku, 1);
     shard__emit(shard, &event);
     if (group->seats == sku->def.group_size)

@@ -53,7 +53,7 @@ void rush_timer_wheel_free(struct rush_timer_wheel *wheel)
 void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64_t deadline_ns)
 {
     RUSH_ASSERT(handle < wheel->handles_max);
-    RUSH_ASSERT(wheel->state[handle] == TIMER_IDLE);
+    RUSH_ASSERT(wheel->state[handle] != TIMER_SCHEDULED); /* fired: its slot was reused */
     /* A deadline already passed goes in the next slot advanced over, so it still fires. */
     int64_t tick = tick_of(wheel, deadline_ns);
     if (tick <= wheel->last_tick)

@@ -12,7 +12,8 @@
  * wheel rebuilt in another order (after a snapshot) fires the same way.
  *
  * Cancellation is lazy: a timer whose order was confirmed stays in the wheel and the caller
- * ignores it when it fires. A handle is added at most once in its life.
+ * ignores it when it fires. A handle is added again only after it fired (the shard reuses an
+ * order slot only once its timer is no longer scheduled).
  *
  * Invariants:
  *   1. A handle is in at most one slot list, and only if its state is SCHEDULED.
@@ -46,7 +47,7 @@ RUSH_MUST_USE int rush_timer_wheel_init(struct rush_timer_wheel *wheel, uint32_t
                                         uint32_t slot_count, int64_t tick_ns, int64_t now_ns);
 void rush_timer_wheel_free(struct rush_timer_wheel *wheel);
 
-/* Schedules `handle` (< handles_max, never scheduled before) to fire at deadline_ns. */
+/* Schedules `handle` (< handles_max, not scheduled now) to fire at deadline_ns. */
 void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64_t deadline_ns);
 
 /*

@@ -58,7 +58,7 @@
 #include "shard/shard.h"
 
 #define RUSH_SNAPSHOT_MAGIC UINT32_C(0x504e5352) /* "RSNP" read as a little-endian u32 */
-#define RUSH_SNAPSHOT_VERSION 1
+#define RUSH_SNAPSHOT_VERSION 2
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
 #define RUSH_SNAPSHOT_NAME_MAX 64
 

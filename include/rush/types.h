@@ -75,7 +75,8 @@ enum rush_outcome {
     RUSH_EXPIRED = 12,
     RUSH_BUSY = 13,
     RUSH_INVALID = 14,
-    RUSH_OUTCOME_COUNT_ = 15,
+    RUSH_HOARDING = 15, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
+    RUSH_OUTCOME_COUNT_ = 16,
 };
 
 /* Why a request was `invalid`. */

@@ -67,6 +67,7 @@ static const char *const outcome_names[RUSH_OUTCOME_COUNT_] = {
     [RUSH_EXPIRED] = "expired",
     [RUSH_BUSY] = "busy",
     [RUSH_INVALID] = "invalid",
+    [RUSH_HOARDING] = "hoarding",
 };
 
 static const char *const reason_names[RUSH_REASON_COUNT_] = {
