@@ -239,16 +239,26 @@ enum engine_key {
     E_GROUPS_MAX,
     E_KEYS_MAX,
     E_USER_LIMITS_MAX,
+    E_ENDED_RETAIN,
+    E_USER_UNPAID_MAX,
+    E_USER_CHURN_MAX,
     E_DURABILITY,
     E_DATA_DIR,
     E_COUNT_,
 };
 
 static const char *const engine_keys[E_COUNT_] = {
-    [E_SHARDS] = "shards",         [E_RING_SLOTS] = "ring_slots",
-    [E_ORDERS_MAX] = "orders_max", [E_GROUPS_MAX] = "groups_max",
-    [E_KEYS_MAX] = "keys_max",     [E_USER_LIMITS_MAX] = "user_limits_max",
-    [E_DURABILITY] = "durability", [E_DATA_DIR] = "data_dir",
+    [E_SHARDS] = "shards",
+    [E_RING_SLOTS] = "ring_slots",
+    [E_ORDERS_MAX] = "orders_max",
+    [E_GROUPS_MAX] = "groups_max",
+    [E_KEYS_MAX] = "keys_max",
+    [E_USER_LIMITS_MAX] = "user_limits_max",
+    [E_DURABILITY] = "durability",
+    [E_DATA_DIR] = "data_dir",
+    [E_ENDED_RETAIN] = "ended_retain",
+    [E_USER_UNPAID_MAX] = "user_unpaid_max",
+    [E_USER_CHURN_MAX] = "user_churn_max",
 };
 
 enum endpoint_key {
@@ -398,6 +408,21 @@ static const char *engine_value(struct rush_campaign_engine *engine, enum engine
     case E_USER_LIMITS_MAX:
         return parse_u32(value, 1, SHARD_TABLE_MAX, &engine->user_limits_max) < 0
                    ? "must be 1..1073741824 (per shard)"
+                   : NULL;
+    case E_ENDED_RETAIN:
+        return rush_duration_parse(value, &engine->ended_retain_ns) < 0 ||
+                       engine->ended_retain_ns <= 0
+                   ? "must be a duration 1ms..168h such as 30m"
+                   : NULL;
+    case E_USER_UNPAID_MAX:
+        engine->user_caps_given |= 1;
+        return parse_u32(value, 0, UINT32_MAX, &engine->user_unpaid_max) < 0
+                   ? "must be 0 (no cap) or a count"
+                   : NULL;
+    case E_USER_CHURN_MAX:
+        engine->user_caps_given |= 2;
+        return parse_u32(value, 0, UINT32_MAX, &engine->user_churn_max) < 0
+                   ? "must be 0 (no cap) or a count"
                    : NULL;
     case E_DURABILITY:
         if (strcmp(value, "fsync") == 0)
@@ -1023,6 +1048,12 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.keys_max = engine->keys_max;
     if (engine->user_limits_max)
         config->limits.user_limits_max = engine->user_limits_max;
+    if (engine->ended_retain_ns)
+        config->policy.retain_ns = engine->ended_retain_ns;
+    if (engine->user_caps_given & 1)
+        config->policy.user_unpaid_max = engine->user_unpaid_max;
+    if (engine->user_caps_given & 2)
+        config->policy.user_churn_max = engine->user_churn_max;
     if (campaign->sku_count + 16 > config->limits.skus_max)
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;

@@ -7,7 +7,8 @@
  *
  *   [engine]      shards, ring_slots, orders_max, groups_max, keys_max, user_limits_max (per
  *                 shard, as struct rush_shard_limits; 0 or absent: the engine's default),
- *                 durability = fsync | async | none, data_dir
+ *                 durability = fsync | async | none, data_dir, ended_retain (a duration),
+ *                 user_unpaid_max, user_churn_max (0: no cap; as struct rush_shard_policy)
  *   [endpoints]   orders, json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or
  *                 inproc://NAME; defaults tcp://127.0.0.1:7100..7104), admin_token (16..128
  *                 printable bytes; required when admin is not on loopback)
@@ -65,6 +66,10 @@ struct rush_campaign_engine {
     uint32_t groups_max;
     uint32_t keys_max;
     uint32_t user_limits_max;
+    int64_t ended_retain_ns;  /* like struct rush_shard_policy's retain_ns */
+    uint32_t user_unpaid_max; /* 0 in the file: no cap */
+    uint32_t user_churn_max;
+    uint8_t user_caps_given; /* bit 0: user_unpaid_max, bit 1: user_churn_max */
     enum rush_durability durability;
     char data_dir[RUSH_DATA_DIR_BYTES_MAX]; /* "" when not given */
 };

@@ -12,9 +12,10 @@
  * A GROUP_OPENED event creates the group and its leader's seat (an order in `reserved`).
  *
  * Slots: an order that leaves `reserved` joins the retired list (retire()); a later reservation
- * takes the list's head slot once it has been ended for policy.retain_ns and its pay timer is no
- * longer scheduled (shard__next_order_id), and applying that reservation removes the old order's
- * key (reuse_slot()). The id carries the slot's generation, so the old id becomes unknown.
+ * takes the list's head slot once it has been ended for policy.retain_ns (its pay timer was
+ * cancelled or fired when it ended; shard__next_order_id), and applying that reservation removes
+ * the old order's key (reuse_slot()). The id carries the slot's generation, so the old id becomes
+ * unknown.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -246,7 +247,7 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
         if (handle <= shard->limits.orders_max) {
             struct order *order = &shard->orders[handle];
             if (order->state != RUSH_ORDER_RESERVED)
-                continue; /* confirmed or cancelled before its TTL: lazily cancelled timer */
+                continue; /* a guard: an order that ended had its timer cancelled (retire) */
             struct sku_state *sku = &shard->skus[order->sku_index];
             shard__emit(shard, &(struct rush_event){
                                    .type = RUSH_EV_ORDER_EXPIRED,
@@ -287,7 +288,8 @@ static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t
     limit->unpaid += flash;
 }
 
-/* The order has left `reserved`: it joins the tail of the retired list (invariant 5). */
+/* The order has left `reserved`: it joins the tail of the retired list (invariant 5) and its pay
+ * timer, if still set, is cancelled. */
 static void retire(struct rush_shard *shard, struct order *order)
 {
     uint32_t index = (uint32_t)(order - shard->orders);
@@ -300,6 +302,8 @@ static void retire(struct rush_shard *shard, struct order *order)
     shard->retired_tail = index;
     if (order->group_index != NONE)
         return;
+    if (rush_timer_wheel_scheduled(&shard->timers, index)) /* paid or cancelled within its TTL */
+        rush_timer_wheel_cancel(&shard->timers, index);
     struct limit_entry *limit = shard__limit(shard, order->sku_index, order->user_id);
     RUSH_ASSERT(limit != NULL && limit->unpaid > 0);
     limit->unpaid--;
@@ -882,7 +886,7 @@ void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory 
                           rush_table_bytes(&shard->user_limits) + timer_bytes +
                           (uint64_t)shard->ring.capacity * sizeof(rush_key);
     /* An order: its record, its timer (next, deadline, state) and its slot in the due scratch. */
-    memory->order_bytes_each = sizeof(struct order) + 4 + 8 + 1 + 4;
+    memory->order_bytes_each = sizeof(struct order) + 4 + 4 + 8 + 1 + 4;
     memory->key_bytes_each = rush_table_bytes(&shard->keys) / shard->keys.capacity;
 }
 
