@@ -48,7 +48,7 @@
 
 typedef struct verdict (*decide_fn)(struct rush_shard *shard, const struct rush_request *request);
 
-/* The first event of a decision: carries the key, the op and the fields the fingerprint reads. */
+/* The first event of a decision: carries the key, the op and the fields a retry must repeat. */
 struct rush_event decide__event(const struct rush_request *request, uint8_t type)
 {
     struct rush_event event = {

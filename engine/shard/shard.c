@@ -55,7 +55,7 @@ int rush_shard_create(const struct rush_shard_config *config, struct rush_shard 
         shard->policy.retain_ns = RUSH_RETAIN_NS_DEFAULT;
     shard->retired_head = shard->retired_tail = NONE;
     shard->ring.capacity = limits->keys_max / 8 > 0 ? limits->keys_max / 8 : 1;
-    shard->ring.keys = calloc(shard->ring.capacity, sizeof(rush_key));
+    shard->ring.keys = rush_memory_zeroed(shard->ring.capacity, sizeof(rush_key));
     shard->now_ns = config->start_ns;
     shard->sink = config->sink;
     shard->sink_context = config->sink_context;
@@ -101,7 +101,7 @@ void rush_shard_destroy(struct rush_shard *shard)
     rush_memory_free(shard->groups);
     free(shard->due);
     free(shard->events);
-    free(shard->ring.keys);
+    rush_memory_free(shard->ring.keys);
     free(shard);
 }
 

@@ -11,6 +11,9 @@
  * where their probe would reach them first), so probing never meets a tombstone and a table that
  * is filled and emptied for a whole night probes as short as a fresh one.
  *
+ * The shard's key table removes entries when an order slot is reused or the ring of other keys
+ * wraps; what it keeps and for how long is written at the top of decide.c.
+ *
  * Invariants:
  *   1. count <= capacity < slot_count, so every probe sequence ends at an empty slot.
  *   2. No entry has an all-zero key.
