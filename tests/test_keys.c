@@ -5,10 +5,13 @@
  * at the top of engine/shard/decide.c and in proto/PROTOCOL.md section 10.1.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <xxhash.h>
 
 #include "shard/table.h"
 #include "support.h"
+#include "wal/snapshot.h"
 
 static struct recorder recorder;
 static struct rush_shard *shard;
@@ -344,33 +347,88 @@ Test(keys, requests_colliding_on_the_old_fingerprint_are_not_retries)
     cr_assert_eq(b.order_id, 0, "B never sees A's order");
 }
 
-/* Replaying the log of a night with reused slots and a wrapped ring rebuilds the same state. */
-Test(keys, a_replay_with_reused_slots_has_the_same_digest)
+/* A night of reserves, payments, cancels, expiries, groups and adjusts from `now`. */
+static int64_t busy_night(int64_t now, uint64_t first_key, uint32_t steps)
 {
-    struct rush_shard_limits limits = small_limits();
-    limits.orders_max = 64;
-    limits.keys_max = 128;
-    struct rush_shard_policy policy = {.retain_ns = SECOND};
-    shard = shard_with(limits, policy);
-    struct rush_sku sku = sku_solo(1, 100000);
-    sku.user_qty_max = 100000;
-    sku.pay_ttl_ns = 2 * SECOND; /* a third of the orders expire */
-    put_at(shard, T0_NS, sku);
-    put_at(shard, T0_NS, sku_group(2, 1000, 2));
-    int64_t now = T0_NS;
-    for (uint64_t i = 0; i < 3000; i++, now += 50 * MS) {
-        uint64_t key = 10 * i + 1;
+    for (uint64_t i = 0; i < steps; i++, now += 50 * MS) {
+        uint64_t key = first_key + 10 * i;
         struct rush_result r = at(now, RUSH_OP_RESERVE, 1, i % 5 + 1, 1, 0, key);
         cr_assert_eq(r.outcome, RUSH_OK, "%lu: %s", i, rush_outcome_name(r.outcome));
-        if (r.outcome == RUSH_OK && i % 3 == 0)
+        if (i % 3 == 0)
             at(now, RUSH_OP_CANCEL, 0, 0, 0, r.order_id, key + 1);
-        else if (r.outcome == RUSH_OK && i % 3 == 1)
+        else if (i % 3 == 1)
             at(now, RUSH_OP_CONFIRM, 0, 0, 0, r.order_id, key + 1);
         if (i % 7 == 0)
             adjust_at(now, 1, 1, key + 2);
         if (i % 4 == 0)
             at(now, RUSH_OP_GROUP_JOIN_ANY, 2, i % 9 + 1, 0, 0, key + 3);
     }
+    return now;
+}
+
+static const struct rush_shard_limits night_limits = {.skus_max = 64,
+                                                      .orders_max = 64,
+                                                      .groups_max = 1024,
+                                                      .keys_max = 128, /* a ring of 16 */
+                                                      .user_limits_max = 4096,
+                                                      .events_buffer_max = 1024};
+
+static void put_night_catalogue(void)
+{
+    struct rush_sku sku = sku_solo(1, 100000);
+    sku.user_qty_max = 100000;
+    sku.pay_ttl_ns = 2 * SECOND; /* a third of the orders expire */
+    put_at(shard, T0_NS, sku);
+    put_at(shard, T0_NS, sku_group(2, 1000, 2));
+}
+
+/* A snapshot of a shard with reused slots and a wrapped ring loads to the same state, and both
+ * go on to decide the same way. */
+Test(keys, a_snapshot_with_reused_slots_and_a_wrapped_ring_loads_the_same)
+{
+    struct rush_shard_policy policy = {.retain_ns = SECOND};
+    shard = shard_with(night_limits, policy);
+    put_night_catalogue();
+    int64_t now = busy_night(T0_NS, 1, 1500);
+    cr_assert_gt(rush_shard_stats(shard)->keys_forgotten, rush_shard_stats(shard)->orders_reclaimed,
+                 "the ring wrapped");
+    char dir[] = "/tmp/rush-keys-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char why[512] = "";
+    cr_assert_eq(rush_snapshot_write(shard, dir, 0, 1, why, sizeof(why)), 0, "%s", why);
+    struct rush_shard *loaded = shard_with(night_limits, policy);
+    uint64_t lsn = 0;
+    cr_assert_eq(rush_snapshot_load(loaded, dir, 0, &lsn, why, sizeof(why)), 0, "%s", why);
+    char command[64];
+    snprintf(command, sizeof(command), "rm -rf %s", dir);
+    cr_assert_eq(system(command), 0);
+    cr_assert_eq(rush_shard_digest(loaded), rush_shard_digest(shard));
+    struct rush_shard *original = shard;
+    uint32_t recorded = recorder.count;
+    busy_night(now, 100000, 300);
+    uint32_t count = recorder.count - recorded;
+    struct rush_event *want = malloc(sizeof(*want) * count);
+    cr_assert_not_null(want);
+    memcpy(want, &recorder.events[recorded], sizeof(*want) * count);
+    shard = loaded;
+    recorder.count = recorded;
+    busy_night(now, 100000, 300);
+    cr_assert_eq(recorder.count - recorded, count);
+    cr_assert_eq(memcmp(want, &recorder.events[recorded], sizeof(*want) * count), 0,
+                 "the loaded shard logs the same events as the original");
+    free(want);
+    cr_assert_eq(rush_shard_digest(loaded), rush_shard_digest(original));
+    rush_shard_destroy(original);
+}
+
+/* Replaying the log of a night with reused slots and a wrapped ring rebuilds the same state. */
+Test(keys, a_replay_with_reused_slots_has_the_same_digest)
+{
+    struct rush_shard_limits limits = night_limits;
+    struct rush_shard_policy policy = {.retain_ns = SECOND};
+    shard = shard_with(limits, policy);
+    put_night_catalogue();
+    busy_night(T0_NS, 1, 3000);
     assert_check();
     cr_assert_gt(rush_shard_stats(shard)->orders_reclaimed, 2000);
     cr_assert_gt(recorder_count_type(&recorder, RUSH_EV_ORDER_EXPIRED), 500);

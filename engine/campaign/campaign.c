@@ -1033,6 +1033,17 @@ void rush_campaign_free(struct rush_campaign *campaign)
     memset(campaign, 0, sizeof *campaign);
 }
 
+void rush_campaign_policy(const struct rush_campaign_engine *engine,
+                          struct rush_shard_policy *policy)
+{
+    if (engine->ended_retain_ns)
+        policy->retain_ns = engine->ended_retain_ns;
+    if (engine->user_caps_given & 1)
+        policy->user_unpaid_max = engine->user_unpaid_max;
+    if (engine->user_caps_given & 2)
+        policy->user_churn_max = engine->user_churn_max;
+}
+
 void rush_campaign_engine_config(const struct rush_campaign *campaign,
                                  struct rush_engine_config *config)
 {
@@ -1048,12 +1059,7 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.keys_max = engine->keys_max;
     if (engine->user_limits_max)
         config->limits.user_limits_max = engine->user_limits_max;
-    if (engine->ended_retain_ns)
-        config->policy.retain_ns = engine->ended_retain_ns;
-    if (engine->user_caps_given & 1)
-        config->policy.user_unpaid_max = engine->user_unpaid_max;
-    if (engine->user_caps_given & 2)
-        config->policy.user_churn_max = engine->user_churn_max;
+    rush_campaign_policy(engine, &config->policy);
     if (campaign->sku_count + 16 > config->limits.skus_max)
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;

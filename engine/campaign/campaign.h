@@ -106,6 +106,10 @@ RUSH_MUST_USE int rush_campaign_parse(const char *name, const char *text, size_t
 /* Frees what a load allocated and zeroes the campaign; safe on a zeroed or freed one. */
 void rush_campaign_free(struct rush_campaign *campaign);
 
+/* Overrides the policy's fields the [engine] section gives (ended_retain, user_*_max). */
+void rush_campaign_policy(const struct rush_campaign_engine *engine,
+                          struct rush_shard_policy *policy);
+
 /*
  * The engine configuration a campaign asks for: rush_engine_config_default() with the [engine]
  * values the file gives. data_dir points into the campaign (NULL when the file names none).
