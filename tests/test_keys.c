@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "shard/table.h"
+#include "shard/timer.h"
 #include "support.h"
 #include "wal/snapshot.h"
 
@@ -476,4 +477,27 @@ Test(keys, table_remove_keeps_the_rest_findable)
     rush_key absent = rush_key_pair(9999, 1);
     cr_assert_not(rush_table_remove(&table, &absent));
     rush_table_free(&table);
+}
+
+/* The wheel's O(1) cancel (a paid or cancelled order's pay timer) unlinks from any list place. */
+Test(keys, a_cancelled_timer_never_fires_and_its_handle_can_be_added_again)
+{
+    struct rush_timer_wheel wheel;
+    cr_assert_eq(rush_timer_wheel_init(&wheel, 64, 4, MS, T0_NS), 0);
+    for (uint32_t h = 1; h < 64; h++) /* 4 slots: long lists, heads, middles and tails */
+        rush_timer_wheel_add(&wheel, h, T0_NS + (int64_t)(h % 13 + 1) * MS);
+    for (uint32_t h = 1; h < 64; h += 2)
+        rush_timer_wheel_cancel(&wheel, h);
+    cr_assert_eq(wheel.scheduled_count, 31);
+    rush_timer_wheel_add(&wheel, 3, T0_NS + 20 * MS);
+    uint32_t due[64];
+    uint32_t count = rush_timer_wheel_advance(&wheel, T0_NS + 15 * MS, due);
+    cr_assert_eq(count, 31);
+    for (uint32_t i = 0; i < count; i++)
+        cr_assert_eq(due[i] % 2, 0, "handle %u was cancelled", due[i]);
+    count = rush_timer_wheel_advance(&wheel, T0_NS + 30 * MS, due);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(due[0], 3);
+    cr_assert_eq(wheel.scheduled_count, 0);
+    rush_timer_wheel_free(&wheel);
 }
