@@ -28,7 +28,9 @@
  * the night shows is that the occupancy stays below the limits: order slots in use stay below
  * (ended orders per second x ended_retain) + live orders, keys below order slots + keys_max / 8.
  *
- * Usage: bench-night [requests, default 100000000]
+ * Usage: bench-night [requests, default 100000000] [orders_max, default 2097152]
+ * A small orders_max puts the night under pressure: reservations then answer busy for want of an
+ * order slot, and payments, cancels and admin ops still must not.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -283,9 +285,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench-night [requests >= %d]\n", 10 * BATCH);
         return 2;
     }
+    uint64_t orders_max = argc > 2 ? strtoull(argv[2], NULL, 10) : 2097152;
+    if (orders_max == 0 || orders_max > (1u << 30)) {
+        fprintf(stderr, "bench-night: orders_max must be 1..2^30\n");
+        return 2;
+    }
     struct night night = {0};
     struct rush_shard_limits limits = {.skus_max = 64,
-                                       .orders_max = 2097152,
+                                       .orders_max = (uint32_t)orders_max,
                                        .groups_max = 1048576,
                                        .keys_max = 4194304,
                                        .user_limits_max = 6291456,
@@ -337,15 +344,16 @@ int main(int argc, char **argv)
                             night.busy[RUSH_OP_ADJUST] + night.busy[RUSH_OP_PAUSE] +
                             night.busy[RUSH_OP_RESUME];
     bool flat = max_resident <= warm_resident + warm_resident / 100 + (8u << 20);
-    printf("{\"bench\":\"night\",\"case\":\"night_%" PRIu64 "\",\"requests\":%" PRIu64
-           ",\"seconds\":%.2f,\"ops_per_sec\":%.0f,\"confirms\":%" PRIu64 ",\"cancels\":%" PRIu64
-           ",\"admin\":%" PRIu64 ",\"shard_bytes\":%" PRIu64 ",\"bound_bytes\":%.0f"
+    printf("{\"bench\":\"night\",\"case\":\"night_%" PRIu64 "_orders_max_%" PRIu64
+           "\",\"requests\":%" PRIu64 ",\"seconds\":%.2f,\"ops_per_sec\":%.0f,\"confirms\":%" PRIu64
+           ",\"cancels\":%" PRIu64 ",\"admin\":%" PRIu64 ",\"shard_bytes\":%" PRIu64
+           ",\"bound_bytes\":%.0f"
            ",\"warm_resident_bytes\":%" PRIu64 ",\"max_resident_bytes_after_warmup\":%" PRIu64
            ",\"memory_flat\":%s,\"payments_cancels_admin_busy\":%" PRIu64 ",\"check\":\"%s\","
            "\"bound\":\"85.3*keys_max + 101*orders_max + 53*groups_max + 42.7*user_limits_max + "
            "720*skus_max + 64*events_buffer_max + 2*keys_max + 256KiB\",",
-           total, night.sent, seconds, (double)night.sent / seconds, night.by_op[RUSH_OP_CONFIRM],
-           night.by_op[RUSH_OP_CANCEL],
+           total, orders_max, night.sent, seconds, (double)night.sent / seconds,
+           night.by_op[RUSH_OP_CONFIRM], night.by_op[RUSH_OP_CANCEL],
            night.by_op[RUSH_OP_ADJUST] + night.by_op[RUSH_OP_PAUSE] + night.by_op[RUSH_OP_RESUME],
            memory.total_bytes, bound_bytes(&limits), warm_resident, max_resident,
            flat ? "true" : "false", guarded_busy, check == 0 ? "ok" : why);
