@@ -743,6 +743,8 @@ static int check_retired(const struct rush_shard *shard, char *why, size_t why_s
          o = shard->orders[o].retired_next, listed++) {
         CHECK(o >= 1 && o <= shard->order_count && shard->orders[o].state != RUSH_ORDER_RESERVED,
               "retired list: slot %u is not an ended order", o);
+        CHECK(!rush_timer_wheel_scheduled(&shard->timers, o),
+              "retired list: slot %u ended with its pay timer still set", o);
         CHECK(last == NONE || shard->orders[last].ended_ns <= shard->orders[o].ended_ns,
               "retired list: slot %u ended before slot %u", o, last);
         last = o;

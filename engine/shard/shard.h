@@ -22,8 +22,8 @@
  *      entry belongs to exactly one owner: the order slot it created (removed when the slot is
  *      reused), or the ring of other keys (removed when the ring needs its place). A confirm or
  *      cancel that ended an order keeps its key in the order record instead (decide.c).
- *   5. Slots: every ended order is on the retired list once, in the order it ended; a slot is
- *      reused only from the head of that list, after policy.retain_ns.
+ *   5. Slots: every ended order is on the retired list once, in the order it ended, with no pay
+ *      timer set; a slot is reused only from the head of that list, after policy.retain_ns.
  *
  * Thread: owned by one shard thread (the engine's) or by one test/recovery thread.
  */

@@ -508,7 +508,8 @@ static int fits(const struct rush_shard *shard, const struct rush_snapshot_heade
 static bool ledger_ok(const struct sku_state *sku)
 {
     const int64_t max = INT64_MAX / 4;
-    int64_t figures[] = {sku->stock_total, sku->available, sku->reserved, sku->confirmed};
+    int64_t figures[] = {sku->stock_total, sku->available, sku->reserved, sku->confirmed,
+                         sku->confirmed_retired};
     for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)
         if (figures[i] > max || figures[i] < -max)
             return false;
@@ -599,8 +600,12 @@ static int restore_ring(struct rush_shard *shard, char *why, size_t why_size)
                       count, first, last, ring->capacity);
     for (uint32_t s = 0; s < shard->keys.slot_count; s++) {
         const struct key_entry *entry = rush_table_slot(&shard->keys, s);
-        if (entry != NULL && entry->ring_seq != 0)
-            ring->keys[(entry->ring_seq - 1) % ring->capacity] = entry->key;
+        if (entry == NULL || entry->ring_seq == 0)
+            continue;
+        rush_key *place = &ring->keys[(entry->ring_seq - 1) % ring->capacity];
+        if (!rush_key_is_zero(place)) /* a place twice means another one is missing */
+            return refuse(why, why_size, "ring place %" PRIu64 " is named twice", entry->ring_seq);
+        *place = entry->key;
     }
     ring->seq_first = first - 1;
     ring->count = count;
