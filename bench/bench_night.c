@@ -19,9 +19,9 @@
  * first two tenths) by more than 1% + 8 MiB.
  *
  * Memory bound (per shard; rush_shard_memory() computes the same from the limits):
- *   bytes ~= 85.3 x keys_max + 101 x orders_max + 53 x groups_max + 42.7 x user_limits_max
+ *   bytes ~= 85.3 x keys_max + 109 x orders_max + 53 x groups_max + 42.7 x user_limits_max
  *            + 720 x skus_max + 64 x events_buffer_max + 2 x keys_max (ring) + 256 KiB (wheel)
- * where 85.3 = 64-byte key entry / 0.75 load, 101 = 80-byte order + 17-byte timer (next, prev,
+ * where 85.3 = 64-byte key entry / 0.75 load, 109 = 88-byte order + 17-byte timer (next, prev,
  * deadline, state) + 4-byte due slot, 53 = 32-byte group + 21 timer/due, 42.7 = 32-byte limit
  * entry / 0.75, 720 = 688-byte SKU state + its id entry, 2 = the ring's 16 bytes per 8 keys.
  * All of it is allocated and zeroed at start, so resident memory is flat by construction; what
@@ -38,6 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "drive.h"
 #include "rush/engine.h"
 #include "shard/shard.h"
@@ -273,20 +275,22 @@ static void print_progress(const struct night *night, int64_t now, uint64_t resi
 /* The bound of the header, evaluated for these limits. */
 static double bound_bytes(const struct rush_shard_limits *l)
 {
-    return 85.3 * l->keys_max + 101.0 * l->orders_max + 53.0 * l->groups_max +
+    return 85.3 * l->keys_max + 109.0 * l->orders_max + 53.0 * l->groups_max +
            42.7 * l->user_limits_max + 720.0 * l->skus_max + 64.0 * l->events_buffer_max +
            2.0 * l->keys_max + 262144.0;
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t total = argc > 1 ? strtoull(argv[1], NULL, 10) : 100000000ULL;
-    if (total < 10 * BATCH) {
-        fprintf(stderr, "usage: bench-night [requests >= %d]\n", 10 * BATCH);
+    uint64_t total = 100000000;
+    if (argc > 1 && rush_number_parse_u64(argv[1], strlen(argv[1]), 10 * BATCH, UINT64_MAX, &total,
+                                          NULL, 0) != 0) {
+        fprintf(stderr, "usage: bench-night [requests >= %d] [orders_max 1..2^30]\n", 10 * BATCH);
         return 2;
     }
-    uint64_t orders_max = argc > 2 ? strtoull(argv[2], NULL, 10) : 2097152;
-    if (orders_max == 0 || orders_max > (1u << 30)) {
+    uint64_t orders_max = 2097152;
+    if (argc > 2 && rush_number_parse_u64(argv[2], strlen(argv[2]), 1, UINT64_C(1) << 30,
+                                          &orders_max, NULL, 0) != 0) {
         fprintf(stderr, "bench-night: orders_max must be 1..2^30\n");
         return 2;
     }
@@ -320,7 +324,7 @@ int main(int argc, char **argv)
     uint64_t warm_resident = 0, max_resident = 0;
     int reports = 0;
     int64_t now = 1;
-    double start = rush_drive_seconds();
+    double start = rush_clock_monotonic_seconds();
     while (night.sent < total) {
         uint32_t size = total - night.sent < BATCH ? (uint32_t)(total - night.sent) : BATCH;
         now = 1 + (int64_t)((double)NIGHT_NS * (double)night.sent / (double)total);
@@ -335,7 +339,7 @@ int main(int argc, char **argv)
             next_report += report_every;
         }
     }
-    double seconds = rush_drive_seconds() - start;
+    double seconds = rush_clock_monotonic_seconds() - start;
     struct rush_shard_memory memory;
     rush_shard_memory(night.shard, &memory);
     char why[256] = "";
@@ -350,7 +354,7 @@ int main(int argc, char **argv)
            ",\"bound_bytes\":%.0f"
            ",\"warm_resident_bytes\":%" PRIu64 ",\"max_resident_bytes_after_warmup\":%" PRIu64
            ",\"memory_flat\":%s,\"payments_cancels_admin_busy\":%" PRIu64 ",\"check\":\"%s\","
-           "\"bound\":\"85.3*keys_max + 101*orders_max + 53*groups_max + 42.7*user_limits_max + "
+           "\"bound\":\"85.3*keys_max + 109*orders_max + 53*groups_max + 42.7*user_limits_max + "
            "720*skus_max + 64*events_buffer_max + 2*keys_max + 256KiB\",",
            total, orders_max, night.sent, seconds, (double)night.sent / seconds,
            night.by_op[RUSH_OP_CONFIRM], night.by_op[RUSH_OP_CANCEL],

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/number.h"
 #include "drive.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -56,7 +57,7 @@ static void *subscriber_main(void *argument)
     nn_setsockopt(sock, NN_SUB, NN_SUB_SUBSCRIBE, "", 0);
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    RUSH_ASSERT(nn_connect(sock, sub->url) >= 0);
+    RUSH_VERIFY(nn_connect(sock, sub->url) >= 0);
     uint64_t next[RUSH_SHARDS_MAX] = {0};
     while (!atomic_load(&sub->stop)) {
         void *buf = NULL;
@@ -108,10 +109,10 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
     uint64_t confirmed = 0;
     for (uint32_t slot = 0; slot < IN_FLIGHT; slot++) {
         fill(driver, slot);
-        RUSH_ASSERT(rush_engine_submit(engine, &driver->batches[slot]) == 0);
+        RUSH_VERIFY(rush_engine_submit(engine, &driver->batches[slot]) == 0);
     }
     uint32_t in_flight = IN_FLIGHT;
-    double start = rush_drive_seconds(), end = start + seconds;
+    double start = rush_clock_monotonic_seconds(), end = start + seconds;
     while (in_flight > 0) {
         struct rush_batch *done[IN_FLIGHT];
         int n = rush_engine_poll(engine, done, IN_FLIGHT, 10);
@@ -120,22 +121,22 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
             for (uint32_t r = 0; r < done[i]->count; r++)
                 confirmed += done[i]->results[r].outcome == RUSH_OK;
             in_flight--;
-            if (rush_drive_seconds() >= end)
+            if (rush_clock_monotonic_seconds() >= end)
                 continue;
             uint32_t slot = (uint32_t)(uintptr_t)done[i]->context;
             fill(driver, slot);
-            RUSH_ASSERT(rush_engine_submit(engine, &driver->batches[slot]) == 0);
+            RUSH_VERIFY(rush_engine_submit(engine, &driver->batches[slot]) == 0);
             in_flight++;
         }
     }
-    return (double)confirmed / (rush_drive_seconds() - start);
+    return (double)confirmed / (rush_clock_monotonic_seconds() - start);
 }
 
 static double run_case(enum bench_case which, double seconds, uint32_t shards,
                        struct driver *driver, struct subscriber *sub)
 {
     char dir[] = "/var/tmp/rush-bench-publish-XXXXXX";
-    RUSH_ASSERT(mkdtemp(dir) != NULL);
+    RUSH_VERIFY(mkdtemp(dir) != NULL);
     struct rush_engine_config config;
     rush_engine_config_default(&config, shards);
     config.data_dir = dir;
@@ -144,7 +145,7 @@ static double run_case(enum bench_case which, double seconds, uint32_t shards,
     config.limits.keys_max = ORDERS_PER_SHARD_MAX + ORDERS_PER_SHARD_MAX / 2;
     config.limits.user_limits_max = ORDERS_PER_SHARD_MAX;
     struct rush_engine *engine = NULL;
-    RUSH_ASSERT(rush_engine_create(&config, &engine) == 0 && rush_engine_start(engine) == 0);
+    RUSH_VERIFY(rush_engine_create(&config, &engine) == 0 && rush_engine_start(engine) == 0);
     rush_drive_put_instant_skus(engine, SKUS);
     struct rush_publisher *publisher = NULL;
     char pub_url[128], replay_url[128], why[256];
@@ -153,11 +154,11 @@ static double run_case(enum bench_case which, double seconds, uint32_t shards,
     if (which != NO_PUBLISHER) {
         struct rush_publisher_config pub = {
             .pub_url = pub_url, .replay_url = replay_url, .data_dir = dir};
-        RUSH_ASSERT(rush_publisher_create(&pub, engine, &publisher, why, sizeof(why)) == 0);
+        RUSH_VERIFY(rush_publisher_create(&pub, engine, &publisher, why, sizeof(why)) == 0);
     }
     if (which == WITH_SUBSCRIBER) {
         snprintf(sub->url, sizeof(sub->url), "%s", pub_url);
-        RUSH_ASSERT(pthread_create(&sub->thread, NULL, subscriber_main, sub) == 0);
+        RUSH_VERIFY(pthread_create(&sub->thread, NULL, subscriber_main, sub) == 0);
         usleep(200000);
     }
     driver->next_user = 0;
@@ -181,7 +182,7 @@ static double run_case(enum bench_case which, double seconds, uint32_t shards,
     rush_engine_destroy(engine);
     char command[128];
     snprintf(command, sizeof(command), "rm -rf %s", dir);
-    RUSH_ASSERT(system(command) == 0);
+    RUSH_VERIFY(system(command) == 0);
     return rate;
 }
 
@@ -194,8 +195,9 @@ static int compare_rates(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
-    uint32_t shards = argc > 2 ? (uint32_t)atoi(argv[2]) : 2;
-    if (seconds <= 0 || seconds > 10 || shards < 1 || shards > RUSH_SHARDS_MAX) {
+    uint32_t shards = 2;
+    if (seconds <= 0 || seconds > 10 ||
+        (argc > 2 && rush_number_parse_u32(argv[2], 1, RUSH_SHARDS_MAX, &shards, NULL, 0) != 0)) {
         fprintf(stderr, "usage: bench-publish [seconds per case, 0..10] [shards]\n");
         return 2;
     }

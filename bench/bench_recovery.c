@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "shard/shard.h"
@@ -32,13 +34,6 @@
 #define SKUS 100u
 #define USERS 2000000u
 #define TAIL_ORDERS 200000u
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static struct rush_engine_config config_for(const char *dir, uint64_t orders)
 {
@@ -58,14 +53,14 @@ static struct rush_engine *open_engine(const char *dir, uint64_t orders, double 
 {
     struct rush_engine_config config = config_for(dir, orders);
     struct rush_engine *engine = NULL;
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     int rc = rush_engine_create(&config, &engine);
-    *seconds = now_s() - start;
+    *seconds = rush_clock_monotonic_seconds() - start;
     if (rc != 0) {
         fprintf(stderr, "bench-recovery: create: %s\n", rush_strerror(rc));
         exit(1);
     }
-    RUSH_ASSERT(rush_engine_start(engine) == 0);
+    RUSH_VERIFY(rush_engine_start(engine) == 0);
     return engine;
 }
 
@@ -82,7 +77,7 @@ static void put_skus(struct rush_engine *engine)
                                .order_qty_max = 5,
                                .user_qty_max = 1000};
         struct rush_result result;
-        RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0);
+        RUSH_VERIFY(rush_engine_sku_put(engine, &sku, &result) == 0);
         RUSH_ASSERT(result.outcome == RUSH_OK);
     }
 }
@@ -101,7 +96,7 @@ static void fill(struct rush_engine *engine, uint64_t first, uint64_t count)
             memcpy(requests[i].key.bytes, &k, sizeof(k));
             requests[i].key.bytes[12] = 0xb7;
         }
-        RUSH_ASSERT(rush_engine_execute(engine, requests, chunk, results) == 0);
+        RUSH_VERIFY(rush_engine_execute(engine, requests, chunk, results) == 0);
         RUSH_ASSERT(results[chunk - 1].outcome == RUSH_OK);
         n += chunk;
     }
@@ -148,20 +143,25 @@ static uint64_t recovered(struct rush_engine *engine)
 
 int main(int argc, char **argv)
 {
-    uint64_t orders = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
+    uint64_t orders = 10000000;
+    if (argc > 1 &&
+        rush_number_parse_u64(argv[1], strlen(argv[1]), 1, UINT32_MAX, &orders, NULL, 0) != 0) {
+        fprintf(stderr, "usage: bench-recovery [orders 1..4294967295] [dir]\n");
+        return 2;
+    }
     char made[64] = "";
     const char *dir = argc > 2 ? argv[2] : getenv("RUSH_BENCH_DIR");
     if (dir == NULL) {
         snprintf(made, sizeof(made), "/var/tmp/rush-bench-recovery-XXXXXX");
-        RUSH_ASSERT(mkdtemp(made) != NULL);
+        RUSH_VERIFY(mkdtemp(made) != NULL);
         dir = made;
     }
     double seconds;
     struct rush_engine *engine = open_engine(dir, orders, &seconds);
     put_skus(engine);
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     fill(engine, 0, orders);
-    double fill_s = now_s() - start;
+    double fill_s = rush_clock_monotonic_seconds() - start;
     printf("{\"bench\":\"recovery\",\"case\":\"fill\",\"orders\":%" PRIu64
            ",\"seconds\":%.3f,\"ops_per_sec\":%.0f,\"wal_bytes\":%" PRIu64 "}\n",
            orders, fill_s, (double)orders / fill_s, bytes_of(dir, "wal-"));
@@ -170,16 +170,16 @@ int main(int argc, char **argv)
     rush_engine_destroy(engine);
 
     engine = open_engine(dir, orders, &seconds);
-    RUSH_ASSERT(digest(engine) == before);
+    RUSH_VERIFY(digest(engine) == before);
     uint64_t events = recovered(engine);
     printf("{\"bench\":\"recovery\",\"case\":\"restart_wal_only\",\"events\":%" PRIu64
            ",\"seconds\":%.3f,\"records_per_sec\":%.0f}\n",
            events, seconds, (double)events / seconds);
     fflush(stdout);
 
-    start = now_s();
-    RUSH_ASSERT(rush_engine_snapshot(engine) == 0);
-    double snapshot_s = now_s() - start;
+    start = rush_clock_monotonic_seconds();
+    RUSH_VERIFY(rush_engine_snapshot(engine) == 0);
+    double snapshot_s = rush_clock_monotonic_seconds() - start;
     uint64_t snapshot_bytes = bytes_of(dir, "snap-");
     printf("{\"bench\":\"recovery\",\"case\":\"snapshot_write\",\"orders\":%" PRIu64
            ",\"seconds\":%.3f,\"bytes\":%" PRIu64 ",\"records_per_sec\":%.0f,\"mb_per_sec\":%.0f,"
@@ -192,7 +192,7 @@ int main(int argc, char **argv)
     rush_engine_destroy(engine);
 
     engine = open_engine(dir, orders, &seconds);
-    RUSH_ASSERT(digest(engine) == before);
+    RUSH_VERIFY(digest(engine) == before);
     events = recovered(engine);
     printf("{\"bench\":\"recovery\",\"case\":\"restart_snapshot\",\"orders\":%" PRIu64
            ",\"tail_events\":%" PRIu64 ",\"seconds\":%.3f,\"records_per_sec\":%.0f}\n",
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     if (made[0] != 0) {
         char command[128];
         snprintf(command, sizeof(command), "rm -rf %s", made);
-        RUSH_ASSERT(system(command) == 0);
+        RUSH_VERIFY(system(command) == 0);
     }
     return 0;
 }

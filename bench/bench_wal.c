@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "rush/assert.h"
 #include "wal/wal.h"
 
@@ -28,13 +29,6 @@
 #define WAL_BYTES_MAX (UINT64_C(768) << 20) /* per case, bounds disk use */
 #define SAMPLES_MAX 200000u
 #define BATCH_EVENTS_MAX 16384u
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static int compare_u64(const void *a, const void *b)
 {
@@ -62,23 +56,23 @@ static double bench_raw(const char *dir, uint32_t size)
     snprintf(path, sizeof(path), "%s/raw.bin", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     RUSH_ASSERT(fd >= 0);
-    RUSH_ASSERT(fallocate(fd, 0, 0, (off_t)RAW_FILE_BYTES) == 0 || errno == EOPNOTSUPP);
-    RUSH_ASSERT(fsync(fd) == 0);
+    RUSH_VERIFY(fallocate(fd, 0, 0, (off_t)RAW_FILE_BYTES) == 0 || errno == EOPNOTSUPP);
+    RUSH_VERIFY(fsync(fd) == 0);
     void *buffer = NULL;
-    RUSH_ASSERT(posix_memalign(&buffer, 4096, size) == 0);
+    RUSH_VERIFY(posix_memalign(&buffer, 4096, size) == 0);
     memset(buffer, 0x5a, size);
     uint64_t offset = 0;
     uint32_t ops = 0;
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     double elapsed = 0;
     for (; ops < SAMPLES_MAX && elapsed < RAW_SECONDS; ops++) {
         if (offset + size > RAW_FILE_BYTES)
             offset = 0;
-        double t0 = now_s();
-        RUSH_ASSERT(pwrite(fd, buffer, size, (off_t)offset) == (ssize_t)size);
-        RUSH_ASSERT(fdatasync(fd) == 0);
-        elapsed = now_s() - start;
-        samples[ops] = (uint64_t)((now_s() - t0) * 1e9);
+        double t0 = rush_clock_monotonic_seconds();
+        RUSH_VERIFY(pwrite(fd, buffer, size, (off_t)offset) == (ssize_t)size);
+        RUSH_VERIFY(fdatasync(fd) == 0);
+        elapsed = rush_clock_monotonic_seconds() - start;
+        samples[ops] = (uint64_t)((rush_clock_monotonic_seconds() - t0) * 1e9);
         offset += size;
     }
     double mb_per_s = (double)ops * size / elapsed / 1e6;
@@ -111,7 +105,7 @@ static void cleanup_dir(const char *dir)
 {
     char command[1200];
     snprintf(command, sizeof(command), "rm -f '%s'/wal-00-*.log", dir);
-    RUSH_ASSERT(system(command) == 0);
+    RUSH_VERIFY(system(command) == 0);
 }
 
 /* Appends batches of `count` events until the time or byte budget runs out. */
@@ -122,15 +116,15 @@ static void wal_drive(struct rush_wal *wal, uint32_t count, struct wal_run *run)
     uint32_t acks = 0;
     uint64_t acked = 0;
     uint64_t syncs_seen = 0;
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     uint64_t batch_bytes = 64 + (uint64_t)count * 64;
     uint64_t batches_max = WAL_BYTES_MAX / batch_bytes;
     for (uint64_t lsn = 1; lsn <= batches_max && lsn < SAMPLES_MAX; lsn++) {
-        RUSH_ASSERT(rush_wal_append(wal, (int64_t)lsn, events, count) == 0);
-        RUSH_ASSERT(rush_wal_submit(wal) == 0);
+        RUSH_VERIFY(rush_wal_append(wal, (int64_t)lsn, events, count) == 0);
+        RUSH_VERIFY(rush_wal_submit(wal) == 0);
         int64_t durable = rush_wal_poll(wal, false);
         RUSH_ASSERT(durable >= 0);
-        double t = now_s();
+        double t = rush_clock_monotonic_seconds();
         append_ns[lsn] = (uint64_t)((t - start) * 1e9);
         for (; acked < (uint64_t)durable; acked++)
             ack_ns[acks++] = (uint64_t)((t - start) * 1e9) - append_ns[acked + 1];
@@ -147,7 +141,7 @@ static void wal_drive(struct rush_wal *wal, uint32_t count, struct wal_run *run)
         durable = rush_wal_poll(wal, true);
         RUSH_ASSERT(durable >= 0);
     }
-    run->seconds = now_s() - start;
+    run->seconds = rush_clock_monotonic_seconds() - start;
     struct rush_wal_stats stats;
     rush_wal_stats(wal, &stats);
     run->syncs = stats.syncs;
@@ -162,11 +156,11 @@ static void bench_wal(const char *dir, uint32_t count, enum rush_wal_mode mode, 
     rush_wal_config_default(&config, dir, 0);
     config.mode = mode;
     struct rush_wal *wal = NULL;
-    RUSH_ASSERT(rush_wal_open(&config, NULL, &wal) == 0);
+    RUSH_VERIFY(rush_wal_open(&config, NULL, &wal) == 0);
     bool uring = rush_wal_uses_uring(wal);
     struct wal_run run = {0};
     wal_drive(wal, count, &run);
-    RUSH_ASSERT(rush_wal_close(wal) == 0);
+    RUSH_VERIFY(rush_wal_close(wal) == 0);
     double records = (double)run.batches * count;
     double log_bytes = (double)run.batches * (64.0 + 64.0 * count);
     double mb_per_s = log_bytes / run.seconds / 1e6;
@@ -200,9 +194,9 @@ static void bench_replay(const char *dir)
 {
     uint64_t records = 0;
     struct rush_wal_recovery recovery;
-    double start = now_s();
-    RUSH_ASSERT(rush_wal_replay(dir, 0, count_events, &records, &recovery) == 0);
-    double seconds = now_s() - start;
+    double start = rush_clock_monotonic_seconds();
+    RUSH_VERIFY(rush_wal_replay(dir, 0, count_events, &records, &recovery) == 0);
+    double seconds = rush_clock_monotonic_seconds() - start;
     double mb = (double)(recovery.batch_count * 64 + recovery.event_count * 64) / 1e6;
     printf("{\"bench\":\"wal\",\"case\":\"replay\",\"ops_per_sec\":%.1f,\"records_per_sec\":%.1f,"
            "\"mb_per_sec\":%.1f,\"records\":%" PRIu64 ",\"batches\":%" PRIu64
@@ -218,7 +212,7 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : getenv("RUSH_BENCH_DIR");
     if (dir == NULL) {
         snprintf(made, sizeof(made), "/var/tmp/rush-bench-wal-XXXXXX");
-        RUSH_ASSERT(mkdtemp(made) != NULL);
+        RUSH_VERIFY(mkdtemp(made) != NULL);
         dir = made;
     }
     for (uint32_t i = 0; i < BATCH_EVENTS_MAX; i++) {

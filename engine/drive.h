@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "rush/types.h"
@@ -32,13 +33,6 @@ static inline rush_key rush_drive_key(uint64_t n, uint8_t salt)
     return key;
 }
 
-static inline double rush_drive_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Puts SKUs 1..count: unlimited, price 100 fen, one per buyer, pay TTL 0 (a reserve is the
  * confirmed order, so every won reserve is also a stream event). Asserts each is accepted.
@@ -54,7 +48,8 @@ static inline void rush_drive_put_instant_skus(struct rush_engine *engine, uint6
                                .user_qty_max = 1,
                                .unlimited = 1};
         struct rush_result result;
-        RUSH_ASSERT(rush_engine_sku_put(engine, &sku, &result) == 0 && result.outcome == RUSH_OK);
+        int rc = rush_engine_sku_put(engine, &sku, &result);
+        RUSH_ASSERT(rc == 0 && result.outcome == RUSH_OK);
     }
 }
 

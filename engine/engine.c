@@ -21,6 +21,18 @@
  *
  * Idle threads sleep on a futex word after re-checking their ring (so a wake-up is never lost);
  * a sleeping shard also wakes every RUSH_ENGINE_IDLE_TICK_MS to fire due timers.
+ *
+ * The engine clock (engine_now; rush/engine.h). Every batch is stamped with it, sale windows and
+ * pay and group deadlines are compared with it, and the stamp is logged. It is the wall clock read
+ * once, at create, moved forward by CLOCK_MONOTONIC since then:
+ *
+ *   engine_now = base + (monotonic_now - monotonic_at_create)
+ *   base       = max(wall clock at create, the latest batch time recovered from the log)
+ *
+ * so a step of the wall clock while running (NTP, an operator, a VM resumed) neither ends a sale
+ * early nor expires an in-time payment, and a restart never goes back in time, whatever the wall
+ * clock says then. The cost: a step is only taken in at the next start (the engine drifts from the
+ * wall clock by the step until then). Tests inject both sources (config.clock, monotonic_clock).
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -34,16 +46,24 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "shard/shard.h"
+#include "wal/data_dir.h"
 #include "wal/shard_log.h"
 
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10
 #define SPIN_MAX 256
 #define POP_MAX 64 /* work items decided under one batch time */
+/* The front end's waits (a batch to come back, a ring to have room): rounds of at most
+ * ENGINE_WAIT_ROUND_MS, ENGINE_WAIT_MS_MAX in all; the round count guards the time bound. */
+#define ENGINE_WAIT_ROUND_MS 100
+#define ENGINE_WAIT_MS_MAX (10 * 60 * 1000)
+#define ENGINE_WAIT_ROUNDS_MAX (UINT32_C(1) << 26)
 
 enum work_kind { WORK_REQUESTS, WORK_SKU_PUT, WORK_INSPECT, WORK_SNAPSHOT };
 
@@ -90,21 +110,56 @@ struct rush_engine {
     uint8_t *route; /* scratch: shard of each request of the batch being submitted */
     uint32_t *needed;
     _Atomic uint64_t busy_rings;
+    /* The engine clock (see the top of this file); set at create, read-only afterwards. */
+    int64_t clock_base_ns;
+    int64_t clock_origin_ns; /* monotonic_clock at create */
+    rush_clock_fn monotonic_clock;
+    void *monotonic_context;
 };
 
 static int64_t realtime_ns(void *context)
 {
     (void)context;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_wall_ns();
 }
 
-static int64_t monotonic_ms(void)
+static int64_t monotonic_ns(void *context)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    (void)context;
+    return rush_clock_monotonic_ns();
+}
+
+/* The engine clock: any thread, once rush_engine_create has set the base. */
+static int64_t engine_now(const struct rush_engine *engine)
+{
+    int64_t elapsed_ns =
+        engine->monotonic_clock(engine->monotonic_context) - engine->clock_origin_ns;
+    return engine->clock_base_ns + (elapsed_ns > 0 ? elapsed_ns : 0);
+}
+
+/*
+ * Reads both sources once, after recovery: the base is the later of the wall clock and the newest
+ * time the shards recovered (so the clock never goes back across restarts).
+ */
+static void engine_clock_start(struct rush_engine *engine)
+{
+    const struct rush_engine_config *config = &engine->config;
+    engine->monotonic_clock = config->monotonic_clock;
+    engine->monotonic_context = config->monotonic_clock_context;
+    if (engine->monotonic_clock == NULL && config->clock != realtime_ns) {
+        engine->monotonic_clock = config->clock; /* one injected clock: the test owns time */
+        engine->monotonic_context = config->clock_context;
+    }
+    if (engine->monotonic_clock == NULL)
+        engine->monotonic_clock = monotonic_ns;
+    int64_t base_ns = config->clock(config->clock_context);
+    for (uint32_t s = 0; s < config->shard_count; s++) {
+        int64_t recovered_ns = rush_shard_now(engine->shards[s].shard);
+        if (recovered_ns > base_ns)
+            base_ns = recovered_ns;
+    }
+    engine->clock_base_ns = base_ns;
+    engine->clock_origin_ns = engine->monotonic_clock(engine->monotonic_context);
 }
 
 /* ---- futex sleep and wake ----------------------------------------------------------------- */
@@ -175,6 +230,35 @@ uint32_t rush_engine_shard_of_sku(uint32_t shard_count, uint64_t sku_id)
     return (uint32_t)(((unsigned __int128)hash * shard_count) >> 64);
 }
 
+/* This build's routing for `shard_count` shards, as the data directory records it. */
+static void routing_layout(uint32_t shard_count, struct rush_data_dir_layout *layout)
+{
+    uint64_t shards[RUSH_ROUTING_PROBE_SKUS];
+    for (uint32_t i = 0; i < RUSH_ROUTING_PROBE_SKUS; i++)
+        shards[i] = rush_engine_shard_of_sku(shard_count, (uint64_t)i + 1);
+    *layout = (struct rush_data_dir_layout){
+        .shard_count = shard_count,
+        .routing = RUSH_ROUTING_VERSION,
+        .routing_check = XXH3_64bits(shards, sizeof(shards)),
+        .id_shard_shift = RUSH_ID_SHARD_SHIFT,
+    };
+}
+
+/* A data directory serves one shard count for its whole life (wal/data_dir.h). */
+static int claim_data_dir(const struct rush_engine_config *config)
+{
+    if (config->data_dir == NULL)
+        return 0;
+    struct rush_data_dir_layout layout;
+    routing_layout(config->shard_count, &layout);
+    char why[768];
+    int rc = rush_data_dir_claim(config->data_dir, &layout,
+                                 config->durability != RUSH_DURABILITY_NONE, why, sizeof(why));
+    if (rc < 0)
+        fprintf(stderr, "rush: start refused: %s\n", why);
+    return rc;
+}
+
 static uint32_t shard_of_id(uint32_t shard_count, uint64_t id)
 {
     uint32_t shard = rush_id_shard(id);
@@ -208,7 +292,7 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index)
 {
     RUSH_ASSERT(shard_index < engine->config.shard_count);
-    return atomic_load_explicit(&engine->shards[shard_index].log.durable_lsn, memory_order_acquire);
+    return atomic_load_explicit(&engine->shards[shard_index].log.synced_lsn, memory_order_acquire);
 }
 
 void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn)
@@ -262,10 +346,11 @@ static void snapshot_after_pass(struct shard_thread *thread, struct work **items
     int rc = rush_shard_log_snapshot(&thread->log, thread->shard, why, sizeof(why));
     thread->events_at_snapshot = events;
     if (rc < 0)
-        fprintf(stderr, "rush: shard %u: snapshot failed: %s\n", thread->index, why);
+        rush_log(RUSH_LOG_ERROR, "rush: shard %u: snapshot failed: %s", thread->index, why);
     else
-        fprintf(stderr, "rush: shard %u: snapshot at lsn %lu written in %.1f ms\n", thread->index,
-                thread->log.snapshot_lsn, (double)thread->log.snapshot_ns_last / 1e6);
+        rush_log(RUSH_LOG_INFO, "rush: shard %u: snapshot at lsn %lu written in %.1f ms",
+                 thread->index, thread->log.snapshot_lsn,
+                 (double)thread->log.snapshot_ns_last / 1e6);
     for (uint32_t i = 0; i < count; i++)
         if (items[i]->kind == WORK_SNAPSHOT)
             *(int *)items[i]->inspect_context = rc;
@@ -291,10 +376,9 @@ static bool shard_idle(struct shard_thread *thread)
 /* Decides a group of work items under one batch time, logs them, and holds them. */
 static void decide_pass(struct shard_thread *thread, struct work **items, uint32_t count)
 {
-    const struct rush_engine_config *config = &thread->engine->config;
     bool failed = rush_shard_log_error(&thread->log, NULL) != 0;
     if (!failed) { /* a failed log stops deciding: the state would run ahead of the log */
-        rush_shard_begin(thread->shard, config->clock(config->clock_context));
+        rush_shard_begin(thread->shard, engine_now(thread->engine));
         for (uint32_t i = 0; i < count; i++)
             decide_work(thread->shard, items[i]);
         rush_shard_end(thread->shard);
@@ -311,9 +395,12 @@ static void release_durable(struct shard_thread *thread, bool wait)
     struct work *work;
     int status;
     uint32_t released = 0;
-    while ((work = rush_shard_log_release(&thread->log, wait && released == 0, &status)) != NULL) {
+    uint32_t released_max = thread->engine->config.ring_slots; /* the most it can hold */
+    while (released < released_max &&
+           (work = rush_shard_log_release(&thread->log, wait && released == 0, &status)) != NULL) {
         work->status = status;
-        RUSH_ASSERT(rush_ring_push(&thread->outbound, work)); /* invariant 1 */
+        bool pushed = rush_ring_push(&thread->outbound, work);
+        RUSH_ASSERT(pushed); /* invariant 1 */
         released++;
     }
     if (released > 0)
@@ -324,8 +411,8 @@ static void *shard_main(void *argument)
 {
     struct shard_thread *thread = argument;
     struct rush_engine *engine = thread->engine;
-    const struct rush_engine_config *config = &engine->config;
     struct work *items[POP_MAX];
+    /* The thread's life: one round per pass or idle tick, until the engine stops. */
     for (;;) {
         uint32_t count = 0;
         while (count < POP_MAX && (items[count] = rush_ring_pop(&thread->inbound)) != NULL)
@@ -341,8 +428,10 @@ static void *shard_main(void *argument)
         if (atomic_load(&engine->stopping))
             break;
         if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0) {
-            /* an idle tick: fire the timers that are due, and log what they decided */
-            rush_shard_begin(thread->shard, config->clock(config->clock_context));
+            /* an idle tick: the async flush timer; fire the timers that are due, and log what
+             * they decided */
+            rush_shard_log_poll(&thread->log);
+            rush_shard_begin(thread->shard, engine_now(engine));
             rush_shard_end(thread->shard);
             rush_shard_log_commit(&thread->log);
         }
@@ -367,7 +456,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
         .limits = config->limits,
         .policy = config->policy,
         .seed = seed + index,
-        .start_ns = config->clock(config->clock_context),
+        .start_ns = 0, /* the clock follows the log's times in replay: see rush_shard_apply */
         .sink = rush_shard_log_sink,
         .sink_context = &thread->log,
     };
@@ -377,7 +466,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
         char why[512];
         if ((rc = rush_shard_log_open(&thread->log, thread->shard, config, index, why,
                                       sizeof(why))) < 0) {
-            fprintf(stderr, "rush: recovery refused: %s\n", why);
+            rush_log(RUSH_LOG_ERROR, "rush: recovery refused: %s", why);
             return rc;
         }
     }
@@ -423,9 +512,12 @@ int rush_engine_create(const struct rush_engine_config *config, struct rush_engi
     rc = -ENOMEM;
     if (!engine->ready || !engine->route || !engine->needed || !engine->shards)
         goto out_destroy;
+    if ((rc = claim_data_dir(config)) < 0)
+        goto out_destroy;
     for (uint32_t s = 0; s < config->shard_count; s++)
         if ((rc = shard_thread_init(engine, s, seed)) < 0)
             goto out_destroy;
+    engine_clock_start(engine);
     *out = engine;
     return 0;
 
@@ -493,7 +585,8 @@ static struct work *take_work(struct shard_thread *thread, struct rush_batch *ba
 
 static void push_work(struct rush_engine *engine, struct shard_thread *thread, struct work *work)
 {
-    RUSH_ASSERT(rush_ring_push(&thread->inbound, work)); /* invariant 1 */
+    bool pushed = rush_ring_push(&thread->inbound, work);
+    RUSH_ASSERT(pushed); /* invariant 1 */
     (void)engine;
     wake(&thread->sleeping);
 }
@@ -562,6 +655,20 @@ int rush_engine_submit(struct rush_engine *engine, struct rush_batch *batch)
     return 0;
 }
 
+/*
+ * A work item whose log failed before it was durable may or may not be in the log: its results
+ * are not decisions. Each becomes RUSH_OUTCOME_UNKNOWN (tag kept), never a refusal, while the
+ * results of the batch's other, durable items stay the decisions they are.
+ */
+static void mark_unknown(struct work *work)
+{
+    uint32_t count = work->kind == WORK_REQUESTS ? work->count : 1;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t tag = work->kind == WORK_REQUESTS ? work->requests[i].tag : 0;
+        work->results[i] = (struct rush_result){.outcome = RUSH_OUTCOME_UNKNOWN, .tag = tag};
+    }
+}
+
 /* Moves decided work back into its batches; returns how many items came back. */
 static uint32_t collect(struct rush_engine *engine)
 {
@@ -569,12 +676,17 @@ static uint32_t collect(struct rush_engine *engine)
     for (uint32_t s = 0; s < engine->config.shard_count; s++) {
         struct shard_thread *thread = &engine->shards[s];
         struct work *work;
-        while ((work = rush_ring_pop(&thread->outbound)) != NULL) {
+        /* Bounded: a shard owns ring_slots work items, so its ring holds at most that many. */
+        for (uint32_t n = 0;
+             n < engine->config.ring_slots && (work = rush_ring_pop(&thread->outbound)) != NULL;
+             n++) {
             struct rush_batch *batch = work->batch;
+            if (work->status != 0) {
+                batch->status = work->status;
+                mark_unknown(work);
+            }
             if (work->kind != WORK_REQUESTS)
                 batch->results[0] = work->results[0];
-            if (work->status != 0)
-                batch->status = work->status;
             for (uint32_t i = 0; work->kind == WORK_REQUESTS && i < work->count; i++)
                 batch->results[work->positions[i]] = work->results[i];
             thread->free_works[thread->free_count++] = work;
@@ -595,20 +707,27 @@ static bool outbound_empty(struct rush_engine *engine)
     return true;
 }
 
+/* Sleeps until a shard hands work back or timeout_ms pass (never while work is waiting). */
+static void front_wait(struct rush_engine *engine, int timeout_ms)
+{
+    atomic_store(&engine->front_sleeping, 1);
+    if (outbound_empty(engine))
+        futex_wait(&engine->front_sleeping, 1, timeout_ms);
+    atomic_store(&engine->front_sleeping, 0);
+}
+
 int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint32_t done_max,
                      int timeout_ms)
 {
-    int64_t deadline_ms = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t wait_ms = timeout_ms < 0 ? ENGINE_WAIT_MS_MAX : timeout_ms;
+    int64_t deadline_ms = rush_clock_monotonic_ms() + wait_ms;
     collect(engine);
-    while (engine->ready_count == 0 && timeout_ms != 0) {
-        int64_t left_ms = deadline_ms - monotonic_ms();
-        if (timeout_ms > 0 && left_ms <= 0)
+    /* Bounded by the deadline; the round count guards against a clock that stands still. */
+    for (uint32_t round = 0; engine->ready_count == 0 && wait_ms > 0; round++) {
+        int64_t left_ms = deadline_ms - rush_clock_monotonic_ms();
+        if (left_ms <= 0 || round == ENGINE_WAIT_ROUNDS_MAX)
             break;
-        atomic_store(&engine->front_sleeping, 1);
-        if (outbound_empty(engine))
-            futex_wait(&engine->front_sleeping, 1,
-                       timeout_ms < 0 || left_ms > 100 ? 100 : (int)left_ms);
-        atomic_store(&engine->front_sleeping, 0);
+        front_wait(engine, left_ms > ENGINE_WAIT_ROUND_MS ? ENGINE_WAIT_ROUND_MS : (int)left_ms);
         collect(engine);
     }
     uint32_t count = 0;
@@ -620,26 +739,86 @@ int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint3
     return (int)count;
 }
 
+/* Takes `batch` out of the ready FIFO, keeping the order of the others. */
+static void ready_remove(struct rush_engine *engine, const struct rush_batch *batch)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < engine->ready_count; i++) {
+        uint32_t from = (engine->ready_head + i) % engine->ready_capacity;
+        uint32_t to = (engine->ready_head + kept) % engine->ready_capacity;
+        if (engine->ready[from] != batch) {
+            engine->ready[to] = engine->ready[from];
+            kept++;
+        }
+    }
+    RUSH_ASSERT(kept + 1 == engine->ready_count);
+    engine->ready_count = kept;
+}
+
+/*
+ * Waits until `batch` (already submitted) is whole, leaving other batches ready for their poll.
+ * Bounded: ENGINE_WAIT_MS_MAX, then a clear message and an abort: the batch lives on the caller's
+ * stack and a shard still holds it, so returning would be a use after return; a shard that hands
+ * nothing back for that long is stuck (a hung disk), not slow.
+ */
+static int wait_for_batch(struct rush_engine *engine, struct rush_batch *batch)
+{
+    int64_t deadline_ms = rush_clock_monotonic_ms() + ENGINE_WAIT_MS_MAX;
+    uint32_t round = 0;
+    for (; round < ENGINE_WAIT_ROUNDS_MAX; round++) {
+        collect(engine);
+        if (batch->pending_ == 0) {
+            ready_remove(engine, batch);
+            return batch->status;
+        }
+        if (rush_clock_monotonic_ms() > deadline_ms)
+            break;
+        front_wait(engine, ENGINE_WAIT_ROUND_MS);
+    }
+    fprintf(stderr, "rush: no answer from a shard for %d ms (%u rounds): stuck, aborting\n",
+            ENGINE_WAIT_MS_MAX, round);
+    RUSH_ASSERT(!"engine wait bound exceeded");
+    return RUSH_ETIMEDOUT;
+}
+
+/* Collects and sleeps until ready(context) holds; RUSH_ETIMEDOUT after ENGINE_WAIT_MS_MAX. */
+static int wait_for_room(struct rush_engine *engine, bool (*ready)(void *), void *context)
+{
+    int64_t deadline_ms = rush_clock_monotonic_ms() + ENGINE_WAIT_MS_MAX;
+    for (uint32_t round = 0; round < ENGINE_WAIT_ROUNDS_MAX; round++) {
+        if (ready(context))
+            return 0;
+        if (rush_clock_monotonic_ms() > deadline_ms)
+            break;
+        front_wait(engine, 1);
+        collect(engine);
+    }
+    return RUSH_ETIMEDOUT; /* nothing was queued: the caller may return */
+}
+
+struct submit_attempt {
+    struct rush_engine *engine;
+    struct rush_batch *batch;
+    int rc;
+};
+
+static bool submit_taken(void *context)
+{
+    struct submit_attempt *attempt = context;
+    attempt->rc = rush_engine_submit(attempt->engine, attempt->batch);
+    return attempt->rc != RUSH_EFULL;
+}
+
 /* Submits, retrying while rings are full, and waits for this batch (others are kept ready). */
 static int submit_and_wait(struct rush_engine *engine, struct rush_batch *batch)
 {
-    int rc;
-    while ((rc = rush_engine_submit(engine, batch)) == RUSH_EFULL) {
-        struct rush_batch *done[16];
-        int count = rush_engine_poll(engine, done, 16, 1);
-        for (int i = 0; i < count; i++)
-            ready_push(engine, done[i]);
-    }
+    struct submit_attempt attempt = {.engine = engine, .batch = batch};
+    int rc = wait_for_room(engine, submit_taken, &attempt);
+    if (rc == 0)
+        rc = attempt.rc;
     if (rc < 0)
         return rc;
-    for (;;) {
-        struct rush_batch *done;
-        if (rush_engine_poll(engine, &done, 1, -1) != 1)
-            continue;
-        if (done == batch)
-            return batch->status;
-        ready_push(engine, done); /* someone else's: keep it for their poll */
-    }
+    return wait_for_batch(engine, batch);
 }
 
 int rush_engine_execute(struct rush_engine *engine, const struct rush_request *requests,
@@ -649,28 +828,35 @@ int rush_engine_execute(struct rush_engine *engine, const struct rush_request *r
     uint64_t chunk_max = (uint64_t)engine->config.work_requests_max * engine->config.ring_slots;
     if (chunk_max > RUSH_ENGINE_BATCH_MAX)
         chunk_max = RUSH_ENGINE_BATCH_MAX;
+    int status = 0;
     for (uint32_t offset = 0; offset < count;) {
         uint32_t n = count - offset < chunk_max ? count - offset : (uint32_t)chunk_max;
         struct rush_batch batch = {
             .requests = requests + offset, .results = results + offset, .count = n};
         int rc = submit_and_wait(engine, &batch);
-        if (rc < 0)
+        if (rc < 0 && rc != RUSH_EWAL)
             return rc;
+        /* A failed log leaves its part unknown; the other shards still decide the rest. */
+        if (rc == RUSH_EWAL)
+            status = rc;
         offset += n;
     }
-    return 0;
+    return status;
+}
+
+static bool has_free_work(void *context)
+{
+    const struct shard_thread *thread = context;
+    return thread->free_count > 0;
 }
 
 /* Sends one work item of its own to a shard and waits until it is back. */
 static int send_and_wait(struct rush_engine *engine, uint32_t shard_index, struct work *model)
 {
     struct shard_thread *thread = &engine->shards[shard_index];
-    while (thread->free_count == 0) {
-        struct rush_batch *done[16];
-        int count = rush_engine_poll(engine, done, 16, 1);
-        for (int i = 0; i < count; i++)
-            ready_push(engine, done[i]);
-    }
+    int rc = wait_for_room(engine, has_free_work, thread);
+    if (rc < 0)
+        return rc;
     struct rush_result result;
     struct rush_batch batch = {.results = &result, .count = 1, .pending_ = 1};
     struct work *work = take_work(thread, &batch, model->kind);
@@ -678,16 +864,9 @@ static int send_and_wait(struct rush_engine *engine, uint32_t shard_index, struc
     work->inspect = model->inspect;
     work->inspect_context = model->inspect_context;
     push_work(engine, thread, work);
-    for (;;) {
-        struct rush_batch *done;
-        if (rush_engine_poll(engine, &done, 1, -1) != 1)
-            continue;
-        if (done == &batch)
-            break;
-        ready_push(engine, done);
-    }
+    rc = wait_for_batch(engine, &batch);
     model->results[0] = result;
-    return batch.status;
+    return rc;
 }
 
 int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes engine/campaign/campaign_default.c: engine/campaign/double11.ini as a C string, the campaign
-# rushd runs when given none. Run after editing the .ini; tests/test_campaign.c fails until then.
+# rushd runs when given none. Run after editing the .ini; tests/unit/test_campaign.c fails until then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=engine/campaign/double11.ini

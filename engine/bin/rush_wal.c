@@ -5,12 +5,16 @@
  *       For each shard with files in DIR (or shard N): replays its segments verifying every
  *       checksum, lsn and chain link, and verifies each of its snapshots and that the log
  *       continues the newest one. Prints per shard: segments, batches, events, first and last
- *       lsn, a torn tail or the corruption with file and offset. Exit 0 clean (a torn tail is
- *       a warning), 1 corruption, 2 usage or I/O error.
+ *       lsn, a torn tail or the corruption with file and offset; and the recorded shard count
+ *       (rush-data-dir), with files of shards beyond it as corruption. Exit 0 clean (a torn
+ *       tail is a warning), 1 corruption, 2 usage or I/O error.
  *   rush-wal dump DIR --shard N [--from LSN] [--limit N]
  *       One line per event, in log order, from batch LSN on, at most N events (default all).
  *   rush-wal snapshot-info FILE
  *       Verifies one snapshot file and prints its header and sections.
+ *   rush-wal reshard
+ *       Not built: a data directory keeps the shard count it was created with (wal/data_dir.h);
+ *       to change it, start on a new, empty data directory. Says so and exits 2.
  *
  * Read-only: it never cuts a torn tail or writes anything. Workload: an operator's tool; a verify
  * reads every byte of the logs once (twice near a segment's end), like a start does.
@@ -28,7 +32,9 @@
 #include <unistd.h>
 
 #include "base/memory.h"
+#include "base/number.h"
 #include "rush/types.h"
+#include "wal/data_dir.h"
 #include "wal/snapshot.h"
 #include "wal/wal.h"
 #include "wal/wal_record.h"
@@ -49,19 +55,15 @@ static int usage(void)
 {
     fprintf(stderr, "usage: rush-wal verify DIR [--shard N]\n"
                     "       rush-wal dump DIR --shard N [--from LSN] [--limit N]\n"
-                    "       rush-wal snapshot-info FILE\n");
+                    "       rush-wal snapshot-info FILE\n"
+                    "       (no reshard: a data directory keeps its shard count)\n");
     return EXIT_USAGE;
 }
 
+/* A decimal LSN, shard or count (base/number.h). */
 static bool parse_u64(const char *text, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 0);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
-        return false;
-    *out = value;
-    return true;
+    return rush_number_parse_u64(text, strlen(text), 0, UINT64_MAX, out, NULL, 0) == 0;
 }
 
 static bool parse_options(int argc, char **argv, struct options *options)
@@ -210,6 +212,17 @@ static bool verify_shard(const char *dir, uint32_t shard, bool always)
     return clean;
 }
 
+/* True when the shard has no segment and no snapshot in dir. */
+static bool shard_clean_and_empty(const char *dir, uint32_t shard)
+{
+    uint64_t *lsns = NULL;
+    int snapshots = rush_snapshot_list(dir, shard, &lsns);
+    free(lsns);
+    struct rush_wal_recovery recovery;
+    int rc = rush_wal_replay(dir, shard, NULL, NULL, &recovery);
+    return snapshots == 0 && rc == 0 && recovery.segment_count == 0;
+}
+
 static int verify(const struct options *options)
 {
     struct stat st;
@@ -217,10 +230,28 @@ static int verify(const struct options *options)
         fprintf(stderr, "rush-wal: %s: not a directory\n", options->path);
         return EXIT_USAGE;
     }
-    bool clean = true;
-    for (uint32_t shard = 0; shard < RUSH_SHARDS_MAX; shard++)
-        if (options->shard < 0 || options->shard == shard)
-            clean = verify_shard(options->path, shard, options->shard >= 0) && clean;
+    struct rush_data_dir_layout layout = {0};
+    int rc = rush_data_dir_read(options->path, &layout);
+    bool clean = rc == 0 || rc == -ENOENT;
+    if (rc == 0)
+        printf("data dir: %" PRIu32 " shards, routing version %" PRIu32 "\n", layout.shard_count,
+               layout.routing);
+    else
+        printf("data dir: %s\n", rc == -ENOENT ? "no " RUSH_DATA_DIR_FILE
+                                                 " (made by an older build)"
+                                               : "CORRUPT: " RUSH_DATA_DIR_FILE " is damaged");
+    for (uint32_t shard = 0; shard < RUSH_SHARDS_MAX; shard++) {
+        if (options->shard >= 0 && options->shard != shard)
+            continue;
+        bool shard_clean = verify_shard(options->path, shard, options->shard >= 0);
+        if (rc == 0 && shard >= layout.shard_count &&
+            !shard_clean_and_empty(options->path, shard)) {
+            printf("shard %" PRIu32 ": CORRUPT: files of a shard beyond the recorded %" PRIu32 "\n",
+                   shard, layout.shard_count);
+            shard_clean = false;
+        }
+        clean = shard_clean && clean;
+    }
     return clean ? 0 : EXIT_CORRUPT;
 }
 
@@ -305,6 +336,12 @@ static int dump(const struct options *options)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "reshard") == 0) {
+        fprintf(stderr, "rush-wal: reshard is not built: a data directory keeps the shard count "
+                        "it was created with; to change it, finish the sale and start rushd on "
+                        "a new, empty data directory\n");
+        return EXIT_USAGE;
+    }
     struct options options;
     if (!parse_options(argc, argv, &options))
         return usage();

@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "campaign.h"
 #include "codec/sku.h"
 #include "rush/assert.h"
@@ -40,35 +42,16 @@
 
 /* ---- small parsers ---- */
 
-/* Decimal digits, optionally led by '-', within [min, max]. 0 or -1. */
+/* Numbers in the file are strict decimal integers (base/number.h); the reasons below name the
+ * range of each key. */
 static int parse_integer(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    bool negative = s[0] == '-';
-    const char *digits = s + negative;
-    if (*digits == '\0' || strlen(digits) > 19)
-        return -1;
-    int64_t v = 0;
-    for (const char *p = digits; *p != '\0'; p++) { /* at most 19 digits */
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (v > (INT64_MAX - (*p - '0')) / 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    v = negative ? -v : v;
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return rush_number_parse_i64(s, strlen(s), min, max, out, NULL, 0);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
-    int64_t v;
-    if (parse_integer(s, min, max, &v) < 0)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
+    return rush_number_parse_u32(s, min, max, out, NULL, 0);
 }
 
 static int64_t unit_ns(const char *unit, size_t len)
@@ -99,18 +82,19 @@ int rush_duration_parse(const char *text, int64_t *out_ns)
     int64_t total = 0;
     size_t i = 0;
     while (i < len) { /* each part consumes >= 2 bytes; len is bounded */
+        size_t number_start = i;
+        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+            ;
         int64_t number = 0;
-        size_t digits = 0;
-        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++, digits++) {
-            if (number > (INT64_MAX - (text[i] - '0')) / 10)
-                return -ERANGE;
-            number = number * 10 + (text[i] - '0');
-        }
+        int rc = rush_number_parse_i64(text + number_start, i - number_start, 0, INT64_MAX, &number,
+                                       NULL, 0);
+        if (rc != 0)
+            return rc; /* -EINVAL: no digits; -ERANGE: too large */
         size_t unit_start = i;
         for (; i < len && text[i] >= 'a' && text[i] <= 'z'; i++)
             ;
         int64_t unit = unit_ns(text + unit_start, i - unit_start);
-        if (digits == 0 || unit == 0)
+        if (unit == 0)
             return -EINVAL;
         if (number > (INT64_MAX - total) / unit)
             return -ERANGE;
@@ -138,17 +122,10 @@ static int days_in_month(int64_t y, int64_t m)
     return days[m - 1] + (m == 2 && leap);
 }
 
-/* `count` digits at s into *out. 0 or -1. */
+/* Exactly `count` digits at s into *out. 0 or -1. */
 static int fixed_digits(const char *s, int count, int64_t *out)
 {
-    int64_t v = 0;
-    for (int i = 0; i < count; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    return rush_number_parse_i64(s, (size_t)count, 0, INT64_MAX, out, NULL, 0) == 0 ? 0 : -1;
 }
 
 /* ".123" (1..9 digits) at *s into ns; advances *s. 0 or -1. */
@@ -244,6 +221,7 @@ enum engine_key {
     E_USER_CHURN_MAX,
     E_DURABILITY,
     E_DATA_DIR,
+    E_SNAPSHOT_EVERY_EVENTS,
     E_COUNT_,
 };
 
@@ -259,6 +237,7 @@ static const char *const engine_keys[E_COUNT_] = {
     [E_ENDED_RETAIN] = "ended_retain",
     [E_USER_UNPAID_MAX] = "user_unpaid_max",
     [E_USER_CHURN_MAX] = "user_churn_max",
+    [E_SNAPSHOT_EVERY_EVENTS] = "snapshot_every_events",
 };
 
 enum endpoint_key {
@@ -439,6 +418,13 @@ static const char *engine_value(struct rush_campaign_engine *engine, enum engine
             return "must be a path of 1..255 bytes";
         memcpy(engine->data_dir, value, strlen(value) + 1);
         return NULL;
+    case E_SNAPSHOT_EVERY_EVENTS: {
+        int64_t events;
+        if (parse_integer(value, 0, INT64_MAX, &events) < 0)
+            return "must be an integer 0..9223372036854775807 (0: never)";
+        engine->snapshot_every_events = (uint64_t)events;
+        return NULL;
+    }
     case E_COUNT_:
         break;
     }
@@ -470,11 +456,16 @@ static char *endpoint_slot(struct rush_campaign_endpoints *endpoints, enum endpo
     return NULL;
 }
 
-/* tcp://HOST:PORT, ipc://PATH or inproc://NAME, as nanomsg takes them. */
+/* tcp://HOST:PORT, ipc://PATH or inproc://NAME, as nanomsg takes them: printable ASCII without
+ * spaces (an address is quoted in reasons and logs as it is). */
 static bool endpoint_valid(const char *value)
 {
-    if (strlen(value) >= RUSH_ENDPOINT_BYTES_MAX)
+    size_t len = strlen(value);
+    if (len >= RUSH_ENDPOINT_BYTES_MAX)
         return false;
+    for (size_t i = 0; i < len; i++)
+        if (value[i] <= 0x20 || value[i] >= 0x7f)
+            return false;
     if (strncmp(value, "ipc://", 6) == 0)
         return value[6] != '\0';
     if (strncmp(value, "inproc://", 9) == 0)
@@ -956,18 +947,11 @@ out_free:
     return rc;
 }
 
-static int64_t clock_now_ns(void)
-{
-    struct timespec now;
-    RUSH_ASSERT(clock_gettime(CLOCK_REALTIME, &now) == 0);
-    return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
-}
-
 int rush_campaign_load_string(const char *name, const char *text, struct rush_campaign *out,
                               char *why, size_t why_size)
 {
     RUSH_ASSERT(text != NULL);
-    return rush_campaign_parse(name, text, strlen(text), clock_now_ns(), out, why, why_size);
+    return rush_campaign_parse(name, text, strlen(text), rush_clock_wall_ns(), out, why, why_size);
 }
 
 int rush_campaign_load_default(struct rush_campaign *out, char *why, size_t why_size)
@@ -1021,7 +1005,7 @@ int rush_campaign_load_file(const char *path, struct rush_campaign *out, char *w
     int rc = read_file(path, &text, &len, why, why_size);
     if (rc < 0)
         return rc;
-    rc = rush_campaign_parse(path, text, len, clock_now_ns(), out, why, why_size);
+    rc = rush_campaign_parse(path, text, len, rush_clock_wall_ns(), out, why, why_size);
     free(text);
     return rc;
 }
@@ -1064,4 +1048,5 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;
     config->data_dir = engine->data_dir[0] ? engine->data_dir : NULL;
+    config->snapshot_every_events = engine->snapshot_every_events;
 }

@@ -1,14 +1,16 @@
 /*
  * campaign.h — the campaign file: engine settings, endpoints and the SKUs on sale.
  *
- * What and why. Operators write the campaign by hand (DESIGN.md section 3), so it is an INI file
- * read with libinih, checked completely before the engine starts, and refused with
- * "FILE:LINE: reason" for the first problem (DESIGN.md section 7: "bad campaign file").
+ * What and why. Operators write the campaign by hand (ARCHITECTURE.md "Campaign"), so it is an
+ * INI file read with libinih, checked completely before the engine starts, and refused with
+ * "FILE:LINE: reason" for the first problem (ARCHITECTURE.md "Bad input and faults").
  *
  *   [engine]      shards, ring_slots, orders_max, groups_max, keys_max, user_limits_max (per
  *                 shard, as struct rush_shard_limits; 0 or absent: the engine's default),
  *                 durability = fsync | async | none, data_dir, ended_retain (a duration),
- *                 user_unpaid_max, user_churn_max (0: no cap; as struct rush_shard_policy)
+ *                 user_unpaid_max, user_churn_max (0: no cap; as struct rush_shard_policy),
+ *                 snapshot_every_events (each shard writes a snapshot once it has logged this
+ *                 many events since its last one; 0 or absent: never, the default)
  *   [endpoints]   orders, json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or
  *                 inproc://NAME; defaults tcp://127.0.0.1:7100..7104), admin_token (16..128
  *                 printable bytes; required when admin is not on loopback)
@@ -71,6 +73,7 @@ struct rush_campaign_engine {
     uint32_t user_churn_max;
     uint8_t user_caps_given; /* bit 0: user_unpaid_max, bit 1: user_churn_max */
     enum rush_durability durability;
+    uint64_t snapshot_every_events;         /* 0: never */
     char data_dir[RUSH_DATA_DIR_BYTES_MAX]; /* "" when not given */
 };
 

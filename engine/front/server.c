@@ -1,7 +1,8 @@
 /*
  * server.c — rushd's front-end loop: endpoints, in-flight slots, the engine, replies.
  * The shape, the slot life and the invariants are in server.h; the endpoints' message handling is
- * in server_orders.c and server_admin.c, start-up configuration in server_config.c.
+ * in server_orders.c and server_admin.c, reached only through the handler table registered in
+ * rush_server_create(); slots are in server_slots.c, start-up configuration in server_config.c.
  *
  * One turn of the loop:
  *   1. poll(2) the endpoints' receive fds and the wake pipe; wait only when nothing is in flight
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
@@ -43,166 +45,7 @@
  */
 #define RUSH_SERVER_SEND_BUFFER_BYTES (4 * 1024 * 1024)
 
-static const char *const endpoint_names[RUSH_ENDPOINT_COUNT_] = {"orders", "json", "admin"};
-
-int64_t rush_server_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* ---- slots -------------------------------------------------------------------------------- */
-
-static void slot_init(struct rush_server_slot *slot, uint32_t capacity, bool large,
-                      struct rush_request *requests, struct rush_result *results, uint8_t *reasons)
-{
-    *slot = (struct rush_server_slot){.capacity = capacity,
-                                      .large = large,
-                                      .requests = requests,
-                                      .results = results,
-                                      .reasons = reasons};
-}
-
-static int slots_create(struct rush_server *server)
-{
-    const size_t small = (size_t)RUSH_SERVER_SMALL_SLOTS * RUSH_SERVER_SMALL_RECORDS;
-    const size_t large = (size_t)(RUSH_SERVER_LARGE_SLOTS + 1) * RUSH_WIRE_REQUESTS_MAX;
-    server->slots = calloc(RUSH_SERVER_IN_FLIGHT_MAX, sizeof(*server->slots));
-    server->free_small = calloc(RUSH_SERVER_SMALL_SLOTS, sizeof(*server->free_small));
-    server->free_large = calloc(RUSH_SERVER_LARGE_SLOTS, sizeof(*server->free_large));
-    server->small_requests = calloc(small, sizeof(struct rush_request));
-    server->small_results = calloc(small, sizeof(struct rush_result));
-    server->small_reasons = calloc(small, 1);
-    server->large_requests = calloc(large, sizeof(struct rush_request));
-    server->large_results = calloc(large, sizeof(struct rush_result));
-    server->large_reasons = calloc(large, 1);
-    server->merged = calloc(RUSH_WIRE_REQUESTS_MAX, sizeof(struct rush_result));
-    server->reply = aligned_alloc(8, RUSH_WIRE_MESSAGE_BYTES_MAX);
-    if (!server->slots || !server->free_small || !server->free_large || !server->small_requests ||
-        !server->small_results || !server->small_reasons || !server->large_requests ||
-        !server->large_results || !server->large_reasons || !server->merged || !server->reply)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < RUSH_SERVER_SMALL_SLOTS; i++) {
-        size_t first = (size_t)i * RUSH_SERVER_SMALL_RECORDS;
-        slot_init(&server->slots[i], RUSH_SERVER_SMALL_RECORDS, false,
-                  server->small_requests + first, server->small_results + first,
-                  server->small_reasons + first);
-        server->free_small[server->free_small_count++] = &server->slots[i];
-    }
-    for (uint32_t i = 0; i <= RUSH_SERVER_LARGE_SLOTS; i++) {
-        size_t first = (size_t)i * RUSH_WIRE_REQUESTS_MAX;
-        struct rush_server_slot *slot = i < RUSH_SERVER_LARGE_SLOTS
-                                            ? &server->slots[RUSH_SERVER_SMALL_SLOTS + i]
-                                            : &server->overflow;
-        slot_init(slot, RUSH_WIRE_REQUESTS_MAX, true, server->large_requests + first,
-                  server->large_results + first, server->large_reasons + first);
-        if (i < RUSH_SERVER_LARGE_SLOTS)
-            server->free_large[server->free_large_count++] = slot;
-    }
-    return 0;
-}
-
-static void slots_free(struct rush_server *server)
-{
-    free(server->slots);
-    free(server->free_small);
-    free(server->free_large);
-    free(server->small_requests);
-    free(server->small_results);
-    free(server->small_reasons);
-    free(server->large_requests);
-    free(server->large_results);
-    free(server->large_reasons);
-    free(server->merged);
-    free(server->reply);
-}
-
-/* A free slot for a message of `count` records, or the overflow slot (to be answered busy). */
-struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint32_t count)
-{
-    RUSH_ASSERT(count <= RUSH_WIRE_REQUESTS_MAX);
-    struct rush_server_slot *slot = &server->overflow;
-    if (server->in_flight >= server->in_flight_max)
-        slot = &server->overflow;
-    else if (count <= RUSH_SERVER_SMALL_RECORDS && server->free_small_count > 0)
-        slot = server->free_small[--server->free_small_count];
-    else if (count > RUSH_SERVER_SMALL_RECORDS && server->free_large_count > 0)
-        slot = server->free_large[--server->free_large_count];
-    RUSH_ASSERT(slot->control == NULL);
-    slot->count = count;
-    slot->valid_count = count;
-    slot->message_id = 0;
-    return slot;
-}
-
-void rush_server_slot_give(struct rush_server *server, struct rush_server_slot *slot)
-{
-    RUSH_ASSERT(slot->control == NULL);
-    if (slot == &server->overflow)
-        return;
-    if (slot->large) {
-        RUSH_ASSERT(server->free_large_count < RUSH_SERVER_LARGE_SLOTS);
-        server->free_large[server->free_large_count++] = slot;
-    } else {
-        RUSH_ASSERT(server->free_small_count < RUSH_SERVER_SMALL_SLOTS);
-        server->free_small[server->free_small_count++] = slot;
-    }
-}
-
-static void answer_busy(struct rush_server *server, struct rush_server_slot *slot)
-{
-    for (uint32_t i = 0; i < slot->valid_count; i++)
-        slot->results[i] = (struct rush_result){.outcome = RUSH_BUSY, .tag = slot->requests[i].tag};
-    server->counters.busy_messages++;
-}
-
-void rush_server_slot_submit(struct rush_server *server, struct rush_server_slot *slot)
-{
-    RUSH_ASSERT(slot->valid_count <= slot->count && slot->count <= slot->capacity);
-    if (slot == &server->overflow) {
-        answer_busy(server, slot);
-    } else if (slot->valid_count > 0) {
-        slot->batch = (struct rush_batch){.requests = slot->requests,
-                                          .results = slot->results,
-                                          .count = slot->valid_count,
-                                          .context = slot};
-        int rc = rush_engine_submit(server->engine, &slot->batch);
-        if (rc == 0) {
-            server->in_flight++;
-            RUSH_ASSERT(server->in_flight <= server->in_flight_max);
-            return;
-        }
-        if (rc != RUSH_EFULL)
-            rush_log(RUSH_LOG_WARN, "engine refused a batch of %u: %s", slot->valid_count,
-                     rush_strerror(rc));
-        answer_busy(server, slot);
-    }
-    rush_server_reply(server, slot);
-    rush_server_slot_give(server, slot);
-}
-
 /* ---- sending and receiving ---------------------------------------------------------------- */
-
-void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,
-                      const void *body, size_t len)
-{
-    struct nn_iovec iov = {.iov_base = (void *)body, .iov_len = len};
-    struct nn_msghdr header = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (*control != NULL) {
-        header.msg_control = control;
-        header.msg_controllen = NN_MSG;
-    }
-    /* From here the chunk is nanomsg's, sent or freed (nn_sendmsg's checks that keep it can
-     * only fail on arguments this function never passes). */
-    int rc = nn_sendmsg(server->sockets[endpoint], &header, NN_DONTWAIT);
-    *control = NULL;
-    if (rc < 0) {
-        server->counters.send_failures++;
-        rush_log(RUSH_LOG_DEBUG, "%s: reply of %zu bytes not sent: %s", endpoint_names[endpoint],
-                 len, nn_strerror(errno));
-    }
-}
 
 /* Takes one message; 1 when one was handled, 0 when there was none, < 0 on a socket error. */
 static int receive_one(struct rush_server *server, enum rush_endpoint endpoint)
@@ -218,20 +61,7 @@ static int receive_one(struct rush_server *server, enum rush_endpoint endpoint)
     struct rush_server_message message = {
         .endpoint = endpoint, .control = control, .body = body, .len = (size_t)n};
     server->counters.messages[endpoint]++;
-    switch (endpoint) {
-    case RUSH_ENDPOINT_ORDERS:
-        rush_server_on_binary(server, &message);
-        break;
-    case RUSH_ENDPOINT_JSON:
-        rush_server_on_json(server, &message);
-        break;
-    case RUSH_ENDPOINT_ADMIN:
-        rush_server_on_admin(server, &message);
-        break;
-    case RUSH_ENDPOINT_COUNT_:
-        RUSH_ASSERT(!"no such endpoint");
-        break;
-    }
+    server->handlers[endpoint]->on_message(server, &message);
     RUSH_ASSERT(message.control == NULL); /* replied, or kept by an in-flight slot */
     nn_freemsg(body);
     return 1;
@@ -261,8 +91,7 @@ static void deliver(struct rush_server *server, int timeout_ms)
         RUSH_ASSERT(slot != NULL && &slot->batch == done[i]);
         RUSH_ASSERT(server->in_flight > 0);
         server->in_flight--;
-        rush_server_reply(server, slot);
-        rush_server_slot_give(server, slot);
+        rush_server_slot_decided(server, slot);
     }
 }
 
@@ -293,7 +122,8 @@ static int turn(struct rush_server *server)
             continue;
         int rc = receive_burst(server, (enum rush_endpoint)e);
         if (rc < 0) {
-            rush_log(RUSH_LOG_ERROR, "%s: receive: %s", endpoint_names[e], nn_strerror(-rc));
+            rush_log(RUSH_LOG_ERROR, "%s: receive: %s",
+                     rush_server_endpoint_name((enum rush_endpoint)e), nn_strerror(-rc));
             return rc;
         }
     }
@@ -364,7 +194,7 @@ static int endpoint_open(struct rush_server *server, enum rush_endpoint endpoint
         goto out_error;
     return 0;
 out_error:
-    snprintf(why, why_size, "%s endpoint %s: %s", endpoint_names[endpoint], url,
+    snprintf(why, why_size, "%s endpoint %s: %s", rush_server_endpoint_name(endpoint), url,
              nn_strerror(errno));
     return errno > 0 ? -errno : -EIO;
 }
@@ -453,7 +283,10 @@ int rush_server_create(const struct rush_server_options *options, struct rush_se
         server->sockets[e] = server->receive_fds[e] = -1;
     snprintf(server->data_dir, sizeof(server->data_dir), "%s",
              rush_server_data_dir(options->campaign, options));
-    int rc = slots_create(server);
+    server->handlers[RUSH_ENDPOINT_ORDERS] = &rush_server_binary_handlers;
+    server->handlers[RUSH_ENDPOINT_JSON] = &rush_server_json_handlers;
+    server->handlers[RUSH_ENDPOINT_ADMIN] = &rush_server_admin_handlers;
+    int rc = rush_server_slots_create(server);
     if (rc < 0) {
         snprintf(why, why_size, "out of memory for %d in-flight slots", RUSH_SERVER_IN_FLIGHT_MAX);
         goto out_destroy;
@@ -502,7 +335,7 @@ void rush_server_destroy(struct rush_server *server)
         close(server->wake_pipe[0]);
     if (server->wake_pipe[1] >= 0)
         close(server->wake_pipe[1]);
-    slots_free(server);
+    rush_server_slots_free(server);
     explicit_bzero(server->admin_token, sizeof(server->admin_token));
     free(server);
 }

@@ -7,7 +7,8 @@
  *
  *   orders  binary protocol: REQUEST messages, answered by RESULT (or ERROR)
  *   json    one JSON object per message (proto/codec/json.h), answered by one JSON object
- *   admin   JSON admin commands carrying "token": sku_put, adjust, pause, resume, queries, stats
+ *   admin   JSON admin commands carrying "token": sku_put, adjust, pause, resume, queries, stats,
+ *           snapshot
  *
  * and starts the publisher (publisher.h: its own PUB and replay endpoints and threads) when the
  * engine writes a log.
@@ -29,7 +30,7 @@
  * rush_engine_sku_put); batches of other messages decided meanwhile stay queued in the engine
  * and are answered on the next turn.
  *
- * Slot life (server.c owns every transition):
+ * Slot life (server_slots.c makes every transition; server.c hands back decided batches):
  *
  *   free --slot_take (receive)--> filled --rush_engine_submit--> in flight
  *     ^                             |  busy / all invalid               | rush_engine_poll

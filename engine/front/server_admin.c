@@ -11,6 +11,8 @@
  *   adjust, pause, resume   rush_engine_execute(), like any keyed request; logged
  *   query_order/group/sku   rush_engine_execute()
  *   stats                   rush_json_encode_stats() plus the server's own figures
+ *   snapshot                rush_engine_snapshot(): every shard, one after another; answers
+ *                           {"outcome":"ok","shards":N,"took_ms":T}; logged
  * Order-taking ops (reserve, confirm, cancel, group ops) are refused here: they belong on the
  * order endpoints. Binary messages are refused too (ERROR code refused): they cannot carry the
  * token.
@@ -106,7 +108,7 @@ static void admin_request(struct rush_server *server, struct rush_server_message
     }
     struct rush_result result;
     int rc = rush_engine_execute(server->engine, request, 1, &result);
-    if (rc < 0) {
+    if (rc < 0 && rc != RUSH_EWAL) { /* RUSH_EWAL: the result says outcome_unknown */
         snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));
         rush_server_send_json_error(server, message, why);
         return;
@@ -125,7 +127,7 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
 {
     struct rush_result result;
     int rc = rush_engine_sku_put(server->engine, sku, &result);
-    if (rc < 0) {
+    if (rc < 0 && rc != RUSH_EWAL) { /* RUSH_EWAL: the result says outcome_unknown */
         char why[RUSH_JSON_WHY_BYTES];
         snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));
         rush_server_send_json_error(server, message, why);
@@ -136,6 +138,32 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
              sku->unlimited ? ", unlimited" : "", rush_outcome_name(result.outcome));
     struct rush_request request = {.op = RUSH_OP_NONE, .sku_id = sku->id};
     send_result(server, message, &request, &result);
+}
+
+/*
+ * Every shard writes a snapshot and drops the log segments it covers (rush_engine_snapshot). Each
+ * shard stops deciding while it writes; the front end waits, so the answer means "taken".
+ */
+static void admin_snapshot(struct rush_server *server, struct rush_server_message *message)
+{
+    int64_t started_ns = rush_server_now_ns();
+    int rc = rush_engine_snapshot(server->engine);
+    double took_ms = (double)(rush_server_now_ns() - started_ns) / 1e6;
+    if (rc < 0) {
+        char why[RUSH_JSON_WHY_BYTES];
+        snprintf(why, sizeof(why), "snapshot: %s",
+                 rc == RUSH_ECONFIG ? "no write-ahead log to snapshot (durability none)"
+                                    : rush_strerror(rc));
+        rush_log(RUSH_LOG_WARN, "admin: %s", why);
+        rush_server_send_json_error(server, message, why);
+        return;
+    }
+    uint32_t shards = rush_engine_shard_count(server->engine);
+    rush_log(RUSH_LOG_INFO, "admin: snapshot of %u shards in %.1f ms", shards, took_ms);
+    int n = snprintf(server->text, sizeof(server->text),
+                     "{\"outcome\":\"ok\",\"shards\":%u,\"took_ms\":%.1f}", shards, took_ms);
+    RUSH_ASSERT(n > 0 && (size_t)n < sizeof(server->text));
+    rush_server_send(server, message->endpoint, &message->control, server->text, (size_t)n);
 }
 
 /* Appends `,"name":{"outcome":count,...}` for a table of outcome counts. */
@@ -182,15 +210,16 @@ static void admin_stats(struct rush_server *server, struct rush_server_message *
     double uptime_s = (double)(rush_server_now_ns() - server->started_ns) / 1e9;
     used += (size_t)snprintf(
         text + used, cap - used,
-        ",\"uptime_s\":%.3f,\"in_flight\":%u,\"in_flight_max\":%u,\"server\":{\"messages\":"
+        ",\"recovered_events\":%llu,\"uptime_s\":%.3f,\"in_flight\":%u,\"in_flight_max\":%u,"
+        "\"server\":{\"messages\":"
         "{\"orders\":%llu,\"json\":%llu,\"admin\":%llu},\"requests\":%llu,\"errors\":%llu,"
-        "\"busy_messages\":%llu,\"send_failures\":%llu",
-        uptime_s, server->in_flight, server->in_flight_max,
-        (unsigned long long)c->messages[RUSH_ENDPOINT_ORDERS],
+        "\"busy_messages\":%llu,\"send_failures\":%llu,\"wal_failed_replies\":%llu",
+        (unsigned long long)stats.recovered_events, uptime_s, server->in_flight,
+        server->in_flight_max, (unsigned long long)c->messages[RUSH_ENDPOINT_ORDERS],
         (unsigned long long)c->messages[RUSH_ENDPOINT_JSON],
         (unsigned long long)c->messages[RUSH_ENDPOINT_ADMIN], (unsigned long long)c->requests,
         (unsigned long long)c->errors, (unsigned long long)c->busy_messages,
-        (unsigned long long)c->send_failures);
+        (unsigned long long)c->send_failures, (unsigned long long)c->wal_failed_replies);
     if (used < cap)
         used += put_outcomes(text + used, cap - used, "outcomes", c->outcomes);
     if (used < cap)
@@ -203,7 +232,7 @@ static void admin_stats(struct rush_server *server, struct rush_server_message *
     rush_server_send(server, message->endpoint, &message->control, text, used);
 }
 
-void rush_server_on_admin(struct rush_server *server, struct rush_server_message *message)
+static void on_admin(struct rush_server *server, struct rush_server_message *message)
 {
     if (message->len >= 4 && memcmp(message->body, "RUSH", 4) == 0) {
         struct rush_wire_view view;
@@ -240,5 +269,12 @@ void rush_server_on_admin(struct rush_server *server, struct rush_server_message
     case RUSH_JSON_STATS:
         admin_stats(server, message);
         break;
+    case RUSH_JSON_SNAPSHOT:
+        admin_snapshot(server, message);
+        break;
     }
 }
+
+/* Admin commands run synchronously: nothing of theirs waits in a slot. */
+const struct rush_server_handlers rush_server_admin_handlers = {.on_message = on_admin,
+                                                                .on_decided = NULL};

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
+#include "shard/shard.h"
 
 #define RUSH_SERVER_TOKEN_RANDOM_BYTES 24 /* 192 bits, 48 hex digits */
 #define RUSH_SERVER_MKDIR_DEPTH_MAX 32
@@ -49,6 +50,7 @@ int rush_server_engine_config(const struct rush_campaign *campaign, uint32_t sha
     if (settings->user_limits_max != 0)
         config->limits.user_limits_max = settings->user_limits_max;
     rush_campaign_policy(settings, &config->policy);
+    config->snapshot_every_events = settings->snapshot_every_events;
     /* Any number of the campaign's SKUs may hash to one shard; leave room for sku_put too. */
     uint32_t skus_needed = campaign->sku_count + RUSH_SERVER_SKUS_HEADROOM;
     if (config->limits.skus_max < skus_needed)
@@ -136,6 +138,9 @@ int rush_server_apply_durability(struct rush_engine_config *config,
     if (campaign->engine.durability == RUSH_DURABILITY_NONE)
         rush_log(RUSH_LOG_WARN, "durability none: NOTHING is logged; every decision is lost on "
                                 "exit. For benchmarks only.");
+    else if (config->snapshot_every_events != 0)
+        rush_log(RUSH_LOG_INFO, "snapshots: each shard every %llu logged events",
+                 (unsigned long long)config->snapshot_every_events);
     return 0;
 }
 
@@ -185,13 +190,29 @@ int rush_server_prepare_token(struct rush_server *server, char *why, size_t why_
     return 0;
 }
 
-/* Whether the engine already knows the SKU (recovered from its log). */
+struct sku_lookup {
+    uint64_t sku_id;
+    bool known;
+};
+
+static void look_up_sku(struct rush_shard *shard, void *context)
+{
+    struct sku_lookup *lookup = context;
+    struct rush_sku_ledger ledger;
+    lookup->known = rush_shard_ledger(shard, lookup->sku_id, &ledger) == 0;
+}
+
+/*
+ * Whether the engine already knows the SKU (recovered from its log). Read on the shard's thread
+ * (rush_engine_inspect), not asked as a query_sku: the server's own look-ups are not requests and
+ * must not show in the stats as requests answered unknown_sku.
+ */
 static bool sku_known(struct rush_server *server, uint64_t sku_id)
 {
-    struct rush_request query = {.op = RUSH_OP_QUERY_SKU, .sku_id = sku_id};
-    struct rush_result result;
-    return rush_engine_execute(server->engine, &query, 1, &result) == 0 &&
-           result.outcome == RUSH_OK;
+    struct sku_lookup lookup = {.sku_id = sku_id};
+    uint32_t shard = rush_engine_shard_of_sku(rush_engine_shard_count(server->engine), sku_id);
+    rush_engine_inspect(server->engine, shard, look_up_sku, &lookup);
+    return lookup.known;
 }
 
 /*

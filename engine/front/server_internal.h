@@ -1,7 +1,15 @@
 /*
- * server_internal.h — the server's state, shared by server.c (loop, slots, replies),
- * server_orders.c (binary and JSON order endpoints), server_admin.c (admin endpoint) and
- * server_config.c (campaign to engine, durability, admin token). Not for use outside engine/.
+ * server_internal.h — the server's state, shared by the front end's files. Calls go one way:
+ *
+ *   server.c (loop, endpoints, create)  --handler table-->  server_orders.c, server_admin.c
+ *        |                                                        |
+ *        +--> server_config.c (campaign to engine, token)         |
+ *        +--> server_slots.c (slot life) <------------------------+
+ *                  |  replies through the handler table            |
+ *                  +--> server_reply.c (send, error replies) <-----+
+ *
+ * No file calls a function of a file above it; server_slots.c reaches an endpoint's reply only
+ * through server->handlers. Not for use outside engine/front/.
  *
  * Threads: everything here belongs to the front-end thread, except `stopping` and the wake pipe,
  * which rush_server_stop() touches from any thread or a signal handler.
@@ -61,7 +69,7 @@ struct rush_server_counters {
     uint64_t busy_messages; /* messages answered busy: no slot, or the engine's rings full */
     uint64_t outcomes[RUSH_OUTCOME_COUNT_];
     uint64_t send_failures;
-    uint64_t wal_failed_replies; /* messages answered with an error because the log failed */
+    uint64_t wal_failed_replies; /* replies with outcome_unknown results: a log failed */
 };
 
 struct rush_server {
@@ -72,6 +80,7 @@ struct rush_server {
     int sockets[RUSH_ENDPOINT_COUNT_];
     int receive_fds[RUSH_ENDPOINT_COUNT_];
     char urls[RUSH_ENDPOINT_COUNT_][RUSH_ENDPOINT_BYTES_MAX];
+    const struct rush_server_handlers *handlers[RUSH_ENDPOINT_COUNT_]; /* set at create */
     int wake_pipe[2];
     atomic_bool stopping;
     char admin_token[RUSH_ADMIN_TOKEN_BYTES_MAX + 1];
@@ -99,21 +108,39 @@ struct rush_server {
     struct rush_server_counters counters;
 };
 
-/* server.c */
+/*
+ * One endpoint's handlers: the loop (server.c) reaches the endpoints only through this table,
+ * registered at create, so that no endpoint file calls back into the loop (ARCHITECTURE: arrows
+ * go one way). on_message answers a received message or takes it into a slot; on_decided replies
+ * to a slot of this endpoint once its batch is decided (or refused); NULL for an endpoint whose
+ * messages never wait in a slot.
+ */
+struct rush_server_handlers {
+    void (*on_message)(struct rush_server *server, struct rush_server_message *message);
+    void (*on_decided)(struct rush_server *server, struct rush_server_slot *slot);
+};
+
+/* server_orders.c */
+extern const struct rush_server_handlers rush_server_binary_handlers;
+extern const struct rush_server_handlers rush_server_json_handlers;
+
+/* server_admin.c */
+extern const struct rush_server_handlers rush_server_admin_handlers;
+
+/* server_slots.c: the slot life (server.h); calls nothing above it but through the table. */
+RUSH_MUST_USE int rush_server_slots_create(struct rush_server *server);
+void rush_server_slots_free(struct rush_server *server);
 struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint32_t count);
 void rush_server_slot_give(struct rush_server *server, struct rush_server_slot *slot);
 /* Submits the slot's valid requests, or answers at once (none valid, busy). Takes the slot. */
 void rush_server_slot_submit(struct rush_server *server, struct rush_server_slot *slot);
+/* A decided batch is back: its endpoint replies, and the slot is free again. */
+void rush_server_slot_decided(struct rush_server *server, struct rush_server_slot *slot);
+
+/* server_reply.c: sending, shared by every endpoint; calls nothing in the front end. */
 /* Sends body with *control (consumed: set to NULL) on the endpoint's socket. */
 void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,
                       const void *body, size_t len);
-int64_t rush_server_now_ns(void);
-
-/* server_orders.c */
-void rush_server_on_binary(struct rush_server *server, struct rush_server_message *message);
-void rush_server_on_json(struct rush_server *server, struct rush_server_message *message);
-/* Sends the reply of a decided (or refused) slot; counts outcomes. */
-void rush_server_reply(struct rush_server *server, struct rush_server_slot *slot);
 /* Sends a binary ERROR echoing message_id. */
 void rush_server_send_wire_error(struct rush_server *server, struct rush_server_message *message,
                                  uint64_t message_id, const struct rush_wire_error *error);
@@ -122,9 +149,10 @@ void rush_server_send_json_error(struct rush_server *server, struct rush_server_
                                  const char *why);
 /* True for the ops only the admin endpoint takes. */
 bool rush_server_op_is_admin(uint8_t op);
-
-/* server_admin.c */
-void rush_server_on_admin(struct rush_server *server, struct rush_server_message *message);
+/* CLOCK_MONOTONIC in nanoseconds (uptime, drain deadline). */
+int64_t rush_server_now_ns(void);
+/* The endpoint's name in logs: "orders", "json", "admin". */
+const char *rush_server_endpoint_name(enum rush_endpoint endpoint);
 
 /* server_config.c */
 RUSH_MUST_USE int rush_server_prepare_token(struct rush_server *server, char *why, size_t why_size);

@@ -14,6 +14,10 @@
  * pass, the invalid ones' results are kept after the engine's, and the reply merges the two back
  * into request order through `reasons`.
  *
+ * A failed write-ahead log (a full disk) never turns into an ERROR: the engine answers the
+ * requests whose fate it cannot know RUSH_OUTCOME_UNKNOWN and the RESULT carries them beside the
+ * decisions that were made durable, so a client resends exactly the unknown ones with their keys.
+ *
  * JSON. One object per message (rush_json_decode_request), answered by
  * rush_json_encode_result() or rush_json_encode_error().
  *
@@ -27,30 +31,6 @@
 #include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
-
-bool rush_server_op_is_admin(uint8_t op)
-{
-    return op == RUSH_OP_ADJUST || op == RUSH_OP_PAUSE || op == RUSH_OP_RESUME;
-}
-
-void rush_server_send_wire_error(struct rush_server *server, struct rush_server_message *message,
-                                 uint64_t message_id, const struct rush_wire_error *error)
-{
-    server->counters.errors++;
-    rush_log(RUSH_LOG_DEBUG, "refused a message of %zu bytes: %s", message->len, error->text);
-    int n = rush_wire_encode_error(server->reply, RUSH_WIRE_MESSAGE_BYTES_MAX, message_id, error);
-    RUSH_ASSERT(n > 0);
-    rush_server_send(server, message->endpoint, &message->control, server->reply, (size_t)n);
-}
-
-void rush_server_send_json_error(struct rush_server *server, struct rush_server_message *message,
-                                 const char *why)
-{
-    server->counters.errors++;
-    int n = rush_json_encode_error(why, server->text, sizeof(server->text));
-    RUSH_ASSERT(n > 0);
-    rush_server_send(server, message->endpoint, &message->control, server->text, (size_t)n);
-}
 
 /*
  * Moves the records with a field problem out of the engine's way: valid ones compacted to the
@@ -90,7 +70,7 @@ static uint32_t find_admin_op(const struct rush_server_slot *slot)
     return RUSH_WIRE_NO_RECORD;
 }
 
-void rush_server_on_binary(struct rush_server *server, struct rush_server_message *message)
+static void on_binary(struct rush_server *server, struct rush_server_message *message)
 {
     struct rush_wire_view view;
     struct rush_wire_error error;
@@ -128,7 +108,7 @@ void rush_server_on_binary(struct rush_server *server, struct rush_server_messag
     rush_server_slot_submit(server, slot);
 }
 
-void rush_server_on_json(struct rush_server *server, struct rush_server_message *message)
+static void on_json(struct rush_server *server, struct rush_server_message *message)
 {
     struct rush_request request;
     char why[RUSH_JSON_WHY_BYTES];
@@ -203,36 +183,21 @@ static void reply_json(struct rush_server *server, struct rush_server_slot *slot
 }
 
 /*
- * The log failed before this batch was durable: its results are not decisions and must not be
- * sent. The client gets an error and may retry with the same keys elsewhere or later.
+ * A shard's log failed before part of this batch was durable: the engine has made that part's
+ * results RUSH_OUTCOME_UNKNOWN and left the others' decisions, so the reply says what is known and
+ * nothing more (PROTOCOL.md section 5). Counted and logged once.
  */
-static void reply_failed(struct rush_server *server, struct rush_server_slot *slot)
+static void note_wal_failure(struct rush_server *server)
 {
-    static const char text[] = "write-ahead log failed: nothing in this message was acknowledged "
-                               "(the server has stopped deciding; see its log)";
     if (server->counters.wal_failed_replies++ == 0)
-        rush_log(RUSH_LOG_ERROR, "the write-ahead log failed: answering every order with an error");
-    int n;
-    if (slot->endpoint == RUSH_ENDPOINT_ORDERS) {
-        struct rush_wire_error error;
-        rush_wire_error_set(&error, RUSH_WIRE_E_SERVER, RUSH_WIRE_NO_RECORD, "%s", text);
-        n = rush_wire_encode_error(server->reply, RUSH_WIRE_MESSAGE_BYTES_MAX, slot->message_id,
-                                   &error);
-        RUSH_ASSERT(n > 0);
-        rush_server_send(server, slot->endpoint, &slot->control, server->reply, (size_t)n);
-        return;
-    }
-    n = rush_json_encode_error(text, server->text, sizeof(server->text));
-    RUSH_ASSERT(n > 0);
-    rush_server_send(server, slot->endpoint, &slot->control, server->text, (size_t)n);
+        rush_log(RUSH_LOG_ERROR, "a write-ahead log failed: requests it holds are answered "
+                                 "outcome_unknown (resend with the same keys after a restart)");
 }
 
-void rush_server_reply(struct rush_server *server, struct rush_server_slot *slot)
+static void on_decided(struct rush_server *server, struct rush_server_slot *slot)
 {
-    if (slot->batch.status != 0) {
-        reply_failed(server, slot);
-        return;
-    }
+    if (slot->batch.status != 0)
+        note_wal_failure(server);
     const struct rush_result *results = results_in_order(server, slot);
     for (uint32_t i = 0; i < slot->count; i++) {
         RUSH_ASSERT(results[i].outcome < RUSH_OUTCOME_COUNT_);
@@ -251,3 +216,8 @@ void rush_server_reply(struct rush_server *server, struct rush_server_slot *slot
         break;
     }
 }
+
+const struct rush_server_handlers rush_server_binary_handlers = {.on_message = on_binary,
+                                                                 .on_decided = on_decided};
+const struct rush_server_handlers rush_server_json_handlers = {.on_message = on_json,
+                                                               .on_decided = on_decided};

@@ -1,5 +1,6 @@
 /*
- * decide.c — requests into events: validation, idempotency, and the order machine.
+ * decide.c — requests into events: validation, idempotency, the order machine and the group
+ * decisions (open, join, join_any; group.c keeps the records and chooses the group).
  *
  * Every mutating request goes: key lookup (a retry is answered from its entry before anything
  * else is looked at: dedup before decrement) -> the op's decider -> events applied at once -> the
@@ -39,10 +40,16 @@
  * policy.user_unpaid_max unpaid orders of the SKU, or has had policy.user_churn_max of them
  * cancelled or expired. Not remembered, counted in the outcome figures.
  *
+ * Deadlines are compared at the batch's nanosecond, not at the timer wheel's tick: a decision
+ * about an order whose pay deadline has passed, or a group whose deadline has passed, first emits
+ * the events its timer would have (op 0: the deadline decided them) and then decides against the
+ * settled state. A hold lasts [reserved, reserved + pay_ttl); a group is open [opened, deadline).
+ *
  * Thread: the shard's.
  */
 #include <string.h>
 
+#include "codec/sku.h"
 #include "rush/assert.h"
 #include "shard_internal.h"
 
@@ -182,14 +189,26 @@ static struct rush_event order_event(const struct rush_shard *shard,
     event.sku_id = sku->def.id;
     event.user_id = order->user_id;
     event.qty = order->qty;
-    event.amount = shard__price_of(sku, order->qty);
+    event.amount = order->amount_fen; /* what the buyer pays, fixed at reservation */
     return event;
 }
 
+/* A reserved order whose pay deadline is not after now expires now, as its timer would later. */
+static void expire_if_due(struct rush_shard *shard, const struct order *order)
+{
+    uint32_t index = (uint32_t)(order - shard->orders);
+    if (order->state == RUSH_ORDER_RESERVED && rush_timer_wheel_scheduled(&shard->timers, index) &&
+        rush_timer_deadline(&shard->timers, index) <= shard->now_ns)
+        shard__order_expire(shard, index);
+}
+
 /*
- * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, timers first
- * in each batch, so exactly one of them wins. A confirm after the hold ended (expired or
- * cancelled) answers `expired` and records a refund-due event for the money that arrived.
+ * The payment fence: confirm and the pay-TTL expiry are both decided on this thread, and a
+ * confirm compares the deadline at its own nanosecond, so exactly one of them wins. A payment
+ * that cannot buy the order — its hold ended (expired, cancelled) or an earlier payment with
+ * another key confirmed it — answers `expired` and logs refund_due for the money that arrived;
+ * the result's state says which (expired, released or confirmed). A retry with the same key is
+ * answered from its entry and logs nothing more: one payment, one refund.
  */
 static struct verdict decide_confirm(struct rush_shard *shard, const struct rush_request *request)
 {
@@ -198,6 +217,7 @@ static struct verdict decide_confirm(struct rush_shard *shard, const struct rush
         return verdict_of(RUSH_UNKNOWN_ORDER);
     if (order->group_index != NONE)
         return invalid_because(RUSH_REASON_GROUP_ORDER);
+    expire_if_due(shard, order);
     switch ((enum rush_order_state)order->state) {
     case RUSH_ORDER_RESERVED: {
         struct rush_event event =
@@ -206,14 +226,14 @@ static struct verdict decide_confirm(struct rush_shard *shard, const struct rush
         return verdict_of(RUSH_OK);
     }
     case RUSH_ORDER_EXPIRED:
-    case RUSH_ORDER_RELEASED: {
+    case RUSH_ORDER_RELEASED:
+    case RUSH_ORDER_CONFIRMED: {
         struct rush_event event =
             order_event(shard, request, RUSH_EV_REFUND_DUE, request->target_id, order);
         event.outcome = RUSH_EXPIRED;
         shard__emit(shard, &event);
         return verdict_of(RUSH_EXPIRED);
     }
-    case RUSH_ORDER_CONFIRMED:
     case RUSH_ORDER_NONE:
         break;
     }
@@ -227,11 +247,56 @@ static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_
         return verdict_of(RUSH_UNKNOWN_ORDER);
     if (order->group_index != NONE)
         return invalid_because(RUSH_REASON_GROUP_ORDER);
+    expire_if_due(shard, order); /* a cancel after the deadline finds the hold expired */
     if (order->state != RUSH_ORDER_RESERVED)
         return invalid_because(RUSH_REASON_ORDER_STATE);
     struct rush_event event =
         order_event(shard, request, RUSH_EV_ORDER_RELEASED, request->target_id, order);
     shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+/* ---- groups: the decisions (group.c keeps the records and chooses the group) ------------- */
+
+/*
+ * Opens a group with the requester's seat (its leader); the window and the SKU's kind were
+ * checked. The SKU's cap on open groups is a business outcome (group_full: join one instead);
+ * the shard's group table being full is capacity (busy).
+ */
+static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
+                                 struct sku_state *sku)
+{
+    struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    if (sku->groups_open >= sku->def.groups_open_max)
+        return verdict_of(RUSH_GROUP_FULL);
+    if (shard->group_count >= shard->limits.groups_max)
+        return verdict_of(RUSH_BUSY);
+    struct rush_event event = decide__event(request, RUSH_EV_GROUP_OPENED);
+    event.qty = 1;
+    event.group_id = group_id_of(shard, shard->group_count + 1);
+    event.order_id = shard__next_order_id(shard);
+    event.amount = group__deadline_for(sku, shard->now_ns); /* fixed at open */
+    shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
+/* Takes a seat for the requester in an open group (checks done); completes it when full. */
+static struct verdict take_seat(struct rush_shard *shard, const struct rush_request *request,
+                                uint32_t group_index)
+{
+    const struct group *group = &shard->groups[group_index];
+    const struct sku_state *sku = &shard->skus[group->sku_index];
+    struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
+    event.qty = 1;
+    event.sku_id = sku->def.id;
+    event.group_id = group_id_of(shard, group_index);
+    event.order_id = shard__next_order_id(shard);
+    event.amount = shard__price_of(sku, 1); /* the seat's amount, fixed at join */
+    shard__emit(shard, &event);
+    if (group->seats == sku->def.group_size) /* this join completed it: its events carry the op */
+        shard__group_complete(shard, group_index, 0, request->op);
     return verdict_of(RUSH_OK);
 }
 
@@ -246,7 +311,51 @@ static struct verdict decide_group_open(struct rush_shard *shard,
     struct verdict verdict = decide__sale_window(shard, sku);
     if (verdict.outcome != RUSH_OK)
         return verdict;
-    return group__open(shard, request, sku);
+    return open_group(shard, request, sku);
+}
+
+static struct verdict decide_group_join(struct rush_shard *shard,
+                                        const struct rush_request *request)
+{
+    const struct group *group = shard__group(shard, request->target_id);
+    if (group == NULL)
+        return verdict_of(RUSH_UNKNOWN_GROUP);
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    uint32_t group_index = (uint32_t)(group - shard->groups);
+    if (group->state == RUSH_GROUP_OPEN && group->deadline_ns <= shard->now_ns)
+        shard__group_settle(shard, group_index); /* its deadline passed at this nanosecond */
+    if (group->state != RUSH_GROUP_OPEN)
+        return verdict_of(RUSH_GROUP_CLOSED);
+    if (group->seats >= sku->def.group_size)
+        return verdict_of(RUSH_GROUP_FULL);
+    if (group__has_user(shard, group, request->user_id))
+        return verdict_of(RUSH_ALREADY_IN_GROUP);
+    verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    return take_seat(shard, request, group_index);
+}
+
+static struct verdict decide_group_join_any(struct rush_shard *shard,
+                                            const struct rush_request *request)
+{
+    struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.group_size == 0)
+        return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    uint32_t group_index = group__best(shard, sku, request->user_id);
+    if (group_index == NONE)
+        return open_group(shard, request, sku);
+    return take_seat(shard, request, group_index);
 }
 
 /* Stock adjustments change stock_total; they never take it below what orders hold. */
@@ -282,7 +391,7 @@ static struct verdict decide_pause_or_resume(struct rush_shard *shard,
 static const decide_fn deciders[RUSH_OP_COUNT_] = {
     [RUSH_OP_RESERVE] = decide_reserve,        [RUSH_OP_CONFIRM] = decide_confirm,
     [RUSH_OP_CANCEL] = decide_cancel,          [RUSH_OP_GROUP_OPEN] = decide_group_open,
-    [RUSH_OP_GROUP_JOIN] = group__join,        [RUSH_OP_GROUP_JOIN_ANY] = group__join_any,
+    [RUSH_OP_GROUP_JOIN] = decide_group_join,  [RUSH_OP_GROUP_JOIN_ANY] = decide_group_join_any,
     [RUSH_OP_ADJUST] = decide_adjust,          [RUSH_OP_PAUSE] = decide_pause_or_resume,
     [RUSH_OP_RESUME] = decide_pause_or_resume,
 };
@@ -381,6 +490,8 @@ static void decide_new(struct rush_shard *shard, const struct rush_request *requ
     struct verdict verdict = deciders[request->op](shard, request);
     const struct key_entry *entry = shard->last_entry; /* written by the decision's first event */
     if (entry != NULL) {
+        const struct order *order = shard__order(shard, entry->order_id);
+        RUSH_ASSERT(entry->state == (order ? order->state : RUSH_ORDER_NONE));
         shard__answer(shard, entry, request, result);
         return;
     }
@@ -421,6 +532,7 @@ static bool answer_from_order(struct rush_shard *shard, const struct rush_reques
     struct key_entry entry = {.key = request->key,
                               .op = request->op,
                               .outcome = RUSH_OK,
+                              .state = order->state,
                               .order_id = request->target_id,
                               .remaining = order->end_remaining};
     shard__answer(shard, &entry, request, result);
@@ -474,59 +586,108 @@ void rush_shard_decide(struct rush_shard *shard, const struct rush_request *requ
 
 /* ---- sku_put ------------------------------------------------------------------------------ */
 
-static bool sku_def_valid(const struct rush_sku *def)
+/*
+ * A put of a SKU the shard does not know must be a whole definition; a put of a live SKU changes
+ * only the fields it names (rush_sku_merge, proto/codec/sku.h) and is refused when the result
+ * would break what the SKU already holds:
+ *   - group_size, once the SKU has had any group (open, completed or failed): the snapshot and
+ *     rush_shard_check compare each group's seats with its SKU's size;
+ *   - stock below reserved + confirmed (BELOW_RESERVED, as adjust);
+ *   - user_qty_max below what some user holds, virtual_budget below what groups used
+ *     (LIMIT_BELOW_HELD).
+ * Every definition, whole or merged, passes the one validator rush_sku_check. The logged
+ * SKU_PUT carries the merged definition, so applying it (live or in recovery) is a plain replace.
+ */
+static bool sku_has_groups(const struct rush_shard *shard, const struct sku_state *sku)
 {
-    const int64_t huge = INT64_MAX / 4;
-    bool group_ok =
-        def->group_size == 0 ||
-        (def->group_size >= 2 && def->group_size <= RUSH_GROUP_SIZE_MAX && def->group_ttl_ns > 0 &&
-         def->groups_open_max >= 1 && def->virtual_policy <= RUSH_VIRTUAL_AT_MOST &&
-         def->virtual_seats_max < def->group_size);
-    return def->id != 0 && def->unlimited <= 1 && def->paused <= 1 && group_ok &&
-           (def->unlimited || (def->stock >= 0 && def->stock <= huge)) && def->price_fen >= 0 &&
-           def->price_fen <= huge / RUSH_QTY_MAX && def->start_ns < def->end_ns &&
-           def->order_qty_max >= 1 && def->order_qty_max <= RUSH_QTY_MAX &&
-           def->user_qty_max >= 1 && def->pay_ttl_ns >= 0 && def->pay_ttl_ns <= huge &&
-           def->group_ttl_ns >= 0 && def->group_ttl_ns <= huge;
+    if (sku->groups_open > 0)
+        return true;
+    uint32_t index = (uint32_t)(sku - shard->skus);
+    for (uint32_t g = 1; g <= shard->group_count; g++) /* at most groups_max; admin only */
+        if (shard->groups[g].sku_index == index)
+            return true;
+    return false;
 }
 
-static struct verdict sku_put_verdict(const struct rush_shard *shard, const struct rush_sku *def)
+/* Whether some user holds more than `qty_max` units of `sku`: one pass over the limit table,
+ * taken only when a put lowers user_qty_max (an operator action, not the decision path). */
+static bool sku_user_holds_over(const struct rush_shard *shard, const struct sku_state *sku,
+                                uint32_t qty_max)
 {
-    if (!sku_def_valid(def))
-        return invalid_because(RUSH_REASON_SKU_DEF);
-    const struct sku_state *sku = shard__sku(shard, def->id);
-    if (sku == NULL)
-        return verdict_of(shard->sku_count >= shard->limits.skus_max ? RUSH_BUSY : RUSH_OK);
-    if (sku->groups_open > 0 && def->group_size != sku->def.group_size)
-        return invalid_because(RUSH_REASON_SKU_DEF);
+    rush_key mine = rush_key_pair((uint64_t)(sku - shard->skus) + 1, 0);
+    for (uint32_t s = 0; s < shard->user_limits.slot_count; s++) {
+        const struct limit_entry *entry = rush_table_slot(&shard->user_limits, s);
+        if (entry != NULL && memcmp(entry->key.bytes + 8, mine.bytes + 8, 8) == 0 &&
+            entry->held > qty_max)
+            return true;
+    }
+    return false;
+}
+
+static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
+                                           const struct sku_state *sku, const struct rush_sku *def)
+{
+    if (def->group_size != sku->def.group_size && sku_has_groups(shard, sku))
+        return invalid_because(RUSH_REASON_SKU_HAS_GROUPS);
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
         return invalid_because(RUSH_REASON_BELOW_RESERVED);
+    if (def->virtual_budget < sku->virtual_used)
+        return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
+    if (def->user_qty_max < sku->def.user_qty_max &&
+        sku_user_holds_over(shard, sku, def->user_qty_max))
+        return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
     return verdict_of(RUSH_OK);
 }
 
-void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
+/* The verdict on `put`, and in `def` the definition to log when it is ok. */
+static struct verdict sku_put_verdict(const struct rush_shard *shard, const struct rush_sku *put,
+                                      struct rush_sku *def)
+{
+    if (put->pad != 0 || (put->fields & ~RUSH_SKU_FIELDS_ALL) != 0)
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    bool whole = rush_sku_fields_missing(put) == 0;
+    if (whole && rush_sku_check(put, NULL, 0) < 0) /* a whole put is valid on its own */
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    const struct sku_state *sku = shard__sku(shard, put->id);
+    if (sku == NULL) {
+        if (!whole)
+            return invalid_because(RUSH_REASON_SKU_DEF);
+        struct rush_sku blank = {.id = put->id};
+        *def = put->fields == 0 ? *put : rush_sku_merge(&blank, 0, put);
+        def->fields = 0;
+        RUSH_ASSERT(rush_sku_check(def, NULL, 0) == 0);
+        return verdict_of(shard->sku_count >= shard->limits.skus_max ? RUSH_BUSY : RUSH_OK);
+    }
+    *def = rush_sku_merge(&sku->def, sku->stock_total, put);
+    if (rush_sku_check(def, NULL, 0) < 0)
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    return sku_live_put_verdict(shard, sku, def);
+}
+
+void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *put,
                         struct rush_result *result)
 {
     memset(result, 0, sizeof(*result));
-    struct verdict verdict = sku_put_verdict(shard, sku);
+    struct rush_sku def;
+    struct verdict verdict = sku_put_verdict(shard, put, &def);
     result->outcome = verdict.outcome;
     result->reason = verdict.reason;
     if (verdict.outcome != RUSH_OK)
         return;
     if (shard->event_count + 1 + RUSH_SKU_PUT_PARTS > shard->limits.events_buffer_max)
         shard__flush(shard);
-    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SKU_PUT, .sku_id = sku->id});
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SKU_PUT, .sku_id = def.id});
     for (uint32_t part = 0; part < RUSH_SKU_PUT_PARTS; part++) {
         struct rush_event event = {.type = RUSH_EV_SKU_PART, .qty = part};
         size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;
-        size_t bytes = sizeof(*sku) - offset;
-        memcpy(event.payload, (const uint8_t *)sku + offset,
+        size_t bytes = sizeof(def) - offset;
+        memcpy(event.payload, (const uint8_t *)&def + offset,
                bytes < RUSH_SKU_PART_BYTES ? bytes : RUSH_SKU_PART_BYTES);
         shard__emit(shard, &event);
     }
-    const struct sku_state *state = shard__sku(shard, sku->id);
+    const struct sku_state *state = shard__sku(shard, def.id);
     result->remaining = state->available;
-    if (sku->unlimited)
+    if (def.unlimited)
         result->flags |= RUSH_RESULT_UNLIMITED;
 }
 

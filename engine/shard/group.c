@@ -1,8 +1,14 @@
 /*
- * group.c — the group-buy machine: seats, completion, and the deadline policy.
+ * group.c — group records: the open-group buckets, seats, the join_any choice, and the deadline
+ * policy (how long a group stays open, what fills it at its deadline).
  *
  * Workload: Pinduoduo-style groups of N (2..64) buyers on a SKU; join_any packs joiners into the
  * open group closest to full, then oldest, so groups fill fast and few expire.
+ *
+ * Layering: this file is the bottom of the shard's three. It reads and writes group records and
+ * answers questions about them; it emits no events and calls nothing in shard.c or decide.c.
+ * shard.c's apply (the only mutator) calls it to open, seat and close groups; decide.c calls it
+ * to choose a group; both emit the events.
  *
  *                 seat N taken                       deadline, policy fills it
  *   open (1..N-1 seats) ---------> completed <--------------------------------+
@@ -10,18 +16,40 @@
  *        +-- deadline ----------------------------------------------- open ---+
  *                                    \--- policy cannot fill ---> failed
  *
- * | transition               | decided by         | events                                   |
- * |--------------------------|--------------------|------------------------------------------|
- * | (none) -> open           | group__open        | GROUP_OPENED (group + leader seat)       |
- * | open -> open (seat)      | group__join[_any]  | ORDER_RESERVED with group id             |
- * | open -> completed        | complete()         | ORDER_CONFIRMED per member, COMPLETED    |
- * | open -> failed           | fail()             | ORDER_RELEASED + REFUND_DUE per member, FAILED
- * |
+ * | transition          | decided by                  | applied by      | events                  |
+ * |---------------------|-----------------------------|-----------------|-------------------------|
+ * | (none) -> open      | decide.c open_group         | group__opened   | GROUP_OPENED (+ leader) |
+ * | open -> open (seat) | decide.c take_seat          | group__seat_add | ORDER_RESERVED + group  |
+ * | open -> completed   | shard__group_complete: the  | group__closed   | ORDER_CONFIRMED each    |
+ * |                     | N-th seat, or the deadline  |                 | member, GROUP_COMPLETED |
+ * |                     | with virtual seats          |                 |                         |
+ * | open -> failed      | shard__group_settle at the  | group__closed   | ORDER_RELEASED and      |
+ * |                     | deadline                    |                 | REFUND_DUE each member, |
+ * |                     |                             |                 | GROUP_FAILED            |
  *
  * Invariants: a seat is taken in one applied event, so a group never exceeds N; completion
  * confirms every member in the same decision as the N-th seat; the deadline is fixed at open.
  * Seats hold stock from the moment they are taken (stock reserved at join); a seat's order has no
- * pay TTL of its own (the money is taken at join), and only its group confirms or releases it.
+ * pay TTL of its own (the money is taken at join, and the seat records that amount), and only its
+ * group confirms or releases it.
+ *
+ * The deadline policy (proto/PROTOCOL.md section 4.1 says the same to clients):
+ *   - A group's deadline is min(open time + group_ttl, the sale window's end), fixed at open. A
+ *     group is open for joins in [open, deadline): a join decided at or after the deadline's
+ *     nanosecond is refused (group_closed), even before the timer wheel's tick has settled it.
+ *     Capping rather than letting joins run past the end protects the buyer's money: the sale's
+ *     end is when every buyer can count on knowing the outcome, no money is taken for a seat
+ *     after the sale ended, and a leader who opens a second before the end has their money back
+ *     (or their group virtually completed) at the end instead of held for a whole TTL in a group
+ *     nobody may join. query_group shows the leader the capped deadline.
+ *   - A pause stops all new money for the SKU: group_open, group_join and join_any answer
+ *     `paused`. Open groups keep their deadline (it is the promise of how long a seat's money is
+ *     held, and a pause has no known end); one whose deadline passes during the pause completes
+ *     by its virtual policy or fails and refunds, as at any deadline.
+ *   - At groups_open_max open groups, group_open and a join_any that would open answer
+ *     `group_full` (no room for another group: join one), a business outcome, not remembered
+ *     (it changed nothing: decide.c rule 1); a full shard group table (groups_max) is capacity
+ *     and answers `busy`.
  *
  * Open groups of a SKU sit in bucket k by seats taken, oldest (lowest index) first; the walk to
  * keep a bucket sorted is bounded by the SKU's groups_open_max.
@@ -31,7 +59,7 @@
 #include "rush/assert.h"
 #include "shard_internal.h"
 
-void group__bucket_remove(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index)
+static void bucket_remove(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index)
 {
     struct group *group = &shard->groups[group_index];
     uint32_t k = group->seats;
@@ -47,7 +75,7 @@ void group__bucket_remove(struct rush_shard *shard, struct sku_state *sku, uint3
     group->bucket_prev = group->bucket_next = NONE;
 }
 
-void group__bucket_insert(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index)
+static void bucket_insert(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index)
 {
     struct group *group = &shard->groups[group_index];
     uint32_t k = group->seats;
@@ -68,8 +96,67 @@ void group__bucket_insert(struct rush_shard *shard, struct sku_state *sku, uint3
         shard->groups[before].bucket_prev = group_index;
 }
 
-static bool user_in_group(const struct rush_shard *shard, const struct group *group,
-                          uint64_t user_id)
+/* The deadline of a group opened now: its TTL, capped at the end of the sale window. */
+int64_t group__deadline_for(const struct sku_state *sku, int64_t now_ns)
+{
+    RUSH_ASSERT(sku->def.group_ttl_ns > 0 && now_ns < sku->def.end_ns);
+    int64_t deadline = now_ns + sku->def.group_ttl_ns;
+    return deadline < sku->def.end_ns ? deadline : sku->def.end_ns;
+}
+
+/* Apply: a new open group with no seat yet (its leader's seat is applied next). */
+void group__opened(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index,
+                   int64_t deadline_ns)
+{
+    RUSH_ASSERT(group_index >= 1 && group_index <= shard->limits.groups_max);
+    shard->groups[group_index] = (struct group){.deadline_ns = deadline_ns,
+                                                .sku_index = (uint32_t)(sku - shard->skus),
+                                                .member_first = NONE,
+                                                .member_last = NONE,
+                                                .bucket_prev = NONE,
+                                                .bucket_next = NONE,
+                                                .state = RUSH_GROUP_OPEN};
+    sku->groups_open++;
+    rush_timer_wheel_add(&shard->timers, group_timer_handle(shard, group_index), deadline_ns);
+}
+
+/* Apply: order `order_index` takes the next seat; the group moves up one bucket. */
+void group__seat_add(struct rush_shard *shard, uint32_t group_index, uint32_t order_index)
+{
+    struct group *group = &shard->groups[group_index];
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN && group->seats < sku->def.group_size);
+    if (group->seats > 0)
+        bucket_remove(shard, sku, group_index);
+    if (group->member_last == NONE)
+        group->member_first = order_index;
+    else
+        shard->orders[group->member_last].member_next = order_index;
+    group->member_last = order_index;
+    group->seats++;
+    if (group->seats < sku->def.group_size)
+        bucket_insert(shard, sku, group_index);
+}
+
+/* Apply: the group completes (with `virtual_seats` virtual buyers) or fails. */
+void group__closed(struct rush_shard *shard, uint32_t group_index, uint8_t state,
+                   uint32_t virtual_seats)
+{
+    struct group *group = &shard->groups[group_index];
+    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN);
+    RUSH_ASSERT(state == RUSH_GROUP_COMPLETED || state == RUSH_GROUP_FAILED);
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    if (group->seats < sku->def.group_size)
+        bucket_remove(shard, sku, group_index);
+    group->state = state;
+    sku->groups_open--;
+    if (state == RUSH_GROUP_COMPLETED) {
+        group->virtual_seats = (uint8_t)virtual_seats;
+        sku->virtual_used += virtual_seats;
+    }
+}
+
+bool group__has_user(const struct rush_shard *shard, const struct group *group, uint64_t user_id)
 {
     uint32_t seen = 0;
     for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
@@ -79,149 +166,32 @@ static bool user_in_group(const struct rush_shard *shard, const struct group *gr
     return false;
 }
 
-/* A member event for the publisher: no key, no op; the decision's first event carried those. */
-static struct rush_event member_event(const struct rush_shard *shard, uint8_t type,
-                                      uint32_t order_index, uint64_t group_id)
-{
-    const struct order *order = &shard->orders[order_index];
-    const struct sku_state *sku = &shard->skus[order->sku_index];
-    return (struct rush_event){.type = type,
-                               .qty = order->qty,
-                               .order_id = order_id_of(shard, order_index),
-                               .group_id = group_id,
-                               .sku_id = sku->def.id,
-                               .user_id = order->user_id,
-                               .amount = shard__price_of(sku, order->qty)};
-}
-
-static void complete(struct rush_shard *shard, uint32_t group_index, uint32_t virtual_seats)
-{
-    const struct group *group = &shard->groups[group_index];
-    uint64_t group_id = group_id_of(shard, group_index);
-    uint32_t seen = 0;
-    for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
-         o = shard->orders[o].member_next, seen++) {
-        struct rush_event event = member_event(shard, RUSH_EV_ORDER_CONFIRMED, o, group_id);
-        shard__emit(shard, &event);
-    }
-    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_COMPLETED,
-                                            .qty = virtual_seats,
-                                            .group_id = group_id,
-                                            .sku_id = shard->skus[group->sku_index].def.id});
-}
-
-static void fail(struct rush_shard *shard, uint32_t group_index)
-{
-    const struct group *group = &shard->groups[group_index];
-    uint64_t group_id = group_id_of(shard, group_index);
-    uint32_t seen = 0;
-    for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
-         o = shard->orders[o].member_next, seen++) {
-        struct rush_event event = member_event(shard, RUSH_EV_ORDER_RELEASED, o, group_id);
-        shard__emit(shard, &event);
-        event.type = RUSH_EV_REFUND_DUE;
-        shard__emit(shard, &event);
-    }
-    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_FAILED,
-                                            .group_id = group_id,
-                                            .sku_id = shard->skus[group->sku_index].def.id});
-}
-
-struct verdict group__open(struct rush_shard *shard, const struct rush_request *request,
-                           struct sku_state *sku)
-{
-    struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
-    if (verdict.outcome != RUSH_OK)
-        return verdict;
-    if (sku->groups_open >= sku->def.groups_open_max ||
-        shard->group_count >= shard->limits.groups_max)
-        return verdict_of(RUSH_BUSY);
-    struct rush_event event = decide__event(request, RUSH_EV_GROUP_OPENED);
-    event.qty = 1;
-    event.group_id = group_id_of(shard, shard->group_count + 1);
-    event.order_id = shard__next_order_id(shard);
-    event.amount = shard->now_ns + sku->def.group_ttl_ns; /* the deadline, fixed at open */
-    shard__emit(shard, &event);
-    return verdict_of(RUSH_OK);
-}
-
-/* Takes a seat for the requester in an open group (checks done); completes it when full. */
-static struct verdict take_seat(struct rush_shard *shard, const struct rush_request *request,
-                                uint32_t group_index)
-{
-    struct group *group = &shard->groups[group_index];
-    struct sku_state *sku = &shard->skus[group->sku_index];
-    struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
-    event.qty = 1;
-    event.sku_id = sku->def.id;
-    event.group_id = group_id_of(shard, group_index);
-    event.order_id = shard__next_order_id(shard);
-    event.amount = shard__price_of(sku, 1);
-    shard__emit(shard, &event);
-    if (group->seats == sku->def.group_size)
-        complete(shard, group_index, 0);
-    return verdict_of(RUSH_OK);
-}
-
-struct verdict group__join(struct rush_shard *shard, const struct rush_request *request)
-{
-    const struct group *group = shard__group(shard, request->target_id);
-    if (group == NULL)
-        return verdict_of(RUSH_UNKNOWN_GROUP);
-    struct sku_state *sku = &shard->skus[group->sku_index];
-    struct verdict verdict = decide__sale_window(shard, sku);
-    if (verdict.outcome != RUSH_OK)
-        return verdict;
-    if (group->state != RUSH_GROUP_OPEN)
-        return verdict_of(RUSH_GROUP_CLOSED);
-    if (group->seats >= sku->def.group_size)
-        return verdict_of(RUSH_GROUP_FULL);
-    if (user_in_group(shard, group, request->user_id))
-        return verdict_of(RUSH_ALREADY_IN_GROUP);
-    verdict = decide__can_hold(shard, sku, request->user_id, 1);
-    if (verdict.outcome != RUSH_OK)
-        return verdict;
-    return take_seat(shard, request, (uint32_t)(group - shard->groups));
-}
-
-/* The open group closest to full, then oldest, that the user is not in; NONE if there is none. */
-static uint32_t best_group(const struct rush_shard *shard, const struct sku_state *sku,
-                           uint64_t user_id)
+/*
+ * join_any's choice: the open group closest to full, then oldest, that the user is not in and
+ * whose deadline has not passed (one past it waits for its timer to settle it); NONE if none.
+ */
+uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku, uint64_t user_id)
 {
     uint32_t visited = 0;
     for (uint32_t k = sku->def.group_size - 1; k >= 1; k--) {
         for (uint32_t g = sku->bucket_head[k]; g != NONE && visited <= sku->groups_open;
-             g = shard->groups[g].bucket_next, visited++)
-            if (!user_in_group(shard, &shard->groups[g], user_id))
+             g = shard->groups[g].bucket_next, visited++) {
+            const struct group *group = &shard->groups[g];
+            if (group->deadline_ns > shard->now_ns && !group__has_user(shard, group, user_id))
                 return g;
+        }
     }
     return NONE;
 }
 
-struct verdict group__join_any(struct rush_shard *shard, const struct rush_request *request)
-{
-    struct sku_state *sku = shard__sku(shard, request->sku_id);
-    if (sku == NULL)
-        return verdict_of(RUSH_UNKNOWN_SKU);
-    if (sku->def.group_size == 0)
-        return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
-    struct verdict verdict = decide__sale_window(shard, sku);
-    if (verdict.outcome == RUSH_OK)
-        verdict = decide__can_hold(shard, sku, request->user_id, 1);
-    if (verdict.outcome != RUSH_OK)
-        return verdict;
-    uint32_t group_index = best_group(shard, sku, request->user_id);
-    if (group_index == NONE)
-        return group__open(shard, request, sku);
-    return take_seat(shard, request, group_index);
-}
-
-/* The deadline: complete with virtual seats if the policy and the budget allow, else fail. */
-void group__deadline(struct rush_shard *shard, uint32_t group_index)
+/*
+ * The deadline policy: how many virtual seats complete the group, or -1 when it fails (no
+ * policy, over the SKU's virtual budget, or more empty seats than AT_MOST allows).
+ */
+int64_t group__virtual_fill(const struct rush_shard *shard, uint32_t group_index)
 {
     const struct group *group = &shard->groups[group_index];
-    if (group->state != RUSH_GROUP_OPEN)
-        return; /* it completed before its deadline */
+    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN);
     const struct sku_state *sku = &shard->skus[group->sku_index];
     uint32_t missing = sku->def.group_size - group->seats;
     bool budget_allows = (uint64_t)sku->virtual_used + missing <= sku->def.virtual_budget;
@@ -236,8 +206,5 @@ void group__deadline(struct rush_shard *shard, uint32_t group_index)
         fill = budget_allows && missing <= sku->def.virtual_seats_max;
         break;
     }
-    if (fill)
-        complete(shard, group_index, missing);
-    else
-        fail(shard, group_index);
+    return fill ? (int64_t)missing : -1;
 }

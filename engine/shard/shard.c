@@ -2,7 +2,7 @@
  * shard.c — the shard's life cycle, its single mutator (apply), queries, check and digest.
  * The header shard.h states the workload and invariants; shard_internal.h the records.
  *
- * Order states and the events that move them (applied here, decided in decide.c / group.c):
+ * Order states and the events that move them (applied here, decided in decide.c and by timers):
  *
  *                  ORDER_CONFIRMED
  *   (none) --ORDER_RESERVED--> reserved ------------> confirmed
@@ -10,6 +10,16 @@
  *                                 \----ORDER_EXPIRED----> expired    (pay TTL)
  *
  * A GROUP_OPENED event creates the group and its leader's seat (an order in `reserved`).
+ *
+ * An order's amount (what its buyer pays) is fixed by its ORDER_RESERVED event (a leader's seat:
+ * its GROUP_OPENED event, at the price then) and every later event about the order carries that
+ * amount, whatever the SKU's price has become since.
+ *
+ * Timers decide too: a pay TTL running out expires its order, a group's deadline completes or
+ * fails it. Those events carry op 0 and are emitted here (shard__order_expire,
+ * shard__group_settle) at the first batch whose time has passed the deadline's tick, or earlier by
+ * a decision (decide.c) that finds the deadline passed at its own nanosecond. Group records and
+ * their buckets belong to group.c, which this file calls and which calls nothing here.
  *
  * Slots: an order that leaves `reserved` joins the retired list (retire()); a later reservation
  * takes the list's head slot once it has been ended for policy.retain_ns (its pay timer was
@@ -245,20 +255,15 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
             shard__flush(shard);
         uint32_t handle = shard->due[i];
         if (handle <= shard->limits.orders_max) {
-            struct order *order = &shard->orders[handle];
-            if (order->state != RUSH_ORDER_RESERVED)
-                continue; /* a guard: an order that ended had its timer cancelled (retire) */
-            struct sku_state *sku = &shard->skus[order->sku_index];
-            shard__emit(shard, &(struct rush_event){
-                                   .type = RUSH_EV_ORDER_EXPIRED,
-                                   .qty = order->qty,
-                                   .order_id = order_id_of(shard, handle),
-                                   .sku_id = sku->def.id,
-                                   .user_id = order->user_id,
-                                   .amount = shard__price_of(sku, order->qty),
-                               });
+            if (shard->orders[handle].state != RUSH_ORDER_RESERVED)
+                continue; /* confirmed or cancelled before its TTL: a guard: retire() cancelled its
+                             timer */
+            shard__order_expire(shard, handle);
         } else {
-            group__deadline(shard, handle - shard->limits.orders_max - 1);
+            uint32_t group_index = handle - shard->limits.orders_max - 1;
+            if (shard->groups[group_index].state != RUSH_GROUP_OPEN)
+                continue; /* it completed, or a decision settled it, before its timer */
+            shard__group_settle(shard, group_index);
         }
         count_one(&shard->stats.timers_fired);
     }
@@ -267,6 +272,79 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
 void rush_shard_end(struct rush_shard *shard)
 {
     shard__flush(shard);
+}
+
+/* ---- timer-decided events ------------------------------------------------------------------ */
+
+/* An event about order `order_index` for the publisher: who, what, and the amount it recorded. */
+static struct rush_event order_event_of(const struct rush_shard *shard, uint8_t type,
+                                        uint32_t order_index)
+{
+    const struct order *order = &shard->orders[order_index];
+    const struct sku_state *sku = &shard->skus[order->sku_index];
+    return (struct rush_event){
+        .type = type,
+        .qty = order->qty,
+        .order_id = order_id_of(shard, order_index),
+        .group_id = order->group_index == NONE ? 0 : group_id_of(shard, order->group_index),
+        .sku_id = sku->def.id,
+        .user_id = order->user_id,
+        .amount = order->amount_fen};
+}
+
+/* The pay TTL of a reserved order ran out: its stock returns. */
+void shard__order_expire(struct rush_shard *shard, uint32_t order_index)
+{
+    RUSH_ASSERT(shard->orders[order_index].state == RUSH_ORDER_RESERVED);
+    RUSH_ASSERT(shard->orders[order_index].group_index == NONE);
+    struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_EXPIRED, order_index);
+    shard__emit(shard, &event);
+}
+
+void shard__group_complete(struct rush_shard *shard, uint32_t group_index, uint32_t virtual_seats,
+                           uint8_t op)
+{
+    const struct group *group = &shard->groups[group_index];
+    uint32_t seen = 0;
+    for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
+         o = shard->orders[o].member_next, seen++) {
+        struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_CONFIRMED, o);
+        event.op = op;
+        shard__emit(shard, &event);
+    }
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_COMPLETED,
+                                            .op = op,
+                                            .qty = virtual_seats,
+                                            .group_id = group_id_of(shard, group_index),
+                                            .sku_id = shard->skus[group->sku_index].def.id});
+}
+
+/* Every seat is released and its money (taken at join) is due back. */
+static void group_fail(struct rush_shard *shard, uint32_t group_index)
+{
+    const struct group *group = &shard->groups[group_index];
+    uint32_t seen = 0;
+    for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
+         o = shard->orders[o].member_next, seen++) {
+        struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_RELEASED, o);
+        shard__emit(shard, &event);
+        event.type = RUSH_EV_REFUND_DUE;
+        shard__emit(shard, &event);
+    }
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_FAILED,
+                                            .group_id = group_id_of(shard, group_index),
+                                            .sku_id = shard->skus[group->sku_index].def.id});
+}
+
+/* A group's deadline: complete with virtual seats if the policy and the budget allow, else fail. */
+void shard__group_settle(struct rush_shard *shard, uint32_t group_index)
+{
+    RUSH_ASSERT(shard->groups[group_index].state == RUSH_GROUP_OPEN);
+    int64_t virtual_seats = group__virtual_fill(shard, group_index);
+    if (virtual_seats >= 0)
+        shard__group_complete(shard, group_index, (uint32_t)virtual_seats, RUSH_OP_NONE);
+    else
+        group_fail(shard, group_index);
 }
 
 /* ---- apply: the only code that changes state --------------------------------------------- */
@@ -344,23 +422,6 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     retire(shard, order);
 }
 
-static void seat_add(struct rush_shard *shard, uint32_t group_index, uint32_t order_index)
-{
-    struct group *group = &shard->groups[group_index];
-    struct sku_state *sku = &shard->skus[group->sku_index];
-    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN && group->seats < sku->def.group_size);
-    if (group->seats > 0)
-        group__bucket_remove(shard, sku, group_index);
-    if (group->member_last == NONE)
-        group->member_first = order_index;
-    else
-        shard->orders[group->member_last].member_next = order_index;
-    group->member_last = order_index;
-    group->seats++;
-    if (group->seats < sku->def.group_size)
-        group__bucket_insert(shard, sku, group_index);
-}
-
 static void apply_reserved(struct rush_shard *shard, const struct rush_event *event)
 {
     struct sku_state *sku = shard__sku(shard, event->sku_id);
@@ -374,7 +435,9 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
         shard->order_count = (uint32_t)index;
     }
     struct order *order = &shard->orders[index];
+    RUSH_ASSERT(event->amount >= 0);
     *order = (struct order){.user_id = event->user_id,
+                            .amount_fen = event->amount,
                             .sku_index = (uint32_t)(sku - shard->skus),
                             .qty = event->qty,
                             .group_index = NONE,
@@ -385,7 +448,7 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
     take_stock(shard, sku, event->user_id, event->qty, event->group_id == 0);
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
-        seat_add(shard, order->group_index, (uint32_t)index);
+        group__seat_add(shard, order->group_index, (uint32_t)index);
     } else if (sku->def.pay_ttl_ns > 0) {
         rush_timer_wheel_add(&shard->timers, (uint32_t)index, shard->now_ns + sku->def.pay_ttl_ns);
     }
@@ -398,15 +461,7 @@ static void apply_group_opened(struct rush_shard *shard, const struct rush_event
     RUSH_ASSERT(sku != NULL && index == (uint64_t)shard->group_count + 1);
     RUSH_ASSERT(index <= shard->limits.groups_max);
     shard->group_count = (uint32_t)index;
-    shard->groups[index] = (struct group){.deadline_ns = event->amount,
-                                          .sku_index = (uint32_t)(sku - shard->skus),
-                                          .member_first = NONE,
-                                          .member_last = NONE,
-                                          .bucket_prev = NONE,
-                                          .bucket_next = NONE,
-                                          .state = RUSH_GROUP_OPEN};
-    sku->groups_open++;
-    rush_timer_wheel_add(&shard->timers, group_timer_handle(shard, (uint32_t)index), event->amount);
+    group__opened(shard, sku, (uint32_t)index, event->amount);
     struct rush_event seat = *event;
     seat.type = RUSH_EV_ORDER_RESERVED;
     seat.amount = shard__price_of(sku, event->qty);
@@ -417,16 +472,9 @@ static void apply_group_closed(struct rush_shard *shard, const struct rush_event
                                uint8_t state)
 {
     struct group *group = shard__group(shard, event->group_id);
-    RUSH_ASSERT(group != NULL && group->state == RUSH_GROUP_OPEN);
-    struct sku_state *sku = &shard->skus[group->sku_index];
-    if (group->seats < sku->def.group_size)
-        group__bucket_remove(shard, sku, (uint32_t)(group - shard->groups));
-    group->state = state;
-    sku->groups_open--;
-    if (state == RUSH_GROUP_COMPLETED) {
-        group->virtual_seats = (uint8_t)event->qty;
-        sku->virtual_used += event->qty;
-    }
+    RUSH_ASSERT(group != NULL);
+    group__closed(shard, (uint32_t)(group - shard->groups), state,
+                  state == RUSH_GROUP_COMPLETED ? event->qty : 0);
 }
 
 /* Makes an absent SKU, or redefines one: stock_total follows def.stock, never below held. */
@@ -462,6 +510,27 @@ static void apply_sku_part(struct rush_shard *shard, const struct rush_event *ev
         apply_sku_put(shard, &shard->sku_pending);
 }
 
+/*
+ * The state a decision leaves its order in (rush_result.state), known when its first event is
+ * applied so that replay rebuilds the same entry: a seat that fills its group, and a reservation
+ * of a SKU without a pay TTL, are confirmed by the events that follow in the same decision.
+ */
+static uint8_t decided_state(const struct rush_shard *shard, const struct rush_event *event)
+{
+    const struct order *order = shard__order(shard, event->order_id);
+    if (order == NULL)
+        return RUSH_ORDER_NONE;
+    if (order->state != RUSH_ORDER_RESERVED)
+        return order->state;
+    const struct sku_state *sku = &shard->skus[order->sku_index];
+    if (order->group_index != NONE)
+        return shard->groups[order->group_index].seats == sku->def.group_size ? RUSH_ORDER_CONFIRMED
+                                                                              : RUSH_ORDER_RESERVED;
+    if (event->type == RUSH_EV_ORDER_RESERVED && sku->def.pay_ttl_ns == 0)
+        return RUSH_ORDER_CONFIRMED;
+    return RUSH_ORDER_RESERVED;
+}
+
 /* Makes room in the ring of other keys by forgetting its oldest when it is full. */
 static uint64_t ring_push(struct rush_shard *shard, const rush_key *key)
 {
@@ -492,6 +561,7 @@ static void remember_with_order(struct rush_shard *shard, const struct rush_even
     shard->end_answer = (struct key_entry){.key = event->key,
                                            .op = event->op,
                                            .outcome = RUSH_OK,
+                                           .state = order->state,
                                            .order_id = event->order_id,
                                            .remaining = order->end_remaining};
     shard->last_entry = &shard->end_answer;
@@ -526,6 +596,7 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
     entry->field_c = fields.c;
     entry->op = event->op;
     entry->outcome = event->outcome;
+    entry->state = decided_state(shard, event);
     entry->order_id = event->order_id;
     entry->ring_seq = ring_seq;
     const struct sku_state *sku = shard__sku(shard, event->sku_id);
@@ -601,11 +672,19 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         remember(shard, event);
 }
 
+/*
+ * Replay restores the timers from the log's times: the shard's clock follows the logged batch
+ * times (the recovering shard is created at time 0), so a pay deadline is the reserving batch's
+ * time + pay TTL and a group's the logged one, as they were live. Timers that fell due while the
+ * process was down stay in the wheel; the first rush_shard_begin after the start fires them, in
+ * deadline order, before it decides anything new.
+ */
 void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct rush_event *event)
 {
     if (time_ns > shard->now_ns)
         shard->now_ns = time_ns;
-    /* Timers were fired live and their events are in the log; advance without firing twice. */
+    /* Timers due by this batch's time were fired live, at the start of this batch or earlier, and
+     * their events are in the log: advance without firing twice. */
     rush_timer_wheel_advance(&shard->timers, shard->now_ns, shard->due);
     shard__apply(shard, event);
 }
@@ -618,6 +697,7 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
 {
     result->outcome = entry->outcome;
     result->reason = entry->reason;
+    result->state = entry->state;
     result->order_id = entry->order_id;
     result->remaining = entry->remaining;
     const struct order *order = shard__order(shard, entry->order_id);
@@ -780,6 +860,33 @@ static int check_keys(const struct rush_shard *shard, char *why, size_t why_size
     return 0;
 }
 
+/*
+ * Invariant 6: timers are state. An open group's deadline timer is scheduled at the group's
+ * deadline; only orders and groups that exist have scheduled timers. (A reserved order's pay timer
+ * is restored from the log's times, not recomputed: see rush_shard_apply.)
+ */
+static int check_timers(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    const struct rush_timer_wheel *wheel = &shard->timers;
+    uint32_t scheduled = 0;
+    for (uint32_t o = 1; o <= shard->order_count; o++)
+        scheduled += rush_timer_wheel_scheduled(wheel, o);
+    for (uint32_t g = 1; g <= shard->group_count; g++) {
+        const struct group *group = &shard->groups[g];
+        uint32_t handle = group_timer_handle(shard, g);
+        bool is_scheduled = rush_timer_wheel_scheduled(wheel, handle);
+        scheduled += is_scheduled;
+        CHECK(group->state != RUSH_GROUP_OPEN ||
+                  (is_scheduled && rush_timer_deadline(wheel, handle) == group->deadline_ns),
+              "group %u: open, but its deadline timer is %s", g,
+              is_scheduled ? "at another time" : "not scheduled");
+    }
+    CHECK(scheduled == wheel->scheduled_count,
+          "%u timers scheduled for existing orders and groups, the wheel holds %u", scheduled,
+          wheel->scheduled_count);
+    return 0;
+}
+
 int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
 {
     struct held_sums *sums = calloc(shard->sku_count + 1, sizeof(*sums));
@@ -801,6 +908,8 @@ int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
         rc = check_retired(shard, why, why_size);
     if (rc == 0)
         rc = check_keys(shard, why, why_size);
+    if (rc == 0)
+        rc = check_timers(shard, why, why_size);
     return rc;
 }
 
@@ -836,8 +945,39 @@ static void digest_orders(const struct rush_shard *shard, XXH3_state_t *state)
 }
 
 /*
+ * The pending timers, as (handle, deadline) pairs in handle order: every reserved order's pay
+ * timer and every open group's deadline. Timers of groups that have closed are left out: they
+ * are cancelled lazily (timer.h), and an idle pass takes them out of the wheel without logging
+ * anything, so a replica may still hold them. (An order's pay timer is cancelled when it ends.)
+ */
+static uint64_t timers_digest(const struct rush_shard *shard)
+{
+    const struct rush_timer_wheel *wheel = &shard->timers;
+    XXH3_state_t *state = XXH3_createState();
+    RUSH_ASSERT(state != NULL);
+    XXH3_64bits_reset(state);
+    for (uint32_t o = 1; o <= shard->order_count; o++) {
+        if (shard->orders[o].state != RUSH_ORDER_RESERVED || !rush_timer_wheel_scheduled(wheel, o))
+            continue;
+        int64_t pair[2] = {o, rush_timer_deadline(wheel, o)};
+        XXH3_64bits_update(state, pair, sizeof(pair));
+    }
+    for (uint32_t g = 1; g <= shard->group_count; g++) {
+        uint32_t handle = group_timer_handle(shard, g);
+        if (shard->groups[g].state != RUSH_GROUP_OPEN || !rush_timer_wheel_scheduled(wheel, handle))
+            continue;
+        int64_t pair[2] = {handle, rush_timer_deadline(wheel, handle)};
+        XXH3_64bits_update(state, pair, sizeof(pair));
+    }
+    uint64_t digest = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    return digest;
+}
+
+/*
  * The clock is left out: idle passes move it without deciding (or logging) anything, and it
- * only ever floors the next batch's time.
+ * only ever floors the next batch's time. The pending timers are in: a restart must restore
+ * them from the log's times, not restart them.
  */
 uint64_t rush_shard_digest(const struct rush_shard *shard)
 {
@@ -847,9 +987,10 @@ uint64_t rush_shard_digest(const struct rush_shard *shard)
     XXH3_64bits_update(state, shard->skus, sizeof(*shard->skus) * shard->sku_count);
     digest_orders(shard, state);
     XXH3_64bits_update(state, shard->groups, sizeof(*shard->groups) * (shard->group_count + 1));
-    uint64_t tables[6] = {table_digest(&shard->sku_ids),
+    uint64_t tables[7] = {table_digest(&shard->sku_ids),
                           table_digest(&shard->keys),
                           table_digest(&shard->user_limits),
+                          timers_digest(shard),
                           shard->retired_head,
                           shard->retired_tail,
                           shard->ring.seq_first};

@@ -24,6 +24,10 @@
  *      cancel that ended an order keeps its key in the order record instead (decide.c).
  *   5. Slots: every ended order is on the retired list once, in the order it ended, with no pay
  *      timer set; a slot is reused only from the head of that list, after policy.retain_ns.
+ *   6. Timers: an open group's deadline timer is scheduled at its deadline; only existing orders
+ *      and groups have timers. Pending timers (reserved orders' pay TTLs, open groups') are part
+ *      of the digest: a replay restores them from the logged batch times, never from the clock
+ *      of the restart.
  *
  * Thread: owned by one shard thread (the engine's) or by one test/recovery thread.
  */
@@ -43,7 +47,8 @@ struct rush_shard_config {
     struct rush_shard_limits limits;
     struct rush_shard_policy policy;
     uint64_t seed;    /* hash-table seed; decisions never depend on it */
-    int64_t start_ns; /* engine time at creation (the timer wheel's origin) */
+    int64_t start_ns; /* engine time at creation (the timer wheel's origin); 0 for a shard that
+                         will replay a log, whose clock then follows the logged batch times */
     rush_event_sink_fn sink;
     void *sink_context;
 };
@@ -72,7 +77,8 @@ void rush_shard_decide(struct rush_shard *shard, const struct rush_request *requ
 /* Decides requests[0..count) in order, as rush_shard_decide each, overlapping their lookups. */
 void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request *requests,
                              uint32_t count, struct rush_result *results);
-/* Creates or redefines a SKU (admin sku_put) in the open batch. */
+/* Creates a SKU from a whole definition, or changes the fields a put names on a live SKU
+ * (admin sku_put; the rules are in decide.c), in the open batch. */
 void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
                         struct rush_result *result);
 /* Closes the batch: hands the remaining events to the sink. */
@@ -81,7 +87,7 @@ void rush_shard_end(struct rush_shard *shard);
 /* Recovery: applies one logged event at its batch's time, as the live decision did. */
 void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct rush_event *event);
 
-/* Verifies invariants 1-4 by walking every table: O(state). 0, or RUSH_ECORRUPT with why. */
+/* Verifies invariants 1-5 by walking every table: O(state). 0, or RUSH_ECORRUPT with why. */
 RUSH_MUST_USE int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size);
 /* A digest of the whole state, independent of hash seeds and table layout. */
 uint64_t rush_shard_digest(const struct rush_shard *shard);

@@ -1,8 +1,12 @@
 /*
  * shard_internal.h — the shard's records, shared by its files:
- *   shard.c   life cycle, apply (the only mutator), queries, check, digest
- *   decide.c  requests -> events: validation and the order machine
- *   group.c   the group machine: seats, completion, deadline policy
+ *   decide.c  requests -> events: validation, the order machine and the group decisions
+ *   shard.c   life cycle, apply (the only mutator), timers and the events they decide, check,
+ *             digest
+ *   group.c   group records: open-group buckets, seats, the join_any choice, the deadline and
+ *             virtual-seat policy (pure: it emits nothing)
+ * Calls go one way, decide.c -> shard.c -> group.c (decide.c also calls group.c); group.c calls
+ * neither, so shard.c's apply can keep the buckets without a call loop.
  *
  * Records are indexed, not pointed to: an order's or group's index is the low bits of its id
  * (index 0 is never used), a SKU's index is its put order. Indexes are deterministic given the
@@ -17,6 +21,9 @@
 
 #define NONE UINT32_MAX
 #define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 2) /* a group failing */
+/* The most one decision emits: a join that finds its group's deadline passed settles it first
+ * (a release and a refund per seat, then group_failed) and then answers group_closed. */
+static_assert(2 * (RUSH_GROUP_SIZE_MAX - 1) + 1 + 1 <= EVENTS_PER_DECISION_MAX, "event room");
 #define TIMER_SLOTS 65536
 #define TIMER_TICK_NS 1000000 /* 1 ms */
 #define ID_INDEX_MASK ((UINT64_C(1) << 55) - 1)
@@ -43,6 +50,7 @@ struct sku_state {
  */
 struct order {
     uint64_t user_id;
+    int64_t amount_fen;    /* what its buyer pays, fixed at reservation (a seat: at join) */
     rush_key key;          /* the key of the decision that created it; removed with the slot */
     rush_key end_key;      /* the key of the confirm or cancel that ended it; zero otherwise */
     int64_t ended_ns;      /* engine time it left reserved; 0 while reserved */
@@ -56,7 +64,7 @@ struct order {
     uint8_t state;         /* enum rush_order_state */
     uint8_t end_op;        /* RUSH_OP_CONFIRM or RUSH_OP_CANCEL with end_key, else 0 */
 };
-static_assert(sizeof(struct order) == 80, "order record stays small");
+static_assert(sizeof(struct order) == 88, "order record stays small");
 
 struct group {
     int64_t deadline_ns;
@@ -85,7 +93,7 @@ struct key_entry {
     uint8_t op;
     uint8_t outcome;
     uint8_t reason;
-    uint8_t pad;
+    uint8_t state; /* the order's state the decision left (rush_result.state) */
     uint64_t order_id;
     int64_t remaining;
     uint64_t ring_seq;
@@ -211,15 +219,23 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event);
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
+/* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */
+void shard__order_expire(struct rush_shard *shard, uint32_t order_index);
+void shard__group_settle(struct rush_shard *shard, uint32_t group_index);
+/* Confirms every member and closes the group; `op` is the deciding request's (0: a timer). */
+void shard__group_complete(struct rush_shard *shard, uint32_t group_index, uint32_t virtual_seats,
+                           uint8_t op);
 
 /* group.c */
-struct verdict group__open(struct rush_shard *shard, const struct rush_request *request,
-                           struct sku_state *sku);
-struct verdict group__join(struct rush_shard *shard, const struct rush_request *request);
-struct verdict group__join_any(struct rush_shard *shard, const struct rush_request *request);
-void group__deadline(struct rush_shard *shard, uint32_t group_index);
-void group__bucket_remove(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index);
-void group__bucket_insert(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index);
+int64_t group__deadline_for(const struct sku_state *sku, int64_t now_ns);
+void group__opened(struct rush_shard *shard, struct sku_state *sku, uint32_t group_index,
+                   int64_t deadline_ns);
+void group__seat_add(struct rush_shard *shard, uint32_t group_index, uint32_t order_index);
+void group__closed(struct rush_shard *shard, uint32_t group_index, uint8_t state,
+                   uint32_t virtual_seats);
+bool group__has_user(const struct rush_shard *shard, const struct group *group, uint64_t user_id);
+uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku, uint64_t user_id);
+int64_t group__virtual_fill(const struct rush_shard *shard, uint32_t group_index);
 
 /* decide.c */
 struct verdict decide__sale_window(const struct rush_shard *shard, const struct sku_state *sku);

@@ -2,6 +2,8 @@
  * shard_log.c — see shard_log.h for the workload, states and invariants.
  */
 #include "shard_log.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,7 +24,7 @@ int rush_shard_log_init(struct rush_shard_log *log, uint32_t capacity, rush_even
     if (log->held == NULL)
         return -ENOMEM;
     log->capacity = capacity;
-    atomic_init(&log->durable_lsn, 0);
+    atomic_init(&log->synced_lsn, 0);
     atomic_init(&log->retain_lsn, UINT64_MAX);
     log->user_sink = user_sink;
     log->user_context = user_context;
@@ -129,7 +131,7 @@ int rush_shard_log_open(struct rush_shard_log *log, struct rush_shard *shard,
         wal_config.buffer_bytes_max = (uint32_t)wal_config.segment_bytes;
     rc = rush_wal_open(&wal_config, recovery.segment_count ? &recovery : NULL, &log->wal);
     if (rc == 0)
-        atomic_store(&log->durable_lsn, rush_wal_durable_lsn(log->wal));
+        atomic_store(&log->synced_lsn, rush_wal_synced_lsn(log->wal));
     if (rc < 0)
         snprintf(why, why_size, "shard %u: cannot open the log in %s: %s", shard_index,
                  config->data_dir, rush_strerror(rc));
@@ -187,8 +189,20 @@ static bool durable_up_to(struct rush_shard_log *log, uint64_t lsn, bool wait)
         log->error = rush_wal_error(log->wal, NULL);
         return true;
     }
-    atomic_store_explicit(&log->durable_lsn, (uint64_t)durable, memory_order_release);
+    atomic_store_explicit(&log->synced_lsn, rush_wal_synced_lsn(log->wal), memory_order_release);
     return (uint64_t)durable >= lsn;
+}
+
+void rush_shard_log_poll(struct rush_shard_log *log)
+{
+    if (log->wal == NULL || log->error != 0 ||
+        rush_wal_synced_lsn(log->wal) == rush_wal_appended_lsn(log->wal))
+        return;
+    if (rush_wal_poll(log->wal, false) < 0) {
+        log->error = rush_wal_error(log->wal, NULL);
+        return;
+    }
+    atomic_store_explicit(&log->synced_lsn, rush_wal_synced_lsn(log->wal), memory_order_release);
 }
 
 void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status)
@@ -220,9 +234,7 @@ int rush_shard_log_error(const struct rush_shard_log *log, const char **why)
 
 static int64_t monotonic_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 /* Waits until an fdatasync covers `lsn`; bounded by SNAPSHOT_SYNC_WAIT_NS. */
@@ -263,8 +275,8 @@ int rush_shard_log_snapshot(struct rush_shard_log *log, const struct rush_shard 
     uint64_t retain = atomic_load_explicit(&log->retain_lsn, memory_order_acquire);
     rc = rush_wal_remove_below(log->dir, log->shard_index, retain < lsn + 1 ? retain : lsn + 1);
     if (rc < 0) { /* the snapshot stands; the segments are only kept longer than needed */
-        fprintf(stderr, "rush: shard %u: removing segments below lsn %lu: %s\n", log->shard_index,
-                lsn + 1, rush_strerror(rc));
+        rush_log(RUSH_LOG_WARN, "rush: shard %u: removing segments below lsn %lu: %s",
+                 log->shard_index, lsn + 1, rush_strerror(rc));
     }
     log->snapshot_ns_last = (uint64_t)(monotonic_ns() - start_ns);
     return 0;
@@ -275,7 +287,7 @@ void rush_shard_log_close(struct rush_shard_log *log)
     if (log->wal != NULL) {
         int rc = rush_wal_close(log->wal);
         if (rc < 0 && log->error == 0)
-            fprintf(stderr, "rush: closing the log: %s\n", rush_strerror(rc));
+            rush_log(RUSH_LOG_ERROR, "rush: closing the log: %s", rush_strerror(rc));
         log->wal = NULL;
     }
     free(log->held);

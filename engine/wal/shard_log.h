@@ -20,9 +20,14 @@
  *   1. Held lsns never decrease, so release in hold order is release in lsn order.
  *   2. Once the WAL has failed, the log stays failed and every item is released failed.
  *   3. Without a WAL (memory-only engine) an item is released as soon as it is held.
- *   4. durable_lsn only grows, and every batch up to it is durable in the configured mode; the
- *      shard keeps polling while batches are appended and not durable, held items or not (timer
- *      decisions on an idle tick hold none), so durable_lsn catches up without new requests.
+ *   4. synced_lsn only grows, and every batch up to it is fdatasync'ed; the shard keeps polling
+ *      while batches are appended and not durable, held items or not (timer decisions on an idle
+ *      tick hold none), and polls on every idle tick (rush_shard_log_poll: the async mode's flush
+ *      timer), so synced_lsn catches up without new requests.
+ *   5. Only batches up to synced_lsn are handed to readers that publish (rush_engine_durable_lsn):
+ *      nothing published can be lost to a crash or a power loss and cut as a torn tail, so a
+ *      stream sequence number is never given to two different events. In async mode replies go
+ *      at write, the stream at fdatasync (within flush_interval_ms, or the next idle tick).
  *
  * Thread: the shard's (open and replay run on the creating thread before the shard's starts).
  */
@@ -59,8 +64,8 @@ struct rush_shard_log {
     uint64_t snapshot_lsn;     /* of the last snapshot loaded or written (0: none) */
     uint64_t snapshot_ns_last; /* how long the last snapshot write blocked the shard */
     /* For readers of the log files on other threads (the publisher): */
-    _Atomic uint64_t durable_lsn; /* every batch up to it is durable (stored by the shard) */
-    _Atomic uint64_t retain_lsn;  /* snapshots keep the segments holding it and later batches */
+    _Atomic uint64_t synced_lsn; /* every batch up to it is fdatasync'ed (invariant 5) */
+    _Atomic uint64_t retain_lsn; /* snapshots keep the segments holding it and later batches */
 };
 
 /* Prepares an unopened log holding at most `capacity` items; chains events to user_sink. */
@@ -90,6 +95,8 @@ void rush_shard_log_hold(struct rush_shard_log *log, void *item);
  * With `wait`, waits for the I/O in flight once before answering. Advances durable_lsn.
  */
 void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status);
+/* Polls the WAL without waiting (an idle tick): runs the async flush timer, updates synced_lsn. */
+void rush_shard_log_poll(struct rush_shard_log *log);
 /* True while items are held or appended batches are not yet durable (invariant 4). */
 bool rush_shard_log_holding(const struct rush_shard_log *log);
 /* The WAL's failure (0 when healthy) and why. */

@@ -31,12 +31,12 @@
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 /* The records are stored as laid out in memory: a change of layout is a new format version. */
-static_assert(sizeof(struct sku_state) == 688, "sku_state layout is part of snapshot version 2");
-static_assert(sizeof(struct order) == 80, "order layout is part of snapshot version 2");
-static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 2");
-static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 2");
-static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 2");
-static_assert(sizeof(struct limit_entry) == 32, "limit_entry layout is part of snapshot version 2");
+static_assert(sizeof(struct sku_state) == 688, "sku_state layout is part of snapshot version 3");
+static_assert(sizeof(struct order) == 88, "order layout is part of snapshot version 3");
+static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 3");
+static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 3");
+static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 3");
+static_assert(sizeof(struct limit_entry) == 32, "limit_entry layout is part of snapshot version 3");
 
 #define WRITE_BUFFER_BYTES ((size_t)1 << 20)
 #define TIMER_KIND_ORDER 0u
@@ -624,8 +624,9 @@ static int restore_orders(struct rush_shard *shard, const struct rush_snapshot_v
         const struct order *order = &shard->orders[i];
         if (order->sku_index >= shard->sku_count || order->state > RUSH_ORDER_EXPIRED ||
             order->state == RUSH_ORDER_NONE || !link_ok(order->group_index, groups) ||
-            !link_ok(order->member_next, count) || !link_ok(order->retired_next, count))
-            return refuse(why, why_size, "order %u: an index or state out of range", i);
+            !link_ok(order->member_next, count) || !link_ok(order->retired_next, count) ||
+            order->amount_fen < 0)
+            return refuse(why, why_size, "order %u: an index, state or amount out of range", i);
     }
     return restore_retired(shard, why, why_size);
 }

@@ -1,9 +1,10 @@
 /*
  * wal.c — the write-ahead log writer: group commit over two buffers, io_uring or pwrite.
  *
- * Workload and state diagram: see wal.h. This file owns the append path (append, submit, poll)
- * and the I/O engines; wal_open.c sets up and tears down (config, open of the tail, segment
- * creation, close); wal_replay.c reads.
+ * Workload and state diagram: see wal.h. This file owns the append path (append, submit, poll),
+ * the I/O engines and segment rolling; wal_open.c sets up and tears down (config, open of the
+ * tail, close) and calls into this file; segment.c makes and removes segment files and calls
+ * neither; wal_replay.c reads.
  *
  * Invariants (checked by wal_check):
  *   1. flight.op == IDLE or exactly one operation is in flight, from buffers[!filling].
@@ -22,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "rush/assert.h"
 #include "rush/stream.h"
 #include "wal_internal.h"
@@ -44,8 +47,8 @@ int wal_fail(struct rush_wal *wal, int error, const char *format, ...)
         va_end(args);
         wal->failed = true;
         wal->error = error;
-        fprintf(stderr, "rush wal: shard %" PRIu32 ": FAILED (sticky): %s: %s\n",
-                wal->config.shard_index, wal->error_text, rush_strerror(error));
+        rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": FAILED (sticky): %s: %s",
+                 wal->config.shard_index, wal->error_text, rush_strerror(error));
     }
     return RUSH_EWAL;
 }
@@ -63,9 +66,7 @@ int64_t wal_now_ns(const struct rush_wal *wal)
 {
     if (wal->config.clock != NULL)
         return wal->config.clock(wal->config.clock_context);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 void wal_check(const struct rush_wal *wal)
@@ -327,6 +328,34 @@ int wal_drain(struct rush_wal *wal)
             rc = wal_wait_idle(wal);
     }
     return rc;
+}
+
+int wal_segment_next(struct rush_wal *wal)
+{
+    int rc = wal_fault(wal, RUSH_WAL_IO_CREATE, wal->next_lsn);
+    if (rc == 0)
+        rc = wal_segment_create(wal);
+    if (rc < 0) {
+        char name[RUSH_WAL_SEGMENT_NAME_MAX];
+        rush_wal_segment_name(name, sizeof(name), wal->config.shard_index, wal->next_lsn);
+        return wal_fail(wal, rc, "creating and preallocating %" PRIu64 " bytes for %s/%s",
+                        wal->config.segment_bytes, wal->dir, name);
+    }
+    return 0;
+}
+
+/* Drains, closes the current segment, creates the next one at next_lsn (wal.h invariant 4). */
+static int wal_roll(struct rush_wal *wal)
+{
+    RUSH_ASSERT(wal->config.mode != RUSH_WAL_NONE);
+    int rc = wal_drain(wal);
+    if (rc < 0)
+        return rc;
+    RUSH_ASSERT(wal->written_lsn == wal->next_lsn - 1 && wal->flight.op == WAL_OP_IDLE);
+    if (wal->segment_fd >= 0)
+        close(wal->segment_fd);
+    wal->segment_fd = -1;
+    return wal_segment_next(wal);
 }
 
 /* Makes room for `bytes` in the filling buffer and the segment: may roll, submit and wait. */

@@ -2,8 +2,8 @@
  * wal.h — the per-shard write-ahead log: group commit with io_uring, segments, recovery.
  *
  * What it is for. A shard decides a batch of requests in memory, appends the batch's events
- * here, and holds the replies until the batch is durable (DESIGN.md section 5). One write and
- * one fdatasync cover every batch appended since the previous write (group commit).
+ * here, and holds the replies until the batch is durable (ARCHITECTURE.md "Durability"). One
+ * write and one fdatasync cover every batch appended since the previous write (group commit).
  *
  * Workload. One writer thread per shard appending batches of 1..~16k events (64 B each) at up to
  * a few hundred thousand events per second; fdatasync latency (0.05..10 ms) is the cost being
@@ -150,13 +150,15 @@ typedef int (*rush_wal_replay_fn)(void *context, uint64_t lsn, int64_t time_ns,
 
 /*
  * Reads the shard's segments in order, verifying every checksum, the lsn sequence and the chain.
- * A torn tail (a partial or damaged batch with nothing valid after it anywhere, or non-zero
- * garbage after the last batch) is cut with a warning on stderr: out->torn, tail_offset and
- * tail_cut_bytes say where; nothing is written here, rush_wal_open() does the cut. Damage before
- * the tail (a bad batch followed by a valid one, an lsn gap, a chain break, a segment that does
- * not continue the one before) returns RUSH_ECORRUPT with out->message naming the segment file
- * and byte offset. The callback sees every good batch before the damage, so a caller must treat
- * its state as unusable on error. Returns 0, RUSH_ECORRUPT, -errno, or the callback's value.
+ * A torn tail (a last batch cut short: past the end of the file or into never-written zero
+ * slots, with nothing valid after it anywhere, or non-zero garbage after the last batch) is cut
+ * with a warning on stderr: out->torn, tail_offset and tail_cut_bytes say where; nothing is
+ * written here, rush_wal_open() does the cut. A complete batch that fails a checksum, even the
+ * last one, and damage before the tail (a bad batch followed by a valid one, an lsn gap, a chain
+ * break, a segment that does not continue the one before) return RUSH_ECORRUPT with out->message
+ * naming the segment file and byte offset (wal_replay.c says how a tear is told from damage). The
+ * callback sees every good batch before the damage, so a caller must treat its state as unusable on
+ * error. Returns 0, RUSH_ECORRUPT, -errno, or the callback's value.
  */
 RUSH_MUST_USE int rush_wal_replay(const char *dir, uint32_t shard_index, rush_wal_replay_fn fn,
                                   void *context, struct rush_wal_recovery *out);

@@ -1,6 +1,6 @@
 /*
- * wal_internal.h — the writer's state, shared by wal.c (append path) and wal_open.c (set-up,
- * segments, tear-down). Not for use outside the WAL module.
+ * wal_internal.h — the writer's state, shared by wal.c (append path, rolls), wal_open.c (set-up,
+ * tear-down) and segment.c (segment files). Not for use outside the WAL module.
  *
  * Thread: the shard's thread only.
  */
@@ -83,7 +83,18 @@ void wal_check(const struct rush_wal *wal);
 RUSH_MUST_USE int wal_wait_idle(struct rush_wal *wal);
 /* Writes out everything appended and waits; async mode also fdatasyncs. */
 RUSH_MUST_USE int wal_drain(struct rush_wal *wal);
-/* Drains, closes the current segment, creates the next one at next_lsn (wal_open.c). */
-RUSH_MUST_USE int wal_roll(struct rush_wal *wal);
+/* Creates the segment whose first batch is next_lsn (asking the fault hook first); fails the
+ * log on error. */
+RUSH_MUST_USE int wal_segment_next(struct rush_wal *wal);
+
+/* segment.c: files only; -errno, never fails the log itself. */
+RUSH_MUST_USE int wal_segment_preallocate(int fd, uint64_t bytes);
+/* Creates the segment whose first batch is next_lsn and makes it current. */
+RUSH_MUST_USE int wal_segment_create(struct rush_wal *wal);
+/* Zeroes [offset, offset + bytes) of the current segment, using buffers[0] as the zeros. */
+RUSH_MUST_USE int wal_segment_zero(struct rush_wal *wal, uint64_t offset, uint64_t bytes);
+/* Removes the shard's segments whose first lsn is after tail_lsn; counts them in *removed. */
+RUSH_MUST_USE int wal_segment_remove_after(struct rush_wal *wal, uint64_t tail_lsn,
+                                           uint32_t *removed);
 
 #endif

@@ -1,13 +1,15 @@
 /*
- * wal_open.c — setting up and tearing down a WAL writer, and its segment files.
+ * wal_open.c — setting up and tearing down a WAL writer.
  *
- * Workload: open and close once per process run per shard; a segment is created every
- * segment_bytes of log (64 MiB by default), synchronously on the shard thread. Everything the
- * writer needs is allocated here, in rush_wal_open.
+ * Workload: open and close once per process run per shard. Everything the writer needs is
+ * allocated here, in rush_wal_open.
+ *
+ * Layering (no call loops): wal_open.c calls wal.c (drain, fail, the first segment) and
+ * segment.c (files); wal.c calls segment.c (rolls); segment.c calls neither.
  *
  * Invariants:
  *   1. A segment is preallocated, fsync'ed, and its directory entry fsync'ed before a batch is
- *      written to it.
+ *      written to it (segment.c).
  *   2. Open continues exactly after the last good batch replay found: the torn bytes after it
  *      are zeroed and the segments after it removed before anything is appended.
  *   3. Close never fdatasyncs a failed log (wal.h invariant 3).
@@ -24,6 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
+#include "base/why.h"
 #include "rush/assert.h"
 #include "wal_internal.h"
 
@@ -44,9 +48,7 @@ void rush_wal_config_default(struct rush_wal_config *config, const char *dir, ui
 
 static int config_refuse(char *why, size_t why_size, const char *reason)
 {
-    if (why != NULL && why_size > 0)
-        snprintf(why, why_size, "wal config: %s", reason);
-    return RUSH_ECONFIG;
+    return rush__refuse(RUSH_ECONFIG, why, why_size, "wal config: %s", reason);
 }
 
 int rush_wal_config_check(const struct rush_wal_config *config, char *why, size_t why_size)
@@ -95,107 +97,11 @@ static void wal_uring_init(struct rush_wal *wal)
         return;
     }
     if (!atomic_exchange(&told, true))
-        fprintf(stderr,
-                "rush wal: io_uring refused (%s%s); using pwrite + fdatasync, one batch at a "
-                "time (allow io_uring_setup/io_uring_enter in the seccomp profile to fix)\n",
-                strerror(-rc), rc == -EPERM || rc == -ENOSYS ? ", e.g. a container's seccomp" : "");
-}
-
-static int wal_preallocate(int fd, uint64_t bytes)
-{
-    if (fallocate(fd, 0, 0, (off_t)bytes) == 0)
-        return 0;
-    if (errno != EOPNOTSUPP)
-        return -errno;
-    /* A file system without fallocate: a sparse file of the right size. */
-    return ftruncate(fd, (off_t)bytes) == 0 ? 0 : -errno;
-}
-
-/* Creates the segment whose first batch is next_lsn and makes it current. */
-static int wal_segment_create(struct rush_wal *wal)
-{
-    char name[RUSH_WAL_SEGMENT_NAME_MAX];
-    rush_wal_segment_name(name, sizeof(name), wal->config.shard_index, wal->next_lsn);
-    int rc = wal_fault(wal, RUSH_WAL_IO_CREATE, wal->next_lsn);
-    if (rc < 0)
-        return wal_fail(wal, rc, "creating %s/%s", wal->dir, name);
-    int fd = openat(wal->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return wal_fail(wal, -errno, "creating %s/%s", wal->dir, name);
-    rc = wal_preallocate(fd, wal->config.segment_bytes);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (rc == 0 && fsync(wal->dir_fd) < 0)
-        rc = -errno;
-    if (rc < 0)
-        goto out_remove_file;
-    wal->segment_fd = fd;
-    memcpy(wal->segment_name, name, sizeof(name));
-    wal->segment_capacity = wal->config.segment_bytes;
-    wal->segment_reserved = 0;
-    wal->stats.segments_created++;
-    return 0;
-out_remove_file:
-    close(fd);
-    unlinkat(wal->dir_fd, name, 0);
-    return wal_fail(wal, rc, "preallocating %" PRIu64 " bytes for %s/%s", wal->config.segment_bytes,
-                    wal->dir, name);
-}
-
-int wal_roll(struct rush_wal *wal)
-{
-    RUSH_ASSERT(wal->config.mode != RUSH_WAL_NONE);
-    int rc = wal_drain(wal);
-    if (rc < 0)
-        return rc;
-    RUSH_ASSERT(wal->written_lsn == wal->next_lsn - 1 && wal->flight.op == WAL_OP_IDLE);
-    if (wal->segment_fd >= 0)
-        close(wal->segment_fd);
-    wal->segment_fd = -1;
-    return wal_segment_create(wal);
-}
-
-/* Zeroes [offset, offset + bytes) of the tail segment with the first buffer (bounded loop). */
-static int wal_zero_range(struct rush_wal *wal, uint64_t offset, uint64_t bytes)
-{
-    uint8_t *zeros = wal->buffers[0].bytes;
-    uint32_t chunk_max = wal->config.buffer_bytes_max;
-    memset(zeros, 0, chunk_max);
-    uint64_t rounds_max = bytes / chunk_max + WAL_RING_ENTRIES;
-    for (uint64_t done = 0, round = 0; done < bytes; round++) {
-        if (round == rounds_max)
-            return -EIO;
-        uint64_t left = bytes - done;
-        size_t chunk = left < chunk_max ? (size_t)left : chunk_max;
-        ssize_t n = pwrite(wal->segment_fd, zeros, chunk, (off_t)(offset + done));
-        if (n < 0 && errno != EINTR)
-            return -errno;
-        if (n > 0)
-            done += (uint64_t)n;
-    }
-    return 0;
-}
-
-/* Removes the segments after the tail one: replay found nothing valid in them. */
-static int wal_remove_after(struct rush_wal *wal, uint64_t tail_lsn, uint32_t *removed)
-{
-    uint64_t *lsns = NULL;
-    int count = rush_wal_segments_list(wal->dir_fd, wal->config.shard_index, &lsns);
-    if (count < 0)
-        return count;
-    int rc = 0;
-    for (int i = 0; i < count && rc == 0; i++) {
-        if (lsns[i] <= tail_lsn)
-            continue;
-        char name[RUSH_WAL_SEGMENT_NAME_MAX];
-        rush_wal_segment_name(name, sizeof(name), wal->config.shard_index, lsns[i]);
-        if (unlinkat(wal->dir_fd, name, 0) < 0)
-            rc = -errno;
-        else
-            (*removed)++;
-    }
-    free(lsns);
-    return rc;
+        rush_log(RUSH_LOG_WARN,
+                 "rush wal: io_uring refused (%s%s); using pwrite + fdatasync, one batch at a "
+                 "time (allow io_uring_setup/io_uring_enter in the seccomp profile to fix)",
+                 strerror(-rc),
+                 rc == -EPERM || rc == -ENOSYS ? ", e.g. a container's seccomp" : "");
 }
 
 /* A fresh log: the directory must hold no segment of this shard. */
@@ -207,18 +113,18 @@ static int wal_open_fresh(struct rush_wal *wal)
     if (count < 0)
         return count;
     if (count > 0) {
-        fprintf(stderr, "rush wal: shard %" PRIu32 ": %s holds %d segments; replay first\n",
-                wal->config.shard_index, wal->dir, count);
+        rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": %s holds %d segments; replay first",
+                 wal->config.shard_index, wal->dir, count);
         return -EEXIST;
     }
-    return wal_segment_create(wal) < 0 ? wal->error : 0;
+    return wal_segment_next(wal) < 0 ? wal->error : 0;
 }
 
 /* Continues the log where replay left it (wal.h, rush_wal_open). */
 static int wal_open_tail(struct rush_wal *wal, const struct rush_wal_recovery *recovery)
 {
     uint32_t removed = 0;
-    int rc = wal_remove_after(wal, recovery->tail_segment_lsn, &removed);
+    int rc = wal_segment_remove_after(wal, recovery->tail_segment_lsn, &removed);
     if (rc < 0)
         return rc;
     char name[RUSH_WAL_SEGMENT_NAME_MAX];
@@ -234,9 +140,9 @@ static int wal_open_tail(struct rush_wal *wal, const struct rush_wal_recovery *r
         rc = -EINVAL; /* a recovery that does not describe this directory */
     wal->segment_fd = fd;
     if (rc == 0 && (uint64_t)st.st_size < wal->config.segment_bytes)
-        rc = wal_preallocate(fd, wal->config.segment_bytes);
+        rc = wal_segment_preallocate(fd, wal->config.segment_bytes);
     if (rc == 0 && recovery->tail_cut_bytes > 0)
-        rc = wal_zero_range(wal, recovery->tail_offset, recovery->tail_cut_bytes);
+        rc = wal_segment_zero(wal, recovery->tail_offset, recovery->tail_cut_bytes);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (rc == 0 && removed > 0 && fsync(wal->dir_fd) < 0)

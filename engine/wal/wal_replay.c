@@ -8,10 +8,18 @@
  *
  * How the end of the log is told from damage. Batches are written in order, each segment is
  * complete on disk before the next holds anything (wal.h invariant 4), and only the last
- * write can be cut by a crash. So where decoding stops in a segment:
+ * write can be cut by a crash. A cut write leaves what it did not reach as it was: zeros (segments
+ * are preallocated, and a cut tail is zeroed), or the end of the file. So where decoding stops in
+ * a segment:
  *   - all-zero bytes to the end of the segment: the segment's clean end; go on to the next;
- *   - a bad batch or non-zero garbage, with no valid batch header after it in this segment nor
- *     in any later segment: a torn tail; cut (reported, done by rush_wal_open);
+ *   - a batch cut short (its extent runs past the end of the file, or holds an all-zero 64-byte
+ *     slot: never written, since a written header or event is never all zero), or non-zero
+ *     garbage, with no valid batch header after it in this segment nor in any later segment: a
+ *     torn tail; cut (reported, done by rush_wal_open);
+ *   - a complete batch (every slot of its extent present) that fails its header or events
+ *     checksum, or a sealed header this build refuses (version, shard, length): damage, even as
+ *     the last batch of the log: a crash does not flip bits, and that batch may have been
+ *     acknowledged and published. RUSH_ECORRUPT naming the file and offset;
  *   - anything else (a valid header after the bad spot, a later segment with valid batches, an
  *     lsn gap, a chain break, a name that does not match the first batch): damage before the
  *     tail, RUSH_ECORRUPT naming the file and offset.
@@ -35,6 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/memory.h"
 #include "rush/assert.h"
 #include "rush/stream.h"
@@ -78,8 +87,8 @@ __attribute__((format(printf, 4, 5))) static int replay_corrupt(struct replay *r
     va_end(args);
     snprintf(replay->out->message, sizeof(replay->out->message), "%s: offset %" PRIu64 ": %s",
              map->name, offset, what);
-    fprintf(stderr, "rush wal: shard %" PRIu32 ": corrupt log: %s\n", replay->shard_index,
-            replay->out->message);
+    rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": corrupt log: %s", replay->shard_index,
+             replay->out->message);
     return RUSH_ECORRUPT;
 }
 
@@ -198,6 +207,53 @@ static int replay_batch(struct replay *replay, const struct segment_map *map, ui
     return 0;
 }
 
+/*
+ * True when the batch whose header is at `offset` is wholly present: its header has the magic and
+ * a possible event count, its extent lies inside the file, and none of its 64-byte slots is all
+ * zero (unwritten). Its checksums are not looked at: this is what tells a flipped bit in a
+ * complete batch from a write cut short.
+ */
+static bool batch_complete(const struct segment_map *map, uint64_t offset)
+{
+    struct rush_wal_header header;
+    if (map->size < RUSH_WAL_HEADER_BYTES || offset > map->size - RUSH_WAL_HEADER_BYTES)
+        return false;
+    memcpy(&header, map->bytes + offset, sizeof(header));
+    if (header.magic != RUSH_WAL_MAGIC || header.event_count > RUSH_WAL_BATCH_EVENTS_MAX)
+        return false;
+    uint64_t extent = rush_wal_batch_bytes(header.event_count);
+    if (extent > map->size - offset)
+        return false;
+    /* Bounded: one step per slot of the batch, at most RUSH_WAL_BATCH_EVENTS_MAX + 1. */
+    for (uint64_t at = offset; at < offset + extent; at += RUSH_WAL_ALIGN_BYTES) {
+        if (!slot_nonzero(map->bytes + at, RUSH_WAL_ALIGN_BYTES))
+            return false;
+    }
+    return true;
+}
+
+/* A stop that no crash can cause: a sealed header refused, or a complete batch failing a checksum.
+ */
+static bool damage_not_tear(const struct segment_map *map, uint64_t offset,
+                            enum rush_wal_decode decode)
+{
+    switch (decode) {
+    case RUSH_WAL_DECODE_VERSION:
+    case RUSH_WAL_DECODE_SHARD:
+    case RUSH_WAL_DECODE_LENGTH:
+        return true;
+    case RUSH_WAL_DECODE_HEADER_CHECKSUM:
+    case RUSH_WAL_DECODE_EVENTS_CHECKSUM:
+        return batch_complete(map, offset);
+    case RUSH_WAL_DECODE_OK:
+    case RUSH_WAL_DECODE_END:
+    case RUSH_WAL_DECODE_SHORT:
+    case RUSH_WAL_DECODE_MAGIC:
+        return false;
+    }
+    return false;
+}
+
 /* Decides what the end of a segment's data at `offset` is; sets *stop at a torn tail. */
 static int segment_end(struct replay *replay, const struct segment_map *map, uint64_t offset,
                        enum rush_wal_decode decode, bool *stop)
@@ -209,6 +265,11 @@ static int segment_end(struct replay *replay, const struct segment_map *map, uin
         return replay_corrupt(replay, map, offset,
                               "%s, but a valid batch follows at offset %" PRId64,
                               rush_wal_decode_name(decode), scan.valid_at);
+    if (damage_not_tear(map, offset, decode))
+        return replay_corrupt(replay, map, offset,
+                              "%s in a complete batch (after lsn %" PRIu64
+                              "): damage, not a torn write",
+                              rush_wal_decode_name(decode), out->last_lsn);
     bool last = map->index + 1 == replay->segment_count;
     if (decode == RUSH_WAL_DECODE_END && scan.garbage_end == offset)
         return last || offset > 0 ? 0
@@ -233,8 +294,7 @@ static int segment_end(struct replay *replay, const struct segment_map *map, uin
     snprintf(out->message, sizeof(out->message),
              "%s: offset %" PRIu64 ": %s: torn tail of %" PRIu64 " bytes cut after lsn %" PRIu64,
              map->name, offset, rush_wal_decode_name(decode), cut, out->last_lsn);
-    fprintf(stderr, "rush wal: shard %" PRIu32 ": warning: %s\n", replay->shard_index,
-            out->message);
+    rush_log(RUSH_LOG_WARN, "rush wal: shard %" PRIu32 ": %s", replay->shard_index, out->message);
     return 0;
 }
 

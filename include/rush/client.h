@@ -31,7 +31,15 @@
  * Errors. Functions return 0, or a negative -errno or RUSH_E* code (rush/types.h); name it with
  * rush_strerror(). Business outcomes (sold_out, duplicate, ...) are not errors: they are in each
  * struct rush_result. When rushd refuses a whole message with an ERROR reply, every caller whose
- * requests were in it gets RUSH_EPROTO and rush_client_last_error() gives the server's text.
+ * requests were in it gets RUSH_EPROTO and rush_client_last_error() gives the server's text; an
+ * ERROR means nothing in the message was decided.
+ *
+ * Outcome unknown. A result with outcome RUSH_OUTCOME_UNKNOWN is neither a refusal nor a
+ * decision: rushd's write-ahead log failed (a full disk) before that request's batch was durable,
+ * so it may or may not have taken effect (and may be in the confirmed-order stream). Never tell a
+ * buyer "failed" and never sell the units elsewhere on it: submit the same request with the same
+ * key again once rushd runs again; the answer is the original decision (RUSH_RESULT_DUPLICATE) if
+ * it was logged, a fresh one if not. The other results of the same submit are real decisions.
  *
  * Threads. Every function may be called from any thread, except that rush_client_close() must
  * not race with a submit on the same client, and a callback must not call rush_client_submit()
@@ -128,8 +136,10 @@ void rush_client_close(struct rush_client *client);
  *   -EINVAL          count out of range, a NULL array, or a request whose reserved fields
  *                    (flags, pad) are not zero — nothing was sent
  *   RUSH_ETIMEDOUT   no reply after retries_max resends
- *   RUSH_EPROTO      rushd refused the message (rush_client_last_error() has its text) or sent
- *                    a reply that is not a valid answer
+ *   RUSH_EPROTO      rushd refused the message, nothing in it decided (rush_client_last_error()
+ *                    has its text), or sent a reply that is not a valid answer
+ * A request whose fate rushd could not learn comes back with 0 and outcome RUSH_OUTCOME_UNKNOWN
+ * (see "Outcome unknown" above): resend it with the same key, never treat it as refused.
  *   RUSH_ESTOPPED    the client is closing
  *   -EDEADLK         called from a callback, on the I/O thread
  * On an error the contents of results are unspecified.

@@ -25,7 +25,19 @@
 extern "C" {
 #endif
 
-/* The engine clock: nanoseconds since the Unix epoch. Injected so that tests never sleep. */
+/*
+ * A clock source: nanoseconds (since the Unix epoch for a wall clock). Injected so that tests
+ * never sleep.
+ *
+ * The engine clock, which stamps every batch (and so every logged decision) and against which
+ * sale windows, pay TTLs and group deadlines are compared, is
+ *     base + (monotonic_clock now - monotonic_clock at create),
+ *     base = the later of `clock` (the wall clock) at create and the newest batch time recovered
+ *            from the data directory's log.
+ * It never goes back, across restarts either, and a step of the wall clock while the engine runs
+ * (forward or back) changes nothing until the next start: a sale does not end early and an
+ * in-time payment does not expire because NTP or an operator moved the clock.
+ */
 typedef int64_t (*rush_clock_fn)(void *context);
 
 /*
@@ -64,14 +76,19 @@ struct rush_engine_config {
     struct rush_shard_limits limits;
     struct rush_shard_policy policy;
     uint64_t seed;       /* hash seed; 0 draws one from getrandom() */
-    rush_clock_fn clock; /* NULL: CLOCK_REALTIME */
+    rush_clock_fn clock; /* the wall clock, read at create; NULL: CLOCK_REALTIME */
     void *clock_context;
+    /* What moves the engine clock after create. NULL: CLOCK_MONOTONIC, or `clock` itself when
+     * `clock` is injected (a test with one manual clock owns engine time). */
+    rush_clock_fn monotonic_clock;
+    void *monotonic_clock_context;
     rush_event_sink_fn sink; /* NULL: events are dropped after they are applied */
     void *sink_context;
     /*
      * Durability. With a data_dir, each shard replays its write-ahead log there at create and
      * appends every decided batch to it; a batch comes back from poll only once its events are
-     * durable in the chosen mode (DESIGN.md section 5). NULL: memory only (tests, benchmarks).
+     * durable in the chosen mode (ARCHITECTURE.md "Durability"). NULL: memory only (tests,
+     * benchmarks).
      */
     const char *data_dir;
     uint8_t durability;      /* enum rush_durability */
@@ -110,8 +127,11 @@ struct rush_batch {
     const struct rush_request *requests;
     struct rush_result *results;
     uint32_t count;
-    void *context;     /* the caller's */
-    int status;        /* 0, or RUSH_EWAL: the log failed and results[] are not decisions */
+    void *context; /* the caller's */
+    /* 0, or RUSH_EWAL: a shard's log failed before part of the batch was durable. Then the
+     * results of that part are RUSH_OUTCOME_UNKNOWN (logged or not, nobody knows: resend with the
+     * same keys after a restart); every other result is a durable decision. */
+    int status;
     uint32_t pending_; /* the engine's: work items not yet back */
 };
 
@@ -134,12 +154,13 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
 RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_batch *batch);
 /*
  * Collects finished work; stores up to `done_max` whole batches in done[]. Waits up to
- * timeout_ms for the first (0: do not wait). Returns the number stored, or < 0.
+ * timeout_ms for the first (0: do not wait; < 0: up to ten minutes). Returns the number stored,
+ * or < 0.
  */
 RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
                                    uint32_t done_max, int timeout_ms);
-/* Submits and waits: the simple synchronous form. Returns 0, RUSH_EWAL (the log failed: the
- * results are not decisions), or < 0. */
+/* Submits and waits: the simple synchronous form. Returns 0, RUSH_EWAL (a log failed: results
+ * whose fate is unknown are RUSH_OUTCOME_UNKNOWN, the others are decisions), or < 0. */
 RUSH_MUST_USE int rush_engine_execute(struct rush_engine *engine,
                                       const struct rush_request *requests, uint32_t count,
                                       struct rush_result *results);
@@ -158,7 +179,10 @@ RUSH_MUST_USE int rush_engine_snapshot(struct rush_engine *engine);
 
 /*
  * For a reader of a shard's log files on another thread (the publisher, engine/stream/publisher.h):
- * every batch up to the returned lsn is durable in the configured mode (0: none yet). Any thread.
+ * every batch up to the returned lsn is fdatasync'ed (0: none yet), so what a reader publishes
+ * from them can never be lost to a crash or power loss and cut as a torn tail: a stream sequence
+ * number is never reused. In fsync mode that is what replies wait for; in async mode replies go
+ * at write and this follows within flush_interval_ms. Any thread.
  */
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index);
 /*

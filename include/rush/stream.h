@@ -42,10 +42,18 @@ extern "C" {
 #define RUSH_STREAM_MAGIC UINT32_C(0x52545352) /* "RSTR" read as a little-endian u32 */
 #define RUSH_STREAM_VERSION 1
 #define RUSH_STREAM_HEADER_BYTES 32
-#define RUSH_STREAM_EVENTS_MAX 4096  /* events in one PUB message */
-#define RUSH_STREAM_REPLAY_MAX 16384 /* events in one replay reply (1 MiB) */
+#define RUSH_STREAM_EVENTS_MAX 4096 /* events in one PUB message */
+/*
+ * Events in one replay reply: as many as fit, header included, in nanomsg's default receive limit
+ * (NN_RCVMAXSIZE, 1 MiB), so that a plain client that never raises it (nanocat, a REQ socket
+ * with default options) receives the biggest reply: 32 + 16,383 x 64 = 1,048,544 bytes.
+ */
+#define RUSH_STREAM_REPLAY_MAX 16383
 #define RUSH_STREAM_HEARTBEAT_MS 100
 #define RUSH_STREAM_MESSAGE_BYTES_MAX (RUSH_STREAM_HEADER_BYTES + RUSH_STREAM_REPLAY_MAX * 64)
+#define RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT (1024 * 1024) /* nanomsg's NN_RCVMAXSIZE default */
+static_assert(RUSH_STREAM_MESSAGE_BYTES_MAX <= RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT,
+              "a replay reply fits a plain nanomsg client's receive limit");
 
 /* Message kinds. Append, never renumber. */
 enum rush_stream_kind {
@@ -67,8 +75,9 @@ enum rush_stream_status {
 
 /*
  * One event. `type` is one of the rush_event_type values the stream carries (see
- * rush_stream_carries). For order events: order, sku, user, qty, unit price; group_id is set for
- * a seat of a group-buy. For group events: group, sku, and qty = virtual seats used (completed).
+ * rush_stream_carries). For order events: order, sku, user, qty, and the unit price the order was
+ * reserved at (a seat: joined at), whatever the SKU's price is now; group_id is set for a seat of
+ * a group-buy. For group events: group, sku, and qty = virtual seats used (completed).
  */
 struct rush_stream_event {
     uint64_t seq;      /* per shard: 1, 2, 3, ... */
@@ -81,8 +90,8 @@ struct rush_stream_event {
     uint32_t qty;
     uint8_t type;  /* enum rush_event_type */
     uint8_t shard; /* the shard that decided it */
-    uint8_t op;    /* the deciding request's op; 0 when a timer decided (expiry, group deadline) */
-    uint8_t pad;   /* zero */
+    uint8_t op;  /* the deciding request's op; 0 when a deadline decided (expiry, group deadline) */
+    uint8_t pad; /* zero */
 };
 static_assert(sizeof(struct rush_stream_event) == 64, "stream event is 64 bytes");
 

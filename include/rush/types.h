@@ -75,26 +75,37 @@ enum rush_outcome {
     RUSH_EXPIRED = 12,
     RUSH_BUSY = 13,
     RUSH_INVALID = 14,
-    RUSH_HOARDING = 15, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
-    RUSH_OUTCOME_COUNT_ = 16,
+    /*
+     * Never decided by a shard; set by the engine for a request whose fate it cannot know: its
+     * shard's write-ahead log failed (a full disk) before the request's batch was durable, so the
+     * request may or may not be in the log (and in the stream). Not a refusal: resend the same
+     * request with the same key once rushd runs again, and the answer is the original decision
+     * (flag duplicate) if it was logged, or a fresh one if it was not.
+     */
+    RUSH_OUTCOME_UNKNOWN = 15,
+    RUSH_HOARDING = 16, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
+    RUSH_OUTCOME_COUNT_ = 17,
 };
 
 /* Why a request was `invalid`. */
 enum rush_reason {
     RUSH_REASON_NONE = 0,
-    RUSH_REASON_OP = 1,             /* unknown op */
-    RUSH_REASON_QTY = 2,            /* qty is zero or out of range */
-    RUSH_REASON_KEY_REUSED = 3,     /* the idempotency key was used for a different request */
-    RUSH_REASON_KEY_MISSING = 4,    /* a mutating request without an idempotency key */
-    RUSH_REASON_NOT_GROUP_SKU = 5,  /* a group op on a SKU that is not a group-buy */
-    RUSH_REASON_GROUP_SKU = 6,      /* a solo reserve on a group-buy SKU */
-    RUSH_REASON_GROUP_ORDER = 7,    /* confirm or cancel of a seat: its group decides it */
-    RUSH_REASON_ORDER_STATE = 8,    /* the order is not in a state the op applies to */
-    RUSH_REASON_BELOW_RESERVED = 9, /* adjust would take stock below what is held */
-    RUSH_REASON_UNLIMITED = 10,     /* adjust on an unlimited SKU */
-    RUSH_REASON_SKU_DEF = 11,       /* sku_put with an inconsistent definition */
-    RUSH_REASON_WRONG_SHARD = 12,   /* an id that names another shard */
-    RUSH_REASON_COUNT_ = 13,
+    RUSH_REASON_OP = 1,                /* unknown op */
+    RUSH_REASON_QTY = 2,               /* qty is zero or out of range */
+    RUSH_REASON_KEY_REUSED = 3,        /* the idempotency key was used for a different request */
+    RUSH_REASON_KEY_MISSING = 4,       /* a mutating request without an idempotency key */
+    RUSH_REASON_NOT_GROUP_SKU = 5,     /* a group op on a SKU that is not a group-buy */
+    RUSH_REASON_GROUP_SKU = 6,         /* a solo reserve on a group-buy SKU */
+    RUSH_REASON_GROUP_ORDER = 7,       /* confirm or cancel of a seat: its group decides it */
+    RUSH_REASON_ORDER_STATE = 8,       /* the order is not in a state the op applies to */
+    RUSH_REASON_BELOW_RESERVED = 9,    /* adjust or sku_put would take stock below what is held */
+    RUSH_REASON_UNLIMITED = 10,        /* adjust on an unlimited SKU */
+    RUSH_REASON_SKU_DEF = 11,          /* sku_put with an inconsistent definition */
+    RUSH_REASON_WRONG_SHARD = 12,      /* an id that names another shard */
+    RUSH_REASON_SKU_HAS_GROUPS = 13,   /* sku_put would change group_size of a SKU with groups */
+    RUSH_REASON_LIMIT_BELOW_HELD = 14, /* sku_put would set user_qty_max below what a user
+                                          holds, or virtual_budget below what groups used */
+    RUSH_REASON_COUNT_ = 15,
 };
 
 enum rush_order_state {
@@ -148,8 +159,10 @@ static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
 
 /*
  * A result, one per request and in request order. For decisions: the order (and group) made or
- * touched and the SKU's available stock right after the decision; a duplicate carries exactly the
- * original answer. For queries the fields hold the figures of what was asked:
+ * touched, the state the decision left that order in (reserved; confirmed by a SKU without a pay
+ * TTL, a confirm, or a seat that completed its group; released; expired; 0 when no order), and
+ * the SKU's available stock right after the decision; a duplicate carries exactly the original
+ * answer. For queries the fields hold the figures of what was asked:
  *   query_order: state, qty, order_id, group_id, reserved = user id, confirmed = sku id
  *   query_group: state, qty = seats taken, group_id, remaining = seats still free,
  *                reserved = deadline (ns), confirmed = sku id
@@ -160,7 +173,7 @@ struct rush_result {
     uint8_t outcome; /* enum rush_outcome */
     uint8_t flags;   /* RUSH_RESULT_* */
     uint8_t reason;  /* enum rush_reason when outcome is RUSH_INVALID */
-    uint8_t state;   /* order or group state */
+    uint8_t state;   /* decisions and query_order: order state; query_group: group state */
     uint32_t qty;
     uint64_t order_id;
     uint64_t group_id;
@@ -202,9 +215,41 @@ struct rush_sku {
     uint8_t unlimited;          /* 1: no stock limit */
     uint8_t virtual_policy;     /* enum rush_virtual_policy */
     uint8_t paused;             /* 1: starts paused */
-    uint8_t pad[5];
+    uint8_t pad;                /* 0 */
+    uint32_t fields;            /* sku_put: the RUSH_SKU_FIELD_* it names; 0: a whole definition */
 };
 static_assert(sizeof(struct rush_sku) == 128, "sku record is 128 bytes");
+static_assert(offsetof(struct rush_sku, fields) == 124, "fields sits in the old padding");
+
+/*
+ * What a sku_put names (struct rush_sku.fields); fields 0 names every field. On a SKU the engine
+ * does not know, a put must be a whole definition: every field of RUSH_SKU_FIELDS_REQUIRED named
+ * (and STOCK unless UNLIMITED is named and set), the others taking 0. On a live SKU, a put
+ * changes only what it names: leave PAUSED and STOCK out to keep a pause and the adjustments
+ * (proto/PROTOCOL.md, "SKU_PUT on a live SKU"). The id is always named.
+ */
+enum rush_sku_field {
+    RUSH_SKU_FIELD_NAME = 1u << 0,
+    RUSH_SKU_FIELD_STOCK = 1u << 1,
+    RUSH_SKU_FIELD_UNLIMITED = 1u << 2,
+    RUSH_SKU_FIELD_PRICE = 1u << 3,
+    RUSH_SKU_FIELD_START = 1u << 4,
+    RUSH_SKU_FIELD_END = 1u << 5,
+    RUSH_SKU_FIELD_PAY_TTL = 1u << 6,
+    RUSH_SKU_FIELD_ORDER_QTY_MAX = 1u << 7,
+    RUSH_SKU_FIELD_USER_QTY_MAX = 1u << 8,
+    RUSH_SKU_FIELD_PAUSED = 1u << 9,
+    RUSH_SKU_FIELD_GROUP_SIZE = 1u << 10,
+    RUSH_SKU_FIELD_GROUP_TTL = 1u << 11,
+    RUSH_SKU_FIELD_GROUPS_OPEN_MAX = 1u << 12,
+    RUSH_SKU_FIELD_VIRTUAL_POLICY = 1u << 13,
+    RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX = 1u << 14,
+    RUSH_SKU_FIELD_VIRTUAL_BUDGET = 1u << 15,
+};
+#define RUSH_SKU_FIELDS_ALL 0xffffu
+#define RUSH_SKU_FIELDS_REQUIRED                                                                   \
+    (RUSH_SKU_FIELD_NAME | RUSH_SKU_FIELD_PRICE | RUSH_SKU_FIELD_START | RUSH_SKU_FIELD_END |      \
+     RUSH_SKU_FIELD_ORDER_QTY_MAX | RUSH_SKU_FIELD_USER_QTY_MAX)
 
 /* Event types: the engine's log format. Values are in the log: append, never renumber. */
 enum rush_event_type {
@@ -217,7 +262,8 @@ enum rush_event_type {
     RUSH_EV_GROUP_OPENED = 6,
     RUSH_EV_GROUP_COMPLETED = 7, /* qty = virtual seats used */
     RUSH_EV_GROUP_FAILED = 8,
-    RUSH_EV_REFUND_DUE = 9,      /* money taken for an order that will not ship */
+    RUSH_EV_REFUND_DUE = 9,      /* a payment to give back: its order will not ship, or (op
+                                    confirm, order confirmed before) it was a second payment */
     RUSH_EV_STOCK_ADJUSTED = 10, /* amount = change of stock_total */
     RUSH_EV_SKU_PAUSED = 11,
     RUSH_EV_SKU_RESUMED = 12,
@@ -236,7 +282,8 @@ enum rush_event_type {
  */
 struct rush_event {
     uint8_t type;    /* enum rush_event_type */
-    uint8_t op;      /* the deciding request's op, or 0 for timer-driven events */
+    uint8_t op;      /* the deciding request's op (a group completed by a join: the join's), or 0
+                        when a deadline decided (an expiry, a group's deadline) */
     uint8_t outcome; /* REJECTED and REFUND_DUE decisions: the outcome remembered */
     uint8_t flags;   /* RUSH_EVENT_* */
     uint32_t qty;    /* SKU_PART: the part's index */
@@ -246,8 +293,8 @@ struct rush_event {
             uint64_t group_id;
             uint64_t sku_id;
             uint64_t user_id;
-            int64_t amount; /* order events: price_fen * qty; STOCK_ADJUSTED: change;
-                               GROUP_OPENED: deadline */
+            int64_t amount; /* order events: the order's amount, price_fen * qty when it was
+                               reserved; STOCK_ADJUSTED: change; GROUP_OPENED: deadline */
             rush_key key;   /* decision events */
         };
         uint8_t payload[56]; /* SKU_PART: bytes of a struct rush_sku */

@@ -1,7 +1,8 @@
 /*
  * names.c — the text names of codes and enums, for logs, JSON and rushctl.
  *
- * The names are part of the JSON form (DESIGN.md section 6): changing one breaks clients.
+ * The names are part of the JSON form (ARCHITECTURE.md "Interfaces"): changing one breaks
+ * clients.
  * Switches carry no default so that a new enum value is a compiler warning here.
  */
 #include <string.h>
@@ -67,6 +68,7 @@ static const char *const outcome_names[RUSH_OUTCOME_COUNT_] = {
     [RUSH_EXPIRED] = "expired",
     [RUSH_BUSY] = "busy",
     [RUSH_INVALID] = "invalid",
+    [RUSH_OUTCOME_UNKNOWN] = "outcome_unknown",
     [RUSH_HOARDING] = "hoarding",
 };
 
@@ -84,6 +86,8 @@ static const char *const reason_names[RUSH_REASON_COUNT_] = {
     [RUSH_REASON_UNLIMITED] = "unlimited",
     [RUSH_REASON_SKU_DEF] = "sku_definition",
     [RUSH_REASON_WRONG_SHARD] = "wrong_shard",
+    [RUSH_REASON_SKU_HAS_GROUPS] = "sku_has_groups",
+    [RUSH_REASON_LIMIT_BELOW_HELD] = "limit_below_held",
 };
 
 static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {

@@ -12,6 +12,8 @@
  *   adjust SKU DELTA               add (or with a negative DELTA remove) stock (admin)
  *   sku-put FILE.json              create or redefine a SKU (admin): FILE holds the SKU object
  *                                  {"id":5001,"name":...} or a whole {"op":"sku_put",...}
+ *   snapshot                       every shard writes a snapshot now (admin); prints the shard
+ *                                  count and how long it took
  *   tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]
  *        [--idle-exit MS] [--skip-lost]
  *                                  follow the confirmed-order stream (see "tail" below)
@@ -20,7 +22,8 @@
  * at once whether it took effect, and script it: the answer is printed as "name: value" lines
  * and the exit status says what happened: 0 done (outcome ok), 1 refused (any other outcome, or
  * the server's refusal such as a wrong token), 2 usage error or rushd not reachable within the
- * timeout.
+ * timeout, 3 outcome unknown (rushd's log failed before the request was durable: it may or may
+ * not have taken effect; the key used is printed on stderr, resend with it once rushd runs again).
  *
  * Where each command goes. Order-taking ops and queries go to the JSON orders endpoint (default
  * tcp://127.0.0.1:7101); stats, pause, resume, adjust and sku-put go to the admin endpoint
@@ -74,6 +77,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "codec/json.h"
 #include "rush/assert.h"
 #include "rush/client.h"
@@ -83,6 +88,7 @@
 #define EXIT_DONE 0
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
+#define EXIT_UNKNOWN 3
 
 #define DEFAULT_ADMIN_URL "tcp://127.0.0.1:7102"
 #define DEFAULT_JSON_URL "tcp://127.0.0.1:7101"
@@ -198,7 +204,11 @@ static int print_answer(const char *reply)
             print_value(name, value);
     }
     int rc = strcmp(json_string_value(outcome), "ok") == 0 ? EXIT_DONE : EXIT_REFUSED;
-    if (rc != EXIT_DONE) {
+    if (strcmp(json_string_value(outcome), rush_outcome_name(RUSH_OUTCOME_UNKNOWN)) == 0) {
+        fprintf(stderr, "rushctl: outcome unknown: rushd's log failed before this was durable; "
+                        "resend with the same key to learn what happened\n");
+        rc = EXIT_UNKNOWN;
+    } else if (rc != EXIT_DONE) {
         const json_t *reason = json_object_get(root, "reason");
         fprintf(stderr, "rushctl: refused: %s%s%s\n", json_string_value(outcome),
                 json_is_string(reason) ? ": " : "",
@@ -250,31 +260,38 @@ static int send_request(const struct options *options, bool admin, struct rush_r
     char text[1024];
     int len = rush_json_encode_request(request, text, sizeof text);
     RUSH_ASSERT(len > 0);
-    return send_and_print(options, admin, text);
+    int rc = send_and_print(options, admin, text);
+    if (rc == EXIT_UNKNOWN) { /* the key to resend with, in the form --key takes literally */
+        fprintf(stderr, "rushctl: key 0x");
+        for (size_t i = 0; i < sizeof request->key.bytes; i++)
+            fprintf(stderr, "%02x", request->key.bytes[i]);
+        fprintf(stderr, "\n");
+    }
+    return rc;
 }
 
 /* ---- arguments ---- */
 
+/* A positive decimal integer (base/number.h); EXIT_USAGE with the reason otherwise. */
 static int parse_u64(const char *what, const char *text, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (text[0] == '\0' || text[0] == '-' || errno != 0 || *end != '\0' || value == 0) {
-        fprintf(stderr, "rushctl: %s must be a positive integer, not '%s'\n", what, text);
+    char why[128];
+    if (rush_number_parse_u64(text, strlen(text), 1, UINT64_MAX, out, why, sizeof(why)) != 0) {
+        fprintf(stderr, "rushctl: %s must be a positive integer: %s\n", what, why);
         return EXIT_USAGE;
     }
-    *out = value;
     return 0;
 }
 
+/* A nonzero decimal integer, either sign. */
 static int parse_i64(const char *what, const char *text, int64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (text[0] == '\0' || errno != 0 || *end != '\0' || value == 0) {
-        fprintf(stderr, "rushctl: %s must be a nonzero integer, not '%s'\n", what, text);
+    char why[128] = "it is 0";
+    int64_t value = 0;
+    if (rush_number_parse_i64(text, strlen(text), INT64_MIN, INT64_MAX, &value, why, sizeof(why)) !=
+            0 ||
+        value == 0) {
+        fprintf(stderr, "rushctl: %s must be a nonzero integer: %s\n", what, why);
         return EXIT_USAGE;
     }
     *out = value;
@@ -438,6 +455,12 @@ static int run_sku_put(const struct options *options, int argc, char **argv)
     return rc;
 }
 
+static int run_snapshot(const struct options *options, int argc, char **argv)
+{
+    int rc = operands(argc, argv, 0);
+    return rc != 0 ? rc : send_and_print(options, true, "{\"op\":\"snapshot\"}");
+}
+
 /* Prints nested objects as "a.b  value" lines, depth-bounded. */
 static void print_flat(const char *prefix, const json_t *object, int depth)
 {
@@ -523,13 +546,6 @@ struct tail {
     uint64_t written;
     bool unanswered; /* the last poll timed out and no event came since */
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int tail_parse(struct tail *tail, int argc, char **argv)
 {
@@ -727,7 +743,7 @@ static int tail_poll_failed(struct tail *tail, int rc)
 static int tail_follow(struct tail *tail)
 {
     static struct rush_stream_event events[TAIL_BATCH_MAX];
-    int64_t last_event_ms = monotonic_ms();
+    int64_t last_event_ms = rush_clock_monotonic_ms();
     while (!tail_stopping) { /* ends by count, idle time, signal or error */
         uint64_t left = tail->count_max == 0 ? TAIL_BATCH_MAX : tail->count_max - tail->written;
         if (left == 0)
@@ -737,13 +753,13 @@ static int tail_follow(struct tail *tail)
         int rc = n < 0 ? tail_poll_failed(tail, n) : 0;
         if (rc == 0 && n > 0) {
             tail->unanswered = false;
-            last_event_ms = monotonic_ms();
+            last_event_ms = rush_clock_monotonic_ms();
             rc = tail_write(tail, events, (uint32_t)n);
         }
         if (rc != 0)
             return rc;
         if (n <= 0 && tail->idle_exit_ms != 0 &&
-            monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
+            rush_clock_monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
             break;
     }
     struct rush_subscriber_stats stats;
@@ -827,6 +843,7 @@ static const struct command commands[] = {
     {"resume", "resume SKU", run_sku_op},
     {"adjust", "adjust SKU DELTA", run_sku_op},
     {"sku-put", "sku-put FILE.json", run_sku_put},
+    {"snapshot", "snapshot", run_snapshot},
     {"tail",
      "tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]\n"
      "       [--idle-exit MS] [--skip-lost]\n"

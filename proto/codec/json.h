@@ -1,5 +1,6 @@
 /*
- * json.h — the JSON form of requests and results (DESIGN.md section 6), internal to rush.
+ * json.h — the JSON form of requests and results (ARCHITECTURE.md "Interfaces"), internal to
+ * rush.
  *
  * What and why. Gateways that do not want the binary wire format send one JSON object per
  * nanomsg message and get one back. This module turns such an object into the same fixed
@@ -11,8 +12,8 @@
  * before returning); encoding does not allocate.
  *
  * Request object. {"op":"reserve","sku":1001,"user":42,"qty":1,"key":"k-42"}
- *   op      a name from names.c (reserve, confirm, ..., resume), or the admin forms sku_put and
- *           stats.
+ *   op      a name from names.c (reserve, confirm, ..., resume), or the admin forms sku_put,
+ *           stats and snapshot.
  *   sku     SKU id            reserve, group_open, group_join_any, query_sku, adjust, pause,
  *                             resume
  *   user    user id           reserve, group_open, group_join, group_join_any
@@ -36,10 +37,13 @@
  * such a key must not be all zero. Any other string is hashed: key = XXH3_128bits(string) in
  * XXH128 canonical (big-endian) byte order, so "k-42" always maps to the same key.
  *
- * Admin forms. {"op":"sku_put","sku":{"id":1001,"name":"...","stock":1000,...}} carries every
- * field of struct rush_sku by name (see rush_json_encode_sku_put for the exact set); it is
- * checked with rush_sku_check (codec/sku.h) so that a bad definition is refused with
- * the same words the campaign file uses. {"op":"stats"} takes no field.
+ * Admin forms. {"op":"sku_put","sku":{"id":1001,"name":"...","stock":1000,...}} names fields of
+ * struct rush_sku (see rush_json_encode_sku_put for the names); the id and at least one other
+ * field are required. The names it carries become sku.fields (RUSH_SKU_FIELD_*, 0 when it names
+ * all): on a live SKU only those change. A put naming every required field is a whole
+ * definition and is checked with rush_sku_check (codec/sku.h), so that a bad definition is
+ * refused with the same words the campaign file uses; a partial put is checked by the engine
+ * once merged into the live SKU. {"op":"stats"} and {"op":"snapshot"} take no field.
  *
  * Errors. Decoders return RUSH_EPROTO and write a reason that names the problem into `why`:
  * "not a JSON object", "unknown op 'buy'", "field 'qty' must be an integer 1..1000000",
@@ -53,7 +57,8 @@
  *   1. A decoded request has zero in every field its op does not use and a nonzero key exactly
  *      when the op changes state.
  *   2. encode(decode(x)) and decode(encode(r)) agree: rush_json_encode_request writes a request
- *      that decodes to the same 64 bytes.
+ *      that decodes to the same 64 bytes, rush_json_encode_sku_put a SKU that decodes to the
+ *      same fields (tests/fuzz/fuzz_json.c checks both through jansson).
  *   3. Nothing is read past text[len - 1]; nothing is written past buf[cap - 1].
  *
  * Threads. No state: call from any thread.
@@ -74,9 +79,10 @@
 
 /* What a decoded JSON message asks for. */
 enum rush_json_kind {
-    RUSH_JSON_REQUEST = 1, /* one of enum rush_op: decided by a shard */
-    RUSH_JSON_SKU_PUT = 2, /* admin: create or redefine a SKU */
-    RUSH_JSON_STATS = 3,   /* admin: engine-wide counters */
+    RUSH_JSON_REQUEST = 1,  /* one of enum rush_op: decided by a shard */
+    RUSH_JSON_SKU_PUT = 2,  /* admin: create or redefine a SKU */
+    RUSH_JSON_STATS = 3,    /* admin: engine-wide counters */
+    RUSH_JSON_SNAPSHOT = 4, /* admin: every shard writes a snapshot now */
 };
 
 struct rush_json_command {
@@ -91,14 +97,15 @@ struct rush_json_command {
 RUSH_MUST_USE int rush_json_decode(const char *text, size_t len, struct rush_json_command *out,
                                    char *why, size_t why_size);
 
-/* Decodes one JSON request; the admin forms sku_put and stats are refused by name. */
+/* Decodes one JSON request; the admin forms sku_put, stats and snapshot are refused by name. */
 RUSH_MUST_USE int rush_json_decode_request(const char *text, size_t len, struct rush_request *out,
                                            char *why, size_t why_size);
 
 /*
  * The answer to a request, e.g. {"outcome":"ok","order":"72057594037927937","sku":1001,
  * "remaining":9}. Adds "duplicate":true when flagged, "reason" when invalid, "group" when set,
- * "tag" when nonzero, "unlimited":true instead of a meaningless remaining, and for queries that
+ * "tag" when nonzero, "unlimited":true instead of a meaningless remaining, "state" (the order's
+ * state the decision left) for a confirm or cancel that is ok or expired, and for queries that
  * found their object the state names and figures:
  *   query_sku    sku, available (when limited), reserved, confirmed, unlimited
  *   query_order  order, state, qty, sku, group (when a seat)

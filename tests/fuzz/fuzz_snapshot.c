@@ -39,7 +39,7 @@ static void try_restore(const struct rush_snapshot_view *view)
         .start_ns = 1,
     };
     struct rush_shard *shard = NULL;
-    RUSH_ASSERT(rush_shard_create(&config, &shard) == 0);
+    RUSH_VERIFY(rush_shard_create(&config, &shard) == 0);
     char why[256] = "";
     int rc = rush_snapshot_restore(shard, view, why, sizeof(why));
     RUSH_ASSERT(rc == 0 || rc == RUSH_ECORRUPT || rc == RUSH_ECONFIG);

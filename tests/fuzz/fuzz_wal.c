@@ -49,7 +49,7 @@ static void check(const uint8_t *bytes, size_t len, uint32_t shard_index)
     RUSH_ASSERT(rush_wal_events_checksum(view.events, header->event_count) ==
                 header->events_checksum);
     struct rush_wal_header again;
-    RUSH_ASSERT(rush_wal_header_decode(bytes, shard_index, &again) == RUSH_WAL_DECODE_OK);
+    RUSH_VERIFY(rush_wal_header_decode(bytes, shard_index, &again) == RUSH_WAL_DECODE_OK);
     struct rush_wal_header sealed = again;
     rush_wal_header_seal(&sealed);
     RUSH_ASSERT(memcmp(&sealed, bytes, sizeof(sealed)) == 0);

@@ -37,7 +37,7 @@ static void check_refusal(const struct rush_wire_view *view, const struct rush_w
     RUSH_ASSERT(bytes == RUSH_WIRE_HEADER_BYTES + (int)sizeof(struct rush_wire_error));
     struct rush_wire_view back;
     struct rush_wire_error back_error;
-    RUSH_ASSERT(rush_wire_decode(encoded, (size_t)bytes, &back, &back_error) == 0);
+    RUSH_VERIFY(rush_wire_decode(encoded, (size_t)bytes, &back, &back_error) == 0);
     RUSH_ASSERT(back.kind == RUSH_WIRE_ERROR);
     RUSH_ASSERT(back.message_id == view->message_id);
     RUSH_ASSERT(memcmp(&back.error, error, sizeof(*error)) == 0);
@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(shifted, data, size);
     struct rush_wire_view shifted_view;
     struct rush_wire_error shifted_error;
-    RUSH_ASSERT(rush_wire_decode(shifted, size, &shifted_view, &shifted_error) == rc);
+    RUSH_VERIFY(rush_wire_decode(shifted, size, &shifted_view, &shifted_error) == rc);
     RUSH_ASSERT(memcmp(&shifted_error, &error, sizeof(error)) == 0);
     RUSH_ASSERT(shifted_view.message_id == view.message_id);
     RUSH_ASSERT(rc < 0 || !shifted_view.aligned);

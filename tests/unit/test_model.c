@@ -1,0 +1,1925 @@
+/*
+ * The seeded model test: a plain reference model of the shard's rules, written from the rules
+ * (ARCHITECTURE.md "Operations and outcomes", the comments of shard.h, decide.c, group.c and
+ * timer.h), driven in lock step with a real shard over long random sequences of requests, clock
+ * moves and timer firings.
+ *
+ * The model is deliberately naive: arrays indexed by order, group and key number, linear scans
+ * for the best group and for due timers, field-by-field request comparison for idempotency. It
+ * predicts every result byte for byte (outcome, reason, state, order, group, quantity, remaining,
+ * flags, query figures) and, in order, every published event of a batch (order confirmed,
+ * released, expired, refund due, group completed with its virtual seats, group failed) with its
+ * amount (what the order recorded at reservation: operators re-price SKUs during the run) and the
+ * op that decided it (0 for a deadline); after
+ * every batch it compares each SKU's ledger and a sample of users' holdings, and every
+ * CHECK_EVERY steps it runs rush_shard_check().
+ *
+ * Rules the model encodes that are easy to get subtly wrong: the order of checks (unknown SKU,
+ * SKU kind, sale window, quantity, limits, stock, room in the tables); which outcomes are
+ * remembered under their key; a duplicate answers the first bytes flagged, a reused key on a
+ * different request is invalid; ids count from 1 per shard, seats included; timers fire at batch
+ * start once their 1-ms tick has wholly passed, in (deadline, handle) order, but a decision about
+ * an order or group whose deadline is not after the batch's time settles it first; a group's
+ * deadline is capped at its SKU's window end; a second payment is refunded.
+ *
+ * Besides the model, the same driver checks directly against the shard's own outputs: no
+ * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
+ * stream, and that a retried request answers the original bytes. Two more tests reuse it: replay
+ * (the logged events rebuild a shard with the same digest) and determinism (two shards with
+ * different hash seeds emit the same events and answers).
+ *
+ * Environment: RUSH_MODEL_SEED=n runs that one seed; RUSH_TEST_SCALE=k divides the step counts
+ * (sanitizer builds); RUSH_MODEL_VERBOSE=1 prints outcome counts per seed. A failure names its
+ * seed and step: rerun with RUSH_MODEL_SEED=<seed>.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "support.h"
+
+#define SHARD_INDEX 5u
+#define USERS_MAX 120u
+#define SKUS_MAX 8u
+#define HISTORY_MAX 512u
+#define BATCH_REQUESTS_MAX 6u
+#define CHECK_EVERY 256u
+#define STEPS_DEFAULT 20000u
+#define SEED_COUNT 8u
+#define QTY_MAX 1000000u /* the largest quantity a request may carry */
+#define HUGE_AMOUNT (INT64_MAX / 4)
+#define ID_INDEX_BITS ((UINT64_C(1) << 55) - 1)
+
+enum sku_id {
+    SKU_HOT = 11,  /* solo, small stock, pay TTL */
+    SKU_NOW = 12,  /* solo, pay TTL 0: the reservation is the order */
+    SKU_FREE = 13, /* solo, unlimited, a pay TTL longer than the timer wheel */
+    SKU_LATE = 14, /* solo, window opens later and ends */
+    SKU_PAIR = 21, /* group of 2, virtual none, window ends */
+    SKU_TRIO = 23, /* group of 3, fill within a budget */
+    SKU_QUAD = 24, /* group of 4, unlimited stock, fill with a large budget */
+    SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later */
+    SKU_UNKNOWN = 99,
+};
+
+static const uint64_t solo_skus[] = {SKU_HOT, SKU_HOT, SKU_HOT, SKU_NOW, SKU_FREE, SKU_LATE};
+static const uint64_t group_skus[] = {SKU_PAIR, SKU_TRIO, SKU_TRIO, SKU_QUAD, SKU_FIVE, SKU_FIVE};
+static const uint64_t all_skus[] = {SKU_HOT,  SKU_NOW,  SKU_FREE, SKU_LATE,
+                                    SKU_PAIR, SKU_TRIO, SKU_QUAD, SKU_FIVE};
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- a small PRNG (splitmix64) ------------------------------------------------------------ */
+
+static uint64_t rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(uint64_t *state, uint64_t n)
+{
+    return n == 0 ? 0 : rng_next(state) % n;
+}
+
+static uint64_t order_id(uint32_t n)
+{
+    return ((uint64_t)SHARD_INDEX << 56) | n;
+}
+
+static uint64_t group_id(uint32_t n)
+{
+    return ((uint64_t)SHARD_INDEX << 56) | RUSH_ID_GROUP_BIT | n;
+}
+
+/* ---- the catalogue ------------------------------------------------------------------------ */
+
+static struct rush_sku catalogue_sku(uint64_t id)
+{
+    struct rush_sku sku = sku_solo(id, 40);
+    sku.order_qty_max = 3;
+    sku.user_qty_max = 4;
+    sku.pay_ttl_ns = 25 * MS;
+    switch ((enum sku_id)id) {
+    case SKU_HOT:
+        break;
+    case SKU_NOW:
+        sku.stock = 60;
+        sku.pay_ttl_ns = 0;
+        sku.order_qty_max = 2;
+        sku.user_qty_max = 3;
+        break;
+    case SKU_FREE:
+        sku.unlimited = 1;
+        sku.stock = 0;
+        sku.pay_ttl_ns = 66 * SECOND + 7 * MS; /* longer than a turn of the timer wheel */
+        sku.user_qty_max = 6;
+        break;
+    case SKU_LATE:
+        sku.stock = 50;
+        sku.start_ns = T0_NS + 20 * SECOND;
+        sku.end_ns = T0_NS + 300 * SECOND;
+        sku.pay_ttl_ns = 30 * MS;
+        break;
+    case SKU_PAIR:
+        sku = sku_group(id, 80, 2);
+        sku.group_ttl_ns = SECOND + 60 * MS; /* the shortest a SKU may have is 1 s */
+        sku.groups_open_max = 6;
+        sku.end_ns = T0_NS + 400 * SECOND;
+        sku.user_qty_max = 3;
+        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
+        break;
+    case SKU_TRIO:
+        sku = sku_group(id, 60, 3);
+        sku.group_ttl_ns = SECOND + 80 * MS;
+        sku.groups_open_max = 4;
+        sku.virtual_policy = RUSH_VIRTUAL_FILL;
+        sku.virtual_budget = 20;
+        sku.user_qty_max = 3;
+        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
+        break;
+    case SKU_QUAD:
+        sku = sku_group(id, 0, 4);
+        sku.unlimited = 1;
+        sku.group_ttl_ns = SECOND + 50 * MS;
+        sku.groups_open_max = 3;
+        sku.virtual_policy = RUSH_VIRTUAL_FILL;
+        sku.virtual_budget = 1000000;
+        sku.user_qty_max = 3;
+        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
+        break;
+    case SKU_FIVE:
+        sku = sku_group(id, 100, 5);
+        sku.group_ttl_ns = SECOND + 120 * MS;
+        sku.groups_open_max = 5;
+        sku.virtual_policy = RUSH_VIRTUAL_AT_MOST;
+        sku.virtual_seats_max = 2;
+        sku.virtual_budget = 30;
+        sku.start_ns = T0_NS + 3 * SECOND; /* group ops before the start cost nothing */
+        sku.user_qty_max = 3;
+        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
+        break;
+    case SKU_UNKNOWN:
+        break;
+    }
+    return sku;
+}
+
+/* ---- the reference model ------------------------------------------------------------------ */
+
+struct m_sku {
+    struct rush_sku def;
+    int64_t stock_total;
+    int64_t available;
+    int64_t reserved;
+    int64_t confirmed;
+    uint32_t groups_open;
+    uint32_t virtual_used;
+    bool user_has_entry[USERS_MAX + 1]; /* a (sku, user) pair once created stays */
+    uint32_t user_held[USERS_MAX + 1];
+};
+
+struct m_order {
+    uint64_t user;
+    uint32_t sku;
+    uint32_t qty;
+    uint32_t group;   /* 0: a flash-sale order */
+    int64_t amount;   /* price * qty when reserved */
+    int64_t deadline; /* pay deadline; 0: none */
+    uint8_t state;
+};
+
+struct m_group {
+    uint32_t sku;
+    int64_t deadline;
+    uint32_t seats;
+    uint32_t virtual_seats;
+    uint8_t state;
+    uint32_t members[RUSH_GROUP_SIZE_MAX];
+};
+
+struct m_timer {
+    int64_t deadline;
+    uint32_t handle; /* order n, or orders_max + 1 + group n */
+};
+
+enum m_key_owner { M_KEY_ORDER_SLOT = 0, M_KEY_RING = 1, M_KEY_ENDED_ORDER = 2 };
+
+struct m_key {
+    bool present;
+    uint8_t owner; /* enum m_key_owner: where the shard keeps it (decide.c rules 2-4) */
+    struct rush_request request; /* as first decided */
+    struct rush_result result;   /* the answer, tag zeroed */
+};
+
+/* A published event, as the model predicts it and as the sink sees it. */
+struct note {
+    uint64_t id;    /* order id, or group id for group events */
+    int64_t amount; /* order events: the order's amount */
+    uint32_t qty;
+    uint8_t type;
+    uint8_t op; /* the deciding request's op, 0 for a deadline */
+};
+
+struct notes {
+    struct note *items;
+    uint32_t count;
+    uint32_t capacity;
+};
+
+static void notes_push(struct notes *notes, struct note note)
+{
+    if (notes->count < notes->capacity)
+        notes->items[notes->count] = note;
+    notes->count++; /* an overflow shows as a count beyond capacity */
+}
+
+static bool note_equal(const struct note *a, const struct note *b)
+{
+    return a->id == b->id && a->amount == b->amount && a->qty == b->qty && a->type == b->type &&
+           a->op == b->op;
+}
+
+static void notes_init(struct notes *notes, uint32_t capacity)
+{
+    notes->items = calloc(capacity, sizeof(*notes->items));
+    notes->count = 0;
+    notes->capacity = capacity;
+    cr_assert(notes->items != NULL);
+}
+
+struct model {
+    struct rush_shard_limits limits;
+    struct notes published; /* this batch's order, refund and group outcomes, in order */
+    int64_t now;
+    struct m_sku skus[SKUS_MAX];
+    uint32_t sku_count;
+    struct m_order *orders;
+    uint32_t order_count;
+    struct m_group *groups;
+    uint32_t group_count;
+    struct m_timer *timers;
+    uint32_t timer_count;
+    struct m_key *keys;
+    uint64_t keys_cap;
+    uint32_t key_count;
+    uint64_t *ring; /* key numbers of the ring of other keys, oldest at ring_first % ring_cap */
+    uint32_t ring_cap;
+    uint32_t ring_count;
+    uint64_t ring_first;
+    uint32_t limit_count;
+    uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
+    uint64_t fired_expired, fired_completed, fired_failed;
+};
+
+/* What a decider found: the outcome, why, and the order it made or touched (0 if none). */
+struct m_verdict {
+    uint8_t outcome;
+    uint8_t reason;
+    uint32_t order;
+};
+
+static struct m_verdict m_out(uint8_t outcome)
+{
+    return (struct m_verdict){.outcome = outcome};
+}
+
+static struct m_verdict m_invalid(uint8_t reason)
+{
+    return (struct m_verdict){.outcome = RUSH_INVALID, .reason = reason};
+}
+
+static void model_init(struct model *m, struct rush_shard_limits limits, uint64_t keys_cap)
+{
+    memset(m, 0, sizeof(*m));
+    m->limits = limits;
+    m->now = T0_NS;
+    m->orders = calloc((size_t)limits.orders_max + 2, sizeof(*m->orders));
+    m->groups = calloc((size_t)limits.groups_max + 2, sizeof(*m->groups));
+    m->timers = calloc((size_t)limits.orders_max + limits.groups_max + 2, sizeof(*m->timers));
+    m->keys = calloc(keys_cap, sizeof(*m->keys));
+    m->keys_cap = keys_cap;
+    m->ring_cap = limits.keys_max / 8 > 0 ? limits.keys_max / 8 : 1;
+    m->ring = calloc(m->ring_cap, sizeof(*m->ring));
+    cr_assert(m->orders && m->groups && m->timers && m->keys && m->ring);
+    notes_init(&m->published, 2 * (limits.orders_max + limits.groups_max) + 64);
+}
+
+static void model_free(struct model *m)
+{
+    free(m->orders);
+    free(m->groups);
+    free(m->timers);
+    free(m->keys);
+    free(m->ring);
+    free(m->published.items);
+}
+
+static int m_sku_of(const struct model *m, uint64_t id)
+{
+    for (uint32_t i = 0; i < m->sku_count; i++)
+        if (m->skus[i].def.id == id && id != 0)
+            return (int)i;
+    return -1;
+}
+
+static uint32_t m_order_of(const struct model *m, uint64_t id)
+{
+    uint64_t n = id & ID_INDEX_BITS;
+    if ((id >> 56) != SHARD_INDEX || (id & RUSH_ID_GROUP_BIT) || n == 0 || n > m->order_count)
+        return 0;
+    return (uint32_t)n;
+}
+
+static uint32_t m_group_of(const struct model *m, uint64_t id)
+{
+    uint64_t n = id & ID_INDEX_BITS;
+    if ((id >> 56) != SHARD_INDEX || !(id & RUSH_ID_GROUP_BIT) || n == 0 || n > m->group_count)
+        return 0;
+    return (uint32_t)n;
+}
+
+static uint64_t key_number(const rush_key *key)
+{
+    uint64_t n;
+    memcpy(&n, key->bytes, sizeof(n));
+    return n;
+}
+
+static bool key_is_zero(const rush_key *key)
+{
+    static const rush_key zero;
+    return memcmp(key, &zero, sizeof(zero)) == 0;
+}
+
+/* The sale window: before the start, after the end, paused. */
+static struct m_verdict m_window(const struct model *m, const struct m_sku *sku)
+{
+    if (m->now < sku->def.start_ns)
+        return m_out(RUSH_NOT_STARTED);
+    if (m->now >= sku->def.end_ns)
+        return m_out(RUSH_ENDED);
+    if (sku->def.paused)
+        return m_out(RUSH_PAUSED);
+    return m_out(RUSH_OK);
+}
+
+/* Quantity, then the user's limits, then stock, then room in the tables. */
+static struct m_verdict m_can_hold(const struct model *m, const struct m_sku *sku, uint64_t user,
+                                   uint32_t qty)
+{
+    if (qty == 0 || qty > QTY_MAX)
+        return m_invalid(RUSH_REASON_QTY);
+    cr_assert(user <= USERS_MAX);
+    uint64_t held = sku->user_held[user];
+    if (qty > sku->def.order_qty_max || held + qty > sku->def.user_qty_max)
+        return m_out(RUSH_LIMIT_EXCEEDED);
+    if (!sku->def.unlimited && sku->available < (int64_t)qty)
+        return m_out(RUSH_SOLD_OUT);
+    /* No slot is ever reused here (retain_ns outlasts the run): every order holds its key. */
+    if (m->order_count >= m->limits.orders_max ||
+        m->order_count >= m->limits.keys_max - m->ring_cap ||
+        (!sku->user_has_entry[user] && m->limit_count >= m->limits.user_limits_max))
+        return m_out(RUSH_BUSY);
+    return m_out(RUSH_OK);
+}
+
+static void m_timer_add(struct model *m, int64_t deadline, uint32_t handle)
+{
+    m->timers[m->timer_count++] = (struct m_timer){.deadline = deadline, .handle = handle};
+}
+
+/* A new order holding stock: its number. */
+static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, uint32_t qty,
+                            uint32_t group)
+{
+    struct m_sku *sku = &m->skus[sku_index];
+    uint32_t n = ++m->order_count;
+    m->orders[n] = (struct m_order){.user = user,
+                                    .sku = sku_index,
+                                    .qty = qty,
+                                    .group = group,
+                                    .amount = sku->def.price_fen * qty,
+                                    .state = RUSH_ORDER_RESERVED};
+    if (!sku->def.unlimited)
+        sku->available -= qty;
+    sku->reserved += qty;
+    if (!sku->user_has_entry[user]) {
+        sku->user_has_entry[user] = true;
+        m->limit_count++;
+    }
+    sku->user_held[user] += qty;
+    if (group == 0 && sku->def.pay_ttl_ns > 0) {
+        m->orders[n].deadline = m->now + sku->def.pay_ttl_ns;
+        m_timer_add(m, m->orders[n].deadline, n);
+    }
+    return n;
+}
+
+/* An order event as published: its amount is the order's, whatever the price is now. */
+static void m_publish_order(struct model *m, uint8_t type, uint32_t n)
+{
+    notes_push(&m->published, (struct note){.id = order_id(n),
+                                            .amount = m->orders[n].amount,
+                                            .qty = m->orders[n].qty,
+                                            .type = type,
+                                            .op = m->op});
+}
+
+static void m_fire_order(struct model *m, uint32_t n);
+static void m_fire_group(struct model *m, uint32_t g);
+
+static void m_order_confirm(struct model *m, uint32_t n)
+{
+    struct m_order *order = &m->orders[n];
+    cr_assert_eq(order->state, RUSH_ORDER_RESERVED);
+    m_publish_order(m, RUSH_EV_ORDER_CONFIRMED, n);
+    order->state = RUSH_ORDER_CONFIRMED;
+    m->skus[order->sku].reserved -= order->qty;
+    m->skus[order->sku].confirmed += order->qty;
+}
+
+static void m_order_return(struct model *m, uint32_t n, uint8_t state)
+{
+    struct m_order *order = &m->orders[n];
+    struct m_sku *sku = &m->skus[order->sku];
+    cr_assert_eq(order->state, RUSH_ORDER_RESERVED);
+    m_publish_order(m, state == RUSH_ORDER_EXPIRED ? RUSH_EV_ORDER_EXPIRED : RUSH_EV_ORDER_RELEASED,
+                    n);
+    order->state = state;
+    sku->reserved -= order->qty;
+    if (!sku->def.unlimited)
+        sku->available += order->qty;
+    sku->user_held[order->user] -= order->qty;
+}
+
+static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0)
+        return m_out(RUSH_UNKNOWN_SKU);
+    struct m_sku *sku = &m->skus[s];
+    if (sku->def.group_size != 0)
+        return m_invalid(RUSH_REASON_GROUP_SKU);
+    struct m_verdict v = m_window(m, sku);
+    if (v.outcome == RUSH_OK)
+        v = m_can_hold(m, sku, rq->user_id, rq->qty);
+    if (v.outcome != RUSH_OK)
+        return v;
+    v.order = m_order_new(m, (uint32_t)s, rq->user_id, rq->qty, 0);
+    if (sku->def.pay_ttl_ns == 0)
+        m_order_confirm(m, v.order);
+    return v;
+}
+
+static struct m_verdict m_confirm(struct model *m, const struct rush_request *rq)
+{
+    uint32_t n = m_order_of(m, rq->target_id);
+    if (n == 0)
+        return m_out(RUSH_UNKNOWN_ORDER);
+    if (m->orders[n].group != 0)
+        return m_invalid(RUSH_REASON_GROUP_ORDER);
+    struct m_verdict v = {.order = n};
+    if (m->orders[n].deadline != 0 && m->orders[n].deadline <= m->now)
+        m_fire_order(m, n); /* past the deadline at this nanosecond, whatever the tick */
+    switch ((enum rush_order_state)m->orders[n].state) {
+    case RUSH_ORDER_RESERVED:
+        m_order_confirm(m, n);
+        v.outcome = RUSH_OK;
+        return v;
+    case RUSH_ORDER_EXPIRED:
+    case RUSH_ORDER_RELEASED:  /* the money came after the hold ended: refund due */
+    case RUSH_ORDER_CONFIRMED: /* a second payment: refund due */
+        m_publish_order(m, RUSH_EV_REFUND_DUE, n);
+        v.outcome = RUSH_EXPIRED;
+        return v;
+    case RUSH_ORDER_NONE:
+        break;
+    }
+    return m_invalid(RUSH_REASON_ORDER_STATE);
+}
+
+static struct m_verdict m_cancel(struct model *m, const struct rush_request *rq)
+{
+    uint32_t n = m_order_of(m, rq->target_id);
+    if (n == 0)
+        return m_out(RUSH_UNKNOWN_ORDER);
+    if (m->orders[n].group != 0)
+        return m_invalid(RUSH_REASON_GROUP_ORDER);
+    if (m->orders[n].deadline != 0 && m->orders[n].deadline <= m->now)
+        m_fire_order(m, n);
+    if (m->orders[n].state != RUSH_ORDER_RESERVED)
+        return m_invalid(RUSH_REASON_ORDER_STATE);
+    m_order_return(m, n, RUSH_ORDER_RELEASED);
+    return (struct m_verdict){.outcome = RUSH_OK, .order = n};
+}
+
+static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats)
+{
+    struct m_group *group = &m->groups[g];
+    struct m_sku *sku = &m->skus[group->sku];
+    for (uint32_t i = 0; i < group->seats; i++)
+        m_order_confirm(m, group->members[i]);
+    notes_push(&m->published, (struct note){.id = group_id(g),
+                                            .qty = virtual_seats,
+                                            .type = RUSH_EV_GROUP_COMPLETED,
+                                            .op = m->op});
+    group->state = RUSH_GROUP_COMPLETED;
+    group->virtual_seats = virtual_seats;
+    sku->virtual_used += virtual_seats;
+    sku->groups_open--;
+}
+
+static void m_group_fail(struct model *m, uint32_t g)
+{
+    struct m_group *group = &m->groups[g];
+    for (uint32_t i = 0; i < group->seats; i++) { /* the money was taken at join */
+        m_order_return(m, group->members[i], RUSH_ORDER_RELEASED);
+        m_publish_order(m, RUSH_EV_REFUND_DUE, group->members[i]);
+    }
+    notes_push(&m->published,
+               (struct note){.id = group_id(g), .type = RUSH_EV_GROUP_FAILED, .op = m->op});
+    group->state = RUSH_GROUP_FAILED;
+    m->skus[group->sku].groups_open--;
+}
+
+static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user)
+{
+    struct m_group *group = &m->groups[g];
+    uint32_t n = m_order_new(m, group->sku, user, 1, g);
+    group->members[group->seats++] = n;
+    if (group->seats == m->skus[group->sku].def.group_size)
+        m_group_complete(m, g, 0);
+    return n;
+}
+
+static bool m_user_in_group(const struct model *m, const struct m_group *group, uint64_t user)
+{
+    for (uint32_t i = 0; i < group->seats; i++)
+        if (m->orders[group->members[i]].user == user)
+            return true;
+    return false;
+}
+
+/* Opens a group with the leader's seat; window and SKU kind were checked. */
+static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
+{
+    struct m_sku *sku = &m->skus[s];
+    struct m_verdict v = m_can_hold(m, sku, user, 1);
+    if (v.outcome != RUSH_OK)
+        return v;
+    if (sku->groups_open >= sku->def.groups_open_max)
+        return m_out(RUSH_GROUP_FULL); /* the SKU's cap: a business outcome */
+    if (m->group_count >= m->limits.groups_max)
+        return m_out(RUSH_BUSY); /* the shard's table */
+    uint32_t g = ++m->group_count;
+    int64_t deadline = m->now + sku->def.group_ttl_ns;
+    if (deadline > sku->def.end_ns)
+        deadline = sku->def.end_ns; /* capped at the end of the sale */
+    m->groups[g] = (struct m_group){.sku = s, .deadline = deadline, .state = RUSH_GROUP_OPEN};
+    sku->groups_open++;
+    m_timer_add(m, m->groups[g].deadline, m->limits.orders_max + 1 + g);
+    v.order = m_seat_take(m, g, user);
+    return v;
+}
+
+static struct m_verdict m_group_open(struct model *m, const struct rush_request *rq)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0)
+        return m_out(RUSH_UNKNOWN_SKU);
+    if (m->skus[s].def.group_size == 0)
+        return m_invalid(RUSH_REASON_NOT_GROUP_SKU);
+    struct m_verdict v = m_window(m, &m->skus[s]);
+    if (v.outcome != RUSH_OK)
+        return v;
+    return m_open(m, (uint32_t)s, rq->user_id);
+}
+
+static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
+{
+    uint32_t g = m_group_of(m, rq->target_id);
+    if (g == 0)
+        return m_out(RUSH_UNKNOWN_GROUP);
+    struct m_group *group = &m->groups[g];
+    struct m_sku *sku = &m->skus[group->sku];
+    struct m_verdict v = m_window(m, sku);
+    if (v.outcome != RUSH_OK)
+        return v;
+    if (group->state == RUSH_GROUP_OPEN && group->deadline <= m->now)
+        m_fire_group(m, g); /* past the deadline at this nanosecond, whatever the tick */
+    if (group->state != RUSH_GROUP_OPEN)
+        return m_out(RUSH_GROUP_CLOSED);
+    if (group->seats >= sku->def.group_size)
+        return m_out(RUSH_GROUP_FULL);
+    if (m_user_in_group(m, group, rq->user_id))
+        return m_out(RUSH_ALREADY_IN_GROUP);
+    v = m_can_hold(m, sku, rq->user_id, 1);
+    if (v.outcome == RUSH_OK)
+        v.order = m_seat_take(m, g, rq->user_id);
+    return v;
+}
+
+/* The open group of the SKU closest to full, then oldest, that the user is not in; 0 if none. */
+static uint32_t m_best_group(const struct model *m, uint32_t s, uint64_t user)
+{
+    uint32_t best = 0;
+    for (uint32_t g = 1; g <= m->group_count; g++) {
+        const struct m_group *group = &m->groups[g];
+        if (group->sku != s || group->state != RUSH_GROUP_OPEN || group->deadline <= m->now ||
+            m_user_in_group(m, group, user))
+            continue;
+        if (best == 0 || group->seats > m->groups[best].seats)
+            best = g;
+    }
+    return best;
+}
+
+static struct m_verdict m_join_any(struct model *m, const struct rush_request *rq)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0)
+        return m_out(RUSH_UNKNOWN_SKU);
+    struct m_sku *sku = &m->skus[s];
+    if (sku->def.group_size == 0)
+        return m_invalid(RUSH_REASON_NOT_GROUP_SKU);
+    struct m_verdict v = m_window(m, sku);
+    if (v.outcome == RUSH_OK)
+        v = m_can_hold(m, sku, rq->user_id, 1);
+    if (v.outcome != RUSH_OK)
+        return v;
+    uint32_t g = m_best_group(m, (uint32_t)s, rq->user_id);
+    if (g == 0)
+        return m_open(m, (uint32_t)s, rq->user_id);
+    v.order = m_seat_take(m, g, rq->user_id);
+    return v;
+}
+
+static struct m_verdict m_adjust(struct model *m, const struct rush_request *rq)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0)
+        return m_out(RUSH_UNKNOWN_SKU);
+    struct m_sku *sku = &m->skus[s];
+    if (sku->def.unlimited)
+        return m_invalid(RUSH_REASON_UNLIMITED);
+    int64_t amount = rq->amount;
+    if (amount == 0 || amount > HUGE_AMOUNT || amount < -HUGE_AMOUNT ||
+        sku->stock_total + amount > HUGE_AMOUNT)
+        return m_invalid(RUSH_REASON_QTY);
+    if (sku->stock_total + amount < sku->reserved + sku->confirmed)
+        return m_invalid(RUSH_REASON_BELOW_RESERVED);
+    sku->stock_total += amount;
+    sku->available += amount;
+    return m_out(RUSH_OK);
+}
+
+static struct m_verdict m_pause_or_resume(struct model *m, const struct rush_request *rq)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0)
+        return m_out(RUSH_UNKNOWN_SKU);
+    m->skus[s].def.paused = rq->op == RUSH_OP_PAUSE;
+    return m_out(RUSH_OK);
+}
+
+/* Only decisions that changed something are remembered: ok, and a late payment's expired. */
+static bool m_remembered(uint8_t outcome)
+{
+    return outcome == RUSH_OK || outcome == RUSH_EXPIRED;
+}
+
+/* Where the shard keeps a remembered decision's key (decide.c rules 2-4). */
+static uint8_t m_owner_of(const struct rush_request *rq, uint8_t outcome)
+{
+    switch ((enum rush_op)rq->op) {
+    case RUSH_OP_RESERVE:
+    case RUSH_OP_GROUP_OPEN:
+    case RUSH_OP_GROUP_JOIN:
+    case RUSH_OP_GROUP_JOIN_ANY:
+        return M_KEY_ORDER_SLOT;
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+        return outcome == RUSH_OK ? M_KEY_ENDED_ORDER : M_KEY_RING;
+    case RUSH_OP_ADJUST:
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+    case RUSH_OP_NONE:
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    return M_KEY_RING;
+}
+
+/* A key into the ring: when it is full its oldest key is forgotten. */
+static void m_ring_push(struct model *m, uint64_t k)
+{
+    if (m->ring_count == m->ring_cap) {
+        m->keys[m->ring[m->ring_first % m->ring_cap]].present = false;
+        m->key_count--;
+        m->ring_first++;
+        m->ring_count--;
+    }
+    m->ring[(m->ring_first + m->ring_count++) % m->ring_cap] = k;
+}
+
+/* Two requests are the same for a key when the op and the fields that op reads are equal. */
+static bool m_same_request(const struct rush_request *a, const struct rush_request *b)
+{
+    if (a->op != b->op)
+        return false;
+    switch ((enum rush_op)a->op) {
+    case RUSH_OP_RESERVE:
+        return a->sku_id == b->sku_id && a->user_id == b->user_id && a->qty == b->qty;
+    case RUSH_OP_GROUP_OPEN:
+    case RUSH_OP_GROUP_JOIN_ANY:
+        return a->sku_id == b->sku_id && a->user_id == b->user_id;
+    case RUSH_OP_GROUP_JOIN:
+        return a->target_id == b->target_id && a->user_id == b->user_id;
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+        return a->target_id == b->target_id;
+    case RUSH_OP_ADJUST:
+        return a->sku_id == b->sku_id && a->amount == b->amount;
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+        return a->sku_id == b->sku_id;
+    case RUSH_OP_NONE:
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    return true;
+}
+
+/*
+ * The answer of a decision: the order made or touched (with its group and quantity), and the
+ * available stock right after it of that order's SKU, else of the SKU the request names.
+ */
+static void m_answer(const struct model *m, const struct rush_request *rq, struct m_verdict v,
+                     struct rush_result *r)
+{
+    r->outcome = v.outcome;
+    r->reason = v.reason;
+    int s = m_sku_of(m, rq->sku_id);
+    if (v.order != 0) {
+        const struct m_order *order = &m->orders[v.order];
+        r->order_id = order_id(v.order);
+        r->qty = order->qty;
+        if (order->group != 0)
+            r->group_id = group_id(order->group);
+        s = (int)order->sku;
+    } else if (rq->op == RUSH_OP_GROUP_JOIN) {
+        r->group_id = rq->target_id;
+    }
+    if (v.order != 0)
+        r->state = m->orders[v.order].state; /* as the whole decision left it */
+    if (s >= 0 && m->skus[s].def.unlimited)
+        r->flags |= RUSH_RESULT_UNLIMITED;
+    else if (s >= 0)
+        r->remaining = m->skus[s].available;
+}
+
+static struct m_verdict m_decide_op(struct model *m, const struct rush_request *rq)
+{
+    switch ((enum rush_op)rq->op) {
+    case RUSH_OP_RESERVE:
+        return m_reserve(m, rq);
+    case RUSH_OP_CONFIRM:
+        return m_confirm(m, rq);
+    case RUSH_OP_CANCEL:
+        return m_cancel(m, rq);
+    case RUSH_OP_GROUP_OPEN:
+        return m_group_open(m, rq);
+    case RUSH_OP_GROUP_JOIN:
+        return m_join(m, rq);
+    case RUSH_OP_GROUP_JOIN_ANY:
+        return m_join_any(m, rq);
+    case RUSH_OP_ADJUST:
+        return m_adjust(m, rq);
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+        return m_pause_or_resume(m, rq);
+    case RUSH_OP_NONE:
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    return m_invalid(RUSH_REASON_OP);
+}
+
+static void m_query(const struct model *m, const struct rush_request *rq, struct rush_result *r)
+{
+    if (rq->op == RUSH_OP_QUERY_ORDER) {
+        uint32_t n = m_order_of(m, rq->target_id);
+        r->outcome = n ? RUSH_OK : RUSH_UNKNOWN_ORDER;
+        if (n == 0)
+            return;
+        const struct m_order *order = &m->orders[n];
+        r->state = order->state;
+        r->qty = order->qty;
+        r->order_id = rq->target_id;
+        r->group_id = order->group ? group_id(order->group) : 0;
+        r->reserved = (int64_t)order->user;
+        r->confirmed = (int64_t)m->skus[order->sku].def.id;
+    } else if (rq->op == RUSH_OP_QUERY_GROUP) {
+        uint32_t g = m_group_of(m, rq->target_id);
+        r->outcome = g ? RUSH_OK : RUSH_UNKNOWN_GROUP;
+        if (g == 0)
+            return;
+        const struct m_group *group = &m->groups[g];
+        const struct m_sku *sku = &m->skus[group->sku];
+        r->state = group->state;
+        r->qty = group->seats;
+        r->group_id = rq->target_id;
+        r->remaining =
+            group->state == RUSH_GROUP_OPEN ? (int64_t)sku->def.group_size - group->seats : 0;
+        r->reserved = group->deadline;
+        r->confirmed = (int64_t)sku->def.id;
+    } else {
+        int s = m_sku_of(m, rq->sku_id);
+        r->outcome = s >= 0 ? RUSH_OK : RUSH_UNKNOWN_SKU;
+        if (s < 0)
+            return;
+        const struct m_sku *sku = &m->skus[s];
+        r->state = sku->def.paused;
+        r->qty = sku->groups_open;
+        r->remaining = sku->available;
+        r->reserved = sku->reserved;
+        r->confirmed = sku->confirmed;
+        r->flags = sku->def.unlimited ? RUSH_RESULT_UNLIMITED : 0;
+    }
+}
+
+/* The model's answer to one request of the open batch. */
+static struct rush_result model_decide(struct model *m, const struct rush_request *rq)
+{
+    struct rush_result r = {.tag = rq->tag};
+    if (rq->op == RUSH_OP_NONE || rq->op >= RUSH_OP_COUNT_) {
+        r.outcome = RUSH_INVALID;
+        r.reason = RUSH_REASON_OP;
+        return r;
+    }
+    if (rq->op == RUSH_OP_QUERY_ORDER || rq->op == RUSH_OP_QUERY_GROUP ||
+        rq->op == RUSH_OP_QUERY_SKU) {
+        m_query(m, rq, &r);
+        return r;
+    }
+    if (key_is_zero(&rq->key)) {
+        r.outcome = RUSH_INVALID;
+        r.reason = RUSH_REASON_KEY_MISSING;
+        return r;
+    }
+    uint64_t k = key_number(&rq->key);
+    cr_assert(k < m->keys_cap, "key %" PRIu64 " beyond the model's key space", k);
+    struct m_key *entry = &m->keys[k];
+    /* A key kept by an ended order is found only by a confirm or cancel naming that order. */
+    bool kept_here = entry->present && entry->owner == M_KEY_ENDED_ORDER &&
+                     (rq->op == RUSH_OP_CONFIRM || rq->op == RUSH_OP_CANCEL) &&
+                     rq->target_id == entry->request.target_id;
+    if (entry->present && (entry->owner != M_KEY_ENDED_ORDER || kept_here)) {
+        /* dedup before anything else is looked at */
+        if (!m_same_request(&entry->request, rq)) {
+            r.outcome = RUSH_INVALID;
+            r.reason = RUSH_REASON_KEY_REUSED;
+            return r;
+        }
+        r = entry->result;
+        r.flags |= RUSH_RESULT_DUPLICATE;
+        r.tag = rq->tag;
+        return r;
+    }
+    m->op = rq->op;
+    struct m_verdict v = m_decide_op(m, rq);
+    m->op = RUSH_OP_NONE;
+    if (m_remembered(v.outcome)) {
+        m_answer(m, rq, v, &r);
+        uint8_t owner = m_owner_of(rq, v.outcome);
+        if (entry->present) /* another order kept it: the key now also names this decision */
+            m->key_count--;
+        if (owner == M_KEY_RING)
+            m_ring_push(m, k);
+        *entry = (struct m_key){.present = true, .owner = owner, .request = *rq, .result = r};
+        entry->result.tag = 0;
+        m->key_count++;
+        return r;
+    }
+    r.outcome = v.outcome;
+    r.reason = v.reason;
+    int s = m_sku_of(m, rq->sku_id);
+    if (s >= 0 && !m->skus[s].def.unlimited)
+        r.remaining = m->skus[s].available;
+    return r;
+}
+
+/* A pay-TTL expiry releases a still-reserved order; otherwise its timer does nothing. */
+static void m_fire_order(struct model *m, uint32_t n)
+{
+    if (m->orders[n].state != RUSH_ORDER_RESERVED)
+        return;
+    uint8_t op = m->op;
+    m->op = RUSH_OP_NONE; /* the deadline decided it */
+    m_order_return(m, n, RUSH_ORDER_EXPIRED);
+    m->op = op;
+    m->fired_expired++;
+}
+
+/* A group's deadline: complete with virtual seats when the policy and budget allow, else fail. */
+static void m_fire_group(struct model *m, uint32_t g)
+{
+    const struct m_group *group = &m->groups[g];
+    if (group->state != RUSH_GROUP_OPEN)
+        return;
+    const struct m_sku *sku = &m->skus[group->sku];
+    uint32_t missing = sku->def.group_size - group->seats;
+    bool budget = (uint64_t)sku->virtual_used + missing <= sku->def.virtual_budget;
+    bool fill = (sku->def.virtual_policy == RUSH_VIRTUAL_FILL && budget) ||
+                (sku->def.virtual_policy == RUSH_VIRTUAL_AT_MOST && budget &&
+                 missing <= sku->def.virtual_seats_max);
+    uint8_t op = m->op;
+    m->op = RUSH_OP_NONE; /* the deadline decided it */
+    if (fill) {
+        m_group_complete(m, g, missing);
+        m->fired_completed++;
+    } else {
+        m_group_fail(m, g);
+        m->fired_failed++;
+    }
+    m->op = op;
+}
+
+static bool m_timer_before(const struct m_timer *a, const struct m_timer *b)
+{
+    return a->deadline != b->deadline ? a->deadline < b->deadline : a->handle < b->handle;
+}
+
+/* Opens a batch: time never goes back; fires, in (deadline, handle) order, what is wholly past. */
+static void model_begin(struct model *m, int64_t now)
+{
+    if (now > m->now)
+        m->now = now;
+    int64_t through_tick = m->now / MS - 1;
+    for (;;) {
+        uint32_t first = UINT32_MAX;
+        for (uint32_t i = 0; i < m->timer_count; i++)
+            if (m->timers[i].deadline / MS <= through_tick &&
+                (first == UINT32_MAX || m_timer_before(&m->timers[i], &m->timers[first])))
+                first = i;
+        if (first == UINT32_MAX)
+            return;
+        struct m_timer due = m->timers[first];
+        m->timers[first] = m->timers[--m->timer_count];
+        if (due.handle <= m->limits.orders_max)
+            m_fire_order(m, due.handle);
+        else
+            m_fire_group(m, due.handle - m->limits.orders_max - 1);
+    }
+}
+
+/* sku_put: a new SKU, or a redefinition that keeps what orders hold. */
+static struct rush_result model_sku_put(struct model *m, const struct rush_sku *def)
+{
+    struct rush_result r = {0};
+    int s = m_sku_of(m, def->id);
+    bool valid = def->id != 0 && def->start_ns < def->end_ns && def->order_qty_max >= 1 &&
+                 def->user_qty_max >= 1 && (def->unlimited || def->stock >= 0) &&
+                 (def->virtual_policy == RUSH_VIRTUAL_NONE) == (def->virtual_budget == 0);
+    if (!valid ||
+        (s >= 0 && m->skus[s].groups_open > 0 && def->group_size != m->skus[s].def.group_size)) {
+        r.outcome = RUSH_INVALID;
+        r.reason = RUSH_REASON_SKU_DEF;
+        return r;
+    }
+    if (s < 0 && m->sku_count >= m->limits.skus_max) {
+        r.outcome = RUSH_BUSY;
+        return r;
+    }
+    if (s >= 0 && !def->unlimited && def->stock < m->skus[s].reserved + m->skus[s].confirmed) {
+        r.outcome = RUSH_INVALID;
+        r.reason = RUSH_REASON_BELOW_RESERVED;
+        return r;
+    }
+    bool live = s >= 0;
+    if (s < 0) {
+        cr_assert(m->sku_count < SKUS_MAX);
+        s = (int)m->sku_count++;
+    }
+    struct m_sku *sku = &m->skus[s];
+    int64_t held = sku->reserved + sku->confirmed;
+    /* A put on a live SKU changes what it names; the puts here name all but paused. */
+    uint8_t paused = live ? sku->def.paused : def->paused;
+    sku->def = *def;
+    sku->def.paused = paused;
+    sku->def.fields = 0;
+    sku->stock_total = def->unlimited ? held : def->stock;
+    sku->available = def->unlimited ? 0 : def->stock - held;
+    r.remaining = sku->available;
+    r.flags = def->unlimited ? RUSH_RESULT_UNLIMITED : 0;
+    return r;
+}
+
+/* ---- the sink: direct checks on the shard's own event stream, and an optional log --------- */
+
+struct sink {
+    bool record;
+    struct recorder recorder;
+    uint32_t *seats; /* per group number: real seats seen in the events */
+    uint32_t groups_cap;
+    uint64_t events;
+    struct notes published;
+    char broken[256]; /* the first broken rule seen, checked after each batch */
+};
+
+static uint32_t group_size_of(uint64_t sku_id)
+{
+    return catalogue_sku(sku_id).group_size;
+}
+
+static void sink_note(struct sink *sink, const struct rush_event *event)
+{
+    uint64_t g = event->group_id & ID_INDEX_BITS;
+    bool seat_or_end =
+        event->type == RUSH_EV_GROUP_OPENED || event->type == RUSH_EV_ORDER_RESERVED ||
+        event->type == RUSH_EV_GROUP_COMPLETED || event->type == RUSH_EV_GROUP_FAILED;
+    if (!seat_or_end || event->group_id == 0 || g >= sink->groups_cap || sink->broken[0] != '\0')
+        return;
+    uint32_t size = group_size_of(event->sku_id);
+    if (event->type == RUSH_EV_GROUP_OPENED || event->type == RUSH_EV_ORDER_RESERVED)
+        sink->seats[g]++;
+    if (sink->seats[g] > size)
+        snprintf(sink->broken, sizeof(sink->broken), "group %" PRIu64 " has %u seats of %u", g,
+                 sink->seats[g], size);
+    if (event->type == RUSH_EV_GROUP_COMPLETED && sink->seats[g] + event->qty != size)
+        snprintf(sink->broken, sizeof(sink->broken),
+                 "group %" PRIu64 " completed with %u real + %u virtual seats of %u", g,
+                 sink->seats[g], event->qty, size);
+    if (event->type == RUSH_EV_GROUP_FAILED && sink->seats[g] >= size)
+        snprintf(sink->broken, sizeof(sink->broken), "group %" PRIu64 " failed with %u seats", g,
+                 sink->seats[g]);
+}
+
+static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
+                    const struct rush_event *events, uint32_t count)
+{
+    struct sink *sink = context;
+    if (shard_index != SHARD_INDEX)
+        snprintf(sink->broken, sizeof(sink->broken), "events of shard %u", shard_index);
+    for (uint32_t i = 0; i < count; i++) {
+        const struct rush_event *event = &events[i];
+        sink_note(sink, event);
+        switch ((enum rush_event_type)event->type) {
+        case RUSH_EV_ORDER_CONFIRMED:
+        case RUSH_EV_ORDER_RELEASED:
+        case RUSH_EV_ORDER_EXPIRED:
+        case RUSH_EV_REFUND_DUE:
+            notes_push(&sink->published, (struct note){.id = event->order_id,
+                                                       .amount = event->amount,
+                                                       .qty = event->qty,
+                                                       .type = event->type,
+                                                       .op = event->op});
+            break;
+        case RUSH_EV_GROUP_COMPLETED:
+        case RUSH_EV_GROUP_FAILED:
+            notes_push(&sink->published,
+                       (struct note){.id = event->group_id,
+                                     .amount = event->amount,
+                                     .qty = event->type == RUSH_EV_GROUP_COMPLETED ? event->qty : 0,
+                                     .type = event->type,
+                                     .op = event->op});
+            break;
+        case RUSH_EV_NONE:
+        case RUSH_EV_REJECTED:
+        case RUSH_EV_ORDER_RESERVED:
+        case RUSH_EV_GROUP_OPENED:
+        case RUSH_EV_STOCK_ADJUSTED:
+        case RUSH_EV_SKU_PAUSED:
+        case RUSH_EV_SKU_RESUMED:
+        case RUSH_EV_SKU_PUT:
+        case RUSH_EV_SKU_PART:
+        case RUSH_EV_TYPE_COUNT_:
+            break;
+        }
+    }
+    sink->events += count;
+    if (sink->record) {
+        if (sink->recorder.count + count > sink->recorder.capacity)
+            snprintf(sink->broken, sizeof(sink->broken), "recorder full");
+        recorder_sink(&sink->recorder, shard_index, time_ns, events, count);
+    }
+}
+
+/* ---- the driver --------------------------------------------------------------------------- */
+
+struct past {
+    struct rush_request request;
+    struct rush_result result; /* as the shard first answered, tag zeroed */
+};
+
+struct run {
+    uint64_t seed;
+    uint64_t rng;
+    uint32_t step;
+    uint32_t shard_count; /* 1, or 2 fed the same inputs (determinism) */
+    struct rush_shard *shards[2];
+    struct sink sinks[2];
+    struct model model;
+    int64_t clock;
+    uint64_t next_key;
+    struct past history[HISTORY_MAX];
+    uint32_t history_count;
+    uint64_t users_touched[BATCH_REQUESTS_MAX + 2];
+    uint32_t users_touched_count;
+    uint64_t outcomes[RUSH_OUTCOME_COUNT_];
+    uint64_t reasons[RUSH_REASON_COUNT_];
+    uint64_t duplicates;
+};
+
+/* Limit profiles: roomy, or one table tight enough that `busy` shows up late in the run. */
+static struct rush_shard_limits run_limits(uint64_t seed, uint32_t steps)
+{
+    struct rush_shard_limits limits = {.skus_max = 16,
+                                       .orders_max = 8 * steps + 64,
+                                       .groups_max = 2 * steps + 64,
+                                       .keys_max = 8 * steps + 64,
+                                       .user_limits_max = SKUS_MAX * (USERS_MAX + 1),
+                                       .events_buffer_max = 512};
+    switch (seed % 4) {
+    case 0:
+        break;
+    case 1:
+        limits.orders_max = steps / 3 + 16;
+        limits.groups_max = steps / 40 + 8;
+        break;
+    case 2:
+        limits.user_limits_max = 300;
+        limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2);
+        break;
+    case 3:
+        limits.keys_max = steps + 16;
+        break;
+    }
+    return limits;
+}
+
+static void run_init(struct run *run, uint64_t seed, uint32_t steps, uint32_t shard_count,
+                     bool record)
+{
+    memset(run, 0, sizeof(*run));
+    run->seed = seed;
+    run->rng = seed * UINT64_C(0x2545F4914F6CDD1D) + 1;
+    run->shard_count = shard_count;
+    run->clock = T0_NS;
+    run->next_key = 1;
+    struct rush_shard_limits limits = run_limits(seed, steps);
+    for (uint32_t i = 0; i < shard_count; i++) {
+        struct sink *sink = &run->sinks[i];
+        sink->groups_cap = limits.groups_max + 2;
+        sink->seats = calloc(sink->groups_cap, sizeof(uint32_t));
+        sink->record = record;
+        notes_init(&sink->published, 2 * (limits.orders_max + limits.groups_max) + 64);
+        if (record)
+            recorder_init(&sink->recorder, 16 * steps + 4096);
+        struct rush_shard_config config = {.index = SHARD_INDEX,
+                                           .limits = limits,
+                                           .policy = {.retain_ns = INT64_MAX / 4},
+                                           .seed = seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (i + 1)),
+                                           .start_ns = T0_NS,
+                                           .sink = sink_fn,
+                                           .sink_context = sink};
+        cr_assert_eq(rush_shard_create(&config, &run->shards[i]), 0);
+    }
+    model_init(&run->model, limits, (uint64_t)BATCH_REQUESTS_MAX * steps + 4096);
+}
+
+static void run_free(struct run *run)
+{
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        rush_shard_destroy(run->shards[i]);
+        free(run->sinks[i].seats);
+        free(run->sinks[i].published.items);
+        if (run->sinks[i].record)
+            recorder_free(&run->sinks[i].recorder);
+    }
+    model_free(&run->model);
+}
+
+static uint64_t rnd(struct run *run, uint64_t n)
+{
+    return rng_below(&run->rng, n);
+}
+
+static uint64_t pick(struct run *run, const uint64_t *ids, size_t count)
+{
+    return ids[rnd(run, count)];
+}
+
+static uint64_t random_user(struct run *run)
+{
+    return 1 + rnd(run, USERS_MAX);
+}
+
+static rush_key fresh_key(struct run *run)
+{
+    return key_of(run->next_key++);
+}
+
+/* An order id: mostly a recent or any known one, sometimes one that names nothing here. */
+static uint64_t some_order_id(struct run *run)
+{
+    uint32_t count = run->model.order_count;
+    uint64_t dice = rnd(run, 100);
+    if (count > 0 && dice < 75)
+        return order_id(count - (uint32_t)rnd(run, count < 48 ? count : 48));
+    if (count > 0 && dice < 90)
+        return order_id(1 + (uint32_t)rnd(run, count));
+    switch (rnd(run, 5)) {
+    case 0:
+        return order_id(0);
+    case 1:
+        return order_id(count + 1 + (uint32_t)rnd(run, 3));
+    case 2:
+        return ((uint64_t)(SHARD_INDEX + 1) << 56) | 1; /* another shard's */
+    case 3:
+        return group_id(1); /* a group id is not an order id */
+    default:
+        return rng_next(&run->rng);
+    }
+}
+
+/* A group id: mostly an open one, sometimes any known one, sometimes a bogus one. */
+static uint64_t some_group_id(struct run *run)
+{
+    const struct model *m = &run->model;
+    uint64_t dice = rnd(run, 100);
+    if (dice < 75) {
+        uint32_t open_count = 0, chosen = 0;
+        for (uint32_t g = 1; g <= m->group_count; g++)
+            if (m->groups[g].state == RUSH_GROUP_OPEN && rnd(run, ++open_count) == 0)
+                chosen = g;
+        if (chosen != 0)
+            return group_id(chosen);
+    }
+    if (m->group_count > 0 && dice < 90)
+        return group_id(1 + (uint32_t)rnd(run, m->group_count));
+    switch (rnd(run, 4)) {
+    case 0:
+        return group_id(0);
+    case 1:
+        return group_id(m->group_count + 1);
+    case 2:
+        return order_id(1);
+    default:
+        return ((uint64_t)(SHARD_INDEX + 2) << 56) | RUSH_ID_GROUP_BIT | 1;
+    }
+}
+
+static uint32_t some_qty(struct run *run)
+{
+    uint64_t dice = rnd(run, 100);
+    if (dice < 85)
+        return 1 + (uint32_t)rnd(run, 3);
+    if (dice < 91)
+        return 4; /* over order_qty_max of most SKUs */
+    if (dice < 95)
+        return 0;
+    return dice < 98 ? QTY_MAX + 1 : UINT32_MAX;
+}
+
+static void gen_reserve(struct run *run, struct rush_request *rq)
+{
+    rq->op = RUSH_OP_RESERVE;
+    uint64_t dice = rnd(run, 100);
+    rq->sku_id = dice < 90   ? pick(run, solo_skus, COUNT_OF(solo_skus))
+                 : dice < 95 ? pick(run, group_skus, COUNT_OF(group_skus))
+                             : SKU_UNKNOWN;
+    rq->user_id = random_user(run);
+    rq->qty = some_qty(run);
+}
+
+static void gen_group_op(struct run *run, struct rush_request *rq, uint8_t op)
+{
+    rq->op = op;
+    rq->user_id = random_user(run);
+    if (op == RUSH_OP_GROUP_JOIN) {
+        rq->target_id = some_group_id(run);
+        uint32_t g = m_group_of(&run->model, rq->target_id);
+        if (g != 0 && run->model.groups[g].seats > 0 && rnd(run, 100) < 15) /* a member again */
+            rq->user_id = run->model.orders[run->model.groups[g].members[0]].user;
+        return;
+    }
+    uint64_t dice = rnd(run, 100);
+    rq->sku_id = dice < 92   ? pick(run, group_skus, COUNT_OF(group_skus))
+                 : dice < 96 ? pick(run, solo_skus, COUNT_OF(solo_skus))
+                             : SKU_UNKNOWN;
+}
+
+static void gen_adjust(struct run *run, struct rush_request *rq)
+{
+    rq->op = RUSH_OP_ADJUST;
+    rq->sku_id = rnd(run, 20) == 0 ? SKU_UNKNOWN : pick(run, all_skus, COUNT_OF(all_skus));
+    uint64_t dice = rnd(run, 100);
+    if (dice < 60)
+        rq->amount = 1 + (int64_t)rnd(run, 8);
+    else if (dice < 94)
+        rq->amount = -1 - (int64_t)rnd(run, 6);
+    else if (dice < 96)
+        rq->amount = 0;
+    else
+        rq->amount = dice < 98 ? INT64_MIN : HUGE_AMOUNT + 1;
+}
+
+static void gen_query(struct run *run, struct rush_request *rq)
+{
+    uint64_t dice = rnd(run, 100);
+    if (dice < 40) {
+        rq->op = RUSH_OP_QUERY_ORDER;
+        rq->target_id = some_order_id(run);
+    } else if (dice < 70) {
+        rq->op = RUSH_OP_QUERY_GROUP;
+        rq->target_id = some_group_id(run);
+    } else {
+        rq->op = RUSH_OP_QUERY_SKU;
+        rq->sku_id = rnd(run, 10) == 0 ? SKU_UNKNOWN : pick(run, all_skus, COUNT_OF(all_skus));
+    }
+    if (rnd(run, 10) == 0) /* a key on a query is ignored */
+        rq->key = fresh_key(run);
+}
+
+static const struct past *some_past(struct run *run)
+{
+    if (run->history_count == 0)
+        return NULL;
+    uint32_t held = run->history_count < HISTORY_MAX ? run->history_count : HISTORY_MAX;
+    uint32_t back = (uint32_t)rnd(run, rnd(run, 2) ? (held < 16 ? held : 16) : held);
+    return &run->history[(run->history_count - 1 - back) % HISTORY_MAX];
+}
+
+/* The same key on a different request; sometimes only an unread field differs (a retry). */
+static void gen_key_reuse(struct run *run, const struct past *past, struct rush_request *rq)
+{
+    *rq = past->request;
+    switch ((enum rush_op)rq->op) {
+    case RUSH_OP_RESERVE:
+        if (rnd(run, 2))
+            rq->qty = rq->qty == 1 ? 2 : 1;
+        else
+            rq->user_id = rq->user_id % USERS_MAX + 1;
+        break;
+    case RUSH_OP_GROUP_OPEN:
+    case RUSH_OP_GROUP_JOIN:
+    case RUSH_OP_GROUP_JOIN_ANY:
+        if (rnd(run, 4) == 0)
+            rq->qty = 7; /* not read by group ops */
+        else
+            rq->user_id = rq->user_id % USERS_MAX + 1;
+        break;
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+        if (rnd(run, 4) == 0)
+            rq->user_id = random_user(run); /* not read by confirm or cancel */
+        else
+            rq->op = rq->op == RUSH_OP_CONFIRM ? RUSH_OP_CANCEL : RUSH_OP_CONFIRM;
+        break;
+    case RUSH_OP_ADJUST:
+        rq->amount ^= 1;
+        break;
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+        rq->op = rq->op == RUSH_OP_PAUSE ? RUSH_OP_RESUME : RUSH_OP_PAUSE;
+        break;
+    case RUSH_OP_NONE:
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_COUNT_:
+        rq->op = RUSH_OP_RESERVE;
+        break;
+    }
+}
+
+/* Pauses are rarer than resumes, and a resume mostly names a paused SKU. */
+static void gen_pause_or_resume(struct run *run, struct rush_request *rq)
+{
+    rq->op = rnd(run, 5) == 0 ? RUSH_OP_PAUSE : RUSH_OP_RESUME;
+    rq->sku_id = rnd(run, 20) == 0 ? SKU_UNKNOWN : pick(run, all_skus, COUNT_OF(all_skus));
+    const struct model *m = &run->model;
+    for (uint32_t i = 0; i < m->sku_count && rq->op == RUSH_OP_RESUME && rnd(run, 4) != 0; i++)
+        if (m->skus[i].def.paused)
+            rq->sku_id = m->skus[i].def.id;
+}
+
+/* A keyed mutating request, by weight; the key is fresh unless the request resends one. */
+static void gen_mutating(struct run *run, uint64_t dice, struct rush_request *rq)
+{
+    if (dice < 30) {
+        gen_reserve(run, rq);
+    } else if (dice < 38) {
+        rq->op = RUSH_OP_CONFIRM;
+        rq->target_id = some_order_id(run);
+    } else if (dice < 43) {
+        rq->op = RUSH_OP_CANCEL;
+        rq->target_id = some_order_id(run);
+    } else if (dice < 48) {
+        gen_group_op(run, rq, RUSH_OP_GROUP_OPEN);
+    } else if (dice < 57) {
+        gen_group_op(run, rq, RUSH_OP_GROUP_JOIN);
+    } else if (dice < 69) {
+        gen_group_op(run, rq, RUSH_OP_GROUP_JOIN_ANY);
+    } else if (dice < 72) {
+        gen_adjust(run, rq);
+    } else {
+        gen_pause_or_resume(run, rq);
+    }
+    rq->key = fresh_key(run);
+}
+
+static void gen_request(struct run *run, struct rush_request *rq)
+{
+    memset(rq, 0, sizeof(*rq));
+    uint64_t dice = rnd(run, 100);
+    const struct past *past = dice >= 80 && dice < 92 ? some_past(run) : NULL;
+    if (dice < 73) {
+        gen_mutating(run, dice, rq);
+    } else if (dice < 80) {
+        gen_query(run, rq);
+    } else if (past != NULL && dice < 89) {
+        *rq = past->request; /* a retry */
+    } else if (past != NULL) {
+        gen_key_reuse(run, past, rq);
+    } else if (dice < 94) {
+        gen_mutating(run, rnd(run, 72), rq);
+        memset(&rq->key, 0, sizeof(rq->key)); /* no key */
+    } else if (dice < 95) {
+        rq->op = (uint8_t)(rnd(run, 2) ? RUSH_OP_NONE : RUSH_OP_COUNT_ + rnd(run, 200));
+        rq->key = fresh_key(run);
+    } else {
+        gen_reserve(run, rq); /* more pressure on the hot SKU */
+        rq->sku_id = SKU_HOT;
+        rq->key = fresh_key(run);
+    }
+    rq->tag = rng_next(&run->rng);
+}
+
+/* ---- comparing ------------------------------------------------------------------------------ */
+
+#define FAIL_AT(run, ...)                                                                          \
+    cr_assert_fail("seed %" PRIu64 " step %u (rerun: RUSH_MODEL_SEED=%" PRIu64 "): %s",            \
+                   (run)->seed, (run)->step, (run)->seed, describe(__VA_ARGS__))
+
+static const char *describe(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *describe(const char *format, ...)
+{
+    static char text[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof(text), format, args);
+    va_end(args);
+    return text;
+}
+
+static void format_request(const struct rush_request *rq, char *out, size_t size)
+{
+    snprintf(out, size,
+             "%s sku %" PRIu64 " user %" PRIu64 " qty %u target %#" PRIx64 " amount %" PRId64
+             " key %" PRIu64,
+             rq->op < RUSH_OP_COUNT_ ? rush_op_name(rq->op) : "bad-op", rq->sku_id, rq->user_id,
+             rq->qty, rq->target_id, rq->amount, key_number(&rq->key));
+}
+
+static void format_result(const struct rush_result *r, char *out, size_t size)
+{
+    snprintf(out, size,
+             "%s/%s flags %u state %u qty %u order %#" PRIx64 " group %#" PRIx64
+             " remaining %" PRId64 " reserved %" PRId64 " confirmed %" PRId64 " tag %#" PRIx64,
+             r->outcome < RUSH_OUTCOME_COUNT_ ? rush_outcome_name(r->outcome) : "?",
+             r->reason < RUSH_REASON_COUNT_ ? rush_reason_name(r->reason) : "?", r->flags, r->state,
+             r->qty, r->order_id, r->group_id, r->remaining, r->reserved, r->confirmed, r->tag);
+}
+
+static void expect_result(struct run *run, const char *what, const struct rush_request *rq,
+                          const struct rush_result *want, const struct rush_result *got)
+{
+    if (memcmp(want, got, sizeof(*want)) == 0)
+        return;
+    char request[256], wanted[256], answered[256];
+    format_request(rq, request, sizeof(request));
+    format_result(want, wanted, sizeof(wanted));
+    format_result(got, answered, sizeof(answered));
+    FAIL_AT(run, "%s: request %s\n  expected %s\n  shard    %s", what, request, wanted, answered);
+}
+
+/* A retry of a remembered decision answers the original bytes, flagged, with its own tag. */
+static void expect_retry(struct run *run, const struct past *past, const struct rush_request *rq,
+                         const struct rush_result *got)
+{
+    if (!m_remembered(past->result.outcome) || (got->flags & RUSH_RESULT_DUPLICATE) == 0)
+        return; /* not remembered, or forgotten since (the ring) or decided again: model-checked */
+    struct rush_result want = past->result;
+    want.flags |= RUSH_RESULT_DUPLICATE;
+    want.tag = rq->tag;
+    expect_result(run, "retry answers the original", rq, &want, got);
+}
+
+static void expect_ledgers(struct run *run, struct rush_shard *shard)
+{
+    const struct model *m = &run->model;
+    for (uint32_t i = 0; i < m->sku_count; i++) {
+        const struct m_sku *sku = &m->skus[i];
+        struct rush_sku_ledger l;
+        if (rush_shard_ledger(shard, sku->def.id, &l) != 0)
+            FAIL_AT(run, "sku %" PRIu64 " has no ledger", sku->def.id);
+        if (!l.unlimited && (l.stock_total != l.available + l.reserved + l.confirmed ||
+                             l.available < 0 || l.reserved < 0 || l.confirmed < 0))
+            FAIL_AT(run,
+                    "sku %" PRIu64 " oversold: total %" PRId64 " available %" PRId64
+                    " reserved %" PRId64 " confirmed %" PRId64,
+                    sku->def.id, l.stock_total, l.available, l.reserved, l.confirmed);
+        if (l.stock_total != sku->stock_total || l.available != sku->available ||
+            l.reserved != sku->reserved || l.confirmed != sku->confirmed ||
+            l.groups_open != sku->groups_open || l.virtual_used != sku->virtual_used ||
+            l.unlimited != (sku->def.unlimited != 0) || l.paused != (sku->def.paused != 0))
+            FAIL_AT(run,
+                    "sku %" PRIu64 " ledger: shard total %" PRId64 " avail %" PRId64 " res %" PRId64
+                    " conf %" PRId64 " open %u virtual %u paused %d; model total %" PRId64
+                    " avail %" PRId64 " res %" PRId64 " conf %" PRId64
+                    " open %u virtual %u paused %d",
+                    sku->def.id, l.stock_total, l.available, l.reserved, l.confirmed, l.groups_open,
+                    l.virtual_used, l.paused, sku->stock_total, sku->available, sku->reserved,
+                    sku->confirmed, sku->groups_open, sku->virtual_used, sku->def.paused);
+    }
+}
+
+static void expect_user(struct run *run, struct rush_shard *shard, uint64_t user)
+{
+    const struct model *m = &run->model;
+    for (uint32_t i = 0; i < m->sku_count && user <= USERS_MAX; i++) {
+        const struct m_sku *sku = &m->skus[i];
+        uint32_t held = rush_shard_user_held(shard, sku->def.id, user);
+        if (held != sku->user_held[user])
+            FAIL_AT(run, "user %" PRIu64 " holds %u of sku %" PRIu64 ", model %u", user, held,
+                    sku->def.id, sku->user_held[user]);
+        if (held > sku->def.user_qty_max)
+            FAIL_AT(run, "user %" PRIu64 " holds %u of sku %" PRIu64 " over the limit %u", user,
+                    held, sku->def.id, sku->def.user_qty_max);
+    }
+}
+
+/* The model's own group invariants: open 1..N-1 seats, completed exactly N with virtual ones. */
+static void expect_model_groups(struct run *run)
+{
+    const struct model *m = &run->model;
+    for (uint32_t g = 1; g <= m->group_count; g++) {
+        const struct m_group *group = &m->groups[g];
+        uint32_t size = m->skus[group->sku].def.group_size;
+        bool fine =
+            group->seats >= 1 && group->seats <= size &&
+            (group->state != RUSH_GROUP_OPEN || group->seats < size) &&
+            (group->state != RUSH_GROUP_COMPLETED || group->seats + group->virtual_seats == size);
+        if (!fine)
+            FAIL_AT(run, "model group %u: %u seats + %u virtual of %u, state %u", g, group->seats,
+                    group->virtual_seats, size, group->state);
+    }
+}
+
+static void expect_check(struct run *run)
+{
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        char why[256] = "";
+        if (rush_shard_check(run->shards[i], why, sizeof(why)) != 0)
+            FAIL_AT(run, "rush_shard_check: %s", why);
+    }
+    expect_model_groups(run);
+}
+
+/* The batch published what the model predicts: confirmations, releases, refunds, group ends. */
+static void expect_published(struct run *run, struct notes *got)
+{
+    struct notes *want = &run->model.published;
+    if (want->count > want->capacity || got->count > got->capacity)
+        FAIL_AT(run, "more than %u published events in one batch", want->capacity);
+    uint32_t count = want->count < got->count ? want->count : got->count;
+    for (uint32_t i = 0; i <= count; i++) {
+        if (i < count && note_equal(&want->items[i], &got->items[i]))
+            continue;
+        if (i == count && want->count == got->count)
+            break;
+        const struct note *w = i < want->count ? &want->items[i] : NULL;
+        const struct note *g = i < got->count ? &got->items[i] : NULL;
+        FAIL_AT(run,
+                "published event %u of the batch: expected %s %#" PRIx64 " qty %u amount %" PRId64
+                " op %u, shard %s %#" PRIx64 " qty %u amount %" PRId64
+                " op %u (%u expected, %u published)",
+                i, w ? rush_event_type_name(w->type) : "nothing", w ? w->id : 0, w ? w->qty : 0,
+                w ? w->amount : 0, w ? w->op : 0, g ? rush_event_type_name(g->type) : "nothing",
+                g ? g->id : 0, g ? g->qty : 0, g ? g->amount : 0, g ? g->op : 0, want->count,
+                got->count);
+    }
+    got->count = 0;
+}
+
+static void expect_after_batch(struct run *run)
+{
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        struct rush_shard *shard = run->shards[i];
+        if (run->sinks[i].broken[0] != '\0')
+            FAIL_AT(run, "event stream: %s", run->sinks[i].broken);
+        expect_published(run, &run->sinks[i].published);
+        expect_ledgers(run, shard);
+        for (uint32_t u = 0; u < run->users_touched_count; u++)
+            expect_user(run, shard, run->users_touched[u]);
+        expect_user(run, shard, random_user(run));
+        if (rush_shard_now(shard) != run->model.now)
+            FAIL_AT(run, "shard clock %" PRId64 " != model %" PRId64, rush_shard_now(shard),
+                    run->model.now);
+        if (i > 0 && run->sinks[i].events != run->sinks[0].events)
+            FAIL_AT(run, "shard %u emitted %" PRIu64 " events, shard 0 %" PRIu64, i,
+                    run->sinks[i].events, run->sinks[0].events);
+    }
+    run->model.published.count = 0;
+    if (run->step % CHECK_EVERY == 0)
+        expect_check(run);
+}
+
+/* ---- one step: move the clock, decide a batch on every shard and on the model, compare ----- */
+
+static void move_clock(struct run *run, int64_t *batch_time)
+{
+    uint64_t dice = rnd(run, 10000);
+    if (dice < 3000)
+        ; /* the same time */
+    else if (dice < 9200)
+        run->clock += (int64_t)rnd(run, 3 * MS) + (int64_t)rnd(run, MS);
+    else if (dice < 9800)
+        run->clock += 30 * MS + (int64_t)rnd(run, 270 * MS); /* past pay TTLs and deadlines */
+    else if (dice < 9830)
+        run->clock += SECOND + (int64_t)rnd(run, 4 * SECOND);
+    else if (dice < 9832)
+        run->clock += 70 * SECOND; /* more than a turn of the timer wheel */
+    *batch_time = run->clock;
+    if (dice >= 9832)
+        *batch_time = run->clock - (int64_t)rnd(run, 10 * MS); /* a clock that went back */
+}
+
+/* An operator's sku_put: more or less stock (maybe below what is held), a new virtual budget. */
+static void step_restock(struct run *run)
+{
+    static const uint64_t ids[] = {SKU_HOT, SKU_NOW, SKU_TRIO, SKU_TRIO, SKU_FIVE};
+    struct rush_sku def = catalogue_sku(pick(run, ids, COUNT_OF(ids)));
+    int s = m_sku_of(&run->model, def.id);
+    if (def.virtual_policy != RUSH_VIRTUAL_NONE) /* budgets belong to virtual seats only */
+        def.virtual_budget = run->model.skus[s].virtual_used + (uint32_t)rnd(run, 5);
+    def.stock =
+        run->model.skus[s].reserved + run->model.skus[s].confirmed + (int64_t)rnd(run, 30) - 3;
+    if (def.stock < 0)
+        def.stock = 0;
+    def.price_fen = rnd(run, 4) == 0 ? 100 : 1 + (int64_t)rnd(run, 9999); /* a price fix */
+    if (rnd(run, 4) == 0) /* the sale ends soon: groups opened now are capped at the end */
+        def.end_ns = run->clock + 1 + (int64_t)rnd(run, 200 * MS);
+    if (rnd(run, 8) == 0)
+        def.end_ns = def.start_ns;                             /* an empty window: refused */
+    def.fields = RUSH_SKU_FIELDS_ALL & ~RUSH_SKU_FIELD_PAUSED; /* pause/resume own the pause */
+    struct rush_result want = model_sku_put(&run->model, &def);
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        struct rush_result got;
+        rush_shard_sku_put(run->shards[i], &def, &got);
+        struct rush_request shown = {.sku_id = def.id, .amount = def.stock};
+        expect_result(run, "sku_put", &shown, &want, &got);
+    }
+}
+
+static bool is_keyed_mutation(const struct rush_request *rq)
+{
+    return rq->op != RUSH_OP_NONE && rq->op < RUSH_OP_COUNT_ && rq->op != RUSH_OP_QUERY_ORDER &&
+           rq->op != RUSH_OP_QUERY_GROUP && rq->op != RUSH_OP_QUERY_SKU && !key_is_zero(&rq->key);
+}
+
+static void step_request(struct run *run)
+{
+    struct rush_request rq;
+    gen_request(run, &rq);
+    const struct past *past = NULL;
+    for (uint32_t h = 0; h < run->history_count && h < HISTORY_MAX; h++)
+        if (is_keyed_mutation(&rq) && memcmp(&run->history[h].request.key, &rq.key, 16) == 0 &&
+            memcmp(&run->history[h].request, &rq, offsetof(struct rush_request, tag)) == 0)
+            past = &run->history[h];
+    struct rush_result want = model_decide(&run->model, &rq);
+    struct rush_result got[2];
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        rush_shard_decide(run->shards[i], &rq, &got[i]);
+        expect_result(run, i == 0 ? "model" : "second shard", &rq, &want, &got[i]);
+    }
+    if (past != NULL)
+        expect_retry(run, past, &rq, &got[0]);
+    run->outcomes[got[0].outcome]++;
+    run->reasons[got[0].reason]++;
+    run->duplicates += (got[0].flags & RUSH_RESULT_DUPLICATE) != 0;
+    if (rq.user_id >= 1 && rq.user_id <= USERS_MAX)
+        run->users_touched[run->users_touched_count++] = rq.user_id;
+    if (is_keyed_mutation(&rq)) {
+        struct past *slot = &run->history[run->history_count++ % HISTORY_MAX];
+        slot->request = rq;
+        slot->result = got[0];
+        slot->result.tag = 0;
+    }
+}
+
+static void run_step(struct run *run)
+{
+    int64_t batch_time;
+    move_clock(run, &batch_time);
+    model_begin(&run->model, batch_time);
+    for (uint32_t i = 0; i < run->shard_count; i++)
+        rush_shard_begin(run->shards[i], batch_time);
+    if (rnd(run, 1000) < 15)
+        step_restock(run);
+    uint32_t requests = rnd(run, 100) < 70 ? 1 : 2 + (uint32_t)rnd(run, BATCH_REQUESTS_MAX - 1);
+    run->users_touched_count = 0;
+    for (uint32_t r = 0; r < requests; r++)
+        step_request(run);
+    for (uint32_t i = 0; i < run->shard_count; i++)
+        rush_shard_end(run->shards[i]);
+    expect_after_batch(run);
+}
+
+static void run_catalogue(struct run *run)
+{
+    for (uint32_t i = 0; i < COUNT_OF(all_skus); i++) {
+        struct rush_sku def = catalogue_sku(all_skus[i]);
+        struct rush_result want = model_sku_put(&run->model, &def);
+        cr_assert_eq(want.outcome, RUSH_OK);
+        for (uint32_t s = 0; s < run->shard_count; s++) {
+            struct rush_result got;
+            rush_shard_begin(run->shards[s], T0_NS);
+            rush_shard_sku_put(run->shards[s], &def, &got);
+            rush_shard_end(run->shards[s]);
+            struct rush_request shown = {.sku_id = def.id};
+            expect_result(run, "catalogue sku_put", &shown, &want, &got);
+        }
+    }
+    struct rush_sku_ledger l;
+    cr_assert_eq(rush_shard_ledger(run->shards[0], SKU_UNKNOWN, &l), -ENOENT);
+}
+
+/* A last batch that logs something, so that the log's last time is the live shard's time. */
+static void run_stamp(struct run *run)
+{
+    struct rush_request rq = {
+        .op = RUSH_OP_ADJUST, .sku_id = SKU_HOT, .amount = 1, .key = fresh_key(run), .tag = 1};
+    run->clock += MS;
+    model_begin(&run->model, run->clock);
+    struct rush_result want = model_decide(&run->model, &rq);
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        struct rush_result got;
+        rush_shard_begin(run->shards[i], run->clock);
+        rush_shard_decide(run->shards[i], &rq, &got);
+        rush_shard_end(run->shards[i]);
+        expect_result(run, "last batch", &rq, &want, &got);
+    }
+}
+
+static void run_report(const struct run *run, uint32_t steps)
+{
+    if (getenv("RUSH_MODEL_VERBOSE") == NULL)
+        return;
+    fprintf(stderr,
+            "seed %" PRIu64 ": %u steps, %u orders, %u groups, %u keys, %" PRIu64
+            " duplicates, %" PRIu64 " expired, %" PRIu64 " completed and %" PRIu64
+            " failed by deadline\n ",
+            run->seed, steps, run->model.order_count, run->model.group_count, run->model.key_count,
+            run->duplicates, run->model.fired_expired, run->model.fired_completed,
+            run->model.fired_failed);
+    for (int o = 0; o < RUSH_OUTCOME_COUNT_; o++)
+        fprintf(stderr, " %s=%" PRIu64, rush_outcome_name(o), run->outcomes[o]);
+    fprintf(stderr, "\n ");
+    for (int r = 1; r < RUSH_REASON_COUNT_; r++)
+        fprintf(stderr, " %s=%" PRIu64, rush_reason_name(r), run->reasons[r]);
+    fprintf(stderr, "\n");
+}
+
+static void run_all(struct run *run, uint32_t steps)
+{
+    run_catalogue(run);
+    for (run->step = 1; run->step <= steps; run->step++)
+        run_step(run);
+    run_stamp(run);
+    expect_check(run);
+    run_report(run, steps);
+}
+
+/* ---- the tests ---------------------------------------------------------------------------- */
+
+static uint32_t scaled(uint32_t steps)
+{
+    const char *text = getenv("RUSH_TEST_SCALE");
+    long scale = text ? strtol(text, NULL, 10) : 1;
+    if (scale < 1)
+        scale = 1;
+    steps /= (uint32_t)scale;
+    return steps < 100 ? 100 : steps;
+}
+
+/* The seeds to run: RUSH_MODEL_SEED alone, or the defaults. */
+static uint32_t seeds_to_run(const uint64_t *defaults, uint32_t count, uint64_t *seeds)
+{
+    const char *text = getenv("RUSH_MODEL_SEED");
+    if (text != NULL && *text != '\0') {
+        seeds[0] = strtoull(text, NULL, 0);
+        return 1;
+    }
+    memcpy(seeds, defaults, sizeof(uint64_t) * count);
+    return count;
+}
+
+Test(model, seeded_sequences_agree_with_the_reference_model)
+{
+    static const uint64_t defaults[SEED_COUNT] = {1, 2, 3, 4, 20241111, 5551212, 77, 0xC0FFEE};
+    uint64_t seeds[SEED_COUNT];
+    uint32_t count = seeds_to_run(defaults, SEED_COUNT, seeds);
+    uint32_t steps = scaled(STEPS_DEFAULT);
+    for (uint32_t i = 0; i < count; i++) {
+        struct run *run = calloc(1, sizeof(*run));
+        cr_assert(run != NULL);
+        run_init(run, seeds[i], steps, 1, false);
+        run_all(run, steps);
+        run_free(run);
+        free(run);
+    }
+}
+
+Test(model, replaying_the_log_rebuilds_the_same_state)
+{
+    static const uint64_t defaults[2] = {8, 11};
+    uint64_t seeds[2];
+    uint32_t count = seeds_to_run(defaults, 2, seeds);
+    uint32_t steps = scaled(6000);
+    for (uint32_t i = 0; i < count; i++) {
+        struct run *run = calloc(1, sizeof(*run));
+        cr_assert(run != NULL);
+        run_init(run, seeds[i], steps, 1, true);
+        run_all(run, steps);
+        const struct recorder *log = &run->sinks[0].recorder;
+        struct sink resumed = {.groups_cap = 1, .seats = (uint32_t[1]){0}};
+        struct rush_shard_config config = {.index = SHARD_INDEX,
+                                           .limits = run->model.limits,
+                                           .seed = seeds[i] * 31 + 17,
+                                           .start_ns = T0_NS,
+                                           .sink = sink_fn,
+                                           .sink_context = &resumed};
+        struct rush_shard *replica = NULL;
+        cr_assert_eq(rush_shard_create(&config, &replica), 0);
+        for (uint32_t e = 0; e < log->count; e++)
+            rush_shard_apply(replica, log->times[e], &log->events[e]);
+        /* The clock resumes where the live shard stands: every timer effect is in the log. */
+        rush_shard_begin(replica, rush_shard_now(run->shards[0]));
+        rush_shard_end(replica);
+        cr_assert_eq(resumed.events, 0,
+                     "seed %" PRIu64 ": resuming the replica fired %" PRIu64
+                     " events the log did not have",
+                     seeds[i], resumed.events);
+        char why[256] = "";
+        cr_assert_eq(rush_shard_check(replica, why, sizeof(why)), 0,
+                     "seed %" PRIu64 ": replica broken: %s", seeds[i], why);
+        cr_assert_eq(rush_shard_digest(replica), rush_shard_digest(run->shards[0]),
+                     "seed %" PRIu64 ": %u events replayed into a different state", seeds[i],
+                     log->count);
+        rush_shard_destroy(replica);
+        run_free(run);
+        free(run);
+    }
+}
+
+Test(model, hash_seeds_change_nothing_observable)
+{
+    static const uint64_t defaults[2] = {12, 13};
+    uint64_t seeds[2];
+    uint32_t count = seeds_to_run(defaults, 2, seeds);
+    uint32_t steps = scaled(6000);
+    for (uint32_t i = 0; i < count; i++) {
+        struct run *run = calloc(1, sizeof(*run));
+        cr_assert(run != NULL);
+        run_init(run, seeds[i], steps, 2, true);
+        run_all(run, steps);
+        const struct recorder *a = &run->sinks[0].recorder, *b = &run->sinks[1].recorder;
+        cr_assert_eq(a->count, b->count, "seed %" PRIu64 ": event counts differ", seeds[i]);
+        cr_assert_eq(memcmp(a->events, b->events, sizeof(*a->events) * a->count), 0,
+                     "seed %" PRIu64 ": event streams differ", seeds[i]);
+        cr_assert_eq(memcmp(a->times, b->times, sizeof(*a->times) * a->count), 0,
+                     "seed %" PRIu64 ": batch times differ", seeds[i]);
+        cr_assert_eq(rush_shard_digest(run->shards[0]), rush_shard_digest(run->shards[1]),
+                     "seed %" PRIu64 ": digests differ", seeds[i]);
+        run_free(run);
+        free(run);
+    }
+}
