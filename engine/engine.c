@@ -190,6 +190,7 @@ void rush_engine_config_default(struct rush_engine_config *config, uint32_t shar
                    .keys_max = 4000000,
                    .user_limits_max = 2000000,
                    .events_buffer_max = 16384},
+        .policy = {.retain_ns = RUSH_RETAIN_NS_DEFAULT, .user_unpaid_max = 8, .user_churn_max = 16},
     };
 }
 
@@ -453,6 +454,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
     struct rush_shard_config shard_config = {
         .index = index,
         .limits = config->limits,
+        .policy = config->policy,
         .seed = seed + index,
         .start_ns = 0, /* the clock follows the log's times in replay: see rush_shard_apply */
         .sink = rush_shard_log_sink,

@@ -216,6 +216,9 @@ enum engine_key {
     E_GROUPS_MAX,
     E_KEYS_MAX,
     E_USER_LIMITS_MAX,
+    E_ENDED_RETAIN,
+    E_USER_UNPAID_MAX,
+    E_USER_CHURN_MAX,
     E_DURABILITY,
     E_DATA_DIR,
     E_SNAPSHOT_EVERY_EVENTS,
@@ -231,6 +234,9 @@ static const char *const engine_keys[E_COUNT_] = {
     [E_USER_LIMITS_MAX] = "user_limits_max",
     [E_DURABILITY] = "durability",
     [E_DATA_DIR] = "data_dir",
+    [E_ENDED_RETAIN] = "ended_retain",
+    [E_USER_UNPAID_MAX] = "user_unpaid_max",
+    [E_USER_CHURN_MAX] = "user_churn_max",
     [E_SNAPSHOT_EVERY_EVENTS] = "snapshot_every_events",
 };
 
@@ -381,6 +387,21 @@ static const char *engine_value(struct rush_campaign_engine *engine, enum engine
     case E_USER_LIMITS_MAX:
         return parse_u32(value, 1, SHARD_TABLE_MAX, &engine->user_limits_max) < 0
                    ? "must be 1..1073741824 (per shard)"
+                   : NULL;
+    case E_ENDED_RETAIN:
+        return rush_duration_parse(value, &engine->ended_retain_ns) < 0 ||
+                       engine->ended_retain_ns <= 0
+                   ? "must be a duration 1ms..168h such as 30m"
+                   : NULL;
+    case E_USER_UNPAID_MAX:
+        engine->user_caps_given |= 1;
+        return parse_u32(value, 0, UINT32_MAX, &engine->user_unpaid_max) < 0
+                   ? "must be 0 (no cap) or a count"
+                   : NULL;
+    case E_USER_CHURN_MAX:
+        engine->user_caps_given |= 2;
+        return parse_u32(value, 0, UINT32_MAX, &engine->user_churn_max) < 0
+                   ? "must be 0 (no cap) or a count"
                    : NULL;
     case E_DURABILITY:
         if (strcmp(value, "fsync") == 0)
@@ -996,6 +1017,17 @@ void rush_campaign_free(struct rush_campaign *campaign)
     memset(campaign, 0, sizeof *campaign);
 }
 
+void rush_campaign_policy(const struct rush_campaign_engine *engine,
+                          struct rush_shard_policy *policy)
+{
+    if (engine->ended_retain_ns)
+        policy->retain_ns = engine->ended_retain_ns;
+    if (engine->user_caps_given & 1)
+        policy->user_unpaid_max = engine->user_unpaid_max;
+    if (engine->user_caps_given & 2)
+        policy->user_churn_max = engine->user_churn_max;
+}
+
 void rush_campaign_engine_config(const struct rush_campaign *campaign,
                                  struct rush_engine_config *config)
 {
@@ -1011,6 +1043,7 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.keys_max = engine->keys_max;
     if (engine->user_limits_max)
         config->limits.user_limits_max = engine->user_limits_max;
+    rush_campaign_policy(engine, &config->policy);
     if (campaign->sku_count + 16 > config->limits.skus_max)
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;

@@ -40,8 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rush/wire.h"
 #include "base/clock.h"
+#include "rush/wire.h"
 
 #define CHILD_PATH_BYTES 512
 #define CHILD_ARGS_MAX 16

@@ -825,7 +825,8 @@ Test(client_rushd, a_retry_across_sigstop_orders_exactly_once)
     /* Each 200 ms timeout resends the request with the same key: wait until two resends. */
     struct rush_client_stats stats = {0};
     int64_t deadline = rush_clock_monotonic_ms() + CHILD_READY_MS;
-    for (rush_client_stats(client, &stats); stats.retries < 2 && rush_clock_monotonic_ms() < deadline;
+    for (rush_client_stats(client, &stats);
+         stats.retries < 2 && rush_clock_monotonic_ms() < deadline;
          rush_client_stats(client, &stats))
         child_sleep_ms(CHILD_POLL_MS);
     cr_assert_geq(stats.retries, 2);

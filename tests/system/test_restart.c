@@ -327,7 +327,8 @@ Test(rushd_restart, holds_that_fell_due_while_rushd_was_killed_expire_at_the_fir
                 sizeof(reply));
     cr_assert(strstr(reply, "\"outcome\":\"ok\""), "%s", reply);
     uint64_t long_hold = order_of(reply);
-    int64_t acknowledged_ms = (rush_clock_wall_ns() / 1000000); /* the short hold's deadline is before this + 1 s */
+    int64_t acknowledged_ms =
+        (rush_clock_wall_ns() / 1000000); /* the short hold's deadline is before this + 1 s */
 
     kill(rushd.pid, SIGKILL);
     cr_assert_eq(child_wait_exit(rushd.pid, CHILD_EXIT_MS), 128 + SIGKILL);

@@ -862,7 +862,8 @@ Test(server, sigterm_answers_in_flight_then_exits_zero)
     int len = rush_wire_encode_requests(message, sizeof(message), 77, requests, BIG);
     cr_assert(len > 0);
     cr_assert(nn_send(sock, message, (size_t)len, 0) == len);
-    int64_t deadline = rush_clock_monotonic_ms() + CHILD_READY_MS; /* SIGTERM once rushd has taken it */
+    int64_t deadline =
+        rush_clock_monotonic_ms() + CHILD_READY_MS; /* SIGTERM once rushd has taken it */
     while (orders_taken() == taken && rush_clock_monotonic_ms() < deadline)
         sleep_ms(1);
     kill(server.pid, SIGTERM);

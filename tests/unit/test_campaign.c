@@ -118,6 +118,24 @@ Test(campaign, defaults_and_the_unlimited_flag)
     rush_campaign_free(&campaign);
 }
 
+Test(campaign, ended_orders_and_hoarding_rules_reach_the_engine)
+{
+    struct rush_engine_config config;
+    struct rush_campaign campaign = load_ok("[engine]\nended_retain = 1h30m\n"
+                                            "user_unpaid_max = 0\nuser_churn_max = 5\n");
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert_eq(config.policy.retain_ns, 90 * 60 * S);
+    cr_assert_eq(config.policy.user_unpaid_max, 0, "0: no cap");
+    cr_assert_eq(config.policy.user_churn_max, 5);
+    rush_campaign_free(&campaign);
+    campaign = load_ok("[engine]\nshards = 1\n");
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert_eq(config.policy.retain_ns, RUSH_RETAIN_NS_DEFAULT, "not given: the default");
+    cr_assert_eq(config.policy.user_unpaid_max, 8);
+    cr_assert_eq(config.policy.user_churn_max, 16);
+    rush_campaign_free(&campaign);
+}
+
 #define BOUNDARY_FORMAT                                                                            \
     "[engine]\nshards = 64\nring_slots = 65536\norders_max = 1073741824\n"                         \
     "[endpoints]\nadmin = tcp://0.0.0.0:1\nadmin_token = 0123456789abcdef\n"                       \
@@ -172,6 +190,8 @@ static const struct broken broken_files[] = {
     {"[engine]\nsnapshot_every_events =\n", "t.ini:2: snapshot_every_events = : must be"},
     {"[engine]\nshards = 4\nshards = 5\n", "t.ini:3: key 'shards' is given twice"},
     {"[engine]\nthreads = 4\n", "t.ini:2: unknown key 'threads' in [engine]"},
+    {"[engine]\nended_retain = 0\n", "t.ini:2: ended_retain = 0: must be a duration 1ms..168h"},
+    {"[engine]\nuser_churn_max = -1\n", "t.ini:2: user_churn_max = -1: must be 0 (no cap)"},
     {"[engine]\nshards = 4\n[engine]\nkeys_max = 5\n",
      "t.ini:3: section [engine] is given twice (first at line 1)"},
     {"[engines]\nshards = 4\n", "t.ini:1: unknown section [engines]"},
