@@ -1436,6 +1436,7 @@ static void run_init_engine(struct run *run, uint64_t seed, uint32_t steps, bool
     struct rush_engine_config config;
     rush_engine_config_default(&config, 1);
     config.limits = run->model.limits;
+    config.policy = run->shard_config.policy; /* the model's: no caps, no slot reused */
     if (config.limits.events_buffer_max < 512) /* the engine's floor; only the shard's own */
         config.limits.events_buffer_max = 512; /* buffer changes, not a decision */
     config.ring_slots = 16;
