@@ -220,6 +220,127 @@ Test(rules, item1_an_order_pays_and_is_refunded_at_its_own_price_after_a_price_c
     cr_assert_eq(wait_event(RUSH_EV_ORDER_CONFIRMED, later.order_id, 0)->price_fen, 5000);
 }
 
+/* ---- 3. sold_out clicks beyond keys_max stop no payment, cancel or admin command ----------- */
+
+#define ENGINE_FEW_KEYS                                                                            \
+    "shards = 1\nring_slots = 64\norders_max = 4096\ngroups_max = 1024\nkeys_max = 64\n"           \
+    "user_limits_max = 4096\n"
+#define CLICKS 600 /* ten times keys_max */
+
+Test(rules, item3_sold_out_clicks_beyond_keys_max_leave_payments_cancels_and_admin_ok)
+{
+    start(ENGINE_FEW_KEYS, "");
+    put_solo(301, 2, 100, 15 * 60 * NS_PER_S, INT64_MAX);
+    put_solo(302, 5, 100, NS_PER_S, INT64_MAX);
+    struct rush_result paid = submit(reserve(301, 1, 1, "3-a"));
+    struct rush_result kept = submit(reserve(301, 2, 1, "3-b"));
+    struct rush_result lapsing = submit(reserve(302, 3, 1, "3-c"));
+    EXPECT_OUTCOME(paid, RUSH_OK);
+    EXPECT_OUTCOME(kept, RUSH_OK);
+    EXPECT_OUTCOME(lapsing, RUSH_OK);
+
+    /* The hot SKU is sold out: a flood of clicks, each with its own key. */
+    static struct rush_request clicks[CLICKS];
+    static struct rush_result answers[CLICKS];
+    for (uint32_t i = 0; i < CLICKS; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "3-click-%u", i);
+        clicks[i] = reserve(301, 100 + i, 1, key);
+    }
+    cr_assert_eq(rush_client_submit(client, clicks, CLICKS, answers), 0);
+    for (uint32_t i = 0; i < CLICKS; i++)
+        EXPECT_OUTCOME(answers[i], RUSH_SOLD_OUT);
+
+    /* Payments, cancels, an expiry's refund and every admin command still go through. */
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, paid.order_id, "3-pay-a")), RUSH_OK);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CANCEL, kept.order_id, "3-cancel-b")), RUSH_OK);
+    admin("\"op\":\"adjust\",\"sku\":301,\"amount\":3,\"key\":\"3-adj\"", "\"outcome\":\"ok\"");
+    admin("\"op\":\"pause\",\"sku\":301,\"key\":\"3-pause\"", "\"outcome\":\"ok\"");
+    admin("\"op\":\"resume\",\"sku\":301,\"key\":\"3-resume\"", "\"outcome\":\"ok\"");
+    admin("\"op\":\"sku_put\",\"sku\":{\"id\":301,\"price_fen\":120}", "\"outcome\":\"ok\"");
+    wait_event(RUSH_EV_ORDER_EXPIRED, lapsing.order_id, 0);
+    EXPECT_OUTCOME(submit(on_order(RUSH_OP_CONFIRM, lapsing.order_id, "3-pay-c")), RUSH_EXPIRED);
+    const struct rush_stream_event *refund = wait_event(RUSH_EV_REFUND_DUE, lapsing.order_id, 0);
+    cr_assert_eq(refund->price_fen, 100);
+    /* The units that came back sell again. */
+    EXPECT_OUTCOME(submit(reserve(301, 9, 1, "3-d")), RUSH_OK);
+    cr_assert_eq(wait_event(RUSH_EV_ORDER_CONFIRMED, paid.order_id, 0)->price_fen, 100);
+}
+
+/* ---- 4. one user's reserve+cancel loop: the anti-hoarding cap, not a full order table ------- */
+
+#define ENGINE_FEW_ORDERS                                                                          \
+    "shards = 1\nring_slots = 64\norders_max = 64\ngroups_max = 64\nkeys_max = 4096\n"             \
+    "user_limits_max = 4096\nuser_unpaid_max = 2\nuser_churn_max = 5\n"
+#define LOOPS 200
+
+static void json_order(const char *text, char *reply, size_t size)
+{
+    cr_assert_eq(child_json(child.json, text, reply, size, 5000), 0, "no reply to %s", text);
+}
+
+static bool reply_is(const char *reply, const char *outcome)
+{
+    char want[64];
+    snprintf(want, sizeof(want), "\"outcome\":\"%s\"", outcome);
+    return strstr(reply, want) != NULL;
+}
+
+/* The "order" of a JSON reply (a decimal string). */
+static uint64_t json_order_id(const char *reply)
+{
+    const char *at = strstr(reply, "\"order\":\"");
+    cr_assert_not_null(at, "%s", reply);
+    return strtoull(at + strlen("\"order\":\""), NULL, 10);
+}
+
+Test(rules, item4_a_reserve_cancel_loop_meets_the_hoarding_cap_and_never_fills_the_order_table)
+{
+    start(ENGINE_FEW_ORDERS, "");
+    put_solo(401, 1000, 100, 15 * 60 * NS_PER_S, INT64_MAX);
+    char text[256], reply[1024];
+    uint32_t loops = 0;
+    for (; loops < LOOPS; loops++) {
+        snprintf(text, sizeof(text),
+                 "{\"op\":\"reserve\",\"sku\":401,\"user\":7,\"qty\":1,\"key\":\"4-r-%u\"}", loops);
+        json_order(text, reply, sizeof(reply));
+        if (!reply_is(reply, "ok"))
+            break;
+        snprintf(text, sizeof(text), "{\"op\":\"cancel\",\"order\":\"%lu\",\"key\":\"4-c-%u\"}",
+                 json_order_id(reply), loops);
+        json_order(text, reply, sizeof(reply));
+        cr_assert(reply_is(reply, "ok"), "cancel %u: %s", loops, reply);
+    }
+    cr_assert(reply_is(reply, "hoarding"), "after %u reserve+cancel rounds: %s", loops, reply);
+    cr_assert_eq(loops, 5, "the churn cap is 5, the loop ran %u rounds", loops);
+    /* Not remembered: the resend is decided again, the same way. */
+    json_order(text, reply, sizeof(reply));
+    cr_assert(reply_is(reply, "hoarding") && strstr(reply, "duplicate") == NULL, "%s", reply);
+
+    /* Unpaid holds are capped too. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(text, sizeof(text),
+                 "{\"op\":\"reserve\",\"sku\":401,\"user\":8,\"qty\":1,\"key\":\"4-u-%d\"}", i);
+        json_order(text, reply, sizeof(reply));
+        cr_assert(reply_is(reply, i < 2 ? "ok" : "hoarding"), "unpaid hold %d: %s", i, reply);
+    }
+    /* Everybody else still buys: the order table was not exhausted by one user. */
+    for (int user = 100; user < 150; user++) {
+        snprintf(text, sizeof(text),
+                 "{\"op\":\"reserve\",\"sku\":401,\"user\":%d,\"qty\":1,\"key\":\"4-o-%d\"}", user,
+                 user);
+        json_order(text, reply, sizeof(reply));
+        cr_assert(reply_is(reply, "ok"), "user %d: %s", user, reply);
+    }
+    /* Counted among the outcomes, not as overload. */
+    cr_assert_eq(child_json(child.admin, "{\"op\":\"stats\",\"token\":\"" CHILD_TOKEN "\"}", reply,
+                            sizeof(reply), 5000),
+                 0);
+    const char *hoarding = strstr(reply, "\"hoarding\":");
+    cr_assert_not_null(hoarding, "%s", reply);
+    cr_assert_geq(strtol(hoarding + strlen("\"hoarding\":"), NULL, 10), 3, "%s", reply);
+}
+
 /* ---- 6. a put on a live SKU changes only what it names, across a snapshot and a restart ---- */
 
 #define SKUS_ITEM6                                                                                 \
