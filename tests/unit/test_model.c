@@ -1436,7 +1436,7 @@ static void run_init_engine(struct run *run, uint64_t seed, uint32_t steps, bool
     struct rush_engine_config config;
     rush_engine_config_default(&config, 1);
     config.limits = run->model.limits;
-    config.policy = run->shard_config.policy; /* the model's: no caps, no slot reused */
+    config.policy = run->shard_config.policy;  /* the model's: no caps, no slot reused */
     if (config.limits.events_buffer_max < 512) /* the engine's floor; only the shard's own */
         config.limits.events_buffer_max = 512; /* buffer changes, not a decision */
     config.ring_slots = 16;
@@ -2019,11 +2019,11 @@ static void move_clock(struct run *run, int64_t *batch_time)
 }
 
 /*
- * Engine bug (reported, not fixed here: the key table is being reworked): a retry of a decision
- * about a SKU that became unlimited, or limited, since answers with the UNLIMITED flag of the SKU
- * now (shard__answer reads it from the live SKU), not the original bytes. Set to 1 to see it.
+ * 1: puts flip a SKU between limited and unlimited. Found by this test: a retry of a decision
+ * about a SKU flipped since answered with the UNLIMITED flag of the SKU as it is now, not the
+ * original bytes (shard__answer read the live SKU; fixed with SHARD_REMAINING_UNLIMITED).
  */
-#define REDEFINE_UNLIMITED 0
+#define REDEFINE_UNLIMITED 1
 
 /* A value for one named field of a put: mostly one the SKU can take, sometimes not. */
 static void redefine_field(struct run *run, const struct m_sku *live, uint32_t bit,
