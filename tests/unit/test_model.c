@@ -15,7 +15,8 @@
  * CHECK_EVERY steps it runs rush_shard_check().
  *
  * Rules the model encodes that are easy to get subtly wrong: the order of checks (unknown SKU,
- * SKU kind, sale window, quantity, limits, stock, room in the tables); which outcomes are
+ * SKU kind, sale window, the hoarding caps of a flash sale, quantity, limits, stock, room in the
+ * tables); which outcomes are
  * remembered under their key; a duplicate answers the first bytes flagged, a reused key on a
  * different request is invalid; ids count from 1 per shard, seats included; timers fire at batch
  * start once their 1-ms tick has wholly passed, in (deadline, handle) order, but a decision about
@@ -191,6 +192,8 @@ struct m_sku {
     uint32_t virtual_used;
     bool user_has_entry[USERS_MAX + 1]; /* a (sku, user) pair once created stays */
     uint32_t user_held[USERS_MAX + 1];
+    uint32_t user_unpaid[USERS_MAX + 1]; /* flash-sale orders reserved, not paid */
+    uint32_t user_churn[USERS_MAX + 1];  /* flash-sale orders cancelled or expired */
 };
 
 struct m_order {
@@ -284,6 +287,7 @@ struct model {
     uint32_t ring_count;
     uint64_t ring_first;
     uint32_t limit_count;
+    uint32_t unpaid_max, churn_max; /* anti-hoarding caps per (SKU, user); 0: none */
     uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
     uint64_t fired_expired, fired_completed, fired_failed;
 };
@@ -425,6 +429,7 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
         m->limit_count++;
     }
     sku->user_held[user] += qty;
+    sku->user_unpaid[user] += group == 0;
     if (group == 0 && sku->def.pay_ttl_ns > 0) {
         m->orders[n].deadline = m->now + sku->def.pay_ttl_ns;
         m_timer_add(m, m->orders[n].deadline, n);
@@ -453,6 +458,7 @@ static void m_order_confirm(struct model *m, uint32_t n)
     cr_assert_eq(order->state, RUSH_ORDER_RESERVED);
     m_publish_order(m, RUSH_EV_ORDER_CONFIRMED, n);
     order->state = RUSH_ORDER_CONFIRMED;
+    m->skus[order->sku].user_unpaid[order->user] -= order->group == 0;
     m->skus[order->sku].reserved -= order->qty;
     m->skus[order->sku].confirmed += order->qty;
 }
@@ -469,6 +475,8 @@ static void m_order_return(struct model *m, uint32_t n, uint8_t state)
     if (!sku->def.unlimited)
         sku->available += order->qty;
     sku->user_held[order->user] -= order->qty;
+    sku->user_unpaid[order->user] -= order->group == 0;
+    sku->user_churn[order->user] += order->group == 0;
 }
 
 static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq)
@@ -480,6 +488,10 @@ static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq
     if (sku->def.group_size != 0)
         return m_invalid(RUSH_REASON_GROUP_SKU);
     struct m_verdict v = m_window(m, sku);
+    uint64_t user = rq->user_id <= USERS_MAX ? rq->user_id : 0;
+    if (v.outcome == RUSH_OK && ((m->unpaid_max != 0 && sku->user_unpaid[user] >= m->unpaid_max) ||
+                                 (m->churn_max != 0 && sku->user_churn[user] >= m->churn_max)))
+        v = m_out(RUSH_HOARDING); /* one user holding or churning too much of a flash sale */
     if (v.outcome == RUSH_OK)
         v = m_can_hold(m, sku, rq->user_id, rq->qty);
     if (v.outcome != RUSH_OK)
@@ -1316,6 +1328,20 @@ struct run {
 };
 
 /* Limit profiles: roomy, or one table tight enough that `busy` shows up late in the run. */
+/*
+ * No order slot is reused in a run (ended orders are kept longer than it lasts). Half the seeds
+ * cap what one user may hold unpaid or churn per flash-sale SKU: `hoarding` answers.
+ */
+static struct rush_shard_policy run_policy(uint64_t seed)
+{
+    struct rush_shard_policy policy = {.retain_ns = INT64_MAX / 4};
+    if ((seed / 4) % 2 == 1) {
+        policy.user_unpaid_max = 2;
+        policy.user_churn_max = 12;
+    }
+    return policy;
+}
+
 static struct rush_shard_limits run_limits(uint64_t seed, uint32_t steps)
 {
     struct rush_shard_limits limits = {.skus_max = 16,
@@ -1363,7 +1389,7 @@ static void run_init(struct run *run, uint64_t seed, uint32_t steps, uint32_t sh
             recorder_init(&sink->recorder, 16 * steps + 4096);
         struct rush_shard_config config = {.index = SHARD_INDEX,
                                            .limits = limits,
-                                           .policy = {.retain_ns = INT64_MAX / 4},
+                                           .policy = run_policy(seed),
                                            .seed = seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (i + 1)),
                                            .start_ns = T0_NS,
                                            .sink = sink_fn,
@@ -1373,6 +1399,8 @@ static void run_init(struct run *run, uint64_t seed, uint32_t steps, uint32_t sh
         cr_assert_eq(rush_shard_create(&config, &run->shards[i]), 0);
     }
     model_init(&run->model, limits, (uint64_t)BATCH_REQUESTS_MAX * steps + 4096);
+    run->model.unpaid_max = run->shard_config.policy.user_unpaid_max;
+    run->model.churn_max = run->shard_config.policy.user_churn_max;
 }
 
 static void run_free(struct run *run)
@@ -2493,11 +2521,12 @@ Test(model, replaying_the_log_rebuilds_the_same_state)
  * another hash seed. The model never stops: every answer and published event after a restart
  * must be what a shard that never stopped gives, and the restarted state (timers included) must
  * be the old one's. Time moves on while "down", so timers fall due and fire at the first batch.
- * Seeds cover the four limit profiles (tight orders, tight limits, tight keys).
+ * Seeds cover the four limit profiles (tight orders, tight limits, tight keys), with and without
+ * the hoarding caps (whose counts a restart must restore).
  */
 Test(model, restarts_from_the_log_and_from_snapshots_answer_like_a_shard_that_never_stopped)
 {
-    static const uint64_t defaults[4] = {40, 41, 42, 43};
+    static const uint64_t defaults[4] = {40, 41, 46, 47}; /* 46, 47: hoarding caps */
     uint64_t seeds[4];
     uint32_t count = seeds_to_run(defaults, 4, seeds);
     uint32_t steps = scaled(8000);
