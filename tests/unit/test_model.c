@@ -16,12 +16,13 @@
  *
  * Rules the model encodes that are easy to get subtly wrong: the order of checks (unknown SKU,
  * SKU kind, sale window, the hoarding caps of a flash sale, quantity, limits, stock, room in the
- * tables); which outcomes are
- * remembered under their key; a duplicate answers the first bytes flagged, a reused key on a
- * different request is invalid; ids count from 1 per shard, seats included; timers fire at batch
- * start once their 1-ms tick has wholly passed, in (deadline, handle) order, but a decision about
- * an order or group whose deadline is not after the batch's time settles it first; a group's
- * deadline is capped at its SKU's window end; a second payment is refunded.
+ * tables); which outcomes are remembered under their key (only ok and a late payment's expired,
+ * kept by the order, its slot or the ring); a duplicate answers the first bytes flagged, a
+ * reused key on a different request is invalid; ids count from 1 per shard, seats included;
+ * timers fire at batch start once their 1-ms tick has wholly passed, in (deadline, handle)
+ * order, but a decision about an order or group whose deadline is not after the batch's time
+ * settles it first; a group's deadline is capped at its SKU's window end; a second payment is
+ * refunded; an order's amount is fixed at reservation.
  *
  * Besides the model, the same driver checks directly against the shard's own outputs: no
  * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
