@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "engine_figures.h"
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -74,6 +75,12 @@ struct shard_thread {
     struct work *filling; /* front end's: the item being filled by submit */
     _Atomic uint32_t sleeping;
     uint64_t events_at_snapshot; /* shard's: its event count when it last took a snapshot */
+    /* The operators' figures (engine_figures.h): written by the shard, read by anyone. */
+    struct rush_latency decide_latency;
+    struct rush_latency sync_latency;
+    _Atomic uint64_t wal_bytes_written;
+    _Atomic uint64_t wal_syncs;
+    uint64_t syncs_seen; /* shard's: the WAL's sync count when it last looked */
     pthread_t thread;
     bool started;
 };
@@ -98,6 +105,13 @@ static int64_t realtime_ns(void *context)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
 static int64_t monotonic_ms(void)
@@ -293,15 +307,32 @@ static void decide_pass(struct shard_thread *thread, struct work **items, uint32
     const struct rush_engine_config *config = &thread->engine->config;
     bool failed = rush_shard_log_error(&thread->log, NULL) != 0;
     if (!failed) { /* a failed log stops deciding: the state would run ahead of the log */
+        uint64_t started_ns = monotonic_ns();
         rush_shard_begin(thread->shard, config->clock(config->clock_context));
         for (uint32_t i = 0; i < count; i++)
             decide_work(thread->shard, items[i]);
         rush_shard_end(thread->shard);
         rush_shard_log_commit(&thread->log);
+        rush_latency_record(&thread->decide_latency, monotonic_ns() - started_ns);
     }
     snapshot_after_pass(thread, items, count);
     for (uint32_t i = 0; i < count; i++)
         rush_shard_log_hold(&thread->log, items[i]);
+}
+
+/* Copies the WAL's counters into the shard's figures; records the last sync's latency. */
+static void observe_wal(struct shard_thread *thread)
+{
+    if (thread->log.wal == NULL)
+        return;
+    struct rush_wal_stats stats;
+    rush_wal_stats(thread->log.wal, &stats);
+    if (stats.syncs == thread->syncs_seen)
+        return;
+    thread->syncs_seen = stats.syncs;
+    rush_latency_record(&thread->sync_latency, stats.sync_latency_ns_last);
+    atomic_store_explicit(&thread->wal_bytes_written, stats.bytes_written, memory_order_relaxed);
+    atomic_store_explicit(&thread->wal_syncs, stats.syncs, memory_order_relaxed);
 }
 
 /* Hands back every held item that is durable (or failed); waits for I/O when told to. */
@@ -315,8 +346,10 @@ static void release_durable(struct shard_thread *thread, bool wait)
         RUSH_ASSERT(rush_ring_push(&thread->outbound, work)); /* invariant 1 */
         released++;
     }
-    if (released > 0)
+    if (released > 0) {
         wake(&thread->engine->front_sleeping);
+        observe_wal(thread);
+    }
 }
 
 static void *shard_main(void *argument)
@@ -759,4 +792,19 @@ void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stat
             stats->wal_error = atomic_load(&thread->log.error);
     }
     stats->busy_rings = atomic_load_explicit(&engine->busy_rings, memory_order_relaxed);
+}
+
+void rush_engine_shard_figures(const struct rush_engine *engine, uint32_t shard_index,
+                               struct rush_engine_shard_figures *out)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    const struct shard_thread *thread = &engine->shards[shard_index];
+    rush_latency_read(&thread->decide_latency, &out->decide_latency);
+    rush_latency_read(&thread->sync_latency, &out->sync_latency);
+    out->wal_bytes_written = atomic_load_explicit(&thread->wal_bytes_written, memory_order_relaxed);
+    out->wal_syncs = atomic_load_explicit(&thread->wal_syncs, memory_order_relaxed);
+    out->durable_lsn = atomic_load_explicit(&thread->log.durable_lsn, memory_order_acquire);
+    out->inbound_depth = rush_ring_depth(&thread->inbound);
+    out->outbound_depth = rush_ring_depth(&thread->outbound);
+    out->ring_slots = engine->config.ring_slots;
 }

@@ -86,6 +86,8 @@ static void deliver(struct rush_server *server, int timeout_ms)
         return;
     }
     for (int i = 0; i < count; i++) {
+        if (rush_server_ops_delivered(server, done[i]))
+            continue;
         struct rush_server_slot *slot = done[i]->context;
         RUSH_ASSERT(slot != NULL && &slot->batch == done[i]);
         RUSH_ASSERT(server->in_flight > 0);
@@ -110,8 +112,8 @@ static int turn(struct rush_server *server)
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         fds[e] = (struct pollfd){.fd = server->receive_fds[e], .events = POLLIN};
     fds[RUSH_ENDPOINT_COUNT_] = (struct pollfd){.fd = server->wake_pipe[0], .events = POLLIN};
-    int ready =
-        poll(fds, RUSH_ENDPOINT_COUNT_ + 1, server->in_flight > 0 ? 0 : RUSH_SERVER_IDLE_POLL_MS);
+    bool waiting = server->in_flight > 0 || server->ops_pending;
+    int ready = poll(fds, RUSH_ENDPOINT_COUNT_ + 1, waiting ? 0 : RUSH_SERVER_IDLE_POLL_MS);
     if (ready < 0 && errno != EINTR) {
         rush_log(RUSH_LOG_ERROR, "poll: %s", strerror(errno));
         return -errno;
@@ -128,7 +130,8 @@ static int turn(struct rush_server *server)
     }
     if (ready > 0 && (fds[RUSH_ENDPOINT_COUNT_].revents & POLLIN))
         drain_wake_pipe(server);
-    if (server->in_flight > 0)
+    rush_server_ops_turn(server);
+    if (server->in_flight > 0 || server->ops_pending)
         deliver(server, ready > 0 ? 0 : RUSH_SERVER_ENGINE_WAIT_MS);
     return 0;
 }
@@ -248,6 +251,8 @@ static int publisher_open(struct rush_server *server, const struct rush_server_o
         .pub_url = options->publisher_url ? options->publisher_url : urls->publisher,
         .replay_url = options->replay_url ? options->replay_url : urls->replay,
         .data_dir = server->engine_config.data_dir,
+        .on_events = server->ops ? rush_ops_on_events : NULL,
+        .on_events_context = server->ops,
     };
     if (config.pub_url[0] == '\0' || config.replay_url[0] == '\0') {
         rush_log(RUSH_LOG_INFO, "publisher: off (no publisher or replay endpoint)");
@@ -302,8 +307,12 @@ int rush_server_create(const struct rush_server_options *options, struct rush_se
         rc = rush_server_prepare_token(server, why, why_size);
     if (rc == 0)
         rc = endpoints_open(server, options, why, why_size);
+    if (rc == 0 && (rc = rush_server_ops_open(server, options)) < 0)
+        snprintf(why, why_size, "out of memory for the HTTP console");
     if (rc == 0)
         rc = publisher_open(server, options, why, why_size);
+    if (rc == 0)
+        rc = rush_server_ops_start(server, options, why, why_size);
     if (rc < 0)
         goto out_destroy;
     server->started_ns = rush_server_now_ns();
@@ -318,6 +327,7 @@ void rush_server_destroy(struct rush_server *server)
 {
     if (server == NULL)
         return;
+    rush_ops_stop(server->ops); /* its thread reads the publisher and the engine */
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         if (server->sockets[e] >= 0)
             nn_close(server->sockets[e]);
@@ -326,6 +336,7 @@ void rush_server_destroy(struct rush_server *server)
     /* Finishes what was submitted, so no shard writes into a slot after this. */
     if (server->engine != NULL)
         rush_engine_destroy(server->engine);
+    rush_ops_destroy(server->ops); /* after the engine: a ledger batch may have been out */
     for (uint32_t i = 0; server->slots != NULL && i < RUSH_SERVER_IN_FLIGHT_MAX; i++) {
         if (server->slots[i].control != NULL)
             nn_freemsg(server->slots[i].control);
