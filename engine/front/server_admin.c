@@ -136,6 +136,8 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
     rush_log(RUSH_LOG_INFO, "admin: sku_put %llu (%.*s, stock %lld%s): %s",
              (unsigned long long)sku->id, RUSH_SKU_NAME_MAX, sku->name, (long long)sku->stock,
              sku->unlimited ? ", unlimited" : "", rush_outcome_name(result.outcome));
+    if (result.outcome == RUSH_OK)
+        rush_ops_sku_put(server->ops, sku); /* the console tracks it from now on */
     struct rush_request request = {.op = RUSH_OP_NONE, .sku_id = sku->id};
     send_result(server, message, &request, &result);
 }

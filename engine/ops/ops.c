@@ -33,7 +33,7 @@ static struct ops_sku *sku_find(struct rush_ops *ops, uint64_t id)
 {
     uint32_t slot = index_home(id);
     for (uint32_t probe = 0; probe < OPS_INDEX_SLOTS; probe++) {
-        uint32_t entry = ops->index[slot];
+        uint32_t entry = atomic_load_explicit(&ops->index[slot], memory_order_acquire);
         if (entry == 0)
             return NULL;
         if (ops->skus[entry - 1].id == id)
@@ -43,9 +43,12 @@ static struct ops_sku *sku_find(struct rush_ops *ops, uint64_t id)
     return NULL;
 }
 
-/* Adds an entry (invariant 1: written, then published); NULL when the table is full. */
-static struct ops_sku *sku_add(struct rush_ops *ops, const struct rush_sku *def, uint64_t id)
+/* Adds an entry (invariants 1, 3); NULL when the table is full. Under add_lock. */
+static struct ops_sku *sku_add_locked(struct rush_ops *ops, const struct rush_sku *def, uint64_t id)
 {
+    struct ops_sku *found = sku_find(ops, id);
+    if (found != NULL)
+        return found;
     uint32_t count = atomic_load_explicit(&ops->sku_count, memory_order_relaxed);
     if (count == RUSH_OPS_SKUS_MAX)
         return NULL;
@@ -60,11 +63,25 @@ static struct ops_sku *sku_add(struct rush_ops *ops, const struct rush_sku *def,
         sku->virtual_budget = def->virtual_budget;
     }
     uint32_t slot = index_home(id);
-    while (ops->index[slot] != 0) /* at most half full: ends */
+    while (atomic_load_explicit(&ops->index[slot], memory_order_relaxed) != 0) /* half full */
         slot = (slot + 1) & (OPS_INDEX_SLOTS - 1);
-    ops->index[slot] = count + 1;
     atomic_store_explicit(&ops->sku_count, count + 1, memory_order_release);
+    atomic_store_explicit(&ops->index[slot], count + 1, memory_order_release);
     return sku;
+}
+
+static struct ops_sku *sku_add(struct rush_ops *ops, const struct rush_sku *def, uint64_t id)
+{
+    pthread_mutex_lock(&ops->add_lock);
+    struct ops_sku *sku = sku_add_locked(ops, def, id);
+    pthread_mutex_unlock(&ops->add_lock);
+    return sku;
+}
+
+void rush_ops_sku_put(struct rush_ops *ops, const struct rush_sku *def)
+{
+    if (ops != NULL && sku_find(ops, def->id) == NULL)
+        (void)sku_add(ops, def, def->id);
 }
 
 /* ---- life ---- */
@@ -75,6 +92,7 @@ int rush_ops_create(const struct rush_ops_config *config, struct rush_ops **out)
     struct rush_ops *ops = calloc(1, sizeof(*ops));
     if (ops == NULL)
         return -ENOMEM;
+    pthread_mutex_init(&ops->add_lock, NULL);
     ops->engine = config->engine;
     ops->shard_count = rush_engine_shard_count(config->engine);
     ops->started_wall_ns = wall_ns();
@@ -121,6 +139,7 @@ void rush_ops_destroy(struct rush_ops *ops)
     free(ops->index);
     free(ops->ledger_requests);
     free(ops->ledger_results);
+    pthread_mutex_destroy(&ops->add_lock);
     free(ops);
 }
 

@@ -93,7 +93,8 @@ void rush_ops_destroy(struct rush_ops *ops);
 void rush_ops_on_events(void *ops, uint32_t shard, const struct rush_stream_event *events,
                         uint32_t count);
 
-/* Front-end thread. */
+/* Front-end thread. A SKU an admin sku_put created: tracked from now on (if there is room). */
+void rush_ops_sku_put(struct rush_ops *ops, const struct rush_sku *def);
 struct rush_ops_front *rush_ops_front(struct rush_ops *ops);
 /* A QUERY_SKU batch to submit when one is due and none is out; else NULL. */
 struct rush_batch *rush_ops_ledger_due(struct rush_ops *ops, int64_t now_ns);

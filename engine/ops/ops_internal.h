@@ -13,11 +13,14 @@
  *      stored (release), so a reader that loads it (acquire) sees whole entries.
  *   2. Each per-SKU counter has one writer: the publisher's live thread for the stream figures,
  *      the front-end thread for the ledger figures.
- *   3. The SKU index (id -> entry) is read and written by the live thread only, after create.
+ *   3. SKUs are added under add_lock (by the live thread when the stream shows a new one, by the
+ *      front end on an admin sku_put); an index slot is written once, 0 -> entry + 1 (release),
+ *      so sku_find needs no lock (acquire loads) and add re-checks under the lock.
  */
 #ifndef RUSH_OPS_INTERNAL_H
 #define RUSH_OPS_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -68,7 +71,8 @@ struct rush_ops {
     struct ops_totals totals;
     struct ops_sku *skus;       /* RUSH_OPS_SKUS_MAX */
     _Atomic uint32_t sku_count; /* invariant 1 */
-    uint32_t *index;            /* OPS_INDEX_SLOTS entries: sku index + 1, 0 empty (invariant 3) */
+    _Atomic uint32_t *index;    /* OPS_INDEX_SLOTS entries: sku index + 1, 0 empty (invariant 3) */
+    pthread_mutex_t add_lock;
     _Atomic int64_t ledger_wall_ns; /* when the last ledger batch came back (0: none yet) */
     _Atomic uint64_t ledger_rounds;
     /* the front end's ledger batch */

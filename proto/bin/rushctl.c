@@ -82,6 +82,7 @@
 #include "rush/client.h"
 #include "rush/subscriber.h"
 #include "rush/types.h"
+#include "rushctl/views.h"
 
 #define EXIT_DONE 0
 #define EXIT_REFUSED 1
@@ -119,6 +120,14 @@ static void usage(FILE *out)
                  "[--timeout MS] COMMAND ...\ncommands:\n");
     for (const struct command *c = commands; c->name != NULL; c++)
         fprintf(out, "  %s\n", c->usage);
+    fprintf(out,
+            "defaults:\n"
+            "  --admin %s   --json %s   --timeout %d ms\n"
+            "  --pub %s   --replay %s   --http %s\n"
+            "  token: --token, else --token-file, else $RUSH_ADMIN_TOKEN (rushd writes a\n"
+            "         random one to DATA_DIR/admin.token, data/admin.token by default)\n",
+            DEFAULT_ADMIN_URL, DEFAULT_JSON_URL, DEFAULT_TIMEOUT_MS, RUSHCTL_DEFAULT_PUB_URL,
+            RUSHCTL_DEFAULT_REPLAY_URL, RUSHCTL_DEFAULT_HTTP);
 }
 
 static int fail_usage(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -177,7 +186,7 @@ static void print_value(const char *name, const json_t *value)
         printf("%s: %s\n", name, json_string_value(value));
         return;
     }
-    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
     printf("%s: %s\n", name, text != NULL ? text : "?");
     free(text);
 }
@@ -475,7 +484,7 @@ static void print_flat(const char *prefix, const json_t *object, int depth)
         } else if (json_is_string(value)) {
             printf("%-40s %s\n", full, json_string_value(value));
         } else {
-            char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+            char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
             printf("%-40s %s\n", full, text != NULL ? text : "?");
             free(text);
         }
@@ -514,8 +523,8 @@ static int run_stats(const struct options *options, int argc, char **argv)
 
 /* ---- tail: the confirmed-order stream ---- */
 
-#define DEFAULT_PUB_URL "tcp://127.0.0.1:7103"
-#define DEFAULT_REPLAY_URL "tcp://127.0.0.1:7104"
+#define DEFAULT_PUB_URL RUSHCTL_DEFAULT_PUB_URL
+#define DEFAULT_REPLAY_URL RUSHCTL_DEFAULT_REPLAY_URL
 #define TAIL_BATCH_MAX 4096
 #define TAIL_SLICE_MS 100 /* poll slice: how soon a signal or the idle limit is seen */
 #define TAIL_LINE_BYTES_MAX 512
@@ -836,6 +845,16 @@ static int run_tail(const struct options *options, int argc, char **argv)
     return rc;
 }
 
+static int run_top(const struct options *options, int argc, char **argv)
+{
+    return rushctl_top(argc, argv, options->timeout_ms);
+}
+
+static int run_report(const struct options *options, int argc, char **argv)
+{
+    return rushctl_report(argc, argv, options->timeout_ms);
+}
+
 static const struct command commands[] = {
     {"stats", "stats [--json]", run_stats},
     {"sku", "sku ID", run_query},
@@ -854,6 +873,15 @@ static const struct command commands[] = {
      "       [--idle-exit MS] [--skip-lost]\n"
      "                 print the confirmed-order stream as JSON lines, resuming from FILE",
      run_tail},
+    {"top",
+     "top [--http HOST:PORT] [--once] [--interval MS]\n"
+     "                 a live view of rushd's figures (its HTTP console), like top",
+     run_top},
+    {"report",
+     "report [--pub URL] [--replay URL] [--json | --csv]\n"
+     "                 the reconciliation: per SKU, what the confirmed-order stream "
+     "carries",
+     run_report},
     {NULL, NULL, NULL},
 };
 
