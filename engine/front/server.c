@@ -283,6 +283,7 @@ int rush_server_create(const struct rush_server_options *options, struct rush_se
         return -ENOMEM;
     server->campaign = options->campaign;
     server->wake_pipe[0] = server->wake_pipe[1] = -1;
+    server->audit_fd = -1;
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         server->sockets[e] = server->receive_fds[e] = -1;
     snprintf(server->data_dir, sizeof(server->data_dir), "%s",
@@ -346,6 +347,7 @@ void rush_server_destroy(struct rush_server *server)
     if (server->wake_pipe[1] >= 0)
         close(server->wake_pipe[1]);
     rush_server_slots_free(server);
+    rush_server_audit_close(server);
     explicit_bzero(server->admin_token, sizeof(server->admin_token));
     free(server);
 }

@@ -110,6 +110,7 @@ struct rush_server {
     char text[RUSH_SERVER_TEXT_BYTES_MAX];
     struct rush_server_counters counters;
     struct rush_ops *ops; /* the HTTP console (engine/ops/); NULL: none */
+    int audit_fd;         /* DATA_DIR/audit.log: -1 not open yet, -2 failed (server_audit.c) */
     bool ops_pending;     /* its ledger batch is with the engine */
 };
 
@@ -171,6 +172,23 @@ void rush_server_ops_turn(struct rush_server *server);
 bool rush_server_ops_delivered(struct rush_server *server, struct rush_batch *batch);
 /* A slot's batch is decided: counts its requests by op and outcome, and its latency. */
 void rush_server_ops_decided(struct rush_server *server, const struct rush_server_slot *slot);
+
+/* server_audit.c: who did what and why on the admin endpoint; calls nothing in the front end. */
+#define RUSH_AUDIT_OPERATOR_BYTES_MAX 64
+#define RUSH_AUDIT_REASON_BYTES_MAX 256
+struct rush_server_audit {
+    char operator_name[RUSH_AUDIT_OPERATOR_BYTES_MAX + 1];
+    char reason[RUSH_AUDIT_REASON_BYTES_MAX + 1];
+};
+struct json_t;
+/* Takes "operator" and "reason" out of `root` ("-" when absent); 0, or RUSH_EPROTO with why. */
+RUSH_MUST_USE int rush_server_audit_take(struct json_t *root, struct rush_server_audit *audit,
+                                         char *why, size_t why_size);
+/* One admin action: a line in DATA_DIR/audit.log (fdatasync'ed) and in rushd's log. */
+void rush_server_audit_record(struct rush_server *server, const struct rush_server_audit *audit,
+                              const char *action, uint64_t sku_id, int64_t amount,
+                              const char *outcome);
+void rush_server_audit_close(struct rush_server *server);
 
 /* server_config.c */
 RUSH_MUST_USE int rush_server_prepare_token(struct rush_server *server, char *why, size_t why_size);

@@ -99,6 +99,9 @@
 #define STATS_NAME_BYTES 128
 
 struct options {
+    const char *operator_name; /* --operator: who, in the audit of admin actions */
+    const char *reason;        /* --reason: why (NULL: none given) */
+    char login[64];
     const char *admin_url;
     const char *json_url;
     const char *token;
@@ -117,7 +120,8 @@ static const struct command commands[];
 static void usage(FILE *out)
 {
     fprintf(out, "usage: rushctl [--admin URL] [--json URL] [--token T | --token-file F] "
-                 "[--timeout MS] COMMAND ...\ncommands:\n");
+                 "[--timeout MS]\n               [--operator NAME] [--reason TEXT] COMMAND ...\n"
+                 "commands:\n");
     for (const struct command *c = commands; c->name != NULL; c++)
         fprintf(out, "  %s\n", c->usage);
     fprintf(out,
@@ -125,7 +129,9 @@ static void usage(FILE *out)
             "  --admin %s   --json %s   --timeout %d ms\n"
             "  --pub %s   --replay %s   --http %s\n"
             "  token: --token, else --token-file, else $RUSH_ADMIN_TOKEN (rushd writes a\n"
-            "         random one to DATA_DIR/admin.token, data/admin.token by default)\n",
+            "         random one to DATA_DIR/admin.token, data/admin.token by default)\n"
+            "  --operator: the login name; --reason: none (both go into rushd's audit of\n"
+            "  adjust, pause, resume, sku-put and snapshot: DATA_DIR/audit.log)\n",
             DEFAULT_ADMIN_URL, DEFAULT_JSON_URL, DEFAULT_TIMEOUT_MS, RUSHCTL_DEFAULT_PUB_URL,
             RUSHCTL_DEFAULT_REPLAY_URL, RUSHCTL_DEFAULT_HTTP);
 }
@@ -236,6 +242,10 @@ static char *with_token(const struct options *options, const char *text)
     }
     if (options->token != NULL)
         json_object_set_new(root, "token", json_string(options->token));
+    if (options->operator_name != NULL && options->operator_name[0] != '\0')
+        json_object_set_new(root, "operator", json_string(options->operator_name));
+    if (options->reason != NULL && options->reason[0] != '\0')
+        json_object_set_new(root, "reason", json_string(options->reason));
     char *out = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return out;
@@ -910,6 +920,8 @@ static int parse_options(int argc, char **argv, struct options *options)
                                                  {"token", required_argument, NULL, 't'},
                                                  {"token-file", required_argument, NULL, 'f'},
                                                  {"timeout", required_argument, NULL, 'w'},
+                                                 {"operator", required_argument, NULL, 'u'},
+                                                 {"reason", required_argument, NULL, 'r'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
     int option, rc = 0;
@@ -934,6 +946,12 @@ static int parse_options(int argc, char **argv, struct options *options)
                 rc = fail_usage("--timeout is at most %d ms", TIMEOUT_MS_MAX);
             options->timeout_ms = (int)timeout_ms;
             break;
+        case 'u':
+            options->operator_name = optarg;
+            break;
+        case 'r':
+            options->reason = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(EXIT_DONE);
@@ -950,6 +968,11 @@ int main(int argc, char **argv)
                               .json_url = DEFAULT_JSON_URL,
                               .token = getenv("RUSH_ADMIN_TOKEN"),
                               .timeout_ms = DEFAULT_TIMEOUT_MS};
+    if (getlogin_r(options.login, sizeof options.login) != 0) {
+        const char *user = getenv("USER");
+        snprintf(options.login, sizeof options.login, "%s", user != NULL ? user : "");
+    }
+    options.operator_name = options.login;
     int rc = parse_options(argc, argv, &options);
     if (rc != 0) {
         usage(stderr);

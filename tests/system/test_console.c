@@ -538,6 +538,8 @@ static void rushctl(const char *const *args, const char *out_path)
     int status = run(argv, NULL, out_path);
     char said[8192];
     slurp(out_path, said, sizeof said);
+    if (status != 0)
+        child_print_log(&rushd); /* rushctl's stderr is there too */
     cr_assert_eq(status, 0, "rushctl %s: exit %d\n%s", args[0], status, said);
 }
 
@@ -655,4 +657,45 @@ Test(console, top_once_and_report_match_a_verified_run)
         cr_assert_eq(shown[3], confirmed, "units sold on the stream against the ledger");
         cr_assert_eq(shown[4], confirmed * 100, "GMV: rush-loadgen's SKUs cost 100 fen");
     }
+}
+
+/* ---- audited admin actions ---- */
+
+Test(console, admin_actions_are_audited_with_operator_and_reason)
+{
+    const char *adjust[] = {"--admin",    rushd.admin, "--token",  CHILD_TOKEN,
+                            "--operator", "alice",     "--reason", "restock from warehouse 7",
+                            "adjust",     "1002",      "5",        NULL};
+    const char *pause[] = {"--admin",     rushd.admin, "--token", CHILD_TOKEN, "--reason",
+                           "price error", "pause",     "1005",    NULL};
+    char out[CHILD_PATH_BYTES + 16];
+    snprintf(out, sizeof out, "%s/rushctl.out", rushd.dir);
+    rushctl(adjust, out);
+    rushctl(pause, out);
+    char reply[1024]; /* a hand-written command without operator or reason: audited as "-" */
+    cr_assert(child_json(rushd.admin,
+                         "{\"op\":\"resume\",\"sku\":1005,\"key\":\"r-1\",\"token\":\"" CHILD_TOKEN
+                         "\"}",
+                         reply, sizeof reply, 5000) == 0);
+    HAS(reply, "\"outcome\":\"ok\"");
+    cr_assert(
+        child_json(
+            rushd.admin,
+            "{\"op\":\"pause\",\"sku\":1005,\"key\":\"r-2\",\"operator\":7,\"token\":\"" CHILD_TOKEN
+            "\"}",
+            reply, sizeof reply, 5000) == 0);
+    HAS(reply, "field 'operator' must be a string");
+    char path[CHILD_PATH_BYTES + 16];
+    snprintf(path, sizeof path, "%s/audit.log", rushd.data);
+    static char audit[8192];
+    slurp(path, audit, sizeof audit);
+    HAS(audit, "\"operator\":\"alice\",\"reason\":\"restock from warehouse 7\",\"action\":"
+               "\"adjust\",\"sku\":1002,\"amount\":5,\"outcome\":\"ok\"");
+    HAS(audit, "\"reason\":\"price error\",\"action\":\"pause\",\"sku\":1005");
+    HAS(audit, "\"operator\":\"-\",\"reason\":\"-\",\"action\":\"resume\",\"sku\":1005");
+    cr_assert(strstr(audit, CHILD_TOKEN) == NULL, "the audit shows the token");
+    int lines = 0;
+    for (const char *at = audit; (at = strchr(at, '\n')) != NULL; at++)
+        lines++;
+    cr_assert_eq(lines, 3, "one line per action, none for the refused one:\n%s", audit);
 }
