@@ -19,7 +19,7 @@
  * from a full slot pool or ring, for instance) are counted and printed, not hidden.
  *
  * Usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] [--durability MODE]
- *                     [--scrape-ms MS]
+ *                     [--scrape-ms MS] [--case NAME]
  * (MODE: none by default; fsync or async to measure with the write-ahead log on disk)
  *
  * The rushd it starts always serves its HTTP console on a free loopback port; with --scrape-ms
@@ -282,6 +282,7 @@ static int free_port(void)
 
 static const char *durability = "none"; /* --durability: what the started rushd logs with */
 static int scrape_ms;                   /* --scrape-ms: 0, no scraper */
+static const char *only_case;           /* --case: run only the case of this name */
 
 /* ---- the scraper: a plain HTTP/1.0 GET over a socket, the response read and dropped ---- */
 
@@ -390,6 +391,19 @@ static const struct bench_case cases[] = {
     {false, 4000, BATCH_THREADS}, {true, 1000, RAW_WINDOW_BATCH}, {true, 4000, RAW_WINDOW_BATCH},
 };
 
+/* The name print_case gives the case (one_per_message_req_8threads, batch_1000_raw_w4, ...). */
+static const char *case_name(const struct bench_case *c)
+{
+    static char name[64];
+    if (c->per_message == 1)
+        snprintf(name, sizeof(name), "one_per_message_%s%u%s", c->raw ? "raw_w" : "req_",
+                 c->parallel, c->raw ? "" : "threads");
+    else
+        snprintf(name, sizeof(name), "batch_%u_%s%u%s", c->per_message, c->raw ? "raw_w" : "req_",
+                 c->parallel, c->raw ? "" : "threads");
+    return name;
+}
+
 static void run_case(const struct bench_case *c, const char *url, double seconds)
 {
     if (c->raw)
@@ -415,6 +429,8 @@ static int run_own_rushd(const char *rushd, double seconds)
         return 1;
     int rc = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && rc == 0; i++) {
+        if (only_case != NULL && strcmp(only_case, case_name(&cases[i])) != 0)
+            continue;
         int port = free_port(), http_port = free_port();
         char url[128];
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
@@ -460,12 +476,14 @@ int main(int argc, char **argv)
             durability = argv[i + 1];
         else if (strcmp(argv[i], "--scrape-ms") == 0)
             scrape_ms = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--case") == 0)
+            only_case = argv[i + 1];
     }
     bool durability_known = strcmp(durability, "fsync") == 0 || strcmp(durability, "async") == 0 ||
                             strcmp(durability, "none") == 0;
     if (seconds <= 0 || seconds > 600 || (argc % 2) == 0 || !durability_known || scrape_ms < 0) {
         fprintf(stderr, "usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] "
-                        "[--durability fsync|async|none] [--scrape-ms MS]\n");
+                        "[--durability fsync|async|none] [--scrape-ms MS] [--case NAME]\n");
         return 2;
     }
     if (connect_url != NULL) {
