@@ -81,6 +81,8 @@ struct shard_thread {
     _Atomic uint64_t wal_bytes_written;
     _Atomic uint64_t wal_syncs;
     uint64_t syncs_seen; /* shard's: the WAL's sync count when it last looked */
+    _Atomic uint32_t table_used[RUSH_TABLE_COUNT_];
+    _Atomic uint32_t table_max[RUSH_TABLE_COUNT_];
     pthread_t thread;
     bool started;
 };
@@ -301,6 +303,17 @@ static bool shard_idle(struct shard_thread *thread)
     return atomic_exchange(&thread->sleeping, 0) == 0; /* 0: somebody woke us */
 }
 
+/* Copies the shard's table occupancy where other threads read it (engine_figures.h). */
+static void publish_occupancy(struct shard_thread *thread)
+{
+    struct rush_shard_occupancy occupancy;
+    rush_shard_occupancy(thread->shard, &occupancy);
+    for (int t = 0; t < RUSH_TABLE_COUNT_; t++) {
+        atomic_store_explicit(&thread->table_used[t], occupancy.used[t], memory_order_relaxed);
+        atomic_store_explicit(&thread->table_max[t], occupancy.max[t], memory_order_relaxed);
+    }
+}
+
 /* Decides a group of work items under one batch time, logs them, and holds them. */
 static void decide_pass(struct shard_thread *thread, struct work **items, uint32_t count)
 {
@@ -314,6 +327,7 @@ static void decide_pass(struct shard_thread *thread, struct work **items, uint32
         rush_shard_end(thread->shard);
         rush_shard_log_commit(&thread->log);
         rush_latency_record(&thread->decide_latency, monotonic_ns() - started_ns);
+        publish_occupancy(thread);
     }
     snapshot_after_pass(thread, items, count);
     for (uint32_t i = 0; i < count; i++)
@@ -807,4 +821,8 @@ void rush_engine_shard_figures(const struct rush_engine *engine, uint32_t shard_
     out->inbound_depth = rush_ring_depth(&thread->inbound);
     out->outbound_depth = rush_ring_depth(&thread->outbound);
     out->ring_slots = engine->config.ring_slots;
+    for (int t = 0; t < RUSH_TABLE_COUNT_; t++) {
+        out->tables.used[t] = atomic_load_explicit(&thread->table_used[t], memory_order_relaxed);
+        out->tables.max[t] = atomic_load_explicit(&thread->table_max[t], memory_order_relaxed);
+    }
 }

@@ -14,6 +14,7 @@
 
 #include "base/latency.h"
 #include "rush/engine.h"
+#include "shard/shard.h"
 
 struct rush_engine_shard_figures {
     struct rush_latency_figures decide_latency; /* one record per pass: decide + log append */
@@ -24,6 +25,7 @@ struct rush_engine_shard_figures {
     uint32_t inbound_depth;  /* work items queued for the shard */
     uint32_t outbound_depth; /* decided items not yet collected by the front end */
     uint32_t ring_slots;
+    struct rush_shard_occupancy tables; /* as of the shard's last pass */
 };
 
 /* Any thread; approximate while the shard is busy. */

@@ -9,7 +9,8 @@
  *    "outcomes":{name: count}, "busy":{no_slot, ring_full, table_full},
  *    "latency_us":{decide_p50, decide_p99, request_p50, request_p99, sync_p50, sync_p99},
  *    "wal":{failed, bytes, syncs}, "stream":{on, published, dropped, replay_requests, heads:[]},
- *    "rings":{inbound, outbound, slots}, "in_flight", "in_flight_max",
+ *    "rings":{inbound, outbound, slots}, "in_flight", "in_flight_max", "table_full" (the fullest
+ *    table of any shard, 0..1),
  *    "skus":[{id, name, price_fen, known, paused, unlimited, available, reserved, confirmed,
  *             sold_out_s, units_sold, orders_confirmed, gmv_fen, released, expired, refunds,
  *             refunds_fen, group_size, groups_open, groups_completed, groups_failed,
@@ -68,6 +69,13 @@ static void health(struct ops_text *t, const struct ops_figures *f)
                     us(rush_latency_quantile_ns(&f->sync_latency, 0.5)),
                     us(rush_latency_quantile_ns(&f->sync_latency, 0.99)));
     uint64_t bytes = 0, syncs = 0, inbound = 0, outbound = 0, slots = 0;
+    double table_full = 0; /* the fullest table of any shard, 0..1 */
+    for (uint32_t s = 0; s < f->shard_count; s++)
+        for (int k = 0; k < RUSH_TABLE_COUNT_; k++) {
+            const struct rush_shard_occupancy *o = &f->shards[s].engine.tables;
+            double share = o->max[k] ? (double)o->used[k] / o->max[k] : 0;
+            table_full = share > table_full ? share : table_full;
+        }
     for (uint32_t s = 0; s < f->shard_count; s++) {
         bytes += f->shards[s].engine.wal_bytes_written;
         syncs += f->shards[s].engine.wal_syncs;

@@ -209,6 +209,22 @@ static void shards(struct ops_text *t, const struct ops_figures *f)
     }
 }
 
+static void tables(struct ops_text *t, const struct ops_figures *f)
+{
+    static const char *const names[RUSH_TABLE_COUNT_] = {"skus", "orders", "groups", "keys",
+                                                         "user_limits"};
+    family(t, "rush_table_used", "gauge", "Entries used in a shard's table (its last pass).");
+    for (uint32_t s = 0; s < f->shard_count; s++)
+        for (int k = 0; k < RUSH_TABLE_COUNT_; k++)
+            ops_text_printf(t, "rush_table_used{shard=\"%u\",table=\"%s\"} %u\n", s, names[k],
+                            f->shards[s].engine.tables.used[k]);
+    family(t, "rush_table_capacity", "gauge", "Entries a shard's table holds at most.");
+    for (uint32_t s = 0; s < f->shard_count; s++)
+        for (int k = 0; k < RUSH_TABLE_COUNT_; k++)
+            ops_text_printf(t, "rush_table_capacity{shard=\"%u\",table=\"%s\"} %u\n", s, names[k],
+                            f->shards[s].engine.tables.max[k]);
+}
+
 static void publisher(struct ops_text *t, const struct ops_figures *f)
 {
     if (!f->has_publisher)
@@ -254,5 +270,6 @@ void ops_metrics_render(const struct ops_figures *f, struct ops_text *t)
     totals(t, f);
     skus(t, f);
     shards(t, f);
+    tables(t, f);
     publisher(t, f);
 }

@@ -687,3 +687,14 @@ uint32_t rush_shard_user_held(const struct rush_shard *shard, uint64_t sku_id, u
     const struct limit_entry *limit = shard__limit(shard, (uint32_t)(sku - shard->skus), user_id);
     return limit ? limit->held : 0;
 }
+
+void rush_shard_occupancy(const struct rush_shard *shard, struct rush_shard_occupancy *out)
+{
+    const struct rush_shard_limits *limits = &shard->limits;
+    *out = (struct rush_shard_occupancy){
+        .used = {shard->sku_count, shard->order_count, shard->group_count, shard->keys.count,
+                 shard->user_limits.count},
+        .max = {limits->skus_max, limits->orders_max, limits->groups_max, shard->keys.capacity,
+                shard->user_limits.capacity},
+    };
+}

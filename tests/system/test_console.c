@@ -259,6 +259,8 @@ Test(console, metrics_pass_promtool_and_carry_the_sku_figures)
     HAS(metrics, "rush_stream_head_seq{shard=\"1\"} ");
     HAS(metrics, "rush_ring_inbound_items{shard=\"0\"} ");
     HAS(metrics, "rush_busy_total{cause=\"no_slot\"} 0\n");
+    HAS(metrics, "rush_table_capacity{shard=\"1\",table=\"orders\"} 65536\n"); /* CHILD_ENGINE */
+    HAS(metrics, "rush_table_used{shard=\"0\",table=\"skus\"} ");
     const char *promtool = installed("promtool");
     if (promtool == NULL)
         cr_skip_test("promtool is not installed (scripts/install-deps.sh installs prometheus)");
