@@ -87,8 +87,9 @@ static void health(struct ops_text *t, const struct ops_figures *f)
                     f->engine.wal_error ? "true" : "false", bytes, syncs);
     ops_text_printf(t,
                     "\"rings\":{\"inbound\":%" PRIu64 ",\"outbound\":%" PRIu64 ",\"slots\":%" PRIu64
-                    "},\"in_flight\":%" PRIu64 ",\"in_flight_max\":%" PRIu64 ",",
-                    inbound, outbound, slots, f->in_flight, f->in_flight_max);
+                    "},\"in_flight\":%" PRIu64 ",\"in_flight_max\":%" PRIu64
+                    ",\"table_full\":%.4f,",
+                    inbound, outbound, slots, f->in_flight, f->in_flight_max, table_full);
     const struct rush_publisher_stats *p = &f->publisher;
     ops_text_printf(t,
                     "\"stream\":{\"on\":%s,\"published\":%" PRIu64 ",\"dropped\":%" PRIu64

@@ -261,6 +261,10 @@ Test(console, metrics_pass_promtool_and_carry_the_sku_figures)
     HAS(metrics, "rush_busy_total{cause=\"no_slot\"} 0\n");
     HAS(metrics, "rush_table_capacity{shard=\"1\",table=\"orders\"} 65536\n"); /* CHILD_ENGINE */
     HAS(metrics, "rush_table_used{shard=\"0\",table=\"skus\"} ");
+    json_t *d = dashboard();
+    double table_full = json_real_value(json_object_get(d, "table_full"));
+    cr_assert(table_full > 0 && table_full < 1, "the fullest table: %f", table_full);
+    json_decref(d);
     const char *promtool = installed("promtool");
     if (promtool == NULL)
         cr_skip_test("promtool is not installed (scripts/install-deps.sh installs prometheus)");
