@@ -246,7 +246,11 @@ Test(console, metrics_pass_promtool_and_carry_the_sku_figures)
         cr_assert(child_now_ms() < deadline, "the ledger never showed SKU 1001's reservations");
         child_sleep_ms(50);
     }
-    const char *metrics = http_get(http_port, "/metrics");
+    json_t *d = dashboard();
+    double table_full = json_real_value(json_object_get(d, "table_full"));
+    cr_assert(table_full > 0 && table_full < 1, "the fullest table: %f", table_full);
+    json_decref(d);
+    const char *metrics = http_get(http_port, "/metrics"); /* in http_buf: no request after */
     HAS(metrics, "rush_sku_available_units{sku=\"1001\",name=\"tiny\"} 0\n");
     HAS(metrics, "rush_sku_sellout_seconds{sku=\"1001\",name=\"tiny\"} ");
     HAS(metrics, "rush_requests_total{op=\"reserve\",outcome=\"ok\"} 2\n");
@@ -261,10 +265,6 @@ Test(console, metrics_pass_promtool_and_carry_the_sku_figures)
     HAS(metrics, "rush_busy_total{cause=\"no_slot\"} 0\n");
     HAS(metrics, "rush_table_capacity{shard=\"1\",table=\"orders\"} 65536\n"); /* CHILD_ENGINE */
     HAS(metrics, "rush_table_used{shard=\"0\",table=\"skus\"} ");
-    json_t *d = dashboard();
-    double table_full = json_real_value(json_object_get(d, "table_full"));
-    cr_assert(table_full > 0 && table_full < 1, "the fullest table: %f", table_full);
-    json_decref(d);
     const char *promtool = installed("promtool");
     if (promtool == NULL)
         cr_skip_test("promtool is not installed (scripts/install-deps.sh installs prometheus)");
@@ -276,6 +276,8 @@ Test(console, metrics_pass_promtool_and_carry_the_sku_figures)
     int status = run(argv, path, out);
     char said[4096];
     slurp(out, said, sizeof said);
+    if (status != 0)
+        child_print_log(&rushd); /* promtool's stderr is there */
     cr_assert_eq(status, 0, "promtool check metrics: exit %d: %s", status, said);
 }
 
