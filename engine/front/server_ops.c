@@ -29,6 +29,8 @@ int rush_server_ops_open(struct rush_server *server, const struct rush_server_op
         .campaign = server->campaign,
         .data_dir = server->data_dir,
     };
+    if (config.http_address[0] == '\0')
+        return 0; /* no console: no ledger queries, no counting */
     int rc = rush_ops_create(&config, &server->ops);
     if (rc == 0)
         atomic_store_explicit(&rush_ops_front(server->ops)->in_flight_max, server->in_flight_max,
@@ -39,7 +41,7 @@ int rush_server_ops_open(struct rush_server *server, const struct rush_server_op
 int rush_server_ops_start(struct rush_server *server, const struct rush_server_options *options,
                           char *why, size_t why_size)
 {
-    int rc = rush_ops_start(server->ops, server->publisher, why, why_size);
+    int rc = server->ops ? rush_ops_start(server->ops, server->publisher, why, why_size) : 0;
     const char *address = http_address(server, options);
     if (rc == 0 && address[0] != '\0')
         rush_log(RUSH_LOG_INFO, "http console on http://%s/ (metrics: /metrics)", address);

@@ -12,7 +12,9 @@
  *     shards already keep, plus one clock read per pass; read here without a lock;
  *   - per-SKU ledger (available / reserved / confirmed, open groups, paused): one QUERY_SKU
  *     batch for the tracked SKUs, submitted by the front end every RUSH_OPS_LEDGER_MS like any
- *     other batch (rush_ops_ledger_due / _back), so the shards answer it between real work;
+ *     other batch (rush_ops_ledger_due / _back), so the shards answer it between real work
+ *     (these queries count among the engine's requests; rushd makes no console, and asks
+ *     nothing, when the http address is empty);
  *   - per-SKU stream figures (units sold, GMV in fen, released, expired, refunds, groups
  *     completed and failed, virtual seats): counted on the publisher's live thread from the
  *     events it publishes (rush_ops_on_events), since this start of rushd;
