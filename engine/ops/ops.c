@@ -72,6 +72,8 @@ static struct ops_sku *sku_add_locked(struct rush_ops *ops, const struct rush_sk
 
 static struct ops_sku *sku_add(struct rush_ops *ops, const struct rush_sku *def, uint64_t id)
 {
+    if (atomic_load_explicit(&ops->sku_count, memory_order_relaxed) == RUSH_OPS_SKUS_MAX)
+        return NULL; /* full: totals only, and no lock per event of an untracked SKU */
     pthread_mutex_lock(&ops->add_lock);
     struct ops_sku *sku = sku_add_locked(ops, def, id);
     pthread_mutex_unlock(&ops->add_lock);
