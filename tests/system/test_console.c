@@ -243,7 +243,8 @@ Test(console, metrics_pass_promtool_and_carry_the_sku_figures)
     int64_t deadline = rush_clock_monotonic_ms() + WAIT_MS;
     while (strstr(http_get(http_port, "/metrics"),
                   "rush_sku_reserved_units{sku=\"1001\",name=\"tiny\"} 2\n") == NULL) {
-        cr_assert(rush_clock_monotonic_ms() < deadline, "the ledger never showed SKU 1001's reservations");
+        cr_assert(rush_clock_monotonic_ms() < deadline,
+                  "the ledger never showed SKU 1001's reservations");
         child_sleep_ms(50);
     }
     json_t *d = dashboard();
@@ -309,8 +310,8 @@ Test(console, prometheus_scrapes_rushd_and_answers_a_promql_query)
     const char *value = NULL;
     json_t *root = NULL;
     while (value == NULL || strcmp(value, "3") != 0) {
-        cr_assert(rush_clock_monotonic_ms() < deadline, "Prometheus never answered 3 for SKU 1002 (last: %s)",
-                  value ? value : "nothing");
+        cr_assert(rush_clock_monotonic_ms() < deadline,
+                  "Prometheus never answered 3 for SKU 1002 (last: %s)", value ? value : "nothing");
         child_sleep_ms(200);
         json_decref(root);
         root = NULL;
