@@ -16,6 +16,7 @@
  *
  * Threads: none owned; no static mutable state.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -247,12 +248,14 @@ enum endpoint_key {
     P_PUBLISHER,
     P_REPLAY,
     P_ADMIN_TOKEN,
+    P_HTTP,
     P_COUNT_,
 };
 
 static const char *const endpoint_keys[P_COUNT_] = {
     [P_ORDERS] = "orders",       [P_JSON] = "json",     [P_ADMIN] = "admin",
     [P_PUBLISHER] = "publisher", [P_REPLAY] = "replay", [P_ADMIN_TOKEN] = "admin_token",
+    [P_HTTP] = "http",
 };
 
 enum sku_key {
@@ -449,6 +452,8 @@ static char *endpoint_slot(struct rush_campaign_endpoints *endpoints, enum endpo
         return endpoints->replay;
     case P_ADMIN_TOKEN:
         return endpoints->admin_token;
+    case P_HTTP:
+        return endpoints->http;
     case P_COUNT_:
         break;
     }
@@ -494,6 +499,9 @@ static const char *endpoint_value(struct rush_campaign_endpoints *endpoints, enu
         for (size_t i = 0; i < len; i++)
             if (value[i] <= 0x20 || value[i] >= 0x7f)
                 return "must be printable ASCII without spaces";
+    } else if (key == P_HTTP) {
+        if (!rush_campaign_http_valid(value))
+            return "must be HOST:PORT with a numeric IPv4 host (127.0.0.1:7180), or empty: off";
     } else if (!endpoint_valid(value)) {
         return "must be tcp://HOST:PORT, ipc://PATH or inproc://NAME (under 128 bytes)";
     }
@@ -529,6 +537,24 @@ static void endpoints_default(struct rush_campaign_endpoints *endpoints)
     snprintf(endpoints->admin, sizeof endpoints->admin, "tcp://127.0.0.1:7102");
     snprintf(endpoints->publisher, sizeof endpoints->publisher, "tcp://127.0.0.1:7103");
     snprintf(endpoints->replay, sizeof endpoints->replay, "tcp://127.0.0.1:7104");
+    snprintf(endpoints->http, sizeof endpoints->http, "%s", RUSH_CAMPAIGN_HTTP_DEFAULT);
+}
+
+bool rush_campaign_http_valid(const char *value)
+{
+    if (value[0] == '\0')
+        return true; /* off */
+    if (strlen(value) >= RUSH_ENDPOINT_BYTES_MAX)
+        return false;
+    const char *colon = strrchr(value, ':');
+    uint32_t port;
+    if (colon == NULL || colon == value || parse_u32(colon + 1, 1, 65535, &port) != 0)
+        return false;
+    char host[RUSH_ENDPOINT_BYTES_MAX];
+    memcpy(host, value, (size_t)(colon - value));
+    host[colon - value] = '\0';
+    struct in_addr address;
+    return inet_pton(AF_INET, host, &address) == 1;
 }
 
 /* ---- [sku NNNN] ---- */

@@ -13,7 +13,9 @@
  *                 many events since its last one; 0 or absent: never, the default)
  *   [endpoints]   orders, json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or
  *                 inproc://NAME; defaults tcp://127.0.0.1:7100..7104), admin_token (16..128
- *                 printable bytes; required when admin is not on loopback)
+ *                 printable bytes; required when admin is not on loopback), http (HOST:PORT
+ *                 of the read-only metrics and dashboard endpoint, numeric IPv4; default
+ *                 127.0.0.1:7180; empty: off)
  *   [sku NNNN]    one per SKU, NNNN its id (1..RUSH_SKU_ID_MAX): name, stock (an integer, or
  *                 `unlimited`), price (integer fen), start, end (times), order_qty_max (default
  *                 1), user_qty_max (default order_qty_max), pay_ttl (duration, default 15m),
@@ -84,7 +86,13 @@ struct rush_campaign_endpoints {
     char publisher[RUSH_ENDPOINT_BYTES_MAX];
     char replay[RUSH_ENDPOINT_BYTES_MAX];
     char admin_token[RUSH_ADMIN_TOKEN_BYTES_MAX + 1]; /* "" when not given */
+    char http[RUSH_ENDPOINT_BYTES_MAX]; /* HOST:PORT of the read-only HTTP endpoint; "": off */
 };
+
+/* The HTTP endpoint's default: loopback only (the dashboard and /metrics are read-only). */
+#define RUSH_CAMPAIGN_HTTP_DEFAULT "127.0.0.1:7180"
+/* "" (off) or HOST:PORT with a numeric IPv4 host. */
+bool rush_campaign_http_valid(const char *value);
 
 struct rush_campaign {
     struct rush_campaign_engine engine;

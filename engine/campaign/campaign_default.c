@@ -49,6 +49,8 @@ static const char text[] =
     "admin = tcp://127.0.0.1:7102\n"
     "publisher = tcp://127.0.0.1:7103\n"
     "replay = tcp://127.0.0.1:7104\n"
+    "; the read-only HTTP endpoint: GET /metrics (Prometheus), GET / (the dashboard). Empty: off.\n"
+    "http = 127.0.0.1:7180\n"
     "; admin_token = (16..128 printable bytes) is required once admin leaves loopback.\n"
     "\n"
     "; ---- RMB-1 hot items: tiny stock, one per order and per user, pay within 15 minutes ----\n"

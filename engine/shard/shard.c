@@ -1070,3 +1070,14 @@ uint32_t rush_shard_order_slots_used(const struct rush_shard *shard)
 {
     return shard->order_count;
 }
+
+void rush_shard_occupancy(const struct rush_shard *shard, struct rush_shard_occupancy *out)
+{
+    const struct rush_shard_limits *limits = &shard->limits;
+    *out = (struct rush_shard_occupancy){
+        .used = {shard->sku_count, shard->order_count, shard->group_count, shard->keys.count,
+                 shard->user_limits.count},
+        .max = {limits->skus_max, limits->orders_max, limits->groups_max, shard->keys.capacity,
+                shard->user_limits.capacity},
+    };
+}

@@ -103,6 +103,22 @@ struct rush_shard_memory {
 };
 void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory *memory);
 
+/* How full the shard's tables are (used, and the hard limit of each), for the operators. */
+enum rush_shard_table {
+    RUSH_TABLE_SKUS = 0,
+    RUSH_TABLE_ORDERS = 1,
+    RUSH_TABLE_GROUPS = 2,
+    RUSH_TABLE_KEYS = 3,
+    RUSH_TABLE_USER_LIMITS = 4,
+    RUSH_TABLE_COUNT_ = 5,
+};
+struct rush_shard_occupancy {
+    uint32_t used[RUSH_TABLE_COUNT_];
+    uint32_t max[RUSH_TABLE_COUNT_];
+};
+/* The shard's thread only (or a quiet shard). */
+void rush_shard_occupancy(const struct rush_shard *shard, struct rush_shard_occupancy *out);
+
 /* A SKU's ledger, for tests and tools. 0, or -ENOENT. */
 struct rush_sku_ledger {
     int64_t stock_total;

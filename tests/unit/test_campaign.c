@@ -430,3 +430,26 @@ Test(campaign, snapshot_every_events_reaches_the_engine_config)
     cr_assert_eq(campaign.engine.snapshot_every_events, UINT64_C(9223372036854775807));
     rush_campaign_free(&campaign);
 }
+
+Test(campaign, the_http_endpoint_defaults_to_loopback_and_can_be_turned_off)
+{
+    struct rush_campaign campaign = load_ok("[engine]\nshards = 2\n");
+    cr_assert_str_eq(campaign.endpoints.http, "127.0.0.1:7180");
+    rush_campaign_free(&campaign);
+    campaign = load_ok("[endpoints]\nhttp =\n");
+    cr_assert_str_eq(campaign.endpoints.http, "");
+    rush_campaign_free(&campaign);
+    campaign = load_ok("[endpoints]\nhttp = 0.0.0.0:9180\n");
+    cr_assert_str_eq(campaign.endpoints.http, "0.0.0.0:9180");
+    rush_campaign_free(&campaign);
+    static const char *const bad[] = {
+        "[endpoints]\nhttp = localhost:7180\n", "[endpoints]\nhttp = 127.0.0.1\n",
+        "[endpoints]\nhttp = 127.0.0.1:0\n", "[endpoints]\nhttp = 127.0.0.1:65536\n",
+        "[endpoints]\nhttp = tcp://127.0.0.1:7180\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char why[RUSH_CAMPAIGN_WHY_BYTES];
+        cr_assert_eq(rush_campaign_load_string("t.ini", bad[i], &campaign, why, sizeof why),
+                     RUSH_ECONFIG, "%s", bad[i]);
+        cr_assert(strstr(why, "t.ini:2: http = ") != NULL, "%s", why);
+    }
+}
