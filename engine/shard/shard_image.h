@@ -4,21 +4,22 @@
  *
  * Workload: emitting walks every table once, O(state), handing each record to the caller's sink
  * (the snapshot writer buffers and checksums them); restoring copies and checks each record once,
- * O(state) (10 million orders: under a second). No I/O and no allocation besides one scratch
- * array while restoring; run on the shard's thread or on the thread creating the shard.
+ * O(state) (the load figures are in wal/snapshot.h). No I/O and no allocation besides one scratch
+ * array while restoring.
  *
  * Sections, in this order (the records are the shard's in-memory records, so a change of layout
  * is a new snapshot format version; shard_image.c pins them with static_asserts):
  *
- *   section      records                                        record
- *   skus         the SKU states, index order                    struct sku_state
- *   orders       orders 1..order_count                          struct order
- *   groups       groups 1..group_count                          struct group
- *   sku_ids      the occupied entries of the SKU id table       struct sku_entry   } re-inserted:
- *   keys         the occupied idempotency entries               struct key_entry   } the restoring
- *   user_limits  the occupied (sku, user) limit entries         struct limit_entry } shard's seed
- *   timers       the scheduled timers                           struct rush_image_timer } may
- * differ
+ *   section      records                                   record
+ *   skus         the SKU states, index order               struct sku_state
+ *   orders       orders 1..order_count                     struct order
+ *   groups       groups 1..group_count                     struct group
+ *   sku_ids      the occupied entries of the SKU id table  struct sku_entry
+ *   keys         the occupied idempotency entries          struct key_entry
+ *   user_limits  the occupied (sku, user) limit entries    struct limit_entry
+ *   timers       the scheduled timers                      struct rush_image_timer
+ *
+ * The three tables are re-inserted on restore, so the restoring shard's hash seed may differ.
  *
  * Invariants:
  *   1. Emitting reads the shard and changes nothing; a section's count is its table's count.

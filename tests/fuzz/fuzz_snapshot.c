@@ -1,5 +1,6 @@
 /*
- * fuzz_snapshot.c — libFuzzer target for the snapshot reader (engine/wal/snapshot.c).
+ * fuzz_snapshot.c — libFuzzer target for the snapshot reader (engine/wal/snapshot.c, and the
+ * restore of engine/shard/shard_image.c behind it).
  *
  * Feeds arbitrary bytes to rush_snapshot_decode() as they are, and "repaired" — magic, version,
  * header size, file length and every checksum recomputed over what the bytes claim — so that the
