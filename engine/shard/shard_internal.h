@@ -5,6 +5,8 @@
  *             digest
  *   group.c   group records: open-group buckets, seats, the join_any choice, the deadline and
  *             virtual-seat policy (pure: it emits nothing)
+ *   shard_image.c  the state as sections of records for a snapshot, and a fresh shard rebuilt
+ *             from them (calls shard.c's check only)
  * Calls go one way, decide.c -> shard.c -> group.c (decide.c also calls group.c); group.c calls
  * neither, so shard.c's apply can keep the buckets without a call loop.
  *
