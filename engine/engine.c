@@ -36,10 +36,12 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -100,7 +102,8 @@ struct rush_engine {
     struct rush_engine_config config;
     struct shard_thread *shards;
     _Atomic bool stopping;
-    _Atomic uint32_t front_sleeping;
+    _Atomic uint32_t front_sleeping; /* 1: the front end sleeps on wake_fd */
+    int wake_fd;               /* eventfd written when work comes back to a sleeping front end */
     struct rush_batch **ready; /* FIFO of whole batches not yet returned by poll */
     uint32_t ready_head;
     uint32_t ready_count;
@@ -183,6 +186,20 @@ static void wake(_Atomic uint32_t *sleeping)
 {
     if (atomic_load_explicit(sleeping, memory_order_seq_cst) && atomic_exchange(sleeping, 0) == 1)
         syscall(SYS_futex, (uint32_t *)sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/*
+ * Wakes a front end that sleeps on the engine's eventfd (front_wait, or a caller's own poll(2)
+ * between rush_engine_sleep_begin and _end): one write per sleep, never one per work item.
+ */
+static void wake_front(struct rush_engine *engine)
+{
+    if (atomic_load_explicit(&engine->front_sleeping, memory_order_seq_cst) &&
+        atomic_exchange(&engine->front_sleeping, 0) == 1) {
+        uint64_t one = 1;
+        ssize_t written = write(engine->wake_fd, &one, sizeof(one));
+        (void)written; /* a counter at its maximum is readable already */
+    }
 }
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -411,7 +428,7 @@ static void release_durable(struct shard_thread *thread, bool wait)
         released++;
     }
     if (released > 0)
-        wake(&thread->engine->front_sleeping);
+        wake_front(thread->engine);
 }
 
 static void *shard_main(void *argument)
@@ -505,6 +522,12 @@ int rush_engine_create(const struct rush_engine_config *config, struct rush_engi
     if (engine == NULL)
         return -ENOMEM;
     engine->config = *config;
+    engine->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (engine->wake_fd < 0) {
+        rc = -errno;
+        free(engine);
+        return rc;
+    }
     if (engine->config.clock == NULL)
         engine->config.clock = realtime_ns;
     uint64_t seed = config->seed;
@@ -572,6 +595,7 @@ void rush_engine_destroy(struct rush_engine *engine)
     free(engine->ready);
     free(engine->route);
     free(engine->needed);
+    close(engine->wake_fd);
     free(engine);
 }
 
@@ -713,13 +737,42 @@ static bool outbound_empty(struct rush_engine *engine)
     return true;
 }
 
-/* Sleeps until a shard hands work back or timeout_ms pass (never while work is waiting). */
-static void front_wait(struct rush_engine *engine, int timeout_ms)
+/* Announces a sleep on wake_fd; false (and no sleep) when a shard has handed work back. */
+static bool front_sleep_begin(struct rush_engine *engine)
 {
     atomic_store(&engine->front_sleeping, 1);
     if (outbound_empty(engine))
-        futex_wait(&engine->front_sleeping, 1, timeout_ms);
+        return true;
     atomic_store(&engine->front_sleeping, 0);
+    return false;
+}
+
+bool rush_engine_sleep_begin(struct rush_engine *engine)
+{
+    return engine->ready_count == 0 && front_sleep_begin(engine);
+}
+
+void rush_engine_sleep_end(struct rush_engine *engine)
+{
+    atomic_store(&engine->front_sleeping, 0);
+    uint64_t count;
+    ssize_t got = read(engine->wake_fd, &count, sizeof(count)); /* non-blocking: drains */
+    (void)got;
+}
+
+int rush_engine_wake_fd(const struct rush_engine *engine)
+{
+    return engine->wake_fd;
+}
+
+/* Sleeps until a shard hands work back or timeout_ms pass (never while work is waiting). */
+static void front_wait(struct rush_engine *engine, int timeout_ms)
+{
+    if (front_sleep_begin(engine)) {
+        struct pollfd fd = {.fd = engine->wake_fd, .events = POLLIN};
+        (void)poll(&fd, 1, timeout_ms);
+    }
+    rush_engine_sleep_end(engine);
 }
 
 int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint32_t done_max,

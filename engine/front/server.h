@@ -54,15 +54,23 @@
 #include "rush/engine.h"
 #include "rush/types.h"
 
+#define RUSH_SERVER_ONE_SLOTS 16384  /* one-record messages in flight at once */
 #define RUSH_SERVER_SMALL_RECORDS 64 /* requests a small slot holds */
 #define RUSH_SERVER_SMALL_SLOTS 1024 /* small messages in flight at once */
 #define RUSH_SERVER_LARGE_SLOTS 16   /* large messages in flight at once */
-#define RUSH_SERVER_IN_FLIGHT_MAX (RUSH_SERVER_SMALL_SLOTS + RUSH_SERVER_LARGE_SLOTS)
-#define RUSH_SERVER_RECEIVE_BURST_MAX 64 /* messages taken from one socket per loop turn */
-#define RUSH_SERVER_DONE_MAX 64          /* decided batches taken per rush_engine_poll */
-#define RUSH_SERVER_DRAIN_MS_MAX 10000   /* shutdown: longest wait for in-flight batches */
-#define RUSH_SERVER_SHARDS_DEFAULT 2     /* neither --shards nor [engine] shards given */
-#define RUSH_SERVER_SKUS_HEADROOM 1024   /* SKU slots per shard beyond the campaign's count */
+#define RUSH_SERVER_IN_FLIGHT_MAX                                                                  \
+    (RUSH_SERVER_ONE_SLOTS + RUSH_SERVER_SMALL_SLOTS + RUSH_SERVER_LARGE_SLOTS)
+/* The budgets: requests and message bytes held at once, whatever the number of messages. */
+#define RUSH_SERVER_REQUESTS_IN_FLIGHT_MAX 262144
+#define RUSH_SERVER_BYTES_IN_FLIGHT_MAX (64u << 20)
+#define RUSH_SERVER_RECEIVE_BURST_MAX 1024 /* messages taken from one socket per loop turn */
+/* Packs: engine batches of many small messages' requests, per shard (server_pack.c). */
+#define RUSH_SERVER_PACKS_PER_SHARD 8
+#define RUSH_SERVER_PACK_REQUESTS_MAX 4096 /* and at most the engine's work_requests_max */
+#define RUSH_SERVER_DONE_MAX 64            /* decided batches taken per rush_engine_poll */
+#define RUSH_SERVER_DRAIN_MS_MAX 10000     /* shutdown: longest wait for in-flight batches */
+#define RUSH_SERVER_SHARDS_DEFAULT 2       /* neither --shards nor [engine] shards given */
+#define RUSH_SERVER_SKUS_HEADROOM 1024     /* SKU slots per shard beyond the campaign's count */
 #define RUSH_SERVER_DATA_DIR_DEFAULT "data"
 #define RUSH_SERVER_TOKEN_FILE "admin.token"
 #define RUSH_SERVER_WHY_BYTES 600

@@ -147,6 +147,16 @@ RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_bat
  */
 RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
                                    uint32_t done_max, int timeout_ms);
+/*
+ * For a front end that sleeps in its own poll(2) over sockets and the engine at once: an eventfd
+ * that becomes readable when a shard hands work back while the caller is between
+ * rush_engine_sleep_begin() (true: nothing is waiting, poll the fd with the sockets; false: call
+ * rush_engine_poll at once) and rush_engine_sleep_end() (always called after begin; drains the
+ * fd). A shard writes the fd once per sleep, not once per work item. Front-end thread only.
+ */
+int rush_engine_wake_fd(const struct rush_engine *engine);
+RUSH_MUST_USE bool rush_engine_sleep_begin(struct rush_engine *engine);
+void rush_engine_sleep_end(struct rush_engine *engine);
 /* Submits and waits: the simple synchronous form. Returns 0, RUSH_EWAL (a log failed: results
  * whose fate is unknown are RUSH_OUTCOME_UNKNOWN, the others are decisions), or < 0. */
 RUSH_MUST_USE int rush_engine_execute(struct rush_engine *engine,
