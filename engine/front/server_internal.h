@@ -5,8 +5,10 @@
  *        |                                                        |
  *        +--> server_config.c (campaign to engine, token)         |
  *        +--> server_slots.c (slot life) <------------------------+
- *                  |  replies through the handler table            |
- *                  +--> server_reply.c (send, error replies) <-----+
+ *        |         |  replies through the handler table            |
+ *        |         +--> server_reply.c (send, error replies) <-----+
+ *        |         |
+ *        +---------+--> server_pack.c (coalescing into engine batches; calls the engine only)
  *
  * No file calls a function of a file above it; server_slots.c reaches an endpoint's reply only
  * through server->handlers. Not for use outside engine/front/.
