@@ -38,12 +38,15 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -54,6 +57,7 @@
 #include "shard/shard.h"
 #include "wal/data_dir.h"
 #include "wal/shard_log.h"
+#include "wal/snapshot.h"
 
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10
@@ -94,6 +98,10 @@ struct shard_thread {
     struct work *filling; /* front end's: the item being filled by submit */
     _Atomic uint32_t sleeping;
     uint64_t events_at_snapshot; /* shard's: its event count when it last took a snapshot */
+    pid_t snapshot_child;        /* shard's: a background snapshot being written, or 0 */
+    uint64_t snapshot_child_lsn;
+    int64_t snapshot_child_start_ns;
+    int64_t snapshot_fork_ns; /* how long the shard stopped to start it (sync wait + fork) */
     pthread_t thread;
     bool started;
 };
@@ -350,23 +358,99 @@ static void decide_work(struct rush_shard *shard, struct work *work)
     }
 }
 
+/* A background snapshot's child is done (or, with wait, once it is): finish or report it. */
+static void snapshot_child_reap(struct shard_thread *thread, bool wait)
+{
+    if (thread->snapshot_child <= 0)
+        return;
+    int status = 0;
+    pid_t pid = waitpid(thread->snapshot_child, &status, wait ? 0 : WNOHANG);
+    if (pid == 0 || (pid < 0 && errno == EINTR))
+        return; /* still writing */
+    thread->snapshot_child = 0;
+    double took_ms = (double)(monotonic_ns(NULL) - thread->snapshot_child_start_ns) / 1e6;
+    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "rush: shard %u: background snapshot at lsn %lu failed (status %d)\n",
+                thread->index, thread->snapshot_child_lsn, status);
+        return;
+    }
+    rush_shard_log_snapshot_end(&thread->log, thread->snapshot_child_lsn);
+    fprintf(stderr,
+            "rush: shard %u: snapshot at lsn %lu written in the background in %.1f ms (the shard "
+            "stopped %.1f ms to start it)\n",
+            thread->index, thread->snapshot_child_lsn, took_ms,
+            (double)thread->snapshot_fork_ns / 1e6);
+}
+
+/*
+ * Starts a background snapshot: waits for the log to be synced to its end, then forks; the child
+ * writes the snapshot of the state as it is at the fork (copy on write) and exits. False when it
+ * could not start (the caller writes it on the thread instead).
+ */
+static bool snapshot_fork(struct shard_thread *thread)
+{
+    char why[512];
+    uint64_t lsn = 0;
+    int64_t start_ns = monotonic_ns(NULL);
+    if (rush_shard_log_snapshot_begin(&thread->log, &lsn, why, sizeof(why)) < 0) {
+        fprintf(stderr, "rush: shard %u: snapshot not started: %s\n", thread->index, why);
+        return true; /* nothing to write: the thread would fail the same way */
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        /* The child: only this thread exists; it writes and leaves without running exit
+         * handlers. It dies with rushd, leaving at most a .tmp file that recovery ignores. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(3);
+        int rc = rush_snapshot_write(thread->shard, thread->engine->config.data_dir, thread->index,
+                                     lsn, why, sizeof(why));
+        if (rc < 0) { /* no stdio here: another thread may have held its lock at the fork */
+            char line[600];
+            int n = snprintf(line, sizeof(line), "rush: shard %u: background snapshot: %s\n",
+                             thread->index, why);
+            ssize_t written = write(STDERR_FILENO, line, n > 0 ? (size_t)n : 0);
+            (void)written;
+        }
+        _exit(rc < 0 ? 1 : 0);
+    }
+    thread->snapshot_child = pid;
+    thread->snapshot_child_lsn = lsn;
+    thread->snapshot_child_start_ns = start_ns;
+    thread->snapshot_fork_ns = monotonic_ns(NULL) - start_ns;
+    return true;
+}
+
 /*
  * At a pass boundary (every event decided so far is appended): writes the snapshots asked for in
  * this pass, or the automatic one when snapshot_every_events have been decided since the last.
- * The shard thread blocks while it writes.
+ * The shard thread blocks while it writes, except for automatic snapshots in the background
+ * (snapshot_in_background), which only wait for one fdatasync and a fork.
  */
 static void snapshot_after_pass(struct shard_thread *thread, struct work **items, uint32_t count)
 {
     const struct rush_engine_config *config = &thread->engine->config;
     const struct rush_shard_stats *stats = rush_shard_stats(thread->shard);
     uint64_t events = atomic_load_explicit(&stats->events, memory_order_relaxed);
-    bool wanted = config->snapshot_every_events > 0 && config->data_dir != NULL &&
-                  config->durability != RUSH_DURABILITY_NONE &&
-                  events - thread->events_at_snapshot >= config->snapshot_every_events;
+    bool automatic = config->snapshot_every_events > 0 && config->data_dir != NULL &&
+                     config->durability != RUSH_DURABILITY_NONE &&
+                     events - thread->events_at_snapshot >= config->snapshot_every_events;
+    bool asked = false;
     for (uint32_t i = 0; i < count; i++)
-        wanted = wanted || items[i]->kind == WORK_SNAPSHOT;
-    if (!wanted)
+        asked = asked || items[i]->kind == WORK_SNAPSHOT;
+    if (!automatic && !asked)
         return;
+    if (!asked && config->snapshot_in_background) {
+        if (thread->snapshot_child > 0)
+            return; /* one at a time: the next pass asks again */
+        thread->events_at_snapshot = events;
+        if (snapshot_fork(thread))
+            return;
+    }
+    snapshot_child_reap(thread, true); /* an on-demand one waits for the background one */
     char why[512];
     int rc = rush_shard_log_snapshot(&thread->log, thread->shard, why, sizeof(why));
     thread->events_at_snapshot = events;
@@ -438,6 +522,7 @@ static void *shard_main(void *argument)
     struct work *items[POP_MAX];
     /* The thread's life: one round per pass or idle tick, until the engine stops. */
     for (;;) {
+        snapshot_child_reap(thread, false);
         uint32_t count = 0;
         while (count < POP_MAX && (items[count] = rush_ring_pop(&thread->inbound)) != NULL)
             count++;
@@ -449,8 +534,10 @@ static void *shard_main(void *argument)
         release_durable(thread, count == 0 && holding);
         if (count > 0 || rush_shard_log_holding(&thread->log))
             continue;
-        if (atomic_load(&engine->stopping))
+        if (atomic_load(&engine->stopping)) {
+            snapshot_child_reap(thread, true);
             break;
+        }
         if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0) {
             /* an idle tick: the async flush timer; fire the timers that are due, and log what
              * they decided */

@@ -90,6 +90,15 @@ struct rush_engine_config {
      * fdatasyncing ~93 bytes per order (bench-recovery measures it). 0: never.
      */
     uint64_t snapshot_every_events;
+    /*
+     * Automatic snapshots written without stopping the shard: the shard thread waits for the log
+     * to be synced (one fdatasync), then fork(2)s; the child writes the snapshot from the
+     * copy-on-write image of the state and exits, while the shard goes on deciding (each page it
+     * then changes is copied once). The covered segments are removed when the child is done.
+     * An on-demand rush_engine_snapshot() still writes on the shard's thread. false: automatic
+     * snapshots block the shard as above.
+     */
+    bool snapshot_in_background;
     uint64_t wal_segment_bytes; /* size of each log segment file; 0: 64 MiB */
 };
 
