@@ -9,7 +9,9 @@
  *                 shard, as struct rush_shard_limits; 0 or absent: the engine's default),
  *                 durability = fsync | async | none, data_dir, snapshot_every_events (each
  *                 shard writes a snapshot once it has logged this many events since its last
- *                 one; 0 or absent: never, the default)
+ *                 one; 0 or absent: never, the default), snapshot_background = true | false
+ *                 (true: those snapshots are written by a forked child while the shard goes on
+ *                 deciding; default false, the shard stops while it writes)
  *   [endpoints]   orders, json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or
  *                 inproc://NAME; defaults tcp://127.0.0.1:7100..7104), admin_token (16..128
  *                 printable bytes; required when admin is not on loopback)
@@ -69,6 +71,7 @@ struct rush_campaign_engine {
     uint32_t user_limits_max;
     enum rush_durability durability;
     uint64_t snapshot_every_events;         /* 0: never */
+    bool snapshot_background;               /* automatic snapshots by a forked child */
     char data_dir[RUSH_DATA_DIR_BYTES_MAX]; /* "" when not given */
 };
 
