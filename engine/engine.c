@@ -842,9 +842,11 @@ bool rush_engine_sleep_begin(struct rush_engine *engine)
 void rush_engine_sleep_end(struct rush_engine *engine)
 {
     atomic_store(&engine->front_sleeping, 0);
+    int saved_errno = errno; /* the caller's poll(2) result is still to be read */
     uint64_t count;
     ssize_t got = read(engine->wake_fd, &count, sizeof(count)); /* non-blocking: drains */
     (void)got;
+    errno = saved_errno;
 }
 
 int rush_engine_wake_fd(const struct rush_engine *engine)

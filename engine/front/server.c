@@ -117,8 +117,10 @@ static int wait_for_work(struct rush_server *server, struct pollfd *fds, int cou
         timeout_ms = asleep ? RUSH_SERVER_ENGINE_WAIT_MS : 0;
     }
     int ready = poll(fds, (nfds_t)count, timeout_ms);
+    int poll_errno = errno;
     if (asleep)
         rush_engine_sleep_end(server->engine);
+    errno = poll_errno; /* the caller tells EINTR (a signal: SIGTERM) from a failure */
     return ready;
 }
 

@@ -24,8 +24,9 @@
  * (up to RUSH_SERVER_SMALL_RECORDS requests) are coalesced: every one taken in a turn goes into
  * one engine batch per shard (a pack, server_pack.c), and each message is answered as soon as
  * the packs holding its requests are decided. A large message (up to RUSH_WIRE_REQUESTS_MAX
- * requests) is its own batch. Slots come in three sizes (RUSH_SERVER_ONE_SLOTS one-record,
- * RUSH_SERVER_SMALL_SLOTS small, RUSH_SERVER_LARGE_SLOTS large), all allocated at create.
+ * requests) is its own batch. Slots come in four sizes (RUSH_SERVER_ONE_SLOTS one-record,
+ * RUSH_SERVER_SMALL_SLOTS small, RUSH_SERVER_MEDIUM_SLOTS medium, RUSH_SERVER_LARGE_SLOTS
+ * large), all allocated at create; a message takes the smallest free one that holds it.
  *
  * Budgets. What is held in flight is counted in requests (RUSH_SERVER_REQUESTS_IN_FLIGHT_MAX)
  * and message bytes (RUSH_SERVER_BYTES_IN_FLIGHT_MAX), not in messages, so a thousand one-order
@@ -64,12 +65,15 @@
 #include "rush/engine.h"
 #include "rush/types.h"
 
-#define RUSH_SERVER_ONE_SLOTS 16384  /* one-record messages in flight at once */
-#define RUSH_SERVER_SMALL_RECORDS 64 /* requests a small slot holds */
-#define RUSH_SERVER_SMALL_SLOTS 1024 /* small messages in flight at once */
-#define RUSH_SERVER_LARGE_SLOTS 16   /* large messages in flight at once */
+#define RUSH_SERVER_ONE_SLOTS 16384     /* one-record messages in flight at once */
+#define RUSH_SERVER_SMALL_RECORDS 64    /* requests a small slot holds */
+#define RUSH_SERVER_SMALL_SLOTS 1024    /* small messages in flight at once */
+#define RUSH_SERVER_MEDIUM_RECORDS 1024 /* requests a medium slot holds */
+#define RUSH_SERVER_MEDIUM_SLOTS 256    /* medium messages in flight at once */
+#define RUSH_SERVER_LARGE_SLOTS 16      /* large messages in flight at once */
 #define RUSH_SERVER_IN_FLIGHT_MAX                                                                  \
-    (RUSH_SERVER_ONE_SLOTS + RUSH_SERVER_SMALL_SLOTS + RUSH_SERVER_LARGE_SLOTS)
+    (RUSH_SERVER_ONE_SLOTS + RUSH_SERVER_SMALL_SLOTS + RUSH_SERVER_MEDIUM_SLOTS +                  \
+     RUSH_SERVER_LARGE_SLOTS)
 /* The budgets: requests and message bytes held at once, whatever the number of messages. */
 #define RUSH_SERVER_REQUESTS_IN_FLIGHT_MAX 262144
 #define RUSH_SERVER_BYTES_IN_FLIGHT_MAX (64u << 20)

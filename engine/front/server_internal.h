@@ -50,12 +50,14 @@ struct rush_server_message {
 };
 
 /* Slot sizes: a one-record message (every JSON one, most gateways' binary ones), a small one
- * (up to RUSH_SERVER_SMALL_RECORDS records), a large one (up to RUSH_WIRE_REQUESTS_MAX). */
+ * (up to RUSH_SERVER_SMALL_RECORDS records), a medium one (up to RUSH_SERVER_MEDIUM_RECORDS), a
+ * large one (up to RUSH_WIRE_REQUESTS_MAX). */
 enum rush_slot_class {
     RUSH_SLOT_ONE = 0,
     RUSH_SLOT_SMALL = 1,
-    RUSH_SLOT_LARGE = 2,
-    RUSH_SLOT_CLASS_COUNT_ = 3,
+    RUSH_SLOT_MEDIUM = 2,
+    RUSH_SLOT_LARGE = 3,
+    RUSH_SLOT_CLASS_COUNT_ = 4,
 };
 
 /* One message in flight (see the slot life in server.h). */

@@ -10,7 +10,8 @@
  *
  * Shape. Each shard owns RUSH_SERVER_PACKS_PER_SHARD packs of pack_requests_max requests (at most
  * the engine's work_requests_max, so a pack is exactly one work item). At most one pack per
- * shard is open (filling). A small message's valid requests go to the open packs of their shards
+ * shard is open (filling). A message of up to pack_requests_max requests (larger ones are their
+ * own batch, server_slots.c) has its valid requests go to the open packs of their shards
  * (a message may span shards: each request remembers its slot and its index there); at the end
  * of the turn rush_server_packs_flush() submits every open pack. When a pack comes back, each
  * result is written into its slot, and every slot whose last request it was is handed to the
@@ -29,7 +30,7 @@
  *      when a message spanning shards found no room on another one).
  *   3. batches_in_flight never exceeds batches_in_flight_max (the engine's ready queue).
  *   4. A message is packed whole or not at all (room is checked for every shard first).
- *   5. A small message is never refused here: when its shard has no pack free it waits in the
+ *   5. A message is never refused here: when its shard has no pack free it waits in the
  *      `waiting` FIFO (it holds its slot, so the budgets bound it) and is packed, before any
  *      later message, as soon as a pack comes back.
  *
@@ -140,9 +141,9 @@ static bool pack_place(struct rush_server *server, struct rush_server_slot *slot
 {
     RUSH_ASSERT(slot->valid_count > 0 && slot->valid_count <= server->pack_requests_max);
     uint32_t shards = server->engine_config.shard_count;
-    uint8_t route[RUSH_SERVER_SMALL_RECORDS];
+    uint8_t route[RUSH_SERVER_PACK_REQUESTS_MAX];
     uint32_t need[RUSH_SHARDS_MAX] = {0};
-    RUSH_ASSERT(slot->valid_count <= RUSH_SERVER_SMALL_RECORDS);
+    RUSH_ASSERT(slot->valid_count <= RUSH_SERVER_PACK_REQUESTS_MAX);
     for (uint32_t i = 0; i < slot->valid_count; i++) {
         route[i] = (uint8_t)rush_engine_shard_of(shards, &slot->requests[i]);
         need[route[i]]++;

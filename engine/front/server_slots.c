@@ -6,8 +6,8 @@
  * Direction. The endpoint files (server_orders.c) take and submit slots; the loop (server.c)
  * hands back decided batches. A slot's reply is its endpoint's business, reached only through the
  * handler table registered at create (server->handlers), so this file calls no endpoint and
- * nothing in server.c. Small messages go into packs (server_pack.c), large ones into their own
- * engine batch.
+ * nothing in server.c. Messages of up to pack_requests_max requests go into packs
+ * (server_pack.c), larger ones into their own engine batch.
  *
  * Budgets (server.h). A message is answered busy only when taking it would pass the requests or
  * the bytes budget, when no slot of its size is free, or when the engine takes no more now (the
@@ -17,8 +17,8 @@
  *
  * Workload: one take, one submit and one give per order message; all memory is allocated at
  * create (RUSH_SERVER_ONE_SLOTS one-record slots, RUSH_SERVER_SMALL_SLOTS x
- * RUSH_SERVER_SMALL_RECORDS, RUSH_SERVER_LARGE_SLOTS + 1 full-size slots). Threads: the front end
- * only.
+ * RUSH_SERVER_SMALL_RECORDS, RUSH_SERVER_MEDIUM_SLOTS x RUSH_SERVER_MEDIUM_RECORDS,
+ * RUSH_SERVER_LARGE_SLOTS + 1 full-size slots: about 70 MiB). Threads: the front end only.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,9 +28,10 @@
 #include "server_internal.h"
 
 static const uint32_t class_slots[RUSH_SLOT_CLASS_COUNT_] = {
-    RUSH_SERVER_ONE_SLOTS, RUSH_SERVER_SMALL_SLOTS, RUSH_SERVER_LARGE_SLOTS};
-static const uint32_t class_records[RUSH_SLOT_CLASS_COUNT_] = {1, RUSH_SERVER_SMALL_RECORDS,
-                                                               RUSH_WIRE_REQUESTS_MAX};
+    RUSH_SERVER_ONE_SLOTS, RUSH_SERVER_SMALL_SLOTS, RUSH_SERVER_MEDIUM_SLOTS,
+    RUSH_SERVER_LARGE_SLOTS};
+static const uint32_t class_records[RUSH_SLOT_CLASS_COUNT_] = {
+    1, RUSH_SERVER_SMALL_RECORDS, RUSH_SERVER_MEDIUM_RECORDS, RUSH_WIRE_REQUESTS_MAX};
 
 static void slot_init(struct rush_server_slot *slot, enum rush_slot_class slot_class,
                       struct rush_request *requests, struct rush_result *results, uint8_t *reasons)
@@ -100,17 +101,22 @@ void rush_server_slots_free(struct rush_server *server)
     free(server->reply);
 }
 
-/* The class a message of `count` records takes: its own, or for one record a small one. */
+/*
+ * The smallest free slot that holds `count` records: its own class, else a larger one up to the
+ * medium class (a large slot is kept for the messages only it holds), else the overflow.
+ */
 static struct rush_server_slot *slot_pop(struct rush_server *server, uint32_t count)
 {
-    enum rush_slot_class c = count <= 1                           ? RUSH_SLOT_ONE
-                             : count <= RUSH_SERVER_SMALL_RECORDS ? RUSH_SLOT_SMALL
-                                                                  : RUSH_SLOT_LARGE;
-    if (c == RUSH_SLOT_ONE && server->free_counts[c] == 0)
-        c = RUSH_SLOT_SMALL;
-    if (server->free_counts[c] == 0)
-        return &server->overflow;
-    return server->free_slots[c][--server->free_counts[c]];
+    int c = 0;
+    while (c < RUSH_SLOT_LARGE && count > class_records[c])
+        c++;
+    for (int tried = c; tried < RUSH_SLOT_CLASS_COUNT_; tried++) {
+        if (tried == RUSH_SLOT_LARGE && c < RUSH_SLOT_LARGE)
+            break;
+        if (server->free_counts[tried] > 0)
+            return server->free_slots[tried][--server->free_counts[tried]];
+    }
+    return &server->overflow;
 }
 
 struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint32_t count,
@@ -185,8 +191,7 @@ void rush_server_slot_submit(struct rush_server *server, struct rush_server_slot
     if (slot == &server->overflow) {
         answer_busy(server, slot);
     } else if (slot->valid_count > 0) {
-        bool small = slot->valid_count <= RUSH_SERVER_SMALL_RECORDS &&
-                     slot->valid_count <= server->pack_requests_max;
+        bool small = slot->valid_count <= server->pack_requests_max;
         if (small)
             rush_server_pack_add(server, slot); /* never refused: see server_pack.c */
         if (small || submit_own(server, slot)) {

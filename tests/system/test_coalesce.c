@@ -319,3 +319,42 @@ Test(coalesce, messages_spanning_shards_are_answered_in_request_order)
     cr_expect_eq(ok, SKU_COUNT * STOCK);
     cr_expect_eq(child_stop(&server, SIGTERM), 0);
 }
+
+/*
+ * The budget counts requests: 128 messages of 100 requests each in flight at once (12,800
+ * requests, far below RUSH_SERVER_REQUESTS_IN_FLIGHT_MAX) are never busy, where 16 large slots
+ * used to be all a message over 64 requests could have.
+ */
+Test(coalesce, hundred_order_messages_from_many_connections_are_not_busy)
+{
+    start();
+    int socks[CONNECTIONS];
+    open_all(socks, server.orders);
+    enum { PER = 100 };
+    static struct rush_request requests[CONNECTIONS][PER];
+    static struct rush_result results[PER];
+    uint32_t busy = 0, decided = 0;
+    for (uint32_t round = 0; round < 2; round++) {
+        for (uint32_t c = 0; c < CONNECTIONS; c++) {
+            uint64_t m = (uint64_t)round * CONNECTIONS + c + 1;
+            for (uint32_t i = 0; i < PER; i++) {
+                uint64_t n = m * PER + i;
+                requests[c][i] = reserve(skus[n % SKU_COUNT], n, n, n + 11);
+            }
+            send_requests(socks[c], m, requests[c], PER);
+        }
+        for (uint32_t c = 0; c < CONNECTIONS; c++) {
+            uint64_t m = (uint64_t)round * CONNECTIONS + c + 1;
+            receive_results(socks[c], m, results, PER);
+            for (uint32_t i = 0; i < PER; i++) {
+                cr_assert_eq(results[i].tag, requests[c][i].tag);
+                busy += results[i].outcome == RUSH_BUSY;
+                decided += results[i].outcome == RUSH_OK || results[i].outcome == RUSH_SOLD_OUT;
+            }
+        }
+    }
+    close_all(socks);
+    cr_expect_eq(busy, 0, "busy below the budget");
+    cr_expect_eq(decided, 2 * CONNECTIONS * PER);
+    cr_expect_eq(child_stop(&server, SIGTERM), 0);
+}
