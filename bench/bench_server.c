@@ -13,13 +13,16 @@
  *   one_per_message_raw_wW        one raw REQ socket pipelining W messages of one request.
  *   batch_B_req_Nthreads          N threads with a REQ socket each, B requests per message.
  *   batch_B_raw_wW                one raw REQ socket, W messages of B requests in flight.
+ *   json_one_per_message_req_Nthreads  N threads, each a plain REQ socket on the JSON endpoint,
+ *                                 one JSON reserve per message (its own rushd only; with
+ *                                 --connect, give --connect-json URL to run it).
  * "errors" counts replies that never came (a raw REQ case ends by waiting RAW_DRAIN_TIMEOUT_MS
  * for what is still in flight) or did not decode.
  * Each case runs for --seconds (default 2) after a short warm-up. Outcomes other than ok (busy
  * from a full slot pool or ring, for instance) are counted and printed, not hidden.
  *
- * Usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] [--durability MODE]
- *                     [--scrape-ms MS] [--case NAME]
+ * Usage: bench-server [--connect URL [--connect-json URL]] [--seconds S] [--rushd PATH]
+ *          [--durability MODE] [--scrape-ms MS] [--case NAME]
  * (MODE: none by default; fsync or async to measure with the write-ahead log on disk)
  *
  * The rushd it starts always serves its HTTP console on a free loopback port; with --scrape-ms
@@ -51,6 +54,8 @@
 
 #define BENCH_SKUS 16
 #define REQ_THREADS 8
+#define JSON_THREADS 64
+#define THREADS_MAX 64
 #define BATCH_THREADS 2
 #define RAW_WINDOW_SINGLE 256
 #define RAW_WINDOW_BATCH 4
@@ -121,11 +126,43 @@ static void print_case(const char *name, const struct tally *tally, double secon
 
 struct req_thread {
     const char *url;
+    bool json;
     uint32_t per_message;
     double start;
     double end;
     struct tally tally;
 };
+
+/* One JSON reserve by a fresh user on the JSON endpoint; counts the outcome. */
+static int json_exchange(int sock, struct tally *tally, struct tally *warmup, bool counted)
+{
+    uint64_t user = atomic_fetch_add(&next_user, 1);
+    char text[200];
+    int len = snprintf(text, sizeof(text),
+                       "{\"op\":\"reserve\",\"sku\":%llu,\"user\":%llu,\"qty\":1,"
+                       "\"key\":\"b-%llu\"}",
+                       (unsigned long long)(1 + user % BENCH_SKUS), (unsigned long long)user,
+                       (unsigned long long)user);
+    char *reply = NULL;
+    if (nn_send(sock, text, (size_t)len, 0) != len)
+        return -1;
+    int n = nn_recv(sock, &reply, NN_MSG, 0);
+    if (n < 0) {
+        tally->errors++;
+        return -1;
+    }
+    struct tally *into = counted ? tally : warmup;
+    into->messages++;
+    into->ops++;
+    if (memmem(reply, (size_t)n, "\"outcome\":\"ok\"", 14) != NULL)
+        into->outcomes[RUSH_OK]++;
+    else if (memmem(reply, (size_t)n, "\"outcome\":\"busy\"", 16) != NULL)
+        into->outcomes[RUSH_BUSY]++;
+    else
+        into->outcomes[RUSH_INVALID]++;
+    nn_freemsg(reply);
+    return 0;
+}
 
 static void *req_thread_main(void *arg)
 {
@@ -143,6 +180,11 @@ static void *req_thread_main(void *arg)
         double now = rush_clock_monotonic_seconds();
         if (now >= t->end)
             break;
+        if (t->json) {
+            if (json_exchange(sock, &t->tally, &warmup, now >= t->start) < 0)
+                break;
+            continue;
+        }
         int len = make_message(message, cap, id, t->per_message, scratch);
         void *reply = NULL;
         if (len < 0 || nn_send(sock, message, (size_t)len, 0) != len)
@@ -164,14 +206,19 @@ out:
 }
 
 static void case_req_threads(const char *url, double seconds, uint32_t threads_count,
-                             uint32_t per_message)
+                             uint32_t per_message, bool json)
 {
-    struct req_thread threads[REQ_THREADS];
-    pthread_t ids[REQ_THREADS];
+    struct req_thread threads[THREADS_MAX];
+    pthread_t ids[THREADS_MAX];
+    if (threads_count > THREADS_MAX)
+        threads_count = THREADS_MAX;
     double start = rush_clock_monotonic_seconds() + WARMUP_SECONDS;
     for (uint32_t i = 0; i < threads_count; i++) {
-        threads[i] = (struct req_thread){
-            .url = url, .per_message = per_message, .start = start, .end = start + seconds};
+        threads[i] = (struct req_thread){.url = url,
+                                         .json = json,
+                                         .per_message = per_message,
+                                         .start = start,
+                                         .end = start + seconds};
         pthread_create(&ids[i], NULL, req_thread_main, &threads[i]);
     }
     struct tally total = {0};
@@ -184,7 +231,9 @@ static void case_req_threads(const char *url, double seconds, uint32_t threads_c
             total.outcomes[o] += threads[i].tally.outcomes[o];
     }
     char name[64];
-    if (per_message == 1)
+    if (json)
+        snprintf(name, sizeof(name), "json_one_per_message_req_%uthreads", threads_count);
+    else if (per_message == 1)
         snprintf(name, sizeof(name), "one_per_message_req_%uthreads", threads_count);
     else
         snprintf(name, sizeof(name), "batch_%u_req_%uthreads", per_message, threads_count);
@@ -323,7 +372,7 @@ static void *scraper_main(void *argument)
     return NULL;
 }
 
-static pid_t start_rushd(const char *rushd, const char *dir, int port, int http_port)
+static pid_t start_rushd(const char *rushd, const char *dir, int port, int json_port, int http_port)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/campaign.ini", dir);
@@ -333,9 +382,9 @@ static pid_t start_rushd(const char *rushd, const char *dir, int port, int http_
     fprintf(file,
             "[engine]\nshards = 2\nring_slots = 1024\norders_max = 8388608\nkeys_max = 8388608\n"
             "user_limits_max = 8388608\ndurability = %s\ndata_dir = %s/data\n\n[endpoints]\n"
-            "orders = tcp://127.0.0.1:%d\njson = ipc://%s/json.ipc\nadmin = ipc://%s/admin.ipc\n"
+            "orders = tcp://127.0.0.1:%d\njson = tcp://127.0.0.1:%d\nadmin = ipc://%s/admin.ipc\n"
             "publisher = ipc://%s/pub.ipc\nreplay = ipc://%s/replay.ipc\nhttp = 127.0.0.1:%d\n\n",
-            durability, dir, port, dir, dir, dir, dir, http_port);
+            durability, dir, port, json_port, dir, dir, dir, http_port);
     for (int sku = 1; sku <= BENCH_SKUS; sku++)
         fprintf(file,
                 "[sku %d]\nname = bench %d\nstock = unlimited\nprice = 100\nstart = now\n"
@@ -376,13 +425,16 @@ static int wait_ready(const char *url)
 
 struct bench_case {
     bool raw;
+    bool json;
     uint32_t per_message;
     uint32_t parallel; /* threads (REQ) or window (raw) */
 };
 
 static const struct bench_case cases[] = {
-    {false, 1, REQ_THREADS},      {true, 1, RAW_WINDOW_SINGLE},   {false, 1000, BATCH_THREADS},
-    {false, 4000, BATCH_THREADS}, {true, 1000, RAW_WINDOW_BATCH}, {true, 4000, RAW_WINDOW_BATCH},
+    {false, false, 1, REQ_THREADS},        {true, false, 1, RAW_WINDOW_SINGLE},
+    {false, false, 1000, BATCH_THREADS},   {false, false, 4000, BATCH_THREADS},
+    {true, false, 1000, RAW_WINDOW_BATCH}, {true, false, 4000, RAW_WINDOW_BATCH},
+    {false, true, 1, JSON_THREADS},
 };
 
 /* The name print_case gives the case (one_per_message_req_8threads, batch_1000_raw_w4, ...). */
@@ -398,12 +450,17 @@ static const char *case_name(const struct bench_case *c)
     return name;
 }
 
-static void run_case(const struct bench_case *c, const char *url, double seconds)
+static void run_case(const struct bench_case *c, const char *url, const char *json_url,
+                     double seconds)
 {
-    if (c->raw)
+    if (c->json && json_url != NULL)
+        case_req_threads(json_url, seconds, c->parallel, 1, true);
+    else if (c->json)
+        return; /* --connect without --connect-json */
+    else if (c->raw)
         case_raw(url, seconds, c->per_message, c->parallel);
     else
-        case_req_threads(url, seconds, c->parallel, c->per_message);
+        case_req_threads(url, seconds, c->parallel, c->per_message, false);
 }
 
 static void stop_rushd(pid_t pid)
@@ -425,10 +482,13 @@ static int run_own_rushd(const char *rushd, double seconds)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && rc == 0; i++) {
         if (only_case != NULL && strcmp(only_case, case_name(&cases[i])) != 0)
             continue;
-        int port = free_port(), http_port = free_port();
-        char url[128];
+        int port = free_port(), json_port = free_port(), http_port = free_port();
+        char url[128], json_url[128];
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-        pid_t pid = port > 0 && http_port > 0 ? start_rushd(rushd, dir, port, http_port) : -1;
+        snprintf(json_url, sizeof(json_url), "tcp://127.0.0.1:%d", json_port);
+        bool ports = port > 0 && json_port > 0 && http_port > 0 && json_port != port &&
+                     http_port != port && http_port != json_port;
+        pid_t pid = ports ? start_rushd(rushd, dir, port, json_port, http_port) : -1;
         if (pid < 0 || wait_ready(url) != 0) {
             fprintf(stderr, "bench-server: rushd (%s) did not answer at %s\n", rushd, url);
             rc = 1;
@@ -436,7 +496,7 @@ static int run_own_rushd(const char *rushd, double seconds)
             struct scraper scraper = {.port = http_port};
             bool scraping =
                 scrape_ms > 0 && pthread_create(&scraper.thread, NULL, scraper_main, &scraper) == 0;
-            run_case(&cases[i], url, seconds);
+            run_case(&cases[i], url, json_url, seconds);
             if (scraping) {
                 atomic_store(&scraper.stopping, true);
                 pthread_join(scraper.thread, NULL);
@@ -457,11 +517,14 @@ static int run_own_rushd(const char *rushd, double seconds)
 int main(int argc, char **argv)
 {
     const char *connect_url = NULL;
+    const char *connect_json_url = NULL;
     const char *rushd = NULL;
     double seconds = 2.0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--connect") == 0)
             connect_url = argv[i + 1];
+        else if (strcmp(argv[i], "--connect-json") == 0)
+            connect_json_url = argv[i + 1];
         else if (strcmp(argv[i], "--seconds") == 0)
             seconds = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--rushd") == 0)
@@ -476,8 +539,9 @@ int main(int argc, char **argv)
     bool durability_known = strcmp(durability, "fsync") == 0 || strcmp(durability, "async") == 0 ||
                             strcmp(durability, "none") == 0;
     if (seconds <= 0 || seconds > 600 || (argc % 2) == 0 || !durability_known || scrape_ms < 0) {
-        fprintf(stderr, "usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] "
-                        "[--durability fsync|async|none] [--scrape-ms MS] [--case NAME]\n");
+        fprintf(stderr, "usage: bench-server [--connect URL [--connect-json URL]] [--seconds S] "
+                        "[--rushd PATH] [--durability fsync|async|none] [--scrape-ms MS] "
+                        "[--case NAME]\n");
         return 2;
     }
     if (connect_url != NULL) {
@@ -486,7 +550,7 @@ int main(int argc, char **argv)
             return 1;
         }
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-            run_case(&cases[i], connect_url, seconds);
+            run_case(&cases[i], connect_url, connect_json_url, seconds);
         return 0;
     }
     char self[400] = {0};

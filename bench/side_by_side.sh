@@ -26,8 +26,9 @@
 # not bought with concurrency alone, Redis with appendfsync always is run a second time with the
 # same number of orders in flight.
 #
-# Then an open-loop sweep (requests on a fixed schedule, latency from the intended send time, so
-# queueing is charged) at fractions of each system's closed-loop throughput: throughput against
+# Then open-loop sweeps (requests on a fixed schedule, latency from the intended send time, so
+# queueing is charged; rush batched and one order per message, Redis) at fractions of each
+# system's closed-loop throughput: throughput against
 # p99, with the knee marked (the highest offered rate still served at >= 95% with a p99 under 10x
 # the light-load p99).
 #
@@ -422,6 +423,7 @@ stop_server
 # The open-loop batch: what a gateway coalesces in about 1 ms at that rate (1..1000 orders), so
 # that waiting to fill a batch does not dominate the latency at low rates.
 rush_sweep=()
+rush_sweep_one=()
 if [ $sweep -eq 1 ]; then
     for rate in $(sweep_rates "$work/rush-batched.json"); do
         echo "running rush (fsync, batched, open loop at $rate/s) ..."
@@ -436,6 +438,21 @@ if [ $sweep -eq 1 ]; then
             "$work/rush-sweep-$rate.json" >"$work/tmp.json" &&
             mv "$work/tmp.json" "$work/rush-sweep-$rate.json"
         rush_sweep+=("$work/rush-sweep-$rate.json")
+    done
+    # One order per message, open loop, as a gateway that does not batch sends them: 50
+    # connections, each message one order.
+    for rate in $(sweep_rates "$work/rush-unbatched.json"); do
+        echo "running rush (fsync, unbatched, open loop at $rate/s) ..."
+        buyers=$(awk -v r="$rate" -v s="$sweep_seconds" 'BEGIN { print int(r * s * 1.5) + 1000 }')
+        start_rushd "sweep-one-$rate" "$(table_size "$buyers")"
+        run_loadgen "$work/rush-sweep-one-$rate.json" --mode open --rate "$rate" --arrivals fixed \
+            --connections "$single_connections" --inflight "$single_inflight" --batch 1 \
+            --duration "$sweep_seconds" --buyers "$buyers" --stock "$(stock_for "$buyers")"
+        stop_server
+        jq --argjson r "$rate" '. + {rate_offered: $r, batch: 1}' \
+            "$work/rush-sweep-one-$rate.json" >"$work/tmp.json" &&
+            mv "$work/tmp.json" "$work/rush-sweep-one-$rate.json"
+        rush_sweep_one+=("$work/rush-sweep-one-$rate.json")
     done
 fi
 fi
@@ -470,6 +487,8 @@ fi
 if [ $sweep -eq 1 ] && [ $rush -eq 1 ]; then
     sweep_table "rush, fsync, batched ($batch_connections connections, batch = rate / 1000)" \
         "${rush_sweep[@]}"
+    sweep_table "rush, fsync, one order per message ($single_connections connections)" \
+        "${rush_sweep_one[@]}"
 fi
 if [ $sweep -eq 1 ]; then
     sweep_table "redis, appendfsync always ($redis_connections connections x $redis_pipeline)" \

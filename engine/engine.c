@@ -36,12 +36,17 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -55,6 +60,7 @@
 #include "shard/shard.h"
 #include "wal/data_dir.h"
 #include "wal/shard_log.h"
+#include "wal/snapshot.h"
 
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10
@@ -103,6 +109,10 @@ struct shard_thread {
     uint64_t syncs_seen; /* shard's: the WAL's sync count when it last looked */
     _Atomic uint32_t table_used[RUSH_TABLE_COUNT_];
     _Atomic uint32_t table_max[RUSH_TABLE_COUNT_];
+    pid_t snapshot_child; /* shard's: a background snapshot being written, or 0 */
+    uint64_t snapshot_child_lsn;
+    int64_t snapshot_child_start_ns;
+    int64_t snapshot_fork_ns; /* how long the shard stopped to start it (sync wait + fork) */
     pthread_t thread;
     bool started;
 };
@@ -111,7 +121,8 @@ struct rush_engine {
     struct rush_engine_config config;
     struct shard_thread *shards;
     _Atomic bool stopping;
-    _Atomic uint32_t front_sleeping;
+    _Atomic uint32_t front_sleeping; /* 1: the front end sleeps on wake_fd */
+    int wake_fd;               /* eventfd written when work comes back to a sleeping front end */
     struct rush_batch **ready; /* FIFO of whole batches not yet returned by poll */
     uint32_t ready_head;
     uint32_t ready_count;
@@ -183,6 +194,20 @@ static void wake(_Atomic uint32_t *sleeping)
 {
     if (atomic_load_explicit(sleeping, memory_order_seq_cst) && atomic_exchange(sleeping, 0) == 1)
         syscall(SYS_futex, (uint32_t *)sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/*
+ * Wakes a front end that sleeps on the engine's eventfd (front_wait, or a caller's own poll(2)
+ * between rush_engine_sleep_begin and _end): one write per sleep, never one per work item.
+ */
+static void wake_front(struct rush_engine *engine)
+{
+    if (atomic_load_explicit(&engine->front_sleeping, memory_order_seq_cst) &&
+        atomic_exchange(&engine->front_sleeping, 0) == 1) {
+        uint64_t one = 1;
+        ssize_t written = write(engine->wake_fd, &one, sizeof(one));
+        (void)written; /* a counter at its maximum is readable already */
+    }
 }
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -334,23 +359,99 @@ static void decide_work(struct rush_shard *shard, struct work *work)
     }
 }
 
+/* A background snapshot's child is done (or, with wait, once it is): finish or report it. */
+static void snapshot_child_reap(struct shard_thread *thread, bool wait)
+{
+    if (thread->snapshot_child <= 0)
+        return;
+    int status = 0;
+    pid_t pid = waitpid(thread->snapshot_child, &status, wait ? 0 : WNOHANG);
+    if (pid == 0 || (pid < 0 && errno == EINTR))
+        return; /* still writing */
+    thread->snapshot_child = 0;
+    double took_ms = (double)(monotonic_ns(NULL) - thread->snapshot_child_start_ns) / 1e6;
+    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "rush: shard %u: background snapshot at lsn %lu failed (status %d)\n",
+                thread->index, thread->snapshot_child_lsn, status);
+        return;
+    }
+    rush_shard_log_snapshot_end(&thread->log, thread->snapshot_child_lsn);
+    fprintf(stderr,
+            "rush: shard %u: snapshot at lsn %lu written in the background in %.1f ms (the shard "
+            "stopped %.1f ms to start it)\n",
+            thread->index, thread->snapshot_child_lsn, took_ms,
+            (double)thread->snapshot_fork_ns / 1e6);
+}
+
+/*
+ * Starts a background snapshot: waits for the log to be synced to its end, then forks; the child
+ * writes the snapshot of the state as it is at the fork (copy on write) and exits. False when it
+ * could not start (the caller writes it on the thread instead).
+ */
+static bool snapshot_fork(struct shard_thread *thread)
+{
+    char why[512];
+    uint64_t lsn = 0;
+    int64_t start_ns = monotonic_ns(NULL);
+    if (rush_shard_log_snapshot_begin(&thread->log, &lsn, why, sizeof(why)) < 0) {
+        fprintf(stderr, "rush: shard %u: snapshot not started: %s\n", thread->index, why);
+        return true; /* nothing to write: the thread would fail the same way */
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        /* The child: only this thread exists; it writes and leaves without running exit
+         * handlers. It dies with rushd, leaving at most a .tmp file that recovery ignores. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(3);
+        int rc = rush_snapshot_write(thread->shard, thread->engine->config.data_dir, thread->index,
+                                     lsn, why, sizeof(why));
+        if (rc < 0) { /* no stdio here: another thread may have held its lock at the fork */
+            char line[600];
+            int n = snprintf(line, sizeof(line), "rush: shard %u: background snapshot: %s\n",
+                             thread->index, why);
+            ssize_t written = write(STDERR_FILENO, line, n > 0 ? (size_t)n : 0);
+            (void)written;
+        }
+        _exit(rc < 0 ? 1 : 0);
+    }
+    thread->snapshot_child = pid;
+    thread->snapshot_child_lsn = lsn;
+    thread->snapshot_child_start_ns = start_ns;
+    thread->snapshot_fork_ns = monotonic_ns(NULL) - start_ns;
+    return true;
+}
+
 /*
  * At a pass boundary (every event decided so far is appended): writes the snapshots asked for in
  * this pass, or the automatic one when snapshot_every_events have been decided since the last.
- * The shard thread blocks while it writes.
+ * The shard thread blocks while it writes, except for automatic snapshots in the background
+ * (snapshot_in_background), which only wait for one fdatasync and a fork.
  */
 static void snapshot_after_pass(struct shard_thread *thread, struct work **items, uint32_t count)
 {
     const struct rush_engine_config *config = &thread->engine->config;
     const struct rush_shard_stats *stats = rush_shard_stats(thread->shard);
     uint64_t events = atomic_load_explicit(&stats->events, memory_order_relaxed);
-    bool wanted = config->snapshot_every_events > 0 && config->data_dir != NULL &&
-                  config->durability != RUSH_DURABILITY_NONE &&
-                  events - thread->events_at_snapshot >= config->snapshot_every_events;
+    bool automatic = config->snapshot_every_events > 0 && config->data_dir != NULL &&
+                     config->durability != RUSH_DURABILITY_NONE &&
+                     events - thread->events_at_snapshot >= config->snapshot_every_events;
+    bool asked = false;
     for (uint32_t i = 0; i < count; i++)
-        wanted = wanted || items[i]->kind == WORK_SNAPSHOT;
-    if (!wanted)
+        asked = asked || items[i]->kind == WORK_SNAPSHOT;
+    if (!automatic && !asked)
         return;
+    if (!asked && config->snapshot_in_background) {
+        if (thread->snapshot_child > 0)
+            return; /* one at a time: the next pass asks again */
+        thread->events_at_snapshot = events;
+        if (snapshot_fork(thread))
+            return;
+    }
+    snapshot_child_reap(thread, true); /* an on-demand one waits for the background one */
     char why[512];
     int rc = rush_shard_log_snapshot(&thread->log, thread->shard, why, sizeof(why));
     thread->events_at_snapshot = events;
@@ -443,7 +544,7 @@ static void release_durable(struct shard_thread *thread, bool wait)
         released++;
     }
     if (released > 0) {
-        wake(&thread->engine->front_sleeping);
+        wake_front(thread->engine);
         observe_wal(thread);
     }
 }
@@ -455,6 +556,7 @@ static void *shard_main(void *argument)
     struct work *items[POP_MAX];
     /* The thread's life: one round per pass or idle tick, until the engine stops. */
     for (;;) {
+        snapshot_child_reap(thread, false);
         uint32_t count = 0;
         while (count < POP_MAX && (items[count] = rush_ring_pop(&thread->inbound)) != NULL)
             count++;
@@ -466,8 +568,10 @@ static void *shard_main(void *argument)
         release_durable(thread, count == 0 && holding);
         if (count > 0 || rush_shard_log_holding(&thread->log))
             continue;
-        if (atomic_load(&engine->stopping))
+        if (atomic_load(&engine->stopping)) {
+            snapshot_child_reap(thread, true);
             break;
+        }
         if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0) {
             /* an idle tick: the async flush timer; fire the timers that are due, and log what
              * they decided */
@@ -540,6 +644,12 @@ int rush_engine_create(const struct rush_engine_config *config, struct rush_engi
     if (engine == NULL)
         return -ENOMEM;
     engine->config = *config;
+    engine->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (engine->wake_fd < 0) {
+        rc = -errno;
+        free(engine);
+        return rc;
+    }
     if (engine->config.clock == NULL)
         engine->config.clock = realtime_ns;
     uint64_t seed = config->seed;
@@ -607,6 +717,7 @@ void rush_engine_destroy(struct rush_engine *engine)
     free(engine->ready);
     free(engine->route);
     free(engine->needed);
+    close(engine->wake_fd);
     free(engine);
 }
 
@@ -748,13 +859,44 @@ static bool outbound_empty(struct rush_engine *engine)
     return true;
 }
 
-/* Sleeps until a shard hands work back or timeout_ms pass (never while work is waiting). */
-static void front_wait(struct rush_engine *engine, int timeout_ms)
+/* Announces a sleep on wake_fd; false (and no sleep) when a shard has handed work back. */
+static bool front_sleep_begin(struct rush_engine *engine)
 {
     atomic_store(&engine->front_sleeping, 1);
     if (outbound_empty(engine))
-        futex_wait(&engine->front_sleeping, 1, timeout_ms);
+        return true;
     atomic_store(&engine->front_sleeping, 0);
+    return false;
+}
+
+bool rush_engine_sleep_begin(struct rush_engine *engine)
+{
+    return engine->ready_count == 0 && front_sleep_begin(engine);
+}
+
+void rush_engine_sleep_end(struct rush_engine *engine)
+{
+    atomic_store(&engine->front_sleeping, 0);
+    int saved_errno = errno; /* the caller's poll(2) result is still to be read */
+    uint64_t count;
+    ssize_t got = read(engine->wake_fd, &count, sizeof(count)); /* non-blocking: drains */
+    (void)got;
+    errno = saved_errno;
+}
+
+int rush_engine_wake_fd(const struct rush_engine *engine)
+{
+    return engine->wake_fd;
+}
+
+/* Sleeps until a shard hands work back or timeout_ms pass (never while work is waiting). */
+static void front_wait(struct rush_engine *engine, int timeout_ms)
+{
+    if (front_sleep_begin(engine)) {
+        struct pollfd fd = {.fd = engine->wake_fd, .events = POLLIN};
+        (void)poll(&fd, 1, timeout_ms);
+    }
+    rush_engine_sleep_end(engine);
 }
 
 int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint32_t done_max,

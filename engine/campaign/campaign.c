@@ -223,6 +223,7 @@ enum engine_key {
     E_DURABILITY,
     E_DATA_DIR,
     E_SNAPSHOT_EVERY_EVENTS,
+    E_SNAPSHOT_BACKGROUND,
     E_COUNT_,
 };
 
@@ -239,6 +240,7 @@ static const char *const engine_keys[E_COUNT_] = {
     [E_USER_UNPAID_MAX] = "user_unpaid_max",
     [E_USER_CHURN_MAX] = "user_churn_max",
     [E_SNAPSHOT_EVERY_EVENTS] = "snapshot_every_events",
+    [E_SNAPSHOT_BACKGROUND] = "snapshot_background",
 };
 
 enum endpoint_key {
@@ -428,6 +430,11 @@ static const char *engine_value(struct rush_campaign_engine *engine, enum engine
         engine->snapshot_every_events = (uint64_t)events;
         return NULL;
     }
+    case E_SNAPSHOT_BACKGROUND:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return "must be true or false";
+        engine->snapshot_background = strcmp(value, "true") == 0;
+        return NULL;
     case E_COUNT_:
         break;
     }
@@ -1075,4 +1082,5 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
     config->durability = (uint8_t)engine->durability;
     config->data_dir = engine->data_dir[0] ? engine->data_dir : NULL;
     config->snapshot_every_events = engine->snapshot_every_events;
+    config->snapshot_in_background = engine->snapshot_background;
 }

@@ -10,11 +10,12 @@
  *                 durability = fsync | async | none, data_dir, ended_retain (a duration),
  *                 user_unpaid_max, user_churn_max (0: no cap; as struct rush_shard_policy),
  *                 snapshot_every_events (each shard writes a snapshot once it has logged this
- *                 many events since its last one; 0 or absent: never, the default)
- *   [endpoints]   orders, json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or
- *                 inproc://NAME; defaults tcp://127.0.0.1:7100..7104), admin_token (16..128
- *                 printable bytes; required when admin is not on loopback), http (HOST:PORT
- *                 of the read-only metrics and dashboard endpoint, numeric IPv4; default
+ *                 many events since its last one; 0 or absent: never, the default),
+ * snapshot_background = true | false (true: those snapshots are written by a forked child while the
+ * shard goes on deciding; default false, the shard stops while it writes) [endpoints]   orders,
+ * json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or inproc://NAME; defaults
+ * tcp://127.0.0.1:7100..7104), admin_token (16..128 printable bytes; required when admin is not on
+ * loopback), http (HOST:PORT of the read-only metrics and dashboard endpoint, numeric IPv4; default
  *                 127.0.0.1:7180; empty: off)
  *   [sku NNNN]    one per SKU, NNNN its id (1..RUSH_SKU_ID_MAX): name, stock (an integer, or
  *                 `unlimited`), price (integer fen), start, end (times), order_qty_max (default
@@ -76,6 +77,7 @@ struct rush_campaign_engine {
     uint8_t user_caps_given; /* bit 0: user_unpaid_max, bit 1: user_churn_max */
     enum rush_durability durability;
     uint64_t snapshot_every_events;         /* 0: never */
+    bool snapshot_background;               /* automatic snapshots by a forked child */
     char data_dir[RUSH_DATA_DIR_BYTES_MAX]; /* "" when not given */
 };
 

@@ -5,14 +5,18 @@
  * rush_server_create(); slots are in server_slots.c, start-up configuration in server_config.c.
  *
  * One turn of the loop:
- *   1. poll(2) the endpoints' receive fds and the wake pipe; wait only when nothing is in flight
- *      (then up to RUSH_SERVER_IDLE_POLL_MS, cut short by a message or rush_server_stop()).
+ *   1. poll(2) the endpoints' receive fds, the wake pipe and the engine's eventfd
+ *      (rush_engine_wake_fd): one sleep that a message, a decided batch or rush_server_stop()
+ *      ends, up to RUSH_SERVER_IDLE_POLL_MS when nothing is in flight, else up to
+ *      RUSH_SERVER_ENGINE_WAIT_MS (a bound only: the engine writes the eventfd once per sleep).
+ *      It does not sleep when a decided batch is already waiting.
  *   2. From each readable endpoint take up to RUSH_SERVER_RECEIVE_BURST_MAX messages, each
- *      answered at once (errors, busy, admin) or submitted to the engine in its slot.
- *   3. Reply to every decided batch (rush_engine_poll); when no socket was readable, wait there
- *      up to RUSH_SERVER_ENGINE_WAIT_MS, which the engine cuts short when a batch comes back.
- * So a batch is answered within microseconds of being decided, and a message that arrives while
- * the loop waits on the engine waits at most RUSH_SERVER_ENGINE_WAIT_MS to be taken.
+ *      answered at once (errors, busy, admin), packed (small messages, server_pack.c) or
+ *      submitted in its own batch (large ones).
+ *   3. Submit the open packs: everything taken in this turn is one engine batch per shard.
+ *   4. Reply to every decided batch (rush_engine_poll without waiting).
+ * So a batch is answered within microseconds of being decided, a message is taken within
+ * microseconds of arriving, and the front end is woken once per turn, not once per message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +35,7 @@
 #include "server_internal.h"
 
 #define RUSH_SERVER_IDLE_POLL_MS 1000
-#define RUSH_SERVER_ENGINE_WAIT_MS 1
+#define RUSH_SERVER_ENGINE_WAIT_MS 100
 #define RUSH_SERVER_DRAIN_WAIT_MS 10
 /* After the last reply of a shutdown, time for nanomsg's I/O thread to write it out: nanomsg 1.x
  * drops what is still queued when a socket is closed. */
@@ -77,9 +81,12 @@ static int receive_burst(struct rush_server *server, enum rush_endpoint endpoint
     return 0;
 }
 
-/* Replies to every batch the engine hands back within timeout_ms. */
+/* Submits the open packs, then replies to every batch the engine hands back within timeout_ms. */
 static void deliver(struct rush_server *server, int timeout_ms)
 {
+    rush_server_packs_flush(server);
+    if (server->batches_in_flight == 0 && !server->ops_pending)
+        return;
     struct rush_batch *done[RUSH_SERVER_DONE_MAX];
     int count = rush_engine_poll(server->engine, done, RUSH_SERVER_DONE_MAX, timeout_ms);
     if (count < 0) {
@@ -87,14 +94,11 @@ static void deliver(struct rush_server *server, int timeout_ms)
         return;
     }
     for (int i = 0; i < count; i++) {
-        if (rush_server_ops_delivered(server, done[i]))
-            continue;
-        struct rush_server_slot *slot = done[i]->context;
-        RUSH_ASSERT(slot != NULL && &slot->batch == done[i]);
-        RUSH_ASSERT(server->in_flight > 0);
-        server->in_flight--;
-        rush_server_slot_decided(server, slot);
+        if (!rush_server_ops_delivered(server, done[i]))
+            rush_server_batch_decided(server, done[i]);
     }
+    if (count > 0)
+        rush_server_packs_flush(server); /* messages that waited for the packs now back */
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -106,15 +110,33 @@ static void drain_wake_pipe(struct rush_server *server)
         continue;
 }
 
+/* Step 1 of a turn: sleeps until a message, a decided batch or a stop (see the file comment). */
+static int wait_for_work(struct rush_server *server, struct pollfd *fds, int count)
+{
+    int timeout_ms = RUSH_SERVER_IDLE_POLL_MS;
+    bool asleep = false;
+    if (server->batches_in_flight > 0 || server->ops_pending) {
+        asleep = rush_engine_sleep_begin(server->engine);
+        timeout_ms = asleep ? RUSH_SERVER_ENGINE_WAIT_MS : 0;
+    }
+    int ready = poll(fds, (nfds_t)count, timeout_ms);
+    int poll_errno = errno;
+    if (asleep)
+        rush_engine_sleep_end(server->engine);
+    errno = poll_errno; /* the caller tells EINTR (a signal: SIGTERM) from a failure */
+    return ready;
+}
+
 /* One turn (see the file comment). Returns < 0 only on a fatal socket or poll error. */
 static int turn(struct rush_server *server)
 {
-    struct pollfd fds[RUSH_ENDPOINT_COUNT_ + 1];
+    struct pollfd fds[RUSH_ENDPOINT_COUNT_ + 2];
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         fds[e] = (struct pollfd){.fd = server->receive_fds[e], .events = POLLIN};
     fds[RUSH_ENDPOINT_COUNT_] = (struct pollfd){.fd = server->wake_pipe[0], .events = POLLIN};
-    bool waiting = server->in_flight > 0 || server->ops_pending;
-    int ready = poll(fds, RUSH_ENDPOINT_COUNT_ + 1, waiting ? 0 : RUSH_SERVER_IDLE_POLL_MS);
+    fds[RUSH_ENDPOINT_COUNT_ + 1] =
+        (struct pollfd){.fd = rush_engine_wake_fd(server->engine), .events = POLLIN};
+    int ready = wait_for_work(server, fds, RUSH_ENDPOINT_COUNT_ + 2);
     if (ready < 0 && errno != EINTR) {
         rush_log(RUSH_LOG_ERROR, "poll: %s", strerror(errno));
         return -errno;
@@ -133,7 +155,7 @@ static int turn(struct rush_server *server)
         drain_wake_pipe(server);
     rush_server_ops_turn(server);
     if (server->in_flight > 0 || server->ops_pending)
-        deliver(server, ready > 0 ? 0 : RUSH_SERVER_ENGINE_WAIT_MS);
+        deliver(server, 0);
     return 0;
 }
 
@@ -154,9 +176,13 @@ static void drain(struct rush_server *server)
 int rush_server_run(struct rush_server *server)
 {
     RUSH_ASSERT(server != NULL);
-    rush_log(RUSH_LOG_INFO, "serving: orders %s, json %s, admin %s (in flight max %u)",
+    rush_log(RUSH_LOG_INFO,
+             "serving: orders %s, json %s, admin %s (in flight at most %u messages, %llu "
+             "requests, %llu bytes)",
              server->urls[RUSH_ENDPOINT_ORDERS], server->urls[RUSH_ENDPOINT_JSON],
-             server->urls[RUSH_ENDPOINT_ADMIN], server->in_flight_max);
+             server->urls[RUSH_ENDPOINT_ADMIN], server->in_flight_max,
+             (unsigned long long)server->requests_in_flight_max,
+             (unsigned long long)server->bytes_in_flight_max);
     int rc = 0;
     while (rc == 0 && !atomic_load(&server->stopping))
         rc = turn(server);
@@ -238,9 +264,14 @@ static int engine_open(struct rush_server *server, const struct rush_server_opti
     } else {
         snprintf(why, why_size, "engine create: %s", rush_strerror(rc));
     }
+    /* Every batch in flight holds a work item until it is back in the ready queue, which holds
+     * one per work item: so no more batches than work items (server.h, invariant 2). */
     uint64_t ready_max = (uint64_t)config->shard_count * config->ring_slots;
-    server->in_flight_max =
-        ready_max < RUSH_SERVER_IN_FLIGHT_MAX ? (uint32_t)ready_max : RUSH_SERVER_IN_FLIGHT_MAX;
+    server->batches_in_flight_max = ready_max < UINT32_MAX ? (uint32_t)ready_max : UINT32_MAX;
+    if (rc == 0 && rush_server_packs_create(server) < 0) {
+        snprintf(why, why_size, "out of memory for %u packs", config->shard_count);
+        rc = -ENOMEM;
+    }
     return rc;
 }
 
@@ -349,6 +380,7 @@ void rush_server_destroy(struct rush_server *server)
         close(server->wake_pipe[1]);
     rush_server_slots_free(server);
     rush_server_audit_close(server);
+    rush_server_packs_free(server);
     explicit_bzero(server->admin_token, sizeof(server->admin_token));
     free(server);
 }

@@ -18,14 +18,23 @@
  * backtrace (the request id and any device hops) to the server as control data, and the server
  * sends it back with the reply.
  *
- * Workload. One front-end thread runs rush_server_run(): poll(2) over the sockets' receive fds,
- * receive up to RUSH_SERVER_RECEIVE_BURST_MAX messages per socket per turn, copy each message's
- * records into an in-flight slot, submit the slot's batch, and reply to every batch that
- * rush_engine_poll() hands back. Binary messages carry up to RUSH_WIRE_REQUESTS_MAX requests;
- * messages that fit RUSH_SERVER_SMALL_RECORDS records use one of RUSH_SERVER_SMALL_SLOTS small
- * slots, bigger ones one of RUSH_SERVER_LARGE_SLOTS large slots. All slots are allocated at
- * create. A message that finds no free slot, or whose batch the engine refuses (full ring), is
- * answered at once with every request `busy`: nothing queues without bound.
+ * Workload. One front-end thread runs rush_server_run(): poll(2) over the sockets' receive fds
+ * and the engine's eventfd, receive up to RUSH_SERVER_RECEIVE_BURST_MAX messages per socket per
+ * turn, copy each message's records into an in-flight slot, and reply to every batch that
+ * rush_engine_poll() hands back. Most gateways send one order per message, so small messages
+ * (up to RUSH_SERVER_SMALL_RECORDS requests) are coalesced: every one taken in a turn goes into
+ * one engine batch per shard (a pack, server_pack.c), and each message is answered as soon as
+ * the packs holding its requests are decided. A large message (up to RUSH_WIRE_REQUESTS_MAX
+ * requests) is its own batch. Slots come in four sizes (RUSH_SERVER_ONE_SLOTS one-record,
+ * RUSH_SERVER_SMALL_SLOTS small, RUSH_SERVER_MEDIUM_SLOTS medium, RUSH_SERVER_LARGE_SLOTS
+ * large), all allocated at create; a message takes the smallest free one that holds it.
+ *
+ * Budgets. What is held in flight is counted in requests (RUSH_SERVER_REQUESTS_IN_FLIGHT_MAX)
+ * and message bytes (RUSH_SERVER_BYTES_IN_FLIGHT_MAX), not in messages, so a thousand one-order
+ * messages take no more of the budget than one thousand-order message. A message over a budget,
+ * one that finds no slot of its size, or a large one whose batch the engine refuses (full ring)
+ * is answered at once with every request `busy`: nothing queues without bound. A small message
+ * that finds every pack of its shard in flight waits, in its slot, for one to come back.
  *
  * Admin commands are rare and run synchronously on the front-end thread (rush_engine_execute,
  * rush_engine_sku_put); batches of other messages decided meanwhile stay queued in the engine
@@ -39,8 +48,10 @@
  *
  * Invariants.
  *   1. Every message received gets exactly one reply, sent with the control header it came with.
- *   2. in_flight counts the slots submitted and not yet replied; it never exceeds in_flight_max,
- *      which never exceeds what the engine's ready queue can hold (shards * ring_slots).
+ *   2. in_flight counts the slots submitted (packed, waiting for a pack, or in their own batch)
+ *      and not yet replied, requests_in_flight and bytes_in_flight their requests and bytes;
+ *      each stays within its maximum. batches_in_flight (packs and large messages' batches)
+ *      never exceeds what the engine's ready queue can hold (shards * ring_slots).
  *   3. Results go back in request order: result i answers request i of the message.
  *   4. After rush_server_stop() no new message is received; rush_server_run() returns once every
  *      in-flight slot is replied (or RUSH_SERVER_DRAIN_MS_MAX has passed).
@@ -55,15 +66,28 @@
 #include "rush/engine.h"
 #include "rush/types.h"
 
-#define RUSH_SERVER_SMALL_RECORDS 64 /* requests a small slot holds */
-#define RUSH_SERVER_SMALL_SLOTS 1024 /* small messages in flight at once */
-#define RUSH_SERVER_LARGE_SLOTS 16   /* large messages in flight at once */
-#define RUSH_SERVER_IN_FLIGHT_MAX (RUSH_SERVER_SMALL_SLOTS + RUSH_SERVER_LARGE_SLOTS)
-#define RUSH_SERVER_RECEIVE_BURST_MAX 64 /* messages taken from one socket per loop turn */
-#define RUSH_SERVER_DONE_MAX 64          /* decided batches taken per rush_engine_poll */
-#define RUSH_SERVER_DRAIN_MS_MAX 10000   /* shutdown: longest wait for in-flight batches */
-#define RUSH_SERVER_SHARDS_DEFAULT 2     /* neither --shards nor [engine] shards given */
-#define RUSH_SERVER_SKUS_HEADROOM 1024   /* SKU slots per shard beyond the campaign's count */
+#define RUSH_SERVER_ONE_SLOTS 16384     /* one-record messages in flight at once */
+#define RUSH_SERVER_SMALL_RECORDS 64    /* requests a small slot holds */
+#define RUSH_SERVER_SMALL_SLOTS 1024    /* small messages in flight at once */
+#define RUSH_SERVER_MEDIUM_RECORDS 1024 /* requests a medium slot holds */
+#define RUSH_SERVER_MEDIUM_SLOTS 256    /* medium messages in flight at once */
+#define RUSH_SERVER_LARGE_SLOTS 16      /* large messages in flight at once */
+#define RUSH_SERVER_IN_FLIGHT_MAX                                                                  \
+    (RUSH_SERVER_ONE_SLOTS + RUSH_SERVER_SMALL_SLOTS + RUSH_SERVER_MEDIUM_SLOTS +                  \
+     RUSH_SERVER_LARGE_SLOTS)
+/* The budgets: requests and message bytes held at once, whatever the number of messages. */
+#define RUSH_SERVER_REQUESTS_IN_FLIGHT_MAX 262144
+#define RUSH_SERVER_BYTES_IN_FLIGHT_MAX (64u << 20)
+#define RUSH_SERVER_RECEIVE_BURST_MAX 1024 /* messages taken from one socket per loop turn */
+/* Packs: engine batches of many small messages' requests, per shard (server_pack.c). 64 of
+ * 1024 requests per shard: a turn every few microseconds while an fdatasync takes a millisecond
+ * or more keeps dozens in flight, each a work item. */
+#define RUSH_SERVER_PACKS_PER_SHARD 64
+#define RUSH_SERVER_PACK_REQUESTS_MAX 1024 /* and at most the engine's work_requests_max */
+#define RUSH_SERVER_DONE_MAX 64            /* decided batches taken per rush_engine_poll */
+#define RUSH_SERVER_DRAIN_MS_MAX 10000     /* shutdown: longest wait for in-flight batches */
+#define RUSH_SERVER_SHARDS_DEFAULT 2       /* neither --shards nor [engine] shards given */
+#define RUSH_SERVER_SKUS_HEADROOM 1024     /* SKU slots per shard beyond the campaign's count */
 #define RUSH_SERVER_DATA_DIR_DEFAULT "data"
 #define RUSH_SERVER_TOKEN_FILE "admin.token"
 #define RUSH_SERVER_WHY_BYTES 600

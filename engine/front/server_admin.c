@@ -225,13 +225,18 @@ static void admin_stats(struct rush_server *server, struct rush_server_message *
         ",\"recovered_events\":%llu,\"uptime_s\":%.3f,\"in_flight\":%u,\"in_flight_max\":%u,"
         "\"server\":{\"messages\":"
         "{\"orders\":%llu,\"json\":%llu,\"admin\":%llu},\"requests\":%llu,\"errors\":%llu,"
-        "\"busy_messages\":%llu,\"send_failures\":%llu,\"wal_failed_replies\":%llu",
+        "\"busy_messages\":%llu,\"send_failures\":%llu,\"wal_failed_replies\":%llu,"
+        "\"requests_in_flight\":%llu,\"requests_in_flight_max\":%llu,\"packs\":%llu,"
+        "\"packed_messages\":%llu",
         (unsigned long long)stats.recovered_events, uptime_s, server->in_flight,
         server->in_flight_max, (unsigned long long)c->messages[RUSH_ENDPOINT_ORDERS],
         (unsigned long long)c->messages[RUSH_ENDPOINT_JSON],
         (unsigned long long)c->messages[RUSH_ENDPOINT_ADMIN], (unsigned long long)c->requests,
         (unsigned long long)c->errors, (unsigned long long)c->busy_messages,
-        (unsigned long long)c->send_failures, (unsigned long long)c->wal_failed_replies);
+        (unsigned long long)c->send_failures, (unsigned long long)c->wal_failed_replies,
+        (unsigned long long)server->requests_in_flight,
+        (unsigned long long)server->requests_in_flight_max, (unsigned long long)c->packs,
+        (unsigned long long)c->packed_messages);
     if (used < cap)
         used += put_outcomes(text + used, cap - used, "outcomes", c->outcomes);
     if (used < cap)

@@ -51,6 +51,7 @@ int rush_server_engine_config(const struct rush_campaign *campaign, uint32_t sha
         config->limits.user_limits_max = settings->user_limits_max;
     rush_campaign_policy(settings, &config->policy);
     config->snapshot_every_events = settings->snapshot_every_events;
+    config->snapshot_in_background = settings->snapshot_background;
     /* Any number of the campaign's SKUs may hash to one shard; leave room for sku_put too. */
     uint32_t skus_needed = campaign->sku_count + RUSH_SERVER_SKUS_HEADROOM;
     if (config->limits.skus_max < skus_needed)

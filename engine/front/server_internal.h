@@ -5,8 +5,10 @@
  *        |                                                        |
  *        +--> server_config.c (campaign to engine, token)         |
  *        +--> server_slots.c (slot life) <------------------------+
- *                  |  replies through the handler table            |
- *                  +--> server_reply.c (send, error replies) <-----+
+ *        |         |  replies through the handler table            |
+ *        |         +--> server_reply.c (send, error replies) <-----+
+ *        |         |
+ *        +---------+--> server_pack.c (coalescing into engine batches; calls the engine only)
  *
  * No file calls a function of a file above it; server_slots.c reaches an endpoint's reply only
  * through server->handlers. Not for use outside engine/front/.
@@ -48,28 +50,59 @@ struct rush_server_message {
     size_t len;
 };
 
+/* Slot sizes: a one-record message (every JSON one, most gateways' binary ones), a small one
+ * (up to RUSH_SERVER_SMALL_RECORDS records), a medium one (up to RUSH_SERVER_MEDIUM_RECORDS), a
+ * large one (up to RUSH_WIRE_REQUESTS_MAX). */
+enum rush_slot_class {
+    RUSH_SLOT_ONE = 0,
+    RUSH_SLOT_SMALL = 1,
+    RUSH_SLOT_MEDIUM = 2,
+    RUSH_SLOT_LARGE = 3,
+    RUSH_SLOT_CLASS_COUNT_ = 4,
+};
+
 /* One message in flight (see the slot life in server.h). */
 struct rush_server_slot {
-    struct rush_batch batch; /* batch.context points back at the slot */
+    struct rush_batch batch; /* a large message's own batch; batch.context points at the slot */
     enum rush_endpoint endpoint;
     void *control;
     uint64_t message_id;
     uint32_t count;       /* records in the message */
     uint32_t valid_count; /* records handed to the engine: requests[0 .. valid_count) */
     uint32_t capacity;
-    bool large;
+    uint32_t bytes;   /* the message's size, counted against the bytes budget */
+    uint32_t pending; /* packed requests not yet back from the engine */
+    bool packed;      /* its requests went into packs (else into its own batch) */
+    enum rush_slot_class slot_class;
     struct rush_request *requests;
     struct rush_result *results; /* [0, valid_count): the engine's; then the invalid ones' */
     uint8_t *reasons;            /* per message record: why it is invalid, or REASON_NONE */
     int64_t received_ns;         /* when its message was taken (end-to-end latency) */
 };
 
+/*
+ * A pack: one engine batch carrying the requests of many messages bound for one shard
+ * (server_pack.c). Each request remembers its slot and its index there, so the results go back
+ * to every message as soon as the pack is decided.
+ */
+struct rush_server_pack {
+    struct rush_batch batch; /* batch.context points back at the pack */
+    uint32_t shard;
+    uint32_t count; /* requests packed */
+    struct rush_request *requests;
+    struct rush_result *results;
+    struct rush_server_slot **owners; /* per request: the slot it came in */
+    uint32_t *positions;              /* per request: its index in that slot's requests */
+};
+
 struct rush_server_counters {
     uint64_t messages[RUSH_ENDPOINT_COUNT_];
     uint64_t requests;
     uint64_t errors;        /* messages answered with an ERROR or a JSON decode error */
-    uint64_t busy_messages; /* messages answered busy: no slot, or the engine's rings full */
+    uint64_t busy_messages; /* messages answered busy: over a budget, or the engine full */
     uint64_t busy_no_slot;  /* of those, the ones that found every slot taken */
+    uint64_t packs;         /* packs submitted */
+    uint64_t packed_messages;
     uint64_t outcomes[RUSH_OUTCOME_COUNT_];
     uint64_t send_failures;
     uint64_t wal_failed_replies; /* replies with outcome_unknown results: a log failed */
@@ -90,20 +123,35 @@ struct rush_server {
     char data_dir[RUSH_DATA_DIR_BYTES_MAX];
     int64_t started_ns;
 
-    struct rush_server_slot *slots; /* small ones first, then large */
-    struct rush_server_slot **free_small;
-    struct rush_server_slot **free_large;
-    uint32_t free_small_count;
-    uint32_t free_large_count;
+    struct rush_server_slot *slots; /* RUSH_SERVER_IN_FLIGHT_MAX: one-record, small, large */
+    struct rush_server_slot **free_slots[RUSH_SLOT_CLASS_COUNT_];
+    uint32_t free_counts[RUSH_SLOT_CLASS_COUNT_];
+    struct rush_request *slot_requests[RUSH_SLOT_CLASS_COUNT_];
+    struct rush_result *slot_results[RUSH_SLOT_CLASS_COUNT_];
+    uint8_t *slot_reasons[RUSH_SLOT_CLASS_COUNT_];
+    struct rush_server_slot overflow; /* a message answered busy at once; never submitted */
+    /* The in-flight budgets (server.h): messages held, their requests and their bytes. */
     uint32_t in_flight;
     uint32_t in_flight_max;
-    struct rush_request *small_requests;
-    struct rush_result *small_results;
-    uint8_t *small_reasons;
-    struct rush_request *large_requests;
-    struct rush_result *large_results;
-    uint8_t *large_reasons;
-    struct rush_server_slot overflow; /* a message answered busy at once; never submitted */
+    uint64_t requests_in_flight;
+    uint64_t requests_in_flight_max;
+    uint64_t bytes_in_flight;
+    uint64_t bytes_in_flight_max;
+    /* Engine batches submitted and not yet handed back (packs and large messages' own). */
+    uint32_t batches_in_flight;
+    uint32_t batches_in_flight_max; /* what the engine's ready queue holds */
+
+    /* Packs (server_pack.c): per shard RUSH_SERVER_PACKS_PER_SHARD, one of them open. */
+    struct rush_server_pack *packs;
+    uint32_t pack_count;
+    uint32_t pack_requests_max;
+    struct rush_server_pack **free_packs; /* per shard, RUSH_SERVER_PACKS_PER_SHARD each */
+    uint32_t free_pack_counts[RUSH_SHARDS_MAX];
+    struct rush_server_pack *open_packs[RUSH_SHARDS_MAX]; /* filling, not yet submitted */
+    struct rush_server_slot **whole;   /* scratch: slots a returning pack completed */
+    struct rush_server_slot **waiting; /* FIFO of small messages waiting for a free pack */
+    uint32_t waiting_head;
+    uint32_t waiting_count;
 
     struct rush_result *merged; /* RUSH_WIRE_REQUESTS_MAX results in message order */
     uint8_t *reply;             /* RUSH_WIRE_MESSAGE_BYTES_MAX, 8-byte aligned */
@@ -136,12 +184,32 @@ extern const struct rush_server_handlers rush_server_admin_handlers;
 /* server_slots.c: the slot life (server.h); calls nothing above it but through the table. */
 RUSH_MUST_USE int rush_server_slots_create(struct rush_server *server);
 void rush_server_slots_free(struct rush_server *server);
-struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint32_t count);
+/* A free slot for a message of `count` records and `bytes` bytes, or the overflow slot (to be
+ * answered busy) when no slot is free or the message would pass a budget. */
+struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint32_t count,
+                                               size_t bytes);
 void rush_server_slot_give(struct rush_server *server, struct rush_server_slot *slot);
-/* Submits the slot's valid requests, or answers at once (none valid, busy). Takes the slot. */
+/* Packs the slot's valid requests (or submits a large message's own batch), or answers at once
+ * (none valid, busy). Takes the slot. */
 void rush_server_slot_submit(struct rush_server *server, struct rush_server_slot *slot);
-/* A decided batch is back: its endpoint replies, and the slot is free again. */
-void rush_server_slot_decided(struct rush_server *server, struct rush_server_slot *slot);
+/* A batch rush_engine_poll handed back (a pack or a large message's own): every message it
+ * completes is replied, and its slot is free again. */
+void rush_server_batch_decided(struct rush_server *server, struct rush_batch *batch);
+
+/* server_pack.c: packs; calls the engine, nothing in the front end. */
+RUSH_MUST_USE int rush_server_packs_create(struct rush_server *server);
+void rush_server_packs_free(struct rush_server *server);
+/* Packs the slot's valid requests into their shards' open packs, or queues the message until a
+ * pack is free (it is never refused). */
+void rush_server_pack_add(struct rush_server *server, struct rush_server_slot *slot);
+/* Packs the waiting messages that fit, then submits every open pack the engine takes now; a
+ * refused one stays open for the next turn. */
+void rush_server_packs_flush(struct rush_server *server);
+/* The pack a batch is, or NULL (a large message's own batch). */
+struct rush_server_pack *rush_server_pack_of(struct rush_server *server, struct rush_batch *batch);
+/* A pack is back: its results go to their slots; the slots it completed are stored in
+ * server->whole (returns how many), and the pack is free again. */
+uint32_t rush_server_pack_scatter(struct rush_server *server, struct rush_server_pack *pack);
 
 /* server_reply.c: sending, shared by every endpoint; calls nothing in the front end. */
 /* Sends body with *control (consumed: set to NULL) on the endpoint's socket. */

@@ -86,7 +86,7 @@ static void on_binary(struct rush_server *server, struct rush_server_message *me
         rush_server_send_wire_error(server, message, view.message_id, &error);
         return;
     }
-    struct rush_server_slot *slot = rush_server_slot_take(server, view.count);
+    struct rush_server_slot *slot = rush_server_slot_take(server, view.count, message->len);
     int copied = rush_wire_view_copy(&view, slot->requests,
                                      (size_t)slot->capacity * sizeof(struct rush_request));
     RUSH_ASSERT(copied == (int)(view.count * sizeof(struct rush_request)));
@@ -123,7 +123,7 @@ static void on_json(struct rush_server *server, struct rush_server_message *mess
         rush_server_send_json_error(server, message, why);
         return;
     }
-    struct rush_server_slot *slot = rush_server_slot_take(server, 1);
+    struct rush_server_slot *slot = rush_server_slot_take(server, 1, message->len);
     slot->requests[0] = request;
     set_aside_invalid(slot, rush_wire_request_reason(&request) == RUSH_REASON_NONE ? 0 : 1);
     slot->endpoint = RUSH_ENDPOINT_JSON;

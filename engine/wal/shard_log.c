@@ -252,32 +252,45 @@ static int wait_synced(struct rush_shard_log *log, uint64_t lsn)
     return 0;
 }
 
-int rush_shard_log_snapshot(struct rush_shard_log *log, const struct rush_shard *shard, char *why,
-                            size_t why_size)
+int rush_shard_log_snapshot_begin(struct rush_shard_log *log, uint64_t *lsn, char *why,
+                                  size_t why_size)
 {
     if (log->wal == NULL || log->dir == NULL || log->writes_nothing) {
         snprintf(why, why_size, "no log on disk (no data_dir, or durability none)");
         return RUSH_ECONFIG;
     }
-    int64_t start_ns = monotonic_ns();
     rush_shard_log_commit(log);
     int rc = log->error != 0 ? RUSH_EWAL : 0;
-    uint64_t lsn = rush_wal_appended_lsn(log->wal);
+    *lsn = rush_wal_appended_lsn(log->wal);
     if (rc == 0)
-        rc = wait_synced(log, lsn);
-    if (rc < 0) {
+        rc = wait_synced(log, *lsn);
+    if (rc < 0)
         snprintf(why, why_size, "waiting for the log to be synced: %s", rush_strerror(rc));
-        return rc;
-    }
-    if ((rc = rush_snapshot_write(shard, log->dir, log->shard_index, lsn, why, why_size)) < 0)
-        return rc;
+    return rc;
+}
+
+void rush_shard_log_snapshot_end(struct rush_shard_log *log, uint64_t lsn)
+{
     log->snapshot_lsn = lsn;
     uint64_t retain = atomic_load_explicit(&log->retain_lsn, memory_order_acquire);
-    rc = rush_wal_remove_below(log->dir, log->shard_index, retain < lsn + 1 ? retain : lsn + 1);
+    int rc = rush_wal_remove_below(log->dir, log->shard_index, retain < lsn + 1 ? retain : lsn + 1);
     if (rc < 0) { /* the snapshot stands; the segments are only kept longer than needed */
         rush_log(RUSH_LOG_WARN, "rush: shard %u: removing segments below lsn %lu: %s",
                  log->shard_index, lsn + 1, rush_strerror(rc));
     }
+}
+
+int rush_shard_log_snapshot(struct rush_shard_log *log, const struct rush_shard *shard, char *why,
+                            size_t why_size)
+{
+    int64_t start_ns = monotonic_ns();
+    uint64_t lsn = 0;
+    int rc = rush_shard_log_snapshot_begin(log, &lsn, why, why_size);
+    if (rc < 0)
+        return rc;
+    if ((rc = rush_snapshot_write(shard, log->dir, log->shard_index, lsn, why, why_size)) < 0)
+        return rc;
+    rush_shard_log_snapshot_end(log, lsn);
     log->snapshot_ns_last = (uint64_t)(monotonic_ns() - start_ns);
     return 0;
 }

@@ -112,6 +112,14 @@ int rush_shard_log_error(const struct rush_shard_log *log, const char **why);
 RUSH_MUST_USE int rush_shard_log_snapshot(struct rush_shard_log *log,
                                           const struct rush_shard *shard, char *why,
                                           size_t why_size);
+/*
+ * The two halves of rush_shard_log_snapshot, for a writer that runs elsewhere (a forked child,
+ * engine.c): _begin commits and waits until the log is synced to its end and gives the lsn the
+ * snapshot is for; once the snapshot of that lsn is on disk, _end removes the segments it covers.
+ */
+RUSH_MUST_USE int rush_shard_log_snapshot_begin(struct rush_shard_log *log, uint64_t *lsn,
+                                                char *why, size_t why_size);
+void rush_shard_log_snapshot_end(struct rush_shard_log *log, uint64_t lsn);
 
 /* Flushes and closes the WAL; frees the queue. */
 void rush_shard_log_close(struct rush_shard_log *log);

@@ -102,6 +102,15 @@ struct rush_engine_config {
      * fdatasyncing ~93 bytes per order (bench-recovery measures it). 0: never.
      */
     uint64_t snapshot_every_events;
+    /*
+     * Automatic snapshots written without stopping the shard: the shard thread waits for the log
+     * to be synced (one fdatasync), then fork(2)s; the child writes the snapshot from the
+     * copy-on-write image of the state and exits, while the shard goes on deciding (each page it
+     * then changes is copied once). The covered segments are removed when the child is done.
+     * An on-demand rush_engine_snapshot() still writes on the shard's thread. false: automatic
+     * snapshots block the shard as above.
+     */
+    bool snapshot_in_background;
     uint64_t wal_segment_bytes; /* size of each log segment file; 0: 64 MiB */
 };
 
@@ -159,6 +168,16 @@ RUSH_MUST_USE int rush_engine_submit(struct rush_engine *engine, struct rush_bat
  */
 RUSH_MUST_USE int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done,
                                    uint32_t done_max, int timeout_ms);
+/*
+ * For a front end that sleeps in its own poll(2) over sockets and the engine at once: an eventfd
+ * that becomes readable when a shard hands work back while the caller is between
+ * rush_engine_sleep_begin() (true: nothing is waiting, poll the fd with the sockets; false: call
+ * rush_engine_poll at once) and rush_engine_sleep_end() (always called after begin; drains the
+ * fd). A shard writes the fd once per sleep, not once per work item. Front-end thread only.
+ */
+int rush_engine_wake_fd(const struct rush_engine *engine);
+RUSH_MUST_USE bool rush_engine_sleep_begin(struct rush_engine *engine);
+void rush_engine_sleep_end(struct rush_engine *engine);
 /* Submits and waits: the simple synchronous form. Returns 0, RUSH_EWAL (a log failed: results
  * whose fate is unknown are RUSH_OUTCOME_UNKNOWN, the others are decisions), or < 0. */
 RUSH_MUST_USE int rush_engine_execute(struct rush_engine *engine,

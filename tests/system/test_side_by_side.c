@@ -64,6 +64,7 @@ Test(side_by_side, quick_run_prints_every_figure_and_ratio, .timeout = 240)
     PRINTED("ratio  rush fsync batched / redis always ");
     PRINTED("ratio  rush fsync unbatched / redis no persistence ");
     PRINTED("open loop, rush, fsync, batched");
+    PRINTED("open loop, rush, fsync, one order per message");
     PRINTED("open loop, redis, appendfsync always");
     PRINTED("redis books (sold exactly min(stock, buyers) per SKU, every run): ok");
 }

@@ -188,6 +188,8 @@ static const struct broken broken_files[] = {
     {"[engine]\nsnapshot_every_events = 9223372036854775808\n",
      "t.ini:2: snapshot_every_events = 9223372036854775808: must be"},
     {"[engine]\nsnapshot_every_events =\n", "t.ini:2: snapshot_every_events = : must be"},
+    {"[engine]\nsnapshot_background = yes\n",
+     "t.ini:2: snapshot_background = yes: must be true or false"},
     {"[engine]\nshards = 4\nshards = 5\n", "t.ini:3: key 'shards' is given twice"},
     {"[engine]\nthreads = 4\n", "t.ini:2: unknown key 'threads' in [engine]"},
     {"[engine]\nended_retain = 0\n", "t.ini:2: ended_retain = 0: must be a duration 1ms..168h"},
@@ -407,6 +409,19 @@ Test(campaign, many_skus_load_and_ids_stay_unique)
     cr_assert_eq(campaign.skus[count - 1].stock, (int64_t)count - 1);
     rush_campaign_free(&campaign);
     free(text);
+}
+
+Test(campaign, snapshot_background_reaches_the_engine_config)
+{
+    struct rush_campaign campaign = load_ok("[engine]\nshards = 1\n");
+    struct rush_engine_config config;
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert(!config.snapshot_in_background, "absent: the shard writes its own");
+    rush_campaign_free(&campaign);
+    campaign = load_ok("[engine]\nsnapshot_every_events = 1000\nsnapshot_background = true\n");
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert(config.snapshot_in_background);
+    rush_campaign_free(&campaign);
 }
 
 Test(campaign, snapshot_every_events_reaches_the_engine_config)
