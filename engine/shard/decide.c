@@ -100,7 +100,7 @@ static struct verdict decide_reserve(struct rush_shard *shard, const struct rush
     struct sku_state *sku = shard__sku(shard, request->sku_id);
     if (sku == NULL)
         return verdict_of(RUSH_UNKNOWN_SKU);
-    if (sku->def.group_size != 0)
+    if (sku->def.group_size != 0 && !sku->def.solo_allowed)
         return invalid_because(RUSH_REASON_GROUP_SKU);
     struct verdict verdict = decide__sale_window(shard, sku);
     if (verdict.outcome == RUSH_OK)
@@ -235,7 +235,7 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
     event.sku_id = sku->def.id;
     event.group_id = group_id_of(shard, group_index);
     event.order_id = order_id_of(shard, shard->order_count + 1);
-    event.amount = shard__price_of(sku, 1); /* the seat's amount, fixed at join */
+    event.amount = shard__seat_price(sku, false); /* the seat's amount, fixed at join */
     shard__emit(shard, &event);
     if (group->seats == sku->def.group_size) /* this join completed it: its events carry the op */
         shard__group_complete(shard, group_index, 0, request->op);
@@ -528,7 +528,14 @@ static bool sku_def_valid(const struct rush_sku *def)
         (def->group_size >= 2 && def->group_size <= RUSH_GROUP_SIZE_MAX && def->group_ttl_ns > 0 &&
          def->groups_open_max >= 1 && def->virtual_policy <= RUSH_VIRTUAL_AT_MOST &&
          def->virtual_seats_max < def->group_size);
-    return def->id != 0 && def->unlimited <= 1 && def->paused <= 1 && group_ok &&
+    bool prices_ok = def->solo_allowed <= 1 &&
+                     (def->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE)) == 0 &&
+                     (def->group_size != 0 || (def->solo_allowed == 0 && def->prices == 0)) &&
+                     (def->prices & RUSH_SKU_GROUP_PRICE || def->group_price_fen == 0) &&
+                     (def->prices & RUSH_SKU_LEADER_PRICE || def->leader_price_fen == 0) &&
+                     def->group_price_fen >= 0 && def->group_price_fen <= def->price_fen &&
+                     def->leader_price_fen >= 0 && def->leader_price_fen <= def->price_fen;
+    return def->id != 0 && def->unlimited <= 1 && def->paused <= 1 && group_ok && prices_ok &&
            (def->unlimited || (def->stock >= 0 && def->stock <= huge)) && def->price_fen >= 0 &&
            def->price_fen <= huge / RUSH_QTY_MAX && def->start_ns < def->end_ns &&
            def->order_qty_max >= 1 && def->order_qty_max <= RUSH_QTY_MAX &&

@@ -192,6 +192,17 @@ int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
     return sku->def.price_fen * (int64_t)qty;
 }
 
+/* What one seat pays: the leader's price for the opener, else the group price, else the list. */
+int64_t shard__seat_price(const struct sku_state *sku, bool leader)
+{
+    RUSH_ASSERT(sku->def.group_size != 0);
+    if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
+        return sku->def.leader_price_fen;
+    if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
+        return sku->def.group_price_fen;
+    return sku->def.price_fen;
+}
+
 /* ---- events ----------------------------------------------------------------------------- */
 
 void shard__flush(struct rush_shard *shard)
@@ -381,7 +392,8 @@ static void apply_group_opened(struct rush_shard *shard, const struct rush_event
     group__opened(shard, sku, (uint32_t)index, event->amount);
     struct rush_event seat = *event;
     seat.type = RUSH_EV_ORDER_RESERVED;
-    seat.amount = shard__price_of(sku, event->qty);
+    RUSH_ASSERT(event->qty == 1);
+    seat.amount = shard__seat_price(sku, true); /* the leader's price, fixed at open */
     apply_reserved(shard, &seat);
 }
 

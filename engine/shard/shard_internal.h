@@ -168,6 +168,7 @@ void shard__emit(struct rush_shard *shard, const struct rush_event *event);
 void shard__flush(struct rush_shard *shard);
 void shard__apply(struct rush_shard *shard, const struct rush_event *event);
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
+int64_t shard__seat_price(const struct sku_state *sku, bool leader);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
 /* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */

@@ -31,12 +31,12 @@
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 /* The records are stored as laid out in memory: a change of layout is a new format version. */
-static_assert(sizeof(struct sku_state) == 680, "sku_state layout is part of snapshot version 2");
-static_assert(sizeof(struct order) == 40, "order layout is part of snapshot version 2");
-static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 2");
-static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 2");
-static_assert(sizeof(struct key_entry) == 40, "key_entry layout is part of snapshot version 2");
-static_assert(sizeof(struct limit_entry) == 24, "limit_entry layout is part of snapshot version 2");
+static_assert(sizeof(struct sku_state) == 696, "sku_state layout is part of snapshot version 3");
+static_assert(sizeof(struct order) == 40, "order layout is part of snapshot version 3");
+static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 3");
+static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 3");
+static_assert(sizeof(struct key_entry) == 40, "key_entry layout is part of snapshot version 3");
+static_assert(sizeof(struct limit_entry) == 24, "limit_entry layout is part of snapshot version 3");
 
 #define WRITE_BUFFER_BYTES ((size_t)1 << 20)
 #define TIMER_KIND_ORDER 0u

@@ -210,9 +210,19 @@ struct rush_sku {
     uint8_t unlimited;          /* 1: no stock limit */
     uint8_t virtual_policy;     /* enum rush_virtual_policy */
     uint8_t paused;             /* 1: starts paused */
-    uint8_t pad[5];
+    uint8_t solo_allowed;       /* group-buy: 1 = reserve also sells solo, at price_fen, from the
+                                   same stock */
+    uint8_t prices;             /* group-buy: RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE */
+    uint8_t pad[3];
+    int64_t group_price_fen;  /* with RUSH_SKU_GROUP_PRICE: what a seat pays (else price_fen) */
+    int64_t leader_price_fen; /* with RUSH_SKU_LEADER_PRICE: what the leader's seat pays (0: the
+                                 leader is free); else the leader pays what a seat pays */
 };
-static_assert(sizeof(struct rush_sku) == 128, "sku record is 128 bytes");
+static_assert(sizeof(struct rush_sku) == 144, "sku record is 144 bytes");
+
+/* rush_sku.prices: which of the group-buy prices are set (a price of 0 is a price: free). */
+#define RUSH_SKU_GROUP_PRICE 0x01
+#define RUSH_SKU_LEADER_PRICE 0x02
 
 /* Event types: the engine's log format. Values are in the log: append, never renumber. */
 enum rush_event_type {
@@ -266,7 +276,9 @@ struct rush_event {
 static_assert(sizeof(struct rush_event) == 64, "event record is 64 bytes");
 
 #define RUSH_SKU_PART_BYTES 56
-#define RUSH_SKU_PUT_PARTS 3 /* 3 * 56 bytes >= sizeof(struct rush_sku) */
+/* 3 * 56 bytes >= sizeof(struct rush_sku); a part's bytes past the record (a log written when it
+ * was 128 bytes) read as zero. */
+#define RUSH_SKU_PUT_PARTS 3
 static_assert(RUSH_SKU_PUT_PARTS * RUSH_SKU_PART_BYTES >= sizeof(struct rush_sku), "parts");
 
 /* Ids carry their shard in the top byte so that confirm, cancel and join route without lookup. */

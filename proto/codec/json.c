@@ -318,6 +318,9 @@ enum sku_field {
     S_VIRTUAL_POLICY,
     S_VIRTUAL_SEATS_MAX,
     S_VIRTUAL_BUDGET,
+    S_SOLO_ALLOWED,
+    S_GROUP_PRICE,
+    S_LEADER_PRICE,
     S_COUNT_,
 };
 
@@ -339,6 +342,9 @@ static const char *const sku_field_names[S_COUNT_] = {
     [S_VIRTUAL_POLICY] = "virtual_policy",
     [S_VIRTUAL_SEATS_MAX] = "virtual_seats_max",
     [S_VIRTUAL_BUDGET] = "virtual_budget",
+    [S_SOLO_ALLOWED] = "solo_allowed",
+    [S_GROUP_PRICE] = "group_price_fen",
+    [S_LEADER_PRICE] = "leader_price_fen",
 };
 
 /* Required in every sku_put; stock is required too unless "unlimited":true. */
@@ -394,6 +400,15 @@ static int sku_non_negative(const json_t *value, int64_t *out)
     return value_i64(value, out) < 0 || *out < 0 ? -1 : 0;
 }
 
+/* A group-buy price: present means set (0 is a price: free), absent means the list price. */
+static int sku_price_set(const json_t *value, struct rush_sku *sku, uint8_t bit, int64_t *out)
+{
+    if (sku_non_negative(value, out) < 0)
+        return -1;
+    sku->prices |= bit;
+    return 0;
+}
+
 /* One member of the sku object. 0, or -1 when its value has the wrong type or range. */
 static int decode_sku_field(enum sku_field f, const json_t *value, struct rush_sku *sku)
 {
@@ -432,6 +447,12 @@ static int decode_sku_field(enum sku_field f, const json_t *value, struct rush_s
         return value_u32(value, 0, UINT32_MAX, &sku->virtual_seats_max);
     case S_VIRTUAL_BUDGET:
         return value_u32(value, 0, UINT32_MAX, &sku->virtual_budget);
+    case S_SOLO_ALLOWED:
+        return sku_flag(value, &sku->solo_allowed);
+    case S_GROUP_PRICE:
+        return sku_price_set(value, sku, RUSH_SKU_GROUP_PRICE, &sku->group_price_fen);
+    case S_LEADER_PRICE:
+        return sku_price_set(value, sku, RUSH_SKU_LEADER_PRICE, &sku->leader_price_fen);
     case S_COUNT_:
         break;
     }
@@ -457,6 +478,9 @@ static const char *const sku_field_types[S_COUNT_] = {
     [S_VIRTUAL_POLICY] = "one of none, fill, at_most",
     [S_VIRTUAL_SEATS_MAX] = "an integer 0..4294967295",
     [S_VIRTUAL_BUDGET] = "an integer 0..4294967295",
+    [S_SOLO_ALLOWED] = "a boolean",
+    [S_GROUP_PRICE] = "an integer >= 0 (fen)",
+    [S_LEADER_PRICE] = "an integer >= 0 (fen; 0: the leader is free)",
 };
 
 static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, size_t why_size)
@@ -1001,6 +1025,12 @@ int rush_json_encode_sku_put(const struct rush_sku *sku, char *buf, size_t cap)
     member_string(&w, "virtual_policy", virtual_policy_name(sku->virtual_policy));
     member_u64(&w, "virtual_seats_max", sku->virtual_seats_max);
     member_u64(&w, "virtual_budget", sku->virtual_budget);
+    if (sku->group_size != 0)
+        member_bool(&w, "solo_allowed", sku->solo_allowed != 0);
+    if (sku->prices & RUSH_SKU_GROUP_PRICE)
+        member_i64(&w, "group_price_fen", sku->group_price_fen);
+    if (sku->prices & RUSH_SKU_LEADER_PRICE)
+        member_i64(&w, "leader_price_fen", sku->leader_price_fen);
     close_object(&w);
     close_object(&w);
     return writer_finish(&w);

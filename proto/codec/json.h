@@ -40,7 +40,9 @@
  * Admin forms. {"op":"sku_put","sku":{"id":1001,"name":"...","stock":1000,...}} carries every
  * field of struct rush_sku by name (see rush_json_encode_sku_put for the exact set); it is
  * checked with rush_sku_check (codec/sku.h) so that a bad definition is refused with
- * the same words the campaign file uses. {"op":"stats"} and {"op":"snapshot"} take no field.
+ * the same words the campaign file uses. group_price_fen and leader_price_fen set their bit in
+ * `prices` when present (0 is a price: a free leader); the encoder writes them only when set, and
+ * solo_allowed only for a group-buy SKU. {"op":"stats"} and {"op":"snapshot"} take no field.
  *
  * Errors. Decoders return RUSH_EPROTO and write a reason that names the problem into `why`:
  * "not a JSON object", "unknown op 'buy'", "field 'qty' must be an integer 1..1000000",

@@ -11,8 +11,44 @@
 #include "rush/assert.h"
 #include "sku.h"
 
+/*
+ * One stock, several prices: a group-buy SKU's seats pay group_price (when set), its leader
+ * leader_price (when set; 0 = the leader is free), and with solo_allowed a plain reserve buys
+ * from the same stock at price. No price is above the list price: the difference is the deal.
+ */
+static int sku_check_prices(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    if (sku->solo_allowed > 1)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "solo_allowed must be 0 or 1");
+    if ((sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE)) != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "prices holds unknown bits 0x%x",
+                            sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE));
+    if (sku->group_size == 0 && (sku->solo_allowed || sku->prices != 0))
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "solo_allowed, group_price and leader_price need group_size (this is "
+                            "not a group-buy SKU: it sells at price)");
+    if (!(sku->prices & RUSH_SKU_GROUP_PRICE) && sku->group_price_fen != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "group_price_fen must be 0 unless the group price is set");
+    if (!(sku->prices & RUSH_SKU_LEADER_PRICE) && sku->leader_price_fen != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "leader_price_fen must be 0 unless the leader price is set");
+    if (sku->group_price_fen < 0 || sku->group_price_fen > sku->price_fen)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "group_price must be 0..%" PRId64 " fen (at most the list price)",
+                            sku->price_fen);
+    if (sku->leader_price_fen < 0 || sku->leader_price_fen > sku->price_fen)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "leader_price must be 0..%" PRId64 " fen (at most the list price)",
+                            sku->price_fen);
+    return 0;
+}
+
 static int sku_check_group(const struct rush_sku *sku, char *why, size_t why_size)
 {
+    int rc = sku_check_prices(sku, why, why_size);
+    if (rc < 0)
+        return rc;
     if (sku->group_size == 0) {
         if (sku->group_ttl_ns != 0 || sku->groups_open_max != 0 || sku->virtual_policy != 0 ||
             sku->virtual_seats_max != 0 || sku->virtual_budget != 0)

@@ -151,7 +151,8 @@ enum rush_reason rush_wire_sku_reason(const struct rush_sku *sku)
     RUSH_ASSERT(sku != NULL);
     if (sku->unlimited > 1 || sku->paused > 1)
         return RUSH_REASON_SKU_DEF;
-    if (sku->virtual_policy > RUSH_VIRTUAL_AT_MOST)
+    if (sku->virtual_policy > RUSH_VIRTUAL_AT_MOST || sku->solo_allowed > 1 ||
+        (sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE)) != 0)
         return RUSH_REASON_SKU_DEF;
     return RUSH_REASON_NONE;
 }
@@ -357,6 +358,12 @@ static void describe_sku_field(const struct rush_sku *sku, uint32_t index,
     else if (sku->paused > 1)
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: paused %u not 0 or 1",
                             index, sku->paused);
+    else if (sku->solo_allowed > 1)
+        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index,
+                            "record %u: solo_allowed %u not 0 or 1", index, sku->solo_allowed);
+    else if (sku->virtual_policy <= RUSH_VIRTUAL_AT_MOST)
+        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unknown prices bits %#x",
+                            index, sku->prices);
     else
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unknown virtual policy %u",
                             index, sku->virtual_policy);

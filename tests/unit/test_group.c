@@ -4,7 +4,9 @@
  * refunds.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 
+#include "rush/stream.h"
 #include "support.h"
 
 static struct recorder recorder;
@@ -455,4 +457,123 @@ Test(group, a_late_join_settles_the_largest_group_within_the_smallest_event_buff
     cr_assert_eq(late.outcome, RUSH_GROUP_CLOSED);
     cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), RUSH_GROUP_SIZE_MAX - 1);
     cr_assert_eq(ledger_of(1).available, 100);
+}
+
+/* A Pinduoduo deal: one stock sold solo at the list price, seats at the group price, the
+ * leader free. Each order records what its buyer pays; the stream shows it as the unit price. */
+static struct rush_sku deal_sku(int64_t stock)
+{
+    struct rush_sku sku = sku_group(1, stock, 2);
+    sku.pay_ttl_ns = 60 * SECOND; /* solo orders pay within a minute; seats pay at join */
+    sku.solo_allowed = 1;
+    sku.prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
+    sku.group_price_fen = 60;
+    sku.leader_price_fen = 0;
+    return sku;
+}
+
+static int64_t amount_of(uint8_t type, uint64_t order_id)
+{
+    for (uint32_t i = 0; i < recorder.count; i++)
+        if (recorder.events[i].type == type && recorder.events[i].order_id == order_id)
+            return recorder.events[i].amount;
+    cr_assert_fail("no %s event for order %lx", rush_event_type_name(type), order_id);
+    return -1;
+}
+
+Test(group, one_stock_sells_solo_and_in_groups_at_their_own_prices)
+{
+    put_at(shard, T0_NS, deal_sku(3));
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0);
+    cr_assert_eq(open.remaining, 2);
+    struct rush_request reserve = request_of(RUSH_OP_RESERVE, 1, 200, 1, 0, next_key++);
+    struct rush_result solo = decide_at(shard, T0_NS, reserve);
+    cr_assert_eq(solo.outcome, RUSH_OK, "solo_allowed: a reserve buys from the group SKU");
+    cr_assert_eq(solo.state, RUSH_ORDER_RESERVED, "a solo order has its pay TTL");
+    cr_assert_eq(solo.remaining, 1, "from the same stock");
+    struct rush_result join = op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 101, open.group_id);
+    cr_assert_eq(join.state, RUSH_ORDER_CONFIRMED);
+    cr_assert_eq(join.remaining, 0);
+    cr_assert_eq(amount_of(RUSH_EV_ORDER_CONFIRMED, open.order_id), 0, "the leader is free");
+    cr_assert_eq(amount_of(RUSH_EV_ORDER_CONFIRMED, join.order_id), 60, "a seat: group price");
+    cr_assert_eq(amount_of(RUSH_EV_ORDER_RESERVED, solo.order_id), 100, "solo: list price");
+    for (uint32_t i = 0; i < recorder.count; i++) { /* the stream carries each seat's price */
+        const struct rush_event *e = &recorder.events[i];
+        if (e->type != RUSH_EV_ORDER_CONFIRMED)
+            continue;
+        struct rush_stream_event published;
+        rush_stream_event_from_log(&published, 7, i + 1, T0_NS, e);
+        cr_assert_eq(published.price_fen, e->order_id == open.order_id ? 0 : 60);
+    }
+    struct rush_request another = request_of(RUSH_OP_RESERVE, 1, 201, 1, 0, next_key++);
+    cr_assert_eq(decide_at(shard, T0_NS, another).outcome, RUSH_SOLD_OUT);
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 102, 0).outcome, RUSH_SOLD_OUT);
+    struct rush_request pay = request_of(RUSH_OP_CONFIRM, 0, 0, 0, solo.order_id, next_key++);
+    cr_assert_eq(decide_at(shard, T0_NS, pay).outcome, RUSH_OK);
+    cr_assert_eq(amount_of(RUSH_EV_ORDER_CONFIRMED, solo.order_id), 100);
+    struct rush_sku_ledger ledger;
+    cr_assert_eq(rush_shard_ledger(shard, 1, &ledger), 0);
+    cr_assert_eq(ledger.confirmed, 3);
+    cr_assert_eq(ledger.available, 0);
+}
+
+Test(group, solo_and_seats_share_the_users_limit)
+{
+    struct rush_sku sku = deal_sku(10);
+    sku.user_qty_max = 2;
+    put_at(shard, T0_NS, sku);
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0).outcome, RUSH_OK);
+    struct rush_request one = request_of(RUSH_OP_RESERVE, 1, 100, 1, 0, next_key++);
+    cr_assert_eq(decide_at(shard, T0_NS, one).outcome, RUSH_OK);
+    struct rush_request two = request_of(RUSH_OP_RESERVE, 1, 100, 1, 0, next_key++);
+    cr_assert_eq(decide_at(shard, T0_NS, two).outcome, RUSH_LIMIT_EXCEEDED);
+    cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_JOIN_ANY, 1, 100, 0).outcome, RUSH_LIMIT_EXCEEDED);
+}
+
+Test(group, without_a_leader_price_the_leader_pays_the_group_price)
+{
+    struct rush_sku sku = deal_sku(10);
+    sku.prices = RUSH_SKU_GROUP_PRICE;
+    sku.leader_price_fen = 0;
+    put_at(shard, T0_NS, sku);
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0);
+    uint32_t from = recorder.count;
+    rush_shard_begin(shard, T0_NS + 11 * 60 * SECOND); /* the group fails: refunds */
+    rush_shard_end(shard);
+    cr_assert_eq(count_from(from, RUSH_EV_REFUND_DUE), 1);
+    cr_assert_eq(amount_of(RUSH_EV_REFUND_DUE, open.order_id), 60, "refund what the seat paid");
+}
+
+Test(group, a_failed_free_leader_is_refunded_nothing)
+{
+    put_at(shard, T0_NS, deal_sku(10));
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0);
+    rush_shard_begin(shard, T0_NS + 11 * 60 * SECOND);
+    rush_shard_end(shard);
+    cr_assert_eq(amount_of(RUSH_EV_REFUND_DUE, open.order_id), 0);
+    cr_assert_eq(amount_of(RUSH_EV_ORDER_RELEASED, open.order_id), 0);
+}
+
+Test(group, sku_put_refuses_prices_the_validator_refuses)
+{
+    struct rush_sku solo = sku_solo(1, 10);
+    solo.prices = RUSH_SKU_LEADER_PRICE; /* a leader price on a solo SKU */
+    struct rush_result r;
+    rush_shard_sku_put(shard, &solo, &r);
+    cr_assert_eq(r.outcome, RUSH_INVALID);
+    cr_assert_eq(r.reason, RUSH_REASON_SKU_DEF);
+    struct rush_sku dear = deal_sku(10);
+    dear.group_price_fen = dear.price_fen + 1; /* above the list price */
+    rush_shard_sku_put(shard, &dear, &r);
+    cr_assert_eq(r.reason, RUSH_REASON_SKU_DEF);
+    dear = deal_sku(10);
+    dear.prices = 0; /* a price that is not set must be zero */
+    rush_shard_sku_put(shard, &dear, &r);
+    cr_assert_eq(r.reason, RUSH_REASON_SKU_DEF);
+    dear = deal_sku(10);
+    dear.solo_allowed = 2;
+    rush_shard_sku_put(shard, &dear, &r);
+    cr_assert_eq(r.reason, RUSH_REASON_SKU_DEF);
+    cr_assert_eq(rush_shard_ledger(shard, 1, &(struct rush_sku_ledger){0}), -ENOENT,
+                 "nothing half-applied");
 }

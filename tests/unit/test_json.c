@@ -269,6 +269,22 @@ Test(json, sku_put_round_trips_and_stats_decodes)
     cr_assert_eq(command.kind, RUSH_JSON_SKU_PUT);
     cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
 
+    /* One stock, several prices: a leader price of 0 (free) survives; an unset price stays unset */
+    sku.solo_allowed = 1;
+    sku.prices = RUSH_SKU_LEADER_PRICE;
+    sku.leader_price_fen = 0;
+    cr_assert_gt(rush_json_encode_sku_put(&sku, text, sizeof text), 0);
+    cr_assert_not_null(strstr(text, "\"solo_allowed\":true"), "%s", text);
+    cr_assert_not_null(strstr(text, "\"leader_price_fen\":0"), "%s", text);
+    cr_assert_null(strstr(text, "group_price_fen"), "%s", text);
+    cr_assert_eq(rush_json_decode(text, strlen(text), &command, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
+    sku.prices |= RUSH_SKU_GROUP_PRICE;
+    sku.group_price_fen = 60;
+    cr_assert_gt(rush_json_encode_sku_put(&sku, text, sizeof text), 0);
+    cr_assert_eq(rush_json_decode(text, strlen(text), &command, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
+
     cr_assert_eq(rush_json_decode("{\"op\":\"stats\"}", 14, &command, why, sizeof why), 0);
     cr_assert_eq(command.kind, RUSH_JSON_STATS);
     cr_assert_eq(rush_json_decode("{\"op\":\"snapshot\"}", 17, &command, why, sizeof why), 0);
@@ -382,6 +398,17 @@ static const struct hostile hostile_inputs[] = {
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"unlimited\":true,"
      "\"price_fen\":1,\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1}}",
      0, "sku_put of sku 5: stock must be 0 when unlimited"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"price_fen\":1,"
+     "\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1,\"leader_price_fen\":0}}",
+     0, "sku_put of sku 5: solo_allowed, group_price and leader_price need group_size"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"price_fen\":100,"
+     "\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1,\"group_size\":2,"
+     "\"group_ttl_ns\":1000000000,\"groups_open_max\":1,\"group_price_fen\":101}}",
+     0, "sku_put of sku 5: group_price must be 0..100 fen (at most the list price)"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"solo_allowed\":1}}", 0,
+     "field 'sku.solo_allowed' must be a boolean"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"group_price_fen\":-1}}", 0,
+     "field 'sku.group_price_fen' must be an integer >= 0 (fen)"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"virtual_policy\":\"some\"}}", 0,
      "field 'sku.virtual_policy' must be one of none, fill, at_most"},
 };

@@ -59,9 +59,9 @@ enum sku_id {
     SKU_FREE = 13, /* solo, unlimited, a pay TTL longer than the timer wheel */
     SKU_LATE = 14, /* solo, window opens later and ends */
     SKU_PAIR = 21, /* group of 2, virtual none, window ends */
-    SKU_TRIO = 23, /* group of 3, fill within a budget */
+    SKU_TRIO = 23, /* group of 3, fill within a budget; also sold solo; seats 40, the leader free */
     SKU_QUAD = 24, /* group of 4, unlimited stock, fill with a large budget */
-    SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later */
+    SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later; seats pay 70 */
     SKU_UNKNOWN = 99,
 };
 
@@ -139,6 +139,11 @@ static struct rush_sku catalogue_sku(uint64_t id)
         sku.virtual_policy = RUSH_VIRTUAL_FILL;
         sku.virtual_budget = 20;
         sku.user_qty_max = 3;
+        sku.solo_allowed = 1; /* one stock: reserve buys at price, seats at the group price */
+        sku.pay_ttl_ns = 25 * MS;
+        sku.prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
+        sku.group_price_fen = 40;
+        sku.leader_price_fen = 0;
         break;
     case SKU_QUAD:
         sku = sku_group(id, 0, 4);
@@ -158,6 +163,8 @@ static struct rush_sku catalogue_sku(uint64_t id)
         sku.virtual_budget = 30;
         sku.start_ns = T0_NS + 3 * SECOND; /* group ops before the start cost nothing */
         sku.user_qty_max = 3;
+        sku.prices = RUSH_SKU_GROUP_PRICE; /* the leader pays what a seat pays */
+        sku.group_price_fen = 70;
         break;
     case SKU_UNKNOWN:
         break;
@@ -184,7 +191,7 @@ struct m_order {
     uint32_t sku;
     uint32_t qty;
     uint32_t group;   /* 0: a flash-sale order */
-    int64_t amount;   /* price * qty when reserved */
+    int64_t amount;   /* solo: price * qty when reserved; a seat: its leader, group or list price */
     int64_t deadline; /* pay deadline; 0: none */
     uint8_t state;
 };
@@ -379,7 +386,7 @@ static void m_timer_add(struct model *m, int64_t deadline, uint32_t handle)
 
 /* A new order holding stock: its number. */
 static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, uint32_t qty,
-                            uint32_t group)
+                            uint32_t group, int64_t amount)
 {
     struct m_sku *sku = &m->skus[sku_index];
     uint32_t n = ++m->order_count;
@@ -387,7 +394,7 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
                                     .sku = sku_index,
                                     .qty = qty,
                                     .group = group,
-                                    .amount = sku->def.price_fen * qty,
+                                    .amount = amount,
                                     .state = RUSH_ORDER_RESERVED};
     if (!sku->def.unlimited)
         sku->available -= qty;
@@ -447,14 +454,14 @@ static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq
     if (s < 0)
         return m_out(RUSH_UNKNOWN_SKU);
     struct m_sku *sku = &m->skus[s];
-    if (sku->def.group_size != 0)
+    if (sku->def.group_size != 0 && !sku->def.solo_allowed)
         return m_invalid(RUSH_REASON_GROUP_SKU);
     struct m_verdict v = m_window(m, sku);
     if (v.outcome == RUSH_OK)
         v = m_can_hold(m, sku, rq->user_id, rq->qty);
     if (v.outcome != RUSH_OK)
         return v;
-    v.order = m_order_new(m, (uint32_t)s, rq->user_id, rq->qty, 0);
+    v.order = m_order_new(m, (uint32_t)s, rq->user_id, rq->qty, 0, sku->def.price_fen * rq->qty);
     if (sku->def.pay_ttl_ns == 0)
         m_order_confirm(m, v.order);
     return v;
@@ -531,10 +538,20 @@ static void m_group_fail(struct model *m, uint32_t g)
     m->skus[group->sku].groups_open--;
 }
 
+/* What a seat pays: the leader price (when set) for the first seat, the group price (when set),
+ * else the list price. */
+static int64_t m_seat_price(const struct rush_sku *def, bool leader)
+{
+    if (leader && (def->prices & RUSH_SKU_LEADER_PRICE))
+        return def->leader_price_fen;
+    return (def->prices & RUSH_SKU_GROUP_PRICE) ? def->group_price_fen : def->price_fen;
+}
+
 static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user)
 {
     struct m_group *group = &m->groups[g];
-    uint32_t n = m_order_new(m, group->sku, user, 1, g);
+    int64_t amount = m_seat_price(&m->skus[group->sku].def, group->seats == 0);
+    uint32_t n = m_order_new(m, group->sku, user, 1, g, amount);
     group->members[group->seats++] = n;
     if (group->seats == m->skus[group->sku].def.group_size)
         m_group_complete(m, g, 0);
@@ -938,6 +955,11 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
     int s = m_sku_of(m, def->id);
     bool valid = def->id != 0 && def->start_ns < def->end_ns && def->order_qty_max >= 1 &&
                  def->user_qty_max >= 1 && (def->unlimited || def->stock >= 0);
+    bool prices_set = def->prices & RUSH_SKU_GROUP_PRICE || def->prices & RUSH_SKU_LEADER_PRICE;
+    if (def->group_size == 0 && (def->solo_allowed || prices_set))
+        valid = false; /* group prices and solo_allowed belong to group-buy SKUs */
+    if (def->group_price_fen > def->price_fen || def->leader_price_fen > def->price_fen)
+        valid = false; /* no price above the list price */
     if (!valid ||
         (s >= 0 && m->skus[s].groups_open > 0 && def->group_size != m->skus[s].def.group_size)) {
         r.outcome = RUSH_INVALID;
@@ -1621,6 +1643,12 @@ static void step_restock(struct run *run)
     if (def.stock < 0)
         def.stock = 0;
     def.price_fen = rnd(run, 4) == 0 ? 100 : 1 + (int64_t)rnd(run, 9999); /* a price fix */
+    if (def.prices & RUSH_SKU_GROUP_PRICE) /* the deal follows, and now and then goes above it */
+        def.group_price_fen =
+            (int64_t)rnd(run, (uint64_t)def.price_fen + (rnd(run, 16) == 0 ? 9 : 1));
+    if (def.prices & RUSH_SKU_LEADER_PRICE)
+        def.leader_price_fen =
+            rnd(run, 2) == 0 ? 0 : (int64_t)rnd(run, (uint64_t)def.price_fen + 1);
     if (rnd(run, 4) == 0) /* the sale ends soon: groups opened now are capped at the end */
         def.end_ns = run->clock + 1 + (int64_t)rnd(run, 200 * MS);
     if (rnd(run, 8) == 0)

@@ -113,7 +113,7 @@ Test(wire, skus_round_trip)
     };
     memset(skus[1].name, 'x', sizeof(skus[1].name)); /* a full name has no NUL */
     int bytes = rush_wire_encode_skus(SCRATCH, BUF_BYTES, 9, skus, 2);
-    cr_assert_eq(bytes, 32 + 2 * 128);
+    cr_assert_eq(bytes, 32 + 2 * 144);
     struct rush_wire_view view;
     struct rush_wire_error error;
     cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0, "%s", error.text);
@@ -146,7 +146,7 @@ Test(wire, message_bytes_is_exact_and_knows_the_limits)
 {
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 2), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_RESULT, 2), 32 + 112);
-    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 128);
+    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 144);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 1), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 2), 0);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 0), 0);
@@ -187,7 +187,7 @@ Test(wire, encoders_refuse_what_the_decoder_would)
     cr_assert_eq(rush_wire_encode_results(SCRATCH, BUF_BYTES, 1, &result, 1), -EINVAL);
 
     struct rush_sku sku = {.id = 1};
-    sku.pad[4] = 1;
+    sku.pad[2] = 1;
     cr_assert_eq(rush_wire_encode_skus(SCRATCH, BUF_BYTES, 1, &sku, 1), -EINVAL);
 
     struct rush_wire_error error = {.code = RUSH_WIRE_OK};
@@ -356,10 +356,10 @@ static void m_as_skus_with_pad(uint8_t *m, size_t *len)
 {
     put_u16(m + 6, RUSH_WIRE_SKU_PUT);
     put_u32(m + 8, 1);
-    put_u32(m + 12, 128);
-    memset(m + 32, 0, 128);
-    m[32 + 127] = 1;
-    *len = 160;
+    put_u32(m + 12, 144);
+    memset(m + 32, 0, 144);
+    m[32 + 127] = 1; /* the last pad byte before the group and leader prices */
+    *len = 176;
 }
 
 static const struct hostile hostiles[] = {
