@@ -81,6 +81,7 @@ static struct rush_request *make_requests(enum workload workload, uint32_t count
 static struct rush_sku sku_of(uint64_t id, int64_t stock)
 {
     return (struct rush_sku){.id = id,
+                             .name = "bench",
                              .stock = stock,
                              .price_fen = 100,
                              .start_ns = 0,
@@ -145,7 +146,7 @@ static void bench_shard(enum workload workload, uint32_t count)
     struct rush_request *requests = make_requests(workload, count);
     struct rush_result *results = malloc(sizeof(*results) * BATCH);
     uint64_t ok = 0;
-    double start = rush_drive_seconds();
+    double start = rush_clock_monotonic_seconds();
     for (uint32_t offset = 0; offset < count; offset += BATCH) {
         uint32_t n = count - offset < BATCH ? count - offset : BATCH;
         rush_shard_begin(shard, 2);
@@ -154,7 +155,7 @@ static void bench_shard(enum workload workload, uint32_t count)
         for (uint32_t i = 0; i < n; i++)
             ok += results[i].outcome == RUSH_OK;
     }
-    report("shard", workload, 1, count, rush_drive_seconds() - start, ok);
+    report("shard", workload, 1, count, rush_clock_monotonic_seconds() - start, ok);
     if (workload == HOT_PLENTY) {
         struct rush_shard_memory memory;
         rush_shard_memory(shard, &memory);
@@ -219,9 +220,9 @@ static void bench_engine(enum workload workload, uint32_t shards, uint32_t count
             abort();
     struct rush_request *requests = make_requests(workload, count);
     struct rush_result *results = malloc(sizeof(*results) * count);
-    double start = rush_drive_seconds();
+    double start = rush_clock_monotonic_seconds();
     uint64_t ok = drive(engine, requests, count, results);
-    report("engine", workload, shards, count, rush_drive_seconds() - start, ok);
+    report("engine", workload, shards, count, rush_clock_monotonic_seconds() - start, ok);
     rush_engine_destroy(engine);
     free(requests);
     free(results);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/number.h"
 #include "drive.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -111,7 +112,7 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
         RUSH_VERIFY(rush_engine_submit(engine, &driver->batches[slot]) == 0);
     }
     uint32_t in_flight = IN_FLIGHT;
-    double start = rush_drive_seconds(), end = start + seconds;
+    double start = rush_clock_monotonic_seconds(), end = start + seconds;
     while (in_flight > 0) {
         struct rush_batch *done[IN_FLIGHT];
         int n = rush_engine_poll(engine, done, IN_FLIGHT, 10);
@@ -120,7 +121,7 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
             for (uint32_t r = 0; r < done[i]->count; r++)
                 confirmed += done[i]->results[r].outcome == RUSH_OK;
             in_flight--;
-            if (rush_drive_seconds() >= end)
+            if (rush_clock_monotonic_seconds() >= end)
                 continue;
             uint32_t slot = (uint32_t)(uintptr_t)done[i]->context;
             fill(driver, slot);
@@ -128,7 +129,7 @@ static double drive(struct rush_engine *engine, struct driver *driver, double se
             in_flight++;
         }
     }
-    return (double)confirmed / (rush_drive_seconds() - start);
+    return (double)confirmed / (rush_clock_monotonic_seconds() - start);
 }
 
 static double run_case(enum bench_case which, double seconds, uint32_t shards,
@@ -194,8 +195,9 @@ static int compare_rates(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
-    uint32_t shards = argc > 2 ? (uint32_t)atoi(argv[2]) : 2;
-    if (seconds <= 0 || seconds > 10 || shards < 1 || shards > RUSH_SHARDS_MAX) {
+    uint32_t shards = 2;
+    if (seconds <= 0 || seconds > 10 ||
+        (argc > 2 && rush_number_parse_u32(argv[2], 1, RUSH_SHARDS_MAX, &shards, NULL, 0) != 0)) {
         fprintf(stderr, "usage: bench-publish [seconds per case, 0..10] [shards]\n");
         return 2;
     }

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "shard/shard.h"
@@ -32,13 +34,6 @@
 #define SKUS 100u
 #define USERS 2000000u
 #define TAIL_ORDERS 200000u
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static struct rush_engine_config config_for(const char *dir, uint64_t orders)
 {
@@ -58,9 +53,9 @@ static struct rush_engine *open_engine(const char *dir, uint64_t orders, double 
 {
     struct rush_engine_config config = config_for(dir, orders);
     struct rush_engine *engine = NULL;
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     int rc = rush_engine_create(&config, &engine);
-    *seconds = now_s() - start;
+    *seconds = rush_clock_monotonic_seconds() - start;
     if (rc != 0) {
         fprintf(stderr, "bench-recovery: create: %s\n", rush_strerror(rc));
         exit(1);
@@ -148,7 +143,12 @@ static uint64_t recovered(struct rush_engine *engine)
 
 int main(int argc, char **argv)
 {
-    uint64_t orders = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
+    uint64_t orders = 10000000;
+    if (argc > 1 &&
+        rush_number_parse_u64(argv[1], strlen(argv[1]), 1, UINT32_MAX, &orders, NULL, 0) != 0) {
+        fprintf(stderr, "usage: bench-recovery [orders 1..4294967295] [dir]\n");
+        return 2;
+    }
     char made[64] = "";
     const char *dir = argc > 2 ? argv[2] : getenv("RUSH_BENCH_DIR");
     if (dir == NULL) {
@@ -159,9 +159,9 @@ int main(int argc, char **argv)
     double seconds;
     struct rush_engine *engine = open_engine(dir, orders, &seconds);
     put_skus(engine);
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     fill(engine, 0, orders);
-    double fill_s = now_s() - start;
+    double fill_s = rush_clock_monotonic_seconds() - start;
     printf("{\"bench\":\"recovery\",\"case\":\"fill\",\"orders\":%" PRIu64
            ",\"seconds\":%.3f,\"ops_per_sec\":%.0f,\"wal_bytes\":%" PRIu64 "}\n",
            orders, fill_s, (double)orders / fill_s, bytes_of(dir, "wal-"));
@@ -177,9 +177,9 @@ int main(int argc, char **argv)
            events, seconds, (double)events / seconds);
     fflush(stdout);
 
-    start = now_s();
+    start = rush_clock_monotonic_seconds();
     RUSH_VERIFY(rush_engine_snapshot(engine) == 0);
-    double snapshot_s = now_s() - start;
+    double snapshot_s = rush_clock_monotonic_seconds() - start;
     uint64_t snapshot_bytes = bytes_of(dir, "snap-");
     printf("{\"bench\":\"recovery\",\"case\":\"snapshot_write\",\"orders\":%" PRIu64
            ",\"seconds\":%.3f,\"bytes\":%" PRIu64 ",\"records_per_sec\":%.0f,\"mb_per_sec\":%.0f,"

@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "histogram.h"
 #include "rush/assert.h"
 
@@ -146,13 +148,6 @@ struct check {
     bool passed;
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The SKU a user clicks: a fixed mix of (user, seed), the same for the run and for the check. */
 static uint32_t sku_of(uint64_t user, uint64_t seed, uint32_t skus)
 {
@@ -182,10 +177,12 @@ static void usage(void)
 
 static int parse_option(struct config *c, const char *name, const char *value)
 {
+    uint64_t n = 0; /* integer options: the whole value in decimal (base/number.h) */
+    bool number = rush_number_parse_u64(value, strlen(value), 0, UINT64_MAX, &n, NULL, 0) == 0;
     if (strcmp(name, "--host") == 0)
         c->host = value;
-    else if (strcmp(name, "--port") == 0)
-        c->port = atoi(value);
+    else if (strcmp(name, "--port") == 0 && number && n >= 1 && n <= 65535)
+        c->port = (int)n;
     else if (strcmp(name, "--script") == 0)
         c->script_path = value;
     else if (strcmp(name, "--mode") == 0 && strcmp(value, "closed") == 0)
@@ -198,20 +195,20 @@ static int parse_option(struct config *c, const char *name, const char *value)
         c->poisson = false;
     else if (strcmp(name, "--arrivals") == 0 && strcmp(value, "poisson") == 0)
         c->poisson = true;
-    else if (strcmp(name, "--connections") == 0)
-        c->connections = (uint32_t)strtoul(value, NULL, 10);
-    else if (strcmp(name, "--pipeline") == 0)
-        c->pipeline = (uint32_t)strtoul(value, NULL, 10);
+    else if (strcmp(name, "--connections") == 0 && number && n <= UINT32_MAX)
+        c->connections = (uint32_t)n;
+    else if (strcmp(name, "--pipeline") == 0 && number && n <= UINT32_MAX)
+        c->pipeline = (uint32_t)n;
     else if (strcmp(name, "--duration") == 0)
         c->duration_s = atof(value);
-    else if (strcmp(name, "--buyers") == 0)
-        c->buyers = strtoull(value, NULL, 10);
-    else if (strcmp(name, "--skus") == 0)
-        c->skus = (uint32_t)strtoul(value, NULL, 10);
-    else if (strcmp(name, "--stock") == 0)
-        c->stock = strtoll(value, NULL, 10);
-    else if (strcmp(name, "--seed") == 0)
-        c->seed = strtoull(value, NULL, 10);
+    else if (strcmp(name, "--buyers") == 0 && number)
+        c->buyers = n;
+    else if (strcmp(name, "--skus") == 0 && number && n <= UINT32_MAX)
+        c->skus = (uint32_t)n;
+    else if (strcmp(name, "--stock") == 0 && number && n <= INT64_MAX)
+        c->stock = (int64_t)n;
+    else if (strcmp(name, "--seed") == 0 && number)
+        c->seed = n;
     else if (strcmp(name, "--report") == 0)
         c->report_path = value;
     else
@@ -680,7 +677,7 @@ static int drive(struct run *run)
         int count = epoll_pwait2(run->epoll_fd, events, EVENTS_MAX, &timeout, NULL);
         if (count < 0 && errno != EINTR)
             return -errno;
-        now = now_ns();
+        now = rush_clock_monotonic_ns();
         int rc = handle_events(run, events, count > 0 ? count : 0, now);
         if (rc != 0)
             return rc;
@@ -839,7 +836,7 @@ int main(int argc, char **argv)
         return 1;
     int rc = prepare(&run, redis, &figures);
     if (rc == 0) {
-        run.start_ns = now_ns();
+        run.start_ns = rush_clock_monotonic_ns();
         run.end_ns = run.start_ns + (int64_t)(config.duration_s * NS_PER_S);
         run.next_intended_ns = run.start_ns;
         rc = drive(&run);

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "rush/types.h"
 #include "rush/wire.h"
 
@@ -52,13 +53,6 @@
 #define RAW_DRAIN_TIMEOUT_MS 2000
 #define SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
 #define WARMUP_SECONDS 0.3
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static _Atomic uint64_t next_user = 1;
 
@@ -140,7 +134,7 @@ static void *req_thread_main(void *arg)
         goto out;
     struct tally warmup = {0};
     for (uint64_t id = 1;; id++) {
-        double now = now_seconds();
+        double now = rush_clock_monotonic_seconds();
         if (now >= t->end)
             break;
         int len = make_message(message, cap, id, t->per_message, scratch);
@@ -168,7 +162,7 @@ static void case_req_threads(const char *url, double seconds, uint32_t threads_c
 {
     struct req_thread threads[REQ_THREADS];
     pthread_t ids[REQ_THREADS];
-    double start = now_seconds() + WARMUP_SECONDS;
+    double start = rush_clock_monotonic_seconds() + WARMUP_SECONDS;
     for (uint32_t i = 0; i < threads_count; i++) {
         threads[i] = (struct req_thread){
             .url = url, .per_message = per_message, .start = start, .end = start + seconds};
@@ -220,7 +214,7 @@ static void case_raw(const char *url, double seconds, uint32_t per_message, uint
     }
     struct tally tally = {0};
     struct tally warmup = {0};
-    double start = now_seconds() + WARMUP_SECONDS;
+    double start = rush_clock_monotonic_seconds() + WARMUP_SECONDS;
     double end = start + seconds;
     uint32_t in_flight = 0;
     uint32_t request_id = 0;
@@ -241,7 +235,7 @@ static void case_raw(const char *url, double seconds, uint32_t per_message, uint
             tally.errors += in_flight; /* replies lost: see proto/SERVER.md, pipelining */
             break;
         }
-        double now = now_seconds();
+        double now = rush_clock_monotonic_seconds();
         count_reply(now >= start ? &tally : &warmup, reply, (size_t)n);
         nn_freemsg(reply);
         in_flight--;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "rush/assert.h"
 #include "wal/wal.h"
 
@@ -28,13 +29,6 @@
 #define WAL_BYTES_MAX (UINT64_C(768) << 20) /* per case, bounds disk use */
 #define SAMPLES_MAX 200000u
 #define BATCH_EVENTS_MAX 16384u
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static int compare_u64(const void *a, const void *b)
 {
@@ -69,16 +63,16 @@ static double bench_raw(const char *dir, uint32_t size)
     memset(buffer, 0x5a, size);
     uint64_t offset = 0;
     uint32_t ops = 0;
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     double elapsed = 0;
     for (; ops < SAMPLES_MAX && elapsed < RAW_SECONDS; ops++) {
         if (offset + size > RAW_FILE_BYTES)
             offset = 0;
-        double t0 = now_s();
+        double t0 = rush_clock_monotonic_seconds();
         RUSH_VERIFY(pwrite(fd, buffer, size, (off_t)offset) == (ssize_t)size);
         RUSH_VERIFY(fdatasync(fd) == 0);
-        elapsed = now_s() - start;
-        samples[ops] = (uint64_t)((now_s() - t0) * 1e9);
+        elapsed = rush_clock_monotonic_seconds() - start;
+        samples[ops] = (uint64_t)((rush_clock_monotonic_seconds() - t0) * 1e9);
         offset += size;
     }
     double mb_per_s = (double)ops * size / elapsed / 1e6;
@@ -122,7 +116,7 @@ static void wal_drive(struct rush_wal *wal, uint32_t count, struct wal_run *run)
     uint32_t acks = 0;
     uint64_t acked = 0;
     uint64_t syncs_seen = 0;
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     uint64_t batch_bytes = 64 + (uint64_t)count * 64;
     uint64_t batches_max = WAL_BYTES_MAX / batch_bytes;
     for (uint64_t lsn = 1; lsn <= batches_max && lsn < SAMPLES_MAX; lsn++) {
@@ -130,7 +124,7 @@ static void wal_drive(struct rush_wal *wal, uint32_t count, struct wal_run *run)
         RUSH_VERIFY(rush_wal_submit(wal) == 0);
         int64_t durable = rush_wal_poll(wal, false);
         RUSH_ASSERT(durable >= 0);
-        double t = now_s();
+        double t = rush_clock_monotonic_seconds();
         append_ns[lsn] = (uint64_t)((t - start) * 1e9);
         for (; acked < (uint64_t)durable; acked++)
             ack_ns[acks++] = (uint64_t)((t - start) * 1e9) - append_ns[acked + 1];
@@ -147,7 +141,7 @@ static void wal_drive(struct rush_wal *wal, uint32_t count, struct wal_run *run)
         durable = rush_wal_poll(wal, true);
         RUSH_ASSERT(durable >= 0);
     }
-    run->seconds = now_s() - start;
+    run->seconds = rush_clock_monotonic_seconds() - start;
     struct rush_wal_stats stats;
     rush_wal_stats(wal, &stats);
     run->syncs = stats.syncs;
@@ -200,9 +194,9 @@ static void bench_replay(const char *dir)
 {
     uint64_t records = 0;
     struct rush_wal_recovery recovery;
-    double start = now_s();
+    double start = rush_clock_monotonic_seconds();
     RUSH_VERIFY(rush_wal_replay(dir, 0, count_events, &records, &recovery) == 0);
-    double seconds = now_s() - start;
+    double seconds = rush_clock_monotonic_seconds() - start;
     double mb = (double)(recovery.batch_count * 64 + recovery.event_count * 64) / 1e6;
     printf("{\"bench\":\"wal\",\"case\":\"replay\",\"ops_per_sec\":%.1f,\"records_per_sec\":%.1f,"
            "\"mb_per_sec\":%.1f,\"records\":%" PRIu64 ",\"batches\":%" PRIu64

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
 #include "rush/types.h"
@@ -30,13 +31,6 @@ static inline rush_key rush_drive_key(uint64_t n, uint8_t salt)
     memcpy(key.bytes, &n, sizeof(n));
     key.bytes[15] = salt | 0x80;
     return key;
-}
-
-static inline double rush_drive_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /*

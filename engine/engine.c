@@ -46,6 +46,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -118,17 +120,13 @@ struct rush_engine {
 static int64_t realtime_ns(void *context)
 {
     (void)context;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_wall_ns();
 }
 
 static int64_t monotonic_ns(void *context)
 {
     (void)context;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 /* The engine clock: any thread, once rush_engine_create has set the base. */
@@ -162,13 +160,6 @@ static void engine_clock_start(struct rush_engine *engine)
     }
     engine->clock_base_ns = base_ns;
     engine->clock_origin_ns = engine->monotonic_clock(engine->monotonic_context);
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- futex sleep and wake ----------------------------------------------------------------- */
@@ -354,10 +345,11 @@ static void snapshot_after_pass(struct shard_thread *thread, struct work **items
     int rc = rush_shard_log_snapshot(&thread->log, thread->shard, why, sizeof(why));
     thread->events_at_snapshot = events;
     if (rc < 0)
-        fprintf(stderr, "rush: shard %u: snapshot failed: %s\n", thread->index, why);
+        rush_log(RUSH_LOG_ERROR, "rush: shard %u: snapshot failed: %s", thread->index, why);
     else
-        fprintf(stderr, "rush: shard %u: snapshot at lsn %lu written in %.1f ms\n", thread->index,
-                thread->log.snapshot_lsn, (double)thread->log.snapshot_ns_last / 1e6);
+        rush_log(RUSH_LOG_INFO, "rush: shard %u: snapshot at lsn %lu written in %.1f ms",
+                 thread->index, thread->log.snapshot_lsn,
+                 (double)thread->log.snapshot_ns_last / 1e6);
     for (uint32_t i = 0; i < count; i++)
         if (items[i]->kind == WORK_SNAPSHOT)
             *(int *)items[i]->inspect_context = rc;
@@ -472,7 +464,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
         char why[512];
         if ((rc = rush_shard_log_open(&thread->log, thread->shard, config, index, why,
                                       sizeof(why))) < 0) {
-            fprintf(stderr, "rush: recovery refused: %s\n", why);
+            rush_log(RUSH_LOG_ERROR, "rush: recovery refused: %s", why);
             return rc;
         }
     }
@@ -726,11 +718,11 @@ int rush_engine_poll(struct rush_engine *engine, struct rush_batch **done, uint3
                      int timeout_ms)
 {
     int64_t wait_ms = timeout_ms < 0 ? ENGINE_WAIT_MS_MAX : timeout_ms;
-    int64_t deadline_ms = monotonic_ms() + wait_ms;
+    int64_t deadline_ms = rush_clock_monotonic_ms() + wait_ms;
     collect(engine);
     /* Bounded by the deadline; the round count guards against a clock that stands still. */
     for (uint32_t round = 0; engine->ready_count == 0 && wait_ms > 0; round++) {
-        int64_t left_ms = deadline_ms - monotonic_ms();
+        int64_t left_ms = deadline_ms - rush_clock_monotonic_ms();
         if (left_ms <= 0 || round == ENGINE_WAIT_ROUNDS_MAX)
             break;
         front_wait(engine, left_ms > ENGINE_WAIT_ROUND_MS ? ENGINE_WAIT_ROUND_MS : (int)left_ms);
@@ -769,7 +761,7 @@ static void ready_remove(struct rush_engine *engine, const struct rush_batch *ba
  */
 static int wait_for_batch(struct rush_engine *engine, struct rush_batch *batch)
 {
-    int64_t deadline_ms = monotonic_ms() + ENGINE_WAIT_MS_MAX;
+    int64_t deadline_ms = rush_clock_monotonic_ms() + ENGINE_WAIT_MS_MAX;
     uint32_t round = 0;
     for (; round < ENGINE_WAIT_ROUNDS_MAX; round++) {
         collect(engine);
@@ -777,7 +769,7 @@ static int wait_for_batch(struct rush_engine *engine, struct rush_batch *batch)
             ready_remove(engine, batch);
             return batch->status;
         }
-        if (monotonic_ms() > deadline_ms)
+        if (rush_clock_monotonic_ms() > deadline_ms)
             break;
         front_wait(engine, ENGINE_WAIT_ROUND_MS);
     }
@@ -790,11 +782,11 @@ static int wait_for_batch(struct rush_engine *engine, struct rush_batch *batch)
 /* Collects and sleeps until ready(context) holds; RUSH_ETIMEDOUT after ENGINE_WAIT_MS_MAX. */
 static int wait_for_room(struct rush_engine *engine, bool (*ready)(void *), void *context)
 {
-    int64_t deadline_ms = monotonic_ms() + ENGINE_WAIT_MS_MAX;
+    int64_t deadline_ms = rush_clock_monotonic_ms() + ENGINE_WAIT_MS_MAX;
     for (uint32_t round = 0; round < ENGINE_WAIT_ROUNDS_MAX; round++) {
         if (ready(context))
             return 0;
-        if (monotonic_ms() > deadline_ms)
+        if (rush_clock_monotonic_ms() > deadline_ms)
             break;
         front_wait(engine, 1);
         collect(engine);

@@ -3,6 +3,7 @@
  * the admin endpoint, query_sku through the orders endpoint.
  */
 #include "catalog.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -30,13 +31,6 @@ static const uint64_t campaign_hot[] = {1001, 1002, 1003};
 static const uint64_t campaign_zipf[] = {1001, 1002, 1003, 2001, 2002, 3001};
 static const uint64_t campaign_groups[] = {4001, 4002};
 static const uint64_t campaign_payments[] = {1001, 1002, 1003, 2001, 2002};
-
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
 
 /* A fresh SKU's rules for the scenario: one unit per order and per buyer, window open. */
 static void fresh_def(struct rush_sku *def, uint64_t id, uint32_t index,
@@ -117,7 +111,7 @@ int rush_catalog_plan(struct rush_catalog *catalog, const struct rush_loadgen_op
     catalog->timeout_ms = options->timeout_ms < RUSH_CATALOG_SETUP_TIMEOUT_MS
                               ? (int)options->timeout_ms
                               : RUSH_CATALOG_SETUP_TIMEOUT_MS;
-    int64_t now_ns = realtime_ns();
+    int64_t now_ns = rush_clock_wall_ns();
     uint64_t clock_base = ((uint64_t)(now_ns / NS_PER_MS) % (UINT64_C(1) << 30))
                           << RUSH_CATALOG_ID_SHIFT;
     catalog->base_id = options->sku_base != 0 ? options->sku_base : clock_base + 1;

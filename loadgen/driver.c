@@ -3,6 +3,7 @@
  * driver.h).
  */
 #include "driver.h"
+#include "base/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,13 +66,6 @@ struct driver {
     int64_t next_progress_ns;
     int64_t next_scan_ns;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
 
 /* ---- slots -------------------------------------------------------------------------------- */
 
@@ -372,7 +366,7 @@ static void poll_once(struct driver *d, int64_t now)
     struct timespec timeout = {.tv_sec = wait_ns / NS_PER_S, .tv_nsec = wait_ns % NS_PER_S};
     if (ppoll(d->fds, n, &timeout, NULL) <= 0)
         return; /* timeout, or EINTR from a signal: the loop looks at *stop */
-    int64_t after = now_ns();
+    int64_t after = rush_clock_monotonic_ns();
     for (uint32_t i = 0; i < n; i++) {
         if (!(d->fds[i].revents & POLLIN))
             continue;
@@ -417,7 +411,7 @@ static bool finished(const struct driver *d)
 
 static void run_loop(struct driver *d)
 {
-    int64_t now = now_ns();
+    int64_t now = rush_clock_monotonic_ns();
     rush_tally_init(d->tally, now);
     rush_progress_init(&d->progress, d->tally, now);
     if (d->o->mode == RUSH_MODE_OPEN)
@@ -428,7 +422,7 @@ static void run_loop(struct driver *d)
     d->next_progress_ns = now + NS_PER_S;
     d->next_scan_ns = now + RUSH_DRIVER_TIMEOUT_SCAN_NS;
     for (;;) {
-        now = now_ns();
+        now = rush_clock_monotonic_ns();
         bool stop = d->in->stop != NULL && *d->in->stop;
         if (d->sending && (now >= d->stop_send_ns || stop))
             stop_sending(d, now);
@@ -441,9 +435,9 @@ static void run_loop(struct driver *d)
         if (finished(d))
             break;
         poll_once(d, now);
-        tick(d, now_ns());
+        tick(d, rush_clock_monotonic_ns());
     }
-    d->tally->end_ns = now_ns();
+    d->tally->end_ns = rush_clock_monotonic_ns();
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */

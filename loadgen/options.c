@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/number.h"
+#include "base/why.h"
 #include "rush/assert.h"
 #include "rush/wire.h"
 
@@ -129,29 +131,16 @@ void rush_loadgen_options_default(struct rush_loadgen_options *options)
     snprintf(options->replay_url, sizeof(options->replay_url), "%s", DEFAULT_REPLAY_URL);
 }
 
-static int refuse(char *why, size_t why_size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(char *why, size_t why_size, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(why, why_size, format, args);
-    va_end(args);
-    return -EINVAL;
-}
+/* Option problems are -EINVAL with a reason: the one rush__refuse (base/why.h). */
+#define refuse(why, why_size, ...) rush__refuse(-EINVAL, why, why_size, __VA_ARGS__)
 
-/* The whole of text as a decimal integer in [min, max]. */
+/* The whole of text as a decimal integer in [min, max] (base/number.h). */
 static int parse_u64(const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out,
                      char *why, size_t why_size)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    bool digits = text[0] >= '0' && text[0] <= '9';
-    if (!digits || errno != 0 || *end != '\0' || value < min || value > max)
-        return refuse(why, why_size, "%s '%.40s' is not an integer in %llu..%llu", name, text,
-                      (unsigned long long)min, (unsigned long long)max);
-    *out = value;
+    char reason[128];
+    if (rush_number_parse_u64(text, strlen(text), min, max, out, reason, sizeof(reason)) != 0)
+        return refuse(why, why_size, "%s: %s", name, reason);
     return 0;
 }
 
@@ -160,7 +149,8 @@ static int parse_u32(const char *name, const char *text, uint32_t min, uint32_t 
 {
     uint64_t value = 0;
     int rc = parse_u64(name, text, min, max, &value, why, why_size);
-    *out = (uint32_t)value;
+    if (rc == 0)
+        *out = (uint32_t)value;
     return rc;
 }
 

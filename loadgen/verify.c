@@ -2,6 +2,7 @@
  * verify.c — see verify.h for the checks and how the stream is followed.
  */
 #include "verify.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -380,22 +381,16 @@ static int64_t stream_units_now(struct check *c)
     return units;
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Polls until the stream holds every confirmation the engine reported, or the settle time ends. */
 static int settle(struct check *c)
 {
-    int64_t deadline = monotonic_ms() + RUSH_VERIFY_SETTLE_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + RUSH_VERIFY_SETTLE_MS;
     int64_t want = expected_units(c);
     int rc = 0;
-    while (rc == 0 && monotonic_ms() < deadline) {
+    while (rc == 0 && rush_clock_monotonic_ms() < deadline) {
         rush_subscriber_resync(c->v->sub);
-        while (rc == 0 && !rush_subscriber_caught_up(c->v->sub) && monotonic_ms() < deadline)
+        while (rc == 0 && !rush_subscriber_caught_up(c->v->sub) &&
+               rush_clock_monotonic_ms() < deadline)
             rc = collect_once(c->v, POLL_MS);
         if (rush_subscriber_caught_up(c->v->sub) && stream_units_now(c) >= want)
             break;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/number.h"
 #include "campaign/campaign.h"
 #include "drive.h"
 #include "rush/engine.h"
@@ -41,9 +42,9 @@ struct demo {
 static void run(struct demo *demo, struct rush_request *requests, struct rush_result *results,
                 uint32_t count)
 {
-    double start = rush_drive_seconds();
+    double start = rush_clock_monotonic_seconds();
     int rc = rush_engine_execute(demo->engine, requests, count, results);
-    demo->busy_seconds += rush_drive_seconds() - start;
+    demo->busy_seconds += rush_clock_monotonic_seconds() - start;
     demo->requests += count;
     if (rc != 0) {
         fprintf(stderr, "rush-demo: the engine refused the batch: %s\n", rush_strerror(rc));
@@ -205,8 +206,9 @@ int main(int argc, char **argv)
             config_path = argv[i + 1];
         else if (strcmp(argv[i], "--data-dir") == 0)
             data_dir = argv[i + 1];
-        else if (strcmp(argv[i], "--buyers") == 0)
-            buyers = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--buyers") == 0 &&
+                 rush_number_parse_u32(argv[i + 1], 1, 10000000, &buyers, NULL, 0) != 0)
+            buyers = 0; /* refused below with the usage */
     }
     if (buyers == 0 || buyers > 10000000 || argc % 2 == 0) {
         fprintf(stderr,

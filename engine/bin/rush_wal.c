@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "base/memory.h"
+#include "base/number.h"
 #include "rush/types.h"
 #include "wal/data_dir.h"
 #include "wal/snapshot.h"
@@ -59,15 +60,10 @@ static int usage(void)
     return EXIT_USAGE;
 }
 
+/* A decimal LSN, shard or count (base/number.h). */
 static bool parse_u64(const char *text, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 0);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
-        return false;
-    *out = value;
-    return true;
+    return rush_number_parse_u64(text, strlen(text), 0, UINT64_MAX, out, NULL, 0) == 0;
 }
 
 static bool parse_options(int argc, char **argv, struct options *options)

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/number.h"
 #include "campaign/campaign.h"
 #include "front/server.h"
 
@@ -53,17 +54,6 @@ struct rushd_args {
     struct rush_server_options options;
 };
 
-static int parse_shards(const char *text, uint32_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long value = strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 1 || value > RUSH_SHARDS_MAX)
-        return -EINVAL;
-    *out = (uint32_t)value;
-    return 0;
-}
-
 /* 0, or the exit status to leave with. */
 static int parse_args(int argc, char **argv, struct rushd_args *args)
 {
@@ -80,6 +70,7 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
     enum rush_log_level level;
+    char why[128];
     int option;
     while ((option = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (option) {
@@ -105,8 +96,9 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
             args->options.replay_url = optarg;
             break;
         case 's':
-            if (parse_shards(optarg, &args->options.shards) != 0) {
-                fprintf(stderr, "rushd: --shards must be 1..%d\n", RUSH_SHARDS_MAX);
+            if (rush_number_parse_u32(optarg, 1, RUSH_SHARDS_MAX, &args->options.shards, why,
+                                      sizeof(why)) != 0) {
+                fprintf(stderr, "rushd: --shards: %s\n", why);
                 return RUSHD_EXIT_USAGE;
             }
             break;

@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "campaign.h"
 #include "codec/sku.h"
 #include "rush/assert.h"
@@ -40,35 +42,16 @@
 
 /* ---- small parsers ---- */
 
-/* Decimal digits, optionally led by '-', within [min, max]. 0 or -1. */
+/* Numbers in the file are strict decimal integers (base/number.h); the reasons below name the
+ * range of each key. */
 static int parse_integer(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    bool negative = s[0] == '-';
-    const char *digits = s + negative;
-    if (*digits == '\0' || strlen(digits) > 19)
-        return -1;
-    int64_t v = 0;
-    for (const char *p = digits; *p != '\0'; p++) { /* at most 19 digits */
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (v > (INT64_MAX - (*p - '0')) / 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    v = negative ? -v : v;
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return rush_number_parse_i64(s, strlen(s), min, max, out, NULL, 0);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
-    int64_t v;
-    if (parse_integer(s, min, max, &v) < 0)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
+    return rush_number_parse_u32(s, min, max, out, NULL, 0);
 }
 
 static int64_t unit_ns(const char *unit, size_t len)
@@ -99,18 +82,19 @@ int rush_duration_parse(const char *text, int64_t *out_ns)
     int64_t total = 0;
     size_t i = 0;
     while (i < len) { /* each part consumes >= 2 bytes; len is bounded */
+        size_t number_start = i;
+        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+            ;
         int64_t number = 0;
-        size_t digits = 0;
-        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++, digits++) {
-            if (number > (INT64_MAX - (text[i] - '0')) / 10)
-                return -ERANGE;
-            number = number * 10 + (text[i] - '0');
-        }
+        int rc = rush_number_parse_i64(text + number_start, i - number_start, 0, INT64_MAX, &number,
+                                       NULL, 0);
+        if (rc != 0)
+            return rc; /* -EINVAL: no digits; -ERANGE: too large */
         size_t unit_start = i;
         for (; i < len && text[i] >= 'a' && text[i] <= 'z'; i++)
             ;
         int64_t unit = unit_ns(text + unit_start, i - unit_start);
-        if (digits == 0 || unit == 0)
+        if (unit == 0)
             return -EINVAL;
         if (number > (INT64_MAX - total) / unit)
             return -ERANGE;
@@ -138,17 +122,10 @@ static int days_in_month(int64_t y, int64_t m)
     return days[m - 1] + (m == 2 && leap);
 }
 
-/* `count` digits at s into *out. 0 or -1. */
+/* Exactly `count` digits at s into *out. 0 or -1. */
 static int fixed_digits(const char *s, int count, int64_t *out)
 {
-    int64_t v = 0;
-    for (int i = 0; i < count; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    return rush_number_parse_i64(s, (size_t)count, 0, INT64_MAX, out, NULL, 0) == 0 ? 0 : -1;
 }
 
 /* ".123" (1..9 digits) at *s into ns; advances *s. 0 or -1. */
@@ -464,11 +441,16 @@ static char *endpoint_slot(struct rush_campaign_endpoints *endpoints, enum endpo
     return NULL;
 }
 
-/* tcp://HOST:PORT, ipc://PATH or inproc://NAME, as nanomsg takes them. */
+/* tcp://HOST:PORT, ipc://PATH or inproc://NAME, as nanomsg takes them: printable ASCII without
+ * spaces (an address is quoted in reasons and logs as it is). */
 static bool endpoint_valid(const char *value)
 {
-    if (strlen(value) >= RUSH_ENDPOINT_BYTES_MAX)
+    size_t len = strlen(value);
+    if (len >= RUSH_ENDPOINT_BYTES_MAX)
         return false;
+    for (size_t i = 0; i < len; i++)
+        if (value[i] <= 0x20 || value[i] >= 0x7f)
+            return false;
     if (strncmp(value, "ipc://", 6) == 0)
         return value[6] != '\0';
     if (strncmp(value, "inproc://", 9) == 0)
@@ -969,19 +951,11 @@ out_free:
     return rc;
 }
 
-static int64_t clock_now_ns(void)
-{
-    struct timespec now;
-    int rc = clock_gettime(CLOCK_REALTIME, &now);
-    RUSH_ASSERT(rc == 0);
-    return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
-}
-
 int rush_campaign_load_string(const char *name, const char *text, struct rush_campaign *out,
                               char *why, size_t why_size)
 {
     RUSH_ASSERT(text != NULL);
-    return rush_campaign_parse(name, text, strlen(text), clock_now_ns(), out, why, why_size);
+    return rush_campaign_parse(name, text, strlen(text), rush_clock_wall_ns(), out, why, why_size);
 }
 
 int rush_campaign_load_default(struct rush_campaign *out, char *why, size_t why_size)
@@ -1035,7 +1009,7 @@ int rush_campaign_load_file(const char *path, struct rush_campaign *out, char *w
     int rc = read_file(path, &text, &len, why, why_size);
     if (rc < 0)
         return rc;
-    rc = rush_campaign_parse(path, text, len, clock_now_ns(), out, why, why_size);
+    rc = rush_campaign_parse(path, text, len, rush_clock_wall_ns(), out, why, why_size);
     free(text);
     return rc;
 }

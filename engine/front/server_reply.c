@@ -12,6 +12,7 @@
 #include <nanomsg/nn.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
@@ -26,9 +27,7 @@ const char *rush_server_endpoint_name(enum rush_endpoint endpoint)
 
 int64_t rush_server_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,

@@ -21,6 +21,7 @@
  */
 #include <string.h>
 
+#include "codec/sku.h"
 #include "rush/assert.h"
 #include "shard_internal.h"
 
@@ -520,66 +521,108 @@ void rush_shard_decide(struct rush_shard *shard, const struct rush_request *requ
 
 /* ---- sku_put ------------------------------------------------------------------------------ */
 
-static bool sku_def_valid(const struct rush_sku *def)
+/*
+ * A put of a SKU the shard does not know must be a whole definition; a put of a live SKU changes
+ * only the fields it names (rush_sku_merge, proto/codec/sku.h) and is refused when the result
+ * would break what the SKU already holds:
+ *   - group_size, once the SKU has had any group (open, completed or failed): the snapshot and
+ *     rush_shard_check compare each group's seats with its SKU's size;
+ *   - stock below reserved + confirmed (BELOW_RESERVED, as adjust);
+ *   - user_qty_max below what some user holds, virtual_budget below what groups used
+ *     (LIMIT_BELOW_HELD).
+ * Every definition, whole or merged, passes the one validator rush_sku_check. The logged
+ * SKU_PUT carries the merged definition, so applying it (live or in recovery) is a plain replace.
+ */
+static bool sku_has_groups(const struct rush_shard *shard, const struct sku_state *sku)
 {
-    const int64_t huge = INT64_MAX / 4;
-    bool group_ok =
-        def->group_size == 0 ||
-        (def->group_size >= 2 && def->group_size <= RUSH_GROUP_SIZE_MAX && def->group_ttl_ns > 0 &&
-         def->groups_open_max >= 1 && def->virtual_policy <= RUSH_VIRTUAL_AT_MOST &&
-         def->virtual_seats_max < def->group_size);
-    bool prices_ok = def->solo_allowed <= 1 &&
-                     (def->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE)) == 0 &&
-                     (def->group_size != 0 || (def->solo_allowed == 0 && def->prices == 0)) &&
-                     (def->prices & RUSH_SKU_GROUP_PRICE || def->group_price_fen == 0) &&
-                     (def->prices & RUSH_SKU_LEADER_PRICE || def->leader_price_fen == 0) &&
-                     def->group_price_fen >= 0 && def->group_price_fen <= def->price_fen &&
-                     def->leader_price_fen >= 0 && def->leader_price_fen <= def->price_fen;
-    return def->id != 0 && def->unlimited <= 1 && def->paused <= 1 && group_ok && prices_ok &&
-           (def->unlimited || (def->stock >= 0 && def->stock <= huge)) && def->price_fen >= 0 &&
-           def->price_fen <= huge / RUSH_QTY_MAX && def->start_ns < def->end_ns &&
-           def->order_qty_max >= 1 && def->order_qty_max <= RUSH_QTY_MAX &&
-           def->user_qty_max >= 1 && def->pay_ttl_ns >= 0 && def->pay_ttl_ns <= huge &&
-           def->group_ttl_ns >= 0 && def->group_ttl_ns <= huge;
+    if (sku->groups_open > 0)
+        return true;
+    uint32_t index = (uint32_t)(sku - shard->skus);
+    for (uint32_t g = 1; g <= shard->group_count; g++) /* at most groups_max; admin only */
+        if (shard->groups[g].sku_index == index)
+            return true;
+    return false;
 }
 
-static struct verdict sku_put_verdict(const struct rush_shard *shard, const struct rush_sku *def)
+/* Whether some user holds more than `qty_max` units of `sku`: one pass over the limit table,
+ * taken only when a put lowers user_qty_max (an operator action, not the decision path). */
+static bool sku_user_holds_over(const struct rush_shard *shard, const struct sku_state *sku,
+                                uint32_t qty_max)
 {
-    if (!sku_def_valid(def))
-        return invalid_because(RUSH_REASON_SKU_DEF);
-    const struct sku_state *sku = shard__sku(shard, def->id);
-    if (sku == NULL)
-        return verdict_of(shard->sku_count >= shard->limits.skus_max ? RUSH_BUSY : RUSH_OK);
-    if (sku->groups_open > 0 && def->group_size != sku->def.group_size)
-        return invalid_because(RUSH_REASON_SKU_DEF);
+    rush_key mine = rush_key_pair((uint64_t)(sku - shard->skus) + 1, 0);
+    for (uint32_t s = 0; s < shard->user_limits.slot_count; s++) {
+        const struct limit_entry *entry = rush_table_slot(&shard->user_limits, s);
+        if (entry != NULL && memcmp(entry->key.bytes + 8, mine.bytes + 8, 8) == 0 &&
+            entry->held > qty_max)
+            return true;
+    }
+    return false;
+}
+
+static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
+                                           const struct sku_state *sku, const struct rush_sku *def)
+{
+    if (def->group_size != sku->def.group_size && sku_has_groups(shard, sku))
+        return invalid_because(RUSH_REASON_SKU_HAS_GROUPS);
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
         return invalid_because(RUSH_REASON_BELOW_RESERVED);
+    if (def->virtual_budget < sku->virtual_used)
+        return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
+    if (def->user_qty_max < sku->def.user_qty_max &&
+        sku_user_holds_over(shard, sku, def->user_qty_max))
+        return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
     return verdict_of(RUSH_OK);
 }
 
-void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
+/* The verdict on `put`, and in `def` the definition to log when it is ok. */
+static struct verdict sku_put_verdict(const struct rush_shard *shard, const struct rush_sku *put,
+                                      struct rush_sku *def)
+{
+    if (!rush_sku_pad_is_zero(put) || (put->fields & ~RUSH_SKU_FIELDS_ALL) != 0)
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    bool whole = rush_sku_fields_missing(put) == 0;
+    if (whole && rush_sku_check(put, NULL, 0) < 0) /* a whole put is valid on its own */
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    const struct sku_state *sku = shard__sku(shard, put->id);
+    if (sku == NULL) {
+        if (!whole)
+            return invalid_because(RUSH_REASON_SKU_DEF);
+        struct rush_sku blank = {.id = put->id};
+        *def = put->fields == 0 ? *put : rush_sku_merge(&blank, 0, put);
+        def->fields = 0;
+        RUSH_ASSERT(rush_sku_check(def, NULL, 0) == 0);
+        return verdict_of(shard->sku_count >= shard->limits.skus_max ? RUSH_BUSY : RUSH_OK);
+    }
+    *def = rush_sku_merge(&sku->def, sku->stock_total, put);
+    if (rush_sku_check(def, NULL, 0) < 0)
+        return invalid_because(RUSH_REASON_SKU_DEF);
+    return sku_live_put_verdict(shard, sku, def);
+}
+
+void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *put,
                         struct rush_result *result)
 {
     memset(result, 0, sizeof(*result));
-    struct verdict verdict = sku_put_verdict(shard, sku);
+    struct rush_sku def;
+    struct verdict verdict = sku_put_verdict(shard, put, &def);
     result->outcome = verdict.outcome;
     result->reason = verdict.reason;
     if (verdict.outcome != RUSH_OK)
         return;
     if (shard->event_count + 1 + RUSH_SKU_PUT_PARTS > shard->limits.events_buffer_max)
         shard__flush(shard);
-    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SKU_PUT, .sku_id = sku->id});
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SKU_PUT, .sku_id = def.id});
     for (uint32_t part = 0; part < RUSH_SKU_PUT_PARTS; part++) {
         struct rush_event event = {.type = RUSH_EV_SKU_PART, .qty = part};
         size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;
-        size_t bytes = sizeof(*sku) - offset;
-        memcpy(event.payload, (const uint8_t *)sku + offset,
+        size_t bytes = sizeof(def) - offset;
+        memcpy(event.payload, (const uint8_t *)&def + offset,
                bytes < RUSH_SKU_PART_BYTES ? bytes : RUSH_SKU_PART_BYTES);
         shard__emit(shard, &event);
     }
-    const struct sku_state *state = shard__sku(shard, sku->id);
+    const struct sku_state *state = shard__sku(shard, def.id);
     result->remaining = state->available;
-    if (sku->unlimited)
+    if (def.unlimited)
         result->flags |= RUSH_RESULT_UNLIMITED;
 }
 

@@ -69,7 +69,8 @@ void rush_shard_decide(struct rush_shard *shard, const struct rush_request *requ
 /* Decides requests[0..count) in order, as rush_shard_decide each, overlapping their lookups. */
 void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request *requests,
                              uint32_t count, struct rush_result *results);
-/* Creates or redefines a SKU (admin sku_put) in the open batch. */
+/* Creates a SKU from a whole definition, or changes the fields a put names on a live SKU
+ * (admin sku_put; the rules are in decide.c), in the open batch. */
 void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
                         struct rush_result *result);
 /* Closes the batch: hands the remaining events to the sink. */

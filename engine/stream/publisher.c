@@ -8,6 +8,8 @@
  *                        replay thread serves it <-- ring (newest) or log (older) <--+
  */
 #include "publisher.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -83,13 +85,6 @@ static void count_add(_Atomic uint64_t *counter, uint64_t n)
     atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- the live thread ---------------------------------------------------------------------- */
 
 static struct rush_stream_event *message_events(struct rush_publisher *publisher)
@@ -124,7 +119,7 @@ static void send_run(struct rush_publisher *publisher, uint32_t shard, uint32_t 
     count_add(count > 0 ? &publisher->counters.messages_sent : &publisher->counters.heartbeats_sent,
               1);
     count_add(&publisher->counters.events_published, count);
-    publisher->live[shard].sent_ns = monotonic_ns();
+    publisher->live[shard].sent_ns = rush_clock_monotonic_ns();
 }
 
 /* Turns the carried events of one batch into stream events, sending each full run. */
@@ -151,10 +146,10 @@ static void report_read_error(struct rush_publisher *publisher, uint32_t shard, 
     struct live_shard *live = &publisher->live[shard];
     count_add(&publisher->counters.read_errors, 1);
     if (!live->failing)
-        fprintf(stderr,
-                "rush publisher: shard %u: reading the log after lsn %" PRIu64 ": %s (%s); "
-                "retrying\n",
-                shard, live->read_lsn, live->reader.why, rush_strerror(rc));
+        rush_log(RUSH_LOG_WARN,
+                 "rush publisher: shard %u: reading the log after lsn %" PRIu64 ": %s (%s); "
+                 "retrying",
+                 shard, live->read_lsn, live->reader.why, rush_strerror(rc));
     live->failing = true;
 }
 
@@ -195,7 +190,7 @@ static bool live_pass(struct rush_publisher *publisher, uint32_t shard)
 
 static void heartbeats(struct rush_publisher *publisher)
 {
-    int64_t now_ns = monotonic_ns();
+    int64_t now_ns = rush_clock_monotonic_ns();
     for (uint32_t shard = 0; shard < publisher->shard_count; shard++)
         if (now_ns - publisher->live[shard].sent_ns >= HEARTBEAT_NS)
             send_run(publisher, shard, 0);
@@ -293,8 +288,8 @@ static int replay_from_log(struct rush_publisher *publisher, uint32_t shard, uin
     }
     if (rc < 0) {
         replay->positioned = false;
-        fprintf(stderr, "rush publisher: replay of shard %u from seq %" PRIu64 ": %s\n", shard,
-                from, replay->reader.why);
+        rush_log(RUSH_LOG_WARN, "rush publisher: replay of shard %u from seq %" PRIu64 ": %s",
+                 shard, from, replay->reader.why);
         return rc;
     }
     return (int)got;
@@ -375,13 +370,13 @@ static void *replay_main(void *argument)
         if (len < 0) {
             if (errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR)
                 continue;
-            fprintf(stderr, "rush publisher: replay endpoint: %s\n", nn_strerror(errno));
+            rush_log(RUSH_LOG_ERROR, "rush publisher: replay endpoint: %s", nn_strerror(errno));
             break;
         }
         size_t bytes = serve(publisher, buf, (size_t)len);
         nn_freemsg(buf);
         if (nn_send(publisher->replay_socket, publisher->reply, bytes, 0) < 0 && errno != ETERM)
-            fprintf(stderr, "rush publisher: replay reply: %s\n", nn_strerror(errno));
+            rush_log(RUSH_LOG_ERROR, "rush publisher: replay reply: %s", nn_strerror(errno));
     }
     return NULL;
 }

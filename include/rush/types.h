@@ -89,19 +89,22 @@ enum rush_outcome {
 /* Why a request was `invalid`. */
 enum rush_reason {
     RUSH_REASON_NONE = 0,
-    RUSH_REASON_OP = 1,             /* unknown op */
-    RUSH_REASON_QTY = 2,            /* qty is zero or out of range */
-    RUSH_REASON_KEY_REUSED = 3,     /* the idempotency key was used for a different request */
-    RUSH_REASON_KEY_MISSING = 4,    /* a mutating request without an idempotency key */
-    RUSH_REASON_NOT_GROUP_SKU = 5,  /* a group op on a SKU that is not a group-buy */
-    RUSH_REASON_GROUP_SKU = 6,      /* a solo reserve on a group-buy SKU */
-    RUSH_REASON_GROUP_ORDER = 7,    /* confirm or cancel of a seat: its group decides it */
-    RUSH_REASON_ORDER_STATE = 8,    /* the order is not in a state the op applies to */
-    RUSH_REASON_BELOW_RESERVED = 9, /* adjust would take stock below what is held */
-    RUSH_REASON_UNLIMITED = 10,     /* adjust on an unlimited SKU */
-    RUSH_REASON_SKU_DEF = 11,       /* sku_put with an inconsistent definition */
-    RUSH_REASON_WRONG_SHARD = 12,   /* an id that names another shard */
-    RUSH_REASON_COUNT_ = 13,
+    RUSH_REASON_OP = 1,                /* unknown op */
+    RUSH_REASON_QTY = 2,               /* qty is zero or out of range */
+    RUSH_REASON_KEY_REUSED = 3,        /* the idempotency key was used for a different request */
+    RUSH_REASON_KEY_MISSING = 4,       /* a mutating request without an idempotency key */
+    RUSH_REASON_NOT_GROUP_SKU = 5,     /* a group op on a SKU that is not a group-buy */
+    RUSH_REASON_GROUP_SKU = 6,         /* a solo reserve on a group-buy SKU */
+    RUSH_REASON_GROUP_ORDER = 7,       /* confirm or cancel of a seat: its group decides it */
+    RUSH_REASON_ORDER_STATE = 8,       /* the order is not in a state the op applies to */
+    RUSH_REASON_BELOW_RESERVED = 9,    /* adjust or sku_put would take stock below what is held */
+    RUSH_REASON_UNLIMITED = 10,        /* adjust on an unlimited SKU */
+    RUSH_REASON_SKU_DEF = 11,          /* sku_put with an inconsistent definition */
+    RUSH_REASON_WRONG_SHARD = 12,      /* an id that names another shard */
+    RUSH_REASON_SKU_HAS_GROUPS = 13,   /* sku_put would change group_size of a SKU with groups */
+    RUSH_REASON_LIMIT_BELOW_HELD = 14, /* sku_put would set user_qty_max below what a user
+                                          holds, or virtual_budget below what groups used */
+    RUSH_REASON_COUNT_ = 15,
 };
 
 enum rush_order_state {
@@ -212,17 +215,52 @@ struct rush_sku {
     uint8_t paused;             /* 1: starts paused */
     uint8_t solo_allowed;       /* group-buy: 1 = reserve also sells solo, at price_fen, from the
                                    same stock */
+    uint32_t fields;            /* sku_put: the RUSH_SKU_FIELD_* it names; 0: a whole definition */
+    int64_t group_price_fen;    /* with RUSH_SKU_GROUP_PRICE: what a seat pays (else price_fen) */
+    int64_t leader_price_fen;   /* with RUSH_SKU_LEADER_PRICE: what the leader's seat pays (0: the
+                                   leader is free); else the leader pays what a seat pays */
     uint8_t prices;             /* group-buy: RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE */
-    uint8_t pad[3];
-    int64_t group_price_fen;  /* with RUSH_SKU_GROUP_PRICE: what a seat pays (else price_fen) */
-    int64_t leader_price_fen; /* with RUSH_SKU_LEADER_PRICE: what the leader's seat pays (0: the
-                                 leader is free); else the leader pays what a seat pays */
+    uint8_t pad[7];             /* 0 */
 };
-static_assert(sizeof(struct rush_sku) == 144, "sku record is 144 bytes");
+static_assert(sizeof(struct rush_sku) == 152, "sku record is 152 bytes");
+static_assert(offsetof(struct rush_sku, fields) == 124, "fields sits in the old padding");
 
 /* rush_sku.prices: which of the group-buy prices are set (a price of 0 is a price: free). */
 #define RUSH_SKU_GROUP_PRICE 0x01
 #define RUSH_SKU_LEADER_PRICE 0x02
+
+/*
+ * What a sku_put names (struct rush_sku.fields); fields 0 names every field. On a SKU the engine
+ * does not know, a put must be a whole definition: every field of RUSH_SKU_FIELDS_REQUIRED named
+ * (and STOCK unless UNLIMITED is named and set), the others taking 0. On a live SKU, a put
+ * changes only what it names: leave PAUSED and STOCK out to keep a pause and the adjustments
+ * (proto/PROTOCOL.md, "SKU_PUT on a live SKU"). The id is always named.
+ */
+enum rush_sku_field {
+    RUSH_SKU_FIELD_NAME = 1u << 0,
+    RUSH_SKU_FIELD_STOCK = 1u << 1,
+    RUSH_SKU_FIELD_UNLIMITED = 1u << 2,
+    RUSH_SKU_FIELD_PRICE = 1u << 3,
+    RUSH_SKU_FIELD_START = 1u << 4,
+    RUSH_SKU_FIELD_END = 1u << 5,
+    RUSH_SKU_FIELD_PAY_TTL = 1u << 6,
+    RUSH_SKU_FIELD_ORDER_QTY_MAX = 1u << 7,
+    RUSH_SKU_FIELD_USER_QTY_MAX = 1u << 8,
+    RUSH_SKU_FIELD_PAUSED = 1u << 9,
+    RUSH_SKU_FIELD_GROUP_SIZE = 1u << 10,
+    RUSH_SKU_FIELD_GROUP_TTL = 1u << 11,
+    RUSH_SKU_FIELD_GROUPS_OPEN_MAX = 1u << 12,
+    RUSH_SKU_FIELD_VIRTUAL_POLICY = 1u << 13,
+    RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX = 1u << 14,
+    RUSH_SKU_FIELD_VIRTUAL_BUDGET = 1u << 15,
+    RUSH_SKU_FIELD_SOLO_ALLOWED = 1u << 16,
+    RUSH_SKU_FIELD_GROUP_PRICE = 1u << 17,  /* group_price_fen and the GROUP_PRICE bit of prices */
+    RUSH_SKU_FIELD_LEADER_PRICE = 1u << 18, /* leader_price_fen and the LEADER_PRICE bit */
+};
+#define RUSH_SKU_FIELDS_ALL 0x7ffffu
+#define RUSH_SKU_FIELDS_REQUIRED                                                                   \
+    (RUSH_SKU_FIELD_NAME | RUSH_SKU_FIELD_PRICE | RUSH_SKU_FIELD_START | RUSH_SKU_FIELD_END |      \
+     RUSH_SKU_FIELD_ORDER_QTY_MAX | RUSH_SKU_FIELD_USER_QTY_MAX)
 
 /* Event types: the engine's log format. Values are in the log: append, never renumber. */
 enum rush_event_type {

@@ -50,7 +50,7 @@ extern "C" {
 /* Records per message, by kind; each is what fits in RUSH_WIRE_MESSAGE_BYTES_MAX. */
 #define RUSH_WIRE_REQUESTS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 64) /* 16383 */
 #define RUSH_WIRE_RESULTS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 56)  /* 18724 */
-#define RUSH_WIRE_SKUS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 144)    /* 7281 */
+#define RUSH_WIRE_SKUS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 152)    /* 6898 */
 /* A reserve asks for 1 .. RUSH_WIRE_QTY_MAX units; every other op carries qty 0. */
 #define RUSH_WIRE_QTY_MAX 1000000u
 /* Error texts are at most this many bytes before their NUL. */
@@ -145,8 +145,10 @@ RUSH_MUST_USE int rush_wire_view_copy(const struct rush_wire_view *view, void *d
  * 1 .. RUSH_WIRE_QTY_MAX or another op with a nonzero qty, else RUSH_REASON_NONE.
  */
 enum rush_reason rush_wire_request_reason(const struct rush_request *request);
-/* The same for SKU_PUT: RUSH_REASON_SKU_DEF when unlimited or paused is not 0 or 1, or
- * virtual_policy is unknown. The engine checks the rest of the definition. */
+/* The same for SKU_PUT: RUSH_REASON_SKU_DEF when a whole definition (fields 0, or every required
+ * field named) fails the one SKU validator (the campaign file's and JSON sku_put's rules), or when
+ * a partial put has unlimited or paused not 0 or 1 or an unknown virtual_policy. The engine
+ * checks the definition a partial put merges into. */
 enum rush_reason rush_wire_sku_reason(const struct rush_sku *sku);
 
 /*

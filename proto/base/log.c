@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "rush/assert.h"
 
@@ -60,12 +61,13 @@ void rush_log(enum rush_log_level level, const char *format, ...)
     if ((int)level < atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
     char line[RUSH_LOG_LINE_BYTES_MAX];
-    struct timespec now;
+    int64_t now_ns = rush_clock_wall_ns();
+    time_t seconds = (time_t)(now_ns / RUSH_CLOCK_NS_PER_S);
     struct tm utc;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &utc);
+    gmtime_r(&seconds, &utc);
     size_t used = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &utc);
-    used += (size_t)snprintf(line + used, sizeof(line) - used, ".%03ldZ %s ", now.tv_nsec / 1000000,
+    used += (size_t)snprintf(line + used, sizeof(line) - used, ".%03ldZ %s ",
+                             (long)(now_ns % RUSH_CLOCK_NS_PER_S / RUSH_CLOCK_NS_PER_MS),
                              rush_log_level_name(level));
     va_list args;
     va_start(args, format);

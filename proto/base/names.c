@@ -85,6 +85,8 @@ static const char *const reason_names[RUSH_REASON_COUNT_] = {
     [RUSH_REASON_UNLIMITED] = "unlimited",
     [RUSH_REASON_SKU_DEF] = "sku_definition",
     [RUSH_REASON_WRONG_SHARD] = "wrong_shard",
+    [RUSH_REASON_SKU_HAS_GROUPS] = "sku_has_groups",
+    [RUSH_REASON_LIMIT_BELOW_HELD] = "limit_below_held",
 };
 
 static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {

@@ -77,6 +77,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/number.h"
 #include "codec/json.h"
 #include "rush/assert.h"
 #include "rush/client.h"
@@ -270,26 +272,26 @@ static int send_request(const struct options *options, bool admin, struct rush_r
 
 /* ---- arguments ---- */
 
+/* A positive decimal integer (base/number.h); EXIT_USAGE with the reason otherwise. */
 static int parse_u64(const char *what, const char *text, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (text[0] == '\0' || text[0] == '-' || errno != 0 || *end != '\0' || value == 0) {
-        fprintf(stderr, "rushctl: %s must be a positive integer, not '%s'\n", what, text);
+    char why[128];
+    if (rush_number_parse_u64(text, strlen(text), 1, UINT64_MAX, out, why, sizeof(why)) != 0) {
+        fprintf(stderr, "rushctl: %s must be a positive integer: %s\n", what, why);
         return EXIT_USAGE;
     }
-    *out = value;
     return 0;
 }
 
+/* A nonzero decimal integer, either sign. */
 static int parse_i64(const char *what, const char *text, int64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (text[0] == '\0' || errno != 0 || *end != '\0' || value == 0) {
-        fprintf(stderr, "rushctl: %s must be a nonzero integer, not '%s'\n", what, text);
+    char why[128] = "it is 0";
+    int64_t value = 0;
+    if (rush_number_parse_i64(text, strlen(text), INT64_MIN, INT64_MAX, &value, why, sizeof(why)) !=
+            0 ||
+        value == 0) {
+        fprintf(stderr, "rushctl: %s must be a nonzero integer: %s\n", what, why);
         return EXIT_USAGE;
     }
     *out = value;
@@ -545,13 +547,6 @@ struct tail {
     bool unanswered; /* the last poll timed out and no event came since */
 };
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int tail_parse(struct tail *tail, int argc, char **argv)
 {
     static const struct option long_options[] = {{"pub", required_argument, NULL, 'p'},
@@ -748,7 +743,7 @@ static int tail_poll_failed(struct tail *tail, int rc)
 static int tail_follow(struct tail *tail)
 {
     static struct rush_stream_event events[TAIL_BATCH_MAX];
-    int64_t last_event_ms = monotonic_ms();
+    int64_t last_event_ms = rush_clock_monotonic_ms();
     while (!tail_stopping) { /* ends by count, idle time, signal or error */
         uint64_t left = tail->count_max == 0 ? TAIL_BATCH_MAX : tail->count_max - tail->written;
         if (left == 0)
@@ -758,13 +753,13 @@ static int tail_follow(struct tail *tail)
         int rc = n < 0 ? tail_poll_failed(tail, n) : 0;
         if (rc == 0 && n > 0) {
             tail->unanswered = false;
-            last_event_ms = monotonic_ms();
+            last_event_ms = rush_clock_monotonic_ms();
             rc = tail_write(tail, events, (uint32_t)n);
         }
         if (rc != 0)
             return rc;
         if (n <= 0 && tail->idle_exit_ms != 0 &&
-            monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
+            rush_clock_monotonic_ms() - last_event_ms >= (int64_t)tail->idle_exit_ms)
             break;
     }
     struct rush_subscriber_stats stats;

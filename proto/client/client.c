@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "rush/assert.h"
 #include "rush/client.h"
 #include "rush/wire.h"
@@ -145,13 +146,6 @@ static void error_set(char *buf, const char *format, ...)
 const char *rush_client_last_error(void)
 {
     return last_error;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void counter_add(_Atomic uint64_t *counter, uint64_t n)
@@ -481,7 +475,7 @@ static void *io_main(void *arg)
         if (stopping)
             break;
         replies_receive(client);
-        int64_t now = now_ns();
+        int64_t now = rush_clock_monotonic_ns();
         /* form first: the deadlines slots_expire() returns must include the new messages' */
         int64_t due_ns = messages_form(client, now);
         int64_t next_ns = slots_expire(client, now);
@@ -560,7 +554,7 @@ static uint64_t sequence_seed(void)
 {
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
-        seed = (uint64_t)now_ns();
+        seed = (uint64_t)rush_clock_monotonic_ns();
     return seed >> 24; /* leaves room for the slot index and 2^16 messages per unit */
 }
 
@@ -662,7 +656,7 @@ static void queue_push(struct rush_client *client, struct submission *s)
     bool was_empty = client->queue_head == NULL;
     bool was_short = client->pending_requests < client->config.batch_requests_max;
     s->next = NULL;
-    s->enqueued_ns = now_ns();
+    s->enqueued_ns = rush_clock_monotonic_ns();
     if (client->queue_tail != NULL)
         client->queue_tail->next = s;
     else

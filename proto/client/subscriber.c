@@ -51,6 +51,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/why.h"
 #include "rush/assert.h"
 #include "rush/subscriber.h"
@@ -115,13 +116,6 @@ __attribute__((format(printf, 3, 4))) static int fail(struct rush_subscriber *su
     vsnprintf(sub->error, sizeof sub->error, format, args);
     va_end(args);
     return rc;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
@@ -566,12 +560,13 @@ int rush_subscriber_poll(struct rush_subscriber *sub, struct rush_stream_event *
     int rc = sticky_error(sub);
     if (rc < 0)
         return rc;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ns() + (int64_t)timeout_ms * NS_PER_MS;
+    int64_t deadline =
+        timeout_ms < 0 ? INT64_MAX : rush_clock_monotonic_ns() + (int64_t)timeout_ms * NS_PER_MS;
     for (;;) { /* each pass delivers, fails or waits; the deadline ends it */
         uint32_t n = held_deliver(sub, out, max);
         if (n > 0)
             return (int)n;
-        int64_t now = now_ns();
+        int64_t now = rush_clock_monotonic_ns();
         rc = replies_receive(sub, now);
         if (rc < 0 || sub->held.message != NULL) {
             if (rc < 0)
@@ -584,7 +579,7 @@ int rush_subscriber_poll(struct rush_subscriber *sub, struct rush_stream_event *
         messages_receive(sub, now);
         if (sub->held.message != NULL)
             continue;
-        now = now_ns();
+        now = rush_clock_monotonic_ns();
         if (now >= deadline || io_wait(sub, now, timer_next(sub, deadline), true) == -EINTR)
             return 0;
     }
@@ -596,9 +591,10 @@ int rush_subscriber_seek_heads(struct rush_subscriber *sub, int timeout_ms)
     if (sub->sticky < 0)
         return sub->sticky;
     rush_subscriber_resync(sub);
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ns() + (int64_t)timeout_ms * NS_PER_MS;
+    int64_t deadline =
+        timeout_ms < 0 ? INT64_MAX : rush_clock_monotonic_ns() + (int64_t)timeout_ms * NS_PER_MS;
     while (sub->sync_pending) { /* one exchange per pass; the deadline ends it */
-        int64_t now = now_ns();
+        int64_t now = rush_clock_monotonic_ns();
         int rc = replies_receive(sub, now);
         if (rc == 0 && sub->sync_pending)
             rc = request_drive(sub, now);
@@ -771,7 +767,7 @@ int rush_subscriber_open(const struct rush_subscriber_config *config, struct rus
     rc = sockets_open(sub);
     if (rc < 0)
         goto out_close_sockets;
-    sub->activity_ns = now_ns();
+    sub->activity_ns = rush_clock_monotonic_ns();
     rush_subscriber_resync(sub);
     *out = sub;
     return 0;

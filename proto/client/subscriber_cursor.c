@@ -25,6 +25,7 @@
  *
  * Threads: stateless; any thread (two savers of the same path race on path.tmp: don't).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,13 +38,16 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "base/number.h"
 #include "base/why.h"
 #include "rush/assert.h"
 #include "rush/subscriber.h"
+#include "subscriber_cursor.h"
 
 #define CURSOR_MAGIC_LINE "rush-stream-cursor 1\n"
 #define CURSOR_LINE_BYTES_MAX 48 /* "output_bytes " + 20 digits + "\n" */
-#define CURSOR_BYTES_MAX ((4 + RUSH_SHARDS_MAX) * CURSOR_LINE_BYTES_MAX)
+#define CURSOR_BYTES_MAX RUSH_STREAM_CURSOR_BYTES_MAX
+static_assert(CURSOR_BYTES_MAX == (4 + RUSH_SHARDS_MAX) * CURSOR_LINE_BYTES_MAX, "one size");
 #define DIGITS_MAX 20 /* UINT64_MAX has 20 decimal digits */
 
 /* Says why in why[] and returns RUSH_ECORRUPT. */
@@ -126,24 +130,18 @@ int rush_stream_cursor_save(const char *path, const struct rush_stream_cursor *c
 
 /* ---- load ---- */
 
-/* A decimal u64 without sign or leading zero at *at, then `end_char`; advances *at. */
+/* A decimal u64 without sign or leading zero at *at (base/number.h), then `end_char`; advances
+ * *at. */
 static int parse_u64(const char **at, const char *end, char end_char, uint64_t *out)
 {
     const char *p = *at;
-    uint64_t value = 0;
-    size_t digits = 0;
-    while (p < end && *p >= '0' && *p <= '9' && digits <= DIGITS_MAX) {
-        uint64_t digit = (uint64_t)(*p - '0');
-        if (value > (UINT64_MAX - digit) / 10)
-            return -1;
-        value = value * 10 + digit;
+    while (p < end && *p >= '0' && *p <= '9' && p - *at <= DIGITS_MAX) /* at most 21 steps */
         p++;
-        digits++;
-    }
-    if (digits == 0 || (digits > 1 && **at == '0') || p >= end || *p != end_char)
+    size_t digits = (size_t)(p - *at);
+    if ((digits > 1 && **at == '0') || p >= end || *p != end_char ||
+        rush_number_parse_u64(*at, digits, 0, UINT64_MAX, out, NULL, 0) != 0)
         return -1;
     *at = p + 1;
-    *out = value;
     return 0;
 }
 
@@ -201,6 +199,40 @@ static int file_read(const char *path, char *buf, size_t cap, size_t *len)
     return rc;
 }
 
+int rush__stream_cursor_decode(const char *buf, size_t len, struct rush_stream_cursor *out,
+                               char *why, size_t why_size)
+{
+    RUSH_ASSERT(buf != NULL || len == 0);
+    RUSH_ASSERT(out != NULL);
+    memset(out, 0, sizeof *out);
+    if (len > CURSOR_BYTES_MAX)
+        return damaged(why, why_size, "over %d bytes", CURSOR_BYTES_MAX);
+    const char *magic = CURSOR_MAGIC_LINE;
+    if (len < strlen(magic) || memcmp(buf, magic, strlen(magic)) != 0)
+        return damaged(why, why_size, "not a stream cursor");
+    /* the checksum line: "xxh3 " + 16 hex digits + "\n" at the very end */
+    const size_t sum_bytes = 5 + 16 + 1;
+    uint64_t sum = 0;
+    char tail[sizeof "xxh3 0123456789abcdef\n"];
+    snprintf(tail, sizeof tail, "xxh3 %016" PRIx64 "\n",
+             len >= sum_bytes ? (uint64_t)XXH3_64bits(buf, len - sum_bytes) : sum);
+    if (len < strlen(magic) + sum_bytes || memcmp(buf + len - sum_bytes, tail, sum_bytes) != 0)
+        return damaged(why, why_size, "checksum mismatch (damaged or cut short)");
+    int rc = cursor_parse(buf + strlen(magic), buf + len - sum_bytes, out, why, why_size);
+    if (rc < 0) {
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    return 0;
+}
+
+size_t rush__stream_cursor_encode(const struct rush_stream_cursor *cursor, char *buf, size_t cap)
+{
+    RUSH_ASSERT(cursor != NULL && cursor->shard_count <= RUSH_SHARDS_MAX);
+    RUSH_ASSERT(cap >= RUSH_STREAM_CURSOR_BYTES_MAX);
+    return cursor_format(cursor, buf, cap);
+}
+
 int rush_stream_cursor_load(const char *path, struct rush_stream_cursor *out, char *why,
                             size_t why_size)
 {
@@ -216,23 +248,9 @@ int rush_stream_cursor_load(const char *path, struct rush_stream_cursor *out, ch
             snprintf(why, why_size, "cannot read %s: %s", path, strerror(-rc));
         return rc;
     }
-    if (len > CURSOR_BYTES_MAX)
-        return damaged(why, why_size, "%s is over %d bytes", path, CURSOR_BYTES_MAX);
-    const char *magic = CURSOR_MAGIC_LINE;
-    if (len < strlen(magic) || memcmp(buf, magic, strlen(magic)) != 0)
-        return damaged(why, why_size, "%s is not a stream cursor", path);
-    /* the checksum line: "xxh3 " + 16 hex digits + "\n" at the very end */
-    const size_t sum_bytes = 5 + 16 + 1;
-    uint64_t sum = 0;
-    char tail[sizeof "xxh3 0123456789abcdef\n"];
-    snprintf(tail, sizeof tail, "xxh3 %016" PRIx64 "\n",
-             len >= sum_bytes ? (uint64_t)XXH3_64bits(buf, len - sum_bytes) : sum);
-    if (len < strlen(magic) + sum_bytes || memcmp(buf + len - sum_bytes, tail, sum_bytes) != 0)
-        return damaged(why, why_size, "%s: checksum mismatch (damaged or cut short)", path);
-    rc = cursor_parse(buf + strlen(magic), buf + len - sum_bytes, out, why, why_size);
-    if (rc < 0) {
-        memset(out, 0, sizeof *out);
-        return rc;
-    }
+    char reason[128];
+    rc = rush__stream_cursor_decode(buf, len, out, reason, sizeof reason);
+    if (rc < 0)
+        return rush__refuse(rc, why, why_size, "%s: %s", path, reason);
     return 1;
 }

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "base/number.h"
+#include "base/why.h"
 #include "rush/client.h"
 
 #include "json.h"
@@ -31,17 +33,8 @@
 
 /* ---- reasons ---- */
 
-__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t why_size,
-                                                      const char *format, ...)
-{
-    if (why_size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(why, why_size, format, args);
-        va_end(args);
-    }
-    return RUSH_EPROTO;
-}
+/* A refusal of the text: RUSH_EPROTO with a reason, through the one rush__refuse. */
+#define fail(why, why_size, ...) rush__refuse(RUSH_EPROTO, why, why_size, __VA_ARGS__)
 
 /* Copies message text for a reason: printable ASCII kept, other bytes '?', long text cut. */
 static const char *quote(char *dst, size_t dst_size, const char *src, size_t len)
@@ -84,22 +77,10 @@ static const char *type_name(const json_t *value)
 
 /* ---- numbers ---- */
 
-/* 1..20 decimal digits into a u64. 0, or -1 on anything else or overflow. */
+/* 1..20 decimal digits into a u64 (base/number.h). 0, or -1 on anything else or overflow. */
 static int parse_digits(const char *s, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > ID_DIGITS_MAX)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t digit = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return -1;
-        v = v * 10 + digit;
-    }
-    *out = v;
-    return 0;
+    return rush_number_parse_u64(s, len, 0, UINT64_MAX, out, NULL, 0) == 0 ? 0 : -1;
 }
 
 /* A u64 from a non-negative JSON integer or a string of 1..20 decimal digits. 0 or -1. */
@@ -126,16 +107,10 @@ static int value_i64(const json_t *value, int64_t *out)
     }
     if (!json_is_string(value))
         return -1;
-    const char *s = json_string_value(value);
-    size_t len = json_string_length(value);
-    size_t negative = len > 0 && s[0] == '-';
-    uint64_t magnitude;
-    if (parse_digits(s + negative, len - negative, &magnitude) < 0)
-        return -1;
-    if (magnitude > (uint64_t)INT64_MAX + negative)
-        return -1;
-    *out = negative ? (int64_t)(0 - magnitude) : (int64_t)magnitude;
-    return 0;
+    return rush_number_parse_i64(json_string_value(value), json_string_length(value), INT64_MIN,
+                                 INT64_MAX, out, NULL, 0) == 0
+               ? 0
+               : -1;
 }
 
 static int value_u32(const json_t *value, uint32_t min, uint32_t max, uint32_t *out)
@@ -347,9 +322,11 @@ static const char *const sku_field_names[S_COUNT_] = {
     [S_LEADER_PRICE] = "leader_price_fen",
 };
 
-/* Required in every sku_put; stock is required too unless "unlimited":true. */
-static const uint32_t sku_fields_required = BIT(S_ID) | BIT(S_NAME) | BIT(S_PRICE) | BIT(S_START) |
-                                            BIT(S_END) | BIT(S_ORDER_QTY_MAX) | BIT(S_USER_QTY_MAX);
+/* The member for field f is named by bit f - 1 of struct rush_sku.fields (types.h). */
+static_assert(RUSH_SKU_FIELD_NAME == BIT(S_NAME - 1) &&
+                  RUSH_SKU_FIELD_PAUSED == BIT(S_PAUSED - 1) &&
+                  RUSH_SKU_FIELDS_ALL == BIT(S_COUNT_ - 1) - 1,
+              "JSON sku fields follow RUSH_SKU_FIELD_* order");
 
 static const char *const virtual_policy_names[] = {
     [RUSH_VIRTUAL_NONE] = "none",
@@ -400,9 +377,15 @@ static int sku_non_negative(const json_t *value, int64_t *out)
     return value_i64(value, out) < 0 || *out < 0 ? -1 : 0;
 }
 
-/* A group-buy price: present means set (0 is a price: free), absent means the list price. */
+/* A group-buy price: a number sets it (0 is a price: free); null unsets it (seats pay the group
+ * price or the list price). Either way the put names the field. */
 static int sku_price_set(const json_t *value, struct rush_sku *sku, uint8_t bit, int64_t *out)
 {
+    if (json_is_null(value)) {
+        *out = 0;
+        sku->prices &= (uint8_t)~bit;
+        return 0;
+    }
     if (sku_non_negative(value, out) < 0)
         return -1;
     sku->prices |= bit;
@@ -479,8 +462,8 @@ static const char *const sku_field_types[S_COUNT_] = {
     [S_VIRTUAL_SEATS_MAX] = "an integer 0..4294967295",
     [S_VIRTUAL_BUDGET] = "an integer 0..4294967295",
     [S_SOLO_ALLOWED] = "a boolean",
-    [S_GROUP_PRICE] = "an integer >= 0 (fen)",
-    [S_LEADER_PRICE] = "an integer >= 0 (fen; 0: the leader is free)",
+    [S_GROUP_PRICE] = "an integer >= 0 (fen) or null (not set)",
+    [S_LEADER_PRICE] = "an integer >= 0 (fen; 0: the leader is free) or null (not set)",
 };
 
 static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, size_t why_size)
@@ -500,12 +483,14 @@ static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, siz
                         sku_field_types[f]);
         seen |= BIT(f);
     }
-    uint32_t required = sku_fields_required | (sku->unlimited ? 0 : BIT(S_STOCK));
-    if ((required & ~seen) != 0)
-        return fail(why, why_size, "missing field 'sku.%s'",
-                    sku_field_names[__builtin_ctz(required & ~seen)]);
+    if ((seen & BIT(S_ID)) == 0)
+        return fail(why, why_size, "missing field 'sku.id'");
+    uint32_t named = seen >> 1; /* enum sku_field less the id, in RUSH_SKU_FIELD_* order */
+    if (named == 0)
+        return fail(why, why_size, "sku_put of sku %" PRIu64 " names no field to change", sku->id);
+    sku->fields = named == RUSH_SKU_FIELDS_ALL ? 0 : named; /* 0 names every field */
     char reason[RUSH_JSON_WHY_BYTES];
-    if (rush_sku_check(sku, reason, sizeof reason) < 0)
+    if (rush_sku_fields_missing(sku) == 0 && rush_sku_check(sku, reason, sizeof reason) < 0)
         return fail(why, why_size, "sku_put of sku %" PRIu64 ": %s", sku->id, reason);
     return 0;
 }
@@ -999,38 +984,101 @@ static const char *virtual_policy_name(uint8_t policy)
     return policy < count ? virtual_policy_names[policy] : "unknown";
 }
 
+/* A group or leader price: its figure when set, null when not. */
+static void put_sku_price(struct writer *w, enum sku_field f, const struct rush_sku *sku)
+{
+    uint8_t bit = f == S_GROUP_PRICE ? RUSH_SKU_GROUP_PRICE : RUSH_SKU_LEADER_PRICE;
+    if (sku->prices & bit) {
+        member_i64(w, sku_field_names[f],
+                   f == S_GROUP_PRICE ? sku->group_price_fen : sku->leader_price_fen);
+        return;
+    }
+    put_key(w, sku_field_names[f]);
+    put_text(w, "null");
+}
+
+/* One member of the sku object, in the form decode_sku_field reads. */
+static void put_sku_field(struct writer *w, enum sku_field f, const struct rush_sku *sku)
+{
+    const char *name = sku_field_names[f];
+    switch (f) {
+    case S_ID:
+        member_u64(w, name, sku->id);
+        return;
+    case S_NAME:
+        put_key(w, name);
+        put_string(w, sku->name, strnlen(sku->name, sizeof sku->name));
+        return;
+    case S_STOCK:
+        member_i64(w, name, sku->stock);
+        return;
+    case S_UNLIMITED:
+        member_bool(w, name, sku->unlimited != 0);
+        return;
+    case S_PRICE:
+        member_i64(w, name, sku->price_fen);
+        return;
+    case S_START:
+        member_i64(w, name, sku->start_ns);
+        return;
+    case S_END:
+        member_i64(w, name, sku->end_ns);
+        return;
+    case S_PAY_TTL:
+        member_i64(w, name, sku->pay_ttl_ns);
+        return;
+    case S_ORDER_QTY_MAX:
+        member_u64(w, name, sku->order_qty_max);
+        return;
+    case S_USER_QTY_MAX:
+        member_u64(w, name, sku->user_qty_max);
+        return;
+    case S_PAUSED:
+        member_bool(w, name, sku->paused != 0);
+        return;
+    case S_GROUP_SIZE:
+        member_u64(w, name, sku->group_size);
+        return;
+    case S_GROUP_TTL:
+        member_i64(w, name, sku->group_ttl_ns);
+        return;
+    case S_GROUPS_OPEN_MAX:
+        member_u64(w, name, sku->groups_open_max);
+        return;
+    case S_VIRTUAL_POLICY:
+        member_string(w, name, virtual_policy_name(sku->virtual_policy));
+        return;
+    case S_VIRTUAL_SEATS_MAX:
+        member_u64(w, name, sku->virtual_seats_max);
+        return;
+    case S_VIRTUAL_BUDGET:
+        member_u64(w, name, sku->virtual_budget);
+        return;
+    case S_SOLO_ALLOWED:
+        member_bool(w, name, sku->solo_allowed != 0);
+        return;
+    case S_GROUP_PRICE:
+    case S_LEADER_PRICE:
+        put_sku_price(w, f, sku);
+        return;
+    case S_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(!"sku field out of range");
+}
+
 int rush_json_encode_sku_put(const struct rush_sku *sku, char *buf, size_t cap)
 {
     RUSH_ASSERT(sku != NULL);
+    uint32_t named = BIT(S_ID) | (sku->fields == 0 ? RUSH_SKU_FIELDS_ALL : sku->fields) << 1;
     struct writer w = writer_start(buf, cap);
     open_object(&w);
     member_string(&w, "op", "sku_put");
     put_key(&w, "sku");
     open_object(&w);
-    member_u64(&w, "id", sku->id);
-    put_key(&w, "name");
-    put_string(&w, sku->name, strnlen(sku->name, sizeof sku->name));
-    member_i64(&w, "stock", sku->stock);
-    member_bool(&w, "unlimited", sku->unlimited != 0);
-    member_i64(&w, "price_fen", sku->price_fen);
-    member_i64(&w, "start_ns", sku->start_ns);
-    member_i64(&w, "end_ns", sku->end_ns);
-    member_i64(&w, "pay_ttl_ns", sku->pay_ttl_ns);
-    member_u64(&w, "order_qty_max", sku->order_qty_max);
-    member_u64(&w, "user_qty_max", sku->user_qty_max);
-    member_bool(&w, "paused", sku->paused != 0);
-    member_u64(&w, "group_size", sku->group_size);
-    member_i64(&w, "group_ttl_ns", sku->group_ttl_ns);
-    member_u64(&w, "groups_open_max", sku->groups_open_max);
-    member_string(&w, "virtual_policy", virtual_policy_name(sku->virtual_policy));
-    member_u64(&w, "virtual_seats_max", sku->virtual_seats_max);
-    member_u64(&w, "virtual_budget", sku->virtual_budget);
-    if (sku->group_size != 0)
-        member_bool(&w, "solo_allowed", sku->solo_allowed != 0);
-    if (sku->prices & RUSH_SKU_GROUP_PRICE)
-        member_i64(&w, "group_price_fen", sku->group_price_fen);
-    if (sku->prices & RUSH_SKU_LEADER_PRICE)
-        member_i64(&w, "leader_price_fen", sku->leader_price_fen);
+    for (int f = 0; f < S_COUNT_; f++)
+        if (named & BIT(f))
+            put_sku_field(&w, (enum sku_field)f, sku);
     close_object(&w);
     close_object(&w);
     return writer_finish(&w);

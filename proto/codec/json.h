@@ -37,12 +37,13 @@
  * such a key must not be all zero. Any other string is hashed: key = XXH3_128bits(string) in
  * XXH128 canonical (big-endian) byte order, so "k-42" always maps to the same key.
  *
- * Admin forms. {"op":"sku_put","sku":{"id":1001,"name":"...","stock":1000,...}} carries every
- * field of struct rush_sku by name (see rush_json_encode_sku_put for the exact set); it is
- * checked with rush_sku_check (codec/sku.h) so that a bad definition is refused with
- * the same words the campaign file uses. group_price_fen and leader_price_fen set their bit in
- * `prices` when present (0 is a price: a free leader); the encoder writes them only when set, and
- * solo_allowed only for a group-buy SKU. {"op":"stats"} and {"op":"snapshot"} take no field.
+ * Admin forms. {"op":"sku_put","sku":{"id":1001,"name":"...","stock":1000,...}} names fields of
+ * struct rush_sku (see rush_json_encode_sku_put for the names); the id and at least one other
+ * field are required. The names it carries become sku.fields (RUSH_SKU_FIELD_*, 0 when it names
+ * all): on a live SKU only those change. A put naming every required field is a whole
+ * definition and is checked with rush_sku_check (codec/sku.h), so that a bad definition is
+ * refused with the same words the campaign file uses; a partial put is checked by the engine
+ * once merged into the live SKU. {"op":"stats"} and {"op":"snapshot"} take no field.
  *
  * Errors. Decoders return RUSH_EPROTO and write a reason that names the problem into `why`:
  * "not a JSON object", "unknown op 'buy'", "field 'qty' must be an integer 1..1000000",
@@ -56,7 +57,8 @@
  *   1. A decoded request has zero in every field its op does not use and a nonzero key exactly
  *      when the op changes state.
  *   2. encode(decode(x)) and decode(encode(r)) agree: rush_json_encode_request writes a request
- *      that decodes to the same 64 bytes.
+ *      that decodes to the same 64 bytes, rush_json_encode_sku_put a SKU that decodes to the
+ *      same fields (tests/fuzz/fuzz_json.c checks both through jansson).
  *   3. Nothing is read past text[len - 1]; nothing is written past buf[cap - 1].
  *
  * Threads. No state: call from any thread.

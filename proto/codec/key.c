@@ -23,6 +23,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "base/why.h"
 #include "rush/assert.h"
 #include "rush/client.h"
 #include "rush/wire.h"
@@ -106,12 +107,11 @@ void rush_client_config_default(struct rush_client_config *config)
                                           .async_max = 4096};
 }
 
-static int refuse(char *why, size_t why_size, const char *field, uint32_t value, uint32_t low,
-                  uint32_t high)
+static int out_of_range(char *why, size_t why_size, const char *field, uint32_t value, uint32_t low,
+                        uint32_t high)
 {
-    if (why != NULL && why_size > 0)
-        snprintf(why, why_size, "%s %u is out of range %u..%u", field, value, low, high);
-    return RUSH_ECONFIG;
+    return rush__refuse(RUSH_ECONFIG, why, why_size, "%s %u is out of range %u..%u", field, value,
+                        low, high);
 }
 
 static int check_url(const char *url, char *why, size_t why_size)
@@ -133,21 +133,22 @@ int rush_client_config_check(const struct rush_client_config *config, char *why,
     if (rc < 0)
         return rc;
     if (config->timeout_ms < 1 || config->timeout_ms > RUSH_CLIENT_TIMEOUT_MS_MAX)
-        return refuse(why, why_size, "timeout_ms", config->timeout_ms, 1,
-                      RUSH_CLIENT_TIMEOUT_MS_MAX);
+        return out_of_range(why, why_size, "timeout_ms", config->timeout_ms, 1,
+                            RUSH_CLIENT_TIMEOUT_MS_MAX);
     if (config->retries_max > RUSH_CLIENT_RETRIES_MAX)
-        return refuse(why, why_size, "retries_max", config->retries_max, 0,
-                      RUSH_CLIENT_RETRIES_MAX);
+        return out_of_range(why, why_size, "retries_max", config->retries_max, 0,
+                            RUSH_CLIENT_RETRIES_MAX);
     if (config->batch_delay_us > RUSH_CLIENT_BATCH_DELAY_US_MAX)
-        return refuse(why, why_size, "batch_delay_us", config->batch_delay_us, 0,
-                      RUSH_CLIENT_BATCH_DELAY_US_MAX);
+        return out_of_range(why, why_size, "batch_delay_us", config->batch_delay_us, 0,
+                            RUSH_CLIENT_BATCH_DELAY_US_MAX);
     if (config->batch_requests_max < 1 || config->batch_requests_max > RUSH_WIRE_REQUESTS_MAX)
-        return refuse(why, why_size, "batch_requests_max", config->batch_requests_max, 1,
-                      RUSH_WIRE_REQUESTS_MAX);
+        return out_of_range(why, why_size, "batch_requests_max", config->batch_requests_max, 1,
+                            RUSH_WIRE_REQUESTS_MAX);
     if (config->inflight_max < 1 || config->inflight_max > RUSH_CLIENT_INFLIGHT_MAX)
-        return refuse(why, why_size, "inflight_max", config->inflight_max, 1,
-                      RUSH_CLIENT_INFLIGHT_MAX);
+        return out_of_range(why, why_size, "inflight_max", config->inflight_max, 1,
+                            RUSH_CLIENT_INFLIGHT_MAX);
     if (config->async_max < 1 || config->async_max > RUSH_CLIENT_ASYNC_MAX)
-        return refuse(why, why_size, "async_max", config->async_max, 1, RUSH_CLIENT_ASYNC_MAX);
+        return out_of_range(why, why_size, "async_max", config->async_max, 1,
+                            RUSH_CLIENT_ASYNC_MAX);
     return 0;
 }

@@ -1,11 +1,16 @@
 /*
  * sku.c — the one rule set for a SKU definition. The campaign file, the JSON sku_put and the
  * binary SKU_PUT all check a definition here, so a SKU the file refuses is refused on the wire
- * with the same reason (see sku.h).
+ * with the same reason (see sku.h). It also says what a put names (rush_sku_merge), so that the
+ * JSON codec, the wire and the engine share one meaning of a partial put.
  *
  * Threads: none; pure functions of their arguments.
  */
+#include <assert.h>
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "base/why.h"
 #include "rush/assert.h"
@@ -129,4 +134,81 @@ int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
     if (sku->pay_ttl_ns < 0 || sku->pay_ttl_ns > RUSH_TTL_NS_MAX)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "pay_ttl must be 0..168h");
     return sku_check_group(sku, why, why_size);
+}
+
+uint32_t rush_sku_fields_missing(const struct rush_sku *put)
+{
+    RUSH_ASSERT(put != NULL);
+    if (put->fields == 0)
+        return 0;
+    bool unlimited = (put->fields & RUSH_SKU_FIELD_UNLIMITED) != 0 && put->unlimited;
+    uint32_t required = RUSH_SKU_FIELDS_REQUIRED | (unlimited ? 0 : RUSH_SKU_FIELD_STOCK);
+    return required & ~put->fields;
+}
+
+bool rush_sku_pad_is_zero(const struct rush_sku *sku)
+{
+    for (size_t i = 0; i < sizeof(sku->pad); i++)
+        if (sku->pad[i] != 0)
+            return false;
+    return true;
+}
+
+/* Where each named field lives in the record: a put copies these bytes and no others. */
+#define SKU_FIELD(bit, member)                                                                     \
+    {                                                                                              \
+        bit, offsetof(struct rush_sku, member), sizeof(((struct rush_sku *)0)->member)             \
+    }
+static const struct {
+    uint32_t bit;
+    uint16_t offset;
+    uint16_t bytes;
+} sku_fields[] = {
+    SKU_FIELD(RUSH_SKU_FIELD_NAME, name),
+    SKU_FIELD(RUSH_SKU_FIELD_STOCK, stock),
+    SKU_FIELD(RUSH_SKU_FIELD_UNLIMITED, unlimited),
+    SKU_FIELD(RUSH_SKU_FIELD_PRICE, price_fen),
+    SKU_FIELD(RUSH_SKU_FIELD_START, start_ns),
+    SKU_FIELD(RUSH_SKU_FIELD_END, end_ns),
+    SKU_FIELD(RUSH_SKU_FIELD_PAY_TTL, pay_ttl_ns),
+    SKU_FIELD(RUSH_SKU_FIELD_ORDER_QTY_MAX, order_qty_max),
+    SKU_FIELD(RUSH_SKU_FIELD_USER_QTY_MAX, user_qty_max),
+    SKU_FIELD(RUSH_SKU_FIELD_PAUSED, paused),
+    SKU_FIELD(RUSH_SKU_FIELD_GROUP_SIZE, group_size),
+    SKU_FIELD(RUSH_SKU_FIELD_GROUP_TTL, group_ttl_ns),
+    SKU_FIELD(RUSH_SKU_FIELD_GROUPS_OPEN_MAX, groups_open_max),
+    SKU_FIELD(RUSH_SKU_FIELD_VIRTUAL_POLICY, virtual_policy),
+    SKU_FIELD(RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX, virtual_seats_max),
+    SKU_FIELD(RUSH_SKU_FIELD_VIRTUAL_BUDGET, virtual_budget),
+    SKU_FIELD(RUSH_SKU_FIELD_SOLO_ALLOWED, solo_allowed),
+    SKU_FIELD(RUSH_SKU_FIELD_GROUP_PRICE, group_price_fen),
+    SKU_FIELD(RUSH_SKU_FIELD_LEADER_PRICE, leader_price_fen),
+};
+static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 19, "one entry per field bit");
+
+/* A named group or leader price brings its `prices` bit with it (set: the put's price applies). */
+static uint8_t merged_prices(uint8_t live, uint8_t put, uint32_t fields)
+{
+    uint8_t named = (uint8_t)(((fields & RUSH_SKU_FIELD_GROUP_PRICE) ? RUSH_SKU_GROUP_PRICE : 0) |
+                              ((fields & RUSH_SKU_FIELD_LEADER_PRICE) ? RUSH_SKU_LEADER_PRICE : 0));
+    return (uint8_t)((live & ~named) | (put & named));
+}
+
+struct rush_sku rush_sku_merge(const struct rush_sku *live, int64_t stock_total,
+                               const struct rush_sku *put)
+{
+    RUSH_ASSERT(live != NULL && put != NULL && live->id == put->id);
+    uint32_t fields = put->fields != 0 ? put->fields : RUSH_SKU_FIELDS_ALL;
+    struct rush_sku merged = *live;
+    merged.stock = live->unlimited ? 0 : stock_total;
+    for (size_t i = 0; i < sizeof(sku_fields) / sizeof(sku_fields[0]); i++)
+        if (fields & sku_fields[i].bit)
+            memcpy((uint8_t *)&merged + sku_fields[i].offset,
+                   (const uint8_t *)put + sku_fields[i].offset, sku_fields[i].bytes);
+    if (merged.unlimited && (fields & RUSH_SKU_FIELD_STOCK) == 0)
+        merged.stock = 0; /* becoming unlimited: the old stock figure no longer applies */
+    merged.prices = merged_prices(live->prices, put->prices, fields);
+    memset(merged.pad, 0, sizeof(merged.pad));
+    merged.fields = 0;
+    return merged;
 }

@@ -24,8 +24,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/why.h"
 #include "rush/assert.h"
 #include "rush/wire.h"
+#include "sku.h"
 
 /* Records travel as they lie in memory: this build must be little-endian. */
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format is little-endian");
@@ -146,15 +148,35 @@ enum rush_reason rush_wire_request_reason(const struct rush_request *request)
     return RUSH_REASON_NONE;
 }
 
+/*
+ * A whole definition (fields 0, or every required field named) must pass the one validator,
+ * rush_sku_check, as in the campaign file and the JSON sku_put; `why` gets its reason. A partial
+ * put is checked field by field for what the wire can see (flags and enums), and the engine
+ * checks the definition it merges into.
+ */
+static enum rush_reason sku_reason(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    if (rush_sku_fields_missing(sku) == 0)
+        return rush_sku_check(sku, why, why_size) < 0 ? RUSH_REASON_SKU_DEF : RUSH_REASON_NONE;
+    if (sku->unlimited > 1 || sku->paused > 1) {
+        rush__refuse(0, why, why_size, "unlimited and paused must be 0 or 1");
+        return RUSH_REASON_SKU_DEF;
+    }
+    if (sku->virtual_policy > RUSH_VIRTUAL_AT_MOST) {
+        rush__refuse(0, why, why_size, "virtual_policy must be none, fill or at_most");
+        return RUSH_REASON_SKU_DEF;
+    }
+    if (sku->solo_allowed > 1 || (sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE))) {
+        rush__refuse(0, why, why_size, "solo_allowed must be 0 or 1, prices bits 0x01 and 0x02");
+        return RUSH_REASON_SKU_DEF;
+    }
+    return RUSH_REASON_NONE;
+}
+
 enum rush_reason rush_wire_sku_reason(const struct rush_sku *sku)
 {
     RUSH_ASSERT(sku != NULL);
-    if (sku->unlimited > 1 || sku->paused > 1)
-        return RUSH_REASON_SKU_DEF;
-    if (sku->virtual_policy > RUSH_VIRTUAL_AT_MOST || sku->solo_allowed > 1 ||
-        (sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE)) != 0)
-        return RUSH_REASON_SKU_DEF;
-    return RUSH_REASON_NONE;
+    return sku_reason(sku, NULL, 0);
 }
 
 static bool request_is_well_formed(const struct rush_request *request)
@@ -169,10 +191,7 @@ static bool result_is_well_formed(const struct rush_result *result)
 
 static bool sku_is_well_formed(const struct rush_sku *sku)
 {
-    for (size_t i = 0; i < sizeof(sku->pad); i++)
-        if (sku->pad[i] != 0)
-            return false;
-    return true;
+    return rush_sku_pad_is_zero(sku) && (sku->fields & ~RUSH_SKU_FIELDS_ALL) == 0;
 }
 
 /* Printable ASCII, then at least one NUL, then only NULs. */
@@ -352,21 +371,10 @@ static int decode_results(const uint8_t *records, struct rush_wire_view *out,
 static void describe_sku_field(const struct rush_sku *sku, uint32_t index,
                                struct rush_wire_error *error)
 {
-    if (sku->unlimited > 1)
-        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unlimited %u not 0 or 1",
-                            index, sku->unlimited);
-    else if (sku->paused > 1)
-        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: paused %u not 0 or 1",
-                            index, sku->paused);
-    else if (sku->solo_allowed > 1)
-        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index,
-                            "record %u: solo_allowed %u not 0 or 1", index, sku->solo_allowed);
-    else if (sku->virtual_policy <= RUSH_VIRTUAL_AT_MOST)
-        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unknown prices bits %#x",
-                            index, sku->prices);
-    else
-        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unknown virtual policy %u",
-                            index, sku->virtual_policy);
+    char why[RUSH_WIRE_ERROR_TEXT_BYTES];
+    enum rush_reason reason = sku_reason(sku, why, sizeof(why));
+    RUSH_ASSERT(reason != RUSH_REASON_NONE);
+    rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: %s", index, why);
 }
 
 static int decode_skus(const uint8_t *records, struct rush_wire_view *out,

@@ -11,7 +11,7 @@ import struct
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "wire")
 MAGIC = b"RUSH"
 REQUEST, RESULT, ERROR, SKU_PUT = 1, 2, 3, 4
-SIZES = {REQUEST: 64, RESULT: 56, ERROR: 128, SKU_PUT: 144}
+SIZES = {REQUEST: 64, RESULT: 56, ERROR: 128, SKU_PUT: 152}
 
 
 def header(kind, count, body_bytes, message_id, version=1, flags=0, reserved=0, magic=MAGIC):
@@ -36,10 +36,12 @@ def result(outcome, flags=0, reason=0, state=0, qty=0, order=0, group=0, remaini
                        remaining, reserved, confirmed, tag)
 
 
-def sku(sku_id, name, stock, price_fen, qty_max=1, group_size=0, unlimited=0, policy=0):
-    return struct.pack("<Q40sqqqqqqIIIIIIBBBBB3sqq", sku_id, name, stock, price_fen, 0, 1 << 62,
-                       0, 0, qty_max, qty_max, group_size, 0, 0, 0, unlimited, policy, 0,
-                       0, 0, b"", 0, 0)
+def sku(sku_id, name, stock, price_fen, qty_max=1, group_size=0, unlimited=0, policy=0,
+        group_ttl=0, groups_open_max=0, virtual_seats_max=0, virtual_budget=0, fields=0):
+    return struct.pack("<Q40sqqqqqqIIIIIIBBBBIqqB7s", sku_id, name, stock, price_fen, 0, 1 << 62,
+                       0, group_ttl, qty_max, qty_max, group_size, groups_open_max,
+                       virtual_seats_max, virtual_budget, unlimited, policy, 0, 0, fields,
+                       0, 0, 0, b"")
 
 
 def error(code, text, record_index=0xFFFFFFFF):
@@ -60,7 +62,10 @@ def seeds():
         REQUEST, [request(99, sku=1), request(1, qty=0, sku=1), request(2, qty=3, target=5)], 4)
     yield "sku_put_2", message(SKU_PUT, [sku(1001, b"RMB-1 phone", 10, 100),
                                          sku(2002, b"group tea", 0, 990, group_size=3,
-                                             unlimited=1, policy=2)], 5)
+                                             unlimited=1, policy=2, group_ttl=60 * 10**9,
+                                             groups_open_max=8, virtual_seats_max=1,
+                                             virtual_budget=100),
+                                         sku(1001, b"", 0, 120, fields=1 << 3)], 5)
     yield "error", message(ERROR, [error(4, "version 7 not supported")], 6)
     yield "bad_magic", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + bytes(8)
     yield "bad_version", message(REQUEST, two, 7, version=7)

@@ -98,6 +98,7 @@ static void put_catalogue(struct rush_engine *engine)
     for (uint64_t id = 1; id <= SKUS + 1; id++) {
         bool group = id == SKUS + 1;
         struct rush_sku sku = {.id = group ? GROUP_SKU : id,
+                               .name = "stress",
                                .stock = STOCK,
                                .price_fen = 100,
                                .start_ns = 0,
@@ -106,7 +107,8 @@ static void put_catalogue(struct rush_engine *engine)
                                .order_qty_max = 2,
                                .user_qty_max = 4,
                                .group_size = group ? 3 : 0,
-                               .group_ttl_ns = group ? 5000000 : 0,
+                               /* the shortest group TTL a SKU may have (sku.c) */
+                               .group_ttl_ns = group ? RUSH_GROUP_TTL_NS_MIN : 0,
                                .groups_open_max = group ? 50 : 0};
         struct rush_result result;
         if (rush_engine_sku_put(engine, &sku, &result) != 0 || result.outcome != RUSH_OK)

@@ -101,8 +101,8 @@ int main(void)
     pthread_t thread;
     RUSH_VERIFY(pthread_create(&thread, NULL, subscriber_main, NULL) == 0);
     order_all(engine);
-    double deadline = rush_drive_seconds() + 60;
-    while (atomic_load(&delivered) < ORDERS && rush_drive_seconds() < deadline)
+    double deadline = rush_clock_monotonic_seconds() + 60;
+    while (atomic_load(&delivered) < ORDERS && rush_clock_monotonic_seconds() < deadline)
         usleep(10000);
     atomic_store(&stop, true);
     pthread_join(thread, NULL);

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "rush/wire.h"
 
 #define CHILD_PATH_BYTES 512
@@ -68,13 +69,6 @@ struct rushd_child {
 static struct rushd_child rushd = {.pid = -1};
 
 /* ---- clock and paths ------------------------------------------------------------------------ */
-
-static inline int64_t child_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The pause between two polls of a condition; not a way to wait for an event. */
 static inline void child_sleep_ms(int ms)
@@ -228,7 +222,7 @@ static inline pid_t child_exec(const struct rushd_child *c, char *const args[],
 /* Waits up to timeout_ms for the child; its exit status (128 + signal), -1 when it still runs. */
 static inline int child_wait_exit(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = child_now_ms() + timeout_ms;
+    int64_t deadline = rush_clock_monotonic_ms() + timeout_ms;
     for (;;) {
         int status;
         pid_t done = waitpid(pid, &status, WNOHANG);
@@ -236,7 +230,7 @@ static inline int child_wait_exit(pid_t pid, int timeout_ms)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         if (done < 0)
             return -2; /* not our child any more: already reaped */
-        if (child_now_ms() >= deadline)
+        if (rush_clock_monotonic_ms() >= deadline)
             return -1;
         child_sleep_ms(CHILD_POLL_MS);
     }
@@ -268,7 +262,7 @@ static inline int child_wait_ready(struct rushd_child *c, int timeout_ms)
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &poll_ms, sizeof poll_ms);
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &poll_ms, sizeof poll_ms);
     cr_assert(nn_connect(sock, c->orders) >= 0, "connect %s", c->orders);
-    int64_t deadline = child_now_ms() + timeout_ms;
+    int64_t deadline = rush_clock_monotonic_ms() + timeout_ms;
     bool sent = false; /* a send times out while the socket is not connected yet */
     int rc = -1;
     for (;;) {
@@ -286,7 +280,7 @@ static inline int child_wait_ready(struct rushd_child *c, int timeout_ms)
             rc = status;
             break;
         }
-        if (child_now_ms() >= deadline)
+        if (rush_clock_monotonic_ms() >= deadline)
             break;
     }
     nn_close(sock);

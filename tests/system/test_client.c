@@ -824,8 +824,9 @@ Test(client_rushd, a_retry_across_sigstop_orders_exactly_once)
     cr_assert_eq(pthread_create(&thread, NULL, stopped_main, &call), 0);
     /* Each 200 ms timeout resends the request with the same key: wait until two resends. */
     struct rush_client_stats stats = {0};
-    int64_t deadline = child_now_ms() + CHILD_READY_MS;
-    for (rush_client_stats(client, &stats); stats.retries < 2 && child_now_ms() < deadline;
+    int64_t deadline = rush_clock_monotonic_ms() + CHILD_READY_MS;
+    for (rush_client_stats(client, &stats);
+         stats.retries < 2 && rush_clock_monotonic_ms() < deadline;
          rush_client_stats(client, &stats))
         child_sleep_ms(CHILD_POLL_MS);
     cr_assert_geq(stats.retries, 2);
@@ -899,4 +900,13 @@ Test(client_install, pkg_config_compiles_and_links_a_program, .fini = rushd_clea
         run(command);
     }
     cr_assert_eq(rc, 0);
+    /* The package is consistent: the server's programs, no header of a library it lacks, and
+     * nothing of librush's internals (rush__*) exported. */
+    snprintf(
+        command, sizeof command,
+        "cd '%s/prefix' && test -x bin/rushd && test -x bin/rushctl && test -x bin/rush-wal && "
+        "test ! -e include/rush/engine.h && "
+        "! nm -D --defined-only $(find . -name 'librush.so') | grep -q ' rush__'",
+        rushd.dir);
+    cr_assert_eq(run(command), 0, "%s", command);
 }

@@ -80,7 +80,7 @@ static int plain_exchange(const struct rush_stream_request *request, struct rush
 /* Waits until the shard's head seq reaches `seq` (the publisher reads the log behind the shard). */
 static void wait_head(uint32_t shard, uint64_t seq)
 {
-    int64_t deadline = child_now_ms() + HEAD_WAIT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + HEAD_WAIT_MS;
     for (;;) {
         struct rush_stream_request info;
         rush_stream_request_init(&info, RUSH_STREAM_INFO, 0, 0, 0);
@@ -92,7 +92,7 @@ static void wait_head(uint32_t shard, uint64_t seq)
         nn_freemsg(reply);
         if (shard_info.head_seq >= seq)
             return;
-        cr_assert(child_now_ms() < deadline, "head seq %lu, waiting for %lu",
+        cr_assert(rush_clock_monotonic_ms() < deadline, "head seq %lu, waiting for %lu",
                   (unsigned long)shard_info.head_seq, (unsigned long)seq);
         child_sleep_ms(20);
     }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "base/clock.h"
 #include "rushd_child.h"
 #include "support.h"
 
@@ -309,13 +310,6 @@ static void put_sku_json(uint64_t id, int64_t pay_ttl_ns)
     admin_json(text, "\"outcome\":\"ok\"");
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 TestSuite(rushd_restart, .fini = rushd_cleanup, .timeout = 120);
 
 Test(rushd_restart, holds_that_fell_due_while_rushd_was_killed_expire_at_the_first_tick)
@@ -333,12 +327,13 @@ Test(rushd_restart, holds_that_fell_due_while_rushd_was_killed_expire_at_the_fir
                 sizeof(reply));
     cr_assert(strstr(reply, "\"outcome\":\"ok\""), "%s", reply);
     uint64_t long_hold = order_of(reply);
-    int64_t acknowledged_ms = wall_ms(); /* the short hold's deadline is before this + 1 s */
+    int64_t acknowledged_ms =
+        (rush_clock_wall_ns() / 1000000); /* the short hold's deadline is before this + 1 s */
 
     kill(rushd.pid, SIGKILL);
     cr_assert_eq(child_wait_exit(rushd.pid, CHILD_EXIT_MS), 128 + SIGKILL);
     /* The downtime is the scenario: stay down past the deadline, then start again. */
-    while (wall_ms() < acknowledged_ms + 1300)
+    while ((rush_clock_wall_ns() / 1000000) < acknowledged_ms + 1300)
         child_sleep_ms(50);
     rushd_spawn();
 
@@ -382,8 +377,8 @@ Test(restart, async_mode_publishes_only_synced_batches_and_an_idle_shard_still_f
     put(engine, sku);
     cr_assert_eq(execute(engine, request_of(RUSH_OP_RESERVE, 1, 1, 1, 0, 1)).outcome, RUSH_OK);
     /* Two batches were logged (the put, the reserve); wait for the flush, bounded. */
-    int64_t deadline_ms = child_now_ms() + 10000;
-    while (rush_engine_durable_lsn(engine, 0) < 2 && child_now_ms() < deadline_ms)
+    int64_t deadline_ms = rush_clock_monotonic_ms() + 10000;
+    while (rush_engine_durable_lsn(engine, 0) < 2 && rush_clock_monotonic_ms() < deadline_ms)
         child_sleep_ms(1);
     cr_assert_eq(rush_engine_durable_lsn(engine, 0), 2, "the idle shard never flushed");
     rush_engine_destroy(engine);

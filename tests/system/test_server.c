@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "codec/json.h"
 #include "rush/types.h"
 #include "rush/wire.h"
@@ -334,9 +335,9 @@ static void check_expiry(int sock)
     struct rush_result r = call_one(sock, reserve(1006, 1, 1, 50));
     EXPECT_OUTCOME(r, RUSH_OK);
     /* The SKU's pay TTL is 300ms; the engine's idle tick fires the timer: wait for the state. */
-    int64_t deadline = child_now_ms() + CHILD_READY_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + CHILD_READY_MS;
     uint8_t state = RUSH_ORDER_RESERVED;
-    while (state == RUSH_ORDER_RESERVED && child_now_ms() < deadline) {
+    while (state == RUSH_ORDER_RESERVED && rush_clock_monotonic_ms() < deadline) {
         sleep_ms(CHILD_POLL_MS);
         state = call_one(sock, query(RUSH_OP_QUERY_ORDER, 0, r.order_id)).state;
     }
@@ -861,8 +862,9 @@ Test(server, sigterm_answers_in_flight_then_exits_zero)
     int len = rush_wire_encode_requests(message, sizeof(message), 77, requests, BIG);
     cr_assert(len > 0);
     cr_assert(nn_send(sock, message, (size_t)len, 0) == len);
-    int64_t deadline = child_now_ms() + CHILD_READY_MS; /* SIGTERM once rushd has taken it */
-    while (orders_taken() == taken && child_now_ms() < deadline)
+    int64_t deadline =
+        rush_clock_monotonic_ms() + CHILD_READY_MS; /* SIGTERM once rushd has taken it */
+    while (orders_taken() == taken && rush_clock_monotonic_ms() < deadline)
         sleep_ms(1);
     kill(server.pid, SIGTERM);
     void *reply = NULL;

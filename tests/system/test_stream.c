@@ -92,16 +92,17 @@ static void take(const struct rush_stream_event *events, int n)
 static void catch_up(struct rush_subscriber *sub, uint32_t want)
 {
     static struct rush_stream_event batch[1024];
-    int64_t deadline = child_now_ms() + 60000;
+    int64_t deadline = rush_clock_monotonic_ms() + 60000;
     while (consumed.count < want) {
         rush_subscriber_resync(sub);
         while (!rush_subscriber_caught_up(sub)) {
             int n = rush_subscriber_poll(sub, batch, 1024, 100);
             cr_assert(n >= 0 || transient(n), "poll: %s", rush_strerror(n));
             take(batch, n > 0 ? n : 0);
-            cr_assert_lt(child_now_ms(), deadline, "not caught up in 60 s");
+            cr_assert_lt(rush_clock_monotonic_ms(), deadline, "not caught up in 60 s");
         }
-        cr_assert_lt(child_now_ms(), deadline, "%u of %u events in 60 s", consumed.count, want);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline, "%u of %u events in 60 s", consumed.count,
+                     want);
     }
     cr_assert_eq(consumed.count, want, "no more than expected");
 }
@@ -263,8 +264,8 @@ Test(stream, a_tail_killed_and_restarted_resumes_from_its_cursor_without_loss_or
         bought += buy_coupons(client, 1 + (uint64_t)kill_round * 3000, 3000, NULL);
         /* killed mid-stream, at different points: once it wrote 16, 32, 48, 64 KiB more */
         off_t wanted = before + (off_t)(kill_round + 1) * 16384;
-        int64_t deadline = child_now_ms() + CHILD_READY_MS;
-        while (file_bytes(out) < wanted && child_now_ms() < deadline)
+        int64_t deadline = rush_clock_monotonic_ms() + CHILD_READY_MS;
+        while (file_bytes(out) < wanted && rush_clock_monotonic_ms() < deadline)
             child_sleep_ms(1);
         cr_assert_geq(file_bytes(out), wanted, "round %d: the tail wrote too little", kill_round);
         kill(tail, SIGKILL);

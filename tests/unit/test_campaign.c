@@ -188,6 +188,11 @@ static const struct broken broken_files[] = {
     {"[engine]\n[sku 7]\nname = x\n", "t.ini:1: section has no keys"},
     {"[endpoints]\njson = http://x:1\n", "t.ini:2: json = http://x:1: must be tcp://HOST:PORT"},
     {"[endpoints]\njson = tcp://127.0.0.1:70000\n", "t.ini:2: json = tcp://127.0.0.1:70000"},
+    /* Found by fuzz_campaign: an address is quoted in later reasons, so it must be printable. */
+    {"[endpoints]\nadmin = tcp://\xbc"
+     "10.0.0.1:7102\n",
+     "t.ini:2: admin = tcp://?10.0.0.1:7102: must be tcp://HOST:PORT"},
+    {"[endpoints]\nadmin = tcp://my host:7102\n", "t.ini:2: admin = tcp://my host:7102: must be"},
     {"[endpoints]\njson = tcp://127.0.0.1:7100\n",
      "t.ini:2: endpoints orders and json are the same address tcp://127.0.0.1:7100"},
     {"[endpoints]\nadmin = tcp://0.0.0.0:7102\n",

@@ -70,7 +70,7 @@ static void put_catalogue(struct rush_engine *engine)
 {
     struct rush_result result;
     struct rush_sku hot = sku_solo(1, 3000);
-    hot.user_qty_max = 2;
+    hot.order_qty_max = hot.user_qty_max = 2; /* order <= user, as every SKU must have */
     struct rush_sku group = sku_group(2, 3000, 3);
     cr_assert_eq(rush_engine_sku_put(engine, &hot, &result), 0);
     cr_assert_eq(rush_engine_sku_put(engine, &group, &result), 0);

@@ -190,8 +190,8 @@ Test(group, at_most_policy_fills_only_small_gaps)
 Test(group, a_user_limit_counts_seats)
 {
     struct rush_sku sku = sku_group(1, 10, 2);
-    sku.user_qty_max = 1;
-    put_at(shard, T0_NS, sku);
+    sku.order_qty_max = sku.user_qty_max = 1;
+    cr_assert_eq(put_at(shard, T0_NS, sku).outcome, RUSH_OK);
     op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0);
     cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0).outcome, RUSH_LIMIT_EXCEEDED);
 }
@@ -437,6 +437,7 @@ Test(group, a_late_join_settles_the_largest_group_within_the_smallest_event_buff
     limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2); /* the least rush accepts */
     shard = shard_new(limits, 7, &recorder);
     struct rush_sku sku = sku_group(1, 100, RUSH_GROUP_SIZE_MAX);
+    sku.order_qty_max = 1;
     sku.user_qty_max = 1;
     put_at(shard, T0_NS, sku);
     int64_t at = T0_NS + 300000;
@@ -520,6 +521,7 @@ Test(group, one_stock_sells_solo_and_in_groups_at_their_own_prices)
 Test(group, solo_and_seats_share_the_users_limit)
 {
     struct rush_sku sku = deal_sku(10);
+    sku.order_qty_max = 1;
     sku.user_qty_max = 2;
     put_at(shard, T0_NS, sku);
     cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0).outcome, RUSH_OK);
@@ -576,4 +578,29 @@ Test(group, sku_put_refuses_prices_the_validator_refuses)
     cr_assert_eq(r.reason, RUSH_REASON_SKU_DEF);
     cr_assert_eq(rush_shard_ledger(shard, 1, &(struct rush_sku_ledger){0}), -ENOENT,
                  "nothing half-applied");
+}
+
+Test(group, a_partial_put_sets_or_unsets_one_price_and_keeps_the_rest)
+{
+    put_at(shard, T0_NS, deal_sku(10));
+    struct rush_result r;
+    struct rush_sku cheaper = {.id = 1,
+                               .fields = RUSH_SKU_FIELD_GROUP_PRICE,
+                               .prices = RUSH_SKU_GROUP_PRICE,
+                               .group_price_fen = 50};
+    rush_shard_sku_put(shard, &cheaper, &r);
+    cr_assert_eq(r.outcome, RUSH_OK);
+    struct rush_sku no_leader_deal = {.id = 1, .fields = RUSH_SKU_FIELD_LEADER_PRICE};
+    rush_shard_sku_put(shard, &no_leader_deal, &r);
+    cr_assert_eq(r.outcome, RUSH_OK);
+    struct rush_sku too_dear = cheaper;
+    too_dear.group_price_fen = 101;
+    rush_shard_sku_put(shard, &too_dear, &r);
+    cr_assert_eq(r.reason, RUSH_REASON_SKU_DEF, "the merged definition breaks the price rule");
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0);
+    struct rush_result join = op_at(T0_NS, RUSH_OP_GROUP_JOIN, 0, 101, open.group_id);
+    cr_assert_eq(amount_of(RUSH_EV_ORDER_CONFIRMED, open.order_id), 50, "no leader price now");
+    cr_assert_eq(amount_of(RUSH_EV_ORDER_CONFIRMED, join.order_id), 50);
+    struct rush_request solo = request_of(RUSH_OP_RESERVE, 1, 200, 1, 0, next_key++);
+    cr_assert_eq(decide_at(shard, T0_NS, solo).outcome, RUSH_OK, "solo_allowed kept");
 }

@@ -127,19 +127,21 @@ static struct rush_sku catalogue_sku(uint64_t id)
         break;
     case SKU_PAIR:
         sku = sku_group(id, 80, 2);
-        sku.group_ttl_ns = 60 * MS;
+        sku.group_ttl_ns = SECOND + 60 * MS; /* the shortest a SKU may have is 1 s */
         sku.groups_open_max = 6;
         sku.end_ns = T0_NS + 400 * SECOND;
         sku.user_qty_max = 3;
+        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
         break;
     case SKU_TRIO:
         sku = sku_group(id, 60, 3);
-        sku.group_ttl_ns = 80 * MS;
+        sku.group_ttl_ns = SECOND + 80 * MS;
         sku.groups_open_max = 4;
         sku.virtual_policy = RUSH_VIRTUAL_FILL;
         sku.virtual_budget = 20;
         sku.user_qty_max = 3;
-        sku.solo_allowed = 1; /* one stock: reserve buys at price, seats at the group price */
+        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
+        sku.solo_allowed = 1;  /* one stock: reserve buys at price, seats at the group price */
         sku.pay_ttl_ns = 25 * MS;
         sku.prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
         sku.group_price_fen = 40;
@@ -148,21 +150,23 @@ static struct rush_sku catalogue_sku(uint64_t id)
     case SKU_QUAD:
         sku = sku_group(id, 0, 4);
         sku.unlimited = 1;
-        sku.group_ttl_ns = 50 * MS;
+        sku.group_ttl_ns = SECOND + 50 * MS;
         sku.groups_open_max = 3;
         sku.virtual_policy = RUSH_VIRTUAL_FILL;
         sku.virtual_budget = 1000000;
         sku.user_qty_max = 3;
+        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
         break;
     case SKU_FIVE:
         sku = sku_group(id, 100, 5);
-        sku.group_ttl_ns = 120 * MS;
+        sku.group_ttl_ns = SECOND + 120 * MS;
         sku.groups_open_max = 5;
         sku.virtual_policy = RUSH_VIRTUAL_AT_MOST;
         sku.virtual_seats_max = 2;
         sku.virtual_budget = 30;
         sku.start_ns = T0_NS + 3 * SECOND; /* group ops before the start cost nothing */
         sku.user_qty_max = 3;
+        sku.order_qty_max = 3;             /* sku_group() starts from 5: keep order <= user */
         sku.prices = RUSH_SKU_GROUP_PRICE; /* the leader pays what a seat pays */
         sku.group_price_fen = 70;
         break;
@@ -954,7 +958,8 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
     struct rush_result r = {0};
     int s = m_sku_of(m, def->id);
     bool valid = def->id != 0 && def->start_ns < def->end_ns && def->order_qty_max >= 1 &&
-                 def->user_qty_max >= 1 && (def->unlimited || def->stock >= 0);
+                 def->user_qty_max >= 1 && (def->unlimited || def->stock >= 0) &&
+                 (def->virtual_policy == RUSH_VIRTUAL_NONE) == (def->virtual_budget == 0);
     bool prices_set = def->prices & RUSH_SKU_GROUP_PRICE || def->prices & RUSH_SKU_LEADER_PRICE;
     if (def->group_size == 0 && (def->solo_allowed || prices_set))
         valid = false; /* group prices and solo_allowed belong to group-buy SKUs */
@@ -975,13 +980,18 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
         r.reason = RUSH_REASON_BELOW_RESERVED;
         return r;
     }
+    bool live = s >= 0;
     if (s < 0) {
         cr_assert(m->sku_count < SKUS_MAX);
         s = (int)m->sku_count++;
     }
     struct m_sku *sku = &m->skus[s];
     int64_t held = sku->reserved + sku->confirmed;
+    /* A put on a live SKU changes what it names; the puts here name all but paused. */
+    uint8_t paused = live ? sku->def.paused : def->paused;
     sku->def = *def;
+    sku->def.paused = paused;
+    sku->def.fields = 0;
     sku->stock_total = def->unlimited ? held : def->stock;
     sku->available = def->unlimited ? 0 : def->stock - held;
     r.remaining = sku->available;
@@ -1637,7 +1647,8 @@ static void step_restock(struct run *run)
     static const uint64_t ids[] = {SKU_HOT, SKU_NOW, SKU_TRIO, SKU_TRIO, SKU_FIVE};
     struct rush_sku def = catalogue_sku(pick(run, ids, COUNT_OF(ids)));
     int s = m_sku_of(&run->model, def.id);
-    def.virtual_budget = run->model.skus[s].virtual_used + (uint32_t)rnd(run, 5);
+    if (def.virtual_policy != RUSH_VIRTUAL_NONE) /* budgets belong to virtual seats only */
+        def.virtual_budget = run->model.skus[s].virtual_used + (uint32_t)rnd(run, 5);
     def.stock =
         run->model.skus[s].reserved + run->model.skus[s].confirmed + (int64_t)rnd(run, 30) - 3;
     if (def.stock < 0)
@@ -1652,7 +1663,8 @@ static void step_restock(struct run *run)
     if (rnd(run, 4) == 0) /* the sale ends soon: groups opened now are capped at the end */
         def.end_ns = run->clock + 1 + (int64_t)rnd(run, 200 * MS);
     if (rnd(run, 8) == 0)
-        def.end_ns = def.start_ns; /* an empty window: refused */
+        def.end_ns = def.start_ns;                             /* an empty window: refused */
+    def.fields = RUSH_SKU_FIELDS_ALL & ~RUSH_SKU_FIELD_PAUSED; /* pause/resume own the pause */
     struct rush_result want = model_sku_put(&run->model, &def);
     for (uint32_t i = 0; i < run->shard_count; i++) {
         struct rush_result got;

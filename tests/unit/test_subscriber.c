@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "rush/subscriber.h"
 
 #define SHARDS 3
@@ -59,13 +60,6 @@ struct fake {
 };
 
 static struct fake *fake;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A reply: the header then `count` records of record_bytes from records. */
 static void fake_send(struct fake *f, const struct rush_stream_header *header, const void *records,
@@ -294,14 +288,15 @@ static void seen_take(struct seen *seen, const struct rush_stream_event *events,
 static void collect_all(struct rush_subscriber *sub, struct seen *seen, uint32_t max)
 {
     static struct rush_stream_event events[RUSH_STREAM_REPLAY_MAX];
-    int64_t deadline = now_ms() + COLLECT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
     for (;;) {
         bool done = true;
         for (uint32_t s = 0; s < fake->shard_count; s++)
             done = done && seen->last[s] == atomic_load(&fake->head[s]);
         if (done)
             return;
-        cr_assert_lt(now_ms(), deadline, "not caught up: %s", rush_subscriber_last_error(sub));
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline, "not caught up: %s",
+                     rush_subscriber_last_error(sub));
         int n = rush_subscriber_poll(sub, events, max, 50);
         cr_assert_geq(n, 0, "poll: %s: %s", rush_strerror(n), rush_subscriber_last_error(sub));
         seen_take(seen, events, n);
@@ -319,9 +314,7 @@ static uint64_t xorshift(uint64_t *state)
 
 static uint64_t seed_of_time(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec * 2654435761u + (uint64_t)ts.tv_sec + 1;
+    return (uint64_t)rush_clock_wall_ns() * 2654435761u + 1;
 }
 
 /* Sends heartbeats until the subscriber has received a PUB message: the SUB is connected. */
@@ -329,9 +322,9 @@ static void wait_connected(struct rush_subscriber *sub, struct seen *seen)
 {
     struct rush_stream_event events[64];
     struct rush_subscriber_stats stats;
-    int64_t deadline = now_ms() + COLLECT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
     do {
-        cr_assert_lt(now_ms(), deadline, "the SUB socket never connected");
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline, "the SUB socket never connected");
         fake_publish(fake, 0, 0, 0);
         int n = rush_subscriber_poll(sub, events, 64, 20);
         cr_assert_geq(n, 0);
@@ -381,10 +374,10 @@ Test(subscriber, quiet_shards_are_caught_up_through_info_and_paged_replay)
     struct rush_subscriber *sub = test_open(&config);
     struct seen seen = {0};
     struct rush_stream_event events[64];
-    int64_t deadline = now_ms() + COLLECT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
     cr_assert_not(rush_subscriber_caught_up(sub));
     while (!rush_subscriber_caught_up(sub)) {
-        cr_assert_lt(now_ms(), deadline);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline);
         int n = rush_subscriber_poll(sub, events, 64, 50);
         cr_assert_geq(n, 0, "%s", rush_subscriber_last_error(sub));
         cr_assert_leq(n, 16);
@@ -564,9 +557,9 @@ Test(subscriber, resume_from_a_saved_cursor_neither_loses_nor_repeats)
         if (rc == 1)
             cr_assert_eq(rush_subscriber_set_cursor(sub, &cursor), 0);
         uint64_t taken = 0;
-        int64_t deadline = now_ms() + COLLECT_MS;
+        int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
         while (taken < 12) {
-            cr_assert_lt(now_ms(), deadline);
+            cr_assert_lt(rush_clock_monotonic_ms(), deadline);
             int n = rush_subscriber_poll(sub, events,
                                          12 - (uint32_t)taken < 8 ? 12 - (uint32_t)taken : 8, 50);
             cr_assert_geq(n, 0, "%s", rush_subscriber_last_error(sub));
@@ -602,10 +595,10 @@ Test(subscriber, a_cursor_of_another_shard_count_is_an_error)
     struct rush_stream_cursor cursor = {.shard_count = 3};
     cr_assert_eq(rush_subscriber_set_cursor(sub, &cursor), 0, "not known yet");
     struct rush_stream_event events[8];
-    int64_t deadline = now_ms() + COLLECT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
     int n;
     while ((n = rush_subscriber_poll(sub, events, 8, 50)) == 0)
-        cr_assert_lt(now_ms(), deadline);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline);
     cr_assert_eq(n, RUSH_ECONFIG, "%d", n);
     cr_assert(strstr(rush_subscriber_last_error(sub), "3 shards") != NULL, "%s",
               rush_subscriber_last_error(sub));
@@ -628,10 +621,10 @@ Test(subscriber, a_range_too_old_is_an_error_unless_skip_lost)
     struct rush_subscriber *sub = test_open(&config);
     struct rush_stream_event events[32];
     struct seen seen = {0};
-    int64_t deadline = now_ms() + COLLECT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
     int n;
     while ((n = rush_subscriber_poll(sub, events, 32, 50)) >= 0) {
-        cr_assert_lt(now_ms(), deadline);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline);
         seen_take(&seen, events, n);
     }
     cr_assert_eq(n, -ENODATA, "%s", rush_strerror(n));
@@ -675,9 +668,9 @@ Test(subscriber, a_silent_replay_endpoint_is_a_timeout_not_a_hang)
     config.replay_retries_max = 2;
     struct rush_subscriber *sub = test_open(&config);
     struct rush_stream_event events[8];
-    int64_t start = now_ms();
+    int64_t start = rush_clock_monotonic_ms();
     int n = rush_subscriber_poll(sub, events, 8, 10000);
-    int64_t elapsed = now_ms() - start;
+    int64_t elapsed = rush_clock_monotonic_ms() - start;
     cr_assert_eq(n, RUSH_ETIMEDOUT, "%s", rush_strerror(n));
     cr_assert_geq(elapsed, 140);
     cr_assert_lt(elapsed, 2000, "%ld ms", (long)elapsed);
@@ -689,15 +682,16 @@ Test(subscriber, a_silent_replay_endpoint_is_a_timeout_not_a_hang)
     cr_assert_eq(stats.request_timeouts, 1);
     cr_assert_geq(atomic_load(&fake->requests), 3);
     /* a short poll returns on time with the request still in flight */
-    start = now_ms();
+    start = rush_clock_monotonic_ms();
     cr_assert_eq(rush_subscriber_poll(sub, events, 8, 20), 0);
-    cr_assert_lt(now_ms() - start, 500, "returns near its timeout, not after the replay's");
+    cr_assert_lt(rush_clock_monotonic_ms() - start, 500,
+                 "returns near its timeout, not after the replay's");
     /* the endpoint comes back: the next polls deliver */
     atomic_store(&fake->mode, FAKE_SERVE);
     struct seen seen = {0};
-    int64_t deadline = now_ms() + COLLECT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
     while (seen.total < 3) {
-        cr_assert_lt(now_ms(), deadline);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline);
         n = rush_subscriber_poll(sub, events, 8, 50);
         if (n == RUSH_ETIMEDOUT)
             continue; /* the attempt that was muted */
@@ -718,9 +712,9 @@ Test(subscriber, hostile_replay_replies_are_dropped_never_trusted)
     struct rush_stream_event events[8];
     struct seen seen = {0};
     /* INFO first, so that the next requests are REPLAYs */
-    int64_t deadline = now_ms() + COLLECT_MS;
+    int64_t deadline = rush_clock_monotonic_ms() + COLLECT_MS;
     while (rush_subscriber_shard_count(sub) == 0) {
-        cr_assert_lt(now_ms(), deadline);
+        cr_assert_lt(rush_clock_monotonic_ms(), deadline);
         atomic_store(&fake->mode, FAKE_SERVE);
         int n = rush_subscriber_poll(sub, events, 1, 20);
         cr_assert_geq(n, 0);
@@ -730,9 +724,9 @@ Test(subscriber, hostile_replay_replies_are_dropped_never_trusted)
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         atomic_store(&fake->mode, modes[i]);
         int n;
-        deadline = now_ms() + COLLECT_MS;
+        deadline = rush_clock_monotonic_ms() + COLLECT_MS;
         while ((n = rush_subscriber_poll(sub, events, 8, 50)) >= 0) { /* the reply in flight */
-            cr_assert_lt(now_ms(), deadline);
+            cr_assert_lt(rush_clock_monotonic_ms(), deadline);
             seen_take(&seen, events, n);
         }
         cr_assert_eq(n, RUSH_EPROTO, "mode %d: %d", modes[i], n);
@@ -912,7 +906,7 @@ Test(subscriber, rushctl_tail_stops_on_a_lost_range_and_on_sigterm)
              "'%s/../bin/rushctl' tail --skip-lost --pub '%s' --replay '%s' >/dev/null & "
              "pid=$!; sleep 0.5; kill -TERM $pid; wait $pid",
              self, fake->pub_url, fake->replay_url);
-    int64_t start = now_ms();
+    int64_t start = rush_clock_monotonic_ms();
     cr_assert_eq(run(command), 0);
-    cr_assert_lt(now_ms() - start, 3000);
+    cr_assert_lt(rush_clock_monotonic_ms() - start, 3000);
 }

@@ -60,6 +60,19 @@ static void put_u32(uint8_t *at, uint32_t value)
     memcpy(at, &value, sizeof(value));
 }
 
+/* A whole SKU definition that passes rush_sku_check. */
+static struct rush_sku sku_valid(uint64_t id)
+{
+    return (struct rush_sku){.id = id,
+                             .name = "RMB-1 phone",
+                             .stock = 10,
+                             .price_fen = 100,
+                             .start_ns = 1,
+                             .end_ns = 2,
+                             .order_qty_max = 2,
+                             .user_qty_max = 4};
+}
+
 Test(wire, requests_round_trip_and_point_into_the_buffer)
 {
     struct rush_request requests[3];
@@ -107,13 +120,18 @@ Test(wire, results_round_trip)
 
 Test(wire, skus_round_trip)
 {
-    struct rush_sku skus[2] = {
-        {.id = 1001, .name = "RMB-1 phone", .stock = 10, .price_fen = 100, .order_qty_max = 1},
-        {.id = 1002, .unlimited = 1, .group_size = 3, .virtual_policy = RUSH_VIRTUAL_AT_MOST},
-    };
+    struct rush_sku skus[2] = {sku_valid(1001), sku_valid(1002)};
+    skus[1].unlimited = 1;
+    skus[1].stock = 0;
+    skus[1].group_size = 3;
+    skus[1].group_ttl_ns = INT64_C(60000000000);
+    skus[1].groups_open_max = 10;
+    skus[1].virtual_policy = RUSH_VIRTUAL_AT_MOST;
+    skus[1].virtual_seats_max = 1;
+    skus[1].virtual_budget = 5;
     memset(skus[1].name, 'x', sizeof(skus[1].name)); /* a full name has no NUL */
     int bytes = rush_wire_encode_skus(SCRATCH, BUF_BYTES, 9, skus, 2);
-    cr_assert_eq(bytes, 32 + 2 * 144);
+    cr_assert_eq(bytes, 32 + 2 * 152);
     struct rush_wire_view view;
     struct rush_wire_error error;
     cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0, "%s", error.text);
@@ -146,7 +164,7 @@ Test(wire, message_bytes_is_exact_and_knows_the_limits)
 {
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 2), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_RESULT, 2), 32 + 112);
-    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 144);
+    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 152);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 1), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 2), 0);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 0), 0);
@@ -186,8 +204,11 @@ Test(wire, encoders_refuse_what_the_decoder_would)
     result = (struct rush_result){.outcome = RUSH_INVALID, .reason = RUSH_REASON_COUNT_};
     cr_assert_eq(rush_wire_encode_results(SCRATCH, BUF_BYTES, 1, &result, 1), -EINVAL);
 
-    struct rush_sku sku = {.id = 1};
-    sku.pad[2] = 1;
+    struct rush_sku sku = sku_valid(1);
+    sku.pad[6] = 1;
+    cr_assert_eq(rush_wire_encode_skus(SCRATCH, BUF_BYTES, 1, &sku, 1), -EINVAL);
+    sku.pad[6] = 0;
+    sku.fields = RUSH_SKU_FIELDS_ALL + 1; /* a field bit that does not exist */
     cr_assert_eq(rush_wire_encode_skus(SCRATCH, BUF_BYTES, 1, &sku, 1), -EINVAL);
 
     struct rush_wire_error error = {.code = RUSH_WIRE_OK};
@@ -356,10 +377,10 @@ static void m_as_skus_with_pad(uint8_t *m, size_t *len)
 {
     put_u16(m + 6, RUSH_WIRE_SKU_PUT);
     put_u32(m + 8, 1);
-    put_u32(m + 12, 144);
-    memset(m + 32, 0, 144);
-    m[32 + 127] = 1; /* the last pad byte before the group and leader prices */
-    *len = 176;
+    put_u32(m + 12, 152);
+    memset(m + 32, 0, 152);
+    m[32 + 151] = 1; /* the last pad byte */
+    *len = 184;
 }
 
 static const struct hostile hostiles[] = {
@@ -411,7 +432,7 @@ static const struct hostile hostiles[] = {
     {"result outcome", m_as_results_with_bad_outcome, RUSH_WIRE_E_RECORD, 2,
      "record 2: unknown outcome 99"},
     {"result reason", m_as_results_with_bad_reason, RUSH_WIRE_E_RECORD, 3,
-     "record 3: unknown reason 13"},
+     "record 3: unknown reason 15"},
     {"sku pad", m_as_skus_with_pad, RUSH_WIRE_E_RECORD, 0, "record 0: reserved bytes not zero"},
 };
 
@@ -514,7 +535,8 @@ Test(wire, every_op_with_its_qty_rule)
 
 Test(wire, sku_field_problems_are_answered_per_record)
 {
-    struct rush_sku skus[3] = {{.id = 1}, {.id = 2, .unlimited = 2}, {.id = 3}};
+    struct rush_sku skus[3] = {sku_valid(1), sku_valid(2), sku_valid(3)};
+    skus[1].unlimited = 2;
     skus[2].virtual_policy = 3;
     int bytes = rush_wire_encode_skus(SCRATCH, BUF_BYTES, 3, skus, 3);
     struct rush_wire_view view;
@@ -522,12 +544,27 @@ Test(wire, sku_field_problems_are_answered_per_record)
     cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0);
     cr_assert_eq(view.invalid_count, 2);
     cr_assert_eq(view.invalid_first_index, 1);
-    cr_assert_str_eq(error.text, "record 1: unlimited 2 not 0 or 1");
+    cr_assert_str_eq(error.text, "record 1: unlimited and paused must be 0 or 1");
     cr_assert_eq(rush_wire_sku_reason(&skus[2]), RUSH_REASON_SKU_DEF);
     skus[2].virtual_policy = 0;
     skus[2].paused = 9;
     cr_assert_eq(rush_wire_sku_reason(&skus[2]), RUSH_REASON_SKU_DEF);
     cr_assert_eq(rush_wire_sku_reason(&skus[0]), RUSH_REASON_NONE);
+
+    /* A whole definition meets the campaign's rules, with the campaign's words. */
+    skus[0].user_qty_max = skus[0].order_qty_max - 1;
+    bytes = rush_wire_encode_skus(SCRATCH, BUF_BYTES, 4, skus, 1);
+    cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0);
+    cr_assert_eq(view.invalid_count, 1);
+    cr_assert_str_eq(error.text,
+                     "record 0: user_qty_max must be 2..1000000 (at least order_qty_max)");
+
+    /* A partial put (it names fields) is checked only for what it names; the engine merges. */
+    struct rush_sku partial = {.id = 7, .fields = RUSH_SKU_FIELD_PRICE, .price_fen = 5};
+    cr_assert_eq(rush_wire_sku_reason(&partial), RUSH_REASON_NONE);
+    partial.fields |= RUSH_SKU_FIELD_PAUSED;
+    partial.paused = 2;
+    cr_assert_eq(rush_wire_sku_reason(&partial), RUSH_REASON_SKU_DEF);
 }
 
 Test(wire, max_size_messages_decode_and_one_more_record_is_refused)
