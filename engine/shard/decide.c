@@ -59,6 +59,7 @@ struct rush_event decide__event(const struct rush_request *request, uint8_t type
     case RUSH_OP_QUERY_SKU:
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -416,9 +417,54 @@ static struct verdict query_sku(const struct rush_shard *shard, const struct rus
     return verdict_of(RUSH_OK);
 }
 
+/* The SKU's "join this group" list, computed at rank 0 and reused by the ranks that follow it
+ * in the same work item while nothing changed (group.c group__list bounds the work). */
+static const struct group_list *listed_groups(const struct rush_shard *shard,
+                                              const struct sku_state *sku, uint32_t rank)
+{
+    struct group_list *list = &((struct rush_shard *)shard)->listed; /* a cache, not state */
+    uint32_t sku_index = (uint32_t)(sku - shard->skus);
+    uint64_t events = atomic_load_explicit(&shard->stats.events, memory_order_relaxed);
+    if (rank == 0 || list->sku_index != sku_index || list->now_ns != shard->now_ns ||
+        list->events_seen != events) {
+        list->sku_index = sku_index;
+        list->now_ns = shard->now_ns;
+        list->events_seen = events;
+        list->count = group__list(shard, sku, list->groups, RUSH_LIST_GROUPS_MAX);
+    }
+    return list;
+}
+
+static struct verdict query_list_groups(const struct rush_shard *shard,
+                                        const struct rush_request *request,
+                                        struct rush_result *result)
+{
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.group_size == 0)
+        return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
+    if (request->qty >= RUSH_LIST_GROUPS_MAX)
+        return invalid_because(RUSH_REASON_QTY);
+    const struct group_list *list = listed_groups(shard, sku, request->qty);
+    if (request->qty >= list->count)
+        return verdict_of(RUSH_UNKNOWN_GROUP); /* no open group at this rank */
+    uint32_t g = list->groups[request->qty];
+    const struct group *group = &shard->groups[g];
+    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN && group->member_first != NONE);
+    result->state = group->state;
+    result->qty = group->seats;
+    result->group_id = group_id_of(shard, g);
+    result->remaining = (int64_t)sku->def.group_size - group->seats;
+    result->reserved = group->deadline_ns;
+    result->confirmed = (int64_t)shard->orders[group->member_first].user_id;
+    return verdict_of(RUSH_OK);
+}
+
 static bool is_query(uint8_t op)
 {
-    return op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP || op == RUSH_OP_QUERY_SKU;
+    return op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP || op == RUSH_OP_QUERY_SKU ||
+           op == RUSH_OP_LIST_GROUPS;
 }
 
 static struct verdict answer_query(const struct rush_shard *shard,
@@ -431,6 +477,8 @@ static struct verdict answer_query(const struct rush_shard *shard,
         return query_group(shard, request, result);
     case RUSH_OP_QUERY_SKU:
         return query_sku(shard, request, result);
+    case RUSH_OP_LIST_GROUPS:
+        return query_list_groups(shard, request, result);
     case RUSH_OP_NONE:
     case RUSH_OP_RESERVE:
     case RUSH_OP_CONFIRM:

@@ -181,6 +181,7 @@ uint32_t shard__fingerprint(uint8_t op, uint64_t sku_id, uint64_t user_id, uint3
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }

@@ -67,6 +67,18 @@ struct group {
 };
 static_assert(sizeof(struct group) == 32, "group record stays small");
 
+/*
+ * list_groups asks for a list one rank per request, in one work item: the list is computed for
+ * rank 0 and the next ranks read it while nothing has changed (same SKU, clock and event count).
+ */
+struct group_list {
+    uint32_t sku_index;
+    uint32_t count;
+    int64_t now_ns;
+    uint64_t events_seen; /* stats.events when it was computed */
+    uint32_t groups[RUSH_LIST_GROUPS_MAX];
+};
+
 /* Idempotency entry: the key, a fingerprint of the request, and what is needed to answer again. */
 struct key_entry {
     rush_key key;
@@ -110,6 +122,7 @@ struct rush_shard {
     struct rush_event *events;
     uint32_t event_count;
     struct sku_state *sku_cached;       /* the SKU found last (a lookup cache, not state) */
+    struct group_list listed;           /* the last list_groups answer (a cache, not state) */
     const struct key_entry *last_entry; /* the entry the last decision event wrote */
     struct rush_sku sku_pending;        /* assembled from SKU_PUT parts while applying */
     uint32_t sku_parts_seen;
@@ -187,6 +200,8 @@ void group__closed(struct rush_shard *shard, uint32_t group_index, uint8_t state
                    uint32_t virtual_seats);
 bool group__has_user(const struct rush_shard *shard, const struct group *group, uint64_t user_id);
 uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku, uint64_t user_id);
+uint32_t group__list(const struct rush_shard *shard, const struct sku_state *sku, uint32_t *out,
+                     uint32_t max);
 int64_t group__virtual_fill(const struct rush_shard *shard, uint32_t group_index);
 
 /* decide.c */

@@ -54,7 +54,8 @@ enum rush_op {
     RUSH_OP_ADJUST = 10,        /* sku, amount = signed change of stock_total */
     RUSH_OP_PAUSE = 11,         /* sku */
     RUSH_OP_RESUME = 12,        /* sku */
-    RUSH_OP_COUNT_ = 13,
+    RUSH_OP_LIST_GROUPS = 13,   /* sku, qty = rank: the rank-th open group to join (0-based) */
+    RUSH_OP_COUNT_ = 14,
     /* sku_put carries a whole struct rush_sku and travels on its own path. */
 };
 
@@ -166,6 +167,9 @@ static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
  *                reserved = deadline (ns), confirmed = sku id
  *   query_sku:   state = 1 when paused, qty = open groups, remaining = available,
  *                reserved, confirmed (units)
+ *   list_groups: the rank-th open group (unknown_group past the last): state = open,
+ *                qty = seats taken, group_id, remaining = seats free, reserved = deadline (ns),
+ *                confirmed = the leader's user id
  */
 struct rush_result {
     uint8_t outcome; /* enum rush_outcome */
@@ -192,6 +196,10 @@ static_assert(sizeof(struct rush_result) == 56, "result record is 56 bytes");
 #define RUSH_TTL_NS_MAX (INT64_C(7) * 24 * 3600 * 1000000000)
 #define RUSH_GROUP_TTL_NS_MIN INT64_C(1000000000)
 #define RUSH_GROUPS_OPEN_MAX (1u << 24)
+/* list_groups: at most this many groups per list (ranks 0..RUSH_LIST_GROUPS_MAX - 1), found by
+ * visiting at most RUSH_LIST_GROUPS_VISIT_MAX open groups of the SKU per list. */
+#define RUSH_LIST_GROUPS_MAX 20
+#define RUSH_LIST_GROUPS_VISIT_MAX 1024
 #define RUSH_TIME_NEVER INT64_MAX
 
 /* A SKU, as the campaign file and sku_put give it. Times are engine-clock nanoseconds. */

@@ -50,6 +50,7 @@ static const char *const op_names[RUSH_OP_COUNT_] = {
     [RUSH_OP_ADJUST] = "adjust",
     [RUSH_OP_PAUSE] = "pause",
     [RUSH_OP_RESUME] = "resume",
+    [RUSH_OP_LIST_GROUPS] = "list_groups",
 };
 
 static const char *const outcome_names[RUSH_OUTCOME_COUNT_] = {

@@ -135,12 +135,14 @@ enum field {
     F_AMOUNT,
     F_KEY,
     F_TAG,
+    F_LIMIT,
     F_COUNT_,
 };
 
 static const char *const field_names[F_COUNT_] = {
-    [F_SKU] = "sku",     [F_USER] = "user",     [F_QTY] = "qty", [F_ORDER] = "order",
-    [F_GROUP] = "group", [F_AMOUNT] = "amount", [F_KEY] = "key", [F_TAG] = "tag",
+    [F_SKU] = "sku",     [F_USER] = "user",   [F_QTY] = "qty",
+    [F_ORDER] = "order", [F_GROUP] = "group", [F_AMOUNT] = "amount",
+    [F_KEY] = "key",     [F_TAG] = "tag",     [F_LIMIT] = "limit",
 };
 
 #define BIT(field) (UINT32_C(1) << (field))
@@ -160,6 +162,7 @@ static const uint32_t op_fields[RUSH_OP_COUNT_] = {
     [RUSH_OP_ADJUST] = BIT(F_SKU) | BIT(F_AMOUNT) | BIT(F_KEY),
     [RUSH_OP_PAUSE] = BIT(F_SKU) | BIT(F_KEY),
     [RUSH_OP_RESUME] = BIT(F_SKU) | BIT(F_KEY),
+    [RUSH_OP_LIST_GROUPS] = BIT(F_SKU) | BIT(F_LIMIT), /* limit travels in qty (section list) */
 };
 
 static int field_of(const char *name)
@@ -223,6 +226,11 @@ static int decode_field(enum field f, const json_t *value, struct rush_request *
             return fail(why, why_size,
                         "field 'tag' must be 0..18446744073709551615 (an integer or a string of "
                         "decimal digits)");
+        return 0;
+    case F_LIMIT:
+        if (value_u32(value, 1, RUSH_LIST_GROUPS_MAX, &req->qty) < 0)
+            return fail(why, why_size, "field 'limit' must be an integer 1..%d",
+                        RUSH_LIST_GROUPS_MAX);
         return 0;
     case F_COUNT_:
         break;
@@ -847,6 +855,16 @@ static void put_query_group(struct writer *w, const struct rush_request *req,
     member_i64(w, "deadline_ns", res->reserved);
 }
 
+/* One entry of a "join this group" list (list_groups). */
+static void put_listed_group(struct writer *w, const struct rush_result *res)
+{
+    member_id(w, "group", res->group_id);
+    member_u64(w, "seats", res->qty);
+    member_i64(w, "free", res->remaining);
+    member_i64(w, "deadline_ns", res->reserved);
+    member_u64(w, "leader", (uint64_t)res->confirmed);
+}
+
 static void put_result_body(struct writer *w, const struct rush_request *req,
                             const struct rush_result *res)
 {
@@ -877,9 +895,42 @@ static void put_result_body(struct writer *w, const struct rush_request *req,
     case RUSH_OP_QUERY_SKU:
         put_query_sku(w, req, res);
         return;
+    case RUSH_OP_LIST_GROUPS:
+        member_u64(w, "sku", req->sku_id);
+        if (res->outcome == RUSH_OK)
+            put_listed_group(w, res);
+        return;
     case RUSH_OP_COUNT_:
         return;
     }
+}
+
+int rush_json_encode_group_list(const struct rush_request *req, const struct rush_result *results,
+                                uint32_t count, char *buf, size_t cap)
+{
+    RUSH_ASSERT(req != NULL && results != NULL && count >= 1);
+    if (results[0].outcome != RUSH_OK && results[0].outcome != RUSH_UNKNOWN_GROUP)
+        return rush_json_encode_result(req, &results[0], buf, cap); /* the SKU was refused */
+    struct writer w = writer_start(buf, cap);
+    open_object(&w);
+    member_string(&w, "outcome", rush_outcome_name(RUSH_OK));
+    member_u64(&w, "sku", req->sku_id);
+    put_key(&w, "groups");
+    put_raw(&w, "[", 1);
+    w.comma = false;
+    for (uint32_t i = 0; i < count && results[i].outcome == RUSH_OK; i++) {
+        if (i > 0)
+            put_raw(&w, ",", 1);
+        open_object(&w);
+        put_listed_group(&w, &results[i]);
+        close_object(&w);
+    }
+    put_raw(&w, "]", 1);
+    w.comma = true;
+    if (req->tag != 0)
+        member_u64(&w, "tag", req->tag);
+    close_object(&w);
+    return writer_finish(&w);
 }
 
 int rush_json_encode_result(const struct rush_request *req, const struct rush_result *res,
@@ -956,6 +1007,9 @@ static void put_request_field(struct writer *w, enum field f, const struct rush_
     case F_TAG:
         if (req->tag != 0)
             member_u64(w, "tag", req->tag);
+        return;
+    case F_LIMIT:
+        member_u64(w, "limit", req->qty);
         return;
     case F_COUNT_:
         return;

@@ -115,6 +115,18 @@ RUSH_MUST_USE int rush_json_decode_request(const char *text, size_t len, struct 
 RUSH_MUST_USE int rush_json_encode_result(const struct rush_request *req,
                                           const struct rush_result *res, char *buf, size_t cap);
 
+/*
+ * list_groups. {"op":"list_groups","sku":1001,"limit":10} decodes to op RUSH_OP_LIST_GROUPS with
+ * qty = limit (1..RUSH_LIST_GROUPS_MAX); the server asks the engine for ranks 0..limit-1 (one
+ * request each, qty = rank) and answers their results with rush_json_encode_group_list:
+ * {"outcome":"ok","sku":1001,"groups":[{"group":"...","seats":2,"free":1,"deadline_ns":...,
+ * "leader":42},...]}, closest to full first, then closest to the deadline, ending at the first
+ * rank with no group. A SKU that is unknown or not a group-buy is answered as a single result.
+ */
+RUSH_MUST_USE int rush_json_encode_group_list(const struct rush_request *req,
+                                              const struct rush_result *results, uint32_t count,
+                                              char *buf, size_t cap);
+
 /* {"outcome":"invalid","reason":"<why, escaped>"}: the answer to a message that did not decode. */
 RUSH_MUST_USE int rush_json_encode_error(const char *why, char *buf, size_t cap);
 

@@ -142,6 +142,9 @@ enum rush_reason rush_wire_request_reason(const struct rush_request *request)
     if (request->op == RUSH_OP_RESERVE) {
         if (request->qty == 0 || request->qty > RUSH_WIRE_QTY_MAX)
             return RUSH_REASON_QTY;
+    } else if (request->op == RUSH_OP_LIST_GROUPS) {
+        if (request->qty >= RUSH_LIST_GROUPS_MAX) /* qty is the rank asked for */
+            return RUSH_REASON_QTY;
     } else if (request->qty != 0) {
         return RUSH_REASON_QTY;
     }
@@ -317,7 +320,7 @@ static void describe_request_field(const struct rush_request *request, uint32_t 
     if (reason == RUSH_REASON_OP)
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unknown op %u", index,
                             request->op);
-    else if (request->op == RUSH_OP_RESERVE)
+    else if (request->op == RUSH_OP_RESERVE || request->op == RUSH_OP_LIST_GROUPS)
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: qty %u out of range",
                             index, request->qty);
     else

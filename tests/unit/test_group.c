@@ -604,3 +604,96 @@ Test(group, a_partial_put_sets_or_unsets_one_price_and_keeps_the_rest)
     struct rush_request solo = request_of(RUSH_OP_RESERVE, 1, 200, 1, 0, next_key++);
     cr_assert_eq(decide_at(shard, T0_NS, solo).outcome, RUSH_OK, "solo_allowed kept");
 }
+
+/* list_groups as the server asks it: ranks 0..n-1 in one batch. */
+static uint32_t list_groups(uint64_t sku, int64_t now, struct rush_result *out, uint32_t limit)
+{
+    struct rush_request requests[RUSH_LIST_GROUPS_MAX];
+    for (uint32_t rank = 0; rank < limit; rank++)
+        requests[rank] =
+            (struct rush_request){.op = RUSH_OP_LIST_GROUPS, .sku_id = sku, .qty = rank};
+    rush_shard_begin(shard, now);
+    rush_shard_decide_batch(shard, requests, limit, out);
+    rush_shard_end(shard);
+    uint32_t listed = 0;
+    while (listed < limit && out[listed].outcome == RUSH_OK)
+        listed++;
+    return listed;
+}
+
+Test(group, list_groups_shows_the_closest_to_full_then_the_closest_deadline)
+{
+    struct rush_sku sku = sku_group(1, 100, 4);
+    put_at(shard, T0_NS, sku);
+    uint64_t a = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 1, 0).group_id; /* 1 seat */
+    uint64_t b = op_at(T0_NS + MS, RUSH_OP_GROUP_OPEN, 1, 2, 0).group_id;
+    op_at(T0_NS + MS, RUSH_OP_GROUP_JOIN, 0, 3, b); /* b: 2 seats */
+    sku.group_ttl_ns = 60 * SECOND;                 /* later groups close sooner than a and b */
+    put_at(shard, T0_NS + 2 * MS, sku);
+    uint64_t c = op_at(T0_NS + 2 * MS, RUSH_OP_GROUP_OPEN, 1, 4, 0).group_id; /* 1 seat */
+    uint64_t d = op_at(T0_NS + 3 * MS, RUSH_OP_GROUP_OPEN, 1, 5, 0).group_id;
+    op_at(T0_NS + 3 * MS, RUSH_OP_GROUP_JOIN, 0, 6, d);
+    op_at(T0_NS + 3 * MS, RUSH_OP_GROUP_JOIN, 0, 7, d); /* d: 3 seats */
+    uint64_t full = op_at(T0_NS + 3 * MS, RUSH_OP_GROUP_OPEN, 1, 8, 0).group_id;
+    for (uint64_t u = 9; u <= 11; u++)
+        op_at(T0_NS + 3 * MS, RUSH_OP_GROUP_JOIN, 0, u, full); /* completed: not listed */
+
+    struct rush_result r[RUSH_LIST_GROUPS_MAX];
+    cr_assert_eq(list_groups(1, T0_NS + 4 * MS, r, 10), 4);
+    cr_assert_eq(r[0].group_id, d, "closest to full first");
+    cr_assert_eq(r[0].qty, 3);
+    cr_assert_eq(r[0].remaining, 1);
+    cr_assert_eq(r[0].confirmed, 5, "the leader");
+    cr_assert_eq(r[1].group_id, b);
+    cr_assert_eq(r[2].group_id, c, "of equals, the closest deadline first (c opened later)");
+    cr_assert_eq(r[2].reserved, T0_NS + 2 * MS + 60 * SECOND);
+    cr_assert_eq(r[3].group_id, a);
+    cr_assert_eq(r[4].outcome, RUSH_UNKNOWN_GROUP, "no group at this rank");
+    cr_assert_eq(list_groups(1, T0_NS + 4 * MS, r, 2), 2, "the limit");
+
+    /* c's deadline passes: it takes no join, so it is not listed, even before its timer */
+    cr_assert_eq(list_groups(1, T0_NS + 2 * MS + 60 * SECOND, r, 10), 3);
+    cr_assert(r[0].group_id == d && r[1].group_id == b && r[2].group_id == a);
+}
+
+Test(group, list_groups_refuses_what_is_not_a_group_buy)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    put_at(shard, T0_NS, sku_group(2, 10, 3));
+    struct rush_result r[2];
+    list_groups(1, T0_NS, r, 1);
+    cr_assert_eq(r[0].reason, RUSH_REASON_NOT_GROUP_SKU);
+    list_groups(9, T0_NS, r, 1);
+    cr_assert_eq(r[0].outcome, RUSH_UNKNOWN_SKU);
+    cr_assert_eq(list_groups(2, T0_NS, r, 1), 0);
+    cr_assert_eq(r[0].outcome, RUSH_UNKNOWN_GROUP, "an empty list");
+    struct rush_request past = {
+        .op = RUSH_OP_LIST_GROUPS, .sku_id = 2, .qty = RUSH_LIST_GROUPS_MAX};
+    cr_assert_eq(decide_at(shard, T0_NS, past).reason, RUSH_REASON_QTY);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_REJECTED), 0, "queries log nothing");
+}
+
+Test(group, list_groups_visits_a_bounded_number_of_groups)
+{
+    struct rush_shard_limits limits = small_limits();
+    limits.groups_max = 2 * RUSH_LIST_GROUPS_VISIT_MAX;
+    limits.orders_max = 4 * RUSH_LIST_GROUPS_VISIT_MAX;
+    rush_shard_destroy(shard);
+    shard = shard_new(limits, 7, &recorder);
+    struct rush_sku sku = sku_group(1, 10000, 2);
+    sku.groups_open_max = 3000;
+    put_at(shard, T0_NS, sku);
+    for (uint64_t u = 1; u <= RUSH_LIST_GROUPS_VISIT_MAX; u++)
+        cr_assert_eq(op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, u, 0).outcome, RUSH_OK);
+    sku.group_ttl_ns = 60 * SECOND; /* the groups opened next close first... */
+    put_at(shard, T0_NS, sku);
+    for (uint64_t u = 1; u <= 30; u++)
+        op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 5000 + u, 0);
+    struct rush_result r[RUSH_LIST_GROUPS_MAX];
+    cr_assert_eq(list_groups(1, T0_NS + MS, r, RUSH_LIST_GROUPS_MAX), RUSH_LIST_GROUPS_MAX);
+    /* ...but they lie past the visit bound of their bucket, which is walked oldest first */
+    for (uint32_t i = 0; i < RUSH_LIST_GROUPS_MAX; i++)
+        cr_assert_leq(r[i].group_id & 0xffffff, RUSH_LIST_GROUPS_VISIT_MAX, "rank %u", i);
+    for (uint32_t i = 1; i < RUSH_LIST_GROUPS_MAX; i++)
+        cr_assert_lt(r[i - 1].group_id, r[i].group_id, "equal seats and deadlines: oldest first");
+}

@@ -83,11 +83,16 @@ static struct rush_request request_of(enum rush_op op)
         req.sku_id = 77;
         req.amount = -250;
         break;
+    case RUSH_OP_LIST_GROUPS:
+        req.sku_id = 77;
+        req.qty = RUSH_LIST_GROUPS_MAX; /* the JSON form's limit */
+        break;
     case RUSH_OP_NONE:
     case RUSH_OP_COUNT_:
         break;
     }
-    bool query = op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP || op == RUSH_OP_QUERY_SKU;
+    bool query = op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP ||
+                 op == RUSH_OP_QUERY_SKU || op == RUSH_OP_LIST_GROUPS;
     for (int i = 0; i < 16 && !query; i++)
         req.key.bytes[i] = (uint8_t)(op * 16 + i);
     return req;
@@ -406,6 +411,10 @@ static const struct hostile hostile_inputs[] = {
      "\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1,\"group_size\":2,"
      "\"group_ttl_ns\":1000000000,\"groups_open_max\":1,\"group_price_fen\":101}}",
      0, "sku_put of sku 5: group_price must be 0..100 fen (at most the list price)"},
+    {"{\"op\":\"list_groups\",\"sku\":1}", 0, "missing field 'limit' for op 'list_groups'"},
+    {"{\"op\":\"list_groups\",\"sku\":1,\"limit\":0}", 0, "field 'limit' must be an integer 1..20"},
+    {"{\"op\":\"list_groups\",\"sku\":1,\"limit\":3,\"user\":4}", 0,
+     "field 'user' does not apply to op 'list_groups'"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"solo_allowed\":1}}", 0,
      "field 'sku.solo_allowed' must be a boolean"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"group_price_fen\":-1}}", 0,
@@ -504,4 +513,38 @@ Test(json, a_confirm_names_the_state_it_left_the_order_in)
     res = (struct rush_result){.outcome = RUSH_OK, .order_id = 7, .state = RUSH_ORDER_CONFIRMED};
     cr_assert_gt(rush_json_encode_result(&req, &res, text, sizeof text), 0);
     cr_assert_str_eq(text, "{\"outcome\":\"ok\",\"order\":\"7\",\"state\":\"confirmed\"}");
+}
+
+Test(json, list_groups_answers_one_list)
+{
+    struct rush_request req = decode_ok("{\"op\":\"list_groups\",\"sku\":1001,\"limit\":3}");
+    cr_assert_eq(req.op, RUSH_OP_LIST_GROUPS);
+    cr_assert_eq(req.qty, 3, "the limit travels in qty");
+    struct rush_result results[3] = {
+        {.outcome = RUSH_OK,
+         .qty = 2,
+         .group_id = 17,
+         .remaining = 1,
+         .reserved = 5,
+         .confirmed = 42},
+        {.outcome = RUSH_OK,
+         .qty = 1,
+         .group_id = 9,
+         .remaining = 2,
+         .reserved = 6,
+         .confirmed = 43},
+        {.outcome = RUSH_UNKNOWN_GROUP},
+    };
+    char text[BUF_BYTES];
+    cr_assert_gt(rush_json_encode_group_list(&req, results, 3, text, sizeof text), 0);
+    cr_assert_str_eq(text,
+                     "{\"outcome\":\"ok\",\"sku\":1001,\"groups\":[{\"group\":\"17\",\"seats\":2,"
+                     "\"free\":1,\"deadline_ns\":5,\"leader\":42},{\"group\":\"9\",\"seats\":1,"
+                     "\"free\":2,\"deadline_ns\":6,\"leader\":43}]}");
+    results[0] = (struct rush_result){.outcome = RUSH_UNKNOWN_GROUP};
+    cr_assert_gt(rush_json_encode_group_list(&req, results, 3, text, sizeof text), 0);
+    cr_assert_str_eq(text, "{\"outcome\":\"ok\",\"sku\":1001,\"groups\":[]}");
+    results[0] = (struct rush_result){.outcome = RUSH_INVALID, .reason = RUSH_REASON_NOT_GROUP_SKU};
+    cr_assert_gt(rush_json_encode_group_list(&req, results, 3, text, sizeof text), 0);
+    cr_assert_not_null(strstr(text, "\"reason\":\"not_group_sku\""), "%s", text);
 }

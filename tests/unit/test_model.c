@@ -726,6 +726,7 @@ static bool m_same_request(const struct rush_request *a, const struct rush_reque
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -784,6 +785,7 @@ static struct m_verdict m_decide_op(struct model *m, const struct rush_request *
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -833,6 +835,61 @@ static void m_query(const struct model *m, const struct rush_request *rq, struct
     }
 }
 
+/* Whether group a is listed before b: more seats, then the earlier deadline, then the older. */
+static bool m_listed_before(const struct model *m, uint32_t a, uint32_t b)
+{
+    const struct m_group *ga = &m->groups[a], *gb = &m->groups[b];
+    if (ga->seats != gb->seats)
+        return ga->seats > gb->seats;
+    if (ga->deadline != gb->deadline)
+        return ga->deadline < gb->deadline;
+    return a < b;
+}
+
+/* list_groups, naively: every open group of the SKU taking joins now, sorted, the rank-th. */
+static void m_list_groups(const struct model *m, const struct rush_request *rq,
+                          struct rush_result *r)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0) {
+        r->outcome = RUSH_UNKNOWN_SKU;
+        return;
+    }
+    if (m->skus[s].def.group_size == 0 || rq->qty >= RUSH_LIST_GROUPS_MAX) {
+        r->outcome = RUSH_INVALID;
+        r->reason = m->skus[s].def.group_size == 0 ? RUSH_REASON_NOT_GROUP_SKU : RUSH_REASON_QTY;
+        return;
+    }
+    uint32_t listed[64];
+    uint32_t count = 0;
+    for (uint32_t g = 1; g <= m->group_count; g++) {
+        const struct m_group *group = &m->groups[g];
+        if (group->sku != (uint32_t)s || group->state != RUSH_GROUP_OPEN ||
+            group->deadline <= m->now)
+            continue;
+        cr_assert(count < 64);
+        listed[count++] = g;
+    }
+    for (uint32_t i = 1; i < count; i++) /* insertion sort */
+        for (uint32_t j = i; j > 0 && m_listed_before(m, listed[j], listed[j - 1]); j--) {
+            uint32_t t = listed[j];
+            listed[j] = listed[j - 1];
+            listed[j - 1] = t;
+        }
+    if (rq->qty >= count) {
+        r->outcome = RUSH_UNKNOWN_GROUP;
+        return;
+    }
+    const struct m_group *group = &m->groups[listed[rq->qty]];
+    r->outcome = RUSH_OK;
+    r->state = RUSH_GROUP_OPEN;
+    r->qty = group->seats;
+    r->group_id = group_id(listed[rq->qty]);
+    r->remaining = (int64_t)m->skus[s].def.group_size - group->seats;
+    r->reserved = group->deadline;
+    r->confirmed = (int64_t)m->orders[group->members[0]].user;
+}
+
 /* The model's answer to one request of the open batch. */
 static struct rush_result model_decide(struct model *m, const struct rush_request *rq)
 {
@@ -840,6 +897,10 @@ static struct rush_result model_decide(struct model *m, const struct rush_reques
     if (rq->op == RUSH_OP_NONE || rq->op >= RUSH_OP_COUNT_) {
         r.outcome = RUSH_INVALID;
         r.reason = RUSH_REASON_OP;
+        return r;
+    }
+    if (rq->op == RUSH_OP_LIST_GROUPS) {
+        m_list_groups(m, rq, &r);
         return r;
     }
     if (rq->op == RUSH_OP_QUERY_ORDER || rq->op == RUSH_OP_QUERY_GROUP ||
@@ -1317,9 +1378,14 @@ static void gen_query(struct run *run, struct rush_request *rq)
     } else if (dice < 70) {
         rq->op = RUSH_OP_QUERY_GROUP;
         rq->target_id = some_group_id(run);
-    } else {
+    } else if (dice < 85) {
         rq->op = RUSH_OP_QUERY_SKU;
         rq->sku_id = rnd(run, 10) == 0 ? SKU_UNKNOWN : pick(run, all_skus, COUNT_OF(all_skus));
+    } else { /* a "join this group" list, a rank at a time as the server asks */
+        rq->op = RUSH_OP_LIST_GROUPS;
+        rq->sku_id = rnd(run, 10) == 0 ? pick(run, all_skus, COUNT_OF(all_skus))
+                                       : pick(run, group_skus, COUNT_OF(group_skus));
+        rq->qty = rnd(run, 30) == 0 ? RUSH_LIST_GROUPS_MAX : (uint32_t)rnd(run, 7);
     }
     if (rnd(run, 10) == 0) /* a key on a query is ignored */
         rq->key = fresh_key(run);
@@ -1371,6 +1437,7 @@ static void gen_key_reuse(struct run *run, const struct past *past, struct rush_
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         rq->op = RUSH_OP_RESERVE;
         break;
@@ -1677,7 +1744,8 @@ static void step_restock(struct run *run)
 static bool is_keyed_mutation(const struct rush_request *rq)
 {
     return rq->op != RUSH_OP_NONE && rq->op < RUSH_OP_COUNT_ && rq->op != RUSH_OP_QUERY_ORDER &&
-           rq->op != RUSH_OP_QUERY_GROUP && rq->op != RUSH_OP_QUERY_SKU && !key_is_zero(&rq->key);
+           rq->op != RUSH_OP_QUERY_GROUP && rq->op != RUSH_OP_QUERY_SKU &&
+           rq->op != RUSH_OP_LIST_GROUPS && !key_is_zero(&rq->key);
 }
 
 static void step_request(struct run *run)

@@ -474,7 +474,9 @@ struct field_case {
 static const struct field_case field_cases[] = {
     {"unknown op 99", 5, 99, 0, "record 5: unknown op 99"},
     {"op none", 0, RUSH_OP_NONE, 0, "record 0: unknown op 0"},
-    {"op one past the last", 3, RUSH_OP_COUNT_, 0, "record 3: unknown op 13"},
+    {"op one past the last", 3, RUSH_OP_COUNT_, 0, "record 3: unknown op 14"},
+    {"list_groups rank past the limit", 2, RUSH_OP_LIST_GROUPS, RUSH_LIST_GROUPS_MAX,
+     "record 2: qty 20 out of range"},
     {"reserve of 0", 2, RUSH_OP_RESERVE, 0, "record 2: qty 0 out of range"},
     {"reserve over the max", 4, RUSH_OP_RESERVE, RUSH_WIRE_QTY_MAX + 1,
      "record 4: qty 1000001 out of range"},
@@ -500,9 +502,10 @@ Test(wire, field_problems_are_answered_per_record)
         cr_expect_eq(error.code, RUSH_WIRE_E_FIELD, "%s", fc->name);
         cr_expect_eq(error.record_index, fc->record_index, "%s", fc->name);
         cr_expect_str_eq(error.text, fc->text, "%s", fc->name);
-        enum rush_reason want = fc->op == RUSH_OP_RESERVE || fc->op == RUSH_OP_CONFIRM
-                                    ? RUSH_REASON_QTY
-                                    : RUSH_REASON_OP;
+        enum rush_reason want =
+            fc->op == RUSH_OP_RESERVE || fc->op == RUSH_OP_CONFIRM || fc->op == RUSH_OP_LIST_GROUPS
+                ? RUSH_REASON_QTY
+                : RUSH_REASON_OP;
         cr_expect_eq(rush_wire_request_reason(&view.requests[fc->record_index]), want, "%s",
                      fc->name);
     }
@@ -528,7 +531,9 @@ Test(wire, every_op_with_its_qty_rule)
     for (uint8_t op = 1; op < RUSH_OP_COUNT_; op++) {
         struct rush_request request = request_make(op, op == RUSH_OP_RESERVE ? 1 : 0, op);
         cr_expect_eq(rush_wire_request_reason(&request), RUSH_REASON_NONE, "op %u", op);
-        request.qty = op == RUSH_OP_RESERVE ? 0 : 1;
+        request.qty = op == RUSH_OP_RESERVE       ? 0
+                      : op == RUSH_OP_LIST_GROUPS ? RUSH_LIST_GROUPS_MAX /* the rank asked */
+                                                  : 1;
         cr_expect_eq(rush_wire_request_reason(&request), RUSH_REASON_QTY, "op %u", op);
     }
 }
