@@ -19,7 +19,13 @@
  * from a full slot pool or ring, for instance) are counted and printed, not hidden.
  *
  * Usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] [--durability MODE]
+ *                     [--scrape-ms MS] [--case NAME]
  * (MODE: none by default; fsync or async to measure with the write-ahead log on disk)
+ *
+ * The rushd it starts always serves its HTTP console on a free loopback port; with --scrape-ms
+ * MS a thread GETs /metrics and /api/dashboard.json every MS milliseconds while each case runs
+ * (what Prometheus and an open dashboard cost; README "Dashboard, Prometheus and Grafana"), and
+ * a line {"bench":"server","scrapes":N,"scrape_failures":F} follows the case.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -269,8 +275,55 @@ static int free_port(void)
 }
 
 static const char *durability = "none"; /* --durability: what the started rushd logs with */
+static int scrape_ms;                   /* --scrape-ms: 0, no scraper */
+static const char *only_case;           /* --case: run only the case of this name */
 
-static pid_t start_rushd(const char *rushd, const char *dir, int port)
+/* ---- the scraper: a plain HTTP/1.0 GET over a socket, the response read and dropped ---- */
+
+struct scraper {
+    int port;
+    _Atomic bool stopping;
+    uint64_t scrapes, failures;
+    pthread_t thread;
+};
+
+static bool http_get(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    char buf[65536];
+    int n = snprintf(buf, sizeof(buf), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    ok = ok && write(fd, buf, (size_t)n) == n;
+    ssize_t got = 0, total = 0;
+    for (int i = 0; ok && i < 100000 && (got = read(fd, buf, sizeof(buf))) > 0; i++)
+        total += got;
+    if (fd >= 0)
+        close(fd);
+    return ok && got == 0 && total > 12 && memcmp(buf, "HTTP/1.", 7) == 0;
+}
+
+static void *scraper_main(void *argument)
+{
+    struct scraper *scraper = argument;
+    double next = rush_clock_monotonic_seconds();
+    while (!atomic_load(&scraper->stopping)) {
+        if (rush_clock_monotonic_seconds() < next) {
+            usleep(10000);
+            continue;
+        }
+        next += scrape_ms / 1000.0;
+        bool ok =
+            http_get(scraper->port, "/metrics") && http_get(scraper->port, "/api/dashboard.json");
+        scraper->scrapes++;
+        scraper->failures += !ok;
+    }
+    return NULL;
+}
+
+static pid_t start_rushd(const char *rushd, const char *dir, int port, int http_port)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/campaign.ini", dir);
@@ -281,8 +334,8 @@ static pid_t start_rushd(const char *rushd, const char *dir, int port)
             "[engine]\nshards = 2\nring_slots = 1024\norders_max = 8388608\nkeys_max = 8388608\n"
             "user_limits_max = 8388608\ndurability = %s\ndata_dir = %s/data\n\n[endpoints]\n"
             "orders = tcp://127.0.0.1:%d\njson = ipc://%s/json.ipc\nadmin = ipc://%s/admin.ipc\n"
-            "publisher = ipc://%s/pub.ipc\nreplay = ipc://%s/replay.ipc\n\n",
-            durability, dir, port, dir, dir, dir, dir);
+            "publisher = ipc://%s/pub.ipc\nreplay = ipc://%s/replay.ipc\nhttp = 127.0.0.1:%d\n\n",
+            durability, dir, port, dir, dir, dir, dir, http_port);
     for (int sku = 1; sku <= BENCH_SKUS; sku++)
         fprintf(file,
                 "[sku %d]\nname = bench %d\nstock = unlimited\nprice = 100\nstart = now\n"
@@ -332,6 +385,19 @@ static const struct bench_case cases[] = {
     {false, 4000, BATCH_THREADS}, {true, 1000, RAW_WINDOW_BATCH}, {true, 4000, RAW_WINDOW_BATCH},
 };
 
+/* The name print_case gives the case (one_per_message_req_8threads, batch_1000_raw_w4, ...). */
+static const char *case_name(const struct bench_case *c)
+{
+    static char name[64];
+    if (c->per_message == 1)
+        snprintf(name, sizeof(name), "one_per_message_%s%u%s", c->raw ? "raw_w" : "req_",
+                 c->parallel, c->raw ? "" : "threads");
+    else
+        snprintf(name, sizeof(name), "batch_%u_%s%u%s", c->per_message, c->raw ? "raw_w" : "req_",
+                 c->parallel, c->raw ? "" : "threads");
+    return name;
+}
+
 static void run_case(const struct bench_case *c, const char *url, double seconds)
 {
     if (c->raw)
@@ -357,15 +423,26 @@ static int run_own_rushd(const char *rushd, double seconds)
         return 1;
     int rc = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && rc == 0; i++) {
-        int port = free_port();
+        if (only_case != NULL && strcmp(only_case, case_name(&cases[i])) != 0)
+            continue;
+        int port = free_port(), http_port = free_port();
         char url[128];
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-        pid_t pid = port > 0 ? start_rushd(rushd, dir, port) : -1;
+        pid_t pid = port > 0 && http_port > 0 ? start_rushd(rushd, dir, port, http_port) : -1;
         if (pid < 0 || wait_ready(url) != 0) {
             fprintf(stderr, "bench-server: rushd (%s) did not answer at %s\n", rushd, url);
             rc = 1;
         } else {
+            struct scraper scraper = {.port = http_port};
+            bool scraping =
+                scrape_ms > 0 && pthread_create(&scraper.thread, NULL, scraper_main, &scraper) == 0;
             run_case(&cases[i], url, seconds);
+            if (scraping) {
+                atomic_store(&scraper.stopping, true);
+                pthread_join(scraper.thread, NULL);
+                printf("{\"bench\":\"server\",\"scrapes\":%llu,\"scrape_failures\":%llu}\n",
+                       (unsigned long long)scraper.scrapes, (unsigned long long)scraper.failures);
+            }
         }
         if (pid > 0)
             stop_rushd(pid);
@@ -391,12 +468,16 @@ int main(int argc, char **argv)
             rushd = argv[i + 1];
         else if (strcmp(argv[i], "--durability") == 0)
             durability = argv[i + 1];
+        else if (strcmp(argv[i], "--scrape-ms") == 0)
+            scrape_ms = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--case") == 0)
+            only_case = argv[i + 1];
     }
     bool durability_known = strcmp(durability, "fsync") == 0 || strcmp(durability, "async") == 0 ||
                             strcmp(durability, "none") == 0;
-    if (seconds <= 0 || seconds > 600 || (argc % 2) == 0 || !durability_known) {
+    if (seconds <= 0 || seconds > 600 || (argc % 2) == 0 || !durability_known || scrape_ms < 0) {
         fprintf(stderr, "usage: bench-server [--connect URL] [--seconds S] [--rushd PATH] "
-                        "[--durability fsync|async|none]\n");
+                        "[--durability fsync|async|none] [--scrape-ms MS] [--case NAME]\n");
         return 2;
     }
     if (connect_url != NULL) {

@@ -216,6 +216,7 @@ json = $rush_json
 admin = $rush_admin
 publisher = ipc://$dir/pub.ipc
 replay = ipc://$dir/replay.ipc
+http =
 EOF
         rm -rf "$dir/data"
         "$bin/rushd" --config "$dir/campaign.ini" --log-level warn >>"$dir/rushd.log" 2>&1 &

@@ -48,6 +48,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "engine_figures.h"
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
@@ -94,6 +95,14 @@ struct shard_thread {
     struct work *filling; /* front end's: the item being filled by submit */
     _Atomic uint32_t sleeping;
     uint64_t events_at_snapshot; /* shard's: its event count when it last took a snapshot */
+    /* The operators' figures (engine_figures.h): written by the shard, read by anyone. */
+    struct rush_latency decide_latency;
+    struct rush_latency sync_latency;
+    _Atomic uint64_t wal_bytes_written;
+    _Atomic uint64_t wal_syncs;
+    uint64_t syncs_seen; /* shard's: the WAL's sync count when it last looked */
+    _Atomic uint32_t table_used[RUSH_TABLE_COUNT_];
+    _Atomic uint32_t table_max[RUSH_TABLE_COUNT_];
     pthread_t thread;
     bool started;
 };
@@ -190,6 +199,7 @@ void rush_engine_config_default(struct rush_engine_config *config, uint32_t shar
                    .keys_max = 4000000,
                    .user_limits_max = 2000000,
                    .events_buffer_max = 16384},
+        .policy = {.retain_ns = RUSH_RETAIN_NS_DEFAULT, .user_unpaid_max = 8, .user_churn_max = 16},
     };
 }
 
@@ -373,20 +383,50 @@ static bool shard_idle(struct shard_thread *thread)
     return atomic_exchange(&thread->sleeping, 0) == 0; /* 0: somebody woke us */
 }
 
+/* Copies the shard's table occupancy where other threads read it (engine_figures.h). */
+static void publish_occupancy(struct shard_thread *thread)
+{
+    struct rush_shard_occupancy occupancy;
+    rush_shard_occupancy(thread->shard, &occupancy);
+    for (int t = 0; t < RUSH_TABLE_COUNT_; t++) {
+        atomic_store_explicit(&thread->table_used[t], occupancy.used[t], memory_order_relaxed);
+        atomic_store_explicit(&thread->table_max[t], occupancy.max[t], memory_order_relaxed);
+    }
+}
+
 /* Decides a group of work items under one batch time, logs them, and holds them. */
 static void decide_pass(struct shard_thread *thread, struct work **items, uint32_t count)
 {
     bool failed = rush_shard_log_error(&thread->log, NULL) != 0;
     if (!failed) { /* a failed log stops deciding: the state would run ahead of the log */
+        uint64_t started_ns = (uint64_t)rush_clock_monotonic_ns();
         rush_shard_begin(thread->shard, engine_now(thread->engine));
         for (uint32_t i = 0; i < count; i++)
             decide_work(thread->shard, items[i]);
         rush_shard_end(thread->shard);
         rush_shard_log_commit(&thread->log);
+        rush_latency_record(&thread->decide_latency,
+                            (uint64_t)rush_clock_monotonic_ns() - started_ns);
+        publish_occupancy(thread);
     }
     snapshot_after_pass(thread, items, count);
     for (uint32_t i = 0; i < count; i++)
         rush_shard_log_hold(&thread->log, items[i]);
+}
+
+/* Copies the WAL's counters into the shard's figures; records the last sync's latency. */
+static void observe_wal(struct shard_thread *thread)
+{
+    if (thread->log.wal == NULL)
+        return;
+    struct rush_wal_stats stats;
+    rush_wal_stats(thread->log.wal, &stats);
+    if (stats.syncs == thread->syncs_seen)
+        return;
+    thread->syncs_seen = stats.syncs;
+    rush_latency_record(&thread->sync_latency, stats.sync_latency_ns_last);
+    atomic_store_explicit(&thread->wal_bytes_written, stats.bytes_written, memory_order_relaxed);
+    atomic_store_explicit(&thread->wal_syncs, stats.syncs, memory_order_relaxed);
 }
 
 /* Hands back every held item that is durable (or failed); waits for I/O when told to. */
@@ -403,8 +443,10 @@ static void release_durable(struct shard_thread *thread, bool wait)
         RUSH_ASSERT(pushed); /* invariant 1 */
         released++;
     }
-    if (released > 0)
+    if (released > 0) {
         wake(&thread->engine->front_sleeping);
+        observe_wal(thread);
+    }
 }
 
 static void *shard_main(void *argument)
@@ -454,6 +496,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
     struct rush_shard_config shard_config = {
         .index = index,
         .limits = config->limits,
+        .policy = config->policy,
         .seed = seed + index,
         .start_ns = 0, /* the clock follows the log's times in replay: see rush_shard_apply */
         .sink = rush_shard_log_sink,
@@ -919,4 +962,23 @@ void rush_engine_stats(const struct rush_engine *engine, struct rush_engine_stat
             stats->wal_error = atomic_load(&thread->log.error);
     }
     stats->busy_rings = atomic_load_explicit(&engine->busy_rings, memory_order_relaxed);
+}
+
+void rush_engine_shard_figures(const struct rush_engine *engine, uint32_t shard_index,
+                               struct rush_engine_shard_figures *out)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    const struct shard_thread *thread = &engine->shards[shard_index];
+    rush_latency_read(&thread->decide_latency, &out->decide_latency);
+    rush_latency_read(&thread->sync_latency, &out->sync_latency);
+    out->wal_bytes_written = atomic_load_explicit(&thread->wal_bytes_written, memory_order_relaxed);
+    out->wal_syncs = atomic_load_explicit(&thread->wal_syncs, memory_order_relaxed);
+    out->durable_lsn = atomic_load_explicit(&thread->log.synced_lsn, memory_order_acquire);
+    out->inbound_depth = rush_ring_depth(&thread->inbound);
+    out->outbound_depth = rush_ring_depth(&thread->outbound);
+    out->ring_slots = engine->config.ring_slots;
+    for (int t = 0; t < RUSH_TABLE_COUNT_; t++) {
+        out->tables.used[t] = atomic_load_explicit(&thread->table_used[t], memory_order_relaxed);
+        out->tables.max[t] = atomic_load_explicit(&thread->table_max[t], memory_order_relaxed);
+    }
 }

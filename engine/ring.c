@@ -59,3 +59,10 @@ bool rush_ring_empty(struct rush_ring *ring)
     return atomic_load_explicit(&ring->head, memory_order_acquire) ==
            atomic_load_explicit(&ring->tail, memory_order_acquire);
 }
+
+uint32_t rush_ring_depth(const struct rush_ring *ring)
+{
+    uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
+    return tail > head ? (uint32_t)(tail - head) : 0; /* the two loads may cross */
+}

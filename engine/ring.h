@@ -44,5 +44,7 @@ bool rush_ring_push(struct rush_ring *ring, void *item);
 void *rush_ring_pop(struct rush_ring *ring);
 /* Either side: true when no item is waiting (a snapshot; may change at once). */
 bool rush_ring_empty(struct rush_ring *ring);
+/* Any thread: items waiting (a snapshot; at most slot_count). */
+uint32_t rush_ring_depth(const struct rush_ring *ring);
 
 #endif

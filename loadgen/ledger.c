@@ -85,6 +85,8 @@ bool rush_ledger_duplicate_matches(const struct rush_ledger_entry *original,
 {
     RUSH_ASSERT(original != NULL && resend != NULL);
     RUSH_ASSERT(original->status == RUSH_LEDGER_ANSWERED && resend->status == RUSH_LEDGER_ANSWERED);
+    if (original->outcome != RUSH_OK && original->outcome != RUSH_EXPIRED)
+        return (resend->flags & RUSH_RESULT_DUPLICATE) == 0; /* not remembered: decided afresh */
     return (resend->flags & RUSH_RESULT_DUPLICATE) != 0 && original->outcome == resend->outcome &&
            original->reason == resend->reason && original->state == resend->state &&
            original->order_id == resend->order_id && original->group_id == resend->group_id &&

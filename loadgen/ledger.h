@@ -108,7 +108,9 @@ static inline const struct rush_ledger_entry *rush_ledger_get(const struct rush_
 
 /*
  * True when a resend's answer is the original's: same outcome, reason, state, qty, order, group
- * and remaining, and the resend is flagged RUSH_RESULT_DUPLICATE. Both must be ANSWERED.
+ * and remaining, and the resend is flagged RUSH_RESULT_DUPLICATE. Both must be ANSWERED. An
+ * original that changed nothing (not ok or expired) is not remembered: its resend is a new
+ * decision, not flagged (proto/PROTOCOL.md, "What is remembered").
  */
 bool rush_ledger_duplicate_matches(const struct rush_ledger_entry *original,
                                    const struct rush_ledger_entry *resend);

@@ -18,6 +18,7 @@ READERS = {
     "result_is_well_formed", "error_is_well_formed", "count_check", "count_invalid",
     "rush_sku_check", "rush_op_name", "rush_outcome_name", "json_is_object", "json_is_string",
     "json_is_true", "json_object_get", "json_string_value", "json_string_length", "member_u64",
+    "rush_timer_wheel_scheduled",
 }
 FOLDERS = ["engine", "proto", "tests", "bench", "loadgen", "include"]
 

@@ -8,6 +8,8 @@ packages=(
     build-essential cmake pkg-config git
     liburing-dev libjemalloc-dev libxxhash-dev libnanomsg-dev
     libinih-dev libjansson-dev
+    libmicrohttpd-dev # engine/ops: rushd's HTTP console
+    prometheus chromium # tests/system/test_console.c: promtool, a real Prometheus, headless Chromium
     libcriterion-dev
     redis-server redis-tools libhiredis-dev jq # bench/side_by_side.sh (starts its own redis)
     nanomsg-utils nng-utils

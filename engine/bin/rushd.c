@@ -2,8 +2,8 @@
  * rushd — the rush engine server.
  *
  *   rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL] [--admin URL]
- *         [--publisher URL] [--replay URL] [--shards N] [--check-config FILE]
- *         [--log-level debug|info|warn|error]
+ *         [--publisher URL] [--replay URL] [--http HOST:PORT] [--shards N]
+ *         [--check-config FILE] [--log-level debug|info|warn|error]
  *
  * Loads the campaign (FILE, or the built-in double11 sample), starts the engine with its SKUs,
  * binds the order, JSON and admin endpoints, starts the publisher (the confirmed-order stream
@@ -43,9 +43,27 @@ static void on_stop_signal(int signal_number)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL]\n"
-                 "             [--admin URL] [--publisher URL] [--replay URL] [--shards N]\n"
-                 "             [--check-config FILE] [--log-level debug|info|warn|error]\n");
+    fprintf(out,
+            "usage: rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL]\n"
+            "             [--admin URL] [--publisher URL] [--replay URL] [--http HOST:PORT]\n"
+            "             [--shards N] [--check-config FILE] [--log-level debug|info|warn|error]\n"
+            "\n"
+            "Each option overrides the campaign file; without --config the built-in Double-11\n"
+            "campaign runs. Defaults (the campaign's [endpoints] and [engine] when absent):\n"
+            "  --orders     tcp://127.0.0.1:7100   binary orders\n"
+            "  --json       tcp://127.0.0.1:7101   JSON orders\n"
+            "  --admin      tcp://127.0.0.1:7102   admin commands (with the token)\n"
+            "  --publisher  tcp://127.0.0.1:7103   the confirmed-order stream (\"\": off)\n"
+            "  --replay     tcp://127.0.0.1:7104   stream replay\n"
+            "  --http       %s         read-only HTTP: / dashboard, /metrics (\"\": off)\n"
+            "  --data-dir   %s (relative to the working directory)\n"
+            "  --shards     %d\n"
+            "  durability   fsync (the campaign's [engine] durability: fsync, async or none)\n"
+            "  admin token  the campaign's admin_token, else a random one written to\n"
+            "               DATA_DIR/%s (mode 0600)\n"
+            "  --log-level  info\n",
+            RUSH_CAMPAIGN_HTTP_DEFAULT, RUSH_SERVER_DATA_DIR_DEFAULT, RUSH_SERVER_SHARDS_DEFAULT,
+            RUSH_SERVER_TOKEN_FILE);
 }
 
 struct rushd_args {
@@ -64,6 +82,7 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
                                                  {"admin", required_argument, NULL, 'a'},
                                                  {"publisher", required_argument, NULL, 'p'},
                                                  {"replay", required_argument, NULL, 'r'},
+                                                 {"http", required_argument, NULL, 't'},
                                                  {"shards", required_argument, NULL, 's'},
                                                  {"check-config", required_argument, NULL, 'k'},
                                                  {"log-level", required_argument, NULL, 'l'},
@@ -94,6 +113,13 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
             break;
         case 'r':
             args->options.replay_url = optarg;
+            break;
+        case 't':
+            if (!rush_campaign_http_valid(optarg)) {
+                fprintf(stderr, "rushd: --http must be HOST:PORT (numeric IPv4) or \"\"\n");
+                return RUSHD_EXIT_USAGE;
+            }
+            args->options.http_address = optarg;
             break;
         case 's':
             if (rush_number_parse_u32(optarg, 1, RUSH_SHARDS_MAX, &args->options.shards, why,

@@ -16,6 +16,7 @@
  *
  * Threads: none owned; no static mutable state.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -216,6 +217,9 @@ enum engine_key {
     E_GROUPS_MAX,
     E_KEYS_MAX,
     E_USER_LIMITS_MAX,
+    E_ENDED_RETAIN,
+    E_USER_UNPAID_MAX,
+    E_USER_CHURN_MAX,
     E_DURABILITY,
     E_DATA_DIR,
     E_SNAPSHOT_EVERY_EVENTS,
@@ -231,6 +235,9 @@ static const char *const engine_keys[E_COUNT_] = {
     [E_USER_LIMITS_MAX] = "user_limits_max",
     [E_DURABILITY] = "durability",
     [E_DATA_DIR] = "data_dir",
+    [E_ENDED_RETAIN] = "ended_retain",
+    [E_USER_UNPAID_MAX] = "user_unpaid_max",
+    [E_USER_CHURN_MAX] = "user_churn_max",
     [E_SNAPSHOT_EVERY_EVENTS] = "snapshot_every_events",
 };
 
@@ -241,12 +248,14 @@ enum endpoint_key {
     P_PUBLISHER,
     P_REPLAY,
     P_ADMIN_TOKEN,
+    P_HTTP,
     P_COUNT_,
 };
 
 static const char *const endpoint_keys[P_COUNT_] = {
     [P_ORDERS] = "orders",       [P_JSON] = "json",     [P_ADMIN] = "admin",
     [P_PUBLISHER] = "publisher", [P_REPLAY] = "replay", [P_ADMIN_TOKEN] = "admin_token",
+    [P_HTTP] = "http",
 };
 
 enum sku_key {
@@ -388,6 +397,21 @@ static const char *engine_value(struct rush_campaign_engine *engine, enum engine
         return parse_u32(value, 1, SHARD_TABLE_MAX, &engine->user_limits_max) < 0
                    ? "must be 1..1073741824 (per shard)"
                    : NULL;
+    case E_ENDED_RETAIN:
+        return rush_duration_parse(value, &engine->ended_retain_ns) < 0 ||
+                       engine->ended_retain_ns <= 0
+                   ? "must be a duration 1ms..168h such as 30m"
+                   : NULL;
+    case E_USER_UNPAID_MAX:
+        engine->user_caps_given |= 1;
+        return parse_u32(value, 0, UINT32_MAX, &engine->user_unpaid_max) < 0
+                   ? "must be 0 (no cap) or a count"
+                   : NULL;
+    case E_USER_CHURN_MAX:
+        engine->user_caps_given |= 2;
+        return parse_u32(value, 0, UINT32_MAX, &engine->user_churn_max) < 0
+                   ? "must be 0 (no cap) or a count"
+                   : NULL;
     case E_DURABILITY:
         if (strcmp(value, "fsync") == 0)
             engine->durability = RUSH_DURABILITY_FSYNC;
@@ -434,6 +458,8 @@ static char *endpoint_slot(struct rush_campaign_endpoints *endpoints, enum endpo
         return endpoints->replay;
     case P_ADMIN_TOKEN:
         return endpoints->admin_token;
+    case P_HTTP:
+        return endpoints->http;
     case P_COUNT_:
         break;
     }
@@ -479,6 +505,9 @@ static const char *endpoint_value(struct rush_campaign_endpoints *endpoints, enu
         for (size_t i = 0; i < len; i++)
             if (value[i] <= 0x20 || value[i] >= 0x7f)
                 return "must be printable ASCII without spaces";
+    } else if (key == P_HTTP) {
+        if (!rush_campaign_http_valid(value))
+            return "must be HOST:PORT with a numeric IPv4 host (127.0.0.1:7180), or empty: off";
     } else if (!endpoint_valid(value)) {
         return "must be tcp://HOST:PORT, ipc://PATH or inproc://NAME (under 128 bytes)";
     }
@@ -514,6 +543,24 @@ static void endpoints_default(struct rush_campaign_endpoints *endpoints)
     snprintf(endpoints->admin, sizeof endpoints->admin, "tcp://127.0.0.1:7102");
     snprintf(endpoints->publisher, sizeof endpoints->publisher, "tcp://127.0.0.1:7103");
     snprintf(endpoints->replay, sizeof endpoints->replay, "tcp://127.0.0.1:7104");
+    snprintf(endpoints->http, sizeof endpoints->http, "%s", RUSH_CAMPAIGN_HTTP_DEFAULT);
+}
+
+bool rush_campaign_http_valid(const char *value)
+{
+    if (value[0] == '\0')
+        return true; /* off */
+    if (strlen(value) >= RUSH_ENDPOINT_BYTES_MAX)
+        return false;
+    const char *colon = strrchr(value, ':');
+    uint32_t port;
+    if (colon == NULL || colon == value || parse_u32(colon + 1, 1, 65535, &port) != 0)
+        return false;
+    char host[RUSH_ENDPOINT_BYTES_MAX];
+    memcpy(host, value, (size_t)(colon - value));
+    host[colon - value] = '\0';
+    struct in_addr address;
+    return inet_pton(AF_INET, host, &address) == 1;
 }
 
 /* ---- [sku NNNN] ---- */
@@ -1021,6 +1068,17 @@ void rush_campaign_free(struct rush_campaign *campaign)
     memset(campaign, 0, sizeof *campaign);
 }
 
+void rush_campaign_policy(const struct rush_campaign_engine *engine,
+                          struct rush_shard_policy *policy)
+{
+    if (engine->ended_retain_ns)
+        policy->retain_ns = engine->ended_retain_ns;
+    if (engine->user_caps_given & 1)
+        policy->user_unpaid_max = engine->user_unpaid_max;
+    if (engine->user_caps_given & 2)
+        policy->user_churn_max = engine->user_churn_max;
+}
+
 void rush_campaign_engine_config(const struct rush_campaign *campaign,
                                  struct rush_engine_config *config)
 {
@@ -1036,6 +1094,7 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.keys_max = engine->keys_max;
     if (engine->user_limits_max)
         config->limits.user_limits_max = engine->user_limits_max;
+    rush_campaign_policy(engine, &config->policy);
     if (campaign->sku_count + 16 > config->limits.skus_max)
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;

@@ -7,12 +7,15 @@
  *
  *   [engine]      shards, ring_slots, orders_max, groups_max, keys_max, user_limits_max (per
  *                 shard, as struct rush_shard_limits; 0 or absent: the engine's default),
- *                 durability = fsync | async | none, data_dir, snapshot_every_events (each
- *                 shard writes a snapshot once it has logged this many events since its last
- *                 one; 0 or absent: never, the default)
+ *                 durability = fsync | async | none, data_dir, ended_retain (a duration),
+ *                 user_unpaid_max, user_churn_max (0: no cap; as struct rush_shard_policy),
+ *                 snapshot_every_events (each shard writes a snapshot once it has logged this
+ *                 many events since its last one; 0 or absent: never, the default)
  *   [endpoints]   orders, json, admin, publisher, replay (tcp://HOST:PORT, ipc://PATH or
  *                 inproc://NAME; defaults tcp://127.0.0.1:7100..7104), admin_token (16..128
- *                 printable bytes; required when admin is not on loopback)
+ *                 printable bytes; required when admin is not on loopback), http (HOST:PORT
+ *                 of the read-only metrics and dashboard endpoint, numeric IPv4; default
+ *                 127.0.0.1:7180; empty: off)
  *   [sku NNNN]    one per SKU, NNNN its id (1..RUSH_SKU_ID_MAX): name, stock (an integer, or
  *                 `unlimited`), price (integer fen), start, end (times), order_qty_max (default
  *                 1), user_qty_max (default order_qty_max), pay_ttl (duration, default 15m),
@@ -70,6 +73,10 @@ struct rush_campaign_engine {
     uint32_t groups_max;
     uint32_t keys_max;
     uint32_t user_limits_max;
+    int64_t ended_retain_ns;  /* like struct rush_shard_policy's retain_ns */
+    uint32_t user_unpaid_max; /* 0 in the file: no cap */
+    uint32_t user_churn_max;
+    uint8_t user_caps_given; /* bit 0: user_unpaid_max, bit 1: user_churn_max */
     enum rush_durability durability;
     uint64_t snapshot_every_events;         /* 0: never */
     char data_dir[RUSH_DATA_DIR_BYTES_MAX]; /* "" when not given */
@@ -82,7 +89,13 @@ struct rush_campaign_endpoints {
     char publisher[RUSH_ENDPOINT_BYTES_MAX];
     char replay[RUSH_ENDPOINT_BYTES_MAX];
     char admin_token[RUSH_ADMIN_TOKEN_BYTES_MAX + 1]; /* "" when not given */
+    char http[RUSH_ENDPOINT_BYTES_MAX]; /* HOST:PORT of the read-only HTTP endpoint; "": off */
 };
+
+/* The HTTP endpoint's default: loopback only (the dashboard and /metrics are read-only). */
+#define RUSH_CAMPAIGN_HTTP_DEFAULT "127.0.0.1:7180"
+/* "" (off) or HOST:PORT with a numeric IPv4 host. */
+bool rush_campaign_http_valid(const char *value);
 
 struct rush_campaign {
     struct rush_campaign_engine engine;
@@ -106,6 +119,10 @@ RUSH_MUST_USE int rush_campaign_parse(const char *name, const char *text, size_t
                                       size_t why_size);
 /* Frees what a load allocated and zeroes the campaign; safe on a zeroed or freed one. */
 void rush_campaign_free(struct rush_campaign *campaign);
+
+/* Overrides the policy's fields the [engine] section gives (ended_retain, user_*_max). */
+void rush_campaign_policy(const struct rush_campaign_engine *engine,
+                          struct rush_shard_policy *policy);
 
 /*
  * The engine configuration a campaign asks for: rush_engine_config_default() with the [engine]

@@ -87,6 +87,8 @@ static void deliver(struct rush_server *server, int timeout_ms)
         return;
     }
     for (int i = 0; i < count; i++) {
+        if (rush_server_ops_delivered(server, done[i]))
+            continue;
         struct rush_server_slot *slot = done[i]->context;
         RUSH_ASSERT(slot != NULL && &slot->batch == done[i]);
         RUSH_ASSERT(server->in_flight > 0);
@@ -111,8 +113,8 @@ static int turn(struct rush_server *server)
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         fds[e] = (struct pollfd){.fd = server->receive_fds[e], .events = POLLIN};
     fds[RUSH_ENDPOINT_COUNT_] = (struct pollfd){.fd = server->wake_pipe[0], .events = POLLIN};
-    int ready =
-        poll(fds, RUSH_ENDPOINT_COUNT_ + 1, server->in_flight > 0 ? 0 : RUSH_SERVER_IDLE_POLL_MS);
+    bool waiting = server->in_flight > 0 || server->ops_pending;
+    int ready = poll(fds, RUSH_ENDPOINT_COUNT_ + 1, waiting ? 0 : RUSH_SERVER_IDLE_POLL_MS);
     if (ready < 0 && errno != EINTR) {
         rush_log(RUSH_LOG_ERROR, "poll: %s", strerror(errno));
         return -errno;
@@ -129,7 +131,8 @@ static int turn(struct rush_server *server)
     }
     if (ready > 0 && (fds[RUSH_ENDPOINT_COUNT_].revents & POLLIN))
         drain_wake_pipe(server);
-    if (server->in_flight > 0)
+    rush_server_ops_turn(server);
+    if (server->in_flight > 0 || server->ops_pending)
         deliver(server, ready > 0 ? 0 : RUSH_SERVER_ENGINE_WAIT_MS);
     return 0;
 }
@@ -249,6 +252,8 @@ static int publisher_open(struct rush_server *server, const struct rush_server_o
         .pub_url = options->publisher_url ? options->publisher_url : urls->publisher,
         .replay_url = options->replay_url ? options->replay_url : urls->replay,
         .data_dir = server->engine_config.data_dir,
+        .on_events = server->ops ? rush_ops_on_events : NULL,
+        .on_events_context = server->ops,
     };
     if (config.pub_url[0] == '\0' || config.replay_url[0] == '\0') {
         rush_log(RUSH_LOG_INFO, "publisher: off (no publisher or replay endpoint)");
@@ -279,6 +284,7 @@ int rush_server_create(const struct rush_server_options *options, struct rush_se
         return -ENOMEM;
     server->campaign = options->campaign;
     server->wake_pipe[0] = server->wake_pipe[1] = -1;
+    server->audit_fd = -1;
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         server->sockets[e] = server->receive_fds[e] = -1;
     snprintf(server->data_dir, sizeof(server->data_dir), "%s",
@@ -303,8 +309,12 @@ int rush_server_create(const struct rush_server_options *options, struct rush_se
         rc = rush_server_prepare_token(server, why, why_size);
     if (rc == 0)
         rc = endpoints_open(server, options, why, why_size);
+    if (rc == 0 && (rc = rush_server_ops_open(server, options)) < 0)
+        snprintf(why, why_size, "out of memory for the HTTP console");
     if (rc == 0)
         rc = publisher_open(server, options, why, why_size);
+    if (rc == 0)
+        rc = rush_server_ops_start(server, options, why, why_size);
     if (rc < 0)
         goto out_destroy;
     server->started_ns = rush_server_now_ns();
@@ -319,6 +329,7 @@ void rush_server_destroy(struct rush_server *server)
 {
     if (server == NULL)
         return;
+    rush_ops_stop(server->ops); /* its thread reads the publisher and the engine */
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         if (server->sockets[e] >= 0)
             nn_close(server->sockets[e]);
@@ -327,6 +338,7 @@ void rush_server_destroy(struct rush_server *server)
     /* Finishes what was submitted, so no shard writes into a slot after this. */
     if (server->engine != NULL)
         rush_engine_destroy(server->engine);
+    rush_ops_destroy(server->ops); /* after the engine: a ledger batch may have been out */
     for (uint32_t i = 0; server->slots != NULL && i < RUSH_SERVER_IN_FLIGHT_MAX; i++) {
         if (server->slots[i].control != NULL)
             nn_freemsg(server->slots[i].control);
@@ -336,6 +348,7 @@ void rush_server_destroy(struct rush_server *server)
     if (server->wake_pipe[1] >= 0)
         close(server->wake_pipe[1]);
     rush_server_slots_free(server);
+    rush_server_audit_close(server);
     explicit_bzero(server->admin_token, sizeof(server->admin_token));
     free(server);
 }

@@ -11,7 +11,8 @@
  *           snapshot
  *
  * and starts the publisher (publisher.h: its own PUB and replay endpoints and threads) when the
- * engine writes a log.
+ * engine writes a log, and the read-only HTTP console (engine/ops/ops.h: /metrics, the
+ * dashboard) on its own thread.
  *
  * A plain REQ socket from any nanomsg or NNG client works unchanged: the raw socket hands the
  * backtrace (the request id and any device hops) to the server as control data, and the server
@@ -75,7 +76,8 @@ struct rush_server_options {
     const char *admin_url;
     const char *publisher_url; /* "": no publisher */
     const char *replay_url;
-    const char *data_dir; /* NULL: the campaign's data_dir, else RUSH_SERVER_DATA_DIR_DEFAULT */
+    const char *http_address; /* HOST:PORT of the HTTP console; "": off; NULL: the campaign's */
+    const char *data_dir;     /* NULL: the campaign's data_dir, else RUSH_SERVER_DATA_DIR_DEFAULT */
     uint32_t shards;
 };
 

@@ -4,8 +4,10 @@
  * What and why. Operators (rushctl, scripts, nanocat by hand) put SKUs, adjust stock, pause and
  * resume SKUs, query, and read live figures. Every command is a JSON object with a "token" field
  * equal to the configured admin token; without it (missing, wrong, not a string) the answer is
- * {"outcome":"invalid","reason":"admin token required"} and nothing happens. The token is taken
- * out of the object before the rest goes to rush_json_decode(), which refuses unknown fields.
+ * {"outcome":"invalid","reason":"admin token required"} and nothing happens. The token, and the
+ * optional "operator" and "reason" of the audit (server_audit.c), are taken out of the object
+ * before the rest goes to rush_json_decode(), which refuses unknown fields. Every action (adjust,
+ * pause, resume, sku_put, snapshot) is audited with them.
  *
  *   sku_put                 rush_engine_sku_put()
  *   adjust, pause, resume   rush_engine_execute(), like any keyed request; logged
@@ -49,7 +51,7 @@ static bool token_matches(const char *given, size_t given_len, const char *expec
  * the reason to answer in why.
  */
 static char *strip_token(struct rush_server *server, const struct rush_server_message *message,
-                         char *why, size_t why_size)
+                         struct rush_server_audit *audit, char *why, size_t why_size)
 {
     struct rush_json_command unused;
     if (message->len > RUSH_JSON_MESSAGE_BYTES_MAX)
@@ -68,6 +70,10 @@ static char *strip_token(struct rush_server *server, const struct rush_server_me
         return NULL;
     }
     json_object_del(root, "token");
+    if (rush_server_audit_take(root, audit, why, why_size) != 0) {
+        json_decref(root);
+        return NULL;
+    }
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (text == NULL)
@@ -97,7 +103,7 @@ static void send_result(struct rush_server *server, struct rush_server_message *
 }
 
 static void admin_request(struct rush_server *server, struct rush_server_message *message,
-                          const struct rush_request *request)
+                          const struct rush_request *request, const struct rush_server_audit *audit)
 {
     char why[RUSH_JSON_WHY_BYTES];
     if (!op_is_admin_request(request->op)) {
@@ -114,16 +120,16 @@ static void admin_request(struct rush_server *server, struct rush_server_message
         return;
     }
     if (rush_server_op_is_admin(request->op))
-        rush_log(RUSH_LOG_INFO, "admin: %s sku %llu amount %lld: %s%s%s",
-                 rush_op_name((enum rush_op)request->op), (unsigned long long)request->sku_id,
-                 (long long)request->amount, rush_outcome_name(result.outcome),
-                 result.outcome == RUSH_INVALID ? " " : "",
-                 result.outcome == RUSH_INVALID ? rush_reason_name(result.reason) : "");
+        rush_server_audit_record(server, audit, rush_op_name((enum rush_op)request->op),
+                                 request->sku_id, request->amount,
+                                 result.outcome == RUSH_INVALID
+                                     ? rush_reason_name(result.reason)
+                                     : rush_outcome_name(result.outcome));
     send_result(server, message, request, &result);
 }
 
 static void admin_sku_put(struct rush_server *server, struct rush_server_message *message,
-                          const struct rush_sku *sku)
+                          const struct rush_sku *sku, const struct rush_server_audit *audit)
 {
     struct rush_result result;
     int rc = rush_engine_sku_put(server->engine, sku, &result);
@@ -136,6 +142,10 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
     rush_log(RUSH_LOG_INFO, "admin: sku_put %llu (%.*s, stock %lld%s): %s",
              (unsigned long long)sku->id, RUSH_SKU_NAME_MAX, sku->name, (long long)sku->stock,
              sku->unlimited ? ", unlimited" : "", rush_outcome_name(result.outcome));
+    rush_server_audit_record(server, audit, "sku_put", sku->id, sku->unlimited ? -1 : sku->stock,
+                             rush_outcome_name(result.outcome));
+    if (result.outcome == RUSH_OK)
+        rush_ops_sku_put(server->ops, sku); /* the console tracks it from now on */
     struct rush_request request = {.op = RUSH_OP_NONE, .sku_id = sku->id};
     send_result(server, message, &request, &result);
 }
@@ -144,11 +154,13 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
  * Every shard writes a snapshot and drops the log segments it covers (rush_engine_snapshot). Each
  * shard stops deciding while it writes; the front end waits, so the answer means "taken".
  */
-static void admin_snapshot(struct rush_server *server, struct rush_server_message *message)
+static void admin_snapshot(struct rush_server *server, struct rush_server_message *message,
+                           const struct rush_server_audit *audit)
 {
     int64_t started_ns = rush_server_now_ns();
     int rc = rush_engine_snapshot(server->engine);
     double took_ms = (double)(rush_server_now_ns() - started_ns) / 1e6;
+    rush_server_audit_record(server, audit, "snapshot", 0, 0, rc < 0 ? rush_strerror(rc) : "ok");
     if (rc < 0) {
         char why[RUSH_JSON_WHY_BYTES];
         snprintf(why, sizeof(why), "snapshot: %s",
@@ -246,7 +258,8 @@ static void on_admin(struct rush_server *server, struct rush_server_message *mes
         return;
     }
     char why[RUSH_JSON_WHY_BYTES];
-    char *text = strip_token(server, message, why, sizeof(why));
+    struct rush_server_audit audit;
+    char *text = strip_token(server, message, &audit, why, sizeof(why));
     if (text == NULL) {
         rush_log(RUSH_LOG_DEBUG, "admin: refused: %s", why);
         rush_server_send_json_error(server, message, why);
@@ -261,16 +274,16 @@ static void on_admin(struct rush_server *server, struct rush_server_message *mes
     }
     switch (command.kind) {
     case RUSH_JSON_REQUEST:
-        admin_request(server, message, &command.request);
+        admin_request(server, message, &command.request, &audit);
         break;
     case RUSH_JSON_SKU_PUT:
-        admin_sku_put(server, message, &command.sku);
+        admin_sku_put(server, message, &command.sku, &audit);
         break;
     case RUSH_JSON_STATS:
         admin_stats(server, message);
         break;
     case RUSH_JSON_SNAPSHOT:
-        admin_snapshot(server, message);
+        admin_snapshot(server, message, &audit);
         break;
     }
 }

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 
 #include "codec/json.h"
+#include "ops/ops.h"
 #include "rush/wire.h"
 #include "server.h"
 #include "stream/publisher.h"
@@ -60,6 +61,7 @@ struct rush_server_slot {
     struct rush_request *requests;
     struct rush_result *results; /* [0, valid_count): the engine's; then the invalid ones' */
     uint8_t *reasons;            /* per message record: why it is invalid, or REASON_NONE */
+    int64_t received_ns;         /* when its message was taken (end-to-end latency) */
 };
 
 struct rush_server_counters {
@@ -67,6 +69,7 @@ struct rush_server_counters {
     uint64_t requests;
     uint64_t errors;        /* messages answered with an ERROR or a JSON decode error */
     uint64_t busy_messages; /* messages answered busy: no slot, or the engine's rings full */
+    uint64_t busy_no_slot;  /* of those, the ones that found every slot taken */
     uint64_t outcomes[RUSH_OUTCOME_COUNT_];
     uint64_t send_failures;
     uint64_t wal_failed_replies; /* replies with outcome_unknown results: a log failed */
@@ -106,6 +109,9 @@ struct rush_server {
     uint8_t *reply;             /* RUSH_WIRE_MESSAGE_BYTES_MAX, 8-byte aligned */
     char text[RUSH_SERVER_TEXT_BYTES_MAX];
     struct rush_server_counters counters;
+    struct rush_ops *ops; /* the HTTP console (engine/ops/); NULL: none */
+    int audit_fd;         /* DATA_DIR/audit.log: -1 not open yet, -2 failed (server_audit.c) */
+    bool ops_pending;     /* its ledger batch is with the engine */
 };
 
 /*
@@ -153,6 +159,36 @@ bool rush_server_op_is_admin(uint8_t op);
 int64_t rush_server_now_ns(void);
 /* The endpoint's name in logs: "orders", "json", "admin". */
 const char *rush_server_endpoint_name(enum rush_endpoint endpoint);
+
+/* server_ops.c: the console's hooks; calls nothing in the front end but server_reply.c. */
+RUSH_MUST_USE int rush_server_ops_open(struct rush_server *server,
+                                       const struct rush_server_options *options);
+RUSH_MUST_USE int rush_server_ops_start(struct rush_server *server,
+                                        const struct rush_server_options *options, char *why,
+                                        size_t why_size);
+/* Once per loop turn: publishes the front end's counters, submits a due ledger batch. */
+void rush_server_ops_turn(struct rush_server *server);
+/* True (and handled) when `batch` is the console's ledger batch. */
+bool rush_server_ops_delivered(struct rush_server *server, struct rush_batch *batch);
+/* A slot's batch is decided: counts its requests by op and outcome, and its latency. */
+void rush_server_ops_decided(struct rush_server *server, const struct rush_server_slot *slot);
+
+/* server_audit.c: who did what and why on the admin endpoint; calls nothing in the front end. */
+#define RUSH_AUDIT_OPERATOR_BYTES_MAX 64
+#define RUSH_AUDIT_REASON_BYTES_MAX 256
+struct rush_server_audit {
+    char operator_name[RUSH_AUDIT_OPERATOR_BYTES_MAX + 1];
+    char reason[RUSH_AUDIT_REASON_BYTES_MAX + 1];
+};
+struct json_t;
+/* Takes "operator" and "reason" out of `root` ("-" when absent); 0, or RUSH_EPROTO with why. */
+RUSH_MUST_USE int rush_server_audit_take(struct json_t *root, struct rush_server_audit *audit,
+                                         char *why, size_t why_size);
+/* One admin action: a line in DATA_DIR/audit.log (fdatasync'ed) and in rushd's log. */
+void rush_server_audit_record(struct rush_server *server, const struct rush_server_audit *audit,
+                              const char *action, uint64_t sku_id, int64_t amount,
+                              const char *outcome);
+void rush_server_audit_close(struct rush_server *server);
 
 /* server_config.c */
 RUSH_MUST_USE int rush_server_prepare_token(struct rush_server *server, char *why, size_t why_size);

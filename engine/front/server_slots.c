@@ -99,6 +99,7 @@ struct rush_server_slot *rush_server_slot_take(struct rush_server *server, uint3
     slot->valid_count = count;
     slot->message_id = 0;
     slot->batch.status = 0; /* a slot answered without the engine never reads as a failed log */
+    slot->received_ns = rush_server_now_ns();
     return slot;
 }
 
@@ -127,6 +128,7 @@ void rush_server_slot_submit(struct rush_server *server, struct rush_server_slot
 {
     RUSH_ASSERT(slot->valid_count <= slot->count && slot->count <= slot->capacity);
     if (slot == &server->overflow) {
+        server->counters.busy_no_slot++;
         answer_busy(server, slot);
     } else if (slot->valid_count > 0) {
         slot->batch = (struct rush_batch){.requests = slot->requests,
@@ -152,6 +154,7 @@ void rush_server_slot_decided(struct rush_server *server, struct rush_server_slo
     const struct rush_server_handlers *handlers = server->handlers[slot->endpoint];
     RUSH_ASSERT(handlers != NULL && handlers->on_decided != NULL); /* admin never waits */
     handlers->on_decided(server, slot);
+    rush_server_ops_decided(server, slot);
     RUSH_ASSERT(slot->control == NULL); /* replied */
     rush_server_slot_give(server, slot);
 }

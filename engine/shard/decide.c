@@ -3,14 +3,42 @@
  * decisions (open, join, join_any; group.c keeps the records and chooses the group).
  *
  * Every mutating request goes: key lookup (a retry is answered from its entry before anything
- * else is looked at: dedup before decrement) -> room check (a full key table answers busy) ->
- * the op's decider -> events applied at once -> the answer built from the key entry, so an
- * original answer and a retried one are the same bytes.
+ * else is looked at: dedup before decrement) -> the op's decider -> events applied at once -> the
+ * answer built from the key entry, so an original answer and a retried one are the same bytes.
  *
- * Which outcomes are remembered under their key: those decided against live state (ok,
- * sold_out, limit_exceeded, ended, paused, group_full, group_closed, already_in_group, expired).
- * Not remembered: not_started (a request before the window costs nothing), unknown_* and invalid
- * (they changed nothing and a retry decides them the same way), and busy (must be retryable).
+ * What is remembered under a key, and for how long (also proto/PROTOCOL.md, "What is
+ * remembered"; the figures are struct rush_shard_policy's):
+ *
+ *   1. Only decisions that changed something: those that logged events (ok, and `expired` with
+ *      its refund_due). An answer that changed nothing (sold_out, limit_exceeded, hoarding,
+ *      not_started, ended, paused, group_full, group_closed, already_in_group, unknown_*,
+ *      invalid, busy) takes no slot and is not remembered: deciding it again gives an answer of
+ *      the same kind against the same state. A retry of such an answer is a new decision, not a
+ *      duplicate: when the state changed in between (a cancel returned a unit, a pause ended) it
+ *      may be decided differently, e.g. a retried sold_out may be ok. That is the answer a new
+ *      click would get, and a key still gets at most one ok.
+ *   2. The key of a reservation (reserve, group_open, group_join, group_join_any) belongs to the
+ *      order it created and is found as long as the order's slot is: always while the order is
+ *      live (reserved), and for at least policy.retain_ns after it ended; it is forgotten when
+ *      the slot is reused (shard.c, reuse_slot).
+ *   3. The key of a confirm or cancel that ended an order is kept in the order record itself, so
+ *      a payment or a cancel never needs a table slot; its retry names the same order and is
+ *      answered from it for as long as the order is kept. (The same key sent to confirm another
+ *      order is decided as that order's confirm: it is never answered with this order's answer.)
+ *   4. The keys of other decisions (adjust, pause, resume, a late payment's `expired` +
+ *      refund_due) go to a ring of keys_max / 8 places kept out of reach of reservations; the
+ *      oldest is forgotten when the ring needs room, never refused.
+ *   5. A reservation needs an order slot and, unless it reuses one whose key it frees, a key
+ *      place outside the ring; without them it answers busy. Confirm, cancel and admin ops never
+ *      answer busy for want of a slot.
+ *
+ * A retry must be the same request: the op and every field it reads are stored with the key and
+ * compared whole (shard__fields); a different request under a remembered key is invalid with
+ * reason key_reused.
+ *
+ * Anti-hoarding: a flash-sale reserve answers `hoarding` when the user already holds
+ * policy.user_unpaid_max unpaid orders of the SKU, or has had policy.user_churn_max of them
+ * cancelled or expired. Not remembered, counted in the outcome figures.
  *
  * Deadlines are compared at the batch's nanosecond, not at the timer wheel's tick: a decision
  * about an order whose pay deadline has passed, or a group whose deadline has passed, first emits
@@ -27,7 +55,7 @@
 
 typedef struct verdict (*decide_fn)(struct rush_shard *shard, const struct rush_request *request);
 
-/* The first event of a decision: carries the key, the op and the fields the fingerprint reads. */
+/* The first event of a decision: carries the key, the op and the fields a retry must repeat. */
 struct rush_event decide__event(const struct rush_request *request, uint8_t type)
 {
     struct rush_event event = {
@@ -77,6 +105,22 @@ struct verdict decide__sale_window(const struct rush_shard *shard, const struct 
     return verdict_of(RUSH_OK);
 }
 
+/*
+ * Room for one more order (rule 5): a slot, and a key place outside the ring unless the slot
+ * reused frees its old order's key.
+ */
+static bool order_room(const struct rush_shard *shard)
+{
+    uint64_t id = shard__next_order_id(shard);
+    if (id == 0)
+        return false;
+    uint32_t index = (uint32_t)(id & UINT32_MAX);
+    if (index <= shard->order_count && !rush_key_is_zero(&shard->orders[index].key))
+        return true;
+    uint32_t owned_by_orders = shard->keys.count - shard->ring.count;
+    return owned_by_orders < shard->keys.capacity - shard->ring.capacity;
+}
+
 /* Whether `user` may take `qty` more units of `sku` now, and whether the tables have room. */
 struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state *sku,
                                 uint64_t user_id, uint32_t qty)
@@ -91,9 +135,20 @@ struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state
         return verdict_of(RUSH_LIMIT_EXCEEDED);
     if (!sku->def.unlimited && sku->available < (int64_t)qty)
         return verdict_of(RUSH_SOLD_OUT);
-    if (shard->order_count >= shard->limits.orders_max ||
-        (limit == NULL && rush_table_full(&shard->user_limits)))
+    if (!order_room(shard) || (limit == NULL && rush_table_full(&shard->user_limits)))
         return verdict_of(RUSH_BUSY);
+    return verdict_of(RUSH_OK);
+}
+
+/* The user's unpaid holds and churn of a flash-sale SKU against the policy's caps. */
+static struct verdict hoarding_check(const struct rush_shard *shard, const struct sku_state *sku,
+                                     uint64_t user_id)
+{
+    const struct limit_entry *limit = shard__limit(shard, (uint32_t)(sku - shard->skus), user_id);
+    const struct rush_shard_policy *policy = &shard->policy;
+    if (limit != NULL && ((policy->user_unpaid_max && limit->unpaid >= policy->user_unpaid_max) ||
+                          (policy->user_churn_max && limit->churn >= policy->user_churn_max)))
+        return verdict_of(RUSH_HOARDING);
     return verdict_of(RUSH_OK);
 }
 
@@ -106,11 +161,13 @@ static struct verdict decide_reserve(struct rush_shard *shard, const struct rush
         return invalid_because(RUSH_REASON_GROUP_SKU);
     struct verdict verdict = decide__sale_window(shard, sku);
     if (verdict.outcome == RUSH_OK)
+        verdict = hoarding_check(shard, sku, request->user_id);
+    if (verdict.outcome == RUSH_OK)
         verdict = decide__can_hold(shard, sku, request->user_id, request->qty);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
-    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.order_id = shard__next_order_id(shard);
     event.amount = shard__price_of(sku, request->qty);
     shard__emit(shard, &event);
     if (sku->def.pay_ttl_ns == 0) { /* the reservation is the confirmed order */
@@ -220,7 +277,7 @@ static struct verdict open_group(struct rush_shard *shard, const struct rush_req
     struct rush_event event = decide__event(request, RUSH_EV_GROUP_OPENED);
     event.qty = 1;
     event.group_id = group_id_of(shard, shard->group_count + 1);
-    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.order_id = shard__next_order_id(shard);
     event.amount = group__deadline_for(sku, shard->now_ns); /* fixed at open */
     shard__emit(shard, &event);
     return verdict_of(RUSH_OK);
@@ -236,7 +293,7 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
     event.qty = 1;
     event.sku_id = sku->def.id;
     event.group_id = group_id_of(shard, group_index);
-    event.order_id = order_id_of(shard, shard->order_count + 1);
+    event.order_id = shard__next_order_id(shard);
     event.amount = shard__seat_price(sku, false); /* the seat's amount, fixed at join */
     shard__emit(shard, &event);
     if (group->seats == sku->def.group_size) /* this join completed it: its events carry the op */
@@ -339,32 +396,6 @@ static const decide_fn deciders[RUSH_OP_COUNT_] = {
     [RUSH_OP_ADJUST] = decide_adjust,          [RUSH_OP_PAUSE] = decide_pause_or_resume,
     [RUSH_OP_RESUME] = decide_pause_or_resume,
 };
-
-static bool remembered(uint8_t outcome)
-{
-    switch ((enum rush_outcome)outcome) {
-    case RUSH_OK:
-    case RUSH_SOLD_OUT:
-    case RUSH_LIMIT_EXCEEDED:
-    case RUSH_ENDED:
-    case RUSH_PAUSED:
-    case RUSH_GROUP_FULL:
-    case RUSH_GROUP_CLOSED:
-    case RUSH_ALREADY_IN_GROUP:
-    case RUSH_EXPIRED:
-        return true;
-    case RUSH_NOT_STARTED:
-    case RUSH_UNKNOWN_SKU:
-    case RUSH_UNKNOWN_ORDER:
-    case RUSH_UNKNOWN_GROUP:
-    case RUSH_BUSY:
-    case RUSH_INVALID:
-    case RUSH_OUTCOME_UNKNOWN:
-    case RUSH_OUTCOME_COUNT_:
-        break;
-    }
-    return false;
-}
 
 /* ---- queries: read-only, never remembered ------------------------------------------------- */
 
@@ -497,23 +528,14 @@ static struct verdict answer_query(const struct rush_shard *shard,
 
 /* ---- the entry point ---------------------------------------------------------------------- */
 
-/* A mutating request that is new: decide, remember, answer. */
+/* A mutating request that is new: decide, remember (when it logged events), answer. */
 static void decide_new(struct rush_shard *shard, const struct rush_request *request,
                        struct rush_result *result)
 {
-    if (rush_table_full(&shard->keys)) {
-        result->outcome = RUSH_BUSY;
-        return;
-    }
     if (shard->event_count + EVENTS_PER_DECISION_MAX > shard->limits.events_buffer_max)
         shard__flush(shard);
     shard->last_entry = NULL;
     struct verdict verdict = deciders[request->op](shard, request);
-    if (shard->last_entry == NULL && remembered(verdict.outcome)) {
-        struct rush_event event = decide__event(request, RUSH_EV_REJECTED);
-        event.outcome = verdict.outcome;
-        shard__emit(shard, &event);
-    }
     const struct key_entry *entry = shard->last_entry; /* written by the decision's first event */
     if (entry != NULL) {
         const struct order *order = shard__order(shard, entry->order_id);
@@ -527,6 +549,64 @@ static void decide_new(struct rush_shard *shard, const struct rush_request *requ
     const struct sku_state *sku = shard__sku(shard, request->sku_id);
     if (sku != NULL && !sku->def.unlimited)
         result->remaining = sku->available;
+}
+
+/* Whether a remembered entry is of this very request (rule: compared whole). */
+static bool same_request(const struct key_entry *entry, const struct rush_request *request)
+{
+    struct request_fields fields = shard__fields(request->op, request->sku_id, request->user_id,
+                                                 request->qty, request->target_id, request->amount);
+    return entry->op == request->op && entry->field_a == fields.a && entry->field_b == fields.b &&
+           entry->field_c == fields.c;
+}
+
+/*
+ * A confirm or cancel whose key is kept by the order it names (rule 3): the same op is a retry
+ * answered from the order; another op is a reused key. False when the order does not keep it.
+ */
+static bool answer_from_order(struct rush_shard *shard, const struct rush_request *request,
+                              struct rush_result *result)
+{
+    if (request->op != RUSH_OP_CONFIRM && request->op != RUSH_OP_CANCEL)
+        return false;
+    const struct order *order = shard__order(shard, request->target_id);
+    if (order == NULL || memcmp(&order->end_key, &request->key, sizeof(rush_key)) != 0)
+        return false;
+    if (order->end_op != request->op) {
+        result->outcome = RUSH_INVALID;
+        result->reason = RUSH_REASON_KEY_REUSED;
+        return true;
+    }
+    struct key_entry entry = {.key = request->key,
+                              .op = request->op,
+                              .outcome = RUSH_OK,
+                              .state = order->state,
+                              .order_id = request->target_id,
+                              .remaining = order->end_remaining};
+    shard__answer(shard, &entry, request, result);
+    result->flags |= RUSH_RESULT_DUPLICATE;
+    count_one(&shard->stats.duplicates);
+    return true;
+}
+
+/* A mutating request with a key: a retry, a reused key, or new. */
+static void decide_keyed(struct rush_shard *shard, const struct rush_request *request,
+                         struct rush_result *result)
+{
+    const struct key_entry *entry = rush_table_find_noting(&shard->keys, &request->key);
+    if (entry == NULL) {
+        if (!answer_from_order(shard, request, result))
+            decide_new(shard, request, result);
+        return;
+    }
+    if (!same_request(entry, request)) {
+        result->outcome = RUSH_INVALID;
+        result->reason = RUSH_REASON_KEY_REUSED;
+        return;
+    }
+    shard__answer(shard, entry, request, result);
+    result->flags |= RUSH_RESULT_DUPLICATE;
+    count_one(&shard->stats.duplicates);
 }
 
 void rush_shard_decide(struct rush_shard *shard, const struct rush_request *request,
@@ -543,24 +623,9 @@ void rush_shard_decide(struct rush_shard *shard, const struct rush_request *requ
     } else if (rush_key_is_zero(&request->key)) {
         verdict = invalid_because(RUSH_REASON_KEY_MISSING);
     } else {
-        const struct key_entry *entry = rush_table_find_noting(&shard->keys, &request->key);
-        if (entry == NULL) {
-            decide_new(shard, request, result);
-            count_one(&shard->stats.outcomes[result->outcome]);
-            return;
-        }
-        uint32_t fingerprint =
-            shard__fingerprint(request->op, request->sku_id, request->user_id, request->qty,
-                               request->target_id, request->amount);
-        if (entry->fingerprint != fingerprint || entry->op != request->op) {
-            verdict = invalid_because(RUSH_REASON_KEY_REUSED);
-        } else {
-            shard__answer(shard, entry, request, result);
-            result->flags |= RUSH_RESULT_DUPLICATE;
-            count_one(&shard->stats.duplicates);
-            count_one(&shard->stats.outcomes[result->outcome]);
-            return;
-        }
+        decide_keyed(shard, request, result);
+        count_one(&shard->stats.outcomes[result->outcome]);
+        return;
     }
     result->outcome = verdict.outcome;
     result->reason = verdict.reason;

@@ -47,8 +47,9 @@
  *     held, and a pause has no known end); one whose deadline passes during the pause completes
  *     by its virtual policy or fails and refunds, as at any deadline.
  *   - At groups_open_max open groups, group_open and a join_any that would open answer
- *     `group_full` (no room for another group: join one), a business outcome that is remembered;
- *     a full shard group table (groups_max) is capacity and answers `busy`.
+ *     `group_full` (no room for another group: join one), a business outcome, not remembered
+ *     (it changed nothing: decide.c rule 1); a full shard group table (groups_max) is capacity
+ *     and answers `busy`.
  *
  * Open groups of a SKU sit in bucket k by seats taken, oldest (lowest index) first; the walk to
  * keep a bucket sorted is bounded by the SKU's groups_open_max.

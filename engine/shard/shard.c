@@ -20,6 +20,12 @@
  * shard__group_settle) at the first batch whose time has passed the deadline's tick, or earlier by
  * a decision (decide.c) that finds the deadline passed at its own nanosecond. Group records and
  * their buckets belong to group.c, which this file calls and which calls nothing here.
+ *
+ * Slots: an order that leaves `reserved` joins the retired list (retire()); a later reservation
+ * takes the list's head slot once it has been ended for policy.retain_ns (its pay timer was
+ * cancelled or fired when it ended; shard__next_order_id), and applying that reservation removes
+ * the old order's key (reuse_slot()). The id carries the slot's generation, so the old id becomes
+ * unknown.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,6 +60,12 @@ int rush_shard_create(const struct rush_shard_config *config, struct rush_shard 
         return -ENOMEM;
     shard->index = config->index;
     shard->limits = *limits;
+    shard->policy = config->policy;
+    if (shard->policy.retain_ns <= 0)
+        shard->policy.retain_ns = RUSH_RETAIN_NS_DEFAULT;
+    shard->retired_head = shard->retired_tail = NONE;
+    shard->ring.capacity = limits->keys_max / 8 > 0 ? limits->keys_max / 8 : 1;
+    shard->ring.keys = rush_memory_zeroed(shard->ring.capacity, sizeof(rush_key));
     shard->now_ns = config->start_ns;
     shard->sink = config->sink;
     shard->sink_context = config->sink_context;
@@ -63,7 +75,8 @@ int rush_shard_create(const struct rush_shard_config *config, struct rush_shard 
     shard->due = malloc(sizeof(uint32_t) * ((size_t)limits->orders_max + limits->groups_max + 2));
     shard->events = malloc(sizeof(struct rush_event) * limits->events_buffer_max);
     rc = -ENOMEM;
-    if (!shard->skus || !shard->orders || !shard->groups || !shard->due || !shard->events)
+    if (!shard->skus || !shard->orders || !shard->groups || !shard->due || !shard->events ||
+        !shard->ring.keys)
         goto out_destroy;
     uint64_t seed = config->seed;
     if ((rc = rush_table_init(&shard->sku_ids, limits->skus_max, sizeof(struct sku_entry),
@@ -98,6 +111,7 @@ void rush_shard_destroy(struct rush_shard *shard)
     rush_memory_free(shard->groups);
     free(shard->due);
     free(shard->events);
+    rush_memory_free(shard->ring.keys);
     free(shard);
 }
 
@@ -121,11 +135,31 @@ struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
 
 struct order *shard__order(const struct rush_shard *shard, uint64_t order_id)
 {
-    uint64_t index = order_id & ID_INDEX_MASK;
+    uint64_t slot_and_generation = order_id & ID_INDEX_MASK;
+    uint64_t index = slot_and_generation & UINT32_MAX;
+    uint64_t generation = slot_and_generation >> ID_SLOT_BITS;
     if (rush_id_shard(order_id) != shard->index || (order_id & RUSH_ID_GROUP_BIT) || index == 0 ||
-        index > shard->order_count)
+        index > shard->order_count || generation != shard->orders[index].generation)
         return NULL;
     return &shard->orders[index];
+}
+
+/*
+ * The id the next order will get, 0 when there is no slot: the oldest ended order's slot once it
+ * has been ended for retain_ns (and its pay timer has fired or was never set), else a fresh slot.
+ */
+uint64_t shard__next_order_id(const struct rush_shard *shard)
+{
+    uint32_t head = shard->retired_head;
+    if (head != NONE) {
+        const struct order *oldest = &shard->orders[head];
+        if (shard->now_ns - oldest->ended_ns >= shard->policy.retain_ns &&
+            !rush_timer_wheel_scheduled(&shard->timers, head))
+            return order_id_in(shard, head, (uint16_t)(oldest->generation + 1));
+    }
+    if (shard->order_count < shard->limits.orders_max)
+        return order_id_in(shard, shard->order_count + 1, 0);
+    return 0;
 }
 
 struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
@@ -145,37 +179,34 @@ struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_in
 }
 
 /*
- * What makes two requests "the same" for an idempotency key: the op and the fields that op
- * reads, nothing else (tags and unread fields do not count).
+ * What makes two requests "the same" for an idempotency key: the op (stored beside these) and
+ * every field that op reads, stored whole; tags and unread fields do not count.
  */
-uint32_t shard__fingerprint(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
-                            uint64_t target_id, int64_t amount)
+struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
+                                    uint64_t target_id, int64_t amount)
 {
-    struct {
-        uint64_t op, sku_id, user_id, qty, target_id;
-        int64_t amount;
-    } fields = {.op = op};
+    struct request_fields fields = {0};
     switch ((enum rush_op)op) {
     case RUSH_OP_RESERVE:
-        fields.qty = qty; /* fall through */
+        fields.c = qty; /* fall through */
     case RUSH_OP_GROUP_OPEN:
     case RUSH_OP_GROUP_JOIN_ANY:
-        fields.sku_id = sku_id;
-        fields.user_id = user_id;
+        fields.a = sku_id;
+        fields.b = user_id;
         break;
     case RUSH_OP_GROUP_JOIN:
-        fields.target_id = target_id;
-        fields.user_id = user_id;
+        fields.a = target_id;
+        fields.b = user_id;
         break;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:
-        fields.target_id = target_id;
+        fields.a = target_id;
         break;
     case RUSH_OP_ADJUST:
-        fields.amount = amount; /* fall through */
+        fields.b = (uint64_t)amount; /* fall through */
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
-        fields.sku_id = sku_id;
+        fields.a = sku_id;
         break;
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
@@ -185,7 +216,7 @@ uint32_t shard__fingerprint(uint8_t op, uint64_t sku_id, uint64_t user_id, uint3
     case RUSH_OP_COUNT_:
         break;
     }
-    return (uint32_t)XXH3_64bits(&fields, sizeof(fields));
+    return fields;
 }
 
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
@@ -237,7 +268,8 @@ void rush_shard_begin(struct rush_shard *shard, int64_t now_ns)
         uint32_t handle = shard->due[i];
         if (handle <= shard->limits.orders_max) {
             if (shard->orders[handle].state != RUSH_ORDER_RESERVED)
-                continue; /* confirmed or cancelled before its TTL: lazily cancelled timer */
+                continue; /* confirmed or cancelled before its TTL: a guard: retire() cancelled its
+                             timer */
             shard__order_expire(shard, handle);
         } else {
             uint32_t group_index = handle - shard->limits.orders_max - 1;
@@ -330,7 +362,7 @@ void shard__group_settle(struct rush_shard *shard, uint32_t group_index)
 /* ---- apply: the only code that changes state --------------------------------------------- */
 
 static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t user_id,
-                       uint32_t qty)
+                       uint32_t qty, bool flash)
 {
     if (!sku->def.unlimited) {
         RUSH_ASSERT(sku->available >= qty);
@@ -343,6 +375,49 @@ static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t
     struct limit_entry *limit = rush_table_upsert_noted(&shard->user_limits, &key, &created);
     RUSH_ASSERT(limit != NULL); /* decisions check room first */
     limit->held += qty;
+    limit->unpaid += flash;
+}
+
+/* The order has left `reserved`: it joins the tail of the retired list (invariant 5) and its pay
+ * timer, if still set, is cancelled. */
+static void retire(struct rush_shard *shard, struct order *order)
+{
+    uint32_t index = (uint32_t)(order - shard->orders);
+    order->ended_ns = shard->now_ns;
+    order->retired_next = NONE;
+    if (shard->retired_tail == NONE)
+        shard->retired_head = index;
+    else
+        shard->orders[shard->retired_tail].retired_next = index;
+    shard->retired_tail = index;
+    if (order->group_index != NONE)
+        return;
+    if (rush_timer_wheel_scheduled(&shard->timers, index)) /* paid or cancelled within its TTL */
+        rush_timer_wheel_cancel(&shard->timers, index);
+    struct limit_entry *limit = shard__limit(shard, order->sku_index, order->user_id);
+    RUSH_ASSERT(limit != NULL && limit->unpaid > 0);
+    limit->unpaid--;
+    if (order->state != RUSH_ORDER_CONFIRMED && limit->churn < UINT32_MAX)
+        limit->churn++;
+}
+
+/* Takes the head of the retired list for a new order: its key is forgotten with it. */
+static void reuse_slot(struct rush_shard *shard, uint32_t index, uint16_t generation)
+{
+    struct order *old = &shard->orders[index];
+    RUSH_ASSERT(index == shard->retired_head && generation == (uint16_t)(old->generation + 1));
+    RUSH_ASSERT(!rush_timer_wheel_scheduled(&shard->timers, index));
+    shard->retired_head = old->retired_next;
+    if (shard->retired_head == NONE)
+        shard->retired_tail = NONE;
+    if (old->state == RUSH_ORDER_CONFIRMED)
+        shard->skus[old->sku_index].confirmed_retired += old->qty;
+    if (!rush_key_is_zero(&old->key)) {
+        bool removed = rush_table_remove(&shard->keys, &old->key);
+        RUSH_ASSERT(removed);
+        count_one(&shard->stats.keys_forgotten);
+    }
+    count_one(&shard->stats.orders_reclaimed);
 }
 
 static void return_stock(struct rush_shard *shard, struct order *order, uint8_t state)
@@ -356,15 +431,21 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     RUSH_ASSERT(limit != NULL && limit->held >= order->qty);
     limit->held -= order->qty;
     order->state = state;
+    retire(shard, order);
 }
 
 static void apply_reserved(struct rush_shard *shard, const struct rush_event *event)
 {
     struct sku_state *sku = shard__sku(shard, event->sku_id);
-    uint64_t index = event->order_id & ID_INDEX_MASK;
-    RUSH_ASSERT(sku != NULL && index == (uint64_t)shard->order_count + 1);
-    RUSH_ASSERT(index <= shard->limits.orders_max);
-    shard->order_count = (uint32_t)index;
+    uint64_t index = event->order_id & UINT32_MAX;
+    uint16_t generation = (uint16_t)((event->order_id & ID_INDEX_MASK) >> ID_SLOT_BITS);
+    RUSH_ASSERT(sku != NULL && index <= shard->limits.orders_max);
+    if (index <= shard->order_count) {
+        reuse_slot(shard, (uint32_t)index, generation);
+    } else {
+        RUSH_ASSERT(index == (uint64_t)shard->order_count + 1 && generation == 0);
+        shard->order_count = (uint32_t)index;
+    }
     struct order *order = &shard->orders[index];
     RUSH_ASSERT(event->amount >= 0);
     *order = (struct order){.user_id = event->user_id,
@@ -373,8 +454,10 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
                             .qty = event->qty,
                             .group_index = NONE,
                             .member_next = NONE,
+                            .retired_next = NONE,
+                            .generation = generation,
                             .state = RUSH_ORDER_RESERVED};
-    take_stock(shard, sku, event->user_id, event->qty);
+    take_stock(shard, sku, event->user_id, event->qty, event->group_id == 0);
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
         group__seat_add(shard, order->group_index, (uint32_t)index);
@@ -461,24 +544,81 @@ static uint8_t decided_state(const struct rush_shard *shard, const struct rush_e
     return RUSH_ORDER_RESERVED;
 }
 
-/* Writes the idempotency entry of a decision: after its state change, so `remaining` is right. */
+/* Makes room in the ring of other keys by forgetting its oldest when it is full. */
+static uint64_t ring_push(struct rush_shard *shard, const rush_key *key)
+{
+    struct rush_key_ring *ring = &shard->ring;
+    if (ring->count == ring->capacity) {
+        bool removed =
+            rush_table_remove(&shard->keys, &ring->keys[ring->seq_first % ring->capacity]);
+        RUSH_ASSERT(removed);
+        ring->seq_first++;
+        ring->count--;
+        count_one(&shard->stats.keys_forgotten);
+    }
+    uint64_t seq = ring->seq_first + ring->count;
+    ring->keys[seq % ring->capacity] = *key;
+    ring->count++;
+    return seq + 1;
+}
+
+/* A confirm or cancel that ended an order keeps its key in the order: it needs no table room. */
+static void remember_with_order(struct rush_shard *shard, const struct rush_event *event)
+{
+    struct order *order = shard__order(shard, event->order_id);
+    RUSH_ASSERT(order != NULL && rush_key_is_zero(&order->end_key));
+    const struct sku_state *sku = &shard->skus[order->sku_index];
+    order->end_key = event->key;
+    order->end_op = event->op;
+    order->end_remaining = sku->def.unlimited ? 0 : sku->available;
+    shard->end_answer = (struct key_entry){.key = event->key,
+                                           .op = event->op,
+                                           .outcome = RUSH_OK,
+                                           .state = order->state,
+                                           .order_id = event->order_id,
+                                           .remaining = order->end_remaining};
+    shard->last_entry = &shard->end_answer;
+}
+
+/*
+ * Writes the idempotency entry of a decision: after its state change, so `remaining` is right.
+ * Who owns it (invariant 4): the order a reservation created, the order a confirm or cancel
+ * ended, else the ring.
+ */
 static void remember(struct rush_shard *shard, const struct rush_event *event)
 {
+    bool ends = (event->type == RUSH_EV_ORDER_CONFIRMED && event->op == RUSH_OP_CONFIRM) ||
+                (event->type == RUSH_EV_ORDER_RELEASED && event->op == RUSH_OP_CANCEL);
+    if (ends) {
+        remember_with_order(shard, event);
+        return;
+    }
+    bool creates = event->type == RUSH_EV_ORDER_RESERVED || event->type == RUSH_EV_GROUP_OPENED;
+    uint64_t ring_seq = creates ? 0 : ring_push(shard, &event->key);
     uint64_t target = event->op == RUSH_OP_GROUP_JOIN ? event->group_id
                       : (event->op == RUSH_OP_CONFIRM || event->op == RUSH_OP_CANCEL)
                           ? event->order_id
                           : 0;
     struct key_entry *entry = rush_table_insert_noted(&shard->keys, &event->key);
-    RUSH_ASSERT(entry != NULL); /* decisions check room first */
+    RUSH_ASSERT(entry != NULL); /* decisions check room first; the ring made its own */
     shard->last_entry = entry;
-    entry->fingerprint = shard__fingerprint(event->op, event->sku_id, event->user_id, event->qty,
-                                            target, event->amount);
+    struct request_fields fields =
+        shard__fields(event->op, event->sku_id, event->user_id, event->qty, target, event->amount);
+    entry->field_a = fields.a;
+    entry->field_b = fields.b;
+    entry->field_c = fields.c;
     entry->op = event->op;
     entry->outcome = event->outcome;
     entry->state = decided_state(shard, event);
     entry->order_id = event->order_id;
+    entry->ring_seq = ring_seq;
     const struct sku_state *sku = shard__sku(shard, event->sku_id);
     entry->remaining = sku && !sku->def.unlimited ? sku->available : 0;
+    if (creates) {
+        struct order *order = shard__order(shard, event->order_id);
+        RUSH_ASSERT(order != NULL);
+        order->key = event->key;
+    }
 }
 
 void shard__apply(struct rush_shard *shard, const struct rush_event *event)
@@ -501,6 +641,7 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         order->state = RUSH_ORDER_CONFIRMED;
         shard->skus[order->sku_index].reserved -= order->qty;
         shard->skus[order->sku_index].confirmed += order->qty;
+        retire(shard, order);
         break;
     case RUSH_EV_ORDER_RELEASED:
         RUSH_ASSERT(order != NULL);
@@ -608,9 +749,11 @@ static int check_skus(const struct rush_shard *shard, const struct held_sums *su
     for (uint32_t i = 0; i < shard->sku_count; i++) {
         const struct sku_state *sku = &shard->skus[i];
         uint64_t id = sku->def.id;
-        CHECK(sku->reserved == sums[i].reserved && sku->confirmed == sums[i].confirmed,
-              "sku %lu: reserved %ld confirmed %ld but orders hold %ld and %ld", id, sku->reserved,
-              sku->confirmed, sums[i].reserved, sums[i].confirmed);
+        CHECK(sku->reserved == sums[i].reserved &&
+                  sku->confirmed == sums[i].confirmed + sku->confirmed_retired,
+              "sku %lu: reserved %ld confirmed %ld but orders hold %ld and %ld (+%ld reused)", id,
+              sku->reserved, sku->confirmed, sums[i].reserved, sums[i].confirmed,
+              sku->confirmed_retired);
         if (sku->def.unlimited)
             continue;
         CHECK(sku->available >= 0 && sku->reserved >= 0 && sku->confirmed >= 0,
@@ -630,10 +773,13 @@ static int check_groups(const struct rush_shard *shard, char *why, size_t why_si
     for (uint32_t g = 1; g <= shard->group_count && rc == 0; g++) {
         const struct group *group = &shard->groups[g];
         uint32_t size = shard->skus[group->sku_index].def.group_size;
-        uint32_t members = 0;
-        for (uint32_t o = group->member_first; o != NONE && members <= size;
-             o = shard->orders[o].member_next)
-            members++;
+        uint32_t members = group->seats; /* a closed group's seats may be reused slots */
+        if (group->state == RUSH_GROUP_OPEN) {
+            members = 0;
+            for (uint32_t o = group->member_first; o != NONE && members <= size;
+                 o = shard->orders[o].member_next)
+                members++;
+        }
         open[group->sku_index] += group->state == RUSH_GROUP_OPEN;
         if (members != group->seats || group->seats > size ||
             (group->state == RUSH_GROUP_OPEN && group->seats >= size) ||
@@ -654,27 +800,81 @@ static int check_groups(const struct rush_shard *shard, char *why, size_t why_si
     return rc;
 }
 
-/* Invariant 2: each (sku, user) entry holds what that user's live orders hold. */
+/* Invariant 2: each (sku, user) entry holds what that user's orders hold (reused slots too). */
 static int check_limits(const struct rush_shard *shard, char *why, size_t why_size)
 {
-    uint64_t entries_held = 0, orders_held = 0;
+    uint64_t entries_held = 0, orders_held = 0, entries_unpaid = 0, orders_unpaid = 0;
     for (uint32_t s = 0; s < shard->user_limits.slot_count; s++) {
         const struct limit_entry *entry = rush_table_slot(&shard->user_limits, s);
-        if (entry != NULL)
+        if (entry != NULL) {
             entries_held += entry->held;
+            entries_unpaid += entry->unpaid;
+        }
     }
     for (uint32_t o = 1; o <= shard->order_count; o++) {
         const struct order *order = &shard->orders[o];
         if (order->state == RUSH_ORDER_RESERVED || order->state == RUSH_ORDER_CONFIRMED)
             orders_held += order->qty;
+        orders_unpaid += order->state == RUSH_ORDER_RESERVED && order->group_index == NONE;
     }
+    for (uint32_t i = 0; i < shard->sku_count; i++)
+        orders_held += (uint64_t)shard->skus[i].confirmed_retired;
     CHECK(entries_held == orders_held, "user limits hold %lu units, orders hold %lu", entries_held,
           orders_held);
+    CHECK(entries_unpaid == orders_unpaid, "user limits count %lu unpaid orders, there are %lu",
+          entries_unpaid, orders_unpaid);
+    return 0;
+}
+
+/* Invariant 5: the retired list holds every ended order once, in the order they ended. */
+static int check_retired(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    uint32_t ended = 0, listed = 0, last = NONE;
+    for (uint32_t o = 1; o <= shard->order_count; o++)
+        ended += shard->orders[o].state != RUSH_ORDER_RESERVED;
+    for (uint32_t o = shard->retired_head; o != NONE && listed <= ended;
+         o = shard->orders[o].retired_next, listed++) {
+        CHECK(o >= 1 && o <= shard->order_count && shard->orders[o].state != RUSH_ORDER_RESERVED,
+              "retired list: slot %u is not an ended order", o);
+        CHECK(!rush_timer_wheel_scheduled(&shard->timers, o),
+              "retired list: slot %u ended with its pay timer still set", o);
+        CHECK(last == NONE || shard->orders[last].ended_ns <= shard->orders[o].ended_ns,
+              "retired list: slot %u ended before slot %u", o, last);
+        last = o;
+    }
+    CHECK(listed == ended && last == shard->retired_tail,
+          "retired list: %u listed of %u ended orders", listed, ended);
+    return 0;
+}
+
+/* Invariant 4: every key entry has one owner, an order slot or the ring, and the owner has it. */
+static int check_keys(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    uint32_t owned = 0;
+    for (uint32_t o = 1; o <= shard->order_count; o++) {
+        const struct order *order = &shard->orders[o];
+        if (rush_key_is_zero(&order->key))
+            continue;
+        const struct key_entry *entry = rush_table_find(&shard->keys, &order->key);
+        CHECK(entry != NULL && entry->ring_seq == 0 && entry->order_id == order_id_of(shard, o),
+              "order slot %u: its key has no entry naming it", o);
+        owned++;
+    }
+    const struct rush_key_ring *ring = &shard->ring;
+    for (uint32_t i = 0; i < ring->count; i++) {
+        uint64_t seq = ring->seq_first + i;
+        const struct key_entry *entry =
+            rush_table_find(&shard->keys, &ring->keys[seq % ring->capacity]);
+        CHECK(entry != NULL && entry->ring_seq == seq + 1, "ring place %lu: no entry", seq);
+    }
+    CHECK(shard->keys.count == owned + ring->count,
+          "%u key entries, %u owned by orders and %u by the ring", shard->keys.count, owned,
+          ring->count);
     return 0;
 }
 
 /*
- * Invariant 5: timers are state. An open group's deadline timer is scheduled at the group's
+ * Invariant 6: timers are state. An open group's deadline timer is scheduled at the group's
  * deadline; only orders and groups that exist have scheduled timers. (A reserved order's pay timer
  * is restored from the log's times, not recomputed: see rush_shard_apply.)
  */
@@ -718,6 +918,10 @@ int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
     if (rc == 0)
         rc = check_limits(shard, why, why_size);
     if (rc == 0)
+        rc = check_retired(shard, why, why_size);
+    if (rc == 0)
+        rc = check_keys(shard, why, why_size);
+    if (rc == 0)
         rc = check_timers(shard, why, why_size);
     return rc;
 }
@@ -735,10 +939,29 @@ static uint64_t table_digest(const struct rush_table *table)
 }
 
 /*
+ * The orders, but for when each ended: that is the time of the batch that logged the end, which a
+ * replay sees as the batch's logged time (the live shard may have moved on within the batch). It
+ * only delays when the slot may be reused; the reservation that reuses it names the slot.
+ */
+static void digest_orders(const struct rush_shard *shard, XXH3_state_t *state)
+{
+    enum { CHUNK = 256 };
+    struct order chunk[CHUNK];
+    for (uint32_t first = 0; first <= shard->order_count; first += CHUNK) {
+        uint32_t count =
+            shard->order_count + 1 - first < CHUNK ? shard->order_count + 1 - first : CHUNK;
+        memcpy(chunk, &shard->orders[first], sizeof(chunk[0]) * count);
+        for (uint32_t i = 0; i < count; i++)
+            chunk[i].ended_ns = 0;
+        XXH3_64bits_update(state, chunk, sizeof(chunk[0]) * count);
+    }
+}
+
+/*
  * The pending timers, as (handle, deadline) pairs in handle order: every reserved order's pay
- * timer and every open group's deadline. Timers of orders and groups that have ended are left
- * out: they are cancelled lazily (timer.h), and an idle pass takes them out of the wheel without
- * logging anything, so a replica may still hold them.
+ * timer and every open group's deadline. Timers of groups that have closed are left out: they
+ * are cancelled lazily (timer.h), and an idle pass takes them out of the wheel without logging
+ * anything, so a replica may still hold them. (An order's pay timer is cancelled when it ends.)
  */
 static uint64_t timers_digest(const struct rush_shard *shard)
 {
@@ -775,11 +998,20 @@ uint64_t rush_shard_digest(const struct rush_shard *shard)
     RUSH_ASSERT(state != NULL);
     XXH3_64bits_reset(state);
     XXH3_64bits_update(state, shard->skus, sizeof(*shard->skus) * shard->sku_count);
-    XXH3_64bits_update(state, shard->orders, sizeof(*shard->orders) * (shard->order_count + 1));
+    digest_orders(shard, state);
     XXH3_64bits_update(state, shard->groups, sizeof(*shard->groups) * (shard->group_count + 1));
-    uint64_t tables[4] = {table_digest(&shard->sku_ids), table_digest(&shard->keys),
-                          table_digest(&shard->user_limits), timers_digest(shard)};
+    uint64_t tables[7] = {table_digest(&shard->sku_ids),
+                          table_digest(&shard->keys),
+                          table_digest(&shard->user_limits),
+                          timers_digest(shard),
+                          shard->retired_head,
+                          shard->retired_tail,
+                          shard->ring.seq_first};
     XXH3_64bits_update(state, tables, sizeof(tables));
+    for (uint32_t i = 0; i < shard->ring.count; i++)
+        XXH3_64bits_update(state,
+                           &shard->ring.keys[(shard->ring.seq_first + i) % shard->ring.capacity],
+                           sizeof(rush_key));
     uint64_t digest = XXH3_64bits_digest(state);
     XXH3_freeState(state);
     return digest;
@@ -807,9 +1039,10 @@ void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory 
                           ((uint64_t)limits->orders_max + limits->groups_max + 2) * 4 +
                           (uint64_t)limits->events_buffer_max * sizeof(struct rush_event) +
                           rush_table_bytes(&shard->sku_ids) + rush_table_bytes(&shard->keys) +
-                          rush_table_bytes(&shard->user_limits) + timer_bytes;
+                          rush_table_bytes(&shard->user_limits) + timer_bytes +
+                          (uint64_t)shard->ring.capacity * sizeof(rush_key);
     /* An order: its record, its timer (next, deadline, state) and its slot in the due scratch. */
-    memory->order_bytes_each = sizeof(struct order) + 4 + 8 + 1 + 4;
+    memory->order_bytes_each = sizeof(struct order) + 4 + 4 + 8 + 1 + 4;
     memory->key_bytes_each = rush_table_bytes(&shard->keys) / shard->keys.capacity;
 }
 
@@ -837,4 +1070,25 @@ uint32_t rush_shard_user_held(const struct rush_shard *shard, uint64_t sku_id, u
         return 0;
     const struct limit_entry *limit = shard__limit(shard, (uint32_t)(sku - shard->skus), user_id);
     return limit ? limit->held : 0;
+}
+
+uint32_t rush_shard_keys_held(const struct rush_shard *shard)
+{
+    return shard->keys.count;
+}
+
+uint32_t rush_shard_order_slots_used(const struct rush_shard *shard)
+{
+    return shard->order_count;
+}
+
+void rush_shard_occupancy(const struct rush_shard *shard, struct rush_shard_occupancy *out)
+{
+    const struct rush_shard_limits *limits = &shard->limits;
+    *out = (struct rush_shard_occupancy){
+        .used = {shard->sku_count, shard->order_count, shard->group_count, shard->keys.count,
+                 shard->user_limits.count},
+        .max = {limits->skus_max, limits->orders_max, limits->groups_max, shard->keys.capacity,
+                shard->user_limits.capacity},
+    };
 }

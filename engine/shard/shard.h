@@ -18,8 +18,13 @@
  *      their orders and never exceeds user_qty_max at the time it was taken.
  *   3. Groups: an open group has 1..N-1 seats; a completed group has N seats counting virtual
  *      ones; seats equal its member orders; a SKU's open-group count matches its buckets.
- *   4. Dedup: each idempotency key has one entry; a key's entry never changes once written.
- *   5. Timers: an open group's deadline timer is scheduled at its deadline; only existing orders
+ *   4. Dedup: each idempotency key has one entry; a key's entry never changes once written. Every
+ *      entry belongs to exactly one owner: the order slot it created (removed when the slot is
+ *      reused), or the ring of other keys (removed when the ring needs its place). A confirm or
+ *      cancel that ended an order keeps its key in the order record instead (decide.c).
+ *   5. Slots: every ended order is on the retired list once, in the order it ended, with no pay
+ *      timer set; a slot is reused only from the head of that list, after policy.retain_ns.
+ *   6. Timers: an open group's deadline timer is scheduled at its deadline; only existing orders
  *      and groups have timers. Pending timers (reserved orders' pay TTLs, open groups') are part
  *      of the digest: a replay restores them from the logged batch times, never from the clock
  *      of the restart.
@@ -40,6 +45,7 @@ struct rush_shard;
 struct rush_shard_config {
     uint32_t index;
     struct rush_shard_limits limits;
+    struct rush_shard_policy policy;
     uint64_t seed;    /* hash-table seed; decisions never depend on it */
     int64_t start_ns; /* engine time at creation (the timer wheel's origin); 0 for a shard that
                          will replay a log, whose clock then follows the logged batch times */
@@ -54,6 +60,8 @@ struct rush_shard_stats {
     _Atomic uint64_t events;
     _Atomic uint64_t batches;
     _Atomic uint64_t timers_fired;
+    _Atomic uint64_t orders_reclaimed; /* ended order slots reused */
+    _Atomic uint64_t keys_forgotten;   /* keys removed: with their order slot or out of the ring */
     _Atomic uint64_t outcomes[RUSH_OUTCOME_COUNT_];
 };
 
@@ -95,6 +103,22 @@ struct rush_shard_memory {
 };
 void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory *memory);
 
+/* How full the shard's tables are (used, and the hard limit of each), for the operators. */
+enum rush_shard_table {
+    RUSH_TABLE_SKUS = 0,
+    RUSH_TABLE_ORDERS = 1,
+    RUSH_TABLE_GROUPS = 2,
+    RUSH_TABLE_KEYS = 3,
+    RUSH_TABLE_USER_LIMITS = 4,
+    RUSH_TABLE_COUNT_ = 5,
+};
+struct rush_shard_occupancy {
+    uint32_t used[RUSH_TABLE_COUNT_];
+    uint32_t max[RUSH_TABLE_COUNT_];
+};
+/* The shard's thread only (or a quiet shard). */
+void rush_shard_occupancy(const struct rush_shard *shard, struct rush_shard_occupancy *out);
+
 /* A SKU's ledger, for tests and tools. 0, or -ENOENT. */
 struct rush_sku_ledger {
     int64_t stock_total;
@@ -110,6 +134,9 @@ RUSH_MUST_USE int rush_shard_ledger(const struct rush_shard *shard, uint64_t sku
                                     struct rush_sku_ledger *ledger);
 /* The quantity a user holds (reserved + confirmed) of a SKU. */
 uint32_t rush_shard_user_held(const struct rush_shard *shard, uint64_t sku_id, uint64_t user_id);
+/* Idempotency entries held, and order slots in use (live or retained). */
+uint32_t rush_shard_keys_held(const struct rush_shard *shard);
+uint32_t rush_shard_order_slots_used(const struct rush_shard *shard);
 
 /*
  * Runs `inspect` on shard `shard_index`'s own thread, between batches, and waits for it: the safe

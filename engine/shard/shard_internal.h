@@ -34,6 +34,8 @@ struct sku_state {
     int64_t available;
     int64_t reserved;
     int64_t confirmed;
+    int64_t
+        confirmed_retired; /* units of confirmed orders whose slots were reused (in confirmed) */
     uint32_t groups_open;
     uint32_t virtual_used;
     /* Open groups with k seats taken sit in list k (1..N-1), oldest first. */
@@ -41,17 +43,28 @@ struct sku_state {
     uint32_t bucket_tail[RUSH_GROUP_SIZE_MAX];
 };
 
+/*
+ * An order slot. Live while reserved; ended (confirmed, released, expired) it joins the retired
+ * list and its slot is reused once it has been ended for the policy's retain_ns (decide.c). The
+ * id names slot and generation, so an id of a reused slot's earlier order is unknown.
+ */
 struct order {
     uint64_t user_id;
-    int64_t amount_fen; /* what its buyer pays, fixed at reservation (a seat: at join) */
+    int64_t amount_fen;    /* what its buyer pays, fixed at reservation (a seat: at join) */
+    rush_key key;          /* the key of the decision that created it; removed with the slot */
+    rush_key end_key;      /* the key of the confirm or cancel that ended it; zero otherwise */
+    int64_t ended_ns;      /* engine time it left reserved; 0 while reserved */
+    int64_t end_remaining; /* `remaining` of the answer to end_key, for its retries */
     uint32_t sku_index;
     uint32_t qty;
-    uint32_t group_index; /* NONE for a flash-sale order */
-    uint32_t member_next; /* next seat of the same group, NONE at the end */
-    uint8_t state;        /* enum rush_order_state */
-    uint8_t pad[7];
+    uint32_t group_index;  /* NONE for a flash-sale order */
+    uint32_t member_next;  /* next seat of the same group, NONE at the end */
+    uint32_t retired_next; /* next ended order, later ended; NONE at the end or while live */
+    uint16_t generation;   /* times the slot was reused (wraps) */
+    uint8_t state;         /* enum rush_order_state */
+    uint8_t end_op;        /* RUSH_OP_CONFIRM or RUSH_OP_CANCEL with end_key, else 0 */
 };
-static_assert(sizeof(struct order) == 40, "order record stays small");
+static_assert(sizeof(struct order) == 88, "order record stays small");
 
 struct group {
     int64_t deadline_ns;
@@ -79,22 +92,38 @@ struct group_list {
     uint32_t groups[RUSH_LIST_GROUPS_MAX];
 };
 
-/* Idempotency entry: the key, a fingerprint of the request, and what is needed to answer again. */
+/*
+ * Idempotency entry: the key, the request's fields that its op reads (compared whole on a retry,
+ * see decide.c), and what is needed to answer again. `ring_seq` is 0 for a key that belongs to an
+ * order slot (it is removed with the slot), else its place in the ring of other keys (+1).
+ */
 struct key_entry {
     rush_key key;
-    uint32_t fingerprint;
+    uint64_t field_a; /* per op, see request_fields() in decide.c */
+    uint64_t field_b;
+    uint32_t field_c;
     uint8_t op;
     uint8_t outcome;
     uint8_t reason;
     uint8_t state; /* the order's state the decision left (rush_result.state) */
     uint64_t order_id;
     int64_t remaining;
+    uint64_t ring_seq;
 };
-static_assert(sizeof(struct key_entry) == 40, "idempotency entry stays small");
+static_assert(sizeof(struct key_entry) == 64, "idempotency entry stays one cache line");
+
+/* A key's request fields, as stored and compared. */
+struct request_fields {
+    uint64_t a;
+    uint64_t b;
+    uint32_t c;
+};
 
 struct limit_entry { /* key: (sku index + 1, user) */
     rush_key key;
-    uint32_t held;
+    uint32_t held;   /* units reserved or confirmed, over the whole sale */
+    uint32_t unpaid; /* flash-sale orders reserved and not yet paid */
+    uint32_t churn;  /* flash-sale orders cancelled or expired (saturates) */
     uint32_t pad;
 };
 
@@ -109,7 +138,16 @@ struct rush_shard {
     struct rush_shard_limits limits;
     int64_t now_ns;
     uint32_t sku_count;
-    uint32_t order_count; /* orders created; the last has index order_count */
+    uint32_t order_count;  /* slots ever used: 1..order_count (reused slots included) */
+    uint32_t retired_head; /* the ended order that ended first, NONE when none */
+    uint32_t retired_tail; /* the one that ended last */
+    struct rush_key_ring { /* keys not held by an order slot: admin ops, late payments */
+        rush_key *keys;    /* capacity entries, the oldest at seq_first % capacity */
+        uint32_t capacity; /* keys_max / 8, at least 1: the room kept from new orders */
+        uint32_t count;
+        uint64_t seq_first; /* ring_seq - 1 of the oldest */
+    } ring;
+    struct rush_shard_policy policy;
     uint32_t group_count;
     struct sku_state *skus;
     struct order *orders;
@@ -124,6 +162,7 @@ struct rush_shard {
     struct sku_state *sku_cached;       /* the SKU found last (a lookup cache, not state) */
     struct group_list listed;           /* the last list_groups answer (a cache, not state) */
     const struct key_entry *last_entry; /* the entry the last decision event wrote */
+    struct key_entry end_answer;        /* the answer of a confirm or cancel kept with its order */
     struct rush_sku sku_pending;        /* assembled from SKU_PUT parts while applying */
     uint32_t sku_parts_seen;
     rush_event_sink_fn sink;
@@ -159,9 +198,18 @@ static inline uint32_t group_timer_handle(const struct rush_shard *shard, uint32
     return shard->limits.orders_max + 1 + group_index;
 }
 
+/* An order id: shard, slot generation (bits 32..47) and slot index (bits 0..31). */
+#define ID_SLOT_BITS 32
+static inline uint64_t order_id_in(const struct rush_shard *shard, uint32_t index,
+                                   uint16_t generation)
+{
+    return ((uint64_t)shard->index << RUSH_ID_SHARD_SHIFT) |
+           ((uint64_t)generation << ID_SLOT_BITS) | index;
+}
+
 static inline uint64_t order_id_of(const struct rush_shard *shard, uint32_t index)
 {
-    return ((uint64_t)shard->index << RUSH_ID_SHARD_SHIFT) | index;
+    return order_id_in(shard, index, shard->orders[index].generation);
 }
 
 static inline uint64_t group_id_of(const struct rush_shard *shard, uint32_t index)
@@ -175,8 +223,9 @@ struct order *shard__order(const struct rush_shard *shard, uint64_t order_id);
 struct group *shard__group(const struct rush_shard *shard, uint64_t group_id);
 struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_index,
                                  uint64_t user_id);
-uint32_t shard__fingerprint(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
-                            uint64_t target_id, int64_t amount);
+struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
+                                    uint64_t target_id, int64_t amount);
+uint64_t shard__next_order_id(const struct rush_shard *shard);
 void shard__emit(struct rush_shard *shard, const struct rush_event *event);
 void shard__flush(struct rush_shard *shard);
 void shard__apply(struct rush_shard *shard, const struct rush_event *event);

@@ -103,7 +103,7 @@ void *rush_table_find_noting(struct rush_table *table, const rush_key *key)
         return slot;
     table->noted_slot = slot;
     table->noted_key = *key;
-    table->noted_count = table->count;
+    table->noted_changes = table->changes;
     return NULL;
 }
 
@@ -112,7 +112,7 @@ static uint8_t *take_note(struct rush_table *table, const rush_key *key)
 {
     uint8_t *slot = table->noted_slot;
     table->noted_slot = NULL;
-    if (slot == NULL || table->noted_count != table->count ||
+    if (slot == NULL || table->noted_changes != table->changes ||
         memcmp(&table->noted_key, key, sizeof(*key)) != 0)
         return NULL;
     RUSH_ASSERT(rush_key_is_zero((const rush_key *)slot));
@@ -126,6 +126,7 @@ void *rush_table_upsert_noted(struct rush_table *table, const rush_key *key, boo
         return rush_table_upsert(table, key, created);
     memcpy(slot, key, sizeof(*key));
     table->count++;
+    table->changes++;
     *created = true;
     return slot;
 }
@@ -157,7 +158,39 @@ void *rush_table_upsert(struct rush_table *table, const rush_key *key, bool *cre
         return NULL;
     memcpy(slot, key, sizeof(*key));
     table->count++;
+    table->changes++;
     return slot;
+}
+
+/* Whether `home` lies cyclically in (gap, index]: then the entry at index may not move to gap. */
+static bool home_between(uint32_t gap, uint32_t home, uint32_t index)
+{
+    return gap <= index ? (home > gap && home <= index) : (home > gap || home <= index);
+}
+
+bool rush_table_remove(struct rush_table *table, const rush_key *key)
+{
+    RUSH_ASSERT(!rush_key_is_zero(key));
+    uint8_t *found = probe(table, key);
+    if (rush_key_is_zero((const rush_key *)found))
+        return false;
+    uint32_t gap = (uint32_t)((uint64_t)(found - table->slots) / table->entry_bytes);
+    uint32_t index = gap;
+    /* Each step looks at one more slot of the run; a run is at most count long (invariant 1). */
+    for (uint32_t step = 0; step < table->count; step++) {
+        index = index + 1 == table->slot_count ? 0 : index + 1;
+        uint8_t *slot = slot_at(table, index);
+        if (rush_key_is_zero((const rush_key *)slot))
+            break;
+        if (home_between(gap, home_of(table, (const rush_key *)slot), index))
+            continue;
+        memcpy(slot_at(table, gap), slot, table->entry_bytes);
+        gap = index;
+    }
+    memset(slot_at(table, gap), 0, table->entry_bytes);
+    table->count--;
+    table->changes++;
+    return true;
 }
 
 void *rush_table_slot(const struct rush_table *table, uint32_t index)

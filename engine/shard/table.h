@@ -7,8 +7,12 @@
  * Shape: `slot_count` entries of `entry_bytes` each, laid out inline; the first 16 bytes of an
  * entry are its key, an all-zero key marks an empty slot. Linear probing from a position drawn
  * from XXH3 of the key seeded at start-up, so clients choosing keys cannot aim at one chain.
- * Entries are never removed (the shard's tables only grow, up to `capacity`), which keeps probing
- * simple and needs no tombstones.
+ * An entry is removed by backward-shift deletion (the entries after it in its run move back to
+ * where their probe would reach them first), so probing never meets a tombstone and a table that
+ * is filled and emptied for a whole night probes as short as a fresh one.
+ *
+ * The shard's key table removes entries when an order slot is reused or the ring of other keys
+ * wraps; what it keeps and for how long is written at the top of decide.c.
  *
  * Invariants:
  *   1. count <= capacity < slot_count, so every probe sequence ends at an empty slot.
@@ -33,9 +37,10 @@ struct rush_table {
     uint32_t slot_count;
     uint32_t capacity;
     uint32_t count;
+    uint32_t changes;    /* inserts and removals so far (wraps): a note from before is stale */
     uint8_t *noted_slot; /* where the last find_noting missed */
     rush_key noted_key;
-    uint32_t noted_count; /* count at that moment: any insert since makes the note stale */
+    uint32_t noted_changes; /* `changes` at that moment */
 };
 
 /* Allocates room for `capacity` entries at a load factor of at most 3/4. */
@@ -66,6 +71,12 @@ void *rush_table_find_noting(struct rush_table *table, const rush_key *key);
 void *rush_table_insert_noted(struct rush_table *table, const rush_key *key);
 /* Find-or-insert that uses the note of a missed find_noting of the same key. */
 void *rush_table_upsert_noted(struct rush_table *table, const rush_key *key, bool *created);
+
+/*
+ * Removes the entry with this key; returns whether there was one. Entries after it in its run may
+ * move (pointers into the table are stale afterwards). Visits at most count + 1 slots.
+ */
+bool rush_table_remove(struct rush_table *table, const rush_key *key);
 
 /* Starts loading the key's home slot into cache, for a lookup a few requests from now. */
 void rush_table_prefetch(const struct rush_table *table, const rush_key *key);

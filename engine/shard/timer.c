@@ -12,6 +12,20 @@
 
 enum { TIMER_IDLE = 0, TIMER_SCHEDULED = 1, TIMER_FIRED = 2 };
 
+/* prev[] of a list's first handle: this bit and the slot; of the others, the handle before. */
+#define HEAD_BIT UINT32_C(0x80000000)
+
+/* Makes `next` (maybe NONE) follow whatever `prev_link` names, in both directions. */
+static void link_after(struct rush_timer_wheel *wheel, uint32_t prev_link, uint32_t next)
+{
+    if (prev_link & HEAD_BIT)
+        wheel->heads[prev_link & ~HEAD_BIT] = next;
+    else
+        wheel->next[prev_link] = next;
+    if (next != RUSH_TIMER_NONE)
+        wheel->prev[next] = prev_link;
+}
+
 /* Ticks are floor(ns / tick_ns); engine times are positive, so plain division floors. */
 static int64_t tick_of(const struct rush_timer_wheel *wheel, int64_t ns)
 {
@@ -21,14 +35,16 @@ static int64_t tick_of(const struct rush_timer_wheel *wheel, int64_t ns)
 int rush_timer_wheel_init(struct rush_timer_wheel *wheel, uint32_t handles_max, uint32_t slot_count,
                           int64_t tick_ns, int64_t now_ns)
 {
-    if (handles_max == 0 || slot_count == 0 || (slot_count & (slot_count - 1)) != 0 || tick_ns <= 0)
+    if (handles_max == 0 || slot_count == 0 || (slot_count & (slot_count - 1)) != 0 ||
+        tick_ns <= 0 || handles_max >= HEAD_BIT || slot_count >= HEAD_BIT)
         return RUSH_ECONFIG;
     memset(wheel, 0, sizeof(*wheel));
     wheel->heads = malloc(sizeof(uint32_t) * slot_count);
     wheel->next = rush_memory_zeroed(handles_max, sizeof(uint32_t));
+    wheel->prev = rush_memory_zeroed(handles_max, sizeof(uint32_t));
     wheel->deadline_ns = rush_memory_zeroed(handles_max, sizeof(int64_t));
     wheel->state = rush_memory_zeroed(handles_max, 1);
-    if (!wheel->heads || !wheel->next || !wheel->deadline_ns || !wheel->state) {
+    if (!wheel->heads || !wheel->next || !wheel->prev || !wheel->deadline_ns || !wheel->state) {
         rush_timer_wheel_free(wheel);
         return -ENOMEM;
     }
@@ -45,6 +61,7 @@ void rush_timer_wheel_free(struct rush_timer_wheel *wheel)
 {
     free(wheel->heads);
     rush_memory_free(wheel->next);
+    rush_memory_free(wheel->prev);
     rush_memory_free(wheel->deadline_ns);
     rush_memory_free(wheel->state);
     memset(wheel, 0, sizeof(*wheel));
@@ -53,7 +70,7 @@ void rush_timer_wheel_free(struct rush_timer_wheel *wheel)
 void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64_t deadline_ns)
 {
     RUSH_ASSERT(handle < wheel->handles_max);
-    RUSH_ASSERT(wheel->state[handle] == TIMER_IDLE);
+    RUSH_ASSERT(wheel->state[handle] != TIMER_SCHEDULED); /* fired: its slot was reused */
     /* A deadline already passed goes in the next slot advanced over, so it still fires. */
     int64_t tick = tick_of(wheel, deadline_ns);
     if (tick <= wheel->last_tick)
@@ -62,27 +79,40 @@ void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64
     wheel->deadline_ns[handle] = deadline_ns;
     wheel->state[handle] = TIMER_SCHEDULED;
     wheel->next[handle] = wheel->heads[slot];
+    wheel->prev[handle] = HEAD_BIT | slot;
+    if (wheel->heads[slot] != RUSH_TIMER_NONE)
+        wheel->prev[wheel->heads[slot]] = handle;
     wheel->heads[slot] = handle;
     wheel->scheduled_count++;
+}
+
+void rush_timer_wheel_cancel(struct rush_timer_wheel *wheel, uint32_t handle)
+{
+    RUSH_ASSERT(handle < wheel->handles_max && wheel->state[handle] == TIMER_SCHEDULED);
+    link_after(wheel, wheel->prev[handle], wheel->next[handle]);
+    wheel->state[handle] = TIMER_IDLE;
+    RUSH_ASSERT(wheel->scheduled_count > 0);
+    wheel->scheduled_count--;
 }
 
 /* Unlinks from one slot list every handle due by now; returns how many it appended to due[]. */
 static uint32_t take_due(struct rush_timer_wheel *wheel, uint32_t slot, int64_t through_tick,
                          uint32_t *due, uint32_t due_count)
 {
-    uint32_t *link = &wheel->heads[slot];
+    uint32_t prev_link = HEAD_BIT | slot;
+    uint32_t handle = wheel->heads[slot];
     uint32_t taken = 0;
     uint32_t visited_max = wheel->scheduled_count; /* a list is never longer than that */
-    for (uint32_t visited = 0; *link != RUSH_TIMER_NONE && visited <= visited_max; visited++) {
-        uint32_t handle = *link;
-        int64_t deadline = wheel->deadline_ns[handle];
-        if (tick_of(wheel, deadline) <= through_tick) {
-            *link = wheel->next[handle];
+    for (uint32_t visited = 0; handle != RUSH_TIMER_NONE && visited <= visited_max; visited++) {
+        uint32_t next = wheel->next[handle];
+        if (tick_of(wheel, wheel->deadline_ns[handle]) <= through_tick) {
+            link_after(wheel, prev_link, next);
             wheel->state[handle] = TIMER_FIRED;
             due[due_count + taken++] = handle;
         } else {
-            link = &wheel->next[handle];
+            prev_link = handle;
         }
+        handle = next;
     }
     return taken;
 }
@@ -132,5 +162,5 @@ bool rush_timer_wheel_scheduled(const struct rush_timer_wheel *wheel, uint32_t h
 
 uint64_t rush_timer_wheel_bytes(const struct rush_timer_wheel *wheel)
 {
-    return (uint64_t)wheel->slot_count * 4 + (uint64_t)wheel->handles_max * (4 + 8 + 1);
+    return (uint64_t)wheel->slot_count * 4 + (uint64_t)wheel->handles_max * (4 + 4 + 8 + 1);
 }

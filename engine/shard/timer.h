@@ -11,8 +11,9 @@
  * returns them sorted by (deadline, handle), so firing order never depends on list order — a
  * wheel rebuilt in another order (after a snapshot) fires the same way.
  *
- * Cancellation is lazy: a timer whose order was confirmed stays in the wheel and the caller
- * ignores it when it fires. A handle is added at most once in its life.
+ * Cancellation is O(1) (the slot lists are doubly linked): the shard cancels an order's pay timer
+ * when the order is confirmed or cancelled, so that its slot can be reused before the TTL would
+ * have passed. A handle is added again only when it is not scheduled (fired or cancelled).
  *
  * Invariants:
  *   1. A handle is in at most one slot list, and only if its state is SCHEDULED.
@@ -33,6 +34,7 @@
 struct rush_timer_wheel {
     uint32_t *heads;      /* slot_count list heads */
     uint32_t *next;       /* per handle: next in its slot list */
+    uint32_t *prev;       /* per handle: the one before, or HEAD_BIT | slot for the first */
     int64_t *deadline_ns; /* per handle */
     uint8_t *state;       /* per handle: idle, scheduled or fired */
     uint32_t handles_max;
@@ -46,8 +48,11 @@ RUSH_MUST_USE int rush_timer_wheel_init(struct rush_timer_wheel *wheel, uint32_t
                                         uint32_t slot_count, int64_t tick_ns, int64_t now_ns);
 void rush_timer_wheel_free(struct rush_timer_wheel *wheel);
 
-/* Schedules `handle` (< handles_max, never scheduled before) to fire at deadline_ns. */
+/* Schedules `handle` (< handles_max, not scheduled now) to fire at deadline_ns. */
 void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64_t deadline_ns);
+
+/* Takes a scheduled `handle` out of the wheel: it will not fire. */
+void rush_timer_wheel_cancel(struct rush_timer_wheel *wheel, uint32_t handle);
 
 /*
  * Takes out every timer whose deadline tick has wholly passed by now_ns (so deadline < now_ns,

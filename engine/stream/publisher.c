@@ -73,6 +73,8 @@ struct rush_publisher {
     struct replay_shard replay[RUSH_SHARDS_MAX];
     uint8_t *message; /* the live thread's: header + RUSH_STREAM_EVENTS_MAX events */
     uint8_t *reply;   /* the replay thread's: RUSH_STREAM_MESSAGE_BYTES_MAX */
+    rush_publisher_events_fn on_events; /* the live thread calls it; NULL: none */
+    void *on_events_context;
     struct {
         _Atomic uint64_t events_published, messages_sent, heartbeats_sent, sends_dropped;
         _Atomic uint64_t replay_requests, replay_from_memory, replay_from_log, replay_too_old;
@@ -107,6 +109,8 @@ static void send_run(struct rush_publisher *publisher, uint32_t shard, uint32_t 
         feed->ring_oldest_seq = feed->head_seq - publisher->ring_mask;
     uint64_t head_seq = feed->head_seq;
     pthread_mutex_unlock(&feed->lock);
+    if (count > 0 && publisher->on_events != NULL)
+        publisher->on_events(publisher->on_events_context, shard, events, count);
 
     struct rush_stream_header header;
     rush_stream_header_init(&header, RUSH_STREAM_EVENTS, shard, count);
@@ -463,6 +467,8 @@ int rush_publisher_create(const struct rush_publisher_config *config, struct rus
     if (publisher == NULL)
         return -ENOMEM;
     publisher->engine = engine;
+    publisher->on_events = config->on_events;
+    publisher->on_events_context = config->on_events_context;
     publisher->shard_count = rush_engine_shard_count(engine);
     publisher->ring_mask = ring_events - 1;
     publisher->pub_socket = publisher->replay_socket = -1;

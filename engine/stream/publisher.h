@@ -40,11 +40,21 @@
 #define RUSH_PUBLISHER_MEMORY_EVENTS_DEFAULT (1u << 18) /* per shard: 16 MiB */
 #define RUSH_PUBLISHER_IDLE_SLEEP_US 500                /* the live thread, when nothing is new */
 
+/*
+ * Called on the live thread with each run of events it publishes, in seq order per shard, after
+ * they are in the memory ring and before they are sent (engine/ops/ counts GMV and sell-outs
+ * from them, so the shards pay nothing). Must not block: the stream waits for it.
+ */
+typedef void (*rush_publisher_events_fn)(void *context, uint32_t shard,
+                                         const struct rush_stream_event *events, uint32_t count);
+
 struct rush_publisher_config {
-    const char *pub_url;        /* e.g. tcp://127.0.0.1:7103 */
-    const char *replay_url;     /* e.g. tcp://127.0.0.1:7104 */
-    const char *data_dir;       /* the engine's: where the logs are */
-    uint32_t memory_events_max; /* per shard; a power of two; 0: the default */
+    const char *pub_url;                /* e.g. tcp://127.0.0.1:7103 */
+    const char *replay_url;             /* e.g. tcp://127.0.0.1:7104 */
+    const char *data_dir;               /* the engine's: where the logs are */
+    uint32_t memory_events_max;         /* per shard; a power of two; 0: the default */
+    rush_publisher_events_fn on_events; /* NULL: none */
+    void *on_events_context;
 };
 
 struct rush_publisher_stats {

@@ -31,12 +31,12 @@
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 /* The records are stored as laid out in memory: a change of layout is a new format version. */
-static_assert(sizeof(struct sku_state) == 704, "sku_state layout is part of snapshot version 3");
-static_assert(sizeof(struct order) == 40, "order layout is part of snapshot version 3");
-static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 3");
-static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 3");
-static_assert(sizeof(struct key_entry) == 40, "key_entry layout is part of snapshot version 3");
-static_assert(sizeof(struct limit_entry) == 24, "limit_entry layout is part of snapshot version 3");
+static_assert(sizeof(struct sku_state) == 712, "sku_state layout is part of snapshot version 4");
+static_assert(sizeof(struct order) == 88, "order layout is part of snapshot version 4");
+static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 4");
+static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 4");
+static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 4");
+static_assert(sizeof(struct limit_entry) == 32, "limit_entry layout is part of snapshot version 4");
 
 #define WRITE_BUFFER_BYTES ((size_t)1 << 20)
 #define TIMER_KIND_ORDER 0u
@@ -508,7 +508,8 @@ static int fits(const struct rush_shard *shard, const struct rush_snapshot_heade
 static bool ledger_ok(const struct sku_state *sku)
 {
     const int64_t max = INT64_MAX / 4;
-    int64_t figures[] = {sku->stock_total, sku->available, sku->reserved, sku->confirmed};
+    int64_t figures[] = {sku->stock_total, sku->available, sku->reserved, sku->confirmed,
+                         sku->confirmed_retired};
     for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)
         if (figures[i] > max || figures[i] < -max)
             return false;
@@ -548,6 +549,69 @@ static int restore_skus(struct rush_shard *shard, const struct rush_snapshot_vie
     return 0;
 }
 
+/*
+ * The retired list is stored in the orders' links; its ends are found again: the head is the one
+ * ended order no other names, the tail the one that names none. rush_shard_check then walks it.
+ */
+static int restore_retired(struct rush_shard *shard, char *why, size_t why_size)
+{
+    uint32_t count = shard->order_count;
+    uint8_t *named = calloc((size_t)count + 1, 1);
+    if (named == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 1; i <= count; i++)
+        if (shard->orders[i].state != RUSH_ORDER_RESERVED && shard->orders[i].retired_next != NONE)
+            named[shard->orders[i].retired_next] = 1; /* a second name shows as a second head */
+    uint32_t heads = 0, tails = 0;
+    shard->retired_head = shard->retired_tail = NONE;
+    for (uint32_t i = 1; i <= count; i++) {
+        const struct order *order = &shard->orders[i];
+        if (order->state == RUSH_ORDER_RESERVED)
+            continue;
+        if (named[i] == 0 && heads++ == 0)
+            shard->retired_head = i;
+        if (order->retired_next == NONE && tails++ == 0)
+            shard->retired_tail = i;
+    }
+    free(named);
+    if (heads > 1 || tails > 1 || (heads == 0) != (tails == 0))
+        return refuse(why, why_size, "the retired orders are not one list");
+    return 0;
+}
+
+/* The ring of other keys is stored in its entries' ring_seq; its places are found again. */
+static int restore_ring(struct rush_shard *shard, char *why, size_t why_size)
+{
+    struct rush_key_ring *ring = &shard->ring;
+    uint64_t first = UINT64_MAX, last = 0;
+    uint32_t count = 0;
+    for (uint32_t s = 0; s < shard->keys.slot_count; s++) {
+        const struct key_entry *entry = rush_table_slot(&shard->keys, s);
+        if (entry == NULL || entry->ring_seq == 0)
+            continue;
+        first = entry->ring_seq < first ? entry->ring_seq : first;
+        last = entry->ring_seq > last ? entry->ring_seq : last;
+        count++;
+    }
+    if (count == 0)
+        return 0;
+    if (count > ring->capacity || last - first + 1 != count)
+        return refuse(why, why_size, "%u ring keys, places %" PRIu64 "..%" PRIu64 ", room %u",
+                      count, first, last, ring->capacity);
+    for (uint32_t s = 0; s < shard->keys.slot_count; s++) {
+        const struct key_entry *entry = rush_table_slot(&shard->keys, s);
+        if (entry == NULL || entry->ring_seq == 0)
+            continue;
+        rush_key *place = &ring->keys[(entry->ring_seq - 1) % ring->capacity];
+        if (!rush_key_is_zero(place)) /* a place twice means another one is missing */
+            return refuse(why, why_size, "ring place %" PRIu64 " is named twice", entry->ring_seq);
+        *place = entry->key;
+    }
+    ring->seq_first = first - 1;
+    ring->count = count;
+    return 0;
+}
+
 static int restore_orders(struct rush_shard *shard, const struct rush_snapshot_view *view,
                           char *why, size_t why_size)
 {
@@ -560,10 +624,11 @@ static int restore_orders(struct rush_shard *shard, const struct rush_snapshot_v
         const struct order *order = &shard->orders[i];
         if (order->sku_index >= shard->sku_count || order->state > RUSH_ORDER_EXPIRED ||
             order->state == RUSH_ORDER_NONE || !link_ok(order->group_index, groups) ||
-            !link_ok(order->member_next, count) || order->amount_fen < 0)
+            !link_ok(order->member_next, count) || !link_ok(order->retired_next, count) ||
+            order->amount_fen < 0)
             return refuse(why, why_size, "order %u: an index, state or amount out of range", i);
     }
-    return 0;
+    return restore_retired(shard, why, why_size);
 }
 
 static int restore_groups(struct rush_shard *shard, const struct rush_snapshot_view *view,
@@ -648,6 +713,8 @@ int rush_snapshot_restore(struct rush_shard *fresh_shard, const struct rush_snap
         rc = restore_groups(shard, view, why, why_size);
     if (rc == 0)
         rc = restore_table(&shard->keys, view, RUSH_SNAPSHOT_KEYS, why, why_size);
+    if (rc == 0)
+        rc = restore_ring(shard, why, why_size);
     if (rc == 0)
         rc = restore_table(&shard->user_limits, view, RUSH_SNAPSHOT_USER_LIMITS, why, why_size);
     if (rc == 0)

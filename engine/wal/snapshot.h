@@ -3,11 +3,12 @@
  * written after it.
  *
  * Workload: written every `snapshot_every_events` events (or on demand) by the shard's own thread,
- * which blocks while it writes: sequential writes of the shard's tables, O(state), ~101 bytes per
- * order — 10 million orders make about 1 GB, written and fdatasync'ed in about 4 s on the 2-core
- * development VM (bench/bench_recovery.c). Read once per start per shard, mapped and verified, then
- * copied into a fresh shard (10 million orders: 0.9 s with a warm page cache, against 4.4 s to
- * replay them from the log).
+ * which blocks while it writes: sequential writes of the shard's tables, O(state), ~160 bytes per
+ * order (an 88-byte order, its 64-byte key entry, its timer) — 10 million orders make about 1.6 GB
+ * (at ~101 bytes per order, before version 3, 1 GB was written and fdatasync'ed in about 4 s on
+ * the 2-core development VM; bench/bench_recovery.c). Read once per start per shard, mapped and
+ * verified, then copied into a fresh shard (10 million orders: 0.9 s with a warm page cache,
+ * against 4.4 s to replay them from the log).
  *
  * File: snap-<shard, 2+ decimal digits>-<lsn, 16 hex digits>.snap in the data directory, next to
  * the WAL segments. `lsn` is the last WAL batch whose effect the snapshot holds: recovery loads it
@@ -58,10 +59,14 @@
 #include "shard/shard.h"
 
 #define RUSH_SNAPSHOT_MAGIC UINT32_C(0x504e5352) /* "RSNP" read as a little-endian u32 */
-/* Version 2: an order records its amount (40-byte orders). Version 3: a SKU definition carries
- * solo_allowed and its group and leader prices (704-byte sku_state, 152-byte rush_sku). An older
- * file is refused. */
-#define RUSH_SNAPSHOT_VERSION 3
+/*
+ * Version 3: an order records its amount, its keys, slot generation and retired link (88-byte
+ * orders); a key entry holds the request's fields and its ring place (64 bytes); a limit entry
+ * counts unpaid and churned orders (32 bytes). Version 4: a SKU definition carries solo_allowed
+ * and its group and leader prices (152-byte rush_sku in the sku_state). A file of an earlier
+ * version is refused.
+ */
+#define RUSH_SNAPSHOT_VERSION 4
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
 #define RUSH_SNAPSHOT_NAME_MAX 64
 

@@ -58,11 +58,23 @@ struct rush_shard_limits {
     uint32_t events_buffer_max;
 };
 
+/*
+ * How long ended orders are kept and what one user may hold or churn (proto/PROTOCOL.md, "What
+ * is remembered"). Decisions read it; replaying the log does not, so it may change on a restart.
+ */
+struct rush_shard_policy {
+    int64_t retain_ns;        /* an ended order (and its keys) is kept this long; 0: 30 minutes */
+    uint32_t user_unpaid_max; /* unpaid flash-sale orders per (SKU, user); 0: no cap */
+    uint32_t user_churn_max;  /* cancelled + expired flash-sale orders per (SKU, user); 0: none */
+};
+#define RUSH_RETAIN_NS_DEFAULT (INT64_C(30) * 60 * 1000000000)
+
 struct rush_engine_config {
     uint32_t shard_count;       /* 1..RUSH_SHARDS_MAX */
     uint32_t ring_slots;        /* work items in flight per shard; a power of two */
     uint32_t work_requests_max; /* requests in one work item */
     struct rush_shard_limits limits;
+    struct rush_shard_policy policy;
     uint64_t seed;       /* hash seed; 0 draws one from getrandom() */
     rush_clock_fn clock; /* the wall clock, read at create; NULL: CLOCK_REALTIME */
     void *clock_context;

@@ -84,7 +84,8 @@ enum rush_outcome {
      * (flag duplicate) if it was logged, or a fresh one if it was not.
      */
     RUSH_OUTCOME_UNKNOWN = 15,
-    RUSH_OUTCOME_COUNT_ = 16,
+    RUSH_HOARDING = 16, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
+    RUSH_OUTCOME_COUNT_ = 17,
 };
 
 /* Why a request was `invalid`. */
@@ -136,8 +137,9 @@ typedef struct rush_key {
 static_assert(sizeof(rush_key) == 16, "idempotency keys are 128 bits");
 
 /*
- * A request. Which fields count depends on the op (see enum rush_op); the others must be zero
- * for the idempotency fingerprint to match a retry. `tag` is the caller's and is echoed.
+ * A request. Which fields count depends on the op (see enum rush_op); the others must be zero.
+ * A retry repeats every field its op reads (compared whole with the key's). `tag` is the
+ * caller's and is echoed.
  */
 struct rush_request {
     uint8_t op;    /* enum rush_op */
@@ -273,7 +275,7 @@ enum rush_sku_field {
 /* Event types: the engine's log format. Values are in the log: append, never renumber. */
 enum rush_event_type {
     RUSH_EV_NONE = 0,
-    RUSH_EV_REJECTED = 1,        /* a decision that changed nothing but is remembered */
+    RUSH_EV_REJECTED = 1,        /* older logs only: a remembered rejection (none are now) */
     RUSH_EV_ORDER_RESERVED = 2,  /* stock held for an order (a flash-sale order or a seat) */
     RUSH_EV_ORDER_CONFIRMED = 3, /* paid, or its group completed */
     RUSH_EV_ORDER_RELEASED = 4,  /* cancelled, or its group failed; stock returns */

@@ -70,6 +70,7 @@ static const char *const outcome_names[RUSH_OUTCOME_COUNT_] = {
     [RUSH_BUSY] = "busy",
     [RUSH_INVALID] = "invalid",
     [RUSH_OUTCOME_UNKNOWN] = "outcome_unknown",
+    [RUSH_HOARDING] = "hoarding",
 };
 
 static const char *const reason_names[RUSH_REASON_COUNT_] = {

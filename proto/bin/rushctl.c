@@ -84,6 +84,7 @@
 #include "rush/client.h"
 #include "rush/subscriber.h"
 #include "rush/types.h"
+#include "rushctl/views.h"
 
 #define EXIT_DONE 0
 #define EXIT_REFUSED 1
@@ -100,6 +101,9 @@
 #define STATS_NAME_BYTES 128
 
 struct options {
+    const char *operator_name; /* --operator: who, in the audit of admin actions */
+    const char *reason;        /* --reason: why (NULL: none given) */
+    char login[64];
     const char *admin_url;
     const char *json_url;
     const char *token;
@@ -118,9 +122,20 @@ static const struct command commands[];
 static void usage(FILE *out)
 {
     fprintf(out, "usage: rushctl [--admin URL] [--json URL] [--token T | --token-file F] "
-                 "[--timeout MS] COMMAND ...\ncommands:\n");
+                 "[--timeout MS]\n               [--operator NAME] [--reason TEXT] COMMAND ...\n"
+                 "commands:\n");
     for (const struct command *c = commands; c->name != NULL; c++)
         fprintf(out, "  %s\n", c->usage);
+    fprintf(out,
+            "defaults:\n"
+            "  --admin %s   --json %s   --timeout %d ms\n"
+            "  --pub %s   --replay %s   --http %s\n"
+            "  token: --token, else --token-file, else $RUSH_ADMIN_TOKEN (rushd writes a\n"
+            "         random one to DATA_DIR/admin.token, data/admin.token by default)\n"
+            "  --operator: the login name; --reason: none (both go into rushd's audit of\n"
+            "  adjust, pause, resume, sku-put and snapshot: DATA_DIR/audit.log)\n",
+            DEFAULT_ADMIN_URL, DEFAULT_JSON_URL, DEFAULT_TIMEOUT_MS, RUSHCTL_DEFAULT_PUB_URL,
+            RUSHCTL_DEFAULT_REPLAY_URL, RUSHCTL_DEFAULT_HTTP);
 }
 
 static int fail_usage(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -179,7 +194,7 @@ static void print_value(const char *name, const json_t *value)
         printf("%s: %s\n", name, json_string_value(value));
         return;
     }
-    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
     printf("%s: %s\n", name, text != NULL ? text : "?");
     free(text);
 }
@@ -229,6 +244,10 @@ static char *with_token(const struct options *options, const char *text)
     }
     if (options->token != NULL)
         json_object_set_new(root, "token", json_string(options->token));
+    if (options->operator_name != NULL && options->operator_name[0] != '\0')
+        json_object_set_new(root, "operator", json_string(options->operator_name));
+    if (options->reason != NULL && options->reason[0] != '\0')
+        json_object_set_new(root, "reason", json_string(options->reason));
     char *out = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return out;
@@ -477,7 +496,7 @@ static void print_flat(const char *prefix, const json_t *object, int depth)
         } else if (json_is_string(value)) {
             printf("%-40s %s\n", full, json_string_value(value));
         } else {
-            char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+            char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
             printf("%-40s %s\n", full, text != NULL ? text : "?");
             free(text);
         }
@@ -516,8 +535,8 @@ static int run_stats(const struct options *options, int argc, char **argv)
 
 /* ---- tail: the confirmed-order stream ---- */
 
-#define DEFAULT_PUB_URL "tcp://127.0.0.1:7103"
-#define DEFAULT_REPLAY_URL "tcp://127.0.0.1:7104"
+#define DEFAULT_PUB_URL RUSHCTL_DEFAULT_PUB_URL
+#define DEFAULT_REPLAY_URL RUSHCTL_DEFAULT_REPLAY_URL
 #define TAIL_BATCH_MAX 4096
 #define TAIL_SLICE_MS 100 /* poll slice: how soon a signal or the idle limit is seen */
 #define TAIL_LINE_BYTES_MAX 512
@@ -831,6 +850,16 @@ static int run_tail(const struct options *options, int argc, char **argv)
     return rc;
 }
 
+static int run_top(const struct options *options, int argc, char **argv)
+{
+    return rushctl_top(argc, argv, options->timeout_ms);
+}
+
+static int run_report(const struct options *options, int argc, char **argv)
+{
+    return rushctl_report(argc, argv, options->timeout_ms);
+}
+
 static const struct command commands[] = {
     {"stats", "stats [--json]", run_stats},
     {"sku", "sku ID", run_query},
@@ -849,6 +878,15 @@ static const struct command commands[] = {
      "       [--idle-exit MS] [--skip-lost]\n"
      "                 print the confirmed-order stream as JSON lines, resuming from FILE",
      run_tail},
+    {"top",
+     "top [--http HOST:PORT] [--once] [--interval MS]\n"
+     "                 a live view of rushd's figures (its HTTP console), like top",
+     run_top},
+    {"report",
+     "report [--pub URL] [--replay URL] [--json | --csv]\n"
+     "                 the reconciliation: per SKU, what the confirmed-order stream "
+     "carries",
+     run_report},
     {NULL, NULL, NULL},
 };
 
@@ -877,6 +915,8 @@ static int parse_options(int argc, char **argv, struct options *options)
                                                  {"token", required_argument, NULL, 't'},
                                                  {"token-file", required_argument, NULL, 'f'},
                                                  {"timeout", required_argument, NULL, 'w'},
+                                                 {"operator", required_argument, NULL, 'u'},
+                                                 {"reason", required_argument, NULL, 'r'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
     int option, rc = 0;
@@ -901,6 +941,12 @@ static int parse_options(int argc, char **argv, struct options *options)
                 rc = fail_usage("--timeout is at most %d ms", TIMEOUT_MS_MAX);
             options->timeout_ms = (int)timeout_ms;
             break;
+        case 'u':
+            options->operator_name = optarg;
+            break;
+        case 'r':
+            options->reason = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(EXIT_DONE);
@@ -917,6 +963,11 @@ int main(int argc, char **argv)
                               .json_url = DEFAULT_JSON_URL,
                               .token = getenv("RUSH_ADMIN_TOKEN"),
                               .timeout_ms = DEFAULT_TIMEOUT_MS};
+    if (getlogin_r(options.login, sizeof options.login) != 0) {
+        const char *user = getenv("USER");
+        snprintf(options.login, sizeof options.login, "%s", user != NULL ? user : "");
+    }
+    options.operator_name = options.login;
     int rc = parse_options(argc, argv, &options);
     if (rc != 0) {
         usage(stderr);

@@ -63,6 +63,7 @@ struct rushd_child {
     char admin[CHILD_PATH_BYTES];
     char pub[CHILD_PATH_BYTES]; /* the publisher's endpoints */
     char replay[CHILD_PATH_BYTES];
+    char http[64];          /* HOST:PORT of the HTTP console; "" (the default here): off */
     const char *durability; /* NULL: none (the publisher is off without a log) */
 };
 
@@ -162,7 +163,8 @@ static inline void child_write_file(const char *path, const char *text)
 
 /*
  * c->config: `engine` (the [engine] lines other than durability and data_dir), the endpoints,
- * the admin token (NULL: rushd generates one) and `skus` (the [sku N] sections).
+ * the admin token (NULL: rushd generates one) and `skus` (the [sku N] sections). The HTTP
+ * console is off unless c->http is set (so that parallel tests never race for one port).
  */
 static inline void child_write_campaign(const struct rushd_child *c, const char *engine,
                                         const char *token, const char *skus)
@@ -171,10 +173,10 @@ static inline void child_write_campaign(const struct rushd_child *c, const char 
     int n = snprintf(text, sizeof text,
                      "[engine]\n%sdurability = %s\ndata_dir = %s\n\n"
                      "[endpoints]\norders = %s\njson = %s\nadmin = %s\npublisher = %s\n"
-                     "replay = %s\n%s%s%s\n%s",
+                     "replay = %s\nhttp = %s\n%s%s%s\n%s",
                      engine, c->durability ? c->durability : "none", c->data, c->orders, c->json,
-                     c->admin, c->pub, c->replay, token ? "admin_token = " : "", token ? token : "",
-                     token ? "\n" : "", skus);
+                     c->admin, c->pub, c->replay, c->http, token ? "admin_token = " : "",
+                     token ? token : "", token ? "\n" : "", skus);
     cr_assert(n > 0 && (size_t)n < sizeof text, "campaign too long");
     child_write_file(c->config, text);
 }

@@ -71,7 +71,7 @@ static void write_campaign(void)
     fprintf(file,
             "[engine]\nshards = 2\ndurability = fsync\ndata_dir = %s/data\n\n"
             "[endpoints]\norders = %s\njson = %s\nadmin = %s\npublisher = ipc://%s/pub.ipc\n"
-            "replay = ipc://%s/replay.ipc\nadmin_token = %s\n\n",
+            "replay = ipc://%s/replay.ipc\nhttp =\nadmin_token = %s\n\n",
             rushd.dir, rushd.orders, rushd.json, rushd.admin, rushd.dir, rushd.dir, CHILD_TOKEN);
     for (int i = 0; i < 2; i++)
         fprintf(file,

@@ -124,6 +124,24 @@ Test(campaign, defaults_and_the_unlimited_flag)
     rush_campaign_free(&campaign);
 }
 
+Test(campaign, ended_orders_and_hoarding_rules_reach_the_engine)
+{
+    struct rush_engine_config config;
+    struct rush_campaign campaign = load_ok("[engine]\nended_retain = 1h30m\n"
+                                            "user_unpaid_max = 0\nuser_churn_max = 5\n");
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert_eq(config.policy.retain_ns, 90 * 60 * S);
+    cr_assert_eq(config.policy.user_unpaid_max, 0, "0: no cap");
+    cr_assert_eq(config.policy.user_churn_max, 5);
+    rush_campaign_free(&campaign);
+    campaign = load_ok("[engine]\nshards = 1\n");
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert_eq(config.policy.retain_ns, RUSH_RETAIN_NS_DEFAULT, "not given: the default");
+    cr_assert_eq(config.policy.user_unpaid_max, 8);
+    cr_assert_eq(config.policy.user_churn_max, 16);
+    rush_campaign_free(&campaign);
+}
+
 #define BOUNDARY_FORMAT                                                                            \
     "[engine]\nshards = 64\nring_slots = 65536\norders_max = 1073741824\n"                         \
     "[endpoints]\nadmin = tcp://0.0.0.0:1\nadmin_token = 0123456789abcdef\n"                       \
@@ -178,6 +196,8 @@ static const struct broken broken_files[] = {
     {"[engine]\nsnapshot_every_events =\n", "t.ini:2: snapshot_every_events = : must be"},
     {"[engine]\nshards = 4\nshards = 5\n", "t.ini:3: key 'shards' is given twice"},
     {"[engine]\nthreads = 4\n", "t.ini:2: unknown key 'threads' in [engine]"},
+    {"[engine]\nended_retain = 0\n", "t.ini:2: ended_retain = 0: must be a duration 1ms..168h"},
+    {"[engine]\nuser_churn_max = -1\n", "t.ini:2: user_churn_max = -1: must be 0 (no cap)"},
     {"[engine]\nshards = 4\n[engine]\nkeys_max = 5\n",
      "t.ini:3: section [engine] is given twice (first at line 1)"},
     {"[engines]\nshards = 4\n", "t.ini:1: unknown section [engines]"},
@@ -445,4 +465,27 @@ Test(campaign, snapshot_every_events_reaches_the_engine_config)
     campaign = load_ok("[engine]\nsnapshot_every_events = 9223372036854775807\n");
     cr_assert_eq(campaign.engine.snapshot_every_events, UINT64_C(9223372036854775807));
     rush_campaign_free(&campaign);
+}
+
+Test(campaign, the_http_endpoint_defaults_to_loopback_and_can_be_turned_off)
+{
+    struct rush_campaign campaign = load_ok("[engine]\nshards = 2\n");
+    cr_assert_str_eq(campaign.endpoints.http, "127.0.0.1:7180");
+    rush_campaign_free(&campaign);
+    campaign = load_ok("[endpoints]\nhttp =\n");
+    cr_assert_str_eq(campaign.endpoints.http, "");
+    rush_campaign_free(&campaign);
+    campaign = load_ok("[endpoints]\nhttp = 0.0.0.0:9180\n");
+    cr_assert_str_eq(campaign.endpoints.http, "0.0.0.0:9180");
+    rush_campaign_free(&campaign);
+    static const char *const bad[] = {
+        "[endpoints]\nhttp = localhost:7180\n", "[endpoints]\nhttp = 127.0.0.1\n",
+        "[endpoints]\nhttp = 127.0.0.1:0\n", "[endpoints]\nhttp = 127.0.0.1:65536\n",
+        "[endpoints]\nhttp = tcp://127.0.0.1:7180\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char why[RUSH_CAMPAIGN_WHY_BYTES];
+        cr_assert_eq(rush_campaign_load_string("t.ini", bad[i], &campaign, why, sizeof why),
+                     RUSH_ECONFIG, "%s", bad[i]);
+        cr_assert(strstr(why, "t.ini:2: http = ") != NULL, "%s", why);
+    }
 }

@@ -295,12 +295,16 @@ Test(durability, a_full_disk_fails_the_log_and_loses_nothing_acknowledged)
     struct rush_engine *engine = open_engine(&rc);
     cr_assert_eq(rc, 0);
     put_catalogue(engine);
+    /* Stock that outlasts the disk: a sold_out changes nothing and logs nothing (decide.c). */
+    struct rush_sku deep = sku_solo(3, 1000000);
+    struct rush_result put;
+    cr_assert_eq(rush_engine_sku_put(engine, &deep, &put), 0);
     static struct rush_request acked[100000];
     static struct rush_result answers[100000];
     uint32_t acked_count = 0;
     int status = 0;
     for (uint64_t n = 1; n < 100000 && status == 0; n++) {
-        struct rush_request request = request_of(RUSH_OP_RESERVE, 1, n, 1, 0, n);
+        struct rush_request request = request_of(RUSH_OP_RESERVE, 3, n, 1, 0, n);
         struct rush_result result;
         status = rush_engine_execute(engine, &request, 1, &result);
         if (status == 0) {

@@ -214,8 +214,11 @@ struct m_timer {
     uint32_t handle; /* order n, or orders_max + 1 + group n */
 };
 
+enum m_key_owner { M_KEY_ORDER_SLOT = 0, M_KEY_RING = 1, M_KEY_ENDED_ORDER = 2 };
+
 struct m_key {
     bool present;
+    uint8_t owner; /* enum m_key_owner: where the shard keeps it (decide.c rules 2-4) */
     struct rush_request request; /* as first decided */
     struct rush_result result;   /* the answer, tag zeroed */
 };
@@ -271,6 +274,10 @@ struct model {
     struct m_key *keys;
     uint64_t keys_cap;
     uint32_t key_count;
+    uint64_t *ring; /* key numbers of the ring of other keys, oldest at ring_first % ring_cap */
+    uint32_t ring_cap;
+    uint32_t ring_count;
+    uint64_t ring_first;
     uint32_t limit_count;
     uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
     uint64_t fired_expired, fired_completed, fired_failed;
@@ -303,7 +310,9 @@ static void model_init(struct model *m, struct rush_shard_limits limits, uint64_
     m->timers = calloc((size_t)limits.orders_max + limits.groups_max + 2, sizeof(*m->timers));
     m->keys = calloc(keys_cap, sizeof(*m->keys));
     m->keys_cap = keys_cap;
-    cr_assert(m->orders && m->groups && m->timers && m->keys);
+    m->ring_cap = limits.keys_max / 8 > 0 ? limits.keys_max / 8 : 1;
+    m->ring = calloc(m->ring_cap, sizeof(*m->ring));
+    cr_assert(m->orders && m->groups && m->timers && m->keys && m->ring);
     notes_init(&m->published, 2 * (limits.orders_max + limits.groups_max) + 64);
 }
 
@@ -313,6 +322,7 @@ static void model_free(struct model *m)
     free(m->groups);
     free(m->timers);
     free(m->keys);
+    free(m->ring);
     free(m->published.items);
 }
 
@@ -377,7 +387,9 @@ static struct m_verdict m_can_hold(const struct model *m, const struct m_sku *sk
         return m_out(RUSH_LIMIT_EXCEEDED);
     if (!sku->def.unlimited && sku->available < (int64_t)qty)
         return m_out(RUSH_SOLD_OUT);
+    /* No slot is ever reused here (retain_ns outlasts the run): every order holds its key. */
     if (m->order_count >= m->limits.orders_max ||
+        m->order_count >= m->limits.keys_max - m->ring_cap ||
         (!sku->user_has_entry[user] && m->limit_count >= m->limits.user_limits_max))
         return m_out(RUSH_BUSY);
     return m_out(RUSH_OK);
@@ -692,13 +704,48 @@ static struct m_verdict m_pause_or_resume(struct model *m, const struct rush_req
     return m_out(RUSH_OK);
 }
 
-/* Outcomes decided against live state are remembered under their key; the rest are not. */
+/* Only decisions that changed something are remembered: ok, and a late payment's expired. */
 static bool m_remembered(uint8_t outcome)
 {
-    return outcome == RUSH_OK || outcome == RUSH_SOLD_OUT || outcome == RUSH_LIMIT_EXCEEDED ||
-           outcome == RUSH_ENDED || outcome == RUSH_PAUSED || outcome == RUSH_GROUP_FULL ||
-           outcome == RUSH_GROUP_CLOSED || outcome == RUSH_ALREADY_IN_GROUP ||
-           outcome == RUSH_EXPIRED;
+    return outcome == RUSH_OK || outcome == RUSH_EXPIRED;
+}
+
+/* Where the shard keeps a remembered decision's key (decide.c rules 2-4). */
+static uint8_t m_owner_of(const struct rush_request *rq, uint8_t outcome)
+{
+    switch ((enum rush_op)rq->op) {
+    case RUSH_OP_RESERVE:
+    case RUSH_OP_GROUP_OPEN:
+    case RUSH_OP_GROUP_JOIN:
+    case RUSH_OP_GROUP_JOIN_ANY:
+        return M_KEY_ORDER_SLOT;
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+        return outcome == RUSH_OK ? M_KEY_ENDED_ORDER : M_KEY_RING;
+    case RUSH_OP_ADJUST:
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+    case RUSH_OP_NONE:
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    return M_KEY_RING;
+}
+
+/* A key into the ring: when it is full its oldest key is forgotten. */
+static void m_ring_push(struct model *m, uint64_t k)
+{
+    if (m->ring_count == m->ring_cap) {
+        m->keys[m->ring[m->ring_first % m->ring_cap]].present = false;
+        m->key_count--;
+        m->ring_first++;
+        m->ring_count--;
+    }
+    m->ring[(m->ring_first + m->ring_count++) % m->ring_cap] = k;
 }
 
 /* Two requests are the same for a key when the op and the fields that op reads are equal. */
@@ -916,7 +963,12 @@ static struct rush_result model_decide(struct model *m, const struct rush_reques
     uint64_t k = key_number(&rq->key);
     cr_assert(k < m->keys_cap, "key %" PRIu64 " beyond the model's key space", k);
     struct m_key *entry = &m->keys[k];
-    if (entry->present) { /* dedup before anything else is looked at */
+    /* A key kept by an ended order is found only by a confirm or cancel naming that order. */
+    bool kept_here = entry->present && entry->owner == M_KEY_ENDED_ORDER &&
+                     (rq->op == RUSH_OP_CONFIRM || rq->op == RUSH_OP_CANCEL) &&
+                     rq->target_id == entry->request.target_id;
+    if (entry->present && (entry->owner != M_KEY_ENDED_ORDER || kept_here)) {
+        /* dedup before anything else is looked at */
         if (!m_same_request(&entry->request, rq)) {
             r.outcome = RUSH_INVALID;
             r.reason = RUSH_REASON_KEY_REUSED;
@@ -927,16 +979,17 @@ static struct rush_result model_decide(struct model *m, const struct rush_reques
         r.tag = rq->tag;
         return r;
     }
-    if (m->key_count >= m->limits.keys_max) {
-        r.outcome = RUSH_BUSY;
-        return r;
-    }
     m->op = rq->op;
     struct m_verdict v = m_decide_op(m, rq);
     m->op = RUSH_OP_NONE;
     if (m_remembered(v.outcome)) {
         m_answer(m, rq, v, &r);
-        *entry = (struct m_key){.present = true, .request = *rq, .result = r};
+        uint8_t owner = m_owner_of(rq, v.outcome);
+        if (entry->present) /* another order kept it: the key now also names this decision */
+            m->key_count--;
+        if (owner == M_KEY_RING)
+            m_ring_push(m, k);
+        *entry = (struct m_key){.present = true, .owner = owner, .request = *rq, .result = r};
         entry->result.tag = 0;
         m->key_count++;
         return r;
@@ -1223,6 +1276,7 @@ static void run_init(struct run *run, uint64_t seed, uint32_t steps, uint32_t sh
             recorder_init(&sink->recorder, 16 * steps + 4096);
         struct rush_shard_config config = {.index = SHARD_INDEX,
                                            .limits = limits,
+                                           .policy = {.retain_ns = INT64_MAX / 4},
                                            .seed = seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (i + 1)),
                                            .start_ns = T0_NS,
                                            .sink = sink_fn,
@@ -1560,8 +1614,8 @@ static void expect_result(struct run *run, const char *what, const struct rush_r
 static void expect_retry(struct run *run, const struct past *past, const struct rush_request *rq,
                          const struct rush_result *got)
 {
-    if (!m_remembered(past->result.outcome))
-        return;
+    if (!m_remembered(past->result.outcome) || (got->flags & RUSH_RESULT_DUPLICATE) == 0)
+        return; /* not remembered, or forgotten since (the ring) or decided again: model-checked */
     struct rush_result want = past->result;
     want.flags |= RUSH_RESULT_DUPLICATE;
     want.tag = rq->tag;

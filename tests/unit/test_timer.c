@@ -3,8 +3,9 @@
  * early and at most one tick late; due timers come out sorted by (deadline, handle) whatever
  * the order they were added in; deadlines more than a turn of the wheel away wait for their
  * lap; a jump over many turns fires everything due; a deadline already passed fires when the
- * next tick ends; cancellation is lazy (a timer stays scheduled until it fires, then never again);
- * a handle added twice or out of range is refused; and a seeded run against a plain reference.
+ * next tick ends; a timer not cancelled stays scheduled until it fires, then never again; a
+ * handle fired (or cancelled) may be added again, one still scheduled or out of range is refused;
+ * and a seeded run against a plain reference. (rush_timer_wheel_cancel: tests/unit/test_keys.c.)
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -127,8 +128,8 @@ Test(timer, a_deadline_already_passed_fires_when_the_next_tick_ends)
     cr_assert_eq(due[1], 3);
 }
 
-/* There is no cancel: the owner of a confirmed order ignores its timer when it fires. */
-Test(timer, cancellation_is_lazy_a_timer_stays_until_it_fires)
+/* Without a cancel a timer stays: a closed group's owner ignores its timer when it fires. */
+Test(timer, a_timer_not_cancelled_stays_until_it_fires)
 {
     wheel_new(4, 8, 0);
     rush_timer_wheel_add(&wheel, 1, 50);
@@ -141,13 +142,27 @@ Test(timer, cancellation_is_lazy_a_timer_stays_until_it_fires)
     cr_assert_not(rush_timer_wheel_scheduled(&wheel, 3), "never added");
 }
 
-Test(timer, a_handle_is_added_once_in_its_life, .signal = SIGABRT)
+/* A reused order slot schedules its handle again once the old timer fired or was cancelled. */
+Test(timer, a_fired_handle_is_added_again_and_fires_again)
 {
     wheel_new(4, 8, 0);
     rush_timer_wheel_add(&wheel, 1, 50);
     cr_assert_eq(rush_timer_wheel_advance(&wheel, 100, due), 1);
-    rush_timer_wheel_add(&wheel, 1, 500); /* fired already: refused */
-    cr_assert_fail("a fired handle was added again");
+    cr_assert_not(rush_timer_wheel_scheduled(&wheel, 1));
+    rush_timer_wheel_add(&wheel, 1, 500);
+    cr_assert(rush_timer_wheel_scheduled(&wheel, 1));
+    cr_assert_eq(rush_timer_wheel_advance(&wheel, 400, due), 0, "not early");
+    cr_assert_eq(rush_timer_wheel_advance(&wheel, 600, due), 1);
+    cr_assert_eq(due[0], 1);
+    cr_assert_eq(wheel.scheduled_count, 0);
+}
+
+Test(timer, a_scheduled_handle_is_not_added_twice, .signal = SIGABRT)
+{
+    wheel_new(4, 8, 0);
+    rush_timer_wheel_add(&wheel, 1, 50);
+    rush_timer_wheel_add(&wheel, 1, 500); /* still scheduled: refused */
+    cr_assert_fail("a scheduled handle was added again");
 }
 
 Test(timer, a_handle_out_of_range_is_refused, .signal = SIGABRT)
