@@ -264,6 +264,23 @@ static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_
  * checked. The SKU's cap on open groups is a business outcome (group_full: join one instead);
  * the shard's group table being full is capacity (busy).
  */
+/* After a join's seat (`seat`, just emitted): who invited its buyer, when the request says. */
+static void note_inviter(struct rush_shard *shard, const struct rush_request *request,
+                         const struct rush_event *seat)
+{
+    if (request->inviter_id == 0 ||
+        (request->op != RUSH_OP_GROUP_JOIN && request->op != RUSH_OP_GROUP_JOIN_ANY))
+        return;
+    RUSH_ASSERT(request->inviter_id != request->user_id); /* refused before (inviter_self) */
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SEAT_INVITED,
+                                            .op = request->op,
+                                            .qty = 1,
+                                            .order_id = seat->order_id,
+                                            .group_id = seat->group_id,
+                                            .sku_id = seat->sku_id,
+                                            .user_id = request->inviter_id});
+}
+
 static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
                                  struct sku_state *sku)
 {
@@ -280,6 +297,7 @@ static struct verdict open_group(struct rush_shard *shard, const struct rush_req
     event.order_id = shard__next_order_id(shard);
     event.amount = group__deadline_for(sku, shard->now_ns); /* fixed at open */
     shard__emit(shard, &event);
+    note_inviter(shard, request, &event); /* a join_any that opened: its leader was invited */
     return verdict_of(RUSH_OK);
 }
 
@@ -296,6 +314,7 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
     event.order_id = shard__next_order_id(shard);
     event.amount = shard__seat_price(sku, false); /* the seat's amount, fixed at join */
     shard__emit(shard, &event);
+    note_inviter(shard, request, &event);
     if (group->seats == sku->def.group_size) /* this join completed it: its events carry the op */
         shard__group_complete(shard, group_index, 0, request->op);
     return verdict_of(RUSH_OK);
@@ -318,6 +337,8 @@ static struct verdict decide_group_open(struct rush_shard *shard,
 static struct verdict decide_group_join(struct rush_shard *shard,
                                         const struct rush_request *request)
 {
+    if (request->inviter_id != 0 && request->inviter_id == request->user_id)
+        return invalid_because(RUSH_REASON_INVITER_SELF); /* nobody invites themselves */
     const struct group *group = shard__group(shard, request->target_id);
     if (group == NULL)
         return verdict_of(RUSH_UNKNOWN_GROUP);
@@ -343,6 +364,8 @@ static struct verdict decide_group_join(struct rush_shard *shard,
 static struct verdict decide_group_join_any(struct rush_shard *shard,
                                             const struct rush_request *request)
 {
+    if (request->inviter_id != 0 && request->inviter_id == request->user_id)
+        return invalid_because(RUSH_REASON_INVITER_SELF);
     struct sku_state *sku = shard__sku(shard, request->sku_id);
     if (sku == NULL)
         return verdict_of(RUSH_UNKNOWN_SKU);

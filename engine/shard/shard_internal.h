@@ -20,10 +20,13 @@
 #include "timer.h"
 
 #define NONE UINT32_MAX
-#define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 2) /* a group failing */
+/* A join that completes its group: its seat and invitation, then per seat confirmed and
+ * inviter_due, then group_completed. */
+#define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 3)
 /* The most one decision emits: a join that finds its group's deadline passed settles it first
  * (a release and a refund per seat, then group_failed) and then answers group_closed. */
 static_assert(2 * (RUSH_GROUP_SIZE_MAX - 1) + 1 + 1 <= EVENTS_PER_DECISION_MAX, "event room");
+static_assert(2 + 2 * RUSH_GROUP_SIZE_MAX + 1 <= EVENTS_PER_DECISION_MAX, "a completing join");
 #define TIMER_SLOTS 65536
 #define TIMER_TICK_NS 1000000 /* 1 ms */
 #define ID_INDEX_MASK ((UINT64_C(1) << 55) - 1)
@@ -63,8 +66,9 @@ struct order {
     uint16_t generation;   /* times the slot was reused (wraps) */
     uint8_t state;         /* enum rush_order_state */
     uint8_t end_op;        /* RUSH_OP_CONFIRM or RUSH_OP_CANCEL with end_key, else 0 */
+    uint64_t inviter_id;   /* a seat: who invited its buyer (SEAT_INVITED); 0: nobody */
 };
-static_assert(sizeof(struct order) == 88, "order record stays small");
+static_assert(sizeof(struct order) == 96, "order record stays small");
 
 struct group {
     int64_t deadline_ns;
@@ -225,6 +229,7 @@ struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_in
                                  uint64_t user_id);
 struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
                                     uint64_t target_id, int64_t amount);
+uint32_t shard__inviter_fold(uint64_t inviter_id);
 uint64_t shard__next_order_id(const struct rush_shard *shard);
 void shard__emit(struct rush_shard *shard, const struct rush_event *event);
 void shard__flush(struct rush_shard *shard);

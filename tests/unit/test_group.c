@@ -435,7 +435,7 @@ Test(group, a_late_join_settles_the_largest_group_within_the_smallest_event_buff
 {
     rush_shard_destroy(shard);
     struct rush_shard_limits limits = small_limits();
-    limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2); /* the least rush accepts */
+    limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 3); /* the least rush accepts */
     shard = shard_new(limits, 7, &recorder);
     struct rush_sku sku = sku_group(1, 100, RUSH_GROUP_SIZE_MAX);
     sku.order_qty_max = 1;
@@ -697,4 +697,73 @@ Test(group, list_groups_visits_a_bounded_number_of_groups)
         cr_assert_leq(r[i].group_id & 0xffffff, RUSH_LIST_GROUPS_VISIT_MAX, "rank %u", i);
     for (uint32_t i = 1; i < RUSH_LIST_GROUPS_MAX; i++)
         cr_assert_lt(r[i - 1].group_id, r[i].group_id, "equal seats and deadlines: oldest first");
+}
+
+static struct rush_result join_invited(uint8_t op, uint64_t target, uint64_t user, uint64_t inviter,
+                                       uint64_t key)
+{
+    struct rush_request join = request_of(op, op == RUSH_OP_GROUP_JOIN ? 0 : 1, user, 0,
+                                          op == RUSH_OP_GROUP_JOIN ? target : 0, key);
+    join.inviter_id = inviter;
+    return decide_at(shard, T0_NS, join);
+}
+
+Test(group, an_inviter_is_logged_with_the_seat_and_paid_only_when_the_group_completes)
+{
+    put_at(shard, T0_NS, deal_sku(10)); /* groups of 2 */
+    struct rush_result lead = join_invited(RUSH_OP_GROUP_JOIN_ANY, 0, 100, 900, 1);
+    cr_assert_eq(lead.outcome, RUSH_OK, "join_any opened: its leader was invited by 900");
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_SEAT_INVITED), 1);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_INVITER_DUE), 0, "not before completion");
+    struct rush_result seat = join_invited(RUSH_OP_GROUP_JOIN, lead.group_id, 101, 100, 2);
+    cr_assert_eq(seat.state, RUSH_ORDER_CONFIRMED, "the group completed");
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_INVITER_DUE), 2);
+    for (uint32_t i = 0; i < recorder.count; i++) {
+        const struct rush_event *e = &recorder.events[i];
+        if (e->type == RUSH_EV_SEAT_INVITED || e->type == RUSH_EV_INVITER_DUE)
+            cr_assert_eq(e->user_id, e->order_id == lead.order_id ? 900 : 100, "%s",
+                         rush_event_type_name(e->type));
+        if (e->type == RUSH_EV_INVITER_DUE) {
+            cr_assert_eq(e->amount, e->order_id == lead.order_id ? 0 : 60, "the seat's amount");
+            cr_assert_eq(recorder.events[i - 1].type, RUSH_EV_ORDER_CONFIRMED, "after its seat");
+            struct rush_stream_event published;
+            rush_stream_event_from_log(&published, 7, i + 1, T0_NS, e);
+            cr_assert_eq(published.user_id, e->user_id, "the stream names the inviter");
+        }
+    }
+}
+
+Test(group, a_failed_group_pays_no_inviter)
+{
+    put_at(shard, T0_NS, deal_sku(10));
+    struct rush_result lead = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0);
+    cr_assert_eq(lead.outcome, RUSH_OK);
+    struct rush_sku trio = deal_sku(10);
+    trio.id = 2;
+    trio.group_size = 3;
+    put_at(shard, T0_NS, trio);
+    struct rush_result open = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 2, 100, 0);
+    cr_assert_eq(join_invited(RUSH_OP_GROUP_JOIN, open.group_id, 101, 100, 3).outcome, RUSH_OK);
+    rush_shard_begin(shard, T0_NS + 11 * 60 * SECOND);
+    rush_shard_end(shard);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_GROUP_FAILED), 2);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_INVITER_DUE), 0);
+}
+
+Test(group, an_inviter_is_never_the_joiner_and_is_part_of_the_request)
+{
+    put_at(shard, T0_NS, deal_sku(10));
+    struct rush_result self = join_invited(RUSH_OP_GROUP_JOIN_ANY, 0, 100, 100, 1);
+    cr_assert_eq(self.outcome, RUSH_INVALID);
+    cr_assert_eq(self.reason, RUSH_REASON_INVITER_SELF);
+    struct rush_result lead = op_at(T0_NS, RUSH_OP_GROUP_OPEN, 1, 100, 0);
+    self = join_invited(RUSH_OP_GROUP_JOIN, lead.group_id, 101, 101, 2);
+    cr_assert_eq(self.reason, RUSH_REASON_INVITER_SELF);
+    cr_assert_eq(rush_shard_ledger(shard, 1, &(struct rush_sku_ledger){0}), 0);
+    struct rush_result first = join_invited(RUSH_OP_GROUP_JOIN, lead.group_id, 101, 555, 3);
+    cr_assert_eq(first.outcome, RUSH_OK);
+    struct rush_result retry = join_invited(RUSH_OP_GROUP_JOIN, lead.group_id, 101, 555, 3);
+    cr_assert(retry.flags & RUSH_RESULT_DUPLICATE);
+    struct rush_result other = join_invited(RUSH_OP_GROUP_JOIN, lead.group_id, 101, 556, 3);
+    cr_assert_eq(other.reason, RUSH_REASON_KEY_REUSED, "another inviter is another request");
 }

@@ -65,6 +65,7 @@ static struct rush_request request_of(enum rush_op op)
     case RUSH_OP_GROUP_JOIN:
         req.target_id = big | RUSH_ID_GROUP_BIT;
         req.user_id = 42;
+        req.inviter_id = 4242; /* who invited them */
         break;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:
@@ -412,6 +413,10 @@ static const struct hostile hostile_inputs[] = {
      "\"group_ttl_ns\":1000000000,\"groups_open_max\":1,\"group_price_fen\":101}}",
      0, "sku_put of sku 5: group_price must be 0..100 fen (at most the list price)"},
     {"{\"op\":\"list_groups\",\"sku\":1}", 0, "missing field 'limit' for op 'list_groups'"},
+    {"{\"op\":\"group_open\",\"sku\":1,\"user\":2,\"inviter\":3,\"key\":\"k\"}", 0,
+     "field 'inviter' does not apply to op 'group_open'"},
+    {"{\"op\":\"group_join_any\",\"sku\":1,\"user\":2,\"inviter\":0,\"key\":\"k\"}", 0,
+     "field 'inviter' must be an id 1..18446744073709551615"},
     {"{\"op\":\"list_groups\",\"sku\":1,\"limit\":0}", 0, "field 'limit' must be an integer 1..20"},
     {"{\"op\":\"list_groups\",\"sku\":1,\"limit\":3,\"user\":4}", 0,
      "field 'user' does not apply to op 'list_groups'"},
@@ -547,4 +552,18 @@ Test(json, list_groups_answers_one_list)
     results[0] = (struct rush_result){.outcome = RUSH_INVALID, .reason = RUSH_REASON_NOT_GROUP_SKU};
     cr_assert_gt(rush_json_encode_group_list(&req, results, 3, text, sizeof text), 0);
     cr_assert_not_null(strstr(text, "\"reason\":\"not_group_sku\""), "%s", text);
+}
+
+Test(json, an_inviter_rides_on_joins)
+{
+    struct rush_request req = decode_ok(
+        "{\"op\":\"group_join_any\",\"sku\":1001,\"user\":7,\"inviter\":42,\"key\":\"k\"}");
+    cr_assert_eq(req.inviter_id, 42);
+    req = decode_ok("{\"op\":\"group_join_any\",\"sku\":1001,\"user\":7,\"key\":\"k\"}");
+    cr_assert_eq(req.inviter_id, 0, "optional: nobody invited them");
+    struct rush_request join = {.op = RUSH_OP_GROUP_JOIN, .user_id = 7, .target_id = 9};
+    struct rush_result self = {.outcome = RUSH_INVALID, .reason = RUSH_REASON_INVITER_SELF};
+    char text[BUF_BYTES];
+    cr_assert_gt(rush_json_encode_result(&join, &self, text, sizeof text), 0);
+    cr_assert_not_null(strstr(text, "\"reason\":\"inviter_self\""), "%s", text);
 }

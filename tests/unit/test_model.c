@@ -197,6 +197,7 @@ struct m_order {
     uint32_t group;   /* 0: a flash-sale order */
     int64_t amount;   /* solo: price * qty when reserved; a seat: its leader, group or list price */
     int64_t deadline; /* pay deadline; 0: none */
+    uint64_t inviter; /* a seat bought on an invitation: the inviter; else 0 */
     uint8_t state;
 };
 
@@ -529,8 +530,16 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
 {
     struct m_group *group = &m->groups[g];
     struct m_sku *sku = &m->skus[group->sku];
-    for (uint32_t i = 0; i < group->seats; i++)
+    for (uint32_t i = 0; i < group->seats; i++) {
         m_order_confirm(m, group->members[i]);
+        uint64_t inviter = m->orders[group->members[i]].inviter;
+        if (inviter != 0) /* the inviter's reward, once the group completed (amount: who) */
+            notes_push(&m->published, (struct note){.id = order_id(group->members[i]),
+                                                    .amount = (int64_t)inviter,
+                                                    .qty = 1,
+                                                    .type = RUSH_EV_INVITER_DUE,
+                                                    .op = m->op});
+    }
     notes_push(&m->published, (struct note){.id = group_id(g),
                                             .qty = virtual_seats,
                                             .type = RUSH_EV_GROUP_COMPLETED,
@@ -563,11 +572,12 @@ static int64_t m_seat_price(const struct rush_sku *def, bool leader)
     return (def->prices & RUSH_SKU_GROUP_PRICE) ? def->group_price_fen : def->price_fen;
 }
 
-static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user)
+static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user, uint64_t inviter)
 {
     struct m_group *group = &m->groups[g];
     int64_t amount = m_seat_price(&m->skus[group->sku].def, group->seats == 0);
     uint32_t n = m_order_new(m, group->sku, user, 1, g, amount);
+    m->orders[n].inviter = inviter;
     group->members[group->seats++] = n;
     if (group->seats == m->skus[group->sku].def.group_size)
         m_group_complete(m, g, 0);
@@ -583,7 +593,7 @@ static bool m_user_in_group(const struct model *m, const struct m_group *group, 
 }
 
 /* Opens a group with the leader's seat; window and SKU kind were checked. */
-static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
+static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user, uint64_t inviter)
 {
     struct m_sku *sku = &m->skus[s];
     struct m_verdict v = m_can_hold(m, sku, user, 1);
@@ -600,7 +610,7 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
     m->groups[g] = (struct m_group){.sku = s, .deadline = deadline, .state = RUSH_GROUP_OPEN};
     sku->groups_open++;
     m_timer_add(m, m->groups[g].deadline, m->limits.orders_max + 1 + g);
-    v.order = m_seat_take(m, g, user);
+    v.order = m_seat_take(m, g, user, inviter);
     return v;
 }
 
@@ -614,11 +624,13 @@ static struct m_verdict m_group_open(struct model *m, const struct rush_request 
     struct m_verdict v = m_window(m, &m->skus[s]);
     if (v.outcome != RUSH_OK)
         return v;
-    return m_open(m, (uint32_t)s, rq->user_id);
+    return m_open(m, (uint32_t)s, rq->user_id, 0);
 }
 
 static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
 {
+    if (rq->inviter_id != 0 && rq->inviter_id == rq->user_id)
+        return m_invalid(RUSH_REASON_INVITER_SELF);
     uint32_t g = m_group_of(m, rq->target_id);
     if (g == 0)
         return m_out(RUSH_UNKNOWN_GROUP);
@@ -637,7 +649,7 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
         return m_out(RUSH_ALREADY_IN_GROUP);
     v = m_can_hold(m, sku, rq->user_id, 1);
     if (v.outcome == RUSH_OK)
-        v.order = m_seat_take(m, g, rq->user_id);
+        v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
 }
 
@@ -658,6 +670,8 @@ static uint32_t m_best_group(const struct model *m, uint32_t s, uint64_t user)
 
 static struct m_verdict m_join_any(struct model *m, const struct rush_request *rq)
 {
+    if (rq->inviter_id != 0 && rq->inviter_id == rq->user_id)
+        return m_invalid(RUSH_REASON_INVITER_SELF);
     int s = m_sku_of(m, rq->sku_id);
     if (s < 0)
         return m_out(RUSH_UNKNOWN_SKU);
@@ -671,8 +685,8 @@ static struct m_verdict m_join_any(struct model *m, const struct rush_request *r
         return v;
     uint32_t g = m_best_group(m, (uint32_t)s, rq->user_id);
     if (g == 0)
-        return m_open(m, (uint32_t)s, rq->user_id);
-    v.order = m_seat_take(m, g, rq->user_id);
+        return m_open(m, (uint32_t)s, rq->user_id, rq->inviter_id);
+    v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
 }
 
@@ -757,10 +771,12 @@ static bool m_same_request(const struct rush_request *a, const struct rush_reque
     case RUSH_OP_RESERVE:
         return a->sku_id == b->sku_id && a->user_id == b->user_id && a->qty == b->qty;
     case RUSH_OP_GROUP_OPEN:
-    case RUSH_OP_GROUP_JOIN_ANY:
         return a->sku_id == b->sku_id && a->user_id == b->user_id;
+    case RUSH_OP_GROUP_JOIN_ANY:
+        return a->sku_id == b->sku_id && a->user_id == b->user_id && a->inviter_id == b->inviter_id;
     case RUSH_OP_GROUP_JOIN:
-        return a->target_id == b->target_id && a->user_id == b->user_id;
+        return a->target_id == b->target_id && a->user_id == b->user_id &&
+               a->inviter_id == b->inviter_id;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:
         return a->target_id == b->target_id;
@@ -1173,6 +1189,13 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
                                                        .type = event->type,
                                                        .op = event->op});
             break;
+        case RUSH_EV_INVITER_DUE: /* compared by who is to be paid */
+            notes_push(&sink->published, (struct note){.id = event->order_id,
+                                                       .amount = (int64_t)event->user_id,
+                                                       .qty = event->qty,
+                                                       .type = event->type,
+                                                       .op = event->op});
+            break;
         case RUSH_EV_GROUP_COMPLETED:
         case RUSH_EV_GROUP_FAILED:
             notes_push(&sink->published,
@@ -1191,6 +1214,7 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_SKU_RESUMED:
         case RUSH_EV_SKU_PUT:
         case RUSH_EV_SKU_PART:
+        case RUSH_EV_SEAT_INVITED:
         case RUSH_EV_TYPE_COUNT_:
             break;
         }
@@ -1247,7 +1271,7 @@ static struct rush_shard_limits run_limits(uint64_t seed, uint32_t steps)
         break;
     case 2:
         limits.user_limits_max = 300;
-        limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2);
+        limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 3);
         break;
     case 3:
         limits.keys_max = steps + 16;
@@ -1395,6 +1419,9 @@ static void gen_group_op(struct run *run, struct rush_request *rq, uint8_t op)
 {
     rq->op = op;
     rq->user_id = random_user(run);
+    uint64_t invite = rnd(run, 100);
+    if (op != RUSH_OP_GROUP_OPEN && invite < 30) /* joined on a friend's invitation */
+        rq->inviter_id = invite < 3 ? rq->user_id : random_user(run) + 1000;
     if (op == RUSH_OP_GROUP_JOIN) {
         rq->target_id = some_group_id(run);
         uint32_t g = m_group_of(&run->model, rq->target_id);
