@@ -44,15 +44,6 @@ STAGE_FORBIDDEN = {
     "engine/ops": ("engine/front",),
 }
 
-# TEMPORARY (issue 10): violations present when this check was written, fixed on other
-# branches. The lead removes each entry once the fix is merged; a stale entry is reported.
-#   A loop found is allowed when its files are a subset of one entry (none left).
-#   - snapshot.c reads the shard's private state through shard/shard_internal.h
-TEMPORARY_LOOPS = ()
-TEMPORARY_INCLUDES = frozenset({
-    ("engine/wal/snapshot.c", "engine/shard/shard_internal.h"),
-})
-
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 NM_RE = re.compile(r"^(.*?\.o):\s*(?:[0-9a-fA-F]+\s+)?([A-Za-z])\s+(\S+)$")
 
@@ -97,7 +88,7 @@ def include_rule(source, header):
     return None
 
 
-def check_includes(root, used_allowances):
+def check_includes(root):
     problems = []
     for source in source_files(root):
         with open(os.path.join(root, source), encoding="utf-8", errors="replace") as file:
@@ -106,10 +97,6 @@ def check_includes(root, used_allowances):
                 header = resolve(root, source, match.group(1)) if match else None
                 rule = include_rule(source, header) if header else None
                 if rule is None:
-                    continue
-                if (source, header) in TEMPORARY_INCLUDES:
-                    used_allowances.add((source, header))
-                    print("allowed for now: %s:%d includes %s (%s)" % (source, number, header, rule))
                     continue
                 problems.append("%s:%d: includes %s: %s" % (source, number, header, rule))
     return problems
@@ -232,7 +219,7 @@ def describe_loop(component, edges):
     return "\n".join(lines)
 
 
-def check_calls(source, build, nm, used_allowances):
+def check_calls(source, build, nm):
     objects = object_files(build, source)
     if not objects:
         return None
@@ -243,33 +230,21 @@ def check_calls(source, build, nm, used_allowances):
               (symbol, ", ".join(sorted(defined[symbol]))))
     problems = []
     for component in loops(edges):
-        allowance = next((a for a in TEMPORARY_LOOPS if component <= a), None)
-        text = "call loop between %s:\n%s" % (", ".join(sorted(component)),
-                                              describe_loop(component, edges))
-        if allowance is not None:
-            used_allowances.add(allowance)
-            print("allowed for now: " + text)
-        else:
-            problems.append(text)
+        problems.append("call loop between %s:\n%s" % (", ".join(sorted(component)),
+                                                       describe_loop(component, edges)))
     print("call graph: %d object files, %d files with calls to other files" %
           (len(objects), len(edges)))
     return problems
 
 
 def run(source, build, nm):
-    used = set()
-    problems = check_includes(source, used) + check_test_folders(source)
+    problems = check_includes(source) + check_test_folders(source)
     if build is not None:
-        calls = check_calls(source, build, nm, used)
+        calls = check_calls(source, build, nm)
         if calls is None:
             print("no object files under %s/CMakeFiles: build first" % build)
             return 2, problems
         problems += calls
-        for stale in set(TEMPORARY_LOOPS) - used:
-            print("stale allow-list entry (no such loop any more): remove TEMPORARY_LOOPS %s" %
-                  sorted(stale))
-    for stale in TEMPORARY_INCLUDES - used:
-        print("stale allow-list entry: remove TEMPORARY_INCLUDES %s" % (stale,))
     for problem in problems:
         print("LAYER: " + problem)
     return (1 if problems else 0), problems

@@ -102,9 +102,9 @@ static void print_header(const struct rush_snapshot_header *header)
            " keys_max %" PRIu32 " user_limits_max %" PRIu32 "\n",
            limits->skus_max, limits->orders_max, limits->groups_max, limits->keys_max,
            limits->user_limits_max);
-    for (int s = 0; s < RUSH_SNAPSHOT_SECTION_COUNT; s++)
+    for (int s = 0; s < RUSH_IMAGE_SECTION_COUNT; s++)
         printf("section %-12s records %10" PRIu32 " x %3" PRIu32 " bytes  xxh3 %016" PRIx64 "\n",
-               rush_snapshot_section_name((enum rush_snapshot_section)s), header->counts[s],
+               rush_shard_image_section_name((enum rush_shard_image_section)s), header->counts[s],
                header->record_bytes[s], header->checksums[s]);
 }
 
@@ -160,9 +160,9 @@ static bool verify_snapshots(const char *dir, uint32_t shard, const uint64_t *ls
             printf("shard %" PRIu32 ": snapshot %s: lsn %" PRIu64 ", %zu bytes, %" PRIu32
                    " skus, %" PRIu32 " orders, %" PRIu32 " groups, %" PRIu32 " keys, %" PRIu32
                    " timers: ok\n",
-                   shard, name, lsns[i], map.size, counts[RUSH_SNAPSHOT_SKUS],
-                   counts[RUSH_SNAPSHOT_ORDERS], counts[RUSH_SNAPSHOT_GROUPS],
-                   counts[RUSH_SNAPSHOT_KEYS], counts[RUSH_SNAPSHOT_TIMERS]);
+                   shard, name, lsns[i], map.size, counts[RUSH_IMAGE_SKUS],
+                   counts[RUSH_IMAGE_ORDERS], counts[RUSH_IMAGE_GROUPS], counts[RUSH_IMAGE_KEYS],
+                   counts[RUSH_IMAGE_TIMERS]);
             *newest = lsns[i];
         }
         rush_memory_unmap_file(&map);

@@ -588,7 +588,7 @@ static void remember_with_order(struct rush_shard *shard, const struct rush_even
     const struct sku_state *sku = &shard->skus[order->sku_index];
     order->end_key = event->key;
     order->end_op = event->op;
-    order->end_remaining = sku->def.unlimited ? 0 : sku->available;
+    order->end_remaining = sku->def.unlimited ? SHARD_REMAINING_UNLIMITED : sku->available;
     shard->end_answer = (struct key_entry){.key = event->key,
                                            .op = event->op,
                                            .outcome = RUSH_OK,
@@ -633,7 +633,9 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
     entry->order_id = event->order_id;
     entry->ring_seq = ring_seq;
     const struct sku_state *sku = shard__sku(shard, event->sku_id);
-    entry->remaining = sku && !sku->def.unlimited ? sku->available : 0;
+    entry->remaining = sku == NULL          ? 0
+                       : sku->def.unlimited ? SHARD_REMAINING_UNLIMITED
+                                            : sku->available;
     if (creates) {
         struct order *order = shard__order(shard, event->order_id);
         RUSH_ASSERT(order != NULL);
@@ -749,19 +751,19 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
     result->reason = entry->reason;
     result->state = entry->state;
     result->order_id = entry->order_id;
-    result->remaining = entry->remaining;
+    /* The SKU's kind as it was at the decision, not as a later sku_put left it. */
+    bool unlimited = entry->remaining == SHARD_REMAINING_UNLIMITED;
+    result->remaining = unlimited ? 0 : entry->remaining;
+    if (unlimited)
+        result->flags |= RUSH_RESULT_UNLIMITED;
     const struct order *order = shard__order(shard, entry->order_id);
-    const struct sku_state *sku = shard__sku(shard, request->sku_id);
     if (order != NULL) {
         result->qty = order->qty;
-        sku = &shard->skus[order->sku_index];
         if (order->group_index != NONE)
             result->group_id = group_id_of(shard, order->group_index);
     } else if (request->op == RUSH_OP_GROUP_JOIN) {
         result->group_id = request->target_id;
     }
-    if (sku != NULL && sku->def.unlimited)
-        result->flags |= RUSH_RESULT_UNLIMITED;
 }
 
 /* ---- check and digest --------------------------------------------------------------------- */

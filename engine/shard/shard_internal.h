@@ -5,6 +5,8 @@
  *             digest
  *   group.c   group records: open-group buckets, seats, the join_any choice, the deadline and
  *             virtual-seat policy (pure: it emits nothing)
+ *   shard_image.c  the state as sections of records for a snapshot, and a fresh shard rebuilt
+ *             from them (calls shard.c's check only)
  * Calls go one way, decide.c -> shard.c -> group.c (decide.c also calls group.c); group.c calls
  * neither, so shard.c's apply can keep the buckets without a call loop.
  *
@@ -57,7 +59,8 @@ struct order {
     rush_key key;          /* the key of the decision that created it; removed with the slot */
     rush_key end_key;      /* the key of the confirm or cancel that ended it; zero otherwise */
     int64_t ended_ns;      /* engine time it left reserved; 0 while reserved */
-    int64_t end_remaining; /* `remaining` of the answer to end_key, for its retries */
+    int64_t end_remaining; /* `remaining` of the answer to end_key, for its retries
+                              (SHARD_REMAINING_UNLIMITED: the SKU was unlimited then) */
     uint32_t sku_index;
     uint32_t qty;
     uint32_t group_index;  /* NONE for a flash-sale order */
@@ -111,9 +114,16 @@ struct key_entry {
     uint8_t reason;
     uint8_t state; /* the order's state the decision left (rush_result.state) */
     uint64_t order_id;
-    int64_t remaining;
+    int64_t remaining; /* SHARD_REMAINING_UNLIMITED: the SKU was unlimited at the decision */
     uint64_t ring_seq;
 };
+
+/*
+ * A remembered answer's `remaining` when its SKU was unlimited at the decision: the answer and
+ * every retry carry RUSH_RESULT_UNLIMITED and remaining 0, whatever a later sku_put made of the
+ * SKU (available stock is never negative, so the value is free).
+ */
+#define SHARD_REMAINING_UNLIMITED INT64_C(-1)
 static_assert(sizeof(struct key_entry) == 64, "idempotency entry stays one cache line");
 
 /* A key's request fields, as stored and compared. */

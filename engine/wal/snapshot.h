@@ -16,13 +16,14 @@
  * directory fsync'ed; only then are older snapshots (and the caller then the covered segments)
  * removed, so a crash at any point leaves a complete snapshot or the log that covers it.
  *
- * Layout (little-endian; records are the shard's in-memory records, pinned by static_asserts in
- * snapshot.c, so changing one of them means a new RUSH_SNAPSHOT_VERSION):
+ * Layout (little-endian; records are the shard's in-memory records, emitted and restored by
+ * shard/shard_image.c and pinned there by static_asserts, so changing one of them means a new
+ * RUSH_SNAPSHOT_VERSION):
  *
  *   offset  size  field
  *        0   256  header (struct rush_snapshot_header), sealed by header_checksum (XXH3-64 of
  *                 bytes 0..247); it holds the count, record size and XXH3-64 of each section
- *      256     *  sections, back to back, in enum rush_snapshot_section order:
+ *      256     *  sections, back to back, in enum rush_shard_image_section order:
  *                   skus          sku_count SKU states (index order)
  *                   orders        orders 1..order_count
  *                   groups        groups 1..group_count
@@ -57,6 +58,7 @@
 #include "rush/engine.h"
 #include "rush/types.h"
 #include "shard/shard.h"
+#include "shard/shard_image.h"
 
 #define RUSH_SNAPSHOT_MAGIC UINT32_C(0x504e5352) /* "RSNP" read as a little-endian u32 */
 /*
@@ -71,17 +73,6 @@
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
 #define RUSH_SNAPSHOT_NAME_MAX 64
 
-enum rush_snapshot_section {
-    RUSH_SNAPSHOT_SKUS = 0,
-    RUSH_SNAPSHOT_ORDERS = 1,
-    RUSH_SNAPSHOT_GROUPS = 2,
-    RUSH_SNAPSHOT_SKU_IDS = 3,
-    RUSH_SNAPSHOT_KEYS = 4,
-    RUSH_SNAPSHOT_USER_LIMITS = 5,
-    RUSH_SNAPSHOT_TIMERS = 6,
-    RUSH_SNAPSHOT_SECTION_COUNT = 7,
-};
-
 struct rush_snapshot_header {
     uint32_t magic;
     uint16_t version;
@@ -92,27 +83,19 @@ struct rush_snapshot_header {
     int64_t now_ns;                  /* the shard clock */
     uint64_t file_bytes;             /* header + every section */
     struct rush_shard_limits limits; /* of the shard that wrote it (informational) */
-    uint32_t counts[RUSH_SNAPSHOT_SECTION_COUNT];
-    uint32_t record_bytes[RUSH_SNAPSHOT_SECTION_COUNT];
-    uint64_t checksums[RUSH_SNAPSHOT_SECTION_COUNT]; /* XXH3-64 of each section's bytes */
-    uint8_t reserved[72];                            /* zero */
-    uint64_t header_checksum;                        /* XXH3-64 of bytes 0..247 */
+    uint32_t counts[RUSH_IMAGE_SECTION_COUNT];
+    uint32_t record_bytes[RUSH_IMAGE_SECTION_COUNT];
+    uint64_t checksums[RUSH_IMAGE_SECTION_COUNT]; /* XXH3-64 of each section's bytes */
+    uint8_t reserved[72];                         /* zero */
+    uint64_t header_checksum;                     /* XXH3-64 of bytes 0..247 */
 };
 static_assert(sizeof(struct rush_snapshot_header) == RUSH_SNAPSHOT_HEADER_BYTES, "header size");
 static_assert(offsetof(struct rush_snapshot_header, header_checksum) == 248, "checksum is last");
 
-/* A timer as stored: which order or group, and its deadline. */
-struct rush_snapshot_timer {
-    uint32_t index; /* order or group index (>= 1) */
-    uint32_t kind;  /* 0: an order's pay TTL, 1: a group's deadline */
-    int64_t deadline_ns;
-};
-static_assert(sizeof(struct rush_snapshot_timer) == 16, "timer record is 16 bytes");
-
 /* A decoded snapshot: the header and views of its sections in the caller's bytes. */
 struct rush_snapshot_view {
     struct rush_snapshot_header header;
-    const uint8_t *sections[RUSH_SNAPSHOT_SECTION_COUNT];
+    const uint8_t *sections[RUSH_IMAGE_SECTION_COUNT];
 };
 
 /*
@@ -144,8 +127,9 @@ RUSH_MUST_USE int rush_snapshot_decode(const uint8_t *bytes, size_t len,
                                        struct rush_snapshot_view *out, char *why, size_t why_size);
 
 /*
- * Copies a decoded snapshot into a fresh shard, checking every index it holds and, at the end,
- * rush_shard_check. 0; RUSH_ECONFIG when it does not fit the shard's limits; RUSH_ECORRUPT.
+ * Copies a decoded snapshot into a fresh shard (rush_shard_image_restore: every index it holds is
+ * checked and, at the end, rush_shard_check). 0; RUSH_ECONFIG when it does not fit the shard's
+ * limits; RUSH_ECORRUPT; -ENOMEM.
  */
 RUSH_MUST_USE int rush_snapshot_restore(struct rush_shard *fresh_shard,
                                         const struct rush_snapshot_view *view, char *why,
@@ -153,9 +137,6 @@ RUSH_MUST_USE int rush_snapshot_restore(struct rush_shard *fresh_shard,
 
 /* Computes and stores header->header_checksum. */
 void rush_snapshot_header_seal(struct rush_snapshot_header *header);
-/* Record size of each section in this build. */
-uint32_t rush_snapshot_record_bytes(enum rush_snapshot_section section);
-const char *rush_snapshot_section_name(enum rush_snapshot_section section);
 
 /* Writes the file name (always < RUSH_SNAPSHOT_NAME_MAX); returns its length. */
 int rush_snapshot_name(char *out, size_t size, uint32_t shard_index, uint64_t lsn);

@@ -1,5 +1,6 @@
 /*
- * fuzz_snapshot.c — libFuzzer target for the snapshot reader (engine/wal/snapshot.c).
+ * fuzz_snapshot.c — libFuzzer target for the snapshot reader (engine/wal/snapshot.c, and the
+ * restore of engine/shard/shard_image.c behind it).
  *
  * Feeds arbitrary bytes to rush_snapshot_decode() as they are, and "repaired" — magic, version,
  * header size, file length and every checksum recomputed over what the bytes claim — so that the
@@ -58,7 +59,7 @@ static void check(const uint8_t *bytes, size_t len)
     if (rc < 0)
         return;
     const uint8_t *at = bytes + RUSH_SNAPSHOT_HEADER_BYTES;
-    for (int s = 0; s < RUSH_SNAPSHOT_SECTION_COUNT; s++) {
+    for (int s = 0; s < RUSH_IMAGE_SECTION_COUNT; s++) {
         RUSH_ASSERT(view.sections[s] == at);
         at += (size_t)view.header.counts[s] * view.header.record_bytes[s];
     }
@@ -79,8 +80,8 @@ static void repair(uint8_t *bytes, size_t len)
     header.header_bytes = RUSH_SNAPSHOT_HEADER_BYTES;
     header.file_bytes = len;
     uint64_t offset = RUSH_SNAPSHOT_HEADER_BYTES;
-    for (int s = 0; s < RUSH_SNAPSHOT_SECTION_COUNT; s++) {
-        header.record_bytes[s] = rush_snapshot_record_bytes((enum rush_snapshot_section)s);
+    for (int s = 0; s < RUSH_IMAGE_SECTION_COUNT; s++) {
+        header.record_bytes[s] = rush_shard_image_record_bytes((enum rush_shard_image_section)s);
         uint64_t room = (len - offset) / header.record_bytes[s];
         if (header.counts[s] > room)
             header.counts[s] = (uint32_t)room;

@@ -252,6 +252,57 @@ Test(snapshot, a_snapshot_larger_than_the_limits_is_refused)
     rush_shard_destroy(shard);
 }
 
+/* ---- the shard's side, without a file ------------------------------------------------------ */
+
+/* One section's records, collected in memory by the shard's sink. */
+struct collected {
+    uint8_t *bytes;
+    size_t used;
+    size_t capacity;
+};
+
+static void collect(void *context, const void *record, size_t bytes)
+{
+    struct collected *section = context;
+    if (section->used + bytes > section->capacity) {
+        section->capacity = 2 * (section->used + bytes);
+        section->bytes = realloc(section->bytes, section->capacity);
+        cr_assert_not_null(section->bytes);
+    }
+    memcpy(section->bytes + section->used, record, bytes);
+    section->used += bytes;
+}
+
+Test(snapshot, a_shard_image_restores_the_digest_without_a_file)
+{
+    struct rush_shard *shard = shard_new(small_limits(), 11, NULL);
+    drive(shard, 1, 2000);
+    struct collected sections[RUSH_IMAGE_SECTION_COUNT] = {0};
+    struct rush_shard_image image = {.now_ns = rush_shard_now(shard)};
+    for (int s = 0; s < RUSH_IMAGE_SECTION_COUNT; s++) {
+        enum rush_shard_image_section section = (enum rush_shard_image_section)s;
+        image.counts[s] = rush_shard_image_emit(shard, section, collect, &sections[s]);
+        cr_assert_gt(image.counts[s], 0, "%s", rush_shard_image_section_name(section));
+        cr_assert_eq(sections[s].used,
+                     (size_t)image.counts[s] * rush_shard_image_record_bytes(section));
+        image.sections[s] = sections[s].bytes;
+    }
+    char why[256] = "";
+    struct rush_shard *copy = shard_new(small_limits(), 77, NULL);
+    cr_assert_eq(rush_shard_image_restore(copy, &image, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(rush_shard_digest(copy), rush_shard_digest(shard));
+    rush_shard_destroy(copy);
+    /* One SKU id entry fewer than SKUs: refused, without reading past the section. */
+    image.counts[RUSH_IMAGE_SKU_IDS]--;
+    copy = shard_new(small_limits(), 77, NULL);
+    cr_assert_eq(rush_shard_image_restore(copy, &image, why, sizeof(why)), RUSH_ECORRUPT);
+    cr_assert_not_null(strstr(why, "SKU ids"), "%s", why);
+    rush_shard_destroy(copy);
+    for (int s = 0; s < RUSH_IMAGE_SECTION_COUNT; s++)
+        free(sections[s].bytes);
+    rush_shard_destroy(shard);
+}
+
 /* ---- through the engine -------------------------------------------------------------------- */
 
 static struct rush_engine *open_engine(int *rc, uint64_t every)
