@@ -14,8 +14,8 @@
  * Request object. {"op":"reserve","sku":1001,"user":42,"qty":1,"key":"k-42"}
  *   op      a name from names.c (reserve, confirm, ..., resume), or the admin forms sku_put,
  *           stats and snapshot.
- *   sku     SKU id            reserve, group_open, group_join_any, query_sku, adjust, pause,
- *                             resume
+ *   sku     SKU id            reserve, group_open, group_join_any, query_sku, list_groups,
+ *                             adjust, pause, resume
  *   user    user id           reserve, group_open, group_join, group_join_any
  *   qty     1..RUSH_JSON_QTY_MAX units                                       reserve
  *   order   order id          confirm, cancel, query_order
@@ -23,8 +23,10 @@
  *   amount  signed change of stock_total, nonzero, |amount| <= RUSH_JSON_AMOUNT_MAX   adjust
  *   key     idempotency key   every op that changes state; refused on queries
  *   tag     u64 of the caller's, echoed in the answer; optional on every request op
- * Every field listed for an op is required, except tag; a field an op does not take is refused
- * (the binary form needs unused fields zero for a retry to match its first try).
+ *   inviter user id who invited the joiner; optional       group_join, group_join_any
+ *   limit   1..RUSH_LIST_GROUPS_MAX groups to list         list_groups (see below)
+ * Every field listed for an op is required, except tag and inviter; a field an op does not take
+ * is refused (the binary form needs unused fields zero for a retry to match its first try).
  *
  * 64-bit numbers. JavaScript loses precision above 2^53, so the encoder writes order and group
  * ids as decimal strings always, and any other 64-bit figure as a JSON number when its

@@ -453,6 +453,14 @@ Test(server, json_one_stock_several_prices_and_list_groups)
     cr_expect(strstr(reply, "\"leader\":1}") != NULL && strstr(reply, "\"leader\":2}") != NULL,
               "%s", reply);
     cr_expect(strstr(reply, "}],\"tag\":9}") != NULL, "two groups, then the tag: %s", reply);
+    call_json(sock,
+              "{\"op\":\"group_join_any\",\"sku\":4002,\"user\":8,\"inviter\":8,\"key\":\"i-8\"}",
+              reply, sizeof(reply));
+    cr_expect(strstr(reply, "\"reason\":\"inviter_self\"") != NULL, "%s", reply);
+    call_json(sock,
+              "{\"op\":\"group_join_any\",\"sku\":4002,\"user\":8,\"inviter\":7,\"key\":\"i-9\"}",
+              reply, sizeof(reply));
+    cr_expect(strstr(reply, "\"outcome\":\"ok\"") != NULL, "an invited join: %s", reply);
     call_json(sock, "{\"op\":\"list_groups\",\"sku\":1005,\"limit\":5}", reply, sizeof(reply));
     cr_expect(strstr(reply, "\"reason\":\"not_group_sku\"") != NULL, "%s", reply);
     call_json(sock, "{\"op\":\"list_groups\",\"sku\":4001,\"limit\":21}", reply, sizeof(reply));
