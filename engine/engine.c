@@ -306,6 +306,7 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
     case RUSH_OP_GROUP_OPEN:
     case RUSH_OP_GROUP_JOIN_ANY:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_ADJUST:
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:

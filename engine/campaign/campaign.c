@@ -276,6 +276,9 @@ enum sku_key {
     K_VIRTUAL_POLICY,
     K_VIRTUAL_SEATS_MAX,
     K_VIRTUAL_BUDGET,
+    K_SOLO_ALLOWED,
+    K_GROUP_PRICE,
+    K_LEADER_PRICE,
     K_COUNT_,
 };
 
@@ -295,6 +298,9 @@ static const char *const sku_keys[K_COUNT_] = {
     [K_VIRTUAL_POLICY] = "virtual_policy",
     [K_VIRTUAL_SEATS_MAX] = "virtual_seats_max",
     [K_VIRTUAL_BUDGET] = "virtual_budget",
+    [K_SOLO_ALLOWED] = "solo_allowed",
+    [K_GROUP_PRICE] = "group_price",
+    [K_LEADER_PRICE] = "leader_price",
 };
 
 #define KEY_BIT(key) (UINT32_C(1) << (key))
@@ -598,12 +604,28 @@ static const char *sku_stock_value(struct rush_sku *sku, const char *value)
     return NULL;
 }
 
-static const char *sku_price_value(struct rush_sku *sku, const char *value)
+static const char *fen_value(const char *value, int64_t *out)
 {
     if (strchr(value, '.') != NULL)
         return "must be whole fen, an integer: write 100 for 1.00 yuan";
-    if (parse_integer(value, 0, RUSH_PRICE_FEN_MAX, &sku->price_fen) < 0)
+    if (parse_integer(value, 0, RUSH_PRICE_FEN_MAX, out) < 0)
         return "must be an integer number of fen 0..100000000000";
+    return NULL;
+}
+
+/* group_price and leader_price: present means set (0 is a price: free). */
+static const char *sku_group_price_value(struct rush_sku *sku, uint8_t bit, const char *value,
+                                         int64_t *out)
+{
+    sku->prices |= bit;
+    return fen_value(value, out);
+}
+
+static const char *bool_value(const char *value, uint8_t *out)
+{
+    if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+        return "must be true or false";
+    *out = strcmp(value, "true") == 0;
     return NULL;
 }
 
@@ -652,7 +674,7 @@ static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_k
     case K_STOCK:
         return sku_stock_value(sku, value);
     case K_PRICE:
-        return sku_price_value(sku, value);
+        return fen_value(value, &sku->price_fen);
     case K_START:
         return time_value(ld, value, false, &sku->start_ns);
     case K_END:
@@ -666,10 +688,7 @@ static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_k
     case K_PAY_TTL:
         return duration_value(value, &sku->pay_ttl_ns);
     case K_PAUSED:
-        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
-            return "must be true or false";
-        sku->paused = strcmp(value, "true") == 0;
-        return NULL;
+        return bool_value(value, &sku->paused);
     case K_GROUP_SIZE:
         return parse_u32(value, 2, RUSH_GROUP_SIZE_MAX, &sku->group_size) < 0 ? "must be 2..64"
                                                                               : NULL;
@@ -688,6 +707,12 @@ static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_k
     case K_VIRTUAL_BUDGET:
         return parse_u32(value, 1, UINT32_MAX, &sku->virtual_budget) < 0 ? "must be 1..4294967295"
                                                                          : NULL;
+    case K_SOLO_ALLOWED:
+        return bool_value(value, &sku->solo_allowed);
+    case K_GROUP_PRICE:
+        return sku_group_price_value(sku, RUSH_SKU_GROUP_PRICE, value, &sku->group_price_fen);
+    case K_LEADER_PRICE:
+        return sku_group_price_value(sku, RUSH_SKU_LEADER_PRICE, value, &sku->leader_price_fen);
     case K_COUNT_:
         break;
     }

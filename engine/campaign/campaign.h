@@ -23,8 +23,11 @@
  *                 paused (true|false, default false); group-buy: group_size (2..64),
  *                 group_ttl (required with group_size), groups_open_max (default 1000),
  *                 virtual_policy = none|fill|at_most, virtual_seats_max (at_most only),
- *                 virtual_budget (fill and at_most only, >= 1). name, stock, price, start and
- *                 end are required.
+ *                 virtual_budget (fill and at_most only, >= 1), solo_allowed (true|false: a
+ *                 reserve also buys from the same stock at price), group_price (integer fen,
+ *                 what a seat pays; default price), leader_price (integer fen, what the opener
+ *                 pays, 0 = free; default group_price); the prices at most price. name, stock,
+ *                 price, start and end are required.
  *
  * Times: RFC 3339 with an offset ("2026-11-11T00:00:00+08:00", "...Z", up to 9 fraction
  * digits), "now" (the time of loading, kept in rush_campaign.loaded_ns), or an integer of ns

@@ -19,7 +19,8 @@
  * decisions that were made durable, so a client resends exactly the unknown ones with their keys.
  *
  * JSON. One object per message (rush_json_decode_request), answered by
- * rush_json_encode_result() or rush_json_encode_error().
+ * rush_json_encode_result() or rush_json_encode_error(); list_groups asks the engine one rank per
+ * request and is answered by rush_json_encode_group_list().
  *
  * Workload: every order message; the per-request work is a 64-byte copy, one field check and, in
  * the reply, one outcome count. Threads: the front end only.
@@ -123,9 +124,18 @@ static void on_json(struct rush_server *server, struct rush_server_message *mess
         rush_server_send_json_error(server, message, why);
         return;
     }
-    struct rush_server_slot *slot = rush_server_slot_take(server, 1, message->len);
-    slot->requests[0] = request;
-    set_aside_invalid(slot, rush_wire_request_reason(&request) == RUSH_REASON_NONE ? 0 : 1);
+    /* list_groups {limit}: one query per rank, in one batch to the SKU's shard, which decides
+     * them in a row (so the ranks describe one state); answered as one list. */
+    uint32_t count = request.op == RUSH_OP_LIST_GROUPS ? request.qty : 1;
+    RUSH_ASSERT(count >= 1 && count <= RUSH_LIST_GROUPS_MAX);
+    struct rush_server_slot *slot = rush_server_slot_take(server, count, message->len);
+    for (uint32_t rank = 0; rank < count; rank++) {
+        slot->requests[rank] = request;
+        if (request.op == RUSH_OP_LIST_GROUPS)
+            slot->requests[rank].qty = rank;
+    }
+    set_aside_invalid(slot,
+                      rush_wire_request_reason(&slot->requests[0]) == RUSH_REASON_NONE ? 0 : 1);
     slot->endpoint = RUSH_ENDPOINT_JSON;
     slot->control = message->control;
     message->control = NULL;
@@ -172,9 +182,12 @@ static void reply_binary(struct rush_server *server, struct rush_server_slot *sl
 static void reply_json(struct rush_server *server, struct rush_server_slot *slot,
                        const struct rush_result *results)
 {
-    RUSH_ASSERT(slot->count == 1);
-    int n = rush_json_encode_result(&slot->requests[0], &results[0], server->text,
-                                    sizeof(server->text));
+    int n = slot->requests[0].op == RUSH_OP_LIST_GROUPS
+                ? rush_json_encode_group_list(&slot->requests[0], results, slot->count,
+                                              server->text, sizeof(server->text))
+                : rush_json_encode_result(&slot->requests[0], &results[0], server->text,
+                                          sizeof(server->text));
+    RUSH_ASSERT(slot->count == 1 || slot->requests[0].op == RUSH_OP_LIST_GROUPS);
     if (n < 0)
         n = rush_json_encode_error("server could not encode the result", server->text,
                                    sizeof(server->text));

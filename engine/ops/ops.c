@@ -197,6 +197,8 @@ static void count_event(struct ops_totals *t, struct ops_sku *sku,
     case RUSH_EV_SKU_RESUMED:
     case RUSH_EV_SKU_PUT:
     case RUSH_EV_SKU_PART:
+    case RUSH_EV_SEAT_INVITED:
+    case RUSH_EV_INVITER_DUE: /* a reward for the inviter: not an order's count */
     case RUSH_EV_TYPE_COUNT_:
         break; /* not on the stream */
     }

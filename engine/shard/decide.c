@@ -87,6 +87,7 @@ struct rush_event decide__event(const struct rush_request *request, uint8_t type
     case RUSH_OP_QUERY_SKU:
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -156,7 +157,7 @@ static struct verdict decide_reserve(struct rush_shard *shard, const struct rush
     struct sku_state *sku = shard__sku(shard, request->sku_id);
     if (sku == NULL)
         return verdict_of(RUSH_UNKNOWN_SKU);
-    if (sku->def.group_size != 0)
+    if (sku->def.group_size != 0 && !sku->def.solo_allowed)
         return invalid_because(RUSH_REASON_GROUP_SKU);
     struct verdict verdict = decide__sale_window(shard, sku);
     if (verdict.outcome == RUSH_OK)
@@ -263,6 +264,23 @@ static struct verdict decide_cancel(struct rush_shard *shard, const struct rush_
  * checked. The SKU's cap on open groups is a business outcome (group_full: join one instead);
  * the shard's group table being full is capacity (busy).
  */
+/* After a join's seat (`seat`, just emitted): who invited its buyer, when the request says. */
+static void note_inviter(struct rush_shard *shard, const struct rush_request *request,
+                         const struct rush_event *seat)
+{
+    if (request->inviter_id == 0 ||
+        (request->op != RUSH_OP_GROUP_JOIN && request->op != RUSH_OP_GROUP_JOIN_ANY))
+        return;
+    RUSH_ASSERT(request->inviter_id != request->user_id); /* refused before (inviter_self) */
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SEAT_INVITED,
+                                            .op = request->op,
+                                            .qty = 1,
+                                            .order_id = seat->order_id,
+                                            .group_id = seat->group_id,
+                                            .sku_id = seat->sku_id,
+                                            .user_id = request->inviter_id});
+}
+
 static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
                                  struct sku_state *sku)
 {
@@ -279,6 +297,7 @@ static struct verdict open_group(struct rush_shard *shard, const struct rush_req
     event.order_id = shard__next_order_id(shard);
     event.amount = group__deadline_for(sku, shard->now_ns); /* fixed at open */
     shard__emit(shard, &event);
+    note_inviter(shard, request, &event); /* a join_any that opened: its leader was invited */
     return verdict_of(RUSH_OK);
 }
 
@@ -293,8 +312,9 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
     event.sku_id = sku->def.id;
     event.group_id = group_id_of(shard, group_index);
     event.order_id = shard__next_order_id(shard);
-    event.amount = shard__price_of(sku, 1); /* the seat's amount, fixed at join */
+    event.amount = shard__seat_price(sku, false); /* the seat's amount, fixed at join */
     shard__emit(shard, &event);
+    note_inviter(shard, request, &event);
     if (group->seats == sku->def.group_size) /* this join completed it: its events carry the op */
         shard__group_complete(shard, group_index, 0, request->op);
     return verdict_of(RUSH_OK);
@@ -317,6 +337,8 @@ static struct verdict decide_group_open(struct rush_shard *shard,
 static struct verdict decide_group_join(struct rush_shard *shard,
                                         const struct rush_request *request)
 {
+    if (request->inviter_id != 0 && request->inviter_id == request->user_id)
+        return invalid_because(RUSH_REASON_INVITER_SELF); /* nobody invites themselves */
     const struct group *group = shard__group(shard, request->target_id);
     if (group == NULL)
         return verdict_of(RUSH_UNKNOWN_GROUP);
@@ -342,6 +364,8 @@ static struct verdict decide_group_join(struct rush_shard *shard,
 static struct verdict decide_group_join_any(struct rush_shard *shard,
                                             const struct rush_request *request)
 {
+    if (request->inviter_id != 0 && request->inviter_id == request->user_id)
+        return invalid_because(RUSH_REASON_INVITER_SELF);
     struct sku_state *sku = shard__sku(shard, request->sku_id);
     if (sku == NULL)
         return verdict_of(RUSH_UNKNOWN_SKU);
@@ -447,9 +471,54 @@ static struct verdict query_sku(const struct rush_shard *shard, const struct rus
     return verdict_of(RUSH_OK);
 }
 
+/* The SKU's "join this group" list, computed at rank 0 and reused by the ranks that follow it
+ * in the same work item while nothing changed (group.c group__list bounds the work). */
+static const struct group_list *listed_groups(const struct rush_shard *shard,
+                                              const struct sku_state *sku, uint32_t rank)
+{
+    struct group_list *list = &((struct rush_shard *)shard)->listed; /* a cache, not state */
+    uint32_t sku_index = (uint32_t)(sku - shard->skus);
+    uint64_t events = atomic_load_explicit(&shard->stats.events, memory_order_relaxed);
+    if (rank == 0 || list->sku_index != sku_index || list->now_ns != shard->now_ns ||
+        list->events_seen != events) {
+        list->sku_index = sku_index;
+        list->now_ns = shard->now_ns;
+        list->events_seen = events;
+        list->count = group__list(shard, sku, list->groups, RUSH_LIST_GROUPS_MAX);
+    }
+    return list;
+}
+
+static struct verdict query_list_groups(const struct rush_shard *shard,
+                                        const struct rush_request *request,
+                                        struct rush_result *result)
+{
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (sku->def.group_size == 0)
+        return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
+    if (request->qty >= RUSH_LIST_GROUPS_MAX)
+        return invalid_because(RUSH_REASON_QTY);
+    const struct group_list *list = listed_groups(shard, sku, request->qty);
+    if (request->qty >= list->count)
+        return verdict_of(RUSH_UNKNOWN_GROUP); /* no open group at this rank */
+    uint32_t g = list->groups[request->qty];
+    const struct group *group = &shard->groups[g];
+    RUSH_ASSERT(group->state == RUSH_GROUP_OPEN && group->member_first != NONE);
+    result->state = group->state;
+    result->qty = group->seats;
+    result->group_id = group_id_of(shard, g);
+    result->remaining = (int64_t)sku->def.group_size - group->seats;
+    result->reserved = group->deadline_ns;
+    result->confirmed = (int64_t)shard->orders[group->member_first].user_id;
+    return verdict_of(RUSH_OK);
+}
+
 static bool is_query(uint8_t op)
 {
-    return op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP || op == RUSH_OP_QUERY_SKU;
+    return op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP || op == RUSH_OP_QUERY_SKU ||
+           op == RUSH_OP_LIST_GROUPS;
 }
 
 static struct verdict answer_query(const struct rush_shard *shard,
@@ -462,6 +531,8 @@ static struct verdict answer_query(const struct rush_shard *shard,
         return query_group(shard, request, result);
     case RUSH_OP_QUERY_SKU:
         return query_sku(shard, request, result);
+    case RUSH_OP_LIST_GROUPS:
+        return query_list_groups(shard, request, result);
     case RUSH_OP_NONE:
     case RUSH_OP_RESERVE:
     case RUSH_OP_CONFIRM:
@@ -643,7 +714,7 @@ static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
 static struct verdict sku_put_verdict(const struct rush_shard *shard, const struct rush_sku *put,
                                       struct rush_sku *def)
 {
-    if (put->pad != 0 || (put->fields & ~RUSH_SKU_FIELDS_ALL) != 0)
+    if (!rush_sku_pad_is_zero(put) || (put->fields & ~RUSH_SKU_FIELDS_ALL) != 0)
         return invalid_because(RUSH_REASON_SKU_DEF);
     bool whole = rush_sku_fields_missing(put) == 0;
     if (whole && rush_sku_check(put, NULL, 0) < 0) /* a whole put is valid on its own */

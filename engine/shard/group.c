@@ -184,6 +184,58 @@ uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku
     return NONE;
 }
 
+/* Whether open group a comes before b in a "join this group" list: more seats, then the
+ * earlier deadline, then the older. */
+static bool listed_before(const struct group *a, uint32_t a_index, const struct group *b,
+                          uint32_t b_index)
+{
+    if (a->seats != b->seats)
+        return a->seats > b->seats;
+    if (a->deadline_ns != b->deadline_ns)
+        return a->deadline_ns < b->deadline_ns;
+    return a_index < b_index;
+}
+
+/* Inserts group g into the sorted list out[0..count) of at most `max`; returns the new count. */
+static uint32_t list_insert(const struct rush_shard *shard, uint32_t *out, uint32_t count,
+                            uint32_t max, uint32_t g)
+{
+    uint32_t at = count;
+    while (at > 0 && listed_before(&shard->groups[g], g, &shard->groups[out[at - 1]], out[at - 1]))
+        at--; /* at most max steps */
+    if (at >= max)
+        return count;
+    uint32_t last = count < max ? count : max - 1;
+    for (uint32_t i = last; i > at; i--)
+        out[i] = out[i - 1];
+    out[at] = g;
+    return count < max ? count + 1 : count;
+}
+
+/*
+ * list_groups: the SKU's open groups that take joins now (deadline after now), closest to full
+ * first, then closest to the deadline, at most `max`, into out[]; returns how many. Buckets are
+ * walked from the fullest down and the walk stops once a bucket leaves the list full (a less full
+ * bucket cannot rank higher) or after RUSH_LIST_GROUPS_VISIT_MAX groups: the work is bounded
+ * whatever groups_open_max is, and exact while the buckets it needs hold at most that many.
+ */
+uint32_t group__list(const struct rush_shard *shard, const struct sku_state *sku, uint32_t *out,
+                     uint32_t max)
+{
+    RUSH_ASSERT(max >= 1 && max <= RUSH_LIST_GROUPS_MAX && sku->def.group_size >= 2);
+    uint32_t count = 0;
+    uint32_t visited = 0;
+    for (uint32_t k = sku->def.group_size - 1; k >= 1 && count < max; k--) {
+        for (uint32_t g = sku->bucket_head[k]; g != NONE && visited < RUSH_LIST_GROUPS_VISIT_MAX;
+             g = shard->groups[g].bucket_next, visited++) {
+            if (shard->groups[g].deadline_ns > shard->now_ns)
+                count = list_insert(shard, out, count, max, g);
+        }
+    }
+    RUSH_ASSERT(count <= max && visited <= RUSH_LIST_GROUPS_VISIT_MAX);
+    return count;
+}
+
 /*
  * The deadline policy: how many virtual seats complete the group, or -1 when it fails (no
  * policy, over the SKU's virtual budget, or more empty seats than AT_MOST allows).

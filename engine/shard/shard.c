@@ -190,13 +190,18 @@ struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_i
     case RUSH_OP_RESERVE:
         fields.c = qty; /* fall through */
     case RUSH_OP_GROUP_OPEN:
+        fields.a = sku_id;
+        fields.b = user_id;
+        break;
     case RUSH_OP_GROUP_JOIN_ANY:
         fields.a = sku_id;
         fields.b = user_id;
+        fields.c = shard__inviter_fold((uint64_t)amount); /* the request's inviter_id */
         break;
     case RUSH_OP_GROUP_JOIN:
         fields.a = target_id;
         fields.b = user_id;
+        fields.c = shard__inviter_fold((uint64_t)amount);
         break;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:
@@ -212,15 +217,35 @@ struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_i
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
     return fields;
 }
 
+/* A join's inviter as its key entry keeps it (32 bits: a retry naming another inviter is a
+ * reused key unless the two fold alike); 0 for none. */
+uint32_t shard__inviter_fold(uint64_t inviter_id)
+{
+    uint32_t fold = (uint32_t)(inviter_id ^ (inviter_id >> 32));
+    return inviter_id == 0 ? 0 : fold | 1u;
+}
+
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
 {
     return sku->def.price_fen * (int64_t)qty;
+}
+
+/* What one seat pays: the leader's price for the opener, else the group price, else the list. */
+int64_t shard__seat_price(const struct sku_state *sku, bool leader)
+{
+    RUSH_ASSERT(sku->def.group_size != 0);
+    if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
+        return sku->def.leader_price_fen;
+    if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
+        return sku->def.group_price_fen;
+    return sku->def.price_fen;
 }
 
 /* ---- events ----------------------------------------------------------------------------- */
@@ -310,6 +335,11 @@ void shard__group_complete(struct rush_shard *shard, uint32_t group_index, uint3
          o = shard->orders[o].member_next, seen++) {
         struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_CONFIRMED, o);
         event.op = op;
+        shard__emit(shard, &event);
+        if (shard->orders[o].inviter_id == 0)
+            continue;
+        event.type = RUSH_EV_INVITER_DUE; /* the group completed: its inviter's reward is due */
+        event.user_id = shard->orders[o].inviter_id;
         shard__emit(shard, &event);
     }
     shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_COMPLETED,
@@ -464,7 +494,8 @@ static void apply_group_opened(struct rush_shard *shard, const struct rush_event
     group__opened(shard, sku, (uint32_t)index, event->amount);
     struct rush_event seat = *event;
     seat.type = RUSH_EV_ORDER_RESERVED;
-    seat.amount = shard__price_of(sku, event->qty);
+    RUSH_ASSERT(event->qty == 1);
+    seat.amount = shard__seat_price(sku, true); /* the leader's price, fixed at open */
     apply_reserved(shard, &seat);
 }
 
@@ -589,8 +620,10 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
     struct key_entry *entry = rush_table_insert_noted(&shard->keys, &event->key);
     RUSH_ASSERT(entry != NULL); /* decisions check room first; the ring made its own */
     shard->last_entry = entry;
+    /* A join's inviter comes in the SEAT_INVITED event that follows (apply_seat_invited). */
+    int64_t amount = event->op == RUSH_OP_ADJUST ? event->amount : 0;
     struct request_fields fields =
-        shard__fields(event->op, event->sku_id, event->user_id, event->qty, target, event->amount);
+        shard__fields(event->op, event->sku_id, event->user_id, event->qty, target, amount);
     entry->field_a = fields.a;
     entry->field_b = fields.b;
     entry->field_c = fields.c;
@@ -608,6 +641,18 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
         RUSH_ASSERT(order != NULL);
         order->key = event->key;
     }
+}
+
+/* The seat just reserved was bought on an invitation: the order and its key entry keep it. */
+static void apply_seat_invited(struct rush_shard *shard, const struct rush_event *event)
+{
+    struct order *order = shard__order(shard, event->order_id);
+    RUSH_ASSERT(order != NULL && order->group_index != NONE && event->user_id != 0);
+    RUSH_ASSERT(order->user_id != event->user_id);
+    order->inviter_id = event->user_id;
+    struct key_entry *entry = (struct key_entry *)shard->last_entry;
+    RUSH_ASSERT(entry != NULL && entry->order_id == event->order_id);
+    entry->field_c = shard__inviter_fold(event->user_id);
 }
 
 void shard__apply(struct rush_shard *shard, const struct rush_event *event)
@@ -665,6 +710,11 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
     case RUSH_EV_SKU_PART:
         apply_sku_part(shard, event);
         break;
+    case RUSH_EV_SEAT_INVITED:
+        apply_seat_invited(shard, event);
+        break;
+    case RUSH_EV_INVITER_DUE:
+        break; /* a reward to pay: changes nothing here */
     case RUSH_EV_NONE:
     case RUSH_EV_TYPE_COUNT_:
         RUSH_ASSERT(!"unknown event type");

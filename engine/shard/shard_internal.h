@@ -22,10 +22,13 @@
 #include "timer.h"
 
 #define NONE UINT32_MAX
-#define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 2) /* a group failing */
+/* A join that completes its group: its seat and invitation, then per seat confirmed and
+ * inviter_due, then group_completed. */
+#define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 3)
 /* The most one decision emits: a join that finds its group's deadline passed settles it first
  * (a release and a refund per seat, then group_failed) and then answers group_closed. */
 static_assert(2 * (RUSH_GROUP_SIZE_MAX - 1) + 1 + 1 <= EVENTS_PER_DECISION_MAX, "event room");
+static_assert(2 + 2 * RUSH_GROUP_SIZE_MAX + 1 <= EVENTS_PER_DECISION_MAX, "a completing join");
 #define TIMER_SLOTS 65536
 #define TIMER_TICK_NS 1000000 /* 1 ms */
 #define ID_INDEX_MASK ((UINT64_C(1) << 55) - 1)
@@ -66,8 +69,9 @@ struct order {
     uint16_t generation;   /* times the slot was reused (wraps) */
     uint8_t state;         /* enum rush_order_state */
     uint8_t end_op;        /* RUSH_OP_CONFIRM or RUSH_OP_CANCEL with end_key, else 0 */
+    uint64_t inviter_id;   /* a seat: who invited its buyer (SEAT_INVITED); 0: nobody */
 };
-static_assert(sizeof(struct order) == 88, "order record stays small");
+static_assert(sizeof(struct order) == 96, "order record stays small");
 
 struct group {
     int64_t deadline_ns;
@@ -82,6 +86,18 @@ struct group {
     uint8_t pad[1];
 };
 static_assert(sizeof(struct group) == 32, "group record stays small");
+
+/*
+ * list_groups asks for a list one rank per request, in one work item: the list is computed for
+ * rank 0 and the next ranks read it while nothing has changed (same SKU, clock and event count).
+ */
+struct group_list {
+    uint32_t sku_index;
+    uint32_t count;
+    int64_t now_ns;
+    uint64_t events_seen; /* stats.events when it was computed */
+    uint32_t groups[RUSH_LIST_GROUPS_MAX];
+};
 
 /*
  * Idempotency entry: the key, the request's fields that its op reads (compared whole on a retry,
@@ -158,6 +174,7 @@ struct rush_shard {
     struct rush_event *events;
     uint32_t event_count;
     struct sku_state *sku_cached;       /* the SKU found last (a lookup cache, not state) */
+    struct group_list listed;           /* the last list_groups answer (a cache, not state) */
     const struct key_entry *last_entry; /* the entry the last decision event wrote */
     struct key_entry end_answer;        /* the answer of a confirm or cancel kept with its order */
     struct rush_sku sku_pending;        /* assembled from SKU_PUT parts while applying */
@@ -222,11 +239,13 @@ struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_in
                                  uint64_t user_id);
 struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
                                     uint64_t target_id, int64_t amount);
+uint32_t shard__inviter_fold(uint64_t inviter_id);
 uint64_t shard__next_order_id(const struct rush_shard *shard);
 void shard__emit(struct rush_shard *shard, const struct rush_event *event);
 void shard__flush(struct rush_shard *shard);
 void shard__apply(struct rush_shard *shard, const struct rush_event *event);
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
+int64_t shard__seat_price(const struct sku_state *sku, bool leader);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
 /* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */
@@ -245,6 +264,8 @@ void group__closed(struct rush_shard *shard, uint32_t group_index, uint8_t state
                    uint32_t virtual_seats);
 bool group__has_user(const struct rush_shard *shard, const struct group *group, uint64_t user_id);
 uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku, uint64_t user_id);
+uint32_t group__list(const struct rush_shard *shard, const struct sku_state *sku, uint32_t *out,
+                     uint32_t max);
 int64_t group__virtual_fill(const struct rush_shard *shard, uint32_t group_index);
 
 /* decide.c */

@@ -64,9 +64,12 @@
 /*
  * Version 3: an order records its amount, its keys, slot generation and retired link (88-byte
  * orders); a key entry holds the request's fields and its ring place (64 bytes); a limit entry
- * counts unpaid and churned orders (32 bytes). A file of an earlier version is refused.
+ * counts unpaid and churned orders (32 bytes). Version 4: a SKU definition carries solo_allowed
+ * and its group and leader prices (152-byte rush_sku in the sku_state); a seat records its
+ * inviter (96-byte orders). A file of an earlier
+ * version is refused.
  */
-#define RUSH_SNAPSHOT_VERSION 3
+#define RUSH_SNAPSHOT_VERSION 4
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
 #define RUSH_SNAPSHOT_NAME_MAX 64
 

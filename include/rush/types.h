@@ -54,7 +54,8 @@ enum rush_op {
     RUSH_OP_ADJUST = 10,        /* sku, amount = signed change of stock_total */
     RUSH_OP_PAUSE = 11,         /* sku */
     RUSH_OP_RESUME = 12,        /* sku */
-    RUSH_OP_COUNT_ = 13,
+    RUSH_OP_LIST_GROUPS = 13,   /* sku, qty = rank: the rank-th open group to join (0-based) */
+    RUSH_OP_COUNT_ = 14,
     /* sku_put carries a whole struct rush_sku and travels on its own path. */
 };
 
@@ -105,7 +106,8 @@ enum rush_reason {
     RUSH_REASON_SKU_HAS_GROUPS = 13,   /* sku_put would change group_size of a SKU with groups */
     RUSH_REASON_LIMIT_BELOW_HELD = 14, /* sku_put would set user_qty_max below what a user
                                           holds, or virtual_budget below what groups used */
-    RUSH_REASON_COUNT_ = 15,
+    RUSH_REASON_INVITER_SELF = 15,     /* group_join or join_any whose inviter is the joiner */
+    RUSH_REASON_COUNT_ = 16,
 };
 
 enum rush_order_state {
@@ -148,9 +150,12 @@ struct rush_request {
     uint64_t sku_id;
     uint64_t user_id;
     uint64_t target_id; /* order id or group id */
-    int64_t amount;     /* adjust: signed change of stock_total */
-    uint64_t tag;       /* echoed in the result */
-    rush_key key;       /* idempotency key; all zero for queries */
+    union {
+        int64_t amount;      /* adjust: signed change of stock_total */
+        uint64_t inviter_id; /* group_join, group_join_any: who invited the joiner (0: nobody) */
+    };
+    uint64_t tag; /* echoed in the result */
+    rush_key key; /* idempotency key; all zero for queries */
 };
 static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
 
@@ -168,6 +173,9 @@ static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
  *                reserved = deadline (ns), confirmed = sku id
  *   query_sku:   state = 1 when paused, qty = open groups, remaining = available,
  *                reserved, confirmed (units)
+ *   list_groups: the rank-th open group (unknown_group past the last): state = open,
+ *                qty = seats taken, group_id, remaining = seats free, reserved = deadline (ns),
+ *                confirmed = the leader's user id
  */
 struct rush_result {
     uint8_t outcome; /* enum rush_outcome */
@@ -194,6 +202,10 @@ static_assert(sizeof(struct rush_result) == 56, "result record is 56 bytes");
 #define RUSH_TTL_NS_MAX (INT64_C(7) * 24 * 3600 * 1000000000)
 #define RUSH_GROUP_TTL_NS_MIN INT64_C(1000000000)
 #define RUSH_GROUPS_OPEN_MAX (1u << 24)
+/* list_groups: at most this many groups per list (ranks 0..RUSH_LIST_GROUPS_MAX - 1), found by
+ * visiting at most RUSH_LIST_GROUPS_VISIT_MAX open groups of the SKU per list. */
+#define RUSH_LIST_GROUPS_MAX 20
+#define RUSH_LIST_GROUPS_VISIT_MAX 1024
 #define RUSH_TIME_NEVER INT64_MAX
 
 /* A SKU, as the campaign file and sku_put give it. Times are engine-clock nanoseconds. */
@@ -215,11 +227,21 @@ struct rush_sku {
     uint8_t unlimited;          /* 1: no stock limit */
     uint8_t virtual_policy;     /* enum rush_virtual_policy */
     uint8_t paused;             /* 1: starts paused */
-    uint8_t pad;                /* 0 */
+    uint8_t solo_allowed;       /* group-buy: 1 = reserve also sells solo, at price_fen, from the
+                                   same stock */
     uint32_t fields;            /* sku_put: the RUSH_SKU_FIELD_* it names; 0: a whole definition */
+    int64_t group_price_fen;    /* with RUSH_SKU_GROUP_PRICE: what a seat pays (else price_fen) */
+    int64_t leader_price_fen;   /* with RUSH_SKU_LEADER_PRICE: what the leader's seat pays (0: the
+                                   leader is free); else the leader pays what a seat pays */
+    uint8_t prices;             /* group-buy: RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE */
+    uint8_t pad[7];             /* 0 */
 };
-static_assert(sizeof(struct rush_sku) == 128, "sku record is 128 bytes");
+static_assert(sizeof(struct rush_sku) == 152, "sku record is 152 bytes");
 static_assert(offsetof(struct rush_sku, fields) == 124, "fields sits in the old padding");
+
+/* rush_sku.prices: which of the group-buy prices are set (a price of 0 is a price: free). */
+#define RUSH_SKU_GROUP_PRICE 0x01
+#define RUSH_SKU_LEADER_PRICE 0x02
 
 /*
  * What a sku_put names (struct rush_sku.fields); fields 0 names every field. On a SKU the engine
@@ -245,8 +267,11 @@ enum rush_sku_field {
     RUSH_SKU_FIELD_VIRTUAL_POLICY = 1u << 13,
     RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX = 1u << 14,
     RUSH_SKU_FIELD_VIRTUAL_BUDGET = 1u << 15,
+    RUSH_SKU_FIELD_SOLO_ALLOWED = 1u << 16,
+    RUSH_SKU_FIELD_GROUP_PRICE = 1u << 17,  /* group_price_fen and the GROUP_PRICE bit of prices */
+    RUSH_SKU_FIELD_LEADER_PRICE = 1u << 18, /* leader_price_fen and the LEADER_PRICE bit */
 };
-#define RUSH_SKU_FIELDS_ALL 0xffffu
+#define RUSH_SKU_FIELDS_ALL 0x7ffffu
 #define RUSH_SKU_FIELDS_REQUIRED                                                                   \
     (RUSH_SKU_FIELD_NAME | RUSH_SKU_FIELD_PRICE | RUSH_SKU_FIELD_START | RUSH_SKU_FIELD_END |      \
      RUSH_SKU_FIELD_ORDER_QTY_MAX | RUSH_SKU_FIELD_USER_QTY_MAX)
@@ -267,9 +292,12 @@ enum rush_event_type {
     RUSH_EV_STOCK_ADJUSTED = 10, /* amount = change of stock_total */
     RUSH_EV_SKU_PAUSED = 11,
     RUSH_EV_SKU_RESUMED = 12,
-    RUSH_EV_SKU_PUT = 13,  /* followed by RUSH_SKU_PUT_PARTS raw records of the SKU */
-    RUSH_EV_SKU_PART = 14, /* RUSH_SKU_PART_BYTES bytes of a struct rush_sku */
-    RUSH_EV_TYPE_COUNT_ = 15,
+    RUSH_EV_SKU_PUT = 13,      /* followed by RUSH_SKU_PUT_PARTS raw records of the SKU */
+    RUSH_EV_SKU_PART = 14,     /* RUSH_SKU_PART_BYTES bytes of a struct rush_sku */
+    RUSH_EV_SEAT_INVITED = 15, /* right after a seat's reservation: user_id = its inviter */
+    RUSH_EV_INVITER_DUE = 16,  /* after a completed group's seat that was invited: user_id = the
+                                  inviter, order_id, amount and qty the seat's (the reward is due) */
+    RUSH_EV_TYPE_COUNT_ = 17,
 };
 
 #define RUSH_EVENT_DECISION 0x01 /* first event of a keyed decision: carries key and op */
@@ -303,7 +331,9 @@ struct rush_event {
 static_assert(sizeof(struct rush_event) == 64, "event record is 64 bytes");
 
 #define RUSH_SKU_PART_BYTES 56
-#define RUSH_SKU_PUT_PARTS 3 /* 3 * 56 bytes >= sizeof(struct rush_sku) */
+/* 3 * 56 bytes >= sizeof(struct rush_sku); a part's bytes past the record (a log written when it
+ * was 128 bytes) read as zero. */
+#define RUSH_SKU_PUT_PARTS 3
 static_assert(RUSH_SKU_PUT_PARTS * RUSH_SKU_PART_BYTES >= sizeof(struct rush_sku), "parts");
 
 /* Ids carry their shard in the top byte so that confirm, cancel and join route without lookup. */

@@ -50,6 +50,7 @@ static const char *const op_names[RUSH_OP_COUNT_] = {
     [RUSH_OP_ADJUST] = "adjust",
     [RUSH_OP_PAUSE] = "pause",
     [RUSH_OP_RESUME] = "resume",
+    [RUSH_OP_LIST_GROUPS] = "list_groups",
 };
 
 static const char *const outcome_names[RUSH_OUTCOME_COUNT_] = {
@@ -88,6 +89,7 @@ static const char *const reason_names[RUSH_REASON_COUNT_] = {
     [RUSH_REASON_WRONG_SHARD] = "wrong_shard",
     [RUSH_REASON_SKU_HAS_GROUPS] = "sku_has_groups",
     [RUSH_REASON_LIMIT_BELOW_HELD] = "limit_below_held",
+    [RUSH_REASON_INVITER_SELF] = "inviter_self",
 };
 
 static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {
@@ -106,6 +108,8 @@ static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {
     [RUSH_EV_SKU_RESUMED] = "sku_resumed",
     [RUSH_EV_SKU_PUT] = "sku_put",
     [RUSH_EV_SKU_PART] = "sku_part",
+    [RUSH_EV_SEAT_INVITED] = "seat_invited",
+    [RUSH_EV_INVITER_DUE] = "inviter_due",
 };
 
 static const char *const order_state_names[] = {"none", "reserved", "confirmed", "released",

@@ -135,15 +135,24 @@ enum field {
     F_AMOUNT,
     F_KEY,
     F_TAG,
+    F_LIMIT,
+    F_INVITER,
     F_COUNT_,
 };
 
 static const char *const field_names[F_COUNT_] = {
-    [F_SKU] = "sku",     [F_USER] = "user",     [F_QTY] = "qty", [F_ORDER] = "order",
-    [F_GROUP] = "group", [F_AMOUNT] = "amount", [F_KEY] = "key", [F_TAG] = "tag",
+    [F_SKU] = "sku",     [F_USER] = "user",       [F_QTY] = "qty", [F_ORDER] = "order",
+    [F_GROUP] = "group", [F_AMOUNT] = "amount",   [F_KEY] = "key", [F_TAG] = "tag",
+    [F_LIMIT] = "limit", [F_INVITER] = "inviter",
 };
 
 #define BIT(field) (UINT32_C(1) << (field))
+
+/* Fields an op may carry without requiring them. */
+static const uint32_t op_fields_optional[RUSH_OP_COUNT_] = {
+    [RUSH_OP_GROUP_JOIN] = BIT(F_INVITER),
+    [RUSH_OP_GROUP_JOIN_ANY] = BIT(F_INVITER),
+};
 
 /* The fields each op requires; tag is allowed on every op besides these. */
 static const uint32_t op_fields[RUSH_OP_COUNT_] = {
@@ -160,6 +169,7 @@ static const uint32_t op_fields[RUSH_OP_COUNT_] = {
     [RUSH_OP_ADJUST] = BIT(F_SKU) | BIT(F_AMOUNT) | BIT(F_KEY),
     [RUSH_OP_PAUSE] = BIT(F_SKU) | BIT(F_KEY),
     [RUSH_OP_RESUME] = BIT(F_SKU) | BIT(F_KEY),
+    [RUSH_OP_LIST_GROUPS] = BIT(F_SKU) | BIT(F_LIMIT), /* limit travels in qty (section list) */
 };
 
 static int field_of(const char *name)
@@ -224,6 +234,13 @@ static int decode_field(enum field f, const json_t *value, struct rush_request *
                         "field 'tag' must be 0..18446744073709551615 (an integer or a string of "
                         "decimal digits)");
         return 0;
+    case F_INVITER:
+        return decode_id(value, f, &req->inviter_id, why, why_size);
+    case F_LIMIT:
+        if (value_u32(value, 1, RUSH_LIST_GROUPS_MAX, &req->qty) < 0)
+            return fail(why, why_size, "field 'limit' must be an integer 1..%d",
+                        RUSH_LIST_GROUPS_MAX);
+        return 0;
     case F_COUNT_:
         break;
     }
@@ -247,7 +264,7 @@ static int decode_request(const json_t *root, enum rush_op op, struct rush_reque
                           size_t why_size)
 {
     char quoted[QUOTE_BYTES_MAX + 4];
-    uint32_t allowed = op_fields[op] | BIT(F_TAG);
+    uint32_t allowed = op_fields[op] | op_fields_optional[op] | BIT(F_TAG);
     uint32_t seen = 0;
     const char *name;
     json_t *value;
@@ -293,6 +310,9 @@ enum sku_field {
     S_VIRTUAL_POLICY,
     S_VIRTUAL_SEATS_MAX,
     S_VIRTUAL_BUDGET,
+    S_SOLO_ALLOWED,
+    S_GROUP_PRICE,
+    S_LEADER_PRICE,
     S_COUNT_,
 };
 
@@ -314,6 +334,9 @@ static const char *const sku_field_names[S_COUNT_] = {
     [S_VIRTUAL_POLICY] = "virtual_policy",
     [S_VIRTUAL_SEATS_MAX] = "virtual_seats_max",
     [S_VIRTUAL_BUDGET] = "virtual_budget",
+    [S_SOLO_ALLOWED] = "solo_allowed",
+    [S_GROUP_PRICE] = "group_price_fen",
+    [S_LEADER_PRICE] = "leader_price_fen",
 };
 
 /* The member for field f is named by bit f - 1 of struct rush_sku.fields (types.h). */
@@ -371,6 +394,21 @@ static int sku_non_negative(const json_t *value, int64_t *out)
     return value_i64(value, out) < 0 || *out < 0 ? -1 : 0;
 }
 
+/* A group-buy price: a number sets it (0 is a price: free); null unsets it (seats pay the group
+ * price or the list price). Either way the put names the field. */
+static int sku_price_set(const json_t *value, struct rush_sku *sku, uint8_t bit, int64_t *out)
+{
+    if (json_is_null(value)) {
+        *out = 0;
+        sku->prices &= (uint8_t)~bit;
+        return 0;
+    }
+    if (sku_non_negative(value, out) < 0)
+        return -1;
+    sku->prices |= bit;
+    return 0;
+}
+
 /* One member of the sku object. 0, or -1 when its value has the wrong type or range. */
 static int decode_sku_field(enum sku_field f, const json_t *value, struct rush_sku *sku)
 {
@@ -409,6 +447,12 @@ static int decode_sku_field(enum sku_field f, const json_t *value, struct rush_s
         return value_u32(value, 0, UINT32_MAX, &sku->virtual_seats_max);
     case S_VIRTUAL_BUDGET:
         return value_u32(value, 0, UINT32_MAX, &sku->virtual_budget);
+    case S_SOLO_ALLOWED:
+        return sku_flag(value, &sku->solo_allowed);
+    case S_GROUP_PRICE:
+        return sku_price_set(value, sku, RUSH_SKU_GROUP_PRICE, &sku->group_price_fen);
+    case S_LEADER_PRICE:
+        return sku_price_set(value, sku, RUSH_SKU_LEADER_PRICE, &sku->leader_price_fen);
     case S_COUNT_:
         break;
     }
@@ -434,6 +478,9 @@ static const char *const sku_field_types[S_COUNT_] = {
     [S_VIRTUAL_POLICY] = "one of none, fill, at_most",
     [S_VIRTUAL_SEATS_MAX] = "an integer 0..4294967295",
     [S_VIRTUAL_BUDGET] = "an integer 0..4294967295",
+    [S_SOLO_ALLOWED] = "a boolean",
+    [S_GROUP_PRICE] = "an integer >= 0 (fen) or null (not set)",
+    [S_LEADER_PRICE] = "an integer >= 0 (fen; 0: the leader is free) or null (not set)",
 };
 
 static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, size_t why_size)
@@ -817,6 +864,16 @@ static void put_query_group(struct writer *w, const struct rush_request *req,
     member_i64(w, "deadline_ns", res->reserved);
 }
 
+/* One entry of a "join this group" list (list_groups). */
+static void put_listed_group(struct writer *w, const struct rush_result *res)
+{
+    member_id(w, "group", res->group_id);
+    member_u64(w, "seats", res->qty);
+    member_i64(w, "free", res->remaining);
+    member_i64(w, "deadline_ns", res->reserved);
+    member_u64(w, "leader", (uint64_t)res->confirmed);
+}
+
 static void put_result_body(struct writer *w, const struct rush_request *req,
                             const struct rush_result *res)
 {
@@ -847,9 +904,42 @@ static void put_result_body(struct writer *w, const struct rush_request *req,
     case RUSH_OP_QUERY_SKU:
         put_query_sku(w, req, res);
         return;
+    case RUSH_OP_LIST_GROUPS:
+        member_u64(w, "sku", req->sku_id);
+        if (res->outcome == RUSH_OK)
+            put_listed_group(w, res);
+        return;
     case RUSH_OP_COUNT_:
         return;
     }
+}
+
+int rush_json_encode_group_list(const struct rush_request *req, const struct rush_result *results,
+                                uint32_t count, char *buf, size_t cap)
+{
+    RUSH_ASSERT(req != NULL && results != NULL && count >= 1);
+    if (results[0].outcome != RUSH_OK && results[0].outcome != RUSH_UNKNOWN_GROUP)
+        return rush_json_encode_result(req, &results[0], buf, cap); /* the SKU was refused */
+    struct writer w = writer_start(buf, cap);
+    open_object(&w);
+    member_string(&w, "outcome", rush_outcome_name(RUSH_OK));
+    member_u64(&w, "sku", req->sku_id);
+    put_key(&w, "groups");
+    put_raw(&w, "[", 1);
+    w.comma = false;
+    for (uint32_t i = 0; i < count && results[i].outcome == RUSH_OK; i++) {
+        if (i > 0)
+            put_raw(&w, ",", 1);
+        open_object(&w);
+        put_listed_group(&w, &results[i]);
+        close_object(&w);
+    }
+    put_raw(&w, "]", 1);
+    w.comma = true;
+    if (req->tag != 0)
+        member_u64(&w, "tag", req->tag);
+    close_object(&w);
+    return writer_finish(&w);
 }
 
 int rush_json_encode_result(const struct rush_request *req, const struct rush_result *res,
@@ -927,6 +1017,13 @@ static void put_request_field(struct writer *w, enum field f, const struct rush_
         if (req->tag != 0)
             member_u64(w, "tag", req->tag);
         return;
+    case F_LIMIT:
+        member_u64(w, "limit", req->qty);
+        return;
+    case F_INVITER:
+        if (req->inviter_id != 0)
+            member_u64(w, "inviter", req->inviter_id);
+        return;
     case F_COUNT_:
         return;
     }
@@ -940,7 +1037,7 @@ int rush_json_encode_request(const struct rush_request *req, char *buf, size_t c
     struct writer w = writer_start(buf, cap);
     open_object(&w);
     member_string(&w, "op", rush_op_name(req->op));
-    uint32_t fields = op_fields[req->op] | BIT(F_TAG);
+    uint32_t fields = op_fields[req->op] | op_fields_optional[req->op] | BIT(F_TAG);
     for (int f = 0; f < F_COUNT_; f++)
         if (fields & BIT(f))
             put_request_field(&w, (enum field)f, req);
@@ -952,6 +1049,19 @@ static const char *virtual_policy_name(uint8_t policy)
 {
     size_t count = sizeof virtual_policy_names / sizeof virtual_policy_names[0];
     return policy < count ? virtual_policy_names[policy] : "unknown";
+}
+
+/* A group or leader price: its figure when set, null when not. */
+static void put_sku_price(struct writer *w, enum sku_field f, const struct rush_sku *sku)
+{
+    uint8_t bit = f == S_GROUP_PRICE ? RUSH_SKU_GROUP_PRICE : RUSH_SKU_LEADER_PRICE;
+    if (sku->prices & bit) {
+        member_i64(w, sku_field_names[f],
+                   f == S_GROUP_PRICE ? sku->group_price_fen : sku->leader_price_fen);
+        return;
+    }
+    put_key(w, sku_field_names[f]);
+    put_text(w, "null");
 }
 
 /* One member of the sku object, in the form decode_sku_field reads. */
@@ -1010,6 +1120,13 @@ static void put_sku_field(struct writer *w, enum sku_field f, const struct rush_
         return;
     case S_VIRTUAL_BUDGET:
         member_u64(w, name, sku->virtual_budget);
+        return;
+    case S_SOLO_ALLOWED:
+        member_bool(w, name, sku->solo_allowed != 0);
+        return;
+    case S_GROUP_PRICE:
+    case S_LEADER_PRICE:
+        put_sku_price(w, f, sku);
         return;
     case S_COUNT_:
         break;

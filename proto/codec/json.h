@@ -14,8 +14,8 @@
  * Request object. {"op":"reserve","sku":1001,"user":42,"qty":1,"key":"k-42"}
  *   op      a name from names.c (reserve, confirm, ..., resume), or the admin forms sku_put,
  *           stats and snapshot.
- *   sku     SKU id            reserve, group_open, group_join_any, query_sku, adjust, pause,
- *                             resume
+ *   sku     SKU id            reserve, group_open, group_join_any, query_sku, list_groups,
+ *                             adjust, pause, resume
  *   user    user id           reserve, group_open, group_join, group_join_any
  *   qty     1..RUSH_JSON_QTY_MAX units                                       reserve
  *   order   order id          confirm, cancel, query_order
@@ -23,8 +23,10 @@
  *   amount  signed change of stock_total, nonzero, |amount| <= RUSH_JSON_AMOUNT_MAX   adjust
  *   key     idempotency key   every op that changes state; refused on queries
  *   tag     u64 of the caller's, echoed in the answer; optional on every request op
- * Every field listed for an op is required, except tag; a field an op does not take is refused
- * (the binary form needs unused fields zero for a retry to match its first try).
+ *   inviter user id who invited the joiner; optional       group_join, group_join_any
+ *   limit   1..RUSH_LIST_GROUPS_MAX groups to list         list_groups (see below)
+ * Every field listed for an op is required, except tag and inviter; a field an op does not take
+ * is refused (the binary form needs unused fields zero for a retry to match its first try).
  *
  * 64-bit numbers. JavaScript loses precision above 2^53, so the encoder writes order and group
  * ids as decimal strings always, and any other 64-bit figure as a JSON number when its
@@ -114,6 +116,18 @@ RUSH_MUST_USE int rush_json_decode_request(const char *text, size_t len, struct 
  */
 RUSH_MUST_USE int rush_json_encode_result(const struct rush_request *req,
                                           const struct rush_result *res, char *buf, size_t cap);
+
+/*
+ * list_groups. {"op":"list_groups","sku":1001,"limit":10} decodes to op RUSH_OP_LIST_GROUPS with
+ * qty = limit (1..RUSH_LIST_GROUPS_MAX); the server asks the engine for ranks 0..limit-1 (one
+ * request each, qty = rank) and answers their results with rush_json_encode_group_list:
+ * {"outcome":"ok","sku":1001,"groups":[{"group":"...","seats":2,"free":1,"deadline_ns":...,
+ * "leader":42},...]}, closest to full first, then closest to the deadline, ending at the first
+ * rank with no group. A SKU that is unknown or not a group-buy is answered as a single result.
+ */
+RUSH_MUST_USE int rush_json_encode_group_list(const struct rush_request *req,
+                                              const struct rush_result *results, uint32_t count,
+                                              char *buf, size_t cap);
 
 /* {"outcome":"invalid","reason":"<why, escaped>"}: the answer to a message that did not decode. */
 RUSH_MUST_USE int rush_json_encode_error(const char *why, char *buf, size_t cap);

@@ -16,8 +16,44 @@
 #include "rush/assert.h"
 #include "sku.h"
 
+/*
+ * One stock, several prices: a group-buy SKU's seats pay group_price (when set), its leader
+ * leader_price (when set; 0 = the leader is free), and with solo_allowed a plain reserve buys
+ * from the same stock at price. No price is above the list price: the difference is the deal.
+ */
+static int sku_check_prices(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    if (sku->solo_allowed > 1)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "solo_allowed must be 0 or 1");
+    if ((sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE)) != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "prices holds unknown bits 0x%x",
+                            sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE));
+    if (sku->group_size == 0 && (sku->solo_allowed || sku->prices != 0))
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "solo_allowed, group_price and leader_price need group_size (this is "
+                            "not a group-buy SKU: it sells at price)");
+    if (!(sku->prices & RUSH_SKU_GROUP_PRICE) && sku->group_price_fen != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "group_price_fen must be 0 unless the group price is set");
+    if (!(sku->prices & RUSH_SKU_LEADER_PRICE) && sku->leader_price_fen != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "leader_price_fen must be 0 unless the leader price is set");
+    if (sku->group_price_fen < 0 || sku->group_price_fen > sku->price_fen)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "group_price must be 0..%" PRId64 " fen (at most the list price)",
+                            sku->price_fen);
+    if (sku->leader_price_fen < 0 || sku->leader_price_fen > sku->price_fen)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "leader_price must be 0..%" PRId64 " fen (at most the list price)",
+                            sku->price_fen);
+    return 0;
+}
+
 static int sku_check_group(const struct rush_sku *sku, char *why, size_t why_size)
 {
+    int rc = sku_check_prices(sku, why, why_size);
+    if (rc < 0)
+        return rc;
     if (sku->group_size == 0) {
         if (sku->group_ttl_ns != 0 || sku->groups_open_max != 0 || sku->virtual_policy != 0 ||
             sku->virtual_seats_max != 0 || sku->virtual_budget != 0)
@@ -110,6 +146,14 @@ uint32_t rush_sku_fields_missing(const struct rush_sku *put)
     return required & ~put->fields;
 }
 
+bool rush_sku_pad_is_zero(const struct rush_sku *sku)
+{
+    for (size_t i = 0; i < sizeof(sku->pad); i++)
+        if (sku->pad[i] != 0)
+            return false;
+    return true;
+}
+
 /* Where each named field lives in the record: a put copies these bytes and no others. */
 #define SKU_FIELD(bit, member)                                                                     \
     {                                                                                              \
@@ -136,8 +180,19 @@ static const struct {
     SKU_FIELD(RUSH_SKU_FIELD_VIRTUAL_POLICY, virtual_policy),
     SKU_FIELD(RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX, virtual_seats_max),
     SKU_FIELD(RUSH_SKU_FIELD_VIRTUAL_BUDGET, virtual_budget),
+    SKU_FIELD(RUSH_SKU_FIELD_SOLO_ALLOWED, solo_allowed),
+    SKU_FIELD(RUSH_SKU_FIELD_GROUP_PRICE, group_price_fen),
+    SKU_FIELD(RUSH_SKU_FIELD_LEADER_PRICE, leader_price_fen),
 };
-static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 16, "one entry per field bit");
+static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 19, "one entry per field bit");
+
+/* A named group or leader price brings its `prices` bit with it (set: the put's price applies). */
+static uint8_t merged_prices(uint8_t live, uint8_t put, uint32_t fields)
+{
+    uint8_t named = (uint8_t)(((fields & RUSH_SKU_FIELD_GROUP_PRICE) ? RUSH_SKU_GROUP_PRICE : 0) |
+                              ((fields & RUSH_SKU_FIELD_LEADER_PRICE) ? RUSH_SKU_LEADER_PRICE : 0));
+    return (uint8_t)((live & ~named) | (put & named));
+}
 
 struct rush_sku rush_sku_merge(const struct rush_sku *live, int64_t stock_total,
                                const struct rush_sku *put)
@@ -152,7 +207,8 @@ struct rush_sku rush_sku_merge(const struct rush_sku *live, int64_t stock_total,
                    (const uint8_t *)put + sku_fields[i].offset, sku_fields[i].bytes);
     if (merged.unlimited && (fields & RUSH_SKU_FIELD_STOCK) == 0)
         merged.stock = 0; /* becoming unlimited: the old stock figure no longer applies */
-    merged.pad = 0;
+    merged.prices = merged_prices(live->prices, put->prices, fields);
+    memset(merged.pad, 0, sizeof(merged.pad));
     merged.fields = 0;
     return merged;
 }

@@ -6,6 +6,7 @@
 #ifndef RUSH_CODEC_SKU_H
 #define RUSH_CODEC_SKU_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rush/types.h"
@@ -23,6 +24,9 @@ RUSH_MUST_USE int rush_sku_check(const struct rush_sku *sku, char *why, size_t w
  * it names UNLIMITED set). Only a whole put creates a SKU.
  */
 uint32_t rush_sku_fields_missing(const struct rush_sku *put);
+
+/* Whether the record's reserved bytes (pad) are all zero, as every sender must leave them. */
+bool rush_sku_pad_is_zero(const struct rush_sku *sku);
 
 /*
  * The definition a put of a live SKU leaves: `live` with the fields `put` names replaced

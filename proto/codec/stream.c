@@ -20,6 +20,7 @@ bool rush_stream_carries(uint8_t event_type)
     case RUSH_EV_GROUP_COMPLETED:
     case RUSH_EV_GROUP_FAILED:
     case RUSH_EV_REFUND_DUE:
+    case RUSH_EV_INVITER_DUE:
         return true;
     case RUSH_EV_NONE:
     case RUSH_EV_REJECTED:
@@ -30,6 +31,7 @@ bool rush_stream_carries(uint8_t event_type)
     case RUSH_EV_SKU_RESUMED:
     case RUSH_EV_SKU_PUT:
     case RUSH_EV_SKU_PART:
+    case RUSH_EV_SEAT_INVITED:
     case RUSH_EV_TYPE_COUNT_:
         break;
     }

@@ -142,6 +142,9 @@ enum rush_reason rush_wire_request_reason(const struct rush_request *request)
     if (request->op == RUSH_OP_RESERVE) {
         if (request->qty == 0 || request->qty > RUSH_WIRE_QTY_MAX)
             return RUSH_REASON_QTY;
+    } else if (request->op == RUSH_OP_LIST_GROUPS) {
+        if (request->qty >= RUSH_LIST_GROUPS_MAX) /* qty is the rank asked for */
+            return RUSH_REASON_QTY;
     } else if (request->qty != 0) {
         return RUSH_REASON_QTY;
     }
@@ -166,6 +169,10 @@ static enum rush_reason sku_reason(const struct rush_sku *sku, char *why, size_t
         rush__refuse(0, why, why_size, "virtual_policy must be none, fill or at_most");
         return RUSH_REASON_SKU_DEF;
     }
+    if (sku->solo_allowed > 1 || (sku->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE))) {
+        rush__refuse(0, why, why_size, "solo_allowed must be 0 or 1, prices bits 0x01 and 0x02");
+        return RUSH_REASON_SKU_DEF;
+    }
     return RUSH_REASON_NONE;
 }
 
@@ -187,7 +194,7 @@ static bool result_is_well_formed(const struct rush_result *result)
 
 static bool sku_is_well_formed(const struct rush_sku *sku)
 {
-    return sku->pad == 0 && (sku->fields & ~RUSH_SKU_FIELDS_ALL) == 0;
+    return rush_sku_pad_is_zero(sku) && (sku->fields & ~RUSH_SKU_FIELDS_ALL) == 0;
 }
 
 /* Printable ASCII, then at least one NUL, then only NULs. */
@@ -313,7 +320,7 @@ static void describe_request_field(const struct rush_request *request, uint32_t 
     if (reason == RUSH_REASON_OP)
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unknown op %u", index,
                             request->op);
-    else if (request->op == RUSH_OP_RESERVE)
+    else if (request->op == RUSH_OP_RESERVE || request->op == RUSH_OP_LIST_GROUPS)
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: qty %u out of range",
                             index, request->qty);
     else

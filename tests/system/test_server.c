@@ -52,6 +52,9 @@ static const char *const campaign_skus =
     "user_qty_max = 3\npay_ttl = 0\n\n"
     "[sku 4001]\nname = group\nstock = 30\nprice = 5900\nstart = now\nend = never\n"
     "group_size = 3\ngroup_ttl = 10m\ngroups_open_max = 10\nuser_qty_max = 2\npay_ttl = 0\n\n"
+    "[sku 4002]\nname = deal\nstock = 30\nprice = 3990\nstart = now\nend = never\n"
+    "group_size = 2\ngroup_ttl = 10m\nsolo_allowed = true\ngroup_price = 990\n"
+    "leader_price = 0\nuser_qty_max = 2\npay_ttl = 15m\n\n"
     "[sku 5001]\nname = later\nstock = 5\nprice = 100\nstart = 2199-01-01T00:00:00Z\n"
     "end = never\n\n"
     "[sku 5002]\nname = over\nstock = 5\nprice = 100\nstart = 2000-01-01T00:00:00Z\n"
@@ -421,6 +424,47 @@ Test(server, json_endpoint)
     cr_expect(strstr(reply, "\"outcome\":\"unknown_sku\"") != NULL, "%s", reply);
     call_json(sock, "{\"op\":\"pause\",\"sku\":1005,\"key\":\"p\"}", reply, sizeof(reply));
     cr_expect(strstr(reply, "admin endpoint") != NULL, "%s", reply);
+    nn_close(sock);
+    cr_expect_eq(stop(&server), 0);
+}
+
+Test(server, json_one_stock_several_prices_and_list_groups)
+{
+    start(0, TEST_TOKEN);
+    int sock = req_socket(server.json);
+    char reply[TEXT_MAX];
+    call_json(sock, "{\"op\":\"reserve\",\"sku\":4002,\"user\":7,\"qty\":1,\"key\":\"s-7\"}", reply,
+              sizeof(reply));
+    cr_expect(strstr(reply, "\"outcome\":\"ok\"") != NULL, "solo on a group SKU: %s", reply);
+    cr_expect(strstr(reply, "\"remaining\":29") != NULL, "one stock: %s", reply);
+    call_json(sock, "{\"op\":\"group_open\",\"sku\":4001,\"user\":1,\"key\":\"g-1\"}", reply,
+              sizeof(reply));
+    call_json(sock, "{\"op\":\"group_open\",\"sku\":4001,\"user\":2,\"key\":\"g-2\"}", reply,
+              sizeof(reply));
+    call_json(sock, "{\"op\":\"group_join_any\",\"sku\":4001,\"user\":3,\"key\":\"j-3\"}", reply,
+              sizeof(reply));
+    call_json(sock, "{\"op\":\"list_groups\",\"sku\":4001,\"limit\":5,\"tag\":9}", reply,
+              sizeof(reply));
+    cr_expect(strncmp(reply, "{\"outcome\":\"ok\",\"sku\":4001,\"groups\":[{\"group\":", 46) == 0,
+              "%s", reply);
+    const char *first = strstr(reply, "\"seats\":2,\"free\":1,");
+    const char *second = strstr(reply, "\"seats\":1,\"free\":2,");
+    cr_expect(first != NULL && second != NULL && first < second, "fullest first: %s", reply);
+    cr_expect(strstr(reply, "\"leader\":1}") != NULL && strstr(reply, "\"leader\":2}") != NULL,
+              "%s", reply);
+    cr_expect(strstr(reply, "}],\"tag\":9}") != NULL, "two groups, then the tag: %s", reply);
+    call_json(sock,
+              "{\"op\":\"group_join_any\",\"sku\":4002,\"user\":8,\"inviter\":8,\"key\":\"i-8\"}",
+              reply, sizeof(reply));
+    cr_expect(strstr(reply, "\"reason\":\"inviter_self\"") != NULL, "%s", reply);
+    call_json(sock,
+              "{\"op\":\"group_join_any\",\"sku\":4002,\"user\":8,\"inviter\":7,\"key\":\"i-9\"}",
+              reply, sizeof(reply));
+    cr_expect(strstr(reply, "\"outcome\":\"ok\"") != NULL, "an invited join: %s", reply);
+    call_json(sock, "{\"op\":\"list_groups\",\"sku\":1005,\"limit\":5}", reply, sizeof(reply));
+    cr_expect(strstr(reply, "\"reason\":\"not_group_sku\"") != NULL, "%s", reply);
+    call_json(sock, "{\"op\":\"list_groups\",\"sku\":4001,\"limit\":21}", reply, sizeof(reply));
+    cr_expect(strstr(reply, "field 'limit' must be an integer 1..20") != NULL, "%s", reply);
     nn_close(sock);
     cr_expect_eq(stop(&server), 0);
 }
@@ -815,7 +859,7 @@ Test(server, check_config_and_bad_campaign)
     fclose(file);
     out[n] = '\0';
     char expected[PATH_BYTES + 32];
-    snprintf(expected, sizeof(expected), "%s: ok (8 SKUs)\n", server.config);
+    snprintf(expected, sizeof(expected), "%s: ok (9 SKUs)\n", server.config);
     cr_expect_str_eq(out, expected);
 
     char bad[PATH_BYTES + 16];

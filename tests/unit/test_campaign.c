@@ -78,6 +78,12 @@ Test(campaign, the_sample_file_loads_and_says_what_it_promises)
     }
     cr_assert_eq(unlimited, 1);
     cr_assert_eq(fill, 1);
+    const struct rush_sku *deal = find(&campaign, 4003); /* one stock, solo and group prices */
+    cr_assert_not_null(deal);
+    cr_assert(deal->solo_allowed && deal->group_size == 2);
+    cr_assert_eq(deal->group_price_fen, 990);
+    cr_assert_eq(deal->leader_price_fen, 0);
+    cr_assert_eq(deal->prices, RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE);
     cr_assert_eq(at_most, 1);
     rush_campaign_free(&campaign);
     cr_assert_null(campaign.skus);
@@ -262,6 +268,18 @@ static const struct broken broken_files[] = {
     {SKU_HEAD "order_qty_max = 3\nuser_qty_max = 2\n",
      "t.ini:1: [sku 7]: user_qty_max must be 3..1000000 (at least order_qty_max)"},
     {SKU_HEAD "order_qty_max = 0\n", "t.ini:7: order_qty_max = 0: must be 1..1000000"},
+    {SKU_HEAD "leader_price = 0\n", "t.ini:1: [sku 7]: solo_allowed, group_price and "
+                                    "leader_price need group_size"},
+    {SKU_HEAD "solo_allowed = true\n", "t.ini:1: [sku 7]: solo_allowed, group_price and "
+                                       "leader_price need group_size"},
+    {SKU_HEAD "group_size = 3\ngroup_ttl = 10m\ngroup_price = 101\n",
+     "t.ini:1: [sku 7]: group_price must be 0..100 fen (at most the list price)"},
+    {SKU_HEAD "group_size = 3\ngroup_ttl = 10m\nleader_price = 150\n",
+     "t.ini:1: [sku 7]: leader_price must be 0..100 fen (at most the list price)"},
+    {SKU_HEAD "group_size = 3\ngroup_ttl = 10m\ngroup_price = 9.90\n",
+     "t.ini:9: group_price = 9.90: must be whole fen"},
+    {SKU_HEAD "group_size = 3\ngroup_ttl = 10m\nsolo_allowed = yes\n",
+     "t.ini:9: solo_allowed = yes: must be true or false"},
     /* The first error in file order wins, even when a later section is also broken. */
     {"[sku 7]\nname = x\n[sku 8]\nname = y\nprice = 1.5\n", "t.ini:1: [sku 7]: missing key"},
     {"[engine]\nshards 4\n[sku 7]\nstock = -1\n", "t.ini:2: expected [section]"},
@@ -281,6 +299,24 @@ Test(campaign, broken_files_are_refused_with_file_line_and_reason)
         cr_assert_null(campaign.skus, "a failed load owns nothing");
         cr_assert_eq(campaign.sku_count, 0);
     }
+}
+
+Test(campaign, one_stock_sells_at_solo_group_and_leader_prices)
+{
+    struct rush_campaign campaign =
+        load_ok(SKU_HEAD "group_size = 2\ngroup_ttl = 10m\nsolo_allowed = true\n"
+                         "group_price = 60\nleader_price = 0\n"
+                         "[sku 8]\nname = y\nstock = 1\nprice = 50\nstart = now\nend = never\n"
+                         "group_size = 3\ngroup_ttl = 1m\n");
+    const struct rush_sku *deal = find(&campaign, 7);
+    cr_assert_eq(deal->solo_allowed, 1);
+    cr_assert_eq(deal->prices, RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE);
+    cr_assert_eq(deal->group_price_fen, 60);
+    cr_assert_eq(deal->leader_price_fen, 0, "a leader price of 0 is a price: the leader is free");
+    const struct rush_sku *plain = find(&campaign, 8);
+    cr_assert_eq(plain->solo_allowed, 0);
+    cr_assert_eq(plain->prices, 0, "no group or leader price: every seat pays price");
+    rush_campaign_free(&campaign);
 }
 
 Test(campaign, lines_inih_would_misread_are_refused)

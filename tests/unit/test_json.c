@@ -65,6 +65,7 @@ static struct rush_request request_of(enum rush_op op)
     case RUSH_OP_GROUP_JOIN:
         req.target_id = big | RUSH_ID_GROUP_BIT;
         req.user_id = 42;
+        req.inviter_id = 4242; /* who invited them */
         break;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:
@@ -83,11 +84,16 @@ static struct rush_request request_of(enum rush_op op)
         req.sku_id = 77;
         req.amount = -250;
         break;
+    case RUSH_OP_LIST_GROUPS:
+        req.sku_id = 77;
+        req.qty = RUSH_LIST_GROUPS_MAX; /* the JSON form's limit */
+        break;
     case RUSH_OP_NONE:
     case RUSH_OP_COUNT_:
         break;
     }
-    bool query = op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP || op == RUSH_OP_QUERY_SKU;
+    bool query = op == RUSH_OP_QUERY_ORDER || op == RUSH_OP_QUERY_GROUP ||
+                 op == RUSH_OP_QUERY_SKU || op == RUSH_OP_LIST_GROUPS;
     for (int i = 0; i < 16 && !query; i++)
         req.key.bytes[i] = (uint8_t)(op * 16 + i);
     return req;
@@ -269,6 +275,22 @@ Test(json, sku_put_round_trips_and_stats_decodes)
     cr_assert_eq(command.kind, RUSH_JSON_SKU_PUT);
     cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
 
+    /* One stock, several prices: a leader price of 0 (free) survives; an unset price stays unset */
+    sku.solo_allowed = 1;
+    sku.prices = RUSH_SKU_LEADER_PRICE;
+    sku.leader_price_fen = 0;
+    cr_assert_gt(rush_json_encode_sku_put(&sku, text, sizeof text), 0);
+    cr_assert_not_null(strstr(text, "\"solo_allowed\":true"), "%s", text);
+    cr_assert_not_null(strstr(text, "\"leader_price_fen\":0"), "%s", text);
+    cr_assert_not_null(strstr(text, "\"group_price_fen\":null"), "%s", text);
+    cr_assert_eq(rush_json_decode(text, strlen(text), &command, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
+    sku.prices |= RUSH_SKU_GROUP_PRICE;
+    sku.group_price_fen = 60;
+    cr_assert_gt(rush_json_encode_sku_put(&sku, text, sizeof text), 0);
+    cr_assert_eq(rush_json_decode(text, strlen(text), &command, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
+
     cr_assert_eq(rush_json_decode("{\"op\":\"stats\"}", 14, &command, why, sizeof why), 0);
     cr_assert_eq(command.kind, RUSH_JSON_STATS);
     cr_assert_eq(rush_json_decode("{\"op\":\"snapshot\"}", 17, &command, why, sizeof why), 0);
@@ -383,6 +405,25 @@ static const struct hostile hostile_inputs[] = {
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"unlimited\":true,"
      "\"price_fen\":1,\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1}}",
      0, "sku_put of sku 5: stock must be 0 when unlimited"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"price_fen\":1,"
+     "\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1,\"leader_price_fen\":0}}",
+     0, "sku_put of sku 5: solo_allowed, group_price and leader_price need group_size"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":5,\"name\":\"x\",\"stock\":1,\"price_fen\":100,"
+     "\"start_ns\":0,\"end_ns\":1,\"order_qty_max\":1,\"user_qty_max\":1,\"group_size\":2,"
+     "\"group_ttl_ns\":1000000000,\"groups_open_max\":1,\"group_price_fen\":101}}",
+     0, "sku_put of sku 5: group_price must be 0..100 fen (at most the list price)"},
+    {"{\"op\":\"list_groups\",\"sku\":1}", 0, "missing field 'limit' for op 'list_groups'"},
+    {"{\"op\":\"group_open\",\"sku\":1,\"user\":2,\"inviter\":3,\"key\":\"k\"}", 0,
+     "field 'inviter' does not apply to op 'group_open'"},
+    {"{\"op\":\"group_join_any\",\"sku\":1,\"user\":2,\"inviter\":0,\"key\":\"k\"}", 0,
+     "field 'inviter' must be an id 1..18446744073709551615"},
+    {"{\"op\":\"list_groups\",\"sku\":1,\"limit\":0}", 0, "field 'limit' must be an integer 1..20"},
+    {"{\"op\":\"list_groups\",\"sku\":1,\"limit\":3,\"user\":4}", 0,
+     "field 'user' does not apply to op 'list_groups'"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"solo_allowed\":1}}", 0,
+     "field 'sku.solo_allowed' must be a boolean"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"group_price_fen\":-1}}", 0,
+     "field 'sku.group_price_fen' must be an integer >= 0 (fen)"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"virtual_policy\":\"some\"}}", 0,
      "field 'sku.virtual_policy' must be one of none, fill, at_most"},
 };
@@ -477,4 +518,52 @@ Test(json, a_confirm_names_the_state_it_left_the_order_in)
     res = (struct rush_result){.outcome = RUSH_OK, .order_id = 7, .state = RUSH_ORDER_CONFIRMED};
     cr_assert_gt(rush_json_encode_result(&req, &res, text, sizeof text), 0);
     cr_assert_str_eq(text, "{\"outcome\":\"ok\",\"order\":\"7\",\"state\":\"confirmed\"}");
+}
+
+Test(json, list_groups_answers_one_list)
+{
+    struct rush_request req = decode_ok("{\"op\":\"list_groups\",\"sku\":1001,\"limit\":3}");
+    cr_assert_eq(req.op, RUSH_OP_LIST_GROUPS);
+    cr_assert_eq(req.qty, 3, "the limit travels in qty");
+    struct rush_result results[3] = {
+        {.outcome = RUSH_OK,
+         .qty = 2,
+         .group_id = 17,
+         .remaining = 1,
+         .reserved = 5,
+         .confirmed = 42},
+        {.outcome = RUSH_OK,
+         .qty = 1,
+         .group_id = 9,
+         .remaining = 2,
+         .reserved = 6,
+         .confirmed = 43},
+        {.outcome = RUSH_UNKNOWN_GROUP},
+    };
+    char text[BUF_BYTES];
+    cr_assert_gt(rush_json_encode_group_list(&req, results, 3, text, sizeof text), 0);
+    cr_assert_str_eq(text,
+                     "{\"outcome\":\"ok\",\"sku\":1001,\"groups\":[{\"group\":\"17\",\"seats\":2,"
+                     "\"free\":1,\"deadline_ns\":5,\"leader\":42},{\"group\":\"9\",\"seats\":1,"
+                     "\"free\":2,\"deadline_ns\":6,\"leader\":43}]}");
+    results[0] = (struct rush_result){.outcome = RUSH_UNKNOWN_GROUP};
+    cr_assert_gt(rush_json_encode_group_list(&req, results, 3, text, sizeof text), 0);
+    cr_assert_str_eq(text, "{\"outcome\":\"ok\",\"sku\":1001,\"groups\":[]}");
+    results[0] = (struct rush_result){.outcome = RUSH_INVALID, .reason = RUSH_REASON_NOT_GROUP_SKU};
+    cr_assert_gt(rush_json_encode_group_list(&req, results, 3, text, sizeof text), 0);
+    cr_assert_not_null(strstr(text, "\"reason\":\"not_group_sku\""), "%s", text);
+}
+
+Test(json, an_inviter_rides_on_joins)
+{
+    struct rush_request req = decode_ok(
+        "{\"op\":\"group_join_any\",\"sku\":1001,\"user\":7,\"inviter\":42,\"key\":\"k\"}");
+    cr_assert_eq(req.inviter_id, 42);
+    req = decode_ok("{\"op\":\"group_join_any\",\"sku\":1001,\"user\":7,\"key\":\"k\"}");
+    cr_assert_eq(req.inviter_id, 0, "optional: nobody invited them");
+    struct rush_request join = {.op = RUSH_OP_GROUP_JOIN, .user_id = 7, .target_id = 9};
+    struct rush_result self = {.outcome = RUSH_INVALID, .reason = RUSH_REASON_INVITER_SELF};
+    char text[BUF_BYTES];
+    cr_assert_gt(rush_json_encode_result(&join, &self, text, sizeof text), 0);
+    cr_assert_not_null(strstr(text, "\"reason\":\"inviter_self\""), "%s", text);
 }

@@ -71,9 +71,9 @@ enum sku_id {
     SKU_FREE = 13, /* solo, unlimited, a pay TTL longer than the timer wheel */
     SKU_LATE = 14, /* solo, window opens later and ends */
     SKU_PAIR = 21, /* group of 2, virtual none, window ends */
-    SKU_TRIO = 23, /* group of 3, fill within a budget */
+    SKU_TRIO = 23, /* group of 3, fill within a budget; also sold solo; seats 40, the leader free */
     SKU_QUAD = 24, /* group of 4, unlimited stock, fill with a large budget */
-    SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later */
+    SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later; seats pay 70 */
     SKU_UNKNOWN = 99,
 };
 
@@ -153,6 +153,11 @@ static struct rush_sku catalogue_sku(uint64_t id)
         sku.virtual_budget = 20;
         sku.user_qty_max = 3;
         sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
+        sku.solo_allowed = 1;  /* one stock: reserve buys at price, seats at the group price */
+        sku.pay_ttl_ns = 25 * MS;
+        sku.prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
+        sku.group_price_fen = 40;
+        sku.leader_price_fen = 0;
         break;
     case SKU_QUAD:
         sku = sku_group(id, 0, 4);
@@ -173,7 +178,9 @@ static struct rush_sku catalogue_sku(uint64_t id)
         sku.virtual_budget = 30;
         sku.start_ns = T0_NS + 3 * SECOND; /* group ops before the start cost nothing */
         sku.user_qty_max = 3;
-        sku.order_qty_max = 3; /* sku_group() starts from 5: keep order <= user */
+        sku.order_qty_max = 3;             /* sku_group() starts from 5: keep order <= user */
+        sku.prices = RUSH_SKU_GROUP_PRICE; /* the leader pays what a seat pays */
+        sku.group_price_fen = 70;
         break;
     case SKU_UNKNOWN:
         break;
@@ -202,8 +209,9 @@ struct m_order {
     uint32_t sku;
     uint32_t qty;
     uint32_t group;   /* 0: a flash-sale order */
-    int64_t amount;   /* price * qty when reserved */
+    int64_t amount;   /* solo: price * qty when reserved; a seat: its leader, group or list price */
     int64_t deadline; /* pay deadline; 0: none */
+    uint64_t inviter; /* a seat bought on an invitation: the inviter; else 0 */
     uint8_t state;
 };
 
@@ -412,7 +420,7 @@ static void m_timer_add(struct model *m, int64_t deadline, uint32_t handle)
 
 /* A new order holding stock: its number. */
 static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, uint32_t qty,
-                            uint32_t group)
+                            uint32_t group, int64_t amount)
 {
     struct m_sku *sku = &m->skus[sku_index];
     uint32_t n = ++m->order_count;
@@ -420,7 +428,7 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
                                     .sku = sku_index,
                                     .qty = qty,
                                     .group = group,
-                                    .amount = sku->def.price_fen * qty,
+                                    .amount = amount,
                                     .state = RUSH_ORDER_RESERVED};
     if (!sku->def.unlimited)
         sku->available -= qty;
@@ -486,7 +494,7 @@ static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq
     if (s < 0)
         return m_out(RUSH_UNKNOWN_SKU);
     struct m_sku *sku = &m->skus[s];
-    if (sku->def.group_size != 0)
+    if (sku->def.group_size != 0 && !sku->def.solo_allowed)
         return m_invalid(RUSH_REASON_GROUP_SKU);
     struct m_verdict v = m_window(m, sku);
     uint64_t user = rq->user_id <= USERS_MAX ? rq->user_id : 0;
@@ -497,7 +505,7 @@ static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq
         v = m_can_hold(m, sku, rq->user_id, rq->qty);
     if (v.outcome != RUSH_OK)
         return v;
-    v.order = m_order_new(m, (uint32_t)s, rq->user_id, rq->qty, 0);
+    v.order = m_order_new(m, (uint32_t)s, rq->user_id, rq->qty, 0, sku->def.price_fen * rq->qty);
     if (sku->def.pay_ttl_ns == 0)
         m_order_confirm(m, v.order);
     return v;
@@ -549,8 +557,16 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
 {
     struct m_group *group = &m->groups[g];
     struct m_sku *sku = &m->skus[group->sku];
-    for (uint32_t i = 0; i < group->seats; i++)
+    for (uint32_t i = 0; i < group->seats; i++) {
         m_order_confirm(m, group->members[i]);
+        uint64_t inviter = m->orders[group->members[i]].inviter;
+        if (inviter != 0) /* the inviter's reward, once the group completed (amount: who) */
+            notes_push(&m->published, (struct note){.id = order_id(group->members[i]),
+                                                    .amount = (int64_t)inviter,
+                                                    .qty = 1,
+                                                    .type = RUSH_EV_INVITER_DUE,
+                                                    .op = m->op});
+    }
     notes_push(&m->published, (struct note){.id = group_id(g),
                                             .sku = sku->def.id,
                                             .qty = virtual_seats,
@@ -577,10 +593,21 @@ static void m_group_fail(struct model *m, uint32_t g)
     m->skus[group->sku].groups_open--;
 }
 
-static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user)
+/* What a seat pays: the leader price (when set) for the first seat, the group price (when set),
+ * else the list price. */
+static int64_t m_seat_price(const struct rush_sku *def, bool leader)
+{
+    if (leader && (def->prices & RUSH_SKU_LEADER_PRICE))
+        return def->leader_price_fen;
+    return (def->prices & RUSH_SKU_GROUP_PRICE) ? def->group_price_fen : def->price_fen;
+}
+
+static uint32_t m_seat_take(struct model *m, uint32_t g, uint64_t user, uint64_t inviter)
 {
     struct m_group *group = &m->groups[g];
-    uint32_t n = m_order_new(m, group->sku, user, 1, g);
+    int64_t amount = m_seat_price(&m->skus[group->sku].def, group->seats == 0);
+    uint32_t n = m_order_new(m, group->sku, user, 1, g, amount);
+    m->orders[n].inviter = inviter;
     group->members[group->seats++] = n;
     if (group->seats == m->skus[group->sku].def.group_size)
         m_group_complete(m, g, 0);
@@ -596,7 +623,7 @@ static bool m_user_in_group(const struct model *m, const struct m_group *group, 
 }
 
 /* Opens a group with the leader's seat; window and SKU kind were checked. */
-static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
+static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user, uint64_t inviter)
 {
     struct m_sku *sku = &m->skus[s];
     struct m_verdict v = m_can_hold(m, sku, user, 1);
@@ -613,7 +640,7 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user)
     m->groups[g] = (struct m_group){.sku = s, .deadline = deadline, .state = RUSH_GROUP_OPEN};
     sku->groups_open++;
     m_timer_add(m, m->groups[g].deadline, m->limits.orders_max + 1 + g);
-    v.order = m_seat_take(m, g, user);
+    v.order = m_seat_take(m, g, user, inviter);
     return v;
 }
 
@@ -627,11 +654,13 @@ static struct m_verdict m_group_open(struct model *m, const struct rush_request 
     struct m_verdict v = m_window(m, &m->skus[s]);
     if (v.outcome != RUSH_OK)
         return v;
-    return m_open(m, (uint32_t)s, rq->user_id);
+    return m_open(m, (uint32_t)s, rq->user_id, 0);
 }
 
 static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
 {
+    if (rq->inviter_id != 0 && rq->inviter_id == rq->user_id)
+        return m_invalid(RUSH_REASON_INVITER_SELF);
     uint32_t g = m_group_of(m, rq->target_id);
     if (g == 0)
         return m_out(RUSH_UNKNOWN_GROUP);
@@ -650,7 +679,7 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
         return m_out(RUSH_ALREADY_IN_GROUP);
     v = m_can_hold(m, sku, rq->user_id, 1);
     if (v.outcome == RUSH_OK)
-        v.order = m_seat_take(m, g, rq->user_id);
+        v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
 }
 
@@ -671,6 +700,8 @@ static uint32_t m_best_group(const struct model *m, uint32_t s, uint64_t user)
 
 static struct m_verdict m_join_any(struct model *m, const struct rush_request *rq)
 {
+    if (rq->inviter_id != 0 && rq->inviter_id == rq->user_id)
+        return m_invalid(RUSH_REASON_INVITER_SELF);
     int s = m_sku_of(m, rq->sku_id);
     if (s < 0)
         return m_out(RUSH_UNKNOWN_SKU);
@@ -684,8 +715,8 @@ static struct m_verdict m_join_any(struct model *m, const struct rush_request *r
         return v;
     uint32_t g = m_best_group(m, (uint32_t)s, rq->user_id);
     if (g == 0)
-        return m_open(m, (uint32_t)s, rq->user_id);
-    v.order = m_seat_take(m, g, rq->user_id);
+        return m_open(m, (uint32_t)s, rq->user_id, rq->inviter_id);
+    v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
 }
 
@@ -742,6 +773,7 @@ static uint8_t m_owner_of(const struct rush_request *rq, uint8_t outcome)
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -769,10 +801,12 @@ static bool m_same_request(const struct rush_request *a, const struct rush_reque
     case RUSH_OP_RESERVE:
         return a->sku_id == b->sku_id && a->user_id == b->user_id && a->qty == b->qty;
     case RUSH_OP_GROUP_OPEN:
-    case RUSH_OP_GROUP_JOIN_ANY:
         return a->sku_id == b->sku_id && a->user_id == b->user_id;
+    case RUSH_OP_GROUP_JOIN_ANY:
+        return a->sku_id == b->sku_id && a->user_id == b->user_id && a->inviter_id == b->inviter_id;
     case RUSH_OP_GROUP_JOIN:
-        return a->target_id == b->target_id && a->user_id == b->user_id;
+        return a->target_id == b->target_id && a->user_id == b->user_id &&
+               a->inviter_id == b->inviter_id;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:
         return a->target_id == b->target_id;
@@ -785,6 +819,7 @@ static bool m_same_request(const struct rush_request *a, const struct rush_reque
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -843,6 +878,7 @@ static struct m_verdict m_decide_op(struct model *m, const struct rush_request *
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -892,6 +928,61 @@ static void m_query(const struct model *m, const struct rush_request *rq, struct
     }
 }
 
+/* Whether group a is listed before b: more seats, then the earlier deadline, then the older. */
+static bool m_listed_before(const struct model *m, uint32_t a, uint32_t b)
+{
+    const struct m_group *ga = &m->groups[a], *gb = &m->groups[b];
+    if (ga->seats != gb->seats)
+        return ga->seats > gb->seats;
+    if (ga->deadline != gb->deadline)
+        return ga->deadline < gb->deadline;
+    return a < b;
+}
+
+/* list_groups, naively: every open group of the SKU taking joins now, sorted, the rank-th. */
+static void m_list_groups(const struct model *m, const struct rush_request *rq,
+                          struct rush_result *r)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0) {
+        r->outcome = RUSH_UNKNOWN_SKU;
+        return;
+    }
+    if (m->skus[s].def.group_size == 0 || rq->qty >= RUSH_LIST_GROUPS_MAX) {
+        r->outcome = RUSH_INVALID;
+        r->reason = m->skus[s].def.group_size == 0 ? RUSH_REASON_NOT_GROUP_SKU : RUSH_REASON_QTY;
+        return;
+    }
+    uint32_t listed[64];
+    uint32_t count = 0;
+    for (uint32_t g = 1; g <= m->group_count; g++) {
+        const struct m_group *group = &m->groups[g];
+        if (group->sku != (uint32_t)s || group->state != RUSH_GROUP_OPEN ||
+            group->deadline <= m->now)
+            continue;
+        cr_assert(count < 64);
+        listed[count++] = g;
+    }
+    for (uint32_t i = 1; i < count; i++) /* insertion sort */
+        for (uint32_t j = i; j > 0 && m_listed_before(m, listed[j], listed[j - 1]); j--) {
+            uint32_t t = listed[j];
+            listed[j] = listed[j - 1];
+            listed[j - 1] = t;
+        }
+    if (rq->qty >= count) {
+        r->outcome = RUSH_UNKNOWN_GROUP;
+        return;
+    }
+    const struct m_group *group = &m->groups[listed[rq->qty]];
+    r->outcome = RUSH_OK;
+    r->state = RUSH_GROUP_OPEN;
+    r->qty = group->seats;
+    r->group_id = group_id(listed[rq->qty]);
+    r->remaining = (int64_t)m->skus[s].def.group_size - group->seats;
+    r->reserved = group->deadline;
+    r->confirmed = (int64_t)m->orders[group->members[0]].user;
+}
+
 /* The model's answer to one request of the open batch. */
 static struct rush_result model_decide(struct model *m, const struct rush_request *rq)
 {
@@ -899,6 +990,10 @@ static struct rush_result model_decide(struct model *m, const struct rush_reques
     if (rq->op == RUSH_OP_NONE || rq->op >= RUSH_OP_COUNT_) {
         r.outcome = RUSH_INVALID;
         r.reason = RUSH_REASON_OP;
+        return r;
+    }
+    if (rq->op == RUSH_OP_LIST_GROUPS) {
+        m_list_groups(m, rq, &r);
         return r;
     }
     if (rq->op == RUSH_OP_QUERY_ORDER || rq->op == RUSH_OP_QUERY_GROUP ||
@@ -1036,9 +1131,17 @@ static bool m_sku_valid(const struct rush_sku *d)
         d->user_qty_max < d->order_qty_max || d->user_qty_max > RUSH_QTY_MAX || d->pay_ttl_ns < 0 ||
         d->pay_ttl_ns > RUSH_TTL_NS_MAX)
         return false;
-    if (d->group_size == 0)
+    /* one stock, several prices: no price above the list price; a price unset is 0 */
+    if (d->solo_allowed > 1 || (d->prices & ~(RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE)) ||
+        d->group_price_fen < 0 || d->group_price_fen > d->price_fen || d->leader_price_fen < 0 ||
+        d->leader_price_fen > d->price_fen ||
+        (!(d->prices & RUSH_SKU_GROUP_PRICE) && d->group_price_fen != 0) ||
+        (!(d->prices & RUSH_SKU_LEADER_PRICE) && d->leader_price_fen != 0))
+        return false;
+    if (d->group_size == 0) /* ...and they belong to group-buys */
         return d->group_ttl_ns == 0 && d->groups_open_max == 0 && d->virtual_policy == 0 &&
-               d->virtual_seats_max == 0 && d->virtual_budget == 0;
+               d->virtual_seats_max == 0 && d->virtual_budget == 0 && d->solo_allowed == 0 &&
+               d->prices == 0;
     if (d->group_size < 2 || d->group_size > RUSH_GROUP_SIZE_MAX ||
         d->group_ttl_ns < RUSH_GROUP_TTL_NS_MIN || d->group_ttl_ns > RUSH_TTL_NS_MAX ||
         d->groups_open_max < 1 || d->groups_open_max > RUSH_GROUPS_OPEN_MAX)
@@ -1076,7 +1179,7 @@ static bool m_put_whole(const struct rush_sku *put)
  */
 static struct rush_sku m_sku_merged(const struct m_sku *live, const struct rush_sku *put)
 {
-    uint32_t f = put->fields != 0 ? put->fields : 0xffffu;
+    uint32_t f = put->fields != 0 ? put->fields : RUSH_SKU_FIELDS_ALL;
     struct rush_sku d = live->def;
     d.stock = live->def.unlimited ? 0 : live->stock_total;
     if (f & RUSH_SKU_FIELD_NAME)
@@ -1111,6 +1214,18 @@ static struct rush_sku m_sku_merged(const struct m_sku *live, const struct rush_
         d.virtual_seats_max = put->virtual_seats_max;
     if (f & RUSH_SKU_FIELD_VIRTUAL_BUDGET)
         d.virtual_budget = put->virtual_budget;
+    if (f & RUSH_SKU_FIELD_SOLO_ALLOWED)
+        d.solo_allowed = put->solo_allowed;
+    if (f & RUSH_SKU_FIELD_GROUP_PRICE) { /* the price and whether it is set */
+        d.group_price_fen = put->group_price_fen;
+        d.prices =
+            (uint8_t)((d.prices & ~RUSH_SKU_GROUP_PRICE) | (put->prices & RUSH_SKU_GROUP_PRICE));
+    }
+    if (f & RUSH_SKU_FIELD_LEADER_PRICE) {
+        d.leader_price_fen = put->leader_price_fen;
+        d.prices =
+            (uint8_t)((d.prices & ~RUSH_SKU_LEADER_PRICE) | (put->prices & RUSH_SKU_LEADER_PRICE));
+    }
     if (d.unlimited && !(f & RUSH_SKU_FIELD_STOCK))
         d.stock = 0;
     d.fields = 0;
@@ -1156,7 +1271,9 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
     struct rush_result r = {.outcome = RUSH_INVALID, .reason = RUSH_REASON_SKU_DEF};
     int s = m_sku_of(m, put->id);
     bool whole = m_put_whole(put);
-    if (put->pad != 0 || put->fields > 0xffffu || (whole && !m_sku_valid(put)) || (s < 0 && !whole))
+    static const uint8_t zero_pad[sizeof(put->pad)];
+    if (memcmp(put->pad, zero_pad, sizeof(zero_pad)) != 0 || put->fields > RUSH_SKU_FIELDS_ALL ||
+        (whole && !m_sku_valid(put)) || (s < 0 && !whole))
         return r;
     struct rush_sku def;
     if (s < 0) {
@@ -1250,6 +1367,13 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
                                                        .type = event->type,
                                                        .op = event->op});
             break;
+        case RUSH_EV_INVITER_DUE: /* compared by who is to be paid */
+            notes_push(&sink->published, (struct note){.id = event->order_id,
+                                                       .amount = (int64_t)event->user_id,
+                                                       .qty = event->qty,
+                                                       .type = event->type,
+                                                       .op = event->op});
+            break;
         case RUSH_EV_GROUP_COMPLETED:
         case RUSH_EV_GROUP_FAILED:
             notes_push(&sink->published,
@@ -1269,6 +1393,7 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_SKU_RESUMED:
         case RUSH_EV_SKU_PUT:
         case RUSH_EV_SKU_PART:
+        case RUSH_EV_SEAT_INVITED:
         case RUSH_EV_TYPE_COUNT_:
             break;
         }
@@ -1360,7 +1485,7 @@ static struct rush_shard_limits run_limits(uint64_t seed, uint32_t steps)
         break;
     case 2:
         limits.user_limits_max = 300;
-        limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 2);
+        limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 3);
         break;
     case 3:
         limits.keys_max = steps / 5 + 64; /* reservations fill it; the ring turns over */
@@ -1670,6 +1795,9 @@ static void gen_group_op(struct run *run, struct rush_request *rq, uint8_t op)
 {
     rq->op = op;
     rq->user_id = random_user(run);
+    uint64_t invite = rnd(run, 100);
+    if (op != RUSH_OP_GROUP_OPEN && invite < 30) /* joined on a friend's invitation */
+        rq->inviter_id = invite < 3 ? rq->user_id : random_user(run) + 1000;
     if (op == RUSH_OP_GROUP_JOIN) {
         rq->target_id = some_group_id(run);
         uint32_t g = m_group_of(&run->model, rq->target_id);
@@ -1707,9 +1835,14 @@ static void gen_query(struct run *run, struct rush_request *rq)
     } else if (dice < 70) {
         rq->op = RUSH_OP_QUERY_GROUP;
         rq->target_id = some_group_id(run);
-    } else {
+    } else if (dice < 85) {
         rq->op = RUSH_OP_QUERY_SKU;
         rq->sku_id = rnd(run, 10) == 0 ? SKU_UNKNOWN : pick(run, all_skus, COUNT_OF(all_skus));
+    } else { /* a "join this group" list, a rank at a time as the server asks */
+        rq->op = RUSH_OP_LIST_GROUPS;
+        rq->sku_id = rnd(run, 10) == 0 ? pick(run, all_skus, COUNT_OF(all_skus))
+                                       : pick(run, group_skus, COUNT_OF(group_skus));
+        rq->qty = rnd(run, 30) == 0 ? RUSH_LIST_GROUPS_MAX : (uint32_t)rnd(run, 7);
     }
     if (rnd(run, 10) == 0) /* a key on a query is ignored */
         rq->key = fresh_key(run);
@@ -1761,6 +1894,7 @@ static void gen_key_reuse(struct run *run, const struct past *past, struct rush_
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS:
     case RUSH_OP_COUNT_:
         rq->op = RUSH_OP_RESERVE;
         break;
@@ -2118,6 +2252,19 @@ static void redefine_field(struct run *run, const struct m_sku *live, uint32_t b
     case RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX:
         put->virtual_seats_max = (uint32_t)rnd(run, 5);
         break;
+    case RUSH_SKU_FIELD_SOLO_ALLOWED: /* refused on a solo SKU */
+        put->solo_allowed = (uint8_t)(dice < 97 ? rnd(run, 2) : 2);
+        break;
+    case RUSH_SKU_FIELD_GROUP_PRICE: /* set (maybe above the list price) or unset */
+        put->prices = (uint8_t)(dice < 70 ? put->prices | RUSH_SKU_GROUP_PRICE
+                                          : put->prices & ~RUSH_SKU_GROUP_PRICE);
+        put->group_price_fen = dice < 70 ? (int64_t)rnd(run, 120) : 0;
+        break;
+    case RUSH_SKU_FIELD_LEADER_PRICE: /* the leader free, a price, or unset */
+        put->prices = (uint8_t)(dice < 70 ? put->prices | RUSH_SKU_LEADER_PRICE
+                                          : put->prices & ~RUSH_SKU_LEADER_PRICE);
+        put->leader_price_fen = dice < 35 ? 0 : dice < 70 ? (int64_t)rnd(run, 120) : 0;
+        break;
     case RUSH_SKU_FIELD_VIRTUAL_BUDGET: /* around what groups used: sometimes below it */
         put->virtual_budget = live->virtual_used + (uint32_t)rnd(run, 6);
         put->virtual_budget =
@@ -2148,17 +2295,17 @@ static void step_redefine(struct run *run)
         put.price_fen = 5;
     } else if (dice < 8) {
         put.fields = 0; /* whole: every field, the pause and the stock included */
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_VIRTUAL_BUDGET; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_LEADER_PRICE; bit <<= 1)
             if (rnd(run, 4) == 0)
                 redefine_field(run, live, bit, &put);
     } else {
         for (uint32_t named = 1 + (uint32_t)rnd(run, 3), i = 0; i < named; i++)
-            put.fields |= 1u << rnd(run, 16);
+            put.fields |= 1u << rnd(run, 19);
         if (put.fields & RUSH_SKU_FIELD_VIRTUAL_POLICY) /* mostly a consistent set */
             put.fields |= rnd(run, 4) != 0
                               ? RUSH_SKU_FIELD_VIRTUAL_BUDGET | RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX
                               : 0;
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_VIRTUAL_BUDGET; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_LEADER_PRICE; bit <<= 1)
             if (put.fields & bit)
                 redefine_field(run, live, bit, &put);
         if (dice >= 99)
@@ -2178,7 +2325,8 @@ static void step_redefine(struct run *run)
 static bool is_keyed_mutation(const struct rush_request *rq)
 {
     return rq->op != RUSH_OP_NONE && rq->op < RUSH_OP_COUNT_ && rq->op != RUSH_OP_QUERY_ORDER &&
-           rq->op != RUSH_OP_QUERY_GROUP && rq->op != RUSH_OP_QUERY_SKU && !key_is_zero(&rq->key);
+           rq->op != RUSH_OP_QUERY_GROUP && rq->op != RUSH_OP_QUERY_SKU &&
+           rq->op != RUSH_OP_LIST_GROUPS && !key_is_zero(&rq->key);
 }
 
 static void step_request(struct run *run)

@@ -131,7 +131,7 @@ Test(wire, skus_round_trip)
     skus[1].virtual_budget = 5;
     memset(skus[1].name, 'x', sizeof(skus[1].name)); /* a full name has no NUL */
     int bytes = rush_wire_encode_skus(SCRATCH, BUF_BYTES, 9, skus, 2);
-    cr_assert_eq(bytes, 32 + 2 * 128);
+    cr_assert_eq(bytes, 32 + 2 * 152);
     struct rush_wire_view view;
     struct rush_wire_error error;
     cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0, "%s", error.text);
@@ -164,7 +164,7 @@ Test(wire, message_bytes_is_exact_and_knows_the_limits)
 {
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 2), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_RESULT, 2), 32 + 112);
-    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 128);
+    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 152);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 1), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 2), 0);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 0), 0);
@@ -205,9 +205,9 @@ Test(wire, encoders_refuse_what_the_decoder_would)
     cr_assert_eq(rush_wire_encode_results(SCRATCH, BUF_BYTES, 1, &result, 1), -EINVAL);
 
     struct rush_sku sku = sku_valid(1);
-    sku.pad = 1;
+    sku.pad[6] = 1;
     cr_assert_eq(rush_wire_encode_skus(SCRATCH, BUF_BYTES, 1, &sku, 1), -EINVAL);
-    sku.pad = 0;
+    sku.pad[6] = 0;
     sku.fields = RUSH_SKU_FIELDS_ALL + 1; /* a field bit that does not exist */
     cr_assert_eq(rush_wire_encode_skus(SCRATCH, BUF_BYTES, 1, &sku, 1), -EINVAL);
 
@@ -377,10 +377,10 @@ static void m_as_skus_with_pad(uint8_t *m, size_t *len)
 {
     put_u16(m + 6, RUSH_WIRE_SKU_PUT);
     put_u32(m + 8, 1);
-    put_u32(m + 12, 128);
-    memset(m + 32, 0, 128);
-    m[32 + 127] = 1;
-    *len = 160;
+    put_u32(m + 12, 152);
+    memset(m + 32, 0, 152);
+    m[32 + 151] = 1; /* the last pad byte */
+    *len = 184;
 }
 
 static const struct hostile hostiles[] = {
@@ -432,7 +432,7 @@ static const struct hostile hostiles[] = {
     {"result outcome", m_as_results_with_bad_outcome, RUSH_WIRE_E_RECORD, 2,
      "record 2: unknown outcome 99"},
     {"result reason", m_as_results_with_bad_reason, RUSH_WIRE_E_RECORD, 3,
-     "record 3: unknown reason 15"},
+     "record 3: unknown reason 16"},
     {"sku pad", m_as_skus_with_pad, RUSH_WIRE_E_RECORD, 0, "record 0: reserved bytes not zero"},
 };
 
@@ -474,7 +474,9 @@ struct field_case {
 static const struct field_case field_cases[] = {
     {"unknown op 99", 5, 99, 0, "record 5: unknown op 99"},
     {"op none", 0, RUSH_OP_NONE, 0, "record 0: unknown op 0"},
-    {"op one past the last", 3, RUSH_OP_COUNT_, 0, "record 3: unknown op 13"},
+    {"op one past the last", 3, RUSH_OP_COUNT_, 0, "record 3: unknown op 14"},
+    {"list_groups rank past the limit", 2, RUSH_OP_LIST_GROUPS, RUSH_LIST_GROUPS_MAX,
+     "record 2: qty 20 out of range"},
     {"reserve of 0", 2, RUSH_OP_RESERVE, 0, "record 2: qty 0 out of range"},
     {"reserve over the max", 4, RUSH_OP_RESERVE, RUSH_WIRE_QTY_MAX + 1,
      "record 4: qty 1000001 out of range"},
@@ -500,9 +502,10 @@ Test(wire, field_problems_are_answered_per_record)
         cr_expect_eq(error.code, RUSH_WIRE_E_FIELD, "%s", fc->name);
         cr_expect_eq(error.record_index, fc->record_index, "%s", fc->name);
         cr_expect_str_eq(error.text, fc->text, "%s", fc->name);
-        enum rush_reason want = fc->op == RUSH_OP_RESERVE || fc->op == RUSH_OP_CONFIRM
-                                    ? RUSH_REASON_QTY
-                                    : RUSH_REASON_OP;
+        enum rush_reason want =
+            fc->op == RUSH_OP_RESERVE || fc->op == RUSH_OP_CONFIRM || fc->op == RUSH_OP_LIST_GROUPS
+                ? RUSH_REASON_QTY
+                : RUSH_REASON_OP;
         cr_expect_eq(rush_wire_request_reason(&view.requests[fc->record_index]), want, "%s",
                      fc->name);
     }
@@ -528,7 +531,9 @@ Test(wire, every_op_with_its_qty_rule)
     for (uint8_t op = 1; op < RUSH_OP_COUNT_; op++) {
         struct rush_request request = request_make(op, op == RUSH_OP_RESERVE ? 1 : 0, op);
         cr_expect_eq(rush_wire_request_reason(&request), RUSH_REASON_NONE, "op %u", op);
-        request.qty = op == RUSH_OP_RESERVE ? 0 : 1;
+        request.qty = op == RUSH_OP_RESERVE       ? 0
+                      : op == RUSH_OP_LIST_GROUPS ? RUSH_LIST_GROUPS_MAX /* the rank asked */
+                                                  : 1;
         cr_expect_eq(rush_wire_request_reason(&request), RUSH_REASON_QTY, "op %u", op);
     }
 }

@@ -364,6 +364,8 @@ static void report_count(struct report_sku *s, const struct rush_stream_event *e
     case RUSH_EV_SKU_RESUMED:
     case RUSH_EV_SKU_PUT:
     case RUSH_EV_SKU_PART:
+    case RUSH_EV_SEAT_INVITED:
+    case RUSH_EV_INVITER_DUE: /* a reward for the inviter: not an order's count */
     case RUSH_EV_TYPE_COUNT_:
         break;
     }
