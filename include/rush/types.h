@@ -105,7 +105,8 @@ enum rush_reason {
     RUSH_REASON_SKU_HAS_GROUPS = 13,   /* sku_put would change group_size of a SKU with groups */
     RUSH_REASON_LIMIT_BELOW_HELD = 14, /* sku_put would set user_qty_max below what a user
                                           holds, or virtual_budget below what groups used */
-    RUSH_REASON_COUNT_ = 15,
+    RUSH_REASON_FIELD = 15,            /* a field the op does not use is not zero, or user 0 */
+    RUSH_REASON_COUNT_ = 16,
 };
 
 enum rush_order_state {
