@@ -36,11 +36,16 @@ enum rush_endpoint {
 
 /* Replies to JSON messages are at most this long (a query answer is well under 1 KiB). */
 #define RUSH_SERVER_TEXT_BYTES_MAX 4096
+/* nanomsg counts a REQ's request id (4 bytes of backtrace, one more per device hop) against the
+ * receive limit: a direct client's message of exactly twice the limit needs these on top. */
+#define RUSH_SERVER_BACKTRACE_BYTES 4
 /* Admin and JSON endpoints take messages up to twice the JSON limit, so that an oversized one is
  * answered by the decoder's reason instead of nanomsg dropping the connection. */
-#define RUSH_SERVER_JSON_RECEIVE_BYTES_MAX (2 * RUSH_JSON_MESSAGE_BYTES_MAX)
+#define RUSH_SERVER_JSON_RECEIVE_BYTES_MAX                                                         \
+    (2 * RUSH_JSON_MESSAGE_BYTES_MAX + RUSH_SERVER_BACKTRACE_BYTES)
 /* The same for the binary endpoint. */
-#define RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX (2 * RUSH_WIRE_MESSAGE_BYTES_MAX)
+#define RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX                                                         \
+    (2 * RUSH_WIRE_MESSAGE_BYTES_MAX + RUSH_SERVER_BACKTRACE_BYTES)
 
 /* A received message: body and control header (backtrace) as nanomsg allocated them. */
 struct rush_server_message {

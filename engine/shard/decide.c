@@ -391,8 +391,9 @@ static struct verdict decide_adjust(struct rush_shard *shard, const struct rush_
     if (sku->def.unlimited)
         return invalid_because(RUSH_REASON_UNLIMITED);
     int64_t amount = request->amount;
-    if (amount == 0 || amount > INT64_MAX / 4 || amount < -INT64_MAX / 4 ||
-        sku->stock_total + amount > INT64_MAX / 4)
+    /* A total above RUSH_STOCK_MAX is one a put could not set: refused the same way. */
+    if (amount == 0 || amount > RUSH_STOCK_MAX || amount < -RUSH_STOCK_MAX ||
+        sku->stock_total + amount > RUSH_STOCK_MAX)
         return invalid_because(RUSH_REASON_QTY);
     if (sku->available + amount < 0)
         return invalid_because(RUSH_REASON_BELOW_RESERVED);

@@ -107,7 +107,8 @@ enum rush_reason {
     RUSH_REASON_LIMIT_BELOW_HELD = 14, /* sku_put would set user_qty_max below what a user
                                           holds, or virtual_budget below what groups used */
     RUSH_REASON_INVITER_SELF = 15,     /* group_join or join_any whose inviter is the joiner */
-    RUSH_REASON_COUNT_ = 16,
+    RUSH_REASON_FIELD = 16,            /* a field the op does not use is not zero, or user 0 */
+    RUSH_REASON_COUNT_ = 17,
 };
 
 enum rush_order_state {

@@ -142,7 +142,9 @@ RUSH_MUST_USE int rush_wire_view_copy(const struct rush_wire_view *view, void *d
 /*
  * The field check the decoder applies to each REQUEST record: RUSH_REASON_OP for an op outside
  * 1 .. RUSH_OP_COUNT_ - 1, RUSH_REASON_QTY for a reserve whose qty is outside
- * 1 .. RUSH_WIRE_QTY_MAX or another op with a nonzero qty, else RUSH_REASON_NONE.
+ * 1 .. RUSH_WIRE_QTY_MAX or another op with a nonzero qty, RUSH_REASON_FIELD for a nonzero field
+ * the op does not use (PROTOCOL.md section 4) or user_id 0 on an op that names a user, else
+ * RUSH_REASON_NONE.
  */
 enum rush_reason rush_wire_request_reason(const struct rush_request *request);
 /* The same for SKU_PUT: RUSH_REASON_SKU_DEF when a whole definition (fields 0, or every required

@@ -90,6 +90,7 @@ static const char *const reason_names[RUSH_REASON_COUNT_] = {
     [RUSH_REASON_SKU_HAS_GROUPS] = "sku_has_groups",
     [RUSH_REASON_LIMIT_BELOW_HELD] = "limit_below_held",
     [RUSH_REASON_INVITER_SELF] = "inviter_self",
+    [RUSH_REASON_FIELD] = "field",
 };
 
 static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {

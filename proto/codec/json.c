@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -564,6 +565,57 @@ static int decode_root(const json_t *root, struct rush_json_command *out, char *
     return decode_request(root, (enum rush_op)op, &out->request, why, why_size);
 }
 
+/* Whether text[0 .. len) is a run of decimal digits above INT64_MAX and at most UINT64_MAX:
+ * a u64 that jansson's json_int_t cannot hold. */
+static bool digits_above_i64(const char *text, size_t len)
+{
+    uint64_t value;
+    return len >= 19 && len <= 20 && parse_digits(text, len, &value) == 0 &&
+           value > (uint64_t)INT64_MAX;
+}
+
+/*
+ * jansson refuses integers above INT64_MAX ("too big integer"), yet every 64-bit id field takes
+ * numbers up to UINT64_MAX. Such a number outside strings is rewritten as the string of its
+ * digits (which the id fields accept as well) and the text parsed again; only this rare path
+ * copies. Anything still too big (2^64 and above) fails as before. NULL on failure.
+ */
+static json_t *load_quoting_big_numbers(const char *text, size_t len, json_error_t *error)
+{
+    char *copy = malloc(len * 2 + 1); /* at most two quotes per three bytes of text */
+    if (copy == NULL)
+        return NULL;
+    size_t n = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len;) { /* each turn consumes at least one byte */
+        char c = text[i];
+        if (in_string || !(c >= '0' && c <= '9')) {
+            if (in_string && c == '\\' && i + 1 < len)
+                copy[n++] = text[i++];
+            else if (c == '"')
+                in_string = !in_string;
+            copy[n++] = text[i++];
+            continue;
+        }
+        size_t end = i;
+        while (end < len && text[end] >= '0' && text[end] <= '9')
+            end++;
+        bool whole = (i == 0 || strchr("-.eE+", text[i - 1]) == NULL) &&
+                     (end == len || strchr(".eE", text[end]) == NULL);
+        bool quote_it = whole && digits_above_i64(text + i, end - i);
+        if (quote_it)
+            copy[n++] = '"';
+        memcpy(copy + n, text + i, end - i);
+        n += end - i;
+        if (quote_it)
+            copy[n++] = '"';
+        i = end;
+    }
+    json_t *root = json_loadb(copy, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, error);
+    free(copy);
+    return root;
+}
+
 int rush_json_decode(const char *text, size_t len, struct rush_json_command *out, char *why,
                      size_t why_size)
 {
@@ -579,6 +631,8 @@ int rush_json_decode(const char *text, size_t len, struct rush_json_command *out
     json_error_t error;
     json_t *root =
         json_loadb(text == NULL ? "" : text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
+    if (root == NULL && strstr(error.text, "too big integer") != NULL)
+        root = load_quoting_big_numbers(text, len, &error);
     if (root == NULL) {
         /* jansson repeats message bytes after "near": keep the reason printable ASCII. */
         for (size_t i = 0; i < sizeof error.text && error.text[i] != '\0'; i++)
@@ -838,6 +892,7 @@ static void put_query_sku(struct writer *w, const struct rush_request *req,
         member_i64(w, "available", res->remaining);
     member_i64(w, "reserved", res->reserved);
     member_i64(w, "confirmed", res->confirmed);
+    member_bool(w, "paused", res->state == 1); /* query_sku's state: 1 when paused */
 }
 
 static void put_query_order(struct writer *w, const struct rush_request *req,

@@ -31,7 +31,8 @@
  * 64-bit numbers. JavaScript loses precision above 2^53, so the encoder writes order and group
  * ids as decimal strings always, and any other 64-bit figure as a JSON number when its
  * magnitude is at most RUSH_JSON_EXACT_MAX (2^53 - 1) and as a decimal string otherwise. The
- * decoder accepts both forms for every 64-bit field ("72057594037927937" or 1001).
+ * decoder accepts both forms for every 64-bit field ("72057594037927937" or 1001), numbers up to
+ * 2^64 - 1 included for the unsigned ones (ids and tag); 2^64 and above are refused.
  *
  * Idempotency key. A JSON string of 1..RUSH_JSON_KEY_BYTES_MAX bytes. Exactly "0x" followed by
  * 32 hex digits is taken literally (big-endian: the first two digits are bytes[0]), so a client

@@ -134,6 +134,63 @@ size_t rush_wire_message_bytes(enum rush_wire_kind kind, uint32_t count)
 
 /* ---- record checks, shared by the decoder and the encoders ---- */
 
+enum request_field {
+    USES_SKU = 1,
+    USES_USER = 2,
+    USES_TARGET = 4,
+    USES_AMOUNT = 8,
+    USES_KEY = 16,
+};
+
+/* The fields besides qty and tag that `op` reads (PROTOCOL.md section 4); no default, so a new
+ * op does not compile until it says which. */
+static unsigned request_fields_used(enum rush_op op)
+{
+    switch (op) {
+    case RUSH_OP_RESERVE:
+    case RUSH_OP_GROUP_OPEN:
+        return USES_SKU | USES_USER | USES_KEY;
+    case RUSH_OP_GROUP_JOIN_ANY: /* amount: the inviter, or 0 */
+        return USES_SKU | USES_USER | USES_AMOUNT | USES_KEY;
+    case RUSH_OP_CONFIRM:
+    case RUSH_OP_CANCEL:
+        return USES_TARGET | USES_KEY;
+    case RUSH_OP_GROUP_JOIN: /* amount: the inviter, or 0 */
+        return USES_TARGET | USES_USER | USES_AMOUNT | USES_KEY;
+    case RUSH_OP_QUERY_ORDER:
+    case RUSH_OP_QUERY_GROUP:
+        return USES_TARGET;
+    case RUSH_OP_QUERY_SKU:
+    case RUSH_OP_LIST_GROUPS: /* qty: the rank asked for */
+        return USES_SKU;
+    case RUSH_OP_ADJUST:
+        return USES_SKU | USES_AMOUNT | USES_KEY;
+    case RUSH_OP_PAUSE:
+    case RUSH_OP_RESUME:
+        return USES_SKU | USES_KEY;
+    case RUSH_OP_NONE:
+    case RUSH_OP_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(!"op out of range");
+    return 0;
+}
+
+/* Fields an op does not use must be zero, and an op that names a user names one (the JSON
+ * decoder refuses user 0 too). A zero key on a mutating op is the engine's KEY_MISSING. */
+static bool request_fields_ok(const struct rush_request *request)
+{
+    unsigned used = request_fields_used((enum rush_op)request->op);
+    rush_key zero_key = {0};
+    if ((used & USES_USER) != 0 && request->user_id == 0)
+        return false;
+    return ((used & USES_SKU) != 0 || request->sku_id == 0) &&
+           ((used & USES_USER) != 0 || request->user_id == 0) &&
+           ((used & USES_TARGET) != 0 || request->target_id == 0) &&
+           ((used & USES_AMOUNT) != 0 || request->amount == 0) &&
+           ((used & USES_KEY) != 0 || memcmp(&request->key, &zero_key, sizeof zero_key) == 0);
+}
+
 enum rush_reason rush_wire_request_reason(const struct rush_request *request)
 {
     RUSH_ASSERT(request != NULL);
@@ -148,6 +205,8 @@ enum rush_reason rush_wire_request_reason(const struct rush_request *request)
     } else if (request->qty != 0) {
         return RUSH_REASON_QTY;
     }
+    if (!request_fields_ok(request))
+        return RUSH_REASON_FIELD;
     return RUSH_REASON_NONE;
 }
 
@@ -320,6 +379,10 @@ static void describe_request_field(const struct rush_request *request, uint32_t 
     if (reason == RUSH_REASON_OP)
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: unknown op %u", index,
                             request->op);
+    else if (reason == RUSH_REASON_FIELD)
+        rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index,
+                            "record %u: %s with a field it does not use not zero, or user 0", index,
+                            rush_op_name(request->op));
     else if (request->op == RUSH_OP_RESERVE || request->op == RUSH_OP_LIST_GROUPS)
         rush_wire_error_set(error, RUSH_WIRE_E_FIELD, index, "record %u: qty %u out of range",
                             index, request->qty);

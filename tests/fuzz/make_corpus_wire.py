@@ -55,7 +55,14 @@ def seeds():
              result(0, remaining=9, reserved=1, confirmed=0, tag=2)]
     yield "request_2", message(REQUEST, two, 0x1122334455667788)
     yield "result_2", message(RESULT, reply, 0x1122334455667788)
-    every_op = [request(op, qty=1 if op == 1 else 0, sku=7, user=op, tag=op, key=b"k%d" % op)
+    # PROTOCOL.md section 4: each op carries the fields it uses, the rest zero.
+    uses = {1: "suk", 2: "tk", 3: "tk", 4: "suk", 5: "tuk", 6: "suk", 7: "t", 8: "t", 9: "s",
+            10: "sak", 11: "sk", 12: "sk"}
+    every_op = [request(op, qty=1 if op == 1 else 0, sku=7 if "s" in uses[op] else 0,
+                        user=op if "u" in uses[op] else 0,
+                        target=(1 << 56) | op if "t" in uses[op] else 0,
+                        amount=5 if "a" in uses[op] else 0, tag=op,
+                        key=b"k%d" % op if "k" in uses[op] else b"")
                 for op in range(1, 13)]
     yield "request_every_op", message(REQUEST, every_op, 3)
     yield "request_field_problems", message(

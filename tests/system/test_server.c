@@ -687,6 +687,69 @@ Test(server, hostile_json_messages)
     cr_expect_eq(stop(&server), 0);
 }
 
+/* PROTOCOL.md 3.1 and 10.1: a retry may carry a new tag (the tag is not part of what its key
+ * remembers) and is answered with the retry's tag; user 0 is refused alike in binary and JSON;
+ * a field an op does not use must be zero. */
+Test(server, retry_tags_user_zero_and_unused_fields)
+{
+    start(0, TEST_TOKEN);
+    int sock = req_socket(server.orders);
+    struct rush_request first = reserve(1005, 700, 1, 700);
+    struct rush_result r = call_one(sock, first);
+    EXPECT_OUTCOME(r, RUSH_OK);
+    struct rush_request retry = first;
+    retry.tag = 0x7e7e;
+    struct rush_result again = call_one(sock, retry); /* asserts the answer's tag is 0x7e7e */
+    EXPECT_OUTCOME(again, RUSH_OK);
+    cr_expect(again.flags & RUSH_RESULT_DUPLICATE);
+    cr_expect_eq(again.order_id, r.order_id);
+
+    struct rush_request no_user = reserve(1005, 0, 1, 701);
+    struct rush_result refused = call_one(sock, no_user);
+    EXPECT_OUTCOME(refused, RUSH_INVALID);
+    cr_expect_eq(refused.reason, RUSH_REASON_FIELD);
+    struct rush_request stray = query(RUSH_OP_QUERY_ORDER, 1005, r.order_id); /* sku unused */
+    refused = call_one(sock, stray);
+    EXPECT_OUTCOME(refused, RUSH_INVALID);
+    cr_expect_eq(refused.reason, RUSH_REASON_FIELD);
+    nn_close(sock);
+
+    sock = req_socket(server.json);
+    char reply[TEXT_MAX];
+    call_json(sock, "{\"op\":\"reserve\",\"sku\":1005,\"user\":0,\"qty\":1,\"key\":\"u0\"}", reply,
+              sizeof(reply));
+    cr_expect(strstr(reply, "\"outcome\":\"invalid\"") != NULL, "%s", reply);
+    call_json(sock, "{\"op\":\"query_sku\",\"sku\":1005}", reply, sizeof(reply));
+    cr_expect(strstr(reply, "\"paused\":false") != NULL, "%s", reply);
+    nn_close(sock);
+    cr_expect_eq(stop(&server), 0);
+}
+
+/* SERVER.md: a message of up to twice the limit is still read and answered "over the limit".
+ * Exactly twice, on both endpoints (nanomsg counts a REQ's 4-byte request id against its
+ * receive limit, so the server must allow for it). */
+Test(server, twice_the_limit_is_answered)
+{
+    start(0, TEST_TOKEN);
+    static uint8_t message[2 * RUSH_WIRE_MESSAGE_BYTES_MAX];
+    struct rush_request request = reserve(1005, 1, 1, 1);
+    cr_assert(rush_wire_encode_requests(message, sizeof(message), 77, &request, 1) > 0);
+    int sock = req_socket(server.orders);
+    struct rush_wire_error error = call_error(sock, message, sizeof(message), NULL);
+    cr_expect_eq(error.code, RUSH_WIRE_E_OVERSIZE, "code %u: %s", error.code, error.text);
+    nn_close(sock);
+    static char text[2 * RUSH_JSON_MESSAGE_BYTES_MAX + 1];
+    memset(text, ' ', sizeof(text) - 1);
+    text[0] = '{';
+    text[sizeof(text) - 2] = '}';
+    sock = req_socket(server.json);
+    char reply[TEXT_MAX];
+    call_json(sock, text, reply, sizeof(reply));
+    cr_expect(strstr(reply, "over the limit") != NULL, "%s", reply);
+    nn_close(sock);
+    cr_expect_eq(stop(&server), 0);
+}
+
 /* ---- concurrency: no oversell ------------------------------------------------------------- */
 
 #define CLIENTS 8

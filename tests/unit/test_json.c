@@ -132,6 +132,38 @@ Test(json, ids_above_2_pow_53_survive_as_strings)
                            "\"state\":\"reserved\",\"qty\":2,\"sku\":1001}");
 }
 
+/* json.h: every 64-bit field takes a number as well as a string, up to 2^64 - 1. */
+Test(json, u64_numbers_above_2_pow_63_are_taken)
+{
+    struct rush_request req = decode_ok("{\"op\":\"query_order\",\"order\":9223372036854775808}");
+    cr_assert_eq(req.target_id, UINT64_C(9223372036854775808));
+    req = decode_ok("{\"op\":\"reserve\",\"sku\":18446744073709551615,"
+                    "\"user\":18446744073709551614,\"qty\":1,\"key\":\"k-1\",\"tag\":"
+                    "9223372036854775809}");
+    cr_assert_eq(req.sku_id, UINT64_MAX);
+    cr_assert_eq(req.user_id, UINT64_MAX - 1);
+    cr_assert_eq(req.tag, UINT64_C(9223372036854775809));
+    /* A digit run inside a string is left alone. */
+    req = decode_ok("{\"op\":\"reserve\",\"sku\":1,\"user\":9223372036854775807,\"qty\":1,"
+                    "\"key\":\"18446744073709551615\"}");
+    cr_assert_eq(req.user_id, UINT64_C(9223372036854775807));
+    rush_key want;
+    key_of_text(&want, "18446744073709551615");
+    cr_assert(memcmp(&req.key, &want, sizeof want) == 0);
+    const char *const refused[] = {
+        "{\"op\":\"query_order\",\"order\":18446744073709551616}",
+        "{\"op\":\"query_order\",\"order\":-9223372036854775809}",
+        "{\"op\":\"reserve\",\"sku\":1,\"user\":1,\"qty\":9223372036854775808,\"key\":\"a\"}",
+        "{\"op\":\"adjust\",\"sku\":1,\"amount\":9223372036854775808,\"key\":\"a\"}",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char why[RUSH_JSON_WHY_BYTES];
+        cr_expect_eq(
+            rush_json_decode_request(refused[i], strlen(refused[i]), &req, why, sizeof why),
+            RUSH_EPROTO, "%s", refused[i]);
+    }
+}
+
 Test(json, reserve_answer_matches_the_design)
 {
     struct rush_request req = request_of(RUSH_OP_RESERVE);
@@ -178,7 +210,10 @@ Test(json, queries_carry_state_names_and_figures)
         .outcome = RUSH_OK, .remaining = 7, .reserved = 2, .confirmed = 1};
     cr_assert_gt(rush_json_encode_result(&sku, &figures, text, sizeof text), 0);
     cr_assert_str_eq(text, "{\"outcome\":\"ok\",\"sku\":1001,\"unlimited\":false,\"available\":7,"
-                           "\"reserved\":2,\"confirmed\":1}");
+                           "\"reserved\":2,\"confirmed\":1,\"paused\":false}");
+    figures.state = 1; /* paused */
+    cr_assert_gt(rush_json_encode_result(&sku, &figures, text, sizeof text), 0);
+    cr_assert(strstr(text, "\"confirmed\":1,\"paused\":true}") != NULL, "%s", text);
 
     struct rush_request group = {.op = RUSH_OP_QUERY_GROUP, .target_id = 99};
     int64_t deadline = INT64_C(1794326400000000000);

@@ -729,8 +729,8 @@ static struct m_verdict m_adjust(struct model *m, const struct rush_request *rq)
     if (sku->def.unlimited)
         return m_invalid(RUSH_REASON_UNLIMITED);
     int64_t amount = rq->amount;
-    if (amount == 0 || amount > HUGE_AMOUNT || amount < -HUGE_AMOUNT ||
-        sku->stock_total + amount > HUGE_AMOUNT)
+    if (amount == 0 || amount > RUSH_STOCK_MAX || amount < -RUSH_STOCK_MAX ||
+        sku->stock_total + amount > RUSH_STOCK_MAX)
         return m_invalid(RUSH_REASON_QTY);
     if (sku->stock_total + amount < sku->reserved + sku->confirmed)
         return m_invalid(RUSH_REASON_BELOW_RESERVED);

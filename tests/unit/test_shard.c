@@ -337,6 +337,23 @@ Test(shard, adjust_never_goes_below_what_is_held)
     cr_assert_eq(decide_at(shard, T0_NS, adjust).remaining, 10);
 }
 
+/* An adjust cannot take the total above RUSH_STOCK_MAX, which no put may set either. */
+Test(shard, adjust_stays_within_what_a_put_allows)
+{
+    put_at(shard, T0_NS, sku_solo(1, 5));
+    struct rush_request adjust = {
+        .op = RUSH_OP_ADJUST, .sku_id = 1, .amount = RUSH_STOCK_MAX - 4, .key = key_of(2)};
+    cr_assert_eq(decide_at(shard, T0_NS, adjust).reason, RUSH_REASON_QTY);
+    cr_assert_eq(ledger(1).stock_total, 5);
+    adjust.amount = RUSH_STOCK_MAX - 5;
+    adjust.key = key_of(3);
+    cr_assert_eq(decide_at(shard, T0_NS, adjust).outcome, RUSH_OK);
+    cr_assert_eq(ledger(1).stock_total, RUSH_STOCK_MAX);
+    adjust.amount = 1;
+    adjust.key = key_of(4);
+    cr_assert_eq(decide_at(shard, T0_NS, adjust).reason, RUSH_REASON_QTY);
+}
+
 Test(shard, unlimited_stock_is_a_flag_not_a_number)
 {
     struct rush_sku sku = sku_solo(1, 0);

@@ -17,18 +17,34 @@
 static uint64_t scratch_words[BUF_BYTES / 8];
 #define SCRATCH ((uint8_t *)scratch_words)
 
+/* PROTOCOL.md section 4, "fields used", written out again here: s sku, u user, t target,
+ * a amount, k key. */
+static const char *const fields_used[RUSH_OP_COUNT_] = {
+    [RUSH_OP_RESERVE] = "suk",    [RUSH_OP_CONFIRM] = "tk",      [RUSH_OP_CANCEL] = "tk",
+    [RUSH_OP_GROUP_OPEN] = "suk", [RUSH_OP_GROUP_JOIN] = "tuak", [RUSH_OP_GROUP_JOIN_ANY] = "suak",
+    [RUSH_OP_QUERY_ORDER] = "t",  [RUSH_OP_QUERY_GROUP] = "t",   [RUSH_OP_QUERY_SKU] = "s",
+    [RUSH_OP_ADJUST] = "sak",     [RUSH_OP_PAUSE] = "sk",        [RUSH_OP_RESUME] = "sk",
+    [RUSH_OP_LIST_GROUPS] = "s",
+};
+
+static bool op_uses(uint8_t op, char field)
+{
+    return op < RUSH_OP_COUNT_ && fields_used[op] != NULL && strchr(fields_used[op], field);
+}
+
+/* A request of `op` with every field it uses set and the rest zero. */
 static struct rush_request request_make(uint8_t op, uint32_t qty, uint64_t seed)
 {
     struct rush_request request = {
         .op = op,
         .qty = qty,
-        .sku_id = 1000 + seed,
-        .user_id = 42 + seed,
-        .target_id = op == RUSH_OP_CONFIRM ? (UINT64_C(3) << 56) | seed : 0,
-        .amount = op == RUSH_OP_ADJUST ? -(int64_t)seed : 0,
+        .sku_id = op_uses(op, 's') ? 1000 + seed : 0,
+        .user_id = op_uses(op, 'u') ? 42 + seed : 0,
+        .target_id = op_uses(op, 't') ? (UINT64_C(3) << 56) | seed : 0,
+        .amount = op_uses(op, 'a') ? -(int64_t)seed - 1 : 0,
         .tag = 0xfeed0000 + seed,
     };
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < 16 && op_uses(op, 'k'); i++)
         request.key.bytes[i] = (uint8_t)(seed * 16 + (uint64_t)i + 1);
     return request;
 }
@@ -432,7 +448,7 @@ static const struct hostile hostiles[] = {
     {"result outcome", m_as_results_with_bad_outcome, RUSH_WIRE_E_RECORD, 2,
      "record 2: unknown outcome 99"},
     {"result reason", m_as_results_with_bad_reason, RUSH_WIRE_E_RECORD, 3,
-     "record 3: unknown reason 16"},
+     "record 3: unknown reason 17"},
     {"sku pad", m_as_skus_with_pad, RUSH_WIRE_E_RECORD, 0, "record 0: reserved bytes not zero"},
 };
 
@@ -535,6 +551,40 @@ Test(wire, every_op_with_its_qty_rule)
                       : op == RUSH_OP_LIST_GROUPS ? RUSH_LIST_GROUPS_MAX /* the rank asked */
                                                   : 1;
         cr_expect_eq(rush_wire_request_reason(&request), RUSH_REASON_QTY, "op %u", op);
+    }
+}
+
+/* PROTOCOL.md 3.1: fields an op does not use must be zero; an op naming a user names one. */
+Test(wire, unused_fields_must_be_zero)
+{
+    for (uint8_t op = 1; op < RUSH_OP_COUNT_; op++) {
+        uint32_t qty = op == RUSH_OP_RESERVE ? 1 : 0;
+        for (const char *f = "sutak"; *f != '\0'; f++) {
+            struct rush_request request = request_make(op, qty, op);
+            if (op_uses(op, *f)) {
+                if (*f != 'u')
+                    continue;
+                request.user_id = 0; /* user 0 is no user: JSON refuses it as well */
+            } else if (*f == 's') {
+                request.sku_id = 7;
+            } else if (*f == 'u') {
+                request.user_id = 7;
+            } else if (*f == 't') {
+                request.target_id = 7;
+            } else if (*f == 'a') {
+                request.amount = -7;
+            } else {
+                request.key.bytes[15] = 7;
+            }
+            cr_expect_eq(rush_wire_request_reason(&request), RUSH_REASON_FIELD, "op %u field %c",
+                         op, *f);
+            struct rush_wire_view view;
+            struct rush_wire_error error;
+            int bytes = rush_wire_encode_requests(SCRATCH, BUF_BYTES, 3, &request, 1);
+            cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0);
+            cr_expect_eq(view.invalid_count, 1, "op %u field %c", op, *f);
+            cr_expect_eq(error.code, RUSH_WIRE_E_FIELD);
+        }
     }
 }
 
@@ -697,7 +747,7 @@ static size_t read_seed(const char *name)
     if (root != NULL)
         snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/wire/%s", root, name);
     else
-        snprintf(path, sizeof(path), "%.*s/fuzz/corpus/wire/%s",
+        snprintf(path, sizeof(path), "%.*s/../fuzz/corpus/wire/%s",
                  (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__, name);
     FILE *file = fopen(path, "rb");
     cr_assert_not_null(file, "%s", path);
