@@ -914,7 +914,9 @@ static char *reader(char *str, int num, void *stream)
     const char *content = str;
     if (ld->line == 1 && strncmp(content, "\xEF\xBB\xBF", 3) == 0)
         content += 3;
-    size_t indent = strspn(content, " \t");
+    /* inih skips every isspace() byte before a header or key: so must this reader, or a line
+     * such as "\v[sku 1]" would open a section here unseen (found by fuzz_campaign). */
+    size_t indent = strspn(content, " \t\v\f\r");
     char first = content[indent];
     if (indent > 0 && first != '\0' && first != '\r' && first != ';' && first != '#') {
         fail_at(ld, ld->line, "indented line: start keys and sections in the first column");

@@ -207,6 +207,7 @@ static const struct broken broken_files[] = {
     {"[engine]\nshards 4\n", "t.ini:2: expected [section], key = value or a comment"},
     {"[engine\nshards = 4\n", "t.ini:1: expected [section], key = value or a comment"},
     {"[engine]\n  shards = 4\n", "t.ini:2: indented line"},
+    {"[engine]\nshards = 2\n\v[sku 7]\nname = x\n", "t.ini:3: indented line"},
     {"[engine]\n[sku 7]\nname = x\n", "t.ini:1: section has no keys"},
     {"[endpoints]\njson = http://x:1\n", "t.ini:2: json = http://x:1: must be tcp://HOST:PORT"},
     {"[endpoints]\njson = tcp://127.0.0.1:70000\n", "t.ini:2: json = tcp://127.0.0.1:70000"},
