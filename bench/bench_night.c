@@ -19,11 +19,11 @@
  * first two tenths) by more than 1% + 8 MiB.
  *
  * Memory bound (per shard; rush_shard_memory() computes the same from the limits):
- *   bytes ~= 85.3 x keys_max + 109 x orders_max + 53 x groups_max + 42.7 x user_limits_max
- *            + 720 x skus_max + 64 x events_buffer_max + 2 x keys_max (ring) + 256 KiB (wheel)
- * where 85.3 = 64-byte key entry / 0.75 load, 109 = 88-byte order + 17-byte timer (next, prev,
+ *   bytes ~= 85.3 x keys_max + 117 x orders_max + 53 x groups_max + 42.7 x user_limits_max
+ *            + 744 x skus_max + 64 x events_buffer_max + 2 x keys_max (ring) + 256 KiB (wheel)
+ * where 85.3 = 64-byte key entry / 0.75 load, 117 = 96-byte order + 17-byte timer (next, prev,
  * deadline, state) + 4-byte due slot, 53 = 32-byte group + 21 timer/due, 42.7 = 32-byte limit
- * entry / 0.75, 720 = 688-byte SKU state + its id entry, 2 = the ring's 16 bytes per 8 keys.
+ * entry / 0.75, 744 = 712-byte SKU state + its id entry, 2 = the ring's 16 bytes per 8 keys.
  * All of it is allocated and zeroed at start, so resident memory is flat by construction; what
  * the night shows is that the occupancy stays below the limits: order slots in use stay below
  * (ended orders per second x ended_retain) + live orders, keys below order slots + keys_max / 8.
@@ -275,8 +275,8 @@ static void print_progress(const struct night *night, int64_t now, uint64_t resi
 /* The bound of the header, evaluated for these limits. */
 static double bound_bytes(const struct rush_shard_limits *l)
 {
-    return 85.3 * l->keys_max + 109.0 * l->orders_max + 53.0 * l->groups_max +
-           42.7 * l->user_limits_max + 720.0 * l->skus_max + 64.0 * l->events_buffer_max +
+    return 85.3 * l->keys_max + 117.0 * l->orders_max + 53.0 * l->groups_max +
+           42.7 * l->user_limits_max + 744.0 * l->skus_max + 64.0 * l->events_buffer_max +
            2.0 * l->keys_max + 262144.0;
 }
 
@@ -354,8 +354,8 @@ int main(int argc, char **argv)
            ",\"bound_bytes\":%.0f"
            ",\"warm_resident_bytes\":%" PRIu64 ",\"max_resident_bytes_after_warmup\":%" PRIu64
            ",\"memory_flat\":%s,\"payments_cancels_admin_busy\":%" PRIu64 ",\"check\":\"%s\","
-           "\"bound\":\"85.3*keys_max + 109*orders_max + 53*groups_max + 42.7*user_limits_max + "
-           "720*skus_max + 64*events_buffer_max + 2*keys_max + 256KiB\",",
+           "\"bound\":\"85.3*keys_max + 117*orders_max + 53*groups_max + 42.7*user_limits_max + "
+           "744*skus_max + 64*events_buffer_max + 2*keys_max + 256KiB\",",
            total, orders_max, night.sent, seconds, (double)night.sent / seconds,
            night.by_op[RUSH_OP_CONFIRM], night.by_op[RUSH_OP_CANCEL],
            night.by_op[RUSH_OP_ADJUST] + night.by_op[RUSH_OP_PAUSE] + night.by_op[RUSH_OP_RESUME],
