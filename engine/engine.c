@@ -72,7 +72,7 @@
 #define ENGINE_WAIT_MS_MAX (10 * 60 * 1000)
 #define ENGINE_WAIT_ROUNDS_MAX (UINT32_C(1) << 26)
 
-enum work_kind { WORK_REQUESTS, WORK_SKU_PUT, WORK_INSPECT, WORK_SNAPSHOT };
+enum work_kind { WORK_REQUESTS, WORK_SKU_PUT, WORK_INSPECT, WORK_SNAPSHOT, WORK_ADMIN };
 
 struct work {
     enum work_kind kind;
@@ -82,6 +82,9 @@ struct work {
     struct rush_request *requests;
     struct rush_result *results;
     struct rush_sku sku;
+    struct rush_request admin; /* WORK_ADMIN: the admin request */
+    struct rush_audit audit;   /* WORK_ADMIN, and WORK_SKU_PUT when audited: who and why */
+    bool audited;              /* WORK_SKU_PUT: an admin's put, recorded with audit */
     rush_shard_inspect_fn inspect;
     /* WORK_SNAPSHOT: the int that receives the snapshot's result */
     void *inspect_context;
@@ -351,6 +354,13 @@ static void decide_work(struct rush_shard *shard, struct work *work)
         break;
     case WORK_SKU_PUT:
         rush_shard_sku_put(shard, &work->sku, &work->results[0]);
+        if (work->audited)
+            rush_shard_audit(shard, RUSH_OP_NONE, work->sku.id, 0, &work->results[0], &work->audit);
+        break;
+    case WORK_ADMIN:
+        rush_shard_decide_batch(shard, &work->admin, 1, work->results);
+        rush_shard_audit(shard, work->admin.op, work->admin.sku_id, work->admin.amount,
+                         &work->results[0], &work->audit);
         break;
     case WORK_INSPECT:
         work->inspect(shard, work->inspect_context);
@@ -1045,6 +1055,9 @@ static int send_and_wait(struct rush_engine *engine, uint32_t shard_index, struc
     struct rush_batch batch = {.results = &result, .count = 1, .pending_ = 1};
     struct work *work = take_work(thread, &batch, model->kind);
     work->sku = model->sku;
+    work->admin = model->admin;
+    work->audit = model->audit;
+    work->audited = model->audited;
     work->inspect = model->inspect;
     work->inspect_context = model->inspect_context;
     push_work(engine, thread, work);
@@ -1059,6 +1072,22 @@ int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
     struct work model = {.kind = WORK_SKU_PUT, .sku = *sku, .results = result};
     return send_and_wait(engine, rush_engine_shard_of_sku(engine->config.shard_count, sku->id),
                          &model);
+}
+
+int rush_engine_admin_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
+                              const struct rush_audit *audit, struct rush_result *result)
+{
+    struct work model = {
+        .kind = WORK_SKU_PUT, .sku = *sku, .audit = *audit, .audited = true, .results = result};
+    return send_and_wait(engine, rush_engine_shard_of_sku(engine->config.shard_count, sku->id),
+                         &model);
+}
+
+int rush_engine_admin_execute(struct rush_engine *engine, const struct rush_request *request,
+                              const struct rush_audit *audit, struct rush_result *result)
+{
+    struct work model = {.kind = WORK_ADMIN, .admin = *request, .audit = *audit, .results = result};
+    return send_and_wait(engine, rush_engine_shard_of(engine->config.shard_count, request), &model);
 }
 
 void rush_engine_inspect(struct rush_engine *engine, uint32_t shard_index,

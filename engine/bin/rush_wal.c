@@ -282,9 +282,10 @@ static void print_event(uint64_t lsn, const char *time, const struct rush_event 
 {
     printf("lsn=%" PRIu64 " time=%s type=%s", lsn, time,
            rush_event_type_name((enum rush_event_type)event->type));
-    if (event->type == RUSH_EV_SKU_PART) {
+    if (event->type == RUSH_EV_SKU_PART || event->type == RUSH_EV_AUDIT_PART) {
         printf(" part=%" PRIu32 " bytes=", event->qty);
-        for (int i = 0; i < RUSH_SKU_PART_BYTES; i++)
+        int bytes = event->type == RUSH_EV_SKU_PART ? RUSH_SKU_PART_BYTES : RUSH_AUDIT_PART_BYTES;
+        for (int i = 0; i < bytes; i++)
             printf("%02x", event->payload[i]);
         printf("\n");
         return;

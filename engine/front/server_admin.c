@@ -7,10 +7,13 @@
  * {"outcome":"invalid","reason":"admin token required"} and nothing happens. The token, and the
  * optional "operator" and "reason" of the audit (server_audit.c), are taken out of the object
  * before the rest goes to rush_json_decode(), which refuses unknown fields. Every action (adjust,
- * pause, resume, sku_put, snapshot) is audited with them.
+ * pause, resume, sku_put, snapshot) is audited with them; those a shard decides (all but
+ * snapshot) also go to the shard with them, which logs them as an admin_audit event that the
+ * stream publishes (operator and reason cut to RUSH_AUDIT_OPERATOR_BYTES and
+ * RUSH_AUDIT_REASON_BYTES there; audit.log keeps them whole).
  *
- *   sku_put                 rush_engine_sku_put()
- *   adjust, pause, resume   rush_engine_execute(), like any keyed request; logged
+ *   sku_put                 rush_engine_admin_sku_put()
+ *   adjust, pause, resume   rush_engine_admin_execute(), a keyed request; logged
  *   query_order/group/sku   rush_engine_execute()
  *   stats                   rush_json_encode_stats() plus the server's own figures
  *   snapshot                rush_engine_snapshot(): every shard, one after another; answers
@@ -102,6 +105,19 @@ static void send_result(struct rush_server *server, struct rush_server_message *
     rush_server_send(server, message->endpoint, &message->control, server->text, (size_t)n);
 }
 
+/* The audit as the shard logs it: each text cut to its field, NUL-padded. */
+static struct rush_audit shard_audit(const struct rush_server_audit *audit)
+{
+    struct rush_audit out;
+    memset(&out, 0, sizeof(out));
+    size_t n = strlen(audit->operator_name);
+    memcpy(out.operator_name, audit->operator_name,
+           n < sizeof(out.operator_name) ? n : sizeof(out.operator_name));
+    n = strlen(audit->reason);
+    memcpy(out.reason, audit->reason, n < sizeof(out.reason) ? n : sizeof(out.reason));
+    return out;
+}
+
 static void admin_request(struct rush_server *server, struct rush_server_message *message,
                           const struct rush_request *request, const struct rush_server_audit *audit)
 {
@@ -113,7 +129,10 @@ static void admin_request(struct rush_server *server, struct rush_server_message
         return;
     }
     struct rush_result result;
-    int rc = rush_engine_execute(server->engine, request, 1, &result);
+    struct rush_audit logged = shard_audit(audit);
+    int rc = rush_server_op_is_admin(request->op)
+                 ? rush_engine_admin_execute(server->engine, request, &logged, &result)
+                 : rush_engine_execute(server->engine, request, 1, &result);
     if (rc < 0 && rc != RUSH_EWAL) { /* RUSH_EWAL: the result says outcome_unknown */
         snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));
         rush_server_send_json_error(server, message, why);
@@ -132,7 +151,8 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
                           const struct rush_sku *sku, const struct rush_server_audit *audit)
 {
     struct rush_result result;
-    int rc = rush_engine_sku_put(server->engine, sku, &result);
+    struct rush_audit logged = shard_audit(audit);
+    int rc = rush_engine_admin_sku_put(server->engine, sku, &logged, &result);
     if (rc < 0 && rc != RUSH_EWAL) { /* RUSH_EWAL: the result says outcome_unknown */
         char why[RUSH_JSON_WHY_BYTES];
         snprintf(why, sizeof(why), "engine: %s", rush_strerror(rc));

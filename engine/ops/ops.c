@@ -199,6 +199,8 @@ static void count_event(struct ops_totals *t, struct ops_sku *sku,
     case RUSH_EV_SKU_PART:
     case RUSH_EV_SEAT_INVITED:
     case RUSH_EV_INVITER_DUE: /* a reward for the inviter: not an order's count */
+    case RUSH_EV_ADMIN_AUDIT: /* counted by rush_ops_on_events */
+    case RUSH_EV_AUDIT_PART:
     case RUSH_EV_TYPE_COUNT_:
         break; /* not on the stream */
     }
@@ -210,6 +212,10 @@ void rush_ops_on_events(void *context, uint32_t shard, const struct rush_stream_
     struct rush_ops *ops = context;
     (void)shard;
     for (uint32_t i = 0; i < count; i++) {
+        if (events[i].type == RUSH_EV_ADMIN_AUDIT || events[i].type == RUSH_EV_AUDIT_PART) {
+            rush_ops_count(&ops->totals.events, 1); /* no SKU figure (a part's sku_id is text) */
+            continue;
+        }
         struct ops_sku *sku = sku_find(ops, events[i].sku_id);
         if (sku == NULL)
             sku = sku_add(ops, NULL, events[i].sku_id); /* NULL when full: totals only */

@@ -794,3 +794,25 @@ void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request
         rush_shard_decide(shard, &requests[i], &results[i]);
     }
 }
+
+/* ---- audit of an admin action ------------------------------------------------------------- */
+
+void rush_shard_audit(struct rush_shard *shard, uint8_t op, uint64_t sku_id, int64_t amount,
+                      const struct rush_result *result, const struct rush_audit *audit)
+{
+    if (shard->event_count + 1 + RUSH_AUDIT_PARTS > shard->limits.events_buffer_max)
+        shard__flush(shard);
+    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_ADMIN_AUDIT,
+                                            .op = op,
+                                            .outcome = result->outcome,
+                                            .sku_id = sku_id,
+                                            .amount = amount});
+    for (uint32_t part = 0; part < RUSH_AUDIT_PARTS; part++) {
+        struct rush_event event = {.type = RUSH_EV_AUDIT_PART, .qty = part};
+        size_t offset = (size_t)part * RUSH_AUDIT_PART_BYTES;
+        size_t bytes = sizeof(*audit) - offset;
+        memcpy(event.payload, (const uint8_t *)audit + offset,
+               bytes < RUSH_AUDIT_PART_BYTES ? bytes : RUSH_AUDIT_PART_BYTES);
+        shard__emit(shard, &event);
+    }
+}

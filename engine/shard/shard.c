@@ -715,6 +715,9 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         break;
     case RUSH_EV_INVITER_DUE:
         break; /* a reward to pay: changes nothing here */
+    case RUSH_EV_ADMIN_AUDIT:
+    case RUSH_EV_AUDIT_PART:
+        break; /* who did an admin action and why: changes nothing here */
     case RUSH_EV_NONE:
     case RUSH_EV_TYPE_COUNT_:
         RUSH_ASSERT(!"unknown event type");

@@ -79,6 +79,13 @@ void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request
                              uint32_t count, struct rush_result *results);
 /* Creates a SKU from a whole definition, or changes the fields a put names on a live SKU
  * (admin sku_put; the rules are in decide.c), in the open batch. */
+/*
+ * Records who did an admin action and why (adjust, pause, resume, sku_put, decided just before
+ * with `result`): an ADMIN_AUDIT event and its AUDIT_PART events in the open batch. They change no
+ * state; the stream publishes them.
+ */
+void rush_shard_audit(struct rush_shard *shard, uint8_t op, uint64_t sku_id, int64_t amount,
+                      const struct rush_result *result, const struct rush_audit *audit);
 void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *sku,
                         struct rush_result *result);
 /* Closes the batch: hands the remaining events to the sink. */

@@ -186,6 +186,19 @@ RUSH_MUST_USE int rush_engine_execute(struct rush_engine *engine,
 /* Puts (creates or redefines) a SKU on its shard and waits for the decision. */
 RUSH_MUST_USE int rush_engine_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
                                       struct rush_result *result);
+/*
+ * An admin action recorded with who did it and why: like rush_engine_sku_put and
+ * rush_engine_execute of one request (adjust, pause, resume), and the shard logs `audit` right
+ * after the decision's events (RUSH_EV_ADMIN_AUDIT and its parts; the stream publishes them),
+ * whatever the outcome. Front-end thread only.
+ */
+RUSH_MUST_USE int rush_engine_admin_sku_put(struct rush_engine *engine, const struct rush_sku *sku,
+                                            const struct rush_audit *audit,
+                                            struct rush_result *result);
+RUSH_MUST_USE int rush_engine_admin_execute(struct rush_engine *engine,
+                                            const struct rush_request *request,
+                                            const struct rush_audit *audit,
+                                            struct rush_result *result);
 
 /*
  * Writes a snapshot of every shard, one after another, each on its shard's own thread at a batch

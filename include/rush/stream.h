@@ -78,15 +78,24 @@ enum rush_stream_status {
  * rush_stream_carries). For order events: order, sku, user, qty, and the unit price the order was
  * reserved at (a seat: joined at), whatever the SKU's price is now; group_id is set for a seat of
  * a group-buy. For group events: group, sku, and qty = virtual seats used (completed).
+ * An admin action (adjust, pause, resume, sku_put) is one admin_audit (op, sku, price_fen = the
+ * amount of an adjust, 0 otherwise) followed, at the next seqs, by RUSH_AUDIT_PARTS
+ * admin_audit_part events whose text holds, in order of qty (the part's index), the bytes of a
+ * struct rush_audit: who did it and why.
  */
 struct rush_stream_event {
-    uint64_t seq;      /* per shard: 1, 2, 3, ... */
-    int64_t time_ns;   /* engine clock of the decision (its log batch) */
-    uint64_t order_id; /* 0 for group events */
-    uint64_t group_id; /* 0 for a flash-sale order */
-    uint64_t sku_id;
-    uint64_t user_id;  /* 0 for group events */
-    int64_t price_fen; /* unit price; 0 for group events */
+    uint64_t seq;    /* per shard: 1, 2, 3, ... */
+    int64_t time_ns; /* engine clock of the decision (its log batch) */
+    union {
+        struct {
+            uint64_t order_id; /* 0 for group events */
+            uint64_t group_id; /* 0 for a flash-sale order */
+            uint64_t sku_id;
+            uint64_t user_id;  /* 0 for group events */
+            int64_t price_fen; /* unit price; 0 for group events */
+        };
+        char text[RUSH_AUDIT_PART_BYTES]; /* admin_audit_part: bytes of a struct rush_audit */
+    };
     uint32_t qty;
     uint8_t type;  /* enum rush_event_type */
     uint8_t shard; /* the shard that decided it */

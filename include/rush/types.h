@@ -298,7 +298,12 @@ enum rush_event_type {
     RUSH_EV_SEAT_INVITED = 15, /* right after a seat's reservation: user_id = its inviter */
     RUSH_EV_INVITER_DUE = 16,  /* after a completed group's seat that was invited: user_id = the
                                   inviter, order_id, amount and qty the seat's (the reward is due) */
-    RUSH_EV_TYPE_COUNT_ = 17,
+    RUSH_EV_ADMIN_AUDIT = 17,  /* right after an admin action's decision (adjust, pause, resume,
+                                  sku_put): op, outcome, sku_id and amount (adjust: the change);
+                                  followed by RUSH_AUDIT_PARTS AUDIT_PART records; changes nothing */
+    RUSH_EV_AUDIT_PART = 18,   /* qty = the part's index; payload: RUSH_AUDIT_PART_BYTES bytes of a
+                                  struct rush_audit */
+    RUSH_EV_TYPE_COUNT_ = 19,
 };
 
 #define RUSH_EVENT_DECISION 0x01 /* first event of a keyed decision: carries key and op */
@@ -315,7 +320,7 @@ struct rush_event {
                         when a deadline decided (an expiry, a group's deadline) */
     uint8_t outcome; /* REJECTED and REFUND_DUE decisions: the outcome remembered */
     uint8_t flags;   /* RUSH_EVENT_* */
-    uint32_t qty;    /* SKU_PART: the part's index */
+    uint32_t qty;    /* SKU_PART, AUDIT_PART: the part's index */
     union {
         struct {
             uint64_t order_id;
@@ -326,7 +331,7 @@ struct rush_event {
                                reserved; STOCK_ADJUSTED: change; GROUP_OPENED: deadline */
             rush_key key;   /* decision events */
         };
-        uint8_t payload[56]; /* SKU_PART: bytes of a struct rush_sku */
+        uint8_t payload[56]; /* SKU_PART: bytes of a struct rush_sku; AUDIT_PART: of a rush_audit */
     };
 };
 static_assert(sizeof(struct rush_event) == 64, "event record is 64 bytes");
@@ -336,6 +341,21 @@ static_assert(sizeof(struct rush_event) == 64, "event record is 64 bytes");
  * was 128 bytes) read as zero. */
 #define RUSH_SKU_PUT_PARTS 3
 static_assert(RUSH_SKU_PUT_PARTS * RUSH_SKU_PART_BYTES >= sizeof(struct rush_sku), "parts");
+
+/*
+ * Who did an admin action and why, as the log and the stream carry it: NUL-padded text, not
+ * terminated when it fills its field (longer text is cut at the field's end).
+ */
+#define RUSH_AUDIT_OPERATOR_BYTES 32
+#define RUSH_AUDIT_REASON_BYTES 80
+struct rush_audit {
+    char operator_name[RUSH_AUDIT_OPERATOR_BYTES];
+    char reason[RUSH_AUDIT_REASON_BYTES];
+};
+/* An AUDIT_PART carries this many bytes (the stream's text field is as wide); 3 * 40 >= 112. */
+#define RUSH_AUDIT_PART_BYTES 40
+#define RUSH_AUDIT_PARTS 3
+static_assert(RUSH_AUDIT_PARTS * RUSH_AUDIT_PART_BYTES >= sizeof(struct rush_audit), "parts");
 
 /* Ids carry their shard in the top byte so that confirm, cancel and join route without lookup. */
 #define RUSH_ID_SHARD_SHIFT 56

@@ -111,6 +111,8 @@ static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {
     [RUSH_EV_SKU_PART] = "sku_part",
     [RUSH_EV_SEAT_INVITED] = "seat_invited",
     [RUSH_EV_INVITER_DUE] = "inviter_due",
+    [RUSH_EV_ADMIN_AUDIT] = "admin_audit",
+    [RUSH_EV_AUDIT_PART] = "admin_audit_part",
 };
 
 static const char *const order_state_names[] = {"none", "reserved", "confirmed", "released",

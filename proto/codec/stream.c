@@ -21,6 +21,8 @@ bool rush_stream_carries(uint8_t event_type)
     case RUSH_EV_GROUP_FAILED:
     case RUSH_EV_REFUND_DUE:
     case RUSH_EV_INVITER_DUE:
+    case RUSH_EV_ADMIN_AUDIT:
+    case RUSH_EV_AUDIT_PART:
         return true;
     case RUSH_EV_NONE:
     case RUSH_EV_REJECTED:
@@ -50,6 +52,25 @@ void rush_stream_event_from_log(struct rush_stream_event *out, uint32_t shard, u
                                 int64_t time_ns, const struct rush_event *event)
 {
     RUSH_ASSERT(rush_stream_carries(event->type) && shard < RUSH_SHARDS_MAX && seq > 0);
+    if (event->type == RUSH_EV_AUDIT_PART) {
+        *out = (struct rush_stream_event){.seq = seq,
+                                          .time_ns = time_ns,
+                                          .qty = event->qty,
+                                          .type = event->type,
+                                          .shard = (uint8_t)shard};
+        memcpy(out->text, event->payload, sizeof(out->text));
+        return;
+    }
+    if (event->type == RUSH_EV_ADMIN_AUDIT) {
+        *out = (struct rush_stream_event){.seq = seq,
+                                          .time_ns = time_ns,
+                                          .sku_id = event->sku_id,
+                                          .price_fen = event->amount,
+                                          .type = event->type,
+                                          .shard = (uint8_t)shard,
+                                          .op = event->op};
+        return;
+    }
     bool group_event =
         event->type == RUSH_EV_GROUP_COMPLETED || event->type == RUSH_EV_GROUP_FAILED;
     *out = (struct rush_stream_event){

@@ -370,3 +370,32 @@ Test(rushctl, snapshot_every_events_from_the_campaign)
     cr_assert_eq(snapshot_files(shard), 1, "the shard that logged 3 events took a snapshot");
     cr_assert_eq(snapshot_files(1 - shard), 0, "the other logged nothing");
 }
+
+/* The issue's audited actions: who paused and why reach the stream, and rushctl tail prints them.
+ */
+Test(rushctl, an_admin_action_is_audited_on_the_stream)
+{
+    rushd.durability = "fsync"; /* the publisher reads the log */
+    rushd_start(false);
+    struct ran *r =
+        rushctl("--token " CHILD_TOKEN " --operator alice --reason 'fix price' pause 1001");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    /* nothing else is on the stream yet: the campaign's own SKU puts are not admin actions */
+    char args[4 * CHILD_PATH_BYTES];
+    snprintf(args, sizeof args, "tail --pub '%s' --replay '%s' --count 4 --idle-exit 10000",
+             rushd.pub, rushd.replay);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    HAS(r->out, "\"type\":\"admin_audit\",\"action\":\"pause\",\"sku\":1001,\"amount\":0");
+    HAS(r->out, "\"type\":\"admin_audit_part\",\"part\":2,\"action\":\"pause\",\"sku\":1001,"
+                "\"operator\":\"alice\",\"reason\":\"fix price\"");
+    /* a refused action is audited too, with its default operator (the login name) */
+    r = rushctl("--token " CHILD_TOKEN " --reason 'too much' adjust 1001 -1000000");
+    cr_assert_eq(r->status, 1, "%s", r->out);
+    snprintf(args, sizeof args, "tail --pub '%s' --replay '%s' --count 8 --idle-exit 10000",
+             rushd.pub, rushd.replay);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    HAS(r->out, "\"action\":\"adjust\",\"sku\":1001,\"amount\":-1000000");
+    HAS(r->out, "\"reason\":\"too much\"");
+}

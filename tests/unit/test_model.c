@@ -1394,6 +1394,8 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_SKU_PUT:
         case RUSH_EV_SKU_PART:
         case RUSH_EV_SEAT_INVITED:
+        case RUSH_EV_ADMIN_AUDIT: /* the model's admin ops carry no audit */
+        case RUSH_EV_AUDIT_PART:
         case RUSH_EV_TYPE_COUNT_:
             break;
         }

@@ -533,3 +533,78 @@ Test(shard, a_decision_names_the_state_it_left_its_order_in)
     cr_assert_eq(decide_op(T0_NS, RUSH_OP_CANCEL, other, 5).state, RUSH_ORDER_RELEASED);
     cr_assert_eq(reserve(1, 9, 9, 6).state, RUSH_ORDER_NONE, "no order, no state");
 }
+
+/* Admin actions with their audits (as the engine decides them for the admin endpoint). */
+static void audited_actions(struct rush_shard *s, bool audited)
+{
+    struct rush_audit audit = {.operator_name = "alice", .reason = "fix price"};
+    struct rush_request actions[] = {
+        request_of(RUSH_OP_PAUSE, 1, 0, 0, 0, 1), request_of(RUSH_OP_ADJUST, 1, 0, 0, 0, 2),
+        request_of(RUSH_OP_RESUME, 1, 0, 0, 0, 3), request_of(RUSH_OP_ADJUST, 1, 0, 0, 0, 4)};
+    actions[1].amount = 5;
+    actions[3].amount = -1000; /* refused (below what is held): audited all the same */
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+        struct rush_result result;
+        rush_shard_begin(s, T0_NS + (int64_t)i);
+        rush_shard_decide(s, &actions[i], &result);
+        if (audited)
+            rush_shard_audit(s, actions[i].op, actions[i].sku_id, actions[i].amount, &result,
+                             &audit);
+        rush_shard_end(s);
+    }
+    struct rush_sku redefined = sku_solo(1, 10);
+    redefined.price_fen = 777;
+    struct rush_result result;
+    rush_shard_begin(s, T0_NS + 10);
+    rush_shard_sku_put(s, &redefined, &result);
+    if (audited)
+        rush_shard_audit(s, RUSH_OP_NONE, redefined.id, 0, &result, &audit);
+    rush_shard_end(s);
+}
+
+Test(shard, an_audit_follows_its_action_changes_nothing_and_replays_to_the_same_digest)
+{
+    put_at(shard, T0_NS, sku_solo(1, 10));
+    audited_actions(shard, true);
+    /* each action is followed by its ADMIN_AUDIT and the parts of who and why */
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_ADMIN_AUDIT), 5);
+    cr_assert_eq(recorder_count_type(&recorder, RUSH_EV_AUDIT_PART), 5 * RUSH_AUDIT_PARTS);
+    uint32_t audits = 0;
+    for (uint32_t i = 0; i < recorder.count && audits < 5; i++) {
+        const struct rush_event *e = &recorder.events[i];
+        if (e->type != RUSH_EV_ADMIN_AUDIT)
+            continue;
+        cr_assert_eq(e->sku_id, 1);
+        cr_assert_eq(e->outcome, audits == 3 ? RUSH_INVALID : RUSH_OK, "audit %u", audits);
+        static const uint8_t ops[] = {RUSH_OP_PAUSE, RUSH_OP_ADJUST, RUSH_OP_RESUME, RUSH_OP_ADJUST,
+                                      RUSH_OP_NONE};
+        static const int64_t amounts[] = {0, 5, 0, -1000, 0};
+        cr_assert_eq(e->op, ops[audits]);
+        cr_assert_eq(e->amount, amounts[audits]);
+        struct rush_audit text;
+        uint8_t bytes[RUSH_AUDIT_PARTS * RUSH_AUDIT_PART_BYTES];
+        for (uint32_t p = 0; p < RUSH_AUDIT_PARTS; p++) {
+            cr_assert_eq(e[1 + p].type, RUSH_EV_AUDIT_PART);
+            cr_assert_eq(e[1 + p].qty, p);
+            memcpy(bytes + p * RUSH_AUDIT_PART_BYTES, e[1 + p].payload, RUSH_AUDIT_PART_BYTES);
+        }
+        memcpy(&text, bytes, sizeof(text));
+        cr_assert_str_eq(text.operator_name, "alice");
+        cr_assert_str_eq(text.reason, "fix price");
+        audits++;
+    }
+    /* the same actions without audits leave the same state */
+    struct rush_shard *plain = shard_new(small_limits(), 43, NULL);
+    put_at(plain, T0_NS, sku_solo(1, 10));
+    audited_actions(plain, false);
+    cr_assert_eq(rush_shard_digest(plain), rush_shard_digest(shard));
+    rush_shard_destroy(plain);
+    /* replaying the log, audits and all, rebuilds the same state */
+    struct rush_shard *replayed = shard_new(small_limits(), 44, NULL);
+    for (uint32_t i = 0; i < recorder.count; i++)
+        rush_shard_apply(replayed, recorder.times[i], &recorder.events[i]);
+    char why[256] = "";
+    cr_assert_eq(rush_shard_check(replayed, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(rush_shard_digest(replayed), rush_shard_digest(shard));
+    rush_shard_destroy(replayed);
+}

@@ -366,6 +366,8 @@ static void report_count(struct report_sku *s, const struct rush_stream_event *e
     case RUSH_EV_SKU_PART:
     case RUSH_EV_SEAT_INVITED:
     case RUSH_EV_INVITER_DUE: /* a reward for the inviter: not an order's count */
+    case RUSH_EV_ADMIN_AUDIT: /* skipped before: a part's sku_id is text */
+    case RUSH_EV_AUDIT_PART:
     case RUSH_EV_TYPE_COUNT_:
         break;
     }
@@ -453,6 +455,10 @@ static int report_follow(struct rush_subscriber *sub, struct report *r, int time
             return n == -ENODATA ? EXIT_FAILED : EXIT_USAGE;
         }
         for (int i = 0; i < n; i++) {
+            if (events[i].type == RUSH_EV_ADMIN_AUDIT || events[i].type == RUSH_EV_AUDIT_PART) {
+                r->events++; /* an admin's audit: no figure (a part's sku_id is text) */
+                continue;
+            }
             struct report_sku *s = report_slot(r, events[i].sku_id);
             if (s == NULL) {
                 fprintf(stderr, "rushctl: report: more than %d SKUs\n", REPORT_SKUS_MAX);
