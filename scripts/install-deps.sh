@@ -10,6 +10,8 @@ packages=(
     libinih-dev libjansson-dev
     libmicrohttpd-dev # engine/ops: rushd's HTTP console
     prometheus chromium # tests/system/test_console.c: promtool, a real Prometheus, headless Chromium
+    nats-server libnats-dev # engine/cluster: the replicated log, leases and the JetStream sink
+    librdkafka-dev kcat # engine/relay: confirmed orders on Kafka (librdkafka's mock cluster in tests)
     libcriterion-dev
     redis-server redis-tools libhiredis-dev jq # bench/side_by_side.sh (starts its own redis)
     nanomsg-utils nng-utils
