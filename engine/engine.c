@@ -83,8 +83,8 @@ struct work {
     struct rush_result *results;
     struct rush_sku sku;
     struct rush_request admin; /* WORK_ADMIN: the admin request */
-    struct rush_audit audit;   /* WORK_ADMIN, and WORK_SKU_PUT when audited: who and why */
-    bool audited;              /* WORK_SKU_PUT: an admin's put, recorded with audit */
+    struct rush_audit audit;   /* WORK_ADMIN, and the others when audited: who and why */
+    bool audited;              /* WORK_SKU_PUT, WORK_SNAPSHOT: an admin's, recorded with audit */
     rush_shard_inspect_fn inspect;
     /* WORK_SNAPSHOT: the int that receives the snapshot's result */
     void *inspect_context;
@@ -366,6 +366,9 @@ static void decide_work(struct rush_shard *shard, struct work *work)
         work->inspect(shard, work->inspect_context);
         break;
     case WORK_SNAPSHOT: /* taken at the end of the pass: see snapshot_after_pass */
+        if (work->audited)
+            rush_shard_audit(shard, RUSH_AUDIT_OP_SNAPSHOT, 0, 0, &(struct rush_result){0},
+                             &work->audit);
         break;
     }
 }
@@ -1102,6 +1105,11 @@ void rush_engine_inspect(struct rush_engine *engine, uint32_t shard_index,
 
 int rush_engine_snapshot(struct rush_engine *engine)
 {
+    return rush_engine_admin_snapshot(engine, NULL);
+}
+
+int rush_engine_admin_snapshot(struct rush_engine *engine, const struct rush_audit *audit)
+{
     if (engine->config.data_dir == NULL || engine->config.durability == RUSH_DURABILITY_NONE)
         return RUSH_ECONFIG;
     int first_error = 0;
@@ -1109,6 +1117,10 @@ int rush_engine_snapshot(struct rush_engine *engine)
         int rc = RUSH_EWAL; /* stays so if the shard could not take it */
         struct rush_result unused;
         struct work model = {.kind = WORK_SNAPSHOT, .inspect_context = &rc, .results = &unused};
+        if (audit != NULL) {
+            model.audited = true;
+            model.audit = *audit;
+        }
         (void)send_and_wait(engine, s, &model); /* the outcome is rc */
         if (rc < 0 && first_error == 0)
             first_error = rc;

@@ -292,7 +292,8 @@ static void print_event(uint64_t lsn, const char *time, const struct rush_event 
     }
     printf(" op=%s outcome=%s flags=%u order=0x%" PRIx64 " group=0x%" PRIx64 " sku=%" PRIu64
            " user=%" PRIu64 " qty=%" PRIu32 " amount=%" PRId64 " key=",
-           rush_op_name((enum rush_op)event->op),
+           event->type == RUSH_EV_ADMIN_AUDIT ? rush_audit_action_name(event->op)
+                                              : rush_op_name((enum rush_op)event->op),
            rush_outcome_name((enum rush_outcome)event->outcome), event->flags, event->order_id,
            event->group_id, event->sku_id, event->user_id, event->qty, event->amount);
     for (int i = 0; i < 16; i++)

@@ -7,16 +7,16 @@
  * {"outcome":"invalid","reason":"admin token required"} and nothing happens. The token, and the
  * optional "operator" and "reason" of the audit (server_audit.c), are taken out of the object
  * before the rest goes to rush_json_decode(), which refuses unknown fields. Every action (adjust,
- * pause, resume, sku_put, snapshot) is audited with them; those a shard decides (all but
- * snapshot) also go to the shard with them, which logs them as an admin_audit event that the
- * stream publishes (operator and reason cut to RUSH_AUDIT_OPERATOR_BYTES and
- * RUSH_AUDIT_REASON_BYTES there; audit.log keeps them whole).
+ * pause, resume, sku_put, snapshot) is audited with them, and goes to its shard (a snapshot to
+ * every shard) with them, which logs them as an admin_audit event that the stream publishes
+ * (operator and reason cut to RUSH_AUDIT_OPERATOR_BYTES and RUSH_AUDIT_REASON_BYTES there;
+ * audit.log keeps them whole).
  *
  *   sku_put                 rush_engine_admin_sku_put()
  *   adjust, pause, resume   rush_engine_admin_execute(), a keyed request; logged
  *   query_order/group/sku   rush_engine_execute()
  *   stats                   rush_json_encode_stats() plus the server's own figures
- *   snapshot                rush_engine_snapshot(): every shard, one after another; answers
+ *   snapshot                rush_engine_admin_snapshot(): every shard, one after another; answers
  *                           {"outcome":"ok","shards":N,"took_ms":T}; logged
  * Order-taking ops (reserve, confirm, cancel, group ops) are refused here: they belong on the
  * order endpoints. Binary messages are refused too (ERROR code refused): they cannot carry the
@@ -171,14 +171,16 @@ static void admin_sku_put(struct rush_server *server, struct rush_server_message
 }
 
 /*
- * Every shard writes a snapshot and drops the log segments it covers (rush_engine_snapshot). Each
- * shard stops deciding while it writes; the front end waits, so the answer means "taken".
+ * Every shard logs the audit (on the stream too), writes a snapshot and drops the log segments it
+ * covers (rush_engine_admin_snapshot). Each shard stops deciding while it writes; the front end
+ * waits, so the answer means "taken".
  */
 static void admin_snapshot(struct rush_server *server, struct rush_server_message *message,
                            const struct rush_server_audit *audit)
 {
     int64_t started_ns = rush_server_now_ns();
-    int rc = rush_engine_snapshot(server->engine);
+    struct rush_audit logged = shard_audit(audit);
+    int rc = rush_engine_admin_snapshot(server->engine, &logged);
     double took_ms = (double)(rush_server_now_ns() - started_ns) / 1e6;
     rush_server_audit_record(server, audit, "snapshot", 0, 0, rc < 0 ? rush_strerror(rc) : "ok");
     if (rc < 0) {

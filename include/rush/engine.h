@@ -208,6 +208,14 @@ RUSH_MUST_USE int rush_engine_admin_execute(struct rush_engine *engine,
  * shard's error; the reason is printed on stderr).
  */
 RUSH_MUST_USE int rush_engine_snapshot(struct rush_engine *engine);
+/*
+ * rush_engine_snapshot asked by an admin: each shard first logs `audit` (an admin_audit event with
+ * op RUSH_AUDIT_OP_SNAPSHOT and its parts, which the stream publishes) at the point of its log
+ * where the snapshot is asked, then writes the snapshot. Whether it was written is in the return
+ * value, rushd's log and its audit.log, not in the event.
+ */
+RUSH_MUST_USE int rush_engine_admin_snapshot(struct rush_engine *engine,
+                                             const struct rush_audit *audit);
 
 /*
  * For a reader of a shard's log files on another thread (the publisher, engine/stream/publisher.h):

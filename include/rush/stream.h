@@ -78,7 +78,8 @@ enum rush_stream_status {
  * rush_stream_carries). For order events: order, sku, user, qty, and the unit price the order was
  * reserved at (a seat: joined at), whatever the SKU's price is now; group_id is set for a seat of
  * a group-buy. For group events: group, sku, and qty = virtual seats used (completed).
- * An admin action (adjust, pause, resume, sku_put) is one admin_audit (op, sku, price_fen = the
+ * An admin action (adjust, pause, resume, sku_put, snapshot: rush_audit_action_name(op)) is one
+ * admin_audit (op, sku, price_fen = the
  * amount of an adjust, 0 otherwise) followed, at the next seqs, by RUSH_AUDIT_PARTS
  * admin_audit_part events whose text holds, in order of qty (the part's index), the bytes of a
  * struct rush_audit: who did it and why.

@@ -352,6 +352,11 @@ struct rush_audit {
     char operator_name[RUSH_AUDIT_OPERATOR_BYTES];
     char reason[RUSH_AUDIT_REASON_BYTES];
 };
+/*
+ * The op of an admin_audit event: the request's op (adjust, pause, resume), RUSH_OP_NONE for a
+ * sku_put, and this value, which no request carries, for a snapshot.
+ */
+#define RUSH_AUDIT_OP_SNAPSHOT 255
 /* An AUDIT_PART carries this many bytes (the stream's text field is as wide); 3 * 40 >= 112. */
 #define RUSH_AUDIT_PART_BYTES 40
 #define RUSH_AUDIT_PARTS 3
@@ -368,6 +373,8 @@ static inline uint32_t rush_id_shard(uint64_t id)
 }
 
 const char *rush_op_name(enum rush_op op);
+/* The admin action an admin_audit's op names: sku_put, snapshot, or the op's name. */
+const char *rush_audit_action_name(uint8_t op);
 const char *rush_outcome_name(enum rush_outcome outcome);
 const char *rush_reason_name(enum rush_reason reason);
 const char *rush_event_type_name(enum rush_event_type type);

@@ -127,6 +127,13 @@ const char *rush_op_name(enum rush_op op)
     return NAME_OF(op_names, op);
 }
 
+const char *rush_audit_action_name(uint8_t op)
+{
+    if (op == RUSH_OP_NONE)
+        return "sku_put";
+    return op == RUSH_AUDIT_OP_SNAPSHOT ? "snapshot" : rush_op_name(op);
+}
+
 const char *rush_outcome_name(enum rush_outcome outcome)
 {
     return NAME_OF(outcome_names, outcome);

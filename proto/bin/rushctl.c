@@ -134,7 +134,7 @@ static void usage(FILE *out)
             "  token: --token, else --token-file, else $RUSH_ADMIN_TOKEN (rushd writes a\n"
             "         random one to DATA_DIR/admin.token, data/admin.token by default)\n"
             "  --operator: the login name; --reason: none (both go into rushd's audit of\n"
-            "  adjust, pause, resume, sku-put and snapshot: DATA_DIR/audit.log)\n",
+            "  adjust, pause, resume, sku-put and snapshot: DATA_DIR/audit.log and the stream)\n",
             DEFAULT_ADMIN_URL, DEFAULT_JSON_URL, DEFAULT_TIMEOUT_MS, RUSHCTL_DEFAULT_PUB_URL,
             RUSHCTL_DEFAULT_REPLAY_URL, RUSHCTL_DEFAULT_HTTP);
 }
@@ -704,9 +704,7 @@ static void tail_audit_fields(json_t *object, struct tail_audit *audit,
 {
     if (event->type == RUSH_EV_ADMIN_AUDIT) {
         *audit = (struct tail_audit){.seq = event->seq, .sku_id = event->sku_id, .op = event->op};
-        json_object_set_new(
-            object, "action",
-            json_string(event->op == RUSH_OP_NONE ? "sku_put" : rush_op_name(event->op)));
+        json_object_set_new(object, "action", json_string(rush_audit_action_name(event->op)));
         json_object_set_new(object, "sku", json_u64(event->sku_id));
         json_object_set_new(object, "amount", json_i64(event->price_fen));
         return;
@@ -719,9 +717,7 @@ static void tail_audit_fields(json_t *object, struct tail_audit *audit,
            RUSH_AUDIT_PART_BYTES);
     if (event->qty + 1 < RUSH_AUDIT_PARTS)
         return;
-    json_object_set_new(
-        object, "action",
-        json_string(audit->op == RUSH_OP_NONE ? "sku_put" : rush_op_name(audit->op)));
+    json_object_set_new(object, "action", json_string(rush_audit_action_name(audit->op)));
     json_object_set_new(object, "sku", json_u64(audit->sku_id));
     /* the parts' bytes are a struct rush_audit */
     json_object_set_new(object, "operator",

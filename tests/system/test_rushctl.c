@@ -398,4 +398,17 @@ Test(rushctl, an_admin_action_is_audited_on_the_stream)
     cr_assert_eq(r->status, 0, "%s", r->err);
     HAS(r->out, "\"action\":\"adjust\",\"sku\":1001,\"amount\":-1000000");
     HAS(r->out, "\"reason\":\"too much\"");
+    /* a snapshot is audited on every shard's stream, where its log asked for it */
+    r = rushctl("--token " CHILD_TOKEN " --operator bob --reason 'before midnight' snapshot");
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    snprintf(args, sizeof args, "tail --pub '%s' --replay '%s' --count 16 --idle-exit 10000",
+             rushd.pub, rushd.replay);
+    r = rushctl(args);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    int audits = 0;
+    for (const char *at = r->out; (at = strstr(at, "\"part\":2,\"action\":\"snapshot\"")); at++) {
+        HAS(at, "\"operator\":\"bob\",\"reason\":\"before midnight\"");
+        audits++;
+    }
+    cr_assert_eq(audits, 2, "one audit a shard:\n%s", r->out);
 }
