@@ -374,7 +374,7 @@ sweep_table() {
                 printf "  %12.0f %12.0f %10.0f %10.0f %10.0f %10d %8d %6d%s\n", offered[i],
                        got[i], p50[i], p99[i], p999[i], unsent[i], busy[i], lost[i],
                        i == knee ? "   <- knee" : ""
-            if (knee == 0) print "  (no knee: even the lowest rate was not served; busy = refused)"
+            if (knee == 0) print "  (no knee: even the lowest rate was not served at 95 % (see unsent and busy))"
             below = 0
             for (i = 1; i <= knee; i++) below += busy[i]
             printf "%s %.0f %d\n", key, knee ? offered[knee] : 0, below >> knees

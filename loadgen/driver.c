@@ -132,9 +132,8 @@ static void resend_push(struct worker *w, struct resend_queue *q, struct resend 
     q->count++;
 }
 
-static const struct resend *resend_peek(const struct worker *w, const struct resend_queue *q)
+static const struct resend *resend_peek(const struct resend_queue *q)
 {
-    (void)w;
     return q->count > 0 ? &q->items[q->head] : NULL;
 }
 
@@ -320,7 +319,7 @@ static bool place_held(struct worker *w, int64_t now)
 static void send_resends(struct worker *w, struct resend_queue *q, int64_t now)
 {
     const struct resend *r;
-    while ((r = resend_peek(w, q)) != NULL && r->due_ns <= now) {
+    while ((r = resend_peek(q)) != NULL && r->due_ns <= now) {
         struct connection *c = free_connection(w, r->node);
         if (c == NULL)
             return;
@@ -641,7 +640,7 @@ static int64_t wait_until(const struct worker *w)
         until = w->stop_send_ns;
     if (w->sending && w->o->mode == RUSH_MODE_OPEN && rush_arrivals_peek(&w->arrivals) < until)
         until = rush_arrivals_peek(&w->arrivals);
-    const struct resend *r = resend_peek(w, &w->waiting);
+    const struct resend *r = resend_peek(&w->waiting);
     if (r != NULL && r->due_ns < until)
         until = r->due_ns;
     return until;
