@@ -13,6 +13,10 @@
 #   rush, durable, batched        build/bin/rushd with durability = fsync (a reply means the
 #                                 decision is on disk), driven by rush-loadgen with --batch
 #   rush, durable, unbatched      the same, one order per message
+#   rush, durable, JSON           one JSON order per message on rushd's JSON endpoint
+#   echo                          build/bin/bench-echo: answers every message at once, decides
+#                                 nothing; rush-loadgen's rate against it, one order per message,
+#                                 beside rushd's shows the load generator is not the limit
 #
 # The load is rush-loadgen's midnight scenario on both sides: distinct buyers, each clicking
 # once, on a few hot SKUs. By default the stock covers the crowd, so every click is an order that
@@ -32,9 +36,18 @@
 # p99, with the knee marked (the highest offered rate still served at >= 95% with a p99 under 10x
 # the light-load p99).
 #
+# Every measurement is repeated --runs times (default 3), the runs one after another; the tables
+# show the median of each figure, a ratio is taken within each run (both sides on the same
+# machine minutes apart) and its median shown beside the runs' values, and the issue's targets
+# are checked on those medians (MET / NOT MET; reported, not enforced by the exit status):
+#   durable one order per message, 50 x 16 >= 1.0x Redis + Lua without persistence, zero busy;
+#   durable batched >= 20x Redis appendfsync always;
+#   open loop (batched and one order per message): a knee named, zero busy at and below it.
+#
 # Usage: bench/side_by_side.sh [--quick] [--build DIR] [--seconds S] [--skus N] [--stock N]
-#          [--no-sweep] [--redis-only]
-#   --quick      short runs and a 3-point sweep (about 40 s; the smoke test uses it)
+#          [--runs N] [--no-sweep] [--redis-only]
+#   --quick      one short run and a 3-point sweep (about a minute; the smoke test uses it)
+#   --runs N     measurements repeated N times, medians shown (default 3)
 #   --build DIR  where bin/rushd, bin/rush-loadgen and bin/bench-redis are (default: build)
 #   --seconds S  length of each closed-loop run (default 4)
 #   --stock N    units per SKU (default: as many as buyers, so nothing sells out)
@@ -52,6 +65,7 @@ stock=crowd
 quick=0
 sweep=1
 rush=1
+runs=3
 sweep_fractions="0.1 0.25 0.5 0.7 0.85 1.0 1.2"
 
 usage() {
@@ -66,6 +80,7 @@ while [ $# -gt 0 ]; do
     --redis-only) rush=0 ;;
     --build) build=$(cd "${2:?}" && pwd); shift ;;
     --seconds) seconds=${2:?}; shift ;;
+    --runs) runs=${2:?}; shift ;;
     --skus) skus=${2:?}; shift ;;
     --stock) stock=${2:?}; shift ;;
     -h | --help) usage ;;
@@ -74,6 +89,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ $quick -eq 1 ]; then
+    runs=1
     seconds=1
     sweep_seconds=1
     sweep_fractions="0.25 0.7 1.2"
@@ -81,7 +97,7 @@ fi
 
 bin=$build/bin
 script=$root/bench/redis/seckill.lua
-for tool in "$bin/bench-redis" "$bin/rushd" redis-server redis-cli jq nanocat; do
+for tool in "$bin/bench-redis" "$bin/rushd" "$bin/bench-echo" redis-server redis-cli jq nanocat; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "side_by_side: $tool not found (build first; scripts/install-deps.sh installs" \
             "redis-server, redis-tools, jq, nanomsg-utils)" >&2
@@ -266,16 +282,26 @@ books='if .check.passed != null then (if .check.passed then "ok" else "WRONG" en
 
 fmt_int() { awk -v x="$1" 'BEGIN { printf "%\047.0f", x }'; }
 
-# One table row: LABEL SHAPE REPORT
+# The median over the runs of a report's JQ figure: median NAME JQ (NAME: the report's file
+# name in each run's directory).
+median() {
+    cat "$work"/run*/"$1" | jq -s "[.[] | $2] | sort | .[(length - 1) / 2 | floor]"
+}
+most() { # most NAME JQ: the largest over the runs
+    cat "$work"/run*/"$1" | jq -s "[.[] | $2] | max"
+}
+
+# One table row: LABEL SHAPE NAME. Medians of rate and latencies; busy and lost: the most in any
+# run; books: ok only when every run's were.
 row() {
-    local report=$3
+    local name=$3
     LC_ALL=C.UTF-8 awk -v label="$1" -v shape="$2" \
-        -v tput="$(field "$report" "$decided")" -v lost="$(field "$report" "$lost")" \
-        -v p50="$(field "$report" .latency_us.p50)" -v p99="$(field "$report" .latency_us.p99)" \
-        -v p999="$(field "$report" .latency_us.p999)" \
-        -v ok="$(field "$report" '.outcomes.ok // 0')" \
-        -v busy="$(field "$report" '.outcomes.busy // 0')" \
-        -v books="$(field "$report" "$books")" \
+        -v tput="$(median "$name" "$decided")" -v lost="$(most "$name" "$lost")" \
+        -v p50="$(median "$name" .latency_us.p50)" -v p99="$(median "$name" .latency_us.p99)" \
+        -v p999="$(median "$name" .latency_us.p999)" \
+        -v ok="$(median "$name" '.outcomes.ok // 0')" \
+        -v busy="$(most "$name" '.outcomes.busy // 0')" \
+        -v books="$(cat "$work"/run*/"$name" | jq -rs "[.[] | $books] | if all(. != \"WRONG\") then .[0] else \"WRONG\" end")" \
         'BEGIN { printf "%-30s %-26s %12.0f %10.0f %10.0f %10.0f %10d %8d %6d  %s\n",
                  label, shape, tput, p50, p99, p999, ok, busy, lost, books }'
 }
@@ -285,13 +311,26 @@ header() {
         "load (orders in flight)" orders/s "p50 us" "p99 us" "p99.9 us" ok busy lost books
 }
 
-ratio() { # ratio LABEL NUM_REPORT DEN_REPORT [TARGET]
-    awk -v label="$1" -v a="$(field "$2" "$decided")" -v b="$(field "$3" "$decided")" \
-        -v target="${4:-}" 'BEGIN {
-            r = b > 0 ? a / b : 0
-            verdict = ""
-            if (target != "") verdict = sprintf("  (target >= %s: %s)", target, r >= target ? "met" : "NOT met")
-            printf "ratio  %-52s %8.2fx%s\n", label, r, verdict }'
+# ratio LABEL NUM_NAME DEN_NAME [TARGET]: the ratio within each run, and their median (also
+# written to $work/ratio-last for the target checks).
+ratio() {
+    local values
+    values=$(for dir in "$work"/run*; do
+        awk -v a="$(field "$dir/$2" "$decided")" -v b="$(field "$dir/$3" "$decided")" \
+            'BEGIN { printf "%.4f\n", (b > 0 ? a / b : 0) }'
+    done)
+    # shellcheck disable=SC2086 # the values, one word each
+    echo "$values" | sort -g | awk -v label="$1" -v target="${4:-}" -v all="$(echo $values)" \
+        -v out="$work/ratio-last" '
+        { v[NR] = $1 }
+        END {
+            m = v[int((NR + 1) / 2)]
+            n = split(all, each, " ")
+            runs = ""
+            for (i = 1; i <= n; i++) runs = runs sprintf("%s%.2fx", i > 1 ? " / " : "", each[i])
+            printf "ratio  %-52s %8.2fx   runs %s%s\n", label, m, runs,
+                   target != "" ? sprintf("  (target >= %sx)", target) : ""
+            print m > out }'
 }
 
 # ---- open-loop sweep ---------------------------------------------------------------------------
@@ -305,12 +344,13 @@ sweep_rates() {
     done
 }
 
-# sweep_table TITLE REPORT...: one row per offered rate; the knee is the highest rate at which
-# >= 95% of the requests offered were decided, with a p99 under 10x the p99 at the lowest rate
-# (rows after the first miss do not count).
+# sweep_table KEY TITLE REPORT...: one row per offered rate; the knee is the highest rate at
+# which >= 95% of the requests offered were decided, with a p99 under 10x the p99 at the lowest
+# rate (rows after the first miss do not count). Appends "KEY KNEE_RATE BUSY_AT_OR_BELOW" to
+# $work/knees (knee 0: none).
 sweep_table() {
-    local title=$1
-    shift
+    local key=$1 title=$2
+    shift 2
     echo
     echo "open loop, $title (fixed arrivals, latency from the intended send time)"
     printf '  %12s %12s %10s %10s %10s %10s %8s %6s\n' offered/s decided/s "p50 us" "p99 us" \
@@ -321,7 +361,7 @@ sweep_table() {
                 $lost, (.outcomes.busy // 0), (.requests_accepted // .requests_answered) /
                        (.requests_offered // (.requests_answered + .requests_unsent))] | @tsv" \
             "$report"
-    done | awk -F'\t' '
+    done | awk -F'\t' -v key="$key" -v knees="$work/knees" '
         { offered[NR] = $1; got[NR] = $2; p50[NR] = $3; p99[NR] = $4; p999[NR] = $5
           unsent[NR] = $6; lost[NR] = $7; busy[NR] = $8; served[NR] = $9 }
         END {
@@ -334,7 +374,10 @@ sweep_table() {
                 printf "  %12.0f %12.0f %10.0f %10.0f %10.0f %10d %8d %6d%s\n", offered[i],
                        got[i], p50[i], p99[i], p999[i], unsent[i], busy[i], lost[i],
                        i == knee ? "   <- knee" : ""
-            if (knee == 0) print "  (no knee: even the lowest rate was not served; busy = refused)"
+            if (knee == 0) print "  (no knee: even the lowest rate was not served at 95 % (see unsent and busy))"
+            below = 0
+            for (i = 1; i <= knee; i++) below += busy[i]
+            printf "%s %.0f %d\n", key, knee ? offered[knee] : 0, below >> knees
         }'
 }
 
@@ -351,6 +394,8 @@ redis: $(redis-server --version | sed 's/ sha=.*//'), seckill.lua by EVALSHA
 data on: $(df -T "$work" | awk 'NR == 2 { print $2 " (" $1 ")" }'), every server and its load share the cores
 load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews every figure)
 load: midnight, $skus hot SKUs, distinct buyers, stock $([ "$stock" = crowd ] && echo "covering the crowd (every click is an order)" || echo "$stock per SKU"); closed runs ${seconds} s
+runs: $runs, one after another; figures are medians, ratios are taken within each run
+rush-loadgen: default --threads (the online CPUs, at most 4 and at most --connections)
 EOF
 
 # Orders in flight: Redis and unbatched rush 50 x 16; batched rush 4 connections x 4 messages x
@@ -370,138 +415,220 @@ redis_closed() { # redis_closed REPORT PIPELINE
         --duration "$seconds" --buyers "$redis_buyers" --stock "$(stock_for "$redis_buyers")"
 }
 
-echo
-echo "running redis (appendfsync always) ..."
-start_redis always --appendonly yes --appendfsync always
-redis_closed "$work/redis-always.json" "$redis_pipeline"
-redis_closed "$work/redis-always-wide.json" "$wide_pipeline"
-redis_sweep=()
-if [ $sweep -eq 1 ]; then
-    for rate in $(sweep_rates "$work/redis-always.json"); do
-        buyers=$(awk -v r="$rate" -v s="$sweep_seconds" 'BEGIN { print int(r * s * 1.5) + 1000 }')
-        run_redis "$work/redis-sweep-$rate.json" --mode open --rate "$rate" --arrivals fixed \
-            --connections "$redis_connections" --pipeline "$redis_pipeline" \
-            --duration "$sweep_seconds" --buyers "$buyers" --stock "$(stock_for "$buyers")"
-        jq --argjson r "$rate" '. + {rate_offered: $r}' "$work/redis-sweep-$rate.json" \
-            >"$work/tmp.json" && mv "$work/tmp.json" "$work/redis-sweep-$rate.json"
-        redis_sweep+=("$work/redis-sweep-$rate.json")
+run_redis_all() { # run_redis_all DIR
+    local dir=$1
+    echo "running redis (appendfsync always) ..."
+    start_redis always --appendonly yes --appendfsync always
+    redis_closed "$dir/redis-always.json" "$redis_pipeline"
+    redis_closed "$dir/redis-always-wide.json" "$wide_pipeline"
+    if [ $sweep -eq 1 ]; then
+        for rate in $(sweep_rates "$dir/redis-always.json"); do
+            buyers=$(awk -v r="$rate" -v s="$sweep_seconds" 'BEGIN { print int(r * s * 1.5) + 1000 }')
+            run_redis "$dir/redis-sweep-$rate.json" --mode open --rate "$rate" --arrivals fixed \
+                --connections "$redis_connections" --pipeline "$redis_pipeline" \
+                --duration "$sweep_seconds" --buyers "$buyers" --stock "$(stock_for "$buyers")"
+            jq --argjson r "$rate" '. + {rate_offered: $r}' "$dir/redis-sweep-$rate.json" \
+                >"$work/tmp.json" && mv "$work/tmp.json" "$dir/redis-sweep-$rate.json"
+            echo "$dir/redis-sweep-$rate.json" >>"$dir/redis-sweep.list"
+        done
+    fi
+    stop_server
+
+    echo "running redis (appendfsync everysec) ..."
+    start_redis everysec --appendonly yes --appendfsync everysec
+    redis_closed "$dir/redis-everysec.json" "$redis_pipeline"
+    stop_server
+
+    echo "running redis (no persistence) ..."
+    start_redis none --appendonly no
+    redis_closed "$dir/redis-none.json" "$redis_pipeline"
+    run_redis "$dir/redis-none-one.json" --mode closed --connections 1 \
+        --pipeline $((redis_connections * redis_pipeline)) --duration "$seconds" \
+        --buyers "$redis_buyers" --stock "$(stock_for "$redis_buyers")"
+    stop_server
+}
+
+# rush-loadgen against bench-echo, one order per message at 50 x 16, binary and JSON: what the
+# load generator offers when the server costs nothing.
+run_echo() { # run_echo DIR
+    local dir=$1 port json_port protocol
+    echo "running rush-loadgen against bench-echo ..."
+    port=$(free_port)
+    json_port=$(free_port)
+    "$bin/bench-echo" --url "tcp://127.0.0.1:$port" --json-url "tcp://127.0.0.1:$json_port" \
+        >"$dir/echo.out" 2>&1 &
+    server_pid=$!
+    for report in echo-binary echo-json; do
+        protocol=
+        [ $report = echo-json ] && protocol="--json --json-url tcp://127.0.0.1:$json_port"
+        # shellcheck disable=SC2086 # protocol is two words or none
+        run_client "$dir/$report.json.txt" "$bin/rush-loadgen" --url "tcp://127.0.0.1:$port" \
+            --campaign-skus --skus 2 --scenario midnight --seed 1 --report "$dir/$report.json" \
+            --quiet --mode closed --connections "$single_connections" \
+            --inflight "$single_inflight" --batch 1 --duration "$seconds" \
+            --buyers "$rush_single_buyers" $protocol
+        # No books to check: the echo keeps no stock (its catalogue figures are made up).
+        jq 'del(.catalog)' "$dir/$report.json" >"$work/tmp.json" && mv "$work/tmp.json" "$dir/$report.json"
     done
-fi
-stop_server
+    stop_server
+}
 
-echo "running redis (appendfsync everysec) ..."
-start_redis everysec --appendonly yes --appendfsync everysec
-redis_closed "$work/redis-everysec.json" "$redis_pipeline"
-stop_server
+run_rush_all() { # run_rush_all DIR
+    local dir=$1
+    echo "running rush (fsync, batched) ..."
+    start_rushd batched "$(table_size "$rush_batched_buyers")"
+    run_loadgen "$dir/rush-batched.json" --mode closed --connections "$batch_connections" \
+        --inflight "$batch_inflight" --batch "$batch_size" --duration "$seconds" \
+        --buyers "$rush_batched_buyers" --stock "$(stock_for "$rush_batched_buyers")"
+    stop_server
 
-echo "running redis (no persistence) ..."
-start_redis none --appendonly no
-redis_closed "$work/redis-none.json" "$redis_pipeline"
-run_redis "$work/redis-none-one.json" --mode closed --connections 1 \
-    --pipeline $((redis_connections * redis_pipeline)) --duration "$seconds" \
-    --buyers "$redis_buyers" --stock "$(stock_for "$redis_buyers")"
-stop_server
-
-if [ $rush -eq 1 ]; then
-echo "running rush (fsync, batched) ..."
-start_rushd batched "$(table_size "$rush_batched_buyers")"
-run_loadgen "$work/rush-batched.json" --mode closed --connections "$batch_connections" \
-    --inflight "$batch_inflight" --batch "$batch_size" --duration "$seconds" \
-    --buyers "$rush_batched_buyers" --stock "$(stock_for "$rush_batched_buyers")"
-stop_server
-
-echo "running rush (fsync, unbatched) ..."
-start_rushd unbatched "$(table_size $((2 * rush_single_buyers)))" # two runs, fresh SKUs each
-run_loadgen "$work/rush-unbatched.json" --mode closed --connections "$single_connections" \
-    --inflight "$single_inflight" --batch 1 --duration "$seconds" \
-    --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
-run_loadgen "$work/rush-unbatched-one.json" --mode closed --connections 1 \
-    --inflight $((single_connections * single_inflight)) --batch 1 --duration "$seconds" \
-    --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
-stop_server
+    echo "running rush (fsync, unbatched: binary, then JSON) ..."
+    start_rushd unbatched "$(table_size $((3 * rush_single_buyers)))" # three runs, fresh SKUs each
+    run_loadgen "$dir/rush-unbatched.json" --mode closed --connections "$single_connections" \
+        --inflight "$single_inflight" --batch 1 --duration "$seconds" \
+        --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
+    run_loadgen "$dir/rush-unbatched-one.json" --mode closed --connections 1 \
+        --inflight $((single_connections * single_inflight)) --batch 1 --duration "$seconds" \
+        --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
+    run_loadgen "$dir/rush-json.json" --mode closed --connections "$single_connections" \
+        --inflight "$single_inflight" --json --json-url "$rush_json" --duration "$seconds" \
+        --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
+    stop_server
+    run_echo "$dir"
+}
 
 # The open-loop batch: what a gateway coalesces in about 1 ms at that rate (1..1000 orders), so
 # that waiting to fill a batch does not dominate the latency at low rates.
-rush_sweep=()
-rush_sweep_one=()
-if [ $sweep -eq 1 ]; then
-    for rate in $(sweep_rates "$work/rush-batched.json"); do
+run_rush_sweeps() { # run_rush_sweeps DIR
+    local dir=$1
+    for rate in $(sweep_rates "$dir/rush-batched.json"); do
         echo "running rush (fsync, batched, open loop at $rate/s) ..."
         buyers=$(awk -v r="$rate" -v s="$sweep_seconds" 'BEGIN { b = int(r * s * 1.5) + 1000; print (b > 16000000 ? 16000000 : b) }')
         batch=$(awk -v r="$rate" 'BEGIN { b = int(r / 1000); print (b < 1 ? 1 : (b > 1000 ? 1000 : b)) }')
         start_rushd "sweep-$rate" "$(table_size "$buyers")"
-        run_loadgen "$work/rush-sweep-$rate.json" --mode open --rate "$rate" --arrivals fixed \
+        run_loadgen "$dir/rush-sweep-$rate.json" --mode open --rate "$rate" --arrivals fixed \
             --connections "$batch_connections" --inflight 64 --batch "$batch" \
             --duration "$sweep_seconds" --buyers "$buyers" --stock "$(stock_for "$buyers")"
         stop_server
         jq --argjson r "$rate" --argjson b "$batch" '. + {rate_offered: $r, batch: $b}' \
-            "$work/rush-sweep-$rate.json" >"$work/tmp.json" &&
-            mv "$work/tmp.json" "$work/rush-sweep-$rate.json"
-        rush_sweep+=("$work/rush-sweep-$rate.json")
+            "$dir/rush-sweep-$rate.json" >"$work/tmp.json" &&
+            mv "$work/tmp.json" "$dir/rush-sweep-$rate.json"
+        echo "$dir/rush-sweep-$rate.json" >>"$dir/rush-sweep.list"
     done
     # One order per message, open loop, as a gateway that does not batch sends them: 50
     # connections, each message one order.
-    for rate in $(sweep_rates "$work/rush-unbatched.json"); do
+    for rate in $(sweep_rates "$dir/rush-unbatched.json"); do
         echo "running rush (fsync, unbatched, open loop at $rate/s) ..."
         buyers=$(awk -v r="$rate" -v s="$sweep_seconds" 'BEGIN { print int(r * s * 1.5) + 1000 }')
         start_rushd "sweep-one-$rate" "$(table_size "$buyers")"
-        run_loadgen "$work/rush-sweep-one-$rate.json" --mode open --rate "$rate" --arrivals fixed \
+        run_loadgen "$dir/rush-sweep-one-$rate.json" --mode open --rate "$rate" --arrivals fixed \
             --connections "$single_connections" --inflight "$single_inflight" --batch 1 \
             --duration "$sweep_seconds" --buyers "$buyers" --stock "$(stock_for "$buyers")"
         stop_server
         jq --argjson r "$rate" '. + {rate_offered: $r, batch: 1}' \
-            "$work/rush-sweep-one-$rate.json" >"$work/tmp.json" &&
-            mv "$work/tmp.json" "$work/rush-sweep-one-$rate.json"
-        rush_sweep_one+=("$work/rush-sweep-one-$rate.json")
+            "$dir/rush-sweep-one-$rate.json" >"$work/tmp.json" &&
+            mv "$work/tmp.json" "$dir/rush-sweep-one-$rate.json"
+        echo "$dir/rush-sweep-one-$rate.json" >>"$dir/rush-sweep-one.list"
     done
-fi
-fi
+}
+
+for run in $(seq "$runs"); do
+    dir=$work/run$run
+    mkdir -p "$dir"
+    echo
+    echo "== run $run of $runs (load average $(cut -d' ' -f1 /proc/loadavg))"
+    run_redis_all "$dir"
+    if [ $rush -eq 1 ]; then
+        run_rush_all "$dir"
+        if [ $sweep -eq 1 ]; then run_rush_sweeps "$dir"; fi
+    fi
+done
 
 # ---- the figures -------------------------------------------------------------------------------
 
-echo
-header
-row "redis, appendfsync always" "50 conn x 16 (800)" "$work/redis-always.json"
-row "redis, appendfsync everysec" "50 conn x 16 (800)" "$work/redis-everysec.json"
-row "redis, no persistence" "50 conn x 16 (800)" "$work/redis-none.json"
-row "redis, no persistence" "1 conn x 800 (800)" "$work/redis-none-one.json"
-row "redis, appendfsync always" "50 conn x $wide_pipeline ($batched_in_flight)" \
-    "$work/redis-always-wide.json"
-if [ $rush -eq 1 ]; then
-row "rush, fsync, batched" "4 x 4 msgs x $batch_size ($batched_in_flight)" "$work/rush-batched.json"
-row "rush, fsync, unbatched" "50 x 16 msgs x 1 (800)" "$work/rush-unbatched.json"
-row "rush, fsync, unbatched" "1 x 800 msgs x 1 (800)" "$work/rush-unbatched-one.json"
-echo
-ratio "rush fsync batched / redis always" "$work/rush-batched.json" "$work/redis-always.json" 20
-ratio "rush fsync batched / redis always (same in flight)" "$work/rush-batched.json" \
-    "$work/redis-always-wide.json"
-ratio "rush fsync batched / redis everysec" "$work/rush-batched.json" "$work/redis-everysec.json"
-ratio "rush fsync batched / redis no persistence" "$work/rush-batched.json" "$work/redis-none.json"
-ratio "rush fsync unbatched / redis always" "$work/rush-unbatched.json" "$work/redis-always.json"
-ratio "rush fsync unbatched / redis no persistence" "$work/rush-unbatched.json" \
-    "$work/redis-none.json" 1
-ratio "rush fsync unbatched / redis no persistence (1 conn)" "$work/rush-unbatched-one.json" \
-    "$work/redis-none-one.json" 1
+if [ $sweep -eq 1 ]; then
+    for run in $(seq "$runs"); do
+        dir=$work/run$run
+        echo
+        echo "== open-loop tables, run $run"
+        if [ $rush -eq 1 ]; then
+            # shellcheck disable=SC2046 # one report path per line
+            sweep_table rush-batched \
+                "rush, fsync, batched ($batch_connections connections, batch = rate / 1000)" \
+                $(cat "$dir/rush-sweep.list")
+            # shellcheck disable=SC2046
+            sweep_table rush-one \
+                "rush, fsync, one order per message ($single_connections connections)" \
+                $(cat "$dir/rush-sweep-one.list")
+        fi
+        # shellcheck disable=SC2046
+        sweep_table redis-always \
+            "redis, appendfsync always ($redis_connections connections x $redis_pipeline)" \
+            $(cat "$dir/redis-sweep.list")
+    done
 fi
 
-if [ $sweep -eq 1 ] && [ $rush -eq 1 ]; then
-    sweep_table "rush, fsync, batched ($batch_connections connections, batch = rate / 1000)" \
-        "${rush_sweep[@]}"
-    sweep_table "rush, fsync, one order per message ($single_connections connections)" \
-        "${rush_sweep_one[@]}"
+echo
+echo "== closed loop, median of $runs run(s)"
+header
+row "redis, appendfsync always" "50 conn x 16 (800)" redis-always.json
+row "redis, appendfsync everysec" "50 conn x 16 (800)" redis-everysec.json
+row "redis, no persistence" "50 conn x 16 (800)" redis-none.json
+row "redis, no persistence" "1 conn x 800 (800)" redis-none-one.json
+row "redis, appendfsync always" "50 conn x $wide_pipeline ($batched_in_flight)" \
+    redis-always-wide.json
+if [ $rush -eq 1 ]; then
+    row "rush, fsync, batched" "4 x 4 msgs x $batch_size ($batched_in_flight)" rush-batched.json
+    row "rush, fsync, unbatched" "50 x 16 msgs x 1 (800)" rush-unbatched.json
+    row "rush, fsync, unbatched" "1 x 800 msgs x 1 (800)" rush-unbatched-one.json
+    row "rush, fsync, JSON unbatched" "50 x 16 msgs x 1 (800)" rush-json.json
+    row "echo (decides nothing), binary" "50 x 16 msgs x 1 (800)" echo-binary.json
+    row "echo (decides nothing), JSON" "50 x 16 msgs x 1 (800)" echo-json.json
+    echo
+    ratio "rush fsync batched / redis always" rush-batched.json redis-always.json 20
+    batched_ratio=$(cat "$work/ratio-last")
+    ratio "rush fsync batched / redis always (same in flight)" rush-batched.json \
+        redis-always-wide.json
+    ratio "rush fsync batched / redis everysec" rush-batched.json redis-everysec.json
+    ratio "rush fsync batched / redis no persistence" rush-batched.json redis-none.json
+    ratio "rush fsync unbatched / redis always" rush-unbatched.json redis-always.json
+    ratio "rush fsync unbatched / redis no persistence" rush-unbatched.json redis-none.json 1
+    single_ratio=$(cat "$work/ratio-last")
+    ratio "rush fsync unbatched / redis no persistence (1 conn)" rush-unbatched-one.json \
+        redis-none-one.json 1
+    ratio "rush fsync JSON unbatched / redis no persistence" rush-json.json redis-none.json
+    ratio "rush fsync JSON unbatched / rush binary unbatched" rush-json.json rush-unbatched.json
+    ratio "loadgen->echo / loadgen->rushd, binary, 50 x 16" echo-binary.json rush-unbatched.json
+    ratio "loadgen->echo / loadgen->rushd, JSON, 50 x 16" echo-json.json rush-json.json
 fi
-if [ $sweep -eq 1 ]; then
-    sweep_table "redis, appendfsync always ($redis_connections connections x $redis_pipeline)" \
-        "${redis_sweep[@]}"
+
+verdict() { if [ "$1" = 1 ]; then echo MET; else echo "NOT MET"; fi; }
+target() { printf '  %-84s %s\n' "$1" "$(verdict "$2")"; }
+if [ $rush -eq 1 ]; then
+    single_busy=$(cat "$work"/run*/rush-unbatched.json | jq -s '[.[] | .outcomes.busy // 0] | add')
+    echo
+    echo "== targets (issue 12), on the medians above"
+    target "durable, one order per message, 50 x 16: $(printf %.2f "$single_ratio")x redis without persistence (>= 1.0x), busy $single_busy (0)" \
+        "$(awk -v r="$single_ratio" -v b="$single_busy" 'BEGIN { print (r >= 1.0 && b == 0) ? 1 : 0 }')"
+    target "durable, batched: $(printf %.2f "$batched_ratio")x redis appendfsync always (>= 20x)" \
+        "$(awk -v r="$batched_ratio" 'BEGIN { print (r >= 20) ? 1 : 0 }')"
+    if [ $sweep -eq 1 ]; then
+        for key in rush-batched rush-one; do
+            knees=$(awk -v k="$key" '$1 == k { printf "%s%s", n++ ? " / " : "", ($2 > 0 ? $2 : "none") }' "$work/knees")
+            met=$(awk -v k="$key" '$1 == k { runs++; if ($2 > 0 && $3 == 0) good++ } END { print (runs > 0 && good == runs) ? 1 : 0 }' "$work/knees")
+            busy=$(awk -v k="$key" '$1 == k { b += $3 } END { print b + 0 }' "$work/knees")
+            target "open loop, $key: knee at $knees offered/s, busy at or below it $busy (0)" "$met"
+        done
+    fi
 fi
 
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-redis_books=$(cat "$work"/redis-*.json | jq -s 'map(.check.passed) | all')
+redis_books=$(cat "$work"/run*/redis-*.json | jq -s 'map(.check.passed) | all')
 echo
 echo "redis books (sold exactly min(stock, buyers) per SKU, every run): $([ "$redis_books" = true ] && echo ok || echo WRONG)"
 if [ $rush -eq 1 ]; then
-    rush_books=$(cat "$work"/rush-*.json | jq -s "map($books) | map(. != \"WRONG\") | all")
+    rush_books=$(cat "$work"/run*/rush-*.json | jq -s "map($books) | map(. != \"WRONG\") | all")
     echo "rush books (ok answers = units held, nothing beyond the stock put, every run): $([ "$rush_books" = true ] && echo ok || echo WRONG)"
     [ "$rush_books" = true ]
 fi

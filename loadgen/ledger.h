@@ -34,7 +34,7 @@
  *   2. An entry with original_index != RUSH_LEDGER_NO_ORIGINAL is a resend: original_index <
  *      its own index, and the original's key equals its key.
  *
- * Threads: the driver's thread only.
+ * Threads: the driver's threads, under its crowd lock (loadgen/driver.h); the verifier after them.
  */
 #ifndef RUSH_LEDGER_H
 #define RUSH_LEDGER_H

@@ -22,7 +22,9 @@
  * Signals: the first SIGINT or SIGTERM stops sending; what is in flight is awaited (at most
  * --timeout-ms) and reported. A second one kills the process.
  *
- * Threads: one (plus nanomsg's own worker thread).
+ * Threads: the calling thread parses, sets up, watches the run (stop flag, a progress line a
+ * second) and reports; --threads driver threads carry the load (loadgen/driver.h); nanomsg has
+ * its own worker thread; --verify one subscriber thread.
  */
 #include <errno.h>
 #include <signal.h>
@@ -186,7 +188,11 @@ int main(int argc, char **argv)
                                       .stop = &stop_requested};
     int rc = rush_driver_run(&input);
     if (rc != 0) {
-        fprintf(stderr, "rush-loadgen: cannot connect to %s: %s\n", options.url, rush_strerror(rc));
+        fprintf(stderr, "rush-loadgen: cannot start the load on %s: %s\n",
+                options.node_count > 0 ? options.nodes[0]
+                : options.json         ? options.json_url
+                                       : options.url,
+                rush_strerror(rc));
         status = EXIT_UNREACHABLE;
         goto out_scenario;
     }

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/number.h"
 #include "base/why.h"
@@ -21,6 +22,7 @@
 #include "rush/wire.h"
 
 #define DEFAULT_URL "tcp://127.0.0.1:7100"
+#define DEFAULT_JSON_URL "tcp://127.0.0.1:7101"
 #define DEFAULT_ADMIN_URL "tcp://127.0.0.1:7102"
 #define DEFAULT_PUB_URL "tcp://127.0.0.1:7103"
 #define DEFAULT_REPLAY_URL "tcp://127.0.0.1:7104"
@@ -68,6 +70,15 @@ void rush_loadgen_usage(FILE *out)
     fprintf(out,
             "usage: rush-loadgen [options]\n"
             "  --url URL               binary orders endpoint (default " DEFAULT_URL ")\n"
+            "  --json                  send the load as JSON, one request per message, to\n"
+            "                          --json-url (set-up queries stay on --url)\n"
+            "  --json-url URL          JSON orders endpoint (default " DEFAULT_JSON_URL ")\n"
+            "  --nodes URL,URL,...     a cluster's orders endpoints in its node order (binary,\n"
+            "                          or JSON with --json): route by shard, follow redirects;\n"
+            "                          --connections connections to each node\n"
+            "  --shards N              the engine's shard count, for routing (2)\n"
+            "  --threads N             driver threads, 1..%u, at most --connections (default:\n"
+            "                          the online CPUs, at most 4 and at most --connections)\n"
             "  --admin-url URL         admin endpoint (default " DEFAULT_ADMIN_URL ")\n"
             "  --admin-token-file PATH admin token file (default: $RUSH_ADMIN_TOKEN, else\n"
             "                          data/admin.token when it exists)\n"
@@ -102,8 +113,8 @@ void rush_loadgen_usage(FILE *out)
             "exit status: 0 the run finished and was reported; 1 nothing was answered or the\n"
             "report could not be written; 2 usage error; 3 rushd unreachable or set-up refused;\n"
             "4 --verify found a violation\n",
-            RUSH_LOADGEN_CONNECTIONS_MAX, RUSH_WIRE_REQUESTS_MAX, RUSH_LOADGEN_INFLIGHT_MAX,
-            RUSH_GROUP_SIZE_MAX);
+            RUSH_LOADGEN_THREADS_MAX, RUSH_LOADGEN_CONNECTIONS_MAX, RUSH_WIRE_REQUESTS_MAX,
+            RUSH_LOADGEN_INFLIGHT_MAX, RUSH_GROUP_SIZE_MAX);
 }
 
 void rush_loadgen_options_default(struct rush_loadgen_options *options)
@@ -124,8 +135,10 @@ void rush_loadgen_options_default(struct rush_loadgen_options *options)
         .confirm_rate = 0.8,
         .pay_ttl_ms = 2000,
         .group_size = 3,
+        .shards = 2,
     };
     snprintf(options->url, sizeof(options->url), "%s", DEFAULT_URL);
+    snprintf(options->json_url, sizeof(options->json_url), "%s", DEFAULT_JSON_URL);
     snprintf(options->admin_url, sizeof(options->admin_url), "%s", DEFAULT_ADMIN_URL);
     snprintf(options->pub_url, sizeof(options->pub_url), "%s", DEFAULT_PUB_URL);
     snprintf(options->replay_url, sizeof(options->replay_url), "%s", DEFAULT_REPLAY_URL);
@@ -176,6 +189,32 @@ static int parse_url(const char *name, const char *text, char *out, char *why, s
                       name, text);
     memcpy(out, text, len + 1);
     return 0;
+}
+
+/* --nodes URL1,URL2,...: each a nanomsg address, 1..RUSH_LOADGEN_NODES_MAX of them. */
+static int parse_nodes(struct rush_loadgen_options *o, const char *text, char *why, size_t why_size)
+{
+    o->node_count = 0;
+    const char *at = text;
+    for (;;) {
+        const char *comma = strchr(at, ',');
+        size_t len = comma != NULL ? (size_t)(comma - at) : strlen(at);
+        if (o->node_count == RUSH_LOADGEN_NODES_MAX)
+            return refuse(why, why_size, "--nodes names more than %u nodes",
+                          RUSH_LOADGEN_NODES_MAX);
+        char url[RUSH_LOADGEN_URL_BYTES_MAX];
+        if (len >= sizeof(url))
+            return refuse(why, why_size, "--nodes: an address of %zu bytes is too long", len);
+        memcpy(url, at, len);
+        url[len] = '\0';
+        int rc = parse_url("--nodes", url, o->nodes[o->node_count], why, why_size);
+        if (rc != 0)
+            return rc;
+        o->node_count++;
+        if (comma == NULL)
+            return 0;
+        at = comma + 1;
+    }
 }
 
 /* An index into names[count] for text, or -EINVAL naming the choices. */
@@ -243,6 +282,11 @@ enum option_id {
     O_GROUP_SIZE,
     O_CAMPAIGN_SKUS,
     O_SKU_BASE,
+    O_JSON,
+    O_JSON_URL,
+    O_NODES,
+    O_SHARDS,
+    O_THREADS,
     O_HELP,
 };
 
@@ -276,6 +320,11 @@ static const struct option long_options[] = {
     {"group-size", required_argument, NULL, O_GROUP_SIZE},
     {"campaign-skus", no_argument, NULL, O_CAMPAIGN_SKUS},
     {"sku-base", required_argument, NULL, O_SKU_BASE},
+    {"json", no_argument, NULL, O_JSON},
+    {"json-url", required_argument, NULL, O_JSON_URL},
+    {"nodes", required_argument, NULL, O_NODES},
+    {"shards", required_argument, NULL, O_SHARDS},
+    {"threads", required_argument, NULL, O_THREADS},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -290,6 +339,10 @@ static int apply_choice(struct rush_loadgen_options *o, int id, const char *arg,
     switch (id) {
     case O_URL:
         return parse_url("--url", arg, o->url, why, why_size);
+    case O_JSON_URL:
+        return parse_url("--json-url", arg, o->json_url, why, why_size);
+    case O_NODES:
+        return parse_nodes(o, arg, why, why_size);
     case O_PUB_URL:
         return parse_url("--pub", arg, o->pub_url, why, why_size);
     case O_REPLAY_URL:
@@ -341,7 +394,12 @@ static int apply_number(struct rush_loadgen_options *o, int id, const char *arg,
         return parse_u32("--connections", arg, 1, RUSH_LOADGEN_CONNECTIONS_MAX, &o->connections,
                          why, why_size);
     case O_BATCH:
+        o->batch_given = true;
         return parse_u32("--batch", arg, 1, RUSH_WIRE_REQUESTS_MAX, &o->batch, why, why_size);
+    case O_SHARDS:
+        return parse_u32("--shards", arg, 1, RUSH_SHARDS_MAX, &o->shards, why, why_size);
+    case O_THREADS:
+        return parse_u32("--threads", arg, 1, RUSH_LOADGEN_THREADS_MAX, &o->threads, why, why_size);
     case O_INFLIGHT:
         return parse_u32("--inflight", arg, 1, RUSH_LOADGEN_INFLIGHT_MAX, &o->inflight, why,
                          why_size);
@@ -397,8 +455,8 @@ int rush_loadgen_options_parse(struct rush_loadgen_options *options, int argc, c
             *(id == O_QUIET ? &options->quiet : &options->verify) = true;
             continue;
         }
-        if (id == O_CAMPAIGN_SKUS) {
-            options->campaign_skus = true;
+        if (id == O_CAMPAIGN_SKUS || id == O_JSON) {
+            *(id == O_JSON ? &options->json : &options->campaign_skus) = true;
             continue;
         }
         if (id == ':')
@@ -432,6 +490,42 @@ static void find_token(struct rush_loadgen_options *options)
         options->token[0] = '\0';
 }
 
+/*
+ * --threads: given, at most --connections; by default the online CPUs, at most
+ * RUSH_LOADGEN_THREADS_DEFAULT_MAX (past that nanomsg's one I/O thread per process is the limit,
+ * and a load generator beside the server on a small box must leave it cores), at most
+ * --connections. --json: one request per message.
+ */
+static int finish_transport(struct rush_loadgen_options *options, char *why, size_t why_size)
+{
+    if (options->threads > options->connections)
+        return refuse(why, why_size,
+                      "--threads %u is more than --connections %u: a thread owns "
+                      "whole connections",
+                      options->threads, options->connections);
+    if (options->threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        uint32_t threads = cpus < 1 ? 1 : (uint32_t)cpus;
+        if (threads > RUSH_LOADGEN_THREADS_DEFAULT_MAX)
+            threads = RUSH_LOADGEN_THREADS_DEFAULT_MAX;
+        options->threads = threads < options->connections ? threads : options->connections;
+    }
+    if (options->json && options->batch_given && options->batch != 1)
+        return refuse(why, why_size,
+                      "--json sends one request per message: --batch %u is not 1 "
+                      "(the JSON endpoint takes one object per message)",
+                      options->batch);
+    if (options->json)
+        options->batch = 1;
+    if ((uint64_t)options->connections * (options->node_count > 0 ? options->node_count : 1) >
+        RUSH_LOADGEN_CONNECTIONS_MAX)
+        return refuse(why, why_size,
+                      "--connections %u to each of %u nodes is more than %u "
+                      "connections",
+                      options->connections, options->node_count, RUSH_LOADGEN_CONNECTIONS_MAX);
+    return 0;
+}
+
 int rush_loadgen_options_finish(struct rush_loadgen_options *options, char *why, size_t why_size)
 {
     RUSH_ASSERT((unsigned)options->scenario < RUSH_SCENARIO_COUNT_);
@@ -452,6 +546,9 @@ int rush_loadgen_options_finish(struct rush_loadgen_options *options, char *why,
                       (unsigned long long)options->sku_base, options->skus);
     if (options->campaign_skus && options->sku_base != 0)
         return refuse(why, why_size, "--sku-base is for fresh SKUs, not --campaign-skus");
+    int rc = finish_transport(options, why, why_size);
+    if (rc != 0)
+        return rc;
     if (!options->campaign_skus)
         find_token(options);
     return 0;

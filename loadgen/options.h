@@ -38,6 +38,10 @@
 #define RUSH_LOADGEN_ZIPF_S_MAX 10.0
 #define RUSH_LOADGEN_PAY_TTL_MS_MAX 604800000u /* 168 h, the campaign's limit */
 #define RUSH_LOADGEN_SKU_BASE_MAX ((UINT64_C(1) << 52) - 1)
+#define RUSH_LOADGEN_THREADS_MAX 64u /* driver threads; each owns connections / threads of them */
+#define RUSH_LOADGEN_NODES_MAX 16u   /* --nodes: orders endpoints of a cluster */
+#define RUSH_LOADGEN_THREADS_DEFAULT_MAX                                                           \
+    4u /* the default --threads is the online CPUs, at most this */
 
 enum rush_loadgen_scenario {
     RUSH_SCENARIO_MIDNIGHT = 0,   /* a crowd of distinct buyers on a few hot SKUs at t0 */
@@ -59,7 +63,16 @@ enum rush_loadgen_arrivals {
 };
 
 struct rush_loadgen_options {
-    char url[RUSH_LOADGEN_URL_BYTES_MAX];        /* binary orders endpoint */
+    char url[RUSH_LOADGEN_URL_BYTES_MAX];      /* binary orders endpoint */
+    char json_url[RUSH_LOADGEN_URL_BYTES_MAX]; /* --json: the JSON orders endpoint */
+    bool json;                                 /* drive the JSON endpoint, one request each */
+    /* --nodes: the cluster's orders endpoints in its node order (binary, or JSON with --json);
+     * node_count 0: none given, the load goes to --url (or --json-url) alone. */
+    char nodes[RUSH_LOADGEN_NODES_MAX][RUSH_LOADGEN_URL_BYTES_MAX];
+    uint32_t node_count;
+    uint32_t shards;  /* routing: the engine's shard count (rushd's default 2) */
+    uint32_t threads; /* driver threads; 0 until finished: then the default (see options.c) */
+    bool batch_given; /* --batch was on the command line */
     char admin_url[RUSH_LOADGEN_URL_BYTES_MAX];  /* admin endpoint (JSON + token) */
     char pub_url[RUSH_LOADGEN_URL_BYTES_MAX];    /* --verify: the stream's PUB endpoint */
     char replay_url[RUSH_LOADGEN_URL_BYTES_MAX]; /* --verify: its replay endpoint */

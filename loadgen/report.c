@@ -24,6 +24,37 @@ void rush_tally_init(struct rush_tally *tally, int64_t start_ns)
     rush_histogram_reset(&tally->latency_ns);
 }
 
+static void add_counts(uint64_t *into, const uint64_t *from, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        into[i] += from[i];
+}
+
+static int64_t later(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+void rush_tally_merge(struct rush_tally *into, const struct rush_tally *from, bool latency)
+{
+    /* The counters up to in_flight are uint64_t in a row (checked by the two asserts). */
+    static_assert(offsetof(struct rush_tally, in_flight) % sizeof(uint64_t) == 0, "layout");
+    static_assert(offsetof(struct rush_tally, start_ns) ==
+                      offsetof(struct rush_tally, in_flight) + sizeof(uint64_t),
+                  "in_flight is the last counter before the times");
+    add_counts(&into->requests_offered, &from->requests_offered,
+               offsetof(struct rush_tally, start_ns) / sizeof(uint64_t));
+    into->last_send_ns = later(into->last_send_ns, from->last_send_ns);
+    into->schedule_end_ns = later(into->schedule_end_ns, from->schedule_end_ns);
+    into->end_ns = later(into->end_ns, from->end_ns);
+    into->backlog_messages += from->backlog_messages;
+    into->requests_due += from->requests_due;
+    if (latency)
+        rush_histogram_merge(&into->latency_ns, &from->latency_ns);
+    if (into->first_error[0] == '\0')
+        memcpy(into->first_error, from->first_error, sizeof(into->first_error));
+}
+
 void rush_tally_error(struct rush_tally *tally, const char *text)
 {
     if (tally->first_error[0] == '\0')
@@ -96,7 +127,8 @@ static void derive(const struct rush_tally *tally, struct figures *f)
                        ? (double)(tally->schedule_end_ns - tally->start_ns) / NS_PER_S
                        : f->send_s;
     f->accepted = tally->requests_answered - tally->outcomes[RUSH_BUSY];
-    f->errors_total = tally->timeouts + tally->protocol_errors + tally->send_errors;
+    f->errors_total =
+        tally->timeouts + tally->protocol_errors + tally->send_errors + tally->redirect_gave_up;
     f->p50_us = (double)rush_histogram_percentile(h, 50.0) / NS_PER_US;
     f->p90_us = (double)rush_histogram_percentile(h, 90.0) / NS_PER_US;
     f->p99_us = (double)rush_histogram_percentile(h, 99.0) / NS_PER_US;
@@ -160,8 +192,9 @@ void rush_report_print(const struct rush_report_input *in, FILE *out)
     if (o->mode == RUSH_MODE_OPEN)
         fprintf(out, " at %.0f requests/s (%s)", o->rate_per_s,
                 rush_loadgen_arrivals_name(o->arrivals));
-    fprintf(out, ", %u connections, batch %u, inflight %u, %llu buyers\n", o->connections, o->batch,
-            o->inflight, (unsigned long long)o->buyers);
+    fprintf(out, ", %s, %u connections, batch %u, inflight %u, %u threads, %llu buyers\n",
+            o->json ? "JSON" : "binary", o->connections, o->batch, o->inflight, o->threads,
+            (unsigned long long)o->buyers);
     fprintf(out, "  offered      %llu requests (%.0f/s)\n", (unsigned long long)t->requests_offered,
             rate(t->requests_offered, f.offered_s));
     fprintf(out, "  sent         %llu requests in %llu messages (%.0f/s over %.3f s)\n",
@@ -181,6 +214,12 @@ void rush_report_print(const struct rush_report_input *in, FILE *out)
             (unsigned long long)t->duplicates_flagged);
     print_scenario(in, out);
     print_catalog(in, out);
+    if (t->redirects != 0 || t->redirect_gave_up != 0)
+        fprintf(out,
+                "  redirects    %llu followed (%llu after a wait for a leader), %llu "
+                "requests given up\n",
+                (unsigned long long)t->redirects, (unsigned long long)t->leader_waits,
+                (unsigned long long)t->redirect_gave_up);
     fprintf(
         out,
         "  errors       %llu (timeouts %llu, protocol %llu, send %llu; stale replies %llu)%s%s\n",
@@ -307,6 +346,10 @@ static json_t *figures_json(const struct rush_report_input *in, const struct fig
     json_object_set_new(root, "errors", errors_json(t, f));
     set_count(root, "arrivals_idle", t->arrivals_idle);
     set_count(root, "ledger_full", t->ledger_full);
+    json_object_set_new(root, "redirects",
+                        json_pack("{s:I, s:I, s:I}", "followed", (json_int_t)t->redirects,
+                                  "leader_waits", (json_int_t)t->leader_waits, "gave_up",
+                                  (json_int_t)t->redirect_gave_up));
     return root;
 }
 
@@ -329,6 +372,9 @@ int rush_report_write_json(const struct rush_report_input *in, const char *path)
     json_object_set_new(root, "connections", json_integer(o->connections));
     json_object_set_new(root, "batch", json_integer(o->batch));
     json_object_set_new(root, "inflight", json_integer(o->inflight));
+    json_object_set_new(root, "threads", json_integer(o->threads));
+    json_object_set_new(root, "protocol", json_string(o->json ? "json" : "binary"));
+    json_object_set_new(root, "nodes", json_integer(o->node_count > 0 ? o->node_count : 1));
     json_object_set_new(root, "buyers", json_integer((json_int_t)o->buyers));
     json_object_set_new(root, "skus", json_integer(o->skus));
     json_object_set_new(root, "seed", json_integer((json_int_t)o->seed));

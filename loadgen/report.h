@@ -18,21 +18,24 @@
  *              (replies to messages already given up).
  *
  * JSON keys (a contract for benchmark scripts): scenario, mode, arrivals, connections, batch,
- * inflight, offered_rate (open mode; null in closed mode), buyers, skus, seed,
- * requests_offered, requests_sent, requests_answered, requests_accepted, messages_sent,
- * messages_answered, elapsed_s, send_s, offered_per_s, sent_rate_per_s, throughput_per_s,
- * accepted_per_s, latency_us {p50, p90, p99, p999, max, mean}, outcomes {name: count, all 15},
- * invalid_reasons {name: count, nonzero only}, ops_sent {name: count}, duplicates_flagged,
- * duplicates {resent, matching, mismatched}, payments {confirms, abandoned},
+ * inflight, threads, protocol (binary or json), nodes, offered_rate (open mode; null in closed
+ * mode), buyers, skus, seed, requests_offered, requests_sent, requests_answered, requests_accepted,
+ * messages_sent, messages_answered, elapsed_s, send_s, offered_per_s, sent_rate_per_s,
+ * throughput_per_s, accepted_per_s, latency_us {p50, p90, p99, p999, max, mean}, outcomes {name:
+ * count, all 15}, invalid_reasons {name: count, nonzero only}, ops_sent {name: count},
+ * duplicates_flagged, duplicates {resent, matching, mismatched}, payments {confirms, abandoned},
  * groups {opens, joins, joins_any}, errors {timeouts, protocol, send, stale_replies, total},
+ * redirects {followed, leader_waits, gave_up},
  * catalog {fresh, base_id, count, stock_put, before {...}, after {...}}, ledger {entries,
  * capacity}, first_error.
  *
- * Threads: the driver's thread only.
+ * Threads: each driver thread fills its own tally; rush_tally_merge adds them up after the run
+ * (and, for the progress line, copies each thread publishes under its own lock).
  */
 #ifndef RUSH_REPORT_H
 #define RUSH_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -61,6 +64,9 @@ struct rush_tally {
     uint64_t stale_replies;      /* messages */
     uint64_t arrivals_idle;      /* open mode: messages due with nothing to send yet */
     uint64_t ledger_full;        /* 1 when the run stopped because the ledger filled */
+    uint64_t redirects;          /* results answered redirect and sent again (loadgen/route.h) */
+    uint64_t leader_waits;       /* of those, the ones that named no leader: resent after a wait */
+    uint64_t redirect_gave_up;   /* requests given up after RUSH_ROUTE_HOPS_MAX hops */
     uint64_t in_flight;          /* messages outstanding now */
     int64_t start_ns;
     int64_t last_send_ns;
@@ -81,6 +87,12 @@ struct rush_progress {
 };
 
 void rush_tally_init(struct rush_tally *tally, int64_t start_ns);
+/*
+ * Adds the counts of `from` (one driver thread's) into `into`: every counter summed, the
+ * latest of the end times, the first error kept; the latency histogram merged when asked. Exact:
+ * nothing is sampled or averaged.
+ */
+void rush_tally_merge(struct rush_tally *into, const struct rush_tally *from, bool latency);
 /* Records the first error text only (the rest are counted). */
 void rush_tally_error(struct rush_tally *tally, const char *text);
 

@@ -9,18 +9,32 @@
  * compared as ratios with generous bounds and nothing is timed, so a busy 2-core box does not
  * make them flake; every run is a few seconds at most.
  *
- * Library pieces: option parsing (hostile flags), the Zipf pick, the arrival schedule and the
- * ledger's duplicate check, with no rushd.
+ * Threads, JSON and routing: a run on several driver threads must add up exactly (ok == stock,
+ * every request answered once, --verify clean); --json drives the JSON endpoint with the same
+ * books; --nodes against a fake node (a raw REP socket in this process that answers every request
+ * redirect, first naming no leader, then naming rushd) must follow the redirects with the same
+ * keys and count them; bench-echo answers every request of either protocol.
+ *
+ * Library pieces: option parsing (hostile flags), the Zipf pick, the arrival schedule, the
+ * ledger's duplicate check, the routing table and the JSON answer reader, with no rushd.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "rushd_child.h"
 
 #include "arrivals.h"
+#include "codec/json.h"
+#include "json_result.h"
 #include "ledger.h"
 #include "options.h"
+#include "route.h"
+#include "rush/engine.h"
 #include "scenario.h"
 
 #define LOADGEN_ARGS_MAX 48
@@ -72,6 +86,12 @@ static int run_loadgen(const char *const *extra)
     }
     int status = child_wait_exit(pid, LOADGEN_EXIT_MS);
     cr_assert(status >= 0, "rush-loadgen did not finish (see %s)", log);
+    if (status != 0) { /* what it said, for the failure that follows */
+        char command[2 * CHILD_PATH_BYTES];
+        snprintf(command, sizeof command, "cat '%s' >&2", log);
+        cr_log_info("rush-loadgen exited %d; its log: %s", status, log);
+        (void)!system(command);
+    }
     return status;
 }
 
@@ -154,6 +174,148 @@ Test(loadgen, midnight_unbatched_many_connections)
     cr_assert_eq(field(report, "messages_sent"), 3000);
     cr_assert_eq(field(report, "outcomes.ok"), 200);
     json_decref(report);
+}
+
+Test(loadgen, threads_add_up_exactly)
+{
+    const char *args[] = {"--buyers",   "9000", "--skus",        "3", "--stock",   "500",
+                          "--batch",    "4",    "--connections", "6", "--threads", "3",
+                          "--inflight", "4",    "--verify",      NULL};
+    cr_assert_eq(run_loadgen(args), 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    cr_assert_eq(field(report, "threads"), 3);
+    cr_assert_eq(field(report, "requests_sent"), 9000);
+    cr_assert_eq(field(report, "ledger.entries"), 9000);
+    cr_assert_eq(field(report, "outcomes.ok"), 1500, "ok must equal the stock put");
+    cr_assert_eq(field(report, "outcomes.sold_out"), 7500);
+    cr_assert_eq(field(report, "catalog.after.confirmed"), 1500);
+    json_decref(report);
+}
+
+Test(loadgen, json_one_request_per_message_keeps_the_books)
+{
+    const char *args[] = {"--json", "--json-url", rushd.json, "--buyers",      "3000", "--skus",
+                          "2",      "--stock",    "100",      "--connections", "8",    "--inflight",
+                          "4",      "--threads",  "2",        "--verify",      NULL};
+    cr_assert_eq(run_loadgen(args), 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    cr_assert_str_eq(json_string_value(json_object_get(report, "protocol")), "json");
+    cr_assert_eq(field(report, "batch"), 1);
+    cr_assert_eq(field(report, "messages_sent"), 3000);
+    cr_assert_eq(field(report, "outcomes.ok"), 200);
+    cr_assert_eq(field(report, "outcomes.sold_out"), 2800);
+    cr_assert_eq(field(report, "catalog.after.confirmed"), 200);
+    json_decref(report);
+}
+
+/* ---- a fake cluster node: every request answered redirect -------------------------------- */
+
+struct fake_node {
+    int sock;
+    atomic_uint answered;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+/* The first redirect names no leader (wait and retry), every later one names node 1. */
+static void *fake_node_main(void *argument)
+{
+    struct fake_node *fake = argument;
+    while (!atomic_load(&fake->stop)) {
+        void *body = NULL, *control = NULL;
+        struct nn_iovec iov = {.iov_base = &body, .iov_len = NN_MSG};
+        struct nn_msghdr header = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = NN_MSG};
+        int len = nn_recvmsg(fake->sock, &header, 0);
+        if (len < 0)
+            continue; /* the receive timeout: look at stop */
+        struct rush_request request;
+        char why[RUSH_JSON_WHY_BYTES], text[256];
+        cr_assert_eq(rush_json_decode_request(body, (size_t)len, &request, why, sizeof why), 0,
+                     "%s", why);
+        unsigned n = atomic_fetch_add(&fake->answered, 1);
+        len = snprintf(text, sizeof text,
+                       "{\"outcome\":\"redirect\",\"reason\":\"wrong_shard\",\"shard\":%u,"
+                       "\"leader\":%s,\"tag\":%llu}",
+                       rush_engine_shard_of(2, &request), n == 0 ? "null" : "1",
+                       (unsigned long long)request.tag);
+        struct nn_iovec out = {.iov_base = text, .iov_len = (size_t)len};
+        struct nn_msghdr reply = {
+            .msg_iov = &out, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = NN_MSG};
+        cr_assert(nn_sendmsg(fake->sock, &reply, 0) == len);
+        nn_freemsg(body);
+    }
+    return NULL;
+}
+
+Test(loadgen, redirects_are_followed_to_the_leader_with_the_same_keys)
+{
+    static struct fake_node fake;
+    char url[CHILD_PATH_BYTES + 32], nodes[2 * CHILD_PATH_BYTES + 64];
+    snprintf(url, sizeof url, "ipc://%s/fake-node.ipc", rushd.dir);
+    fake.sock = nn_socket(AF_SP_RAW, NN_REP);
+    int timeout_ms = 50;
+    cr_assert(
+        nn_setsockopt(fake.sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof timeout_ms) == 0);
+    cr_assert(nn_bind(fake.sock, url) >= 0);
+    cr_assert_eq(pthread_create(&fake.thread, NULL, fake_node_main, &fake), 0);
+    /* Node 0 is the fake, node 1 rushd's JSON endpoint; the table first guesses shard s on
+     * node s % 2, so shard 0's requests meet the fake until its redirect teaches the table. */
+    snprintf(nodes, sizeof nodes, "%s,%s", url, rushd.json);
+    const char *args[] = {"--json", "--nodes",   nodes, "--shards", "2",  "--buyers",
+                          "2000",   "--skus",    "4",   "--stock",  "50", "--connections",
+                          "2",      "--threads", "1",   "--verify", NULL};
+    int status = run_loadgen(args);
+    atomic_store(&fake.stop, true);
+    pthread_join(fake.thread, NULL);
+    nn_close(fake.sock);
+    cr_assert_eq(status, 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    unsigned answered = atomic_load(&fake.answered);
+    cr_assert_gt(answered, 0, "the fake node saw no request");
+    cr_assert_eq(field(report, "redirects.followed"), answered);
+    cr_assert_eq(field(report, "redirects.leader_waits"), 1);
+    cr_assert_eq(field(report, "redirects.gave_up"), 0);
+    cr_assert_eq(field(report, "requests_sent"), 2000, "a resend is not a new request");
+    cr_assert_eq(field(report, "outcomes.ok"), 200);
+    cr_assert_eq(field(report, "duplicates_flagged"), 0, "each key decided once");
+    json_decref(report);
+}
+
+Test(loadgen, echo_answers_every_request_of_either_protocol)
+{
+    char path[CHILD_PATH_BYTES + 32], binary[CHILD_PATH_BYTES + 32], json[CHILD_PATH_BYTES + 32];
+    snprintf(path, sizeof path, "%s/bench-echo", rushd.bin);
+    snprintf(binary, sizeof binary, "ipc://%s/echo.ipc", rushd.dir);
+    snprintf(json, sizeof json, "ipc://%s/echo-json.ipc", rushd.dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, STDOUT_FILENO);
+        execl(path, path, "--url", binary, "--json-url", json, "--seconds", "60", (char *)NULL);
+        _exit(127);
+    }
+    const char *binary_args[] = {"--url",    binary, "--campaign-skus", "--skus", "2",
+                                 "--buyers", "4000", "--batch",         "1",      "--connections",
+                                 "4",        NULL};
+    const char *json_args[] = {"--url",  binary, "--json",   "--json-url", json, "--campaign-skus",
+                               "--skus", "2",    "--buyers", "2000",       NULL};
+    cr_assert_eq(run_loadgen(binary_args), 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    cr_assert_eq(field(report, "outcomes.ok"), 4000, "the echo answers ok to everything");
+    json_decref(report);
+    cr_assert_eq(run_loadgen(json_args), 0);
+    report = load_report();
+    assert_all_answered(report);
+    cr_assert_eq(field(report, "outcomes.ok"), 2000);
+    json_decref(report);
+    kill(pid, SIGTERM);
+    cr_assert_eq(child_wait_exit(pid, LOADGEN_EXIT_MS), 0);
 }
 
 Test(loadgen, duplicates_come_back_flagged_with_the_original_answer)
@@ -397,6 +559,11 @@ Test(loadgen_options, hostile_flags_are_refused_by_name)
         {{"stray"}, "stray"},
         {{"--admin-token-file", "/nonexistent/token"}, "/nonexistent/token"},
         {{"--campaign-skus", "--sku-base", "5"}, "--sku-base"},
+        {{"--threads", "0"}, "--threads"},
+        {{"--threads", "5", "--connections", "4"}, "--threads"},
+        {{"--json", "--batch", "16"}, "--json"},
+        {{"--nodes", "tcp://a:1,localhost"}, "--nodes"},
+        {{"--shards", "65"}, "--shards"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct rush_loadgen_options o;
@@ -496,4 +663,69 @@ Test(loadgen_pieces, ledger_matches_duplicates_and_fills_up)
     cr_assert_eq(rush_ledger_check(&ledger), -EINVAL);
     rush_ledger_free(&ledger);
     cr_assert_eq(rush_ledger_init(&ledger, 0), -EINVAL);
+}
+
+Test(loadgen_pieces, route_learns_leaders_from_redirects)
+{
+    struct rush_route route;
+    rush_route_init(&route, 2, 4);
+    /* Before any redirect: shard s on node s % 2. */
+    struct rush_request request = {.op = RUSH_OP_RESERVE, .sku_id = 1};
+    uint32_t shard = rush_engine_shard_of(4, &request);
+    cr_assert_eq(rush_route_node(&route, &request), shard % 2);
+    /* An order id routes by its top byte. */
+    struct rush_request confirm = {.op = RUSH_OP_CONFIRM, .target_id = UINT64_C(3) << 56};
+    cr_assert_eq(rush_route_node(&route, &confirm), 1);
+    uint32_t node = 99;
+    struct rush_result ok = {.outcome = RUSH_OK};
+    cr_assert_eq(rush_route_answer(&route, &ok, 0, 0, &node), RUSH_ROUTE_DECIDED);
+    /* A redirect naming node 1 for shard 3 teaches the table; the request goes there at once. */
+    struct rush_result redirect = {
+        .outcome = RUSH_ROUTE_REDIRECT, .reason = RUSH_REASON_WRONG_SHARD, .state = 3, .qty = 0};
+    cr_assert_eq(rush_route_answer(&route, &redirect, 1, 0, &node), RUSH_ROUTE_RESEND);
+    cr_assert_eq(node, 0);
+    cr_assert_eq(rush_route_node(&route, &confirm), 0, "shard 3 now on node 0");
+    /* No leader named (or one out of range): wait, then ask the same node again. */
+    redirect.qty = RUSH_ROUTE_NO_LEADER;
+    cr_assert_eq(rush_route_answer(&route, &redirect, 1, 5, &node), RUSH_ROUTE_WAIT);
+    cr_assert_eq(node, 1);
+    redirect.qty = 7;
+    cr_assert_eq(rush_route_answer(&route, &redirect, 0, 5, &node), RUSH_ROUTE_WAIT);
+    cr_assert_eq(rush_route_node(&route, &confirm), 0, "an unknown leader teaches nothing");
+    /* Bounded hops. */
+    redirect.qty = 1;
+    cr_assert_eq(rush_route_answer(&route, &redirect, 0, RUSH_ROUTE_HOPS_MAX - 1, &node),
+                 RUSH_ROUTE_GIVE_UP);
+    /* One node: everything on it. */
+    rush_route_init(&route, 1, 4);
+    cr_assert_eq(rush_route_node(&route, &confirm), 0);
+}
+
+Test(loadgen_pieces, json_answers_read_back_into_results)
+{
+    struct rush_result r;
+    char why[256];
+    const char ok[] = "{\"outcome\":\"ok\",\"order\":\"72057594037927937\",\"sku\":1001,"
+                      "\"remaining\":9,\"duplicate\":true,\"tag\":12}";
+    cr_assert_eq(rush_json_result_decode(ok, strlen(ok), &r, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(r.outcome, RUSH_OK);
+    cr_assert_eq(r.order_id, UINT64_C(72057594037927937));
+    cr_assert_eq(r.remaining, 9);
+    cr_assert_eq(r.flags, RUSH_RESULT_DUPLICATE);
+    cr_assert_eq(r.tag, 12);
+    const char invalid[] = "{\"outcome\":\"invalid\",\"reason\":\"wrong_shard\"}";
+    cr_assert_eq(rush_json_result_decode(invalid, strlen(invalid), &r, why, sizeof why), 0);
+    cr_assert_eq(r.outcome, RUSH_INVALID);
+    cr_assert_eq(r.reason, RUSH_REASON_WRONG_SHARD);
+    const char redirect[] = "{\"outcome\":\"redirect\",\"reason\":\"wrong_shard\",\"shard\":3,"
+                            "\"leader\":null,\"tag\":5}";
+    cr_assert_eq(rush_json_result_decode(redirect, strlen(redirect), &r, why, sizeof why), 0);
+    cr_assert_eq(r.outcome, RUSH_ROUTE_REDIRECT);
+    cr_assert_eq(r.state, 3);
+    cr_assert_eq(r.qty, RUSH_ROUTE_NO_LEADER);
+    cr_assert_eq(r.tag, 5);
+    const char *hostile[] = {"", "[]", "{\"outcome\":7}", "{\"outcome\":\"bought\"}", "{\"x\":1}"};
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++)
+        cr_assert_eq(rush_json_result_decode(hostile[i], strlen(hostile[i]), &r, why, sizeof why),
+                     RUSH_EPROTO, "case %zu accepted", i);
 }

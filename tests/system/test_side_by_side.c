@@ -61,11 +61,18 @@ Test(side_by_side, quick_run_prints_every_figure_and_ratio, .timeout = 240)
     PRINTED("redis, no persistence");
     PRINTED("rush, fsync, batched");
     PRINTED("rush, fsync, unbatched");
+    PRINTED("rush, fsync, JSON unbatched");
+    PRINTED("echo (decides nothing), binary");
+    PRINTED("echo (decides nothing), JSON");
+    PRINTED("ratio  loadgen->echo / loadgen->rushd, binary, 50 x 16 ");
     PRINTED("ratio  rush fsync batched / redis always ");
     PRINTED("ratio  rush fsync unbatched / redis no persistence ");
     PRINTED("open loop, rush, fsync, batched");
     PRINTED("open loop, rush, fsync, one order per message");
     PRINTED("open loop, redis, appendfsync always");
+    PRINTED("== targets (issue 12)");
+    PRINTED("durable, one order per message, 50 x 16");
+    PRINTED("open loop, rush-one: knee at");
     PRINTED("redis books (sold exactly min(stock, buyers) per SKU, every run): ok");
 }
 

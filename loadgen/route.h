@@ -1,0 +1,63 @@
+/*
+ * route.h — which node a request goes to, and what a redirect answer asks of the sender.
+ *
+ * What and why. A rush cluster spreads its shards over nodes, each shard led by one node at a
+ * time (issue 15). A node that does not lead a request's shard decides nothing and answers a
+ * redirect: outcome RUSH_ROUTE_REDIRECT (18), reason wrong_shard, `state` = the request's shard,
+ * `qty` = the index of the node that leads it in the cluster's node list, or UINT32_MAX when no
+ * node holds the shard's lease right now (JSON: "outcome":"redirect","shard":S,"leader":L or
+ * null). rush-loadgen is given the same node list (--nodes) and keeps one table per driver
+ * thread: shard -> the node believed to lead it. A request goes to its shard's node; a redirect
+ * teaches the table and the request is sent again, the same 64 bytes with the same key, to the
+ * node named (at once), or after RUSH_ROUTE_LEADER_WAIT_NS to the same node when none was named.
+ * Nothing was decided by a redirect, so the resend is safe; a request is given up (nothing
+ * decided) after RUSH_ROUTE_HOPS_MAX redirects and waits, counted in the report.
+ *
+ * Before any redirect the table guesses shard s -> node s % nodes (the two-node layout: A leads
+ * the even shards, B the odd ones). The shard of a request is rush_engine_shard_of() over
+ * --shards; a wrong --shards only costs redirects, because the table learns from each
+ * redirect's own shard number.
+ *
+ * Workload: one lookup per request sent, one verdict per result. Threads: each driver thread
+ * owns its table; no state is shared.
+ */
+#ifndef RUSH_ROUTE_H
+#define RUSH_ROUTE_H
+
+#include <stdint.h>
+
+#include "rush/types.h"
+
+/* The redirect outcome (PROTOCOL: reserved for the cluster, RUSH_REDIRECT once it is merged). */
+#define RUSH_ROUTE_REDIRECT 18
+#define RUSH_ROUTE_NO_LEADER UINT32_MAX
+#define RUSH_ROUTE_LEADER_WAIT_NS INT64_C(100000000) /* no leader named: wait, then retry */
+#define RUSH_ROUTE_HOPS_MAX 64 /* redirects + waits per request: over 6 s without a leader */
+
+enum rush_route_verdict {
+    RUSH_ROUTE_DECIDED = 0, /* a real answer: take it */
+    RUSH_ROUTE_RESEND = 1,  /* send again at once to *node */
+    RUSH_ROUTE_WAIT = 2,    /* send again to *node after RUSH_ROUTE_LEADER_WAIT_NS */
+    RUSH_ROUTE_GIVE_UP = 3, /* too many hops: nothing was decided */
+};
+
+struct rush_route {
+    uint32_t node_count;
+    uint32_t shard_count;
+    uint32_t leaders[RUSH_SHARDS_MAX]; /* believed leader per shard */
+};
+
+void rush_route_init(struct rush_route *route, uint32_t node_count, uint32_t shard_count);
+
+/* The node a request goes to now. */
+uint32_t rush_route_node(const struct rush_route *route, const struct rush_request *request);
+
+/*
+ * What to do with a result of a request that went to node `from` after `hops` redirects and
+ * waits. A redirect teaches the table (a leader index out of range counts as none named).
+ */
+enum rush_route_verdict rush_route_answer(struct rush_route *route,
+                                          const struct rush_result *result, uint32_t from,
+                                          uint32_t hops, uint32_t *node);
+
+#endif
