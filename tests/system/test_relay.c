@@ -455,3 +455,54 @@ Test(relay, kill_mid_stream_then_each_event_once_in_kafka_and_jetstream)
     cr_assert_eq(confirmed_units(), (int64_t)atomic_load(&load.count));
     js_close();
 }
+
+/* ---- usage and clear errors ------------------------------------------------------------------ */
+
+/* Runs rush-relay with `args` (shell words); its exit status, its stdout and stderr in out. */
+static int relay_run(const char *args, char *out, size_t cap)
+{
+    char command[2048], path[CHILD_PATH_BYTES + 32];
+    snprintf(path, sizeof path, "%s/relay.out", rushd.dir);
+    snprintf(command, sizeof command, "timeout 60 '%s/rush-relay' %s > '%s' 2>&1", rushd.bin, args,
+             path);
+    int status = system(command);
+    FILE *file = fopen(path, "r");
+    cr_assert(file != NULL);
+    size_t n = fread(out, 1, cap - 1, file);
+    out[n] = '\0';
+    fclose(file);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(relay, help_names_every_default_and_mistakes_are_named)
+{
+    child_make_dir(&rushd, "relay-usage");
+    static char out[8192];
+    cr_assert_eq(relay_run("--help", out, sizeof out), 0);
+    static const char *const defaults[] = {"default tcp://127.0.0.1:7103",
+                                           "default tcp://127.0.0.1:7104",
+                                           "default 0: ask rushd",
+                                           "default rush.confirmed",
+                                           "default RUSH_CONFIRMED",
+                                           "default 120",
+                                           "default 10000, 1..1000000",
+                                           "default 0: never",
+                                           "default info"};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        cr_assert(strstr(out, defaults[i]) != NULL, "--help lacks '%s':\n%s", defaults[i], out);
+
+    cr_assert_eq(relay_run("", out, sizeof out), 2);
+    cr_assert(strstr(out, "no sink") != NULL, "%s", out);
+    cr_assert_eq(relay_run("--nats nats://127.0.0.1:1 --inflight-max 0", out, sizeof out), 2);
+    cr_assert(strstr(out, "in-flight limit 0") != NULL, "%s", out);
+    cr_assert_eq(relay_run("--kafka x --stream only-one-url", out, sizeof out), 2);
+    cr_assert(strstr(out, "PUB_URL,REPLAY_URL") != NULL, "%s", out);
+
+    /* a topic with fewer partitions than shards: refused before anything is published */
+    start_mock(); /* TOPIC with 2 partitions */
+    char args[512];
+    snprintf(args, sizeof args, "--shards 3 --kafka %s --topic %s", bootstrap, TOPIC);
+    cr_assert_eq(relay_run(args, out, sizeof out), 1);
+    cr_assert(strstr(out, "has 2 partitions; the relay needs one per shard (3)") != NULL, "%s",
+              out);
+}
