@@ -57,6 +57,7 @@
 #include "ring.h"
 #include "rush/assert.h"
 #include "rush/engine.h"
+#include "rush/wire.h"
 #include "shard/shard.h"
 #include "wal/data_dir.h"
 #include "wal/shard_log.h"
@@ -263,8 +264,7 @@ int rush_engine_config_check(const struct rush_engine_config *config, char *why,
 
 uint32_t rush_engine_shard_of_sku(uint32_t shard_count, uint64_t sku_id)
 {
-    uint64_t hash = XXH3_64bits(&sku_id, sizeof(sku_id)); /* unseeded: stable across restarts */
-    return (uint32_t)(((unsigned __int128)hash * shard_count) >> 64);
+    return rush_wire_shard_of_sku(shard_count, sku_id); /* the one rule: proto/codec/route.c */
 }
 
 /* This build's routing for `shard_count` shards, as the data directory records it. */
@@ -296,35 +296,9 @@ static int claim_data_dir(const struct rush_engine_config *config)
     return rc;
 }
 
-static uint32_t shard_of_id(uint32_t shard_count, uint64_t id)
-{
-    uint32_t shard = rush_id_shard(id);
-    return shard < shard_count ? shard : 0; /* shard 0 answers unknown_order / unknown_group */
-}
-
 uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *request)
 {
-    switch ((enum rush_op)request->op) {
-    case RUSH_OP_RESERVE:
-    case RUSH_OP_GROUP_OPEN:
-    case RUSH_OP_GROUP_JOIN_ANY:
-    case RUSH_OP_QUERY_SKU:
-    case RUSH_OP_LIST_GROUPS:
-    case RUSH_OP_ADJUST:
-    case RUSH_OP_PAUSE:
-    case RUSH_OP_RESUME:
-        return rush_engine_shard_of_sku(shard_count, request->sku_id);
-    case RUSH_OP_CONFIRM:
-    case RUSH_OP_CANCEL:
-    case RUSH_OP_QUERY_ORDER:
-    case RUSH_OP_GROUP_JOIN:
-    case RUSH_OP_QUERY_GROUP:
-        return shard_of_id(shard_count, request->target_id);
-    case RUSH_OP_NONE:
-    case RUSH_OP_COUNT_:
-        break;
-    }
-    return 0; /* shard 0 answers invalid */
+    return rush_wire_shard_of(shard_count, request);
 }
 
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index)

@@ -12,7 +12,8 @@ Usage: scripts/check-layers.py [--source DIR] [--build DIR] [--nm NM]
       2. a *_internal.h is included only from its own folder;
       3. engine/shard/ includes nothing from engine/wal, stream, front or campaign;
          engine/wal/ nothing from stream, front or campaign; engine/stream/ nothing from front
-         or campaign; engine/ops/ nothing from front (each stage sees only the stages below it).
+         or campaign; engine/ops/ nothing from front; engine/relay/ nothing from any other engine
+         stage (it reads the stream through librush) (each stage sees only the stages below it).
     Also: no test_*.c or stress_*.c at the top of tests/ (they belong in unit/, system/,
     stress/; tests/CMakeLists.txt still builds them so that nothing is lost).
 (b) Call loops. From the build's object files (BUILD/CMakeFiles/<target>.dir/**/*.o, nm):
@@ -42,6 +43,9 @@ STAGE_FORBIDDEN = {
     "engine/wal": ("engine/stream", "engine/front", "engine/campaign"),
     "engine/stream": ("engine/front", "engine/campaign"),
     "engine/ops": ("engine/front",),
+    # An outside stage: it reads the stream through librush like any consumer.
+    "engine/relay": ("engine/shard", "engine/wal", "engine/stream", "engine/front",
+                     "engine/campaign", "engine/ops"),
 }
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

@@ -190,6 +190,89 @@ struct rush_client_stats {
 void rush_client_stats(const struct rush_client *client, struct rush_client_stats *stats);
 
 /*
+ * Several nodes: the router. A cluster of rushd nodes (README.md, "Cluster") spreads the shards
+ * over nodes, and each shard is led by one node at a time. A router holds one client per node (in
+ * the campaign's [cluster] nodes order: node i is urls[i]) and sends each request to the node
+ * that leads its shard:
+ *   - the shard is rush_wire_shard_of(shard_count, request) (rush/wire.h); with shard_count 0
+ *     (unknown) every request first goes to node 0, and the router learns shards from answers;
+ *   - the leader of a shard is learnt from answers: a decision from node i for shard s means i
+ *     leads s; a redirect (outcome RUSH_REDIRECT, reason RUSH_REASON_WRONG_SHARD, state = the
+ *     shard, qty = the leading node's index) names it. Before anything is known, shard s is
+ *     tried on node s % node_count;
+ *   - a redirect is followed: the same request, same key, goes to the named node. Nothing was
+ *     decided by the node that redirected, so this can never order twice. qty UINT32_MAX means
+ *     no node leads the shard right now (a failover): the router waits leaderless_wait_ms and
+ *     tries again, at most leaderless_retries_max times per request;
+ *   - a node that does not answer (RUSH_ETIMEDOUT after its client's retries) is forgotten as
+ *     the leader of the shards it was asked for, and those requests go to the next node, same
+ *     keys (rushd answers a decided key with its original result, flagged duplicate).
+ * Each request follows at most hops_max redirects and node failures; past that, or past its
+ * leaderless waits, the submit returns -EHOSTUNREACH ("no route to host") and
+ * rush_client_last_error() names the shard. The results of the other requests are filled in.
+ *
+ * A submit allocates its scratch (about 70 bytes per request) and blocks until every request is
+ * answered; the per-node clients batch concurrent submits as rush_client_submit() does. Any
+ * thread; rush_router_close() must not race with a submit.
+ */
+#define RUSH_ROUTER_NODES_MAX 16u
+#define RUSH_ROUTER_HOPS_MAX 64u
+
+/*
+ * client                   each node's client settings (client.url is ignored)
+ * urls, node_count         1 .. RUSH_ROUTER_NODES_MAX orders endpoints, copied
+ * shard_count              the campaign's shard count; 0: unknown (learnt from answers)
+ * hops_max                 1 .. RUSH_ROUTER_HOPS_MAX redirects and node failures per request
+ * leaderless_wait_ms       1 .. 60000: the pause before asking again about a shard no node leads
+ * leaderless_retries_max   0 .. 10000 such pauses per request
+ */
+struct rush_router_config {
+    struct rush_client_config client;
+    const char *const *urls;
+    uint32_t node_count;
+    uint32_t shard_count;
+    uint32_t hops_max;
+    uint32_t leaderless_wait_ms;
+    uint32_t leaderless_retries_max;
+};
+
+/* Defaults: rush_client_config_default() for each node, no urls, shard_count 0, hops_max 8,
+ * leaderless_wait_ms 100, leaderless_retries_max 50 (5 s without a leader). */
+void rush_router_config_default(struct rush_router_config *config);
+RUSH_MUST_USE int rush_router_config_check(const struct rush_router_config *config, char *why,
+                                           size_t why_size);
+
+struct rush_router;
+
+/* Opens one client per node. 0 and *out, or an error as rush_client_open() returns. */
+RUSH_MUST_USE int rush_router_open(const struct rush_router_config *config,
+                                   struct rush_router **out);
+/* Closes every node's client and frees the router. NULL is a no-op. */
+void rush_router_close(struct rush_router *router);
+
+/*
+ * Like rush_client_submit(), routed (see above). 0 when every result is filled in; -EINVAL,
+ * -ENOMEM, RUSH_ESTOPPED, RUSH_EPROTO as rush_client_submit() returns them; -EHOSTUNREACH when
+ * a request ran out of hops or leaderless waits. A result is never a redirect when 0 is returned.
+ */
+RUSH_MUST_USE int rush_router_submit(struct rush_router *router,
+                                     const struct rush_request *requests, uint32_t count,
+                                     struct rush_result *results);
+
+/* The node the router believes leads `shard` (below RUSH_SHARDS_MAX), or -1 when it does not know.
+ */
+int rush_router_leader(const struct rush_router *router, uint32_t shard);
+
+struct rush_router_stats {
+    uint64_t submits;       /* rush_router_submit calls */
+    uint64_t redirects;     /* redirect answers followed to a named node */
+    uint64_t leaderless;    /* redirect answers naming no node: waited and retried */
+    uint64_t node_failures; /* node submits that failed (requests moved to the next node) */
+    uint64_t unreachable;   /* requests given up: -EHOSTUNREACH */
+};
+void rush_router_stats(const struct rush_router *router, struct rush_router_stats *stats);
+
+/*
  * Idempotency keys. rush_client_key() makes the key rushd's JSON form makes of the same text:
  * "0x" followed by exactly 32 hex digits is taken literally (big-endian), any other text is
  * hashed with XXH3-128 (canonical byte order). So a gateway may derive keys from its own order

@@ -52,7 +52,8 @@ extern "C" {
 #define RUSH_STREAM_HEARTBEAT_MS 100
 #define RUSH_STREAM_MESSAGE_BYTES_MAX (RUSH_STREAM_HEADER_BYTES + RUSH_STREAM_REPLAY_MAX * 64)
 #define RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT (1024 * 1024) /* nanomsg's NN_RCVMAXSIZE default */
-static_assert(RUSH_STREAM_MESSAGE_BYTES_MAX <= RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT,
+static_assert(RUSH_STREAM_MESSAGE_BYTES_MAX + 4 <=
+                  RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT, /* + REP id */
               "a replay reply fits a plain nanomsg client's receive limit");
 
 /* Message kinds. Append, never renumber. */

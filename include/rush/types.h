@@ -85,7 +85,19 @@ enum rush_outcome {
      */
     RUSH_OUTCOME_UNKNOWN = 15,
     RUSH_HOARDING = 16, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
-    RUSH_OUTCOME_COUNT_ = 17,
+    /*
+     * 17 is the social work's not_eligible; named here too so that every value below
+     * RUSH_OUTCOME_COUNT_ has a name (stats and reports list them all). Never answered yet.
+     */
+    RUSH_NOT_ELIGIBLE = 17,
+    /*
+     * Not decided here: this node does not lead the request's shard (a cluster, ARCHITECTURE.md
+     * "Cluster"). reason RUSH_REASON_WRONG_SHARD, state = the shard, qty = the index of the node
+     * that leads it in the campaign's [cluster] nodes, or UINT32_MAX when none does right now.
+     * Resend the same request, same key, to that node (after ~100 ms when none leads).
+     */
+    RUSH_REDIRECT = 18,
+    RUSH_OUTCOME_COUNT_ = 19,
 };
 
 /* Why a request was `invalid`. */

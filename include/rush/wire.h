@@ -182,6 +182,14 @@ void rush_wire_error_set(struct rush_wire_error *error, enum rush_wire_code code
                          uint32_t record_index, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * Routing (proto/codec/route.c): the shard, below shard_count (>= 1), that decides a request. A
+ * SKU op: XXH3-64(sku id) * shard_count >> 64; an op on an order or group: the top byte of its id
+ * (shard 0 when that is not below shard_count). rushd and librush's router use this one rule.
+ */
+uint32_t rush_wire_shard_of_sku(uint32_t shard_count, uint64_t sku_id);
+uint32_t rush_wire_shard_of(uint32_t shard_count, const struct rush_request *request);
+
 const char *rush_wire_kind_name(enum rush_wire_kind kind);
 const char *rush_wire_code_name(enum rush_wire_code code);
 

@@ -71,6 +71,8 @@ static const char *const outcome_names[RUSH_OUTCOME_COUNT_] = {
     [RUSH_INVALID] = "invalid",
     [RUSH_OUTCOME_UNKNOWN] = "outcome_unknown",
     [RUSH_HOARDING] = "hoarding",
+    [RUSH_NOT_ELIGIBLE] = "not_eligible",
+    [RUSH_REDIRECT] = "redirect",
 };
 
 static const char *const reason_names[RUSH_REASON_COUNT_] = {

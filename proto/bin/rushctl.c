@@ -81,6 +81,7 @@
 #include "base/clock.h"
 #include "base/number.h"
 #include "codec/json.h"
+#include "codec/stream_json.h"
 #include "rush/assert.h"
 #include "rush/client.h"
 #include "rush/subscriber.h"
@@ -539,8 +540,8 @@ static int run_stats(const struct options *options, int argc, char **argv)
 #define DEFAULT_PUB_URL RUSHCTL_DEFAULT_PUB_URL
 #define DEFAULT_REPLAY_URL RUSHCTL_DEFAULT_REPLAY_URL
 #define TAIL_BATCH_MAX 4096
-#define TAIL_SLICE_MS 100        /* poll slice: how soon a signal or the idle limit is seen */
-#define TAIL_LINE_BYTES_MAX 1024 /* an audit's text escaped 6 bytes a byte: under 700 */
+#define TAIL_SLICE_MS 100 /* poll slice: how soon a signal or the idle limit is seen */
+#define TAIL_LINE_BYTES_MAX (RUSH_STREAM_JSON_BYTES_MAX + 2) /* the object, its newline */
 #define EXIT_LOST 1
 #define TAIL_OUTPUT_NONE UINT64_MAX /* output_bytes of a cursor saved while writing to stdout */
 
@@ -552,17 +553,9 @@ static void tail_on_signal(int signal_number)
     tail_stopping = 1;
 }
 
-/* An admin_audit being put together from its parts, per shard (they follow it at seq + 1 ...). */
-struct tail_audit {
-    uint64_t seq; /* the admin_audit's; 0: none */
-    uint64_t sku_id;
-    uint8_t op;
-    uint8_t text[RUSH_AUDIT_PARTS * RUSH_AUDIT_PART_BYTES];
-};
-
 struct tail {
     struct rush_subscriber_config config;
-    struct tail_audit audits[RUSH_SHARDS_MAX];
+    struct rush_stream_json_audit audits[RUSH_SHARDS_MAX]; /* per shard */
     const char *cursor_path;
     const char *out_path;
     bool from_now;
@@ -659,111 +652,13 @@ static int tail_open_out(struct tail *tail)
     return 0;
 }
 
-static json_t *json_u64(uint64_t value)
-{
-    if (value <= (uint64_t)RUSH_JSON_EXACT_MAX)
-        return json_integer((json_int_t)value);
-    char text[24];
-    snprintf(text, sizeof text, "%" PRIu64, value);
-    return json_string(text);
-}
-
-static json_t *json_i64(int64_t value)
-{
-    if (value >= -RUSH_JSON_EXACT_MAX && value <= RUSH_JSON_EXACT_MAX)
-        return json_integer((json_int_t)value);
-    char text[24];
-    snprintf(text, sizeof text, "%" PRId64, value);
-    return json_string(text);
-}
-
-static json_t *json_id(uint64_t value)
-{
-    char text[24];
-    snprintf(text, sizeof text, "%" PRIu64, value);
-    return json_string(text);
-}
-
-/* Text of a field cut at its first NUL, as a JSON string; a UTF-8 sequence cut short is left out.
- */
-static json_t *json_field(const uint8_t *bytes, size_t size)
-{
-    size_t len = strnlen((const char *)bytes, size);
-    json_t *text = NULL;
-    for (int cut = 0; cut < 4 && text == NULL && (size_t)cut <= len; cut++)
-        text = json_stringn((const char *)bytes, len - (size_t)cut);
-    return text != NULL ? text : json_string("?");
-}
-
-/*
- * An admin_audit and its parts: the admin_audit's line names the action and its SKU; the last
- * part's line adds who did it and why ("operator", "reason") once every part came in order.
- */
-static void tail_audit_fields(json_t *object, struct tail_audit *audit,
-                              const struct rush_stream_event *event)
-{
-    if (event->type == RUSH_EV_ADMIN_AUDIT) {
-        *audit = (struct tail_audit){.seq = event->seq, .sku_id = event->sku_id, .op = event->op};
-        json_object_set_new(object, "action", json_string(rush_audit_action_name(event->op)));
-        json_object_set_new(object, "sku", json_u64(event->sku_id));
-        json_object_set_new(object, "amount", json_i64(event->price_fen));
-        return;
-    }
-    json_object_set_new(object, "part", json_integer(event->qty));
-    if (audit->seq == 0 || event->qty >= RUSH_AUDIT_PARTS ||
-        event->seq != audit->seq + 1 + event->qty)
-        return; /* its admin_audit was not seen (a cursor between them): no text */
-    memcpy(audit->text + (size_t)event->qty * RUSH_AUDIT_PART_BYTES, event->text,
-           RUSH_AUDIT_PART_BYTES);
-    if (event->qty + 1 < RUSH_AUDIT_PARTS)
-        return;
-    json_object_set_new(object, "action", json_string(rush_audit_action_name(audit->op)));
-    json_object_set_new(object, "sku", json_u64(audit->sku_id));
-    /* the parts' bytes are a struct rush_audit */
-    json_object_set_new(object, "operator",
-                        json_field(audit->text + offsetof(struct rush_audit, operator_name),
-                                   RUSH_AUDIT_OPERATOR_BYTES));
-    json_object_set_new(
-        object, "reason",
-        json_field(audit->text + offsetof(struct rush_audit, reason), RUSH_AUDIT_REASON_BYTES));
-    audit->seq = 0;
-}
-
 /* One event as a JSON line (with its newline) into line[0 .. cap). Its length. */
 static size_t tail_line(struct tail *tail, const struct rush_stream_event *event, char *line,
                         size_t cap)
 {
-    json_t *object = json_object();
-    if (event->type == RUSH_EV_ADMIN_AUDIT || event->type == RUSH_EV_AUDIT_PART) {
-        json_object_set_new(object, "shard", json_integer(event->shard));
-        json_object_set_new(object, "seq", json_u64(event->seq));
-        json_object_set_new(object, "type", json_string(rush_event_type_name(event->type)));
-        tail_audit_fields(object, &tail->audits[event->shard % RUSH_SHARDS_MAX], event);
-        json_object_set_new(object, "time_ns", json_i64(event->time_ns));
-        size_t len = json_dumpb(object, line, cap - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(object);
-        RUSH_ASSERT(len > 0 && len < cap - 1); /* text bounded: well under the cap */
-        line[len++] = '\n';
-        return len;
-    }
-    json_object_set_new(object, "shard", json_integer(event->shard));
-    json_object_set_new(object, "seq", json_u64(event->seq));
-    json_object_set_new(object, "type", json_string(rush_event_type_name(event->type)));
-    if (event->op != RUSH_OP_NONE)
-        json_object_set_new(object, "op", json_string(rush_op_name(event->op)));
-    if (event->order_id != 0)
-        json_object_set_new(object, "order", json_id(event->order_id));
-    if (event->group_id != 0)
-        json_object_set_new(object, "group", json_id(event->group_id));
-    json_object_set_new(object, "sku", json_u64(event->sku_id));
-    if (event->user_id != 0)
-        json_object_set_new(object, "user", json_u64(event->user_id));
-    json_object_set_new(object, "qty", json_integer(event->qty));
-    json_object_set_new(object, "price_fen", json_i64(event->price_fen));
-    json_object_set_new(object, "time_ns", json_i64(event->time_ns));
-    size_t len = json_dumpb(object, line, cap - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(object);
-    RUSH_ASSERT(len > 0 && len < cap - 1); /* fixed fields: always well under the cap */
+    RUSH_ASSERT(cap > RUSH_STREAM_JSON_BYTES_MAX + 1);
+    size_t len =
+        rush_stream_event_json(&tail->audits[event->shard % RUSH_SHARDS_MAX], event, line, cap - 1);
     line[len++] = '\n';
     return len;
 }

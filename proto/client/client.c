@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "client/client_internal.h"
 #include "rush/assert.h"
 #include "rush/client.h"
 #include "rush/wire.h"
@@ -146,6 +147,11 @@ static void error_set(char *buf, const char *format, ...)
 const char *rush_client_last_error(void)
 {
     return last_error;
+}
+
+void rush__client_error_set(const char *text)
+{
+    snprintf(last_error, sizeof last_error, "%s", text);
 }
 
 static void counter_add(_Atomic uint64_t *counter, uint64_t n)

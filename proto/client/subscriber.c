@@ -718,7 +718,12 @@ static int socket_connect(int *out, int protocol, const char *url, int *fd)
                  nn_strerror(-rc));
         return rc;
     }
-    int receive_bytes_max = RUSH_STREAM_MESSAGE_BYTES_MAX;
+    /*
+     * nanomsg's default, like a plain client's: nanomsg counts the REP socket's 4-byte request id
+     * in this limit, so exactly RUSH_STREAM_MESSAGE_BYTES_MAX would drop a full replay page (and
+     * the connection) without a word (test_subscriber: a_full_replay_page_arrives).
+     */
+    int receive_bytes_max = RUSH_STREAM_NN_RECEIVE_BYTES_DEFAULT;
     size_t size = sizeof *fd;
     if (nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &receive_bytes_max,
                       sizeof receive_bytes_max) < 0 ||

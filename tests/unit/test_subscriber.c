@@ -29,7 +29,7 @@
 #include "rush/subscriber.h"
 
 #define SHARDS 3
-#define EVENTS_MAX 4096 /* per shard */
+#define EVENTS_MAX (RUSH_STREAM_REPLAY_MAX + 100) /* per shard: one full replay reply and more */
 #define COLLECT_MS 10000
 #define PATH_BYTES 256
 
@@ -405,6 +405,28 @@ Test(subscriber, quiet_shards_are_caught_up_through_info_and_paged_replay)
     cr_assert_not(rush_subscriber_caught_up(sub));
     collect_all(sub, &seen, 64);
     cr_assert_eq(seen.last[1], 5);
+    rush_subscriber_close(sub);
+}
+
+/*
+ * The biggest reply replay may send (RUSH_STREAM_REPLAY_MAX events, what the default
+ * replay_events_max asks) arrives: nanomsg counts the REP socket's 4-byte request id in the
+ * receive limit, so a limit of exactly RUSH_STREAM_MESSAGE_BYTES_MAX dropped it in silence and the
+ * subscriber timed out on any backlog longer than one page.
+ */
+Test(subscriber, a_full_replay_page_arrives)
+{
+    fake_start(1);
+    fake_append(fake, 0, RUSH_STREAM_REPLAY_MAX + 50);
+    struct rush_subscriber_config config = test_config();
+    config.replay_events_max = RUSH_STREAM_REPLAY_MAX;
+    struct rush_subscriber *sub = test_open(&config);
+    struct seen seen = {0};
+    collect_all(sub, &seen, RUSH_STREAM_REPLAY_MAX);
+    struct rush_subscriber_stats stats;
+    rush_subscriber_stats(sub, &stats);
+    cr_assert_eq(stats.events_replayed, RUSH_STREAM_REPLAY_MAX + 50);
+    cr_assert_eq(stats.request_retries, 0);
     rush_subscriber_close(sub);
 }
 
