@@ -211,7 +211,7 @@ void rush_client_stats(const struct rush_client *client, struct rush_client_stat
  * leaderless waits, the submit returns -EHOSTUNREACH ("no route to host") and
  * rush_client_last_error() names the shard. The results of the other requests are filled in.
  *
- * A submit allocates its scratch (about 70 bytes per request) and blocks until every request is
+ * A submit allocates its scratch (about 150 bytes per request) and blocks until every request is
  * answered; the per-node clients batch concurrent submits as rush_client_submit() does. Any
  * thread; rush_router_close() must not race with a submit.
  */
