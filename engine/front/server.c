@@ -252,6 +252,16 @@ static int engine_open(struct rush_server *server, const struct rush_server_opti
         rc = rush_server_apply_durability(config, server->campaign, options, why, why_size);
     if (rc < 0)
         return rc;
+    if (server->campaign->cluster.node_count > 0) {
+        /* Replicated (ARCHITECTURE.md "Cluster"): the cluster's hooks go into the engine. */
+        rc = rush_cluster_create(&server->campaign->cluster, config->shard_count, &server->cluster,
+                                 why, why_size);
+        if (rc < 0)
+            return rc;
+        rush_cluster_replica(server->cluster, &config->replica);
+        if (config->limits.events_buffer_max > RUSH_CLUSTER_EVENTS_BUFFER_MAX)
+            config->limits.events_buffer_max = RUSH_CLUSTER_EVENTS_BUFFER_MAX;
+    }
     rush_log(RUSH_LOG_INFO,
              "engine: %u shards, %u ring slots; per shard %u SKUs, %u orders, %u groups, %u keys",
              config->shard_count, config->ring_slots, config->limits.skus_max,
@@ -261,6 +271,11 @@ static int engine_open(struct rush_server *server, const struct rush_server_opti
         rc = rush_engine_start(server->engine);
         if (rc < 0)
             snprintf(why, why_size, "engine start: %s", rush_strerror(rc));
+        if (rc == 0 && server->cluster != NULL)
+            rc = rush_cluster_start(server->cluster, server->engine,
+                                    RUSH_SERVER_CLUSTER_WAIT_LEASES *
+                                        server->campaign->cluster.lease_ms,
+                                    why, why_size);
     } else {
         snprintf(why, why_size, "engine create: %s", rush_strerror(rc));
     }
@@ -366,10 +381,13 @@ void rush_server_destroy(struct rush_server *server)
             nn_close(server->sockets[e]);
     /* Publishes what is durable; reads the engine, so it goes first. */
     rush_publisher_destroy(server->publisher);
+    /* No lease is renewed after this: the shards it leads stop by their lease deadline. */
+    rush_cluster_stop(server->cluster);
     /* Finishes what was submitted, so no shard writes into a slot after this. */
     if (server->engine != NULL)
         rush_engine_destroy(server->engine);
-    rush_ops_destroy(server->ops); /* after the engine: a ledger batch may have been out */
+    rush_cluster_destroy(server->cluster); /* its replicators ship until the engine is gone */
+    rush_ops_destroy(server->ops);         /* after the engine: a ledger batch may have been out */
     for (uint32_t i = 0; server->slots != NULL && i < RUSH_SERVER_IN_FLIGHT_MAX; i++) {
         if (server->slots[i].control != NULL)
             nn_freemsg(server->slots[i].control);

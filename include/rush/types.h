@@ -34,6 +34,7 @@ enum rush_error {
     RUSH_ECORRUPT = -30005,  /* a log, snapshot or message failed its checks */
     RUSH_EPROTO = -30006,    /* a peer broke the wire protocol */
     RUSH_ETIMEDOUT = -30007, /* no answer within the deadline */
+    RUSH_EFENCED = -30008,   /* a cluster leader lost its shard before the batch was replicated */
 };
 
 /* Returns a static string naming a negative rush or errno code. */
@@ -85,8 +86,18 @@ enum rush_outcome {
      */
     RUSH_OUTCOME_UNKNOWN = 15,
     RUSH_HOARDING = 16, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
-    RUSH_OUTCOME_COUNT_ = 17,
+    /* 17 is reserved: not_eligible, on the social branch (RUSH_OUTCOME_RESERVED). */
+    /*
+     * Not decided here: this node does not lead the request's shard (a cluster, ARCHITECTURE.md
+     * "Cluster"). reason RUSH_REASON_WRONG_SHARD, state = the shard, qty = the index of the node
+     * that leads it in the campaign's [cluster] nodes, or UINT32_MAX when none does right now.
+     * Resend the same request, same key, to that node (after ~100 ms when none leads).
+     */
+    RUSH_REDIRECT = 18,
+    RUSH_OUTCOME_COUNT_ = 19,
 };
+/* A number no outcome of this build has (named "unknown"); the merge with social fills it. */
+#define RUSH_OUTCOME_RESERVED 17
 
 /* Why a request was `invalid`. */
 enum rush_reason {

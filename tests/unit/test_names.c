@@ -8,6 +8,10 @@
 Test(names, every_outcome_has_a_distinct_name_that_round_trips)
 {
     for (int o = 0; o < RUSH_OUTCOME_COUNT_; o++) {
+        if (o == RUSH_OUTCOME_RESERVED) { /* held for another branch: no name yet */
+            cr_assert_str_eq(rush_outcome_name(o), "unknown");
+            continue;
+        }
         const char *name = rush_outcome_name(o);
         cr_assert_str_neq(name, "unknown", "outcome %d has no name", o);
         cr_assert_eq(rush_outcome_from_name(name), o);
