@@ -624,6 +624,23 @@ static void redirect_work(struct shard_thread *thread, struct work *work)
     RUSH_ASSERT(pushed); /* invariant 1 */
 }
 
+/*
+ * Sleeps until the replica acknowledges (rush_engine_replica_acked wakes it), work arrives or an
+ * idle tick passes. The condition is read again after announcing the sleep, so an acknowledgement
+ * that lands in between is never lost.
+ */
+static void await_replica(struct shard_thread *thread)
+{
+    atomic_store(&thread->sleeping, 1);
+    if (!rush_shard_log_awaiting_replica(&thread->log) || !rush_ring_empty(&thread->inbound) ||
+        atomic_load(&thread->engine->stopping)) {
+        atomic_store(&thread->sleeping, 0);
+        return;
+    }
+    futex_wait(&thread->sleeping, 1, RUSH_ENGINE_IDLE_TICK_MS);
+    atomic_store(&thread->sleeping, 0);
+}
+
 /* Takes the followed batches queued so far (the list, in order). */
 static struct followed *follow_take(struct shard_thread *thread)
 {
@@ -690,17 +707,12 @@ static uint32_t role_round(struct shard_thread *thread)
         thread->log.fenced = role != RUSH_ROLE_LEADER;
         thread->role_seen = role;
     }
-    if (role == RUSH_ROLE_FENCED && thread->log.held_count == 0) {
-        /* Nothing held: clean when every batch it appended was acknowledged. */
-        bool clean =
-            atomic_load(&thread->log.replica_lsn) >= rush_shard_log_appended_lsn(&thread->log);
-        uint32_t next = clean ? RUSH_ROLE_FOLLOWER : RUSH_ROLE_DIVERGED;
+    if (role == RUSH_ROLE_FENCED && thread->log.held_count == 0 &&
+        atomic_load(&thread->log.replica_lsn) >= rush_shard_log_appended_lsn(&thread->log)) {
+        /* Every batch it appended is in the replicated log: its state is the log's. Until then
+         * the replicator keeps sending them (or reports them refused: rush_engine_diverge). */
         uint32_t expected = RUSH_ROLE_FENCED;
-        if (atomic_compare_exchange_strong(&thread->role, &expected, next) && !clean)
-            rush_log(RUSH_LOG_ERROR,
-                     "rush: shard %u: fenced with batches the replicated log did not take: "
-                     "diverged, serving nothing for this shard until a restart",
-                     thread->index);
+        atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FOLLOWER);
     }
     if (role == RUSH_ROLE_FOLLOWER) {
         struct followed *list = follow_take(thread);
@@ -746,7 +758,7 @@ static void *shard_main(void *argument)
          * gather what arrives meanwhile into one write (group commit). */
         release_durable(thread, count == 0 && holding);
         if (count == 0 && rush_shard_log_awaiting_replica(&thread->log)) {
-            (void)shard_idle(thread); /* the replica's acknowledgement wakes it */
+            await_replica(thread);
             continue;
         }
         if (count > 0 || rush_shard_log_holding(&thread->log))
@@ -1391,6 +1403,24 @@ void rush_engine_fence(struct rush_engine *engine, uint32_t shard_index)
     uint32_t expected = RUSH_ROLE_LEADER;
     if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED))
         wake(&thread->sleeping);
+}
+
+void rush_engine_diverge(struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    uint32_t role = atomic_load(&thread->role);
+    /* Bounded: the role only moves on to DIVERGED or FOLLOWER, each once per term. */
+    while ((role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED) &&
+           !atomic_compare_exchange_weak(&thread->role, &role, RUSH_ROLE_DIVERGED))
+        ;
+    if (role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED) {
+        rush_log(RUSH_LOG_ERROR,
+                 "rush: shard %u: the replicated log refused a batch this node applied: "
+                 "diverged, serving nothing for this shard until a restart",
+                 shard_index);
+        wake(&thread->sleeping);
+    }
 }
 
 void rush_engine_set_leader(struct rush_engine *engine, uint32_t shard_index, uint32_t node_index)

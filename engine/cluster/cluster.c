@@ -82,6 +82,7 @@ static int create_stream(struct rush_cluster *cluster, char *why, size_t why_siz
     config.SubjectsLen = 1;
     config.Storage = js_FileStorage;
     config.Replicas = cluster->replicas;
+    config.AllowDirect = true; /* the replicator's look-up of a refused batch (replicator.c) */
     int64_t deadline_ms = rush_clock_monotonic_ms() + CLUSTER_SETUP_WAIT_MS;
     natsStatus status;
     jsErrCode code;
@@ -181,12 +182,15 @@ void rush_cluster_replica(struct rush_cluster *cluster, struct rush_engine_repli
     *replica = (struct rush_engine_replica){.append = cluster_replica_append, .context = cluster};
 }
 
+/* Every shard has a holder, and the shards this node holds are promoted (it put their SKUs). */
 static bool every_shard_led(struct rush_cluster *cluster)
 {
     for (uint32_t s = 0; s < cluster->shard_count; s++) {
         kvEntry *entry = NULL;
         natsStatus status = kvStore_Get(&entry, cluster->leases, cluster->shards[s].key);
         bool held = status == NATS_OK && kvEntry_ValueString(entry)[0] != '-';
+        if (held && strcmp(kvEntry_ValueString(entry), cluster->settings.node) == 0)
+            held = atomic_load(&cluster->shards[s].leads);
         kvEntry_Destroy(entry);
         if (!held)
             return false;

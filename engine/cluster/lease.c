@@ -290,7 +290,9 @@ static void follow_round(struct cluster_shard *shard)
     int holder = free_lease || offered ? -1 : node_index_of(cluster, value, strlen(value));
     rush_engine_set_leader(cluster->engine, shard->index,
                            holder < 0 ? UINT32_MAX : (uint32_t)holder);
-    bool to_me = offered && strcmp(value + 2, settings->node) == 0;
+    /* Our own name on a lease we do not lead: a release that did not reach the servers. */
+    bool to_me =
+        (offered && strcmp(value + 2, settings->node) == 0) || strcmp(value, settings->node) == 0;
     bool preferred = shard->index % settings->node_count == settings->node_index;
     bool settled = rush_clock_monotonic_ns() - cluster->started_ns > 2 * lease_ns(cluster);
     kvEntry_Destroy(entry); /* value is not read past here */

@@ -13,13 +13,20 @@
  * (node, shard, lsns) for JetStream's duplicate window, so:
  *   1. a writer that is not current (another node appended since) is refused, error 10071: the
  *      shard is fenced at once and never ships again in this term;
- *   2. a publish that timed out is sent again with the same id: stored once at most;
+ *   2. a publish that timed out is sent again with the same id: stored once at most (a refusal
+ *      of the second send is checked against the subject: if the first send was stored, it is
+ *      the acknowledgement);
  *   3. the engine hears rush_engine_replica_acked(last lsn) only after JetStream stored the
  *      message on a quorum, and replies wait for that and the local fdatasync.
  *
  *   queued --take--> publishing --ack--> acked (engine told)
- *                        |--10071, or the lease ran out while retrying--> fenced (dropped)
- *                        '--timeout / connection lost--> publishing again (same id)
+ *                        |--10071--> dropped; the shard diverged (rush_engine_diverge)
+ *                        '--timeout / connection lost--> publishing again (same id), also once
+ *                           the shard is fenced (its lease ran out): acknowledged at last, the
+ *                           fenced shard is clean and follows again
+ *
+ * A fenced shard answered its held requests outcome_unknown at once; its batches are still sent,
+ * so that its state and the log agree again and it can lead later without a restart.
  *
  * Thread: one replicator per shard; cluster_replica_append on the shard's thread.
  */
@@ -35,9 +42,9 @@
 #include "cluster_internal.h"
 #include "rush/assert.h"
 
-#define REPLICATOR_WAIT_MS 100 /* a queue wait, so that stopping is seen */
-#define REPLICATOR_RETRY_MS 20 /* between publishes of the same message */
-#define REPLICATOR_RETRIES_MAX 10000
+#define REPLICATOR_WAIT_MS 100       /* a queue wait, so that stopping is seen */
+#define REPLICATOR_RETRY_MS 20       /* between publishes of the same message */
+#define REPLICATOR_RETRIES_MAX 15000 /* 5 minutes of retries, then the shard diverges */
 
 void cluster_replica_append(void *context, uint32_t shard_index, uint64_t lsn, int64_t time_ns,
                             const struct rush_event *events, uint32_t count)
@@ -132,6 +139,29 @@ static char *payload_of(const struct cluster_pending *list, size_t bytes)
 
 enum publish_result { PUBLISHED, REFUSED, FAILED };
 
+/*
+ * A refusal of a message sent again: JetStream checks the expected sequence before its duplicate
+ * window, so a first send that was stored (its acknowledgement lost to a timeout, a stopped
+ * process or a lost server) makes the second one "wrong last sequence". The subject's first
+ * message after `expected` tells: ours (same message id) means stored, at its sequence.
+ */
+static bool stored_already(struct cluster_shard *shard, const char *id, uint64_t expected,
+                           uint64_t *seq)
+{
+    struct rush_cluster *cluster = shard->cluster;
+    jsDirectGetMsgOptions options = {.Sequence = expected + 1, .NextBySubject = shard->subject};
+    natsMsg *msg = NULL;
+    if (js_DirectGetMsg(&msg, cluster->js, cluster->stream, NULL, &options) != NATS_OK)
+        return false;
+    const char *stored_id = NULL;
+    bool ours =
+        natsMsgHeader_Get(msg, "Nats-Msg-Id", &stored_id) == NATS_OK && strcmp(stored_id, id) == 0;
+    if (ours)
+        *seq = natsMsg_GetSequence(msg);
+    natsMsg_Destroy(msg);
+    return ours;
+}
+
 static enum publish_result publish_once(struct cluster_shard *shard, const char *payload,
                                         size_t bytes, const char *id, uint64_t expected,
                                         uint64_t *seq)
@@ -157,7 +187,7 @@ static enum publish_result publish_once(struct cluster_shard *shard, const char 
         *seq = ack->Sequence;
         result = PUBLISHED;
     } else if (code == JSStreamWrongLastSequenceErr) {
-        result = REFUSED;
+        result = stored_already(shard, id, expected, seq) ? PUBLISHED : REFUSED;
     }
     jsPubAck_Destroy(ack);
     return result;
@@ -176,9 +206,10 @@ static void ship(struct cluster_shard *shard, struct cluster_pending *list, size
              first, last);
     char *payload = payload_of(list, bytes);
     for (uint32_t attempt = 0; attempt < REPLICATOR_RETRIES_MAX; attempt++) {
+        enum rush_shard_role role = rush_engine_role(cluster->engine, shard->index);
         if (atomic_load(&shard->term) != term ||
-            rush_engine_role(cluster->engine, shard->index) != RUSH_ROLE_LEADER)
-            break; /* fenced meanwhile: the shard answered these unknown */
+            (role != RUSH_ROLE_LEADER && role != RUSH_ROLE_FENCED))
+            break; /* a new term, or diverged: these will never be in the log */
         uint64_t seq = 0;
         enum publish_result result = publish_once(shard, payload, bytes, id, expected, &seq);
         if (result == PUBLISHED) {
@@ -192,13 +223,15 @@ static void ship(struct cluster_shard *shard, struct cluster_pending *list, size
         if (result == REFUSED) {
             rush_log(RUSH_LOG_WARN,
                      "cluster: shard %u: JetStream refused lsns %" PRIu64 "..%" PRIu64
-                     " (another node appended since sequence %" PRIu64 "): fenced",
+                     " (another node appended since sequence %" PRIu64 ")",
                      shard->index, first, last, expected);
-            rush_engine_fence(cluster->engine, shard->index);
+            rush_engine_diverge(cluster->engine, shard->index);
             break;
         }
         struct timespec pause = {.tv_nsec = REPLICATOR_RETRY_MS * 1000000L};
         nanosleep(&pause, NULL); /* the engine fences the shard when its lease runs out */
+        if (attempt + 1 == REPLICATOR_RETRIES_MAX)
+            rush_engine_diverge(cluster->engine, shard->index);
     }
     free(payload);
 }

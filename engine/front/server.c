@@ -33,6 +33,7 @@
 #include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
+#include "wal/data_dir.h"
 
 #define RUSH_SERVER_IDLE_POLL_MS 1000
 #define RUSH_SERVER_ENGINE_WAIT_MS 100
@@ -243,6 +244,26 @@ static int endpoints_open(struct rush_server *server, const struct rush_server_o
     return rc;
 }
 
+/*
+ * In a cluster the replicated log is the truth: the local log of a node killed mid-append may
+ * hold batches JetStream never took, so the node starts empty and rebuilds each shard from its
+ * subject (ARCHITECTURE.md "Cluster"); the old files are kept in superseded-<unix seconds>/.
+ */
+static int cluster_set_log_aside(const char *data_dir, char *why, size_t why_size)
+{
+    char aside[64];
+    snprintf(aside, sizeof(aside), "superseded-%lld",
+             (long long)(rush_server_now_ns() / 1000000000));
+    uint32_t moved = 0;
+    int rc = rush_data_dir_set_aside(data_dir, aside, &moved, why, why_size);
+    if (rc == 0 && moved > 0)
+        rush_log(RUSH_LOG_INFO,
+                 "cluster: %u local log files set aside in %s/%s; rebuilding from "
+                 "the replicated log",
+                 moved, data_dir, aside);
+    return rc;
+}
+
 static int engine_open(struct rush_server *server, const struct rush_server_options *options,
                        char *why, size_t why_size)
 {
@@ -259,6 +280,8 @@ static int engine_open(struct rush_server *server, const struct rush_server_opti
         if (rc < 0)
             return rc;
         rush_cluster_replica(server->cluster, &config->replica);
+        if ((rc = cluster_set_log_aside(config->data_dir, why, why_size)) < 0)
+            return rc;
         if (config->limits.events_buffer_max > RUSH_CLUSTER_EVENTS_BUFFER_MAX)
             config->limits.events_buffer_max = RUSH_CLUSTER_EVENTS_BUFFER_MAX;
     }

@@ -247,7 +247,8 @@ void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, ui
  *   follower --rush_engine_lead--> leader --rush_engine_fence, or the lease deadline--> fenced
  *      ^                                                                                  |
  *      +---- every batch it appended was acknowledged, nothing held (the shard thread) ---+
- *                                      otherwise --> diverged (until a restart)
+ *   leader or fenced --rush_engine_diverge (the replicated log refused a batch it applied)-->
+ *   diverged (until a restart)
  *
  * A leader decides; the others answer every request RUSH_REDIRECT naming the leader index set
  * with rush_engine_set_leader. A fenced shard answers its held, unacknowledged requests
@@ -275,6 +276,8 @@ void rush_engine_lease_renewed(struct rush_engine *engine, uint32_t shard_index,
                                int64_t lease_deadline_ns);
 /* A leader stops deciding at once (its lease or an append was refused). Any thread. */
 void rush_engine_fence(struct rush_engine *engine, uint32_t shard_index);
+/* The replicated log refused a batch this shard applied: it serves nothing more. Any thread. */
+void rush_engine_diverge(struct rush_engine *engine, uint32_t shard_index);
 /* The node index redirects name for this shard (UINT32_MAX: nobody holds it now). Any thread. */
 void rush_engine_set_leader(struct rush_engine *engine, uint32_t shard_index, uint32_t node_index);
 /*
