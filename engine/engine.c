@@ -654,8 +654,9 @@ static struct followed *follow_take(struct shard_thread *thread)
 
 /*
  * A follower applies each replicated batch through apply (as recovery does) and logs it under the
- * same lsn; batches it holds already (lsn <= its log's) are skipped. A gap, or a batch the log
- * refuses, leaves the shard diverged: it stops following and serves nothing until a restart.
+ * same lsn. Batches it holds already (lsn <= its log's) are skipped; a batch after a gap is
+ * dropped (the cluster sees the follower stall and reads the subject again). A batch the log
+ * refuses leaves the shard diverged: it serves nothing for this shard until a restart.
  */
 static void follow_apply(struct shard_thread *thread, struct followed *list)
 {
@@ -663,23 +664,21 @@ static void follow_apply(struct shard_thread *thread, struct followed *list)
     for (struct followed *next; list != NULL; list = next) {
         next = list->next;
         uint64_t applied = rush_shard_log_appended_lsn(&thread->log);
-        bool ok = atomic_load(&thread->role) == RUSH_ROLE_FOLLOWER;
-        for (uint32_t i = 0; ok && list->lsn > applied && i < list->count; i++)
+        bool ok = atomic_load(&thread->role) == RUSH_ROLE_FOLLOWER && list->lsn == applied + 1;
+        for (uint32_t i = 0; ok && i < list->count; i++)
             ok = list->events[i].type != RUSH_EV_NONE && list->events[i].type < RUSH_EV_TYPE_COUNT_;
-        if (ok && list->lsn > applied) {
-            ok = rush_shard_log_append_followed(&thread->log, list->lsn, list->time_ns,
-                                                list->events, list->count) == 0;
-            for (uint32_t i = 0; ok && i < list->count; i++)
-                rush_shard_apply(thread->shard, list->time_ns, &list->events[i]);
-            appended = appended || ok;
-            if (!ok) {
-                rush_log(RUSH_LOG_ERROR,
-                         "rush: shard %u: replicated batch %lu does not follow the local log "
-                         "(last %lu): diverged, serving nothing for this shard until a restart",
-                         thread->index, list->lsn, applied);
-                atomic_store(&thread->role, RUSH_ROLE_DIVERGED);
-            }
+        if (ok && rush_shard_log_append_followed(&thread->log, list->lsn, list->time_ns,
+                                                 list->events, list->count) != 0) {
+            rush_log(RUSH_LOG_ERROR,
+                     "rush: shard %u: the local log refused replicated batch %lu: diverged, "
+                     "serving nothing for this shard until a restart",
+                     thread->index, list->lsn);
+            atomic_store(&thread->role, RUSH_ROLE_DIVERGED);
+            ok = false;
         }
+        for (uint32_t i = 0; ok && i < list->count; i++)
+            rush_shard_apply(thread->shard, list->time_ns, &list->events[i]);
+        appended = appended || ok;
         free(list);
     }
     if (appended)
@@ -693,9 +692,9 @@ static void follow_apply(struct shard_thread *thread, struct followed *list)
 static uint32_t role_round(struct shard_thread *thread)
 {
     uint32_t role = atomic_load(&thread->role);
-    if (role == RUSH_ROLE_LEADER &&
+    if ((role == RUSH_ROLE_LEADER || role == RUSH_ROLE_DRAINING) &&
         rush_clock_monotonic_ns() > atomic_load(&thread->lease_deadline_ns)) {
-        uint32_t expected = RUSH_ROLE_LEADER; /* the lease ran out here first: stop at once */
+        uint32_t expected = role; /* the lease ran out here first: stop at once */
         if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED))
             rush_log(RUSH_LOG_WARN, "rush: shard %u: lease not renewed in time: fenced",
                      thread->index);
@@ -704,14 +703,14 @@ static uint32_t role_round(struct shard_thread *thread)
     if (role != thread->role_seen) {
         if (role == RUSH_ROLE_LEADER) /* everything it holds came from the replicated log */
             atomic_store(&thread->log.replica_lsn, rush_shard_log_appended_lsn(&thread->log));
-        thread->log.fenced = role != RUSH_ROLE_LEADER;
+        thread->log.fenced = role != RUSH_ROLE_LEADER && role != RUSH_ROLE_DRAINING;
         thread->role_seen = role;
     }
-    if (role == RUSH_ROLE_FENCED && thread->log.held_count == 0 &&
+    if ((role == RUSH_ROLE_FENCED || role == RUSH_ROLE_DRAINING) && thread->log.held_count == 0 &&
         atomic_load(&thread->log.replica_lsn) >= rush_shard_log_appended_lsn(&thread->log)) {
         /* Every batch it appended is in the replicated log: its state is the log's. Until then
          * the replicator keeps sending them (or reports them refused: rush_engine_diverge). */
-        uint32_t expected = RUSH_ROLE_FENCED;
+        uint32_t expected = role;
         atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FOLLOWER);
     }
     if (role == RUSH_ROLE_FOLLOWER) {
@@ -1396,12 +1395,23 @@ void rush_engine_lease_renewed(struct rush_engine *engine, uint32_t shard_index,
     atomic_store(&engine->shards[shard_index].lease_deadline_ns, lease_deadline_ns);
 }
 
+void rush_engine_drain(struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    uint32_t expected = RUSH_ROLE_LEADER;
+    if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_DRAINING))
+        wake(&thread->sleeping);
+}
+
 void rush_engine_fence(struct rush_engine *engine, uint32_t shard_index)
 {
     RUSH_ASSERT(shard_index < engine->config.shard_count);
     struct shard_thread *thread = &engine->shards[shard_index];
     uint32_t expected = RUSH_ROLE_LEADER;
-    if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED))
+    if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED) ||
+        (expected == RUSH_ROLE_DRAINING &&
+         atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED)))
         wake(&thread->sleeping);
 }
 
@@ -1411,10 +1421,10 @@ void rush_engine_diverge(struct rush_engine *engine, uint32_t shard_index)
     struct shard_thread *thread = &engine->shards[shard_index];
     uint32_t role = atomic_load(&thread->role);
     /* Bounded: the role only moves on to DIVERGED or FOLLOWER, each once per term. */
-    while ((role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED) &&
+    while ((role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED || role == RUSH_ROLE_DRAINING) &&
            !atomic_compare_exchange_weak(&thread->role, &role, RUSH_ROLE_DIVERGED))
         ;
-    if (role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED) {
+    if (role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED || role == RUSH_ROLE_DRAINING) {
         rush_log(RUSH_LOG_ERROR,
                  "rush: shard %u: the replicated log refused a batch this node applied: "
                  "diverged, serving nothing for this shard until a restart",

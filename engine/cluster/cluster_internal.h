@@ -16,14 +16,10 @@
 
 #include "cluster.h"
 
-/* One record per WAL batch in a replicated message: this header, then `count` events. */
-struct cluster_record {
-    uint64_t lsn;
-    int64_t time_ns;
-    uint32_t count;
-    uint32_t reserved; /* 0 */
-};
-static_assert(sizeof(struct cluster_record) == 24, "replicated record header is 24 bytes");
+#include "rush/replicated.h"
+
+/* One record per WAL batch in a replicated message (rush/replicated.h). */
+static_assert(RUSH_REPLICATED_EVENT_BYTES == sizeof(struct rush_event), "events are 64 bytes");
 
 /* A batch copied by the append hook, waiting for the replicator. */
 struct cluster_pending {
@@ -61,6 +57,8 @@ struct cluster_shard {
     _Atomic int32_t handover_asked; /* set by rush_cluster_handover, -1: none */
     natsSubscription *follow;
     _Atomic uint64_t followed_seq; /* stream sequence of the last message followed */
+    uint64_t progress_lsn;         /* the applied lsn when it last moved ... */
+    int64_t progress_ns;           /* ... and when (monotonic): a stalled follower restarts */
     _Atomic bool leads;            /* for rush_cluster_leads */
 };
 

@@ -67,8 +67,8 @@ static void on_followed(natsConnection *connection, natsSubscription *sub, natsM
     struct rush_cluster *cluster = shard->cluster;
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg), at = 0;
-    while (at + sizeof(struct cluster_record) <= len) {
-        struct cluster_record record;
+    while (at + sizeof(struct rush_replicated_record) <= len) {
+        struct rush_replicated_record record;
         memcpy(&record, data + at, sizeof(record));
         size_t events_bytes = (size_t)record.count * sizeof(struct rush_event);
         if (record.count == 0 || events_bytes > len - at - sizeof(record))
@@ -122,6 +122,37 @@ static void follow_stop(struct cluster_shard *shard)
     shard->follow = NULL;
 }
 
+static bool subject_end(struct cluster_shard *shard, uint64_t *seq, uint64_t *lsn);
+
+/*
+ * A follower whose applied lsn has not moved for a lease period while the subject holds more
+ * (its consumer lived on a server that died, or a batch came after a gap): subscribed again,
+ * from the subject's start (the engine skips what it holds).
+ */
+static void follow_check(struct cluster_shard *shard)
+{
+    struct rush_cluster *cluster = shard->cluster;
+    uint64_t applied = rush_engine_applied_lsn(cluster->engine, shard->index);
+    int64_t now_ns = rush_clock_monotonic_ns();
+    if (applied != shard->progress_lsn || shard->follow == NULL) {
+        shard->progress_lsn = applied;
+        shard->progress_ns = now_ns;
+        return;
+    }
+    if (now_ns - shard->progress_ns < lease_ns(cluster))
+        return;
+    shard->progress_ns = now_ns;
+    uint64_t seq, last_lsn;
+    if (!subject_end(shard, &seq, &last_lsn) || last_lsn <= applied)
+        return;
+    rush_log(RUSH_LOG_WARN,
+             "cluster: shard %u: standby stalled at lsn %" PRIu64 " (the log is at %" PRIu64
+             "): following again",
+             shard->index, applied, last_lsn);
+    follow_stop(shard);
+    follow_start(shard);
+}
+
 /* ---- taking, promoting, releasing ---------------------------------------------------------- */
 
 /* The subject's last stream sequence and the last lsn in it (0, 0: empty). False on an error. */
@@ -140,8 +171,8 @@ static bool subject_end(struct cluster_shard *shard, uint64_t *seq, uint64_t *ls
     *seq = natsMsg_GetSequence(msg);
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg), at = 0;
-    while (at + sizeof(struct cluster_record) <= len) {
-        struct cluster_record record;
+    while (at + sizeof(struct rush_replicated_record) <= len) {
+        struct rush_replicated_record record;
         memcpy(&record, data + at, sizeof(record));
         *lsn = record.lsn;
         at += sizeof(record) + (size_t)record.count * sizeof(struct rush_event);
@@ -175,7 +206,13 @@ static void promote(struct cluster_shard *shard, int64_t taken_ns)
     }
     int64_t deadline_ns = taken_ns + lease_ns(cluster) / 2;
     uint64_t applied = rush_engine_applied_lsn(cluster->engine, shard->index);
+    bool restarted = false;
     while (applied < last_lsn && rush_clock_monotonic_ns() < deadline_ns) {
+        if (!restarted && rush_clock_monotonic_ns() > taken_ns + lease_ns(cluster) / 4) {
+            follow_stop(shard); /* no progress: its consumer may be gone with a server */
+            follow_start(shard);
+            restarted = true;
+        }
         sleep_ms(CATCH_UP_POLL_MS);
         applied = rush_engine_applied_lsn(cluster->engine, shard->index);
     }
@@ -253,11 +290,13 @@ static void lead_round(struct cluster_shard *shard)
     if (asked >= 0 && role == RUSH_ROLE_LEADER) {
         shard->handover_to = asked; /* drain: the engine answers new requests redirect */
         rush_engine_set_leader(cluster->engine, shard->index, (uint32_t)asked);
-        rush_engine_fence(cluster->engine, shard->index);
+        rush_engine_drain(cluster->engine, shard->index);
+        rush_log(RUSH_LOG_INFO, "cluster: shard %u: draining for a hand-over to %s", shard->index,
+                 cluster->settings.names[asked]);
         return;
     }
-    if (role == RUSH_ROLE_LEADER) {
-        renew(shard);
+    if (role == RUSH_ROLE_LEADER || role == RUSH_ROLE_DRAINING) {
+        renew(shard); /* a draining shard keeps its lease until it is empty */
         return;
     }
     if (role == RUSH_ROLE_FENCED)
@@ -279,6 +318,8 @@ static void follow_round(struct cluster_shard *shard)
     enum rush_shard_role role = rush_engine_role(cluster->engine, shard->index);
     if (role == RUSH_ROLE_FOLLOWER && shard->follow == NULL)
         follow_start(shard);
+    else if (role == RUSH_ROLE_FOLLOWER)
+        follow_check(shard);
     kvEntry *entry = NULL;
     natsStatus status = kvStore_Get(&entry, cluster->leases, shard->key);
     if (status != NATS_OK && status != NATS_NOT_FOUND)

@@ -78,7 +78,7 @@ void cluster_replicator_promote(struct cluster_shard *shard, uint64_t seq)
 
 static size_t record_bytes(const struct cluster_pending *p)
 {
-    return sizeof(struct cluster_record) + (size_t)p->count * sizeof(struct rush_event);
+    return sizeof(struct rush_replicated_record) + (size_t)p->count * sizeof(struct rush_event);
 }
 
 /* Takes the queued batches of `term` that fit one message (at least one); frees older terms'. */
@@ -128,7 +128,8 @@ static char *payload_of(const struct cluster_pending *list, size_t bytes)
     RUSH_ASSERT(payload != NULL);
     size_t at = 0;
     for (const struct cluster_pending *p = list; p != NULL; p = p->next) {
-        struct cluster_record record = {.lsn = p->lsn, .time_ns = p->time_ns, .count = p->count};
+        struct rush_replicated_record record = {
+            .lsn = p->lsn, .time_ns = p->time_ns, .count = p->count};
         memcpy(payload + at, &record, sizeof(record));
         memcpy(payload + at + sizeof(record), p->events, (size_t)p->count * sizeof(p->events[0]));
         at += record_bytes(p);
@@ -208,7 +209,7 @@ static void ship(struct cluster_shard *shard, struct cluster_pending *list, size
     for (uint32_t attempt = 0; attempt < REPLICATOR_RETRIES_MAX; attempt++) {
         enum rush_shard_role role = rush_engine_role(cluster->engine, shard->index);
         if (atomic_load(&shard->term) != term ||
-            (role != RUSH_ROLE_LEADER && role != RUSH_ROLE_FENCED))
+            (role != RUSH_ROLE_LEADER && role != RUSH_ROLE_FENCED && role != RUSH_ROLE_DRAINING))
             break; /* a new term, or diverged: these will never be in the log */
         uint64_t seq = 0;
         enum publish_result result = publish_once(shard, payload, bytes, id, expected, &seq);

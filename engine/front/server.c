@@ -253,7 +253,7 @@ static int cluster_set_log_aside(const char *data_dir, char *why, size_t why_siz
 {
     char aside[64];
     snprintf(aside, sizeof(aside), "superseded-%lld",
-             (long long)(rush_server_now_ns() / 1000000000));
+             (long long)(rush_clock_wall_ns() / 1000000000));
     uint32_t moved = 0;
     int rc = rush_data_dir_set_aside(data_dir, aside, &moved, why, why_size);
     if (rc == 0 && moved > 0)

@@ -247,6 +247,8 @@ void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, ui
  *   follower --rush_engine_lead--> leader --rush_engine_fence, or the lease deadline--> fenced
  *      ^                                                                                  |
  *      +---- every batch it appended was acknowledged, nothing held (the shard thread) ---+
+ *   leader --rush_engine_drain--> draining --nothing held, all acknowledged--> follower
+ *   (a draining shard redirects new requests; its lease deadline passing fences it)
  *   leader or fenced --rush_engine_diverge (the replicated log refused a batch it applied)-->
  *   diverged (until a restart)
  *
@@ -260,6 +262,7 @@ enum rush_shard_role {
     RUSH_ROLE_FOLLOWER = 1,
     RUSH_ROLE_FENCED = 2,
     RUSH_ROLE_DIVERGED = 3,
+    RUSH_ROLE_DRAINING = 4, /* a planned hand-over: no new decision, held requests still answered */
 };
 /* Any thread. */
 enum rush_shard_role rush_engine_role(const struct rush_engine *engine, uint32_t shard_index);
@@ -274,6 +277,8 @@ uint64_t rush_engine_applied_lsn(const struct rush_engine *engine, uint32_t shar
 void rush_engine_lead(struct rush_engine *engine, uint32_t shard_index, int64_t lease_deadline_ns);
 void rush_engine_lease_renewed(struct rush_engine *engine, uint32_t shard_index,
                                int64_t lease_deadline_ns);
+/* A leader stops taking requests, answers what it holds once replicated, then follows. */
+void rush_engine_drain(struct rush_engine *engine, uint32_t shard_index);
 /* A leader stops deciding at once (its lease or an append was refused). Any thread. */
 void rush_engine_fence(struct rush_engine *engine, uint32_t shard_index);
 /* The replicated log refused a batch this shard applied: it serves nothing more. Any thread. */
