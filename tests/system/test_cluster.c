@@ -31,6 +31,7 @@
 #define EXCHANGE_MS 300        /* one request's wait before trying another node */
 #define DECIDE_MS 30000        /* one key's bound: every retry of it within this */
 #define PHASE_MS 30000         /* each phase's bound on the event it waits for */
+#define SERVER_LOSS_MS 60000   /* (c): JetStream elections on a loaded machine take longer */
 #define ORDERS_PER_PHASE 300   /* acknowledged orders that show a phase made progress */
 #define NO_LEADER_PAUSE_MS 100 /* a redirect naming no leader: the documented client pause */
 #define JSON_REPLY_BYTES 1024
@@ -163,6 +164,12 @@ static int decide(int sockets[NODES], int *node, const char *text, char *reply, 
     int64_t deadline = rush_clock_monotonic_ms() + DECIDE_MS;
     while (rush_clock_monotonic_ms() < deadline) {
         if (exchange(sockets[target], text, reply, cap) != 0) {
+            /* A fresh socket: a REQ socket reused after a receive timeout while its peer comes
+             * and goes has tripped nanomsg's own chunk assertion here. */
+            char url[CHILD_PATH_BYTES];
+            snprintf(url, sizeof url, "%s", nodes[target].json);
+            nn_close(sockets[target]);
+            sockets[target] = open_socket(url);
             target = (target + 1) % NODES; /* dead, stopped or partitioned: the other one */
             continue;
         }
@@ -258,17 +265,22 @@ static void print_logs(void)
     }
 }
 
-/* Waits until `more` orders beyond `from` are acknowledged; the ms it took, or -1. */
-static int64_t wait_acknowledged(uint64_t from, uint64_t more)
+/* Waits up to bound_ms until `more` orders beyond `from` are acknowledged; the ms, or -1. */
+static int64_t wait_acknowledged_within(uint64_t from, uint64_t more, int64_t bound_ms)
 {
     int64_t start = rush_clock_monotonic_ms();
-    while (rush_clock_monotonic_ms() - start < PHASE_MS) {
+    while (rush_clock_monotonic_ms() - start < bound_ms) {
         if (atomic_load(&acknowledged) >= from + more)
             return rush_clock_monotonic_ms() - start;
         child_sleep_ms(5);
     }
     print_logs();
     return -1;
+}
+
+static int64_t wait_acknowledged(uint64_t from, uint64_t more)
+{
+    return wait_acknowledged_within(from, more, PHASE_MS);
 }
 
 /* Times the first decision on `shard` by `node` after now; call before the event. */
@@ -371,7 +383,7 @@ static void ask(int n, int shard, char *reply, size_t cap)
 /* ---- the test ---------------------------------------------------------------------------------
  */
 
-TestSuite(cluster, .fini = cluster_cleanup, .timeout = 150);
+TestSuite(cluster, .fini = cluster_cleanup, .timeout = 180);
 
 Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_order)
 {
@@ -441,7 +453,7 @@ Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_orde
     uint64_t before = atomic_load(&acknowledged);
     int64_t killed_ms = rush_clock_monotonic_ms();
     nats_kill(&nats, 0, SIGKILL);
-    int64_t resumed_ms = wait_acknowledged(before, ORDERS_PER_PHASE);
+    int64_t resumed_ms = wait_acknowledged_within(before, ORDERS_PER_PHASE, SERVER_LOSS_MS);
     cr_assert_geq(resumed_ms, 0, "decisions stopped after a nats-server was killed");
     printf("cluster: (c) kill -9 of a nats-server -> %d more orders acknowledged within %lld ms\n",
            ORDERS_PER_PHASE, (long long)(rush_clock_monotonic_ms() - killed_ms));
