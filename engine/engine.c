@@ -92,6 +92,15 @@ struct work {
     int status; /* 0, or RUSH_EWAL when the log failed before this work was durable */
 };
 
+/* A replicated batch waiting for a follower's thread (rush_engine_follow). */
+struct followed {
+    struct followed *next;
+    uint64_t lsn;
+    int64_t time_ns;
+    uint32_t count;
+    struct rush_event events[];
+};
+
 struct shard_thread {
     struct rush_engine *engine;
     uint32_t index;
@@ -117,6 +126,17 @@ struct shard_thread {
     uint64_t snapshot_child_lsn;
     int64_t snapshot_child_start_ns;
     int64_t snapshot_fork_ns; /* how long the shard stopped to start it (sync wait + fork) */
+    /* Cluster (durability replicated only; rush/engine.h "Cluster roles"). */
+    _Atomic uint32_t role;             /* enum rush_shard_role: the cluster and the shard write */
+    uint32_t role_seen;                /* shard's: the role its last round acted on */
+    _Atomic int64_t lease_deadline_ns; /* monotonic: a leader decides only before it */
+    _Atomic uint32_t leader_index;     /* named in redirects; UINT32_MAX: nobody */
+    _Atomic uint64_t applied_lsn;      /* the local log's last batch */
+    pthread_mutex_t follow_lock;       /* guards the three below: any thread -> shard */
+    struct followed *follow_head;
+    struct followed *follow_tail;
+    uint32_t follow_count;
+    bool follow_lock_made;
     pthread_t thread;
     bool started;
 };
@@ -251,8 +271,11 @@ int rush_engine_config_check(const struct rush_engine_config *config, char *why,
     else if (config->limits.orders_max > (1u << 30) || config->limits.groups_max > (1u << 30) ||
              config->limits.keys_max > (1u << 30) || config->limits.user_limits_max > (1u << 30))
         problem = "table limits must be at most 2^30";
-    else if (config->durability > RUSH_DURABILITY_NONE)
-        problem = "durability must be fsync, async or none";
+    else if (config->durability > RUSH_DURABILITY_REPLICATED)
+        problem = "durability must be fsync, async, none or replicated";
+    else if (config->durability == RUSH_DURABILITY_REPLICATED &&
+             (config->replica.append == NULL || config->data_dir == NULL))
+        problem = "durability replicated needs a data_dir and a replica (engine/cluster)";
     if (problem == NULL)
         return 0;
     if (why != NULL && why_size > 0)
@@ -537,6 +560,163 @@ static void release_durable(struct shard_thread *thread, bool wait)
     }
 }
 
+/* ---- the shard thread in a cluster (durability replicated) ------------------------------- */
+
+static bool replicated(const struct shard_thread *thread)
+{
+    return thread->log.replica.append != NULL;
+}
+
+/*
+ * Answers work the shard does not decide: every request RUSH_REDIRECT to the leader; inspection
+ * still runs (it reads the state, decides nothing), a snapshot is refused.
+ */
+static void redirect_work(struct shard_thread *thread, struct work *work)
+{
+    uint32_t leader = atomic_load_explicit(&thread->leader_index, memory_order_relaxed);
+    struct rush_result redirect = {.outcome = RUSH_REDIRECT,
+                                   .reason = RUSH_REASON_WRONG_SHARD,
+                                   .state = (uint8_t)thread->index,
+                                   .qty = leader};
+    switch (work->kind) {
+    case WORK_REQUESTS:
+        for (uint32_t i = 0; i < work->count; i++) {
+            work->results[i] = redirect;
+            work->results[i].tag = work->requests[i].tag;
+        }
+        break;
+    case WORK_SKU_PUT:
+    case WORK_ADMIN:
+        work->results[0] = redirect;
+        break;
+    case WORK_INSPECT:
+        work->inspect(thread->shard, work->inspect_context);
+        break;
+    case WORK_SNAPSHOT:
+        *(int *)work->inspect_context = RUSH_EFENCED;
+        break;
+    }
+    work->status = 0;
+    bool pushed = rush_ring_push(&thread->outbound, work);
+    RUSH_ASSERT(pushed); /* invariant 1 */
+}
+
+/*
+ * Sleeps until the replica acknowledges (rush_engine_replica_acked wakes it), work arrives or an
+ * idle tick passes. The condition is read again after announcing the sleep, so an acknowledgement
+ * that lands in between is never lost.
+ */
+static void await_replica(struct shard_thread *thread)
+{
+    atomic_store(&thread->sleeping, 1);
+    if (!rush_shard_log_awaiting_replica(&thread->log) || !rush_ring_empty(&thread->inbound) ||
+        atomic_load(&thread->engine->stopping)) {
+        atomic_store(&thread->sleeping, 0);
+        return;
+    }
+    futex_wait(&thread->sleeping, 1, RUSH_ENGINE_IDLE_TICK_MS);
+    atomic_store(&thread->sleeping, 0);
+}
+
+/* Takes the followed batches queued so far (the list, in order). */
+static struct followed *follow_take(struct shard_thread *thread)
+{
+    pthread_mutex_lock(&thread->follow_lock);
+    struct followed *list = thread->follow_head;
+    thread->follow_head = thread->follow_tail = NULL;
+    thread->follow_count = 0;
+    pthread_mutex_unlock(&thread->follow_lock);
+    return list;
+}
+
+/*
+ * A follower applies each replicated batch through apply (as recovery does) and logs it under the
+ * same lsn. Batches it holds already (lsn <= its log's) are skipped; a batch after a gap is
+ * dropped (the cluster sees the follower stall and reads the subject again). A batch the log
+ * refuses leaves the shard diverged: it serves nothing for this shard until a restart.
+ */
+static void follow_apply(struct shard_thread *thread, struct followed *list)
+{
+    bool appended = false;
+    for (struct followed *next; list != NULL; list = next) {
+        next = list->next;
+        uint64_t applied = rush_shard_log_appended_lsn(&thread->log);
+        bool ok = atomic_load(&thread->role) == RUSH_ROLE_FOLLOWER && list->lsn == applied + 1;
+        for (uint32_t i = 0; ok && i < list->count; i++)
+            ok = list->events[i].type != RUSH_EV_NONE && list->events[i].type < RUSH_EV_TYPE_COUNT_;
+        if (ok && rush_shard_log_append_followed(&thread->log, list->lsn, list->time_ns,
+                                                 list->events, list->count) != 0) {
+            rush_log(RUSH_LOG_ERROR,
+                     "rush: shard %u: the local log refused replicated batch %lu: diverged, "
+                     "serving nothing for this shard until a restart",
+                     thread->index, list->lsn);
+            atomic_store(&thread->role, RUSH_ROLE_DIVERGED);
+            ok = false;
+        }
+        for (uint32_t i = 0; ok && i < list->count; i++)
+            rush_shard_apply(thread->shard, list->time_ns, &list->events[i]);
+        appended = appended || ok;
+        free(list);
+    }
+    if (appended)
+        rush_shard_log_commit(&thread->log);
+}
+
+/*
+ * Acts on the role the cluster (or the lease clock) set. Runs once per round of the shard loop;
+ * returns the role this round works in.
+ */
+static uint32_t role_round(struct shard_thread *thread)
+{
+    uint32_t role = atomic_load(&thread->role);
+    if ((role == RUSH_ROLE_LEADER || role == RUSH_ROLE_DRAINING) &&
+        rush_clock_monotonic_ns() > atomic_load(&thread->lease_deadline_ns)) {
+        uint32_t expected = role; /* the lease ran out here first: stop at once */
+        if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED))
+            rush_log(RUSH_LOG_WARN, "rush: shard %u: lease not renewed in time: fenced",
+                     thread->index);
+        role = atomic_load(&thread->role);
+    }
+    if (role != thread->role_seen) {
+        if (role == RUSH_ROLE_LEADER) /* everything it holds came from the replicated log */
+            atomic_store(&thread->log.replica_lsn, rush_shard_log_appended_lsn(&thread->log));
+        thread->log.fenced = role != RUSH_ROLE_LEADER && role != RUSH_ROLE_DRAINING;
+        thread->role_seen = role;
+    }
+    if ((role == RUSH_ROLE_FENCED || role == RUSH_ROLE_DRAINING) && thread->log.held_count == 0 &&
+        atomic_load(&thread->log.replica_lsn) >= rush_shard_log_appended_lsn(&thread->log)) {
+        /* Every batch it appended is in the replicated log: its state is the log's. Until then
+         * the replicator keeps sending them (or reports them refused: rush_engine_diverge). */
+        uint32_t expected = role;
+        atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FOLLOWER);
+    }
+    if (role == RUSH_ROLE_FOLLOWER) {
+        struct followed *list = follow_take(thread);
+        if (list != NULL)
+            follow_apply(thread, list);
+    }
+    atomic_store_explicit(&thread->applied_lsn, rush_shard_log_appended_lsn(&thread->log),
+                          memory_order_release);
+    return role;
+}
+
+/* Pops the work waiting; a shard that does not lead answers it at once. Returns what to decide. */
+static uint32_t take_round(struct shard_thread *thread, struct work **items, bool leading)
+{
+    uint32_t count = 0, redirected = 0;
+    while (count < POP_MAX && (items[count] = rush_ring_pop(&thread->inbound)) != NULL) {
+        if (leading) {
+            count++;
+        } else {
+            redirect_work(thread, items[count]);
+            redirected++;
+        }
+    }
+    if (redirected > 0)
+        wake_front(thread->engine);
+    return count;
+}
+
 static void *shard_main(void *argument)
 {
     struct shard_thread *thread = argument;
@@ -545,22 +725,25 @@ static void *shard_main(void *argument)
     /* The thread's life: one round per pass or idle tick, until the engine stops. */
     for (;;) {
         snapshot_child_reap(thread, false);
-        uint32_t count = 0;
-        while (count < POP_MAX && (items[count] = rush_ring_pop(&thread->inbound)) != NULL)
-            count++;
+        bool leading = !replicated(thread) || role_round(thread) == RUSH_ROLE_LEADER;
+        uint32_t count = take_round(thread, items, leading);
         if (count > 0)
             decide_pass(thread, items, count);
         bool holding = rush_shard_log_holding(&thread->log);
         /* With nothing new to decide, wait for the sync in flight; else let the next pass
          * gather what arrives meanwhile into one write (group commit). */
         release_durable(thread, count == 0 && holding);
+        if (count == 0 && rush_shard_log_awaiting_replica(&thread->log)) {
+            await_replica(thread);
+            continue;
+        }
         if (count > 0 || rush_shard_log_holding(&thread->log))
             continue;
         if (atomic_load(&engine->stopping)) {
             snapshot_child_reap(thread, true);
             break;
         }
-        if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0) {
+        if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0 && leading) {
             /* an idle tick: the async flush timer; fire the timers that are due, and log what
              * they decided */
             rush_shard_log_poll(&thread->log);
@@ -584,6 +767,16 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
         rush_shard_log_init(&thread->log, config->ring_slots, config->sink, config->sink_context);
     if (rc < 0)
         return rc;
+    atomic_init(&thread->leader_index, UINT32_MAX);
+    if (config->durability == RUSH_DURABILITY_REPLICATED) {
+        thread->log.replica = config->replica; /* every shard starts a follower */
+        atomic_init(&thread->role, RUSH_ROLE_FOLLOWER);
+        thread->role_seen = RUSH_ROLE_FOLLOWER;
+        thread->log.fenced = true;
+    }
+    if (pthread_mutex_init(&thread->follow_lock, NULL) != 0)
+        return -ENOMEM;
+    thread->follow_lock_made = true;
     struct rush_shard_config shard_config = {
         .index = index,
         .limits = config->limits,
@@ -698,6 +891,13 @@ void rush_engine_destroy(struct rush_engine *engine)
         free(thread->free_works);
         rush_ring_free(&thread->inbound);
         rush_ring_free(&thread->outbound);
+        if (thread->follow_lock_made) {
+            for (struct followed *f = follow_take(thread), *next; f != NULL; f = next) {
+                next = f->next;
+                free(f);
+            }
+            pthread_mutex_destroy(&thread->follow_lock);
+        }
         rush_shard_log_close(&thread->log);
         rush_shard_destroy(thread->shard);
     }
@@ -1005,10 +1205,10 @@ int rush_engine_execute(struct rush_engine *engine, const struct rush_request *r
         struct rush_batch batch = {
             .requests = requests + offset, .results = results + offset, .count = n};
         int rc = submit_and_wait(engine, &batch);
-        if (rc < 0 && rc != RUSH_EWAL)
+        if (rc < 0 && rc != RUSH_EWAL && rc != RUSH_EFENCED)
             return rc;
         /* A failed log leaves its part unknown; the other shards still decide the rest. */
-        if (rc == RUSH_EWAL)
+        if (rc == RUSH_EWAL || rc == RUSH_EFENCED)
             status = rc;
         offset += n;
     }
@@ -1138,4 +1338,119 @@ void rush_engine_shard_figures(const struct rush_engine *engine, uint32_t shard_
         out->tables.used[t] = atomic_load_explicit(&thread->table_used[t], memory_order_relaxed);
         out->tables.max[t] = atomic_load_explicit(&thread->table_max[t], memory_order_relaxed);
     }
+}
+
+/* ---- cluster roles (rush/engine.h) -------------------------------------------------------- */
+
+enum rush_shard_role rush_engine_role(const struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    return (enum rush_shard_role)atomic_load(&engine->shards[shard_index].role);
+}
+
+void rush_engine_replica_acked(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    uint64_t known = atomic_load(&thread->log.replica_lsn);
+    while (known < lsn && !atomic_compare_exchange_weak(&thread->log.replica_lsn, &known, lsn))
+        ;
+    wake(&thread->sleeping);
+}
+
+uint64_t rush_engine_applied_lsn(const struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    return atomic_load_explicit(&engine->shards[shard_index].applied_lsn, memory_order_acquire);
+}
+
+void rush_engine_lead(struct rush_engine *engine, uint32_t shard_index, int64_t lease_deadline_ns)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    atomic_store(&thread->lease_deadline_ns, lease_deadline_ns);
+    uint32_t expected = RUSH_ROLE_FOLLOWER;
+    if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_LEADER))
+        wake(&thread->sleeping);
+}
+
+void rush_engine_lease_renewed(struct rush_engine *engine, uint32_t shard_index,
+                               int64_t lease_deadline_ns)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    atomic_store(&engine->shards[shard_index].lease_deadline_ns, lease_deadline_ns);
+}
+
+void rush_engine_drain(struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    uint32_t expected = RUSH_ROLE_LEADER;
+    if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_DRAINING))
+        wake(&thread->sleeping);
+}
+
+void rush_engine_fence(struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    uint32_t expected = RUSH_ROLE_LEADER;
+    if (atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED) ||
+        (expected == RUSH_ROLE_DRAINING &&
+         atomic_compare_exchange_strong(&thread->role, &expected, RUSH_ROLE_FENCED)))
+        wake(&thread->sleeping);
+}
+
+void rush_engine_diverge(struct rush_engine *engine, uint32_t shard_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    uint32_t role = atomic_load(&thread->role);
+    /* Bounded: the role only moves on to DIVERGED or FOLLOWER, each once per term. */
+    while ((role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED || role == RUSH_ROLE_DRAINING) &&
+           !atomic_compare_exchange_weak(&thread->role, &role, RUSH_ROLE_DIVERGED))
+        ;
+    if (role == RUSH_ROLE_LEADER || role == RUSH_ROLE_FENCED || role == RUSH_ROLE_DRAINING) {
+        rush_log(RUSH_LOG_ERROR,
+                 "rush: shard %u: the replicated log refused a batch this node applied: "
+                 "diverged, serving nothing for this shard until a restart",
+                 shard_index);
+        wake(&thread->sleeping);
+    }
+}
+
+void rush_engine_set_leader(struct rush_engine *engine, uint32_t shard_index, uint32_t node_index)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    atomic_store_explicit(&engine->shards[shard_index].leader_index, node_index,
+                          memory_order_relaxed);
+}
+
+int rush_engine_follow(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn,
+                       int64_t time_ns, const struct rush_event *events, uint32_t count)
+{
+    RUSH_ASSERT(shard_index < engine->config.shard_count);
+    struct shard_thread *thread = &engine->shards[shard_index];
+    struct followed *f = malloc(sizeof(*f) + (size_t)count * sizeof(*events));
+    if (f == NULL)
+        return -ENOMEM;
+    *f = (struct followed){.lsn = lsn, .time_ns = time_ns, .count = count};
+    memcpy(f->events, events, (size_t)count * sizeof(*events));
+    pthread_mutex_lock(&thread->follow_lock);
+    bool full = thread->follow_count >= RUSH_ENGINE_FOLLOW_MAX;
+    if (!full) {
+        if (thread->follow_tail != NULL)
+            thread->follow_tail->next = f;
+        else
+            thread->follow_head = f;
+        thread->follow_tail = f;
+        thread->follow_count++;
+    }
+    pthread_mutex_unlock(&thread->follow_lock);
+    if (full) {
+        free(f);
+        return RUSH_EFULL;
+    }
+    wake(&thread->sleeping);
+    return 0;
 }

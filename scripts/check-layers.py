@@ -12,8 +12,10 @@ Usage: scripts/check-layers.py [--source DIR] [--build DIR] [--nm NM]
       2. a *_internal.h is included only from its own folder;
       3. engine/shard/ includes nothing from engine/wal, stream, front or campaign;
          engine/wal/ nothing from stream, front or campaign; engine/stream/ nothing from front
-         or campaign; engine/ops/ nothing from front; engine/relay/ nothing from any other engine
-         stage (it reads the stream through librush) (each stage sees only the stages below it).
+         or campaign; engine/ops/ nothing from front; none of them nor engine/campaign/ from
+         engine/cluster/, which sees nothing of front, stream or ops; engine/relay/ nothing from
+         any other engine stage (it reads the stream through librush) (each stage sees only the
+         stages below it).
     Also: no test_*.c or stress_*.c at the top of tests/ (they belong in unit/, system/,
     stress/; tests/CMakeLists.txt still builds them so that nothing is lost).
 (b) Call loops. From the build's object files (BUILD/CMakeFiles/<target>.dir/**/*.o, nm):
@@ -39,13 +41,16 @@ SCANNED = ("proto", "engine", "include", "loadgen", "bench", "tests")
 INCLUDE_DIRS = ("include", "engine", "proto", "loadgen", "tests")
 # Each stage folder and the folders it must not include from.
 STAGE_FORBIDDEN = {
-    "engine/shard": ("engine/wal", "engine/stream", "engine/front", "engine/campaign"),
-    "engine/wal": ("engine/stream", "engine/front", "engine/campaign"),
-    "engine/stream": ("engine/front", "engine/campaign"),
-    "engine/ops": ("engine/front",),
+    "engine/shard": ("engine/wal", "engine/stream", "engine/front", "engine/campaign",
+                     "engine/cluster"),
+    "engine/wal": ("engine/stream", "engine/front", "engine/campaign", "engine/cluster"),
+    "engine/stream": ("engine/front", "engine/campaign", "engine/cluster"),
+    "engine/ops": ("engine/front", "engine/cluster"),
+    "engine/campaign": ("engine/cluster", "engine/front"),
+    "engine/cluster": ("engine/front", "engine/stream", "engine/ops"),
     # An outside stage: it reads the stream through librush like any consumer.
     "engine/relay": ("engine/shard", "engine/wal", "engine/stream", "engine/front",
-                     "engine/campaign", "engine/ops"),
+                     "engine/campaign", "engine/ops", "engine/cluster"),
 }
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

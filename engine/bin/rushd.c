@@ -58,7 +58,8 @@ static void usage(FILE *out)
             "  --http       %s         read-only HTTP: / dashboard, /metrics (\"\": off)\n"
             "  --data-dir   %s (relative to the working directory)\n"
             "  --shards     %d\n"
-            "  durability   fsync (the campaign's [engine] durability: fsync, async or none)\n"
+            "  durability   fsync (the campaign's [engine] durability: fsync, async, none, or\n"
+            "               replicated with a [cluster] section: README \"A cluster\")\n"
             "  admin token  the campaign's admin_token, else a random one written to\n"
             "               DATA_DIR/%s (mode 0600)\n"
             "  --log-level  info\n",

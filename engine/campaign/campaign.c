@@ -17,6 +17,7 @@
  * Threads: none owned; no static mutable state.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -208,6 +209,7 @@ enum section_kind {
     SECTION_ENGINE,
     SECTION_ENDPOINTS,
     SECTION_SKU,
+    SECTION_CLUSTER,
 };
 
 enum engine_key {
@@ -258,6 +260,20 @@ static const char *const endpoint_keys[P_COUNT_] = {
     [P_ORDERS] = "orders",       [P_JSON] = "json",     [P_ADMIN] = "admin",
     [P_PUBLISHER] = "publisher", [P_REPLAY] = "replay", [P_ADMIN_TOKEN] = "admin_token",
     [P_HTTP] = "http",
+};
+
+enum cluster_key {
+    C_NODE,
+    C_NODES,
+    C_NATS,
+    C_LEASE_MS,
+    C_STREAM,
+    C_COUNT_,
+};
+
+static const char *const cluster_keys[C_COUNT_] = {
+    [C_NODE] = "node",         [C_NODES] = "nodes",   [C_NATS] = "nats",
+    [C_LEASE_MS] = "lease_ms", [C_STREAM] = "stream",
 };
 
 enum sku_key {
@@ -317,7 +333,9 @@ struct loader {
     uint32_t keys_in_section;
     enum section_kind kind;
     uint32_t seen; /* keys given in the current section */
-    uint32_t engine_line, endpoints_line;
+    uint32_t engine_line, endpoints_line, cluster_line;
+    uint32_t durability_line;
+    uint32_t cluster_seen; /* keys given in [cluster] */
     uint32_t endpoint_lines[P_COUNT_];
     int64_t now_ns;
     struct rush_campaign *out;
@@ -421,8 +439,10 @@ static const char *engine_value(struct rush_campaign_engine *engine, enum engine
             engine->durability = RUSH_DURABILITY_ASYNC;
         else if (strcmp(value, "none") == 0)
             engine->durability = RUSH_DURABILITY_NONE;
+        else if (strcmp(value, "replicated") == 0)
+            engine->durability = RUSH_DURABILITY_REPLICATED;
         else
-            return "must be fsync, async or none";
+            return "must be fsync, async, none or replicated";
         return NULL;
     case E_DATA_DIR:
         if (value[0] == '\0' || strlen(value) >= sizeof engine->data_dir)
@@ -568,6 +588,147 @@ bool rush_campaign_http_valid(const char *value)
     host[colon - value] = '\0';
     struct in_addr address;
     return inet_pton(AF_INET, host, &address) == 1;
+}
+
+/* ---- [cluster] ---- */
+
+/* A node or stream name: [A-Za-z0-9_-], 1..size-1 bytes (names go into JetStream keys). */
+static bool cluster_name_valid(const char *value, size_t len, size_t size)
+{
+    if (len == 0 || len >= size)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)value[i]) && value[i] != '_' && value[i] != '-')
+            return false;
+    return true;
+}
+
+/* One "NAME=URL" of the nodes list, [start, end) of the value, spaces trimmed. */
+static const char *cluster_node_value(struct rush_campaign_cluster *cluster, const char *start,
+                                      const char *end)
+{
+    while (start < end && *start == ' ')
+        start++;
+    while (end > start && end[-1] == ' ')
+        end--;
+    const char *equals = memchr(start, '=', (size_t)(end - start));
+    if (equals == NULL)
+        return "must list NAME=ORDERS_URL, separated by commas";
+    if (cluster->node_count == RUSH_CLUSTER_NODES_MAX)
+        return "must list at most 8 nodes";
+    uint32_t n = cluster->node_count;
+    size_t name_len = (size_t)(equals - start), url_len = (size_t)(end - equals - 1);
+    if (!cluster_name_valid(start, name_len, RUSH_CLUSTER_NAME_BYTES))
+        return "a node name must be 1..31 bytes of letters, digits, '_' or '-'";
+    if (url_len >= RUSH_ENDPOINT_BYTES_MAX)
+        return "a node's orders URL must be under 128 bytes";
+    memcpy(cluster->names[n], start, name_len);
+    cluster->names[n][name_len] = '\0';
+    memcpy(cluster->orders[n], equals + 1, url_len);
+    cluster->orders[n][url_len] = '\0';
+    if (!endpoint_valid(cluster->orders[n]))
+        return "a node's orders URL must be tcp://HOST:PORT, ipc://PATH or inproc://NAME";
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(cluster->names[i], cluster->names[n]) == 0)
+            return "a node name is given twice";
+    cluster->node_count++;
+    return NULL;
+}
+
+static const char *cluster_nodes_value(struct rush_campaign_cluster *cluster, const char *value)
+{
+    cluster->node_count = 0;
+    const char *start = value;
+    /* Bounded: one round per comma of a line of at most 199 bytes. */
+    for (;;) {
+        const char *comma = strchr(start, ',');
+        const char *end = comma != NULL ? comma : start + strlen(start);
+        const char *problem = cluster_node_value(cluster, start, end);
+        if (problem != NULL)
+            return problem;
+        if (comma == NULL)
+            return NULL;
+        start = comma + 1;
+    }
+}
+
+/* nats://HOST:PORT[,nats://HOST:PORT...]: printable, no spaces, each part with the scheme. */
+static const char *cluster_nats_value(struct rush_campaign_cluster *cluster, const char *value)
+{
+    size_t len = strlen(value);
+    if (len == 0 || len >= sizeof cluster->nats)
+        return "must be nats://HOST:PORT[,nats://HOST:PORT...] under 192 bytes";
+    for (const char *part = value; part != NULL; part = strchr(part, ',')) {
+        if (*part == ',')
+            part++;
+        if (strncmp(part, "nats://", 7) != 0 || strchr(part + 7, ':') == NULL)
+            return "must be nats://HOST:PORT[,nats://HOST:PORT...]";
+    }
+    for (size_t i = 0; i < len; i++)
+        if (value[i] <= 0x20 || value[i] >= 0x7f)
+            return "must be nats://HOST:PORT[,nats://HOST:PORT...] without spaces";
+    memcpy(cluster->nats, value, len + 1);
+    return NULL;
+}
+
+static const char *cluster_value(struct rush_campaign_cluster *cluster, enum cluster_key key,
+                                 const char *value)
+{
+    switch (key) {
+    case C_NODE:
+        if (!cluster_name_valid(value, strlen(value), RUSH_CLUSTER_NAME_BYTES))
+            return "must be 1..31 bytes of letters, digits, '_' or '-'";
+        memcpy(cluster->node, value, strlen(value) + 1);
+        return NULL;
+    case C_NODES:
+        return cluster_nodes_value(cluster, value);
+    case C_NATS:
+        return cluster_nats_value(cluster, value);
+    case C_LEASE_MS:
+        return parse_u32(value, 100, 60000, &cluster->lease_ms) < 0 ? "must be 100..60000" : NULL;
+    case C_STREAM:
+        if (!cluster_name_valid(value, strlen(value), RUSH_CLUSTER_STREAM_BYTES) ||
+            strchr(value, '-') != NULL)
+            return "must be 1..24 bytes of letters, digits or '_'";
+        memcpy(cluster->stream, value, strlen(value) + 1);
+        return NULL;
+    case C_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(!"cluster key out of range");
+    return "unknown";
+}
+
+/* After the whole file: [cluster] complete and consistent, and durability replicated with it. */
+static void cluster_check(struct loader *ld)
+{
+    struct rush_campaign_cluster *cluster = &ld->out->cluster;
+    bool replicated = ld->out->engine.durability == RUSH_DURABILITY_REPLICATED;
+    if (ld->cluster_line == 0) {
+        if (replicated)
+            fail_at(ld, ld->durability_line, "durability = replicated needs a [cluster] section");
+        return;
+    }
+    static const uint32_t required = (1u << C_NODE) | (1u << C_NODES) | (1u << C_NATS);
+    uint32_t missing = required & ~ld->cluster_seen;
+    if (missing != 0) {
+        fail_at(ld, ld->cluster_line, "[cluster]: missing key '%s'",
+                cluster_keys[__builtin_ctz(missing)]);
+        return;
+    }
+    if (!replicated) {
+        fail_at(ld, ld->cluster_line,
+                "[cluster] needs durability = replicated in [engine] (a cluster shares its log)");
+        return;
+    }
+    uint32_t i = 0;
+    while (i < cluster->node_count && strcmp(cluster->names[i], cluster->node) != 0)
+        i++;
+    if (i == cluster->node_count) {
+        fail_at(ld, ld->cluster_line, "[cluster]: node %s is not in nodes", cluster->node);
+        return;
+    }
+    cluster->node_index = i;
 }
 
 /* ---- [sku NNNN] ---- */
@@ -793,7 +954,15 @@ static void section_open(struct loader *ld, const char *section)
 {
     char text[48];
     ld->seen = 0;
-    if (strcmp(section, "engine") == 0 || strcmp(section, "endpoints") == 0) {
+    if (strcmp(section, "cluster") == 0) {
+        if (ld->cluster_line != 0) {
+            fail_at(ld, ld->header_line, "section [cluster] is given twice (first at line %u)",
+                    ld->cluster_line);
+            return;
+        }
+        ld->cluster_line = ld->header_line;
+        ld->kind = SECTION_CLUSTER;
+    } else if (strcmp(section, "engine") == 0 || strcmp(section, "endpoints") == 0) {
         bool engine = strcmp(section, "engine") == 0;
         uint32_t *first = engine ? &ld->engine_line : &ld->endpoints_line;
         if (*first != 0) {
@@ -811,7 +980,8 @@ static void section_open(struct loader *ld, const char *section)
         fail_at(ld, ld->line, "a key before any section");
     } else {
         ld->kind = SECTION_NONE;
-        fail_at(ld, ld->header_line, "unknown section [%s] (expected engine, endpoints or sku N)",
+        fail_at(ld, ld->header_line,
+                "unknown section [%s] (expected engine, endpoints, cluster or sku N)",
                 shown(text, sizeof text, section));
     }
 }
@@ -835,11 +1005,16 @@ static void key_value(struct loader *ld, const char *name, const char *value)
         [SECTION_ENGINE] = engine_keys,
         [SECTION_ENDPOINTS] = endpoint_keys,
         [SECTION_SKU] = sku_keys,
+        [SECTION_CLUSTER] = cluster_keys,
     };
-    static const int counts[] = {
-        [SECTION_ENGINE] = E_COUNT_, [SECTION_ENDPOINTS] = P_COUNT_, [SECTION_SKU] = K_COUNT_};
-    static const char *const section_names[] = {
-        [SECTION_ENGINE] = "engine", [SECTION_ENDPOINTS] = "endpoints", [SECTION_SKU] = "sku"};
+    static const int counts[] = {[SECTION_ENGINE] = E_COUNT_,
+                                 [SECTION_ENDPOINTS] = P_COUNT_,
+                                 [SECTION_SKU] = K_COUNT_,
+                                 [SECTION_CLUSTER] = C_COUNT_};
+    static const char *const section_names[] = {[SECTION_ENGINE] = "engine",
+                                                [SECTION_ENDPOINTS] = "endpoints",
+                                                [SECTION_SKU] = "sku",
+                                                [SECTION_CLUSTER] = "cluster"};
     char text[48];
     RUSH_ASSERT(ld->kind != SECTION_NONE);
     int key = key_index(tables[ld->kind], counts[ld->kind], name);
@@ -857,6 +1032,12 @@ static void key_value(struct loader *ld, const char *name, const char *value)
     switch (ld->kind) {
     case SECTION_ENGINE:
         problem = engine_value(&ld->out->engine, key, value);
+        if (key == E_DURABILITY)
+            ld->durability_line = ld->line;
+        break;
+    case SECTION_CLUSTER:
+        problem = cluster_value(&ld->out->cluster, key, value);
+        ld->cluster_seen |= KEY_BIT(key);
         break;
     case SECTION_ENDPOINTS:
         problem = endpoint_value(&ld->out->endpoints, key, value);
@@ -967,6 +1148,8 @@ static void campaign_start(struct rush_campaign *out, int64_t now_ns)
     out->loaded_ns = now_ns;
     out->engine.durability = RUSH_DURABILITY_FSYNC;
     endpoints_default(&out->endpoints);
+    out->cluster.lease_ms = RUSH_CLUSTER_LEASE_MS_DEFAULT;
+    snprintf(out->cluster.stream, sizeof out->cluster.stream, "rush");
 }
 
 int rush_campaign_parse(const char *name, const char *text, size_t len, int64_t now_ns,
@@ -998,6 +1181,8 @@ int rush_campaign_parse(const char *name, const char *text, size_t len, int64_t 
     section_close(&ld);
     if (!ld.failed)
         endpoints_check(&ld);
+    if (!ld.failed)
+        cluster_check(&ld);
     rc = ld.failed ? RUSH_ECONFIG : 0;
 out_free:
     free(ld.sku_lines);

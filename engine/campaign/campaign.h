@@ -7,9 +7,10 @@
  *
  *   [engine]      shards, ring_slots, orders_max, groups_max, keys_max, user_limits_max (per
  *                 shard, as struct rush_shard_limits; 0 or absent: the engine's default),
- *                 durability = fsync | async | none, data_dir, ended_retain (a duration),
- *                 user_unpaid_max, user_churn_max (0: no cap; as struct rush_shard_policy),
- *                 snapshot_every_events (each shard writes a snapshot once it has logged this
+ *                 durability = fsync | async | none | replicated (replicated: only with
+ *                 [cluster]; the local log is fsync'ed and also appended to JetStream), data_dir,
+ * ended_retain (a duration), user_unpaid_max, user_churn_max (0: no cap; as struct
+ * rush_shard_policy), snapshot_every_events (each shard writes a snapshot once it has logged this
  *                 many events since its last one; 0 or absent: never, the default),
  * snapshot_background = true | false (true: those snapshots are written by a forked child while the
  * shard goes on deciding; default false, the shard stops while it writes) [endpoints]   orders,
@@ -17,6 +18,11 @@
  * tcp://127.0.0.1:7100..7104), admin_token (16..128 printable bytes; required when admin is not on
  * loopback), http (HOST:PORT of the read-only metrics and dashboard endpoint, numeric IPv4; default
  *                 127.0.0.1:7180; empty: off)
+ *   [cluster]     node (this node's name), nodes = NAME=ORDERS_URL, NAME=ORDERS_URL, ... (1..8
+ *                 nodes; a node's index in this list is what redirects name), nats (the
+ *                 JetStream servers, nats://HOST:PORT separated by commas), lease_ms (100..60000,
+ *                 default 1000), stream (the JetStream names' prefix, [A-Za-z0-9_] 1..24 bytes,
+ *                 default rush). Requires durability = replicated (ARCHITECTURE.md "Cluster").
  *   [sku NNNN]    one per SKU, NNNN its id (1..RUSH_SKU_ID_MAX): name, stock (an integer, or
  *                 `unlimited`), price (integer fen), start, end (times), order_qty_max (default
  *                 1), user_qty_max (default order_qty_max), pay_ttl (duration, default 15m),
@@ -99,8 +105,27 @@ struct rush_campaign_endpoints {
 /* "" (off) or HOST:PORT with a numeric IPv4 host. */
 bool rush_campaign_http_valid(const char *value);
 
+#define RUSH_CLUSTER_NODES_MAX 8
+#define RUSH_CLUSTER_NAME_BYTES 32 /* including the NUL */
+#define RUSH_CLUSTER_NATS_BYTES 192
+#define RUSH_CLUSTER_STREAM_BYTES 25
+#define RUSH_CLUSTER_LEASE_MS_DEFAULT 1000
+
+/* [cluster]: absent (node_count 0) on a single machine, the default. */
+struct rush_campaign_cluster {
+    uint32_t node_count;
+    uint32_t node_index; /* this node's place in nodes */
+    char node[RUSH_CLUSTER_NAME_BYTES];
+    char names[RUSH_CLUSTER_NODES_MAX][RUSH_CLUSTER_NAME_BYTES];
+    char orders[RUSH_CLUSTER_NODES_MAX][RUSH_ENDPOINT_BYTES_MAX];
+    char nats[RUSH_CLUSTER_NATS_BYTES];
+    uint32_t lease_ms;
+    char stream[RUSH_CLUSTER_STREAM_BYTES];
+};
+
 struct rush_campaign {
     struct rush_campaign_engine engine;
+    struct rush_campaign_cluster cluster;
     struct rush_campaign_endpoints endpoints;
     int64_t loaded_ns; /* what "now" meant */
     uint32_t sku_count;

@@ -33,6 +33,7 @@
 #include "base/log.h"
 #include "rush/assert.h"
 #include "server_internal.h"
+#include "wal/data_dir.h"
 
 #define RUSH_SERVER_IDLE_POLL_MS 1000
 #define RUSH_SERVER_ENGINE_WAIT_MS 100
@@ -243,6 +244,26 @@ static int endpoints_open(struct rush_server *server, const struct rush_server_o
     return rc;
 }
 
+/*
+ * In a cluster the replicated log is the truth: the local log of a node killed mid-append may
+ * hold batches JetStream never took, so the node starts empty and rebuilds each shard from its
+ * subject (ARCHITECTURE.md "Cluster"); the old files are kept in superseded-<unix seconds>/.
+ */
+static int cluster_set_log_aside(const char *data_dir, char *why, size_t why_size)
+{
+    char aside[64];
+    snprintf(aside, sizeof(aside), "superseded-%lld",
+             (long long)(rush_clock_wall_ns() / 1000000000));
+    uint32_t moved = 0;
+    int rc = rush_data_dir_set_aside(data_dir, aside, &moved, why, why_size);
+    if (rc == 0 && moved > 0)
+        rush_log(RUSH_LOG_INFO,
+                 "cluster: %u local log files set aside in %s/%s; rebuilding from "
+                 "the replicated log",
+                 moved, data_dir, aside);
+    return rc;
+}
+
 static int engine_open(struct rush_server *server, const struct rush_server_options *options,
                        char *why, size_t why_size)
 {
@@ -252,6 +273,18 @@ static int engine_open(struct rush_server *server, const struct rush_server_opti
         rc = rush_server_apply_durability(config, server->campaign, options, why, why_size);
     if (rc < 0)
         return rc;
+    if (server->campaign->cluster.node_count > 0) {
+        /* Replicated (ARCHITECTURE.md "Cluster"): the cluster's hooks go into the engine. */
+        rc = rush_cluster_create(&server->campaign->cluster, config->shard_count, &server->cluster,
+                                 why, why_size);
+        if (rc < 0)
+            return rc;
+        rush_cluster_replica(server->cluster, &config->replica);
+        if ((rc = cluster_set_log_aside(config->data_dir, why, why_size)) < 0)
+            return rc;
+        if (config->limits.events_buffer_max > RUSH_CLUSTER_EVENTS_BUFFER_MAX)
+            config->limits.events_buffer_max = RUSH_CLUSTER_EVENTS_BUFFER_MAX;
+    }
     rush_log(RUSH_LOG_INFO,
              "engine: %u shards, %u ring slots; per shard %u SKUs, %u orders, %u groups, %u keys",
              config->shard_count, config->ring_slots, config->limits.skus_max,
@@ -261,6 +294,11 @@ static int engine_open(struct rush_server *server, const struct rush_server_opti
         rc = rush_engine_start(server->engine);
         if (rc < 0)
             snprintf(why, why_size, "engine start: %s", rush_strerror(rc));
+        if (rc == 0 && server->cluster != NULL)
+            rc = rush_cluster_start(server->cluster, server->engine,
+                                    RUSH_SERVER_CLUSTER_WAIT_LEASES *
+                                        server->campaign->cluster.lease_ms,
+                                    why, why_size);
     } else {
         snprintf(why, why_size, "engine create: %s", rush_strerror(rc));
     }
@@ -366,10 +404,13 @@ void rush_server_destroy(struct rush_server *server)
             nn_close(server->sockets[e]);
     /* Publishes what is durable; reads the engine, so it goes first. */
     rush_publisher_destroy(server->publisher);
+    /* No lease is renewed after this: the shards it leads stop by their lease deadline. */
+    rush_cluster_stop(server->cluster);
     /* Finishes what was submitted, so no shard writes into a slot after this. */
     if (server->engine != NULL)
         rush_engine_destroy(server->engine);
-    rush_ops_destroy(server->ops); /* after the engine: a ledger batch may have been out */
+    rush_cluster_destroy(server->cluster); /* its replicators ship until the engine is gone */
+    rush_ops_destroy(server->ops);         /* after the engine: a ledger batch may have been out */
     for (uint32_t i = 0; server->slots != NULL && i < RUSH_SERVER_IN_FLIGHT_MAX; i++) {
         if (server->slots[i].control != NULL)
             nn_freemsg(server->slots[i].control);

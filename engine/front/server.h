@@ -88,6 +88,9 @@
 #define RUSH_SERVER_DRAIN_MS_MAX 10000     /* shutdown: longest wait for in-flight batches */
 #define RUSH_SERVER_SHARDS_DEFAULT 2       /* neither --shards nor [engine] shards given */
 #define RUSH_SERVER_SKUS_HEADROOM 1024     /* SKU slots per shard beyond the campaign's count */
+/* In a cluster, rushd waits up to this many lease periods (+ the lease rounds) at start for every
+ * shard to have a leader (its own or another node) before it puts the campaign's SKUs. */
+#define RUSH_SERVER_CLUSTER_WAIT_LEASES 4
 #define RUSH_SERVER_DATA_DIR_DEFAULT "data"
 #define RUSH_SERVER_TOKEN_FILE "admin.token"
 #define RUSH_SERVER_WHY_BYTES 600

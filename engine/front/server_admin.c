@@ -18,6 +18,10 @@
  *   stats                   rush_json_encode_stats() plus the server's own figures
  *   snapshot                rush_engine_admin_snapshot(): every shard, one after another; answers
  *                           {"outcome":"ok","shards":N,"took_ms":T}; logged
+ *   cluster_handover        {"op":"cluster_handover","shard":S,"node":"NAME"}: this node, the
+ *                           shard's leader, drains it and offers its lease to NAME
+ *                           (rush_cluster_handover); answers {"outcome":"ok",...} at once (the
+ *                           move takes up to a lease round); audited as "handover", sku = S
  * Order-taking ops (reserve, confirm, cancel, group ops) are refused here: they belong on the
  * order endpoints. Binary messages are refused too (ERROR code refused): they cannot carry the
  * token.
@@ -200,6 +204,49 @@ static void admin_snapshot(struct rush_server *server, struct rush_server_messag
     rush_server_send(server, message->endpoint, &message->control, server->text, (size_t)n);
 }
 
+/* True (and answered) when `text` is a cluster_handover command. */
+static bool admin_handover(struct rush_server *server, struct rush_server_message *message,
+                           const char *text, const struct rush_server_audit *audit)
+{
+    json_t *root = json_loads(text, 0, NULL);
+    const char *op = json_string_value(json_object_get(root, "op"));
+    if (op == NULL || strcmp(op, "cluster_handover") != 0) {
+        json_decref(root);
+        return false;
+    }
+    char why[RUSH_JSON_WHY_BYTES] = "";
+    json_t *shard = json_object_get(root, "shard");
+    const char *node = json_string_value(json_object_get(root, "node"));
+    int target = -1;
+    const struct rush_campaign_cluster *settings = &server->campaign->cluster;
+    for (uint32_t i = 0; node != NULL && i < settings->node_count; i++)
+        if (strcmp(settings->names[i], node) == 0)
+            target = (int)i;
+    if (server->cluster == NULL)
+        snprintf(why, sizeof(why), "cluster_handover: this rushd has no [cluster]");
+    else if (!json_is_integer(shard) || json_integer_value(shard) < 0 ||
+             json_object_size(root) != 3 || target < 0)
+        snprintf(why, sizeof(why),
+                 "cluster_handover needs \"shard\" (a number) and \"node\" (a [cluster] name)");
+    else if (rush_cluster_handover(server->cluster, (uint32_t)json_integer_value(shard),
+                                   (uint32_t)target, why, sizeof(why)) == 0)
+        why[0] = '\0'; /* offered; a refusal left its reason in why */
+    uint64_t shard_index = json_is_integer(shard) ? (uint64_t)json_integer_value(shard) : 0;
+    rush_server_audit_record(server, audit, "handover", shard_index, target,
+                             why[0] != '\0' ? why : "ok");
+    if (why[0] != '\0') {
+        rush_server_send_json_error(server, message, why);
+    } else {
+        int n = snprintf(server->text, sizeof(server->text),
+                         "{\"outcome\":\"ok\",\"shard\":%llu,\"node\":\"%s\"}",
+                         (unsigned long long)shard_index, node);
+        RUSH_ASSERT(n > 0 && (size_t)n < sizeof(server->text));
+        rush_server_send(server, message->endpoint, &message->control, server->text, (size_t)n);
+    }
+    json_decref(root);
+    return true;
+}
+
 /* Appends `,"name":{"outcome":count,...}` for a table of outcome counts. */
 static size_t put_outcomes(char *buf, size_t cap, const char *name, const uint64_t *outcomes)
 {
@@ -290,6 +337,10 @@ static void on_admin(struct rush_server *server, struct rush_server_message *mes
     if (text == NULL) {
         rush_log(RUSH_LOG_DEBUG, "admin: refused: %s", why);
         rush_server_send_json_error(server, message, why);
+        return;
+    }
+    if (admin_handover(server, message, text, &audit)) {
+        free(text);
         return;
     }
     struct rush_json_command command;

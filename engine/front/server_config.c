@@ -78,6 +78,8 @@ static const char *durability_name(enum rush_durability durability)
         return "async";
     case RUSH_DURABILITY_NONE:
         return "none";
+    case RUSH_DURABILITY_REPLICATED:
+        return "replicated";
     }
     return NULL;
 }
@@ -225,8 +227,14 @@ int rush_server_put_campaign(struct rush_server *server, char *why, size_t why_s
 {
     const struct rush_campaign *campaign = server->campaign;
     uint32_t recovered = 0;
+    uint32_t elsewhere = 0;
     for (uint32_t i = 0; i < campaign->sku_count; i++) {
         const struct rush_sku *sku = &campaign->skus[i];
+        uint32_t shard = rush_engine_shard_of_sku(rush_engine_shard_count(server->engine), sku->id);
+        if (server->cluster != NULL && !rush_cluster_leads(server->cluster, shard)) {
+            elsewhere++; /* its leader puts it (ARCHITECTURE.md "Cluster") */
+            continue;
+        }
         if (sku_known(server, sku->id)) {
             recovered++;
             continue;
@@ -244,7 +252,9 @@ int rush_server_put_campaign(struct rush_server *server, char *why, size_t why_s
             return RUSH_ECONFIG;
         }
     }
-    rush_log(RUSH_LOG_INFO, "%u SKUs put from the campaign, %u kept as recovered from the log",
-             campaign->sku_count - recovered, recovered);
+    rush_log(RUSH_LOG_INFO,
+             "%u SKUs put from the campaign, %u kept as recovered from the log, %u left to the "
+             "nodes leading their shards",
+             campaign->sku_count - recovered - elsewhere, recovered, elsewhere);
     return 0;
 }

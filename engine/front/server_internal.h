@@ -21,6 +21,7 @@
 
 #include <stdatomic.h>
 
+#include "cluster/cluster.h"
 #include "codec/json.h"
 #include "ops/ops.h"
 #include "rush/wire.h"
@@ -111,6 +112,7 @@ struct rush_server_counters {
     uint64_t outcomes[RUSH_OUTCOME_COUNT_];
     uint64_t send_failures;
     uint64_t wal_failed_replies; /* replies with outcome_unknown results: a log failed */
+    uint64_t fenced_replies;     /* replies with outcome_unknown results: a shard was fenced */
 };
 
 struct rush_server {
@@ -118,6 +120,7 @@ struct rush_server {
     struct rush_engine *engine;
     struct rush_engine_config engine_config;
     struct rush_publisher *publisher; /* NULL: none (no log, or no endpoint) */
+    struct rush_cluster *cluster;     /* NULL: a single machine (no [cluster]) */
     int sockets[RUSH_ENDPOINT_COUNT_];
     int receive_fds[RUSH_ENDPOINT_COUNT_];
     char urls[RUSH_ENDPOINT_COUNT_][RUSH_ENDPOINT_BYTES_MAX];

@@ -200,8 +200,14 @@ static void reply_json(struct rush_server *server, struct rush_server_slot *slot
  * results RUSH_OUTCOME_UNKNOWN and left the others' decisions, so the reply says what is known and
  * nothing more (PROTOCOL.md section 5). Counted and logged once.
  */
-static void note_wal_failure(struct rush_server *server)
+static void note_wal_failure(struct rush_server *server, int status)
 {
+    if (status == RUSH_EFENCED) { /* a cluster leader lost a shard (ARCHITECTURE.md "Cluster") */
+        if (server->counters.fenced_replies++ == 0)
+            rush_log(RUSH_LOG_WARN, "a shard was fenced: requests it held unreplicated are "
+                                    "answered outcome_unknown (resend with the same keys)");
+        return;
+    }
     if (server->counters.wal_failed_replies++ == 0)
         rush_log(RUSH_LOG_ERROR, "a write-ahead log failed: requests it holds are answered "
                                  "outcome_unknown (resend with the same keys after a restart)");
@@ -210,7 +216,7 @@ static void note_wal_failure(struct rush_server *server)
 static void on_decided(struct rush_server *server, struct rush_server_slot *slot)
 {
     if (slot->batch.status != 0)
-        note_wal_failure(server);
+        note_wal_failure(server, slot->batch.status);
     const struct rush_result *results = results_in_order(server, slot);
     for (uint32_t i = 0; i < slot->count; i++) {
         RUSH_ASSERT(results[i].outcome < RUSH_OUTCOME_COUNT_);

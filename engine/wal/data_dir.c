@@ -11,12 +11,15 @@
  */
 #include "data_dir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -201,5 +204,45 @@ int rush_data_dir_read(const char *dir, struct rush_data_dir_layout *out)
                                              .routing = record.routing,
                                              .routing_check = record.routing_check,
                                              .id_shard_shift = record.id_shard_shift};
+    return rc;
+}
+
+/* A log segment or snapshot file name: wal-SS-*.log, snap-SS-*.snap (and their .tmp). */
+static bool is_log_file(const char *name)
+{
+    return (strncmp(name, "wal-", 4) == 0 && strstr(name, ".log") != NULL) ||
+           (strncmp(name, "snap-", 5) == 0 && strstr(name, ".snap") != NULL);
+}
+
+int rush_data_dir_set_aside(const char *dir, const char *aside, uint32_t *moved, char *why,
+                            size_t why_size)
+{
+    *moved = 0;
+    DIR *listing = opendir(dir);
+    if (listing == NULL) {
+        snprintf(why, why_size, "%s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *entry;
+    /* Bounded by the directory's entries (each rename moves one out of it). */
+    while (rc == 0 && (entry = readdir(listing)) != NULL) {
+        if (!is_log_file(entry->d_name))
+            continue;
+        char to[NAME_MAX * 2 + 2];
+        snprintf(to, sizeof(to), "%s/%s", aside, entry->d_name);
+        if (*moved == 0 && mkdirat(dirfd(listing), aside, 0700) != 0 && errno != EEXIST)
+            rc = -errno;
+        else if (renameat(dirfd(listing), entry->d_name, dirfd(listing), to) != 0)
+            rc = -errno;
+        else
+            (*moved)++;
+    }
+    if (rc == 0 && *moved > 0 && fsync(dirfd(listing)) != 0)
+        rc = -errno;
+    closedir(listing);
+    if (rc < 0)
+        snprintf(why, why_size, "setting the log in %s aside to %s/%s: %s", dir, dir, aside,
+                 strerror(-rc));
     return rc;
 }

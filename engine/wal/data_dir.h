@@ -62,6 +62,14 @@ struct rush_data_dir_layout {
  * RUSH_ECONFIG (a different count or routing: why[] names both) ; RUSH_ECORRUPT (a damaged
  * record: why[] names the file); -errno.
  */
+/*
+ * Moves every log segment and snapshot of `dir` into its subdirectory `aside` (made if needed),
+ * and fsyncs `dir`: a cluster node's start (ARCHITECTURE.md "Cluster": the replicated log is the
+ * truth, the node rebuilds its shards from it). *moved counts the files. 0, or -errno with why.
+ */
+RUSH_MUST_USE int rush_data_dir_set_aside(const char *dir, const char *aside, uint32_t *moved,
+                                          char *why, size_t why_size);
+
 RUSH_MUST_USE int rush_data_dir_claim(const char *dir, const struct rush_data_dir_layout *layout,
                                       bool write, char *why, size_t why_size);
 

@@ -59,6 +59,7 @@ static enum rush_wal_mode wal_mode(uint8_t durability)
 {
     switch ((enum rush_durability)durability) {
     case RUSH_DURABILITY_FSYNC:
+    case RUSH_DURABILITY_REPLICATED: /* locally fsync'ed; the cluster adds the second copy */
         return RUSH_WAL_FSYNC;
     case RUSH_DURABILITY_ASYNC:
         return RUSH_WAL_ASYNC;
@@ -145,10 +146,41 @@ void rush_shard_log_sink(void *context, uint32_t shard_index, int64_t time_ns,
     if (log->wal != NULL && log->error == 0) {
         int rc = rush_wal_append(log->wal, time_ns, events, count);
         if (rc < 0)
-            log->error = rc; /* the shard stops deciding: see shard_main */
+            log->error = rc;                  /* the shard stops deciding: see shard_main */
+        else if (log->replica.append != NULL) /* durability replicated only */
+            log->replica.append(log->replica.context, shard_index, rush_wal_appended_lsn(log->wal),
+                                time_ns, events, count);
     }
     if (log->user_sink != NULL)
         log->user_sink(log->user_context, shard_index, time_ns, events, count);
+}
+
+int rush_shard_log_append_followed(struct rush_shard_log *log, uint64_t lsn, int64_t time_ns,
+                                   const struct rush_event *events, uint32_t count)
+{
+    RUSH_ASSERT(log->wal != NULL);
+    if (log->error != 0)
+        return RUSH_EWAL;
+    if (lsn != rush_wal_appended_lsn(log->wal) + 1)
+        return RUSH_ECORRUPT;
+    int rc = rush_wal_append(log->wal, time_ns, events, count);
+    if (rc < 0)
+        log->error = rc;
+    return rc < 0 ? rc : 0;
+}
+
+uint64_t rush_shard_log_appended_lsn(const struct rush_shard_log *log)
+{
+    return log->wal != NULL ? rush_wal_appended_lsn(log->wal) : 0;
+}
+
+bool rush_shard_log_awaiting_replica(const struct rush_shard_log *log)
+{
+    if (log->replica.append == NULL || log->fenced || log->held_count == 0 || log->error != 0)
+        return false;
+    const struct shard_log_held *oldest = &log->held[log->held_head];
+    return rush_wal_durable_lsn(log->wal) >= oldest->lsn &&
+           atomic_load_explicit(&log->replica_lsn, memory_order_acquire) < oldest->lsn;
 }
 
 void rush_shard_log_commit(struct rush_shard_log *log)
@@ -216,8 +248,14 @@ void *rush_shard_log_release(struct rush_shard_log *log, bool wait, int *status)
     *status = 0;
     if (!durable_up_to(log, oldest->lsn, wait))
         return NULL;
-    if (log->error != 0)
+    if (log->error != 0) {
         *status = RUSH_EWAL;
+    } else if (log->replica.append != NULL &&
+               oldest->lsn > atomic_load_explicit(&log->replica_lsn, memory_order_acquire)) {
+        if (!log->fenced)
+            return NULL; /* durable here, not yet in the replicated log */
+        *status = RUSH_EFENCED;
+    }
     log->held_head = (log->held_head + 1) % log->capacity;
     log->held_count--;
     return oldest->item;

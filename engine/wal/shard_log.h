@@ -11,6 +11,7 @@
  *
  *   hold(item) at appended lsn L --> held --(durable >= L)--> released (replies may go)
  *                                      \---(WAL failed)-----> released with status RUSH_EWAL
+ *   replicated: durable >= L AND replica_lsn >= L; fenced and replica_lsn < L: RUSH_EFENCED
  *
  * Snapshots (snapshot.h) bound the replay: open loads the newest snapshot, then replays only the
  * batches after its lsn; rush_shard_log_snapshot writes one at a pass boundary and removes the
@@ -66,6 +67,11 @@ struct rush_shard_log {
     /* For readers of the log files on other threads (the publisher): */
     _Atomic uint64_t synced_lsn; /* every batch up to it is fdatasync'ed (invariant 5) */
     _Atomic uint64_t retain_lsn; /* snapshots keep the segments holding it and later batches */
+    /* Durability replicated (ARCHITECTURE.md "Cluster"): an item also waits until replica_lsn
+     * reaches its lsn; once fenced, the held items beyond it are released RUSH_EFENCED. */
+    struct rush_engine_replica replica;
+    _Atomic uint64_t replica_lsn; /* every batch up to it is acknowledged by the replica */
+    bool fenced;                  /* the shard's: no acknowledgement will come for the rest */
 };
 
 /* Prepares an unopened log holding at most `capacity` items; chains events to user_sink. */
@@ -86,6 +92,18 @@ RUSH_MUST_USE int rush_shard_log_open(struct rush_shard_log *log, struct rush_sh
 /* The event sink to give the shard: appends to the WAL, then calls the user's sink. */
 void rush_shard_log_sink(void *context, uint32_t shard_index, int64_t time_ns,
                          const struct rush_event *events, uint32_t count);
+
+/*
+ * A follower's batch (replicated from the leader): appended to the WAL as the next lsn, `lsn`,
+ * without calling the sinks or the replica. RUSH_ECORRUPT when lsn is not the next one.
+ */
+RUSH_MUST_USE int rush_shard_log_append_followed(struct rush_shard_log *log, uint64_t lsn,
+                                                 int64_t time_ns, const struct rush_event *events,
+                                                 uint32_t count);
+/* The last lsn appended to the WAL (0 without one). */
+uint64_t rush_shard_log_appended_lsn(const struct rush_shard_log *log);
+/* True when every held item is durable locally and only the replica's acknowledgement is due. */
+bool rush_shard_log_awaiting_replica(const struct rush_shard_log *log);
 
 /* Submits what was appended. Call once per pass, after holding that pass's items. */
 void rush_shard_log_commit(struct rush_shard_log *log);

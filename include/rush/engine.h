@@ -69,6 +69,18 @@ struct rush_shard_policy {
 };
 #define RUSH_RETAIN_NS_DEFAULT (INT64_C(30) * 60 * 1000000000)
 
+/*
+ * The replicated log (durability replicated; engine/cluster provides it, ARCHITECTURE.md
+ * "Cluster"). `append` runs on the shard's thread right after a batch is appended to the local log
+ * at `lsn` (events valid during the call only); the replica copies it, ships it, and reports the
+ * acknowledged lsn with rush_engine_replica_acked. Never called in any other mode.
+ */
+struct rush_engine_replica {
+    void (*append)(void *context, uint32_t shard_index, uint64_t lsn, int64_t time_ns,
+                   const struct rush_event *events, uint32_t count);
+    void *context;
+};
+
 struct rush_engine_config {
     uint32_t shard_count;       /* 1..RUSH_SHARDS_MAX */
     uint32_t ring_slots;        /* work items in flight per shard; a power of two */
@@ -111,13 +123,17 @@ struct rush_engine_config {
      * snapshots block the shard as above.
      */
     bool snapshot_in_background;
-    uint64_t wal_segment_bytes; /* size of each log segment file; 0: 64 MiB */
+    uint64_t wal_segment_bytes;         /* size of each log segment file; 0: 64 MiB */
+    struct rush_engine_replica replica; /* durability replicated only */
 };
 
 enum rush_durability {
     RUSH_DURABILITY_FSYNC = 0, /* reply after write + fdatasync (default) */
     RUSH_DURABILITY_ASYNC = 1, /* reply after write; fdatasync every few ms */
     RUSH_DURABILITY_NONE = 2,  /* no log I/O: benchmarks only */
+    /* fsync, and each batch also appended to the cluster's replicated log (engine/cluster): a
+     * reply waits for both. Needs config.replica. */
+    RUSH_DURABILITY_REPLICATED = 3,
 };
 
 /* A sensible configuration for `shard_count` shards sized for a campaign of a few million orders.
@@ -231,6 +247,60 @@ uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shar
  * a slow reader costs disk space, never a stalled shard. Any thread.
  */
 void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn);
+
+/*
+ * Cluster roles (durability replicated; ARCHITECTURE.md "Cluster"). Without a replica every shard
+ * is a leader for ever and none of this runs. With one, each shard starts a follower:
+ *
+ *   follower --rush_engine_lead--> leader --rush_engine_fence, or the lease deadline--> fenced
+ *      ^                                                                                  |
+ *      +---- every batch it appended was acknowledged, nothing held (the shard thread) ---+
+ *   leader --rush_engine_drain--> draining --nothing held, all acknowledged--> follower
+ *   (a draining shard redirects new requests; its lease deadline passing fences it)
+ *   leader or fenced --rush_engine_diverge (the replicated log refused a batch it applied)-->
+ *   diverged (until a restart)
+ *
+ * A leader decides; the others answer every request RUSH_REDIRECT naming the leader index set
+ * with rush_engine_set_leader. A fenced shard answers its held, unacknowledged requests
+ * RUSH_OUTCOME_UNKNOWN (batch status RUSH_EFENCED). A follower applies the batches given to
+ * rush_engine_follow (lsn = its log's next) through apply, as recovery does, and logs them.
+ */
+enum rush_shard_role {
+    RUSH_ROLE_LEADER = 0,
+    RUSH_ROLE_FOLLOWER = 1,
+    RUSH_ROLE_FENCED = 2,
+    RUSH_ROLE_DIVERGED = 3,
+    RUSH_ROLE_DRAINING = 4, /* a planned hand-over: no new decision, held requests still answered */
+};
+/* Any thread. */
+enum rush_shard_role rush_engine_role(const struct rush_engine *engine, uint32_t shard_index);
+/* Every batch up to `lsn` is in the replicated log; wakes the shard. Any thread. */
+void rush_engine_replica_acked(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn);
+/* The lsn of the last batch in the shard's local log (decided or followed). Any thread. */
+uint64_t rush_engine_applied_lsn(const struct rush_engine *engine, uint32_t shard_index);
+/*
+ * A follower becomes leader, deciding until `lease_deadline_ns` (CLOCK_MONOTONIC) unless renewed
+ * by rush_engine_lease_renewed. Call once it has applied the replicated log to its end.
+ */
+void rush_engine_lead(struct rush_engine *engine, uint32_t shard_index, int64_t lease_deadline_ns);
+void rush_engine_lease_renewed(struct rush_engine *engine, uint32_t shard_index,
+                               int64_t lease_deadline_ns);
+/* A leader stops taking requests, answers what it holds once replicated, then follows. */
+void rush_engine_drain(struct rush_engine *engine, uint32_t shard_index);
+/* A leader stops deciding at once (its lease or an append was refused). Any thread. */
+void rush_engine_fence(struct rush_engine *engine, uint32_t shard_index);
+/* The replicated log refused a batch this shard applied: it serves nothing more. Any thread. */
+void rush_engine_diverge(struct rush_engine *engine, uint32_t shard_index);
+/* The node index redirects name for this shard (UINT32_MAX: nobody holds it now). Any thread. */
+void rush_engine_set_leader(struct rush_engine *engine, uint32_t shard_index, uint32_t node_index);
+/*
+ * Queues a replicated batch for a follower's thread (copied). One caller thread per shard.
+ * 0, or RUSH_EFULL when RUSH_ENGINE_FOLLOW_MAX batches wait already (try again later).
+ */
+#define RUSH_ENGINE_FOLLOW_MAX 4096
+RUSH_MUST_USE int rush_engine_follow(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn,
+                                     int64_t time_ns, const struct rush_event *events,
+                                     uint32_t count);
 
 /* Engine-wide counters, summed over shards at the moment of the call (approximate while busy). */
 struct rush_engine_stats {

@@ -34,6 +34,7 @@ enum rush_error {
     RUSH_ECORRUPT = -30005,  /* a log, snapshot or message failed its checks */
     RUSH_EPROTO = -30006,    /* a peer broke the wire protocol */
     RUSH_ETIMEDOUT = -30007, /* no answer within the deadline */
+    RUSH_EFENCED = -30008,   /* a cluster leader lost its shard before the batch was replicated */
 };
 
 /* Returns a static string naming a negative rush or errno code. */
@@ -85,11 +86,7 @@ enum rush_outcome {
      */
     RUSH_OUTCOME_UNKNOWN = 15,
     RUSH_HOARDING = 16, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
-    /*
-     * 17 is the social work's not_eligible; named here too so that every value below
-     * RUSH_OUTCOME_COUNT_ has a name (stats and reports list them all). Never answered yet.
-     */
-    RUSH_NOT_ELIGIBLE = 17,
+    RUSH_NOT_ELIGIBLE = 17, /* see the social rules: a rule of eligibility refused the request */
     /*
      * Not decided here: this node does not lead the request's shard (a cluster, ARCHITECTURE.md
      * "Cluster"). reason RUSH_REASON_WRONG_SHARD, state = the shard, qty = the index of the node

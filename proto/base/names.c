@@ -28,6 +28,8 @@ const char *rush_strerror(int error)
         return "protocol error";
     case RUSH_ETIMEDOUT:
         return "timed out";
+    case RUSH_EFENCED:
+        return "fenced: this node lost the shard's lease before the batch was replicated";
     default:
         break;
     }
@@ -121,8 +123,11 @@ static const char *const order_state_names[] = {"none", "reserved", "confirmed",
                                                 "expired"};
 static const char *const group_state_names[] = {"none", "open", "completed", "failed"};
 
+/* A value out of the table, or a gap in it (an outcome reserved for another branch): "unknown". */
 #define NAME_OF(table, value)                                                                      \
-    ((unsigned)(value) < sizeof(table) / sizeof((table)[0]) ? (table)[value] : "unknown")
+    ((unsigned)(value) < sizeof(table) / sizeof((table)[0]) && (table)[value] != NULL              \
+         ? (table)[value]                                                                          \
+         : "unknown")
 
 const char *rush_op_name(enum rush_op op)
 {

@@ -14,6 +14,11 @@
  *                                  {"id":5001,"name":...} or a whole {"op":"sku_put",...}
  *   snapshot                       every shard writes a snapshot now (admin); prints the shard
  *                                  count and how long it took
+ *   cluster [--nats URLS] [--stream NAME]
+ *                                  a cluster's nodes, leases (holder, revision, age), leaders
+ *                                  and standby lag, read from JetStream (cluster_view.c)
+ *   cluster handover SHARD NODE    the shard's leader (--admin) drains it and hands its lease
+ *                                  to NODE (admin; audited)
  *   tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]
  *        [--idle-exit MS] [--skip-lost]
  *                                  follow the confirmed-order stream (see "tail" below)
@@ -823,6 +828,28 @@ static int run_report(const struct options *options, int argc, char **argv)
     return rushctl_report(argc, argv, options->timeout_ms);
 }
 
+/* cluster [--nats URLS] [--stream NAME] | cluster handover SHARD NODE (admin) */
+static int run_cluster(const struct options *options, int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "handover") == 0) {
+        uint64_t shard = 0;
+        if (argc != 4)
+            return fail_usage("cluster handover SHARD NODE");
+        if (strcmp(argv[2], "0") != 0 && parse_u64("SHARD", argv[2], &shard) != 0)
+            return EXIT_USAGE;
+        json_t *command = json_pack("{sssIss}", "op", "cluster_handover", "shard",
+                                    (json_int_t)shard, "node", argv[3]);
+        char *text = command != NULL ? json_dumps(command, JSON_COMPACT) : NULL;
+        json_decref(command);
+        if (text == NULL)
+            return fail_usage("cannot encode the hand-over");
+        int rc = send_and_print(options, true, text);
+        free(text);
+        return rc;
+    }
+    return rushctl_cluster(argc, argv, options->timeout_ms);
+}
+
 static const struct command commands[] = {
     {"stats", "stats [--json]", run_stats},
     {"sku", "sku ID", run_query},
@@ -836,6 +863,11 @@ static const struct command commands[] = {
     {"adjust", "adjust SKU DELTA", run_sku_op},
     {"sku-put", "sku-put FILE.json", run_sku_put},
     {"snapshot", "snapshot", run_snapshot},
+    {"cluster",
+     "cluster [--nats URLS] [--stream NAME] | cluster handover SHARD NODE\n"
+     "                 leases, leaders and standby lag (read from JetStream); or move a\n"
+     "                 shard's leadership to NODE (admin, on the shard's leader)",
+     run_cluster},
     {"tail",
      "tail [--pub URL] [--replay URL] [--cursor FILE] [--from-now] [--out FILE] [--count N]\n"
      "       [--idle-exit MS] [--skip-lost]\n"

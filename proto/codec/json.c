@@ -1004,13 +1004,20 @@ int rush_json_encode_result(const struct rush_request *req, const struct rush_re
     struct writer w = writer_start(buf, cap);
     open_object(&w);
     member_string(&w, "outcome", rush_outcome_name(res->outcome));
-    if (res->outcome == RUSH_INVALID)
+    if (res->outcome == RUSH_INVALID || res->outcome == RUSH_REDIRECT)
         member_string(&w, "reason", rush_reason_name(res->reason));
     if (res->flags & RUSH_RESULT_DUPLICATE)
         member_bool(&w, "duplicate", true);
     if (res->outcome == RUSH_OUTCOME_UNKNOWN) /* no figures: nothing about it is known */
         member_string(&w, "retry", "resend with the same key");
-    else
+    else if (res->outcome == RUSH_REDIRECT) { /* nothing decided: where to resend */
+        member_u64(&w, "shard", res->state);
+        put_key(&w, "leader");
+        if (res->qty == UINT32_MAX)
+            put_text(&w, "null");
+        else
+            put_format(&w, "%" PRIu32, res->qty);
+    } else
         put_result_body(&w, req, res);
     if (res->tag != 0)
         member_u64(&w, "tag", res->tag);

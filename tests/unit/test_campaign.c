@@ -187,7 +187,28 @@ static const struct broken broken_files[] = {
     {"[engine]\nshards = 65\n", "t.ini:2: shards = 65: must be 1..64"},
     {"[engine]\nring_slots = 1000\n", "t.ini:2: ring_slots = 1000: must be a power of two"},
     {"[engine]\ndurability = sometimes\n",
-     "t.ini:2: durability = sometimes: must be fsync, async or none"},
+     "t.ini:2: durability = sometimes: must be fsync, async, none or replicated"},
+    {"[engine]\ndurability = replicated\n",
+     "t.ini:2: durability = replicated needs a [cluster] section"},
+    {"[cluster]\nnode = A\nnodes = A=tcp://127.0.0.1:7100\nnats = nats://127.0.0.1:4222\n",
+     "t.ini:1: [cluster] needs durability = replicated in [engine]"},
+    {"[engine]\ndurability = replicated\n[cluster]\nnode = A\nnats = nats://127.0.0.1:4222\n",
+     "t.ini:3: [cluster]: missing key 'nodes'"},
+    {"[engine]\ndurability = replicated\n[cluster]\nnode = C\n"
+     "nodes = A=tcp://127.0.0.1:7100, B=tcp://127.0.0.1:7200\nnats = nats://127.0.0.1:4222\n",
+     "t.ini:3: [cluster]: node C is not in nodes"},
+    {"[cluster]\nnodes = A=tcp://127.0.0.1:7100, A=tcp://127.0.0.1:7200\n",
+     "t.ini:2: nodes = A=tcp://127.0.0.1:7100, A=tcp://127.0.0....: a node name is given twice"},
+    {"[cluster]\nnodes = A tcp://127.0.0.1:7100\n",
+     "t.ini:2: nodes = A tcp://127.0.0.1:7100: must list"},
+    {"[cluster]\nnodes = A=http://x\n", "t.ini:2: nodes = A=http://x: a node's orders URL must be"},
+    {"[cluster]\nnode = a.b\n", "t.ini:2: node = a.b: must be 1..31 bytes"},
+    {"[cluster]\nnats = tcp://127.0.0.1:4222\n", "t.ini:2: nats = tcp://127.0.0.1:4222: must be"},
+    {"[cluster]\nnats = nats://127.0.0.1:4222,http://x\n",
+     "t.ini:2: nats = nats://127.0.0.1:4222,http://x: must be"},
+    {"[cluster]\nlease_ms = 50\n", "t.ini:2: lease_ms = 50: must be 100..60000"},
+    {"[cluster]\nstream = a-b\n", "t.ini:2: stream = a-b: must be 1..24 bytes"},
+    {"[cluster]\nquorum = 2\n", "t.ini:2: unknown key 'quorum' in [cluster]"},
     {"[engine]\nsnapshot_every_events = -1\n",
      "t.ini:2: snapshot_every_events = -1: must be an integer 0..9223372036854775807 (0: never)"},
     {"[engine]\nsnapshot_every_events = 1e6\n", "t.ini:2: snapshot_every_events = 1e6: must be"},
@@ -480,6 +501,36 @@ Test(campaign, snapshot_every_events_reaches_the_engine_config)
 
     campaign = load_ok("[engine]\nsnapshot_every_events = 9223372036854775807\n");
     cr_assert_eq(campaign.engine.snapshot_every_events, UINT64_C(9223372036854775807));
+    rush_campaign_free(&campaign);
+}
+
+Test(campaign, a_cluster_section_names_this_node_and_its_peers)
+{
+    static const char text[] =
+        "[engine]\ndurability = replicated\ndata_dir = d\n\n[cluster]\nnode = B\n"
+        "nodes = A=tcp://10.0.0.1:7100, B=tcp://10.0.0.2:7100,C=ipc:///tmp/c\n"
+        "nats = nats://10.0.0.1:4222,nats://10.0.0.2:4222\nlease_ms = 500\nstream = sale11\n";
+    struct rush_campaign campaign;
+    char why[RUSH_CAMPAIGN_WHY_BYTES];
+    cr_assert_eq(rush_campaign_load_string("c.ini", text, &campaign, why, sizeof(why)), 0, "%s",
+                 why);
+    const struct rush_campaign_cluster *cluster = &campaign.cluster;
+    cr_assert_eq(campaign.engine.durability, RUSH_DURABILITY_REPLICATED);
+    cr_assert_eq(cluster->node_count, 3);
+    cr_assert_eq(cluster->node_index, 1);
+    cr_assert_str_eq(cluster->names[2], "C");
+    cr_assert_str_eq(cluster->orders[0], "tcp://10.0.0.1:7100");
+    cr_assert_str_eq(cluster->orders[2], "ipc:///tmp/c");
+    cr_assert_str_eq(cluster->nats, "nats://10.0.0.1:4222,nats://10.0.0.2:4222");
+    cr_assert_eq(cluster->lease_ms, 500);
+    cr_assert_str_eq(cluster->stream, "sale11");
+    rush_campaign_free(&campaign);
+    /* Without [cluster]: a single machine, no NATS; lease and stream keep their defaults. */
+    cr_assert_eq(
+        rush_campaign_load_string("s.ini", "[engine]\nshards = 2\n", &campaign, why, sizeof(why)),
+        0);
+    cr_assert_eq(campaign.cluster.node_count, 0);
+    cr_assert_eq(campaign.cluster.lease_ms, RUSH_CLUSTER_LEASE_MS_DEFAULT);
     rush_campaign_free(&campaign);
 }
 

@@ -251,6 +251,26 @@ Test(json, every_outcome_and_reason_is_named_in_answers)
     }
 }
 
+Test(json, a_redirect_names_the_shard_and_the_leader_or_null)
+{
+    struct rush_request req = request_of(RUSH_OP_RESERVE);
+    req.tag = 9;
+    struct rush_result res = {.outcome = RUSH_REDIRECT,
+                              .reason = RUSH_REASON_WRONG_SHARD,
+                              .state = 3,
+                              .qty = 1,
+                              .tag = 9};
+    char text[BUF_BYTES];
+    cr_assert_gt(rush_json_encode_result(&req, &res, text, sizeof text), 0);
+    cr_assert_str_eq(text, "{\"outcome\":\"redirect\",\"reason\":\"wrong_shard\",\"shard\":3,"
+                           "\"leader\":1,\"tag\":9}");
+    res.qty = UINT32_MAX;
+    res.tag = 0;
+    cr_assert_gt(rush_json_encode_result(&req, &res, text, sizeof text), 0);
+    cr_assert_str_eq(text, "{\"outcome\":\"redirect\",\"reason\":\"wrong_shard\",\"shard\":3,"
+                           "\"leader\":null}");
+}
+
 Test(json, encoders_never_overflow_their_buffer)
 {
     struct rush_request req = request_of(RUSH_OP_RESERVE);
