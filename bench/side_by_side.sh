@@ -600,6 +600,11 @@ if [ $rush -eq 1 ]; then
     ratio "rush fsync JSON unbatched / rush binary unbatched" rush-json.json rush-unbatched.json
     ratio "loadgen->echo / loadgen->rushd, binary, 50 x 16" echo-binary.json rush-unbatched.json
     ratio "loadgen->echo / loadgen->rushd, JSON, 50 x 16" echo-json.json rush-json.json
+    echo
+    for name in rush-unbatched rush-json echo-binary echo-json; do
+        printf 'rush-loadgen itself, %-15s %5.2f cores (median; all its threads, nanomsg'"'"'s included)\n' \
+            "$name:" "$(median "$name.json" '.cpu_cores // 0')"
+    done
 fi
 
 verdict() { if [ "$1" = 1 ]; then echo MET; else echo "NOT MET"; fi; }

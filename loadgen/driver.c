@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "arrivals.h"
@@ -908,6 +909,16 @@ static int start_workers(struct crowd *crowd, struct worker *workers, int64_t st
     return rc;
 }
 
+/* CPU time of the whole process, every thread. */
+static int64_t process_cpu_ns(void)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) != 0)
+        return 0;
+    return ((int64_t)usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * NS_PER_S +
+           ((int64_t)usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000;
+}
+
 int rush_driver_run(const struct rush_driver_input *input)
 {
     RUSH_ASSERT(input != NULL && input->options != NULL && input->ledger != NULL &&
@@ -921,6 +932,7 @@ int rush_driver_run(const struct rush_driver_input *input)
     struct worker *workers = calloc(o->threads, sizeof(*workers));
     int rc = workers != NULL ? requests_open(&crowd) : -ENOMEM;
     int64_t start_ns = rush_clock_monotonic_ns();
+    int64_t cpu_start_ns = process_cpu_ns();
     if (rc == 0)
         rc = start_workers(&crowd, workers, start_ns);
     if (workers != NULL)
@@ -935,6 +947,7 @@ int rush_driver_run(const struct rush_driver_input *input)
             worker_close(&workers[t]);
     }
     input->tally->ledger_full = input->tally->ledger_full > 0;
+    input->tally->cpu_ns = process_cpu_ns() - cpu_start_ns;
     if (crowd.requests != NULL)
         munmap(crowd.requests, crowd.requests_bytes);
     free(workers);

@@ -214,6 +214,9 @@ void rush_report_print(const struct rush_report_input *in, FILE *out)
             (unsigned long long)t->duplicates_flagged);
     print_scenario(in, out);
     print_catalog(in, out);
+    fprintf(out, "  cpu          %.2f s of rush-loadgen's threads (%.2f cores)\n",
+            (double)t->cpu_ns / NS_PER_S,
+            f.elapsed_s > 0 ? (double)t->cpu_ns / NS_PER_S / f.elapsed_s : 0);
     if (t->redirects != 0 || t->redirect_gave_up != 0)
         fprintf(out,
                 "  redirects    %llu followed (%llu after a wait for a leader), %llu "
@@ -346,6 +349,8 @@ static json_t *figures_json(const struct rush_report_input *in, const struct fig
     json_object_set_new(root, "errors", errors_json(t, f));
     set_count(root, "arrivals_idle", t->arrivals_idle);
     set_count(root, "ledger_full", t->ledger_full);
+    set_real(root, "cpu_s", (double)t->cpu_ns / NS_PER_S);
+    set_real(root, "cpu_cores", f->elapsed_s > 0 ? (double)t->cpu_ns / NS_PER_S / f->elapsed_s : 0);
     json_object_set_new(root, "redirects",
                         json_pack("{s:I, s:I, s:I}", "followed", (json_int_t)t->redirects,
                                   "leader_waits", (json_int_t)t->leader_waits, "gave_up",

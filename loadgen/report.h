@@ -24,10 +24,10 @@
  * throughput_per_s, accepted_per_s, latency_us {p50, p90, p99, p999, max, mean}, outcomes {name:
  * count, all 15}, invalid_reasons {name: count, nonzero only}, ops_sent {name: count},
  * duplicates_flagged, duplicates {resent, matching, mismatched}, payments {confirms, abandoned},
- * groups {opens, joins, joins_any}, errors {timeouts, protocol, send, stale_replies, total},
- * redirects {followed, leader_waits, gave_up},
- * catalog {fresh, base_id, count, stock_put, before {...}, after {...}}, ledger {entries,
- * capacity}, first_error.
+ * groups {opens, joins, joins_any}, cpu_s, cpu_cores (cpu_s / elapsed_s: what the load generator
+ * itself used, all its threads, nanomsg's included), errors {timeouts, protocol, send,
+ * stale_replies, total}, redirects {followed, leader_waits, gave_up}, catalog {fresh, base_id,
+ * count, stock_put, before {...}, after {...}}, ledger {entries, capacity}, first_error.
  *
  * Threads: each driver thread fills its own tally; rush_tally_merge adds them up after the run
  * (and, for the progress line, copies each thread publishes under its own lock).
@@ -74,6 +74,7 @@ struct rush_tally {
     int64_t end_ns;
     uint64_t backlog_messages; /* open mode: messages due but not yet sent (at the last tick) */
     uint64_t requests_due;     /* requests_offered + backlog_messages x batch (at the last tick) */
+    int64_t cpu_ns; /* CPU time (user + system) rush-loadgen's threads used during the run */
     struct rush_histogram latency_ns;
     char first_error[RUSH_REPORT_ERROR_BYTES];
 };
