@@ -397,7 +397,7 @@ static void on_results(struct worker *w, struct connection *c, uint32_t index, c
     for (uint32_t i = 0; i < slot->count; i++) {
         struct rush_result result;
         memcpy(&result, (const uint8_t *)records + (size_t)i * sizeof(result), sizeof(result));
-        if (result.outcome == RUSH_ROUTE_REDIRECT)
+        if (result.outcome == RUSH_REDIRECT)
             redirected(w, c, slot, slot->first + i, &result, now);
         else
             take_result(w, slot->first + i, &result, latency_ns);

@@ -56,7 +56,7 @@ static int outcome_of(const json_t *root, struct rush_result *out, char *why, si
         return fail(why, why_size, "an answer without an outcome");
     if (strcmp(outcome, "redirect") == 0) {
         const json_t *leader = json_object_get(root, "leader");
-        out->outcome = RUSH_ROUTE_REDIRECT;
+        out->outcome = RUSH_REDIRECT;
         out->reason = RUSH_REASON_WRONG_SHARD;
         out->state = (uint8_t)u64_of(json_object_get(root, "shard"));
         out->qty =
@@ -87,7 +87,7 @@ int rush_json_result_decode(const char *text, size_t len, struct rush_result *ou
         return fail(why, why_size, "an answer that is not a JSON object");
     }
     int rc = outcome_of(root, out, why, why_size);
-    if (rc == 0 && out->outcome != RUSH_ROUTE_REDIRECT) {
+    if (rc == 0 && out->outcome != RUSH_REDIRECT) {
         if (json_is_true(json_object_get(root, "duplicate")))
             out->flags |= RUSH_RESULT_DUPLICATE;
         if (json_is_true(json_object_get(root, "unlimited")))

@@ -4,7 +4,7 @@
 #include "route.h"
 
 #include "rush/assert.h"
-#include "rush/engine.h"
+#include "rush/wire.h"
 
 void rush_route_init(struct rush_route *route, uint32_t node_count, uint32_t shard_count)
 {
@@ -20,7 +20,7 @@ uint32_t rush_route_node(const struct rush_route *route, const struct rush_reque
 {
     if (route->node_count == 1)
         return 0;
-    uint32_t shard = rush_engine_shard_of(route->shard_count, request);
+    uint32_t shard = rush_wire_shard_of(route->shard_count, request);
     RUSH_ASSERT(shard < RUSH_SHARDS_MAX && route->leaders[shard] < route->node_count);
     return route->leaders[shard];
 }
@@ -30,7 +30,7 @@ enum rush_route_verdict rush_route_answer(struct rush_route *route,
                                           uint32_t hops, uint32_t *node)
 {
     RUSH_ASSERT(from < route->node_count && node != NULL);
-    if (result->outcome != RUSH_ROUTE_REDIRECT)
+    if (result->outcome != RUSH_REDIRECT)
         return RUSH_ROUTE_DECIDED;
     if (hops + 1 >= RUSH_ROUTE_HOPS_MAX)
         return RUSH_ROUTE_GIVE_UP;

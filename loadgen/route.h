@@ -3,7 +3,7 @@
  *
  * What and why. A rush cluster spreads its shards over nodes, each shard led by one node at a
  * time (issue 15). A node that does not lead a request's shard decides nothing and answers a
- * redirect: outcome RUSH_ROUTE_REDIRECT (18), reason wrong_shard, `state` = the request's shard,
+ * redirect: outcome RUSH_REDIRECT (18), reason wrong_shard, `state` = the request's shard,
  * `qty` = the index of the node that leads it in the cluster's node list, or UINT32_MAX when no
  * node holds the shard's lease right now (JSON: "outcome":"redirect","shard":S,"leader":L or
  * null). rush-loadgen is given the same node list (--nodes) and keeps one table per driver
@@ -14,7 +14,7 @@
  * decided) after RUSH_ROUTE_HOPS_MAX redirects and waits, counted in the report.
  *
  * Before any redirect the table guesses shard s -> node s % nodes (the two-node layout: A leads
- * the even shards, B the odd ones). The shard of a request is rush_engine_shard_of() over
+ * the even shards, B the odd ones). The shard of a request is rush_wire_shard_of() over
  * --shards; a wrong --shards only costs redirects, because the table learns from each
  * redirect's own shard number.
  *
@@ -28,8 +28,6 @@
 
 #include "rush/types.h"
 
-/* The redirect outcome (PROTOCOL: reserved for the cluster, RUSH_REDIRECT once it is merged). */
-#define RUSH_ROUTE_REDIRECT 18
 #define RUSH_ROUTE_NO_LEADER UINT32_MAX
 #define RUSH_ROUTE_LEADER_WAIT_NS INT64_C(100000000) /* no leader named: wait, then retry */
 #define RUSH_ROUTE_HOPS_MAX 64 /* redirects + waits per request: over 6 s without a leader */

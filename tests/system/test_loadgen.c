@@ -681,7 +681,7 @@ Test(loadgen_pieces, route_learns_leaders_from_redirects)
     cr_assert_eq(rush_route_answer(&route, &ok, 0, 0, &node), RUSH_ROUTE_DECIDED);
     /* A redirect naming node 1 for shard 3 teaches the table; the request goes there at once. */
     struct rush_result redirect = {
-        .outcome = RUSH_ROUTE_REDIRECT, .reason = RUSH_REASON_WRONG_SHARD, .state = 3, .qty = 0};
+        .outcome = RUSH_REDIRECT, .reason = RUSH_REASON_WRONG_SHARD, .state = 3, .qty = 0};
     cr_assert_eq(rush_route_answer(&route, &redirect, 1, 0, &node), RUSH_ROUTE_RESEND);
     cr_assert_eq(node, 0);
     cr_assert_eq(rush_route_node(&route, &confirm), 0, "shard 3 now on node 0");
@@ -720,7 +720,7 @@ Test(loadgen_pieces, json_answers_read_back_into_results)
     const char redirect[] = "{\"outcome\":\"redirect\",\"reason\":\"wrong_shard\",\"shard\":3,"
                             "\"leader\":null,\"tag\":5}";
     cr_assert_eq(rush_json_result_decode(redirect, strlen(redirect), &r, why, sizeof why), 0);
-    cr_assert_eq(r.outcome, RUSH_ROUTE_REDIRECT);
+    cr_assert_eq(r.outcome, RUSH_REDIRECT);
     cr_assert_eq(r.state, 3);
     cr_assert_eq(r.qty, RUSH_ROUTE_NO_LEADER);
     cr_assert_eq(r.tag, 5);
