@@ -10,7 +10,7 @@
  * popularity, and group joins (join_any, groups of 5). Requests are generated before timing.
  * Also prints the memory each live order and each idempotency entry costs.
  *
- * Usage: bench-engine [requests per case, default 2000000]
+ * Usage: bench-engine [requests per case, default 2000000] [shard: only the one-shard cases]
  */
 #include <math.h>
 #include <stdio.h>
@@ -236,6 +236,8 @@ int main(int argc, char **argv)
         count = BATCH;
     for (enum workload w = HOT_PLENTY; w <= GROUPS; w++)
         bench_shard(w, count);
+    if (argc > 2 && strcmp(argv[2], "shard") == 0)
+        return 0;
     uint32_t shard_counts[] = {1, 2, 4};
     for (uint32_t i = 0; i < 3; i++)
         for (enum workload w = HOT_PLENTY; w <= GROUPS; w++)
