@@ -8,9 +8,13 @@
  * Workloads: reserves by distinct users on one hot SKU (plenty of stock, and the midnight case
  * where stock is small and nearly all are sold_out), reserves over 10,000 SKUs with Zipf(0.99)
  * popularity, and group joins (join_any, groups of 5). Requests are generated before timing.
- * Also prints the memory each live order and each idempotency entry costs.
+ * Also prints the memory each live order and each idempotency entry costs. Each shard_* case
+ * also says where a decision's nanoseconds go (bench_shard): probe_ns (the table lookups alone),
+ * rules_ns (everything else the decision does) and encode_ns (writing its events as a WAL batch,
+ * which the engine adds on top).
  *
- * Usage: bench-engine [requests per case, default 2000000]
+ * Usage: bench-engine [requests per case, default 2000000] [shard: only the one-shard cases]
+ *                     [workload: only this one, e.g. hot_sku_midnight]
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 #include "drive.h"
 #include "rush/engine.h"
 #include "shard/shard.h"
+#include "wal/wal.h"
 
 #define SKUS_ZIPF 10000
 #define GROUP_SKU 777777
@@ -129,10 +134,24 @@ static void report(const char *kind, enum workload workload, uint32_t shards, ui
     fflush(stdout);
 }
 
-/* One shard on this thread: batches of BATCH requests under one engine time each. */
-static void bench_shard(enum workload workload, uint32_t count)
+/* The encode pass's sink: the events of each sink call become one WAL batch (header, checksums,
+ * copy into the buffer) in a log of mode none, which encodes and drops them. */
+static void encode_sink(void *context, uint32_t shard_index, int64_t time_ns,
+                        const struct rush_event *events, uint32_t count)
 {
-    struct rush_shard_config config = {.limits = limits_for(count), .seed = 1, .start_ns = 1};
+    (void)shard_index;
+    if (rush_wal_append(context, time_ns, events, count) != 0)
+        abort();
+}
+
+/* A shard with the catalogue put, and the sink given (NULL: events dropped after apply). */
+static struct rush_shard *shard_for(uint32_t count, rush_event_sink_fn sink, void *context)
+{
+    struct rush_shard_config config = {.limits = limits_for(count),
+                                       .seed = 1,
+                                       .start_ns = 1,
+                                       .sink = sink,
+                                       .sink_context = context};
     struct rush_shard *shard;
     if (rush_shard_create(&config, &shard) != 0)
         abort();
@@ -143,20 +162,57 @@ static void bench_shard(enum workload workload, uint32_t count)
     for (uint32_t i = 0; i < sku_count; i++)
         rush_shard_sku_put(shard, &skus[i], &result);
     rush_shard_end(shard);
-    struct rush_request *requests = make_requests(workload, count);
-    struct rush_result *results = malloc(sizeof(*results) * BATCH);
-    uint64_t ok = 0;
+    free(skus);
+    return shard;
+}
+
+/* Decides every request in batches of BATCH under one engine time each; seconds taken. */
+static double decide_all(struct rush_shard *shard, const struct rush_request *requests,
+                         uint32_t count, struct rush_result *results, struct rush_wal *wal,
+                         uint64_t *ok)
+{
     double start = rush_clock_monotonic_seconds();
     for (uint32_t offset = 0; offset < count; offset += BATCH) {
         uint32_t n = count - offset < BATCH ? count - offset : BATCH;
         rush_shard_begin(shard, 2);
         rush_shard_decide_batch(shard, &requests[offset], n, results);
         rush_shard_end(shard);
+        if (wal != NULL && rush_wal_submit(wal) != 0)
+            abort();
         for (uint32_t i = 0; i < n; i++)
-            ok += results[i].outcome == RUSH_OK;
+            *ok += results[i].outcome == RUSH_OK;
     }
-    report("shard", workload, 1, count, rush_clock_monotonic_seconds() - start, ok);
-    if (workload == HOT_PLENTY) {
+    return rush_clock_monotonic_seconds() - start;
+}
+
+/*
+ * One shard on this thread, and where its time goes, from three passes over the same requests
+ * on three fresh shards: the lookups alone (rush_shard_probe_batch: key, SKU id and user limit,
+ * prefetched as the decision does), the decisions (the figure of the case), and the decisions
+ * with every event encoded as a WAL batch (a log of mode none). probe_ns is the first; rules_ns
+ * (the rules, the state changes, the events and results) is the second minus the first;
+ * encode_ns is the third minus the second.
+ */
+static double probe_pass(const struct rush_request *requests, uint32_t count, uint32_t *found)
+{
+    struct rush_shard *shard = shard_for(count, NULL, NULL);
+    double start = rush_clock_monotonic_seconds();
+    *found = 0;
+    for (uint32_t offset = 0; offset < count; offset += BATCH)
+        *found += rush_shard_probe_batch(shard, &requests[offset],
+                                         count - offset < BATCH ? count - offset : BATCH);
+    double seconds = rush_clock_monotonic_seconds() - start;
+    rush_shard_destroy(shard);
+    return seconds;
+}
+
+static double decide_pass(bool print_memory, const struct rush_request *requests, uint32_t count,
+                          struct rush_result *results, uint64_t *ok)
+{
+    struct rush_shard *shard = shard_for(count, NULL, NULL);
+    *ok = 0;
+    double seconds = decide_all(shard, requests, count, results, NULL, ok);
+    if (print_memory) {
         struct rush_shard_memory memory;
         rush_shard_memory(shard, &memory);
         printf("{\"bench\":\"engine\",\"case\":\"memory\",\"order_bytes_each\":%lu,"
@@ -164,9 +220,70 @@ static void bench_shard(enum workload workload, uint32_t count)
                memory.order_bytes_each, memory.key_bytes_each, memory.total_bytes);
     }
     rush_shard_destroy(shard);
+    return seconds;
+}
+
+static double encode_pass(const struct rush_request *requests, uint32_t count,
+                          struct rush_result *results, uint64_t *ok)
+{
+    struct rush_wal_config wal_config;
+    rush_wal_config_default(&wal_config, "/nonexistent", 0);
+    wal_config.mode = RUSH_WAL_NONE;
+    struct rush_wal *wal;
+    if (rush_wal_open(&wal_config, NULL, &wal) != 0)
+        abort();
+    struct rush_shard *shard = shard_for(count, encode_sink, wal);
+    *ok = 0;
+    double seconds = decide_all(shard, requests, count, results, wal, ok);
+    rush_shard_destroy(shard);
+    if (rush_wal_close(wal) != 0)
+        abort();
+    return seconds;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * One shard on this thread, and where its time goes: three passes over the same requests, each
+ * on a fresh shard, ROUNDS times interleaved, medians: the lookups alone (rush_shard_probe_batch:
+ * key, SKU id and user limit, prefetched as the decision does), the decisions (the figure of the
+ * case), and the decisions with every event encoded as a WAL batch (a log of mode none).
+ * probe_ns is the first; rules_ns (the rules, the state changes, the events and results) is the
+ * second minus the first; encode_ns is the third minus the second.
+ */
+static void bench_shard(enum workload workload, uint32_t count)
+{
+    enum { ROUNDS = 3 };
+    struct rush_request *requests = make_requests(workload, count);
+    struct rush_result *results = malloc(sizeof(*results) * BATCH);
+    double probe_s[ROUNDS], decide_s[ROUNDS], encode_s[ROUNDS];
+    uint32_t found = 0;
+    uint64_t ok = 0, ok_encoded = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        probe_s[r] = probe_pass(requests, count, &found);
+        decide_s[r] = decide_pass(r == 0 && workload == HOT_PLENTY, requests, count, results, &ok);
+        encode_s[r] = encode_pass(requests, count, results, &ok_encoded);
+        if (ok_encoded != ok)
+            abort();
+    }
+    qsort(probe_s, ROUNDS, sizeof(double), compare_double);
+    qsort(decide_s, ROUNDS, sizeof(double), compare_double);
+    qsort(encode_s, ROUNDS, sizeof(double), compare_double);
+    double probe = probe_s[ROUNDS / 2], decide = decide_s[ROUNDS / 2];
+    double encode = encode_s[ROUNDS / 2], per = 1e9 / count;
+    printf("{\"bench\":\"engine\",\"case\":\"shard_%s\",\"shards\":1,\"requests\":%u,\"ok\":%lu,"
+           "\"seconds\":%.4f,\"ops_per_sec\":%.0f,\"ns_per_op\":%.1f,\"probe_ns\":%.1f,"
+           "\"rules_ns\":%.1f,\"encode_ns\":%.1f,\"with_encode_ops_per_sec\":%.0f,"
+           "\"probe_found\":%u}\n",
+           workload_names[workload], count, ok, decide, count / decide, decide * per, probe * per,
+           (decide - probe) * per, (encode - decide) * per, count / encode, found);
+    fflush(stdout);
     free(requests);
     free(results);
-    free(skus);
 }
 
 /* Keeps up to 8 batches in flight through the engine's rings, as the server's front end does. */
@@ -235,7 +352,10 @@ int main(int argc, char **argv)
     if (count < BATCH)
         count = BATCH;
     for (enum workload w = HOT_PLENTY; w <= GROUPS; w++)
-        bench_shard(w, count);
+        if (argc <= 3 || strcmp(argv[3], workload_names[w]) == 0)
+            bench_shard(w, count);
+    if (argc > 2 && strcmp(argv[2], "shard") == 0)
+        return 0;
     uint32_t shard_counts[] = {1, 2, 4};
     for (uint32_t i = 0; i < 3; i++)
         for (enum workload w = HOT_PLENTY; w <= GROUPS; w++)

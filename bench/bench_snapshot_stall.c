@@ -5,6 +5,7 @@
  * child writes from the copy-on-write image).
  *
  * Usage: bench-snapshot-stall [orders held, default 1000000] [seconds measured, default 5]
+ *                             [case: none | on_thread | background, default all three]
  * Each case: a fresh engine (one shard, async durability, a fresh directory under /var/tmp,
  * removed at the end), `orders` reserves put in first, then rush_engine_execute calls of BATCH
  * reserves on a fixed schedule (CALLS_PER_S) for `seconds`, each timed from when it was due (so
@@ -154,10 +155,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench-snapshot-stall [orders 1..50000000] [seconds]\n");
         return 2;
     }
+    static const char *const cases[] = {"none", "on_thread", "background"};
+    int only = -1;
+    for (int mode = 0; argc > 3 && mode < 3; mode++)
+        only = strcmp(argv[3], cases[mode]) == 0 ? mode : only;
+    if (argc > 3 && only < 0) {
+        fprintf(stderr, "bench-snapshot-stall: unknown case %s\n", argv[3]);
+        return 2;
+    }
     uint32_t *latencies = malloc(sizeof(uint32_t) * CALLS_MAX);
     RUSH_VERIFY(latencies != NULL);
     for (int mode = 0; mode < 3; mode++)
-        run_case(mode, orders, seconds, latencies);
+        if (only < 0 || only == mode)
+            run_case(mode, orders, seconds, latencies);
     free(latencies);
     return 0;
 }

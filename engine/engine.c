@@ -62,6 +62,7 @@
 #include "wal/data_dir.h"
 #include "wal/shard_log.h"
 #include "wal/snapshot.h"
+#include "wal/snapshot_child.h"
 
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10
@@ -122,10 +123,7 @@ struct shard_thread {
     uint64_t syncs_seen; /* shard's: the WAL's sync count when it last looked */
     _Atomic uint32_t table_used[RUSH_TABLE_COUNT_];
     _Atomic uint32_t table_max[RUSH_TABLE_COUNT_];
-    pid_t snapshot_child; /* shard's: a background snapshot being written, or 0 */
-    uint64_t snapshot_child_lsn;
-    int64_t snapshot_child_start_ns;
-    int64_t snapshot_fork_ns; /* how long the shard stopped to start it (sync wait + fork) */
+    struct rush_snapshot_child snapshot_child; /* shard's: a background snapshot */
     /* Cluster (durability replicated only; rush/engine.h "Cluster roles"). */
     _Atomic uint32_t role;             /* enum rush_shard_role: the cluster and the shard write */
     uint32_t role_seen;                /* shard's: the role its last round acted on */
@@ -370,77 +368,39 @@ static void decide_work(struct rush_shard *shard, struct work *work)
     }
 }
 
-/* A background snapshot's child is done (or, with wait, once it is): finish or report it. */
+/* A background snapshot's child is done (or, with wait, once it is): report it. */
 static void snapshot_child_reap(struct shard_thread *thread, bool wait)
 {
-    if (thread->snapshot_child <= 0)
+    struct rush_snapshot_child *child = &thread->snapshot_child;
+    if (!rush_snapshot_child_running(child) || !rush_snapshot_child_poll(child, &thread->log, wait))
         return;
-    int status = 0;
-    pid_t pid = waitpid(thread->snapshot_child, &status, wait ? 0 : WNOHANG);
-    if (pid == 0 || (pid < 0 && errno == EINTR))
-        return; /* still writing */
-    thread->snapshot_child = 0;
-    double took_ms = (double)(monotonic_ns(NULL) - thread->snapshot_child_start_ns) / 1e6;
-    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "rush: shard %u: background snapshot at lsn %lu failed (status %d)\n",
-                thread->index, thread->snapshot_child_lsn, status);
-        return;
-    }
-    rush_shard_log_snapshot_end(&thread->log, thread->snapshot_child_lsn);
-    fprintf(stderr,
-            "rush: shard %u: snapshot at lsn %lu written in the background in %.1f ms (the shard "
-            "stopped %.1f ms to start it)\n",
-            thread->index, thread->snapshot_child_lsn, took_ms,
-            (double)thread->snapshot_fork_ns / 1e6);
+    if (child->status < 0)
+        rush_log(RUSH_LOG_ERROR, "rush: shard %u: background snapshot at lsn %lu failed: %s",
+                 thread->index, child->lsn, rush_strerror(child->status));
+    else
+        rush_log(RUSH_LOG_INFO,
+                 "rush: shard %u: snapshot at lsn %lu written in the background in %.1f ms (the "
+                 "shard stopped %.2f ms to start it)",
+                 thread->index, child->lsn, (double)child->took_ns / 1e6,
+                 (double)child->fork_ns / 1e6);
 }
 
-/*
- * Starts a background snapshot: waits for the log to be synced to its end, then forks; the child
- * writes the snapshot of the state as it is at the fork (copy on write) and exits. False when it
- * could not start (the caller writes it on the thread instead).
- */
+/* Starts a background snapshot; false when it could not (the caller writes it on the thread). */
 static bool snapshot_fork(struct shard_thread *thread)
 {
-    char why[512];
-    uint64_t lsn = 0;
-    int64_t start_ns = monotonic_ns(NULL);
-    if (rush_shard_log_snapshot_begin(&thread->log, &lsn, why, sizeof(why)) < 0) {
-        fprintf(stderr, "rush: shard %u: snapshot not started: %s\n", thread->index, why);
-        return true; /* nothing to write: the thread would fail the same way */
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        /* The child: only this thread exists; it writes and leaves without running exit
-         * handlers. It dies with rushd, leaving at most a .tmp file that recovery ignores. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(3);
-        int rc = rush_snapshot_write(thread->shard, thread->engine->config.data_dir, thread->index,
-                                     lsn, why, sizeof(why));
-        if (rc < 0) { /* no stdio here: another thread may have held its lock at the fork */
-            char line[600];
-            int n = snprintf(line, sizeof(line), "rush: shard %u: background snapshot: %s\n",
-                             thread->index, why);
-            ssize_t written = write(STDERR_FILENO, line, n > 0 ? (size_t)n : 0);
-            (void)written;
-        }
-        _exit(rc < 0 ? 1 : 0);
-    }
-    thread->snapshot_child = pid;
-    thread->snapshot_child_lsn = lsn;
-    thread->snapshot_child_start_ns = start_ns;
-    thread->snapshot_fork_ns = monotonic_ns(NULL) - start_ns;
-    return true;
+    int rc = rush_snapshot_child_start(&thread->snapshot_child, &thread->log, thread->shard);
+    if (rc == 0)
+        return true;
+    rush_log(RUSH_LOG_WARN, "rush: shard %u: background snapshot not started: %s", thread->index,
+             rush_strerror(rc));
+    return rc == RUSH_ECONFIG || rc == RUSH_EWAL; /* the thread would fail the same way */
 }
 
 /*
  * At a pass boundary (every event decided so far is appended): writes the snapshots asked for in
  * this pass, or the automatic one when snapshot_every_events have been decided since the last.
  * The shard thread blocks while it writes, except for automatic snapshots in the background
- * (snapshot_in_background), which only wait for one fdatasync and a fork.
+ * (snapshot_in_background), which stop it only for a fork (wal/snapshot_child.h).
  */
 static void snapshot_after_pass(struct shard_thread *thread, struct work **items, uint32_t count)
 {
@@ -456,7 +416,7 @@ static void snapshot_after_pass(struct shard_thread *thread, struct work **items
     if (!automatic && !asked)
         return;
     if (!asked && config->snapshot_in_background) {
-        if (thread->snapshot_child > 0)
+        if (rush_snapshot_child_running(&thread->snapshot_child))
             return; /* one at a time: the next pass asks again */
         thread->events_at_snapshot = events;
         if (snapshot_fork(thread))
@@ -763,6 +723,7 @@ static int shard_thread_init(struct rush_engine *engine, uint32_t index, uint64_
     struct shard_thread *thread = &engine->shards[index];
     thread->engine = engine;
     thread->index = index;
+    rush_snapshot_child_init(&thread->snapshot_child);
     int rc =
         rush_shard_log_init(&thread->log, config->ring_slots, config->sink, config->sink_context);
     if (rc < 0)

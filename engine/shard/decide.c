@@ -780,6 +780,8 @@ static void prefetch(const struct rush_shard *shard, const struct rush_request *
     if (sku != NULL) {
         rush_key limit = rush_key_pair((uint64_t)(sku - shard->skus) + 1, request->user_id);
         rush_table_prefetch(&shard->user_limits, &limit);
+        __builtin_prefetch(sku, 1, 3);             /* its id and the sale's rules */
+        __builtin_prefetch(&sku->available, 1, 3); /* the ledger */
     }
 }
 

@@ -77,6 +77,13 @@ void rush_shard_decide(struct rush_shard *shard, const struct rush_request *requ
 /* Decides requests[0..count) in order, as rush_shard_decide each, overlapping their lookups. */
 void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request *requests,
                              uint32_t count, struct rush_result *results);
+/*
+ * Only the lookups deciding the batch would start with (key, SKU id, user limit; prefetched the
+ * same way), for bench-engine's breakdown (shard_probe.c); changes nothing. Returns how many
+ * entries it found.
+ */
+uint32_t rush_shard_probe_batch(const struct rush_shard *shard, const struct rush_request *requests,
+                                uint32_t count);
 /* Creates a SKU from a whole definition, or changes the fields a put names on a live SKU
  * (admin sku_put; the rules are in decide.c), in the open batch. */
 /*

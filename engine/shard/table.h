@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rush/types.h"
 
@@ -92,14 +93,14 @@ void *rush_table_slot(const struct rush_table *table, uint32_t index);
 /* Bytes the table holds, for memory accounting. */
 uint64_t rush_table_bytes(const struct rush_table *table);
 
-/* Builds a key from two 64-bit halves. */
+/* Builds a key from two 64-bit halves: low in bytes 0..7, high in 8..15, each little-endian
+ * (two stores: the byte loop it replaces cost about 50 instructions on every lookup). */
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "keys are built little-endian");
 static inline rush_key rush_key_pair(uint64_t high, uint64_t low)
 {
     rush_key key;
-    for (int i = 0; i < 8; i++) {
-        key.bytes[i] = (uint8_t)(low >> (8 * i));
-        key.bytes[8 + i] = (uint8_t)(high >> (8 * i));
-    }
+    memcpy(key.bytes, &low, sizeof(low));
+    memcpy(key.bytes + 8, &high, sizeof(high));
     return key;
 }
 

@@ -275,9 +275,12 @@ static int64_t monotonic_ns(void)
     return rush_clock_monotonic_ns();
 }
 
-/* Waits until an fdatasync covers `lsn`; bounded by SNAPSHOT_SYNC_WAIT_NS. */
-static int wait_synced(struct rush_shard_log *log, uint64_t lsn)
+int rush_shard_log_wait_synced(struct rush_shard_log *log, uint64_t lsn)
 {
+    if (log->wal == NULL)
+        return RUSH_ECONFIG;
+    if (log->error != 0)
+        return RUSH_EWAL;
     int64_t deadline_ns = monotonic_ns() + SNAPSHOT_SYNC_WAIT_NS;
     while (rush_wal_synced_lsn(log->wal) < lsn) {
         if (rush_wal_poll(log->wal, true) < 0) {
@@ -287,6 +290,7 @@ static int wait_synced(struct rush_shard_log *log, uint64_t lsn)
         if (monotonic_ns() > deadline_ns)
             return RUSH_ETIMEDOUT;
     }
+    atomic_store_explicit(&log->synced_lsn, rush_wal_synced_lsn(log->wal), memory_order_release);
     return 0;
 }
 
@@ -301,7 +305,7 @@ int rush_shard_log_snapshot_begin(struct rush_shard_log *log, uint64_t *lsn, cha
     int rc = log->error != 0 ? RUSH_EWAL : 0;
     *lsn = rush_wal_appended_lsn(log->wal);
     if (rc == 0)
-        rc = wait_synced(log, *lsn);
+        rc = rush_shard_log_wait_synced(log, *lsn);
     if (rc < 0)
         snprintf(why, why_size, "waiting for the log to be synced: %s", rush_strerror(rc));
     return rc;

@@ -138,6 +138,9 @@ RUSH_MUST_USE int rush_shard_log_snapshot(struct rush_shard_log *log,
 RUSH_MUST_USE int rush_shard_log_snapshot_begin(struct rush_shard_log *log, uint64_t *lsn,
                                                 char *why, size_t why_size);
 void rush_shard_log_snapshot_end(struct rush_shard_log *log, uint64_t lsn);
+/* Waits (polling the WAL, at most 30 s) until an fdatasync covers `lsn`. 0; RUSH_EWAL when the
+ * log failed; RUSH_ETIMEDOUT. */
+RUSH_MUST_USE int rush_shard_log_wait_synced(struct rush_shard_log *log, uint64_t lsn);
 
 /* Flushes and closes the WAL; frees the queue. */
 void rush_shard_log_close(struct rush_shard_log *log);

@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t by value: no malloc in a forked writer */
 #include <xxhash.h>
 
 #include "base/memory.h"
@@ -110,30 +111,65 @@ int rush_snapshot_list(const char *dir, uint32_t shard_index, uint64_t **lsns_ou
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
-/* Sequential writes through a buffer, one section's checksum at a time. */
+/*
+ * Sequential writes through one buffer, one section's checksum at a time. A forked writer opens
+ * the file with O_DIRECT where the file system takes it: the bytes go to the device as they are
+ * written, so the page cache never holds a snapshot's worth of dirty pages that a later fdatasync
+ * of the WAL (the same ext4 journal) would have to wait for, and each 1 MiB write is one request in
+ * the device's queue, not hundreds, so the log's small writes never queue behind the whole file
+ * (ARCHITECTURE.md "Durability"). The shard's own thread writes through the page cache instead
+ * (it stops deciding meanwhile, so it wants the fastest write). O_DIRECT wants aligned buffers,
+ * offsets and lengths: every write but the last is a full buffer, the last is padded to a block and
+ * the file cut back to its length; the first block is kept and written again at the end with the
+ * sealed header in it.
+ */
 struct writer {
     int fd;
-    uint8_t *buffer;
+    uint8_t *buffer; /* WRITE_BUFFER_BYTES, page aligned; buffer[0] is file offset `offset` */
     size_t used;
-    uint64_t offset; /* file offset of buffer[0] */
+    uint64_t offset;
+    uint8_t *first_block; /* a copy of the file's first WRITE_BLOCK_BYTES once written */
     XXH3_state_t *hash;
     int error; /* first write error (-errno) */
 };
 
-static void writer_flush(struct writer *writer)
+#define WRITE_BLOCK_BYTES 4096u
+static_assert(WRITE_BUFFER_BYTES % WRITE_BLOCK_BYTES == 0, "whole blocks per buffer");
+static_assert(RUSH_SNAPSHOT_HEADER_BYTES <= WRITE_BLOCK_BYTES, "the header is in block 0");
+
+/* pwrite of all `length` bytes at `offset`; a direct write the file system refuses (EINVAL)
+ * switches the file to buffered writes once and is tried again. */
+static int write_all(int fd, const uint8_t *bytes, size_t length, uint64_t offset)
 {
     size_t done = 0;
-    /* Bounded: each round writes at least one byte or stops. */
-    while (done < writer->used && writer->error == 0) {
-        ssize_t n = pwrite(writer->fd, writer->buffer + done, writer->used - done,
-                           (off_t)(writer->offset + done));
+    bool retried = false;
+    /* Bounded: each round writes at least one byte or ends the loop. */
+    while (done < length) {
+        ssize_t n = pwrite(fd, bytes + done, length - done, (off_t)(offset + done));
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EINVAL && !retried) {
+            retried = true;
+            int flags = fcntl(fd, F_GETFL);
+            if (flags >= 0 && (flags & O_DIRECT) && fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0)
+                continue;
+        }
         if (n <= 0)
-            writer->error = n < 0 ? -errno : -EIO;
-        else
-            done += (size_t)n;
+            return n < 0 ? -errno : -EIO;
+        done += (size_t)n;
     }
+    return 0;
+}
+
+/* Writes the buffer, padded with zeros to whole blocks (only the file's last write is partial). */
+static void writer_flush(struct writer *writer)
+{
+    size_t padded = (writer->used + WRITE_BLOCK_BYTES - 1) / WRITE_BLOCK_BYTES * WRITE_BLOCK_BYTES;
+    memset(writer->buffer + writer->used, 0, padded - writer->used);
+    if (writer->offset == 0 && padded > 0)
+        memcpy(writer->first_block, writer->buffer, WRITE_BLOCK_BYTES);
+    if (writer->error == 0 && padded > 0)
+        writer->error = write_all(writer->fd, writer->buffer, padded, writer->offset);
     writer->offset += writer->used;
     writer->used = 0;
 }
@@ -143,11 +179,16 @@ static void writer_put(void *context, const void *record, size_t bytes)
 {
     struct writer *writer = context;
     RUSH_ASSERT(bytes <= WRITE_BUFFER_BYTES);
-    if (writer->used + bytes > WRITE_BUFFER_BYTES)
-        writer_flush(writer);
-    memcpy(writer->buffer + writer->used, record, bytes);
-    writer->used += bytes;
     XXH3_64bits_update(writer->hash, record, bytes);
+    size_t room = WRITE_BUFFER_BYTES - writer->used;
+    size_t head = bytes < room ? bytes : room;
+    memcpy(writer->buffer + writer->used, record, head);
+    writer->used += head;
+    if (writer->used < WRITE_BUFFER_BYTES)
+        return;
+    writer_flush(writer); /* a full buffer: whole blocks, so offsets stay aligned */
+    memcpy(writer->buffer, (const uint8_t *)record + head, bytes - head);
+    writer->used = bytes - head;
 }
 
 /* Writes one section after the header, filling in its count and checksum. */
@@ -160,7 +201,24 @@ static void put_section(struct writer *writer, const struct rush_shard *shard,
     header->checksums[section] = XXH3_64bits_digest(writer->hash);
 }
 
-/* Writes header and sections to fd and fdatasyncs it. */
+/* The last write, the header in block 0, the length, one fdatasync. */
+static int finish_file(struct writer *writer, struct rush_snapshot_header *header)
+{
+    writer_flush(writer);
+    header->file_bytes = writer->offset;
+    rush_snapshot_header_seal(header);
+    memcpy(writer->first_block, header, sizeof(*header));
+    int rc = writer->error;
+    if (rc == 0)
+        rc = write_all(writer->fd, writer->first_block, WRITE_BLOCK_BYTES, 0);
+    if (rc == 0 && ftruncate(writer->fd, (off_t)header->file_bytes) < 0)
+        rc = -errno;
+    if (rc == 0 && fdatasync(writer->fd) < 0)
+        rc = -errno;
+    return rc;
+}
+
+/* Writes header and sections to fd and fdatasyncs it. No malloc: a forked child runs this. */
 static int write_file(int fd, const struct rush_shard *shard, uint32_t shard_index, uint64_t lsn)
 {
     struct rush_snapshot_header header = {.magic = RUSH_SNAPSHOT_MAGIC,
@@ -170,25 +228,22 @@ static int write_file(int fd, const struct rush_shard *shard, uint32_t shard_ind
                                           .lsn = lsn,
                                           .now_ns = rush_shard_now(shard),
                                           .limits = rush_shard_image_limits(shard)};
-    struct writer writer = {.fd = fd, .offset = RUSH_SNAPSHOT_HEADER_BYTES};
-    writer.buffer = malloc(WRITE_BUFFER_BYTES);
-    writer.hash = XXH3_createState();
-    int rc = -ENOMEM;
-    if (writer.buffer == NULL || writer.hash == NULL)
-        goto out_free;
+    static_assert(sizeof(XXH3_state_t) <= WRITE_BLOCK_BYTES, "the hash state fits a block");
+    size_t bytes = WRITE_BUFFER_BYTES + 2 * WRITE_BLOCK_BYTES;
+    uint8_t *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED)
+        return -ENOMEM;
+    struct writer writer = {.fd = fd,
+                            .buffer = memory,
+                            .used = RUSH_SNAPSHOT_HEADER_BYTES, /* zeros until finish_file */
+                            .first_block = memory + WRITE_BUFFER_BYTES,
+                            .hash =
+                                (XXH3_state_t *)(memory + WRITE_BUFFER_BYTES + WRITE_BLOCK_BYTES)};
+    XXH3_INITSTATE(writer.hash);
     for (int s = 0; s < RUSH_IMAGE_SECTION_COUNT; s++)
         put_section(&writer, shard, &header, (enum rush_shard_image_section)s);
-    writer_flush(&writer);
-    header.file_bytes = writer.offset;
-    rush_snapshot_header_seal(&header);
-    rc = writer.error;
-    if (rc == 0 && pwrite(fd, &header, sizeof(header), 0) != (ssize_t)sizeof(header))
-        rc = -EIO;
-    if (rc == 0 && fdatasync(fd) < 0)
-        rc = -errno;
-out_free:
-    free(writer.buffer);
-    XXH3_freeState(writer.hash);
+    int rc = finish_file(&writer, &header);
+    munmap(memory, bytes);
     return rc;
 }
 
@@ -215,13 +270,19 @@ static void remove_older(int dir_fd, uint32_t shard_index, uint64_t lsn)
         (void)fsync(dir_fd); /* a crash before this only leaves an old file to remove again */
 }
 
-int rush_snapshot_write(const struct rush_shard *shard, const char *dir, uint32_t shard_index,
-                        uint64_t lsn, char *why, size_t why_size)
+static void tmp_name(char *out, size_t size, uint32_t shard_index, uint64_t lsn)
+{
+    char name[RUSH_SNAPSHOT_NAME_MAX];
+    rush_snapshot_name(name, sizeof(name), shard_index, lsn);
+    snprintf(out, size, "%s.tmp", name);
+}
+
+int rush_snapshot_stage(const struct rush_shard *shard, const char *dir, uint32_t shard_index,
+                        uint64_t lsn, bool direct, char *why, size_t why_size)
 {
     RUSH_ASSERT(shard != NULL && dir != NULL);
-    char name[RUSH_SNAPSHOT_NAME_MAX], tmp[RUSH_SNAPSHOT_NAME_MAX + 8];
-    rush_snapshot_name(name, sizeof(name), shard_index, lsn);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    char tmp[RUSH_SNAPSHOT_NAME_MAX + 8];
+    tmp_name(tmp, sizeof(tmp), shard_index, lsn);
     const char *step = "opening the directory";
     int rc = 0;
     int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -230,7 +291,10 @@ int rush_snapshot_write(const struct rush_shard *shard, const char *dir, uint32_
         goto out_report;
     }
     step = "creating";
-    int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+    int fd = openat(dir_fd, tmp, flags | (direct ? O_DIRECT : 0), 0644);
+    if (fd < 0 && direct && errno == EINVAL) /* a file system without direct I/O (tmpfs) */
+        fd = openat(dir_fd, tmp, flags, 0644);
     if (fd < 0) {
         rc = -errno;
         goto out_close_dir;
@@ -239,12 +303,37 @@ int rush_snapshot_write(const struct rush_shard *shard, const char *dir, uint32_
     rc = write_file(fd, shard, shard_index, lsn);
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
-    if (rc < 0)
-        goto out_unlink_tmp;
+    if (rc == 0) {
+        close(dir_fd);
+        return 0;
+    }
+    (void)unlinkat(dir_fd, tmp, 0);
+out_close_dir:
+    close(dir_fd);
+out_report:
+    snprintf(why, why_size, "snapshot %s/%s: %s: %s", dir, tmp, step, rush_strerror(rc));
+    return rc;
+}
+
+int rush_snapshot_commit(const char *dir, uint32_t shard_index, uint64_t lsn, char *why,
+                         size_t why_size)
+{
+    RUSH_ASSERT(dir != NULL);
+    char name[RUSH_SNAPSHOT_NAME_MAX], tmp[RUSH_SNAPSHOT_NAME_MAX + 8];
+    rush_snapshot_name(name, sizeof(name), shard_index, lsn);
+    tmp_name(tmp, sizeof(tmp), shard_index, lsn);
+    const char *step = "opening the directory";
+    int rc = 0;
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        rc = -errno;
+        goto out_report;
+    }
     step = "renaming";
     if (renameat(dir_fd, tmp, dir_fd, name) < 0) {
         rc = -errno;
-        goto out_unlink_tmp;
+        (void)unlinkat(dir_fd, tmp, 0);
+        goto out_close_dir;
     }
     step = "syncing the directory";
     if (fsync(dir_fd) < 0) {
@@ -255,12 +344,30 @@ int rush_snapshot_write(const struct rush_shard *shard, const char *dir, uint32_
     close(dir_fd);
     return 0;
 
-out_unlink_tmp:
-    (void)unlinkat(dir_fd, tmp, 0);
 out_close_dir:
     close(dir_fd);
 out_report:
     snprintf(why, why_size, "snapshot %s/%s: %s: %s", dir, name, step, rush_strerror(rc));
+    return rc;
+}
+
+void rush_snapshot_abandon(const char *dir, uint32_t shard_index, uint64_t lsn)
+{
+    char tmp[RUSH_SNAPSHOT_NAME_MAX + 8];
+    tmp_name(tmp, sizeof(tmp), shard_index, lsn);
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        return;
+    (void)unlinkat(dir_fd, tmp, 0);
+    close(dir_fd);
+}
+
+int rush_snapshot_write(const struct rush_shard *shard, const char *dir, uint32_t shard_index,
+                        uint64_t lsn, char *why, size_t why_size)
+{
+    int rc = rush_snapshot_stage(shard, dir, shard_index, lsn, false, why, why_size);
+    if (rc == 0)
+        rc = rush_snapshot_commit(dir, shard_index, lsn, why, why_size);
     return rc;
 }
 

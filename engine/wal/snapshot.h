@@ -3,12 +3,12 @@
  * written after it.
  *
  * Workload: written every `snapshot_every_events` events (or on demand) by the shard's own thread,
- * which blocks while it writes: sequential writes of the shard's tables, O(state), ~160 bytes per
- * order (an 88-byte order, its 64-byte key entry, its timer) — 10 million orders make about 1.6 GB
- * (at ~101 bytes per order, before version 3, 1 GB was written and fdatasync'ed in about 4 s on
- * the 2-core development VM; bench/bench_recovery.c). Read once per start per shard, mapped and
- * verified, then copied into a fresh shard (10 million orders: 0.9 s with a warm page cache,
- * against 4.4 s to replay them from the log).
+ * which blocks while it writes, or by a forked child (wal/snapshot_child.h): sequential writes of
+ * the shard's tables, O(state), ~160 bytes per order (an 88-byte order, its 64-byte key entry, its
+ * timer) — 10 million orders make about 1.6 GB (at ~101 bytes per order, before version 3, 1 GB was
+ * written and fdatasync'ed in about 4 s on the 2-core development VM; bench/bench_recovery.c). Read
+ * once per start per shard, mapped and verified, then copied into a fresh shard (10 million orders:
+ * 0.9 s with a warm page cache, against 4.4 s to replay them from the log).
  *
  * File: snap-<shard, 2+ decimal digits>-<lsn, 16 hex digits>.snap in the data directory, next to
  * the WAL segments. `lsn` is the last WAL batch whose effect the snapshot holds: recovery loads it
@@ -46,8 +46,12 @@
  *      checksum, names indexes out of range, or holds more than the loading shard's limits.
  *   3. A loaded shard passes rush_shard_check and has the digest of the shard that was written.
  *
- * Thread: write runs on the shard's thread (it reads the shard); load on the thread creating the
- * shard; decode is pure.
+ * Writing: a forked writer writes with O_DIRECT where the file system allows it (1 MiB writes, the
+ * last padded to a block and the file cut back), so a snapshot never leaves hundreds of MB of
+ * dirty page cache for the WAL's next fdatasync to wait behind (one ext4 journal).
+ *
+ * Thread: write runs on the shard's thread (it reads the shard), or stage and commit in a forked
+ * child (wal/snapshot_child.h); load on the thread creating the shard; decode is pure.
  */
 #ifndef RUSH_SNAPSHOT_H
 #define RUSH_SNAPSHOT_H
@@ -106,6 +110,21 @@ struct rush_snapshot_view {
 RUSH_MUST_USE int rush_snapshot_write(const struct rush_shard *shard, const char *dir,
                                       uint32_t shard_index, uint64_t lsn, char *why,
                                       size_t why_size);
+
+/*
+ * The two halves of rush_snapshot_write, for a writer that must not publish the file before the
+ * log is synced to `lsn` (a forked child, wal/snapshot_child.h): _stage writes and fdatasyncs
+ * <name>.tmp (removing it on failure); _commit renames it, fsyncs the directory and removes older
+ * snapshots. With `direct`, _stage writes with O_DIRECT where the file system allows it (see the
+ * file comment). _abandon removes a staged file that will not be committed. Neither allocates from
+ * the heap. 0, or -errno with why[] naming the file and the step.
+ */
+RUSH_MUST_USE int rush_snapshot_stage(const struct rush_shard *shard, const char *dir,
+                                      uint32_t shard_index, uint64_t lsn, bool direct, char *why,
+                                      size_t why_size);
+RUSH_MUST_USE int rush_snapshot_commit(const char *dir, uint32_t shard_index, uint64_t lsn,
+                                       char *why, size_t why_size);
+void rush_snapshot_abandon(const char *dir, uint32_t shard_index, uint64_t lsn);
 
 /*
  * Loads the newest snapshot of the shard in dir into `fresh_shard` (just created, nothing applied)

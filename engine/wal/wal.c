@@ -29,9 +29,6 @@
 #include "rush/stream.h"
 #include "wal_internal.h"
 
-/* user_data tags of the two kinds of completion. */
-#define WAL_TAG_WRITE 1u
-#define WAL_TAG_SYNC 2u
 /* io_uring_wait_cqe may return -EINTR; give up (as a failure) after this many in a row. */
 #define WAL_REAP_ROUNDS_MAX 1024u
 /* pwrite on a regular file is short only at ENOSPC or a signal; retry the rest this often. */
@@ -77,6 +74,8 @@ void wal_check(const struct rush_wal *wal)
     RUSH_ASSERT(filling->used <= wal->config.buffer_bytes_max);
     RUSH_ASSERT(wal->flight.op == WAL_OP_IDLE || wal->flight.buffer_index != wal->filling ||
                 wal->flight.op == WAL_OP_SYNC);
+    RUSH_ASSERT(!wal->flush.in_flight || (wal->use_uring && wal->config.mode == RUSH_WAL_ASYNC &&
+                                          wal->flush.lsn <= wal->written_lsn));
     if (wal->config.mode != RUSH_WAL_NONE && filling->used > 0)
         RUSH_ASSERT(filling->file_offset + filling->used == wal->segment_reserved &&
                     wal->segment_reserved <= wal->segment_capacity);
@@ -247,40 +246,102 @@ static int wal_issue_filling(struct rush_wal *wal)
                      index);
 }
 
-/* Takes in the completions that are there (or waits for all of the operation's when `wait`). */
+/* The side flush completed: what was written when it was issued is synced. */
+static int wal_flush_complete(struct rush_wal *wal, int32_t result)
+{
+    struct rush_wal_flush *flush = &wal->flush;
+    RUSH_ASSERT(flush->in_flight);
+    flush->in_flight = false;
+    if (wal->failed) /* durable_lsn never advances after a failure (invariant 2) */
+        return RUSH_EWAL;
+    if (result < 0)
+        return wal_fail(wal, result, "fdatasync of %s", wal->segment_name);
+    if (flush->lsn > wal->synced_lsn)
+        wal->synced_lsn = flush->lsn;
+    wal->stats.syncs++;
+    wal->last_sync_ns = wal_now_ns(wal);
+    wal->stats.sync_latency_ns_last = (uint64_t)(wal->last_sync_ns - flush->issued_ns);
+    return 0;
+}
+
+/* Takes in one completion: the side flush's, or one of the operation in flight's. */
+static int wal_take(struct rush_wal *wal, struct io_uring_cqe *cqe)
+{
+    struct rush_wal_flight *flight = &wal->flight;
+    uint64_t tag = cqe->user_data;
+    int32_t res = cqe->res;
+    io_uring_cqe_seen(&wal->ring, cqe);
+    if (tag == WAL_TAG_FLUSH)
+        return wal_flush_complete(wal, wal->flush.fault < 0 ? wal->flush.fault : res);
+    bool is_write = tag == WAL_TAG_WRITE;
+    RUSH_ASSERT((is_write || tag == WAL_TAG_SYNC) && flight->cqes_pending > 0);
+    int fault = is_write ? flight->write_fault : flight->sync_fault;
+    int32_t result = fault < 0 ? fault : res;
+    if (is_write)
+        flight->write_result = result;
+    else
+        flight->sync_result = result;
+    flight->cqes_pending--;
+    return flight->cqes_pending == 0 ? wal_complete(wal) : 0;
+}
+
+/*
+ * Takes in the completions that are there. With `wait`, waits until the operation in flight is
+ * complete, or, with none in flight, the side flush.
+ */
 static int wal_reap(struct rush_wal *wal, bool wait)
 {
     struct rush_wal_flight *flight = &wal->flight;
-    if (flight->op == WAL_OP_IDLE || !wal->use_uring)
+    if (!wal->use_uring)
         return 0;
-    for (uint32_t round = 0; flight->cqes_pending > 0; round++) {
+    bool for_flight = flight->op != WAL_OP_IDLE;
+    for (uint32_t round = 0; flight->op != WAL_OP_IDLE || wal->flush.in_flight; round++) {
         if (round == WAL_REAP_ROUNDS_MAX)
             return wal_fail(wal, -EINTR, "waiting for io_uring completions");
+        bool block = wait && (for_flight ? flight->op != WAL_OP_IDLE : wal->flush.in_flight);
         struct io_uring_cqe *cqe = NULL;
-        int rc = wait ? io_uring_wait_cqe(&wal->ring, &cqe) : io_uring_peek_cqe(&wal->ring, &cqe);
-        if (rc == -EAGAIN && !wait)
+        int rc = block ? io_uring_wait_cqe(&wal->ring, &cqe) : io_uring_peek_cqe(&wal->ring, &cqe);
+        if (rc == -EAGAIN && !block)
             return 0;
         if (rc == -EINTR)
             continue;
         if (rc < 0)
             return wal_fail(wal, rc, "waiting for io_uring completions");
-        bool is_write = cqe->user_data == WAL_TAG_WRITE;
-        RUSH_ASSERT(is_write || cqe->user_data == WAL_TAG_SYNC);
-        int fault = is_write ? flight->write_fault : flight->sync_fault;
-        int32_t result = fault < 0 ? fault : cqe->res;
-        if (is_write)
-            flight->write_result = result;
-        else
-            flight->sync_result = result;
-        io_uring_cqe_seen(&wal->ring, cqe);
-        flight->cqes_pending--;
+        rc = wal_take(wal, cqe);
+        if (rc < 0)
+            return rc;
     }
-    return wal_complete(wal);
+    return 0;
+}
+
+/* Async mode with io_uring: issues the flush timer's fdatasync beside the writes. */
+static int wal_flush_issue(struct rush_wal *wal)
+{
+    struct rush_wal_flush *flush = &wal->flush;
+    RUSH_ASSERT(!flush->in_flight && !wal->failed && wal->use_uring);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ring);
+    RUSH_ASSERT(sqe != NULL); /* the ring has room for 8; at most 3 are ever queued */
+    flush->lsn = wal->written_lsn;
+    flush->issued_ns = wal_now_ns(wal);
+    flush->fault = wal_fault(wal, RUSH_WAL_IO_SYNC, flush->lsn);
+    if (flush->fault < 0)
+        io_uring_prep_nop(sqe);
+    else
+        io_uring_prep_fsync(sqe, wal->segment_fd, IORING_FSYNC_DATASYNC);
+    sqe->user_data = WAL_TAG_FLUSH;
+    int rc = io_uring_submit(&wal->ring);
+    if (rc < 0)
+        return wal_fail(wal, rc, "io_uring_submit");
+    if (rc != 1)
+        return wal_fail(wal, -EIO, "io_uring_submit took %d of 1 entries", rc);
+    flush->in_flight = true;
+    return 0;
 }
 
 static bool wal_flush_due(const struct rush_wal *wal)
 {
-    if (wal->config.mode != RUSH_WAL_ASYNC || wal->synced_lsn == wal->written_lsn)
+    if (wal->config.mode != RUSH_WAL_ASYNC || wal->synced_lsn == wal->written_lsn ||
+        wal->flush.in_flight)
         return false;
     int64_t interval_ns = (int64_t)wal->config.flush_interval_ms * 1000000;
     return wal_now_ns(wal) - wal->last_sync_ns >= interval_ns;
@@ -293,6 +354,11 @@ static bool wal_flush_due(const struct rush_wal *wal)
  */
 static int wal_pump(struct rush_wal *wal)
 {
+    if (wal->use_uring && wal_flush_due(wal)) { /* beside the writes: see rush_wal_flush */
+        int rc = wal_flush_issue(wal);
+        if (rc < 0)
+            return rc;
+    }
     for (uint32_t round = 0; round < 2 && wal->flight.op == WAL_OP_IDLE; round++) {
         int rc = 0;
         if (wal_flush_due(wal))
@@ -309,15 +375,29 @@ static int wal_pump(struct rush_wal *wal)
 
 int wal_wait_idle(struct rush_wal *wal)
 {
-    /* One operation is in flight at most; reaping with wait finishes it. */
+    /* One operation is in flight at most; reaping with wait finishes it (and not the flush). */
+    if (wal->flight.op == WAL_OP_IDLE)
+        return 0;
     int rc = wal_reap(wal, true);
     RUSH_ASSERT(rc < 0 || wal->flight.op == WAL_OP_IDLE);
+    return rc;
+}
+
+int wal_wait_flushed(struct rush_wal *wal)
+{
+    int rc = 0;
+    /* Bounded: each round takes in one completion (wal_reap); one flush is in flight at most. */
+    for (uint32_t round = 0; rc == 0 && wal->flush.in_flight && round < WAL_REAP_ROUNDS_MAX;
+         round++)
+        rc = wal_reap(wal, true);
     return rc;
 }
 
 int wal_drain(struct rush_wal *wal)
 {
     int rc = wal_wait_idle(wal);
+    if (rc == 0)
+        rc = wal_wait_flushed(wal);
     if (rc == 0 && wal->buffers[wal->filling].used > 0)
         rc = wal_issue_filling(wal);
     if (rc == 0)

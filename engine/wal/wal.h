@@ -37,7 +37,10 @@
  *   rush_wal_poll            IN FLIGHT -> EMPTY; issues a queued buffer; async flush timer
  *
  * Invariants:
- *   1. At most one operation (write+fdatasync, write, or fdatasync) is in flight.
+ *   1. At most one operation (write+fdatasync, write, or fdatasync) is in flight; in async mode
+ *      with io_uring the flush timer's fdatasync runs beside it (the side flush, at most one),
+ *      covering what was written when it was issued, so no write ever waits for an fdatasync
+ *      (a snapshot's or another file's I/O can make one take a few hundred ms on ext4).
  *   2. durable_lsn <= submitted lsn <= appended lsn; durable_lsn never advances past an
  *      operation that completed in full; after a failure it never advances again.
  *   3. No fdatasync is issued on any file after a write or fdatasync failed (Linux may drop

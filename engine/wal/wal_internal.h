@@ -19,6 +19,11 @@ enum wal_op {
     WAL_OP_SYNC = 3,       /* async mode flush */
 };
 
+/* user_data tags of the three kinds of completion. */
+#define WAL_TAG_WRITE 1u
+#define WAL_TAG_SYNC 2u
+#define WAL_TAG_FLUSH 3u /* the async mode's side flush (struct rush_wal_flush) */
+
 struct rush_wal_buffer {
     uint8_t *bytes;       /* buffer_bytes_max, 4096-aligned */
     uint32_t used;        /* bytes of whole batches */
@@ -41,6 +46,18 @@ struct rush_wal_flight {
     int sync_fault;
 };
 
+/*
+ * Async mode with io_uring: the flush timer's fdatasync, in flight beside the write operation, so
+ * that a slow fdatasync (one ext4 journal shared with every other file) never holds up the writes
+ * the replies wait for (wal.h invariant 1).
+ */
+struct rush_wal_flush {
+    bool in_flight;
+    uint64_t lsn; /* written_lsn when issued: what its completion makes synced */
+    int64_t issued_ns;
+    int fault; /* injected by the test hook */
+};
+
 struct rush_wal {
     struct rush_wal_config config;
     char dir[RUSH_WAL_DIR_MAX];
@@ -56,6 +73,7 @@ struct rush_wal {
     bool use_uring;
     struct io_uring ring;
     struct rush_wal_flight flight;
+    struct rush_wal_flush flush;
 
     uint64_t next_lsn;     /* the lsn the next append gets */
     uint64_t appended_seq; /* stream events appended so far: seq_before of the next batch */
@@ -79,8 +97,10 @@ __attribute__((format(printf, 3, 4))) int wal_fail(struct rush_wal *wal, int err
 int wal_fault(struct rush_wal *wal, enum rush_wal_io io, uint64_t lsn);
 int64_t wal_now_ns(const struct rush_wal *wal);
 void wal_check(const struct rush_wal *wal);
-/* Waits until nothing is in flight. */
+/* Waits until no write (or fsync-mode write + fdatasync) is in flight; a side flush may be. */
 RUSH_MUST_USE int wal_wait_idle(struct rush_wal *wal);
+/* Waits until the side flush (if any) has completed. */
+RUSH_MUST_USE int wal_wait_flushed(struct rush_wal *wal);
 /* Writes out everything appended and waits; async mode also fdatasyncs. */
 RUSH_MUST_USE int wal_drain(struct rush_wal *wal);
 /* Creates the segment whose first batch is next_lsn (asking the fault hook first); fails the

@@ -224,15 +224,19 @@ out_free_buffers:
 /* Takes in the completions of an operation left in flight by a failure, so buffers can go. */
 static void wal_ring_exit(struct rush_wal *wal)
 {
-    for (uint32_t round = 0; wal->flight.cqes_pending > 0 && round < 1024; round++) {
+    for (uint32_t round = 0; (wal->flight.cqes_pending > 0 || wal->flush.in_flight) && round < 1024;
+         round++) {
         struct io_uring_cqe *cqe = NULL;
         int rc = io_uring_wait_cqe(&wal->ring, &cqe);
         if (rc == -EINTR)
             continue;
         if (rc < 0)
             break;
+        if (cqe->user_data == WAL_TAG_FLUSH)
+            wal->flush.in_flight = false;
+        else if (wal->flight.cqes_pending > 0)
+            wal->flight.cqes_pending--;
         io_uring_cqe_seen(&wal->ring, cqe);
-        wal->flight.cqes_pending--;
     }
     io_uring_queue_exit(&wal->ring);
 }

@@ -6,8 +6,12 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -450,6 +454,141 @@ Test(snapshot, background_snapshots_restart_to_the_same_state, .timeout = 120)
     for (uint32_t s = 0; s < 2; s++) {
         rush_engine_inspect(engine, s, digest_of, &after[s]);
         cr_assert_eq(before[s], after[s], "shard %u differs after the restart", s);
+    }
+    rush_engine_destroy(engine);
+}
+
+/*
+ * Heavy mutation in rounds of 512: reserves and group joins, and confirms and cancels of orders
+ * reserved in earlier rounds, so that pages the snapshot child is reading are written meanwhile.
+ */
+static bool load_mixed(struct rush_engine *engine, uint32_t rounds)
+{
+    enum { PER = 512, KEPT = 4096 };
+    static uint64_t orders[KEPT];
+    uint32_t kept = 0;
+    static struct rush_request requests[PER];
+    static struct rush_result results[PER];
+    static uint64_t key = 1; /* keys go on across calls */
+    for (uint64_t round = 0; round < rounds; round++) {
+        for (uint32_t i = 0; i < PER; i++, key++) {
+            uint64_t earlier = kept > 0 ? orders[(key * 7919) % kept] : 0;
+            switch (key % 8) {
+            case 0:
+                requests[i] = request_of(RUSH_OP_CONFIRM, 0, 0, 0, earlier, key);
+                break;
+            case 1:
+                requests[i] = request_of(RUSH_OP_CANCEL, 0, 0, 0, earlier, key);
+                break;
+            case 2:
+            case 3:
+                requests[i] = request_of(RUSH_OP_GROUP_JOIN_ANY, 2, key % 9000, 0, 0, key);
+                break;
+            default:
+                requests[i] = request_of(RUSH_OP_RESERVE, 1, key % 20000, 1, 0, key);
+                break;
+            }
+            if (earlier == 0 && key % 8 < 2) /* nothing to pay yet: reserve instead */
+                requests[i] = request_of(RUSH_OP_RESERVE, 1, key % 20000, 1, 0, key);
+        }
+        if (rush_engine_execute(engine, requests, PER, results) != 0)
+            return false;
+        for (uint32_t i = 0; i < PER; i++)
+            if (requests[i].op == RUSH_OP_RESERVE && results[i].outcome == RUSH_OK)
+                orders[kept < KEPT ? kept++ : (i * 31) % KEPT] = results[i].order_id;
+    }
+    return true;
+}
+
+/* What the engine process hands the test after each round. */
+struct crash_report {
+    uint64_t digests[2];
+    uint64_t events;
+};
+
+/*
+ * The engine process: rounds of heavy mutation with background snapshots every 1,500 events;
+ * after each round it reports the shards' digests and waits for the test's go (so that nothing
+ * is in flight when the test kills it); it never ends by itself.
+ */
+static _Noreturn void crash_engine_main(int report_fd, int go_fd)
+{
+    snapshots_in_background = true;
+    int rc;
+    struct rush_engine *engine = open_engine(&rc, 1500);
+    if (rc != 0)
+        _exit(10);
+    put_catalogue(engine);
+    for (;;) {
+        if (!load_mixed(engine, 1))
+            _exit(11);
+        struct crash_report report;
+        for (uint32_t s = 0; s < 2; s++)
+            rush_engine_inspect(engine, s, digest_of, &report.digests[s]);
+        struct rush_engine_stats stats;
+        rush_engine_stats(engine, &stats);
+        report.events = stats.events;
+        char go;
+        if (write(report_fd, &report, sizeof(report)) != (ssize_t)sizeof(report) ||
+            read(go_fd, &go, 1) != 1)
+            _exit(12);
+    }
+}
+
+/*
+ * Background snapshots written while the shards mutate heavily (every round writes pages the
+ * child is reading), then kill -9 of the whole engine process between two rounds, with a snapshot
+ * child likely still writing: recovery (the newest snapshot + the log after its lsn) gives
+ * exactly the state the engine had at its last report, the one that never crashed.
+ */
+Test(snapshot, a_crash_amid_background_snapshots_recovers_the_live_state, .timeout = 120)
+{
+    enum { ROUNDS = 80 };
+    int reports[2], gos[2];
+    cr_assert_eq(pipe(reports), 0);
+    cr_assert_eq(pipe(gos), 0);
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0); /* the snapshot children come back here */
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(reports[0]);
+        close(gos[1]);
+        crash_engine_main(reports[1], gos[0]);
+    }
+    close(reports[1]);
+    close(gos[0]);
+    struct crash_report report;
+    for (uint32_t round = 1; round <= ROUNDS; round++) {
+        struct pollfd ready = {.fd = reports[0], .events = POLLIN};
+        cr_assert_eq(poll(&ready, 1, 60 * 1000), 1, "no report for round %u", round);
+        cr_assert_eq(read(reports[0], &report, sizeof(report)), (ssize_t)sizeof(report));
+        if (round < ROUNDS)
+            cr_assert_eq(write(gos[1], "g", 1), 1);
+    }
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status), "the engine process ended early: %d", status);
+    /* Its snapshot children die with it (PR_SET_PDEATHSIG); reap them before recovering. */
+    while (waitpid(-1, &status, 0) > 0 || errno == EINTR)
+        continue;
+    close(reports[0]);
+    close(gos[1]);
+    cr_assert_gt(files_with_prefix("snap-"), 0, "snapshots were written during the load");
+    cr_assert_eq(rush_wal_tool("verify"), 0);
+
+    snapshots_in_background = false;
+    int rc;
+    struct rush_engine *engine = open_engine(&rc, 0);
+    cr_assert_eq(rc, 0);
+    struct rush_engine_stats stats;
+    rush_engine_stats(engine, &stats);
+    cr_assert_lt(stats.recovered_events, report.events, "a snapshot cut the replay");
+    for (uint32_t s = 0; s < 2; s++) {
+        uint64_t digest;
+        rush_engine_inspect(engine, s, digest_of, &digest);
+        cr_assert_eq(digest, report.digests[s], "shard %u differs from the state before the kill",
+                     s);
     }
     rush_engine_destroy(engine);
 }
