@@ -67,15 +67,13 @@ static void on_followed(natsConnection *connection, natsSubscription *sub, natsM
     struct rush_cluster *cluster = shard->cluster;
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg), at = 0;
-    while (at + sizeof(struct rush_replicated_record) <= len) {
-        struct rush_replicated_record record;
-        memcpy(&record, data + at, sizeof(record));
+    struct rush_replicated_view record = {0};
+    int rc;
+    while ((rc = rush_replicated_next(data, len, &at, record.lsn, &record)) == 1) {
         size_t events_bytes = (size_t)record.count * sizeof(struct rush_event);
-        if (record.count == 0 || events_bytes > len - at - sizeof(record))
-            break; /* cannot be: the leader wrote it; the engine sees the gap and stops */
         struct rush_event *events = malloc(events_bytes);
         RUSH_ASSERT(events != NULL);
-        memcpy(events, data + at + sizeof(record), events_bytes); /* aligned for the engine */
+        memcpy(events, record.events, events_bytes); /* aligned for the engine */
         for (uint32_t round = 0; round < FOLLOW_FULL_ROUNDS_MAX; round++) {
             if (rush_engine_follow(cluster->engine, shard->index, record.lsn, record.time_ns,
                                    events, record.count) != RUSH_EFULL ||
@@ -84,8 +82,10 @@ static void on_followed(natsConnection *connection, natsSubscription *sub, natsM
             sleep_ms(FOLLOW_FULL_WAIT_MS);
         }
         free(events);
-        at += sizeof(record) + events_bytes;
     }
+    if (rc < 0) /* the engine sees the gap and does not apply past it */
+        rush_log(RUSH_LOG_ERROR, "cluster: shard %u: a malformed message on %s after lsn %llu",
+                 shard->index, shard->subject, (unsigned long long)record.lsn);
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         atomic_store(&shard->followed_seq, meta->Sequence.Stream);
@@ -171,14 +171,12 @@ static bool subject_end(struct cluster_shard *shard, uint64_t *seq, uint64_t *ls
     *seq = natsMsg_GetSequence(msg);
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg), at = 0;
-    while (at + sizeof(struct rush_replicated_record) <= len) {
-        struct rush_replicated_record record;
-        memcpy(&record, data + at, sizeof(record));
+    struct rush_replicated_view record = {0};
+    int rc;
+    while ((rc = rush_replicated_next(data, len, &at, record.lsn, &record)) == 1)
         *lsn = record.lsn;
-        at += sizeof(record) + (size_t)record.count * sizeof(struct rush_event);
-    }
     natsMsg_Destroy(msg);
-    return true;
+    return rc == 0; /* a malformed last message: its end is not known */
 }
 
 static void release(struct cluster_shard *shard, const char *value)

@@ -78,7 +78,7 @@ void cluster_replicator_promote(struct cluster_shard *shard, uint64_t seq)
 
 static size_t record_bytes(const struct cluster_pending *p)
 {
-    return sizeof(struct rush_replicated_record) + (size_t)p->count * sizeof(struct rush_event);
+    return rush_replicated_bytes(p->count);
 }
 
 /* Takes the queued batches of `term` that fit one message (at least one); frees older terms'. */
@@ -127,13 +127,8 @@ static char *payload_of(const struct cluster_pending *list, size_t bytes)
     char *payload = malloc(bytes);
     RUSH_ASSERT(payload != NULL);
     size_t at = 0;
-    for (const struct cluster_pending *p = list; p != NULL; p = p->next) {
-        struct rush_replicated_record record = {
-            .lsn = p->lsn, .time_ns = p->time_ns, .count = p->count};
-        memcpy(payload + at, &record, sizeof(record));
-        memcpy(payload + at + sizeof(record), p->events, (size_t)p->count * sizeof(p->events[0]));
-        at += record_bytes(p);
-    }
+    for (const struct cluster_pending *p = list; p != NULL; p = p->next)
+        at += rush_replicated_put(payload + at, p->lsn, p->time_ns, p->events, p->count);
     RUSH_ASSERT(at == bytes);
     return payload;
 }

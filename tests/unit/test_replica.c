@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "base/clock.h"
+#include "rush/replicated.h"
 #include "support.h"
 
 #define BATCHES_MAX 4096
@@ -243,4 +244,60 @@ Test(replica, a_drained_leader_answers_what_it_holds_then_follows)
         (void)poll_one(engine, 10);
     cr_assert_eq(rush_engine_role(engine, 0), RUSH_ROLE_FOLLOWER);
     rush_engine_destroy(engine);
+}
+
+/* ---- the replicated log's records (proto/codec/replicated.c) ------------------------------ */
+
+static size_t two_records(uint8_t *buf, uint64_t first_lsn)
+{
+    struct rush_event events[3] = {{.type = RUSH_EV_ORDER_RESERVED, .sku_id = 7, .qty = 1},
+                                   {.type = RUSH_EV_ORDER_CONFIRMED, .sku_id = 7, .qty = 1},
+                                   {.type = RUSH_EV_ORDER_RESERVED, .sku_id = 8, .qty = 2}};
+    size_t at = rush_replicated_put(buf, first_lsn, 100, events, 2);
+    return at + rush_replicated_put(buf + at, first_lsn + 1, 200, events + 2, 1);
+}
+
+Test(replicated, records_read_back_as_written)
+{
+    uint8_t buf[2 * sizeof(struct rush_replicated_record) + 3 * sizeof(struct rush_event)];
+    size_t len = two_records(buf, 41);
+    cr_assert_eq(len, sizeof buf);
+    size_t at = 0;
+    struct rush_replicated_view view;
+    cr_assert_eq(rush_replicated_next(buf, len, &at, 0, &view), 1);
+    cr_assert(view.lsn == 41 && view.time_ns == 100 && view.count == 2);
+    struct rush_event event;
+    memcpy(&event, (const char *)view.events + sizeof event, sizeof event);
+    cr_assert_eq(event.type, RUSH_EV_ORDER_CONFIRMED);
+    cr_assert_eq(rush_replicated_next(buf, len, &at, view.lsn, &view), 1);
+    cr_assert(view.lsn == 42 && view.count == 1);
+    cr_assert_eq(rush_replicated_next(buf, len, &at, view.lsn, &view), 0);
+}
+
+Test(replicated, damaged_records_are_refused_without_reading_past_the_message)
+{
+    uint8_t buf[2 * sizeof(struct rush_replicated_record) + 3 * sizeof(struct rush_event)];
+    size_t len = two_records(buf, 41);
+    struct rush_replicated_view view;
+    for (size_t cut = 1; cut < len; cut++) { /* a message cut anywhere inside a record */
+        size_t at = 0;
+        int rc = rush_replicated_next(buf, cut, &at, 0, &view);
+        if (rc == 1)
+            rc = rush_replicated_next(buf, cut, &at, view.lsn, &view);
+        cr_assert_eq(rc, cut == rush_replicated_bytes(2) ? 0 : RUSH_ECORRUPT, "cut %zu", cut);
+    }
+    size_t at = 0;
+    cr_assert_eq(rush_replicated_next(buf, len, &at, 41, &view), RUSH_ECORRUPT, "lsn must grow");
+    cr_assert_eq(at, 0, "a refusal does not move on");
+    buf[sizeof(struct rush_replicated_record) + 5] ^= 1; /* one bit of an event */
+    cr_assert_eq(rush_replicated_next(buf, len, &at, 0, &view), RUSH_ECORRUPT);
+    two_records(buf, 41);
+    struct rush_replicated_record header;
+    memcpy(&header, buf, sizeof header);
+    header.count = 0;
+    memcpy(buf, &header, sizeof header);
+    cr_assert_eq(rush_replicated_next(buf, len, &at, 0, &view), RUSH_ECORRUPT, "no events");
+    header.count = UINT32_MAX;
+    memcpy(buf, &header, sizeof header);
+    cr_assert_eq(rush_replicated_next(buf, len, &at, 0, &view), RUSH_ECORRUPT, "past the end");
 }

@@ -53,13 +53,10 @@ static uint64_t subject_last_lsn(jsCtx *js, const char *stream, uint32_t shard)
         return 0;
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg), at = 0;
+    struct rush_replicated_view record = {0};
     uint64_t lsn = 0;
-    while (at + sizeof(struct rush_replicated_record) <= len) { /* bounded by len */
-        struct rush_replicated_record record;
-        memcpy(&record, data + at, sizeof record);
+    while (rush_replicated_next(data, len, &at, record.lsn, &record) == 1)
         lsn = record.lsn;
-        at += sizeof record + (size_t)record.count * RUSH_REPLICATED_EVENT_BYTES;
-    }
     natsMsg_Destroy(msg);
     return lsn;
 }
