@@ -263,7 +263,9 @@ int rush_engine_config_check(const struct rush_engine_config *config, char *why,
 
 uint32_t rush_engine_shard_of_sku(uint32_t shard_count, uint64_t sku_id)
 {
-    uint64_t hash = XXH3_64bits(&sku_id, sizeof(sku_id)); /* unseeded: stable across restarts */
+    /* A family's SKUs (an activity's) hash as one: their family number (types.h). */
+    uint64_t route = rush_sku_family(sku_id) != 0 ? rush_sku_family(sku_id) : sku_id;
+    uint64_t hash = XXH3_64bits(&route, sizeof(route)); /* unseeded: stable across restarts */
     return (uint32_t)(((unsigned __int128)hash * shard_count) >> 64);
 }
 
@@ -313,6 +315,7 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
     case RUSH_OP_ADJUST:
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
+    case RUSH_OP_REGISTER:
         return rush_engine_shard_of_sku(shard_count, request->sku_id);
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:

@@ -103,6 +103,8 @@ struct rush_campaign {
     struct rush_campaign_engine engine;
     struct rush_campaign_endpoints endpoints;
     int64_t loaded_ns; /* what "now" meant */
+    uint32_t activity_count;
+    struct rush_activity activities[RUSH_ACTIVITIES_MAX]; /* in file order; family from SKUs */
     uint32_t sku_count;
     struct rush_sku *skus; /* sku_count entries in file order; owned */
 };

@@ -201,6 +201,7 @@ static void count_event(struct ops_totals *t, struct ops_sku *sku,
     case RUSH_EV_INVITER_DUE: /* a reward for the inviter: not an order's count */
     case RUSH_EV_ADMIN_AUDIT: /* counted by rush_ops_on_events */
     case RUSH_EV_AUDIT_PART:
+    case RUSH_EV_REGISTERED: /* a registration: not an order */
     case RUSH_EV_TYPE_COUNT_:
         break; /* not on the stream */
     }

@@ -61,6 +61,14 @@ int rush_shard_create(const struct rush_shard_config *config, struct rush_shard 
     shard->index = config->index;
     shard->limits = *limits;
     shard->policy = config->policy;
+    if (config->policy.activity_count > RUSH_ACTIVITIES_MAX) {
+        free(shard);
+        return RUSH_ECONFIG;
+    }
+    if (config->policy.activity_count > 0)
+        memcpy(shard->activities, config->policy.activities,
+               config->policy.activity_count * sizeof(struct rush_activity));
+    shard->policy.activities = shard->activities;
     if (shard->policy.retain_ns <= 0)
         shard->policy.retain_ns = RUSH_RETAIN_NS_DEFAULT;
     shard->retired_head = shard->retired_tail = NONE;
@@ -171,6 +179,38 @@ struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
     return &shard->groups[index];
 }
 
+/* The activity of an id family: at most RUSH_ACTIVITIES_MAX compared, for activity SKUs only. */
+const struct rush_activity *shard__activity(const struct rush_shard *shard, uint64_t family)
+{
+    for (uint32_t a = 0; a < shard->policy.activity_count; a++)
+        if (shard->activities[a].family == family)
+            return &shard->activities[a];
+    return NULL;
+}
+
+struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64_t family,
+                                          uint64_t user_id)
+{
+    rush_key key = rush_key_pair(LIMIT_ACTIVITY | family, user_id);
+    return rush_table_find(&shard->user_limits, &key);
+}
+
+/* The activity's day number at engine time now_ns (ns since the epoch, UTC): days start at
+ * midnight of UTC + day_offset_ns (8h: China's calendar day). */
+uint32_t shard__activity_day(const struct rush_activity *activity, int64_t now_ns)
+{
+    const int64_t day_ns = INT64_C(86400) * 1000000000;
+    int64_t local_ns = now_ns + activity->day_offset_ns;
+    return local_ns <= 0 ? 0 : (uint32_t)(local_ns / day_ns);
+}
+
+bool shard__registered(const struct rush_shard *shard, const struct sku_state *sku,
+                       uint64_t user_id)
+{
+    rush_key key = rush_key_pair(LIMIT_REGISTERED | ((uint64_t)(sku - shard->skus) + 1), user_id);
+    return rush_table_find(&shard->user_limits, &key) != NULL;
+}
+
 struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_index,
                                  uint64_t user_id)
 {
@@ -212,6 +252,10 @@ struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_i
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
         fields.a = sku_id;
+        break;
+    case RUSH_OP_REGISTER:
+        fields.a = sku_id;
+        fields.b = user_id;
         break;
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
@@ -379,6 +423,37 @@ void shard__group_settle(struct rush_shard *shard, uint32_t group_index)
 
 /* ---- apply: the only code that changes state --------------------------------------------- */
 
+/*
+ * A user's units over an activity: held follows the SKU entries (a release gives back), the day's
+ * count only grows within the day (a release does not give it back: the daily limit caps what is
+ * taken per day). The day is the activity's at this batch's time, so a replay counts the same.
+ */
+static void activity_take(struct rush_shard *shard, const struct sku_state *sku, uint64_t user_id,
+                          uint32_t qty)
+{
+    uint64_t family = rush_sku_family(sku->def.id);
+    rush_key key = rush_key_pair(LIMIT_ACTIVITY | family, user_id);
+    bool created;
+    struct limit_entry *entry = rush_table_upsert(&shard->user_limits, &key, &created);
+    RUSH_ASSERT(entry != NULL); /* decisions check room first */
+    entry->held += qty;
+    const struct rush_activity *activity = shard__activity(shard, family);
+    uint32_t day = activity ? shard__activity_day(activity, shard->now_ns) : 0;
+    if (entry->day != day) {
+        entry->day = day;
+        entry->day_taken = 0;
+    }
+    entry->day_taken += qty;
+}
+
+static void activity_give_back(struct rush_shard *shard, const struct sku_state *sku,
+                               uint64_t user_id, uint32_t qty)
+{
+    struct limit_entry *entry = shard__activity_limit(shard, rush_sku_family(sku->def.id), user_id);
+    RUSH_ASSERT(entry != NULL && entry->held >= qty);
+    entry->held -= qty;
+}
+
 static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t user_id,
                        uint32_t qty, bool flash)
 {
@@ -394,6 +469,8 @@ static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t
     RUSH_ASSERT(limit != NULL); /* decisions check room first */
     limit->held += qty;
     limit->unpaid += flash;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
+        activity_take(shard, sku, user_id, qty);
 }
 
 /* The order has left `reserved`: it joins the tail of the retired list (invariant 5) and its pay
@@ -448,6 +525,8 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     struct limit_entry *limit = shard__limit(shard, order->sku_index, order->user_id);
     RUSH_ASSERT(limit != NULL && limit->held >= order->qty);
     limit->held -= order->qty;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
+        activity_give_back(shard, sku, order->user_id, order->qty);
     order->state = state;
     retire(shard, order);
 }
@@ -655,6 +734,18 @@ static void apply_seat_invited(struct rush_shard *shard, const struct rush_event
     entry->field_c = shard__inviter_fold(event->user_id);
 }
 
+/* A registration: an entry of its own in the user-limit table (a repeat finds it there). */
+static void apply_registered(struct rush_shard *shard, const struct rush_event *event)
+{
+    const struct sku_state *sku = shard__sku(shard, event->sku_id);
+    RUSH_ASSERT(sku != NULL && event->user_id != 0);
+    rush_key key =
+        rush_key_pair(LIMIT_REGISTERED | ((uint64_t)(sku - shard->skus) + 1), event->user_id);
+    bool created;
+    struct limit_entry *entry = rush_table_upsert(&shard->user_limits, &key, &created);
+    RUSH_ASSERT(entry != NULL); /* the decision checked room */
+}
+
 void shard__apply(struct rush_shard *shard, const struct rush_event *event)
 {
     struct order *order = NULL;
@@ -718,6 +809,9 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
     case RUSH_EV_ADMIN_AUDIT:
     case RUSH_EV_AUDIT_PART:
         break; /* who did an admin action and why: changes nothing here */
+    case RUSH_EV_REGISTERED:
+        apply_registered(shard, event);
+        break;
     case RUSH_EV_NONE:
     case RUSH_EV_TYPE_COUNT_:
         RUSH_ASSERT(!"unknown event type");
@@ -842,27 +936,51 @@ static int check_groups(const struct rush_shard *shard, char *why, size_t why_si
     return rc;
 }
 
-/* Invariant 2: each (sku, user) entry holds what that user's orders hold (reused slots too). */
+/* The first word of a user-limit key: its kind (LIMIT_*) and SKU index or family. */
+static uint64_t limit_kind_of(const struct limit_entry *entry)
+{
+    uint64_t high;
+    memcpy(&high, entry->key.bytes + 8, sizeof(high));
+    return high;
+}
+
+/*
+ * Invariant 2: each (sku, user) entry holds what that user's orders hold (reused slots too), and
+ * the activity entries hold what the orders of activity SKUs hold.
+ */
 static int check_limits(const struct rush_shard *shard, char *why, size_t why_size)
 {
     uint64_t entries_held = 0, orders_held = 0, entries_unpaid = 0, orders_unpaid = 0;
+    uint64_t activity_entries_held = 0, activity_orders_held = 0;
     for (uint32_t s = 0; s < shard->user_limits.slot_count; s++) {
         const struct limit_entry *entry = rush_table_slot(&shard->user_limits, s);
-        if (entry != NULL) {
-            entries_held += entry->held;
-            entries_unpaid += entry->unpaid;
+        if (entry == NULL || (limit_kind_of(entry) & LIMIT_REGISTERED))
+            continue;
+        if (limit_kind_of(entry) & LIMIT_ACTIVITY) {
+            activity_entries_held += entry->held;
+            continue;
         }
+        entries_held += entry->held;
+        entries_unpaid += entry->unpaid;
     }
     for (uint32_t o = 1; o <= shard->order_count; o++) {
         const struct order *order = &shard->orders[o];
-        if (order->state == RUSH_ORDER_RESERVED || order->state == RUSH_ORDER_CONFIRMED)
-            orders_held += order->qty;
+        bool held = order->state == RUSH_ORDER_RESERVED || order->state == RUSH_ORDER_CONFIRMED;
+        orders_held += held ? order->qty : 0;
+        if (held && (shard->skus[order->sku_index].def.rules & RUSH_SKU_IN_ACTIVITY))
+            activity_orders_held += order->qty;
         orders_unpaid += order->state == RUSH_ORDER_RESERVED && order->group_index == NONE;
     }
-    for (uint32_t i = 0; i < shard->sku_count; i++)
+    for (uint32_t i = 0; i < shard->sku_count; i++) {
         orders_held += (uint64_t)shard->skus[i].confirmed_retired;
+        if (shard->skus[i].def.rules & RUSH_SKU_IN_ACTIVITY)
+            activity_orders_held += (uint64_t)shard->skus[i].confirmed_retired;
+    }
     CHECK(entries_held == orders_held, "user limits hold %lu units, orders hold %lu", entries_held,
           orders_held);
+    CHECK(activity_entries_held == activity_orders_held,
+          "activity limits hold %lu units, orders of activity SKUs hold %lu", activity_entries_held,
+          activity_orders_held);
     CHECK(entries_unpaid == orders_unpaid, "user limits count %lu unpaid orders, there are %lu",
           entries_unpaid, orders_unpaid);
     return 0;

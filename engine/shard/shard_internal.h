@@ -133,11 +133,28 @@ struct request_fields {
     uint32_t c;
 };
 
-struct limit_entry { /* key: (sku index + 1, user) */
+/*
+ * The user_limits table holds three kinds of entry, told apart by the key's first word:
+ *   (sku index + 1, user)                     a user's units of one SKU
+ *   (LIMIT_ACTIVITY | family, user)           a user's units over an activity's SKUs, and the
+ *                                             units taken on the current day
+ *   (LIMIT_REGISTERED | sku index + 1, user)  a registration (op register); no counts
+ */
+#define LIMIT_ACTIVITY (UINT64_C(1) << 63)
+#define LIMIT_REGISTERED (UINT64_C(1) << 62)
+struct limit_entry {
     rush_key key;
-    uint32_t held;   /* units reserved or confirmed, over the whole sale */
-    uint32_t unpaid; /* flash-sale orders reserved and not yet paid */
-    uint32_t churn;  /* flash-sale orders cancelled or expired (saturates) */
+    uint32_t held; /* units reserved or confirmed, over the whole sale */
+    union {
+        struct {
+            uint32_t unpaid; /* flash-sale orders reserved and not yet paid */
+            uint32_t churn;  /* flash-sale orders cancelled or expired (saturates) */
+        };
+        struct {                /* an activity's entry */
+            uint32_t day;       /* the activity's day number of day_taken */
+            uint32_t day_taken; /* units taken that day: a release does not give them back */
+        };
+    };
     uint32_t pad;
 };
 
@@ -161,7 +178,8 @@ struct rush_shard {
         uint32_t count;
         uint64_t seq_first; /* ring_seq - 1 of the oldest */
     } ring;
-    struct rush_shard_policy policy;
+    struct rush_shard_policy policy; /* policy.activities points at `activities` below */
+    struct rush_activity activities[RUSH_ACTIVITIES_MAX];
     uint32_t group_count;
     struct sku_state *skus;
     struct order *orders;
@@ -232,6 +250,12 @@ static inline uint64_t group_id_of(const struct rush_shard *shard, uint32_t inde
 }
 
 /* shard.c */
+const struct rush_activity *shard__activity(const struct rush_shard *shard, uint64_t family);
+struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64_t family,
+                                          uint64_t user_id);
+uint32_t shard__activity_day(const struct rush_activity *activity, int64_t now_ns);
+bool shard__registered(const struct rush_shard *shard, const struct sku_state *sku,
+                       uint64_t user_id);
 struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id);
 struct order *shard__order(const struct rush_shard *shard, uint64_t order_id);
 struct group *shard__group(const struct rush_shard *shard, uint64_t group_id);

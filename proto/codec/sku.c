@@ -101,6 +101,36 @@ static int sku_check_group(const struct rush_sku *sku, char *why, size_t why_siz
     return 0;
 }
 
+/*
+ * Who may buy: new users only, registered users only (a registration window that closes no later
+ * than the sale opens is not required: registering during the sale is allowed), and membership
+ * of the activity of the id's family.
+ */
+static int sku_check_rules(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    if ((sku->rules & ~RUSH_SKU_RULES_ALL) != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "rules holds unknown bits 0x%x",
+                            sku->rules & ~RUSH_SKU_RULES_ALL);
+    if ((sku->rules & RUSH_SKU_IN_ACTIVITY) && rush_sku_family(sku->id) == 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "an activity's SKU needs a family id (%" PRIu64 "..%" PRIu64
+                            ": its SKUs share id / %" PRIu64 ")",
+                            RUSH_SKU_FAMILY_ID_MIN, RUSH_SKU_ID_MAX, RUSH_SKU_FAMILY_SIZE);
+    if (!(sku->rules & RUSH_SKU_REGISTRATION)) {
+        if (sku->register_from_ns != 0 || sku->register_until_ns != 0)
+            return rush__refuse(RUSH_ECONFIG, why, why_size,
+                                "register_from and register_until need registration_required");
+        return 0;
+    }
+    if (sku->register_from_ns < 0 || sku->register_from_ns == RUSH_TIME_NEVER)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "register_from must be a time (not never)");
+    if (sku->register_until_ns <= sku->register_from_ns || sku->register_until_ns > sku->end_ns)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "register_until must be after register_from and not after end");
+    return 0;
+}
+
 int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
 {
     RUSH_ASSERT(sku != NULL);
@@ -133,7 +163,8 @@ int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
                             sku->order_qty_max, RUSH_QTY_MAX);
     if (sku->pay_ttl_ns < 0 || sku->pay_ttl_ns > RUSH_TTL_NS_MAX)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "pay_ttl must be 0..168h");
-    return sku_check_group(sku, why, why_size);
+    int rc = sku_check_rules(sku, why, why_size);
+    return rc < 0 ? rc : sku_check_group(sku, why, why_size);
 }
 
 uint32_t rush_sku_fields_missing(const struct rush_sku *put)
@@ -183,8 +214,11 @@ static const struct {
     SKU_FIELD(RUSH_SKU_FIELD_SOLO_ALLOWED, solo_allowed),
     SKU_FIELD(RUSH_SKU_FIELD_GROUP_PRICE, group_price_fen),
     SKU_FIELD(RUSH_SKU_FIELD_LEADER_PRICE, leader_price_fen),
+    SKU_FIELD(RUSH_SKU_FIELD_RULES, rules),
+    SKU_FIELD(RUSH_SKU_FIELD_REGISTER_FROM, register_from_ns),
+    SKU_FIELD(RUSH_SKU_FIELD_REGISTER_UNTIL, register_until_ns),
 };
-static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 19, "one entry per field bit");
+static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 22, "one entry per field bit");
 
 /* A named group or leader price brings its `prices` bit with it (set: the put's price applies). */
 static uint8_t merged_prices(uint8_t live, uint8_t put, uint32_t fields)

@@ -65,7 +65,12 @@ static struct rush_request request_of(enum rush_op op)
     case RUSH_OP_GROUP_JOIN:
         req.target_id = big | RUSH_ID_GROUP_BIT;
         req.user_id = 42;
-        req.inviter_id = 4242; /* who invited them */
+        req.inviter_id = 4242;             /* who invited them */
+        req.flags = RUSH_REQUEST_NEW_USER; /* the gateway's attestation */
+        break;
+    case RUSH_OP_REGISTER:
+        req.sku_id = 1001;
+        req.user_id = 43;
         break;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:

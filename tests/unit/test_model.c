@@ -55,7 +55,7 @@
 #define MONOTONIC_0 (1000 * SECOND) /* the injected monotonic clock when an engine is created */
 static uint32_t run_shard_index = 5;
 #define USERS_MAX 120u
-#define SKUS_MAX 8u
+#define SKUS_MAX 12u
 #define HISTORY_MAX 512u
 #define BATCH_REQUESTS_MAX 6u
 #define CHECK_EVERY 256u
@@ -74,13 +74,32 @@ enum sku_id {
     SKU_TRIO = 23, /* group of 3, fill within a budget; also sold solo; seats 40, the leader free */
     SKU_QUAD = 24, /* group of 4, unlimited stock, fill with a large budget */
     SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later; seats pay 70 */
+    SKU_NEWBIE = 15, /* solo, new users only (the request's attestation) */
+    SKU_BOOKED = 16, /* solo, registration required; registrations taken in [T0 - 1 s, T0 + 4 s) */
     SKU_UNKNOWN = 99,
 };
+/* The activity "colours": one id family, a solo SKU and a group-buy of 2, limits over both. */
+#define FAMILY_COLOURS UINT64_C(1000000000007)
+#define SKU_ACT_SOLO (FAMILY_COLOURS * 1000 + 1)
+#define SKU_ACT_PAIR (FAMILY_COLOURS * 1000 + 2)
+#define ACTIVITY_QTY_MAX 3u
+#define ACTIVITY_DAY_QTY_MAX 2u
+/* Its day turns over 5 s after T0 (T0 is 22:13:20 UTC), inside every run. */
+#define ACTIVITY_DAY_OFFSET_NS (6395 * SECOND)
+#define DAY_NS (INT64_C(86400) * SECOND)
+static const struct rush_activity model_activities[] = {{.name = "colours",
+                                                         .family = FAMILY_COLOURS,
+                                                         .user_qty_max = ACTIVITY_QTY_MAX,
+                                                         .day_qty_max = ACTIVITY_DAY_QTY_MAX,
+                                                         .day_offset_ns = ACTIVITY_DAY_OFFSET_NS}};
 
-static const uint64_t solo_skus[] = {SKU_HOT, SKU_HOT, SKU_HOT, SKU_NOW, SKU_FREE, SKU_LATE};
-static const uint64_t group_skus[] = {SKU_PAIR, SKU_TRIO, SKU_TRIO, SKU_QUAD, SKU_FIVE, SKU_FIVE};
-static const uint64_t all_skus[] = {SKU_HOT,  SKU_NOW,  SKU_FREE, SKU_LATE,
-                                    SKU_PAIR, SKU_TRIO, SKU_QUAD, SKU_FIVE};
+static const uint64_t solo_skus[] = {SKU_HOT,  SKU_HOT,    SKU_HOT,    SKU_NOW,     SKU_FREE,
+                                     SKU_LATE, SKU_NEWBIE, SKU_BOOKED, SKU_ACT_SOLO};
+static const uint64_t group_skus[] = {SKU_PAIR, SKU_TRIO, SKU_TRIO,    SKU_QUAD,
+                                      SKU_FIVE, SKU_FIVE, SKU_ACT_PAIR};
+static const uint64_t all_skus[] = {SKU_HOT,    SKU_NOW,    SKU_FREE,     SKU_LATE,
+                                    SKU_PAIR,   SKU_TRIO,   SKU_QUAD,     SKU_FIVE,
+                                    SKU_NEWBIE, SKU_BOOKED, SKU_ACT_SOLO, SKU_ACT_PAIR};
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- a small PRNG (splitmix64) ------------------------------------------------------------ */
@@ -116,8 +135,33 @@ static struct rush_sku catalogue_sku(uint64_t id)
     sku.order_qty_max = 3;
     sku.user_qty_max = 4;
     sku.pay_ttl_ns = 25 * MS;
+    if (id == SKU_ACT_SOLO || id == SKU_ACT_PAIR) {
+        if (id == SKU_ACT_PAIR) {
+            sku = sku_group(id, 40, 2);
+            sku.group_ttl_ns = SECOND + 30 * MS;
+            sku.groups_open_max = 5;
+            sku.order_qty_max = 2;
+        } else {
+            sku.order_qty_max = 2;
+        }
+        sku.user_qty_max = 2; /* the activity's 3 over both (2 a day) binds first */
+        sku.rules = RUSH_SKU_IN_ACTIVITY;
+        return sku;
+    }
     switch ((enum sku_id)id) {
     case SKU_HOT:
+        break;
+    case SKU_NEWBIE:
+        sku.stock = 20;
+        sku.order_qty_max = 1;
+        sku.user_qty_max = 1;
+        sku.rules = RUSH_SKU_NEW_USERS_ONLY;
+        break;
+    case SKU_BOOKED:
+        sku.stock = 30;
+        sku.rules = RUSH_SKU_REGISTRATION;
+        sku.register_from_ns = T0_NS - SECOND;
+        sku.register_until_ns = T0_NS + 4 * SECOND;
         break;
     case SKU_NOW:
         sku.stock = 60;
@@ -202,6 +246,15 @@ struct m_sku {
     uint32_t user_held[USERS_MAX + 1];
     uint32_t user_unpaid[USERS_MAX + 1]; /* flash-sale orders reserved, not paid */
     uint32_t user_churn[USERS_MAX + 1];  /* flash-sale orders cancelled or expired */
+    bool registered[USERS_MAX + 1];      /* op register (an entry of the limit table) */
+};
+
+/* A user's units over the activity: held (given back on release) and taken on `day`. */
+struct m_activity_user {
+    bool has_entry;
+    uint32_t held;
+    uint32_t day;
+    uint32_t day_taken;
 };
 
 struct m_order {
@@ -295,7 +348,8 @@ struct model {
     uint32_t ring_cap;
     uint32_t ring_count;
     uint64_t ring_first;
-    uint32_t limit_count;
+    uint32_t limit_count; /* entries of the limit table: (sku, user), activity and registration */
+    struct m_activity_user activity[USERS_MAX + 1];
     uint32_t unpaid_max, churn_max; /* anti-hoarding caps per (SKU, user); 0: none */
     uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
     uint64_t fired_expired, fired_completed, fired_failed;
@@ -393,7 +447,13 @@ static struct m_verdict m_window(const struct model *m, const struct m_sku *sku)
     return m_out(RUSH_OK);
 }
 
-/* Quantity, then the user's limits, then stock, then room in the tables. */
+/* The activity's day number: days start at midnight of UTC + its offset. */
+static uint32_t m_activity_day(int64_t now)
+{
+    return (uint32_t)((now + ACTIVITY_DAY_OFFSET_NS) / DAY_NS);
+}
+
+/* Quantity, then the user's limits (the SKU's, then its activity's), then stock, then room. */
 static struct m_verdict m_can_hold(const struct model *m, const struct m_sku *sku, uint64_t user,
                                    uint32_t qty)
 {
@@ -403,13 +463,36 @@ static struct m_verdict m_can_hold(const struct model *m, const struct m_sku *sk
     uint64_t held = sku->user_held[user];
     if (qty > sku->def.order_qty_max || held + qty > sku->def.user_qty_max)
         return m_out(RUSH_LIMIT_EXCEEDED);
+    uint32_t entries_new = !sku->user_has_entry[user];
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY) { /* over the activity: all of it, then today */
+        const struct m_activity_user *a = &m->activity[user];
+        if (a->held + qty > ACTIVITY_QTY_MAX)
+            return (struct m_verdict){.outcome = RUSH_LIMIT_EXCEEDED,
+                                      .reason = RUSH_REASON_ACTIVITY_LIMIT};
+        uint32_t today = m_activity_day(m->now);
+        if ((a->day == today ? a->day_taken : 0) + qty > ACTIVITY_DAY_QTY_MAX)
+            return (struct m_verdict){.outcome = RUSH_LIMIT_EXCEEDED,
+                                      .reason = RUSH_REASON_ACTIVITY_DAY};
+        entries_new += !a->has_entry;
+    }
     if (!sku->def.unlimited && sku->available < (int64_t)qty)
         return m_out(RUSH_SOLD_OUT);
     /* No slot is ever reused here (retain_ns outlasts the run): every order holds its key. */
     if (m->order_count >= m->limits.orders_max ||
         m->order_count >= m->limits.keys_max - m->ring_cap ||
-        (!sku->user_has_entry[user] && m->limit_count >= m->limits.user_limits_max))
+        m->limit_count + entries_new > m->limits.user_limits_max)
         return m_out(RUSH_BUSY);
+    return m_out(RUSH_OK);
+}
+
+/* Who may buy: the gateway's new-user attestation, a registration. */
+static struct m_verdict m_eligible(const struct m_sku *sku, const struct rush_request *rq)
+{
+    if ((sku->def.rules & RUSH_SKU_NEW_USERS_ONLY) && !(rq->flags & RUSH_REQUEST_NEW_USER))
+        return (struct m_verdict){.outcome = RUSH_NOT_ELIGIBLE, .reason = RUSH_REASON_NOT_NEW_USER};
+    if ((sku->def.rules & RUSH_SKU_REGISTRATION) && !sku->registered[rq->user_id])
+        return (struct m_verdict){.outcome = RUSH_NOT_ELIGIBLE,
+                                  .reason = RUSH_REASON_NOT_REGISTERED};
     return m_out(RUSH_OK);
 }
 
@@ -439,6 +522,17 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
     }
     sku->user_held[user] += qty;
     sku->user_unpaid[user] += group == 0;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY) {
+        struct m_activity_user *a = &m->activity[user];
+        m->limit_count += !a->has_entry;
+        a->has_entry = true;
+        a->held += qty;
+        if (a->day != m_activity_day(m->now)) { /* a new day: its count starts again */
+            a->day = m_activity_day(m->now);
+            a->day_taken = 0;
+        }
+        a->day_taken += qty;
+    }
     if (group == 0 && sku->def.pay_ttl_ns > 0) {
         m->orders[n].deadline = m->now + sku->def.pay_ttl_ns;
         m_timer_add(m, m->orders[n].deadline, n);
@@ -486,6 +580,8 @@ static void m_order_return(struct model *m, uint32_t n, uint8_t state)
     sku->user_held[order->user] -= order->qty;
     sku->user_unpaid[order->user] -= order->group == 0;
     sku->user_churn[order->user] += order->group == 0;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
+        m->activity[order->user].held -= order->qty; /* the day's count stays */
 }
 
 static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq)
@@ -498,6 +594,8 @@ static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq
         return m_invalid(RUSH_REASON_GROUP_SKU);
     struct m_verdict v = m_window(m, sku);
     uint64_t user = rq->user_id <= USERS_MAX ? rq->user_id : 0;
+    if (v.outcome == RUSH_OK)
+        v = m_eligible(sku, rq);
     if (v.outcome == RUSH_OK && ((m->unpaid_max != 0 && sku->user_unpaid[user] >= m->unpaid_max) ||
                                  (m->churn_max != 0 && sku->user_churn[user] >= m->churn_max)))
         v = m_out(RUSH_HOARDING); /* one user holding or churning too much of a flash sale */
@@ -652,6 +750,8 @@ static struct m_verdict m_group_open(struct model *m, const struct rush_request 
     if (m->skus[s].def.group_size == 0)
         return m_invalid(RUSH_REASON_NOT_GROUP_SKU);
     struct m_verdict v = m_window(m, &m->skus[s]);
+    if (v.outcome == RUSH_OK)
+        v = m_eligible(&m->skus[s], rq);
     if (v.outcome != RUSH_OK)
         return v;
     return m_open(m, (uint32_t)s, rq->user_id, 0);
@@ -677,7 +777,9 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
         return m_out(RUSH_GROUP_FULL);
     if (m_user_in_group(m, group, rq->user_id))
         return m_out(RUSH_ALREADY_IN_GROUP);
-    v = m_can_hold(m, sku, rq->user_id, 1);
+    v = m_eligible(sku, rq);
+    if (v.outcome == RUSH_OK)
+        v = m_can_hold(m, sku, rq->user_id, 1);
     if (v.outcome == RUSH_OK)
         v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
@@ -710,6 +812,8 @@ static struct m_verdict m_join_any(struct model *m, const struct rush_request *r
         return m_invalid(RUSH_REASON_NOT_GROUP_SKU);
     struct m_verdict v = m_window(m, sku);
     if (v.outcome == RUSH_OK)
+        v = m_eligible(sku, rq);
+    if (v.outcome == RUSH_OK)
         v = m_can_hold(m, sku, rq->user_id, 1);
     if (v.outcome != RUSH_OK)
         return v;
@@ -736,6 +840,25 @@ static struct m_verdict m_adjust(struct model *m, const struct rush_request *rq)
         return m_invalid(RUSH_REASON_BELOW_RESERVED);
     sku->stock_total += amount;
     sku->available += amount;
+    return m_out(RUSH_OK);
+}
+
+/* A registration: in the SKU's window, for a SKU that takes them; again: ok, nothing more. */
+static struct m_verdict m_register(struct model *m, const struct rush_request *rq)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0)
+        return m_out(RUSH_UNKNOWN_SKU);
+    struct m_sku *sku = &m->skus[s];
+    if (!(sku->def.rules & RUSH_SKU_REGISTRATION))
+        return m_invalid(RUSH_REASON_NOT_REGISTRABLE);
+    if (m->now < sku->def.register_from_ns || m->now >= sku->def.register_until_ns)
+        return m_invalid(RUSH_REASON_REGISTER_WINDOW);
+    cr_assert(rq->user_id <= USERS_MAX);
+    if (!sku->registered[rq->user_id] && m->limit_count >= m->limits.user_limits_max)
+        return m_out(RUSH_BUSY);
+    m->limit_count += !sku->registered[rq->user_id];
+    sku->registered[rq->user_id] = true;
     return m_out(RUSH_OK);
 }
 
@@ -774,6 +897,7 @@ static uint8_t m_owner_of(const struct rush_request *rq, uint8_t outcome)
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
     case RUSH_OP_LIST_GROUPS:
+    case RUSH_OP_REGISTER:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -815,6 +939,8 @@ static bool m_same_request(const struct rush_request *a, const struct rush_reque
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
         return a->sku_id == b->sku_id;
+    case RUSH_OP_REGISTER:
+        return a->sku_id == b->sku_id && a->user_id == b->user_id;
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
@@ -874,6 +1000,8 @@ static struct m_verdict m_decide_op(struct model *m, const struct rush_request *
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
         return m_pause_or_resume(m, rq);
+    case RUSH_OP_REGISTER:
+        return m_register(m, rq);
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
@@ -1138,6 +1266,16 @@ static bool m_sku_valid(const struct rush_sku *d)
         (!(d->prices & RUSH_SKU_GROUP_PRICE) && d->group_price_fen != 0) ||
         (!(d->prices & RUSH_SKU_LEADER_PRICE) && d->leader_price_fen != 0))
         return false;
+    /* who may buy: known rule bits; an activity's SKU has a family id; a registration window
+     * [from, until) with a real start, ending no later than the sale, and only with the rule */
+    if ((d->rules & ~RUSH_SKU_RULES_ALL) ||
+        ((d->rules & RUSH_SKU_IN_ACTIVITY) && d->id < UINT64_C(1000000000000000)))
+        return false;
+    if (!(d->rules & RUSH_SKU_REGISTRATION)
+            ? d->register_from_ns != 0 || d->register_until_ns != 0
+            : d->register_from_ns < 0 || d->register_from_ns == RUSH_TIME_NEVER ||
+                  d->register_until_ns <= d->register_from_ns || d->register_until_ns > d->end_ns)
+        return false;
     if (d->group_size == 0) /* ...and they belong to group-buys */
         return d->group_ttl_ns == 0 && d->groups_open_max == 0 && d->virtual_policy == 0 &&
                d->virtual_seats_max == 0 && d->virtual_budget == 0 && d->solo_allowed == 0 &&
@@ -1226,6 +1364,12 @@ static struct rush_sku m_sku_merged(const struct m_sku *live, const struct rush_
         d.prices =
             (uint8_t)((d.prices & ~RUSH_SKU_LEADER_PRICE) | (put->prices & RUSH_SKU_LEADER_PRICE));
     }
+    if (f & RUSH_SKU_FIELD_RULES)
+        d.rules = put->rules;
+    if (f & RUSH_SKU_FIELD_REGISTER_FROM)
+        d.register_from_ns = put->register_from_ns;
+    if (f & RUSH_SKU_FIELD_REGISTER_UNTIL)
+        d.register_until_ns = put->register_until_ns;
     if (d.unlimited && !(f & RUSH_SKU_FIELD_STOCK))
         d.stock = 0;
     d.fields = 0;
@@ -1254,6 +1398,8 @@ static uint8_t m_live_put_refusal(const struct model *m, uint32_t s, const struc
     const struct m_sku *sku = &m->skus[s];
     if (!m_sku_valid(def))
         return RUSH_REASON_SKU_DEF;
+    if ((def->rules ^ sku->def.rules) & RUSH_SKU_IN_ACTIVITY)
+        return RUSH_REASON_SKU_DEF; /* activity membership is fixed when a SKU is created */
     if (def->group_size != sku->def.group_size && m_sku_had_group(m, s))
         return RUSH_REASON_SKU_HAS_GROUPS;
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
@@ -1396,6 +1542,7 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_SEAT_INVITED:
         case RUSH_EV_ADMIN_AUDIT: /* the model's admin ops carry no audit */
         case RUSH_EV_AUDIT_PART:
+        case RUSH_EV_REGISTERED:
         case RUSH_EV_TYPE_COUNT_:
             break;
         }
@@ -1462,7 +1609,9 @@ struct run {
  */
 static struct rush_shard_policy run_policy(uint64_t seed)
 {
-    struct rush_shard_policy policy = {.retain_ns = INT64_MAX / 4};
+    struct rush_shard_policy policy = {.retain_ns = INT64_MAX / 4,
+                                       .activities = model_activities,
+                                       .activity_count = COUNT_OF(model_activities)};
     if ((seed / 4) % 2 == 1) {
         policy.user_unpaid_max = 2;
         policy.user_churn_max = 12;
@@ -1476,13 +1625,13 @@ static struct rush_shard_limits run_limits(uint64_t seed, uint32_t steps)
                                        .orders_max = 8 * steps + 64,
                                        .groups_max = 2 * steps + 64,
                                        .keys_max = 8 * steps + 64,
-                                       .user_limits_max = SKUS_MAX * (USERS_MAX + 1),
+                                       .user_limits_max = (SKUS_MAX + 2) * (USERS_MAX + 1),
                                        .events_buffer_max = 512};
     switch (seed % 4) {
     case 0:
         break;
     case 1:
-        limits.orders_max = steps / 3 + 16;
+        limits.orders_max = steps / 10 + 16;
         limits.groups_max = steps / 40 + 8;
         break;
     case 2:
@@ -1782,9 +1931,27 @@ static uint32_t some_qty(struct run *run)
     return dice < 98 ? QTY_MAX + 1 : UINT32_MAX;
 }
 
+/* The gateway attests a new user on some reservations (the engine trusts it). */
+static void attest_new_user(struct run *run, struct rush_request *rq)
+{
+    if (rnd(run, 100) < 40)
+        rq->flags = RUSH_REQUEST_NEW_USER;
+}
+
+static void gen_register(struct run *run, struct rush_request *rq)
+{
+    rq->op = RUSH_OP_REGISTER;
+    uint64_t dice = rnd(run, 100);
+    rq->sku_id = dice < 85   ? SKU_BOOKED
+                 : dice < 95 ? pick(run, all_skus, COUNT_OF(all_skus))
+                             : SKU_UNKNOWN;
+    rq->user_id = random_user(run);
+}
+
 static void gen_reserve(struct run *run, struct rush_request *rq)
 {
     rq->op = RUSH_OP_RESERVE;
+    attest_new_user(run, rq);
     uint64_t dice = rnd(run, 100);
     rq->sku_id = dice < 90   ? pick(run, solo_skus, COUNT_OF(solo_skus))
                  : dice < 95 ? pick(run, group_skus, COUNT_OF(group_skus))
@@ -1797,6 +1964,7 @@ static void gen_group_op(struct run *run, struct rush_request *rq, uint8_t op)
 {
     rq->op = op;
     rq->user_id = random_user(run);
+    attest_new_user(run, rq);
     uint64_t invite = rnd(run, 100);
     if (op != RUSH_OP_GROUP_OPEN && invite < 30) /* joined on a friend's invitation */
         rq->inviter_id = invite < 3 ? rq->user_id : random_user(run) + 1000;
@@ -1892,6 +2060,9 @@ static void gen_key_reuse(struct run *run, const struct past *past, struct rush_
     case RUSH_OP_RESUME:
         rq->op = rq->op == RUSH_OP_PAUSE ? RUSH_OP_RESUME : RUSH_OP_PAUSE;
         break;
+    case RUSH_OP_REGISTER:
+        rq->user_id = rq->user_id % USERS_MAX + 1;
+        break;
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
@@ -1929,10 +2100,12 @@ static void gen_mutating(struct run *run, uint64_t dice, struct rush_request *rq
         gen_group_op(run, rq, RUSH_OP_GROUP_OPEN);
     } else if (dice < 57) {
         gen_group_op(run, rq, RUSH_OP_GROUP_JOIN);
-    } else if (dice < 69) {
+    } else if (dice < 68) {
         gen_group_op(run, rq, RUSH_OP_GROUP_JOIN_ANY);
-    } else if (dice < 72) {
+    } else if (dice < 70) {
         gen_adjust(run, rq);
+    } else if (dice < 72) {
+        gen_register(run, rq);
     } else {
         gen_pause_or_resume(run, rq);
     }
@@ -2262,6 +2435,19 @@ static void redefine_field(struct run *run, const struct m_sku *live, uint32_t b
                                           : put->prices & ~RUSH_SKU_GROUP_PRICE);
         put->group_price_fen = dice < 70 ? (int64_t)rnd(run, 120) : 0;
         break;
+    case RUSH_SKU_FIELD_RULES: /* a rule on or off; the activity flipped (refused); bad bits */
+        put->rules = dice < 60   ? live->def.rules
+                     : dice < 80 ? (uint8_t)(live->def.rules ^ RUSH_SKU_NEW_USERS_ONLY)
+                     : dice < 92 ? (uint8_t)(live->def.rules ^ RUSH_SKU_REGISTRATION)
+                     : dice < 97 ? (uint8_t)(live->def.rules ^ RUSH_SKU_IN_ACTIVITY)
+                                 : 0x80;
+        break;
+    case RUSH_SKU_FIELD_REGISTER_FROM: /* a window from about now, or none */
+        put->register_from_ns = dice < 30 ? 0 : run->clock - (int64_t)rnd(run, 2 * SECOND);
+        break;
+    case RUSH_SKU_FIELD_REGISTER_UNTIL:
+        put->register_until_ns = dice < 30 ? 0 : run->clock + (int64_t)rnd(run, 3 * SECOND);
+        break;
     case RUSH_SKU_FIELD_LEADER_PRICE: /* the leader free, a price, or unset */
         put->prices = (uint8_t)(dice < 70 ? put->prices | RUSH_SKU_LEADER_PRICE
                                           : put->prices & ~RUSH_SKU_LEADER_PRICE);
@@ -2297,21 +2483,25 @@ static void step_redefine(struct run *run)
         put.price_fen = 5;
     } else if (dice < 8) {
         put.fields = 0; /* whole: every field, the pause and the stock included */
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_LEADER_PRICE; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_REGISTER_UNTIL; bit <<= 1)
             if (rnd(run, 4) == 0)
                 redefine_field(run, live, bit, &put);
     } else {
         for (uint32_t named = 1 + (uint32_t)rnd(run, 3), i = 0; i < named; i++)
-            put.fields |= 1u << rnd(run, 19);
+            put.fields |= 1u << rnd(run, 22);
+        if (put.fields & (RUSH_SKU_FIELD_REGISTER_FROM | RUSH_SKU_FIELD_REGISTER_UNTIL))
+            put.fields |= rnd(run, 3) != 0 ? RUSH_SKU_FIELD_RULES | RUSH_SKU_FIELD_REGISTER_FROM |
+                                                 RUSH_SKU_FIELD_REGISTER_UNTIL
+                                           : 0;
         if (put.fields & RUSH_SKU_FIELD_VIRTUAL_POLICY) /* mostly a consistent set */
             put.fields |= rnd(run, 4) != 0
                               ? RUSH_SKU_FIELD_VIRTUAL_BUDGET | RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX
                               : 0;
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_LEADER_PRICE; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_REGISTER_UNTIL; bit <<= 1)
             if (put.fields & bit)
                 redefine_field(run, live, bit, &put);
         if (dice >= 99)
-            put.fields |= 1u << 20; /* a field no version knows: refused */
+            put.fields |= 1u << 22; /* a field no version knows: refused */
     }
     struct rush_result want = model_sku_put(&run->model, &put);
     run->redefinitions[want.outcome == RUSH_OK]++;
@@ -2348,9 +2538,11 @@ static void step_request(struct run *run)
     }
     if (past != NULL)
         expect_retry(run, past, &rq, &got[0]);
-    /* Tables fill up (the tight profiles of run_limits): only a reservation may want room. */
+    /* Tables fill up (the tight profiles of run_limits): only a reservation (or a registration,
+     * an entry of the user-limit table) may want room. */
     bool reservation = rq.op == RUSH_OP_RESERVE || rq.op == RUSH_OP_GROUP_OPEN ||
-                       rq.op == RUSH_OP_GROUP_JOIN || rq.op == RUSH_OP_GROUP_JOIN_ANY;
+                       rq.op == RUSH_OP_GROUP_JOIN || rq.op == RUSH_OP_GROUP_JOIN_ANY ||
+                       rq.op == RUSH_OP_REGISTER;
     if (got[0].outcome == RUSH_BUSY && !reservation)
         FAIL_AT(run, "%s answered busy: payments, cancels and admin ops never want a slot",
                 rq.op < RUSH_OP_COUNT_ ? rush_op_name(rq.op) : "an unknown op");
@@ -2639,6 +2831,7 @@ Test(model, replaying_the_log_rebuilds_the_same_state)
         struct sink resumed = {.groups_cap = 1, .seats = (uint32_t[1]){0}};
         struct rush_shard_config config = {.index = SHARD_INDEX,
                                            .limits = run->model.limits,
+                                           .policy = run->shard_config.policy, /* activities */
                                            .seed = seeds[i] * 31 + 17,
                                            .start_ns = T0_NS,
                                            .sink = sink_fn,
