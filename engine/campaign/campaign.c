@@ -1271,9 +1271,11 @@ void rush_campaign_free(struct rush_campaign *campaign)
     memset(campaign, 0, sizeof *campaign);
 }
 
-void rush_campaign_policy(const struct rush_campaign_engine *engine,
-                          struct rush_shard_policy *policy)
+void rush_campaign_policy(const struct rush_campaign *campaign, struct rush_shard_policy *policy)
 {
+    const struct rush_campaign_engine *engine = &campaign->engine;
+    policy->activities = campaign->activities;
+    policy->activity_count = campaign->activity_count;
     if (engine->ended_retain_ns)
         policy->retain_ns = engine->ended_retain_ns;
     if (engine->user_caps_given & 1)
@@ -1297,9 +1299,7 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.keys_max = engine->keys_max;
     if (engine->user_limits_max)
         config->limits.user_limits_max = engine->user_limits_max;
-    rush_campaign_policy(engine, &config->policy);
-    config->policy.activities = campaign->activities;
-    config->policy.activity_count = campaign->activity_count;
+    rush_campaign_policy(campaign, &config->policy);
     if (campaign->sku_count + 16 > config->limits.skus_max)
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;

@@ -280,9 +280,10 @@ static_assert(offsetof(struct rush_sku, fields) == 124, "fields sits in the old 
  * SKU id families: ids from RUSH_SKU_FAMILY_ID_MIN up are grouped by id / RUSH_SKU_FAMILY_SIZE
  * (the last three decimal digits name the member) and a family routes to one shard, so that an
  * activity's SKUs (all of one family) are decided by one thread. Below: no family (0), each id
- * routes on its own.
+ * routes on its own. The range starts above 2^52, where rush-loadgen's fresh ids stay, so a run's
+ * consecutive fresh ids keep spreading over the shards.
  */
-#define RUSH_SKU_FAMILY_ID_MIN UINT64_C(1000000000000000)
+#define RUSH_SKU_FAMILY_ID_MIN UINT64_C(5000000000000000)
 #define RUSH_SKU_FAMILY_SIZE UINT64_C(1000)
 static inline uint64_t rush_sku_family(uint64_t sku_id)
 {

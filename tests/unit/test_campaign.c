@@ -282,7 +282,7 @@ static const struct broken broken_files[] = {
     {SKU_HEAD "group_size = 3\ngroup_ttl = 10m\nsolo_allowed = yes\n",
      "t.ini:9: solo_allowed = yes: must be true or false"},
     /* Activities and eligibility (issue 14). */
-    {"[activity colours]\nuser_qty_max = 2\n[sku 1000000000007001]\nname = red\nstock = 1\n"
+    {"[activity colours]\nuser_qty_max = 2\n[sku 5000000000007001]\nname = red\nstock = 1\n"
      "price = 1\nstart = now\nend = never\nactivity = colour\n",
      "t.ini:9: activity = colour: unknown activity (no [activity colour] section)"},
     {"[activity colours]\nday_qty_max = 2\n",
@@ -298,16 +298,16 @@ static const struct broken broken_files[] = {
      "t.ini:3: unknown key 'limit' in [activity]"},
     {"[activity colours]\nuser_qty_max = 2\n" SKU_HEAD "activity = colours\n",
      "t.ini:3: [sku 7]: an activity's SKU needs a family id"},
-    {"[activity colours]\nuser_qty_max = 2\n[sku 1000000000007001]\nname = red\nstock = 1\n"
-     "price = 1\nstart = now\nend = never\nactivity = colours\n[sku 1000000000008001]\n"
+    {"[activity colours]\nuser_qty_max = 2\n[sku 5000000000007001]\nname = red\nstock = 1\n"
+     "price = 1\nstart = now\nend = never\nactivity = colours\n[sku 5000000000008001]\n"
      "name = blue\nstock = 1\nprice = 1\nstart = now\nend = never\nactivity = colours\n",
-     "t.ini:16: activity = colours: sku 1000000000008001 is not of the family of sku "
-     "1000000000007001"},
+     "t.ini:16: activity = colours: sku 5000000000008001 is not of the family of sku "
+     "5000000000007001"},
     {"[activity a]\nuser_qty_max = 2\n[activity b]\nuser_qty_max = 2\n"
-     "[sku 1000000000007001]\nname = red\nstock = 1\n"
-     "price = 1\nstart = now\nend = never\nactivity = a\n[sku 1000000000007002]\n"
+     "[sku 5000000000007001]\nname = red\nstock = 1\n"
+     "price = 1\nstart = now\nend = never\nactivity = a\n[sku 5000000000007002]\n"
      "name = blue\nstock = 1\nprice = 1\nstart = now\nend = never\nactivity = b\n",
-     "t.ini:18: activity = b: sku 1000000000007002 is of family 1000000000007, which activity a"},
+     "t.ini:18: activity = b: sku 5000000000007002 is of family 5000000000007, which activity a"},
     {SKU_HEAD "new_users_only = yes\n", "t.ini:7: new_users_only = yes: must be true or false"},
     {SKU_HEAD "register_from = now\nregister_until = never\n",
      "t.ini:8: register_until = never: must be a time"},
@@ -346,10 +346,10 @@ Test(campaign, broken_files_are_refused_with_file_line_and_reason)
 Test(campaign, activities_and_eligibility_reach_the_skus_and_the_engine)
 {
     struct rush_campaign campaign = load_ok(
-        "[sku 1000000000007001]\nname = red\nstock = 5\nprice = 100\nstart = now\n"
+        "[sku 5000000000007001]\nname = red\nstock = 5\nprice = 100\nstart = now\n"
         "end = never\nactivity = phone\n"
         "[activity phone]\nuser_qty_max = 2\nday_qty_max = 1\nday_offset_hours = 8\n"
-        "[sku 1000000000007002]\nname = blue\nstock = 5\nprice = 100\nstart = now\n"
+        "[sku 5000000000007002]\nname = blue\nstock = 5\nprice = 100\nstart = now\n"
         "end = never\nactivity = phone\nnew_users_only = true\n"
         "[activity empty]\nuser_qty_max = 9\n"
         "[sku 8]\nname = booked\nstock = 5\nprice = 100\nstart = 2026-11-11T00:00:00+08:00\n"
@@ -358,13 +358,13 @@ Test(campaign, activities_and_eligibility_reach_the_skus_and_the_engine)
     cr_assert_eq(campaign.activity_count, 2);
     const struct rush_activity *phone = &campaign.activities[0];
     cr_assert_str_eq(phone->name, "phone");
-    cr_assert_eq(phone->family, UINT64_C(1000000000007));
+    cr_assert_eq(phone->family, UINT64_C(5000000000007));
     cr_assert_eq(phone->user_qty_max, 2);
     cr_assert_eq(phone->day_qty_max, 1);
     cr_assert_eq(phone->day_offset_ns, 8 * 3600 * S);
     cr_assert_eq(campaign.activities[1].family, 0, "an activity no SKU names has no family");
-    cr_assert_eq(find(&campaign, UINT64_C(1000000000007001))->rules, RUSH_SKU_IN_ACTIVITY);
-    cr_assert_eq(find(&campaign, UINT64_C(1000000000007002))->rules,
+    cr_assert_eq(find(&campaign, UINT64_C(5000000000007001))->rules, RUSH_SKU_IN_ACTIVITY);
+    cr_assert_eq(find(&campaign, UINT64_C(5000000000007002))->rules,
                  RUSH_SKU_IN_ACTIVITY | RUSH_SKU_NEW_USERS_ONLY);
     const struct rush_sku *booked = find(&campaign, 8);
     cr_assert_eq(booked->rules, RUSH_SKU_REGISTRATION);

@@ -79,7 +79,7 @@ enum sku_id {
     SKU_UNKNOWN = 99,
 };
 /* The activity "colours": one id family, a solo SKU and a group-buy of 2, limits over both. */
-#define FAMILY_COLOURS UINT64_C(1000000000007)
+#define FAMILY_COLOURS UINT64_C(5000000000007)
 #define SKU_ACT_SOLO (FAMILY_COLOURS * 1000 + 1)
 #define SKU_ACT_PAIR (FAMILY_COLOURS * 1000 + 2)
 #define ACTIVITY_QTY_MAX 3u
@@ -1269,7 +1269,7 @@ static bool m_sku_valid(const struct rush_sku *d)
     /* who may buy: known rule bits; an activity's SKU has a family id; a registration window
      * [from, until) with a real start, ending no later than the sale, and only with the rule */
     if ((d->rules & ~RUSH_SKU_RULES_ALL) ||
-        ((d->rules & RUSH_SKU_IN_ACTIVITY) && d->id < UINT64_C(1000000000000000)))
+        ((d->rules & RUSH_SKU_IN_ACTIVITY) && d->id < RUSH_SKU_FAMILY_ID_MIN))
         return false;
     if (!(d->rules & RUSH_SKU_REGISTRATION)
             ? d->register_from_ns != 0 || d->register_until_ns != 0
