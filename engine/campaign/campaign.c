@@ -286,6 +286,7 @@ enum sku_key {
     K_REGISTRATION_REQUIRED,
     K_REGISTER_FROM,
     K_REGISTER_UNTIL,
+    K_TIERS,
     K_COUNT_,
 };
 
@@ -313,6 +314,7 @@ static const char *const sku_keys[K_COUNT_] = {
     [K_REGISTRATION_REQUIRED] = "registration_required",
     [K_REGISTER_FROM] = "register_from",
     [K_REGISTER_UNTIL] = "register_until",
+    [K_TIERS] = "tiers",
 };
 
 enum activity_key {
@@ -784,6 +786,10 @@ static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_k
         return time_value(ld, value, false, &sku->register_from_ns);
     case K_REGISTER_UNTIL:
         return time_value(ld, value, false, &sku->register_until_ns);
+    case K_TIERS:
+        return value[0] == '\0' || rush_sku_tiers_parse(value, sku) < 0
+                   ? "must be SIZE:PRICE tiers (fen), at most 4, such as 3:990, 5:890, 10:790"
+                   : NULL;
     case K_COUNT_:
         break;
     }
@@ -802,6 +808,8 @@ static void sku_close(struct loader *ld)
                 sku_keys[__builtin_ctz(missing)]);
         return;
     }
+    if (sku->tier_count != 0 && (ld->seen & KEY_BIT(K_GROUP_SIZE)) == 0)
+        sku->group_size = sku->tier_size[sku->tier_count - 1]; /* the last tier is the size */
     if (sku->group_size != 0 && (ld->seen & KEY_BIT(K_GROUP_TTL)) == 0) {
         fail_at(ld, line, "[sku %" PRIu64 "]: missing key 'group_ttl' (group_size is set)",
                 sku->id);

@@ -31,7 +31,10 @@
  *                 [activity NAME] anywhere in the file; the SKU's id must be of the activity's
  *                 id family, rush_sku_family), new_users_only (true|false),
  *                 registration_required (true|false) with register_from and register_until
- *                 (times: registrations are taken in [from, until), until not after end).
+ *                 (times: registrations are taken in [from, until), until not after end);
+ *                 tiers = SIZE:PRICE, ... (up to 4, sizes strictly up, prices strictly down in
+ *                 fen, the first at most price; group_size defaults to the last size and must
+ *                 equal it; no group_price, leader_price or virtual_policy with tiers).
  *   [activity NAME] NAME is 1..31 letters, digits, '_' or '-': user_qty_max (required,
  *                 1..1000000: units one user holds over all of its SKUs), day_qty_max (units a
  *                 user may take per day, at most user_qty_max; absent: no daily limit),

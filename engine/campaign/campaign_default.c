@@ -244,7 +244,23 @@ static const char text[] =
     "registration_required = true\n"
     "; Registrations (op register) are taken in [register_from, register_until).\n"
     "register_from = now\n"
-    "register_until = 2030-01-01T00:00:00+08:00\n";
+    "register_until = 2030-01-01T00:00:00+08:00\n"
+    "\n"
+    "; ---- a tiered group (阶梯团): the more join, the less each pays ----\n"
+    "\n"
+    "[sku 4004]\n"
+    "name = Tiered rice cooker\n"
+    "stock = 2000\n"
+    "price = 19900\n"
+    "start = now\n"
+    "end = never\n"
+    "group_ttl = 10m\n"
+    "; SIZE:PRICE in fen: every seat pays the first tier when it joins; at the deadline the group\n"
+    "; completes at the highest tier reached and each seat is due the difference "
+    "(tier_refund_due).\n"
+    "; The last size is the group's size; no virtual seats with tiers.\n"
+    "tiers = 3:9900, 5:8900, 10:7900\n"
+    "user_qty_max = 1\n";
 
 const char *rush_campaign_default_text(void)
 {

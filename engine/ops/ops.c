@@ -168,6 +168,7 @@ static void count_event(struct ops_totals *t, struct ops_sku *sku,
             rush_ops_count(&sku->orders_expired, 1);
         break;
     case RUSH_EV_REFUND_DUE:
+    case RUSH_EV_TIER_REFUND_DUE: /* amount: the difference due back, qty 1 */
         rush_ops_count(&t->refunds, 1);
         rush_ops_count(&t->refunds_fen, fen);
         if (sku != NULL) {

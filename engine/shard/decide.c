@@ -783,8 +783,12 @@ static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
 {
     if ((def->rules ^ sku->def.rules) & RUSH_SKU_IN_ACTIVITY)
         return invalid_because(RUSH_REASON_SKU_DEF); /* membership is fixed at creation */
-    if (def->group_size != sku->def.group_size && sku_has_groups(shard, sku))
-        return invalid_because(RUSH_REASON_SKU_HAS_GROUPS);
+    bool tiers_change =
+        def->tier_count != sku->def.tier_count ||
+        memcmp(def->tier_size, sku->def.tier_size, sizeof(def->tier_size)) != 0 ||
+        memcmp(def->tier_price_fen, sku->def.tier_price_fen, sizeof(def->tier_price_fen)) != 0;
+    if ((def->group_size != sku->def.group_size || tiers_change) && sku_has_groups(shard, sku))
+        return invalid_because(RUSH_REASON_SKU_HAS_GROUPS); /* its seats paid by the tiers */
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
         return invalid_because(RUSH_REASON_BELOW_RESERVED);
     if (def->virtual_budget < sku->virtual_used)
@@ -835,7 +839,8 @@ void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *put,
         return;
     if (shard->event_count + 1 + RUSH_SKU_PUT_PARTS > shard->limits.events_buffer_max)
         shard__flush(shard);
-    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SKU_PUT, .sku_id = def.id});
+    shard__emit(shard, &(struct rush_event){
+                           .type = RUSH_EV_SKU_PUT, .qty = RUSH_SKU_PUT_PARTS, .sku_id = def.id});
     for (uint32_t part = 0; part < RUSH_SKU_PUT_PARTS; part++) {
         struct rush_event event = {.type = RUSH_EV_SKU_PART, .qty = part};
         size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;

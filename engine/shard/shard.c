@@ -285,6 +285,8 @@ int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
 int64_t shard__seat_price(const struct sku_state *sku, bool leader)
 {
     RUSH_ASSERT(sku->def.group_size != 0);
+    if (sku->def.tier_count != 0)
+        return sku->def.tier_price_fen[0]; /* every seat pays the first tier; refunds follow */
     if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
         return sku->def.leader_price_fen;
     if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
@@ -374,17 +376,26 @@ void shard__group_complete(struct rush_shard *shard, uint32_t group_index, uint3
                            uint8_t op)
 {
     const struct group *group = &shard->groups[group_index];
+    const struct sku_state *sku = &shard->skus[group->sku_index];
+    uint32_t tier = group__tier_reached(sku, group->seats);
+    RUSH_ASSERT(sku->def.tier_count == 0 || tier != NONE);
     uint32_t seen = 0;
     for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
          o = shard->orders[o].member_next, seen++) {
         struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_CONFIRMED, o);
         event.op = op;
         shard__emit(shard, &event);
-        if (shard->orders[o].inviter_id == 0)
-            continue;
-        event.type = RUSH_EV_INVITER_DUE; /* the group completed: its inviter's reward is due */
-        event.user_id = shard->orders[o].inviter_id;
-        shard__emit(shard, &event);
+        struct rush_event refund = event;
+        if (shard->orders[o].inviter_id != 0) {
+            event.type = RUSH_EV_INVITER_DUE; /* the group completed: its inviter's reward is due */
+            event.user_id = shard->orders[o].inviter_id;
+            shard__emit(shard, &event);
+        }
+        if (tier != NONE && refund.amount > sku->def.tier_price_fen[tier]) {
+            refund.type = RUSH_EV_TIER_REFUND_DUE; /* paid the first tier, owes the one reached */
+            refund.amount -= sku->def.tier_price_fen[tier];
+            shard__emit(shard, &refund);
+        }
     }
     shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_COMPLETED,
                                             .op = op,
@@ -610,13 +621,13 @@ static void apply_sku_put(struct rush_shard *shard, const struct rush_sku *def)
 static void apply_sku_part(struct rush_shard *shard, const struct rush_event *event)
 {
     uint32_t part = event->qty;
-    RUSH_ASSERT(part < RUSH_SKU_PUT_PARTS && part == shard->sku_parts_seen);
+    RUSH_ASSERT(part < shard->sku_parts_expected && part == shard->sku_parts_seen);
     size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;
     size_t bytes = sizeof(struct rush_sku) - offset;
     if (bytes > RUSH_SKU_PART_BYTES)
         bytes = RUSH_SKU_PART_BYTES;
     memcpy((uint8_t *)&shard->sku_pending + offset, event->payload, bytes);
-    if (++shard->sku_parts_seen == RUSH_SKU_PUT_PARTS)
+    if (++shard->sku_parts_seen == shard->sku_parts_expected)
         apply_sku_put(shard, &shard->sku_pending);
 }
 
@@ -797,6 +808,9 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         break;
     case RUSH_EV_SKU_PUT:
         shard->sku_parts_seen = 0;
+        shard->sku_parts_expected = event->qty != 0 ? event->qty : RUSH_SKU_PUT_PARTS_V0;
+        RUSH_ASSERT(shard->sku_parts_expected <= RUSH_SKU_PUT_PARTS);
+        memset(&shard->sku_pending, 0, sizeof(shard->sku_pending));
         break;
     case RUSH_EV_SKU_PART:
         apply_sku_part(shard, event);
@@ -806,6 +820,8 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         break;
     case RUSH_EV_INVITER_DUE:
         break; /* a reward to pay: changes nothing here */
+    case RUSH_EV_TIER_REFUND_DUE:
+        break; /* money to give back: changes nothing here */
     case RUSH_EV_ADMIN_AUDIT:
     case RUSH_EV_AUDIT_PART:
         break; /* who did an admin action and why: changes nothing here */
@@ -901,6 +917,14 @@ static int check_skus(const struct rush_shard *shard, const struct held_sums *su
     return 0;
 }
 
+/* A completed group has N seats counting virtual ones; a tiered one reached a tier. */
+static bool completed_size_ok(const struct group *group, const struct sku_state *sku)
+{
+    if (sku->def.tier_count != 0)
+        return group->virtual_seats == 0 && group__tier_reached(sku, group->seats) != NONE;
+    return group->seats + group->virtual_seats == sku->def.group_size;
+}
+
 static int check_groups(const struct rush_shard *shard, char *why, size_t why_size)
 {
     uint32_t *open = calloc(shard->sku_count + 1, sizeof(uint32_t));
@@ -919,7 +943,8 @@ static int check_groups(const struct rush_shard *shard, char *why, size_t why_si
         open[group->sku_index] += group->state == RUSH_GROUP_OPEN;
         if (members != group->seats || group->seats > size ||
             (group->state == RUSH_GROUP_OPEN && group->seats >= size) ||
-            (group->state == RUSH_GROUP_COMPLETED && group->seats + group->virtual_seats != size)) {
+            (group->state == RUSH_GROUP_COMPLETED &&
+             !completed_size_ok(group, &shard->skus[group->sku_index]))) {
             snprintf(why, why_size, "group %u: %u members, %u seats, %u virtual, size %u, state %u",
                      g, members, group->seats, group->virtual_seats, size, group->state);
             rc = RUSH_ECORRUPT;

@@ -22,13 +22,13 @@
 #include "timer.h"
 
 #define NONE UINT32_MAX
-/* A join that completes its group: its seat and invitation, then per seat confirmed and
- * inviter_due, then group_completed. */
-#define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 3)
+/* A join that completes its group: its seat and invitation, then per seat confirmed,
+ * inviter_due and (tiered) tier_refund_due, then group_completed. */
+#define EVENTS_PER_DECISION_MAX (3 * RUSH_GROUP_SIZE_MAX + 3)
 /* The most one decision emits: a join that finds its group's deadline passed settles it first
  * (a release and a refund per seat, then group_failed) and then answers group_closed. */
 static_assert(2 * (RUSH_GROUP_SIZE_MAX - 1) + 1 + 1 <= EVENTS_PER_DECISION_MAX, "event room");
-static_assert(2 + 2 * RUSH_GROUP_SIZE_MAX + 1 <= EVENTS_PER_DECISION_MAX, "a completing join");
+static_assert(2 + 3 * RUSH_GROUP_SIZE_MAX + 1 <= EVENTS_PER_DECISION_MAX, "a completing join");
 #define TIMER_SLOTS 65536
 #define TIMER_TICK_NS 1000000 /* 1 ms */
 #define ID_INDEX_MASK ((UINT64_C(1) << 55) - 1)
@@ -197,6 +197,7 @@ struct rush_shard {
     struct key_entry end_answer;        /* the answer of a confirm or cancel kept with its order */
     struct rush_sku sku_pending;        /* assembled from SKU_PUT parts while applying */
     uint32_t sku_parts_seen;
+    uint32_t sku_parts_expected; /* the SKU_PUT's qty, or RUSH_SKU_PUT_PARTS_V0 for 0 */
     rush_event_sink_fn sink;
     void *sink_context;
     struct rush_shard_stats stats;
@@ -291,6 +292,7 @@ uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku
 uint32_t group__list(const struct rush_shard *shard, const struct sku_state *sku, uint32_t *out,
                      uint32_t max);
 int64_t group__virtual_fill(const struct rush_shard *shard, uint32_t group_index);
+uint32_t group__tier_reached(const struct sku_state *sku, uint32_t seats);
 
 /* decide.c */
 struct verdict decide__sale_window(const struct rush_shard *shard, const struct sku_state *sku);

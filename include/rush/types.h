@@ -212,6 +212,7 @@ struct rush_result {
 static_assert(sizeof(struct rush_result) == 56, "result record is 56 bytes");
 
 #define RUSH_SKU_NAME_MAX 40
+#define RUSH_TIERS_MAX 4
 #define RUSH_GROUP_SIZE_MAX 64
 /* The limits of a SKU definition, checked in one place (rush_sku_check, proto/codec/sku.c). */
 #define RUSH_SKU_ID_MAX ((UINT64_C(1) << 53) - 1) /* ids stay exact as JSON numbers */
@@ -257,8 +258,16 @@ struct rush_sku {
     uint8_t pad[6];             /* 0 */
     int64_t register_from_ns;   /* with RUSH_SKU_REGISTRATION: registrations taken in */
     int64_t register_until_ns;  /* [register_from_ns, register_until_ns); else both 0 */
+    /* Tiered group-buy (阶梯团): tier_count tiers of strictly increasing sizes and strictly
+     * decreasing prices, the last size group_size. Every seat pays tier_price_fen[0] at join;
+     * the group completes at the highest tier its seats reach (at its deadline, or at once when
+     * the last tier fills) and each seat is due the difference. 0: not tiered. */
+    int64_t tier_price_fen[RUSH_TIERS_MAX];
+    uint8_t tier_size[RUSH_TIERS_MAX];
+    uint8_t tier_count;
+    uint8_t pad2[19]; /* 0 */
 };
-static_assert(sizeof(struct rush_sku) == 168, "sku record is 168 bytes");
+static_assert(sizeof(struct rush_sku) == 224, "sku record is 224 bytes");
 static_assert(offsetof(struct rush_sku, fields) == 124, "fields sits in the old padding");
 
 /* rush_sku.prices: which of the group-buy prices are set (a price of 0 is a price: free). */
@@ -335,8 +344,9 @@ enum rush_sku_field {
     RUSH_SKU_FIELD_RULES = 1u << 19,        /* rules (IN_ACTIVITY cannot change on a live SKU) */
     RUSH_SKU_FIELD_REGISTER_FROM = 1u << 20,
     RUSH_SKU_FIELD_REGISTER_UNTIL = 1u << 21,
+    RUSH_SKU_FIELD_TIERS = 1u << 22, /* tier_count, tier_size, tier_price_fen */
 };
-#define RUSH_SKU_FIELDS_ALL 0x3fffffu
+#define RUSH_SKU_FIELDS_ALL 0x7fffffu
 #define RUSH_SKU_FIELDS_REQUIRED                                                                   \
     (RUSH_SKU_FIELD_NAME | RUSH_SKU_FIELD_PRICE | RUSH_SKU_FIELD_START | RUSH_SKU_FIELD_END |      \
      RUSH_SKU_FIELD_ORDER_QTY_MAX | RUSH_SKU_FIELD_USER_QTY_MAX)
@@ -368,7 +378,9 @@ enum rush_event_type {
     RUSH_EV_AUDIT_PART = 18,   /* qty = the part's index; payload: RUSH_AUDIT_PART_BYTES bytes of a
                                   struct rush_audit */
     RUSH_EV_REGISTERED = 19,   /* op register: user_id registered for sku_id */
-    RUSH_EV_TYPE_COUNT_ = 20,
+    RUSH_EV_TIER_REFUND_DUE = 20, /* after a tiered group's seat is confirmed: amount = what its
+                                     buyer is due back (paid at join minus the tier reached) */
+    RUSH_EV_TYPE_COUNT_ = 21,
 };
 
 #define RUSH_EVENT_DECISION 0x01 /* first event of a keyed decision: carries key and op */
@@ -402,9 +414,10 @@ struct rush_event {
 static_assert(sizeof(struct rush_event) == 64, "event record is 64 bytes");
 
 #define RUSH_SKU_PART_BYTES 56
-/* 3 * 56 bytes >= sizeof(struct rush_sku); a part's bytes past the record (a log written when it
- * was 128 bytes) read as zero. */
-#define RUSH_SKU_PUT_PARTS 3
+/* 4 * 56 bytes == sizeof(struct rush_sku). A SKU_PUT event's qty says how many parts follow; 0
+ * (a log written before the tiers) means 3, whose bytes past them read as zero. */
+#define RUSH_SKU_PUT_PARTS 4
+#define RUSH_SKU_PUT_PARTS_V0 3
 static_assert(RUSH_SKU_PUT_PARTS * RUSH_SKU_PART_BYTES >= sizeof(struct rush_sku), "parts");
 
 /*

@@ -122,6 +122,7 @@ static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {
     [RUSH_EV_ADMIN_AUDIT] = "admin_audit",
     [RUSH_EV_AUDIT_PART] = "admin_audit_part",
     [RUSH_EV_REGISTERED] = "registered",
+    [RUSH_EV_TIER_REFUND_DUE] = "tier_refund_due",
 };
 
 static const char *const order_state_names[] = {"none", "reserved", "confirmed", "released",

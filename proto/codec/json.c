@@ -326,6 +326,7 @@ enum sku_field {
     S_RULES,
     S_REGISTER_FROM,
     S_REGISTER_UNTIL,
+    S_TIERS,
     S_COUNT_,
 };
 
@@ -353,6 +354,7 @@ static const char *const sku_field_names[S_COUNT_] = {
     [S_RULES] = "rules",
     [S_REGISTER_FROM] = "register_from_ns",
     [S_REGISTER_UNTIL] = "register_until_ns",
+    [S_TIERS] = "tiers",
 };
 
 /* The member for field f is named by bit f - 1 of struct rush_sku.fields (types.h). */
@@ -503,6 +505,8 @@ static int decode_sku_field(enum sku_field f, const json_t *value, struct rush_s
         return value_i64(value, &sku->register_from_ns);
     case S_REGISTER_UNTIL:
         return value_i64(value, &sku->register_until_ns);
+    case S_TIERS:
+        return json_is_string(value) ? rush_sku_tiers_parse(json_string_value(value), sku) : -1;
     case S_COUNT_:
         break;
     }
@@ -534,6 +538,8 @@ static const char *const sku_field_types[S_COUNT_] = {
     [S_RULES] = "a comma-separated list of new_users_only, registration_required, activity",
     [S_REGISTER_FROM] = "an integer (ns since the epoch)",
     [S_REGISTER_UNTIL] = "an integer (ns since the epoch)",
+    [S_TIERS] =
+        "a string of up to 4 SIZE:PRICE tiers such as \"3:990, 5:890, 10:790\" (\"\": none)",
 };
 
 static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, size_t why_size)
@@ -1262,6 +1268,12 @@ static void put_sku_field(struct writer *w, enum sku_field f, const struct rush_
     case S_REGISTER_UNTIL:
         member_i64(w, name, sku->register_until_ns);
         return;
+    case S_TIERS: {
+        char text[128];
+        RUSH_VERIFY(rush_sku_tiers_format(sku, text, sizeof text) >= 0);
+        member_string(w, name, text);
+        return;
+    }
     case S_COUNT_:
         break;
     }

@@ -5,14 +5,18 @@
  * registrations and what each user took of the activity.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "rushd_child.h"
 
 #define REPLY_BYTES 2048
 #define ANSWER_MS 5000
+#define DEADLINE_MS 15000
 
 static struct rushd_child social = {.pid = -1};
 
@@ -31,7 +35,9 @@ static const char *const social_campaign =
     "register_until = 2199-01-01T00:00:00Z\n\n"
     "[sku 6002]\nname = closed\nstock = 5\nprice = 100\nstart = now\nend = never\n"
     "registration_required = true\nregister_from = 2000-01-01T00:00:00Z\n"
-    "register_until = 2000-01-02T00:00:00Z\n";
+    "register_until = 2000-01-02T00:00:00Z\n\n"
+    "[sku 7001]\nname = tiered\nstock = 20\nprice = 100\nstart = now\nend = never\n"
+    "group_ttl = 1s\ntiers = 2:90, 3:80, 4:70\n";
 
 static void social_cleanup(void)
 {
@@ -135,6 +141,55 @@ static void check_sku_put(void)
     EXPECT_IN(reply, "\"reason\":\"sku_definition\"");
 }
 
+/* Three seats of a 2:90, 3:80, 4:70 group: it completes at its deadline at 80, and each seat,
+ * which paid 90, is due 10 back (tier_refund_due on the stream, counted by rushctl report). */
+static void check_tiers(void)
+{
+    char reply[REPLY_BYTES];
+    ask(social.json, "{\"op\":\"group_open\",\"sku\":7001,\"user\":1,\"key\":\"t1\"}", reply);
+    EXPECT_IN(reply, "\"outcome\":\"ok\"");
+    const char *group = strstr(reply, "\"group\":\"");
+    cr_assert_not_null(group, "%s", reply);
+    char group_id[32] = "";
+    sscanf(group + strlen("\"group\":\""), "%31[0-9]", group_id);
+    char text[256];
+    for (int user = 2; user <= 3; user++) {
+        snprintf(text, sizeof text,
+                 "{\"op\":\"group_join\",\"group\":\"%s\",\"user\":%d,\"key\":\"t%d\"}", group_id,
+                 user, user);
+        ask(social.json, text, reply);
+        EXPECT_IN(reply, "\"outcome\":\"ok\"");
+    }
+    snprintf(text, sizeof text, "{\"op\":\"query_group\",\"group\":\"%s\"}", group_id);
+    int64_t deadline = rush_clock_monotonic_ms() + DEADLINE_MS;
+    for (ask(social.json, text, reply); strstr(reply, "\"state\":\"completed\"") == NULL;
+         ask(social.json, text, reply)) {
+        cr_assert(rush_clock_monotonic_ms() < deadline, "the tiered group never settled: %s",
+                  reply);
+        child_sleep_ms(CHILD_POLL_MS);
+    }
+    char command[6 * CHILD_PATH_BYTES], out[CHILD_PATH_BYTES + 16];
+    snprintf(out, sizeof out, "%s/report.csv", social.dir);
+    snprintf(command, sizeof command,
+             "'%s/rushctl' --timeout 5000 report --pub '%s' --replay '%s' --csv > '%s'", social.bin,
+             social.pub, social.replay, out);
+    cr_assert_eq(system(command), 0, "%s", command);
+    FILE *file = fopen(out, "r");
+    cr_assert_not_null(file);
+    char line[512];
+    uint64_t units = 0, refunds = 0, refunds_fen = 0, orders, gmv, released, expired;
+    while (fgets(line, sizeof line, file) != NULL)
+        if (strncmp(line, "7001,", 5) == 0)
+            sscanf(line + 5,
+                   "%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64
+                   ",%" SCNu64,
+                   &units, &orders, &gmv, &released, &expired, &refunds, &refunds_fen);
+    fclose(file);
+    cr_expect_eq(units, 3, "three seats confirmed");
+    cr_expect_eq(refunds, 3, "one tier refund per seat");
+    cr_expect_eq(refunds_fen, 30, "each seat paid 90 and owes 80");
+}
+
 Test(social, activity_limits_eligibility_and_registration_survive_a_restart)
 {
     child_make_dir(&social, "social");
@@ -144,6 +199,7 @@ Test(social, activity_limits_eligibility_and_registration_survive_a_restart)
     check_activity_and_new_users();
     check_registration();
     check_sku_put();
+    check_tiers();
     cr_expect_eq(child_stop(&social, SIGTERM), 0);
 
     run_rushd(); /* the log rebuilds registrations and the activity's counts */

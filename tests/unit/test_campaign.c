@@ -321,6 +321,21 @@ static const struct broken broken_files[] = {
      "t.ini:1: [sku 7]: register_until must be after register_from and not after end"},
     {SKU_HEAD "leader_price = 10\n", "t.ini:1: [sku 7]: solo_allowed, group_price and "
                                      "leader_price need group_size"},
+    /* Tiers (阶梯团). */
+    {SKU_HEAD "group_ttl = 10m\ntiers = 5:89, 3:99\n",
+     "t.ini:1: [sku 7]: tier sizes must be at least 2 and strictly increasing"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:90, 5:95\n",
+     "t.ini:1: [sku 7]: tier prices must be strictly decreasing"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:190, 5:95\n",
+     "t.ini:1: [sku 7]: tier prices must be strictly decreasing, the first at most the list "
+     "price 100 fen"},
+    {SKU_HEAD "group_ttl = 10m\ngroup_size = 6\ntiers = 3:90, 5:80\n",
+     "t.ini:1: [sku 7]: the last tier's size must be group_size 6"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:90, 5:80\nleader_price = 0\n",
+     "t.ini:1: [sku 7]: tiers set the seats' prices and take no virtual seats"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:90, 5:80,\n", "t.ini:8: tiers = 3:90, 5:80,: must be"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 2:9, 3:8, 4:7, 5:6, 6:5\n", "t.ini:8: tiers = "},
+    {SKU_HEAD "tiers = 3:90\n", "t.ini:1: [sku 7]: missing key 'group_ttl'"},
     /* The first error in file order wins, even when a later section is also broken. */
     {"[sku 7]\nname = x\n[sku 8]\nname = y\nprice = 1.5\n", "t.ini:1: [sku 7]: missing key"},
     {"[engine]\nshards 4\n[sku 7]\nstock = -1\n", "t.ini:2: expected [section]"},
@@ -374,6 +389,20 @@ Test(campaign, activities_and_eligibility_reach_the_skus_and_the_engine)
     rush_campaign_engine_config(&campaign, &config);
     cr_assert_eq(config.policy.activity_count, 2);
     cr_assert_eq(config.policy.activities, campaign.activities);
+    rush_campaign_free(&campaign);
+}
+
+Test(campaign, tiers_set_the_group_size_and_the_seat_prices)
+{
+    struct rush_campaign campaign = load_ok(SKU_HEAD "group_ttl = 10m\ntiers = 3:99, 5:89,10:79\n");
+    const struct rush_sku *sku = find(&campaign, 7);
+    cr_assert_eq(sku->group_size, 10, "the last tier is the group's size");
+    cr_assert_eq(sku->tier_count, 3);
+    cr_assert_eq(sku->tier_size[1], 5);
+    cr_assert_eq(sku->tier_price_fen[2], 79);
+    char text[64];
+    cr_assert_gt(rush_sku_tiers_format(sku, text, sizeof text), 0);
+    cr_assert_str_eq(text, "3:99, 5:89, 10:79");
     rush_campaign_free(&campaign);
 }
 

@@ -55,7 +55,7 @@
 #define MONOTONIC_0 (1000 * SECOND) /* the injected monotonic clock when an engine is created */
 static uint32_t run_shard_index = 5;
 #define USERS_MAX 120u
-#define SKUS_MAX 12u
+#define SKUS_MAX 13u
 #define HISTORY_MAX 512u
 #define BATCH_REQUESTS_MAX 6u
 #define CHECK_EVERY 256u
@@ -74,6 +74,7 @@ enum sku_id {
     SKU_TRIO = 23, /* group of 3, fill within a budget; also sold solo; seats 40, the leader free */
     SKU_QUAD = 24, /* group of 4, unlimited stock, fill with a large budget */
     SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later; seats pay 70 */
+    SKU_TIERS = 26,  /* tiered group of up to 4: 2 at 90, 3 at 80, 4 at 70; seats pay 90 */
     SKU_NEWBIE = 15, /* solo, new users only (the request's attestation) */
     SKU_BOOKED = 16, /* solo, registration required; registrations taken in [T0 - 1 s, T0 + 4 s) */
     SKU_UNKNOWN = 99,
@@ -95,11 +96,11 @@ static const struct rush_activity model_activities[] = {{.name = "colours",
 
 static const uint64_t solo_skus[] = {SKU_HOT,  SKU_HOT,    SKU_HOT,    SKU_NOW,     SKU_FREE,
                                      SKU_LATE, SKU_NEWBIE, SKU_BOOKED, SKU_ACT_SOLO};
-static const uint64_t group_skus[] = {SKU_PAIR, SKU_TRIO, SKU_TRIO,    SKU_QUAD,
-                                      SKU_FIVE, SKU_FIVE, SKU_ACT_PAIR};
-static const uint64_t all_skus[] = {SKU_HOT,    SKU_NOW,    SKU_FREE,     SKU_LATE,
-                                    SKU_PAIR,   SKU_TRIO,   SKU_QUAD,     SKU_FIVE,
-                                    SKU_NEWBIE, SKU_BOOKED, SKU_ACT_SOLO, SKU_ACT_PAIR};
+static const uint64_t group_skus[] = {SKU_PAIR, SKU_TRIO,  SKU_TRIO,     SKU_QUAD, SKU_FIVE,
+                                      SKU_FIVE, SKU_TIERS, SKU_ACT_PAIR, SKU_TIERS};
+static const uint64_t all_skus[] = {SKU_HOT,      SKU_NOW,      SKU_FREE, SKU_LATE,   SKU_PAIR,
+                                    SKU_TRIO,     SKU_QUAD,     SKU_FIVE, SKU_NEWBIE, SKU_BOOKED,
+                                    SKU_ACT_SOLO, SKU_ACT_PAIR, SKU_TIERS};
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- a small PRNG (splitmix64) ------------------------------------------------------------ */
@@ -150,6 +151,17 @@ static struct rush_sku catalogue_sku(uint64_t id)
     }
     switch ((enum sku_id)id) {
     case SKU_HOT:
+        break;
+    case SKU_TIERS:
+        sku = sku_group(id, 60, 4);
+        sku.group_ttl_ns = SECOND + 70 * MS;
+        sku.groups_open_max = 4;
+        sku.user_qty_max = 3;
+        sku.order_qty_max = 3;
+        sku.tier_count = 3;
+        sku.tier_size[0] = 2, sku.tier_price_fen[0] = 90;
+        sku.tier_size[1] = 3, sku.tier_price_fen[1] = 80;
+        sku.tier_size[2] = 4, sku.tier_price_fen[2] = 70;
         break;
     case SKU_NEWBIE:
         sku.stock = 20;
@@ -352,7 +364,7 @@ struct model {
     struct m_activity_user activity[USERS_MAX + 1];
     uint32_t unpaid_max, churn_max; /* anti-hoarding caps per (SKU, user); 0: none */
     uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
-    uint64_t fired_expired, fired_completed, fired_failed;
+    uint64_t fired_expired, fired_completed, fired_failed, tier_refunds;
 };
 
 /* What a decider found: the outcome, why, and the order it made or touched (0 if none). */
@@ -651,19 +663,42 @@ static struct m_verdict m_cancel(struct model *m, const struct rush_request *rq)
     return (struct m_verdict){.outcome = RUSH_OK, .order = n};
 }
 
+/* The highest tier a group of `seats` reached, -1 below the first (or not tiered). */
+static int m_tier_reached(const struct rush_sku *def, uint32_t seats)
+{
+    int reached = -1;
+    for (uint32_t t = 0; t < def->tier_count; t++)
+        if (seats >= def->tier_size[t])
+            reached = (int)t;
+    return reached;
+}
+
 static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats)
 {
     struct m_group *group = &m->groups[g];
     struct m_sku *sku = &m->skus[group->sku];
+    int tier = m_tier_reached(&sku->def, group->seats);
     for (uint32_t i = 0; i < group->seats; i++) {
-        m_order_confirm(m, group->members[i]);
-        uint64_t inviter = m->orders[group->members[i]].inviter;
+        uint32_t n = group->members[i];
+        m_order_confirm(m, n);
+        uint64_t inviter = m->orders[n].inviter;
         if (inviter != 0) /* the inviter's reward, once the group completed (amount: who) */
-            notes_push(&m->published, (struct note){.id = order_id(group->members[i]),
+            notes_push(&m->published, (struct note){.id = order_id(n),
                                                     .amount = (int64_t)inviter,
                                                     .qty = 1,
                                                     .type = RUSH_EV_INVITER_DUE,
                                                     .op = m->op});
+        if (tier >= 0 && m->orders[n].amount > sku->def.tier_price_fen[tier]) {
+            notes_push(&m->published,
+                       (struct note){.id = order_id(n),
+                                     .user = m->orders[n].user,
+                                     .sku = sku->def.id,
+                                     .amount = m->orders[n].amount - sku->def.tier_price_fen[tier],
+                                     .qty = 1,
+                                     .type = RUSH_EV_TIER_REFUND_DUE,
+                                     .op = m->op});
+            m->tier_refunds++;
+        }
     }
     notes_push(&m->published, (struct note){.id = group_id(g),
                                             .sku = sku->def.id,
@@ -695,6 +730,8 @@ static void m_group_fail(struct model *m, uint32_t g)
  * else the list price. */
 static int64_t m_seat_price(const struct rush_sku *def, bool leader)
 {
+    if (def->tier_count != 0)
+        return def->tier_price_fen[0]; /* the first tier's price; the difference comes back */
     if (leader && (def->prices & RUSH_SKU_LEADER_PRICE))
         return def->leader_price_fen;
     return (def->prices & RUSH_SKU_GROUP_PRICE) ? def->group_price_fen : def->price_fen;
@@ -1200,6 +1237,10 @@ static void m_fire_group(struct model *m, uint32_t g)
     bool fill = (sku->def.virtual_policy == RUSH_VIRTUAL_FILL && budget) ||
                 (sku->def.virtual_policy == RUSH_VIRTUAL_AT_MOST && budget &&
                  missing <= sku->def.virtual_seats_max);
+    if (sku->def.tier_count != 0) { /* tiered: the tier reached, never a virtual seat */
+        fill = m_tier_reached(&sku->def, group->seats) >= 0;
+        missing = 0;
+    }
     uint8_t op = m->op;
     m->op = RUSH_OP_NONE; /* the deadline decided it */
     if (fill) {
@@ -1275,6 +1316,21 @@ static bool m_sku_valid(const struct rush_sku *d)
             ? d->register_from_ns != 0 || d->register_until_ns != 0
             : d->register_from_ns < 0 || d->register_from_ns == RUSH_TIME_NEVER ||
                   d->register_until_ns <= d->register_from_ns || d->register_until_ns > d->end_ns)
+        return false;
+    /* tiers: up to 4, sizes from 2 strictly up to group_size, prices strictly down from at most
+     * the list price; seats pay the first, so no group or leader price and no virtual seats */
+    if (d->tier_count > RUSH_TIERS_MAX)
+        return false;
+    for (uint32_t t = 0; t < RUSH_TIERS_MAX; t++)
+        if (t >= d->tier_count
+                ? d->tier_size[t] != 0 || d->tier_price_fen[t] != 0
+                : d->tier_size[t] < 2 || (t > 0 && d->tier_size[t] <= d->tier_size[t - 1]) ||
+                      d->tier_price_fen[t] < 0 ||
+                      d->tier_price_fen[t] > (t ? d->tier_price_fen[t - 1] - 1 : d->price_fen))
+            return false;
+    if (d->tier_count != 0 &&
+        (d->group_size == 0 || d->prices != 0 || d->virtual_policy != RUSH_VIRTUAL_NONE ||
+         d->tier_size[d->tier_count - 1] != d->group_size))
         return false;
     if (d->group_size == 0) /* ...and they belong to group-buys */
         return d->group_ttl_ns == 0 && d->groups_open_max == 0 && d->virtual_policy == 0 &&
@@ -1370,6 +1426,11 @@ static struct rush_sku m_sku_merged(const struct m_sku *live, const struct rush_
         d.register_from_ns = put->register_from_ns;
     if (f & RUSH_SKU_FIELD_REGISTER_UNTIL)
         d.register_until_ns = put->register_until_ns;
+    if (f & RUSH_SKU_FIELD_TIERS) {
+        d.tier_count = put->tier_count;
+        memcpy(d.tier_size, put->tier_size, sizeof(d.tier_size));
+        memcpy(d.tier_price_fen, put->tier_price_fen, sizeof(d.tier_price_fen));
+    }
     if (d.unlimited && !(f & RUSH_SKU_FIELD_STOCK))
         d.stock = 0;
     d.fields = 0;
@@ -1400,7 +1461,11 @@ static uint8_t m_live_put_refusal(const struct model *m, uint32_t s, const struc
         return RUSH_REASON_SKU_DEF;
     if ((def->rules ^ sku->def.rules) & RUSH_SKU_IN_ACTIVITY)
         return RUSH_REASON_SKU_DEF; /* activity membership is fixed when a SKU is created */
-    if (def->group_size != sku->def.group_size && m_sku_had_group(m, s))
+    bool tiers_change =
+        def->tier_count != sku->def.tier_count ||
+        memcmp(def->tier_size, sku->def.tier_size, sizeof(def->tier_size)) != 0 ||
+        memcmp(def->tier_price_fen, sku->def.tier_price_fen, sizeof(def->tier_price_fen)) != 0;
+    if ((def->group_size != sku->def.group_size || tiers_change) && m_sku_had_group(m, s))
         return RUSH_REASON_SKU_HAS_GROUPS;
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
         return RUSH_REASON_BELOW_RESERVED;
@@ -1462,12 +1527,13 @@ struct sink {
     const struct model *model; /* for the group size now (a SKU without groups may change it) */
 };
 
-static uint32_t group_size_of(const struct sink *sink, uint64_t sku_id)
+static struct rush_sku sku_def_of(const struct sink *sink, uint64_t sku_id)
 {
     int s = sink->model != NULL ? m_sku_of(sink->model, sku_id) : -1;
-    return s >= 0 ? sink->model->skus[s].def.group_size : catalogue_sku(sku_id).group_size;
+    return s >= 0 ? sink->model->skus[s].def : catalogue_sku(sku_id);
 }
 
+/* Groups of exactly N seats (counting virtual ones), or of a tier reached, in the events. */
 static void sink_note(struct sink *sink, const struct rush_event *event)
 {
     uint64_t g = event->group_id & ID_INDEX_BITS;
@@ -1476,17 +1542,21 @@ static void sink_note(struct sink *sink, const struct rush_event *event)
         event->type == RUSH_EV_GROUP_COMPLETED || event->type == RUSH_EV_GROUP_FAILED;
     if (!seat_or_end || event->group_id == 0 || g >= sink->groups_cap || sink->broken[0] != '\0')
         return;
-    uint32_t size = group_size_of(sink, event->sku_id);
+    struct rush_sku def = sku_def_of(sink, event->sku_id);
+    uint32_t size = def.group_size;
+    uint32_t completes_at = def.tier_count != 0 ? def.tier_size[0] : size; /* without virtual */
     if (event->type == RUSH_EV_GROUP_OPENED || event->type == RUSH_EV_ORDER_RESERVED)
         sink->seats[g]++;
     if (sink->seats[g] > size)
         snprintf(sink->broken, sizeof(sink->broken), "group %" PRIu64 " has %u seats of %u", g,
                  sink->seats[g], size);
-    if (event->type == RUSH_EV_GROUP_COMPLETED && sink->seats[g] + event->qty != size)
+    bool complete_ok = def.tier_count != 0 ? event->qty == 0 && sink->seats[g] >= completes_at
+                                           : sink->seats[g] + event->qty == size;
+    if (event->type == RUSH_EV_GROUP_COMPLETED && !complete_ok)
         snprintf(sink->broken, sizeof(sink->broken),
                  "group %" PRIu64 " completed with %u real + %u virtual seats of %u", g,
                  sink->seats[g], event->qty, size);
-    if (event->type == RUSH_EV_GROUP_FAILED && sink->seats[g] >= size)
+    if (event->type == RUSH_EV_GROUP_FAILED && sink->seats[g] >= completes_at)
         snprintf(sink->broken, sizeof(sink->broken), "group %" PRIu64 " failed with %u seats", g,
                  sink->seats[g]);
 }
@@ -1505,6 +1575,7 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_ORDER_RELEASED:
         case RUSH_EV_ORDER_EXPIRED:
         case RUSH_EV_REFUND_DUE:
+        case RUSH_EV_TIER_REFUND_DUE:
             notes_push(&sink->published, (struct note){.id = event->order_id,
                                                        .user = event->user_id,
                                                        .sku = event->sku_id,
@@ -1636,7 +1707,7 @@ static struct rush_shard_limits run_limits(uint64_t seed, uint32_t steps)
         break;
     case 2:
         limits.user_limits_max = 300;
-        limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 3);
+        limits.events_buffer_max = 2 * (3 * RUSH_GROUP_SIZE_MAX + 3);
         break;
     case 3:
         limits.keys_max = steps / 5 + 64; /* reservations fill it; the ring turns over */
@@ -2245,17 +2316,21 @@ static void expect_user(struct run *run, const struct observed *o, uint32_t inde
     }
 }
 
-/* The model's own group invariants: open 1..N-1 seats, completed exactly N with virtual ones. */
+/* The model's own group invariants: open 1..N-1 seats, completed exactly N with virtual ones (a
+ * tiered group: at least its first tier, no virtual seat). */
 static void expect_model_groups(struct run *run)
 {
     const struct model *m = &run->model;
     for (uint32_t g = 1; g <= m->group_count; g++) {
         const struct m_group *group = &m->groups[g];
-        uint32_t size = m->skus[group->sku].def.group_size;
-        bool fine =
-            group->seats >= 1 && group->seats <= size &&
-            (group->state != RUSH_GROUP_OPEN || group->seats < size) &&
-            (group->state != RUSH_GROUP_COMPLETED || group->seats + group->virtual_seats == size);
+        const struct rush_sku *def = &m->skus[group->sku].def;
+        uint32_t size = def->group_size;
+        bool completed_ok = def->tier_count != 0 ? group->virtual_seats == 0 &&
+                                                       m_tier_reached(def, group->seats) >= 0
+                                                 : group->seats + group->virtual_seats == size;
+        bool fine = group->seats >= 1 && group->seats <= size &&
+                    (group->state != RUSH_GROUP_OPEN || group->seats < size) &&
+                    (group->state != RUSH_GROUP_COMPLETED || completed_ok);
         if (!fine)
             FAIL_AT(run, "model group %u: %u seats + %u virtual of %u, state %u", g, group->seats,
                     group->virtual_seats, size, group->state);
@@ -2448,6 +2523,18 @@ static void redefine_field(struct run *run, const struct m_sku *live, uint32_t b
     case RUSH_SKU_FIELD_REGISTER_UNTIL:
         put->register_until_ns = dice < 30 ? 0 : run->clock + (int64_t)rnd(run, 3 * SECOND);
         break;
+    case RUSH_SKU_FIELD_TIERS: /* none, the same, two tiers to the size, or out of order */
+        put->tier_count = 0;
+        memset(put->tier_size, 0, sizeof(put->tier_size));
+        memset(put->tier_price_fen, 0, sizeof(put->tier_price_fen));
+        if (dice < 30 || live->def.group_size < 3)
+            break;
+        put->tier_count = 2;
+        put->tier_size[0] = (uint8_t)(live->def.group_size - 1);
+        put->tier_size[1] = (uint8_t)live->def.group_size;
+        put->tier_price_fen[0] = live->def.price_fen - 1 - (int64_t)rnd(run, 5);
+        put->tier_price_fen[1] = dice < 90 ? put->tier_price_fen[0] - 1 : put->tier_price_fen[0];
+        break;
     case RUSH_SKU_FIELD_LEADER_PRICE: /* the leader free, a price, or unset */
         put->prices = (uint8_t)(dice < 70 ? put->prices | RUSH_SKU_LEADER_PRICE
                                           : put->prices & ~RUSH_SKU_LEADER_PRICE);
@@ -2483,12 +2570,12 @@ static void step_redefine(struct run *run)
         put.price_fen = 5;
     } else if (dice < 8) {
         put.fields = 0; /* whole: every field, the pause and the stock included */
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_REGISTER_UNTIL; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_TIERS; bit <<= 1)
             if (rnd(run, 4) == 0)
                 redefine_field(run, live, bit, &put);
     } else {
         for (uint32_t named = 1 + (uint32_t)rnd(run, 3), i = 0; i < named; i++)
-            put.fields |= 1u << rnd(run, 22);
+            put.fields |= 1u << rnd(run, 23);
         if (put.fields & (RUSH_SKU_FIELD_REGISTER_FROM | RUSH_SKU_FIELD_REGISTER_UNTIL))
             put.fields |= rnd(run, 3) != 0 ? RUSH_SKU_FIELD_RULES | RUSH_SKU_FIELD_REGISTER_FROM |
                                                  RUSH_SKU_FIELD_REGISTER_UNTIL
@@ -2497,11 +2584,11 @@ static void step_redefine(struct run *run)
             put.fields |= rnd(run, 4) != 0
                               ? RUSH_SKU_FIELD_VIRTUAL_BUDGET | RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX
                               : 0;
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_REGISTER_UNTIL; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_TIERS; bit <<= 1)
             if (put.fields & bit)
                 redefine_field(run, live, bit, &put);
         if (dice >= 99)
-            put.fields |= 1u << 22; /* a field no version knows: refused */
+            put.fields |= 1u << 23; /* a field no version knows: refused */
     }
     struct rush_result want = model_sku_put(&run->model, &put);
     run->redefinitions[want.outcome == RUSH_OK]++;
@@ -2750,6 +2837,7 @@ static void run_report(const struct run *run, uint32_t steps)
             run->seed, steps, run->model.order_count, run->model.group_count, run->model.key_count,
             run->duplicates, run->model.fired_expired, run->model.fired_completed,
             run->model.fired_failed);
+    fprintf(stderr, " %" PRIu64 " tier refunds\n ", run->model.tier_refunds);
     for (int o = 0; o < RUSH_OUTCOME_COUNT_; o++)
         fprintf(stderr, " %s=%" PRIu64, rush_outcome_name(o), run->outcomes[o]);
     fprintf(stderr, "\n ");

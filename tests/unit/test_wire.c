@@ -147,7 +147,7 @@ Test(wire, skus_round_trip)
     skus[1].virtual_budget = 5;
     memset(skus[1].name, 'x', sizeof(skus[1].name)); /* a full name has no NUL */
     int bytes = rush_wire_encode_skus(SCRATCH, BUF_BYTES, 9, skus, 2);
-    cr_assert_eq(bytes, 32 + 2 * 168);
+    cr_assert_eq(bytes, 32 + 2 * 224);
     struct rush_wire_view view;
     struct rush_wire_error error;
     cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0, "%s", error.text);
@@ -180,7 +180,7 @@ Test(wire, message_bytes_is_exact_and_knows_the_limits)
 {
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 2), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_RESULT, 2), 32 + 112);
-    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 168);
+    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 224);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 1), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 2), 0);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 0), 0);
@@ -393,10 +393,10 @@ static void m_as_skus_with_pad(uint8_t *m, size_t *len)
 {
     put_u16(m + 6, RUSH_WIRE_SKU_PUT);
     put_u32(m + 8, 1);
-    put_u32(m + 12, 168);
-    memset(m + 32, 0, 168);
-    m[32 + 151] = 1; /* the last pad byte */
-    *len = 200;
+    put_u32(m + 12, 224);
+    memset(m + 32, 0, 224);
+    m[32 + 223] = 1; /* the last pad byte */
+    *len = 256;
 }
 
 static const struct hostile hostiles[] = {

@@ -347,6 +347,7 @@ static void report_count(struct report_sku *s, const struct rush_stream_event *e
         s->expired++;
         break;
     case RUSH_EV_REFUND_DUE:
+    case RUSH_EV_TIER_REFUND_DUE: /* a tiered seat's difference */
         s->refunds++, s->refunds_fen += fen;
         break;
     case RUSH_EV_GROUP_COMPLETED:
