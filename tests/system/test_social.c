@@ -190,6 +190,33 @@ static void check_tiers(void)
     cr_expect_eq(refunds_fen, 30, "each seat paid 90 and owes 80");
 }
 
+/* rushctl's buyer commands: its output (stdout) in `out`. */
+static void rushctl(const char *args, char *out, size_t cap)
+{
+    char command[6 * CHILD_PATH_BYTES], path[CHILD_PATH_BYTES + 16];
+    snprintf(path, sizeof path, "%s/rushctl.out", social.dir);
+    snprintf(command, sizeof command, "'%s/rushctl' --json '%s' %s > '%s'", social.bin, social.json,
+             args, path);
+    cr_assert_eq(system(command), 0, "%s", command);
+    FILE *file = fopen(path, "r");
+    cr_assert_not_null(file);
+    size_t n = fread(out, 1, cap - 1, file);
+    out[n] = '\0';
+    fclose(file);
+}
+
+static void check_rushctl(void)
+{
+    char out[REPLY_BYTES];
+    rushctl("register --sku 6001 --user 21", out, sizeof out);
+    EXPECT_IN(out, "outcome: ok");
+    rushctl("join-any --sku 7001 --user 22 --inviter 23 --new-user", out, sizeof out);
+    EXPECT_IN(out, "outcome: ok");
+    rushctl("list-groups 7001 --limit 3", out, sizeof out);
+    EXPECT_IN(out, "groups: [{\"group\":");
+    EXPECT_IN(out, "\"leader\":22");
+}
+
 Test(social, activity_limits_eligibility_and_registration_survive_a_restart)
 {
     child_make_dir(&social, "social");
@@ -200,6 +227,7 @@ Test(social, activity_limits_eligibility_and_registration_survive_a_restart)
     check_registration();
     check_sku_put();
     check_tiers();
+    check_rushctl();
     cr_expect_eq(child_stop(&social, SIGTERM), 0);
 
     run_rushd(); /* the log rebuilds registrations and the activity's counts */
