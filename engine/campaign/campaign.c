@@ -287,6 +287,7 @@ enum sku_key {
     K_REGISTER_FROM,
     K_REGISTER_UNTIL,
     K_TIERS,
+    K_SUBSIDY_BUDGET,
     K_COUNT_,
 };
 
@@ -315,6 +316,7 @@ static const char *const sku_keys[K_COUNT_] = {
     [K_REGISTER_FROM] = "register_from",
     [K_REGISTER_UNTIL] = "register_until",
     [K_TIERS] = "tiers",
+    [K_SUBSIDY_BUDGET] = "subsidy_budget_fen",
 };
 
 enum activity_key {
@@ -786,6 +788,10 @@ static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_k
         return time_value(ld, value, false, &sku->register_from_ns);
     case K_REGISTER_UNTIL:
         return time_value(ld, value, false, &sku->register_until_ns);
+    case K_SUBSIDY_BUDGET:
+        return parse_integer(value, 0, RUSH_SUBSIDY_FEN_MAX, &sku->subsidy_budget_fen) < 0
+                   ? "must be an integer number of fen 0..1000000000000000 (0: no cap)"
+                   : NULL;
     case K_TIERS:
         return value[0] == '\0' || rush_sku_tiers_parse(value, sku) < 0
                    ? "must be SIZE:PRICE tiers (fen), at most 4, such as 3:990, 5:890, 10:790"

@@ -34,7 +34,9 @@
  *                 (times: registrations are taken in [from, until), until not after end);
  *                 tiers = SIZE:PRICE, ... (up to 4, sizes strictly up, prices strictly down in
  *                 fen, the first at most price; group_size defaults to the last size and must
- *                 equal it; no group_price, leader_price or virtual_policy with tiers).
+ *                 equal it; no group_price, leader_price or virtual_policy with tiers);
+ *                 subsidy_budget_fen (group-buy: integer fen 0..10^15, the most its seats may
+ *                 cost below price; 0 or absent: no cap).
  *   [activity NAME] NAME is 1..31 letters, digits, '_' or '-': user_qty_max (required,
  *                 1..1000000: units one user holds over all of its SKUs), day_qty_max (units a
  *                 user may take per day, at most user_qty_max; absent: no daily limit),

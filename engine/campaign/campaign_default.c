@@ -260,7 +260,13 @@ static const char text[] =
     "(tier_refund_due).\n"
     "; The last size is the group's size; no virtual seats with tiers.\n"
     "tiers = 3:9900, 5:8900, 10:7900\n"
-    "user_qty_max = 1\n";
+    "user_qty_max = 1\n"
+    "; The most its seats may cost below the list price, in fen: 1,000,000 yuan. A seat is "
+    "charged\n"
+    "; 19900 - 7900 when it joins and given back what its tier did not cost; once spent, seats "
+    "answer\n"
+    "; sold_out (reason subsidy_spent).\n"
+    "subsidy_budget_fen = 100000000\n";
 
 const char *rush_campaign_default_text(void)
 {

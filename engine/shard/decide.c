@@ -335,10 +335,24 @@ static void note_inviter(struct rush_shard *shard, const struct rush_request *re
                                             .user_id = request->inviter_id});
 }
 
+/* A seat (the leader's or another) within the SKU's subsidy budget, if it has one
+ * (shard__seat_subsidy); one test of the budget for a SKU without. */
+static struct verdict subsidy_room(const struct sku_state *sku, bool leader)
+{
+    if (sku->def.subsidy_budget_fen != 0 &&
+        sku->subsidy_spent_fen + shard__seat_subsidy(sku, shard__seat_price(sku, leader)) >
+            sku->def.subsidy_budget_fen)
+        return (struct verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_SUBSIDY};
+    return verdict_of(RUSH_OK);
+}
+
 static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
                                  struct sku_state *sku)
 {
     struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    verdict = subsidy_room(sku, true);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     if (sku->groups_open >= sku->def.groups_open_max)
@@ -361,6 +375,9 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
 {
     const struct group *group = &shard->groups[group_index];
     const struct sku_state *sku = &shard->skus[group->sku_index];
+    struct verdict verdict = subsidy_room(sku, false);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
     struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
     event.qty = 1;
     event.sku_id = sku->def.id;
@@ -778,6 +795,21 @@ static bool sku_user_holds_over(const struct rush_shard *shard, const struct sku
     return false;
 }
 
+/*
+ * A subsidy budget counts the seats taken under it: it cannot go below what was spent, cannot
+ * be set while seats are held that were not counted, and the list price cannot move under held
+ * seats that were (their charge must come back as it was taken).
+ */
+static bool subsidy_put_breaks(const struct sku_state *sku, const struct rush_sku *def)
+{
+    if (def->subsidy_budget_fen == 0)
+        return false;
+    if (def->subsidy_budget_fen < sku->subsidy_spent_fen)
+        return true;
+    bool seats_held = sku->groups_open > 0;
+    return seats_held && (sku->def.subsidy_budget_fen == 0 || def->price_fen != sku->def.price_fen);
+}
+
 static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
                                            const struct sku_state *sku, const struct rush_sku *def)
 {
@@ -792,6 +824,8 @@ static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
         return invalid_because(RUSH_REASON_BELOW_RESERVED);
     if (def->virtual_budget < sku->virtual_used)
+        return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
+    if (subsidy_put_breaks(sku, def))
         return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
     if (def->user_qty_max < sku->def.user_qty_max &&
         sku_user_holds_over(shard, sku, def->user_qty_max))

@@ -294,6 +294,21 @@ int64_t shard__seat_price(const struct sku_state *sku, bool leader)
     return sku->def.price_fen;
 }
 
+/*
+ * What a seat paying `amount` is charged against its SKU's subsidy budget when it is taken:
+ * the list price less what it pays, and for a tiered group the list price less the last tier's
+ * price (the most it can cost); the group's completion gives back what the tier reached did not
+ * cost (apply_group_closed), a released seat all of it. Prices and tiers cannot change under
+ * held seats of a SKU with a budget (decide.c, sku_put), so the charge taken is the one given
+ * back.
+ */
+int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount)
+{
+    if (sku->def.tier_count != 0)
+        return sku->def.price_fen - sku->def.tier_price_fen[sku->def.tier_count - 1];
+    return sku->def.price_fen > amount ? sku->def.price_fen - amount : 0;
+}
+
 /* ---- events ----------------------------------------------------------------------------- */
 
 void shard__flush(struct rush_shard *shard)
@@ -385,16 +400,17 @@ void shard__group_complete(struct rush_shard *shard, uint32_t group_index, uint3
         struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_CONFIRMED, o);
         event.op = op;
         shard__emit(shard, &event);
-        struct rush_event refund = event;
-        if (shard->orders[o].inviter_id != 0) {
+        const struct order *seat = &shard->orders[o];
+        if (seat->inviter_id != 0) {
             event.type = RUSH_EV_INVITER_DUE; /* the group completed: its inviter's reward is due */
-            event.user_id = shard->orders[o].inviter_id;
+            event.user_id = seat->inviter_id;
             shard__emit(shard, &event);
         }
-        if (tier != NONE && refund.amount > sku->def.tier_price_fen[tier]) {
-            refund.type = RUSH_EV_TIER_REFUND_DUE; /* paid the first tier, owes the one reached */
-            refund.amount -= sku->def.tier_price_fen[tier];
-            shard__emit(shard, &refund);
+        if (tier != NONE && seat->amount_fen > sku->def.tier_price_fen[tier]) {
+            event.type = RUSH_EV_TIER_REFUND_DUE; /* paid the first tier, owes the one reached */
+            event.user_id = seat->user_id;
+            event.amount = seat->amount_fen - sku->def.tier_price_fen[tier];
+            shard__emit(shard, &event);
         }
     }
     shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_COMPLETED,
@@ -538,6 +554,9 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     limit->held -= order->qty;
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
         activity_give_back(shard, sku, order->user_id, order->qty);
+    if (order->group_index != NONE && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent_fen -= shard__seat_subsidy(sku, order->amount_fen);
+    RUSH_ASSERT(sku->subsidy_spent_fen >= 0);
     order->state = state;
     retire(shard, order);
 }
@@ -566,6 +585,8 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
                             .generation = generation,
                             .state = RUSH_ORDER_RESERVED};
     take_stock(shard, sku, event->user_id, event->qty, event->group_id == 0);
+    if (event->group_id != 0 && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent_fen += shard__seat_subsidy(sku, event->amount);
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
         group__seat_add(shard, order->group_index, (uint32_t)index);
@@ -594,6 +615,16 @@ static void apply_group_closed(struct rush_shard *shard, const struct rush_event
 {
     struct group *group = shard__group(shard, event->group_id);
     RUSH_ASSERT(group != NULL);
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    if (state == RUSH_GROUP_COMPLETED && sku->def.tier_count != 0 &&
+        sku->def.subsidy_budget_fen != 0) { /* the tier reached cost less than the last one */
+        uint32_t tier = group__tier_reached(sku, group->seats);
+        RUSH_ASSERT(tier != NONE);
+        sku->subsidy_spent_fen -=
+            (int64_t)group->seats *
+            (sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1]);
+        RUSH_ASSERT(sku->subsidy_spent_fen >= 0);
+    }
     group__closed(shard, (uint32_t)(group - shard->groups), state,
                   state == RUSH_GROUP_COMPLETED ? event->qty : 0);
 }
@@ -611,6 +642,8 @@ static void apply_sku_put(struct rush_shard *shard, const struct rush_sku *def)
         for (int k = 0; k < RUSH_GROUP_SIZE_MAX; k++)
             sku->bucket_head[k] = sku->bucket_tail[k] = NONE;
     }
+    if (def->subsidy_budget_fen == 0)
+        sku->subsidy_spent_fen = 0; /* counted only under a budget (decide.c, sku_put) */
     sku->def = *def;
     int64_t held = sku->reserved + sku->confirmed;
     sku->stock_total = def->unlimited ? held : def->stock;

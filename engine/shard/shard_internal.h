@@ -46,6 +46,8 @@ struct sku_state {
     /* Open groups with k seats taken sit in list k (1..N-1), oldest first. */
     uint32_t bucket_head[RUSH_GROUP_SIZE_MAX];
     uint32_t bucket_tail[RUSH_GROUP_SIZE_MAX];
+    int64_t subsidy_spent_fen; /* with a subsidy budget: what held and sold seats cost below the
+                                  list price (shard__seat_subsidy); 0 without one */
 };
 
 /*
@@ -271,6 +273,7 @@ void shard__flush(struct rush_shard *shard);
 void shard__apply(struct rush_shard *shard, const struct rush_event *event);
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
 int64_t shard__seat_price(const struct sku_state *sku, bool leader);
+int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
 /* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */

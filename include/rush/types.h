@@ -118,7 +118,8 @@ enum rush_reason {
     RUSH_REASON_NOT_REGISTRABLE = 20, /* invalid: register on a SKU that takes no registrations */
     RUSH_REASON_ACTIVITY_LIMIT = 21,  /* limit_exceeded: the activity's per-user limit */
     RUSH_REASON_ACTIVITY_DAY = 22,    /* limit_exceeded: the activity's per-user, per-day limit */
-    RUSH_REASON_COUNT_ = 23,
+    RUSH_REASON_SUBSIDY = 23,         /* sold_out: the SKU's subsidy budget is spent */
+    RUSH_REASON_COUNT_ = 24,
 };
 
 enum rush_order_state {
@@ -265,7 +266,10 @@ struct rush_sku {
     int64_t tier_price_fen[RUSH_TIERS_MAX];
     uint8_t tier_size[RUSH_TIERS_MAX];
     uint8_t tier_count;
-    uint8_t pad2[19]; /* 0 */
+    uint8_t pad2[3];            /* 0 */
+    int64_t subsidy_budget_fen; /* group-buy: the most the seats held or sold may cost below the
+                                   list price (price_fen - what a seat pays, summed); 0: no cap */
+    uint8_t pad3[8];            /* 0 */
 };
 static_assert(sizeof(struct rush_sku) == 224, "sku record is 224 bytes");
 static_assert(offsetof(struct rush_sku, fields) == 124, "fields sits in the old padding");
@@ -345,8 +349,10 @@ enum rush_sku_field {
     RUSH_SKU_FIELD_REGISTER_FROM = 1u << 20,
     RUSH_SKU_FIELD_REGISTER_UNTIL = 1u << 21,
     RUSH_SKU_FIELD_TIERS = 1u << 22, /* tier_count, tier_size, tier_price_fen */
+    RUSH_SKU_FIELD_SUBSIDY_BUDGET = 1u << 23,
 };
-#define RUSH_SKU_FIELDS_ALL 0x7fffffu
+#define RUSH_SKU_FIELDS_ALL 0xffffffu
+#define RUSH_SUBSIDY_FEN_MAX INT64_C(1000000000000000)
 #define RUSH_SKU_FIELDS_REQUIRED                                                                   \
     (RUSH_SKU_FIELD_NAME | RUSH_SKU_FIELD_PRICE | RUSH_SKU_FIELD_START | RUSH_SKU_FIELD_END |      \
      RUSH_SKU_FIELD_ORDER_QTY_MAX | RUSH_SKU_FIELD_USER_QTY_MAX)

@@ -327,6 +327,7 @@ enum sku_field {
     S_REGISTER_FROM,
     S_REGISTER_UNTIL,
     S_TIERS,
+    S_SUBSIDY_BUDGET,
     S_COUNT_,
 };
 
@@ -355,6 +356,7 @@ static const char *const sku_field_names[S_COUNT_] = {
     [S_REGISTER_FROM] = "register_from_ns",
     [S_REGISTER_UNTIL] = "register_until_ns",
     [S_TIERS] = "tiers",
+    [S_SUBSIDY_BUDGET] = "subsidy_budget_fen",
 };
 
 /* The member for field f is named by bit f - 1 of struct rush_sku.fields (types.h). */
@@ -507,6 +509,8 @@ static int decode_sku_field(enum sku_field f, const json_t *value, struct rush_s
         return value_i64(value, &sku->register_until_ns);
     case S_TIERS:
         return json_is_string(value) ? rush_sku_tiers_parse(json_string_value(value), sku) : -1;
+    case S_SUBSIDY_BUDGET:
+        return sku_non_negative(value, &sku->subsidy_budget_fen);
     case S_COUNT_:
         break;
     }
@@ -540,6 +544,7 @@ static const char *const sku_field_types[S_COUNT_] = {
     [S_REGISTER_UNTIL] = "an integer (ns since the epoch)",
     [S_TIERS] =
         "a string of up to 4 SIZE:PRICE tiers such as \"3:990, 5:890, 10:790\" (\"\": none)",
+    [S_SUBSIDY_BUDGET] = "an integer >= 0 (fen; 0: no cap)",
 };
 
 static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, size_t why_size)
@@ -1267,6 +1272,9 @@ static void put_sku_field(struct writer *w, enum sku_field f, const struct rush_
         return;
     case S_REGISTER_UNTIL:
         member_i64(w, name, sku->register_until_ns);
+        return;
+    case S_SUBSIDY_BUDGET:
+        member_i64(w, name, sku->subsidy_budget_fen);
         return;
     case S_TIERS: {
         char text[128];

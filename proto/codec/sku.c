@@ -141,9 +141,14 @@ static int sku_check_rules(const struct rush_sku *sku, char *why, size_t why_siz
  */
 static int sku_check_tiers(const struct rush_sku *sku, char *why, size_t why_size)
 {
-    for (size_t i = 0; i < sizeof(sku->pad2); i++)
-        if (sku->pad2[i] != 0)
-            return rush__refuse(RUSH_ECONFIG, why, why_size, "reserved bytes must be 0");
+    if (!rush_sku_pad_is_zero(sku))
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "reserved bytes must be 0");
+    if (sku->subsidy_budget_fen < 0 || sku->subsidy_budget_fen > RUSH_SUBSIDY_FEN_MAX ||
+        (sku->subsidy_budget_fen != 0 && sku->group_size == 0))
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "subsidy_budget_fen must be 0..%" PRId64 " on a group-buy SKU (solo "
+                            "orders pay the list price)",
+                            RUSH_SUBSIDY_FEN_MAX);
     if (sku->tier_count > RUSH_TIERS_MAX)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "at most %d tiers", RUSH_TIERS_MAX);
     for (uint32_t t = sku->tier_count; t < RUSH_TIERS_MAX; t++)
@@ -231,6 +236,9 @@ bool rush_sku_pad_is_zero(const struct rush_sku *sku)
     for (size_t i = 0; i < sizeof(sku->pad2); i++)
         if (sku->pad2[i] != 0)
             return false;
+    for (size_t i = 0; i < sizeof(sku->pad3); i++)
+        if (sku->pad3[i] != 0)
+            return false;
     return true;
 }
 
@@ -316,8 +324,9 @@ static const struct {
     SKU_FIELD(RUSH_SKU_FIELD_TIERS, tier_price_fen),
     SKU_FIELD(RUSH_SKU_FIELD_TIERS, tier_size),
     SKU_FIELD(RUSH_SKU_FIELD_TIERS, tier_count),
+    SKU_FIELD(RUSH_SKU_FIELD_SUBSIDY_BUDGET, subsidy_budget_fen),
 };
-static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 25, "every field bit's bytes");
+static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 26, "every field bit's bytes");
 
 /* A named group or leader price brings its `prices` bit with it (set: the put's price applies). */
 static uint8_t merged_prices(uint8_t live, uint8_t put, uint32_t fields)
@@ -343,6 +352,7 @@ struct rush_sku rush_sku_merge(const struct rush_sku *live, int64_t stock_total,
     merged.prices = merged_prices(live->prices, put->prices, fields);
     memset(merged.pad, 0, sizeof(merged.pad));
     memset(merged.pad2, 0, sizeof(merged.pad2));
+    memset(merged.pad3, 0, sizeof(merged.pad3));
     merged.fields = 0;
     return merged;
 }

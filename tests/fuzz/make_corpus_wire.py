@@ -38,10 +38,10 @@ def result(outcome, flags=0, reason=0, state=0, qty=0, order=0, group=0, remaini
 
 def sku(sku_id, name, stock, price_fen, qty_max=1, group_size=0, unlimited=0, policy=0,
         group_ttl=0, groups_open_max=0, virtual_seats_max=0, virtual_budget=0, fields=0):
-    return struct.pack("<Q40sqqqqqqIIIIIIBBBBIqqBB6sqq4q4sB19s", sku_id, name, stock,
+    return struct.pack("<Q40sqqqqqqIIIIIIBBBBIqqBB6sqq4q4sB3sq8s", sku_id, name, stock,
                        price_fen, 0, 1 << 62, 0, group_ttl, qty_max, qty_max, group_size,
                        groups_open_max, virtual_seats_max, virtual_budget, unlimited, policy, 0,
-                       0, fields, 0, 0, 0, 0, b"", 0, 0, 0, 0, 0, 0, b"", 0, b"")
+                       0, fields, 0, 0, 0, 0, b"", 0, 0, 0, 0, 0, 0, b"", 0, b"", 0, b"")
 
 
 def error(code, text, record_index=0xFFFFFFFF):

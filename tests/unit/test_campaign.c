@@ -336,6 +336,11 @@ static const struct broken broken_files[] = {
     {SKU_HEAD "group_ttl = 10m\ntiers = 3:90, 5:80,\n", "t.ini:8: tiers = 3:90, 5:80,: must be"},
     {SKU_HEAD "group_ttl = 10m\ntiers = 2:9, 3:8, 4:7, 5:6, 6:5\n", "t.ini:8: tiers = "},
     {SKU_HEAD "tiers = 3:90\n", "t.ini:1: [sku 7]: missing key 'group_ttl'"},
+    /* Subsidy budgets. */
+    {SKU_HEAD "subsidy_budget_fen = 500\n",
+     "t.ini:1: [sku 7]: subsidy_budget_fen must be 0..1000000000000000 on a group-buy SKU"},
+    {SKU_HEAD "group_ttl = 10m\ngroup_size = 2\nsubsidy_budget_fen = -1\n",
+     "t.ini:9: subsidy_budget_fen = -1: must be an integer number of fen"},
     /* The first error in file order wins, even when a later section is also broken. */
     {"[sku 7]\nname = x\n[sku 8]\nname = y\nprice = 1.5\n", "t.ini:1: [sku 7]: missing key"},
     {"[engine]\nshards 4\n[sku 7]\nstock = -1\n", "t.ini:2: expected [section]"},

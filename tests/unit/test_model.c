@@ -162,6 +162,7 @@ static struct rush_sku catalogue_sku(uint64_t id)
         sku.tier_size[0] = 2, sku.tier_price_fen[0] = 90;
         sku.tier_size[1] = 3, sku.tier_price_fen[1] = 80;
         sku.tier_size[2] = 4, sku.tier_price_fen[2] = 70;
+        sku.subsidy_budget_fen = 900; /* a seat is charged 30 until its group's tier is known */
         break;
     case SKU_NEWBIE:
         sku.stock = 20;
@@ -214,6 +215,7 @@ static struct rush_sku catalogue_sku(uint64_t id)
         sku.prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
         sku.group_price_fen = 40;
         sku.leader_price_fen = 0;
+        sku.subsidy_budget_fen = 2000; /* seats cost 20 below the list price, leaders 60 */
         break;
     case SKU_QUAD:
         sku = sku_group(id, 0, 4);
@@ -259,6 +261,7 @@ struct m_sku {
     uint32_t user_unpaid[USERS_MAX + 1]; /* flash-sale orders reserved, not paid */
     uint32_t user_churn[USERS_MAX + 1];  /* flash-sale orders cancelled or expired */
     bool registered[USERS_MAX + 1];      /* op register (an entry of the limit table) */
+    int64_t subsidy_spent; /* with a budget: list price less what held and sold seats pay */
 };
 
 /* A user's units over the activity: held (given back on release) and taken on `day`. */
@@ -513,6 +516,24 @@ static void m_timer_add(struct model *m, int64_t deadline, uint32_t handle)
     m->timers[m->timer_count++] = (struct m_timer){.deadline = deadline, .handle = handle};
 }
 
+/* A seat's charge against its SKU's subsidy budget: the list price less what it pays, or less
+ * the last tier's price for a tiered group (the tier reached gives the rest back). */
+static int64_t m_seat_subsidy(const struct rush_sku *def, int64_t amount)
+{
+    if (def->tier_count != 0)
+        return def->price_fen - def->tier_price_fen[def->tier_count - 1];
+    return def->price_fen > amount ? def->price_fen - amount : 0;
+}
+
+/* sold_out (subsidy_spent) when a seat paying `amount` would overspend the budget. */
+static struct m_verdict m_subsidy_room(const struct m_sku *sku, int64_t amount)
+{
+    if (sku->def.subsidy_budget_fen != 0 &&
+        sku->subsidy_spent + m_seat_subsidy(&sku->def, amount) > sku->def.subsidy_budget_fen)
+        return (struct m_verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_SUBSIDY};
+    return m_out(RUSH_OK);
+}
+
 /* A new order holding stock: its number. */
 static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, uint32_t qty,
                             uint32_t group, int64_t amount)
@@ -534,6 +555,8 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
     }
     sku->user_held[user] += qty;
     sku->user_unpaid[user] += group == 0;
+    if (group != 0 && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent += m_seat_subsidy(&sku->def, amount);
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY) {
         struct m_activity_user *a = &m->activity[user];
         m->limit_count += !a->has_entry;
@@ -594,6 +617,8 @@ static void m_order_return(struct model *m, uint32_t n, uint8_t state)
     sku->user_churn[order->user] += order->group == 0;
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
         m->activity[order->user].held -= order->qty; /* the day's count stays */
+    if (order->group != 0 && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent -= m_seat_subsidy(&sku->def, order->amount);
 }
 
 static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq)
@@ -705,6 +730,10 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
                                             .qty = virtual_seats,
                                             .type = RUSH_EV_GROUP_COMPLETED,
                                             .op = m->op});
+    if (tier >= 0 && sku->def.subsidy_budget_fen != 0) /* the tier reached cost less */
+        sku->subsidy_spent -=
+            (int64_t)group->seats *
+            (sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1]);
     group->state = RUSH_GROUP_COMPLETED;
     group->virtual_seats = virtual_seats;
     sku->virtual_used += virtual_seats;
@@ -762,6 +791,8 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user, uint6
 {
     struct m_sku *sku = &m->skus[s];
     struct m_verdict v = m_can_hold(m, sku, user, 1);
+    if (v.outcome == RUSH_OK)
+        v = m_subsidy_room(sku, m_seat_price(&sku->def, true));
     if (v.outcome != RUSH_OK)
         return v;
     if (sku->groups_open >= sku->def.groups_open_max)
@@ -818,6 +849,8 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
     if (v.outcome == RUSH_OK)
         v = m_can_hold(m, sku, rq->user_id, 1);
     if (v.outcome == RUSH_OK)
+        v = m_subsidy_room(sku, m_seat_price(&sku->def, false));
+    if (v.outcome == RUSH_OK)
         v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
 }
@@ -857,7 +890,9 @@ static struct m_verdict m_join_any(struct model *m, const struct rush_request *r
     uint32_t g = m_best_group(m, (uint32_t)s, rq->user_id);
     if (g == 0)
         return m_open(m, (uint32_t)s, rq->user_id, rq->inviter_id);
-    v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
+    v = m_subsidy_room(sku, m_seat_price(&sku->def, false));
+    if (v.outcome == RUSH_OK)
+        v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
 }
 
@@ -1319,7 +1354,9 @@ static bool m_sku_valid(const struct rush_sku *d)
         return false;
     /* tiers: up to 4, sizes from 2 strictly up to group_size, prices strictly down from at most
      * the list price; seats pay the first, so no group or leader price and no virtual seats */
-    if (d->tier_count > RUSH_TIERS_MAX)
+    if (d->tier_count > RUSH_TIERS_MAX || d->subsidy_budget_fen < 0 ||
+        d->subsidy_budget_fen > RUSH_SUBSIDY_FEN_MAX ||
+        (d->subsidy_budget_fen != 0 && d->group_size == 0))
         return false;
     for (uint32_t t = 0; t < RUSH_TIERS_MAX; t++)
         if (t >= d->tier_count
@@ -1426,6 +1463,8 @@ static struct rush_sku m_sku_merged(const struct m_sku *live, const struct rush_
         d.register_from_ns = put->register_from_ns;
     if (f & RUSH_SKU_FIELD_REGISTER_UNTIL)
         d.register_until_ns = put->register_until_ns;
+    if (f & RUSH_SKU_FIELD_SUBSIDY_BUDGET)
+        d.subsidy_budget_fen = put->subsidy_budget_fen;
     if (f & RUSH_SKU_FIELD_TIERS) {
         d.tier_count = put->tier_count;
         memcpy(d.tier_size, put->tier_size, sizeof(d.tier_size));
@@ -1473,6 +1512,13 @@ static uint8_t m_live_put_refusal(const struct model *m, uint32_t s, const struc
         return RUSH_REASON_LIMIT_BELOW_HELD;
     if (m_someone_holds_over(sku, def->user_qty_max))
         return RUSH_REASON_LIMIT_BELOW_HELD;
+    /* a budget counts the seats taken under it: never below what it spent, not set over seats
+     * it did not count, no list price move under seats it counted */
+    if (def->subsidy_budget_fen != 0 &&
+        (def->subsidy_budget_fen < sku->subsidy_spent ||
+         (sku->groups_open > 0 &&
+          (sku->def.subsidy_budget_fen == 0 || def->price_fen != sku->def.price_fen))))
+        return RUSH_REASON_LIMIT_BELOW_HELD;
     return RUSH_REASON_NONE;
 }
 
@@ -1506,6 +1552,8 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
     def.fields = 0;
     struct m_sku *sku = &m->skus[s];
     int64_t held = sku->reserved + sku->confirmed;
+    if (def.subsidy_budget_fen == 0)
+        sku->subsidy_spent = 0; /* counted only under a budget */
     sku->def = def;
     sku->stock_total = def.unlimited ? held : def.stock;
     sku->available = def.unlimited ? 0 : def.stock - held;
@@ -2523,6 +2571,11 @@ static void redefine_field(struct run *run, const struct m_sku *live, uint32_t b
     case RUSH_SKU_FIELD_REGISTER_UNTIL:
         put->register_until_ns = dice < 30 ? 0 : run->clock + (int64_t)rnd(run, 3 * SECOND);
         break;
+    case RUSH_SKU_FIELD_SUBSIDY_BUDGET: /* none, around what was spent, or refused */
+        put->subsidy_budget_fen = dice < 30   ? 0
+                                  : dice < 97 ? live->subsidy_spent + (int64_t)rnd(run, 200) - 40
+                                              : -1;
+        break;
     case RUSH_SKU_FIELD_TIERS: /* none, the same, two tiers to the size, or out of order */
         put->tier_count = 0;
         memset(put->tier_size, 0, sizeof(put->tier_size));
@@ -2570,12 +2623,12 @@ static void step_redefine(struct run *run)
         put.price_fen = 5;
     } else if (dice < 8) {
         put.fields = 0; /* whole: every field, the pause and the stock included */
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_TIERS; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_SUBSIDY_BUDGET; bit <<= 1)
             if (rnd(run, 4) == 0)
                 redefine_field(run, live, bit, &put);
     } else {
         for (uint32_t named = 1 + (uint32_t)rnd(run, 3), i = 0; i < named; i++)
-            put.fields |= 1u << rnd(run, 23);
+            put.fields |= 1u << rnd(run, 24);
         if (put.fields & (RUSH_SKU_FIELD_REGISTER_FROM | RUSH_SKU_FIELD_REGISTER_UNTIL))
             put.fields |= rnd(run, 3) != 0 ? RUSH_SKU_FIELD_RULES | RUSH_SKU_FIELD_REGISTER_FROM |
                                                  RUSH_SKU_FIELD_REGISTER_UNTIL
@@ -2584,11 +2637,11 @@ static void step_redefine(struct run *run)
             put.fields |= rnd(run, 4) != 0
                               ? RUSH_SKU_FIELD_VIRTUAL_BUDGET | RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX
                               : 0;
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_TIERS; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_SUBSIDY_BUDGET; bit <<= 1)
             if (put.fields & bit)
                 redefine_field(run, live, bit, &put);
         if (dice >= 99)
-            put.fields |= 1u << 23; /* a field no version knows: refused */
+            put.fields |= 1u << 24; /* a field no version knows: refused */
     }
     struct rush_result want = model_sku_put(&run->model, &put);
     run->redefinitions[want.outcome == RUSH_OK]++;
