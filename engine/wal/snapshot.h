@@ -67,9 +67,9 @@
  * counts unpaid and churned orders (32 bytes). Version 4: a SKU definition carries solo_allowed
  * and its group and leader prices (152-byte rush_sku in the sku_state); a seat records its
  * inviter (96-byte orders). Version 5: a SKU definition carries its rules (new users only,
- * registration, activity membership) and registration window and tiers (224-byte rush_sku, 784-byte
- * sku_state); the user-limit table also holds activity and registration entries. A file of an
- * earlier version is refused.
+ * registration, activity membership), registration window, tiers and subsidy budget (224-byte
+ * rush_sku), the sku_state what the budget spent (792 bytes); the user-limit table also holds
+ * activity and registration entries. A file of an earlier version is refused.
  */
 #define RUSH_SNAPSHOT_VERSION 5
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
