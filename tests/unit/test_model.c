@@ -22,7 +22,10 @@
  * timers fire at batch start once their 1-ms tick has wholly passed, in (deadline, handle)
  * order, but a decision about an order or group whose deadline is not after the batch's time
  * settles it first; a group's deadline is capped at its SKU's window end; a second payment is
- * refunded; an order's amount is fixed at reservation.
+ * refunded; an order's amount is fixed at reservation. Issue 14's rules too: new users only
+ * (the request's flag), registrations and their window, an activity's limits over two SKUs and
+ * its day turning over inside every run, tiered groups and their refunds, subsidy budgets
+ * charged and given back, and the money ledger per SKU and per activity (struct money).
  *
  * Besides the model, the same driver checks directly against the shard's own outputs: no
  * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
@@ -1564,7 +1567,24 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
 
 /* ---- the sink: direct checks on the shard's own event stream, and an optional log --------- */
 
+/*
+ * The money ledger of a SKU, from its published events: fen taken (every payment that arrived:
+ * kept by a confirmed order, or due back) = fen of confirmed orders (less their tier refunds) +
+ * fen refunded or due. A payment arrives with a confirm (solo), at reservation (pay TTL 0) or at
+ * join (a seat); it is due back as refund_due when its seat's group failed (the seat released)
+ * or when it came for an order it could not buy (a late or second payment), and in part as
+ * tier_refund_due when a tiered group completed below its first tier's price.
+ */
+struct money {
+    uint64_t sku;
+    int64_t confirmed;    /* order_confirmed amounts */
+    int64_t returned;     /* released seats' and refused payments' amounts: taken, not kept */
+    int64_t refunds_due;  /* refund_due amounts */
+    int64_t tier_refunds; /* tier_refund_due amounts */
+};
+
 struct sink {
+    struct money money[SKUS_MAX + 2];
     bool record;
     struct recorder recorder;
     uint32_t *seats; /* per group number: real seats seen in the events */
@@ -1609,6 +1629,49 @@ static void sink_note(struct sink *sink, const struct rush_event *event)
                  sink->seats[g]);
 }
 
+static struct money *money_of(struct sink *sink, uint64_t sku)
+{
+    uint32_t i = 0;
+    while (i < SKUS_MAX + 1 && sink->money[i].sku != sku && sink->money[i].sku != 0)
+        i++;
+    sink->money[i].sku = sku;
+    return &sink->money[i];
+}
+
+static void money_note(struct sink *sink, const struct rush_event *event)
+{
+    if (event->type != RUSH_EV_ORDER_CONFIRMED && event->type != RUSH_EV_ORDER_RELEASED &&
+        event->type != RUSH_EV_REFUND_DUE && event->type != RUSH_EV_TIER_REFUND_DUE)
+        return; /* no money moves (and a part's payload is not an sku_id) */
+    struct money *money = money_of(sink, event->sku_id);
+    switch (event->type) {
+    case RUSH_EV_ORDER_CONFIRMED:
+        money->confirmed += event->amount;
+        break;
+    case RUSH_EV_ORDER_RELEASED: /* a seat paid at join; a flash-sale hold was never paid */
+        money->returned += event->group_id != 0 ? event->amount : 0;
+        break;
+    case RUSH_EV_REFUND_DUE:
+        money->refunds_due += event->amount;
+        money->returned += event->op == RUSH_OP_CONFIRM ? event->amount : 0; /* a payment refused */
+        break;
+    case RUSH_EV_TIER_REFUND_DUE:
+        money->tier_refunds += event->amount;
+        break;
+    default:
+        break;
+    }
+}
+
+/* taken == kept + refunded or due, per SKU and over the activity's SKUs. */
+static bool money_balances(const struct money *m)
+{
+    int64_t taken = m->confirmed + m->returned;
+    int64_t kept = m->confirmed - m->tier_refunds;
+    return taken == kept + m->refunds_due + m->tier_refunds && m->tier_refunds >= 0 &&
+           m->tier_refunds < m->confirmed + 1;
+}
+
 static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
                     const struct rush_event *events, uint32_t count)
 {
@@ -1618,6 +1681,7 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
     for (uint32_t i = 0; i < count; i++) {
         const struct rush_event *event = &events[i];
         sink_note(sink, event);
+        money_note(sink, event);
         switch ((enum rush_event_type)event->type) {
         case RUSH_EV_ORDER_CONFIRMED:
         case RUSH_EV_ORDER_RELEASED:
@@ -2385,6 +2449,30 @@ static void expect_model_groups(struct run *run)
     }
 }
 
+/* The money ledger (struct money) of every SKU and of the activity balances. */
+static void expect_money(struct run *run)
+{
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        struct money activity = {.sku = FAMILY_COLOURS};
+        for (const struct money *m = run->sinks[i].money; m->sku != 0; m++) {
+            if (!money_balances(m))
+                FAIL_AT(run,
+                        "sku %" PRIu64 ": taken %" PRId64 " != kept %" PRId64 " + due %" PRId64
+                        " + tier %" PRId64,
+                        m->sku, m->confirmed + m->returned, m->confirmed - m->tier_refunds,
+                        m->refunds_due, m->tier_refunds);
+            if (rush_sku_family(m->sku) != FAMILY_COLOURS)
+                continue;
+            activity.confirmed += m->confirmed;
+            activity.returned += m->returned;
+            activity.refunds_due += m->refunds_due;
+            activity.tier_refunds += m->tier_refunds;
+        }
+        if (!money_balances(&activity))
+            FAIL_AT(run, "the activity's money does not balance");
+    }
+}
+
 static void expect_check(struct run *run)
 {
     for (uint32_t i = 0; i < run->shard_count; i++) {
@@ -2396,6 +2484,7 @@ static void expect_check(struct run *run)
             FAIL_AT(run, "rush_shard_check: %s", o.why);
     }
     expect_model_groups(run);
+    expect_money(run);
 }
 
 static void describe_note(const struct note *note, char *out, size_t size)
