@@ -32,6 +32,45 @@ static const uint64_t campaign_zipf[] = {1001, 1002, 1003, 2001, 2002, 3001};
 static const uint64_t campaign_groups[] = {4001, 4002};
 static const uint64_t campaign_payments[] = {1001, 1002, 1003, 2001, 2002};
 
+/*
+ * The social catalogue (RUSH_CATALOG_SOCIAL_*): a deal sold solo at 39.90 and in groups of 2 at
+ * 9.90 with the leader free; a tiered group of up to 4 (2:90, 3:80, 4:70); a new-users-only
+ * SKU; three colours of the activity of family RUSH_CATALOG_SOCIAL_FAMILY. The colours keep
+ * their ids from run to run (a family has 1000 ids): each run's put redefines them with a
+ * stock no run exhausts, and its buyers are new users of the activity.
+ */
+static void social_def(struct rush_sku *def, uint32_t index)
+{
+    switch (index) {
+    case RUSH_CATALOG_SOCIAL_DEAL:
+        def->price_fen = 3990;
+        def->group_size = 2;
+        def->solo_allowed = 1;
+        def->prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
+        def->group_price_fen = 990;
+        def->leader_price_fen = 0;
+        def->user_qty_max = 2; /* one solo, one seat */
+        break;
+    case RUSH_CATALOG_SOCIAL_TIERED:
+        def->group_size = 4;
+        def->tier_count = 3;
+        def->tier_size[0] = 2, def->tier_price_fen[0] = 90;
+        def->tier_size[1] = 3, def->tier_price_fen[1] = 80;
+        def->tier_size[2] = 4, def->tier_price_fen[2] = 70;
+        break;
+    case RUSH_CATALOG_SOCIAL_NEW_USERS:
+        def->rules = RUSH_SKU_NEW_USERS_ONLY;
+        return;
+    default:
+        def->id = RUSH_CATALOG_SOCIAL_FAMILY * 1000 + 101 + (index - RUSH_CATALOG_SOCIAL_COLOUR);
+        def->rules = RUSH_SKU_IN_ACTIVITY;
+        def->stock = RUSH_CATALOG_SOCIAL_COLOUR_STOCK;
+        return;
+    }
+    def->group_ttl_ns = GROUP_TTL_NS;
+    def->groups_open_max = GROUPS_OPEN_MAX;
+}
+
 /* A fresh SKU's rules for the scenario: one unit per order and per buyer, window open. */
 static void fresh_def(struct rush_sku *def, uint64_t id, uint32_t index,
                       const struct rush_loadgen_options *options, int64_t now_ns)
@@ -61,6 +100,9 @@ static void fresh_def(struct rush_sku *def, uint64_t id, uint32_t index,
         def->group_ttl_ns = GROUP_TTL_NS;
         def->groups_open_max = GROUPS_OPEN_MAX;
         break;
+    case RUSH_SCENARIO_SOCIAL:
+        social_def(def, index);
+        break;
     case RUSH_SCENARIO_COUNT_:
         RUSH_ASSERT(false);
     }
@@ -86,6 +128,7 @@ static void campaign_ids(enum rush_loadgen_scenario scenario, const uint64_t **i
         *ids = campaign_payments;
         *n = sizeof(campaign_payments) / sizeof(campaign_payments[0]);
         return;
+    case RUSH_SCENARIO_SOCIAL: /* options refuse it: the scenario puts its own */
     case RUSH_SCENARIO_COUNT_:
         break;
     }

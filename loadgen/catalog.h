@@ -34,6 +34,21 @@
 #define RUSH_CATALOG_SETUP_TIMEOUT_MS 5000
 #define RUSH_CATALOG_ID_SHIFT 22 /* fresh ids: (clock ms mod 2^30) << 22, up to 4M SKUs a run */
 
+/*
+ * The social scenario's catalogue, by index: the deal (solo and groups of 2), the tiered group,
+ * the new-users-only SKU, then three colours of one activity. The colours are ids of family
+ * RUSH_CATALOG_SOCIAL_FAMILY, whose activity rushd's campaign must define: the built-in one's
+ * [activity rmb1-phone] (user_qty_max 1), so RUSH_CATALOG_SOCIAL_ACTIVITY_QTY_MAX is 1.
+ */
+#define RUSH_CATALOG_SOCIAL_DEAL 0
+#define RUSH_CATALOG_SOCIAL_TIERED 1
+#define RUSH_CATALOG_SOCIAL_NEW_USERS 2
+#define RUSH_CATALOG_SOCIAL_COLOUR 3
+#define RUSH_CATALOG_SOCIAL_SKUS 6
+#define RUSH_CATALOG_SOCIAL_FAMILY UINT64_C(5000000000001)
+#define RUSH_CATALOG_SOCIAL_ACTIVITY_QTY_MAX 1
+#define RUSH_CATALOG_SOCIAL_COLOUR_STOCK INT64_C(1000000000)
+
 /* What rushd says about one SKU (query_sku). */
 struct rush_catalog_figures {
     int64_t available;

@@ -52,6 +52,10 @@ int64_t rush_ledger_append(struct rush_ledger *ledger, const struct rush_request
         .original_index = original_index,
         .op = request->op,
         .status = RUSH_LEDGER_SENT,
+        .request_flags = request->flags,
+        .inviter_id = (request->op == RUSH_OP_GROUP_JOIN || request->op == RUSH_OP_GROUP_JOIN_ANY)
+                          ? request->inviter_id
+                          : 0,
     };
     return index;
 }

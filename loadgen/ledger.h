@@ -8,7 +8,7 @@
  * that, in send order, so that a verifier (loadgen/verify.h) can run after the load without the
  * load path doing anything but two stores per request.
  *
- * Workload. One entry per request: up to 2 x RUSH_LOADGEN_BUYERS_MAX entries of 80 bytes. The
+ * Workload. One entry per request: up to 2 x RUSH_LOADGEN_BUYERS_MAX entries of 88 bytes. The
  * table is reserved once at start-up (an anonymous mapping: pages are touched as entries are
  * written, so a short run costs little however large the capacity) and never grows; when it is
  * full the run stops generating requests (rush_ledger_append returns -ENOSPC).
@@ -71,9 +71,11 @@ struct rush_ledger_entry {
     uint8_t flags;           /* RUSH_RESULT_* of the result */
     uint8_t reason;          /* enum rush_reason when invalid */
     uint8_t state;           /* order or group state in the result */
-    uint8_t pad[2];
+    uint8_t request_flags;   /* request: RUSH_REQUEST_* (the gateway's new-user flag) */
+    uint8_t pad[1];
+    uint64_t inviter_id; /* request: group_join, group_join_any (0: nobody) */
 };
-static_assert(sizeof(struct rush_ledger_entry) == 80, "ledger entries stay compact");
+static_assert(sizeof(struct rush_ledger_entry) == 88, "ledger entries stay compact");
 
 struct rush_ledger {
     struct rush_ledger_entry *entries;

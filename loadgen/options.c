@@ -30,13 +30,14 @@
 static const char *const scenario_names[RUSH_SCENARIO_COUNT_] = {
     [RUSH_SCENARIO_MIDNIGHT] = "midnight", [RUSH_SCENARIO_ZIPF] = "zipf",
     [RUSH_SCENARIO_GROUPS] = "groups",     [RUSH_SCENARIO_DUPLICATES] = "duplicates",
-    [RUSH_SCENARIO_PAYMENTS] = "payments",
+    [RUSH_SCENARIO_PAYMENTS] = "payments", [RUSH_SCENARIO_SOCIAL] = "social",
 };
 
 /* Per scenario: buyers and SKUs when the flags do not say. */
-static const uint64_t buyers_default[RUSH_SCENARIO_COUNT_] = {1000000, 100000, 100000, 100000,
-                                                              100000};
-static const uint32_t skus_default[RUSH_SCENARIO_COUNT_] = {5, 1000, 5, 5, 5};
+static const uint64_t buyers_default[RUSH_SCENARIO_COUNT_] = {1000000, 100000, 100000,
+                                                              100000,  100000, 100000};
+/* social: a fixed catalogue of RUSH_CATALOG_SOCIAL_SKUS (catalog.h). */
+static const uint32_t skus_default[RUSH_SCENARIO_COUNT_] = {5, 1000, 5, 5, 5, 6};
 
 const char *rush_loadgen_scenario_name(enum rush_loadgen_scenario scenario)
 {
@@ -87,7 +88,8 @@ void rush_loadgen_usage(FILE *out)
             "                          end afterwards (exit 4 on any violation)\n"
             "  --pub URL               --verify: publisher endpoint (default " DEFAULT_PUB_URL ")\n"
             "  --replay URL            --verify: replay endpoint (default " DEFAULT_REPLAY_URL ")\n"
-            "  --scenario NAME         midnight|zipf|groups|duplicates|payments (midnight)\n"
+            "  --scenario NAME         midnight|zipf|groups|duplicates|payments|social\n"
+            "                          (midnight)\n"
             "  --mode closed|open      closed: --inflight messages outstanding per connection;\n"
             "                          open: --rate requests/s whatever the server does\n"
             "  --rate N                open mode: requests per second\n"
@@ -535,8 +537,10 @@ int rush_loadgen_options_finish(struct rush_loadgen_options *options, char *why,
         return refuse(why, why_size, "--rate is for --mode open; closed mode has no rate");
     if (options->buyers == 0)
         options->buyers = buyers_default[options->scenario];
-    if (options->skus == 0)
+    if (options->skus == 0 || options->scenario == RUSH_SCENARIO_SOCIAL)
         options->skus = skus_default[options->scenario];
+    if (options->scenario == RUSH_SCENARIO_SOCIAL && options->campaign_skus)
+        return refuse(why, why_size, "--scenario social puts its own SKUs: drop --campaign-skus");
     if (options->scenario == RUSH_SCENARIO_GROUPS && options->stock > 0 &&
         options->stock < options->group_size)
         return refuse(why, why_size, "--stock %lld is below --group-size %u: no group could fill",

@@ -49,7 +49,8 @@ enum rush_loadgen_scenario {
     RUSH_SCENARIO_GROUPS = 2,     /* group_open, group_join, group_join_any */
     RUSH_SCENARIO_DUPLICATES = 3, /* some requests resent with the same key */
     RUSH_SCENARIO_PAYMENTS = 4,   /* reserve, then confirm or abandon */
-    RUSH_SCENARIO_COUNT_ = 5,
+    RUSH_SCENARIO_SOCIAL = 5,     /* solo and group buyers, invitations, new users, an activity */
+    RUSH_SCENARIO_COUNT_ = 6,
 };
 
 enum rush_loadgen_mode {

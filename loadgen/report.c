@@ -157,6 +157,14 @@ static void print_scenario(const struct rush_report_input *in, FILE *out)
         fprintf(out, "  payments     %llu confirms sent, %llu reservations abandoned\n",
                 (unsigned long long)s->confirms_queued, (unsigned long long)s->abandoned);
         return;
+    case RUSH_SCENARIO_SOCIAL:
+        fprintf(out,
+                "  social       %llu solo, %llu joins_any (%llu invited), %llu new-user asks, "
+                "%llu activity asks (%llu second colours)\n",
+                (unsigned long long)s->solo, (unsigned long long)s->group_joins_any,
+                (unsigned long long)s->invited, (unsigned long long)s->new_user_asks,
+                (unsigned long long)s->activity_asks, (unsigned long long)s->second_colours);
+        return;
     case RUSH_SCENARIO_GROUPS:
         fprintf(out, "  groups       %llu opens, %llu joins, %llu joins_any\n",
                 (unsigned long long)s->group_opens, (unsigned long long)s->group_joins,

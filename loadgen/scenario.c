@@ -25,6 +25,7 @@ uint64_t rush_scenario_requests_max(const struct rush_loadgen_options *options)
         return options->buyers;
     case RUSH_SCENARIO_DUPLICATES:
     case RUSH_SCENARIO_PAYMENTS:
+    case RUSH_SCENARIO_SOCIAL:
         return 2 * options->buyers; /* one follow-up per answer at most */
     case RUSH_SCENARIO_COUNT_:
         break;
@@ -161,6 +162,48 @@ static void group_request(struct rush_scenario *scenario, struct rush_request *o
     }
 }
 
+/* The catalogue's SKU id at a RUSH_CATALOG_SOCIAL_* index. */
+static uint64_t social_sku(const struct rush_scenario *scenario, uint32_t index)
+{
+    RUSH_ASSERT(index < scenario->catalog->count);
+    return scenario->catalog->skus[index].def.id;
+}
+
+/* A social buyer (scenario.h): solo, a group join maybe invited, a new user, or a colour. */
+static void social_request(struct rush_scenario *scenario, struct rush_request *out)
+{
+    uint32_t roll = (uint32_t)(rush_drive_random(&scenario->random) % 100);
+    bool invited = rush_drive_random(&scenario->random) % 2 == 0 && scenario->buyers_next > 1;
+    if (roll < SOCIAL_SOLO_PERCENT) {
+        *out = (struct rush_request){.op = RUSH_OP_RESERVE,
+                                     .qty = 1,
+                                     .sku_id = social_sku(scenario, RUSH_CATALOG_SOCIAL_DEAL),
+                                     .user_id = out->user_id,
+                                     .key = out->key};
+        scenario->stats.solo++;
+    } else if (roll < SOCIAL_SOLO_PERCENT + SOCIAL_DEAL_PERCENT + SOCIAL_TIERED_PERCENT) {
+        out->op = RUSH_OP_GROUP_JOIN_ANY;
+        out->sku_id = social_sku(scenario, roll < SOCIAL_SOLO_PERCENT + SOCIAL_DEAL_PERCENT
+                                               ? RUSH_CATALOG_SOCIAL_DEAL
+                                               : RUSH_CATALOG_SOCIAL_TIERED);
+        out->inviter_id = invited ? out->user_id - 1 : 0; /* the buyer before shared it */
+        scenario->stats.group_joins_any++;
+        scenario->stats.invited += invited;
+    } else if (roll < SOCIAL_SOLO_PERCENT + SOCIAL_DEAL_PERCENT + SOCIAL_TIERED_PERCENT +
+                          SOCIAL_NEW_USERS_PERCENT) {
+        out->op = RUSH_OP_RESERVE;
+        out->qty = 1;
+        out->sku_id = social_sku(scenario, RUSH_CATALOG_SOCIAL_NEW_USERS);
+        out->flags = invited ? RUSH_REQUEST_NEW_USER : 0; /* the gateway knows half are new */
+        scenario->stats.new_user_asks++;
+    } else {
+        out->op = RUSH_OP_RESERVE;
+        out->qty = 1;
+        out->sku_id = social_sku(scenario, RUSH_CATALOG_SOCIAL_COLOUR + roll % 3);
+        scenario->stats.activity_asks++;
+    }
+}
+
 /* A new buyer's request. */
 static void new_request(struct rush_scenario *scenario, struct rush_request *out)
 {
@@ -170,6 +213,10 @@ static void new_request(struct rush_scenario *scenario, struct rush_request *out
     out->key = fresh_key(scenario);
     if (scenario->kind == RUSH_SCENARIO_GROUPS) {
         group_request(scenario, out);
+        return;
+    }
+    if (scenario->kind == RUSH_SCENARIO_SOCIAL) {
+        social_request(scenario, out);
         return;
     }
     out->op = RUSH_OP_RESERVE;
@@ -191,6 +238,18 @@ static void follow_up(struct rush_scenario *scenario, const struct rush_ledger *
                                      .target_id = entry->target_id,
                                      .key = entry->key};
         *original = index;
+        return;
+    }
+    if (scenario->kind == RUSH_SCENARIO_SOCIAL) { /* the next colour, by the same buyer */
+        uint32_t colour = 0;
+        while (social_sku(scenario, RUSH_CATALOG_SOCIAL_COLOUR + colour) != entry->sku_id)
+            colour++;
+        *out = (struct rush_request){
+            .op = RUSH_OP_RESERVE,
+            .qty = 1,
+            .sku_id = social_sku(scenario, RUSH_CATALOG_SOCIAL_COLOUR + (colour + 1) % 3),
+            .user_id = entry->user_id,
+            .key = fresh_key(scenario)};
         return;
     }
     RUSH_ASSERT(scenario->kind == RUSH_SCENARIO_PAYMENTS && entry->outcome == RUSH_OK);
@@ -269,6 +328,15 @@ void rush_scenario_on_answer(struct rush_scenario *scenario, const struct rush_l
         if (uniform(scenario) < scenario->duplicate_rate) {
             queue_follow_up(scenario, index);
             scenario->stats.resends_queued++;
+        }
+        return;
+    case RUSH_SCENARIO_SOCIAL: /* a first colour taken: ask for a second */
+        if (entry->op == RUSH_OP_RESERVE && entry->outcome == RUSH_OK &&
+            entry->sku_id >= RUSH_CATALOG_SOCIAL_FAMILY * 1000 &&
+            entry->sku_id < (RUSH_CATALOG_SOCIAL_FAMILY + 1) * 1000 &&
+            scenario->stats.second_colours < scenario->stats.activity_asks) {
+            queue_follow_up(scenario, index);
+            scenario->stats.second_colours++;
         }
         return;
     case RUSH_SCENARIO_PAYMENTS:

@@ -18,6 +18,13 @@
  *   payments    reserves as in midnight; --confirm-rate of the reservations that come back ok are
  *               confirmed (confirm with the order id, a new key) as soon as they come back, the
  *               rest are abandoned, so the SKU's pay TTL expires them and the stock returns.
+ *   social      Pinduoduo-style buyers on the catalogue of catalog.h (RUSH_CATALOG_SOCIAL_*):
+ *               SOCIAL_SOLO_PERCENT buy the deal solo, SOCIAL_DEAL_PERCENT join_any its groups
+ *               of 2 and SOCIAL_TIERED_PERCENT the tiered group (half of the joins on the
+ *               invitation of the buyer before them), SOCIAL_NEW_USERS_PERCENT ask for the
+ *               new-users-only SKU (half flagged new user by the "gateway"), the rest reserve
+ *               a colour of the activity and, when that is ok, a second colour (a follow-up:
+ *               the activity's limit of one must refuse it).
  *
  * Follow-ups (resends, confirms) wait in a FIFO and go before the next new buyer. Every new
  * request gets a fresh key: the run id (7 bytes), a sequence number (8 bytes) and a marker
@@ -41,6 +48,10 @@
 #include "ledger.h"
 #include "options.h"
 
+#define SOCIAL_SOLO_PERCENT 20
+#define SOCIAL_DEAL_PERCENT 25
+#define SOCIAL_TIERED_PERCENT 20
+#define SOCIAL_NEW_USERS_PERCENT 15
 #define GROUPS_OPEN_PERCENT 20
 #define GROUPS_JOIN_PERCENT 50
 #define RUSH_SCENARIO_KNOWN_GROUPS_MAX 4096 /* open groups remembered for group_join */
@@ -55,6 +66,11 @@ struct rush_scenario_stats {
     uint64_t group_opens;        /* groups */
     uint64_t group_joins;
     uint64_t group_joins_any;
+    uint64_t solo;           /* social: solo buyers of the deal */
+    uint64_t invited;        /* social: joins naming an inviter */
+    uint64_t new_user_asks;  /* social: requests for the new-users-only SKU */
+    uint64_t activity_asks;  /* social: first colours asked */
+    uint64_t second_colours; /* social: second colours asked (over the activity's limit) */
 };
 
 struct rush_known_group {

@@ -159,9 +159,11 @@ struct check {
     struct tally orders;   /* (order id, 0) -> v1 = times confirmed, v2 = event index + 1 */
     struct tally holders;  /* (sku id, user) -> v1 = units held at the end, v2 = confirmed */
     struct tally groups;   /* (group id, 2) -> v1 = confirmed seats, v2 = its SKU id */
+    struct tally social;   /* (user, 3): activity units held; (group, 4): tier refunds;
+                              (order, 5): the inviter its inviter_due names */
     int64_t *stream_units; /* per catalog SKU: units confirmed in the stream */
     int64_t violations;
-    int64_t shown[6];
+    int64_t shown[10];
 };
 
 __attribute__((format(printf, 3, 4))) static void violation(struct check *c, int kind,
@@ -319,6 +321,16 @@ static void check_limits(struct check *c)
     }
 }
 
+/* What a seat of a tiered group of `seats` confirmed seats is due back, or -1 below tier 1. */
+static int64_t tier_refund_of(const struct rush_sku *def, int64_t seats)
+{
+    int64_t refund = -1;
+    for (uint32_t t = 0; t < def->tier_count && t < RUSH_TIERS_MAX; t++)
+        if (seats >= def->tier_size[t])
+            refund = def->tier_price_fen[0] - def->tier_price_fen[t];
+    return refund;
+}
+
 /* Check 4: completed groups have exactly N members, failed ones none confirmed. */
 static void check_groups(struct check *c)
 {
@@ -331,8 +343,10 @@ static void check_groups(struct check *c)
         int64_t seats = tally_at(&c->groups, e->group_id, 2)->v1;
         if (e->type == RUSH_EV_GROUP_FAILED && seats != 0)
             violation(c, 4, "group %lu failed with %ld confirmed seats", e->group_id, seats);
-        if (e->type == RUSH_EV_GROUP_COMPLETED && c->catalog->fresh &&
-            seats + e->qty != sku->def.group_size)
+        bool size_ok = sku->def.tier_count != 0
+                           ? e->qty == 0 && tier_refund_of(&sku->def, seats) >= 0
+                           : seats + e->qty == sku->def.group_size;
+        if (e->type == RUSH_EV_GROUP_COMPLETED && c->catalog->fresh && !size_ok)
             violation(c, 4, "group %lu completed with %ld members + %u virtual, size %u",
                       e->group_id, seats, e->qty, sku->def.group_size);
     }
@@ -398,6 +412,101 @@ static int settle(struct check *c)
     return rc;
 }
 
+/* ---- the social rules (checks 6..9): new users, the activity, tiers, inviters -------------- */
+
+static bool answered_ok(const struct rush_ledger_entry *e)
+{
+    return e->status == RUSH_LEDGER_ANSWERED && e->outcome == RUSH_OK &&
+           !(e->flags & RUSH_RESULT_DUPLICATE);
+}
+
+/* Check 6: an ok on a new-users-only SKU went to a request the gateway flagged new; and the
+ * ledger side of check 7: units taken of the social activity, per buyer. */
+static void check_new_users_and_activity_takes(struct check *c)
+{
+    for (uint32_t i = 0; i < c->ledger->count; i++) {
+        const struct rush_ledger_entry *e = rush_ledger_get(c->ledger, i);
+        uint32_t index;
+        const struct rush_catalog_sku *sku = e->sku_id ? sku_of(c, e->sku_id, &index) : NULL;
+        if (sku == NULL || !answered_ok(e) || !c->catalog->fresh)
+            continue;
+        if ((sku->def.rules & RUSH_SKU_NEW_USERS_ONLY) &&
+            !(e->request_flags & RUSH_REQUEST_NEW_USER))
+            violation(c, 6, "sku %lu is for new users only, but user %lu (not flagged new) got it",
+                      e->sku_id, e->user_id);
+        if (rush_sku_family(e->sku_id) == RUSH_CATALOG_SOCIAL_FAMILY)
+            tally_at(&c->social, e->user_id, 3)->v1 += e->qty ? e->qty : 1;
+    }
+}
+
+/* Check 7: no buyer holds more of the activity than its per-user limit. */
+static void check_activity(struct check *c)
+{
+    for (uint64_t i = 0; i < c->v->count; i++) { /* what the stream gave back */
+        const struct rush_stream_event *e = &c->v->events[i];
+        uint32_t index;
+        if (rush_sku_family(e->sku_id) == RUSH_CATALOG_SOCIAL_FAMILY &&
+            sku_of(c, e->sku_id, &index) != NULL &&
+            (e->type == RUSH_EV_ORDER_RELEASED || e->type == RUSH_EV_ORDER_EXPIRED))
+            tally_at(&c->social, e->user_id, 3)->v1 -= e->qty;
+    }
+    for (uint64_t i = 0; i <= c->social.mask; i++) {
+        const struct tally_slot *slot = &c->social.slots[i];
+        if (slot->a != 0 && slot->b == 3 && slot->v1 > RUSH_CATALOG_SOCIAL_ACTIVITY_QTY_MAX)
+            violation(c, 7, "user %lu holds %ld units of the activity, its limit is %d", slot->a,
+                      slot->v1, RUSH_CATALOG_SOCIAL_ACTIVITY_QTY_MAX);
+    }
+}
+
+/* Check 8: each tier refund is the first tier's price less the tier its group reached, and a
+ * completed group whose tier is cheaper than the first refunds every seat. */
+static void check_tiers(struct check *c)
+{
+    for (uint64_t pass = 0; pass < 2; pass++) {
+        for (uint64_t i = 0; i < c->v->count; i++) {
+            const struct rush_stream_event *e = &c->v->events[i];
+            uint32_t index;
+            const struct rush_catalog_sku *sku = sku_of(c, e->sku_id, &index);
+            if (sku == NULL || sku->def.tier_count == 0 || !c->catalog->fresh)
+                continue;
+            int64_t seats = tally_at(&c->groups, e->group_id, 2)->v1;
+            int64_t due = tier_refund_of(&sku->def, seats);
+            struct tally_slot *refunds = tally_at(&c->social, e->group_id, 4);
+            if (pass == 0 && e->type == RUSH_EV_TIER_REFUND_DUE) {
+                refunds->v1++;
+                if (e->price_fen != due || e->qty != 1)
+                    violation(c, 8, "group %lu of %ld seats: a refund of %ld x %u, due %ld",
+                              e->group_id, seats, e->price_fen, e->qty, due);
+            }
+            if (pass == 1 && e->type == RUSH_EV_GROUP_COMPLETED &&
+                refunds->v1 != (due > 0 ? seats : 0))
+                violation(c, 8, "group %lu completed with %ld seats and %ld tier refunds",
+                          e->group_id, seats, refunds->v1);
+        }
+    }
+}
+
+/* Check 9: a seat of a completed group has an inviter_due exactly when its join named one. */
+static void check_inviters(struct check *c)
+{
+    for (uint64_t i = 0; i < c->v->count; i++) {
+        const struct rush_stream_event *e = &c->v->events[i];
+        uint32_t index;
+        if (e->type == RUSH_EV_INVITER_DUE && sku_of(c, e->sku_id, &index) != NULL)
+            tally_at(&c->social, e->order_id, 5)->v1 = (int64_t)e->user_id;
+    }
+    for (uint32_t i = 0; i < c->ledger->count; i++) {
+        const struct rush_ledger_entry *e = rush_ledger_get(c->ledger, i);
+        bool join = e->op == RUSH_OP_GROUP_JOIN || e->op == RUSH_OP_GROUP_JOIN_ANY;
+        if (!join || !answered_ok(e) || tally_at(&c->orders, e->order_id, 0)->v1 == 0)
+            continue; /* its group has not completed (yet) */
+        int64_t paid_to = tally_at(&c->social, e->order_id, 5)->v1;
+        if (paid_to != (int64_t)e->inviter_id)
+            violation(c, 9, "seat %lu of user %lu invited by %lu: inviter_due names %ld",
+                      e->order_id, e->user_id, e->inviter_id, paid_to);
+    }
+}
+
 /* The run's SKUs by id: needed first, to know which events to wait for. */
 static int skus_init(struct check *c)
 {
@@ -416,6 +525,8 @@ static int check_init(struct check *c)
         rc = tally_init(&c->holders, n);
     if (rc == 0)
         rc = tally_init(&c->groups, c->v->count + c->ledger->count);
+    if (rc == 0)
+        rc = tally_init(&c->social, c->v->count + c->ledger->count);
     c->stream_units = calloc(c->catalog->count + 1, sizeof(*c->stream_units));
     return rc < 0 || c->stream_units == NULL ? -ENOMEM : 0;
 }
@@ -426,6 +537,7 @@ static void check_free(struct check *c)
     free(c->orders.slots);
     free(c->holders.slots);
     free(c->groups.slots);
+    free(c->social.slots);
     free(c->stream_units);
 }
 
@@ -457,6 +569,10 @@ int64_t rush_verify_finish(struct rush_verify *verify, const struct rush_catalog
     check_limits(&c);
     check_groups(&c);
     check_duplicates(&c, &resends);
+    check_new_users_and_activity_takes(&c);
+    check_activity(&c);
+    check_tiers(&c);
+    check_inviters(&c);
     fprintf(out,
             "verify: %lu stream events (%ld units confirmed on the run's SKUs) checked against "
             "%u requests and %u SKUs; %lu resends compared\n",

@@ -14,7 +14,15 @@
  *      the SKU's per-user limit;
  *   4. every completed group has exactly N members (confirmed seats + virtual seats), and no
  *      failed group has a confirmed seat;
- *   5. every resend with the same key was answered duplicate with the original's result.
+ *   5. every resend with the same key was answered duplicate with the original's result;
+ *   6. an ok on a new-users-only SKU answered a request the gateway flagged new;
+ *   7. no buyer holds more units of the social activity (RUSH_CATALOG_SOCIAL_FAMILY) than its
+ *      per-user limit (ok answers less releases and expiries in the stream);
+ *   8. every tier_refund_due is the first tier's price less the price of the tier its group
+ *      reached (its confirmed seats in the stream), and such a group refunds every seat (a tiered
+ *      group completes at a tier, with no virtual seat: check 4);
+ *   9. a seat of a completed group has an inviter_due naming its inviter exactly when its join
+ *      named one.
  * Each violation is printed (the first few of each kind in full) and counted; any makes the run
  * exit with status 4.
  *

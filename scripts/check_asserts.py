@@ -13,7 +13,7 @@ import sys
 
 READERS = {
     "sizeof", "memcmp", "memchr", "strlen", "strcmp", "atomic_load", "all_zero", "nn_errno",
-    "rush_key_is_zero", "rush_stream_carries", "rush_wire_message_bytes", "rush_wal_batch_bytes",
+    "rush_key_is_zero", "rush_stream_carries", "rush_wire_message_bytes", "rush_replicated_bytes", "rush_wal_batch_bytes",
     "rush_wal_events_checksum", "rush_wal_decode_name", "rush_shard_check", "shard_is_fresh",
     "result_is_well_formed", "error_is_well_formed", "count_check", "count_invalid",
     "rush_sku_check", "rush_op_name", "rush_outcome_name", "json_is_object", "json_is_string",

@@ -210,6 +210,7 @@ enum section_kind {
     SECTION_ENDPOINTS,
     SECTION_SKU,
     SECTION_CLUSTER,
+    SECTION_ACTIVITY,
 };
 
 enum engine_key {
@@ -295,6 +296,13 @@ enum sku_key {
     K_SOLO_ALLOWED,
     K_GROUP_PRICE,
     K_LEADER_PRICE,
+    K_ACTIVITY,
+    K_NEW_USERS_ONLY,
+    K_REGISTRATION_REQUIRED,
+    K_REGISTER_FROM,
+    K_REGISTER_UNTIL,
+    K_TIERS,
+    K_SUBSIDY_BUDGET,
     K_COUNT_,
 };
 
@@ -317,6 +325,26 @@ static const char *const sku_keys[K_COUNT_] = {
     [K_SOLO_ALLOWED] = "solo_allowed",
     [K_GROUP_PRICE] = "group_price",
     [K_LEADER_PRICE] = "leader_price",
+    [K_ACTIVITY] = "activity",
+    [K_NEW_USERS_ONLY] = "new_users_only",
+    [K_REGISTRATION_REQUIRED] = "registration_required",
+    [K_REGISTER_FROM] = "register_from",
+    [K_REGISTER_UNTIL] = "register_until",
+    [K_TIERS] = "tiers",
+    [K_SUBSIDY_BUDGET] = "subsidy_budget_fen",
+};
+
+enum activity_key {
+    A_USER_QTY_MAX,
+    A_DAY_QTY_MAX,
+    A_DAY_OFFSET_HOURS,
+    A_COUNT_,
+};
+
+static const char *const activity_keys[A_COUNT_] = {
+    [A_USER_QTY_MAX] = "user_qty_max",
+    [A_DAY_QTY_MAX] = "day_qty_max",
+    [A_DAY_OFFSET_HOURS] = "day_offset_hours",
 };
 
 #define KEY_BIT(key) (UINT32_C(1) << (key))
@@ -340,8 +368,11 @@ struct loader {
     int64_t now_ns;
     struct rush_campaign *out;
     uint32_t sku_capacity;
-    uint32_t *sku_lines; /* header line of each SKU */
-    uint32_t *id_slots;  /* open addressing: index + 1 into out->skus, 0 empty */
+    uint32_t *sku_lines;                                /* header line of each SKU */
+    uint32_t *sku_activity_lines;                       /* the line of its `activity` key, or 0 */
+    char (*sku_activity_names)[RUSH_ACTIVITY_NAME_MAX]; /* the activity it names */
+    uint32_t activity_lines[RUSH_ACTIVITIES_MAX];       /* header line of each activity */
+    uint32_t *id_slots; /* open addressing: index + 1 into out->skus, 0 empty */
     uint32_t id_slot_mask;
     bool failed;
     uint32_t detect_line; /* the line being read when the error was found */
@@ -826,6 +857,39 @@ static const char *sku_policy_value(struct rush_sku *sku, const char *value)
     return NULL;
 }
 
+/* An activity name: 1..31 bytes of letters, digits, '_' and '-'. */
+static bool activity_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= RUSH_ACTIVITY_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+            return false;
+    return true;
+}
+
+/* `activity = NAME`: resolved once the whole file is read (activities_resolve). */
+static const char *sku_activity_value(struct loader *ld, struct rush_sku *sku, const char *value)
+{
+    if (!activity_name_valid(value))
+        return "must name an activity: 1..31 letters, digits, '_' or '-'";
+    uint32_t index = ld->out->sku_count - 1;
+    ld->sku_activity_lines[index] = ld->line;
+    snprintf(ld->sku_activity_names[index], RUSH_ACTIVITY_NAME_MAX, "%s", value);
+    sku->rules |= RUSH_SKU_IN_ACTIVITY;
+    return NULL;
+}
+
+static const char *rule_value(struct rush_sku *sku, uint8_t rule, const char *value)
+{
+    uint8_t on = 0;
+    const char *problem = bool_value(value, &on);
+    if (problem == NULL && on)
+        sku->rules |= rule;
+    return problem;
+}
+
 static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_key key,
                              const char *value)
 {
@@ -874,6 +938,24 @@ static const char *sku_value(struct loader *ld, struct rush_sku *sku, enum sku_k
         return sku_group_price_value(sku, RUSH_SKU_GROUP_PRICE, value, &sku->group_price_fen);
     case K_LEADER_PRICE:
         return sku_group_price_value(sku, RUSH_SKU_LEADER_PRICE, value, &sku->leader_price_fen);
+    case K_ACTIVITY:
+        return sku_activity_value(ld, sku, value);
+    case K_NEW_USERS_ONLY:
+        return rule_value(sku, RUSH_SKU_NEW_USERS_ONLY, value);
+    case K_REGISTRATION_REQUIRED:
+        return rule_value(sku, RUSH_SKU_REGISTRATION, value);
+    case K_REGISTER_FROM:
+        return time_value(ld, value, false, &sku->register_from_ns);
+    case K_REGISTER_UNTIL:
+        return time_value(ld, value, false, &sku->register_until_ns);
+    case K_SUBSIDY_BUDGET:
+        return parse_integer(value, 0, RUSH_SUBSIDY_FEN_MAX, &sku->subsidy_budget_fen) < 0
+                   ? "must be an integer number of fen 0..1000000000000000 (0: no cap)"
+                   : NULL;
+    case K_TIERS:
+        return value[0] == '\0' || rush_sku_tiers_parse(value, sku) < 0
+                   ? "must be SIZE:PRICE tiers (fen), at most 4, such as 3:990, 5:890, 10:790"
+                   : NULL;
     case K_COUNT_:
         break;
     }
@@ -892,6 +974,8 @@ static void sku_close(struct loader *ld)
                 sku_keys[__builtin_ctz(missing)]);
         return;
     }
+    if (sku->tier_count != 0 && (ld->seen & KEY_BIT(K_GROUP_SIZE)) == 0)
+        sku->group_size = sku->tier_size[sku->tier_count - 1]; /* the last tier is the size */
     if (sku->group_size != 0 && (ld->seen & KEY_BIT(K_GROUP_TTL)) == 0) {
         fail_at(ld, line, "[sku %" PRIu64 "]: missing key 'group_ttl' (group_size is set)",
                 sku->id);
@@ -948,6 +1032,108 @@ static void sku_open(struct loader *ld, const char *section)
     ld->out->skus[index].id = (uint64_t)id;
 }
 
+/* ---- [activity NAME] ---- */
+
+static const char *activity_value(struct rush_activity *activity, enum activity_key key,
+                                  const char *value)
+{
+    int64_t hours;
+    switch (key) {
+    case A_USER_QTY_MAX:
+        return parse_u32(value, 1, RUSH_QTY_MAX, &activity->user_qty_max) < 0 ? "must be 1..1000000"
+                                                                              : NULL;
+    case A_DAY_QTY_MAX:
+        return parse_u32(value, 1, RUSH_QTY_MAX, &activity->day_qty_max) < 0 ? "must be 1..1000000"
+                                                                             : NULL;
+    case A_DAY_OFFSET_HOURS:
+        if (parse_integer(value, -12, 14, &hours) < 0)
+            return "must be an integer -12..14 (hours east of UTC where the day starts; 8: China)";
+        activity->day_offset_ns = hours * 3600 * INT64_C(1000000000);
+        return NULL;
+    case A_COUNT_:
+        break;
+    }
+    RUSH_ASSERT(!"activity key out of range");
+    return "unknown";
+}
+
+static void activity_open(struct loader *ld, const char *section)
+{
+    char text[48];
+    const char *name = section + strlen("activity ");
+    if (!activity_name_valid(name)) {
+        fail_at(ld, ld->header_line, "[%s]: an activity name is 1..31 letters, digits, '_' or '-'",
+                shown(text, sizeof text, section));
+        return;
+    }
+    struct rush_campaign *out = ld->out;
+    for (uint32_t a = 0; a < out->activity_count; a++) {
+        if (strcmp(out->activities[a].name, name) == 0) {
+            fail_at(ld, ld->header_line, "[activity %s] is defined twice (first at line %u)", name,
+                    ld->activity_lines[a]);
+            return;
+        }
+    }
+    if (out->activity_count == RUSH_ACTIVITIES_MAX) {
+        fail_at(ld, ld->header_line, "more than %d activities", RUSH_ACTIVITIES_MAX);
+        return;
+    }
+    ld->activity_lines[out->activity_count] = ld->header_line;
+    struct rush_activity *activity = &out->activities[out->activity_count++];
+    memset(activity, 0, sizeof *activity);
+    snprintf(activity->name, sizeof activity->name, "%s", name);
+}
+
+static void activity_close(struct loader *ld)
+{
+    const struct rush_activity *activity = &ld->out->activities[ld->out->activity_count - 1];
+    uint32_t line = ld->activity_lines[ld->out->activity_count - 1];
+    if ((ld->seen & KEY_BIT(A_USER_QTY_MAX)) == 0)
+        fail_at(ld, line, "[activity %s]: missing key 'user_qty_max'", activity->name);
+    else if (activity->day_qty_max > activity->user_qty_max)
+        fail_at(ld, line, "[activity %s]: day_qty_max %u is over user_qty_max %u", activity->name,
+                activity->day_qty_max, activity->user_qty_max);
+}
+
+/* Every SKU naming an activity finds it, and an activity's SKUs share one id family (so one
+ * shard decides them all: rush_engine_shard_of_sku); two activities never share a family. */
+static void activities_resolve(struct loader *ld)
+{
+    struct rush_campaign *out = ld->out;
+    uint64_t first_sku[RUSH_ACTIVITIES_MAX] = {0};
+    for (uint32_t i = 0; i < out->sku_count && !ld->failed; i++) {
+        if (ld->sku_activity_lines[i] == 0)
+            continue;
+        const struct rush_sku *sku = &out->skus[i];
+        const char *name = ld->sku_activity_names[i];
+        uint32_t a = 0;
+        while (a < out->activity_count && strcmp(out->activities[a].name, name) != 0)
+            a++;
+        if (a == out->activity_count) {
+            fail_at(ld, ld->sku_activity_lines[i],
+                    "activity = %s: unknown activity (no [activity %s] section)", name, name);
+            return;
+        }
+        struct rush_activity *activity = &out->activities[a];
+        uint64_t family = rush_sku_family(sku->id);
+        if (activity->family == 0) {
+            for (uint32_t b = 0; b < out->activity_count; b++)
+                if (out->activities[b].family == family)
+                    fail_at(ld, ld->sku_activity_lines[i],
+                            "activity = %s: sku %" PRIu64 " is of family %" PRIu64
+                            ", which activity %s already has",
+                            name, sku->id, family, out->activities[b].name);
+            activity->family = family;
+            first_sku[a] = sku->id;
+        } else if (activity->family != family) {
+            fail_at(ld, ld->sku_activity_lines[i],
+                    "activity = %s: sku %" PRIu64 " is not of the family of sku %" PRIu64
+                    " (an activity's SKUs share id / %" PRIu64 ", so one shard holds them)",
+                    name, sku->id, first_sku[a], RUSH_SKU_FAMILY_SIZE);
+        }
+    }
+}
+
 /* ---- sections and keys ---- */
 
 static void section_open(struct loader *ld, const char *section)
@@ -975,14 +1161,18 @@ static void section_open(struct loader *ld, const char *section)
     } else if (strncmp(section, "sku ", 4) == 0) {
         ld->kind = SECTION_SKU;
         sku_open(ld, section);
+    } else if (strncmp(section, "activity ", 9) == 0) {
+        ld->kind = SECTION_ACTIVITY;
+        activity_open(ld, section);
     } else if (section[0] == '\0') {
         ld->kind = SECTION_NONE;
         fail_at(ld, ld->line, "a key before any section");
     } else {
         ld->kind = SECTION_NONE;
-        fail_at(ld, ld->header_line,
-                "unknown section [%s] (expected engine, endpoints, cluster or sku N)",
-                shown(text, sizeof text, section));
+        fail_at(
+            ld, ld->header_line,
+            "unknown section [%s] (expected engine, endpoints, cluster, sku N or activity NAME)",
+            shown(text, sizeof text, section));
     }
 }
 
@@ -997,24 +1187,27 @@ static void section_close(struct loader *ld)
     }
     if (ld->kind == SECTION_SKU)
         sku_close(ld);
+    if (ld->kind == SECTION_ACTIVITY)
+        activity_close(ld);
 }
 
 static void key_value(struct loader *ld, const char *name, const char *value)
 {
     static const char *const *const tables[] = {
-        [SECTION_ENGINE] = engine_keys,
-        [SECTION_ENDPOINTS] = endpoint_keys,
-        [SECTION_SKU] = sku_keys,
-        [SECTION_CLUSTER] = cluster_keys,
+        [SECTION_ENGINE] = engine_keys,     [SECTION_ENDPOINTS] = endpoint_keys,
+        [SECTION_SKU] = sku_keys,           [SECTION_CLUSTER] = cluster_keys,
+        [SECTION_ACTIVITY] = activity_keys,
     };
     static const int counts[] = {[SECTION_ENGINE] = E_COUNT_,
                                  [SECTION_ENDPOINTS] = P_COUNT_,
                                  [SECTION_SKU] = K_COUNT_,
-                                 [SECTION_CLUSTER] = C_COUNT_};
+                                 [SECTION_CLUSTER] = C_COUNT_,
+                                 [SECTION_ACTIVITY] = A_COUNT_};
     static const char *const section_names[] = {[SECTION_ENGINE] = "engine",
                                                 [SECTION_ENDPOINTS] = "endpoints",
                                                 [SECTION_SKU] = "sku",
-                                                [SECTION_CLUSTER] = "cluster"};
+                                                [SECTION_CLUSTER] = "cluster",
+                                                [SECTION_ACTIVITY] = "activity"};
     char text[48];
     RUSH_ASSERT(ld->kind != SECTION_NONE);
     int key = key_index(tables[ld->kind], counts[ld->kind], name);
@@ -1045,6 +1238,9 @@ static void key_value(struct loader *ld, const char *name, const char *value)
         break;
     case SECTION_SKU:
         problem = sku_value(ld, &ld->out->skus[ld->out->sku_count - 1], key, value);
+        break;
+    case SECTION_ACTIVITY:
+        problem = activity_value(&ld->out->activities[ld->out->activity_count - 1], key, value);
         break;
     case SECTION_NONE:
         break;
@@ -1136,8 +1332,11 @@ static int loader_alloc(struct loader *ld)
     ld->id_slot_mask = slots - 1;
     ld->out->skus = calloc(ld->sku_capacity, sizeof *ld->out->skus);
     ld->sku_lines = calloc(ld->sku_capacity, sizeof *ld->sku_lines);
+    ld->sku_activity_lines = calloc(ld->sku_capacity, sizeof *ld->sku_activity_lines);
+    ld->sku_activity_names = calloc(ld->sku_capacity, sizeof *ld->sku_activity_names);
     ld->id_slots = calloc(slots, sizeof *ld->id_slots);
-    if (ld->out->skus == NULL || ld->sku_lines == NULL || ld->id_slots == NULL)
+    if (ld->out->skus == NULL || ld->sku_lines == NULL || ld->id_slots == NULL ||
+        ld->sku_activity_lines == NULL || ld->sku_activity_names == NULL)
         return -ENOMEM;
     return 0;
 }
@@ -1180,12 +1379,16 @@ int rush_campaign_parse(const char *name, const char *text, size_t len, int64_t 
     }
     section_close(&ld);
     if (!ld.failed)
+        activities_resolve(&ld);
+    if (!ld.failed)
         endpoints_check(&ld);
     if (!ld.failed)
         cluster_check(&ld);
     rc = ld.failed ? RUSH_ECONFIG : 0;
 out_free:
     free(ld.sku_lines);
+    free(ld.sku_activity_lines);
+    free(ld.sku_activity_names);
     free(ld.id_slots);
     if (rc < 0)
         rush_campaign_free(out);
@@ -1262,9 +1465,11 @@ void rush_campaign_free(struct rush_campaign *campaign)
     memset(campaign, 0, sizeof *campaign);
 }
 
-void rush_campaign_policy(const struct rush_campaign_engine *engine,
-                          struct rush_shard_policy *policy)
+void rush_campaign_policy(const struct rush_campaign *campaign, struct rush_shard_policy *policy)
 {
+    const struct rush_campaign_engine *engine = &campaign->engine;
+    policy->activities = campaign->activities;
+    policy->activity_count = campaign->activity_count;
     if (engine->ended_retain_ns)
         policy->retain_ns = engine->ended_retain_ns;
     if (engine->user_caps_given & 1)
@@ -1288,7 +1493,7 @@ void rush_campaign_engine_config(const struct rush_campaign *campaign,
         config->limits.keys_max = engine->keys_max;
     if (engine->user_limits_max)
         config->limits.user_limits_max = engine->user_limits_max;
-    rush_campaign_policy(engine, &config->policy);
+    rush_campaign_policy(campaign, &config->policy);
     if (campaign->sku_count + 16 > config->limits.skus_max)
         config->limits.skus_max = campaign->sku_count + 16;
     config->durability = (uint8_t)engine->durability;

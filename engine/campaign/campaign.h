@@ -33,7 +33,22 @@
  *                 reserve also buys from the same stock at price), group_price (integer fen,
  *                 what a seat pays; default price), leader_price (integer fen, what the opener
  *                 pays, 0 = free; default group_price); the prices at most price. name, stock,
- *                 price, start and end are required.
+ *                 price, start and end are required. Who may buy: activity = NAME (an
+ *                 [activity NAME] anywhere in the file; the SKU's id must be of the activity's
+ *                 id family, rush_sku_family), new_users_only (true|false),
+ *                 registration_required (true|false) with register_from and register_until
+ *                 (times: registrations are taken in [from, until), until not after end);
+ *                 tiers = SIZE:PRICE, ... (up to 4, sizes strictly up, prices strictly down in
+ *                 fen, the first at most price; group_size defaults to the last size and must
+ *                 equal it; no group_price, leader_price or virtual_policy with tiers);
+ *                 subsidy_budget_fen (group-buy: integer fen 0..10^15, the most its seats may
+ *                 cost below price; 0 or absent: no cap).
+ *   [activity NAME] NAME is 1..31 letters, digits, '_' or '-': user_qty_max (required,
+ *                 1..1000000: units one user holds over all of its SKUs), day_qty_max (units a
+ *                 user may take per day, at most user_qty_max; absent: no daily limit),
+ *                 day_offset_hours (-12..14, default 0: a day starts at midnight UTC + this;
+ *                 8 for China). Every SKU naming an activity shares one id family, so that one
+ *                 shard holds them all; two activities never share a family.
  *
  * Times: RFC 3339 with an offset ("2026-11-11T00:00:00+08:00", "...Z", up to 9 fraction
  * digits), "now" (the time of loading, kept in rush_campaign.loaded_ns), or an integer of ns
@@ -128,6 +143,8 @@ struct rush_campaign {
     struct rush_campaign_cluster cluster;
     struct rush_campaign_endpoints endpoints;
     int64_t loaded_ns; /* what "now" meant */
+    uint32_t activity_count;
+    struct rush_activity activities[RUSH_ACTIVITIES_MAX]; /* in file order; family from SKUs */
     uint32_t sku_count;
     struct rush_sku *skus; /* sku_count entries in file order; owned */
 };
@@ -147,9 +164,9 @@ RUSH_MUST_USE int rush_campaign_parse(const char *name, const char *text, size_t
 /* Frees what a load allocated and zeroes the campaign; safe on a zeroed or freed one. */
 void rush_campaign_free(struct rush_campaign *campaign);
 
-/* Overrides the policy's fields the [engine] section gives (ended_retain, user_*_max). */
-void rush_campaign_policy(const struct rush_campaign_engine *engine,
-                          struct rush_shard_policy *policy);
+/* Overrides the policy's fields the [engine] section gives (ended_retain, user_*_max) and
+ * points it at the campaign's activities (which must outlive the engine's creation). */
+void rush_campaign_policy(const struct rush_campaign *campaign, struct rush_shard_policy *policy);
 
 /*
  * The engine configuration a campaign asks for: rush_engine_config_default() with the [engine]

@@ -49,7 +49,7 @@ int rush_server_engine_config(const struct rush_campaign *campaign, uint32_t sha
         config->limits.keys_max = settings->keys_max;
     if (settings->user_limits_max != 0)
         config->limits.user_limits_max = settings->user_limits_max;
-    rush_campaign_policy(settings, &config->policy);
+    rush_campaign_policy(campaign, &config->policy);
     config->snapshot_every_events = settings->snapshot_every_events;
     config->snapshot_in_background = settings->snapshot_background;
     /* Any number of the campaign's SKUs may hash to one shard; leave room for sku_put too. */

@@ -168,6 +168,7 @@ static void count_event(struct ops_totals *t, struct ops_sku *sku,
             rush_ops_count(&sku->orders_expired, 1);
         break;
     case RUSH_EV_REFUND_DUE:
+    case RUSH_EV_TIER_REFUND_DUE: /* amount: the difference due back, qty 1 */
         rush_ops_count(&t->refunds, 1);
         rush_ops_count(&t->refunds_fen, fen);
         if (sku != NULL) {
@@ -201,6 +202,7 @@ static void count_event(struct ops_totals *t, struct ops_sku *sku,
     case RUSH_EV_INVITER_DUE: /* a reward for the inviter: not an order's count */
     case RUSH_EV_ADMIN_AUDIT: /* counted by rush_ops_on_events */
     case RUSH_EV_AUDIT_PART:
+    case RUSH_EV_REGISTERED: /* a registration: not an order */
     case RUSH_EV_TYPE_COUNT_:
         break; /* not on the stream */
     }

@@ -88,6 +88,7 @@ struct rush_event decide__event(const struct rush_request *request, uint8_t type
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
     case RUSH_OP_LIST_GROUPS:
+    case RUSH_OP_REGISTER:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -121,6 +122,50 @@ static bool order_room(const struct rush_shard *shard)
     return owned_by_orders < shard->keys.capacity - shard->ring.capacity;
 }
 
+/*
+ * An activity SKU: the user's units over all of the activity's SKUs, and those taken today, stay
+ * within the activity's limits (limit_exceeded, reason activity_limit or activity_day_limit). A
+ * SKU whose activity the campaign no longer defines takes nothing (not_eligible, reason
+ * activity_limit): its limits are unknown, so it is not sold unlimited.
+ */
+static struct verdict activity_can_take(const struct rush_shard *shard, const struct sku_state *sku,
+                                        uint64_t user_id, uint32_t qty, uint32_t *entries_new)
+{
+    uint64_t family = rush_sku_family(sku->def.id);
+    const struct rush_activity *activity = shard__activity(shard, family);
+    if (activity == NULL)
+        return (struct verdict){.outcome = RUSH_NOT_ELIGIBLE, .reason = RUSH_REASON_ACTIVITY_LIMIT};
+    const struct limit_entry *entry = shard__activity_limit(shard, family, user_id);
+    *entries_new += entry == NULL;
+    uint64_t held = entry ? entry->held : 0;
+    if (held + qty > activity->user_qty_max)
+        return (struct verdict){.outcome = RUSH_LIMIT_EXCEEDED,
+                                .reason = RUSH_REASON_ACTIVITY_LIMIT};
+    uint32_t today = shard__activity_day(activity, shard->now_ns);
+    uint64_t taken = entry != NULL && entry->day == today ? entry->day_taken : 0;
+    if (activity->day_qty_max != 0 && taken + qty > activity->day_qty_max)
+        return (struct verdict){.outcome = RUSH_LIMIT_EXCEEDED, .reason = RUSH_REASON_ACTIVITY_DAY};
+    return verdict_of(RUSH_OK);
+}
+
+/*
+ * Who may buy a SKU with rules: a new_users_only SKU only with the gateway's attestation on the
+ * request (RUSH_REQUEST_NEW_USER: the engine trusts the gateway, it keeps no user histories), a
+ * registration_required SKU only a user who registered. One flag test for a SKU without rules.
+ */
+static struct verdict eligible(const struct rush_shard *shard, const struct sku_state *sku,
+                               const struct rush_request *request)
+{
+    if (sku->def.rules == 0)
+        return verdict_of(RUSH_OK);
+    if ((sku->def.rules & RUSH_SKU_NEW_USERS_ONLY) && !(request->flags & RUSH_REQUEST_NEW_USER))
+        return (struct verdict){.outcome = RUSH_NOT_ELIGIBLE, .reason = RUSH_REASON_NOT_NEW_USER};
+    if ((sku->def.rules & RUSH_SKU_REGISTRATION) &&
+        !shard__registered(shard, sku, request->user_id))
+        return (struct verdict){.outcome = RUSH_NOT_ELIGIBLE, .reason = RUSH_REASON_NOT_REGISTERED};
+    return verdict_of(RUSH_OK);
+}
+
 /* Whether `user` may take `qty` more units of `sku` now, and whether the tables have room. */
 struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state *sku,
                                 uint64_t user_id, uint32_t qty)
@@ -133,9 +178,16 @@ struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state
     uint64_t held = limit ? limit->held : 0;
     if (qty > sku->def.order_qty_max || held + qty > sku->def.user_qty_max)
         return verdict_of(RUSH_LIMIT_EXCEEDED);
+    uint32_t entries_new = limit == NULL;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY) {
+        struct verdict verdict = activity_can_take(shard, sku, user_id, qty, &entries_new);
+        if (verdict.outcome != RUSH_OK)
+            return verdict;
+    }
     if (!sku->def.unlimited && sku->available < (int64_t)qty)
         return verdict_of(RUSH_SOLD_OUT);
-    if (!order_room(shard) || (limit == NULL && rush_table_full(&shard->user_limits)))
+    if (!order_room(shard) ||
+        (uint64_t)shard->user_limits.count + entries_new > shard->user_limits.capacity)
         return verdict_of(RUSH_BUSY);
     return verdict_of(RUSH_OK);
 }
@@ -160,6 +212,8 @@ static struct verdict decide_reserve(struct rush_shard *shard, const struct rush
     if (sku->def.group_size != 0 && !sku->def.solo_allowed)
         return invalid_because(RUSH_REASON_GROUP_SKU);
     struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = eligible(shard, sku, request);
     if (verdict.outcome == RUSH_OK)
         verdict = hoarding_check(shard, sku, request->user_id);
     if (verdict.outcome == RUSH_OK)
@@ -281,10 +335,24 @@ static void note_inviter(struct rush_shard *shard, const struct rush_request *re
                                             .user_id = request->inviter_id});
 }
 
+/* A seat (the leader's or another) within the SKU's subsidy budget, if it has one
+ * (shard__seat_subsidy); one test of the budget for a SKU without. */
+static struct verdict subsidy_room(const struct sku_state *sku, bool leader)
+{
+    if (sku->def.subsidy_budget_fen != 0 &&
+        sku->subsidy_spent_fen + shard__seat_subsidy(sku, shard__seat_price(sku, leader)) >
+            sku->def.subsidy_budget_fen)
+        return (struct verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_SUBSIDY};
+    return verdict_of(RUSH_OK);
+}
+
 static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
                                  struct sku_state *sku)
 {
     struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    verdict = subsidy_room(sku, true);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     if (sku->groups_open >= sku->def.groups_open_max)
@@ -307,6 +375,9 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
 {
     const struct group *group = &shard->groups[group_index];
     const struct sku_state *sku = &shard->skus[group->sku_index];
+    struct verdict verdict = subsidy_room(sku, false);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
     struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
     event.qty = 1;
     event.sku_id = sku->def.id;
@@ -329,6 +400,8 @@ static struct verdict decide_group_open(struct rush_shard *shard,
     if (sku->def.group_size == 0)
         return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
     struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = eligible(shard, sku, request);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     return open_group(shard, request, sku);
@@ -355,7 +428,9 @@ static struct verdict decide_group_join(struct rush_shard *shard,
         return verdict_of(RUSH_GROUP_FULL);
     if (group__has_user(shard, group, request->user_id))
         return verdict_of(RUSH_ALREADY_IN_GROUP);
-    verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    verdict = eligible(shard, sku, request);
+    if (verdict.outcome == RUSH_OK)
+        verdict = decide__can_hold(shard, sku, request->user_id, 1);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     return take_seat(shard, request, group_index);
@@ -372,6 +447,8 @@ static struct verdict decide_group_join_any(struct rush_shard *shard,
     if (sku->def.group_size == 0)
         return invalid_because(RUSH_REASON_NOT_GROUP_SKU);
     struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = eligible(shard, sku, request);
     if (verdict.outcome == RUSH_OK)
         verdict = decide__can_hold(shard, sku, request->user_id, 1);
     if (verdict.outcome != RUSH_OK)
@@ -413,12 +490,33 @@ static struct verdict decide_pause_or_resume(struct rush_shard *shard,
     return verdict_of(RUSH_OK);
 }
 
+/*
+ * A registration (预约) for a registration_required SKU, taken in [register_from, register_until)
+ * (outside it: invalid, register_window). Registering again, with another key, logs again and
+ * changes nothing more: the user stays registered. Its key goes to the ring of other keys.
+ */
+static struct verdict decide_register(struct rush_shard *shard, const struct rush_request *request)
+{
+    const struct sku_state *sku = shard__sku(shard, request->sku_id);
+    if (sku == NULL)
+        return verdict_of(RUSH_UNKNOWN_SKU);
+    if (!(sku->def.rules & RUSH_SKU_REGISTRATION))
+        return invalid_because(RUSH_REASON_NOT_REGISTRABLE);
+    if (shard->now_ns < sku->def.register_from_ns || shard->now_ns >= sku->def.register_until_ns)
+        return invalid_because(RUSH_REASON_REGISTER_WINDOW);
+    if (!shard__registered(shard, sku, request->user_id) && rush_table_full(&shard->user_limits))
+        return verdict_of(RUSH_BUSY);
+    struct rush_event event = decide__event(request, RUSH_EV_REGISTERED);
+    shard__emit(shard, &event);
+    return verdict_of(RUSH_OK);
+}
+
 static const decide_fn deciders[RUSH_OP_COUNT_] = {
     [RUSH_OP_RESERVE] = decide_reserve,        [RUSH_OP_CONFIRM] = decide_confirm,
     [RUSH_OP_CANCEL] = decide_cancel,          [RUSH_OP_GROUP_OPEN] = decide_group_open,
     [RUSH_OP_GROUP_JOIN] = decide_group_join,  [RUSH_OP_GROUP_JOIN_ANY] = decide_group_join_any,
     [RUSH_OP_ADJUST] = decide_adjust,          [RUSH_OP_PAUSE] = decide_pause_or_resume,
-    [RUSH_OP_RESUME] = decide_pause_or_resume,
+    [RUSH_OP_RESUME] = decide_pause_or_resume, [RUSH_OP_REGISTER] = decide_register,
 };
 
 /* ---- queries: read-only, never remembered ------------------------------------------------- */
@@ -544,6 +642,7 @@ static struct verdict answer_query(const struct rush_shard *shard,
     case RUSH_OP_ADJUST:
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
+    case RUSH_OP_REGISTER:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -696,14 +795,37 @@ static bool sku_user_holds_over(const struct rush_shard *shard, const struct sku
     return false;
 }
 
+/*
+ * A subsidy budget counts the seats taken under it: it cannot go below what was spent, cannot
+ * be set while seats are held that were not counted, and the list price cannot move under held
+ * seats that were (their charge must come back as it was taken).
+ */
+static bool subsidy_put_breaks(const struct sku_state *sku, const struct rush_sku *def)
+{
+    if (def->subsidy_budget_fen == 0)
+        return false;
+    if (def->subsidy_budget_fen < sku->subsidy_spent_fen)
+        return true;
+    bool seats_held = sku->groups_open > 0;
+    return seats_held && (sku->def.subsidy_budget_fen == 0 || def->price_fen != sku->def.price_fen);
+}
+
 static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
                                            const struct sku_state *sku, const struct rush_sku *def)
 {
-    if (def->group_size != sku->def.group_size && sku_has_groups(shard, sku))
-        return invalid_because(RUSH_REASON_SKU_HAS_GROUPS);
+    if ((def->rules ^ sku->def.rules) & RUSH_SKU_IN_ACTIVITY)
+        return invalid_because(RUSH_REASON_SKU_DEF); /* membership is fixed at creation */
+    bool tiers_change =
+        def->tier_count != sku->def.tier_count ||
+        memcmp(def->tier_size, sku->def.tier_size, sizeof(def->tier_size)) != 0 ||
+        memcmp(def->tier_price_fen, sku->def.tier_price_fen, sizeof(def->tier_price_fen)) != 0;
+    if ((def->group_size != sku->def.group_size || tiers_change) && sku_has_groups(shard, sku))
+        return invalid_because(RUSH_REASON_SKU_HAS_GROUPS); /* its seats paid by the tiers */
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
         return invalid_because(RUSH_REASON_BELOW_RESERVED);
     if (def->virtual_budget < sku->virtual_used)
+        return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
+    if (subsidy_put_breaks(sku, def))
         return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
     if (def->user_qty_max < sku->def.user_qty_max &&
         sku_user_holds_over(shard, sku, def->user_qty_max))
@@ -728,6 +850,9 @@ static struct verdict sku_put_verdict(const struct rush_shard *shard, const stru
         *def = put->fields == 0 ? *put : rush_sku_merge(&blank, 0, put);
         def->fields = 0;
         RUSH_ASSERT(rush_sku_check(def, NULL, 0) == 0);
+        if ((def->rules & RUSH_SKU_IN_ACTIVITY) &&
+            shard__activity(shard, rush_sku_family(def->id)) == NULL)
+            return invalid_because(RUSH_REASON_SKU_DEF); /* no activity of its family here */
         return verdict_of(shard->sku_count >= shard->limits.skus_max ? RUSH_BUSY : RUSH_OK);
     }
     *def = rush_sku_merge(&sku->def, sku->stock_total, put);
@@ -748,7 +873,8 @@ void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *put,
         return;
     if (shard->event_count + 1 + RUSH_SKU_PUT_PARTS > shard->limits.events_buffer_max)
         shard__flush(shard);
-    shard__emit(shard, &(struct rush_event){.type = RUSH_EV_SKU_PUT, .sku_id = def.id});
+    shard__emit(shard, &(struct rush_event){
+                           .type = RUSH_EV_SKU_PUT, .qty = RUSH_SKU_PUT_PARTS, .sku_id = def.id});
     for (uint32_t part = 0; part < RUSH_SKU_PUT_PARTS; part++) {
         struct rush_event event = {.type = RUSH_EV_SKU_PART, .qty = part};
         size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;

@@ -236,6 +236,16 @@ uint32_t group__list(const struct rush_shard *shard, const struct sku_state *sku
     return count;
 }
 
+/* The highest tier (index) whose size `seats` reach, or NONE below the first. */
+uint32_t group__tier_reached(const struct sku_state *sku, uint32_t seats)
+{
+    uint32_t reached = NONE;
+    for (uint32_t t = 0; t < sku->def.tier_count && t < RUSH_TIERS_MAX; t++)
+        if (seats >= sku->def.tier_size[t])
+            reached = t;
+    return reached;
+}
+
 /*
  * The deadline policy: how many virtual seats complete the group, or -1 when it fails (no
  * policy, over the SKU's virtual budget, or more empty seats than AT_MOST allows).
@@ -245,6 +255,8 @@ int64_t group__virtual_fill(const struct rush_shard *shard, uint32_t group_index
     const struct group *group = &shard->groups[group_index];
     RUSH_ASSERT(group->state == RUSH_GROUP_OPEN);
     const struct sku_state *sku = &shard->skus[group->sku_index];
+    if (sku->def.tier_count != 0) /* tiered: complete at the tier reached, with no virtual seat */
+        return group__tier_reached(sku, group->seats) != NONE ? 0 : -1;
     uint32_t missing = sku->def.group_size - group->seats;
     bool budget_allows = (uint64_t)sku->virtual_used + missing <= sku->def.virtual_budget;
     bool fill = false;

@@ -61,6 +61,14 @@ int rush_shard_create(const struct rush_shard_config *config, struct rush_shard 
     shard->index = config->index;
     shard->limits = *limits;
     shard->policy = config->policy;
+    if (config->policy.activity_count > RUSH_ACTIVITIES_MAX) {
+        free(shard);
+        return RUSH_ECONFIG;
+    }
+    if (config->policy.activity_count > 0)
+        memcpy(shard->activities, config->policy.activities,
+               config->policy.activity_count * sizeof(struct rush_activity));
+    shard->policy.activities = shard->activities;
     if (shard->policy.retain_ns <= 0)
         shard->policy.retain_ns = RUSH_RETAIN_NS_DEFAULT;
     shard->retired_head = shard->retired_tail = NONE;
@@ -171,6 +179,38 @@ struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
     return &shard->groups[index];
 }
 
+/* The activity of an id family: at most RUSH_ACTIVITIES_MAX compared, for activity SKUs only. */
+const struct rush_activity *shard__activity(const struct rush_shard *shard, uint64_t family)
+{
+    for (uint32_t a = 0; a < shard->policy.activity_count; a++)
+        if (shard->activities[a].family == family)
+            return &shard->activities[a];
+    return NULL;
+}
+
+struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64_t family,
+                                          uint64_t user_id)
+{
+    rush_key key = rush_key_pair(LIMIT_ACTIVITY | family, user_id);
+    return rush_table_find(&shard->user_limits, &key);
+}
+
+/* The activity's day number at engine time now_ns (ns since the epoch, UTC): days start at
+ * midnight of UTC + day_offset_ns (8h: China's calendar day). */
+uint32_t shard__activity_day(const struct rush_activity *activity, int64_t now_ns)
+{
+    const int64_t day_ns = INT64_C(86400) * 1000000000;
+    int64_t local_ns = now_ns + activity->day_offset_ns;
+    return local_ns <= 0 ? 0 : (uint32_t)(local_ns / day_ns);
+}
+
+bool shard__registered(const struct rush_shard *shard, const struct sku_state *sku,
+                       uint64_t user_id)
+{
+    rush_key key = rush_key_pair(LIMIT_REGISTERED | ((uint64_t)(sku - shard->skus) + 1), user_id);
+    return rush_table_find(&shard->user_limits, &key) != NULL;
+}
+
 struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_index,
                                  uint64_t user_id)
 {
@@ -213,6 +253,10 @@ struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_i
     case RUSH_OP_RESUME:
         fields.a = sku_id;
         break;
+    case RUSH_OP_REGISTER:
+        fields.a = sku_id;
+        fields.b = user_id;
+        break;
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
@@ -241,11 +285,28 @@ int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
 int64_t shard__seat_price(const struct sku_state *sku, bool leader)
 {
     RUSH_ASSERT(sku->def.group_size != 0);
+    if (sku->def.tier_count != 0)
+        return sku->def.tier_price_fen[0]; /* every seat pays the first tier; refunds follow */
     if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
         return sku->def.leader_price_fen;
     if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
         return sku->def.group_price_fen;
     return sku->def.price_fen;
+}
+
+/*
+ * What a seat paying `amount` is charged against its SKU's subsidy budget when it is taken:
+ * the list price less what it pays, and for a tiered group the list price less the last tier's
+ * price (the most it can cost); the group's completion gives back what the tier reached did not
+ * cost (apply_group_closed), a released seat all of it. Prices and tiers cannot change under
+ * held seats of a SKU with a budget (decide.c, sku_put), so the charge taken is the one given
+ * back.
+ */
+int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount)
+{
+    if (sku->def.tier_count != 0)
+        return sku->def.price_fen - sku->def.tier_price_fen[sku->def.tier_count - 1];
+    return sku->def.price_fen > amount ? sku->def.price_fen - amount : 0;
 }
 
 /* ---- events ----------------------------------------------------------------------------- */
@@ -330,17 +391,27 @@ void shard__group_complete(struct rush_shard *shard, uint32_t group_index, uint3
                            uint8_t op)
 {
     const struct group *group = &shard->groups[group_index];
+    const struct sku_state *sku = &shard->skus[group->sku_index];
+    uint32_t tier = group__tier_reached(sku, group->seats);
+    RUSH_ASSERT(sku->def.tier_count == 0 || tier != NONE);
     uint32_t seen = 0;
     for (uint32_t o = group->member_first; o != NONE && seen < RUSH_GROUP_SIZE_MAX;
          o = shard->orders[o].member_next, seen++) {
         struct rush_event event = order_event_of(shard, RUSH_EV_ORDER_CONFIRMED, o);
         event.op = op;
         shard__emit(shard, &event);
-        if (shard->orders[o].inviter_id == 0)
-            continue;
-        event.type = RUSH_EV_INVITER_DUE; /* the group completed: its inviter's reward is due */
-        event.user_id = shard->orders[o].inviter_id;
-        shard__emit(shard, &event);
+        const struct order *seat = &shard->orders[o];
+        if (seat->inviter_id != 0) {
+            event.type = RUSH_EV_INVITER_DUE; /* the group completed: its inviter's reward is due */
+            event.user_id = seat->inviter_id;
+            shard__emit(shard, &event);
+        }
+        if (tier != NONE && seat->amount_fen > sku->def.tier_price_fen[tier]) {
+            event.type = RUSH_EV_TIER_REFUND_DUE; /* paid the first tier, owes the one reached */
+            event.user_id = seat->user_id;
+            event.amount = seat->amount_fen - sku->def.tier_price_fen[tier];
+            shard__emit(shard, &event);
+        }
     }
     shard__emit(shard, &(struct rush_event){.type = RUSH_EV_GROUP_COMPLETED,
                                             .op = op,
@@ -379,6 +450,37 @@ void shard__group_settle(struct rush_shard *shard, uint32_t group_index)
 
 /* ---- apply: the only code that changes state --------------------------------------------- */
 
+/*
+ * A user's units over an activity: held follows the SKU entries (a release gives back), the day's
+ * count only grows within the day (a release does not give it back: the daily limit caps what is
+ * taken per day). The day is the activity's at this batch's time, so a replay counts the same.
+ */
+static void activity_take(struct rush_shard *shard, const struct sku_state *sku, uint64_t user_id,
+                          uint32_t qty)
+{
+    uint64_t family = rush_sku_family(sku->def.id);
+    rush_key key = rush_key_pair(LIMIT_ACTIVITY | family, user_id);
+    bool created;
+    struct limit_entry *entry = rush_table_upsert(&shard->user_limits, &key, &created);
+    RUSH_ASSERT(entry != NULL); /* decisions check room first */
+    entry->held += qty;
+    const struct rush_activity *activity = shard__activity(shard, family);
+    uint32_t day = activity ? shard__activity_day(activity, shard->now_ns) : 0;
+    if (entry->day != day) {
+        entry->day = day;
+        entry->day_taken = 0;
+    }
+    entry->day_taken += qty;
+}
+
+static void activity_give_back(struct rush_shard *shard, const struct sku_state *sku,
+                               uint64_t user_id, uint32_t qty)
+{
+    struct limit_entry *entry = shard__activity_limit(shard, rush_sku_family(sku->def.id), user_id);
+    RUSH_ASSERT(entry != NULL && entry->held >= qty);
+    entry->held -= qty;
+}
+
 static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t user_id,
                        uint32_t qty, bool flash)
 {
@@ -394,6 +496,8 @@ static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t
     RUSH_ASSERT(limit != NULL); /* decisions check room first */
     limit->held += qty;
     limit->unpaid += flash;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
+        activity_take(shard, sku, user_id, qty);
 }
 
 /* The order has left `reserved`: it joins the tail of the retired list (invariant 5) and its pay
@@ -448,6 +552,11 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     struct limit_entry *limit = shard__limit(shard, order->sku_index, order->user_id);
     RUSH_ASSERT(limit != NULL && limit->held >= order->qty);
     limit->held -= order->qty;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
+        activity_give_back(shard, sku, order->user_id, order->qty);
+    if (order->group_index != NONE && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent_fen -= shard__seat_subsidy(sku, order->amount_fen);
+    RUSH_ASSERT(sku->subsidy_spent_fen >= 0);
     order->state = state;
     retire(shard, order);
 }
@@ -476,6 +585,8 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
                             .generation = generation,
                             .state = RUSH_ORDER_RESERVED};
     take_stock(shard, sku, event->user_id, event->qty, event->group_id == 0);
+    if (event->group_id != 0 && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent_fen += shard__seat_subsidy(sku, event->amount);
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
         group__seat_add(shard, order->group_index, (uint32_t)index);
@@ -504,6 +615,16 @@ static void apply_group_closed(struct rush_shard *shard, const struct rush_event
 {
     struct group *group = shard__group(shard, event->group_id);
     RUSH_ASSERT(group != NULL);
+    struct sku_state *sku = &shard->skus[group->sku_index];
+    if (state == RUSH_GROUP_COMPLETED && sku->def.tier_count != 0 &&
+        sku->def.subsidy_budget_fen != 0) { /* the tier reached cost less than the last one */
+        uint32_t tier = group__tier_reached(sku, group->seats);
+        RUSH_ASSERT(tier != NONE);
+        sku->subsidy_spent_fen -=
+            (int64_t)group->seats *
+            (sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1]);
+        RUSH_ASSERT(sku->subsidy_spent_fen >= 0);
+    }
     group__closed(shard, (uint32_t)(group - shard->groups), state,
                   state == RUSH_GROUP_COMPLETED ? event->qty : 0);
 }
@@ -521,6 +642,8 @@ static void apply_sku_put(struct rush_shard *shard, const struct rush_sku *def)
         for (int k = 0; k < RUSH_GROUP_SIZE_MAX; k++)
             sku->bucket_head[k] = sku->bucket_tail[k] = NONE;
     }
+    if (def->subsidy_budget_fen == 0)
+        sku->subsidy_spent_fen = 0; /* counted only under a budget (decide.c, sku_put) */
     sku->def = *def;
     int64_t held = sku->reserved + sku->confirmed;
     sku->stock_total = def->unlimited ? held : def->stock;
@@ -531,13 +654,13 @@ static void apply_sku_put(struct rush_shard *shard, const struct rush_sku *def)
 static void apply_sku_part(struct rush_shard *shard, const struct rush_event *event)
 {
     uint32_t part = event->qty;
-    RUSH_ASSERT(part < RUSH_SKU_PUT_PARTS && part == shard->sku_parts_seen);
+    RUSH_ASSERT(part < shard->sku_parts_expected && part == shard->sku_parts_seen);
     size_t offset = (size_t)part * RUSH_SKU_PART_BYTES;
     size_t bytes = sizeof(struct rush_sku) - offset;
     if (bytes > RUSH_SKU_PART_BYTES)
         bytes = RUSH_SKU_PART_BYTES;
     memcpy((uint8_t *)&shard->sku_pending + offset, event->payload, bytes);
-    if (++shard->sku_parts_seen == RUSH_SKU_PUT_PARTS)
+    if (++shard->sku_parts_seen == shard->sku_parts_expected)
         apply_sku_put(shard, &shard->sku_pending);
 }
 
@@ -655,6 +778,18 @@ static void apply_seat_invited(struct rush_shard *shard, const struct rush_event
     entry->field_c = shard__inviter_fold(event->user_id);
 }
 
+/* A registration: an entry of its own in the user-limit table (a repeat finds it there). */
+static void apply_registered(struct rush_shard *shard, const struct rush_event *event)
+{
+    const struct sku_state *sku = shard__sku(shard, event->sku_id);
+    RUSH_ASSERT(sku != NULL && event->user_id != 0);
+    rush_key key =
+        rush_key_pair(LIMIT_REGISTERED | ((uint64_t)(sku - shard->skus) + 1), event->user_id);
+    bool created;
+    struct limit_entry *entry = rush_table_upsert(&shard->user_limits, &key, &created);
+    RUSH_ASSERT(entry != NULL); /* the decision checked room */
+}
+
 void shard__apply(struct rush_shard *shard, const struct rush_event *event)
 {
     struct order *order = NULL;
@@ -706,6 +841,9 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         break;
     case RUSH_EV_SKU_PUT:
         shard->sku_parts_seen = 0;
+        shard->sku_parts_expected = event->qty != 0 ? event->qty : RUSH_SKU_PUT_PARTS_V0;
+        RUSH_ASSERT(shard->sku_parts_expected <= RUSH_SKU_PUT_PARTS);
+        memset(&shard->sku_pending, 0, sizeof(shard->sku_pending));
         break;
     case RUSH_EV_SKU_PART:
         apply_sku_part(shard, event);
@@ -715,9 +853,14 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event)
         break;
     case RUSH_EV_INVITER_DUE:
         break; /* a reward to pay: changes nothing here */
+    case RUSH_EV_TIER_REFUND_DUE:
+        break; /* money to give back: changes nothing here */
     case RUSH_EV_ADMIN_AUDIT:
     case RUSH_EV_AUDIT_PART:
         break; /* who did an admin action and why: changes nothing here */
+    case RUSH_EV_REGISTERED:
+        apply_registered(shard, event);
+        break;
     case RUSH_EV_NONE:
     case RUSH_EV_TYPE_COUNT_:
         RUSH_ASSERT(!"unknown event type");
@@ -807,6 +950,14 @@ static int check_skus(const struct rush_shard *shard, const struct held_sums *su
     return 0;
 }
 
+/* A completed group has N seats counting virtual ones; a tiered one reached a tier. */
+static bool completed_size_ok(const struct group *group, const struct sku_state *sku)
+{
+    if (sku->def.tier_count != 0)
+        return group->virtual_seats == 0 && group__tier_reached(sku, group->seats) != NONE;
+    return group->seats + group->virtual_seats == sku->def.group_size;
+}
+
 static int check_groups(const struct rush_shard *shard, char *why, size_t why_size)
 {
     uint32_t *open = calloc(shard->sku_count + 1, sizeof(uint32_t));
@@ -825,7 +976,8 @@ static int check_groups(const struct rush_shard *shard, char *why, size_t why_si
         open[group->sku_index] += group->state == RUSH_GROUP_OPEN;
         if (members != group->seats || group->seats > size ||
             (group->state == RUSH_GROUP_OPEN && group->seats >= size) ||
-            (group->state == RUSH_GROUP_COMPLETED && group->seats + group->virtual_seats != size)) {
+            (group->state == RUSH_GROUP_COMPLETED &&
+             !completed_size_ok(group, &shard->skus[group->sku_index]))) {
             snprintf(why, why_size, "group %u: %u members, %u seats, %u virtual, size %u, state %u",
                      g, members, group->seats, group->virtual_seats, size, group->state);
             rc = RUSH_ECORRUPT;
@@ -842,27 +994,51 @@ static int check_groups(const struct rush_shard *shard, char *why, size_t why_si
     return rc;
 }
 
-/* Invariant 2: each (sku, user) entry holds what that user's orders hold (reused slots too). */
+/* The first word of a user-limit key: its kind (LIMIT_*) and SKU index or family. */
+static uint64_t limit_kind_of(const struct limit_entry *entry)
+{
+    uint64_t high;
+    memcpy(&high, entry->key.bytes + 8, sizeof(high));
+    return high;
+}
+
+/*
+ * Invariant 2: each (sku, user) entry holds what that user's orders hold (reused slots too), and
+ * the activity entries hold what the orders of activity SKUs hold.
+ */
 static int check_limits(const struct rush_shard *shard, char *why, size_t why_size)
 {
     uint64_t entries_held = 0, orders_held = 0, entries_unpaid = 0, orders_unpaid = 0;
+    uint64_t activity_entries_held = 0, activity_orders_held = 0;
     for (uint32_t s = 0; s < shard->user_limits.slot_count; s++) {
         const struct limit_entry *entry = rush_table_slot(&shard->user_limits, s);
-        if (entry != NULL) {
-            entries_held += entry->held;
-            entries_unpaid += entry->unpaid;
+        if (entry == NULL || (limit_kind_of(entry) & LIMIT_REGISTERED))
+            continue;
+        if (limit_kind_of(entry) & LIMIT_ACTIVITY) {
+            activity_entries_held += entry->held;
+            continue;
         }
+        entries_held += entry->held;
+        entries_unpaid += entry->unpaid;
     }
     for (uint32_t o = 1; o <= shard->order_count; o++) {
         const struct order *order = &shard->orders[o];
-        if (order->state == RUSH_ORDER_RESERVED || order->state == RUSH_ORDER_CONFIRMED)
-            orders_held += order->qty;
+        bool held = order->state == RUSH_ORDER_RESERVED || order->state == RUSH_ORDER_CONFIRMED;
+        orders_held += held ? order->qty : 0;
+        if (held && (shard->skus[order->sku_index].def.rules & RUSH_SKU_IN_ACTIVITY))
+            activity_orders_held += order->qty;
         orders_unpaid += order->state == RUSH_ORDER_RESERVED && order->group_index == NONE;
     }
-    for (uint32_t i = 0; i < shard->sku_count; i++)
+    for (uint32_t i = 0; i < shard->sku_count; i++) {
         orders_held += (uint64_t)shard->skus[i].confirmed_retired;
+        if (shard->skus[i].def.rules & RUSH_SKU_IN_ACTIVITY)
+            activity_orders_held += (uint64_t)shard->skus[i].confirmed_retired;
+    }
     CHECK(entries_held == orders_held, "user limits hold %lu units, orders hold %lu", entries_held,
           orders_held);
+    CHECK(activity_entries_held == activity_orders_held,
+          "activity limits hold %lu units, orders of activity SKUs hold %lu", activity_entries_held,
+          activity_orders_held);
     CHECK(entries_unpaid == orders_unpaid, "user limits count %lu unpaid orders, there are %lu",
           entries_unpaid, orders_unpaid);
     return 0;

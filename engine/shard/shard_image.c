@@ -21,12 +21,12 @@
 #include "shard_internal.h"
 
 /* The records are stored as laid out in memory: a change of layout is a new format version. */
-static_assert(sizeof(struct sku_state) == 712, "sku_state layout is part of snapshot version 4");
-static_assert(sizeof(struct order) == 96, "order layout is part of snapshot version 4");
-static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 4");
-static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 4");
-static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 4");
-static_assert(sizeof(struct limit_entry) == 32, "limit_entry layout is part of snapshot version 4");
+static_assert(sizeof(struct sku_state) == 792, "sku_state layout is part of snapshot version 5");
+static_assert(sizeof(struct order) == 96, "order layout is part of snapshot version 5");
+static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 5");
+static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 5");
+static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 5");
+static_assert(sizeof(struct limit_entry) == 32, "limit_entry layout is part of snapshot version 5");
 
 #define TIMER_KIND_ORDER 0u
 #define TIMER_KIND_GROUP 1u

@@ -22,13 +22,13 @@
 #include "timer.h"
 
 #define NONE UINT32_MAX
-/* A join that completes its group: its seat and invitation, then per seat confirmed and
- * inviter_due, then group_completed. */
-#define EVENTS_PER_DECISION_MAX (2 * RUSH_GROUP_SIZE_MAX + 3)
+/* A join that completes its group: its seat and invitation, then per seat confirmed,
+ * inviter_due and (tiered) tier_refund_due, then group_completed. */
+#define EVENTS_PER_DECISION_MAX (3 * RUSH_GROUP_SIZE_MAX + 3)
 /* The most one decision emits: a join that finds its group's deadline passed settles it first
  * (a release and a refund per seat, then group_failed) and then answers group_closed. */
 static_assert(2 * (RUSH_GROUP_SIZE_MAX - 1) + 1 + 1 <= EVENTS_PER_DECISION_MAX, "event room");
-static_assert(2 + 2 * RUSH_GROUP_SIZE_MAX + 1 <= EVENTS_PER_DECISION_MAX, "a completing join");
+static_assert(2 + 3 * RUSH_GROUP_SIZE_MAX + 1 <= EVENTS_PER_DECISION_MAX, "a completing join");
 #define TIMER_SLOTS 65536
 #define TIMER_TICK_NS 1000000 /* 1 ms */
 #define ID_INDEX_MASK ((UINT64_C(1) << 55) - 1)
@@ -46,6 +46,8 @@ struct sku_state {
     /* Open groups with k seats taken sit in list k (1..N-1), oldest first. */
     uint32_t bucket_head[RUSH_GROUP_SIZE_MAX];
     uint32_t bucket_tail[RUSH_GROUP_SIZE_MAX];
+    int64_t subsidy_spent_fen; /* with a subsidy budget: what held and sold seats cost below the
+                                  list price (shard__seat_subsidy); 0 without one */
 };
 
 /*
@@ -133,11 +135,28 @@ struct request_fields {
     uint32_t c;
 };
 
-struct limit_entry { /* key: (sku index + 1, user) */
+/*
+ * The user_limits table holds three kinds of entry, told apart by the key's first word:
+ *   (sku index + 1, user)                     a user's units of one SKU
+ *   (LIMIT_ACTIVITY | family, user)           a user's units over an activity's SKUs, and the
+ *                                             units taken on the current day
+ *   (LIMIT_REGISTERED | sku index + 1, user)  a registration (op register); no counts
+ */
+#define LIMIT_ACTIVITY (UINT64_C(1) << 63)
+#define LIMIT_REGISTERED (UINT64_C(1) << 62)
+struct limit_entry {
     rush_key key;
-    uint32_t held;   /* units reserved or confirmed, over the whole sale */
-    uint32_t unpaid; /* flash-sale orders reserved and not yet paid */
-    uint32_t churn;  /* flash-sale orders cancelled or expired (saturates) */
+    uint32_t held; /* units reserved or confirmed, over the whole sale */
+    union {
+        struct {
+            uint32_t unpaid; /* flash-sale orders reserved and not yet paid */
+            uint32_t churn;  /* flash-sale orders cancelled or expired (saturates) */
+        };
+        struct {                /* an activity's entry */
+            uint32_t day;       /* the activity's day number of day_taken */
+            uint32_t day_taken; /* units taken that day: a release does not give them back */
+        };
+    };
     uint32_t pad;
 };
 
@@ -161,7 +180,8 @@ struct rush_shard {
         uint32_t count;
         uint64_t seq_first; /* ring_seq - 1 of the oldest */
     } ring;
-    struct rush_shard_policy policy;
+    struct rush_shard_policy policy; /* policy.activities points at `activities` below */
+    struct rush_activity activities[RUSH_ACTIVITIES_MAX];
     uint32_t group_count;
     struct sku_state *skus;
     struct order *orders;
@@ -179,6 +199,7 @@ struct rush_shard {
     struct key_entry end_answer;        /* the answer of a confirm or cancel kept with its order */
     struct rush_sku sku_pending;        /* assembled from SKU_PUT parts while applying */
     uint32_t sku_parts_seen;
+    uint32_t sku_parts_expected; /* the SKU_PUT's qty, or RUSH_SKU_PUT_PARTS_V0 for 0 */
     rush_event_sink_fn sink;
     void *sink_context;
     struct rush_shard_stats stats;
@@ -232,6 +253,12 @@ static inline uint64_t group_id_of(const struct rush_shard *shard, uint32_t inde
 }
 
 /* shard.c */
+const struct rush_activity *shard__activity(const struct rush_shard *shard, uint64_t family);
+struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64_t family,
+                                          uint64_t user_id);
+uint32_t shard__activity_day(const struct rush_activity *activity, int64_t now_ns);
+bool shard__registered(const struct rush_shard *shard, const struct sku_state *sku,
+                       uint64_t user_id);
 struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id);
 struct order *shard__order(const struct rush_shard *shard, uint64_t order_id);
 struct group *shard__group(const struct rush_shard *shard, uint64_t group_id);
@@ -246,6 +273,7 @@ void shard__flush(struct rush_shard *shard);
 void shard__apply(struct rush_shard *shard, const struct rush_event *event);
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
 int64_t shard__seat_price(const struct sku_state *sku, bool leader);
+int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
 /* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */
@@ -267,6 +295,7 @@ uint32_t group__best(const struct rush_shard *shard, const struct sku_state *sku
 uint32_t group__list(const struct rush_shard *shard, const struct sku_state *sku, uint32_t *out,
                      uint32_t max);
 int64_t group__virtual_fill(const struct rush_shard *shard, uint32_t group_index);
+uint32_t group__tier_reached(const struct sku_state *sku, uint32_t seats);
 
 /* decide.c */
 struct verdict decide__sale_window(const struct rush_shard *shard, const struct sku_state *sku);

@@ -42,7 +42,7 @@
 
 #define RUSH_DATA_DIR_FILE "rush-data-dir"
 #define RUSH_DATA_DIR_VERSION 1
-#define RUSH_ROUTING_VERSION 1
+#define RUSH_ROUTING_VERSION 2 /* 2: ids from RUSH_SKU_FAMILY_ID_MIN route by family */
 #define RUSH_ROUTING_PROBE_SKUS 1024u
 
 /* The routing a data directory records. */

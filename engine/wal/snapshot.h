@@ -70,10 +70,12 @@
  * orders); a key entry holds the request's fields and its ring place (64 bytes); a limit entry
  * counts unpaid and churned orders (32 bytes). Version 4: a SKU definition carries solo_allowed
  * and its group and leader prices (152-byte rush_sku in the sku_state); a seat records its
- * inviter (96-byte orders). A file of an earlier
- * version is refused.
+ * inviter (96-byte orders). Version 5: a SKU definition carries its rules (new users only,
+ * registration, activity membership), registration window, tiers and subsidy budget (224-byte
+ * rush_sku), the sku_state what the budget spent (792 bytes); the user-limit table also holds
+ * activity and registration entries. A file of an earlier version is refused.
  */
-#define RUSH_SNAPSHOT_VERSION 4
+#define RUSH_SNAPSHOT_VERSION 5
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
 #define RUSH_SNAPSHOT_NAME_MAX 64
 

@@ -66,6 +66,10 @@ struct rush_shard_policy {
     int64_t retain_ns;        /* an ended order (and its keys) is kept this long; 0: 30 minutes */
     uint32_t user_unpaid_max; /* unpaid flash-sale orders per (SKU, user); 0: no cap */
     uint32_t user_churn_max;  /* cancelled + expired flash-sale orders per (SKU, user); 0: none */
+    /* The activities (at most RUSH_ACTIVITIES_MAX, distinct families); each shard copies them at
+     * create. Limits only: what users took is shard state (logged, in snapshots). */
+    const struct rush_activity *activities;
+    uint32_t activity_count;
 };
 #define RUSH_RETAIN_NS_DEFAULT (INT64_C(30) * 60 * 1000000000)
 
@@ -170,7 +174,9 @@ RUSH_MUST_USE int rush_engine_start(struct rush_engine *engine);
 void rush_engine_destroy(struct rush_engine *engine);
 
 uint32_t rush_engine_shard_count(const struct rush_engine *engine);
-/* The shard that owns a SKU: stable across restarts and seeds. */
+/* The shard that owns a SKU: stable across restarts and seeds; a pure function clients may
+ * compute: XXH3 of the id (of rush_sku_family(id) from RUSH_SKU_FAMILY_ID_MIN up, so that an
+ * activity's SKUs share a shard) scaled to shard_count. */
 uint32_t rush_engine_shard_of_sku(uint32_t shard_count, uint64_t sku_id);
 /* The shard a request goes to. */
 uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *request);

@@ -56,7 +56,8 @@ enum rush_op {
     RUSH_OP_PAUSE = 11,         /* sku */
     RUSH_OP_RESUME = 12,        /* sku */
     RUSH_OP_LIST_GROUPS = 13,   /* sku, qty = rank: the rank-th open group to join (0-based) */
-    RUSH_OP_COUNT_ = 14,
+    RUSH_OP_REGISTER = 14, /* sku, user: a registration (预约) for a registration_required SKU */
+    RUSH_OP_COUNT_ = 15,
     /* sku_put carries a whole struct rush_sku and travels on its own path. */
 };
 
@@ -86,7 +87,7 @@ enum rush_outcome {
      */
     RUSH_OUTCOME_UNKNOWN = 15,
     RUSH_HOARDING = 16, /* the user's unpaid holds or cancels + expiries of this SKU hit the cap */
-    RUSH_NOT_ELIGIBLE = 17, /* see the social rules: a rule of eligibility refused the request */
+    RUSH_NOT_ELIGIBLE = 17, /* the SKU's rules exclude this buyer; `reason` names the rule */
     /*
      * Not decided here: this node does not lead the request's shard (a cluster, ARCHITECTURE.md
      * "Cluster"). reason RUSH_REASON_WRONG_SHARD, state = the shard, qty = the index of the node
@@ -97,7 +98,7 @@ enum rush_outcome {
     RUSH_OUTCOME_COUNT_ = 19,
 };
 
-/* Why a request was `invalid`. */
+/* Why a request was `invalid`, `not_eligible`, or (activity limits) `limit_exceeded`. */
 enum rush_reason {
     RUSH_REASON_NONE = 0,
     RUSH_REASON_OP = 1,                /* unknown op */
@@ -117,7 +118,16 @@ enum rush_reason {
                                           holds, or virtual_budget below what groups used */
     RUSH_REASON_INVITER_SELF = 15,     /* group_join or join_any whose inviter is the joiner */
     RUSH_REASON_FIELD = 16,            /* a field the op does not use is not zero, or user 0 */
-    RUSH_REASON_COUNT_ = 17,
+    RUSH_REASON_NOT_NEW_USER = 17,     /* not_eligible: a new_users_only SKU, the gateway did not
+                                          attest the buyer as new (RUSH_REQUEST_NEW_USER) */
+    RUSH_REASON_NOT_REGISTERED = 18,   /* not_eligible: registration_required, none made */
+    RUSH_REASON_REGISTER_WINDOW =
+        19, /* invalid: register outside [register_from, register_until) */
+    RUSH_REASON_NOT_REGISTRABLE = 20, /* invalid: register on a SKU that takes no registrations */
+    RUSH_REASON_ACTIVITY_LIMIT = 21,  /* limit_exceeded: the activity's per-user limit */
+    RUSH_REASON_ACTIVITY_DAY = 22,    /* limit_exceeded: the activity's per-user, per-day limit */
+    RUSH_REASON_SUBSIDY = 23,         /* sold_out: the SKU's subsidy budget is spent */
+    RUSH_REASON_COUNT_ = 24,
 };
 
 enum rush_order_state {
@@ -154,7 +164,7 @@ static_assert(sizeof(rush_key) == 16, "idempotency keys are 128 bits");
  */
 struct rush_request {
     uint8_t op;    /* enum rush_op */
-    uint8_t flags; /* reserved, zero */
+    uint8_t flags; /* RUSH_REQUEST_*; zero for ops other than reservations */
     uint16_t pad;  /* zero */
     uint32_t qty;  /* units; reserve only */
     uint64_t sku_id;
@@ -168,6 +178,14 @@ struct rush_request {
     rush_key key; /* idempotency key; all zero for queries */
 };
 static_assert(sizeof(struct rush_request) == 64, "request record is 64 bytes");
+
+/*
+ * rush_request.flags. NEW_USER: the gateway attests that the buyer is a new user (reserve,
+ * group_open, group_join, group_join_any only). The engine does not know users' histories and
+ * trusts the gateway (proto/PROTOCOL.md, "Eligibility"); it is not part of a retry's fields.
+ */
+#define RUSH_REQUEST_NEW_USER 0x01
+#define RUSH_REQUEST_FLAGS_ALL 0x01
 
 #define RUSH_RESULT_DUPLICATE 0x01 /* answered from the idempotency table */
 #define RUSH_RESULT_UNLIMITED 0x02 /* the SKU has no stock limit; remaining is meaningless */
@@ -203,6 +221,7 @@ struct rush_result {
 static_assert(sizeof(struct rush_result) == 56, "result record is 56 bytes");
 
 #define RUSH_SKU_NAME_MAX 40
+#define RUSH_TIERS_MAX 4
 #define RUSH_GROUP_SIZE_MAX 64
 /* The limits of a SKU definition, checked in one place (rush_sku_check, proto/codec/sku.c). */
 #define RUSH_SKU_ID_MAX ((UINT64_C(1) << 53) - 1) /* ids stay exact as JSON numbers */
@@ -244,14 +263,68 @@ struct rush_sku {
     int64_t leader_price_fen;   /* with RUSH_SKU_LEADER_PRICE: what the leader's seat pays (0: the
                                    leader is free); else the leader pays what a seat pays */
     uint8_t prices;             /* group-buy: RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE */
-    uint8_t pad[7];             /* 0 */
+    uint8_t rules;              /* RUSH_SKU_NEW_USERS_ONLY | _REGISTRATION | _IN_ACTIVITY */
+    uint8_t pad[6];             /* 0 */
+    int64_t register_from_ns;   /* with RUSH_SKU_REGISTRATION: registrations taken in */
+    int64_t register_until_ns;  /* [register_from_ns, register_until_ns); else both 0 */
+    /* Tiered group-buy (阶梯团): tier_count tiers of strictly increasing sizes and strictly
+     * decreasing prices, the last size group_size. Every seat pays tier_price_fen[0] at join;
+     * the group completes at the highest tier its seats reach (at its deadline, or at once when
+     * the last tier fills) and each seat is due the difference. 0: not tiered. */
+    int64_t tier_price_fen[RUSH_TIERS_MAX];
+    uint8_t tier_size[RUSH_TIERS_MAX];
+    uint8_t tier_count;
+    uint8_t pad2[3];            /* 0 */
+    int64_t subsidy_budget_fen; /* group-buy: the most the seats held or sold may cost below the
+                                   list price (price_fen - what a seat pays, summed); 0: no cap */
+    uint8_t pad3[8];            /* 0 */
 };
-static_assert(sizeof(struct rush_sku) == 152, "sku record is 152 bytes");
+static_assert(sizeof(struct rush_sku) == 224, "sku record is 224 bytes");
 static_assert(offsetof(struct rush_sku, fields) == 124, "fields sits in the old padding");
 
 /* rush_sku.prices: which of the group-buy prices are set (a price of 0 is a price: free). */
 #define RUSH_SKU_GROUP_PRICE 0x01
 #define RUSH_SKU_LEADER_PRICE 0x02
+
+/*
+ * rush_sku.rules: who may buy. NEW_USERS_ONLY: only requests with RUSH_REQUEST_NEW_USER.
+ * REGISTRATION: only users who registered (op register) within the registration window.
+ * IN_ACTIVITY: the SKU belongs to the activity of its id family (rush_sku_family), whose limits
+ * (struct rush_activity) count over all of its SKUs; fixed when the SKU is created.
+ */
+#define RUSH_SKU_NEW_USERS_ONLY 0x01
+#define RUSH_SKU_REGISTRATION 0x02
+#define RUSH_SKU_IN_ACTIVITY 0x04
+#define RUSH_SKU_RULES_ALL 0x07
+
+/*
+ * SKU id families: ids from RUSH_SKU_FAMILY_ID_MIN up are grouped by id / RUSH_SKU_FAMILY_SIZE
+ * (the last three decimal digits name the member) and a family routes to one shard, so that an
+ * activity's SKUs (all of one family) are decided by one thread. Below: no family (0), each id
+ * routes on its own. The range starts above 2^52, where rush-loadgen's fresh ids stay, so a run's
+ * consecutive fresh ids keep spreading over the shards.
+ */
+#define RUSH_SKU_FAMILY_ID_MIN UINT64_C(5000000000000000)
+#define RUSH_SKU_FAMILY_SIZE UINT64_C(1000)
+static inline uint64_t rush_sku_family(uint64_t sku_id)
+{
+    return sku_id >= RUSH_SKU_FAMILY_ID_MIN ? sku_id / RUSH_SKU_FAMILY_SIZE : 0;
+}
+
+/*
+ * An activity: limits over all the SKUs of one id family, per user. From the campaign's
+ * [activity NAME] sections, handed to every shard in struct rush_shard_policy (like the other
+ * policy figures, not logged: the log records the SKUs' membership and the units taken).
+ */
+#define RUSH_ACTIVITIES_MAX 64
+#define RUSH_ACTIVITY_NAME_MAX 32
+struct rush_activity {
+    char name[RUSH_ACTIVITY_NAME_MAX]; /* NUL-terminated */
+    uint64_t family;                   /* rush_sku_family of its SKUs */
+    uint32_t user_qty_max;             /* units per user over the activity's SKUs */
+    uint32_t day_qty_max;              /* units a user may take per day; 0: no daily limit */
+    int64_t day_offset_ns;             /* a day runs [k*24h - offset, (k+1)*24h - offset) UTC */
+};
 
 /*
  * What a sku_put names (struct rush_sku.fields); fields 0 names every field. On a SKU the engine
@@ -280,8 +353,14 @@ enum rush_sku_field {
     RUSH_SKU_FIELD_SOLO_ALLOWED = 1u << 16,
     RUSH_SKU_FIELD_GROUP_PRICE = 1u << 17,  /* group_price_fen and the GROUP_PRICE bit of prices */
     RUSH_SKU_FIELD_LEADER_PRICE = 1u << 18, /* leader_price_fen and the LEADER_PRICE bit */
+    RUSH_SKU_FIELD_RULES = 1u << 19,        /* rules (IN_ACTIVITY cannot change on a live SKU) */
+    RUSH_SKU_FIELD_REGISTER_FROM = 1u << 20,
+    RUSH_SKU_FIELD_REGISTER_UNTIL = 1u << 21,
+    RUSH_SKU_FIELD_TIERS = 1u << 22, /* tier_count, tier_size, tier_price_fen */
+    RUSH_SKU_FIELD_SUBSIDY_BUDGET = 1u << 23,
 };
-#define RUSH_SKU_FIELDS_ALL 0x7ffffu
+#define RUSH_SKU_FIELDS_ALL 0xffffffu
+#define RUSH_SUBSIDY_FEN_MAX INT64_C(1000000000000000)
 #define RUSH_SKU_FIELDS_REQUIRED                                                                   \
     (RUSH_SKU_FIELD_NAME | RUSH_SKU_FIELD_PRICE | RUSH_SKU_FIELD_START | RUSH_SKU_FIELD_END |      \
      RUSH_SKU_FIELD_ORDER_QTY_MAX | RUSH_SKU_FIELD_USER_QTY_MAX)
@@ -312,7 +391,10 @@ enum rush_event_type {
                                   followed by RUSH_AUDIT_PARTS AUDIT_PART records; changes nothing */
     RUSH_EV_AUDIT_PART = 18,   /* qty = the part's index; payload: RUSH_AUDIT_PART_BYTES bytes of a
                                   struct rush_audit */
-    RUSH_EV_TYPE_COUNT_ = 19,
+    RUSH_EV_REGISTERED = 19,   /* op register: user_id registered for sku_id */
+    RUSH_EV_TIER_REFUND_DUE = 20, /* after a tiered group's seat is confirmed: amount = what its
+                                     buyer is due back (paid at join minus the tier reached) */
+    RUSH_EV_TYPE_COUNT_ = 21,
 };
 
 #define RUSH_EVENT_DECISION 0x01 /* first event of a keyed decision: carries key and op */
@@ -346,9 +428,10 @@ struct rush_event {
 static_assert(sizeof(struct rush_event) == 64, "event record is 64 bytes");
 
 #define RUSH_SKU_PART_BYTES 56
-/* 3 * 56 bytes >= sizeof(struct rush_sku); a part's bytes past the record (a log written when it
- * was 128 bytes) read as zero. */
-#define RUSH_SKU_PUT_PARTS 3
+/* 4 * 56 bytes == sizeof(struct rush_sku). A SKU_PUT event's qty says how many parts follow; 0
+ * (a log written before the tiers) means 3, whose bytes past them read as zero. */
+#define RUSH_SKU_PUT_PARTS 4
+#define RUSH_SKU_PUT_PARTS_V0 3
 static_assert(RUSH_SKU_PUT_PARTS * RUSH_SKU_PART_BYTES >= sizeof(struct rush_sku), "parts");
 
 /*

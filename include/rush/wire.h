@@ -50,7 +50,7 @@ extern "C" {
 /* Records per message, by kind; each is what fits in RUSH_WIRE_MESSAGE_BYTES_MAX. */
 #define RUSH_WIRE_REQUESTS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 64) /* 16383 */
 #define RUSH_WIRE_RESULTS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 56)  /* 18724 */
-#define RUSH_WIRE_SKUS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 152)    /* 6898 */
+#define RUSH_WIRE_SKUS_MAX (RUSH_WIRE_BODY_BYTES_MAX / 224)    /* 4681 */
 /* A reserve asks for 1 .. RUSH_WIRE_QTY_MAX units; every other op carries qty 0. */
 #define RUSH_WIRE_QTY_MAX 1000000u
 /* Error texts are at most this many bytes before their NUL. */

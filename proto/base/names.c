@@ -53,6 +53,7 @@ static const char *const op_names[RUSH_OP_COUNT_] = {
     [RUSH_OP_PAUSE] = "pause",
     [RUSH_OP_RESUME] = "resume",
     [RUSH_OP_LIST_GROUPS] = "list_groups",
+    [RUSH_OP_REGISTER] = "register",
 };
 
 static const char *const outcome_names[RUSH_OUTCOME_COUNT_] = {
@@ -95,6 +96,13 @@ static const char *const reason_names[RUSH_REASON_COUNT_] = {
     [RUSH_REASON_LIMIT_BELOW_HELD] = "limit_below_held",
     [RUSH_REASON_INVITER_SELF] = "inviter_self",
     [RUSH_REASON_FIELD] = "field",
+    [RUSH_REASON_NOT_NEW_USER] = "not_new_user",
+    [RUSH_REASON_NOT_REGISTERED] = "not_registered",
+    [RUSH_REASON_REGISTER_WINDOW] = "register_window",
+    [RUSH_REASON_NOT_REGISTRABLE] = "not_registrable",
+    [RUSH_REASON_ACTIVITY_LIMIT] = "activity_limit",
+    [RUSH_REASON_ACTIVITY_DAY] = "activity_day_limit",
+    [RUSH_REASON_SUBSIDY] = "subsidy_spent",
 };
 
 static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {
@@ -117,6 +125,8 @@ static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {
     [RUSH_EV_INVITER_DUE] = "inviter_due",
     [RUSH_EV_ADMIN_AUDIT] = "admin_audit",
     [RUSH_EV_AUDIT_PART] = "admin_audit_part",
+    [RUSH_EV_REGISTERED] = "registered",
+    [RUSH_EV_TIER_REFUND_DUE] = "tier_refund_due",
 };
 
 static const char *const order_state_names[] = {"none", "reserved", "confirmed", "released",

@@ -5,8 +5,12 @@
  *
  *   stats [--json]                 engine and server counters (a table, or rushd's raw JSON)
  *   sku ID | order ID | group ID   show one SKU, order or group
- *   reserve --sku ID --user U [--qty N] [--key K]
+ *   reserve --sku ID --user U [--qty N] [--new-user] [--key K]
  *                                  reserve by hand (a random key unless K is given)
+ *   group-open --sku ID --user U, join --group G --user U [--inviter I],
+ *   join-any --sku ID --user U [--inviter I]  the group ops; --new-user: the gateway's flag
+ *   register --sku ID --user U     a registration (预约) for a registration_required SKU
+ *   list-groups SKU [--limit N]    the SKU's open groups, closest to full first (N <= 20)
  *   confirm ORDER | cancel ORDER   settle or release an order by hand
  *   pause SKU | resume SKU         stop or restart sales of a SKU (admin)
  *   adjust SKU DELTA               add (or with a negative DELTA remove) stock (admin)
@@ -279,7 +283,7 @@ static int send_request(const struct options *options, bool admin, struct rush_r
 {
     static const rush_key zero;
     bool mutating = request->op != RUSH_OP_QUERY_ORDER && request->op != RUSH_OP_QUERY_GROUP &&
-                    request->op != RUSH_OP_QUERY_SKU;
+                    request->op != RUSH_OP_QUERY_SKU && request->op != RUSH_OP_LIST_GROUPS;
     if (mutating && memcmp(&request->key, &zero, sizeof zero) == 0 &&
         rush_client_key_random(&request->key) != 0)
         return fail_usage("cannot draw a random key: %s", strerror(errno));
@@ -382,14 +386,45 @@ static int run_sku_op(const struct options *options, int argc, char **argv)
     return send_request(options, true, &request);
 }
 
-static int run_reserve(const struct options *options, int argc, char **argv)
+/* The buyer's ops by command name: reserve, group-open, join, join-any, register. */
+static uint8_t buyer_op(const char *name)
 {
-    static const struct option long_options[] = {{"sku", required_argument, NULL, 's'},
-                                                 {"user", required_argument, NULL, 'u'},
-                                                 {"qty", required_argument, NULL, 'q'},
-                                                 {"key", required_argument, NULL, 'k'},
-                                                 {NULL, 0, NULL, 0}};
-    struct rush_request request = {.op = RUSH_OP_RESERVE, .qty = 1};
+    return strcmp(name, "reserve") == 0      ? RUSH_OP_RESERVE
+           : strcmp(name, "group-open") == 0 ? RUSH_OP_GROUP_OPEN
+           : strcmp(name, "join") == 0       ? RUSH_OP_GROUP_JOIN
+           : strcmp(name, "join-any") == 0   ? RUSH_OP_GROUP_JOIN_ANY
+                                             : RUSH_OP_REGISTER;
+}
+
+/* What the op needs besides --user: --group for join, --sku for the others. */
+static int buyer_check(const struct rush_request *request, const char *name, bool operands_left)
+{
+    bool join = request->op == RUSH_OP_GROUP_JOIN;
+    bool joins = join || request->op == RUSH_OP_GROUP_JOIN_ANY;
+    bool unit = request->op != RUSH_OP_REGISTER;
+    if (operands_left || request->user_id == 0 ||
+        (join ? request->target_id == 0 : request->sku_id == 0))
+        return fail_usage("%s needs --user U and %s, and takes no operand", name,
+                          join ? "--group G" : "--sku ID");
+    if ((join && request->sku_id != 0) || (!join && request->target_id != 0))
+        return fail_usage("%s takes %s", name, join ? "--group, not --sku" : "--sku, not --group");
+    if (request->inviter_id != 0 && !joins)
+        return fail_usage("--inviter is for join and join-any, not %s", name);
+    if (request->flags != 0 && !unit)
+        return fail_usage("--new-user is for the ops that buy, not %s", name);
+    if (request->qty != 1 && request->op != RUSH_OP_RESERVE)
+        return fail_usage("--qty is for reserve, not %s", name);
+    return 0;
+}
+
+static int run_buyer(const struct options *options, int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"sku", required_argument, NULL, 's'},   {"user", required_argument, NULL, 'u'},
+        {"qty", required_argument, NULL, 'q'},   {"key", required_argument, NULL, 'k'},
+        {"group", required_argument, NULL, 'g'}, {"inviter", required_argument, NULL, 'i'},
+        {"new-user", no_argument, NULL, 'n'},    {NULL, 0, NULL, 0}};
+    struct rush_request request = {.op = buyer_op(argv[0])};
     uint64_t qty = 1;
     int rc = 0, option;
     optind = 1;
@@ -400,18 +435,47 @@ static int run_reserve(const struct options *options, int argc, char **argv)
             rc = parse_u64("--user", optarg, &request.user_id);
         else if (option == 'q')
             rc = parse_u64("--qty", optarg, &qty);
+        else if (option == 'g')
+            rc = parse_u64("--group", optarg, &request.target_id);
+        else if (option == 'i')
+            rc = parse_u64("--inviter", optarg, &request.inviter_id);
+        else if (option == 'n')
+            request.flags = RUSH_REQUEST_NEW_USER;
         else if (option == 'k')
             request.key = rush_client_key(optarg);
         else
             rc = EXIT_USAGE;
     }
-    if (rc == 0 && (optind != argc || request.sku_id == 0 || request.user_id == 0))
-        rc = fail_usage("%s", "reserve needs --sku ID and --user U, and takes no operand");
     if (rc == 0 && qty > RUSH_JSON_QTY_MAX)
         rc = fail_usage("--qty must be 1..%d", RUSH_JSON_QTY_MAX);
+    request.qty = (uint32_t)qty;
+    if (rc == 0)
+        rc = buyer_check(&request, argv[0], optind != argc);
     if (rc != 0)
         return rc;
-    request.qty = (uint32_t)qty;
+    if (request.op != RUSH_OP_RESERVE)
+        request.qty = 0;
+    return send_request(options, false, &request);
+}
+
+/* list-groups SKU [--limit N]: the SKU's "join this group" list, up to N (default 10). */
+static int run_list_groups(const struct options *options, int argc, char **argv)
+{
+    static const struct option long_options[] = {{"limit", required_argument, NULL, 'l'},
+                                                 {NULL, 0, NULL, 0}};
+    struct rush_request request = {.op = RUSH_OP_LIST_GROUPS, .qty = 10};
+    uint64_t limit = 10;
+    int rc = 0, option;
+    optind = 0; /* a fresh scan that lets the SKU come before or after --limit */
+    while (rc == 0 && (option = getopt_long(argc, argv, "", long_options, NULL)) != -1)
+        rc = option == 'l' ? parse_u64("--limit", optarg, &limit) : EXIT_USAGE;
+    if (rc == 0 && (optind + 1 != argc || limit > RUSH_LIST_GROUPS_MAX))
+        rc = fail_usage("usage: rushctl list-groups SKU [--limit 1..%d]", RUSH_LIST_GROUPS_MAX);
+    if (rc == 0)
+        rc = parse_u64("SKU", argv[optind], &request.sku_id);
+    if (rc != 0)
+        return rc;
+    request.qty = (uint32_t)limit;
     return send_request(options, false, &request);
 }
 
@@ -855,7 +919,12 @@ static const struct command commands[] = {
     {"sku", "sku ID", run_query},
     {"order", "order ID", run_query},
     {"group", "group ID", run_query},
-    {"reserve", "reserve --sku ID --user U [--qty N] [--key K]", run_reserve},
+    {"reserve", "reserve --sku ID --user U [--qty N] [--new-user] [--key K]", run_buyer},
+    {"group-open", "group-open --sku ID --user U [--new-user] [--key K]", run_buyer},
+    {"join", "join --group G --user U [--inviter I] [--new-user] [--key K]", run_buyer},
+    {"join-any", "join-any --sku ID --user U [--inviter I] [--new-user] [--key K]", run_buyer},
+    {"register", "register --sku ID --user U [--key K]", run_buyer},
+    {"list-groups", "list-groups SKU [--limit N]", run_list_groups},
     {"confirm", "confirm ORDER", run_order_op},
     {"cancel", "cancel ORDER", run_order_op},
     {"pause", "pause SKU", run_sku_op},

@@ -138,21 +138,24 @@ enum field {
     F_TAG,
     F_LIMIT,
     F_INVITER,
+    F_NEW_USER,
     F_COUNT_,
 };
 
 static const char *const field_names[F_COUNT_] = {
-    [F_SKU] = "sku",     [F_USER] = "user",       [F_QTY] = "qty", [F_ORDER] = "order",
-    [F_GROUP] = "group", [F_AMOUNT] = "amount",   [F_KEY] = "key", [F_TAG] = "tag",
-    [F_LIMIT] = "limit", [F_INVITER] = "inviter",
+    [F_SKU] = "sku",     [F_USER] = "user",       [F_QTY] = "qty",           [F_ORDER] = "order",
+    [F_GROUP] = "group", [F_AMOUNT] = "amount",   [F_KEY] = "key",           [F_TAG] = "tag",
+    [F_LIMIT] = "limit", [F_INVITER] = "inviter", [F_NEW_USER] = "new_user",
 };
 
 #define BIT(field) (UINT32_C(1) << (field))
 
 /* Fields an op may carry without requiring them. */
 static const uint32_t op_fields_optional[RUSH_OP_COUNT_] = {
-    [RUSH_OP_GROUP_JOIN] = BIT(F_INVITER),
-    [RUSH_OP_GROUP_JOIN_ANY] = BIT(F_INVITER),
+    [RUSH_OP_RESERVE] = BIT(F_NEW_USER),
+    [RUSH_OP_GROUP_OPEN] = BIT(F_NEW_USER),
+    [RUSH_OP_GROUP_JOIN] = BIT(F_INVITER) | BIT(F_NEW_USER),
+    [RUSH_OP_GROUP_JOIN_ANY] = BIT(F_INVITER) | BIT(F_NEW_USER),
 };
 
 /* The fields each op requires; tag is allowed on every op besides these. */
@@ -171,6 +174,7 @@ static const uint32_t op_fields[RUSH_OP_COUNT_] = {
     [RUSH_OP_PAUSE] = BIT(F_SKU) | BIT(F_KEY),
     [RUSH_OP_RESUME] = BIT(F_SKU) | BIT(F_KEY),
     [RUSH_OP_LIST_GROUPS] = BIT(F_SKU) | BIT(F_LIMIT), /* limit travels in qty (section list) */
+    [RUSH_OP_REGISTER] = BIT(F_SKU) | BIT(F_USER) | BIT(F_KEY),
 };
 
 static int field_of(const char *name)
@@ -237,6 +241,11 @@ static int decode_field(enum field f, const json_t *value, struct rush_request *
         return 0;
     case F_INVITER:
         return decode_id(value, f, &req->inviter_id, why, why_size);
+    case F_NEW_USER:
+        if (!json_is_boolean(value))
+            return fail(why, why_size, "field 'new_user' must be a boolean");
+        req->flags = json_is_true(value) ? RUSH_REQUEST_NEW_USER : 0;
+        return 0;
     case F_LIMIT:
         if (value_u32(value, 1, RUSH_LIST_GROUPS_MAX, &req->qty) < 0)
             return fail(why, why_size, "field 'limit' must be an integer 1..%d",
@@ -314,6 +323,11 @@ enum sku_field {
     S_SOLO_ALLOWED,
     S_GROUP_PRICE,
     S_LEADER_PRICE,
+    S_RULES,
+    S_REGISTER_FROM,
+    S_REGISTER_UNTIL,
+    S_TIERS,
+    S_SUBSIDY_BUDGET,
     S_COUNT_,
 };
 
@@ -338,6 +352,11 @@ static const char *const sku_field_names[S_COUNT_] = {
     [S_SOLO_ALLOWED] = "solo_allowed",
     [S_GROUP_PRICE] = "group_price_fen",
     [S_LEADER_PRICE] = "leader_price_fen",
+    [S_RULES] = "rules",
+    [S_REGISTER_FROM] = "register_from_ns",
+    [S_REGISTER_UNTIL] = "register_until_ns",
+    [S_TIERS] = "tiers",
+    [S_SUBSIDY_BUDGET] = "subsidy_budget_fen",
 };
 
 /* The member for field f is named by bit f - 1 of struct rush_sku.fields (types.h). */
@@ -351,6 +370,34 @@ static const char *const virtual_policy_names[] = {
     [RUSH_VIRTUAL_FILL] = "fill",
     [RUSH_VIRTUAL_AT_MOST] = "at_most",
 };
+
+/* rules: a comma-separated list of these names ("" for none), bit i named by entry i. */
+static const char *const sku_rule_names[] = {"new_users_only", "registration_required", "activity"};
+static_assert(RUSH_SKU_RULES_ALL == (1u << (sizeof sku_rule_names / sizeof sku_rule_names[0])) - 1,
+              "one name per rule bit");
+
+static int sku_rules(const json_t *value, uint8_t *out)
+{
+    if (!json_is_string(value))
+        return -1;
+    const char *text = json_string_value(value);
+    uint8_t rules = 0;
+    while (*text != '\0') {
+        size_t len = strcspn(text, ",");
+        size_t r = 0;
+        while (r < sizeof sku_rule_names / sizeof sku_rule_names[0] &&
+               (strlen(sku_rule_names[r]) != len || memcmp(sku_rule_names[r], text, len) != 0))
+            r++;
+        if (r == sizeof sku_rule_names / sizeof sku_rule_names[0] || (rules & (1u << r)))
+            return -1;
+        rules |= (uint8_t)(1u << r);
+        text += len;
+        if (*text == ',' && *++text == '\0')
+            return -1; /* a trailing comma */
+    }
+    *out = rules;
+    return 0;
+}
 
 static int sku_field_of(const char *name)
 {
@@ -454,6 +501,16 @@ static int decode_sku_field(enum sku_field f, const json_t *value, struct rush_s
         return sku_price_set(value, sku, RUSH_SKU_GROUP_PRICE, &sku->group_price_fen);
     case S_LEADER_PRICE:
         return sku_price_set(value, sku, RUSH_SKU_LEADER_PRICE, &sku->leader_price_fen);
+    case S_RULES:
+        return sku_rules(value, &sku->rules);
+    case S_REGISTER_FROM:
+        return value_i64(value, &sku->register_from_ns);
+    case S_REGISTER_UNTIL:
+        return value_i64(value, &sku->register_until_ns);
+    case S_TIERS:
+        return json_is_string(value) ? rush_sku_tiers_parse(json_string_value(value), sku) : -1;
+    case S_SUBSIDY_BUDGET:
+        return sku_non_negative(value, &sku->subsidy_budget_fen);
     case S_COUNT_:
         break;
     }
@@ -482,6 +539,12 @@ static const char *const sku_field_types[S_COUNT_] = {
     [S_SOLO_ALLOWED] = "a boolean",
     [S_GROUP_PRICE] = "an integer >= 0 (fen) or null (not set)",
     [S_LEADER_PRICE] = "an integer >= 0 (fen; 0: the leader is free) or null (not set)",
+    [S_RULES] = "a comma-separated list of new_users_only, registration_required, activity",
+    [S_REGISTER_FROM] = "an integer (ns since the epoch)",
+    [S_REGISTER_UNTIL] = "an integer (ns since the epoch)",
+    [S_TIERS] =
+        "a string of up to 4 SIZE:PRICE tiers such as \"3:990, 5:890, 10:790\" (\"\": none)",
+    [S_SUBSIDY_BUDGET] = "an integer >= 0 (fen; 0: no cap)",
 };
 
 static int decode_sku(const json_t *object, struct rush_sku *sku, char *why, size_t why_size)
@@ -944,6 +1007,7 @@ static void put_result_body(struct writer *w, const struct rush_request *req,
     case RUSH_OP_ADJUST:
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
+    case RUSH_OP_REGISTER:
         put_decision(w, req, res);
         return;
     case RUSH_OP_CONFIRM:
@@ -1004,7 +1068,8 @@ int rush_json_encode_result(const struct rush_request *req, const struct rush_re
     struct writer w = writer_start(buf, cap);
     open_object(&w);
     member_string(&w, "outcome", rush_outcome_name(res->outcome));
-    if (res->outcome == RUSH_INVALID || res->outcome == RUSH_REDIRECT)
+    if (res->outcome == RUSH_INVALID ||
+        res->reason != RUSH_REASON_NONE) /* not_eligible, redirect */
         member_string(&w, "reason", rush_reason_name(res->reason));
     if (res->flags & RUSH_RESULT_DUPLICATE)
         member_bool(&w, "duplicate", true);
@@ -1086,6 +1151,10 @@ static void put_request_field(struct writer *w, enum field f, const struct rush_
         if (req->inviter_id != 0)
             member_u64(w, "inviter", req->inviter_id);
         return;
+    case F_NEW_USER:
+        if (req->flags & RUSH_REQUEST_NEW_USER)
+            member_bool(w, "new_user", true);
+        return;
     case F_COUNT_:
         return;
     }
@@ -1111,6 +1180,19 @@ static const char *virtual_policy_name(uint8_t policy)
 {
     size_t count = sizeof virtual_policy_names / sizeof virtual_policy_names[0];
     return policy < count ? virtual_policy_names[policy] : "unknown";
+}
+
+static void put_sku_rules(struct writer *w, const char *name, uint8_t rules)
+{
+    char text[64] = "";
+    for (size_t r = 0; r < sizeof sku_rule_names / sizeof sku_rule_names[0]; r++) {
+        if (!(rules & (1u << r)))
+            continue;
+        if (text[0] != '\0')
+            strcat(text, ",");
+        strcat(text, sku_rule_names[r]);
+    }
+    member_string(w, name, text);
 }
 
 /* A group or leader price: its figure when set, null when not. */
@@ -1190,6 +1272,24 @@ static void put_sku_field(struct writer *w, enum sku_field f, const struct rush_
     case S_LEADER_PRICE:
         put_sku_price(w, f, sku);
         return;
+    case S_RULES:
+        put_sku_rules(w, name, sku->rules);
+        return;
+    case S_REGISTER_FROM:
+        member_i64(w, name, sku->register_from_ns);
+        return;
+    case S_REGISTER_UNTIL:
+        member_i64(w, name, sku->register_until_ns);
+        return;
+    case S_SUBSIDY_BUDGET:
+        member_i64(w, name, sku->subsidy_budget_fen);
+        return;
+    case S_TIERS: {
+        char text[128];
+        RUSH_VERIFY(rush_sku_tiers_format(sku, text, sizeof text) >= 0);
+        member_string(w, name, text);
+        return;
+    }
     case S_COUNT_:
         break;
     }

@@ -3,7 +3,8 @@
  * shared by the engine (which splits a batch by shard) and librush (which sends a request to the
  * node that leads its shard).
  *
- * A SKU op goes to the shard XXH3-64(sku id) * shard_count >> 64 (unseeded: stable across
+ * A SKU op goes to the shard XXH3-64(sku id, or its family's number for a SKU of an activity's
+ * family: types.h rush_sku_family) * shard_count >> 64 (unseeded: stable across
  * restarts, builds and processes); an op on an order or group to the shard in the top byte of its
  * id (RUSH_ID_SHARD_SHIFT), or shard 0 when that is not below shard_count (shard 0 answers
  * unknown_order / unknown_group). xxHash is compiled in, as in key.c, so librush needs none at
@@ -20,7 +21,9 @@
 uint32_t rush_wire_shard_of_sku(uint32_t shard_count, uint64_t sku_id)
 {
     RUSH_ASSERT(shard_count >= 1);
-    uint64_t hash = XXH3_64bits(&sku_id, sizeof(sku_id));
+    /* A family's SKUs (an activity's) hash as one: their family number (types.h). */
+    uint64_t route = rush_sku_family(sku_id) != 0 ? rush_sku_family(sku_id) : sku_id;
+    uint64_t hash = XXH3_64bits(&route, sizeof(route));
     return (uint32_t)(((unsigned __int128)hash * shard_count) >> 64);
 }
 
@@ -42,6 +45,7 @@ uint32_t rush_wire_shard_of(uint32_t shard_count, const struct rush_request *req
     case RUSH_OP_ADJUST:
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
+    case RUSH_OP_REGISTER:
         return rush_wire_shard_of_sku(shard_count, request->sku_id);
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:

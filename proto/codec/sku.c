@@ -10,6 +10,8 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/why.h"
@@ -101,6 +103,83 @@ static int sku_check_group(const struct rush_sku *sku, char *why, size_t why_siz
     return 0;
 }
 
+/*
+ * Who may buy: new users only, registered users only (a registration window that closes no later
+ * than the sale opens is not required: registering during the sale is allowed), and membership
+ * of the activity of the id's family.
+ */
+static int sku_check_rules(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    if ((sku->rules & ~RUSH_SKU_RULES_ALL) != 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "rules holds unknown bits 0x%x",
+                            sku->rules & ~RUSH_SKU_RULES_ALL);
+    if ((sku->rules & RUSH_SKU_IN_ACTIVITY) && rush_sku_family(sku->id) == 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "an activity's SKU needs a family id (%" PRIu64 "..%" PRIu64
+                            ": its SKUs share id / %" PRIu64 ")",
+                            RUSH_SKU_FAMILY_ID_MIN, RUSH_SKU_ID_MAX, RUSH_SKU_FAMILY_SIZE);
+    if (!(sku->rules & RUSH_SKU_REGISTRATION)) {
+        if (sku->register_from_ns != 0 || sku->register_until_ns != 0)
+            return rush__refuse(RUSH_ECONFIG, why, why_size,
+                                "register_from and register_until need registration_required");
+        return 0;
+    }
+    if (sku->register_from_ns < 0 || sku->register_from_ns == RUSH_TIME_NEVER)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "register_from must be a time (not never)");
+    if (sku->register_until_ns <= sku->register_from_ns || sku->register_until_ns > sku->end_ns)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "register_until must be after register_from and not after end");
+    return 0;
+}
+
+/*
+ * Tiers (阶梯团): 2..RUSH_TIERS_MAX tiers... or one; sizes strictly increasing from 2, the last
+ * group_size; prices strictly decreasing, the first at most the list price. Seats pay the first
+ * tier's price, so a tiered SKU sets no group or leader price; empty seats are not filled with
+ * virtual buyers (the tiers are its answer to a group that does not fill).
+ */
+static int sku_check_tiers(const struct rush_sku *sku, char *why, size_t why_size)
+{
+    if (!rush_sku_pad_is_zero(sku))
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "reserved bytes must be 0");
+    if (sku->subsidy_budget_fen < 0 || sku->subsidy_budget_fen > RUSH_SUBSIDY_FEN_MAX ||
+        (sku->subsidy_budget_fen != 0 && sku->group_size == 0))
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "subsidy_budget_fen must be 0..%" PRId64 " on a group-buy SKU (solo "
+                            "orders pay the list price)",
+                            RUSH_SUBSIDY_FEN_MAX);
+    if (sku->tier_count > RUSH_TIERS_MAX)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "at most %d tiers", RUSH_TIERS_MAX);
+    for (uint32_t t = sku->tier_count; t < RUSH_TIERS_MAX; t++)
+        if (sku->tier_size[t] != 0 || sku->tier_price_fen[t] != 0)
+            return rush__refuse(RUSH_ECONFIG, why, why_size, "tiers past tier_count must be 0");
+    if (sku->tier_count == 0)
+        return 0;
+    if (sku->group_size == 0)
+        return rush__refuse(RUSH_ECONFIG, why, why_size, "tiers need a group-buy SKU");
+    if (sku->prices != 0 || sku->virtual_policy != RUSH_VIRTUAL_NONE)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "tiers set the seats' prices and take no virtual seats: no "
+                            "group_price, leader_price or virtual_policy with tiers");
+    for (uint32_t t = 0; t < sku->tier_count; t++) {
+        if (sku->tier_size[t] < 2 || (t > 0 && sku->tier_size[t] <= sku->tier_size[t - 1]))
+            return rush__refuse(RUSH_ECONFIG, why, why_size,
+                                "tier sizes must be at least 2 and strictly increasing");
+        if (sku->tier_price_fen[t] < 0 ||
+            (t == 0 ? sku->tier_price_fen[t] > sku->price_fen
+                    : sku->tier_price_fen[t] >= sku->tier_price_fen[t - 1]))
+            return rush__refuse(RUSH_ECONFIG, why, why_size,
+                                "tier prices must be strictly decreasing, the first at most the "
+                                "list price %" PRId64 " fen",
+                                sku->price_fen);
+    }
+    if (sku->tier_size[sku->tier_count - 1] != sku->group_size)
+        return rush__refuse(RUSH_ECONFIG, why, why_size,
+                            "the last tier's size must be group_size %u", sku->group_size);
+    return 0;
+}
+
 int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
 {
     RUSH_ASSERT(sku != NULL);
@@ -133,7 +212,10 @@ int rush_sku_check(const struct rush_sku *sku, char *why, size_t why_size)
                             sku->order_qty_max, RUSH_QTY_MAX);
     if (sku->pay_ttl_ns < 0 || sku->pay_ttl_ns > RUSH_TTL_NS_MAX)
         return rush__refuse(RUSH_ECONFIG, why, why_size, "pay_ttl must be 0..168h");
-    return sku_check_group(sku, why, why_size);
+    int rc = sku_check_rules(sku, why, why_size);
+    if (rc == 0)
+        rc = sku_check_group(sku, why, why_size);
+    return rc < 0 ? rc : sku_check_tiers(sku, why, why_size);
 }
 
 uint32_t rush_sku_fields_missing(const struct rush_sku *put)
@@ -151,7 +233,60 @@ bool rush_sku_pad_is_zero(const struct rush_sku *sku)
     for (size_t i = 0; i < sizeof(sku->pad); i++)
         if (sku->pad[i] != 0)
             return false;
+    for (size_t i = 0; i < sizeof(sku->pad2); i++)
+        if (sku->pad2[i] != 0)
+            return false;
+    for (size_t i = 0; i < sizeof(sku->pad3); i++)
+        if (sku->pad3[i] != 0)
+            return false;
     return true;
+}
+
+int rush_sku_tiers_parse(const char *text, struct rush_sku *sku)
+{
+    uint8_t sizes[RUSH_TIERS_MAX] = {0};
+    int64_t prices[RUSH_TIERS_MAX] = {0};
+    uint32_t count = 0;
+    const char *p = text + strspn(text, " ");
+    while (*p != '\0') {
+        char *end;
+        if (count == RUSH_TIERS_MAX || *p < '0' || *p > '9')
+            return -1;
+        unsigned long size = strtoul(p, &end, 10);
+        if (*end != ':' || end[1] < '0' || end[1] > '9' || size > RUSH_GROUP_SIZE_MAX)
+            return -1;
+        long long price = strtoll(end + 1, &end, 10);
+        if (price > RUSH_PRICE_FEN_MAX)
+            return -1;
+        sizes[count] = (uint8_t)size;
+        prices[count++] = price;
+        p = end + strspn(end, " ");
+        if (*p == ',') {
+            p += 1 + strspn(p + 1, " ");
+            if (*p == '\0')
+                return -1; /* a trailing comma */
+        } else if (*p != '\0') {
+            return -1;
+        }
+    }
+    memcpy(sku->tier_size, sizes, sizeof(sizes));
+    memcpy(sku->tier_price_fen, prices, sizeof(prices));
+    sku->tier_count = (uint8_t)count;
+    return 0;
+}
+
+int rush_sku_tiers_format(const struct rush_sku *sku, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (uint32_t t = 0; t < sku->tier_count && t < RUSH_TIERS_MAX; t++) {
+        int n = snprintf(out + used, cap - used, "%s%u:%" PRId64, t ? ", " : "", sku->tier_size[t],
+                         sku->tier_price_fen[t]);
+        if (n < 0 || (size_t)n >= cap - used)
+            return -1;
+        used += (size_t)n;
+    }
+    return (int)used;
 }
 
 /* Where each named field lives in the record: a put copies these bytes and no others. */
@@ -183,8 +318,15 @@ static const struct {
     SKU_FIELD(RUSH_SKU_FIELD_SOLO_ALLOWED, solo_allowed),
     SKU_FIELD(RUSH_SKU_FIELD_GROUP_PRICE, group_price_fen),
     SKU_FIELD(RUSH_SKU_FIELD_LEADER_PRICE, leader_price_fen),
+    SKU_FIELD(RUSH_SKU_FIELD_RULES, rules),
+    SKU_FIELD(RUSH_SKU_FIELD_REGISTER_FROM, register_from_ns),
+    SKU_FIELD(RUSH_SKU_FIELD_REGISTER_UNTIL, register_until_ns),
+    SKU_FIELD(RUSH_SKU_FIELD_TIERS, tier_price_fen),
+    SKU_FIELD(RUSH_SKU_FIELD_TIERS, tier_size),
+    SKU_FIELD(RUSH_SKU_FIELD_TIERS, tier_count),
+    SKU_FIELD(RUSH_SKU_FIELD_SUBSIDY_BUDGET, subsidy_budget_fen),
 };
-static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 19, "one entry per field bit");
+static_assert(sizeof(sku_fields) / sizeof(sku_fields[0]) == 26, "every field bit's bytes");
 
 /* A named group or leader price brings its `prices` bit with it (set: the put's price applies). */
 static uint8_t merged_prices(uint8_t live, uint8_t put, uint32_t fields)
@@ -209,6 +351,8 @@ struct rush_sku rush_sku_merge(const struct rush_sku *live, int64_t stock_total,
         merged.stock = 0; /* becoming unlimited: the old stock figure no longer applies */
     merged.prices = merged_prices(live->prices, put->prices, fields);
     memset(merged.pad, 0, sizeof(merged.pad));
+    memset(merged.pad2, 0, sizeof(merged.pad2));
+    memset(merged.pad3, 0, sizeof(merged.pad3));
     merged.fields = 0;
     return merged;
 }

@@ -37,6 +37,13 @@ bool rush_sku_pad_is_zero(const struct rush_sku *sku);
 struct rush_sku rush_sku_merge(const struct rush_sku *live, int64_t stock_total,
                                const struct rush_sku *put);
 
+/* Tiers as the campaign and JSON write them, "3:990, 5:890, 10:790" (size:price in fen; ""
+ * for none), into sku's tier fields (checked by rush_sku_check, not here). 0, or -1 when the
+ * text is not of that form or has more than RUSH_TIERS_MAX tiers. */
+int rush_sku_tiers_parse(const char *text, struct rush_sku *sku);
+/* The tiers in that form into out[0..cap); its length, or -1 when cap is too small. */
+int rush_sku_tiers_format(const struct rush_sku *sku, char *out, size_t cap);
+
 #pragma GCC visibility pop
 
 #endif

@@ -23,6 +23,8 @@ bool rush_stream_carries(uint8_t event_type)
     case RUSH_EV_INVITER_DUE:
     case RUSH_EV_ADMIN_AUDIT:
     case RUSH_EV_AUDIT_PART:
+    case RUSH_EV_REGISTERED:
+    case RUSH_EV_TIER_REFUND_DUE:
         return true;
     case RUSH_EV_NONE:
     case RUSH_EV_REJECTED:

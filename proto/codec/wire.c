@@ -168,12 +168,21 @@ static unsigned request_fields_used(enum rush_op op)
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
         return USES_SKU | USES_KEY;
+    case RUSH_OP_REGISTER:
+        return USES_SKU | USES_USER | USES_KEY;
     case RUSH_OP_NONE:
     case RUSH_OP_COUNT_:
         break;
     }
     RUSH_ASSERT(!"op out of range");
     return 0;
+}
+
+/* The ops a gateway may mark RUSH_REQUEST_NEW_USER: those that take a unit. */
+static bool takes_new_user(enum rush_op op)
+{
+    return op == RUSH_OP_RESERVE || op == RUSH_OP_GROUP_OPEN || op == RUSH_OP_GROUP_JOIN ||
+           op == RUSH_OP_GROUP_JOIN_ANY;
 }
 
 /* Fields an op does not use must be zero, and an op that names a user names one (the JSON
@@ -188,7 +197,8 @@ static bool request_fields_ok(const struct rush_request *request)
            ((used & USES_USER) != 0 || request->user_id == 0) &&
            ((used & USES_TARGET) != 0 || request->target_id == 0) &&
            ((used & USES_AMOUNT) != 0 || request->amount == 0) &&
-           ((used & USES_KEY) != 0 || memcmp(&request->key, &zero_key, sizeof zero_key) == 0);
+           ((used & USES_KEY) != 0 || memcmp(&request->key, &zero_key, sizeof zero_key) == 0) &&
+           (request->flags == 0 || takes_new_user((enum rush_op)request->op));
 }
 
 enum rush_reason rush_wire_request_reason(const struct rush_request *request)
@@ -232,6 +242,10 @@ static enum rush_reason sku_reason(const struct rush_sku *sku, char *why, size_t
         rush__refuse(0, why, why_size, "solo_allowed must be 0 or 1, prices bits 0x01 and 0x02");
         return RUSH_REASON_SKU_DEF;
     }
+    if ((sku->rules & ~RUSH_SKU_RULES_ALL) != 0) {
+        rush__refuse(0, why, why_size, "rules bits are 0x01, 0x02 and 0x04");
+        return RUSH_REASON_SKU_DEF;
+    }
     return RUSH_REASON_NONE;
 }
 
@@ -243,7 +257,7 @@ enum rush_reason rush_wire_sku_reason(const struct rush_sku *sku)
 
 static bool request_is_well_formed(const struct rush_request *request)
 {
-    return request->flags == 0 && request->pad == 0;
+    return (request->flags & ~RUSH_REQUEST_FLAGS_ALL) == 0 && request->pad == 0;
 }
 
 static bool result_is_well_formed(const struct rush_result *result)

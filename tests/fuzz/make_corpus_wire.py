@@ -11,7 +11,7 @@ import struct
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "wire")
 MAGIC = b"RUSH"
 REQUEST, RESULT, ERROR, SKU_PUT = 1, 2, 3, 4
-SIZES = {REQUEST: 64, RESULT: 56, ERROR: 128, SKU_PUT: 152}
+SIZES = {REQUEST: 64, RESULT: 56, ERROR: 128, SKU_PUT: 224}
 
 
 def header(kind, count, body_bytes, message_id, version=1, flags=0, reserved=0, magic=MAGIC):
@@ -38,10 +38,10 @@ def result(outcome, flags=0, reason=0, state=0, qty=0, order=0, group=0, remaini
 
 def sku(sku_id, name, stock, price_fen, qty_max=1, group_size=0, unlimited=0, policy=0,
         group_ttl=0, groups_open_max=0, virtual_seats_max=0, virtual_budget=0, fields=0):
-    return struct.pack("<Q40sqqqqqqIIIIIIBBBBIqqB7s", sku_id, name, stock, price_fen, 0, 1 << 62,
-                       0, group_ttl, qty_max, qty_max, group_size, groups_open_max,
-                       virtual_seats_max, virtual_budget, unlimited, policy, 0, 0, fields,
-                       0, 0, 0, b"")
+    return struct.pack("<Q40sqqqqqqIIIIIIBBBBIqqBB6sqq4q4sB3sq8s", sku_id, name, stock,
+                       price_fen, 0, 1 << 62, 0, group_ttl, qty_max, qty_max, group_size,
+                       groups_open_max, virtual_seats_max, virtual_budget, unlimited, policy, 0,
+                       0, fields, 0, 0, 0, 0, b"", 0, 0, 0, 0, 0, 0, b"", 0, b"", 0, b"")
 
 
 def error(code, text, record_index=0xFFFFFFFF):
@@ -78,7 +78,7 @@ def seeds():
     yield "bad_version", message(REQUEST, two, 7, version=7)
     yield "truncated", message(REQUEST, two, 8)[:-5]
     yield "count_mismatch", header(REQUEST, 3, 100, 9) + bytes(100)
-    yield "reserved_nonzero", message(REQUEST, [request(1, qty=1, flags=1)], 10)
+    yield "reserved_nonzero", message(REQUEST, [request(1, qty=1, flags=2)], 10)
     yield "header_only", header(REQUEST, 1, 64, 11)
 
 

@@ -375,6 +375,48 @@ Test(loadgen, groups_never_oversell)
     json_decref(report);
 }
 
+/*
+ * The social scenario needs rushd's campaign to define the activity of the family its colours
+ * use (loadgen/catalog.h): the fixture's SKUs plus one SKU of that family in an activity.
+ */
+static void start_social(void)
+{
+    static char skus[CHILD_CAMPAIGN_BYTES / 2];
+    snprintf(skus, sizeof skus,
+             "%s\n[activity phone]\nuser_qty_max = 1\n\n"
+             "[sku 5000000000001001]\nname = red\nstock = 10\nprice = 100\nstart = now\n"
+             "end = never\nactivity = phone\n",
+             child_skus);
+    signal(SIGPIPE, SIG_IGN);
+    rushd.durability = "fsync";
+    child_make_dir(&rushd, "social");
+    child_write_campaign(&rushd, CHILD_ENGINE, CHILD_TOKEN, skus);
+    rushd_spawn();
+    snprintf(token_path, sizeof token_path, "%s/token", rushd.dir);
+    snprintf(report_path, sizeof report_path, "%s/report.json", rushd.dir);
+    FILE *file = fopen(token_path, "w");
+    cr_assert(file != NULL);
+    fprintf(file, "%s\n", CHILD_TOKEN);
+    fclose(file);
+}
+
+TestSuite(loadgen_social, .init = start_social, .fini = rushd_cleanup, .timeout = 120);
+
+/* Solo and group buyers, invitations, new users and an activity's colours, checked against the
+ * stream: no one over the activity's limit, tier refunds exact, inviters recorded (--verify). */
+Test(loadgen_social, social_buyers_verify_clean)
+{
+    const char *args[] = {"--scenario", "social", "--buyers", "6000",
+                          "--stock",    "400",    "--verify", NULL};
+    cr_assert_eq(run_loadgen(args), 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    cr_assert_gt(field(report, "outcomes.not_eligible"), 0, "new users only refused some");
+    cr_assert_gt(field(report, "outcomes.limit_exceeded"), 0, "second colours were refused");
+    cr_assert_gt(field(report, "catalog.after.confirmed"), 0);
+    json_decref(report);
+}
+
 Test(loadgen, zipf_sells_out_the_head_first)
 {
     const char *args[] = {"--scenario", "zipf", "--buyers", "8000", "--skus", "50",

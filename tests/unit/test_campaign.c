@@ -302,6 +302,66 @@ static const struct broken broken_files[] = {
      "t.ini:9: group_price = 9.90: must be whole fen"},
     {SKU_HEAD "group_size = 3\ngroup_ttl = 10m\nsolo_allowed = yes\n",
      "t.ini:9: solo_allowed = yes: must be true or false"},
+    /* Activities and eligibility (issue 14). */
+    {"[activity colours]\nuser_qty_max = 2\n[sku 5000000000007001]\nname = red\nstock = 1\n"
+     "price = 1\nstart = now\nend = never\nactivity = colour\n",
+     "t.ini:9: activity = colour: unknown activity (no [activity colour] section)"},
+    {"[activity colours]\nday_qty_max = 2\n",
+     "t.ini:1: [activity colours]: missing key 'user_qty_max'"},
+    {"[activity colours]\nuser_qty_max = 2\nday_qty_max = 3\n",
+     "t.ini:1: [activity colours]: day_qty_max 3 is over user_qty_max 2"},
+    {"[activity colours]\nuser_qty_max = 2\nday_offset_hours = 15\n",
+     "t.ini:3: day_offset_hours = 15: must be an integer -12..14"},
+    {"[activity colours]\nuser_qty_max = 2\n[activity colours]\nuser_qty_max = 3\n",
+     "t.ini:3: [activity colours] is defined twice (first at line 1)"},
+    {"[activity two words]\nuser_qty_max = 2\n", "t.ini:1: [activity two words]: an activity name"},
+    {"[activity colours]\nuser_qty_max = 2\nlimit = 3\n",
+     "t.ini:3: unknown key 'limit' in [activity]"},
+    {"[activity colours]\nuser_qty_max = 2\n" SKU_HEAD "activity = colours\n",
+     "t.ini:3: [sku 7]: an activity's SKU needs a family id"},
+    {"[activity colours]\nuser_qty_max = 2\n[sku 5000000000007001]\nname = red\nstock = 1\n"
+     "price = 1\nstart = now\nend = never\nactivity = colours\n[sku 5000000000008001]\n"
+     "name = blue\nstock = 1\nprice = 1\nstart = now\nend = never\nactivity = colours\n",
+     "t.ini:16: activity = colours: sku 5000000000008001 is not of the family of sku "
+     "5000000000007001"},
+    {"[activity a]\nuser_qty_max = 2\n[activity b]\nuser_qty_max = 2\n"
+     "[sku 5000000000007001]\nname = red\nstock = 1\n"
+     "price = 1\nstart = now\nend = never\nactivity = a\n[sku 5000000000007002]\n"
+     "name = blue\nstock = 1\nprice = 1\nstart = now\nend = never\nactivity = b\n",
+     "t.ini:18: activity = b: sku 5000000000007002 is of family 5000000000007, which activity a"},
+    {SKU_HEAD "new_users_only = yes\n", "t.ini:7: new_users_only = yes: must be true or false"},
+    {SKU_HEAD "register_from = now\nregister_until = never\n",
+     "t.ini:8: register_until = never: must be a time"},
+    {SKU_HEAD "register_from = now\n",
+     "t.ini:1: [sku 7]: register_from and register_until need registration_required"},
+    {SKU_HEAD "registration_required = true\n",
+     "t.ini:1: [sku 7]: register_until must be after register_from"},
+    {"[sku 7]\nname = thing\nstock = 10\nprice = 100\nstart = now\n"
+     "end = 2027-01-01T00:00:00Z\nregistration_required = true\nregister_from = now\n"
+     "register_until = 2027-01-02T00:00:00Z\n",
+     "t.ini:1: [sku 7]: register_until must be after register_from and not after end"},
+    {SKU_HEAD "leader_price = 10\n", "t.ini:1: [sku 7]: solo_allowed, group_price and "
+                                     "leader_price need group_size"},
+    /* Tiers (阶梯团). */
+    {SKU_HEAD "group_ttl = 10m\ntiers = 5:89, 3:99\n",
+     "t.ini:1: [sku 7]: tier sizes must be at least 2 and strictly increasing"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:90, 5:95\n",
+     "t.ini:1: [sku 7]: tier prices must be strictly decreasing"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:190, 5:95\n",
+     "t.ini:1: [sku 7]: tier prices must be strictly decreasing, the first at most the list "
+     "price 100 fen"},
+    {SKU_HEAD "group_ttl = 10m\ngroup_size = 6\ntiers = 3:90, 5:80\n",
+     "t.ini:1: [sku 7]: the last tier's size must be group_size 6"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:90, 5:80\nleader_price = 0\n",
+     "t.ini:1: [sku 7]: tiers set the seats' prices and take no virtual seats"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 3:90, 5:80,\n", "t.ini:8: tiers = 3:90, 5:80,: must be"},
+    {SKU_HEAD "group_ttl = 10m\ntiers = 2:9, 3:8, 4:7, 5:6, 6:5\n", "t.ini:8: tiers = "},
+    {SKU_HEAD "tiers = 3:90\n", "t.ini:1: [sku 7]: missing key 'group_ttl'"},
+    /* Subsidy budgets. */
+    {SKU_HEAD "subsidy_budget_fen = 500\n",
+     "t.ini:1: [sku 7]: subsidy_budget_fen must be 0..1000000000000000 on a group-buy SKU"},
+    {SKU_HEAD "group_ttl = 10m\ngroup_size = 2\nsubsidy_budget_fen = -1\n",
+     "t.ini:9: subsidy_budget_fen = -1: must be an integer number of fen"},
     /* The first error in file order wins, even when a later section is also broken. */
     {"[sku 7]\nname = x\n[sku 8]\nname = y\nprice = 1.5\n", "t.ini:1: [sku 7]: missing key"},
     {"[engine]\nshards 4\n[sku 7]\nstock = -1\n", "t.ini:2: expected [section]"},
@@ -321,6 +381,55 @@ Test(campaign, broken_files_are_refused_with_file_line_and_reason)
         cr_assert_null(campaign.skus, "a failed load owns nothing");
         cr_assert_eq(campaign.sku_count, 0);
     }
+}
+
+/* An activity across the colours of one phone, a new-users-only variant, a registration. */
+Test(campaign, activities_and_eligibility_reach_the_skus_and_the_engine)
+{
+    struct rush_campaign campaign = load_ok(
+        "[sku 5000000000007001]\nname = red\nstock = 5\nprice = 100\nstart = now\n"
+        "end = never\nactivity = phone\n"
+        "[activity phone]\nuser_qty_max = 2\nday_qty_max = 1\nday_offset_hours = 8\n"
+        "[sku 5000000000007002]\nname = blue\nstock = 5\nprice = 100\nstart = now\n"
+        "end = never\nactivity = phone\nnew_users_only = true\n"
+        "[activity empty]\nuser_qty_max = 9\n"
+        "[sku 8]\nname = booked\nstock = 5\nprice = 100\nstart = 2026-11-11T00:00:00+08:00\n"
+        "end = never\nregistration_required = true\nregister_from = 2026-11-01T00:00:00+08:00\n"
+        "register_until = 2026-11-11T00:00:00+08:00\n");
+    cr_assert_eq(campaign.activity_count, 2);
+    const struct rush_activity *phone = &campaign.activities[0];
+    cr_assert_str_eq(phone->name, "phone");
+    cr_assert_eq(phone->family, UINT64_C(5000000000007));
+    cr_assert_eq(phone->user_qty_max, 2);
+    cr_assert_eq(phone->day_qty_max, 1);
+    cr_assert_eq(phone->day_offset_ns, 8 * 3600 * S);
+    cr_assert_eq(campaign.activities[1].family, 0, "an activity no SKU names has no family");
+    cr_assert_eq(find(&campaign, UINT64_C(5000000000007001))->rules, RUSH_SKU_IN_ACTIVITY);
+    cr_assert_eq(find(&campaign, UINT64_C(5000000000007002))->rules,
+                 RUSH_SKU_IN_ACTIVITY | RUSH_SKU_NEW_USERS_ONLY);
+    const struct rush_sku *booked = find(&campaign, 8);
+    cr_assert_eq(booked->rules, RUSH_SKU_REGISTRATION);
+    cr_assert_eq(booked->register_from_ns, NOW_NS - 10 * 86400 * S);
+    cr_assert_eq(booked->register_until_ns, NOW_NS);
+    struct rush_engine_config config;
+    rush_campaign_engine_config(&campaign, &config);
+    cr_assert_eq(config.policy.activity_count, 2);
+    cr_assert_eq(config.policy.activities, campaign.activities);
+    rush_campaign_free(&campaign);
+}
+
+Test(campaign, tiers_set_the_group_size_and_the_seat_prices)
+{
+    struct rush_campaign campaign = load_ok(SKU_HEAD "group_ttl = 10m\ntiers = 3:99, 5:89,10:79\n");
+    const struct rush_sku *sku = find(&campaign, 7);
+    cr_assert_eq(sku->group_size, 10, "the last tier is the group's size");
+    cr_assert_eq(sku->tier_count, 3);
+    cr_assert_eq(sku->tier_size[1], 5);
+    cr_assert_eq(sku->tier_price_fen[2], 79);
+    char text[64];
+    cr_assert_gt(rush_sku_tiers_format(sku, text, sizeof text), 0);
+    cr_assert_str_eq(text, "3:99, 5:89, 10:79");
+    rush_campaign_free(&campaign);
 }
 
 Test(campaign, one_stock_sells_at_solo_group_and_leader_prices)

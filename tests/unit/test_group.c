@@ -435,7 +435,7 @@ Test(group, a_late_join_settles_the_largest_group_within_the_smallest_event_buff
 {
     rush_shard_destroy(shard);
     struct rush_shard_limits limits = small_limits();
-    limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 3); /* the least rush accepts */
+    limits.events_buffer_max = 2 * (3 * RUSH_GROUP_SIZE_MAX + 3); /* the least rush accepts */
     shard = shard_new(limits, 7, &recorder);
     struct rush_sku sku = sku_group(1, 100, RUSH_GROUP_SIZE_MAX);
     sku.order_qty_max = 1;

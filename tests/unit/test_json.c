@@ -65,7 +65,12 @@ static struct rush_request request_of(enum rush_op op)
     case RUSH_OP_GROUP_JOIN:
         req.target_id = big | RUSH_ID_GROUP_BIT;
         req.user_id = 42;
-        req.inviter_id = 4242; /* who invited them */
+        req.inviter_id = 4242;             /* who invited them */
+        req.flags = RUSH_REQUEST_NEW_USER; /* the gateway's attestation */
+        break;
+    case RUSH_OP_REGISTER:
+        req.sku_id = 1001;
+        req.user_id = 43;
         break;
     case RUSH_OP_CONFIRM:
     case RUSH_OP_CANCEL:
@@ -346,6 +351,25 @@ Test(json, sku_put_round_trips_and_stats_decodes)
     cr_assert_eq(rush_json_decode(text, strlen(text), &command, why, sizeof why), 0, "%s", why);
     cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
 
+    /* Who may buy, tiers and a subsidy budget (a tiered SKU sets no group or leader price) */
+    sku.prices = 0, sku.group_price_fen = sku.leader_price_fen = 0, sku.solo_allowed = 0;
+    sku.virtual_policy = RUSH_VIRTUAL_NONE, sku.virtual_seats_max = sku.virtual_budget = 0;
+    sku.group_size = 5;
+    sku.tier_count = 2;
+    sku.tier_size[0] = 3, sku.tier_price_fen[0] = 99;
+    sku.tier_size[1] = 5, sku.tier_price_fen[1] = 89;
+    sku.subsidy_budget_fen = 12345;
+    sku.id = UINT64_C(5000000000001001);
+    sku.rules = RUSH_SKU_IN_ACTIVITY | RUSH_SKU_NEW_USERS_ONLY | RUSH_SKU_REGISTRATION;
+    sku.register_from_ns = sku.start_ns - 1000;
+    sku.register_until_ns = sku.start_ns + 1000;
+    cr_assert_gt(rush_json_encode_sku_put(&sku, text, sizeof text), 0);
+    cr_assert_not_null(strstr(text, "\"rules\":\"new_users_only,registration_required,activity\""),
+                       "%s", text);
+    cr_assert_not_null(strstr(text, "\"tiers\":\"3:99, 5:89\""), "%s", text);
+    cr_assert_eq(rush_json_decode(text, strlen(text), &command, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(memcmp(&command.sku, &sku, sizeof sku), 0, "%s", text);
+
     cr_assert_eq(rush_json_decode("{\"op\":\"stats\"}", 14, &command, why, sizeof why), 0);
     cr_assert_eq(command.kind, RUSH_JSON_STATS);
     cr_assert_eq(rush_json_decode("{\"op\":\"snapshot\"}", 17, &command, why, sizeof why), 0);
@@ -481,6 +505,14 @@ static const struct hostile hostile_inputs[] = {
      "field 'sku.group_price_fen' must be an integer >= 0 (fen)"},
     {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"virtual_policy\":\"some\"}}", 0,
      "field 'sku.virtual_policy' must be one of none, fill, at_most"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"rules\":\"activity,activity\"}}", 0,
+     "field 'sku.rules' must be a comma-separated list of new_users_only"},
+    {"{\"op\":\"sku_put\",\"sku\":{\"id\":1,\"tiers\":\"3:99,\"}}", 0,
+     "field 'sku.tiers' must be a string of up to 4 SIZE:PRICE tiers"},
+    {"{\"op\":\"register\",\"sku\":1,\"user\":2}", 0,
+     "missing field 'key': op 'register' changes state and needs an idempotency key"},
+    {"{\"op\":\"reserve\",\"sku\":1,\"user\":2,\"qty\":1,\"new_user\":1,\"key\":\"k\"}", 0,
+     "field 'new_user' must be a boolean"},
 };
 
 Test(json, hostile_inputs_are_refused_by_name)

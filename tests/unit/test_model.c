@@ -22,7 +22,10 @@
  * timers fire at batch start once their 1-ms tick has wholly passed, in (deadline, handle)
  * order, but a decision about an order or group whose deadline is not after the batch's time
  * settles it first; a group's deadline is capped at its SKU's window end; a second payment is
- * refunded; an order's amount is fixed at reservation.
+ * refunded; an order's amount is fixed at reservation. Issue 14's rules too: new users only
+ * (the request's flag), registrations and their window, an activity's limits over two SKUs and
+ * its day turning over inside every run, tiered groups and their refunds, subsidy budgets
+ * charged and given back, and the money ledger per SKU and per activity (struct money).
  *
  * Besides the model, the same driver checks directly against the shard's own outputs: no
  * oversell in the ledger, no user over user_qty_max, groups of exactly N seats in the event
@@ -55,7 +58,7 @@
 #define MONOTONIC_0 (1000 * SECOND) /* the injected monotonic clock when an engine is created */
 static uint32_t run_shard_index = 5;
 #define USERS_MAX 120u
-#define SKUS_MAX 8u
+#define SKUS_MAX 13u
 #define HISTORY_MAX 512u
 #define BATCH_REQUESTS_MAX 6u
 #define CHECK_EVERY 256u
@@ -74,13 +77,33 @@ enum sku_id {
     SKU_TRIO = 23, /* group of 3, fill within a budget; also sold solo; seats 40, the leader free */
     SKU_QUAD = 24, /* group of 4, unlimited stock, fill with a large budget */
     SKU_FIVE = 25, /* group of 5, at most 2 virtual seats, opens later; seats pay 70 */
+    SKU_TIERS = 26,  /* tiered group of up to 4: 2 at 90, 3 at 80, 4 at 70; seats pay 90 */
+    SKU_NEWBIE = 15, /* solo, new users only (the request's attestation) */
+    SKU_BOOKED = 16, /* solo, registration required; registrations taken in [T0 - 1 s, T0 + 4 s) */
     SKU_UNKNOWN = 99,
 };
+/* The activity "colours": one id family, a solo SKU and a group-buy of 2, limits over both. */
+#define FAMILY_COLOURS UINT64_C(5000000000007)
+#define SKU_ACT_SOLO (FAMILY_COLOURS * 1000 + 1)
+#define SKU_ACT_PAIR (FAMILY_COLOURS * 1000 + 2)
+#define ACTIVITY_QTY_MAX 3u
+#define ACTIVITY_DAY_QTY_MAX 2u
+/* Its day turns over 5 s after T0 (T0 is 22:13:20 UTC), inside every run. */
+#define ACTIVITY_DAY_OFFSET_NS (6395 * SECOND)
+#define DAY_NS (INT64_C(86400) * SECOND)
+static const struct rush_activity model_activities[] = {{.name = "colours",
+                                                         .family = FAMILY_COLOURS,
+                                                         .user_qty_max = ACTIVITY_QTY_MAX,
+                                                         .day_qty_max = ACTIVITY_DAY_QTY_MAX,
+                                                         .day_offset_ns = ACTIVITY_DAY_OFFSET_NS}};
 
-static const uint64_t solo_skus[] = {SKU_HOT, SKU_HOT, SKU_HOT, SKU_NOW, SKU_FREE, SKU_LATE};
-static const uint64_t group_skus[] = {SKU_PAIR, SKU_TRIO, SKU_TRIO, SKU_QUAD, SKU_FIVE, SKU_FIVE};
-static const uint64_t all_skus[] = {SKU_HOT,  SKU_NOW,  SKU_FREE, SKU_LATE,
-                                    SKU_PAIR, SKU_TRIO, SKU_QUAD, SKU_FIVE};
+static const uint64_t solo_skus[] = {SKU_HOT,  SKU_HOT,    SKU_HOT,    SKU_NOW,     SKU_FREE,
+                                     SKU_LATE, SKU_NEWBIE, SKU_BOOKED, SKU_ACT_SOLO};
+static const uint64_t group_skus[] = {SKU_PAIR, SKU_TRIO,  SKU_TRIO,     SKU_QUAD, SKU_FIVE,
+                                      SKU_FIVE, SKU_TIERS, SKU_ACT_PAIR, SKU_TIERS};
+static const uint64_t all_skus[] = {SKU_HOT,      SKU_NOW,      SKU_FREE, SKU_LATE,   SKU_PAIR,
+                                    SKU_TRIO,     SKU_QUAD,     SKU_FIVE, SKU_NEWBIE, SKU_BOOKED,
+                                    SKU_ACT_SOLO, SKU_ACT_PAIR, SKU_TIERS};
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- a small PRNG (splitmix64) ------------------------------------------------------------ */
@@ -116,8 +139,45 @@ static struct rush_sku catalogue_sku(uint64_t id)
     sku.order_qty_max = 3;
     sku.user_qty_max = 4;
     sku.pay_ttl_ns = 25 * MS;
+    if (id == SKU_ACT_SOLO || id == SKU_ACT_PAIR) {
+        if (id == SKU_ACT_PAIR) {
+            sku = sku_group(id, 40, 2);
+            sku.group_ttl_ns = SECOND + 30 * MS;
+            sku.groups_open_max = 5;
+            sku.order_qty_max = 2;
+        } else {
+            sku.order_qty_max = 2;
+        }
+        sku.user_qty_max = 2; /* the activity's 3 over both (2 a day) binds first */
+        sku.rules = RUSH_SKU_IN_ACTIVITY;
+        return sku;
+    }
     switch ((enum sku_id)id) {
     case SKU_HOT:
+        break;
+    case SKU_TIERS:
+        sku = sku_group(id, 60, 4);
+        sku.group_ttl_ns = SECOND + 70 * MS;
+        sku.groups_open_max = 4;
+        sku.user_qty_max = 3;
+        sku.order_qty_max = 3;
+        sku.tier_count = 3;
+        sku.tier_size[0] = 2, sku.tier_price_fen[0] = 90;
+        sku.tier_size[1] = 3, sku.tier_price_fen[1] = 80;
+        sku.tier_size[2] = 4, sku.tier_price_fen[2] = 70;
+        sku.subsidy_budget_fen = 900; /* a seat is charged 30 until its group's tier is known */
+        break;
+    case SKU_NEWBIE:
+        sku.stock = 20;
+        sku.order_qty_max = 1;
+        sku.user_qty_max = 1;
+        sku.rules = RUSH_SKU_NEW_USERS_ONLY;
+        break;
+    case SKU_BOOKED:
+        sku.stock = 30;
+        sku.rules = RUSH_SKU_REGISTRATION;
+        sku.register_from_ns = T0_NS - SECOND;
+        sku.register_until_ns = T0_NS + 4 * SECOND;
         break;
     case SKU_NOW:
         sku.stock = 60;
@@ -158,6 +218,7 @@ static struct rush_sku catalogue_sku(uint64_t id)
         sku.prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
         sku.group_price_fen = 40;
         sku.leader_price_fen = 0;
+        sku.subsidy_budget_fen = 2000; /* seats cost 20 below the list price, leaders 60 */
         break;
     case SKU_QUAD:
         sku = sku_group(id, 0, 4);
@@ -202,6 +263,16 @@ struct m_sku {
     uint32_t user_held[USERS_MAX + 1];
     uint32_t user_unpaid[USERS_MAX + 1]; /* flash-sale orders reserved, not paid */
     uint32_t user_churn[USERS_MAX + 1];  /* flash-sale orders cancelled or expired */
+    bool registered[USERS_MAX + 1];      /* op register (an entry of the limit table) */
+    int64_t subsidy_spent; /* with a budget: list price less what held and sold seats pay */
+};
+
+/* A user's units over the activity: held (given back on release) and taken on `day`. */
+struct m_activity_user {
+    bool has_entry;
+    uint32_t held;
+    uint32_t day;
+    uint32_t day_taken;
 };
 
 struct m_order {
@@ -295,10 +366,11 @@ struct model {
     uint32_t ring_cap;
     uint32_t ring_count;
     uint64_t ring_first;
-    uint32_t limit_count;
+    uint32_t limit_count; /* entries of the limit table: (sku, user), activity and registration */
+    struct m_activity_user activity[USERS_MAX + 1];
     uint32_t unpaid_max, churn_max; /* anti-hoarding caps per (SKU, user); 0: none */
     uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
-    uint64_t fired_expired, fired_completed, fired_failed;
+    uint64_t fired_expired, fired_completed, fired_failed, tier_refunds;
 };
 
 /* What a decider found: the outcome, why, and the order it made or touched (0 if none). */
@@ -393,7 +465,13 @@ static struct m_verdict m_window(const struct model *m, const struct m_sku *sku)
     return m_out(RUSH_OK);
 }
 
-/* Quantity, then the user's limits, then stock, then room in the tables. */
+/* The activity's day number: days start at midnight of UTC + its offset. */
+static uint32_t m_activity_day(int64_t now)
+{
+    return (uint32_t)((now + ACTIVITY_DAY_OFFSET_NS) / DAY_NS);
+}
+
+/* Quantity, then the user's limits (the SKU's, then its activity's), then stock, then room. */
 static struct m_verdict m_can_hold(const struct model *m, const struct m_sku *sku, uint64_t user,
                                    uint32_t qty)
 {
@@ -403,19 +481,60 @@ static struct m_verdict m_can_hold(const struct model *m, const struct m_sku *sk
     uint64_t held = sku->user_held[user];
     if (qty > sku->def.order_qty_max || held + qty > sku->def.user_qty_max)
         return m_out(RUSH_LIMIT_EXCEEDED);
+    uint32_t entries_new = !sku->user_has_entry[user];
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY) { /* over the activity: all of it, then today */
+        const struct m_activity_user *a = &m->activity[user];
+        if (a->held + qty > ACTIVITY_QTY_MAX)
+            return (struct m_verdict){.outcome = RUSH_LIMIT_EXCEEDED,
+                                      .reason = RUSH_REASON_ACTIVITY_LIMIT};
+        uint32_t today = m_activity_day(m->now);
+        if ((a->day == today ? a->day_taken : 0) + qty > ACTIVITY_DAY_QTY_MAX)
+            return (struct m_verdict){.outcome = RUSH_LIMIT_EXCEEDED,
+                                      .reason = RUSH_REASON_ACTIVITY_DAY};
+        entries_new += !a->has_entry;
+    }
     if (!sku->def.unlimited && sku->available < (int64_t)qty)
         return m_out(RUSH_SOLD_OUT);
     /* No slot is ever reused here (retain_ns outlasts the run): every order holds its key. */
     if (m->order_count >= m->limits.orders_max ||
         m->order_count >= m->limits.keys_max - m->ring_cap ||
-        (!sku->user_has_entry[user] && m->limit_count >= m->limits.user_limits_max))
+        m->limit_count + entries_new > m->limits.user_limits_max)
         return m_out(RUSH_BUSY);
+    return m_out(RUSH_OK);
+}
+
+/* Who may buy: the gateway's new-user attestation, a registration. */
+static struct m_verdict m_eligible(const struct m_sku *sku, const struct rush_request *rq)
+{
+    if ((sku->def.rules & RUSH_SKU_NEW_USERS_ONLY) && !(rq->flags & RUSH_REQUEST_NEW_USER))
+        return (struct m_verdict){.outcome = RUSH_NOT_ELIGIBLE, .reason = RUSH_REASON_NOT_NEW_USER};
+    if ((sku->def.rules & RUSH_SKU_REGISTRATION) && !sku->registered[rq->user_id])
+        return (struct m_verdict){.outcome = RUSH_NOT_ELIGIBLE,
+                                  .reason = RUSH_REASON_NOT_REGISTERED};
     return m_out(RUSH_OK);
 }
 
 static void m_timer_add(struct model *m, int64_t deadline, uint32_t handle)
 {
     m->timers[m->timer_count++] = (struct m_timer){.deadline = deadline, .handle = handle};
+}
+
+/* A seat's charge against its SKU's subsidy budget: the list price less what it pays, or less
+ * the last tier's price for a tiered group (the tier reached gives the rest back). */
+static int64_t m_seat_subsidy(const struct rush_sku *def, int64_t amount)
+{
+    if (def->tier_count != 0)
+        return def->price_fen - def->tier_price_fen[def->tier_count - 1];
+    return def->price_fen > amount ? def->price_fen - amount : 0;
+}
+
+/* sold_out (subsidy_spent) when a seat paying `amount` would overspend the budget. */
+static struct m_verdict m_subsidy_room(const struct m_sku *sku, int64_t amount)
+{
+    if (sku->def.subsidy_budget_fen != 0 &&
+        sku->subsidy_spent + m_seat_subsidy(&sku->def, amount) > sku->def.subsidy_budget_fen)
+        return (struct m_verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_SUBSIDY};
+    return m_out(RUSH_OK);
 }
 
 /* A new order holding stock: its number. */
@@ -439,6 +558,19 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
     }
     sku->user_held[user] += qty;
     sku->user_unpaid[user] += group == 0;
+    if (group != 0 && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent += m_seat_subsidy(&sku->def, amount);
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY) {
+        struct m_activity_user *a = &m->activity[user];
+        m->limit_count += !a->has_entry;
+        a->has_entry = true;
+        a->held += qty;
+        if (a->day != m_activity_day(m->now)) { /* a new day: its count starts again */
+            a->day = m_activity_day(m->now);
+            a->day_taken = 0;
+        }
+        a->day_taken += qty;
+    }
     if (group == 0 && sku->def.pay_ttl_ns > 0) {
         m->orders[n].deadline = m->now + sku->def.pay_ttl_ns;
         m_timer_add(m, m->orders[n].deadline, n);
@@ -486,6 +618,10 @@ static void m_order_return(struct model *m, uint32_t n, uint8_t state)
     sku->user_held[order->user] -= order->qty;
     sku->user_unpaid[order->user] -= order->group == 0;
     sku->user_churn[order->user] += order->group == 0;
+    if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
+        m->activity[order->user].held -= order->qty; /* the day's count stays */
+    if (order->group != 0 && sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent -= m_seat_subsidy(&sku->def, order->amount);
 }
 
 static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq)
@@ -498,6 +634,8 @@ static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq
         return m_invalid(RUSH_REASON_GROUP_SKU);
     struct m_verdict v = m_window(m, sku);
     uint64_t user = rq->user_id <= USERS_MAX ? rq->user_id : 0;
+    if (v.outcome == RUSH_OK)
+        v = m_eligible(sku, rq);
     if (v.outcome == RUSH_OK && ((m->unpaid_max != 0 && sku->user_unpaid[user] >= m->unpaid_max) ||
                                  (m->churn_max != 0 && sku->user_churn[user] >= m->churn_max)))
         v = m_out(RUSH_HOARDING); /* one user holding or churning too much of a flash sale */
@@ -553,25 +691,52 @@ static struct m_verdict m_cancel(struct model *m, const struct rush_request *rq)
     return (struct m_verdict){.outcome = RUSH_OK, .order = n};
 }
 
+/* The highest tier a group of `seats` reached, -1 below the first (or not tiered). */
+static int m_tier_reached(const struct rush_sku *def, uint32_t seats)
+{
+    int reached = -1;
+    for (uint32_t t = 0; t < def->tier_count; t++)
+        if (seats >= def->tier_size[t])
+            reached = (int)t;
+    return reached;
+}
+
 static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats)
 {
     struct m_group *group = &m->groups[g];
     struct m_sku *sku = &m->skus[group->sku];
+    int tier = m_tier_reached(&sku->def, group->seats);
     for (uint32_t i = 0; i < group->seats; i++) {
-        m_order_confirm(m, group->members[i]);
-        uint64_t inviter = m->orders[group->members[i]].inviter;
+        uint32_t n = group->members[i];
+        m_order_confirm(m, n);
+        uint64_t inviter = m->orders[n].inviter;
         if (inviter != 0) /* the inviter's reward, once the group completed (amount: who) */
-            notes_push(&m->published, (struct note){.id = order_id(group->members[i]),
+            notes_push(&m->published, (struct note){.id = order_id(n),
                                                     .amount = (int64_t)inviter,
                                                     .qty = 1,
                                                     .type = RUSH_EV_INVITER_DUE,
                                                     .op = m->op});
+        if (tier >= 0 && m->orders[n].amount > sku->def.tier_price_fen[tier]) {
+            notes_push(&m->published,
+                       (struct note){.id = order_id(n),
+                                     .user = m->orders[n].user,
+                                     .sku = sku->def.id,
+                                     .amount = m->orders[n].amount - sku->def.tier_price_fen[tier],
+                                     .qty = 1,
+                                     .type = RUSH_EV_TIER_REFUND_DUE,
+                                     .op = m->op});
+            m->tier_refunds++;
+        }
     }
     notes_push(&m->published, (struct note){.id = group_id(g),
                                             .sku = sku->def.id,
                                             .qty = virtual_seats,
                                             .type = RUSH_EV_GROUP_COMPLETED,
                                             .op = m->op});
+    if (tier >= 0 && sku->def.subsidy_budget_fen != 0) /* the tier reached cost less */
+        sku->subsidy_spent -=
+            (int64_t)group->seats *
+            (sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1]);
     group->state = RUSH_GROUP_COMPLETED;
     group->virtual_seats = virtual_seats;
     sku->virtual_used += virtual_seats;
@@ -597,6 +762,8 @@ static void m_group_fail(struct model *m, uint32_t g)
  * else the list price. */
 static int64_t m_seat_price(const struct rush_sku *def, bool leader)
 {
+    if (def->tier_count != 0)
+        return def->tier_price_fen[0]; /* the first tier's price; the difference comes back */
     if (leader && (def->prices & RUSH_SKU_LEADER_PRICE))
         return def->leader_price_fen;
     return (def->prices & RUSH_SKU_GROUP_PRICE) ? def->group_price_fen : def->price_fen;
@@ -627,6 +794,8 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user, uint6
 {
     struct m_sku *sku = &m->skus[s];
     struct m_verdict v = m_can_hold(m, sku, user, 1);
+    if (v.outcome == RUSH_OK)
+        v = m_subsidy_room(sku, m_seat_price(&sku->def, true));
     if (v.outcome != RUSH_OK)
         return v;
     if (sku->groups_open >= sku->def.groups_open_max)
@@ -652,6 +821,8 @@ static struct m_verdict m_group_open(struct model *m, const struct rush_request 
     if (m->skus[s].def.group_size == 0)
         return m_invalid(RUSH_REASON_NOT_GROUP_SKU);
     struct m_verdict v = m_window(m, &m->skus[s]);
+    if (v.outcome == RUSH_OK)
+        v = m_eligible(&m->skus[s], rq);
     if (v.outcome != RUSH_OK)
         return v;
     return m_open(m, (uint32_t)s, rq->user_id, 0);
@@ -677,7 +848,11 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
         return m_out(RUSH_GROUP_FULL);
     if (m_user_in_group(m, group, rq->user_id))
         return m_out(RUSH_ALREADY_IN_GROUP);
-    v = m_can_hold(m, sku, rq->user_id, 1);
+    v = m_eligible(sku, rq);
+    if (v.outcome == RUSH_OK)
+        v = m_can_hold(m, sku, rq->user_id, 1);
+    if (v.outcome == RUSH_OK)
+        v = m_subsidy_room(sku, m_seat_price(&sku->def, false));
     if (v.outcome == RUSH_OK)
         v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
@@ -710,13 +885,17 @@ static struct m_verdict m_join_any(struct model *m, const struct rush_request *r
         return m_invalid(RUSH_REASON_NOT_GROUP_SKU);
     struct m_verdict v = m_window(m, sku);
     if (v.outcome == RUSH_OK)
+        v = m_eligible(sku, rq);
+    if (v.outcome == RUSH_OK)
         v = m_can_hold(m, sku, rq->user_id, 1);
     if (v.outcome != RUSH_OK)
         return v;
     uint32_t g = m_best_group(m, (uint32_t)s, rq->user_id);
     if (g == 0)
         return m_open(m, (uint32_t)s, rq->user_id, rq->inviter_id);
-    v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
+    v = m_subsidy_room(sku, m_seat_price(&sku->def, false));
+    if (v.outcome == RUSH_OK)
+        v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
 }
 
@@ -736,6 +915,25 @@ static struct m_verdict m_adjust(struct model *m, const struct rush_request *rq)
         return m_invalid(RUSH_REASON_BELOW_RESERVED);
     sku->stock_total += amount;
     sku->available += amount;
+    return m_out(RUSH_OK);
+}
+
+/* A registration: in the SKU's window, for a SKU that takes them; again: ok, nothing more. */
+static struct m_verdict m_register(struct model *m, const struct rush_request *rq)
+{
+    int s = m_sku_of(m, rq->sku_id);
+    if (s < 0)
+        return m_out(RUSH_UNKNOWN_SKU);
+    struct m_sku *sku = &m->skus[s];
+    if (!(sku->def.rules & RUSH_SKU_REGISTRATION))
+        return m_invalid(RUSH_REASON_NOT_REGISTRABLE);
+    if (m->now < sku->def.register_from_ns || m->now >= sku->def.register_until_ns)
+        return m_invalid(RUSH_REASON_REGISTER_WINDOW);
+    cr_assert(rq->user_id <= USERS_MAX);
+    if (!sku->registered[rq->user_id] && m->limit_count >= m->limits.user_limits_max)
+        return m_out(RUSH_BUSY);
+    m->limit_count += !sku->registered[rq->user_id];
+    sku->registered[rq->user_id] = true;
     return m_out(RUSH_OK);
 }
 
@@ -774,6 +972,7 @@ static uint8_t m_owner_of(const struct rush_request *rq, uint8_t outcome)
     case RUSH_OP_QUERY_GROUP:
     case RUSH_OP_QUERY_SKU:
     case RUSH_OP_LIST_GROUPS:
+    case RUSH_OP_REGISTER:
     case RUSH_OP_COUNT_:
         break;
     }
@@ -815,6 +1014,8 @@ static bool m_same_request(const struct rush_request *a, const struct rush_reque
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
         return a->sku_id == b->sku_id;
+    case RUSH_OP_REGISTER:
+        return a->sku_id == b->sku_id && a->user_id == b->user_id;
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
@@ -874,6 +1075,8 @@ static struct m_verdict m_decide_op(struct model *m, const struct rush_request *
     case RUSH_OP_PAUSE:
     case RUSH_OP_RESUME:
         return m_pause_or_resume(m, rq);
+    case RUSH_OP_REGISTER:
+        return m_register(m, rq);
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
@@ -1072,6 +1275,10 @@ static void m_fire_group(struct model *m, uint32_t g)
     bool fill = (sku->def.virtual_policy == RUSH_VIRTUAL_FILL && budget) ||
                 (sku->def.virtual_policy == RUSH_VIRTUAL_AT_MOST && budget &&
                  missing <= sku->def.virtual_seats_max);
+    if (sku->def.tier_count != 0) { /* tiered: the tier reached, never a virtual seat */
+        fill = m_tier_reached(&sku->def, group->seats) >= 0;
+        missing = 0;
+    }
     uint8_t op = m->op;
     m->op = RUSH_OP_NONE; /* the deadline decided it */
     if (fill) {
@@ -1137,6 +1344,33 @@ static bool m_sku_valid(const struct rush_sku *d)
         d->leader_price_fen > d->price_fen ||
         (!(d->prices & RUSH_SKU_GROUP_PRICE) && d->group_price_fen != 0) ||
         (!(d->prices & RUSH_SKU_LEADER_PRICE) && d->leader_price_fen != 0))
+        return false;
+    /* who may buy: known rule bits; an activity's SKU has a family id; a registration window
+     * [from, until) with a real start, ending no later than the sale, and only with the rule */
+    if ((d->rules & ~RUSH_SKU_RULES_ALL) ||
+        ((d->rules & RUSH_SKU_IN_ACTIVITY) && d->id < RUSH_SKU_FAMILY_ID_MIN))
+        return false;
+    if (!(d->rules & RUSH_SKU_REGISTRATION)
+            ? d->register_from_ns != 0 || d->register_until_ns != 0
+            : d->register_from_ns < 0 || d->register_from_ns == RUSH_TIME_NEVER ||
+                  d->register_until_ns <= d->register_from_ns || d->register_until_ns > d->end_ns)
+        return false;
+    /* tiers: up to 4, sizes from 2 strictly up to group_size, prices strictly down from at most
+     * the list price; seats pay the first, so no group or leader price and no virtual seats */
+    if (d->tier_count > RUSH_TIERS_MAX || d->subsidy_budget_fen < 0 ||
+        d->subsidy_budget_fen > RUSH_SUBSIDY_FEN_MAX ||
+        (d->subsidy_budget_fen != 0 && d->group_size == 0))
+        return false;
+    for (uint32_t t = 0; t < RUSH_TIERS_MAX; t++)
+        if (t >= d->tier_count
+                ? d->tier_size[t] != 0 || d->tier_price_fen[t] != 0
+                : d->tier_size[t] < 2 || (t > 0 && d->tier_size[t] <= d->tier_size[t - 1]) ||
+                      d->tier_price_fen[t] < 0 ||
+                      d->tier_price_fen[t] > (t ? d->tier_price_fen[t - 1] - 1 : d->price_fen))
+            return false;
+    if (d->tier_count != 0 &&
+        (d->group_size == 0 || d->prices != 0 || d->virtual_policy != RUSH_VIRTUAL_NONE ||
+         d->tier_size[d->tier_count - 1] != d->group_size))
         return false;
     if (d->group_size == 0) /* ...and they belong to group-buys */
         return d->group_ttl_ns == 0 && d->groups_open_max == 0 && d->virtual_policy == 0 &&
@@ -1226,6 +1460,19 @@ static struct rush_sku m_sku_merged(const struct m_sku *live, const struct rush_
         d.prices =
             (uint8_t)((d.prices & ~RUSH_SKU_LEADER_PRICE) | (put->prices & RUSH_SKU_LEADER_PRICE));
     }
+    if (f & RUSH_SKU_FIELD_RULES)
+        d.rules = put->rules;
+    if (f & RUSH_SKU_FIELD_REGISTER_FROM)
+        d.register_from_ns = put->register_from_ns;
+    if (f & RUSH_SKU_FIELD_REGISTER_UNTIL)
+        d.register_until_ns = put->register_until_ns;
+    if (f & RUSH_SKU_FIELD_SUBSIDY_BUDGET)
+        d.subsidy_budget_fen = put->subsidy_budget_fen;
+    if (f & RUSH_SKU_FIELD_TIERS) {
+        d.tier_count = put->tier_count;
+        memcpy(d.tier_size, put->tier_size, sizeof(d.tier_size));
+        memcpy(d.tier_price_fen, put->tier_price_fen, sizeof(d.tier_price_fen));
+    }
     if (d.unlimited && !(f & RUSH_SKU_FIELD_STOCK))
         d.stock = 0;
     d.fields = 0;
@@ -1254,13 +1501,26 @@ static uint8_t m_live_put_refusal(const struct model *m, uint32_t s, const struc
     const struct m_sku *sku = &m->skus[s];
     if (!m_sku_valid(def))
         return RUSH_REASON_SKU_DEF;
-    if (def->group_size != sku->def.group_size && m_sku_had_group(m, s))
+    if ((def->rules ^ sku->def.rules) & RUSH_SKU_IN_ACTIVITY)
+        return RUSH_REASON_SKU_DEF; /* activity membership is fixed when a SKU is created */
+    bool tiers_change =
+        def->tier_count != sku->def.tier_count ||
+        memcmp(def->tier_size, sku->def.tier_size, sizeof(def->tier_size)) != 0 ||
+        memcmp(def->tier_price_fen, sku->def.tier_price_fen, sizeof(def->tier_price_fen)) != 0;
+    if ((def->group_size != sku->def.group_size || tiers_change) && m_sku_had_group(m, s))
         return RUSH_REASON_SKU_HAS_GROUPS;
     if (!def->unlimited && def->stock < sku->reserved + sku->confirmed)
         return RUSH_REASON_BELOW_RESERVED;
     if (def->virtual_budget < sku->virtual_used)
         return RUSH_REASON_LIMIT_BELOW_HELD;
     if (m_someone_holds_over(sku, def->user_qty_max))
+        return RUSH_REASON_LIMIT_BELOW_HELD;
+    /* a budget counts the seats taken under it: never below what it spent, not set over seats
+     * it did not count, no list price move under seats it counted */
+    if (def->subsidy_budget_fen != 0 &&
+        (def->subsidy_budget_fen < sku->subsidy_spent ||
+         (sku->groups_open > 0 &&
+          (sku->def.subsidy_budget_fen == 0 || def->price_fen != sku->def.price_fen))))
         return RUSH_REASON_LIMIT_BELOW_HELD;
     return RUSH_REASON_NONE;
 }
@@ -1295,6 +1555,8 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
     def.fields = 0;
     struct m_sku *sku = &m->skus[s];
     int64_t held = sku->reserved + sku->confirmed;
+    if (def.subsidy_budget_fen == 0)
+        sku->subsidy_spent = 0; /* counted only under a budget */
     sku->def = def;
     sku->stock_total = def.unlimited ? held : def.stock;
     sku->available = def.unlimited ? 0 : def.stock - held;
@@ -1305,7 +1567,24 @@ static struct rush_result model_sku_put(struct model *m, const struct rush_sku *
 
 /* ---- the sink: direct checks on the shard's own event stream, and an optional log --------- */
 
+/*
+ * The money ledger of a SKU, from its published events: fen taken (every payment that arrived:
+ * kept by a confirmed order, or due back) = fen of confirmed orders (less their tier refunds) +
+ * fen refunded or due. A payment arrives with a confirm (solo), at reservation (pay TTL 0) or at
+ * join (a seat); it is due back as refund_due when its seat's group failed (the seat released)
+ * or when it came for an order it could not buy (a late or second payment), and in part as
+ * tier_refund_due when a tiered group completed below its first tier's price.
+ */
+struct money {
+    uint64_t sku;
+    int64_t confirmed;    /* order_confirmed amounts */
+    int64_t returned;     /* released seats' and refused payments' amounts: taken, not kept */
+    int64_t refunds_due;  /* refund_due amounts */
+    int64_t tier_refunds; /* tier_refund_due amounts */
+};
+
 struct sink {
+    struct money money[SKUS_MAX + 2];
     bool record;
     struct recorder recorder;
     uint32_t *seats; /* per group number: real seats seen in the events */
@@ -1316,12 +1595,13 @@ struct sink {
     const struct model *model; /* for the group size now (a SKU without groups may change it) */
 };
 
-static uint32_t group_size_of(const struct sink *sink, uint64_t sku_id)
+static struct rush_sku sku_def_of(const struct sink *sink, uint64_t sku_id)
 {
     int s = sink->model != NULL ? m_sku_of(sink->model, sku_id) : -1;
-    return s >= 0 ? sink->model->skus[s].def.group_size : catalogue_sku(sku_id).group_size;
+    return s >= 0 ? sink->model->skus[s].def : catalogue_sku(sku_id);
 }
 
+/* Groups of exactly N seats (counting virtual ones), or of a tier reached, in the events. */
 static void sink_note(struct sink *sink, const struct rush_event *event)
 {
     uint64_t g = event->group_id & ID_INDEX_BITS;
@@ -1330,19 +1610,66 @@ static void sink_note(struct sink *sink, const struct rush_event *event)
         event->type == RUSH_EV_GROUP_COMPLETED || event->type == RUSH_EV_GROUP_FAILED;
     if (!seat_or_end || event->group_id == 0 || g >= sink->groups_cap || sink->broken[0] != '\0')
         return;
-    uint32_t size = group_size_of(sink, event->sku_id);
+    struct rush_sku def = sku_def_of(sink, event->sku_id);
+    uint32_t size = def.group_size;
+    uint32_t completes_at = def.tier_count != 0 ? def.tier_size[0] : size; /* without virtual */
     if (event->type == RUSH_EV_GROUP_OPENED || event->type == RUSH_EV_ORDER_RESERVED)
         sink->seats[g]++;
     if (sink->seats[g] > size)
         snprintf(sink->broken, sizeof(sink->broken), "group %" PRIu64 " has %u seats of %u", g,
                  sink->seats[g], size);
-    if (event->type == RUSH_EV_GROUP_COMPLETED && sink->seats[g] + event->qty != size)
+    bool complete_ok = def.tier_count != 0 ? event->qty == 0 && sink->seats[g] >= completes_at
+                                           : sink->seats[g] + event->qty == size;
+    if (event->type == RUSH_EV_GROUP_COMPLETED && !complete_ok)
         snprintf(sink->broken, sizeof(sink->broken),
                  "group %" PRIu64 " completed with %u real + %u virtual seats of %u", g,
                  sink->seats[g], event->qty, size);
-    if (event->type == RUSH_EV_GROUP_FAILED && sink->seats[g] >= size)
+    if (event->type == RUSH_EV_GROUP_FAILED && sink->seats[g] >= completes_at)
         snprintf(sink->broken, sizeof(sink->broken), "group %" PRIu64 " failed with %u seats", g,
                  sink->seats[g]);
+}
+
+static struct money *money_of(struct sink *sink, uint64_t sku)
+{
+    uint32_t i = 0;
+    while (i < SKUS_MAX + 1 && sink->money[i].sku != sku && sink->money[i].sku != 0)
+        i++;
+    sink->money[i].sku = sku;
+    return &sink->money[i];
+}
+
+static void money_note(struct sink *sink, const struct rush_event *event)
+{
+    if (event->type != RUSH_EV_ORDER_CONFIRMED && event->type != RUSH_EV_ORDER_RELEASED &&
+        event->type != RUSH_EV_REFUND_DUE && event->type != RUSH_EV_TIER_REFUND_DUE)
+        return; /* no money moves (and a part's payload is not an sku_id) */
+    struct money *money = money_of(sink, event->sku_id);
+    switch (event->type) {
+    case RUSH_EV_ORDER_CONFIRMED:
+        money->confirmed += event->amount;
+        break;
+    case RUSH_EV_ORDER_RELEASED: /* a seat paid at join; a flash-sale hold was never paid */
+        money->returned += event->group_id != 0 ? event->amount : 0;
+        break;
+    case RUSH_EV_REFUND_DUE:
+        money->refunds_due += event->amount;
+        money->returned += event->op == RUSH_OP_CONFIRM ? event->amount : 0; /* a payment refused */
+        break;
+    case RUSH_EV_TIER_REFUND_DUE:
+        money->tier_refunds += event->amount;
+        break;
+    default:
+        break;
+    }
+}
+
+/* taken == kept + refunded or due, per SKU and over the activity's SKUs. */
+static bool money_balances(const struct money *m)
+{
+    int64_t taken = m->confirmed + m->returned;
+    int64_t kept = m->confirmed - m->tier_refunds;
+    return taken == kept + m->refunds_due + m->tier_refunds && m->tier_refunds >= 0 &&
+           m->tier_refunds < m->confirmed + 1;
 }
 
 static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
@@ -1354,11 +1681,13 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
     for (uint32_t i = 0; i < count; i++) {
         const struct rush_event *event = &events[i];
         sink_note(sink, event);
+        money_note(sink, event);
         switch ((enum rush_event_type)event->type) {
         case RUSH_EV_ORDER_CONFIRMED:
         case RUSH_EV_ORDER_RELEASED:
         case RUSH_EV_ORDER_EXPIRED:
         case RUSH_EV_REFUND_DUE:
+        case RUSH_EV_TIER_REFUND_DUE:
             notes_push(&sink->published, (struct note){.id = event->order_id,
                                                        .user = event->user_id,
                                                        .sku = event->sku_id,
@@ -1396,6 +1725,7 @@ static void sink_fn(void *context, uint32_t shard_index, int64_t time_ns,
         case RUSH_EV_SEAT_INVITED:
         case RUSH_EV_ADMIN_AUDIT: /* the model's admin ops carry no audit */
         case RUSH_EV_AUDIT_PART:
+        case RUSH_EV_REGISTERED:
         case RUSH_EV_TYPE_COUNT_:
             break;
         }
@@ -1462,7 +1792,9 @@ struct run {
  */
 static struct rush_shard_policy run_policy(uint64_t seed)
 {
-    struct rush_shard_policy policy = {.retain_ns = INT64_MAX / 4};
+    struct rush_shard_policy policy = {.retain_ns = INT64_MAX / 4,
+                                       .activities = model_activities,
+                                       .activity_count = COUNT_OF(model_activities)};
     if ((seed / 4) % 2 == 1) {
         policy.user_unpaid_max = 2;
         policy.user_churn_max = 12;
@@ -1476,18 +1808,18 @@ static struct rush_shard_limits run_limits(uint64_t seed, uint32_t steps)
                                        .orders_max = 8 * steps + 64,
                                        .groups_max = 2 * steps + 64,
                                        .keys_max = 8 * steps + 64,
-                                       .user_limits_max = SKUS_MAX * (USERS_MAX + 1),
+                                       .user_limits_max = (SKUS_MAX + 2) * (USERS_MAX + 1),
                                        .events_buffer_max = 512};
     switch (seed % 4) {
     case 0:
         break;
     case 1:
-        limits.orders_max = steps / 3 + 16;
+        limits.orders_max = steps / 10 + 16;
         limits.groups_max = steps / 40 + 8;
         break;
     case 2:
         limits.user_limits_max = 300;
-        limits.events_buffer_max = 2 * (2 * RUSH_GROUP_SIZE_MAX + 3);
+        limits.events_buffer_max = 2 * (3 * RUSH_GROUP_SIZE_MAX + 3);
         break;
     case 3:
         limits.keys_max = steps / 5 + 64; /* reservations fill it; the ring turns over */
@@ -1782,9 +2114,27 @@ static uint32_t some_qty(struct run *run)
     return dice < 98 ? QTY_MAX + 1 : UINT32_MAX;
 }
 
+/* The gateway attests a new user on some reservations (the engine trusts it). */
+static void attest_new_user(struct run *run, struct rush_request *rq)
+{
+    if (rnd(run, 100) < 40)
+        rq->flags = RUSH_REQUEST_NEW_USER;
+}
+
+static void gen_register(struct run *run, struct rush_request *rq)
+{
+    rq->op = RUSH_OP_REGISTER;
+    uint64_t dice = rnd(run, 100);
+    rq->sku_id = dice < 85   ? SKU_BOOKED
+                 : dice < 95 ? pick(run, all_skus, COUNT_OF(all_skus))
+                             : SKU_UNKNOWN;
+    rq->user_id = random_user(run);
+}
+
 static void gen_reserve(struct run *run, struct rush_request *rq)
 {
     rq->op = RUSH_OP_RESERVE;
+    attest_new_user(run, rq);
     uint64_t dice = rnd(run, 100);
     rq->sku_id = dice < 90   ? pick(run, solo_skus, COUNT_OF(solo_skus))
                  : dice < 95 ? pick(run, group_skus, COUNT_OF(group_skus))
@@ -1797,6 +2147,7 @@ static void gen_group_op(struct run *run, struct rush_request *rq, uint8_t op)
 {
     rq->op = op;
     rq->user_id = random_user(run);
+    attest_new_user(run, rq);
     uint64_t invite = rnd(run, 100);
     if (op != RUSH_OP_GROUP_OPEN && invite < 30) /* joined on a friend's invitation */
         rq->inviter_id = invite < 3 ? rq->user_id : random_user(run) + 1000;
@@ -1892,6 +2243,9 @@ static void gen_key_reuse(struct run *run, const struct past *past, struct rush_
     case RUSH_OP_RESUME:
         rq->op = rq->op == RUSH_OP_PAUSE ? RUSH_OP_RESUME : RUSH_OP_PAUSE;
         break;
+    case RUSH_OP_REGISTER:
+        rq->user_id = rq->user_id % USERS_MAX + 1;
+        break;
     case RUSH_OP_NONE:
     case RUSH_OP_QUERY_ORDER:
     case RUSH_OP_QUERY_GROUP:
@@ -1929,10 +2283,12 @@ static void gen_mutating(struct run *run, uint64_t dice, struct rush_request *rq
         gen_group_op(run, rq, RUSH_OP_GROUP_OPEN);
     } else if (dice < 57) {
         gen_group_op(run, rq, RUSH_OP_GROUP_JOIN);
-    } else if (dice < 69) {
+    } else if (dice < 68) {
         gen_group_op(run, rq, RUSH_OP_GROUP_JOIN_ANY);
-    } else if (dice < 72) {
+    } else if (dice < 70) {
         gen_adjust(run, rq);
+    } else if (dice < 72) {
+        gen_register(run, rq);
     } else {
         gen_pause_or_resume(run, rq);
     }
@@ -2072,20 +2428,48 @@ static void expect_user(struct run *run, const struct observed *o, uint32_t inde
     }
 }
 
-/* The model's own group invariants: open 1..N-1 seats, completed exactly N with virtual ones. */
+/* The model's own group invariants: open 1..N-1 seats, completed exactly N with virtual ones (a
+ * tiered group: at least its first tier, no virtual seat). */
 static void expect_model_groups(struct run *run)
 {
     const struct model *m = &run->model;
     for (uint32_t g = 1; g <= m->group_count; g++) {
         const struct m_group *group = &m->groups[g];
-        uint32_t size = m->skus[group->sku].def.group_size;
-        bool fine =
-            group->seats >= 1 && group->seats <= size &&
-            (group->state != RUSH_GROUP_OPEN || group->seats < size) &&
-            (group->state != RUSH_GROUP_COMPLETED || group->seats + group->virtual_seats == size);
+        const struct rush_sku *def = &m->skus[group->sku].def;
+        uint32_t size = def->group_size;
+        bool completed_ok = def->tier_count != 0 ? group->virtual_seats == 0 &&
+                                                       m_tier_reached(def, group->seats) >= 0
+                                                 : group->seats + group->virtual_seats == size;
+        bool fine = group->seats >= 1 && group->seats <= size &&
+                    (group->state != RUSH_GROUP_OPEN || group->seats < size) &&
+                    (group->state != RUSH_GROUP_COMPLETED || completed_ok);
         if (!fine)
             FAIL_AT(run, "model group %u: %u seats + %u virtual of %u, state %u", g, group->seats,
                     group->virtual_seats, size, group->state);
+    }
+}
+
+/* The money ledger (struct money) of every SKU and of the activity balances. */
+static void expect_money(struct run *run)
+{
+    for (uint32_t i = 0; i < run->shard_count; i++) {
+        struct money activity = {.sku = FAMILY_COLOURS};
+        for (const struct money *m = run->sinks[i].money; m->sku != 0; m++) {
+            if (!money_balances(m))
+                FAIL_AT(run,
+                        "sku %" PRIu64 ": taken %" PRId64 " != kept %" PRId64 " + due %" PRId64
+                        " + tier %" PRId64,
+                        m->sku, m->confirmed + m->returned, m->confirmed - m->tier_refunds,
+                        m->refunds_due, m->tier_refunds);
+            if (rush_sku_family(m->sku) != FAMILY_COLOURS)
+                continue;
+            activity.confirmed += m->confirmed;
+            activity.returned += m->returned;
+            activity.refunds_due += m->refunds_due;
+            activity.tier_refunds += m->tier_refunds;
+        }
+        if (!money_balances(&activity))
+            FAIL_AT(run, "the activity's money does not balance");
     }
 }
 
@@ -2100,6 +2484,7 @@ static void expect_check(struct run *run)
             FAIL_AT(run, "rush_shard_check: %s", o.why);
     }
     expect_model_groups(run);
+    expect_money(run);
 }
 
 static void describe_note(const struct note *note, char *out, size_t size)
@@ -2262,6 +2647,36 @@ static void redefine_field(struct run *run, const struct m_sku *live, uint32_t b
                                           : put->prices & ~RUSH_SKU_GROUP_PRICE);
         put->group_price_fen = dice < 70 ? (int64_t)rnd(run, 120) : 0;
         break;
+    case RUSH_SKU_FIELD_RULES: /* a rule on or off; the activity flipped (refused); bad bits */
+        put->rules = dice < 60   ? live->def.rules
+                     : dice < 80 ? (uint8_t)(live->def.rules ^ RUSH_SKU_NEW_USERS_ONLY)
+                     : dice < 92 ? (uint8_t)(live->def.rules ^ RUSH_SKU_REGISTRATION)
+                     : dice < 97 ? (uint8_t)(live->def.rules ^ RUSH_SKU_IN_ACTIVITY)
+                                 : 0x80;
+        break;
+    case RUSH_SKU_FIELD_REGISTER_FROM: /* a window from about now, or none */
+        put->register_from_ns = dice < 30 ? 0 : run->clock - (int64_t)rnd(run, 2 * SECOND);
+        break;
+    case RUSH_SKU_FIELD_REGISTER_UNTIL:
+        put->register_until_ns = dice < 30 ? 0 : run->clock + (int64_t)rnd(run, 3 * SECOND);
+        break;
+    case RUSH_SKU_FIELD_SUBSIDY_BUDGET: /* none, around what was spent, or refused */
+        put->subsidy_budget_fen = dice < 30   ? 0
+                                  : dice < 97 ? live->subsidy_spent + (int64_t)rnd(run, 200) - 40
+                                              : -1;
+        break;
+    case RUSH_SKU_FIELD_TIERS: /* none, the same, two tiers to the size, or out of order */
+        put->tier_count = 0;
+        memset(put->tier_size, 0, sizeof(put->tier_size));
+        memset(put->tier_price_fen, 0, sizeof(put->tier_price_fen));
+        if (dice < 30 || live->def.group_size < 3)
+            break;
+        put->tier_count = 2;
+        put->tier_size[0] = (uint8_t)(live->def.group_size - 1);
+        put->tier_size[1] = (uint8_t)live->def.group_size;
+        put->tier_price_fen[0] = live->def.price_fen - 1 - (int64_t)rnd(run, 5);
+        put->tier_price_fen[1] = dice < 90 ? put->tier_price_fen[0] - 1 : put->tier_price_fen[0];
+        break;
     case RUSH_SKU_FIELD_LEADER_PRICE: /* the leader free, a price, or unset */
         put->prices = (uint8_t)(dice < 70 ? put->prices | RUSH_SKU_LEADER_PRICE
                                           : put->prices & ~RUSH_SKU_LEADER_PRICE);
@@ -2297,21 +2712,25 @@ static void step_redefine(struct run *run)
         put.price_fen = 5;
     } else if (dice < 8) {
         put.fields = 0; /* whole: every field, the pause and the stock included */
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_LEADER_PRICE; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_SUBSIDY_BUDGET; bit <<= 1)
             if (rnd(run, 4) == 0)
                 redefine_field(run, live, bit, &put);
     } else {
         for (uint32_t named = 1 + (uint32_t)rnd(run, 3), i = 0; i < named; i++)
-            put.fields |= 1u << rnd(run, 19);
+            put.fields |= 1u << rnd(run, 24);
+        if (put.fields & (RUSH_SKU_FIELD_REGISTER_FROM | RUSH_SKU_FIELD_REGISTER_UNTIL))
+            put.fields |= rnd(run, 3) != 0 ? RUSH_SKU_FIELD_RULES | RUSH_SKU_FIELD_REGISTER_FROM |
+                                                 RUSH_SKU_FIELD_REGISTER_UNTIL
+                                           : 0;
         if (put.fields & RUSH_SKU_FIELD_VIRTUAL_POLICY) /* mostly a consistent set */
             put.fields |= rnd(run, 4) != 0
                               ? RUSH_SKU_FIELD_VIRTUAL_BUDGET | RUSH_SKU_FIELD_VIRTUAL_SEATS_MAX
                               : 0;
-        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_LEADER_PRICE; bit <<= 1)
+        for (uint32_t bit = 1; bit <= RUSH_SKU_FIELD_SUBSIDY_BUDGET; bit <<= 1)
             if (put.fields & bit)
                 redefine_field(run, live, bit, &put);
         if (dice >= 99)
-            put.fields |= 1u << 20; /* a field no version knows: refused */
+            put.fields |= 1u << 24; /* a field no version knows: refused */
     }
     struct rush_result want = model_sku_put(&run->model, &put);
     run->redefinitions[want.outcome == RUSH_OK]++;
@@ -2348,9 +2767,11 @@ static void step_request(struct run *run)
     }
     if (past != NULL)
         expect_retry(run, past, &rq, &got[0]);
-    /* Tables fill up (the tight profiles of run_limits): only a reservation may want room. */
+    /* Tables fill up (the tight profiles of run_limits): only a reservation (or a registration,
+     * an entry of the user-limit table) may want room. */
     bool reservation = rq.op == RUSH_OP_RESERVE || rq.op == RUSH_OP_GROUP_OPEN ||
-                       rq.op == RUSH_OP_GROUP_JOIN || rq.op == RUSH_OP_GROUP_JOIN_ANY;
+                       rq.op == RUSH_OP_GROUP_JOIN || rq.op == RUSH_OP_GROUP_JOIN_ANY ||
+                       rq.op == RUSH_OP_REGISTER;
     if (got[0].outcome == RUSH_BUSY && !reservation)
         FAIL_AT(run, "%s answered busy: payments, cancels and admin ops never want a slot",
                 rq.op < RUSH_OP_COUNT_ ? rush_op_name(rq.op) : "an unknown op");
@@ -2558,6 +2979,7 @@ static void run_report(const struct run *run, uint32_t steps)
             run->seed, steps, run->model.order_count, run->model.group_count, run->model.key_count,
             run->duplicates, run->model.fired_expired, run->model.fired_completed,
             run->model.fired_failed);
+    fprintf(stderr, " %" PRIu64 " tier refunds\n ", run->model.tier_refunds);
     for (int o = 0; o < RUSH_OUTCOME_COUNT_; o++)
         fprintf(stderr, " %s=%" PRIu64, rush_outcome_name(o), run->outcomes[o]);
     fprintf(stderr, "\n ");
@@ -2639,6 +3061,7 @@ Test(model, replaying_the_log_rebuilds_the_same_state)
         struct sink resumed = {.groups_cap = 1, .seats = (uint32_t[1]){0}};
         struct rush_shard_config config = {.index = SHARD_INDEX,
                                            .limits = run->model.limits,
+                                           .policy = run->shard_config.policy, /* activities */
                                            .seed = seeds[i] * 31 + 17,
                                            .start_ns = T0_NS,
                                            .sink = sink_fn,

@@ -24,7 +24,7 @@ static const char *const fields_used[RUSH_OP_COUNT_] = {
     [RUSH_OP_GROUP_OPEN] = "suk", [RUSH_OP_GROUP_JOIN] = "tuak", [RUSH_OP_GROUP_JOIN_ANY] = "suak",
     [RUSH_OP_QUERY_ORDER] = "t",  [RUSH_OP_QUERY_GROUP] = "t",   [RUSH_OP_QUERY_SKU] = "s",
     [RUSH_OP_ADJUST] = "sak",     [RUSH_OP_PAUSE] = "sk",        [RUSH_OP_RESUME] = "sk",
-    [RUSH_OP_LIST_GROUPS] = "s",
+    [RUSH_OP_LIST_GROUPS] = "s",  [RUSH_OP_REGISTER] = "suk",
 };
 
 static bool op_uses(uint8_t op, char field)
@@ -147,7 +147,7 @@ Test(wire, skus_round_trip)
     skus[1].virtual_budget = 5;
     memset(skus[1].name, 'x', sizeof(skus[1].name)); /* a full name has no NUL */
     int bytes = rush_wire_encode_skus(SCRATCH, BUF_BYTES, 9, skus, 2);
-    cr_assert_eq(bytes, 32 + 2 * 152);
+    cr_assert_eq(bytes, 32 + 2 * 224);
     struct rush_wire_view view;
     struct rush_wire_error error;
     cr_assert_eq(rush_wire_decode(SCRATCH, (size_t)bytes, &view, &error), 0, "%s", error.text);
@@ -180,7 +180,7 @@ Test(wire, message_bytes_is_exact_and_knows_the_limits)
 {
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 2), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_RESULT, 2), 32 + 112);
-    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 152);
+    cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_SKU_PUT, 1), 32 + 224);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 1), 32 + 128);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_ERROR, 2), 0);
     cr_assert_eq(rush_wire_message_bytes(RUSH_WIRE_REQUEST, 0), 0);
@@ -221,9 +221,9 @@ Test(wire, encoders_refuse_what_the_decoder_would)
     cr_assert_eq(rush_wire_encode_results(SCRATCH, BUF_BYTES, 1, &result, 1), -EINVAL);
 
     struct rush_sku sku = sku_valid(1);
-    sku.pad[6] = 1;
+    sku.pad[5] = 1;
     cr_assert_eq(rush_wire_encode_skus(SCRATCH, BUF_BYTES, 1, &sku, 1), -EINVAL);
-    sku.pad[6] = 0;
+    sku.pad[5] = 0;
     sku.fields = RUSH_SKU_FIELDS_ALL + 1; /* a field bit that does not exist */
     cr_assert_eq(rush_wire_encode_skus(SCRATCH, BUF_BYTES, 1, &sku, 1), -EINVAL);
 
@@ -339,7 +339,7 @@ static void m_oversized(uint8_t *m, size_t *len)
 static void m_record_flags(uint8_t *m, size_t *len)
 {
     (void)len;
-    m[32 + 64 + 1] = 1;
+    m[32 + 64 + 1] = 2; /* a flag bit no version defines */
 }
 static void m_record_pad(uint8_t *m, size_t *len)
 {
@@ -393,10 +393,10 @@ static void m_as_skus_with_pad(uint8_t *m, size_t *len)
 {
     put_u16(m + 6, RUSH_WIRE_SKU_PUT);
     put_u32(m + 8, 1);
-    put_u32(m + 12, 152);
-    memset(m + 32, 0, 152);
-    m[32 + 151] = 1; /* the last pad byte */
-    *len = 184;
+    put_u32(m + 12, 224);
+    memset(m + 32, 0, 224);
+    m[32 + 223] = 1; /* the last pad byte */
+    *len = 256;
 }
 
 static const struct hostile hostiles[] = {
@@ -434,7 +434,7 @@ static const struct hostile hostiles[] = {
     {"oversized", m_oversized, RUSH_WIRE_E_OVERSIZE, RUSH_WIRE_NO_RECORD,
      "message is 1048577 bytes, over the limit of 1048576"},
     {"record flags", m_record_flags, RUSH_WIRE_E_RECORD, 1,
-     "record 1: reserved bytes not zero (flags 0x01, pad 0x0000)"},
+     "record 1: reserved bytes not zero (flags 0x02, pad 0x0000)"},
     {"record pad", m_record_pad, RUSH_WIRE_E_RECORD, 2,
      "record 2: reserved bytes not zero (flags 0x00, pad 0xbeef)"},
     {"error with count 2", m_error_count_two, RUSH_WIRE_E_COUNT, RUSH_WIRE_NO_RECORD,
@@ -448,7 +448,7 @@ static const struct hostile hostiles[] = {
     {"result outcome", m_as_results_with_bad_outcome, RUSH_WIRE_E_RECORD, 2,
      "record 2: unknown outcome 99"},
     {"result reason", m_as_results_with_bad_reason, RUSH_WIRE_E_RECORD, 3,
-     "record 3: unknown reason 17"},
+     "record 3: unknown reason 24"},
     {"sku pad", m_as_skus_with_pad, RUSH_WIRE_E_RECORD, 0, "record 0: reserved bytes not zero"},
 };
 
@@ -490,7 +490,7 @@ struct field_case {
 static const struct field_case field_cases[] = {
     {"unknown op 99", 5, 99, 0, "record 5: unknown op 99"},
     {"op none", 0, RUSH_OP_NONE, 0, "record 0: unknown op 0"},
-    {"op one past the last", 3, RUSH_OP_COUNT_, 0, "record 3: unknown op 14"},
+    {"op one past the last", 3, RUSH_OP_COUNT_, 0, "record 3: unknown op 15"},
     {"list_groups rank past the limit", 2, RUSH_OP_LIST_GROUPS, RUSH_LIST_GROUPS_MAX,
      "record 2: qty 20 out of range"},
     {"reserve of 0", 2, RUSH_OP_RESERVE, 0, "record 2: qty 0 out of range"},
@@ -551,6 +551,19 @@ Test(wire, every_op_with_its_qty_rule)
                       : op == RUSH_OP_LIST_GROUPS ? RUSH_LIST_GROUPS_MAX /* the rank asked */
                                                   : 1;
         cr_expect_eq(rush_wire_request_reason(&request), RUSH_REASON_QTY, "op %u", op);
+    }
+}
+
+/* The new-user attestation is a field of the ops that take a unit; on any other op: field. */
+Test(wire, new_user_flag_only_on_reservations)
+{
+    for (uint8_t op = 1; op < RUSH_OP_COUNT_; op++) {
+        struct rush_request request = request_make(op, op == RUSH_OP_RESERVE ? 1 : 0, op);
+        request.flags = RUSH_REQUEST_NEW_USER;
+        bool takes = op == RUSH_OP_RESERVE || op == RUSH_OP_GROUP_OPEN ||
+                     op == RUSH_OP_GROUP_JOIN || op == RUSH_OP_GROUP_JOIN_ANY;
+        cr_expect_eq(rush_wire_request_reason(&request),
+                     takes ? RUSH_REASON_NONE : RUSH_REASON_FIELD, "op %u", op);
     }
 }
 

@@ -347,6 +347,7 @@ static void report_count(struct report_sku *s, const struct rush_stream_event *e
         s->expired++;
         break;
     case RUSH_EV_REFUND_DUE:
+    case RUSH_EV_TIER_REFUND_DUE: /* a tiered seat's difference */
         s->refunds++, s->refunds_fen += fen;
         break;
     case RUSH_EV_GROUP_COMPLETED:
@@ -368,6 +369,7 @@ static void report_count(struct report_sku *s, const struct rush_stream_event *e
     case RUSH_EV_INVITER_DUE: /* a reward for the inviter: not an order's count */
     case RUSH_EV_ADMIN_AUDIT: /* skipped before: a part's sku_id is text */
     case RUSH_EV_AUDIT_PART:
+    case RUSH_EV_REGISTERED: /* a registration: not an order */
     case RUSH_EV_TYPE_COUNT_:
         break;
     }
