@@ -338,6 +338,7 @@ enum activity_key {
     A_USER_QTY_MAX,
     A_DAY_QTY_MAX,
     A_DAY_OFFSET_HOURS,
+    A_SUBSIDY_BUDGET,
     A_COUNT_,
 };
 
@@ -345,6 +346,7 @@ static const char *const activity_keys[A_COUNT_] = {
     [A_USER_QTY_MAX] = "user_qty_max",
     [A_DAY_QTY_MAX] = "day_qty_max",
     [A_DAY_OFFSET_HOURS] = "day_offset_hours",
+    [A_SUBSIDY_BUDGET] = "subsidy_budget_fen",
 };
 
 #define KEY_BIT(key) (UINT32_C(1) << (key))
@@ -1050,6 +1052,10 @@ static const char *activity_value(struct rush_activity *activity, enum activity_
             return "must be an integer -12..14 (hours east of UTC where the day starts; 8: China)";
         activity->day_offset_ns = hours * 3600 * INT64_C(1000000000);
         return NULL;
+    case A_SUBSIDY_BUDGET:
+        return parse_integer(value, 0, RUSH_SUBSIDY_FEN_MAX, &activity->subsidy_budget_fen) < 0
+                   ? "must be an integer number of fen 0..1000000000000000 (0: no cap)"
+                   : NULL;
     case A_COUNT_:
         break;
     }

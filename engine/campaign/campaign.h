@@ -47,8 +47,11 @@
  *                 1..1000000: units one user holds over all of its SKUs), day_qty_max (units a
  *                 user may take per day, at most user_qty_max; absent: no daily limit),
  *                 day_offset_hours (-12..14, default 0: a day starts at midnight UTC + this;
- *                 8 for China). Every SKU naming an activity shares one id family, so that one
- *                 shard holds them all; two activities never share a family.
+ *                 8 for China), subsidy_budget_fen (integer fen 0..10^15, the most the group
+ *                 seats of all its SKUs may cost below their list prices, counted beside each
+ *                 SKU's own budget; 0 or absent: no cap). Every SKU naming an activity shares
+ *                 one id family, so that one shard holds them all; two activities never share a
+ *                 family.
  *
  * Times: RFC 3339 with an offset ("2026-11-11T00:00:00+08:00", "...Z", up to 9 fraction
  * digits), "now" (the time of loading, kept in rush_campaign.loaded_ns), or an integer of ns

@@ -336,13 +336,20 @@ static void note_inviter(struct rush_shard *shard, const struct rush_request *re
 }
 
 /* A seat (the leader's or another) within the SKU's subsidy budget, if it has one
- * (shard__seat_subsidy); one test of the budget for a SKU without. */
-static struct verdict subsidy_room(const struct sku_state *sku, bool leader)
+ * (shard__seat_subsidy), and within its activity's, if that has one (both must have room; the
+ * reason names which refused); one test of each budget for a SKU without. */
+static struct verdict subsidy_room(const struct rush_shard *shard, const struct sku_state *sku,
+                                   bool leader)
 {
+    int64_t charge = shard__seat_subsidy(sku, shard__seat_price(sku, leader));
     if (sku->def.subsidy_budget_fen != 0 &&
-        sku->subsidy_spent_fen + shard__seat_subsidy(sku, shard__seat_price(sku, leader)) >
-            sku->def.subsidy_budget_fen)
+        sku->subsidy_spent_fen + charge > sku->def.subsidy_budget_fen)
         return (struct verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_SUBSIDY};
+    uint32_t a =
+        (sku->def.rules & RUSH_SKU_IN_ACTIVITY) ? shard__activity_budgeted(shard, sku) : NONE;
+    if (a != NONE &&
+        shard->activity_spent_fen[a] + charge > shard->activities[a].subsidy_budget_fen)
+        return (struct verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_ACTIVITY_SUBSIDY};
     return verdict_of(RUSH_OK);
 }
 
@@ -352,7 +359,7 @@ static struct verdict open_group(struct rush_shard *shard, const struct rush_req
     struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
     if (verdict.outcome != RUSH_OK)
         return verdict;
-    verdict = subsidy_room(sku, true);
+    verdict = subsidy_room(shard, sku, true);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     if (sku->groups_open >= sku->def.groups_open_max)
@@ -375,7 +382,7 @@ static struct verdict take_seat(struct rush_shard *shard, const struct rush_requ
 {
     const struct group *group = &shard->groups[group_index];
     const struct sku_state *sku = &shard->skus[group->sku_index];
-    struct verdict verdict = subsidy_room(sku, false);
+    struct verdict verdict = subsidy_room(shard, sku, false);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
@@ -798,10 +805,15 @@ static bool sku_user_holds_over(const struct rush_shard *shard, const struct sku
 /*
  * A subsidy budget counts the seats taken under it: it cannot go below what was spent, cannot
  * be set while seats are held that were not counted, and the list price cannot move under held
- * seats that were (their charge must come back as it was taken).
+ * seats that were (their charge must come back as it was taken) — nor under held seats its
+ * activity's budget counted.
  */
-static bool subsidy_put_breaks(const struct sku_state *sku, const struct rush_sku *def)
+static bool subsidy_put_breaks(const struct rush_shard *shard, const struct sku_state *sku,
+                               const struct rush_sku *def)
 {
+    if (sku->groups_open > 0 && def->price_fen != sku->def.price_fen &&
+        shard__activity_budgeted(shard, sku) != NONE)
+        return true;
     if (def->subsidy_budget_fen == 0)
         return false;
     if (def->subsidy_budget_fen < sku->subsidy_spent_fen)
@@ -825,7 +837,7 @@ static struct verdict sku_live_put_verdict(const struct rush_shard *shard,
         return invalid_because(RUSH_REASON_BELOW_RESERVED);
     if (def->virtual_budget < sku->virtual_used)
         return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
-    if (subsidy_put_breaks(sku, def))
+    if (subsidy_put_breaks(shard, sku, def))
         return invalid_because(RUSH_REASON_LIMIT_BELOW_HELD);
     if (def->user_qty_max < sku->def.user_qty_max &&
         sku_user_holds_over(shard, sku, def->user_qty_max))

@@ -188,6 +188,16 @@ const struct rush_activity *shard__activity(const struct rush_shard *shard, uint
     return NULL;
 }
 
+uint32_t shard__activity_budgeted(const struct rush_shard *shard, const struct sku_state *sku)
+{
+    if (!(sku->def.rules & RUSH_SKU_IN_ACTIVITY))
+        return NONE;
+    const struct rush_activity *activity = shard__activity(shard, rush_sku_family(sku->def.id));
+    if (activity == NULL || activity->subsidy_budget_fen == 0)
+        return NONE;
+    return (uint32_t)(activity - shard->activities);
+}
+
 struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64_t family,
                                           uint64_t user_id)
 {
@@ -481,6 +491,27 @@ static void activity_give_back(struct rush_shard *shard, const struct sku_state 
     entry->held -= qty;
 }
 
+/*
+ * Moves a seat's subsidy charge (shard__seat_subsidy) on the SKU's budget and on its activity's,
+ * each counted only under a budget. The activity's budget is policy, not logged: one given at a
+ * restart over held seats did not count them, so what such a seat gives back stops at what its
+ * SKU counted (within a run the charge given back is the one taken: decide.c, sku_put).
+ */
+static void subsidy_charge(struct rush_shard *shard, struct sku_state *sku, int64_t fen)
+{
+    if (sku->def.subsidy_budget_fen != 0) {
+        sku->subsidy_spent_fen += fen;
+        RUSH_ASSERT(sku->subsidy_spent_fen >= 0);
+    }
+    uint32_t a = shard__activity_budgeted(shard, sku);
+    if (a == NONE)
+        return;
+    if (fen < -sku->activity_spent_fen)
+        fen = -sku->activity_spent_fen;
+    sku->activity_spent_fen += fen;
+    shard->activity_spent_fen[a] += fen;
+}
+
 static void take_stock(struct rush_shard *shard, struct sku_state *sku, uint64_t user_id,
                        uint32_t qty, bool flash)
 {
@@ -554,9 +585,8 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     limit->held -= order->qty;
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
         activity_give_back(shard, sku, order->user_id, order->qty);
-    if (order->group_index != NONE && sku->def.subsidy_budget_fen != 0)
-        sku->subsidy_spent_fen -= shard__seat_subsidy(sku, order->amount_fen);
-    RUSH_ASSERT(sku->subsidy_spent_fen >= 0);
+    if (order->group_index != NONE)
+        subsidy_charge(shard, sku, -shard__seat_subsidy(sku, order->amount_fen));
     order->state = state;
     retire(shard, order);
 }
@@ -585,8 +615,8 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
                             .generation = generation,
                             .state = RUSH_ORDER_RESERVED};
     take_stock(shard, sku, event->user_id, event->qty, event->group_id == 0);
-    if (event->group_id != 0 && sku->def.subsidy_budget_fen != 0)
-        sku->subsidy_spent_fen += shard__seat_subsidy(sku, event->amount);
+    if (event->group_id != 0)
+        subsidy_charge(shard, sku, shard__seat_subsidy(sku, event->amount));
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
         group__seat_add(shard, order->group_index, (uint32_t)index);
@@ -616,14 +646,13 @@ static void apply_group_closed(struct rush_shard *shard, const struct rush_event
     struct group *group = shard__group(shard, event->group_id);
     RUSH_ASSERT(group != NULL);
     struct sku_state *sku = &shard->skus[group->sku_index];
-    if (state == RUSH_GROUP_COMPLETED && sku->def.tier_count != 0 &&
-        sku->def.subsidy_budget_fen != 0) { /* the tier reached cost less than the last one */
+    if (state == RUSH_GROUP_COMPLETED && sku->def.tier_count != 0) { /* the tier reached cost
+                                                                        less than the last one */
         uint32_t tier = group__tier_reached(sku, group->seats);
         RUSH_ASSERT(tier != NONE);
-        sku->subsidy_spent_fen -=
-            (int64_t)group->seats *
-            (sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1]);
-        RUSH_ASSERT(sku->subsidy_spent_fen >= 0);
+        subsidy_charge(shard, sku,
+                       -(int64_t)group->seats * (sku->def.tier_price_fen[tier] -
+                                                 sku->def.tier_price_fen[sku->def.tier_count - 1]));
     }
     group__closed(shard, (uint32_t)(group - shard->groups), state,
                   state == RUSH_GROUP_COMPLETED ? event->qty : 0);
@@ -1118,6 +1147,26 @@ static int check_timers(const struct rush_shard *shard, char *why, size_t why_si
     return 0;
 }
 
+/* Invariant 7: each budgeted activity's spent figure is the sum of its SKUs' (O(SKUs)). */
+static int check_activity_subsidy(const struct rush_shard *shard, char *why, size_t why_size)
+{
+    int64_t sums[RUSH_ACTIVITIES_MAX] = {0};
+    for (uint32_t i = 0; i < shard->sku_count; i++) {
+        const struct sku_state *sku = &shard->skus[i];
+        uint32_t a = shard__activity_budgeted(shard, sku);
+        CHECK(sku->activity_spent_fen >= 0 && (a != NONE || sku->activity_spent_fen == 0),
+              "sku %lu: activity subsidy %ld without a budgeted activity", sku->def.id,
+              sku->activity_spent_fen);
+        if (a != NONE)
+            sums[a] += sku->activity_spent_fen;
+    }
+    for (uint32_t a = 0; a < shard->policy.activity_count; a++)
+        CHECK(sums[a] == shard->activity_spent_fen[a],
+              "activity %s: spent %ld fen of subsidy, its SKUs count %ld",
+              shard->activities[a].name, shard->activity_spent_fen[a], sums[a]);
+    return 0;
+}
+
 int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
 {
     struct held_sums *sums = calloc(shard->sku_count + 1, sizeof(*sums));
@@ -1141,6 +1190,8 @@ int rush_shard_check(const struct rush_shard *shard, char *why, size_t why_size)
         rc = check_keys(shard, why, why_size);
     if (rc == 0)
         rc = check_timers(shard, why, why_size);
+    if (rc == 0)
+        rc = check_activity_subsidy(shard, why, why_size);
     return rc;
 }
 

@@ -28,6 +28,8 @@
  *      and groups have timers. Pending timers (reserved orders' pay TTLs, open groups') are part
  *      of the digest: a replay restores them from the logged batch times, never from the clock
  *      of the restart.
+ *   7. Activity subsidy: an activity with a subsidy budget has spent the sum of its SKUs'
+ *      activity_spent_fen, never more than its budget when a seat was taken.
  *
  * Thread: owned by one shard thread (the engine's) or by one test/recovery thread.
  */

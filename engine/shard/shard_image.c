@@ -21,12 +21,12 @@
 #include "shard_internal.h"
 
 /* The records are stored as laid out in memory: a change of layout is a new format version. */
-static_assert(sizeof(struct sku_state) == 792, "sku_state layout is part of snapshot version 5");
-static_assert(sizeof(struct order) == 96, "order layout is part of snapshot version 5");
-static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 5");
-static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 5");
-static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 5");
-static_assert(sizeof(struct limit_entry) == 32, "limit_entry layout is part of snapshot version 5");
+static_assert(sizeof(struct sku_state) == 800, "sku_state layout is part of snapshot version 6");
+static_assert(sizeof(struct order) == 96, "order layout is part of snapshot version 6");
+static_assert(sizeof(struct group) == 32, "group layout is part of snapshot version 6");
+static_assert(sizeof(struct sku_entry) == 24, "sku_entry layout is part of snapshot version 6");
+static_assert(sizeof(struct key_entry) == 64, "key_entry layout is part of snapshot version 6");
+static_assert(sizeof(struct limit_entry) == 32, "limit_entry layout is part of snapshot version 6");
 
 #define TIMER_KIND_ORDER 0u
 #define TIMER_KIND_GROUP 1u
@@ -253,11 +253,18 @@ static int restore_skus(struct rush_shard *shard, const struct rush_shard_image 
     memcpy(shard->skus, image->sections[RUSH_IMAGE_SKUS], (size_t)count * sizeof(*shard->skus));
     shard->sku_count = count;
     for (uint32_t i = 0; i < count; i++) {
-        const struct sku_state *sku = &shard->skus[i];
+        struct sku_state *sku = &shard->skus[i];
         if (sku->def.id == 0 || sku->def.group_size > RUSH_GROUP_SIZE_MAX)
             return refuse(why, why_size, "sku %u: id 0 or group size %u", i, sku->def.group_size);
-        if (!ledger_ok(sku))
+        if (!ledger_ok(sku) || sku->activity_spent_fen < 0 ||
+            sku->activity_spent_fen > RUSH_SUBSIDY_FEN_MAX)
             return refuse(why, why_size, "sku %u: ledger figures out of range", i);
+        /* The activities are this run's policy: a budget it no longer has counts nothing. */
+        uint32_t a = shard__activity_budgeted(shard, sku);
+        if (a == NONE)
+            sku->activity_spent_fen = 0;
+        else
+            shard->activity_spent_fen[a] += sku->activity_spent_fen;
         for (int k = 0; k < RUSH_GROUP_SIZE_MAX; k++)
             if (!link_ok(sku->bucket_head[k], groups) || !link_ok(sku->bucket_tail[k], groups))
                 return refuse(why, why_size, "sku %u: bucket %d names a group out of range", i, k);

@@ -46,8 +46,10 @@ struct sku_state {
     /* Open groups with k seats taken sit in list k (1..N-1), oldest first. */
     uint32_t bucket_head[RUSH_GROUP_SIZE_MAX];
     uint32_t bucket_tail[RUSH_GROUP_SIZE_MAX];
-    int64_t subsidy_spent_fen; /* with a subsidy budget: what held and sold seats cost below the
-                                  list price (shard__seat_subsidy); 0 without one */
+    int64_t subsidy_spent_fen;  /* with a subsidy budget: what held and sold seats cost below the
+                                   list price (shard__seat_subsidy); 0 without one */
+    int64_t activity_spent_fen; /* an activity SKU whose activity has a subsidy budget: the same
+                                   charge counted against the activity's; 0 otherwise */
 };
 
 /*
@@ -182,6 +184,9 @@ struct rush_shard {
     } ring;
     struct rush_shard_policy policy; /* policy.activities points at `activities` below */
     struct rush_activity activities[RUSH_ACTIVITIES_MAX];
+    /* activities[a]'s subsidy spent: the sum of its SKUs' activity_spent_fen (derived: apply
+     * keeps it, a restore sums it again, rush_shard_check compares) */
+    int64_t activity_spent_fen[RUSH_ACTIVITIES_MAX];
     uint32_t group_count;
     struct sku_state *skus;
     struct order *orders;
@@ -274,6 +279,8 @@ void shard__apply(struct rush_shard *shard, const struct rush_event *event);
 int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
 int64_t shard__seat_price(const struct sku_state *sku, bool leader);
 int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount);
+/* The index in activities[] of the SKU's activity if it has a subsidy budget, else NONE. */
+uint32_t shard__activity_budgeted(const struct rush_shard *shard, const struct sku_state *sku);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
 /* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */

@@ -73,9 +73,10 @@
  * inviter (96-byte orders). Version 5: a SKU definition carries its rules (new users only,
  * registration, activity membership), registration window, tiers and subsidy budget (224-byte
  * rush_sku), the sku_state what the budget spent (792 bytes); the user-limit table also holds
- * activity and registration entries. A file of an earlier version is refused.
+ * activity and registration entries. Version 6: the sku_state also counts what its seats spent
+ * of its activity's subsidy budget (800 bytes). A file of an earlier version is refused.
  */
-#define RUSH_SNAPSHOT_VERSION 5
+#define RUSH_SNAPSHOT_VERSION 6
 #define RUSH_SNAPSHOT_HEADER_BYTES 256u
 #define RUSH_SNAPSHOT_NAME_MAX 64
 

@@ -123,11 +123,12 @@ enum rush_reason {
     RUSH_REASON_NOT_REGISTERED = 18,   /* not_eligible: registration_required, none made */
     RUSH_REASON_REGISTER_WINDOW =
         19, /* invalid: register outside [register_from, register_until) */
-    RUSH_REASON_NOT_REGISTRABLE = 20, /* invalid: register on a SKU that takes no registrations */
-    RUSH_REASON_ACTIVITY_LIMIT = 21,  /* limit_exceeded: the activity's per-user limit */
-    RUSH_REASON_ACTIVITY_DAY = 22,    /* limit_exceeded: the activity's per-user, per-day limit */
-    RUSH_REASON_SUBSIDY = 23,         /* sold_out: the SKU's subsidy budget is spent */
-    RUSH_REASON_COUNT_ = 24,
+    RUSH_REASON_NOT_REGISTRABLE = 20,  /* invalid: register on a SKU that takes no registrations */
+    RUSH_REASON_ACTIVITY_LIMIT = 21,   /* limit_exceeded: the activity's per-user limit */
+    RUSH_REASON_ACTIVITY_DAY = 22,     /* limit_exceeded: the activity's per-user, per-day limit */
+    RUSH_REASON_SUBSIDY = 23,          /* sold_out: the SKU's subsidy budget is spent */
+    RUSH_REASON_ACTIVITY_SUBSIDY = 24, /* sold_out: the SKU's activity's subsidy budget is spent */
+    RUSH_REASON_COUNT_ = 25,
 };
 
 enum rush_order_state {
@@ -324,6 +325,8 @@ struct rush_activity {
     uint32_t user_qty_max;             /* units per user over the activity's SKUs */
     uint32_t day_qty_max;              /* units a user may take per day; 0: no daily limit */
     int64_t day_offset_ns;             /* a day runs [k*24h - offset, (k+1)*24h - offset) UTC */
+    int64_t subsidy_budget_fen; /* the most the group seats of all its SKUs may cost below their
+                                   list prices, 0..RUSH_SUBSIDY_FEN_MAX; 0: no cap */
 };
 
 /*

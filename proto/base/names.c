@@ -103,6 +103,7 @@ static const char *const reason_names[RUSH_REASON_COUNT_] = {
     [RUSH_REASON_ACTIVITY_LIMIT] = "activity_limit",
     [RUSH_REASON_ACTIVITY_DAY] = "activity_day_limit",
     [RUSH_REASON_SUBSIDY] = "subsidy_spent",
+    [RUSH_REASON_ACTIVITY_SUBSIDY] = "activity_subsidy_spent",
 };
 
 static const char *const event_names[RUSH_EV_TYPE_COUNT_] = {

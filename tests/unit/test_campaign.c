@@ -315,6 +315,12 @@ static const struct broken broken_files[] = {
     {"[activity colours]\nuser_qty_max = 2\n[activity colours]\nuser_qty_max = 3\n",
      "t.ini:3: [activity colours] is defined twice (first at line 1)"},
     {"[activity two words]\nuser_qty_max = 2\n", "t.ini:1: [activity two words]: an activity name"},
+    {"[activity colours]\nuser_qty_max = 2\nsubsidy_budget_fen = -5\n",
+     "t.ini:3: subsidy_budget_fen = -5: must be an integer number of fen 0..1000000000000000"},
+    {"[activity colours]\nuser_qty_max = 2\nsubsidy_budget_fen = 1000000000000001\n",
+     "t.ini:3: subsidy_budget_fen = 1000000000000001: must be an integer number of fen"},
+    {"[activity colours]\nuser_qty_max = 2\nsubsidy_budget_fen = 9.5\n",
+     "t.ini:3: subsidy_budget_fen = 9.5: must be an integer number of fen"},
     {"[activity colours]\nuser_qty_max = 2\nlimit = 3\n",
      "t.ini:3: unknown key 'limit' in [activity]"},
     {"[activity colours]\nuser_qty_max = 2\n" SKU_HEAD "activity = colours\n",
@@ -390,6 +396,7 @@ Test(campaign, activities_and_eligibility_reach_the_skus_and_the_engine)
         "[sku 5000000000007001]\nname = red\nstock = 5\nprice = 100\nstart = now\n"
         "end = never\nactivity = phone\n"
         "[activity phone]\nuser_qty_max = 2\nday_qty_max = 1\nday_offset_hours = 8\n"
+        "subsidy_budget_fen = 250000\n"
         "[sku 5000000000007002]\nname = blue\nstock = 5\nprice = 100\nstart = now\n"
         "end = never\nactivity = phone\nnew_users_only = true\n"
         "[activity empty]\nuser_qty_max = 9\n"
@@ -403,6 +410,8 @@ Test(campaign, activities_and_eligibility_reach_the_skus_and_the_engine)
     cr_assert_eq(phone->user_qty_max, 2);
     cr_assert_eq(phone->day_qty_max, 1);
     cr_assert_eq(phone->day_offset_ns, 8 * 3600 * S);
+    cr_assert_eq(phone->subsidy_budget_fen, 250000);
+    cr_assert_eq(campaign.activities[1].subsidy_budget_fen, 0, "absent: no cap");
     cr_assert_eq(campaign.activities[1].family, 0, "an activity no SKU names has no family");
     cr_assert_eq(find(&campaign, UINT64_C(5000000000007001))->rules, RUSH_SKU_IN_ACTIVITY);
     cr_assert_eq(find(&campaign, UINT64_C(5000000000007002))->rules,

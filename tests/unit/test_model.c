@@ -91,11 +91,15 @@ enum sku_id {
 /* Its day turns over 5 s after T0 (T0 is 22:13:20 UTC), inside every run. */
 #define ACTIVITY_DAY_OFFSET_NS (6395 * SECOND)
 #define DAY_NS (INT64_C(86400) * SECOND)
-static const struct rush_activity model_activities[] = {{.name = "colours",
-                                                         .family = FAMILY_COLOURS,
-                                                         .user_qty_max = ACTIVITY_QTY_MAX,
-                                                         .day_qty_max = ACTIVITY_DAY_QTY_MAX,
-                                                         .day_offset_ns = ACTIVITY_DAY_OFFSET_NS}};
+/* Its subsidy budget: SKU_ACT_PAIR's seats cost 30 below the list price, its leaders 50. */
+#define ACTIVITY_SUBSIDY_FEN 1200
+static const struct rush_activity model_activities[] = {
+    {.name = "colours",
+     .family = FAMILY_COLOURS,
+     .user_qty_max = ACTIVITY_QTY_MAX,
+     .day_qty_max = ACTIVITY_DAY_QTY_MAX,
+     .day_offset_ns = ACTIVITY_DAY_OFFSET_NS,
+     .subsidy_budget_fen = ACTIVITY_SUBSIDY_FEN}};
 
 static const uint64_t solo_skus[] = {SKU_HOT,  SKU_HOT,    SKU_HOT,    SKU_NOW,     SKU_FREE,
                                      SKU_LATE, SKU_NEWBIE, SKU_BOOKED, SKU_ACT_SOLO};
@@ -145,6 +149,9 @@ static struct rush_sku catalogue_sku(uint64_t id)
             sku.group_ttl_ns = SECOND + 30 * MS;
             sku.groups_open_max = 5;
             sku.order_qty_max = 2;
+            sku.prices = RUSH_SKU_GROUP_PRICE | RUSH_SKU_LEADER_PRICE;
+            sku.group_price_fen = sku.price_fen - 30; /* the activity's budget counts these */
+            sku.leader_price_fen = sku.price_fen - 50;
         } else {
             sku.order_qty_max = 2;
         }
@@ -283,6 +290,8 @@ struct m_order {
     int64_t amount;   /* solo: price * qty when reserved; a seat: its leader, group or list price */
     int64_t deadline; /* pay deadline; 0: none */
     uint64_t inviter; /* a seat bought on an invitation: the inviter; else 0 */
+    int64_t charge;   /* a seat: what it costs below the list price now (m_seat_subsidy, less
+                         what its group's tier gave back) */
     uint8_t state;
 };
 
@@ -368,6 +377,8 @@ struct model {
     uint64_t ring_first;
     uint32_t limit_count; /* entries of the limit table: (sku, user), activity and registration */
     struct m_activity_user activity[USERS_MAX + 1];
+    int64_t activity_subsidy_spent; /* list prices less what the activity's held and sold seats
+                                       pay (its budget: ACTIVITY_SUBSIDY_FEN) */
     uint32_t unpaid_max, churn_max; /* anti-hoarding caps per (SKU, user); 0: none */
     uint8_t op; /* the op deciding the events being predicted; 0 while a deadline decides */
     uint64_t fired_expired, fired_completed, fired_failed, tier_refunds;
@@ -528,12 +539,32 @@ static int64_t m_seat_subsidy(const struct rush_sku *def, int64_t amount)
     return def->price_fen > amount ? def->price_fen - amount : 0;
 }
 
-/* sold_out (subsidy_spent) when a seat paying `amount` would overspend the budget. */
-static struct m_verdict m_subsidy_room(const struct m_sku *sku, int64_t amount)
+/* A SKU whose seats count against the activity's subsidy budget. */
+static bool m_activity_budgeted(const struct rush_sku *def)
 {
+    return (def->rules & RUSH_SKU_IN_ACTIVITY) && ACTIVITY_SUBSIDY_FEN != 0;
+}
+
+/* Moves a seat's charge on its SKU's budget and on the activity's, each under a budget. */
+static void m_subsidy_charge(struct model *m, struct m_sku *sku, int64_t fen)
+{
+    if (sku->def.subsidy_budget_fen != 0)
+        sku->subsidy_spent += fen;
+    if (m_activity_budgeted(&sku->def))
+        m->activity_subsidy_spent += fen;
+}
+
+/* sold_out when a seat paying `amount` would overspend the SKU's budget (subsidy_spent) or,
+ * that one with room, its activity's (activity_subsidy_spent). */
+static struct m_verdict m_subsidy_room(const struct model *m, const struct m_sku *sku,
+                                       int64_t amount)
+{
+    int64_t charge = m_seat_subsidy(&sku->def, amount);
     if (sku->def.subsidy_budget_fen != 0 &&
-        sku->subsidy_spent + m_seat_subsidy(&sku->def, amount) > sku->def.subsidy_budget_fen)
+        sku->subsidy_spent + charge > sku->def.subsidy_budget_fen)
         return (struct m_verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_SUBSIDY};
+    if (m_activity_budgeted(&sku->def) && m->activity_subsidy_spent + charge > ACTIVITY_SUBSIDY_FEN)
+        return (struct m_verdict){.outcome = RUSH_SOLD_OUT, .reason = RUSH_REASON_ACTIVITY_SUBSIDY};
     return m_out(RUSH_OK);
 }
 
@@ -558,8 +589,10 @@ static uint32_t m_order_new(struct model *m, uint32_t sku_index, uint64_t user, 
     }
     sku->user_held[user] += qty;
     sku->user_unpaid[user] += group == 0;
-    if (group != 0 && sku->def.subsidy_budget_fen != 0)
-        sku->subsidy_spent += m_seat_subsidy(&sku->def, amount);
+    if (group != 0) {
+        m->orders[n].charge = m_seat_subsidy(&sku->def, amount);
+        m_subsidy_charge(m, sku, m->orders[n].charge);
+    }
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY) {
         struct m_activity_user *a = &m->activity[user];
         m->limit_count += !a->has_entry;
@@ -620,8 +653,8 @@ static void m_order_return(struct model *m, uint32_t n, uint8_t state)
     sku->user_churn[order->user] += order->group == 0;
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
         m->activity[order->user].held -= order->qty; /* the day's count stays */
-    if (order->group != 0 && sku->def.subsidy_budget_fen != 0)
-        sku->subsidy_spent -= m_seat_subsidy(&sku->def, order->amount);
+    if (order->group != 0)
+        m_subsidy_charge(m, sku, -m_seat_subsidy(&sku->def, order->amount));
 }
 
 static struct m_verdict m_reserve(struct model *m, const struct rush_request *rq)
@@ -716,6 +749,9 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
                                                     .qty = 1,
                                                     .type = RUSH_EV_INVITER_DUE,
                                                     .op = m->op});
+        if (tier >= 0) /* what the tier reached did not cost */
+            m->orders[n].charge -=
+                sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1];
         if (tier >= 0 && m->orders[n].amount > sku->def.tier_price_fen[tier]) {
             notes_push(&m->published,
                        (struct note){.id = order_id(n),
@@ -733,10 +769,11 @@ static void m_group_complete(struct model *m, uint32_t g, uint32_t virtual_seats
                                             .qty = virtual_seats,
                                             .type = RUSH_EV_GROUP_COMPLETED,
                                             .op = m->op});
-    if (tier >= 0 && sku->def.subsidy_budget_fen != 0) /* the tier reached cost less */
-        sku->subsidy_spent -=
-            (int64_t)group->seats *
-            (sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1]);
+    if (tier >= 0) /* the tier reached cost less */
+        m_subsidy_charge(
+            m, sku,
+            -(int64_t)group->seats *
+                (sku->def.tier_price_fen[tier] - sku->def.tier_price_fen[sku->def.tier_count - 1]));
     group->state = RUSH_GROUP_COMPLETED;
     group->virtual_seats = virtual_seats;
     sku->virtual_used += virtual_seats;
@@ -795,7 +832,7 @@ static struct m_verdict m_open(struct model *m, uint32_t s, uint64_t user, uint6
     struct m_sku *sku = &m->skus[s];
     struct m_verdict v = m_can_hold(m, sku, user, 1);
     if (v.outcome == RUSH_OK)
-        v = m_subsidy_room(sku, m_seat_price(&sku->def, true));
+        v = m_subsidy_room(m, sku, m_seat_price(&sku->def, true));
     if (v.outcome != RUSH_OK)
         return v;
     if (sku->groups_open >= sku->def.groups_open_max)
@@ -852,7 +889,7 @@ static struct m_verdict m_join(struct model *m, const struct rush_request *rq)
     if (v.outcome == RUSH_OK)
         v = m_can_hold(m, sku, rq->user_id, 1);
     if (v.outcome == RUSH_OK)
-        v = m_subsidy_room(sku, m_seat_price(&sku->def, false));
+        v = m_subsidy_room(m, sku, m_seat_price(&sku->def, false));
     if (v.outcome == RUSH_OK)
         v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
@@ -893,7 +930,7 @@ static struct m_verdict m_join_any(struct model *m, const struct rush_request *r
     uint32_t g = m_best_group(m, (uint32_t)s, rq->user_id);
     if (g == 0)
         return m_open(m, (uint32_t)s, rq->user_id, rq->inviter_id);
-    v = m_subsidy_room(sku, m_seat_price(&sku->def, false));
+    v = m_subsidy_room(m, sku, m_seat_price(&sku->def, false));
     if (v.outcome == RUSH_OK)
         v.order = m_seat_take(m, g, rq->user_id, rq->inviter_id);
     return v;
@@ -1521,6 +1558,9 @@ static uint8_t m_live_put_refusal(const struct model *m, uint32_t s, const struc
         (def->subsidy_budget_fen < sku->subsidy_spent ||
          (sku->groups_open > 0 &&
           (sku->def.subsidy_budget_fen == 0 || def->price_fen != sku->def.price_fen))))
+        return RUSH_REASON_LIMIT_BELOW_HELD;
+    if (m_activity_budgeted(&sku->def) && sku->groups_open > 0 &&
+        def->price_fen != sku->def.price_fen) /* nor under seats the activity's budget counted */
         return RUSH_REASON_LIMIT_BELOW_HELD;
     return RUSH_REASON_NONE;
 }
@@ -2449,9 +2489,24 @@ static void expect_model_groups(struct run *run)
     }
 }
 
-/* The money ledger (struct money) of every SKU and of the activity balances. */
+/*
+ * The money ledger (struct money) of every SKU and of the activity balances, and the activity's
+ * subsidy: what its budget counts is what its held and sold seats cost below the list price, and
+ * never more than the budget.
+ */
 static void expect_money(struct run *run)
 {
+    const struct model *model = &run->model;
+    int64_t charged = 0;
+    for (uint32_t n = 1; n <= model->order_count; n++) {
+        const struct m_order *order = &model->orders[n];
+        bool holds = order->state == RUSH_ORDER_RESERVED || order->state == RUSH_ORDER_CONFIRMED;
+        if (holds && order->group != 0 && m_activity_budgeted(&model->skus[order->sku].def))
+            charged += order->charge;
+    }
+    if (charged != model->activity_subsidy_spent || charged > ACTIVITY_SUBSIDY_FEN)
+        FAIL_AT(run, "the activity's subsidy: %" PRId64 " counted, its seats cost %" PRId64,
+                model->activity_subsidy_spent, charged);
     for (uint32_t i = 0; i < run->shard_count; i++) {
         struct money activity = {.sku = FAMILY_COLOURS};
         for (const struct money *m = run->sinks[i].money; m->sku != 0; m++) {

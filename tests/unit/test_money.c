@@ -148,3 +148,138 @@ Test(money, a_snapshot_of_an_older_version_is_refused)
     rush_shard_destroy(loaded);
     rush_shard_destroy(live);
 }
+
+/*
+ * An activity's subsidy budget over two SKUs of its family: each seat costs 20 fen below the
+ * list price, the activity may spend 100 fen (five seats), each SKU 1000 fen of its own. The
+ * activity's spent figure is rebuilt by a replay of the log and carried by a snapshot.
+ */
+#define FAMILY UINT64_C(5000000000042)
+#define SKU_RED (FAMILY * 1000 + 1)
+#define SKU_BLUE (FAMILY * 1000 + 2)
+#define GROUP_TTL_NS (10 * 60 * SECOND)
+
+static const struct rush_activity budgeted[] = {
+    {.name = "colours", .family = FAMILY, .user_qty_max = 5, .subsidy_budget_fen = 100}};
+
+static struct rush_shard *activity_shard(uint64_t seed, struct recorder *recorder)
+{
+    struct rush_shard_config config = {.limits = small_limits(),
+                                       .policy = {.activities = budgeted, .activity_count = 1},
+                                       .seed = seed,
+                                       .start_ns = T0_NS,
+                                       .sink = recorder ? recorder_sink : NULL,
+                                       .sink_context = recorder};
+    struct rush_shard *shard = NULL;
+    cr_assert_eq(rush_shard_create(&config, &shard), 0);
+    return shard;
+}
+
+static struct rush_sku activity_sku(uint64_t id)
+{
+    struct rush_sku sku = sku_group(id, 50, 3);
+    sku.rules = RUSH_SKU_IN_ACTIVITY;
+    sku.prices = RUSH_SKU_GROUP_PRICE;
+    sku.group_price_fen = 80;
+    sku.subsidy_budget_fen = 1000; /* room on its own: the activity's budget binds */
+    return sku;
+}
+
+static struct rush_result open_at(struct rush_shard *shard, int64_t now, uint64_t sku,
+                                  uint64_t user)
+{
+    return decide_at(shard, now, request_of(RUSH_OP_GROUP_OPEN, sku, user, 0, 0, 100 + user));
+}
+
+static struct rush_result join_at(struct rush_shard *shard, int64_t now, uint64_t group,
+                                  uint64_t user)
+{
+    return decide_at(shard, now, request_of(RUSH_OP_GROUP_JOIN, 0, user, 0, group, 100 + user));
+}
+
+static void expect_activity_spent(struct rush_result result)
+{
+    cr_assert_eq(result.outcome, RUSH_SOLD_OUT, "%s", rush_outcome_name(result.outcome));
+    cr_assert_eq(result.reason, RUSH_REASON_ACTIVITY_SUBSIDY, "%s",
+                 rush_reason_name(result.reason));
+}
+
+/* Red: a group of 3 completes (60 fen); blue: a group holds 2 seats (40 fen). Spent: 100. */
+static uint64_t spend_the_activity(struct rush_shard *shard)
+{
+    put_at(shard, T0_NS, activity_sku(SKU_RED));
+    put_at(shard, T0_NS, activity_sku(SKU_BLUE));
+    struct rush_result red = open_at(shard, T0_NS, SKU_RED, 1);
+    cr_assert_eq(red.outcome, RUSH_OK);
+    cr_assert_eq(join_at(shard, T0_NS, red.group_id, 2).outcome, RUSH_OK);
+    struct rush_result blue = open_at(shard, T0_NS, SKU_BLUE, 3);
+    cr_assert_eq(blue.outcome, RUSH_OK);
+    cr_assert_eq(join_at(shard, T0_NS, blue.group_id, 4).outcome, RUSH_OK);
+    cr_assert_eq(join_at(shard, T0_NS, red.group_id, 5).outcome, RUSH_OK); /* red completes */
+    return blue.group_id;
+}
+
+/* Both SKUs refused by the activity's budget; blue's group fails and gives its 40 fen back. */
+static void expect_the_budget_held(struct rush_shard *shard, uint64_t blue_group)
+{
+    expect_activity_spent(join_at(shard, T0_NS + MS, blue_group, 6));
+    expect_activity_spent(open_at(shard, T0_NS + MS, SKU_RED, 7));
+    rush_shard_begin(shard, T0_NS + GROUP_TTL_NS + SECOND); /* blue's deadline: it fails */
+    rush_shard_end(shard);
+    int64_t later = T0_NS + GROUP_TTL_NS + 2 * SECOND;
+    struct rush_result blue = open_at(shard, later, SKU_BLUE, 8);
+    cr_assert_eq(blue.outcome, RUSH_OK);
+    cr_assert_eq(join_at(shard, later, blue.group_id, 9).outcome, RUSH_OK);
+    expect_activity_spent(join_at(shard, later, blue.group_id, 10));
+    char why[256] = "";
+    cr_assert_eq(rush_shard_check(shard, why, sizeof(why)), 0, "%s", why);
+}
+
+Test(money, an_activity_budget_spent_by_two_skus_holds_on_a_live_shard)
+{
+    struct rush_shard *live = activity_shard(1, NULL);
+    expect_the_budget_held(live, spend_the_activity(live));
+    rush_shard_destroy(live);
+}
+
+Test(money, an_activity_budget_survives_a_replay_of_the_log)
+{
+    struct rush_shard *live = activity_shard(1, &log_events);
+    uint64_t blue_group = spend_the_activity(live);
+    struct rush_shard *replica = activity_shard(99, NULL);
+    for (uint32_t i = 0; i < log_events.count; i++)
+        rush_shard_apply(replica, log_events.times[i], &log_events.events[i]);
+    cr_assert_eq(rush_shard_digest(replica), rush_shard_digest(live));
+    expect_the_budget_held(replica, blue_group);
+    rush_shard_destroy(replica);
+    rush_shard_destroy(live);
+}
+
+Test(money, an_activity_budget_survives_a_snapshot)
+{
+    struct rush_shard *live = activity_shard(1, NULL);
+    uint64_t blue_group = spend_the_activity(live);
+    char why[256] = "";
+    cr_assert_eq(rush_snapshot_write(live, dir, 0, 1, why, sizeof(why)), 0, "%s", why);
+    struct rush_shard *loaded = activity_shard(5, NULL);
+    uint64_t lsn = 0;
+    cr_assert_eq(rush_snapshot_load(loaded, dir, 0, &lsn, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(rush_shard_digest(loaded), rush_shard_digest(live));
+    expect_the_budget_held(loaded, blue_group);
+    rush_shard_destroy(loaded);
+    rush_shard_destroy(live);
+}
+
+/* The list price of an activity SKU cannot move under seats the activity's budget counted. */
+Test(money, an_activity_budget_keeps_the_list_price_under_held_seats)
+{
+    struct rush_shard *shard = activity_shard(1, NULL);
+    put_at(shard, T0_NS, activity_sku(SKU_BLUE));
+    cr_assert_eq(open_at(shard, T0_NS, SKU_BLUE, 1).outcome, RUSH_OK);
+    struct rush_sku moved = activity_sku(SKU_BLUE);
+    moved.price_fen = 120;
+    struct rush_result result = put_at(shard, T0_NS, moved);
+    cr_assert_eq(result.outcome, RUSH_INVALID);
+    cr_assert_eq(result.reason, RUSH_REASON_LIMIT_BELOW_HELD);
+    rush_shard_destroy(shard);
+}
