@@ -448,7 +448,7 @@ static const struct hostile hostiles[] = {
     {"result outcome", m_as_results_with_bad_outcome, RUSH_WIRE_E_RECORD, 2,
      "record 2: unknown outcome 99"},
     {"result reason", m_as_results_with_bad_reason, RUSH_WIRE_E_RECORD, 3,
-     "record 3: unknown reason 24"},
+     "record 3: unknown reason 25"},
     {"sku pad", m_as_skus_with_pad, RUSH_WIRE_E_RECORD, 0, "record 0: reserved bytes not zero"},
 };
 
