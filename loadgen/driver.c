@@ -321,10 +321,12 @@ static void send_resends(struct worker *w, struct resend_queue *q, int64_t now)
 {
     const struct resend *r;
     while ((r = resend_peek(q)) != NULL && r->due_ns <= now) {
-        struct connection *c = free_connection(w, r->node);
+        struct rush_request request = w->crowd->requests[r->index]; /* written before queued */
+        uint32_t node =
+            r->node == RUSH_ROUTE_NO_LEADER ? rush_route_node(&w->route, &request) : r->node;
+        struct connection *c = free_connection(w, node);
         if (c == NULL)
             return;
-        struct rush_request request = w->crowd->requests[r->index]; /* written before queued */
         attach(w, c, &request,
                (struct slot){
                    .intended_ns = r->intended_ns, .first = r->index, .count = 1, .hops = r->hops},
@@ -353,9 +355,21 @@ static void take_result(struct worker *w, uint32_t index, const struct rush_resu
     rush_scenario_on_answer(w->crowd->in->scenario, w->crowd->in->ledger, index);
 }
 
-/* A redirect (route.h): queued to go again, or given up. Under the crowd lock. */
+/* Whether a result is not an answer but a reason to send the request again (route.h). */
+static bool moves_on(const struct worker *w, const struct rush_result *result)
+{
+    return result->outcome == RUSH_REDIRECT ||
+           (result->outcome == RUSH_OUTCOME_UNKNOWN && w->crowd->requests != NULL &&
+            w->route.node_count > 1);
+}
+
+/*
+ * A redirect or, with several nodes, an outcome_unknown (route.h): queued to go again, or given
+ * up. An outcome_unknown given up goes into the ledger as it came. Under the crowd lock.
+ */
 static void redirected(struct worker *w, const struct connection *c, const struct slot *slot,
-                       uint32_t index, const struct rush_result *result, int64_t now)
+                       uint32_t index, const struct rush_result *result, uint64_t latency_ns,
+                       int64_t now)
 {
     uint32_t node = 0;
     enum rush_route_verdict verdict =
@@ -373,6 +387,10 @@ static void redirected(struct worker *w, const struct connection *c, const struc
     case RUSH_ROUTE_WAIT:
         item.due_ns = now + RUSH_ROUTE_LEADER_WAIT_NS;
         resend_push(w, &w->waiting, item);
+        if (result->outcome == RUSH_OUTCOME_UNKNOWN) {
+            w->tally.unknown_retried++;
+            return;
+        }
         w->tally.redirects++;
         w->tally.leader_waits++;
         return;
@@ -380,8 +398,13 @@ static void redirected(struct worker *w, const struct connection *c, const struc
     case RUSH_ROUTE_DECIDED:
         break;
     }
-    rush_ledger_fail(w->crowd->in->ledger, index, RUSH_LEDGER_REFUSED);
     w->tally.redirect_gave_up++;
+    if (result->outcome == RUSH_OUTCOME_UNKNOWN) {
+        take_result(w, index, result, latency_ns);
+        rush_tally_error(&w->tally, "a request answered outcome_unknown too many times");
+        return;
+    }
+    rush_ledger_fail(w->crowd->in->ledger, index, RUSH_LEDGER_REFUSED);
     rush_tally_error(&w->tally, w->crowd->requests == NULL
                                     ? "rushd answered redirect: give the cluster's --nodes"
                                     : "a request was redirected too many times: given up");
@@ -397,8 +420,8 @@ static void on_results(struct worker *w, struct connection *c, uint32_t index, c
     for (uint32_t i = 0; i < slot->count; i++) {
         struct rush_result result;
         memcpy(&result, (const uint8_t *)records + (size_t)i * sizeof(result), sizeof(result));
-        if (result.outcome == RUSH_REDIRECT)
-            redirected(w, c, slot, slot->first + i, &result, now);
+        if (moves_on(w, &result))
+            redirected(w, c, slot, slot->first + i, &result, latency_ns, now);
         else
             take_result(w, slot->first + i, &result, latency_ns);
     }
@@ -534,15 +557,53 @@ static void receive(struct worker *w, struct connection *c, int64_t now)
         continue;
 }
 
-/* Gives up every message past its deadline. Visits connections x inflight slots. */
+/*
+ * Several nodes: a message past its deadline goes again, each request alone, to the next node
+ * for its shard (route.h), which from now on takes that shard's new requests too; a request out
+ * of hops is lost. The slot is free: a late reply to it is stale (its message id is gone).
+ */
+static void reroute_slot(struct worker *w, struct connection *c, uint32_t index, int64_t now)
+{
+    const struct slot *slot = &c->slots[index];
+    pthread_mutex_lock(&w->crowd->lock);
+    for (uint32_t i = 0; i < slot->count; i++) {
+        uint32_t entry = slot->first + i;
+        if (slot->hops + 1 >= RUSH_ROUTE_HOPS_MAX) {
+            rush_ledger_fail(w->crowd->in->ledger, entry, RUSH_LEDGER_LOST);
+            w->tally.redirect_gave_up++;
+            rush_tally_error(&w->tally, "a request went unanswered by every node: given up");
+            continue;
+        }
+        uint32_t node = rush_route_timeout(&w->route, &w->crowd->requests[entry], c->node);
+        resend_push(w, &w->now,
+                    (struct resend){.index = entry,
+                                    .node = node,
+                                    .hops = slot->hops + 1,
+                                    .intended_ns = slot->intended_ns,
+                                    .due_ns = now});
+        w->tally.timeouts_rerouted++;
+    }
+    pthread_mutex_unlock(&w->crowd->lock);
+    release_slot(w, c, index);
+}
+
+/*
+ * Gives up every message past its deadline (several nodes: sends it to the next node instead).
+ * Visits connections x inflight slots.
+ */
 static void expire_slots(struct worker *w, int64_t now)
 {
+    bool reroute = w->crowd->requests != NULL && w->route.node_count > 1;
     for (uint32_t k = 0; k < w->count; k++) {
         struct connection *c = &w->connections[k];
         for (uint32_t i = 0; i < w->o->inflight && c->in_flight > 0; i++) {
             const struct slot *slot = &c->slots[i];
             if (slot->message_id == 0 || slot->deadline_ns > now)
                 continue;
+            if (reroute) {
+                reroute_slot(w, c, i, now);
+                continue;
+            }
             w->tally.timeouts += slot->count;
             rush_tally_error(&w->tally, "a message got no reply within --timeout-ms");
             fail_slot(w, c, i, RUSH_LEDGER_LOST);

@@ -31,7 +31,9 @@
  * (one node without --nodes). A result answered redirect is not an answer: the request (same 64
  * bytes, same key: kept in `requests`, one copy per ledger entry, only with --nodes) goes again,
  * alone in its message, to the node named, at once or after a wait, at most RUSH_ROUTE_HOPS_MAX
- * times. A batched message whose requests span shards led by different nodes is therefore
+ * times. With several nodes a message unanswered by its deadline is not lost: its requests go
+ * again the same way to the next node for their shards (route.h), and an outcome_unknown goes
+ * again after a wait. A batched message whose requests span shards led by different nodes is
  * answered partly by redirects; batch per shard (or --batch 1) against a cluster.
  *
  * A message slot's life:
@@ -45,7 +47,8 @@
  *   attach              free -> PENDING (a held message or a resend, on a connection of its node)
  *   try_send            PENDING -> IN FLIGHT
  *   on_results          IN FLIGHT -> free (ledger answered or refused; redirects queued again)
- *   expire_slots        PENDING or IN FLIGHT -> free (ledger lost)
+ *   expire_slots        PENDING or IN FLIGHT -> free (ledger lost; with several nodes each
+ *                       request queued again for the next node of its shard instead)
  *
  * Invariants (per thread):
  *   1. Per connection, in_flight + free_count == inflight, and at most one slot is PENDING.

@@ -225,11 +225,13 @@ void rush_report_print(const struct rush_report_input *in, FILE *out)
     fprintf(out, "  cpu          %.2f s of rush-loadgen's threads (%.2f cores)\n",
             (double)t->cpu_ns / NS_PER_S,
             f.elapsed_s > 0 ? (double)t->cpu_ns / NS_PER_S / f.elapsed_s : 0);
-    if (t->redirects != 0 || t->redirect_gave_up != 0)
+    if (t->redirects != 0 || t->redirect_gave_up != 0 || t->timeouts_rerouted != 0 ||
+        t->unknown_retried != 0)
         fprintf(out,
-                "  redirects    %llu followed (%llu after a wait for a leader), %llu "
-                "requests given up\n",
+                "  redirects    %llu followed (%llu after a wait for a leader), %llu timeouts "
+                "sent to the next node, %llu outcome_unknown resent, %llu requests given up\n",
                 (unsigned long long)t->redirects, (unsigned long long)t->leader_waits,
+                (unsigned long long)t->timeouts_rerouted, (unsigned long long)t->unknown_retried,
                 (unsigned long long)t->redirect_gave_up);
     fprintf(
         out,
@@ -360,9 +362,11 @@ static json_t *figures_json(const struct rush_report_input *in, const struct fig
     set_real(root, "cpu_s", (double)t->cpu_ns / NS_PER_S);
     set_real(root, "cpu_cores", f->elapsed_s > 0 ? (double)t->cpu_ns / NS_PER_S / f->elapsed_s : 0);
     json_object_set_new(root, "redirects",
-                        json_pack("{s:I, s:I, s:I}", "followed", (json_int_t)t->redirects,
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "followed", (json_int_t)t->redirects,
                                   "leader_waits", (json_int_t)t->leader_waits, "gave_up",
-                                  (json_int_t)t->redirect_gave_up));
+                                  (json_int_t)t->redirect_gave_up, "rerouted",
+                                  (json_int_t)t->timeouts_rerouted, "unknown_retried",
+                                  (json_int_t)t->unknown_retried));
     return root;
 }
 

@@ -26,7 +26,8 @@
  * duplicates_flagged, duplicates {resent, matching, mismatched}, payments {confirms, abandoned},
  * groups {opens, joins, joins_any}, cpu_s, cpu_cores (cpu_s / elapsed_s: what the load generator
  * itself used, all its threads, nanomsg's included), errors {timeouts, protocol, send,
- * stale_replies, total}, redirects {followed, leader_waits, gave_up}, catalog {fresh, base_id,
+ * stale_replies, total}, redirects {followed, leader_waits, gave_up,
+ * rerouted, unknown_retried}, catalog {fresh, base_id,
  * count, stock_put, before {...}, after {...}}, ledger {entries, capacity}, first_error.
  *
  * Threads: each driver thread fills its own tally; rush_tally_merge adds them up after the run
@@ -67,6 +68,8 @@ struct rush_tally {
     uint64_t redirects;          /* results answered redirect and sent again (loadgen/route.h) */
     uint64_t leader_waits;       /* of those, the ones that named no leader: resent after a wait */
     uint64_t redirect_gave_up;   /* requests given up after RUSH_ROUTE_HOPS_MAX hops */
+    uint64_t timeouts_rerouted;  /* --nodes: requests unanswered in time, sent to the next node */
+    uint64_t unknown_retried;    /* --nodes: outcome_unknown answers, resent after a wait */
     uint64_t in_flight;          /* messages outstanding now */
     int64_t start_ns;
     int64_t last_send_ns;

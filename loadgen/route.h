@@ -13,6 +13,14 @@
  * Nothing was decided by a redirect, so the resend is safe; a request is given up (nothing
  * decided) after RUSH_ROUTE_HOPS_MAX redirects and waits, counted in the report.
  *
+ * Two more answers move a request with more than one node. A message with no reply within
+ * --timeout-ms is sent again, each request alone, to the NEXT node for its shard: the table
+ * points the shard away from the silent node (rush_route_timeout), so new requests stop going
+ * there too. An outcome_unknown (a fenced leader answering for requests it held) is treated as
+ * a redirect naming no leader: after RUSH_ROUTE_LEADER_WAIT_NS the request goes again to its
+ * shard's node as the table has it then. Both are hops. The resend carries the same key, so a
+ * node that did decide it answers the first decision again (flagged duplicate), never a second.
+ *
  * Before any redirect the table guesses shard s -> node s % nodes (the two-node layout: A leads
  * the even shards, B the odd ones). The shard of a request is rush_wire_shard_of() over
  * --shards; a wrong --shards only costs redirects, because the table learns from each
@@ -52,10 +60,19 @@ uint32_t rush_route_node(const struct rush_route *route, const struct rush_reque
 
 /*
  * What to do with a result of a request that went to node `from` after `hops` redirects and
- * waits. A redirect teaches the table (a leader index out of range counts as none named).
+ * waits. A redirect teaches the table (a leader index out of range counts as none named). With
+ * more than one node an outcome_unknown is RUSH_ROUTE_WAIT with *node = RUSH_ROUTE_NO_LEADER:
+ * route it again (rush_route_node) when the wait is over.
  */
 enum rush_route_verdict rush_route_answer(struct rush_route *route,
                                           const struct rush_result *result, uint32_t from,
                                           uint32_t hops, uint32_t *node);
+
+/*
+ * A request sent to node `from` got no reply in time: the shard is pointed at the node after
+ * `from` (unless the table already moved it). Returns the node to send it to now.
+ */
+uint32_t rush_route_timeout(struct rush_route *route, const struct rush_request *request,
+                            uint32_t from);
 
 #endif

@@ -13,7 +13,9 @@
  * every request answered once, --verify clean); --json drives the JSON endpoint with the same
  * books; --nodes against a fake node (a raw REP socket in this process that answers every request
  * redirect, first naming no leader, then naming rushd) must follow the redirects with the same
- * keys and count them; bench-echo answers every request of either protocol.
+ * keys and count them; a fake node that never answers must be routed around after --timeout-ms
+ * with nothing lost, and one that answers outcome_unknown must see each request again after a
+ * wait; bench-echo answers every request of either protocol.
  *
  * Library pieces: option parsing (hostile flags), the Zipf pick, the arrival schedule, the
  * ledger's duplicate check, the routing table and the JSON answer reader, with no rushd.
@@ -212,11 +214,23 @@ Test(loadgen, json_one_request_per_message_keeps_the_books)
 
 /* ---- a fake cluster node: every request answered redirect -------------------------------- */
 
+enum fake_mode {
+    FAKE_REDIRECT = 0, /* every request answered redirect */
+    FAKE_SILENT = 1,   /* every request read and dropped: a hung node */
+    FAKE_UNKNOWN = 2, /* a request's first visit outcome_unknown (a fenced leader), then redirect */
+};
+
+#define FAKE_TAGS_MAX 8192
+
 struct fake_node {
     int sock;
+    enum fake_mode mode;
+    atomic_uint received;
     atomic_uint answered;
+    atomic_uint unknown;
     atomic_bool stop;
     pthread_t thread;
+    bool seen[FAKE_TAGS_MAX]; /* FAKE_UNKNOWN: tags answered outcome_unknown (fake thread only) */
 };
 
 /* The first redirect names no leader (wait and retry), every later one names node 1. */
@@ -235,7 +249,30 @@ static void *fake_node_main(void *argument)
         char why[RUSH_JSON_WHY_BYTES], text[256];
         cr_assert_eq(rush_json_decode_request(body, (size_t)len, &request, why, sizeof why), 0,
                      "%s", why);
+        atomic_fetch_add(&fake->received, 1);
+        if (fake->mode == FAKE_SILENT) {
+            nn_freemsg(body);
+            nn_freemsg(control);
+            continue;
+        }
+        cr_assert_lt(request.tag, FAKE_TAGS_MAX);
+        if (fake->mode == FAKE_UNKNOWN && !fake->seen[request.tag]) {
+            fake->seen[request.tag] = true;
+            atomic_fetch_add(&fake->unknown, 1);
+            len = snprintf(text, sizeof text, "{\"outcome\":\"outcome_unknown\",\"tag\":%llu}",
+                           (unsigned long long)request.tag);
+            struct nn_iovec out = {.iov_base = text, .iov_len = (size_t)len};
+            struct nn_msghdr reply = {.msg_iov = &out,
+                                      .msg_iovlen = 1,
+                                      .msg_control = &control,
+                                      .msg_controllen = NN_MSG};
+            cr_assert(nn_sendmsg(fake->sock, &reply, 0) == len);
+            nn_freemsg(body);
+            continue;
+        }
         unsigned n = atomic_fetch_add(&fake->answered, 1);
+        if (fake->mode == FAKE_UNKNOWN)
+            n++; /* only redirects naming rushd */
         len = snprintf(text, sizeof text,
                        "{\"outcome\":\"redirect\",\"reason\":\"wrong_shard\",\"shard\":%u,"
                        "\"leader\":%s,\"tag\":%llu}",
@@ -250,27 +287,36 @@ static void *fake_node_main(void *argument)
     return NULL;
 }
 
-Test(loadgen, redirects_are_followed_to_the_leader_with_the_same_keys)
+/*
+ * Node 0 is the fake, node 1 rushd's JSON endpoint; the table first guesses shard s on node
+ * s % 2, so shard 0's requests meet the fake first. Returns rush-loadgen's exit status.
+ */
+static int run_with_fake(struct fake_node *fake, const char *timeout_ms_arg)
 {
-    static struct fake_node fake;
     char url[CHILD_PATH_BYTES + 32], nodes[2 * CHILD_PATH_BYTES + 64];
     snprintf(url, sizeof url, "ipc://%s/fake-node.ipc", rushd.dir);
-    fake.sock = nn_socket(AF_SP_RAW, NN_REP);
+    fake->sock = nn_socket(AF_SP_RAW, NN_REP);
     int timeout_ms = 50;
     cr_assert(
-        nn_setsockopt(fake.sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof timeout_ms) == 0);
-    cr_assert(nn_bind(fake.sock, url) >= 0);
-    cr_assert_eq(pthread_create(&fake.thread, NULL, fake_node_main, &fake), 0);
-    /* Node 0 is the fake, node 1 rushd's JSON endpoint; the table first guesses shard s on
-     * node s % 2, so shard 0's requests meet the fake until its redirect teaches the table. */
+        nn_setsockopt(fake->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof timeout_ms) == 0);
+    cr_assert(nn_bind(fake->sock, url) >= 0);
+    cr_assert_eq(pthread_create(&fake->thread, NULL, fake_node_main, fake), 0);
     snprintf(nodes, sizeof nodes, "%s,%s", url, rushd.json);
-    const char *args[] = {"--json", "--nodes",   nodes, "--shards", "2",  "--buyers",
-                          "2000",   "--skus",    "4",   "--stock",  "50", "--connections",
-                          "2",      "--threads", "1",   "--verify", NULL};
+    const char *args[] = {"--json",       "--nodes",       nodes,      "--shards",  "2",
+                          "--buyers",     "2000",          "--skus",   "4",         "--stock",
+                          "50",           "--connections", "2",        "--threads", "1",
+                          "--timeout-ms", timeout_ms_arg,  "--verify", NULL};
     int status = run_loadgen(args);
-    atomic_store(&fake.stop, true);
-    pthread_join(fake.thread, NULL);
-    nn_close(fake.sock);
+    atomic_store(&fake->stop, true);
+    pthread_join(fake->thread, NULL);
+    nn_close(fake->sock);
+    return status;
+}
+
+Test(loadgen, redirects_are_followed_to_the_leader_with_the_same_keys)
+{
+    static struct fake_node fake = {.mode = FAKE_REDIRECT};
+    int status = run_with_fake(&fake, "10000");
     cr_assert_eq(status, 0);
     json_t *report = load_report();
     assert_all_answered(report);
@@ -280,6 +326,47 @@ Test(loadgen, redirects_are_followed_to_the_leader_with_the_same_keys)
     cr_assert_eq(field(report, "redirects.leader_waits"), 1);
     cr_assert_eq(field(report, "redirects.gave_up"), 0);
     cr_assert_eq(field(report, "requests_sent"), 2000, "a resend is not a new request");
+    cr_assert_eq(field(report, "outcomes.ok"), 200);
+    cr_assert_eq(field(report, "duplicates_flagged"), 0, "each key decided once");
+    json_decref(report);
+}
+
+/* A hung node 0: what it never answers goes to node 1 after --timeout-ms, and so does the rest
+ * of its shard; nothing is lost, every key decided once, by rushd. */
+Test(loadgen, a_silent_node_is_routed_around_with_the_same_keys)
+{
+    static struct fake_node fake = {.mode = FAKE_SILENT};
+    int status = run_with_fake(&fake, "300");
+    cr_assert_eq(status, 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    unsigned received = atomic_load(&fake.received);
+    cr_assert_gt(received, 0, "the silent node saw no request");
+    cr_assert_geq(field(report, "redirects.rerouted"), received);
+    cr_assert_eq(field(report, "errors.timeouts"), 0, "a rerouted request is not lost");
+    cr_assert_eq(field(report, "redirects.gave_up"), 0);
+    cr_assert_eq(field(report, "requests_sent"), 2000, "a resend is not a new request");
+    cr_assert_eq(field(report, "requests_answered"), 2000);
+    cr_assert_eq(field(report, "outcomes.ok"), 200);
+    cr_assert_eq(field(report, "duplicates_flagged"), 0, "each key decided once");
+    json_decref(report);
+}
+
+/* A fenced node 0 answers outcome_unknown once per request: each goes again after a wait, to
+ * the fake (which then redirects to rushd); no outcome_unknown reaches the ledger. */
+Test(loadgen, outcome_unknown_is_resent_with_the_same_key)
+{
+    static struct fake_node fake = {.mode = FAKE_UNKNOWN};
+    int status = run_with_fake(&fake, "10000");
+    cr_assert_eq(status, 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    unsigned unknown = atomic_load(&fake.unknown);
+    cr_assert_gt(unknown, 0, "the fake node answered no outcome_unknown");
+    cr_assert_eq(field(report, "redirects.unknown_retried"), unknown);
+    cr_assert_eq(field(report, "redirects.followed"), atomic_load(&fake.answered));
+    cr_assert_eq(field(report, "redirects.gave_up"), 0);
+    cr_assert_eq(field(report, "requests_sent"), 2000);
     cr_assert_eq(field(report, "outcomes.ok"), 200);
     cr_assert_eq(field(report, "duplicates_flagged"), 0, "each key decided once");
     json_decref(report);
@@ -738,9 +825,22 @@ Test(loadgen_pieces, route_learns_leaders_from_redirects)
     redirect.qty = 1;
     cr_assert_eq(rush_route_answer(&route, &redirect, 0, RUSH_ROUTE_HOPS_MAX - 1, &node),
                  RUSH_ROUTE_GIVE_UP);
-    /* One node: everything on it. */
+    /* outcome_unknown with two nodes: wait, then route again; bounded like a redirect. */
+    struct rush_result unknown = {.outcome = RUSH_OUTCOME_UNKNOWN};
+    cr_assert_eq(rush_route_answer(&route, &unknown, 0, 3, &node), RUSH_ROUTE_WAIT);
+    cr_assert_eq(node, RUSH_ROUTE_NO_LEADER, "routed again when the wait is over");
+    cr_assert_eq(rush_route_node(&route, &confirm), 0, "an outcome_unknown teaches nothing");
+    cr_assert_eq(rush_route_answer(&route, &unknown, 0, RUSH_ROUTE_HOPS_MAX - 1, &node),
+                 RUSH_ROUTE_GIVE_UP);
+    /* A timeout moves the shard to the next node, once per silent node. */
+    cr_assert_eq(rush_route_timeout(&route, &confirm, 0), 1);
+    cr_assert_eq(rush_route_node(&route, &confirm), 1, "new requests avoid the silent node");
+    cr_assert_eq(rush_route_timeout(&route, &confirm, 0), 1, "already moved: stays");
+    cr_assert_eq(rush_route_timeout(&route, &confirm, 1), 0, "wraps to the first node");
+    /* One node: everything on it, and outcome_unknown is an answer. */
     rush_route_init(&route, 1, 4);
     cr_assert_eq(rush_route_node(&route, &confirm), 0);
+    cr_assert_eq(rush_route_answer(&route, &unknown, 0, 0, &node), RUSH_ROUTE_DECIDED);
 }
 
 Test(loadgen_pieces, json_answers_read_back_into_results)
