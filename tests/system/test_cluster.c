@@ -30,10 +30,10 @@
 
 #define NODES 2
 #define CLIENTS 3
-#define LEASE_MS 1000
+#define LEASE_MS 1000 /* times RUSH_TEST_SCALE: see slowness() */
 #define STOCK 1000000
 #define KEYS_MAX 40000         /* per client; a client stops issuing at this many */
-#define EXCHANGE_MS 300        /* one request's wait before trying another node */
+#define EXCHANGE_MS 300        /* one request's wait before trying another node (scaled too) */
 #define DECIDE_MS 30000        /* one key's bound: every retry of it within this */
 #define PHASE_MS 30000         /* each phase's bound on the event it waits for */
 #define SERVER_LOSS_MS 60000   /* (c): JetStream elections on a loaded machine take longer */
@@ -43,6 +43,20 @@
 #define KILLS 3 /* leader kills in a row in the second test */
 
 static struct nats_servers nats;
+
+/*
+ * How many times slower than a release build this one runs: RUSH_TEST_SCALE (1 to 8; the
+ * sanitizer stage sets 4). The lease and a request's wait grow with it, so that a lease measures
+ * lost nodes and servers, not the sanitizer's cost: under ASan, on two loaded cores, the lease
+ * bucket's updates after a nats-server kill took longer than a 1 s lease and the leases churned.
+ * The failover figures in the README are from release builds with the 1 s lease.
+ */
+static int slowness(void)
+{
+    const char *text = getenv("RUSH_TEST_SCALE");
+    int scale = text != NULL ? atoi(text) : 1;
+    return scale < 1 ? 1 : scale > 8 ? 8 : scale;
+}
 static struct rushd_child nodes[NODES];
 static char nats_dir[128];
 static uint64_t skus[2]; /* sku_of_shard[s]: a SKU on shard s of 2 */
@@ -80,8 +94,8 @@ static void write_node(int n)
         "user_qty_max = 1\n\n"
         "[sku %llu]\nname = y\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
         "user_qty_max = 1\n",
-        n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls, LEASE_MS, (int)getpid(),
-        (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1], STOCK);
+        n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls, LEASE_MS * slowness(),
+        (int)getpid(), (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1], STOCK);
     c->durability = "replicated";
     child_write_campaign(c,
                          "shards = 2\nring_slots = 64\norders_max = 131072\ngroups_max = 1024\n"
@@ -134,7 +148,7 @@ static int open_socket(const char *url)
 {
     int sock = nn_socket(AF_SP, NN_REQ);
     cr_assert(sock >= 0);
-    int timeout_ms = EXCHANGE_MS;
+    int timeout_ms = EXCHANGE_MS * slowness();
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
     cr_assert(nn_connect(sock, url) >= 0);
@@ -450,7 +464,7 @@ Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_orde
     cr_assert_geq(failover_ms, 0, "shard 0 got no new leader within %d ms", PHASE_MS);
     printf("cluster: (a) kill -9 of the leader of shard 0 -> first decision by the new leader "
            "after %lld ms (lease %d ms)\n",
-           (long long)failover_ms, LEASE_MS);
+           (long long)failover_ms, LEASE_MS * slowness());
     child_run(&nodes[0], NULL); /* back as a standby of both shards */
     cr_assert_geq(wait_acknowledged(atomic_load(&acknowledged), ORDERS_PER_PHASE), 0);
 
@@ -460,7 +474,8 @@ Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_orde
     kill(nodes[1].pid, SIGSTOP);
     int64_t stopped_ms = watched_ms();
     cr_assert_geq(stopped_ms, 0, "shard 1 got no new leader while its leader was stopped");
-    child_sleep_ms(LEASE_MS); /* past the lease for certain, whatever the clients saw */
+    child_sleep_ms(LEASE_MS *
+                   slowness()); /* past the lease for certain, whatever the clients saw */
     kill(nodes[1].pid, SIGCONT);
     printf("cluster: (b) SIGSTOP of the leader of shard 1 -> first decision by the new leader "
            "after %lld ms\n",
@@ -535,7 +550,8 @@ Test(cluster, three_leader_kills_in_a_row_lose_nothing_and_decide_nothing_twice)
                       PHASE_MS);
         printf("cluster: kill %d of %d: kill -9 of node %c (leader of shard 0) -> first decision "
                "by node %c after %lld ms (lease %d ms)\n",
-               round + 1, KILLS, 'A' + victim, 'A' + heir, (long long)takeover_ms, LEASE_MS);
+               round + 1, KILLS, 'A' + victim, 'A' + heir, (long long)takeover_ms,
+               LEASE_MS * slowness());
         fflush(stdout);
         child_run(&nodes[victim], NULL); /* rebuilt from JetStream, a standby of both shards */
         cr_assert(wait_agreed(heir), "kill %d: the nodes do not agree that %c leads shard 0",
