@@ -131,12 +131,12 @@ static uint32_t add_batch(struct rush_publisher *publisher, uint32_t shard,
                           const struct rush_wal_batch_view *view, uint32_t count)
 {
     struct rush_stream_event *events = message_events(publisher);
-    uint64_t seq = view->header.seq_before;
-    for (uint32_t i = 0; i < view->header.event_count; i++) {
-        if (!rush_stream_carries(view->events[i].type))
-            continue;
-        rush_stream_event_from_log(&events[count++], shard, ++seq, view->header.time_ns,
-                                   &view->events[i]);
+    struct rush_stream_batch batch;
+    rush_stream_batch_begin(&batch, shard, view->header.seq_before, view->header.time_ns,
+                            view->events, view->header.event_count);
+    /* Bounded: each call takes at least one event or ends the batch. */
+    while (!rush_stream_batch_done(&batch)) {
+        count += rush_stream_batch_take(&batch, 0, events + count, RUSH_STREAM_EVENTS_MAX - count);
         if (count == RUSH_STREAM_EVENTS_MAX) {
             send_run(publisher, shard, count);
             count = 0;
@@ -279,13 +279,10 @@ static int replay_from_log(struct rush_publisher *publisher, uint32_t shard, uin
     int rc = 0;
     /* Bounded: by the log's batches up to the durable lsn. */
     while (got < want && (rc = rush_stream_reader_next(&replay->reader, limit, &view, &at)) == 1) {
-        uint64_t seq = view.header.seq_before;
-        for (uint32_t i = 0; i < view.header.event_count && got < want; i++) {
-            if (!rush_stream_carries(view.events[i].type) || ++seq < from + got)
-                continue;
-            rush_stream_event_from_log(&events[got++], shard, seq, view.header.time_ns,
-                                       &view.events[i]);
-        }
+        struct rush_stream_batch batch;
+        rush_stream_batch_begin(&batch, shard, view.header.seq_before, view.header.time_ns,
+                                view.events, view.header.event_count);
+        got += rush_stream_batch_take(&batch, from + got, events + got, want - got);
         replay->position = at; /* the next page starts in this batch or the next */
         replay->positioned = true;
         replay->next_seq = from + got;

@@ -146,6 +146,35 @@ uint32_t rush_stream_count(const struct rush_event *events, uint32_t count);
 void rush_stream_event_from_log(struct rush_stream_event *out, uint32_t shard, uint64_t seq,
                                 int64_t time_ns, const struct rush_event *event);
 
+/*
+ * A log batch read as stream events: the carried events of events[0..count), the first one
+ * numbered seq_before + 1, each stamped with the batch's time. seq_before is what the WAL header
+ * records (engine/wal/wal_record.h), or, for the replicated log, the carried events of every
+ * earlier batch counted from lsn 1: one numbering rule for rushd's publisher, its replay and
+ * rush-relay's log source, so that each gives the same seqs for the same log.
+ */
+struct rush_stream_batch {
+    const struct rush_event *events; /* aligned */
+    uint32_t count;
+    uint32_t index; /* the next event to look at */
+    uint32_t shard;
+    int64_t time_ns;
+    uint64_t seq; /* the last carried event's seq looked at (seq_before at the start) */
+};
+
+void rush_stream_batch_begin(struct rush_stream_batch *batch, uint32_t shard, uint64_t seq_before,
+                             int64_t time_ns, const struct rush_event *events, uint32_t count);
+/*
+ * Writes the next stream events with seq >= from_seq (those below are passed over) into
+ * out[0 .. out_max) and returns how many; fewer than out_max only when the batch is done.
+ */
+uint32_t rush_stream_batch_take(struct rush_stream_batch *batch, uint64_t from_seq,
+                                struct rush_stream_event *out, uint32_t out_max);
+static inline bool rush_stream_batch_done(const struct rush_stream_batch *batch)
+{
+    return batch->index == batch->count;
+}
+
 /* A decoded message: the header and where the records are in the caller's bytes. */
 struct rush_stream_view {
     struct rush_stream_header header;

@@ -91,6 +91,29 @@ void rush_stream_event_from_log(struct rush_stream_event *out, uint32_t shard, u
     };
 }
 
+void rush_stream_batch_begin(struct rush_stream_batch *batch, uint32_t shard, uint64_t seq_before,
+                             int64_t time_ns, const struct rush_event *events, uint32_t count)
+{
+    RUSH_ASSERT(shard < RUSH_SHARDS_MAX && (events != NULL || count == 0));
+    *batch = (struct rush_stream_batch){
+        .events = events, .count = count, .shard = shard, .time_ns = time_ns, .seq = seq_before};
+}
+
+uint32_t rush_stream_batch_take(struct rush_stream_batch *batch, uint64_t from_seq,
+                                struct rush_stream_event *out, uint32_t out_max)
+{
+    uint32_t got = 0;
+    /* Bounded: the batch's events, each looked at once over all calls. */
+    while (batch->index < batch->count && got < out_max) {
+        const struct rush_event *event = &batch->events[batch->index++];
+        if (!rush_stream_carries(event->type) || ++batch->seq < from_seq)
+            continue;
+        rush_stream_event_from_log(&out[got++], batch->shard, batch->seq, batch->time_ns, event);
+    }
+    RUSH_ASSERT(got == out_max || batch->index == batch->count);
+    return got;
+}
+
 /* Says why in why[] and returns RUSH_EPROTO. */
 #define refuse(why, why_size, ...) rush__refuse(RUSH_EPROTO, why, why_size, __VA_ARGS__)
 
