@@ -3,6 +3,7 @@
  * README.md "Confirmed orders on Kafka / JetStream").
  *
  *   rush-relay [--pub URL] [--replay URL] [--stream PUB,REPLAY] [--shards N]
+ *              [--cluster-nats URLS --cluster-stream NAME]
  *              [--kafka BROKERS] [--topic T] [--nats URLS] [--js-stream NAME]
  *              [--js-subject PREFIX] [--js-duplicate-window S] [--inflight-max N]
  *              [--flush-ms MS] [--idle-exit MS] [--help]
@@ -44,7 +45,12 @@ static void usage(FILE *out)
             "  --pub URL               rushd's stream PUB endpoint (default %s)\n"
             "  --replay URL            rushd's replay endpoint (default %s)\n"
             "  --stream PUB,REPLAY     both at once\n"
-            "  --shards N              rushd's shard count (default 0: ask rushd)\n"
+            "  --shards N              rushd's shard count (default 0: ask rushd; required with\n"
+            "                          --cluster-stream)\n"
+            "  --cluster-nats URLS     read the cluster's replicated log instead of one rushd's\n"
+            "                          stream: its NATS servers, nats://host:port[,...]\n"
+            "  --cluster-stream NAME   ... and its JetStream stream (rushd's [cluster] stream);\n"
+            "                          the same events and seqs, and no node to lose\n"
             "  --kafka BROKERS         Kafka bootstrap servers, host:port[,...] (default: off)\n"
             "  --topic T               Kafka topic, one partition per shard at least (default %s)\n"
             "  --nats URLS             NATS servers, nats://host:port[,...] (default: off)\n"
@@ -104,6 +110,12 @@ static int parse_option(int option, struct rush_relay_config *config, char *pair
         return parse_stream(pair, config, optarg);
     case 'n':
         return parse_u32("--shards", optarg, &config->shards);
+    case 'C':
+        config->cluster_nats = optarg;
+        return 0;
+    case 'c':
+        config->cluster_stream = optarg;
+        return 0;
     case 'k':
         config->kafka_brokers = optarg;
         return 0;
@@ -144,6 +156,8 @@ static int parse(int argc, char **argv, struct rush_relay_config *config, char *
         {"replay", required_argument, NULL, 'r'},
         {"stream", required_argument, NULL, 's'},
         {"shards", required_argument, NULL, 'n'},
+        {"cluster-nats", required_argument, NULL, 'C'},
+        {"cluster-stream", required_argument, NULL, 'c'},
         {"kafka", required_argument, NULL, 'k'},
         {"topic", required_argument, NULL, 't'},
         {"nats", required_argument, NULL, 'N'},

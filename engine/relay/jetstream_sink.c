@@ -97,18 +97,7 @@ static int jetstream_status(natsStatus s, const char *what, char *why, size_t wh
 static int jetstream_connect(struct jetstream_sink *sink, const struct rush_relay_config *config,
                              char *why, size_t why_size)
 {
-    natsOptions *options = NULL;
-    natsStatus s = natsOptions_Create(&options);
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(options, config->nats_urls); /* a comma-separated list */
-    if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(options, -1); /* keep trying; back-pressure meanwhile */
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(options, RELAY_OPEN_TIMEOUT_MS);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(&sink->connection, options);
-    natsOptions_Destroy(options);
-    int rc = jetstream_status(s, config->nats_urls, why, why_size);
+    int rc = relay_nats_connect(config->nats_urls, &sink->connection, why, why_size);
     if (rc != 0)
         return rc;
     jsOptions js_options;

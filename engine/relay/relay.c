@@ -1,20 +1,22 @@
 /*
- * relay.c — rush-relay's loop (relay.h): resume from what the sinks hold, then read the stream
- * and hand each event to every sink that does not hold it yet, within the in-flight bound.
+ * relay.c — rush-relay's loop (relay.h): resume from what the sinks hold, then read the source
+ * (rushd's stream, or a cluster's replicated log: relay_source_ops) and hand each event to every
+ * sink that does not hold it yet, within the in-flight bound.
  *
  * States:
  *
- *     start --(shard count: configured, or rushd's INFO)--> open sinks --(held seqs)-->
- *     resume (cursor = min held + 1 per shard) --> relaying <--> waiting (a sink is full)
+ *     start --(open the source; shard count: configured, or rushd's INFO)--> open sinks
+ *     --(held seqs)--> resume (source starts at min held + 1 per shard) --> relaying <-->
+ *     waiting (a sink is full)
  *     relaying --(signal, idle_exit_ms, error)--> flushing --> closed
  *
  * Invariants:
  *   1. Per sink and shard, held[sink][shard] is the highest seq the sink holds or was handed;
- *      an event is handed to a sink only when its seq is held + 1 (the subscriber delivers each
- *      shard's seqs consecutively from the cursor, and the cursor starts at the smallest held).
+ *      an event is handed to a sink only when its seq is held + 1 (the source delivers each
+ *      shard's seqs consecutively from where it started, the smallest held + 1).
  *   2. No sink ever has more than inflight_max messages handed over and not acknowledged.
- *   3. A lost range (the subscriber's -ENODATA) or a sink's failure stops the relay: an event
- *      is never passed over.
+ *   3. A lost range (the subscriber's -ENODATA, a replicated log's gap) or a sink's failure
+ *      stops the relay: an event is never passed over.
  */
 #include "relay/relay.h"
 
@@ -31,7 +33,6 @@
 #define RELAY_SINKS_MAX 2
 #define RELAY_POLL_MS 100     /* a poll slice: how soon a signal or idleness is seen */
 #define RELAY_WAIT_MS 10      /* a full sink: how long one wait for acknowledgements is */
-#define RELAY_SEEK_MS 1000    /* one INFO attempt while rushd is not answering */
 #define RELAY_REPORT_MS 10000 /* a progress line this often */
 
 struct relay_sink {
@@ -42,7 +43,8 @@ struct relay_sink {
 
 struct relay {
     const struct rush_relay_config *config;
-    struct rush_subscriber *sub;
+    const struct relay_source_ops *source;
+    void *source_state;
     struct relay_sink sinks[RELAY_SINKS_MAX];
     uint32_t sink_count;
     uint32_t shards;
@@ -85,6 +87,16 @@ int rush_relay_config_check(const struct rush_relay_config *config, char *why, s
     int rc = rush_subscriber_config_check(&config->stream, why, why_size);
     if (rc == 0 && config->stream.skip_lost)
         rc = (snprintf(why, why_size, "the relay never skips a lost range"), RUSH_ECONFIG);
+    if (rc == 0 && (config->cluster_nats == NULL) != (config->cluster_stream == NULL))
+        rc = (snprintf(why, why_size,
+                       "the log source needs both --cluster-nats and "
+                       "--cluster-stream"),
+              RUSH_ECONFIG);
+    if (rc == 0 && config->cluster_stream != NULL)
+        rc = check_name("the cluster stream", config->cluster_stream, why, why_size);
+    if (rc == 0 && config->cluster_stream != NULL && config->shards == 0)
+        rc = (snprintf(why, why_size, "the log source needs --shards (the cluster's count)"),
+              RUSH_ECONFIG);
     if (rc == 0 && config->kafka_brokers == NULL && config->nats_urls == NULL)
         rc = (snprintf(why, why_size, "no sink: give --kafka BROKERS and/or --nats URLS"),
               RUSH_ECONFIG);
@@ -115,32 +127,15 @@ int rush_relay_config_check(const struct rush_relay_config *config, char *why, s
     return rc;
 }
 
-/* The shard count: configured, or rushd's (INFO), waiting for rushd until a signal. */
+/* The shard count: configured, or the source's (rushd's INFO). */
 static int relay_shards(struct relay *relay, volatile sig_atomic_t *stopping)
 {
     if (relay->config->shards != 0) {
         relay->shards = relay->config->shards;
         return 0;
     }
-    bool told = false;
-    while (!*stopping) { /* ends when rushd answers or on a signal */
-        int rc = rush_subscriber_seek_heads(relay->sub, RELAY_SEEK_MS);
-        if (rc == 0) {
-            relay->shards = rush_subscriber_shard_count(relay->sub);
-            return 0;
-        }
-        if (rc != RUSH_ETIMEDOUT && rc != RUSH_EPROTO) {
-            snprintf(relay->why, relay->why_size, "stream: %s",
-                     rush_subscriber_last_error(relay->sub));
-            return rc;
-        }
-        if (!told)
-            rush_log(RUSH_LOG_WARN, "relay: waiting for rushd's replay endpoint %s",
-                     relay->config->stream.replay_url);
-        told = true;
-    }
-    snprintf(relay->why, relay->why_size, "stopped before rushd answered");
-    return -EINTR;
+    return relay->source->shards(relay->source_state, stopping, &relay->shards, relay->why,
+                                 relay->why_size);
 }
 
 static int relay_open_sinks(struct relay *relay)
@@ -163,7 +158,7 @@ static int relay_open_sinks(struct relay *relay)
 /* The cursor: per shard, the smallest seq any sink holds. */
 static int relay_resume(struct relay *relay)
 {
-    struct rush_stream_cursor cursor = {.shard_count = relay->shards};
+    uint64_t delivered_seq[RUSH_SHARDS_MAX] = {0};
     for (uint32_t shard = 0; shard < relay->shards; shard++) {
         uint64_t low = UINT64_MAX;
         for (uint32_t i = 0; i < relay->sink_count; i++) {
@@ -172,14 +167,12 @@ static int relay_resume(struct relay *relay)
             rush_log(RUSH_LOG_INFO, "relay: shard %" PRIu32 ": %s holds up to seq %" PRIu64, shard,
                      sink->ops->name, sink->held[shard]);
         }
-        cursor.delivered_seq[shard] = low;
+        delivered_seq[shard] = low;
         relay->stats->resume_seq[shard] = low + 1;
     }
     relay->stats->shards = relay->shards;
-    int rc = rush_subscriber_set_cursor(relay->sub, &cursor);
-    if (rc != 0)
-        snprintf(relay->why, relay->why_size, "stream: %s", rush_subscriber_last_error(relay->sub));
-    return rc;
+    return relay->source->start(relay->source_state, delivered_seq, relay->shards, relay->why,
+                                relay->why_size);
 }
 
 /* Key, headers and JSON of one event, in relay->message. */
@@ -240,18 +233,6 @@ static int relay_room(struct relay *relay, int wait_ms, uint32_t *room)
     return 0;
 }
 
-static int relay_poll_failed(struct relay *relay, int rc)
-{
-    if (rc == RUSH_ETIMEDOUT || rc == RUSH_EPROTO) {
-        rush_log(RUSH_LOG_WARN, "relay: stream: %s (trying again)",
-                 rush_subscriber_last_error(relay->sub));
-        return 0;
-    }
-    snprintf(relay->why, relay->why_size, "stream: %s: %s", rush_strerror(rc),
-             rush_subscriber_last_error(relay->sub));
-    return rc;
-}
-
 static void relay_report(const struct relay *relay, double seconds)
 {
     rush_log(RUSH_LOG_INFO, "relay: %" PRIu64 " events in %.1f s (%.0f/s)",
@@ -274,8 +255,10 @@ static int relay_follow(struct relay *relay, volatile sig_atomic_t *stopping)
             continue;
         }
         uint32_t max = room < RUSH_RELAY_BATCH_MAX ? room : RUSH_RELAY_BATCH_MAX;
-        int n = rc == 0 ? rush_subscriber_poll(relay->sub, events, max, RELAY_POLL_MS) : 0;
-        rc = n < 0 ? relay_poll_failed(relay, n) : rc;
+        int n = rc == 0 ? relay->source->poll(relay->source_state, events, max, RELAY_POLL_MS,
+                                              relay->why, relay->why_size)
+                        : 0;
+        rc = n < 0 ? n : rc;
         if (n > 0) {
             if (relay->first_event_ns == 0)
                 relay->first_event_ns = rush_clock_monotonic_ns();
@@ -319,8 +302,9 @@ int rush_relay_run(const struct rush_relay_config *config, volatile sig_atomic_t
     relay.stats = stats != NULL ? stats : &local_stats;
     *relay.stats = (struct rush_relay_stats){0};
     int rc = rush_relay_config_check(config, why, why_size);
-    if (rc == 0 && (rc = rush_subscriber_open(&config->stream, &relay.sub)) != 0)
-        snprintf(why, why_size, "stream: %s", rush_subscriber_last_error(NULL));
+    relay.source = config->cluster_stream != NULL ? &relay_log_source : &relay_stream_source;
+    if (rc == 0)
+        rc = relay.source->open(&relay.source_state, config, why, why_size);
     rc = rc == 0 ? relay_shards(&relay, stopping) : rc;
     rc = rc == 0 ? relay_open_sinks(&relay) : rc;
     rc = rc == 0 ? relay_resume(&relay) : rc;
@@ -335,6 +319,7 @@ int rush_relay_run(const struct rush_relay_config *config, volatile sig_atomic_t
     relay_report(&relay, relay.stats->seconds);
     for (uint32_t i = 0; i < relay.sink_count; i++)
         relay.sinks[i].ops->close(relay.sinks[i].state, relay.stats);
-    rush_subscriber_close(relay.sub);
+    if (relay.source_state != NULL)
+        relay.source->close(relay.source_state);
     return rc;
 }

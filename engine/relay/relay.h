@@ -3,8 +3,8 @@
  * NATS JetStream stream, each event once per (shard, seq) for a consumer that dedups on that pair
  * (ARCHITECTURE.md, "The relay").
  *
- * What it does. An outside stage: it reads rushd's stream as any consumer does (librush's
- * subscriber: PUB with replay), and hands every event to each configured sink:
+ * What it does. An outside stage: it reads the confirmed-order stream from one of two sources
+ * (below) and hands every event to each configured sink:
  *   - Kafka (librdkafka): an idempotent producer (enable.idempotence, acks=all, gapless
  *     guarantee), partition = the event's shard (the topic needs at least one partition per
  *     shard), key = the order id (a group event: "group:ID"; an admin event: "sku:ID"), headers
@@ -14,14 +14,28 @@
  *     server drops a copy inside its duplicate window, headers Rush-Shard, Rush-Seq and
  *     Rush-Type, the same JSON as data.
  *
+ * Sources. Both give each shard's events with the stream's seqs, the same bytes for the same
+ * log, so a consumer cannot tell which one the relay used:
+ *   - one rushd's stream (default): librush's subscriber on its PUB and replay endpoints. If
+ *     that rushd dies the relay waits for it.
+ *   - a cluster's replicated log (cluster_nats + cluster_stream; log_source.c): an ordered
+ *     JetStream consumer on <stream>.shard.* (rush/replicated.h), the order of record itself, so
+ *     no node's death stops the relay, and only what JetStream stored (acknowledged to a quorum)
+ *     is read: a fenced leader's unacknowledged batches never reach a sink. Each record is
+ *     checked (codec/replicated.c: a malformed message, a gap or a subject that no longer starts
+ *     at lsn 1 stops the relay) and numbered by the publisher's rule (rush_stream_batch_*,
+ *     rush/stream.h): the carried events counted from lsn 1. The records carry no seq_before,
+ *     so every start reads each subject from its first message and passes over what the sinks
+ *     hold (a restart costs a read of the whole log: README "Figures").
+ *
  * Resume (the relay keeps no file). At start it asks each sink for the last (shard, seq) it
  * holds: Kafka the last message of partition `shard` (its headers), JetStream the last message of
- * subject SUBJECT.<shard>. It subscribes from the smallest of those plus one and gives each sink
+ * subject SUBJECT.<shard>. It reads from the smallest of those plus one and gives each sink
  * only the events after its own. Within a partition or subject the events are stored in seq order
  * (one producer, in order; a JetStream publish that failed is resent before it can be passed
  * over), so the last message is the highest seq held and everything before it is held: nothing
- * is skipped. A range rushd no longer serves (TOO_OLD) stops the relay with an error: it never
- * skips one.
+ * is skipped. A range rushd no longer serves (TOO_OLD), or a replicated log that lost its start,
+ * stops the relay with an error: it never skips one.
  *
  * Duplicates. Kafka's idempotence covers the retries of one producer session; messages in flight
  * when the relay dies may be stored after the restarted relay read the partition's end, and are
@@ -31,10 +45,12 @@
  *
  * Memory. At most inflight_max messages per sink are handed over and not yet acknowledged; when a
  * sink has that many the relay stops reading the stream (rushd's publisher keeps the events; the
- * subscriber replays what PUB dropped meanwhile).
+ * subscriber replays what PUB dropped meanwhile; JetStream's flow control holds the log source's
+ * consumer back).
  *
  * Threads: the caller's thread runs everything; librdkafka and libnats run their own I/O threads
- * (JetStream acknowledgements arrive on one of them).
+ * (JetStream acknowledgements arrive on one of them; the log source's messages are queued by
+ * one).
  */
 #ifndef RUSH_RELAY_H
 #define RUSH_RELAY_H
@@ -62,13 +78,18 @@
  * and/or nats_urls (NULL: that sink is off).
  *   stream         rushd's PUB and replay endpoints and the subscriber's knobs (skip_lost must
  *                  stay false)
- *   shards         0: rushd's (asked at start through replay INFO); else it must be rushd's
+ *   cluster_nats, cluster_stream
+ *                  both set: read the replicated log (see "Sources") instead of `stream`
+ *   shards         0: rushd's (asked at start through replay INFO); else it must be rushd's;
+ *                  required with the log source
  *   inflight_max   1 .. RUSH_RELAY_INFLIGHT_MAX
  *   flush_ms       at stop, how long to wait for the sinks' acknowledgements
  *   idle_exit_ms   0: run until a signal; else stop (and flush) after that long without an event
  */
 struct rush_relay_config {
     struct rush_subscriber_config stream;
+    const char *cluster_nats;   /* the log source: the cluster's NATS servers (NULL: off) */
+    const char *cluster_stream; /* ... and its stream (rushd's [cluster] stream) */
     const char *kafka_brokers;
     const char *kafka_topic;
     const char *nats_urls;

@@ -11,6 +11,8 @@
 #ifndef RUSH_RELAY_INTERNAL_H
 #define RUSH_RELAY_INTERNAL_H
 
+#include <nats/nats.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +52,38 @@ struct relay_sink_ops {
     int (*flush)(void *state, int timeout_ms, char *why, size_t why_size);
     void (*close)(void *state, struct rush_relay_stats *stats);
 };
+
+/*
+ * Where the events come from: rushd's stream (stream_source.c, librush's subscriber) or the
+ * cluster's replicated log on JetStream (log_source.c). Both give each shard's events with the
+ * stream's seqs, consecutively from the seq start() names, the same bytes for the same log.
+ * Only the relay's thread calls a source.
+ */
+struct relay_source_ops {
+    const char *name;
+    /* Connects. 0, or a negative code with why; *state is set on success only. */
+    int (*open)(void **state, const struct rush_relay_config *config, char *why, size_t why_size);
+    /* The shard count: configured or learnt; waits (until *stopping) for what it asks. */
+    int (*shards)(void *state, volatile sig_atomic_t *stopping, uint32_t *shards, char *why,
+                  size_t why_size);
+    /* Starts each shard after delivered_seq[shard] (0: from seq 1). 0 or an error with why. */
+    int (*start)(void *state, const uint64_t *delivered_seq, uint32_t shards, char *why,
+                 size_t why_size);
+    /*
+     * Up to max events, waiting up to timeout_ms for the first: the count (0: none yet), or a
+     * negative code with why when the relay must stop (a passing fault is retried inside).
+     */
+    int (*poll)(void *state, struct rush_stream_event *events, uint32_t max, int timeout_ms,
+                char *why, size_t why_size);
+    void (*close)(void *state);
+};
+
+/* Connects to the comma-separated NATS servers `urls`. 0, or a negative code with why. */
+RUSH_MUST_USE int relay_nats_connect(const char *urls, natsConnection **out, char *why,
+                                     size_t why_size);
+
+extern const struct relay_source_ops relay_stream_source;
+extern const struct relay_source_ops relay_log_source;
 
 extern const struct relay_sink_ops relay_kafka_sink;
 extern const struct relay_sink_ops relay_jetstream_sink;
