@@ -19,6 +19,8 @@
  *      looked at: the next carried event is seq + 1, as in the WAL header's seq_before.
  *   3. Events with seq < from_seq (held by every sink) are counted, never handed out; from there
  *      each seq is handed out once, consecutively.
+ * A stream that is not there yet (rushd creates it when it starts) is waited for, as the stream
+ * source waits for rushd.
  * Only messages JetStream stored reach a consumer, so a fenced leader's unacknowledged batches
  * (ARCHITECTURE.md "Cluster") never reach a sink.
  *
@@ -62,6 +64,7 @@ struct log_source {
     struct rush_event *events;      /* its events, copied aligned */
     uint32_t events_max;
     uint64_t messages, records;
+    bool told; /* that the stream cannot be followed yet */
     int error; /* sticky: returned by every poll once the events before it were handed out */
     char why[RELAY_WHY_BYTES];
 };
@@ -109,15 +112,13 @@ static int log_shards(void *state, volatile sig_atomic_t *stopping, uint32_t *sh
     return RUSH_ECONFIG; /* rush_relay_config_check refuses this first */
 }
 
-/* An ordered consumer on every shard's subject from the stream's start (invariant 1). */
-static int log_start(void *state, const uint64_t *delivered_seq, uint32_t shards, char *why,
-                     size_t why_size)
+/*
+ * An ordered consumer on every shard's subject from the stream's start (invariant 1). 1 when it
+ * follows; 0 when it could not (the stream is not there yet, JetStream has no leader yet: rushd
+ * creates the stream when it starts), said once, tried again at the next poll.
+ */
+static int log_follow(struct log_source *source)
 {
-    struct log_source *source = state;
-    RUSH_ASSERT(shards >= 1 && shards <= RUSH_SHARDS_MAX && source->sub == NULL);
-    source->shards = shards;
-    for (uint32_t s = 0; s < shards; s++)
-        source->shard[s] = (struct log_shard){.next_lsn = 1, .from_seq = delivered_seq[s] + 1};
     char subject[LOG_SUBJECT_BYTES + 2];
     snprintf(subject, sizeof subject, "%s*", source->prefix);
     jsSubOptions options;
@@ -129,13 +130,31 @@ static int log_start(void *state, const uint64_t *delivered_seq, uint32_t shards
     natsStatus s = js_SubscribeSync(&source->sub, source->js, subject, NULL, &options, &code);
     if (s != NATS_OK) {
         source->sub = NULL;
-        snprintf(why, why_size, "cluster log: cannot follow %s in stream %s: %s (%d)", subject,
-                 source->stream, natsStatus_GetText(s), (int)code);
-        return -EIO;
+        if (!source->told)
+            rush_log(RUSH_LOG_WARN,
+                     "relay: cluster log: cannot follow %s in stream %s: %s (%d); "
+                     "waiting for it",
+                     subject, source->stream, natsStatus_GetText(s), (int)code);
+        source->told = true;
+        return 0;
     }
     /* Allow a burst of the largest messages before flow control holds the server back. */
     (void)natsSubscription_SetPendingLimits(source->sub, 65536, 256 * 1024 * 1024);
     rush_log(RUSH_LOG_INFO, "relay: reading the replicated log %s from its start", subject);
+    return 1;
+}
+
+static int log_start(void *state, const uint64_t *delivered_seq, uint32_t shards, char *why,
+                     size_t why_size)
+{
+    (void)why;
+    (void)why_size;
+    struct log_source *source = state;
+    RUSH_ASSERT(shards >= 1 && shards <= RUSH_SHARDS_MAX && source->sub == NULL);
+    source->shards = shards;
+    for (uint32_t s = 0; s < shards; s++)
+        source->shard[s] = (struct log_shard){.next_lsn = 1, .from_seq = delivered_seq[s] + 1};
+    (void)log_follow(source);
     return 0;
 }
 
@@ -239,6 +258,10 @@ static int log_poll(void *state, struct rush_stream_event *events, uint32_t max,
     if (rc != 0) {
         snprintf(why, why_size, "%s", source->why);
         return rc;
+    }
+    if (source->sub == NULL && log_follow(source) == 0) {
+        nats_Sleep(timeout_ms); /* the poll's wait, then the caller polls again */
+        return 0;
     }
     /* Bounded: max events, and LOG_MESSAGES_PER_POLL_MAX messages. */
     for (uint32_t messages = 0; got < max && messages < LOG_MESSAGES_PER_POLL_MAX;) {

@@ -603,6 +603,10 @@ Test(relay_cluster, a_gap_a_lost_start_or_a_damaged_record_stops_the_relay_after
     cr_assert_eq(natsConnection_JetStream(&js, nats_connection, NULL), NATS_OK);
     static char out[16384];
 
+    /* no such stream yet (rushd not started): the relay waits for it, as for rushd's stream */
+    cr_assert_eq(relay_on("absent", "sinkabsent", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "waiting for it") != NULL, "%s", out);
+
     forge_stream("good"); /* lsns 1-3 in two messages: seqs 1, 2, 3 (one carried event each) */
     forge("good.shard.0", 1, 2, false);
     forge("good.shard.0", 3, 1, false);
