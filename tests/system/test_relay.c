@@ -482,6 +482,8 @@ Test(relay, help_names_every_default_and_mistakes_are_named)
     static const char *const defaults[] = {"default tcp://127.0.0.1:7103",
                                            "default tcp://127.0.0.1:7104",
                                            "default 0: ask rushd",
+                                           "--cluster-nats URLS",
+                                           "--cluster-stream NAME",
                                            "default rush.confirmed",
                                            "default RUSH_CONFIRMED",
                                            "default 120",
@@ -497,6 +499,17 @@ Test(relay, help_names_every_default_and_mistakes_are_named)
     cr_assert(strstr(out, "in-flight limit 0") != NULL, "%s", out);
     cr_assert_eq(relay_run("--kafka x --stream only-one-url", out, sizeof out), 2);
     cr_assert(strstr(out, "PUB_URL,REPLAY_URL") != NULL, "%s", out);
+    /* the cluster's log as the source: both names and the shard count, or a clear refusal */
+    cr_assert_eq(relay_run("--kafka x --cluster-stream rush", out, sizeof out), 2);
+    cr_assert(strstr(out, "needs both --cluster-nats and --cluster-stream") != NULL, "%s", out);
+    cr_assert_eq(relay_run("--kafka x --cluster-nats nats://127.0.0.1:1 --cluster-stream rush", out,
+                           sizeof out),
+                 2);
+    cr_assert(strstr(out, "the log source needs --shards") != NULL, "%s", out);
+    cr_assert_eq(
+        relay_run("--kafka x --cluster-nats n --cluster-stream 'a b' --shards 2", out, sizeof out),
+        2);
+    cr_assert(strstr(out, "the cluster stream 'a b'") != NULL, "%s", out);
 
     /* a topic with fewer partitions than shards: refused before anything is published */
     start_mock(); /* TOPIC with 2 partitions */
