@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "base/log.h"
 #include "relay/relay_internal.h"
@@ -13,16 +14,25 @@
 
 #define STREAM_SEEK_MS 1000 /* one INFO attempt while rushd is not answering */
 
+struct stream_source {
+    struct rush_subscriber *sub;
+    const char *replay_url; /* for the waiting message */
+};
+
 static int stream_open(void **state, const struct rush_relay_config *config, char *why,
                        size_t why_size)
 {
-    struct rush_subscriber *sub = NULL;
-    int rc = rush_subscriber_open(&config->stream, &sub);
+    struct stream_source *source = calloc(1, sizeof *source);
+    if (source == NULL)
+        return -ENOMEM;
+    source->replay_url = config->stream.replay_url;
+    int rc = rush_subscriber_open(&config->stream, &source->sub);
     if (rc != 0) {
         snprintf(why, why_size, "stream: %s", rush_subscriber_last_error(NULL));
+        free(source);
         return rc;
     }
-    *state = sub;
+    *state = source;
     return 0;
 }
 
@@ -30,7 +40,8 @@ static int stream_open(void **state, const struct rush_relay_config *config, cha
 static int stream_shards(void *state, volatile sig_atomic_t *stopping, uint32_t *shards, char *why,
                          size_t why_size)
 {
-    struct rush_subscriber *sub = state;
+    struct stream_source *source = state;
+    struct rush_subscriber *sub = source->sub;
     bool told = false;
     while (!*stopping) { /* ends when rushd answers or on a signal */
         int rc = rush_subscriber_seek_heads(sub, STREAM_SEEK_MS);
@@ -43,7 +54,8 @@ static int stream_shards(void *state, volatile sig_atomic_t *stopping, uint32_t 
             return rc;
         }
         if (!told)
-            rush_log(RUSH_LOG_WARN, "relay: waiting for rushd's replay endpoint");
+            rush_log(RUSH_LOG_WARN, "relay: waiting for rushd's replay endpoint %s",
+                     source->replay_url);
         told = true;
     }
     snprintf(why, why_size, "stopped before rushd answered");
@@ -53,7 +65,7 @@ static int stream_shards(void *state, volatile sig_atomic_t *stopping, uint32_t 
 static int stream_start(void *state, const uint64_t *delivered_seq, uint32_t shards, char *why,
                         size_t why_size)
 {
-    struct rush_subscriber *sub = state;
+    struct rush_subscriber *sub = ((struct stream_source *)state)->sub;
     struct rush_stream_cursor cursor = {.shard_count = shards};
     for (uint32_t shard = 0; shard < shards; shard++)
         cursor.delivered_seq[shard] = delivered_seq[shard];
@@ -66,7 +78,7 @@ static int stream_start(void *state, const uint64_t *delivered_seq, uint32_t sha
 static int stream_poll(void *state, struct rush_stream_event *events, uint32_t max, int timeout_ms,
                        char *why, size_t why_size)
 {
-    struct rush_subscriber *sub = state;
+    struct rush_subscriber *sub = ((struct stream_source *)state)->sub;
     int n = rush_subscriber_poll(sub, events, max, timeout_ms);
     if (n >= 0)
         return n;
@@ -81,7 +93,9 @@ static int stream_poll(void *state, struct rush_stream_event *events, uint32_t m
 
 static void stream_close(void *state)
 {
-    rush_subscriber_close(state);
+    struct stream_source *source = state;
+    rush_subscriber_close(source->sub);
+    free(source);
 }
 
 const struct relay_source_ops relay_stream_source = {
