@@ -151,9 +151,12 @@ int rush_catalog_plan(struct rush_catalog *catalog, const struct rush_loadgen_op
         return -ENOMEM;
     catalog->count = count;
     catalog->fresh = !options->campaign_skus;
-    catalog->timeout_ms = options->timeout_ms < RUSH_CATALOG_SETUP_TIMEOUT_MS
-                              ? (int)options->timeout_ms
-                              : RUSH_CATALOG_SETUP_TIMEOUT_MS;
+    uint32_t timeout_ms = options->timeout_ms;
+    timeout_ms = timeout_ms < RUSH_CATALOG_SETUP_TIMEOUT_MIN_MS ? RUSH_CATALOG_SETUP_TIMEOUT_MIN_MS
+                                                                : timeout_ms;
+    timeout_ms =
+        timeout_ms > RUSH_CATALOG_SETUP_TIMEOUT_MS ? RUSH_CATALOG_SETUP_TIMEOUT_MS : timeout_ms;
+    catalog->timeout_ms = (int)timeout_ms;
     int64_t now_ns = rush_clock_wall_ns();
     uint64_t clock_base = ((uint64_t)(now_ns / NS_PER_MS) % (UINT64_C(1) << 30))
                           << RUSH_CATALOG_ID_SHIFT;

@@ -32,6 +32,7 @@
 
 #define RUSH_CATALOG_QUERY_BATCH 4096
 #define RUSH_CATALOG_SETUP_TIMEOUT_MS 5000
+#define RUSH_CATALOG_SETUP_TIMEOUT_MIN_MS 1000 /* a short --timeout-ms is for the load only */
 #define RUSH_CATALOG_ROUTE_MS 20000 /* a cluster: a SKU's put or query follows leaders so long */
 #define RUSH_CATALOG_LEADER_WAIT_MS 100 /* a redirect naming no leader: ask again after this */
 #define RUSH_CATALOG_ID_SHIFT 22 /* fresh ids: (clock ms mod 2^30) << 22, up to 4M SKUs a run */
@@ -71,7 +72,7 @@ struct rush_catalog {
     uint32_t count;
     bool fresh; /* put by this run (else the campaign's) */
     uint64_t base_id;
-    int timeout_ms; /* per set-up exchange: --timeout-ms, at most RUSH_CATALOG_SETUP_TIMEOUT_MS */
+    int timeout_ms; /* per set-up exchange: --timeout-ms, within SETUP_TIMEOUT_MIN_MS.._MS */
 };
 
 /*

@@ -685,7 +685,10 @@ static void print_nodes(const struct rush_verify *v, FILE *out)
         fprintf(out, "verify: node %u (%s): %lu events, %lu transient errors;", i, n->pub_url,
                 n->count, n->retried);
         for (uint32_t s = 0; s < n->shard_count && s < RUSH_SHARDS_MAX; s++)
-            fprintf(out, " shard %u seqs %lu..%lu", s, n->start_seq[s] + 1, n->last_seq[s]);
+            if (n->last_seq[s] > n->start_seq[s])
+                fprintf(out, " shard %u seqs %lu..%lu", s, n->start_seq[s] + 1, n->last_seq[s]);
+            else
+                fprintf(out, " shard %u none after %lu", s, n->start_seq[s]);
         fprintf(out, "; %s%s\n", n->gone ? "gone: " : "followed to the end", n->why);
     }
     uint64_t missing = 0, disagreements = 0;
