@@ -307,10 +307,10 @@ static int merge(struct rush_verify *v)
         struct merged_shard *m = &v->shards[s];
         for (uint64_t k = offsets[s]; k < offsets[s + 1]; k++) {
             uint64_t seq = m->first_seq + (k - offsets[s]);
-            if (at[k] != NULL)
-                events[count++] = *at[k];
-            else if (seq >= m->run_first_seq && m->missing++ == 0)
+            if (at[k] == NULL && seq >= m->run_first_seq && m->missing++ == 0)
                 m->first_missing = seq;
+            if (at[k] != NULL && at[k]->type != RUSH_EV_AUDIT_PART)
+                events[count++] = *at[k]; /* an audit part is text, no order: compared only */
         }
     }
     free(at);
@@ -365,6 +365,8 @@ __attribute__((format(printf, 3, 4))) static void violation(struct check *c, int
 /* The run's SKU with this id, or NULL (an event of another SKU: not this run's). */
 static const struct rush_catalog_sku *sku_of(struct check *c, uint64_t sku_id, uint32_t *index)
 {
+    if (sku_id == 0)
+        return NULL; /* an event of no SKU (an audit of a snapshot) */
     struct tally_slot *slot = tally_at(&c->skus, sku_id, 1);
     if (slot->v1 == 0)
         return NULL;
@@ -750,7 +752,7 @@ static void check_tiers(struct check *c)
             const struct rush_stream_event *e = &c->v->events[i];
             uint32_t index;
             const struct rush_catalog_sku *sku = sku_of(c, e->sku_id, &index);
-            if (sku == NULL || sku->def.tier_count == 0 || !c->catalog->fresh)
+            if (sku == NULL || sku->def.tier_count == 0 || !c->catalog->fresh || e->group_id == 0)
                 continue;
             int64_t seats = tally_at(&c->groups, e->group_id, 2)->v1;
             int64_t due = tier_refund_of(&sku->def, seats);
