@@ -151,9 +151,12 @@ int rush_catalog_plan(struct rush_catalog *catalog, const struct rush_loadgen_op
         return -ENOMEM;
     catalog->count = count;
     catalog->fresh = !options->campaign_skus;
-    catalog->timeout_ms = options->timeout_ms < RUSH_CATALOG_SETUP_TIMEOUT_MS
-                              ? (int)options->timeout_ms
-                              : RUSH_CATALOG_SETUP_TIMEOUT_MS;
+    uint32_t timeout_ms = options->timeout_ms;
+    timeout_ms = timeout_ms < RUSH_CATALOG_SETUP_TIMEOUT_MIN_MS ? RUSH_CATALOG_SETUP_TIMEOUT_MIN_MS
+                                                                : timeout_ms;
+    timeout_ms =
+        timeout_ms > RUSH_CATALOG_SETUP_TIMEOUT_MS ? RUSH_CATALOG_SETUP_TIMEOUT_MS : timeout_ms;
+    catalog->timeout_ms = (int)timeout_ms;
     int64_t now_ns = rush_clock_wall_ns();
     uint64_t clock_base = ((uint64_t)(now_ns / NS_PER_MS) % (UINT64_C(1) << 30))
                           << RUSH_CATALOG_ID_SHIFT;
@@ -235,6 +238,98 @@ static int expect_ok(uint64_t id, const char *reply, int len, char *why, size_t 
     return rc;
 }
 
+static void pause_ms(int ms)
+{
+    struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * NS_PER_MS};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+}
+
+/* The JSON answer's outcome; for a redirect, *leader = the node named (-1: none). */
+static bool answer_is_redirect(const char *reply, int len, int *leader)
+{
+    json_error_t error;
+    json_t *root = json_loadb(reply, (size_t)len, 0, &error);
+    const char *outcome = json_string_value(json_object_get(root, "outcome"));
+    bool redirect = outcome != NULL && strcmp(outcome, "redirect") == 0;
+    json_t *named = json_object_get(root, "leader");
+    *leader = json_is_integer(named) ? (int)json_integer_value(named) : -1;
+    json_decref(root);
+    return redirect;
+}
+
+/* --admin-url, one node: every SKU put there. */
+static int put_one_node(const struct rush_catalog *catalog, const char *url, const char *token,
+                        char *why, size_t why_size)
+{
+    int sock = open_req(url, catalog->timeout_ms, why, why_size);
+    if (sock < 0)
+        return RUSH_EPROTO;
+    int rc = 0;
+    for (uint32_t i = 0; i < catalog->count && rc == 0; i++) {
+        char *text = sku_put_text(&catalog->skus[i].def, token);
+        RUSH_ASSERT(text != NULL);
+        void *reply = NULL;
+        int len = 0;
+        rc = exchange(sock, url, catalog->timeout_ms, text, strlen(text), &reply, &len, why,
+                      why_size);
+        free(text);
+        if (rc == 0) {
+            rc = expect_ok(catalog->skus[i].def.id, reply, len, why, why_size);
+            nn_freemsg(reply);
+        }
+    }
+    nn_close(sock);
+    return rc;
+}
+
+/*
+ * --admins, a cluster: one SKU put on the leader of its shard. First guess shard % nodes; a
+ * redirect names the leader (or none: wait RUSH_CATALOG_LEADER_WAIT_MS), a node that does not
+ * answer passes the SKU to the next; for at most RUSH_CATALOG_ROUTE_MS.
+ */
+static int put_routed(const struct rush_catalog *catalog,
+                      const struct rush_loadgen_options *options, const struct rush_sku *def,
+                      char *why, size_t why_size)
+{
+    uint32_t n = options->admin_count;
+    uint32_t node = rush_wire_shard_of_sku(options->shards, def->id) % n;
+    int64_t deadline = rush_clock_monotonic_ms() + RUSH_CATALOG_ROUTE_MS;
+    char *text = sku_put_text(def, options->token);
+    RUSH_ASSERT(text != NULL);
+    int rc = RUSH_ETIMEDOUT;
+    while (rc == RUSH_ETIMEDOUT && rush_clock_monotonic_ms() < deadline) {
+        int sock = open_req(options->admins[node], catalog->timeout_ms, why, why_size);
+        if (sock < 0) {
+            rc = RUSH_EPROTO;
+            break;
+        }
+        void *reply = NULL;
+        int len = 0, leader = -1;
+        rc = exchange(sock, options->admins[node], catalog->timeout_ms, text, strlen(text), &reply,
+                      &len, why, why_size);
+        nn_close(sock);
+        if (rc != 0) {
+            node = (node + 1) % n; /* dead or hung: its shards are someone else's soon */
+            continue;
+        }
+        if (answer_is_redirect(reply, len, &leader)) {
+            rc = RUSH_ETIMEDOUT;
+            if (leader >= 0 && (uint32_t)leader < n)
+                node = (uint32_t)leader;
+            else
+                pause_ms(RUSH_CATALOG_LEADER_WAIT_MS);
+            snprintf(why, why_size, "sku_put of SKU %llu: redirected for %d ms",
+                     (unsigned long long)def->id, RUSH_CATALOG_ROUTE_MS);
+        } else {
+            rc = expect_ok(def->id, reply, len, why, why_size);
+        }
+        nn_freemsg(reply);
+    }
+    free(text);
+    return rc;
+}
+
 int rush_catalog_put(const struct rush_catalog *catalog, const struct rush_loadgen_options *options,
                      char *why, size_t why_size)
 {
@@ -245,24 +340,11 @@ int rush_catalog_put(const struct rush_catalog *catalog, const struct rush_loadg
                  "(or --admin-token, or $RUSH_ADMIN_TOKEN), or use --campaign-skus");
         return -EINVAL;
     }
-    int sock = open_req(options->admin_url, catalog->timeout_ms, why, why_size);
-    if (sock < 0)
-        return RUSH_EPROTO;
+    if (options->admin_count == 0)
+        return put_one_node(catalog, options->admin_url, options->token, why, why_size);
     int rc = 0;
-    for (uint32_t i = 0; i < catalog->count && rc == 0; i++) {
-        char *text = sku_put_text(&catalog->skus[i].def, options->token);
-        RUSH_ASSERT(text != NULL);
-        void *reply = NULL;
-        int len = 0;
-        rc = exchange(sock, options->admin_url, catalog->timeout_ms, text, strlen(text), &reply,
-                      &len, why, why_size);
-        free(text);
-        if (rc == 0) {
-            rc = expect_ok(catalog->skus[i].def.id, reply, len, why, why_size);
-            nn_freemsg(reply);
-        }
-    }
-    nn_close(sock);
+    for (uint32_t i = 0; i < catalog->count && rc == 0; i++)
+        rc = put_routed(catalog, options, &catalog->skus[i].def, why, why_size);
     return rc;
 }
 
@@ -277,17 +359,18 @@ static void take_figures(struct rush_catalog_figures *figures, const struct rush
     };
 }
 
-/* Queries skus[first .. first + n) in one message. */
-static int query_some(struct rush_catalog *catalog, int sock, const char *url, uint32_t first,
-                      uint32_t n, bool after, char *why, size_t why_size)
+/* Queries the SKUs skus[indexes[0 .. n)] in one message; their results in results[0 .. n). */
+static int query_some(const struct rush_catalog *catalog, int sock, const char *url,
+                      const uint32_t *indexes, uint32_t n, struct rush_result *results, char *why,
+                      size_t why_size)
 {
     static struct rush_request requests[RUSH_CATALOG_QUERY_BATCH];
     static uint8_t message[RUSH_WIRE_HEADER_BYTES + sizeof(requests)];
     RUSH_ASSERT(n >= 1 && n <= RUSH_CATALOG_QUERY_BATCH);
     for (uint32_t i = 0; i < n; i++)
         requests[i] = (struct rush_request){.op = RUSH_OP_QUERY_SKU,
-                                            .sku_id = catalog->skus[first + i].def.id};
-    int len = rush_wire_encode_requests(message, sizeof(message), first + 1, requests, n);
+                                            .sku_id = catalog->skus[indexes[i]].def.id};
+    int len = rush_wire_encode_requests(message, sizeof(message), indexes[0] + 1, requests, n);
     RUSH_ASSERT(len > 0);
     void *reply = NULL;
     int reply_len = 0;
@@ -306,20 +389,17 @@ static int query_some(struct rush_catalog *catalog, int sock, const char *url, u
         nn_freemsg(reply);
         return RUSH_EPROTO;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        struct rush_result result;
-        memcpy(&result, (const uint8_t *)view.records + (size_t)i * sizeof(result), sizeof(result));
-        struct rush_catalog_sku *sku = &catalog->skus[first + i];
-        take_figures(after ? &sku->after : &sku->before, &result);
-    }
+    memcpy(results, view.records, (size_t)n * sizeof(*results));
     nn_freemsg(reply);
     return 0;
 }
 
-int rush_catalog_query(struct rush_catalog *catalog, const char *url, bool after, char *why,
-                       size_t why_size)
+/* One node (--url): every SKU asked there. */
+static int query_one_node(struct rush_catalog *catalog, const char *url, bool after, char *why,
+                          size_t why_size)
 {
-    RUSH_ASSERT(catalog != NULL && url != NULL);
+    static uint32_t indexes[RUSH_CATALOG_QUERY_BATCH];
+    static struct rush_result results[RUSH_CATALOG_QUERY_BATCH];
     int sock = open_req(url, catalog->timeout_ms, why, why_size);
     if (sock < 0)
         return RUSH_EPROTO;
@@ -327,10 +407,107 @@ int rush_catalog_query(struct rush_catalog *catalog, const char *url, bool after
     for (uint32_t first = 0; first < catalog->count && rc == 0; first += RUSH_CATALOG_QUERY_BATCH) {
         uint32_t n = catalog->count - first;
         n = n < RUSH_CATALOG_QUERY_BATCH ? n : RUSH_CATALOG_QUERY_BATCH;
-        rc = query_some(catalog, sock, url, first, n, after, why, why_size);
+        for (uint32_t i = 0; i < n; i++)
+            indexes[i] = first + i;
+        rc = query_some(catalog, sock, url, indexes, n, results, why, why_size);
+        for (uint32_t i = 0; rc == 0 && i < n; i++) {
+            struct rush_catalog_sku *sku = &catalog->skus[first + i];
+            take_figures(after ? &sku->after : &sku->before, &results[i]);
+        }
     }
     nn_close(sock);
     return rc;
+}
+
+/*
+ * Where SKU i goes next after node `node` gave `result` (NULL: no answer): answered (taken;
+ * route UINT32_MAX), to the leader named, to the next node, or again after a wait (returns 1).
+ */
+static uint32_t route_answer(struct rush_catalog *catalog, uint32_t node_count,
+                             const struct rush_result *result, uint32_t node, uint32_t i,
+                             uint32_t *route, bool after)
+{
+    struct rush_catalog_sku *sku = &catalog->skus[i];
+    if (result == NULL) {
+        route[i] = (node + 1) % node_count; /* dead or hung: its shards move soon */
+        return 0;
+    }
+    if (result->outcome != RUSH_REDIRECT) {
+        take_figures(after ? &sku->after : &sku->before, result);
+        route[i] = UINT32_MAX;
+        return 0;
+    }
+    if (result->qty < node_count) {
+        route[i] = result->qty;
+        return 0;
+    }
+    return 1; /* no leader named: ask the same node again after a pause */
+}
+
+/*
+ * One round over a cluster's nodes: each node asked for the SKUs routed to it (at most
+ * RUSH_CATALOG_QUERY_BATCH); an answer is taken, a redirect moves the SKU to the leader named
+ * (*waits counts those naming none), silence moves the node's SKUs to the next node. Returns the
+ * SKUs still unanswered.
+ */
+static uint32_t query_round(struct rush_catalog *catalog, const struct rush_loadgen_options *o,
+                            uint32_t *route, bool after, uint32_t *waits, char *why,
+                            size_t why_size)
+{
+    static uint32_t indexes[RUSH_CATALOG_QUERY_BATCH];
+    static struct rush_result results[RUSH_CATALOG_QUERY_BATCH];
+    uint32_t left = 0;
+    for (uint32_t node = 0; node < o->node_count; node++) {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < catalog->count && n < RUSH_CATALOG_QUERY_BATCH; i++)
+            if (route[i] == node)
+                indexes[n++] = i;
+        int sock = n > 0 ? open_req(o->nodes[node], catalog->timeout_ms, why, why_size) : -1;
+        int rc = sock >= 0
+                     ? query_some(catalog, sock, o->nodes[node], indexes, n, results, why, why_size)
+                     : RUSH_ETIMEDOUT;
+        if (sock >= 0)
+            nn_close(sock);
+        for (uint32_t k = 0; k < n; k++)
+            *waits += route_answer(catalog, o->node_count, rc == 0 ? &results[k] : NULL, node,
+                                   indexes[k], route, after);
+    }
+    for (uint32_t i = 0; i < catalog->count; i++)
+        left += route[i] != UINT32_MAX;
+    return left;
+}
+
+/* --nodes (binary): each SKU asked of the leader of its shard, following redirects. */
+static int query_nodes(struct rush_catalog *catalog, const struct rush_loadgen_options *o,
+                       bool after, char *why, size_t why_size)
+{
+    uint32_t *route = calloc(catalog->count, sizeof(*route));
+    if (route == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < catalog->count; i++)
+        route[i] = rush_wire_shard_of_sku(o->shards, catalog->skus[i].def.id) % o->node_count;
+    int64_t deadline = rush_clock_monotonic_ms() + RUSH_CATALOG_ROUTE_MS;
+    uint32_t left = catalog->count;
+    while (left > 0 && rush_clock_monotonic_ms() < deadline) {
+        uint32_t waits = 0;
+        left = query_round(catalog, o, route, after, &waits, why, why_size);
+        if (waits > 0)
+            pause_ms(RUSH_CATALOG_LEADER_WAIT_MS);
+    }
+    free(route);
+    if (left > 0)
+        snprintf(why, why_size, "query_sku: %u SKUs found no leader within %d ms", left,
+                 RUSH_CATALOG_ROUTE_MS);
+    return left > 0 ? RUSH_ETIMEDOUT : 0;
+}
+
+int rush_catalog_query(struct rush_catalog *catalog, const struct rush_loadgen_options *options,
+                       bool after, char *why, size_t why_size)
+{
+    RUSH_ASSERT(catalog != NULL && options != NULL);
+    if (options->node_count > 0 && !options->json)
+        return query_nodes(catalog, options, after, why, why_size);
+    return query_one_node(catalog, options->url, after, why, why_size);
 }
 
 void rush_catalog_totals(const struct rush_catalog *catalog, struct rush_catalog_totals *out)

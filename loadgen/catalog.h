@@ -32,6 +32,9 @@
 
 #define RUSH_CATALOG_QUERY_BATCH 4096
 #define RUSH_CATALOG_SETUP_TIMEOUT_MS 5000
+#define RUSH_CATALOG_SETUP_TIMEOUT_MIN_MS 1000 /* a short --timeout-ms is for the load only */
+#define RUSH_CATALOG_ROUTE_MS 20000 /* a cluster: a SKU's put or query follows leaders so long */
+#define RUSH_CATALOG_LEADER_WAIT_MS 100 /* a redirect naming no leader: ask again after this */
 #define RUSH_CATALOG_ID_SHIFT 22 /* fresh ids: (clock ms mod 2^30) << 22, up to 4M SKUs a run */
 
 /*
@@ -69,7 +72,7 @@ struct rush_catalog {
     uint32_t count;
     bool fresh; /* put by this run (else the campaign's) */
     uint64_t base_id;
-    int timeout_ms; /* per set-up exchange: --timeout-ms, at most RUSH_CATALOG_SETUP_TIMEOUT_MS */
+    int timeout_ms; /* per set-up exchange: --timeout-ms, within SETUP_TIMEOUT_MIN_MS.._MS */
 };
 
 /*
@@ -81,18 +84,24 @@ RUSH_MUST_USE int rush_catalog_plan(struct rush_catalog *catalog,
 void rush_catalog_free(struct rush_catalog *catalog);
 
 /*
- * Puts every fresh SKU through the admin endpoint with options->token. 0, or a negative code
- * with the reason in why: RUSH_ETIMEDOUT (no answer), RUSH_EPROTO (refused: bad token, ...).
+ * Puts every fresh SKU through the admin endpoint with options->token: --admin-url, or with
+ * --admins the admin endpoint of the node that leads the SKU's shard (a redirect names it, a
+ * silent node passes the SKU to the next; RUSH_CATALOG_ROUTE_MS per SKU at most). 0, or a
+ * negative code with the reason in why: RUSH_ETIMEDOUT (no answer), RUSH_EPROTO (refused: bad
+ * token, ...).
  */
 RUSH_MUST_USE int rush_catalog_put(const struct rush_catalog *catalog,
                                    const struct rush_loadgen_options *options, char *why,
                                    size_t why_size);
 
 /*
- * Queries every SKU on the orders endpoint into ->before (after == false) or ->after.
- * 0, or RUSH_ETIMEDOUT / RUSH_EPROTO with the reason in why.
+ * Queries every SKU on the orders endpoint into ->before (after == false) or ->after: --url, or
+ * with binary --nodes the node that leads each SKU's shard (redirects followed, a silent node's
+ * SKUs asked of the next, RUSH_CATALOG_ROUTE_MS at most), so that a cluster's figures are its
+ * leaders' whichever node died. 0, or RUSH_ETIMEDOUT / RUSH_EPROTO with the reason in why.
  */
-RUSH_MUST_USE int rush_catalog_query(struct rush_catalog *catalog, const char *url, bool after,
+RUSH_MUST_USE int rush_catalog_query(struct rush_catalog *catalog,
+                                     const struct rush_loadgen_options *options, bool after,
                                      char *why, size_t why_size);
 
 /* Sums over the SKUs: stock put (fresh), and the before/after figures. */

@@ -83,6 +83,7 @@ struct crowd {
     const struct rush_loadgen_options *o;
     struct rush_request *requests; /* --nodes: each ledger entry's request, for resends */
     size_t requests_bytes;
+    struct rush_decision_gaps gaps; /* per shard, the longest time without a decision */
     atomic_bool stop;
     atomic_uint running; /* threads not yet finished */
 };
@@ -410,6 +411,18 @@ static void redirected(struct worker *w, const struct connection *c, const struc
                                     : "a request was redirected too many times: given up");
 }
 
+/* A decision of its request's shard, for the decision gaps (report.h). Under the crowd lock. */
+static void count_decision(struct worker *w, uint32_t index, const struct rush_result *result,
+                           int64_t now)
+{
+    if (result->outcome == RUSH_BUSY || result->outcome == RUSH_OUTCOME_UNKNOWN)
+        return; /* nothing decided */
+    const struct rush_ledger_entry *e = rush_ledger_get(w->crowd->in->ledger, index);
+    struct rush_request request = {.op = e->op, .sku_id = e->sku_id, .target_id = e->target_id};
+    uint32_t shard = rush_wire_shard_of(w->o->shards, &request);
+    rush_decision_gaps_record(&w->crowd->gaps, shard, result->outcome == RUSH_OK, now);
+}
+
 /* The results of a reply that fits its slot: answers, redirects; then the slot is free. */
 static void on_results(struct worker *w, struct connection *c, uint32_t index, const void *records,
                        int64_t now)
@@ -420,10 +433,12 @@ static void on_results(struct worker *w, struct connection *c, uint32_t index, c
     for (uint32_t i = 0; i < slot->count; i++) {
         struct rush_result result;
         memcpy(&result, (const uint8_t *)records + (size_t)i * sizeof(result), sizeof(result));
-        if (moves_on(w, &result))
+        if (moves_on(w, &result)) {
             redirected(w, c, slot, slot->first + i, &result, latency_ns, now);
-        else
+        } else {
             take_result(w, slot->first + i, &result, latency_ns);
+            count_decision(w, slot->first + i, &result, now);
+        }
     }
     pthread_mutex_unlock(&w->crowd->lock);
     w->tally.messages_answered++;
@@ -1007,6 +1022,7 @@ int rush_driver_run(const struct rush_driver_input *input)
         if (workers[t].o != NULL)
             worker_close(&workers[t]);
     }
+    input->tally->gaps = crowd.gaps; /* every thread joined */
     input->tally->ledger_full = input->tally->ledger_full > 0;
     input->tally->cpu_ns = process_cpu_ns() - cpu_start_ns;
     if (crowd.requests != NULL)

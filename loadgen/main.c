@@ -24,7 +24,7 @@
  *
  * Threads: the calling thread parses, sets up, watches the run (stop flag, a progress line a
  * second) and reports; --threads driver threads carry the load (loadgen/driver.h); nanomsg has
- * its own worker thread; --verify one subscriber thread.
+ * its own worker thread; --verify one subscriber thread per node followed.
  */
 #include <errno.h>
 #include <signal.h>
@@ -104,7 +104,7 @@ static int set_up(int argc, char **argv, struct rush_loadgen_options *options,
         }
     }
     if (rc == 0)
-        rc = rush_catalog_query(catalog, options->url, false, why, sizeof(why));
+        rc = rush_catalog_query(catalog, options, false, why, sizeof(why));
     if (rc != 0) {
         fprintf(stderr, "rush-loadgen: %s\n", why);
         return EXIT_UNREACHABLE;
@@ -139,7 +139,7 @@ static int finish(const struct rush_report_input *report, struct rush_catalog *c
                   struct rush_verify *verify)
 {
     char why[RUSH_LOADGEN_WHY_BYTES];
-    if (rush_catalog_query(catalog, report->options->url, true, why, sizeof(why)) != 0)
+    if (rush_catalog_query(catalog, report->options, true, why, sizeof(why)) != 0)
         fprintf(stderr, "rush-loadgen: after the run: %s\n", why);
     rush_report_print(report, stdout);
     int status = report->tally->requests_answered > 0 ? EXIT_RAN : EXIT_NOTHING_ANSWERED;

@@ -77,6 +77,11 @@ void rush_loadgen_usage(FILE *out)
             "  --nodes URL,URL,...     a cluster's orders endpoints in its node order (binary,\n"
             "                          or JSON with --json): route by shard, follow redirects;\n"
             "                          --connections connections to each node\n"
+            "  --admins URL,URL,...    each node's admin endpoint, in --nodes order: a fresh SKU\n"
+            "                          is put on the leader of its shard\n"
+            "  --pubs URL,URL,...      --verify: each node's publisher, in --nodes order\n"
+            "  --replays URL,URL,...   --verify: each node's replay endpoint, in --nodes order:\n"
+            "                          every node's stream followed and merged per (shard, seq)\n"
             "  --shards N              the engine's shard count, for routing (2)\n"
             "  --threads N             driver threads, 1..%u, at most --connections (default:\n"
             "                          the online CPUs, at most 4 and at most --connections)\n"
@@ -193,26 +198,28 @@ static int parse_url(const char *name, const char *text, char *out, char *why, s
     return 0;
 }
 
-/* --nodes URL1,URL2,...: each a nanomsg address, 1..RUSH_LOADGEN_NODES_MAX of them. */
-static int parse_nodes(struct rush_loadgen_options *o, const char *text, char *why, size_t why_size)
+/* A list URL1,URL2,...: each a nanomsg address, 1..RUSH_LOADGEN_NODES_MAX of them (--nodes,
+ * --admins, --pubs, --replays). */
+static int parse_list(const char *name, const char *text, char (*urls)[RUSH_LOADGEN_URL_BYTES_MAX],
+                      uint32_t *count, char *why, size_t why_size)
 {
-    o->node_count = 0;
+    *count = 0;
     const char *at = text;
     for (;;) {
         const char *comma = strchr(at, ',');
         size_t len = comma != NULL ? (size_t)(comma - at) : strlen(at);
-        if (o->node_count == RUSH_LOADGEN_NODES_MAX)
-            return refuse(why, why_size, "--nodes names more than %u nodes",
+        if (*count == RUSH_LOADGEN_NODES_MAX)
+            return refuse(why, why_size, "%s names more than %u nodes", name,
                           RUSH_LOADGEN_NODES_MAX);
         char url[RUSH_LOADGEN_URL_BYTES_MAX];
         if (len >= sizeof(url))
-            return refuse(why, why_size, "--nodes: an address of %zu bytes is too long", len);
+            return refuse(why, why_size, "%s: an address of %zu bytes is too long", name, len);
         memcpy(url, at, len);
         url[len] = '\0';
-        int rc = parse_url("--nodes", url, o->nodes[o->node_count], why, why_size);
+        int rc = parse_url(name, url, urls[*count], why, why_size);
         if (rc != 0)
             return rc;
-        o->node_count++;
+        (*count)++;
         if (comma == NULL)
             return 0;
         at = comma + 1;
@@ -287,6 +294,9 @@ enum option_id {
     O_JSON,
     O_JSON_URL,
     O_NODES,
+    O_ADMINS,
+    O_PUBS,
+    O_REPLAYS,
     O_SHARDS,
     O_THREADS,
     O_HELP,
@@ -325,6 +335,9 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, O_JSON},
     {"json-url", required_argument, NULL, O_JSON_URL},
     {"nodes", required_argument, NULL, O_NODES},
+    {"admins", required_argument, NULL, O_ADMINS},
+    {"pubs", required_argument, NULL, O_PUBS},
+    {"replays", required_argument, NULL, O_REPLAYS},
     {"shards", required_argument, NULL, O_SHARDS},
     {"threads", required_argument, NULL, O_THREADS},
     {"help", no_argument, NULL, O_HELP},
@@ -344,7 +357,13 @@ static int apply_choice(struct rush_loadgen_options *o, int id, const char *arg,
     case O_JSON_URL:
         return parse_url("--json-url", arg, o->json_url, why, why_size);
     case O_NODES:
-        return parse_nodes(o, arg, why, why_size);
+        return parse_list("--nodes", arg, o->nodes, &o->node_count, why, why_size);
+    case O_ADMINS:
+        return parse_list("--admins", arg, o->admins, &o->admin_count, why, why_size);
+    case O_PUBS:
+        return parse_list("--pubs", arg, o->pubs, &o->pub_count, why, why_size);
+    case O_REPLAYS:
+        return parse_list("--replays", arg, o->replays, &o->replay_count, why, why_size);
     case O_PUB_URL:
         return parse_url("--pub", arg, o->pub_url, why, why_size);
     case O_REPLAY_URL:
@@ -492,6 +511,20 @@ static void find_token(struct rush_loadgen_options *options)
         options->token[0] = '\0';
 }
 
+/* --admins, --pubs, --replays: one entry per node of --nodes; the stream lists go together. */
+static int finish_node_lists(const struct rush_loadgen_options *o, char *why, size_t why_size)
+{
+    const char *names[3] = {"--admins", "--pubs", "--replays"};
+    uint32_t counts[3] = {o->admin_count, o->pub_count, o->replay_count};
+    for (int i = 0; i < 3; i++)
+        if (counts[i] != 0 && counts[i] != o->node_count)
+            return refuse(why, why_size, "%s names %u nodes, --nodes %u: give one per node",
+                          names[i], counts[i], o->node_count);
+    if ((o->pub_count == 0) != (o->replay_count == 0))
+        return refuse(why, why_size, "--pubs and --replays go together (one of each per node)");
+    return 0;
+}
+
 /*
  * --threads: given, at most --connections; by default the online CPUs, at most
  * RUSH_LOADGEN_THREADS_DEFAULT_MAX (past that nanomsg's one I/O thread per process is the limit,
@@ -525,7 +558,7 @@ static int finish_transport(struct rush_loadgen_options *options, char *why, siz
                       "--connections %u to each of %u nodes is more than %u "
                       "connections",
                       options->connections, options->node_count, RUSH_LOADGEN_CONNECTIONS_MAX);
-    return 0;
+    return finish_node_lists(options, why, why_size);
 }
 
 int rush_loadgen_options_finish(struct rush_loadgen_options *options, char *why, size_t why_size)

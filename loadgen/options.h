@@ -71,6 +71,14 @@ struct rush_loadgen_options {
      * node_count 0: none given, the load goes to --url (or --json-url) alone. */
     char nodes[RUSH_LOADGEN_NODES_MAX][RUSH_LOADGEN_URL_BYTES_MAX];
     uint32_t node_count;
+    /* --admins, --pubs, --replays: each node's admin, stream PUB and replay endpoints, in the
+     * order of --nodes (0: not given; then --admin-url, --pub and --replay, one node's). */
+    char admins[RUSH_LOADGEN_NODES_MAX][RUSH_LOADGEN_URL_BYTES_MAX];
+    uint32_t admin_count;
+    char pubs[RUSH_LOADGEN_NODES_MAX][RUSH_LOADGEN_URL_BYTES_MAX];
+    uint32_t pub_count;
+    char replays[RUSH_LOADGEN_NODES_MAX][RUSH_LOADGEN_URL_BYTES_MAX];
+    uint32_t replay_count;
     uint32_t shards;  /* routing: the engine's shard count (rushd's default 2) */
     uint32_t threads; /* driver threads; 0 until finished: then the default (see options.c) */
     bool batch_given; /* --batch was on the command line */

@@ -12,6 +12,7 @@
 
 #define NS_PER_S 1e9
 #define NS_PER_US 1e3
+#define NS_PER_MS 1e6
 #define PROGRESS_OUTCOMES_MAX 5 /* the progress line names at most this many outcomes */
 #define CATALOG_IDS_MAX 16      /* SKU ids listed in the JSON report */
 
@@ -53,6 +54,26 @@ void rush_tally_merge(struct rush_tally *into, const struct rush_tally *from, bo
         rush_histogram_merge(&into->latency_ns, &from->latency_ns);
     if (into->first_error[0] == '\0')
         memcpy(into->first_error, from->first_error, sizeof(into->first_error));
+}
+
+void rush_decision_gaps_record(struct rush_decision_gaps *gaps, uint32_t shard, bool ok,
+                               int64_t now_ns)
+{
+    RUSH_ASSERT(shard < RUSH_SHARDS_MAX);
+    int64_t last_ns = gaps->last_ns[shard];
+    int64_t gap_ns = last_ns != 0 && now_ns > last_ns ? now_ns - last_ns : 0;
+    if (gap_ns > gaps->longest_ns[shard])
+        gaps->longest_ns[shard] = gap_ns;
+    if (gap_ns > gaps->gap_ns) {
+        gaps->shard = shard;
+        gaps->gap_ns = gap_ns;
+        gaps->began_ns = last_ns;
+        gaps->decided_before = gaps->decided[shard];
+        gaps->ok_before = gaps->ok[shard];
+    }
+    gaps->last_ns[shard] = now_ns > last_ns ? now_ns : last_ns;
+    gaps->decided[shard]++;
+    gaps->ok[shard] += ok;
 }
 
 void rush_tally_error(struct rush_tally *tally, const char *text)
@@ -189,6 +210,28 @@ static void print_catalog(const struct rush_report_input *in, FILE *out)
             t.unlimited_count ? " (some unlimited)" : "");
 }
 
+/* The longest decision gap (report.h), and each shard's when there are several. */
+static void print_gaps(const struct rush_report_input *in, FILE *out)
+{
+    const struct rush_decision_gaps *g = &in->tally->gaps;
+    if (g->gap_ns == 0)
+        return;
+    fprintf(out,
+            "  decisions    longest gap %.1f ms on shard %u, from +%.3f s (%llu decided, %llu ok "
+            "before it; %llu, %llu after)\n",
+            (double)g->gap_ns / NS_PER_MS, g->shard,
+            (double)(g->began_ns - in->tally->start_ns) / NS_PER_S,
+            (unsigned long long)g->decided_before, (unsigned long long)g->ok_before,
+            (unsigned long long)(g->decided[g->shard] - g->decided_before),
+            (unsigned long long)(g->ok[g->shard] - g->ok_before));
+    if (in->options->shards < 2)
+        return;
+    fprintf(out, "  gaps ms     ");
+    for (uint32_t s = 0; s < in->options->shards && s < RUSH_SHARDS_MAX; s++)
+        fprintf(out, " %u:%.1f", s, (double)g->longest_ns[s] / NS_PER_MS);
+    fprintf(out, "\n");
+}
+
 void rush_report_print(const struct rush_report_input *in, FILE *out)
 {
     const struct rush_tally *t = in->tally;
@@ -233,6 +276,7 @@ void rush_report_print(const struct rush_report_input *in, FILE *out)
                 (unsigned long long)t->redirects, (unsigned long long)t->leader_waits,
                 (unsigned long long)t->timeouts_rerouted, (unsigned long long)t->unknown_retried,
                 (unsigned long long)t->redirect_gave_up);
+    print_gaps(in, out);
     fprintf(
         out,
         "  errors       %llu (timeouts %llu, protocol %llu, send %llu; stale replies %llu)%s%s\n",
@@ -338,6 +382,25 @@ static json_t *errors_json(const struct rush_tally *t, const struct figures *f)
     return errors;
 }
 
+static json_t *gaps_json(const struct rush_report_input *in)
+{
+    const struct rush_decision_gaps *g = &in->tally->gaps;
+    json_t *per_shard = json_array();
+    for (uint32_t s = 0; s < in->options->shards && s < RUSH_SHARDS_MAX; s++)
+        json_array_append_new(per_shard, json_real((double)g->longest_ns[s] / NS_PER_MS));
+    json_t *gap = json_object();
+    set_real(gap, "longest_ms", (double)g->gap_ns / NS_PER_MS);
+    set_count(gap, "shard", g->shard);
+    set_real(gap, "began_s",
+             g->gap_ns > 0 ? (double)(g->began_ns - in->tally->start_ns) / NS_PER_S : 0);
+    set_count(gap, "decided_before", g->decided_before);
+    set_count(gap, "decided_after", g->decided[g->shard] - g->decided_before);
+    set_count(gap, "ok_before", g->ok_before);
+    set_count(gap, "ok_after", g->ok[g->shard] - g->ok_before);
+    json_object_set_new(gap, "per_shard_ms", per_shard);
+    return gap;
+}
+
 static json_t *figures_json(const struct rush_report_input *in, const struct figures *f)
 {
     const struct rush_tally *t = in->tally;
@@ -367,6 +430,7 @@ static json_t *figures_json(const struct rush_report_input *in, const struct fig
                                   (json_int_t)t->redirect_gave_up, "rerouted",
                                   (json_int_t)t->timeouts_rerouted, "unknown_retried",
                                   (json_int_t)t->unknown_retried));
+    json_object_set_new(root, "decision_gap", gaps_json(in));
     return root;
 }
 

@@ -27,7 +27,8 @@
  * groups {opens, joins, joins_any}, cpu_s, cpu_cores (cpu_s / elapsed_s: what the load generator
  * itself used, all its threads, nanomsg's included), errors {timeouts, protocol, send,
  * stale_replies, total}, redirects {followed, leader_waits, gave_up,
- * rerouted, unknown_retried}, catalog {fresh, base_id,
+ * rerouted, unknown_retried}, decision_gap {longest_ms, shard, began_s (since the run's start),
+ * decided_before, decided_after, ok_before, ok_after, per_shard_ms [...]}, catalog {fresh, base_id,
  * count, stock_put, before {...}, after {...}}, ledger {entries, capacity}, first_error.
  *
  * Threads: each driver thread fills its own tally; rush_tally_merge adds them up after the run
@@ -48,6 +49,32 @@
 #include "scenario.h"
 
 #define RUSH_REPORT_ERROR_BYTES 160
+
+/*
+ * Decision gaps: the client's view of a failover. Per shard, the longest time between two
+ * consecutive decisions the run was answered (any outcome but busy, redirect and
+ * outcome_unknown, which decide nothing), and for the longest of all, the decisions and ok
+ * answers of its shard before it began and after it ended. A kill -9 of a shard's leader under
+ * load shows here as the time from the old leader's last answer to the new leader's first
+ * (ARCHITECTURE.md "Cluster": lease expiry + a poll + catch-up), ok before and after nonzero.
+ * Filled by the driver threads under the crowd lock; gaps before a shard's first decision and
+ * after its last are not counted.
+ */
+struct rush_decision_gaps {
+    int64_t last_ns[RUSH_SHARDS_MAX]; /* the shard's latest decision (0: none yet) */
+    int64_t longest_ns[RUSH_SHARDS_MAX];
+    uint64_t decided[RUSH_SHARDS_MAX];
+    uint64_t ok[RUSH_SHARDS_MAX];
+    uint32_t shard;          /* the longest gap of all: its shard, */
+    int64_t gap_ns;          /* length (0: no shard decided twice), */
+    int64_t began_ns;        /* the decision before it (monotonic), */
+    uint64_t decided_before; /* and its shard's decisions and oks up to that decision */
+    uint64_t ok_before;
+};
+
+/* One decision of `shard` received at now_ns (its outcome ok or not). */
+void rush_decision_gaps_record(struct rush_decision_gaps *gaps, uint32_t shard, bool ok,
+                               int64_t now_ns);
 
 struct rush_tally {
     uint64_t requests_offered; /* open mode: of messages due, sent or not */
@@ -79,6 +106,7 @@ struct rush_tally {
     uint64_t requests_due;     /* requests_offered + backlog_messages x batch (at the last tick) */
     int64_t cpu_ns; /* CPU time (user + system) rush-loadgen's threads used during the run */
     struct rush_histogram latency_ns;
+    struct rush_decision_gaps gaps; /* set once after the run (not merged per thread) */
     char first_error[RUSH_REPORT_ERROR_BYTES];
 };
 

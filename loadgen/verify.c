@@ -19,17 +19,50 @@
 #define POLL_EVENTS_MAX 4096
 #define POLL_MS 100
 #define HEADS_TIMEOUT_MS 5000
+#define CLUSTER_REPLAY_TIMEOUT_MS 500 /* several nodes: a dead one is found in 2 s, not 4 */
+#define WHY_BYTES 160
 
-struct rush_verify {
+/* One node's stream, followed by its own subscriber and thread. */
+struct node_stream {
+    struct rush_verify *v;
+    uint32_t index;
+    const char *pub_url;
     struct rush_subscriber *sub;
     pthread_t thread;
     bool thread_started;
-    _Atomic bool stop;
-    struct rush_stream_event *events; /* in delivery order */
+    struct rush_stream_event *events; /* in delivery order: per shard, consecutive seqs */
     uint64_t count;
     uint64_t capacity;
-    int error; /* the collector's first fatal error (0: none) */
+    uint64_t start_seq[RUSH_SHARDS_MAX]; /* the heads at start: it delivers from start + 1 */
+    uint64_t last_seq[RUSH_SHARDS_MAX];  /* the last seq delivered (start_seq: none) */
+    uint32_t shard_count;
+    uint64_t retried; /* transient errors (replay timeouts, bad replies) polled through */
+    int error;        /* the collector's first fatal error (0: none) */
+    bool gone;        /* several nodes: its subscriber failed; what it delivered is kept */
+    char why[WHY_BYTES];
     struct rush_stream_event batch[POLL_EVENTS_MAX];
+};
+
+/* Per shard of the merged stream: what the nodes together served. */
+struct merged_shard {
+    uint64_t first_seq;     /* the lowest seq any node delivers (its start + 1) */
+    uint64_t run_first_seq; /* the highest start + 1: every seq from here is the run's */
+    uint64_t last_seq;      /* the highest seq any node delivered */
+    uint64_t live_last_seq; /* the highest seq a live node delivered */
+    uint64_t missing;       /* seqs in run_first_seq .. last_seq no node served */
+    uint64_t disagreements; /* seqs two nodes served with different bytes */
+    uint64_t first_missing; /* the first of them (0: none) */
+};
+
+struct rush_verify {
+    struct node_stream *nodes;
+    uint32_t node_count;
+    bool cluster; /* --pubs: several nodes, a node may be gone */
+    _Atomic bool stop;
+    struct rush_stream_event *events; /* merged: per shard in seq order, shards in order */
+    uint64_t count;
+    uint32_t shard_count;
+    struct merged_shard shards[RUSH_SHARDS_MAX];
 };
 
 /* ---- a small open-addressing table: (a, b) -> two counters ------------------------------- */
@@ -72,38 +105,78 @@ static struct tally_slot *tally_at(struct tally *t, uint64_t a, uint64_t b)
 
 /* ---- collecting ---------------------------------------------------------------------------- */
 
-static int keep(struct rush_verify *v, const struct rush_stream_event *events, int n)
+static int keep(struct node_stream *n, const struct rush_stream_event *events, int count)
 {
-    if (v->count + (uint64_t)n > v->capacity) {
-        uint64_t capacity = v->capacity ? v->capacity * 2 : 65536;
+    if (n->count + (uint64_t)count > n->capacity) {
+        uint64_t capacity = n->capacity ? n->capacity * 2 : 65536;
         if (capacity > RUSH_VERIFY_EVENTS_MAX)
             return -E2BIG;
-        void *grown = realloc(v->events, capacity * sizeof(*v->events));
+        void *grown = realloc(n->events, capacity * sizeof(*n->events));
         if (grown == NULL)
             return -ENOMEM;
-        v->events = grown;
-        v->capacity = capacity;
+        n->events = grown;
+        n->capacity = capacity;
     }
-    memcpy(&v->events[v->count], events, (size_t)n * sizeof(*events));
-    v->count += (uint64_t)n;
+    memcpy(&n->events[n->count], events, (size_t)count * sizeof(*events));
+    n->count += (uint64_t)count;
+    uint32_t shard = events[0].shard; /* a poll's events are one shard's, consecutive */
+    if (shard < RUSH_SHARDS_MAX)
+        n->last_seq[shard] = events[count - 1].seq;
     return 0;
 }
 
-/* One poll: keeps what it got. Transient errors (timeouts, a bad reply) are retried. */
-static int collect_once(struct rush_verify *v, int timeout_ms)
+static bool transient(int rc)
 {
-    int n = rush_subscriber_poll(v->sub, v->batch, POLL_EVENTS_MAX, timeout_ms);
-    if (n > 0)
-        return keep(v, v->batch, n);
-    return n == RUSH_ETIMEDOUT || n == RUSH_EPROTO ? 0 : n;
+    return rc == RUSH_ETIMEDOUT || rc == RUSH_EPROTO;
 }
 
+/* One poll: keeps what it got. 0, or the subscriber's error (transient ones too). */
+static int collect_once(struct node_stream *n, int timeout_ms)
+{
+    int got = rush_subscriber_poll(n->sub, n->batch, POLL_EVENTS_MAX, timeout_ms);
+    if (got > 0)
+        return keep(n, n->batch, got);
+    return got;
+}
+
+/* Polls until stopped or a fatal error; transient ones (a node restarting, or dead) counted. */
 static void *collector_main(void *argument)
 {
-    struct rush_verify *v = argument;
-    while (!atomic_load(&v->stop) && v->error == 0)
-        v->error = collect_once(v, POLL_MS);
+    struct node_stream *n = argument;
+    while (!atomic_load(&n->v->stop) && n->error == 0) {
+        int rc = collect_once(n, POLL_MS);
+        if (transient(rc))
+            n->retried++;
+        else
+            n->error = rc;
+    }
     return NULL;
+}
+
+/* Opens node n's subscriber at its publisher's heads and starts its collector. */
+static int node_start(struct node_stream *n, const char *pub_url, const char *replay_url,
+                      bool cluster)
+{
+    struct rush_subscriber_config config;
+    rush_subscriber_config_default(&config);
+    config.pub_url = pub_url;
+    config.replay_url = replay_url;
+    if (cluster)
+        config.replay_timeout_ms = CLUSTER_REPLAY_TIMEOUT_MS;
+    n->pub_url = pub_url;
+    int rc = rush_subscriber_open(&config, &n->sub);
+    if (rc == 0)
+        rc = rush_subscriber_seek_heads(n->sub, HEADS_TIMEOUT_MS);
+    n->shard_count = rc == 0 ? rush_subscriber_shard_count(n->sub) : 0;
+    for (uint32_t s = 0; rc == 0 && s < n->shard_count && s < RUSH_SHARDS_MAX; s++) {
+        struct rush_subscriber_shard shard;
+        rc = rush_subscriber_shard(n->sub, s, &shard);
+        n->start_seq[s] = n->last_seq[s] = shard.delivered_seq;
+    }
+    if (rc == 0)
+        rc = -pthread_create(&n->thread, NULL, collector_main, n);
+    n->thread_started = rc == 0;
+    return rc;
 }
 
 int rush_verify_start(const struct rush_loadgen_options *options, struct rush_verify **out,
@@ -111,23 +184,29 @@ int rush_verify_start(const struct rush_loadgen_options *options, struct rush_ve
 {
     *out = NULL;
     struct rush_verify *v = calloc(1, sizeof(*v));
-    if (v == NULL)
+    if (v != NULL) {
+        v->cluster = options->pub_count > 0;
+        v->node_count = v->cluster ? options->pub_count : 1;
+        v->nodes = calloc(v->node_count, sizeof(*v->nodes));
+    }
+    if (v == NULL || v->nodes == NULL) {
+        rush_verify_free(v);
         return -ENOMEM;
-    struct rush_subscriber_config config;
-    rush_subscriber_config_default(&config);
-    config.pub_url = options->pub_url;
-    config.replay_url = options->replay_url;
-    int rc = rush_subscriber_open(&config, &v->sub);
-    if (rc == 0)
-        rc = rush_subscriber_seek_heads(v->sub, HEADS_TIMEOUT_MS);
-    if (rc == 0)
-        rc = -pthread_create(&v->thread, NULL, collector_main, v);
-    v->thread_started = rc == 0;
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < v->node_count && rc == 0; i++) {
+        const char *pub = v->cluster ? options->pubs[i] : options->pub_url;
+        const char *replay = v->cluster ? options->replays[i] : options->replay_url;
+        v->nodes[i].v = v;
+        v->nodes[i].index = i;
+        rc = node_start(&v->nodes[i], pub, replay, v->cluster);
+        if (rc < 0)
+            snprintf(why, why_size,
+                     "cannot follow the stream at %s (replay %s): %s; is rushd "
+                     "running with its publisher and a log?",
+                     pub, replay, rush_strerror(rc));
+    }
     if (rc < 0) {
-        snprintf(why, why_size,
-                 "cannot follow the stream at %s (replay %s): %s; is rushd "
-                 "running with its publisher and a log?",
-                 options->pub_url, options->replay_url, rush_strerror(rc));
         rush_verify_free(v);
         return rc;
     }
@@ -135,16 +214,119 @@ int rush_verify_start(const struct rush_loadgen_options *options, struct rush_ve
     return 0;
 }
 
+/* Stops every collector (idempotent). */
+static void stop_collectors(struct rush_verify *v)
+{
+    atomic_store(&v->stop, true);
+    for (uint32_t i = 0; i < v->node_count; i++) {
+        if (v->nodes[i].thread_started)
+            pthread_join(v->nodes[i].thread, NULL);
+        v->nodes[i].thread_started = false;
+    }
+}
+
 void rush_verify_free(struct rush_verify *verify)
 {
     if (verify == NULL)
         return;
-    atomic_store(&verify->stop, true);
-    if (verify->thread_started)
-        pthread_join(verify->thread, NULL);
-    rush_subscriber_close(verify->sub);
+    if (verify->nodes != NULL) {
+        stop_collectors(verify);
+        for (uint32_t i = 0; i < verify->node_count; i++) {
+            rush_subscriber_close(verify->nodes[i].sub);
+            free(verify->nodes[i].events);
+        }
+    }
+    free(verify->nodes);
     free(verify->events);
     free(verify);
+}
+
+/* ---- merging the nodes' streams per (shard, seq) ------------------------------------------- */
+
+/* The seq range each shard's merge covers, from what every node delivered. */
+static void merge_ranges(struct rush_verify *v)
+{
+    v->shard_count = 0;
+    for (uint32_t i = 0; i < v->node_count; i++)
+        if (v->nodes[i].shard_count > v->shard_count)
+            v->shard_count = v->nodes[i].shard_count;
+    for (uint32_t s = 0; s < v->shard_count; s++) {
+        struct merged_shard *m = &v->shards[s];
+        *m = (struct merged_shard){.first_seq = UINT64_MAX};
+        for (uint32_t i = 0; i < v->node_count; i++) {
+            const struct node_stream *n = &v->nodes[i];
+            if (s >= n->shard_count)
+                continue;
+            m->first_seq = n->start_seq[s] + 1 < m->first_seq ? n->start_seq[s] + 1 : m->first_seq;
+            m->run_first_seq =
+                n->start_seq[s] + 1 > m->run_first_seq ? n->start_seq[s] + 1 : m->run_first_seq;
+            m->last_seq = n->last_seq[s] > m->last_seq ? n->last_seq[s] : m->last_seq;
+            if (!n->gone && n->last_seq[s] > m->live_last_seq)
+                m->live_last_seq = n->last_seq[s];
+        }
+    }
+}
+
+/*
+ * Builds v->events: every seq of every shard from whichever node served it, in (shard, seq)
+ * order; where two nodes served a seq their bytes are compared. Counts, per shard, the seqs of
+ * the run no node served and those the nodes disagree on. 0 or -ENOMEM.
+ */
+static int merge(struct rush_verify *v)
+{
+    merge_ranges(v);
+    uint64_t offsets[RUSH_SHARDS_MAX + 1] = {0};
+    for (uint32_t s = 0; s < v->shard_count; s++) {
+        const struct merged_shard *m = &v->shards[s];
+        offsets[s + 1] =
+            offsets[s] + (m->last_seq >= m->first_seq ? m->last_seq - m->first_seq + 1 : 0);
+    }
+    uint64_t slots = offsets[v->shard_count];
+    const struct rush_stream_event **at = calloc(slots + 1, sizeof(*at));
+    struct rush_stream_event *events = malloc((slots + 1) * sizeof(*events));
+    if (at == NULL || events == NULL) {
+        free(at);
+        free(events);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < v->node_count; i++) {
+        const struct node_stream *n = &v->nodes[i];
+        for (uint64_t k = 0; k < n->count; k++) {
+            const struct rush_stream_event *e = &n->events[k];
+            RUSH_ASSERT(e->shard < v->shard_count && e->seq >= v->shards[e->shard].first_seq);
+            const struct rush_stream_event **slot =
+                &at[offsets[e->shard] + e->seq - v->shards[e->shard].first_seq];
+            if (*slot == NULL)
+                *slot = e;
+            else if (memcmp(*slot, e, sizeof(*e)) != 0)
+                v->shards[e->shard].disagreements++;
+        }
+    }
+    uint64_t count = 0;
+    for (uint32_t s = 0; s < v->shard_count; s++) {
+        struct merged_shard *m = &v->shards[s];
+        for (uint64_t k = offsets[s]; k < offsets[s + 1]; k++) {
+            uint64_t seq = m->first_seq + (k - offsets[s]);
+            if (at[k] == NULL && seq >= m->run_first_seq && m->missing++ == 0)
+                m->first_missing = seq;
+            if (at[k] != NULL && at[k]->type != RUSH_EV_AUDIT_PART)
+                events[count++] = *at[k]; /* an audit part is text, no order: compared only */
+        }
+    }
+    free(at);
+    free(v->events);
+    v->events = events;
+    v->count = count;
+    return 0;
+}
+
+/* Whether some shard has seqs only a gone node served (a live one may still catch up). */
+static bool live_behind(const struct rush_verify *v)
+{
+    for (uint32_t s = 0; s < v->shard_count; s++)
+        if (v->shards[s].live_last_seq < v->shards[s].last_seq)
+            return true;
+    return false;
 }
 
 /* ---- checking ------------------------------------------------------------------------------ */
@@ -163,7 +345,7 @@ struct check {
                               (order, 5): the inviter its inviter_due names */
     int64_t *stream_units; /* per catalog SKU: units confirmed in the stream */
     int64_t violations;
-    int64_t shown[10];
+    int64_t shown[11];
 };
 
 __attribute__((format(printf, 3, 4))) static void violation(struct check *c, int kind,
@@ -183,6 +365,8 @@ __attribute__((format(printf, 3, 4))) static void violation(struct check *c, int
 /* The run's SKU with this id, or NULL (an event of another SKU: not this run's). */
 static const struct rush_catalog_sku *sku_of(struct check *c, uint64_t sku_id, uint32_t *index)
 {
+    if (sku_id == 0)
+        return NULL; /* an event of no SKU (an audit of a snapshot) */
     struct tally_slot *slot = tally_at(&c->skus, sku_id, 1);
     if (slot->v1 == 0)
         return NULL;
@@ -190,11 +374,22 @@ static const struct rush_catalog_sku *sku_of(struct check *c, uint64_t sku_id, u
     return &c->catalog->skus[*index];
 }
 
+/*
+ * An ok that is this entry's decision. A duplicate-flagged ok is one only when the entry is not
+ * a resend of another (the scenario's duplicates): then the flag means that an earlier send of
+ * this same entry, unanswered in time or sent again by the router (route.h), was decided, and
+ * this answer is that decision, the only one the client got.
+ */
+static bool answered_ok(const struct rush_ledger_entry *e)
+{
+    return e->status == RUSH_LEDGER_ANSWERED && e->outcome == RUSH_OK &&
+           (!(e->flags & RUSH_RESULT_DUPLICATE) || e->original_index == RUSH_LEDGER_NO_ORIGINAL);
+}
+
 /* Whether an ok answer to this entry is an order confirmed at once (the stream must carry it). */
 static uint64_t acknowledged_confirmation(struct check *c, const struct rush_ledger_entry *e)
 {
-    if (e->status != RUSH_LEDGER_ANSWERED || e->outcome != RUSH_OK ||
-        (e->flags & RUSH_RESULT_DUPLICATE))
+    if (!answered_ok(e))
         return 0;
     uint32_t index;
     const struct rush_catalog_sku *sku =
@@ -251,8 +446,7 @@ static void check_ledger(struct check *c)
 {
     for (uint32_t i = 0; i < c->ledger->count; i++) {
         const struct rush_ledger_entry *e = rush_ledger_get(c->ledger, i);
-        bool decided_ok = e->status == RUSH_LEDGER_ANSWERED && e->outcome == RUSH_OK &&
-                          !(e->flags & RUSH_RESULT_DUPLICATE);
+        bool decided_ok = answered_ok(e);
         bool holds = e->op == RUSH_OP_RESERVE || e->op == RUSH_OP_GROUP_OPEN ||
                      e->op == RUSH_OP_GROUP_JOIN || e->op == RUSH_OP_GROUP_JOIN_ANY;
         uint64_t sku_id = e->sku_id ? e->sku_id : sku_of_group(c, e->group_id);
@@ -395,30 +589,121 @@ static int64_t stream_units_now(struct check *c)
     return units;
 }
 
-/* Polls until the stream holds every confirmation the engine reported, or the settle time ends. */
+/*
+ * Node n, resynced, polled until it has delivered everything its publisher holds now. One node:
+ * transient errors are polled through, others returned. Several: a node whose subscriber fails
+ * (replay silent: dead; or a fatal error) is marked gone and 0 returned.
+ */
+static int catch_up(struct rush_verify *v, struct node_stream *n, int64_t deadline)
+{
+    rush_subscriber_resync(n->sub);
+    while (!rush_subscriber_caught_up(n->sub) && rush_clock_monotonic_ms() < deadline) {
+        int rc = collect_once(n, POLL_MS);
+        if (rc == 0 || rc == RUSH_EPROTO || (!v->cluster && rc == RUSH_ETIMEDOUT))
+            continue;
+        if (!v->cluster)
+            return rc;
+        n->gone = true;
+        snprintf(n->why, sizeof(n->why), "its stream failed after the run: %s", rush_strerror(rc));
+        return 0;
+    }
+    return 0;
+}
+
+/* One pass over the nodes still followed: caught up (or gone). True when every live node is. */
+static int catch_up_all(struct rush_verify *v, int64_t deadline, bool *caught_up)
+{
+    *caught_up = true;
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < v->node_count; i++) {
+        struct node_stream *n = &v->nodes[i];
+        if (n->error != 0 && !v->cluster)
+            return n->error;
+        if (n->error != 0 && !n->gone) {
+            n->gone = true;
+            snprintf(n->why, sizeof(n->why), "its stream failed during the run: %s",
+                     rush_strerror(n->error));
+        }
+        int rc = n->gone ? 0 : catch_up(v, n, deadline);
+        if (rc < 0)
+            return rc;
+        live += !n->gone;
+        *caught_up = *caught_up && (n->gone || rush_subscriber_caught_up(n->sub));
+    }
+    return live > 0 ? 0 : -ENOTCONN;
+}
+
+/*
+ * Polls until the merged stream holds every confirmation the engine reported and no seq is
+ * held only by a gone node (a live follower may be a moment behind), or the settle time ends.
+ */
 static int settle(struct check *c)
 {
     int64_t deadline = rush_clock_monotonic_ms() + RUSH_VERIFY_SETTLE_MS;
     int64_t want = expected_units(c);
-    int rc = 0;
-    while (rc == 0 && rush_clock_monotonic_ms() < deadline) {
-        rush_subscriber_resync(c->v->sub);
-        while (rc == 0 && !rush_subscriber_caught_up(c->v->sub) &&
-               rush_clock_monotonic_ms() < deadline)
-            rc = collect_once(c->v, POLL_MS);
-        if (rush_subscriber_caught_up(c->v->sub) && stream_units_now(c) >= want)
-            break;
+    stop_collectors(c->v);
+    for (;;) {
+        bool caught_up = false;
+        int rc = catch_up_all(c->v, deadline, &caught_up);
+        if (rc == 0)
+            rc = merge(c->v);
+        if (rc < 0)
+            return rc;
+        bool done = caught_up && stream_units_now(c) >= want && !live_behind(c->v);
+        if (done || rush_clock_monotonic_ms() >= deadline)
+            return 0;
     }
-    return rc;
+}
+
+/* The stream exactly once: every seq of the run served, identically by every node serving it. */
+static void check_stream(struct check *c)
+{
+    const struct rush_verify *v = c->v;
+    for (uint32_t i = 0; i < v->node_count; i++)
+        if (v->nodes[i].shard_count != v->shard_count)
+            violation(c, 10, "node %u's publisher has %u shards, another's %u", i,
+                      v->nodes[i].shard_count, v->shard_count);
+    for (uint32_t s = 0; s < v->shard_count; s++) {
+        const struct merged_shard *m = &v->shards[s];
+        if (m->missing != 0)
+            violation(c, 10, "shard %u: %lu seqs of the run served by no node (first %lu)", s,
+                      m->missing, m->first_missing);
+        if (m->disagreements != 0)
+            violation(c, 10, "shard %u: %lu seqs served with different events by two nodes", s,
+                      m->disagreements);
+        if (m->live_last_seq < m->last_seq)
+            violation(c, 10,
+                      "shard %u: seqs %lu..%lu were published only by a node that is gone: no "
+                      "live node holds them",
+                      s, m->live_last_seq + 1, m->last_seq);
+    }
+}
+
+/* Per node: what its stream delivered, and whether it was followed to the end. */
+static void print_nodes(const struct rush_verify *v, FILE *out)
+{
+    for (uint32_t i = 0; i < v->node_count && v->cluster; i++) {
+        const struct node_stream *n = &v->nodes[i];
+        fprintf(out, "verify: node %u (%s): %lu events, %lu transient errors;", i, n->pub_url,
+                n->count, n->retried);
+        for (uint32_t s = 0; s < n->shard_count && s < RUSH_SHARDS_MAX; s++)
+            if (n->last_seq[s] > n->start_seq[s])
+                fprintf(out, " shard %u seqs %lu..%lu", s, n->start_seq[s] + 1, n->last_seq[s]);
+            else
+                fprintf(out, " shard %u none after %lu", s, n->start_seq[s]);
+        fprintf(out, "; %s%s\n", n->gone ? "gone: " : "followed to the end", n->why);
+    }
+    uint64_t missing = 0, disagreements = 0;
+    for (uint32_t s = 0; s < v->shard_count; s++)
+        missing += v->shards[s].missing, disagreements += v->shards[s].disagreements;
+    if (v->cluster)
+        fprintf(out,
+                "verify: merged stream: %lu events over %u shards, %lu seqs missing, %lu "
+                "disagreements\n",
+                v->count, v->shard_count, missing, disagreements);
 }
 
 /* ---- the social rules (checks 6..9): new users, the activity, tiers, inviters -------------- */
-
-static bool answered_ok(const struct rush_ledger_entry *e)
-{
-    return e->status == RUSH_LEDGER_ANSWERED && e->outcome == RUSH_OK &&
-           !(e->flags & RUSH_RESULT_DUPLICATE);
-}
 
 /* Check 6: an ok on a new-users-only SKU went to a request the gateway flagged new; and the
  * ledger side of check 7: units taken of the social activity, per buyer. */
@@ -467,7 +752,7 @@ static void check_tiers(struct check *c)
             const struct rush_stream_event *e = &c->v->events[i];
             uint32_t index;
             const struct rush_catalog_sku *sku = sku_of(c, e->sku_id, &index);
-            if (sku == NULL || sku->def.tier_count == 0 || !c->catalog->fresh)
+            if (sku == NULL || sku->def.tier_count == 0 || !c->catalog->fresh || e->group_id == 0)
                 continue;
             int64_t seats = tally_at(&c->groups, e->group_id, 2)->v1;
             int64_t due = tier_refund_of(&sku->def, seats);
@@ -544,19 +829,14 @@ static void check_free(struct check *c)
 int64_t rush_verify_finish(struct rush_verify *verify, const struct rush_catalog *catalog,
                            const struct rush_ledger *ledger, FILE *out)
 {
-    atomic_store(&verify->stop, true);
-    if (verify->thread_started)
-        pthread_join(verify->thread, NULL);
-    verify->thread_started = false;
     struct check c = {.catalog = catalog, .ledger = ledger, .v = verify, .out = out};
-    int rc = verify->error;
-    if (rc == 0)
-        rc = skus_init(&c);
+    int rc = skus_init(&c);
     if (rc == 0)
         rc = settle(&c);
     if (rc == 0)
         rc = check_init(&c);
     if (rc < 0) {
+        print_nodes(verify, out);
         fprintf(out, "verify: FAILED: the stream could not be followed: %s\n", rush_strerror(rc));
         check_free(&c);
         return rc;
@@ -573,6 +853,8 @@ int64_t rush_verify_finish(struct rush_verify *verify, const struct rush_catalog
     check_activity(&c);
     check_tiers(&c);
     check_inviters(&c);
+    check_stream(&c);
+    print_nodes(verify, out);
     fprintf(out,
             "verify: %lu stream events (%ld units confirmed on the run's SKUs) checked against "
             "%u requests and %u SKUs; %lu resends compared\n",

@@ -22,7 +22,11 @@
  *      reached (its confirmed seats in the stream), and such a group refunds every seat (a tiered
  *      group completes at a tier, with no virtual seat: check 4);
  *   9. a seat of a completed group has an inviter_due naming its inviter exactly when its join
- *      named one.
+ *      named one;
+ *  10. the stream exactly once: every (shard, seq) of the run is served by some node, and by
+ *      every node that serves it with the same 64 bytes; with several nodes, no seq is held only
+ *      by a node that is gone (an event no live node's log has). No order confirmed twice is
+ *      check 2, over the merged stream.
  * Each violation is printed (the first few of each kind in full) and counted; any makes the run
  * exit with status 4.
  *
@@ -33,11 +37,23 @@
  * every acknowledged confirmation has been seen or RUSH_VERIFY_SETTLE_MS passed (the publisher
  * runs a moment behind the durable point).
  *
+ * A cluster (--pubs and --replays, one per node of --nodes). Every node's publisher serves its
+ * local log, which holds every batch of every shard the node leads or follows, numbered alike on
+ * every node (the seqs come from the replicated batches). So each node gets its own subscriber
+ * and thread, all opened at their heads before the first request, and after the run their events
+ * are merged per (shard, seq): each seq from whichever node served it, compared byte for byte
+ * where several did. A node may die during the run: its subscriber's failure (replay silent after
+ * its retries, or a fatal error) marks it gone, what it delivered is kept, and it is no longer
+ * waited for; the live nodes must cover every seq of the run, from the highest of the start heads
+ * to the highest seq any node served. The checks then run over the merged stream as over one
+ * node's, and the figures they compare with are the shard leaders' (rush_catalog_query routes).
+ * The report prints per node what it delivered and whether it was followed to the end.
+ *
  * Limits: events kept in memory up to RUSH_VERIFY_EVENTS_MAX (64 bytes each). SKUs of the
  * built-in campaign (--campaign-skus) have no known rules here, so checks 1, 3 and 4 use what
  * the figures say and skip what needs the rules.
  *
- * Threads: start/finish on the driver's thread; one collector thread in between.
+ * Threads: start/finish on the driver's thread; one collector thread per node in between.
  */
 #ifndef RUSH_VERIFY_H
 #define RUSH_VERIFY_H

@@ -24,42 +24,16 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "nats_child.h"
-#include "rush/engine.h"
-#include "rushd_child.h"
+#include "cluster_child.h"
 
-#define NODES 2
 #define CLIENTS 3
-#define LEASE_MS 1000 /* times RUSH_TEST_SCALE: see slowness() */
-#define STOCK 1000000
 #define KEYS_MAX 40000         /* per client; a client stops issuing at this many */
-#define EXCHANGE_MS 300        /* one request's wait before trying another node (scaled too) */
 #define DECIDE_MS 30000        /* one key's bound: every retry of it within this */
 #define PHASE_MS 30000         /* each phase's bound on the event it waits for */
 #define SERVER_LOSS_MS 60000   /* (c): JetStream elections on a loaded machine take longer */
 #define ORDERS_PER_PHASE 300   /* acknowledged orders that show a phase made progress */
 #define NO_LEADER_PAUSE_MS 100 /* a redirect naming no leader: the documented client pause */
-#define JSON_REPLY_BYTES 1024
-#define KILLS 3 /* leader kills in a row in the second test */
-
-static struct nats_servers nats;
-
-/*
- * How many times slower than a release build this one runs: RUSH_TEST_SCALE (1 to 8; the
- * sanitizer stage sets 4). The lease and a request's wait grow with it, so that a lease measures
- * lost nodes and servers, not the sanitizer's cost: under ASan, on two loaded cores, the lease
- * bucket's updates after a nats-server kill took longer than a 1 s lease and the leases churned.
- * The failover figures in the README are from release builds with the 1 s lease.
- */
-static int slowness(void)
-{
-    const char *text = getenv("RUSH_TEST_SCALE");
-    int scale = text != NULL ? atoi(text) : 1;
-    return scale < 1 ? 1 : scale > 8 ? 8 : scale;
-}
-static struct rushd_child nodes[NODES];
-static char nats_dir[128];
-static uint64_t skus[2]; /* sku_of_shard[s]: a SKU on shard s of 2 */
+#define KILLS 3                /* leader kills in a row in the second test */
 
 struct client {
     int index;
@@ -73,106 +47,14 @@ struct client {
 };
 
 static struct client clients[CLIENTS];
-static atomic_bool clients_stop;
 static _Atomic uint64_t acknowledged;
 static _Atomic int64_t kill_ms;        /* when the watched event happened (0: none) */
 static _Atomic int watched_shard;      /* the shard whose next decision is timed */
 static _Atomic int watched_node;       /* ... by this node */
 static _Atomic int64_t first_after_ms; /* its first decision after kill_ms */
 
-/* ---- the cluster ------------------------------------------------------------------------------
- */
-
-static void write_node(int n)
-{
-    struct rushd_child *c = &nodes[n];
-    static char extra[4096];
-    snprintf(
-        extra, sizeof extra,
-        "[cluster]\nnode = %s\nnodes = A=%s, B=%s\nnats = %s\nlease_ms = %d\nstream = t%d\n\n"
-        "[sku %llu]\nname = x\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
-        "user_qty_max = 1\n\n"
-        "[sku %llu]\nname = y\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
-        "user_qty_max = 1\n",
-        n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls, LEASE_MS * slowness(),
-        (int)getpid(), (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1], STOCK);
-    c->durability = "replicated";
-    child_write_campaign(c,
-                         "shards = 2\nring_slots = 64\norders_max = 131072\ngroups_max = 1024\n"
-                         "keys_max = 262144\nuser_limits_max = 131072\n",
-                         CHILD_TOKEN, extra);
-}
-
-static void cluster_start(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    for (uint32_t s = 0; s < 2; s++)
-        for (uint64_t id = 100; skus[s] == 0; id++)
-            if (rush_engine_shard_of_sku(2, id) == s)
-                skus[s] = id;
-    snprintf(nats_dir, sizeof nats_dir, "/tmp/rush-test-nats-XXXXXX");
-    cr_assert(mkdtemp(nats_dir) != NULL);
-    nats_start(&nats, nats_dir, NATS_SERVERS_MAX);
-    child_make_dir(&nodes[0], "clusterA");
-    child_make_dir(&nodes[1], "clusterB");
-    for (int n = 0; n < NODES; n++)
-        write_node(n);
-    for (int n = 0; n < NODES; n++)
-        nodes[n].pid = child_exec(&nodes[n], NULL, NULL);
-    for (int n = 0; n < NODES; n++) {
-        int rc = child_wait_ready(&nodes[n], CHILD_READY_MS);
-        if (rc != 0)
-            child_print_log(&nodes[n]);
-        cr_assert_eq(rc, 0, "node %d did not start", n);
-    }
-}
-
-static void cluster_cleanup(void)
-{
-    atomic_store(&clients_stop, true);
-    for (int n = 0; n < NODES; n++)
-        child_cleanup(&nodes[n]);
-    nats_stop(&nats);
-    if (nats_dir[0] != '\0') {
-        char command[256];
-        snprintf(command, sizeof command, "rm -rf '%s'", nats_dir);
-        int rc = system(command);
-        (void)rc;
-    }
-}
-
 /* ---- a gateway's retries ----------------------------------------------------------------------
  */
-
-static int open_socket(const char *url)
-{
-    int sock = nn_socket(AF_SP, NN_REQ);
-    cr_assert(sock >= 0);
-    int timeout_ms = EXCHANGE_MS * slowness();
-    nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
-    nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
-    cr_assert(nn_connect(sock, url) >= 0);
-    return sock;
-}
-
-/* One exchange; 0 with the reply, -1 when the node did not answer in time. */
-static int exchange(int sock, const char *text, char *reply, size_t cap)
-{
-    if (nn_send(sock, text, strlen(text), 0) < 0)
-        return -1;
-    void *message = NULL;
-    int len = nn_recv(sock, &message, NN_MSG, 0);
-    if (len < 0)
-        return -1;
-    snprintf(reply, cap, "%.*s", len, (const char *)message);
-    nn_freemsg(message);
-    return 0;
-}
-
-static bool has(const char *reply, const char *text)
-{
-    return strstr(reply, text) != NULL;
-}
 
 /*
  * Sends `text` until a node decides it, following redirects; the deciding node in *node.
@@ -274,15 +156,6 @@ static void clients_join(void)
     atomic_store(&clients_stop, true);
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(clients[i].thread, NULL);
-}
-
-/* What a failed wait shows: both nodes' logs. */
-static void print_logs(void)
-{
-    for (int n = 0; n < NODES; n++) {
-        fprintf(stderr, "---- node %c ----\n", 'A' + n);
-        child_print_log(&nodes[n]);
-    }
 }
 
 /* Waits up to bound_ms until `more` orders beyond `from` are acknowledged; the ms, or -1. */
@@ -398,30 +271,6 @@ static void ask(int n, int shard, char *reply, size_t cap)
     int sock = open_socket(nodes[n].json);
     cr_assert_eq(exchange(sock, text, reply, cap), 0, "node %d did not answer", n);
     nn_close(sock);
-}
-
-/*
- * The node that node n says leads `shard` (itself when it answers, the named one on a redirect),
- * or -1 when n did not answer in time or named no leader.
- */
-static int leader_seen_by(int n, int shard)
-{
-    char text[160], reply[JSON_REPLY_BYTES];
-    snprintf(text, sizeof text, "{\"op\":\"query_sku\",\"sku\":%llu}",
-             (unsigned long long)skus[shard]);
-    int sock = open_socket(nodes[n].json);
-    int rc = exchange(sock, text, reply, sizeof reply);
-    nn_close(sock);
-    if (rc != 0)
-        return -1;
-    if (!has(reply, "\"outcome\":\"redirect\""))
-        return n;
-    const char *leader = strstr(reply, "\"leader\":");
-    int index = -1;
-    if (leader == NULL || sscanf(leader, "\"leader\":%d", &index) != 1 || index < 0 ||
-        index >= NODES)
-        return -1;
-    return index;
 }
 
 /*

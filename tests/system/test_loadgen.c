@@ -15,10 +15,12 @@
  * redirect, first naming no leader, then naming rushd) must follow the redirects with the same
  * keys and count them; a fake node that never answers must be routed around after --timeout-ms
  * with nothing lost, and one that answers outcome_unknown must see each request again after a
- * wait; bench-echo answers every request of either protocol.
+ * wait; bench-echo answers every request of either protocol; --verify over the same rushd listed
+ * as two nodes merges two streams that agree on every seq.
  *
- * Library pieces: option parsing (hostile flags), the Zipf pick, the arrival schedule, the
- * ledger's duplicate check, the routing table and the JSON answer reader, with no rushd.
+ * Library pieces: option parsing (hostile flags, node lists), the decision gaps, the Zipf pick, the
+ * arrival schedule, the ledger's duplicate check, the routing table and the JSON answer reader,
+ * with no rushd.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -35,6 +37,7 @@
 #include "json_result.h"
 #include "ledger.h"
 #include "options.h"
+#include "report.h"
 #include "route.h"
 #include "rush/engine.h"
 #include "scenario.h"
@@ -595,6 +598,106 @@ Test(loadgen, a_wrong_token_is_refused)
     cr_assert_eq(run_loadgen(args), 3);
 }
 
+/*
+ * --verify over "two nodes" that are the same rushd listed twice: every seq is served by both
+ * subscribers, so the merge compares each pair byte for byte and must find them equal; the
+ * figures come through the routed query (binary --nodes) and the SKUs through --admins.
+ */
+Test(loadgen, verify_merges_the_streams_of_every_node)
+{
+    char nodes[2 * CHILD_PATH_BYTES + 2], admins[2 * CHILD_PATH_BYTES + 2],
+        pubs[2 * CHILD_PATH_BYTES + 2], replays[2 * CHILD_PATH_BYTES + 2];
+    snprintf(nodes, sizeof nodes, "%s,%s", rushd.orders, rushd.orders);
+    snprintf(admins, sizeof admins, "%s,%s", rushd.admin, rushd.admin);
+    snprintf(pubs, sizeof pubs, "%s,%s", rushd.pub, rushd.pub);
+    snprintf(replays, sizeof replays, "%s,%s", rushd.replay, rushd.replay);
+    const char *args[] = {"--nodes",   nodes,     "--admins", admins,     "--pubs", pubs,
+                          "--replays", replays,   "--verify", "--buyers", "3000",   "--stock",
+                          "100",       "--batch", "1",        "--shards", "2",      NULL};
+    cr_assert_eq(run_loadgen(args), 0);
+    json_t *report = load_report();
+    assert_all_answered(report);
+    cr_assert_eq(field(report, "outcomes.ok"), 500);
+    cr_assert_eq(field(report, "catalog.after.confirmed"), 500, "the routed query's figures");
+    cr_assert_gt(field(report, "decision_gap.decided_before") +
+                     field(report, "decision_gap.decided_after"),
+                 0);
+    json_decref(report);
+    char command[2 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof command,
+             "grep -q 'merged stream: .* 0 seqs missing, 0 disagreements' '%s/loadgen.log' && "
+             "test $(grep -c 'followed to the end' '%s/loadgen.log') -ge 2",
+             rushd.dir, rushd.dir);
+    cr_assert_eq(system(command), 0, "rush-loadgen did not merge two followed streams");
+}
+
+/* A second rushd's orders: JSON reserves of the unlimited SKU 3001 until told to stop. */
+struct other_load {
+    const char *url;
+    atomic_bool stop;
+    atomic_uint decided;
+};
+
+static void *other_load_main(void *argument)
+{
+    struct other_load *load = argument;
+    for (unsigned user = 1; !atomic_load(&load->stop); user++) {
+        char text[160], reply[512];
+        snprintf(text, sizeof text,
+                 "{\"op\":\"reserve\",\"sku\":3001,\"user\":%u,\"qty\":1,\"key\":\"o%u\"}", user,
+                 user);
+        if (child_json(load->url, text, reply, sizeof reply, 2000) == 0 &&
+            strstr(reply, "\"outcome\":\"ok\"") != NULL)
+            atomic_fetch_add(&load->decided, 1);
+        child_sleep_ms(2);
+    }
+    return NULL;
+}
+
+/*
+ * Two "nodes" whose logs are not one log: the fixture takes the load, a second rushd with the
+ * same campaign (so the same seqs before the run) decides other orders meanwhile. Their streams
+ * carry different events under the same (shard, seq): the merge must call that a violation.
+ */
+Test(loadgen, verify_refuses_nodes_whose_streams_disagree)
+{
+    static struct rushd_child other = {.pid = -1};
+    child_make_dir(&other, "other");
+    other.durability = "fsync";
+    child_write_campaign(&other, CHILD_ENGINE, CHILD_TOKEN, child_skus);
+    child_run(&other, NULL);
+    uint32_t shard = rush_engine_shard_of_sku(2, 3001);
+    uint64_t base = 9000001;
+    while (rush_engine_shard_of_sku(2, base) != shard)
+        base++; /* the run's first SKU on the shard the other rushd writes */
+    static struct other_load load;
+    load.url = other.json;
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, other_load_main, &load), 0);
+    char nodes[2 * CHILD_PATH_BYTES + 2], admins[2 * CHILD_PATH_BYTES + 2],
+        pubs[2 * CHILD_PATH_BYTES + 2], replays[2 * CHILD_PATH_BYTES + 2], base_arg[32];
+    snprintf(nodes, sizeof nodes, "%s,%s", rushd.orders, rushd.orders);
+    snprintf(admins, sizeof admins, "%s,%s", rushd.admin, rushd.admin);
+    snprintf(pubs, sizeof pubs, "%s,%s", rushd.pub, other.pub);
+    snprintf(replays, sizeof replays, "%s,%s", rushd.replay, other.replay);
+    snprintf(base_arg, sizeof base_arg, "%llu", (unsigned long long)base);
+    const char *args[] = {"--nodes",  nodes,       "--admins",   admins,     "--pubs",
+                          pubs,       "--replays", replays,      "--verify", "--buyers",
+                          "3000",     "--stock",   "100",        "--batch",  "1",
+                          "--shards", "2",         "--sku-base", base_arg,   NULL};
+    int status = run_loadgen(args);
+    atomic_store(&load.stop, true);
+    pthread_join(thread, NULL);
+    child_cleanup(&other);
+    cr_assert_eq(status, 4, "two disagreeing streams verified");
+    cr_assert_gt(atomic_load(&load.decided), 0, "the other rushd decided nothing");
+    char command[2 * CHILD_PATH_BYTES];
+    snprintf(command, sizeof command,
+             "grep -q 'seqs served with different events by two nodes' '%s/loadgen.log'",
+             rushd.dir);
+    cr_assert_eq(system(command), 0, "the disagreement was not named");
+}
+
 /* ---- no rushd ----------------------------------------------------------------------------- */
 
 static int parse(const char *const *args, struct rush_loadgen_options *options, char *why,
@@ -701,6 +804,34 @@ Test(loadgen_options, hostile_flags_are_refused_by_name)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct rush_loadgen_options o;
         char why[RUSH_LOADGEN_WHY_BYTES] = "";
+        cr_assert_lt(parse(cases[i].args, &o, why, sizeof why), 0, "case %zu accepted", i);
+        cr_assert(strstr(why, cases[i].named) != NULL, "case %zu: '%s' does not name %s", i, why,
+                  cases[i].named);
+    }
+}
+
+Test(loadgen_options, node_lists_are_one_per_node)
+{
+    struct rush_loadgen_options o;
+    char why[RUSH_LOADGEN_WHY_BYTES] = "";
+    const char *good[] = {"--nodes", "tcp://a:1,tcp://b:1", "--admins",  "tcp://a:2,tcp://b:2",
+                          "--pubs",  "tcp://a:3,tcp://b:3", "--replays", "tcp://a:4,tcp://b:4",
+                          NULL};
+    cr_assert_eq(parse(good, &o, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(o.node_count, 2);
+    cr_assert_eq(o.pub_count, 2);
+    cr_assert_str_eq(o.admins[1], "tcp://b:2");
+    cr_assert_str_eq(o.replays[0], "tcp://a:4");
+    static const struct {
+        const char *args[7];
+        const char *named;
+    } cases[] = {
+        {{"--nodes", "tcp://a:1,tcp://b:1", "--admins", "tcp://a:2", NULL}, "--admins"},
+        {{"--nodes", "tcp://a:1,tcp://b:1", "--pubs", "tcp://a:3,tcp://b:3", NULL}, "--replays"},
+        {{"--pubs", "tcp://a:3", "--replays", "tcp://a:4", NULL}, "--pubs"},
+        {{"--nodes", "tcp://a:1", "--replays", "a:4", NULL}, "--replays"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_lt(parse(cases[i].args, &o, why, sizeof why), 0, "case %zu accepted", i);
         cr_assert(strstr(why, cases[i].named) != NULL, "case %zu: '%s' does not name %s", i, why,
                   cases[i].named);
@@ -845,6 +976,33 @@ Test(loadgen_pieces, route_learns_leaders_from_redirects)
     rush_route_init(&route, 1, 4);
     cr_assert_eq(rush_route_node(&route, &confirm), 0);
     cr_assert_eq(rush_route_answer(&route, &unknown, 0, 0, &node), RUSH_ROUTE_DECIDED);
+}
+
+Test(loadgen_pieces, decision_gaps_keep_each_shards_longest)
+{
+    static struct rush_decision_gaps gaps;
+    memset(&gaps, 0, sizeof gaps);
+    rush_decision_gaps_record(&gaps, 0, true, 1000);
+    rush_decision_gaps_record(&gaps, 1, false, 1500);
+    rush_decision_gaps_record(&gaps, 0, true, 1100);
+    rush_decision_gaps_record(&gaps, 1, true, 1600);
+    rush_decision_gaps_record(&gaps, 0, true, 5100); /* shard 0: 4000 without a decision */
+    rush_decision_gaps_record(&gaps, 1, true, 5200); /* shard 1: 3600 */
+    rush_decision_gaps_record(&gaps, 0, false, 5150);
+    cr_assert_eq(gaps.longest_ns[0], 4000);
+    cr_assert_eq(gaps.longest_ns[1], 3600);
+    cr_assert_eq(gaps.gap_ns, 4000);
+    cr_assert_eq(gaps.shard, 0);
+    cr_assert_eq(gaps.began_ns, 1100);
+    cr_assert_eq(gaps.decided_before, 2);
+    cr_assert_eq(gaps.ok_before, 2);
+    cr_assert_eq(gaps.decided[0], 4, "two after it");
+    cr_assert_eq(gaps.ok[0], 3);
+    cr_assert_eq(gaps.decided[1], 3);
+    cr_assert_eq(gaps.ok[1], 2);
+    rush_decision_gaps_record(&gaps, 1, true, 5000); /* out of order across threads: no gap */
+    cr_assert_eq(gaps.last_ns[1], 5200);
+    cr_assert_eq(gaps.longest_ns[1], 3600);
 }
 
 Test(loadgen_pieces, json_answers_read_back_into_results)
