@@ -64,6 +64,7 @@ struct cluster_shard {
     int64_t healthy_ns;            /* last round someone led the shard (monotonic) ... */
     int64_t warned_ns;             /* ... and when its absence was last logged */
     int64_t preferred_ready_ns;    /* since when the preferred node is up and caught up, 0: not */
+    uint32_t failbacks;            /* fail-backs started since the preferred node last led it */
 };
 
 struct rush_cluster {

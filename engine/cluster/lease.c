@@ -350,9 +350,13 @@ static int32_t failback_target(struct cluster_shard *shard)
     }
     if (shard->preferred_ready_ns == 0)
         shard->preferred_ready_ns = now_ns;
-    if (now_ns - shard->preferred_ready_ns < FAILBACK_LEASES * lease_ns(cluster))
+    /* A fail-back the preferred node did not take (its copy of the shard diverged, say) is
+     * tried again after twice as long each time, up to 32 times as long. */
+    uint32_t doubling = shard->failbacks < 5 ? shard->failbacks : 5;
+    if (now_ns - shard->preferred_ready_ns < (FAILBACK_LEASES << doubling) * lease_ns(cluster))
         return -1;
     shard->preferred_ready_ns = 0;
+    shard->failbacks++;
     rush_log(RUSH_LOG_INFO, "cluster: shard %u: fail-back to its preferred node %s", shard->index,
              cluster->settings.names[preferred]);
     return (int32_t)preferred;
@@ -414,6 +418,8 @@ static void follow_round(struct cluster_shard *shard)
     rush_engine_set_leader(cluster->engine, shard->index,
                            holder < 0 ? UINT32_MAX : (uint32_t)holder);
     shard->holder = holder;
+    if (holder >= 0 && (uint32_t)holder == shard->index % settings->node_count)
+        shard->failbacks = 0; /* its preferred node leads it: a later fail-back starts afresh */
     /* Our own name on a lease we do not lead: a release that did not reach the servers. */
     bool to_me =
         (offered && strcmp(value + 2, settings->node) == 0) || strcmp(value, settings->node) == 0;
