@@ -325,7 +325,14 @@ uint32_t rush_engine_shard_of(uint32_t shard_count, const struct rush_request *r
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index)
 {
     RUSH_ASSERT(shard_index < engine->config.shard_count);
-    return atomic_load_explicit(&engine->shards[shard_index].log.synced_lsn, memory_order_acquire);
+    const struct rush_shard_log *log = &engine->shards[shard_index].log;
+    uint64_t synced = atomic_load_explicit(&log->synced_lsn, memory_order_acquire);
+    if (log->replica.append == NULL)
+        return synced;
+    /* Replicated: only what JetStream holds too (a follower's batches came from it, so its
+     * replica_lsn follows its log; a leader's is what its replicator had acknowledged). */
+    uint64_t replicated = atomic_load_explicit(&log->replica_lsn, memory_order_acquire);
+    return synced < replicated ? synced : replicated;
 }
 
 void rush_engine_retain_log(struct rush_engine *engine, uint32_t shard_index, uint64_t lsn)
@@ -618,8 +625,11 @@ static void follow_apply(struct shard_thread *thread, struct followed *list)
         appended = appended || ok;
         free(list);
     }
-    if (appended)
+    if (appended) {
         rush_shard_log_commit(&thread->log);
+        /* Every batch it followed is in the replicated log (the publisher's bound). */
+        atomic_store(&thread->log.replica_lsn, rush_shard_log_appended_lsn(&thread->log));
+    }
 }
 
 /*
@@ -638,7 +648,11 @@ static uint32_t role_round(struct shard_thread *thread)
         role = atomic_load(&thread->role);
     }
     if (role != thread->role_seen) {
-        if (role == RUSH_ROLE_LEADER) /* everything it holds came from the replicated log */
+        /* Leaving the follower's role, everything it holds came from the replicated log. Also
+         * when the shard never saw itself lead (the deadline passed, or it was fenced, before
+         * this round): else a fenced shard would wait for acknowledgements of batches nobody
+         * ships and never follow again. */
+        if (role == RUSH_ROLE_LEADER || thread->role_seen == RUSH_ROLE_FOLLOWER)
             atomic_store(&thread->log.replica_lsn, rush_shard_log_appended_lsn(&thread->log));
         thread->log.fenced = role != RUSH_ROLE_LEADER && role != RUSH_ROLE_DRAINING;
         thread->role_seen = role;

@@ -269,12 +269,13 @@ enum cluster_key {
     C_NATS,
     C_LEASE_MS,
     C_STREAM,
+    C_FAILBACK,
     C_COUNT_,
 };
 
 static const char *const cluster_keys[C_COUNT_] = {
     [C_NODE] = "node",         [C_NODES] = "nodes",   [C_NATS] = "nats",
-    [C_LEASE_MS] = "lease_ms", [C_STREAM] = "stream",
+    [C_LEASE_MS] = "lease_ms", [C_STREAM] = "stream", [C_FAILBACK] = "failback",
 };
 
 enum sku_key {
@@ -724,6 +725,11 @@ static const char *cluster_value(struct rush_campaign_cluster *cluster, enum clu
             strchr(value, '-') != NULL)
             return "must be 1..24 bytes of letters, digits or '_'";
         memcpy(cluster->stream, value, strlen(value) + 1);
+        return NULL;
+    case C_FAILBACK:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            return "must be on or off";
+        cluster->failback = strcmp(value, "on") == 0;
         return NULL;
     case C_COUNT_:
         break;
@@ -1354,6 +1360,7 @@ static void campaign_start(struct rush_campaign *out, int64_t now_ns)
     out->engine.durability = RUSH_DURABILITY_FSYNC;
     endpoints_default(&out->endpoints);
     out->cluster.lease_ms = RUSH_CLUSTER_LEASE_MS_DEFAULT;
+    out->cluster.failback = true;
     snprintf(out->cluster.stream, sizeof out->cluster.stream, "rush");
 }
 

@@ -22,7 +22,10 @@
  *                 nodes; a node's index in this list is what redirects name), nats (the
  *                 JetStream servers, nats://HOST:PORT separated by commas), lease_ms (100..60000,
  *                 default 1000), stream (the JetStream names' prefix, [A-Za-z0-9_] 1..24 bytes,
- *                 default rush). Requires durability = replicated (ARCHITECTURE.md "Cluster").
+ *                 default rush), failback (on|off, default on: a shard goes back to its
+ *                 preferred node, shard % node count, once that node has been up and caught up
+ *                 for 3 lease periods). Requires durability = replicated (ARCHITECTURE.md
+ *                 "Cluster").
  *   [sku NNNN]    one per SKU, NNNN its id (1..RUSH_SKU_ID_MAX): name, stock (an integer, or
  *                 `unlimited`), price (integer fen), start, end (times), order_qty_max (default
  *                 1), user_qty_max (default order_qty_max), pay_ttl (duration, default 15m),
@@ -139,6 +142,7 @@ struct rush_campaign_cluster {
     char nats[RUSH_CLUSTER_NATS_BYTES];
     uint32_t lease_ms;
     char stream[RUSH_CLUSTER_STREAM_BYTES];
+    bool failback; /* a shard goes back to its preferred node once that one is healthy again */
 };
 
 struct rush_campaign {

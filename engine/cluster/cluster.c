@@ -22,6 +22,7 @@
 
 #define CLUSTER_SERVERS_MAX 16
 #define CLUSTER_API_WAIT_MS 2000
+#define CLUSTER_LEASE_WAIT_MIN_MS 100
 #define CLUSTER_RECONNECT_WAIT_MS 100
 /* A JetStream cluster that just started has no meta leader for a few seconds: set-up is retried
  * every CLUSTER_SETUP_RETRY_MS for up to CLUSTER_SETUP_WAIT_MS. */
@@ -62,6 +63,14 @@ static int connect_servers(struct rush_cluster *cluster, char *why, size_t why_s
     js_options.Wait = CLUSTER_API_WAIT_MS;
     if (status == NATS_OK)
         status = natsConnection_JetStream(&cluster->js, cluster->connection, &js_options);
+    /* The lease thread's calls wait at most half a lease: a call that outlasts the lease
+     * would let the leases this node holds lapse while it waits on another one. */
+    uint32_t lease_wait_ms = cluster->settings.lease_ms / 2;
+    js_options.Wait = lease_wait_ms < CLUSTER_LEASE_WAIT_MIN_MS ? CLUSTER_LEASE_WAIT_MIN_MS
+                      : lease_wait_ms > CLUSTER_API_WAIT_MS     ? CLUSTER_API_WAIT_MS
+                                                                : lease_wait_ms;
+    if (status == NATS_OK)
+        status = natsConnection_JetStream(&cluster->lease_js, cluster->connection, &js_options);
     if (status != NATS_OK) {
         snprintf(why, why_size, "cluster: cannot connect to %s: %s", cluster->settings.nats,
                  natsStatus_GetText(status));
@@ -112,9 +121,11 @@ static int create_bucket(struct rush_cluster *cluster, char *why, size_t why_siz
     int64_t deadline_ms = rush_clock_monotonic_ms() + CLUSTER_SETUP_WAIT_MS;
     natsStatus status;
     do { /* bounded by the deadline */
-        status = js_CreateKeyValue(&cluster->leases, cluster->js, &config);
-        if (status != NATS_OK) /* made by the other node with the same settings: open it */
-            status = js_KeyValue(&cluster->leases, cluster->js, cluster->bucket);
+        kvStore *created = NULL;
+        status = js_CreateKeyValue(&created, cluster->js, &config);
+        kvStore_Destroy(created);
+        /* Made here or by the other node with the same settings: opened on the lease context. */
+        status = js_KeyValue(&cluster->leases, cluster->lease_js, cluster->bucket);
         if (status != NATS_OK)
             setup_pause();
     } while (status != NATS_OK && rush_clock_monotonic_ms() < deadline_ms);
@@ -136,6 +147,7 @@ static int shards_init(struct rush_cluster *cluster)
         shard->cluster = cluster;
         shard->index = s;
         shard->handover_to = -1;
+        shard->holder = -1;
         atomic_init(&shard->handover_asked, -1);
         snprintf(shard->subject, sizeof(shard->subject), "%s.shard.%u", cluster->stream, s);
         snprintf(shard->key, sizeof(shard->key), "shard.%u", s);
@@ -270,6 +282,7 @@ void rush_cluster_destroy(struct rush_cluster *cluster)
     }
     kvStore_Destroy(cluster->leases);
     jsCtx_Destroy(cluster->js);
+    jsCtx_Destroy(cluster->lease_js);
     natsConnection_Destroy(cluster->connection);
     free(cluster->shards);
     free(cluster);

@@ -60,6 +60,11 @@ struct cluster_shard {
     uint64_t progress_lsn;         /* the applied lsn when it last moved ... */
     int64_t progress_ns;           /* ... and when (monotonic): a stalled follower restarts */
     _Atomic bool leads;            /* for rush_cluster_leads */
+    int32_t holder;                /* node index the bucket names (follow_round), -1: none */
+    int64_t healthy_ns;            /* last round someone led the shard (monotonic) ... */
+    int64_t warned_ns;             /* ... and when its absence was last logged */
+    int64_t preferred_ready_ns;    /* since when the preferred node is up and caught up, 0: not */
+    uint32_t failbacks;            /* fail-backs started since the preferred node last led it */
 };
 
 struct rush_cluster {
@@ -70,15 +75,27 @@ struct rush_cluster {
     char bucket[RUSH_CLUSTER_STREAM_BYTES + 8];
     natsConnection *connection;
     jsCtx *js;
+    jsCtx *lease_js; /* the lease thread's calls (bucket, last message, follow): half a lease */
     kvStore *leases;
     struct rush_engine *engine;
     struct cluster_shard *shards;
     _Atomic bool stopping;        /* the replicators stop */
     _Atomic bool leases_stopping; /* the lease thread stops */
     int64_t started_ns;
+    int64_t slow_round_warned_ns; /* the lease thread's: last "a round took too long" */
     pthread_t lease_thread;
     bool lease_started;
 };
+
+/*
+ * How long a shard may go without progress (a message unacknowledged, no leader anywhere, fenced)
+ * before rushd's log says so, and again each period after: 5 leases, at least 5 s.
+ */
+static inline int64_t cluster_stall_ms(const struct rush_cluster *cluster)
+{
+    int64_t ms = 5 * (int64_t)cluster->settings.lease_ms;
+    return ms < 5000 ? 5000 : ms;
+}
 
 /* replicator.c */
 void cluster_replica_append(void *context, uint32_t shard_index, uint64_t lsn, int64_t time_ns,

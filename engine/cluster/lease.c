@@ -15,6 +15,12 @@
  *   follower --key free, taken--> catching up --applied == subject's last lsn--> leader
  *      ^                               |-- local log ahead of the subject --> released
  *      +--- engine fenced it (refused append, lapsed lease), lease released --+
+ *      +--- hand-over: asked (rushctl), or fail-back to the preferred node ----+
+ *
+ * Fail-back ([cluster] failback, default on): a leader that is not the shard's preferred node
+ * hands the shard over to it once that node's status key shows it up and caught up for
+ * FAILBACK_LEASES lease periods in a row. Every round also watches each shard: one that nobody
+ * leads for cluster_stall_ms, and a round that outlasted the lease, are logged (rate-limited).
  *
  * Thread: the lease thread only, except the follower callback (libnats' delivery thread, which
  * only calls rush_engine_follow) and rush_cluster_handover (sets handover_asked).
@@ -34,6 +40,8 @@
 #define CATCH_UP_POLL_MS 1
 #define FOLLOW_FULL_WAIT_MS 1
 #define FOLLOW_FULL_ROUNDS_MAX 60000 /* a minute of a full follow queue: the shard is stuck */
+#define FAILBACK_LEASES 3            /* the preferred node ready this long before a fail-back */
+#define FAILBACK_LAG_MAX 256         /* ... and at most this many batches behind the leader */
 
 static void sleep_ms(uint32_t ms)
 {
@@ -104,7 +112,7 @@ static void follow_start(struct cluster_shard *shard)
     options.Config.DeliverPolicy = js_DeliverAll;
     options.Stream = cluster->stream;
     jsErrCode code = 0;
-    natsStatus status = js_Subscribe(&shard->follow, cluster->js, shard->subject, on_followed,
+    natsStatus status = js_Subscribe(&shard->follow, cluster->lease_js, shard->subject, on_followed,
                                      shard, NULL, &options, &code);
     if (status != NATS_OK) {
         shard->follow = NULL; /* tried again next round */
@@ -162,7 +170,7 @@ static bool subject_end(struct cluster_shard *shard, uint64_t *seq, uint64_t *ls
     natsMsg *msg = NULL;
     jsErrCode code = 0;
     natsStatus status =
-        js_GetLastMsg(&msg, cluster->js, cluster->stream, shard->subject, NULL, &code);
+        js_GetLastMsg(&msg, cluster->lease_js, cluster->stream, shard->subject, NULL, &code);
     *seq = *lsn = 0;
     if (status == NATS_NOT_FOUND)
         return true;
@@ -269,14 +277,89 @@ static void renew(struct cluster_shard *shard)
         return;
     }
     kvEntry *entry = NULL;
-    if (kvStore_Get(&entry, cluster->leases, shard->key) == NATS_OK &&
-        strcmp(kvEntry_ValueString(entry), me) != 0) {
+    if (kvStore_Get(&entry, cluster->leases, shard->key) != NATS_OK) {
+        kvEntry_Destroy(entry); /* the servers are away (or the key expired): the engine stops at
+                                 * the deadline; a free key is taken again as a follower */
+        return;
+    }
+    if (strcmp(kvEntry_ValueString(entry), me) == 0) {
+        /* Our own update landed after its wait ran out: that revision is ours, renew on it. */
+        shard->revision = kvEntry_Revision(entry);
+        sent_ns = rush_clock_monotonic_ns();
+        if (kvStore_Update(&revision, cluster->leases, shard->key, me, (int)strlen(me),
+                           shard->revision) == NATS_OK) {
+            shard->revision = revision;
+            rush_engine_lease_renewed(cluster->engine, shard->index,
+                                      sent_ns + lease_ns(cluster) * 9 / 10);
+        }
+    } else {
         rush_log(RUSH_LOG_WARN, "cluster: shard %u: lease taken by %s: fenced", shard->index,
                  kvEntry_ValueString(entry));
         rush_engine_fence(cluster->engine, shard->index);
         shard->revision = 0;
     }
-    kvEntry_Destroy(entry); /* else: the servers are away; the engine stops at the deadline */
+    kvEntry_Destroy(entry);
+}
+
+/*
+ * Whether the shard's preferred node is up and caught up on it: its status key (rewritten every
+ * lease round, so gone within a lease of its death: the bucket's TTL) names an applied lsn at
+ * most FAILBACK_LAG_MAX batches behind ours.
+ */
+static bool preferred_ready(struct cluster_shard *shard, uint32_t preferred)
+{
+    struct rush_cluster *cluster = shard->cluster;
+    char key[CLUSTER_KEY_BYTES + RUSH_CLUSTER_NAME_BYTES];
+    snprintf(key, sizeof(key), "node.%s", cluster->settings.names[preferred]);
+    kvEntry *entry = NULL;
+    if (kvStore_Get(&entry, cluster->leases, key) != NATS_OK) {
+        kvEntry_Destroy(entry);
+        return false;
+    }
+    const char *at = kvEntry_ValueString(entry);
+    for (uint32_t s = 0; s < shard->index && at != NULL; s++) { /* bounded by the shard count */
+        at = strchr(at, ',');
+        at = at != NULL ? at + 1 : NULL;
+    }
+    char *end = NULL;
+    uint64_t applied = at != NULL ? strtoull(at, &end, 10) : 0;
+    bool read = at != NULL && end != at;
+    kvEntry_Destroy(entry);
+    uint64_t ours = rush_engine_applied_lsn(cluster->engine, shard->index);
+    return read && applied + FAILBACK_LAG_MAX >= ours;
+}
+
+/*
+ * Fail-back ([cluster] failback = on): a leader that is not the shard's preferred node hands it
+ * back once the preferred node has been up and caught up for FAILBACK_LEASES lease periods in a
+ * row (so a node that comes and goes does not pull the shard to and fro). The hand-over is the
+ * planned one (drain, then offer the lease). Returns the node to hand over to, or -1.
+ */
+static int32_t failback_target(struct cluster_shard *shard)
+{
+    struct rush_cluster *cluster = shard->cluster;
+    uint32_t preferred = shard->index % cluster->settings.node_count;
+    if (!cluster->settings.failback || preferred == cluster->settings.node_index) {
+        shard->preferred_ready_ns = 0;
+        return -1;
+    }
+    int64_t now_ns = rush_clock_monotonic_ns();
+    if (!preferred_ready(shard, preferred)) {
+        shard->preferred_ready_ns = 0;
+        return -1;
+    }
+    if (shard->preferred_ready_ns == 0)
+        shard->preferred_ready_ns = now_ns;
+    /* A fail-back the preferred node did not take (its copy of the shard diverged, say) is
+     * tried again after twice as long each time, up to 32 times as long. */
+    uint32_t doubling = shard->failbacks < 5 ? shard->failbacks : 5;
+    if (now_ns - shard->preferred_ready_ns < (FAILBACK_LEASES << doubling) * lease_ns(cluster))
+        return -1;
+    shard->preferred_ready_ns = 0;
+    shard->failbacks++;
+    rush_log(RUSH_LOG_INFO, "cluster: shard %u: fail-back to its preferred node %s", shard->index,
+             cluster->settings.names[preferred]);
+    return (int32_t)preferred;
 }
 
 /* A leader's round: renew, or hand over, or notice the engine fenced the shard. */
@@ -285,6 +368,8 @@ static void lead_round(struct cluster_shard *shard)
     struct rush_cluster *cluster = shard->cluster;
     enum rush_shard_role role = rush_engine_role(cluster->engine, shard->index);
     int32_t asked = atomic_exchange(&shard->handover_asked, -1);
+    if (asked < 0 && role == RUSH_ROLE_LEADER && shard->handover_to < 0)
+        asked = failback_target(shard);
     if (asked >= 0 && role == RUSH_ROLE_LEADER) {
         shard->handover_to = asked; /* drain: the engine answers new requests redirect */
         rush_engine_set_leader(cluster->engine, shard->index, (uint32_t)asked);
@@ -320,8 +405,11 @@ static void follow_round(struct cluster_shard *shard)
         follow_check(shard);
     kvEntry *entry = NULL;
     natsStatus status = kvStore_Get(&entry, cluster->leases, shard->key);
-    if (status != NATS_OK && status != NATS_NOT_FOUND)
-        return; /* the servers are away: try again next round */
+    if (status != NATS_OK && status != NATS_NOT_FOUND) {
+        kvEntry_Destroy(entry);
+        shard->holder = -1; /* not known: the stall watch counts it as no leader */
+        return;             /* the servers are away: try again next round */
+    }
     const char *value = status == NATS_OK ? kvEntry_ValueString(entry) : "-";
     uint64_t revision = status == NATS_OK ? kvEntry_Revision(entry) : 0;
     bool offered = strncmp(value, "->", 2) == 0;
@@ -329,6 +417,9 @@ static void follow_round(struct cluster_shard *shard)
     int holder = free_lease || offered ? -1 : node_index_of(cluster, value, strlen(value));
     rush_engine_set_leader(cluster->engine, shard->index,
                            holder < 0 ? UINT32_MAX : (uint32_t)holder);
+    shard->holder = holder;
+    if (holder >= 0 && (uint32_t)holder == shard->index % settings->node_count)
+        shard->failbacks = 0; /* its preferred node leads it: a later fail-back starts afresh */
     /* Our own name on a lease we do not lead: a release that did not reach the servers. */
     bool to_me =
         (offered && strcmp(value + 2, settings->node) == 0) || strcmp(value, settings->node) == 0;
@@ -352,6 +443,65 @@ static void publish_status(struct rush_cluster *cluster)
     (void)kvStore_PutString(NULL, cluster->leases, key, value);
 }
 
+static const char *role_name(enum rush_shard_role role)
+{
+    switch (role) {
+    case RUSH_ROLE_LEADER:
+        return "leader";
+    case RUSH_ROLE_FOLLOWER:
+        return "follower";
+    case RUSH_ROLE_FENCED:
+        return "fenced";
+    case RUSH_ROLE_DIVERGED:
+        return "diverged";
+    case RUSH_ROLE_DRAINING:
+        return "draining";
+    }
+    return "?";
+}
+
+/*
+ * The stall watch: a shard that nobody has led (as this node sees it: not leading here, and the
+ * bucket names no other holder) for cluster_stall_ms is logged with this node's view of it, again
+ * each period, so a cluster that stopped deciding is never silent.
+ */
+static void watch_shard(struct cluster_shard *shard, int64_t now_ns)
+{
+    struct rush_cluster *cluster = shard->cluster;
+    enum rush_shard_role role = rush_engine_role(cluster->engine, shard->index);
+    bool led = shard->leading
+                   ? role == RUSH_ROLE_LEADER
+                   : shard->holder >= 0 && (uint32_t)shard->holder != cluster->settings.node_index;
+    if (led || shard->healthy_ns == 0) {
+        shard->healthy_ns = now_ns;
+        shard->warned_ns = now_ns;
+        return;
+    }
+    int64_t stall_ns = cluster_stall_ms(cluster) * 1000000;
+    if (now_ns - shard->warned_ns < stall_ns)
+        return;
+    shard->warned_ns = now_ns;
+    rush_log(RUSH_LOG_WARN,
+             "cluster: shard %u: no leader for %lld ms as node %s sees it (role %s, %s, "
+             "applied lsn %" PRIu64 ")",
+             shard->index, (long long)((now_ns - shard->healthy_ns) / 1000000),
+             cluster->settings.node, role_name(role),
+             shard->leading ? "holding its lease" : "lease free or not readable",
+             rush_engine_applied_lsn(cluster->engine, shard->index));
+}
+
+/* A round that outlasted the lease (NATS calls waiting on lost servers): logged, rate-limited. */
+static void watch_round(struct rush_cluster *cluster, int64_t start_ns, int64_t now_ns)
+{
+    if (now_ns - start_ns <= lease_ns(cluster) ||
+        now_ns - cluster->slow_round_warned_ns < cluster_stall_ms(cluster) * 1000000)
+        return;
+    cluster->slow_round_warned_ns = now_ns;
+    rush_log(RUSH_LOG_WARN,
+             "cluster: a lease round took %lld ms (lease %u ms): the NATS servers answer slowly",
+             (long long)((now_ns - start_ns) / 1000000), cluster->settings.lease_ms);
+}
+
 static void *lease_main(void *argument)
 {
     struct rush_cluster *cluster = argument;
@@ -365,8 +515,10 @@ static void *lease_main(void *argument)
                 lead_round(shard);
             else
                 follow_round(shard);
+            watch_shard(shard, rush_clock_monotonic_ns());
         }
         publish_status(cluster);
+        watch_round(cluster, start_ns, rush_clock_monotonic_ns());
         int64_t spent_ms = (rush_clock_monotonic_ns() - start_ns) / 1000000;
         if (spent_ms < round_ms)
             sleep_ms(round_ms - (uint32_t)spent_ms);

@@ -26,7 +26,9 @@
  *                           fenced shard is clean and follows again
  *
  * A fenced shard answered its held requests outcome_unknown at once; its batches are still sent,
- * so that its state and the log agree again and it can lead later without a restart.
+ * so that its state and the log agree again and it can lead later without a restart. Retries
+ * back off from 20 to 200 ms; a message unacknowledged for cluster_stall_ms is logged with the
+ * last failure, again each period; after REPLICATOR_GIVE_UP_MS the shard diverges.
  *
  * Thread: one replicator per shard; cluster_replica_append on the shard's thread.
  */
@@ -42,9 +44,12 @@
 #include "cluster_internal.h"
 #include "rush/assert.h"
 
-#define REPLICATOR_WAIT_MS 100       /* a queue wait, so that stopping is seen */
-#define REPLICATOR_RETRY_MS 20       /* between publishes of the same message */
-#define REPLICATOR_RETRIES_MAX 15000 /* 5 minutes of retries, then the shard diverges */
+#define REPLICATOR_WAIT_MS 100      /* a queue wait, so that stopping is seen */
+#define REPLICATOR_RETRY_MS 20      /* between publishes of the same message, at first ... */
+#define REPLICATOR_RETRY_MAX_MS 200 /* ... doubling up to this (servers electing a leader) */
+/* 5 minutes of retries of one message, then the shard diverges (each retry waits at most
+ * lease_ms for JetStream, so this also bounds the retries' count). */
+#define REPLICATOR_GIVE_UP_MS 300000
 
 void cluster_replica_append(void *context, uint32_t shard_index, uint64_t lsn, int64_t time_ns,
                             const struct rush_event *events, uint32_t count)
@@ -158,13 +163,21 @@ static bool stored_already(struct cluster_shard *shard, const char *id, uint64_t
     return ours;
 }
 
+/* Why the last publish failed, for the stall warning. */
+struct publish_failure {
+    natsStatus status;
+    jsErrCode code;
+};
+
 static enum publish_result publish_once(struct cluster_shard *shard, const char *payload,
                                         size_t bytes, const char *id, uint64_t expected,
-                                        uint64_t *seq)
+                                        uint64_t *seq, struct publish_failure *failure)
 {
     struct rush_cluster *cluster = shard->cluster;
     natsMsg *msg = NULL;
-    if (natsMsg_Create(&msg, shard->subject, NULL, payload, (int)bytes) != NATS_OK)
+    failure->status = natsMsg_Create(&msg, shard->subject, NULL, payload, (int)bytes);
+    failure->code = 0;
+    if (failure->status != NATS_OK)
         return FAILED;
     /* Set by hand: the option's 0 means "no check", and 0 must mean "an empty subject". */
     char text[24];
@@ -178,6 +191,7 @@ static enum publish_result publish_once(struct cluster_shard *shard, const char 
     jsErrCode code = 0;
     natsStatus status = js_PublishMsg(&ack, cluster->js, msg, &options, &code);
     natsMsg_Destroy(msg);
+    *failure = (struct publish_failure){.status = status, .code = code};
     enum publish_result result = FAILED;
     if (status == NATS_OK) {
         *seq = ack->Sequence;
@@ -189,7 +203,23 @@ static enum publish_result publish_once(struct cluster_shard *shard, const char 
     return result;
 }
 
-/* Publishes until acknowledged, refused, or the shard stops leading this term. */
+/* The message of lsns first..last has not been acknowledged for a while: say so, and why. */
+static void warn_stalled(const struct cluster_shard *shard, uint64_t first, uint64_t last,
+                         int64_t waited_ms, uint32_t attempts, const struct publish_failure *why)
+{
+    rush_log(RUSH_LOG_WARN,
+             "cluster: shard %u: lsns %" PRIu64 "..%" PRIu64 " not acknowledged by JetStream "
+             "after %lld ms and %u sends (last: %s, JetStream error %d; role %d), still sending",
+             shard->index, first, last, (long long)waited_ms, attempts,
+             natsStatus_GetText(why->status), (int)why->code,
+             (int)rush_engine_role(shard->cluster->engine, shard->index));
+}
+
+/*
+ * Publishes until acknowledged, refused, or the shard stops leading this term. Bounded by
+ * REPLICATOR_GIVE_UP_MS; a message waiting longer than cluster_stall_ms is logged (again each
+ * period), so a shard whose replies wait on JetStream is never silent.
+ */
 static void ship(struct cluster_shard *shard, struct cluster_pending *list, size_t bytes,
                  uint32_t term, uint64_t expected)
 {
@@ -201,19 +231,28 @@ static void ship(struct cluster_shard *shard, struct cluster_pending *list, size
     snprintf(id, sizeof(id), "%s.%u.%" PRIu64 ".%" PRIu64, cluster->settings.node, shard->index,
              first, last);
     char *payload = payload_of(list, bytes);
-    for (uint32_t attempt = 0; attempt < REPLICATOR_RETRIES_MAX; attempt++) {
+    int64_t start_ms = rush_clock_monotonic_ms(), warned_ms = start_ms;
+    long retry_ms = REPLICATOR_RETRY_MS;
+    struct publish_failure failure = {0};
+    for (uint32_t attempt = 1;; attempt++) { /* bounded by REPLICATOR_GIVE_UP_MS */
         enum rush_shard_role role = rush_engine_role(cluster->engine, shard->index);
         if (atomic_load(&shard->term) != term ||
             (role != RUSH_ROLE_LEADER && role != RUSH_ROLE_FENCED && role != RUSH_ROLE_DRAINING))
             break; /* a new term, or diverged: these will never be in the log */
         uint64_t seq = 0;
-        enum publish_result result = publish_once(shard, payload, bytes, id, expected, &seq);
+        enum publish_result result =
+            publish_once(shard, payload, bytes, id, expected, &seq, &failure);
         if (result == PUBLISHED) {
             pthread_mutex_lock(&shard->lock);
             if (atomic_load(&shard->term) == term)
                 shard->last_seq = seq;
             pthread_mutex_unlock(&shard->lock);
             rush_engine_replica_acked(cluster->engine, shard->index, last);
+            if (warned_ms != start_ms)
+                rush_log(
+                    RUSH_LOG_INFO,
+                    "cluster: shard %u: lsns %" PRIu64 "..%" PRIu64 " acknowledged after %lld ms",
+                    shard->index, first, last, (long long)(rush_clock_monotonic_ms() - start_ms));
             break;
         }
         if (result == REFUSED) {
@@ -224,10 +263,19 @@ static void ship(struct cluster_shard *shard, struct cluster_pending *list, size
             rush_engine_diverge(cluster->engine, shard->index);
             break;
         }
-        struct timespec pause = {.tv_nsec = REPLICATOR_RETRY_MS * 1000000L};
+        int64_t now_ms = rush_clock_monotonic_ms();
+        if (now_ms - start_ms > REPLICATOR_GIVE_UP_MS) {
+            warn_stalled(shard, first, last, now_ms - start_ms, attempt, &failure);
+            rush_engine_diverge(cluster->engine, shard->index); /* logs: serves nothing more */
+            break;
+        }
+        if (now_ms - warned_ms >= cluster_stall_ms(cluster)) {
+            warn_stalled(shard, first, last, now_ms - start_ms, attempt, &failure);
+            warned_ms = now_ms;
+        }
+        struct timespec pause = {.tv_nsec = retry_ms * 1000000L};
         nanosleep(&pause, NULL); /* the engine fences the shard when its lease runs out */
-        if (attempt + 1 == REPLICATOR_RETRIES_MAX)
-            rush_engine_diverge(cluster->engine, shard->index);
+        retry_ms = retry_ms * 2 > REPLICATOR_RETRY_MAX_MS ? REPLICATOR_RETRY_MAX_MS : retry_ms * 2;
     }
     free(payload);
 }

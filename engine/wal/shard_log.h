@@ -29,6 +29,8 @@
  *      nothing published can be lost to a crash or a power loss and cut as a torn tail, so a
  *      stream sequence number is never given to two different events. In async mode replies go
  *      at write, the stream at fdatasync (within flush_interval_ms, or the next idle tick).
+ *      Replicated: only batches up to min(synced_lsn, replica_lsn) (engine.c keeps replica_lsn at
+ *      the log's end for a follower, whose batches all came from the replicated log).
  *
  * Thread: the shard's (open and replay run on the creating thread before the shard's starts).
  */

@@ -244,7 +244,10 @@ RUSH_MUST_USE int rush_engine_admin_snapshot(struct rush_engine *engine,
  * every batch up to the returned lsn is fdatasync'ed (0: none yet), so what a reader publishes
  * from them can never be lost to a crash or power loss and cut as a torn tail: a stream sequence
  * number is never reused. In fsync mode that is what replies wait for; in async mode replies go
- * at write and this follows within flush_interval_ms. Any thread.
+ * at write and this follows within flush_interval_ms. In replicated mode it is also no further than
+ * what JetStream acknowledged (a leading, fenced or draining shard) or what the shard followed
+ * from it (a follower): nothing is published that the cluster could lose to a fence or a failover.
+ * Any thread.
  */
 uint64_t rush_engine_durable_lsn(const struct rush_engine *engine, uint32_t shard_index);
 /*

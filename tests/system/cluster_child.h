@@ -41,8 +41,9 @@ static inline int slowness(void)
 }
 static struct rushd_child nodes[NODES];
 static char nats_dir[128];
-static uint64_t skus[2];         /* sku_of_shard[s]: a SKU on shard s of 2 */
-static atomic_bool clients_stop; /* a test's own load threads stop (cluster_cleanup sets it) */
+static uint64_t skus[2];            /* sku_of_shard[s]: a SKU on shard s of 2 */
+static const char *failback = "on"; /* [cluster] failback for the next cluster_start */
+static atomic_bool clients_stop;    /* a test's own load threads stop (cluster_cleanup sets it) */
 
 /* ---- the cluster --------------------------------------------------------------------------- */
 
@@ -52,13 +53,15 @@ static inline void write_node(int n)
     static char extra[4096];
     snprintf(
         extra, sizeof extra,
-        "[cluster]\nnode = %s\nnodes = A=%s, B=%s\nnats = %s\nlease_ms = %d\nstream = t%d\n\n"
+        "[cluster]\nnode = %s\nnodes = A=%s, B=%s\nnats = %s\nlease_ms = %d\nstream = t%d\n"
+        "failback = %s\n\n"
         "[sku %llu]\nname = x\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
         "user_qty_max = 1\n\n"
         "[sku %llu]\nname = y\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
         "user_qty_max = 1\n",
         n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls, LEASE_MS * slowness(),
-        (int)getpid(), (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1], STOCK);
+        (int)getpid(), failback, (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1],
+        STOCK);
     c->durability = "replicated";
     child_write_campaign(c,
                          "shards = 2\nring_slots = 64\norders_max = 131072\ngroups_max = 1024\n"

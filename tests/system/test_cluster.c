@@ -13,10 +13,13 @@
  *   - each SKU's confirmed units equal the acknowledged orders of that SKU, and no two keys got
  *     the same order: nothing decided twice;
  *   - available + reserved + confirmed = stock: nothing oversold.
+ * With failback = on (the default), (e) the restarted node A gets shard 0 back once it has been
+ * up and caught up for 3 leases, and again after (d) handed it to B.
  * Timings are printed, never asserted: the time from the kill to the first decision of the new
- * leader, and how long decisions paused around the lost nats-server.
+ * leader, the fail-back's, and how long decisions paused around the lost nats-server.
  *
- * A second test kills the leader of shard 0 with -9 KILLS times in a row under the same load,
+ * A second test (failback = off) kills the leader of shard 0 with -9 KILLS times in a row under
+ * the same load,
  * restarting each victim (it rejoins as a standby rebuilt from JetStream) and waiting until both
  * nodes agree on every shard's leader, the survivor leading shard 0; so every kill after the first
  * falls on a node that was itself rebuilt from the replicated log. The same checks end it.
@@ -300,6 +303,7 @@ TestSuite(cluster, .fini = cluster_cleanup, .timeout = 180);
 
 Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_order)
 {
+    failback = "on";
     cluster_start();
     clients_start();
     cr_assert_geq(wait_acknowledged(0, ORDERS_PER_PHASE), 0, "no load before the kill");
@@ -315,10 +319,18 @@ Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_orde
            "after %lld ms (lease %d ms)\n",
            (long long)failover_ms, LEASE_MS * slowness());
     child_run(&nodes[0], NULL); /* back as a standby of both shards */
+
+    /* (e) fail-back: A, up and caught up for 3 leases, gets shard 0 back (a planned hand-over
+     * by B) while the load runs. */
+    watch(0, 0);
+    int64_t failback_ms = watched_ms();
+    cr_assert_geq(failback_ms, 0, "shard 0 did not go back to node A");
+    printf("cluster: (e) node A restarted -> shard 0 back on it (fail-back) after %lld ms\n",
+           (long long)failback_ms);
     cr_assert_geq(wait_acknowledged(atomic_load(&acknowledged), ORDERS_PER_PHASE), 0);
 
-    /* (b) SIGSTOP node B (now leading both) past its lease: A takes both; B, continued, is
-     * fenced and answers redirect. */
+    /* (b) SIGSTOP node B (leading shard 1) past its lease: A takes it; B, continued, is fenced
+     * and answers redirect. */
     watch(1, 0);
     kill(nodes[1].pid, SIGSTOP);
     int64_t stopped_ms = watched_ms();
@@ -362,6 +374,9 @@ Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_orde
     cr_assert_geq(handover_ms, 0, "shard 0 did not move to node %d", target);
     printf("cluster: (d) hand-over of shard 0 -> first decision by node %c after %lld ms\n",
            'A' + target, (long long)handover_ms);
+    /* ... which lasts while its preferred node is away: A is up, so fail-back returns it. */
+    watch(0, 0);
+    cr_assert_geq(watched_ms(), 0, "shard 0 did not go back to node A after the hand-over");
 
     /* (c) kill -9 one nats-server under load: decisions go on after a pause. */
     uint64_t before = atomic_load(&acknowledged);
@@ -380,6 +395,7 @@ Test(cluster, leader_loss_fencing_and_a_lost_server_keep_every_acknowledged_orde
 
 Test(cluster, three_leader_kills_in_a_row_lose_nothing_and_decide_nothing_twice)
 {
+    failback = "off"; /* the survivor keeps shard 0: the next kill falls on a rebuilt node */
     cluster_start();
     clients_start();
     cr_assert_geq(wait_acknowledged(0, ORDERS_PER_PHASE), 0, "no load before the first kill");

@@ -207,6 +207,7 @@ static const struct broken broken_files[] = {
     {"[cluster]\nnats = nats://127.0.0.1:4222,http://x\n",
      "t.ini:2: nats = nats://127.0.0.1:4222,http://x: must be"},
     {"[cluster]\nlease_ms = 50\n", "t.ini:2: lease_ms = 50: must be 100..60000"},
+    {"[cluster]\nfailback = yes\n", "t.ini:2: failback = yes: must be on or off"},
     {"[cluster]\nstream = a-b\n", "t.ini:2: stream = a-b: must be 1..24 bytes"},
     {"[cluster]\nquorum = 2\n", "t.ini:2: unknown key 'quorum' in [cluster]"},
     {"[engine]\nsnapshot_every_events = -1\n",
@@ -627,7 +628,8 @@ Test(campaign, a_cluster_section_names_this_node_and_its_peers)
     static const char text[] =
         "[engine]\ndurability = replicated\ndata_dir = d\n\n[cluster]\nnode = B\n"
         "nodes = A=tcp://10.0.0.1:7100, B=tcp://10.0.0.2:7100,C=ipc:///tmp/c\n"
-        "nats = nats://10.0.0.1:4222,nats://10.0.0.2:4222\nlease_ms = 500\nstream = sale11\n";
+        "nats = nats://10.0.0.1:4222,nats://10.0.0.2:4222\nlease_ms = 500\nstream = sale11\n"
+        "failback = off\n";
     struct rush_campaign campaign;
     char why[RUSH_CAMPAIGN_WHY_BYTES];
     cr_assert_eq(rush_campaign_load_string("c.ini", text, &campaign, why, sizeof(why)), 0, "%s",
@@ -642,6 +644,7 @@ Test(campaign, a_cluster_section_names_this_node_and_its_peers)
     cr_assert_str_eq(cluster->nats, "nats://10.0.0.1:4222,nats://10.0.0.2:4222");
     cr_assert_eq(cluster->lease_ms, 500);
     cr_assert_str_eq(cluster->stream, "sale11");
+    cr_assert(!cluster->failback);
     rush_campaign_free(&campaign);
     /* Without [cluster]: a single machine, no NATS; lease and stream keep their defaults. */
     cr_assert_eq(
@@ -649,6 +652,7 @@ Test(campaign, a_cluster_section_names_this_node_and_its_peers)
         0);
     cr_assert_eq(campaign.cluster.node_count, 0);
     cr_assert_eq(campaign.cluster.lease_ms, RUSH_CLUSTER_LEASE_MS_DEFAULT);
+    cr_assert(campaign.cluster.failback);
     rush_campaign_free(&campaign);
 }
 

@@ -246,6 +246,88 @@ Test(replica, a_drained_leader_answers_what_it_holds_then_follows)
     rush_engine_destroy(engine);
 }
 
+/* Feeds the follower every batch the leader shipped so far and waits until it applied them. */
+static void follow_all(struct rush_engine *follower)
+{
+    pthread_mutex_lock(&lock);
+    uint32_t count = batch_count;
+    pthread_mutex_unlock(&lock);
+    for (uint32_t i = 0; i < count; i++)
+        cr_assert_eq(rush_engine_follow(follower, 0, batches[i].lsn, batches[i].time_ns,
+                                        batches[i].events, batches[i].count),
+                     0);
+    int64_t deadline = rush_clock_monotonic_ms() + 5000;
+    while (rush_engine_applied_lsn(follower, 0) < batches[count - 1].lsn &&
+           rush_clock_monotonic_ms() < deadline)
+        (void)poll_one(follower, 10);
+    cr_assert_eq(rush_engine_applied_lsn(follower, 0), batches[count - 1].lsn);
+}
+
+static void wait_role(struct rush_engine *engine, enum rush_shard_role role)
+{
+    int64_t deadline = rush_clock_monotonic_ms() + 5000;
+    while (rush_engine_role(engine, 0) != role && rush_clock_monotonic_ms() < deadline)
+        (void)poll_one(engine, 10);
+    cr_assert_eq(rush_engine_role(engine, 0), role);
+}
+
+/*
+ * A follower promoted with a deadline that passed before its thread saw it lead (a slow
+ * promotion on a loaded machine) is fenced at once; it shipped nothing, so it follows again and
+ * can lead later, instead of waiting for the acknowledgement of batches nobody ships.
+ */
+Test(replica, a_promotion_fenced_before_the_shard_saw_it_follows_again)
+{
+    struct rush_engine *leader = open_leader();
+    for (uint64_t user = 200; user < 210; user++) {
+        struct rush_batch *batch = submit_reserve(leader, user);
+        cr_assert_eq(poll_one(leader, 5000), batch);
+    }
+    struct rush_engine *follower = open_engine(dirs[1]);
+    follow_all(follower);
+    rush_engine_lead(follower, 0, rush_clock_monotonic_ns() - 1);
+    wait_role(follower, RUSH_ROLE_FOLLOWER);
+    rush_engine_lead(follower, 0, in_seconds(60)); /* and leads when asked again */
+    wait_role(follower, RUSH_ROLE_LEADER);
+    leader_engine = follower;
+    struct rush_batch *batch = submit_reserve(follower, 300);
+    cr_assert_eq(poll_one(follower, 5000), batch);
+    cr_assert_eq(batch->results[0].outcome, RUSH_OK);
+    rush_engine_destroy(follower);
+    rush_engine_destroy(leader);
+}
+
+/* The publisher's bound: a leader's batch is readable once JetStream acknowledged it, not when
+ * it is only fdatasync'ed here; a follower's batches (from JetStream) once they are synced. */
+Test(replica, the_publisher_reads_only_what_the_replica_acknowledged)
+{
+    struct rush_engine *engine = open_leader();
+    int64_t deadline = rush_clock_monotonic_ms() + 5000;
+    while (rush_engine_durable_lsn(engine, 0) < last_shipped() &&
+           rush_clock_monotonic_ms() < deadline)
+        (void)poll_one(engine, 10);
+    uint64_t before = last_shipped();
+    cr_assert_eq(rush_engine_durable_lsn(engine, 0), before, "the SKU's batch, acknowledged");
+    atomic_store(&auto_ack, false);
+    struct rush_batch *batch = submit_reserve(engine, 12);
+    cr_assert_null(poll_one(engine, 300)); /* decided and synced here, not acknowledged */
+    cr_assert_gt(last_shipped(), before);
+    cr_assert_eq(rush_engine_durable_lsn(engine, 0), before, "an unacknowledged batch is hidden");
+    rush_engine_replica_acked(engine, 0, last_shipped());
+    cr_assert_eq(poll_one(engine, 5000), batch);
+    cr_assert_eq(rush_engine_durable_lsn(engine, 0), last_shipped());
+    struct rush_engine *follower = open_engine(dirs[1]);
+    cr_assert_eq(rush_engine_durable_lsn(follower, 0), 0);
+    follow_all(follower);
+    deadline = rush_clock_monotonic_ms() + 5000;
+    while (rush_engine_durable_lsn(follower, 0) < last_shipped() &&
+           rush_clock_monotonic_ms() < deadline)
+        (void)poll_one(follower, 10);
+    cr_assert_eq(rush_engine_durable_lsn(follower, 0), last_shipped());
+    rush_engine_destroy(follower);
+    rush_engine_destroy(engine);
+}
+
 /* ---- the replicated log's records (proto/codec/replicated.c) ------------------------------ */
 
 static size_t two_records(uint8_t *buf, uint64_t first_lsn)
