@@ -904,33 +904,19 @@ void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *put,
 /* ---- batches ------------------------------------------------------------------------------ */
 
 /*
- * The lookups of a request a few places ahead are started now, so that their cache misses
- * (the key table and the user-limit table are far larger than cache) overlap the decisions in
- * between instead of stalling each in turn.
+ * A batch is decided in a software pipeline (shard_internal.h, struct shard_look): a request's
+ * key and SKU-id slots are prefetched LOOK_FAR requests before it is decided, its SKU's lines
+ * and its limit's slot LOOK_NEAR before, so that the cache misses of about a dozen requests are
+ * in flight at once instead of each decision stalling on its own. The decisions themselves run
+ * one at a time in order, exactly as rush_shard_decide alone would make them.
  */
-#define PREFETCH_DISTANCE 8
-
-static void prefetch(const struct rush_shard *shard, const struct rush_request *request)
-{
-    if (!rush_key_is_zero(&request->key))
-        rush_table_prefetch(&shard->keys, &request->key);
-    const struct sku_state *sku = shard__sku(shard, request->sku_id);
-    if (sku != NULL) {
-        rush_key limit = rush_key_pair((uint64_t)(sku - shard->skus) + 1, request->user_id);
-        rush_table_prefetch(&shard->user_limits, &limit);
-        __builtin_prefetch(sku, 1, 3);             /* its id and the sale's rules */
-        __builtin_prefetch(&sku->available, 1, 3); /* the ledger */
-    }
-}
-
 void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request *requests,
                              uint32_t count, struct rush_result *results)
 {
-    for (uint32_t i = 0; i < count && i < PREFETCH_DISTANCE; i++)
-        prefetch(shard, &requests[i]);
+    struct shard_lookahead ahead;
+    shard__look_start(shard, &ahead, requests, count);
     for (uint32_t i = 0; i < count; i++) {
-        if (i + PREFETCH_DISTANCE < count)
-            prefetch(shard, &requests[i + PREFETCH_DISTANCE]);
+        shard__look_step(shard, &ahead, requests, count, i);
         rush_shard_decide(shard, &requests[i], &results[i]);
     }
 }

@@ -50,10 +50,26 @@ void rush_table_free(struct rush_table *table)
 }
 
 /* Maps a hash onto [0, slot_count) without a division (multiply-shift). */
-static uint32_t home_of(const struct rush_table *table, const rush_key *key)
+static uint32_t hash_home(const struct rush_table *table, const rush_key *key)
 {
     uint64_t hash = XXH3_64bits_withSeed(key, sizeof(*key), table->seed);
     return (uint32_t)(((unsigned __int128)hash * table->slot_count) >> 64);
+}
+
+/* The key's home slot: the hint's when it is of this key (two compares instead of a hash). */
+static uint32_t home_of(const struct rush_table *table, const rush_key *key)
+{
+    uint64_t want[2], hint[2];
+    key_words(key, want);
+    key_words(&table->hint_key, hint);
+    if (want[0] == hint[0] && want[1] == hint[1])
+        return table->hint_home;
+    return hash_home(table, key);
+}
+
+uint32_t rush_table_home(const struct rush_table *table, const rush_key *key)
+{
+    return hash_home(table, key);
 }
 
 static uint8_t *slot_at(const struct rush_table *table, uint32_t index)
@@ -65,11 +81,10 @@ static uint8_t *slot_at(const struct rush_table *table, uint32_t index)
  * Walks the probe sequence of `key` and stops at its entry or at the first empty slot. The walk
  * visits at most count + 1 slots (invariant 1).
  */
-static uint8_t *probe(const struct rush_table *table, const rush_key *key)
+static uint8_t *probe_from(const struct rush_table *table, const rush_key *key, uint32_t index)
 {
     uint64_t want[2], have[2];
     key_words(key, want);
-    uint32_t index = home_of(table, key);
     for (uint32_t step = 0; step <= table->count; step++) {
         uint8_t *slot = slot_at(table, index);
         key_words(slot, have);
@@ -81,6 +96,11 @@ static uint8_t *probe(const struct rush_table *table, const rush_key *key)
     return NULL;
 }
 
+static uint8_t *probe(const struct rush_table *table, const rush_key *key)
+{
+    return probe_from(table, key, home_of(table, key));
+}
+
 /*
  * The home slot's cache line only (and the next one when the entry straddles two): a line fill
  * buffer per prefetch is the scarce thing here (a core keeps about a dozen misses in flight), so
@@ -88,7 +108,13 @@ static uint8_t *probe(const struct rush_table *table, const rush_key *key)
  */
 void rush_table_prefetch(const struct rush_table *table, const rush_key *key)
 {
-    const uint8_t *slot = slot_at(table, home_of(table, key));
+    rush_table_prefetch_home(table, hash_home(table, key));
+}
+
+void rush_table_prefetch_home(const struct rush_table *table, uint32_t home)
+{
+    RUSH_ASSERT(home < table->slot_count);
+    const uint8_t *slot = slot_at(table, home);
     __builtin_prefetch(slot, 1, 3);
     uintptr_t first = (uintptr_t)slot >> 6, last = ((uintptr_t)slot + table->entry_bytes - 1) >> 6;
     if (last != first)
@@ -99,6 +125,13 @@ void *rush_table_find(const struct rush_table *table, const rush_key *key)
 {
     RUSH_ASSERT(!rush_key_is_zero(key));
     uint8_t *slot = probe(table, key);
+    return rush_key_is_zero((const rush_key *)slot) ? NULL : slot;
+}
+
+void *rush_table_find_home(const struct rush_table *table, const rush_key *key, uint32_t home)
+{
+    RUSH_ASSERT(!rush_key_is_zero(key) && home < table->slot_count);
+    uint8_t *slot = probe_from(table, key, home);
     return rush_key_is_zero((const rush_key *)slot) ? NULL : slot;
 }
 

@@ -42,6 +42,9 @@ struct rush_table {
     uint8_t *noted_slot; /* where the last find_noting missed */
     rush_key noted_key;
     uint32_t noted_changes; /* `changes` at that moment */
+    rush_key hint_key;      /* a key whose home slot is known (rush_table_hint): its lookups skip
+                               the hash; all-zero (no key) when none */
+    uint32_t hint_home;
 };
 
 /* Allocates room for `capacity` entries at a load factor of at most 3/4. */
@@ -81,6 +84,24 @@ bool rush_table_remove(struct rush_table *table, const rush_key *key);
 
 /* Starts loading the key's home slot into cache, for a lookup a few requests from now. */
 void rush_table_prefetch(const struct rush_table *table, const rush_key *key);
+
+/*
+ * Batched lookups (the shard's pipelined decide, decide.c): the home slot of a key is computed
+ * once, its line prefetched well before the lookup, and handed back as a hint so that the
+ * lookups of that key (a decision makes up to four) skip the hash. The home is a pure function
+ * of the key and the table's seed and size: a hint changes where nothing is, only how fast it is
+ * found.
+ */
+uint32_t rush_table_home(const struct rush_table *table, const rush_key *key);
+void rush_table_prefetch_home(const struct rush_table *table, uint32_t home);
+/* The entry with this key, whose home (rush_table_home) is given, or NULL. */
+void *rush_table_find_home(const struct rush_table *table, const rush_key *key, uint32_t home);
+/* Lookups of `key` take `home` (its rush_table_home) until the next hint. */
+static inline void rush_table_hint(struct rush_table *table, const rush_key *key, uint32_t home)
+{
+    table->hint_key = *key;
+    table->hint_home = home;
+}
 
 static inline bool rush_table_full(const struct rush_table *table)
 {
