@@ -258,13 +258,16 @@ static void look_near(const struct rush_shard *shard, struct shard_lookahead *ah
 {
     if (request->op >= RUSH_OP_COUNT_)
         return;
+    const struct sku_state *previous = ahead->near_sku;
     look->sku = look_sku(shard, ahead, request, look);
     if (look->sku == NULL)
         return;
-    const uint8_t *first = (const uint8_t *)look->sku;
-    const uint8_t *last = (const uint8_t *)(&look->sku->reserved + 1) - 1;
-    for (uintptr_t line = (uintptr_t)first & ~(uintptr_t)63; line <= (uintptr_t)last; line += 64)
-        __builtin_prefetch((const void *)line, 1, 3); /* at most 5 lines */
+    if (look->sku != previous) { /* the previous request's SKU was prefetched just now */
+        uintptr_t first = (uintptr_t)look->sku;
+        uintptr_t last = (uintptr_t)(&look->sku->reserved + 1) - 1;
+        for (uintptr_t line = first & ~(uintptr_t)63; line <= last; line += 64)
+            __builtin_prefetch((const void *)line, 1, 3); /* at most 5 lines */
+    }
     if (!look_limit_wanted(request->op))
         return;
     look->limit_key = rush_key_pair((uint64_t)(look->sku - shard->skus) + 1, request->user_id);
