@@ -195,7 +195,8 @@ static void look_target(const struct rush_shard *shard, const struct rush_reques
     }
 }
 
-/* Stage 1: hash the key and the SKU id, prefetch their home slots and the request's target. */
+/* Stage 1: hash the key and the SKU id; prefetch the key's bitmap word, the SKU id's slot and
+ * the request's target. */
 static void look_far(const struct rush_shard *shard, struct shard_lookahead *ahead,
                      const struct rush_request *request, struct shard_look *look)
 {
@@ -205,7 +206,7 @@ static void look_far(const struct rush_shard *shard, struct shard_lookahead *ahe
         return;
     if (!rush_key_is_zero(&request->key)) {
         look->key_home = rush_table_home(&shard->keys, &request->key);
-        rush_table_prefetch_home(&shard->keys, look->key_home);
+        rush_table_prefetch_used(&shard->keys, look->key_home);
     }
     look_target(shard, request);
     if (request->sku_id == 0)
@@ -214,7 +215,7 @@ static void look_far(const struct rush_shard *shard, struct shard_lookahead *ahe
         rush_key id = rush_key_pair(0, request->sku_id);
         ahead->far_sku_id = request->sku_id;
         ahead->far_sku_home = rush_table_home(&shard->sku_ids, &id);
-        rush_table_prefetch_home(&shard->sku_ids, ahead->far_sku_home);
+        rush_table_prefetch_home(&shard->sku_ids, ahead->far_sku_home, true);
     }
     look->sku_home = ahead->far_sku_home;
 }
@@ -250,8 +251,8 @@ static bool look_limit_wanted(uint8_t op)
 
 /*
  * Stage 2: the SKU from its slot; its lines a decision reads (the definition's id, window,
- * limits and rules, and the ledger: bytes 0 to the end of `reserved`) and the limit's home slot
- * are prefetched, and the next fresh order slot a reservation would write.
+ * limits and rules, and the ledger: bytes 0 to the end of `reserved`) are prefetched, and the
+ * limit's bitmap word.
  */
 static void look_near(const struct rush_shard *shard, struct shard_lookahead *ahead,
                       const struct rush_request *request, struct shard_look *look)
@@ -272,10 +273,30 @@ static void look_near(const struct rush_shard *shard, struct shard_lookahead *ah
         return;
     look->limit_key = rush_key_pair((uint64_t)(look->sku - shard->skus) + 1, request->user_id);
     look->limit_home = rush_table_home(&shard->user_limits, &look->limit_key);
-    rush_table_prefetch_home(&shard->user_limits, look->limit_home);
-    uint32_t fresh = shard->order_count + LOOK_NEAR;
-    if (fresh <= shard->limits.orders_max)
+    rush_table_prefetch_used(&shard->user_limits, look->limit_home);
+}
+
+/*
+ * Stage 3: the entries the key's and the limit's probes will read, their bitmap words now in
+ * cache. An empty home slot is prefetched only when the decision may insert there: a new order
+ * needs stock, so the users of a sold-out SKU cost no miss on either table (a guess that only
+ * decides what is prefetched). The next fresh order slot too, once per slot.
+ */
+static void look_close(const struct rush_shard *shard, struct shard_lookahead *ahead,
+                       const struct rush_request *request, const struct shard_look *look)
+{
+    const struct sku_state *sku = look->sku;
+    bool may_insert =
+        request->op < RUSH_OP_COUNT_ && (sku == NULL || sku->def.unlimited || sku->available > 0);
+    if (look->key_home != NONE)
+        rush_table_prefetch_home(&shard->keys, look->key_home, may_insert);
+    if (look->limit_home == NONE)
+        return;
+    rush_table_prefetch_home(&shard->user_limits, look->limit_home, may_insert);
+    uint32_t fresh = shard->order_count + LOOK_CLOSE;
+    if (may_insert && fresh != ahead->close_fresh && fresh <= shard->limits.orders_max)
         __builtin_prefetch(&shard->orders[fresh], 1, 3);
+    ahead->close_fresh = fresh;
 }
 
 /* Just before the decision: the tables take the homes as hints, the SKU cache the SKU. */
@@ -297,10 +318,13 @@ void shard__look_start(const struct rush_shard *shard, struct shard_lookahead *a
     ahead->far_sku_home = NONE;
     ahead->near_sku_id = 0;
     ahead->near_sku = NULL;
+    ahead->close_fresh = 0;
     for (uint32_t j = 0; j < count && j < LOOK_FAR; j++)
         look_far(shard, ahead, &requests[j], &ahead->ring[j % LOOK_RING]);
     for (uint32_t j = 0; j < count && j < LOOK_NEAR; j++)
         look_near(shard, ahead, &requests[j], &ahead->ring[j % LOOK_RING]);
+    for (uint32_t j = 0; j < count && j < LOOK_CLOSE; j++)
+        look_close(shard, ahead, &requests[j], &ahead->ring[j % LOOK_RING]);
 }
 
 void shard__look_step(struct rush_shard *shard, struct shard_lookahead *ahead,
@@ -312,6 +336,9 @@ void shard__look_step(struct rush_shard *shard, struct shard_lookahead *ahead,
     if (i + LOOK_NEAR < count)
         look_near(shard, ahead, &requests[i + LOOK_NEAR],
                   &ahead->ring[(i + LOOK_NEAR) % LOOK_RING]);
+    if (i + LOOK_CLOSE < count)
+        look_close(shard, ahead, &requests[i + LOOK_CLOSE],
+                   &ahead->ring[(i + LOOK_CLOSE) % LOOK_RING]);
     look_use(shard, &requests[i], &ahead->ring[i % LOOK_RING]);
 }
 

@@ -214,15 +214,19 @@ struct rush_shard {
  * What the pipelined batch (decide.c, rush_shard_decide_batch) learns of a request before
  * deciding it: the home slots of its key, its SKU id and its (SKU, user) limit, and its SKU.
  * Stage 1 (look_far in shard.c, LOOK_FAR requests ahead) hashes the key and the SKU id and
- * prefetches both home slots and the order or group a request names; stage 2 (look_near,
- * LOOK_NEAR ahead) finds the SKU in its now cached slot, prefetches the SKU's hot lines and the
- * limit's home slot; look_use hands the homes to the tables as hints just before the
+ * prefetches the key's bitmap word (table.h), the SKU id's slot and the order or group a request
+ * names; stage 2 (look_near, LOOK_NEAR ahead) finds the SKU in its now cached slot, prefetches
+ * the SKU's hot lines and hashes the limit key, prefetching its bitmap word; stage 3
+ * (look_close, LOOK_CLOSE ahead) prefetches the key's and the limit's entries where the bitmap
+ * says a probe will read them; look_use hands the homes to the tables as hints just before the
  * decision. Nothing here is state: a stale or missing look only costs a hash or a miss.
  */
 #define LOOK_FAR 16
 #define LOOK_NEAR 8
+#define LOOK_CLOSE 4
 #define LOOK_RING 32 /* a power of two above LOOK_FAR */
-static_assert(LOOK_RING > LOOK_FAR && LOOK_FAR > LOOK_NEAR && (LOOK_RING & (LOOK_RING - 1)) == 0,
+static_assert(LOOK_RING > LOOK_FAR && LOOK_FAR > LOOK_NEAR && LOOK_NEAR > LOOK_CLOSE &&
+                  (LOOK_RING & (LOOK_RING - 1)) == 0,
               "lookahead ring");
 struct shard_look {
     const struct sku_state *sku; /* NULL: none found (yet) */
@@ -238,6 +242,7 @@ struct shard_lookahead {
     uint32_t far_sku_home;
     uint64_t near_sku_id;
     const struct sku_state *near_sku;
+    uint32_t close_fresh; /* the fresh order slot prefetched last */
 };
 
 /* An outcome with its reason, as a decision returns it. */
@@ -288,8 +293,9 @@ static inline uint64_t group_id_of(const struct rush_shard *shard, uint32_t inde
 }
 
 /* shard.c */
-/* Stages 1 and 2 of the first requests of a batch; then, before deciding requests[i], step i
- * runs stage 1 of i + LOOK_FAR, stage 2 of i + LOOK_NEAR and hands i's look to the tables. */
+/* Stages 1 to 3 of the first requests of a batch; then, before deciding requests[i], step i runs
+ * stage 1 of i + LOOK_FAR, 2 of i + LOOK_NEAR, 3 of i + LOOK_CLOSE and hands i's look to the
+ * tables. */
 void shard__look_start(const struct rush_shard *shard, struct shard_lookahead *ahead,
                        const struct rush_request *requests, uint32_t count);
 void shard__look_step(struct rush_shard *shard, struct shard_lookahead *ahead,
