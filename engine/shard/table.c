@@ -81,11 +81,6 @@ static uint8_t *slot_at(const struct rush_table *table, uint32_t index)
     return table->slots + (uint64_t)index * table->entry_bytes;
 }
 
-static uint32_t index_of(const struct rush_table *table, const uint8_t *slot)
-{
-    return (uint32_t)((uint64_t)(slot - table->slots) / table->entry_bytes);
-}
-
 /* Sets or clears slot `index`'s bit (invariant 4), as its key is written or zeroed. */
 static void set_used(struct rush_table *table, uint32_t index, bool used)
 {
@@ -94,27 +89,26 @@ static void set_used(struct rush_table *table, uint32_t index, bool used)
 }
 
 /*
- * Walks the probe sequence of `key` and stops at its entry or at the first empty slot. The walk
- * visits at most count + 1 slots (invariant 1).
+ * Walks the probe sequence of `key` and stops at its entry or at the first empty slot, whose
+ * index it returns. The walk visits at most count + 1 slots (invariant 1).
  */
-static uint8_t *probe_from(const struct rush_table *table, const rush_key *key, uint32_t index)
+static uint32_t probe_from(const struct rush_table *table, const rush_key *key, uint32_t index)
 {
     uint64_t want[2], have[2];
     key_words(key, want);
     for (uint32_t step = 0; step <= table->count; step++) {
-        uint8_t *slot = slot_at(table, index);
         if (!rush_table_used(table, index))
-            return slot; /* empty: its line is not read */
-        key_words(slot, have);
+            return index; /* empty: its line is not read */
+        key_words(slot_at(table, index), have);
         if (have[0] == want[0] && have[1] == want[1])
-            return slot;
+            return index;
         index = index + 1 == table->slot_count ? 0 : index + 1;
     }
     RUSH_ASSERT(!"probe passed every entry without an empty slot");
-    return NULL;
+    return 0;
 }
 
-static uint8_t *probe(const struct rush_table *table, const rush_key *key)
+static uint32_t probe(const struct rush_table *table, const rush_key *key)
 {
     return probe_from(table, key, home_of(table, key));
 }
@@ -163,24 +157,26 @@ void rush_table_prefetch_home(const struct rush_table *table, uint32_t home, boo
 void *rush_table_find(const struct rush_table *table, const rush_key *key)
 {
     RUSH_ASSERT(!rush_key_is_zero(key));
-    uint8_t *slot = probe(table, key);
-    return rush_table_used(table, index_of(table, slot)) ? slot : NULL;
+    uint32_t index = probe(table, key);
+    return rush_table_used(table, index) ? slot_at(table, index) : NULL;
 }
 
 void *rush_table_find_home(const struct rush_table *table, const rush_key *key, uint32_t home)
 {
     RUSH_ASSERT(!rush_key_is_zero(key) && home < table->slot_count);
-    uint8_t *slot = probe_from(table, key, home);
-    return rush_table_used(table, index_of(table, slot)) ? slot : NULL;
+    uint32_t index = probe_from(table, key, home);
+    return rush_table_used(table, index) ? slot_at(table, index) : NULL;
 }
 
 void *rush_table_find_noting(struct rush_table *table, const rush_key *key)
 {
     RUSH_ASSERT(!rush_key_is_zero(key));
-    uint8_t *slot = probe(table, key);
-    if (rush_table_used(table, index_of(table, slot)))
+    uint32_t index = probe(table, key);
+    uint8_t *slot = slot_at(table, index);
+    if (rush_table_used(table, index))
         return slot;
     table->noted_slot = slot;
+    table->noted_index = index;
     table->noted_key = *key;
     table->noted_changes = table->changes;
     return NULL;
@@ -204,7 +200,7 @@ void *rush_table_upsert_noted(struct rush_table *table, const rush_key *key, boo
     if (slot == NULL || rush_table_full(table))
         return rush_table_upsert(table, key, created);
     memcpy(slot, key, sizeof(*key));
-    set_used(table, index_of(table, slot), true);
+    set_used(table, table->noted_index, true); /* the note was of this slot (take_note) */
     table->count++;
     table->changes++;
     *created = true;
@@ -230,8 +226,8 @@ void *rush_table_insert(struct rush_table *table, const rush_key *key)
 void *rush_table_upsert(struct rush_table *table, const rush_key *key, bool *created)
 {
     RUSH_ASSERT(!rush_key_is_zero(key));
-    uint8_t *slot = probe(table, key);
-    uint32_t index = index_of(table, slot);
+    uint32_t index = probe(table, key);
+    uint8_t *slot = slot_at(table, index);
     *created = !rush_table_used(table, index);
     if (!*created)
         return slot;
@@ -253,8 +249,7 @@ static bool home_between(uint32_t gap, uint32_t home, uint32_t index)
 bool rush_table_remove(struct rush_table *table, const rush_key *key)
 {
     RUSH_ASSERT(!rush_key_is_zero(key));
-    uint8_t *found = probe(table, key);
-    uint32_t gap = index_of(table, found);
+    uint32_t gap = probe(table, key);
     if (!rush_table_used(table, gap))
         return false;
     uint32_t index = gap;

@@ -44,8 +44,9 @@ struct rush_table {
     uint32_t slot_count;
     uint32_t capacity;
     uint32_t count;
-    uint32_t changes;    /* inserts and removals so far (wraps): a note from before is stale */
-    uint8_t *noted_slot; /* where the last find_noting missed */
+    uint32_t changes;     /* inserts and removals so far (wraps): a note from before is stale */
+    uint8_t *noted_slot;  /* where the last find_noting missed */
+    uint32_t noted_index; /* its index */
     rush_key noted_key;
     uint32_t noted_changes; /* `changes` at that moment */
     rush_key hint_key;      /* a key whose home slot is known (rush_table_hint): its lookups skip
