@@ -11,7 +11,10 @@
  * Also prints the memory each live order and each idempotency entry costs. Each shard_* case
  * also says where a decision's nanoseconds go (bench_shard): probe_ns (the table lookups alone),
  * rules_ns (everything else the decision does) and encode_ns (writing its events as a WAL batch,
- * which the engine adds on top).
+ * which the engine adds on top). The probe pass changes nothing, so its SKUs never sell out and
+ * it prefetches the entries an insert would need (shard.c, look_close) where deciding, once
+ * stock is gone, does not: for the midnight case probe_ns overstates the lookups and rules_ns
+ * can come out below zero.
  *
  * Usage: bench-engine [requests per case, default 2000000] [shard: only the one-shard cases]
  *                     [workload: only this one, e.g. hot_sku_midnight]

@@ -166,15 +166,14 @@ static struct verdict eligible(const struct rush_shard *shard, const struct sku_
     return verdict_of(RUSH_OK);
 }
 
-/* Whether `user` may take `qty` more units of `sku` now, and whether the tables have room. */
-struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state *sku,
-                                uint64_t user_id, uint32_t qty)
+/* can_hold with the user's limit entry of the SKU already looked up (NULL: none) by a
+ * rush_table_find_noting of its key, so that taking the stock inserts it without a probe. */
+static struct verdict can_hold_given(struct rush_shard *shard, const struct sku_state *sku,
+                                     uint64_t user_id, uint32_t qty,
+                                     const struct limit_entry *limit)
 {
     if (qty == 0 || qty > RUSH_QTY_MAX)
         return invalid_because(RUSH_REASON_QTY);
-    /* Noted: when the user holds nothing yet, taking the stock inserts here without a probe. */
-    rush_key limit_key = rush_key_pair((uint64_t)(sku - shard->skus) + 1, user_id);
-    const struct limit_entry *limit = rush_table_find_noting(&shard->user_limits, &limit_key);
     uint64_t held = limit ? limit->held : 0;
     if (qty > sku->def.order_qty_max || held + qty > sku->def.user_qty_max)
         return verdict_of(RUSH_LIMIT_EXCEEDED);
@@ -192,16 +191,50 @@ struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state
     return verdict_of(RUSH_OK);
 }
 
-/* The user's unpaid holds and churn of a flash-sale SKU against the policy's caps. */
-static struct verdict hoarding_check(const struct rush_shard *shard, const struct sku_state *sku,
-                                     uint64_t user_id)
+/* The user's limit entry of the SKU, noted (a miss notes where taking the stock inserts it). */
+static const struct limit_entry *limit_noting(struct rush_shard *shard, const struct sku_state *sku,
+                                              uint64_t user_id)
 {
-    const struct limit_entry *limit = shard__limit(shard, (uint32_t)(sku - shard->skus), user_id);
+    rush_key limit_key = rush_key_pair((uint64_t)(sku - shard->skus) + 1, user_id);
+    return rush_table_find_noting(&shard->user_limits, &limit_key);
+}
+
+/* Whether `user` may take `qty` more units of `sku` now, and whether the tables have room. */
+struct verdict decide__can_hold(struct rush_shard *shard, const struct sku_state *sku,
+                                uint64_t user_id, uint32_t qty)
+{
+    if (qty == 0 || qty > RUSH_QTY_MAX)
+        return invalid_because(RUSH_REASON_QTY);
+    return can_hold_given(shard, sku, user_id, qty, limit_noting(shard, sku, user_id));
+}
+
+/* The user's unpaid holds and churn of a flash-sale SKU (their limit entry, NULL: none) against
+ * the policy's caps. */
+static struct verdict hoarding_check(const struct rush_shard *shard,
+                                     const struct limit_entry *limit)
+{
     const struct rush_shard_policy *policy = &shard->policy;
     if (limit != NULL && ((policy->user_unpaid_max && limit->unpaid >= policy->user_unpaid_max) ||
                           (policy->user_churn_max && limit->churn >= policy->user_churn_max)))
         return verdict_of(RUSH_HOARDING);
     return verdict_of(RUSH_OK);
+}
+
+/* The window, eligibility, hoarding and holding checks of a reserve, in that order; the limit
+ * entry is looked up once for the last two. */
+static struct verdict reserve_verdict(struct rush_shard *shard, const struct sku_state *sku,
+                                      const struct rush_request *request)
+{
+    struct verdict verdict = decide__sale_window(shard, sku);
+    if (verdict.outcome == RUSH_OK)
+        verdict = eligible(shard, sku, request);
+    if (verdict.outcome != RUSH_OK)
+        return verdict;
+    const struct limit_entry *limit = limit_noting(shard, sku, request->user_id);
+    verdict = hoarding_check(shard, limit);
+    if (verdict.outcome == RUSH_OK)
+        verdict = can_hold_given(shard, sku, request->user_id, request->qty, limit);
+    return verdict;
 }
 
 static struct verdict decide_reserve(struct rush_shard *shard, const struct rush_request *request)
@@ -211,13 +244,7 @@ static struct verdict decide_reserve(struct rush_shard *shard, const struct rush
         return verdict_of(RUSH_UNKNOWN_SKU);
     if (sku->def.group_size != 0 && !sku->def.solo_allowed)
         return invalid_because(RUSH_REASON_GROUP_SKU);
-    struct verdict verdict = decide__sale_window(shard, sku);
-    if (verdict.outcome == RUSH_OK)
-        verdict = eligible(shard, sku, request);
-    if (verdict.outcome == RUSH_OK)
-        verdict = hoarding_check(shard, sku, request->user_id);
-    if (verdict.outcome == RUSH_OK)
-        verdict = decide__can_hold(shard, sku, request->user_id, request->qty);
+    struct verdict verdict = reserve_verdict(shard, sku, request);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     struct rush_event event = decide__event(request, RUSH_EV_ORDER_RESERVED);
@@ -904,33 +931,19 @@ void rush_shard_sku_put(struct rush_shard *shard, const struct rush_sku *put,
 /* ---- batches ------------------------------------------------------------------------------ */
 
 /*
- * The lookups of a request a few places ahead are started now, so that their cache misses
- * (the key table and the user-limit table are far larger than cache) overlap the decisions in
- * between instead of stalling each in turn.
+ * A batch is decided in a software pipeline (shard_internal.h, struct shard_look): a request's
+ * key and SKU-id slots are prefetched LOOK_FAR requests before it is decided, its SKU's lines
+ * and its limit's slot LOOK_NEAR before, so that the cache misses of about a dozen requests are
+ * in flight at once instead of each decision stalling on its own. The decisions themselves run
+ * one at a time in order, exactly as rush_shard_decide alone would make them.
  */
-#define PREFETCH_DISTANCE 8
-
-static void prefetch(const struct rush_shard *shard, const struct rush_request *request)
-{
-    if (!rush_key_is_zero(&request->key))
-        rush_table_prefetch(&shard->keys, &request->key);
-    const struct sku_state *sku = shard__sku(shard, request->sku_id);
-    if (sku != NULL) {
-        rush_key limit = rush_key_pair((uint64_t)(sku - shard->skus) + 1, request->user_id);
-        rush_table_prefetch(&shard->user_limits, &limit);
-        __builtin_prefetch(sku, 1, 3);             /* its id and the sale's rules */
-        __builtin_prefetch(&sku->available, 1, 3); /* the ledger */
-    }
-}
-
 void rush_shard_decide_batch(struct rush_shard *shard, const struct rush_request *requests,
                              uint32_t count, struct rush_result *results)
 {
-    for (uint32_t i = 0; i < count && i < PREFETCH_DISTANCE; i++)
-        prefetch(shard, &requests[i]);
+    struct shard_lookahead ahead;
+    shard__look_start(shard, &ahead, requests, count);
     for (uint32_t i = 0; i < count; i++) {
-        if (i + PREFETCH_DISTANCE < count)
-            prefetch(shard, &requests[i + PREFETCH_DISTANCE]);
+        shard__look_step(shard, &ahead, requests, count, i);
         rush_shard_decide(shard, &requests[i], &results[i]);
     }
 }

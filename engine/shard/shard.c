@@ -179,6 +179,169 @@ struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
     return &shard->groups[index];
 }
 
+/* ---- lookahead: the stages of a pipelined batch (shard_internal.h, struct shard_look) ---- */
+
+/* The order or group a request names, prefetched: a confirm's or cancel's order, a join's group
+ * (stage 2 reads the group's SKU). Ids out of range prefetch nothing. */
+static void look_target(const struct rush_shard *shard, const struct rush_request *request)
+{
+    uint64_t index = request->target_id & ID_INDEX_MASK;
+    if (request->op == RUSH_OP_CONFIRM || request->op == RUSH_OP_CANCEL) {
+        index &= UINT32_MAX;
+        if (index != 0 && index <= shard->order_count)
+            __builtin_prefetch(&shard->orders[index], 1, 3);
+    } else if (request->op == RUSH_OP_GROUP_JOIN && index != 0 && index <= shard->group_count) {
+        __builtin_prefetch(&shard->groups[index], 1, 3);
+    }
+}
+
+/* Stage 1: hash the key and the SKU id; prefetch the key's bitmap word, the SKU id's slot and
+ * the request's target. */
+static void look_far(const struct rush_shard *shard, struct shard_lookahead *ahead,
+                     const struct rush_request *request, struct shard_look *look)
+{
+    look->sku = NULL;
+    look->key_home = look->sku_home = look->limit_home = NONE;
+    if (request->op >= RUSH_OP_COUNT_)
+        return;
+    if (!rush_key_is_zero(&request->key)) {
+        look->key_home = rush_table_home(&shard->keys, &request->key);
+        rush_table_prefetch_used(&shard->keys, look->key_home);
+    }
+    look_target(shard, request);
+    if (request->sku_id == 0)
+        return;
+    if (request->sku_id != ahead->far_sku_id) {
+        rush_key id = rush_key_pair(0, request->sku_id);
+        ahead->far_sku_id = request->sku_id;
+        ahead->far_sku_home = rush_table_home(&shard->sku_ids, &id);
+        rush_table_prefetch_home(&shard->sku_ids, ahead->far_sku_home, true);
+    }
+    look->sku_home = ahead->far_sku_home;
+}
+
+/* The SKU whose id is in the slot stage 1 prefetched (a join's: its group's), or NULL. */
+static const struct sku_state *look_sku(const struct rush_shard *shard,
+                                        struct shard_lookahead *ahead,
+                                        const struct rush_request *request,
+                                        const struct shard_look *look)
+{
+    if (request->op == RUSH_OP_GROUP_JOIN) {
+        const struct group *group = shard__group(shard, request->target_id);
+        return group != NULL && group->sku_index < shard->sku_count ? &shard->skus[group->sku_index]
+                                                                    : NULL;
+    }
+    if (look->sku_home == NONE)
+        return NULL;
+    if (request->sku_id != ahead->near_sku_id) {
+        rush_key id = rush_key_pair(0, request->sku_id);
+        const struct sku_entry *entry = rush_table_find_home(&shard->sku_ids, &id, look->sku_home);
+        ahead->near_sku_id = request->sku_id;
+        ahead->near_sku = entry != NULL ? &shard->skus[entry->index] : NULL;
+    }
+    return ahead->near_sku;
+}
+
+/* Whether the op's decision looks up the user's (SKU, user) limit. */
+static bool look_limit_wanted(uint8_t op)
+{
+    return op == RUSH_OP_RESERVE || op == RUSH_OP_GROUP_OPEN || op == RUSH_OP_GROUP_JOIN ||
+           op == RUSH_OP_GROUP_JOIN_ANY;
+}
+
+/*
+ * Stage 2: the SKU from its slot; its lines a decision reads (the definition's id, window,
+ * limits and rules, and the ledger: bytes 0 to the end of `reserved`) are prefetched, and the
+ * limit's bitmap word.
+ */
+static void look_near(const struct rush_shard *shard, struct shard_lookahead *ahead,
+                      const struct rush_request *request, struct shard_look *look)
+{
+    if (request->op >= RUSH_OP_COUNT_)
+        return;
+    const struct sku_state *previous = ahead->near_sku;
+    look->sku = look_sku(shard, ahead, request, look);
+    if (look->sku == NULL)
+        return;
+    if (look->sku != previous) { /* the previous request's SKU was prefetched just now */
+        uintptr_t first = (uintptr_t)look->sku;
+        uintptr_t last = (uintptr_t)(&look->sku->reserved + 1) - 1;
+        for (uintptr_t line = first & ~(uintptr_t)63; line <= last; line += 64)
+            __builtin_prefetch((const void *)line, 1, 3); /* at most 5 lines */
+    }
+    if (!look_limit_wanted(request->op))
+        return;
+    look->limit_key = rush_key_pair((uint64_t)(look->sku - shard->skus) + 1, request->user_id);
+    look->limit_home = rush_table_home(&shard->user_limits, &look->limit_key);
+    rush_table_prefetch_used(&shard->user_limits, look->limit_home);
+}
+
+/*
+ * Stage 3: the entries the key's and the limit's probes will read, their bitmap words now in
+ * cache. An empty home slot is prefetched only when the decision may insert there: a new order
+ * needs stock, so the users of a sold-out SKU cost no miss on either table (a guess that only
+ * decides what is prefetched). The next fresh order slot too, once per slot.
+ */
+static void look_close(const struct rush_shard *shard, struct shard_lookahead *ahead,
+                       const struct rush_request *request, const struct shard_look *look)
+{
+    const struct sku_state *sku = look->sku;
+    bool may_insert =
+        request->op < RUSH_OP_COUNT_ && (sku == NULL || sku->def.unlimited || sku->available > 0);
+    if (look->key_home != NONE)
+        rush_table_prefetch_home(&shard->keys, look->key_home, may_insert);
+    if (look->limit_home == NONE)
+        return;
+    rush_table_prefetch_home(&shard->user_limits, look->limit_home, may_insert);
+    uint32_t fresh = shard->order_count + LOOK_CLOSE;
+    if (may_insert && fresh != ahead->close_fresh && fresh <= shard->limits.orders_max)
+        __builtin_prefetch(&shard->orders[fresh], 1, 3);
+    ahead->close_fresh = fresh;
+}
+
+/* Just before the decision: the tables take the homes as hints, the SKU cache the SKU. */
+static void look_use(struct rush_shard *shard, const struct rush_request *request,
+                     const struct shard_look *look)
+{
+    if (look->key_home != NONE)
+        rush_table_hint(&shard->keys, &request->key, look->key_home);
+    if (look->limit_home != NONE)
+        rush_table_hint(&shard->user_limits, &look->limit_key, look->limit_home);
+    if (look->sku != NULL)
+        shard->sku_cached = (struct sku_state *)look->sku; /* a cache: shard__sku checks the id */
+}
+
+void shard__look_start(const struct rush_shard *shard, struct shard_lookahead *ahead,
+                       const struct rush_request *requests, uint32_t count)
+{
+    ahead->far_sku_id = 0;
+    ahead->far_sku_home = NONE;
+    ahead->near_sku_id = 0;
+    ahead->near_sku = NULL;
+    ahead->close_fresh = 0;
+    for (uint32_t j = 0; j < count && j < LOOK_FAR; j++)
+        look_far(shard, ahead, &requests[j], &ahead->ring[j % LOOK_RING]);
+    for (uint32_t j = 0; j < count && j < LOOK_NEAR; j++)
+        look_near(shard, ahead, &requests[j], &ahead->ring[j % LOOK_RING]);
+    for (uint32_t j = 0; j < count && j < LOOK_CLOSE; j++)
+        look_close(shard, ahead, &requests[j], &ahead->ring[j % LOOK_RING]);
+}
+
+void shard__look_step(struct rush_shard *shard, struct shard_lookahead *ahead,
+                      const struct rush_request *requests, uint32_t count, uint32_t i)
+{
+    RUSH_ASSERT(i < count);
+    if (i + LOOK_FAR < count)
+        look_far(shard, ahead, &requests[i + LOOK_FAR], &ahead->ring[(i + LOOK_FAR) % LOOK_RING]);
+    if (i + LOOK_NEAR < count)
+        look_near(shard, ahead, &requests[i + LOOK_NEAR],
+                  &ahead->ring[(i + LOOK_NEAR) % LOOK_RING]);
+    if (i + LOOK_CLOSE < count)
+        look_close(shard, ahead, &requests[i + LOOK_CLOSE],
+                   &ahead->ring[(i + LOOK_CLOSE) % LOOK_RING]);
+    look_use(shard, &requests[i], &ahead->ring[i % LOOK_RING]);
+}
+
 /* The activity of an id family: at most RUSH_ACTIVITIES_MAX compared, for activity SKUs only. */
 const struct rush_activity *shard__activity(const struct rush_shard *shard, uint64_t family)
 {

@@ -210,6 +210,41 @@ struct rush_shard {
     struct rush_shard_stats stats;
 };
 
+/*
+ * What the pipelined batch (decide.c, rush_shard_decide_batch) learns of a request before
+ * deciding it: the home slots of its key, its SKU id and its (SKU, user) limit, and its SKU.
+ * Stage 1 (look_far in shard.c, LOOK_FAR requests ahead) hashes the key and the SKU id and
+ * prefetches the key's bitmap word (table.h), the SKU id's slot and the order or group a request
+ * names; stage 2 (look_near, LOOK_NEAR ahead) finds the SKU in its now cached slot, prefetches
+ * the SKU's hot lines and hashes the limit key, prefetching its bitmap word; stage 3
+ * (look_close, LOOK_CLOSE ahead) prefetches the key's and the limit's entries where the bitmap
+ * says a probe will read them; look_use hands the homes to the tables as hints just before the
+ * decision. Nothing here is state: a stale or missing look only costs a hash or a miss.
+ */
+#define LOOK_FAR 16
+#define LOOK_NEAR 8
+#define LOOK_CLOSE 4
+#define LOOK_RING 32 /* a power of two above LOOK_FAR */
+static_assert(LOOK_RING > LOOK_FAR && LOOK_FAR > LOOK_NEAR && LOOK_NEAR > LOOK_CLOSE &&
+                  (LOOK_RING & (LOOK_RING - 1)) == 0,
+              "lookahead ring");
+struct shard_look {
+    const struct sku_state *sku; /* NULL: none found (yet) */
+    rush_key limit_key;
+    uint32_t key_home;   /* NONE: no key */
+    uint32_t sku_home;   /* NONE: no SKU id */
+    uint32_t limit_home; /* NONE: no limit looked up */
+};
+/* The stages' memory of the request before (a rush hits few SKUs: one hash for a run). */
+struct shard_lookahead {
+    struct shard_look ring[LOOK_RING];
+    uint64_t far_sku_id;
+    uint32_t far_sku_home;
+    uint64_t near_sku_id;
+    const struct sku_state *near_sku;
+    uint32_t close_fresh; /* the fresh order slot prefetched last */
+};
+
 /* An outcome with its reason, as a decision returns it. */
 struct verdict {
     uint8_t outcome;
@@ -258,6 +293,13 @@ static inline uint64_t group_id_of(const struct rush_shard *shard, uint32_t inde
 }
 
 /* shard.c */
+/* Stages 1 to 3 of the first requests of a batch; then, before deciding requests[i], step i runs
+ * stage 1 of i + LOOK_FAR, 2 of i + LOOK_NEAR, 3 of i + LOOK_CLOSE and hands i's look to the
+ * tables. */
+void shard__look_start(const struct rush_shard *shard, struct shard_lookahead *ahead,
+                       const struct rush_request *requests, uint32_t count);
+void shard__look_step(struct rush_shard *shard, struct shard_lookahead *ahead,
+                      const struct rush_request *requests, uint32_t count, uint32_t i);
 const struct rush_activity *shard__activity(const struct rush_shard *shard, uint64_t family);
 struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64_t family,
                                           uint64_t user_id);

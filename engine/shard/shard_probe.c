@@ -9,29 +9,16 @@
 #include "rush/assert.h"
 #include "shard_internal.h"
 
-#define PROBE_PREFETCH_DISTANCE 8 /* decide.c's PREFETCH_DISTANCE */
-
-static void probe_prefetch(const struct rush_shard *shard, const struct rush_request *request)
-{
-    if (!rush_key_is_zero(&request->key))
-        rush_table_prefetch(&shard->keys, &request->key);
-    const struct sku_state *sku = shard__sku(shard, request->sku_id);
-    if (sku == NULL)
-        return;
-    rush_key limit = rush_key_pair((uint64_t)(sku - shard->skus) + 1, request->user_id);
-    rush_table_prefetch(&shard->user_limits, &limit);
-}
-
 uint32_t rush_shard_probe_batch(const struct rush_shard *shard, const struct rush_request *requests,
                                 uint32_t count)
 {
     RUSH_ASSERT(shard != NULL && (requests != NULL || count == 0));
+    struct rush_shard *cache = (struct rush_shard *)shard; /* hints and the SKU cache, not state */
+    struct shard_lookahead ahead;
+    shard__look_start(shard, &ahead, requests, count);
     uint32_t found = 0;
-    for (uint32_t i = 0; i < count && i < PROBE_PREFETCH_DISTANCE; i++)
-        probe_prefetch(shard, &requests[i]);
     for (uint32_t i = 0; i < count; i++) {
-        if (i + PROBE_PREFETCH_DISTANCE < count)
-            probe_prefetch(shard, &requests[i + PROBE_PREFETCH_DISTANCE]);
+        shard__look_step(cache, &ahead, requests, count, i);
         const struct rush_request *request = &requests[i];
         if (!rush_key_is_zero(&request->key))
             found += rush_table_find(&shard->keys, &request->key) != NULL;

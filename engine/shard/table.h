@@ -5,7 +5,10 @@
  * (sku, user) limits): one probe sequence per request, millions per second, one thread.
  *
  * Shape: `slot_count` entries of `entry_bytes` each, laid out inline; the first 16 bytes of an
- * entry are its key, an all-zero key marks an empty slot. Linear probing from a position drawn
+ * entry are its key, an all-zero key marks an empty slot, and a bitmap beside them has a bit set
+ * for each slot that holds an entry (invariant 4). A lookup reads the bitmap first, so a key
+ * whose home slot is empty (most lookups in a table far from full: a sold-out rush's users)
+ * costs no miss on the entries at all. Linear probing from a position drawn
  * from XXH3 of the key seeded at start-up, so clients choosing keys cannot aim at one chain.
  * An entry is removed by backward-shift deletion (the entries after it in its run move back to
  * where their probe would reach them first), so probing never meets a tombstone and a table that
@@ -19,6 +22,7 @@
  *   2. No entry has an all-zero key.
  *   3. No decision depends on where an entry sits: callers find, never iterate, except for
  *      order-independent digests and checks.
+ *   4. A slot's bit in `used` is set exactly when its key is not all-zero.
  *
  * Thread: owned by one shard thread; no locking.
  */
@@ -33,15 +37,21 @@
 
 struct rush_table {
     uint8_t *slots;
+    uint64_t *used; /* a bit per slot, set while it holds an entry: a probe reads these (a few
+                       hundred KB: they stay in cache) and touches no empty slot's line */
     uint64_t seed;
     uint32_t entry_bytes;
     uint32_t slot_count;
     uint32_t capacity;
     uint32_t count;
-    uint32_t changes;    /* inserts and removals so far (wraps): a note from before is stale */
-    uint8_t *noted_slot; /* where the last find_noting missed */
+    uint32_t changes;     /* inserts and removals so far (wraps): a note from before is stale */
+    uint8_t *noted_slot;  /* where the last find_noting missed */
+    uint32_t noted_index; /* its index */
     rush_key noted_key;
     uint32_t noted_changes; /* `changes` at that moment */
+    rush_key hint_key;      /* a key whose home slot is known (rush_table_hint): its lookups skip
+                               the hash; all-zero (no key) when none */
+    uint32_t hint_home;
 };
 
 /* Allocates room for `capacity` entries at a load factor of at most 3/4. */
@@ -79,8 +89,35 @@ void *rush_table_upsert_noted(struct rush_table *table, const rush_key *key, boo
  */
 bool rush_table_remove(struct rush_table *table, const rush_key *key);
 
+/* Whether slot `home` holds an entry (a bitmap read: no miss on the entries). */
+static inline bool rush_table_used(const struct rush_table *table, uint32_t home)
+{
+    return (table->used[home >> 6] >> (home & 63)) & 1;
+}
+
 /* Starts loading the key's home slot into cache, for a lookup a few requests from now. */
 void rush_table_prefetch(const struct rush_table *table, const rush_key *key);
+
+/*
+ * Batched lookups (the shard's pipelined decide, decide.c): the home slot of a key is computed
+ * once, its line prefetched well before the lookup, and handed back as a hint so that the
+ * lookups of that key (a decision makes up to four) skip the hash. The home is a pure function
+ * of the key and the table's seed and size: a hint changes where nothing is, only how fast it is
+ * found.
+ */
+uint32_t rush_table_home(const struct rush_table *table, const rush_key *key);
+/* The bitmap word of `home` (stage 1), then the entries a probe from it walks (stage 2: none
+ * when its bit says the home slot is empty, unless an insert there is `expected`). */
+void rush_table_prefetch_used(const struct rush_table *table, uint32_t home);
+void rush_table_prefetch_home(const struct rush_table *table, uint32_t home, bool expected);
+/* The entry with this key, whose home (rush_table_home) is given, or NULL. */
+void *rush_table_find_home(const struct rush_table *table, const rush_key *key, uint32_t home);
+/* Lookups of `key` take `home` (its rush_table_home) until the next hint. */
+static inline void rush_table_hint(struct rush_table *table, const rush_key *key, uint32_t home)
+{
+    table->hint_key = *key;
+    table->hint_home = home;
+}
 
 static inline bool rush_table_full(const struct rush_table *table)
 {

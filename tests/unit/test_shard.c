@@ -608,3 +608,90 @@ Test(shard, an_audit_follows_its_action_changes_nothing_and_replays_to_the_same_
     cr_assert_eq(rush_shard_digest(replayed), rush_shard_digest(shard));
     rush_shard_destroy(replayed);
 }
+
+/*
+ * The pipelined batch (rush_shard_decide_batch: lookups prefetched and hashed requests ahead)
+ * decides exactly as one request at a time: same results, same events, same digest, over a
+ * seeded mix of every mutating op, retries, reused keys, queries and hostile requests across
+ * SKUs of both kinds, in batches of random sizes.
+ */
+static uint64_t mix_next(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+static struct rush_request mixed_request(uint64_t *state, uint32_t i)
+{
+    static const uint8_t ops[] = {RUSH_OP_RESERVE,        RUSH_OP_RESERVE,    RUSH_OP_CONFIRM,
+                                  RUSH_OP_CANCEL,         RUSH_OP_GROUP_OPEN, RUSH_OP_GROUP_JOIN,
+                                  RUSH_OP_GROUP_JOIN_ANY, RUSH_OP_QUERY_SKU,  RUSH_OP_QUERY_ORDER,
+                                  RUSH_OP_ADJUST,         RUSH_OP_COUNT_,     RUSH_OP_RESERVE};
+    uint64_t r = mix_next(state);
+    uint8_t op = ops[r % sizeof(ops)];
+    uint64_t sku = 1 + (r >> 8) % 10; /* 1..8 exist: 1..5 solo, 6..8 groups; 9, 10 unknown */
+    uint64_t user = 1 + (r >> 16) % 300;
+    uint64_t key = (r >> 24) % 8 == 0 ? 1 + (r >> 32) % (i + 1) : 1000000 + i; /* some retries */
+    uint64_t target = 1 + (r >> 40) % 400;
+    if (op == RUSH_OP_GROUP_JOIN)
+        target |= RUSH_ID_GROUP_BIT;
+    struct rush_request request = request_of(op, sku, user, 1 + (r >> 48) % 3, target, key);
+    if (op == RUSH_OP_ADJUST)
+        request.amount = (int64_t)((r >> 50) % 5) - 2;
+    if ((r >> 56) % 16 == 0)
+        memset(&request.key, 0, sizeof(request.key)); /* missing key */
+    return request;
+}
+
+static void put_mixed_skus(struct rush_shard *s)
+{
+    for (uint64_t id = 1; id <= 8; id++) {
+        struct rush_sku sku = id <= 5 ? sku_solo(id, id == 1 ? 20 : 500) : sku_group(id, 400, 3);
+        cr_assert_eq(put_at(s, T0_NS, sku).outcome, RUSH_OK);
+    }
+}
+
+Test(shard, a_pipelined_batch_decides_exactly_as_one_request_at_a_time)
+{
+    enum { COUNT = 6000 };
+    struct recorder other;
+    recorder_init(&other, 1 << 16);
+    struct rush_shard *single = shard_new(small_limits(), 42, &other);
+    put_mixed_skus(shard);
+    put_mixed_skus(single);
+    uint64_t state = 0x9e3779b97f4a7c15;
+    struct rush_request *requests = calloc(COUNT, sizeof(*requests));
+    struct rush_result *batched = calloc(COUNT, sizeof(*batched));
+    struct rush_result *alone = calloc(COUNT, sizeof(*alone));
+    for (uint32_t i = 0; i < COUNT; i++)
+        requests[i] = mixed_request(&state, i);
+    int64_t now = T0_NS;
+    for (uint32_t done = 0, size; done < COUNT; done += size) {
+        size = 1 + (uint32_t)(mix_next(&state) % 120);
+        size = size < COUNT - done ? size : COUNT - done;
+        now += (int64_t)(mix_next(&state) % (2 * 60)) * SECOND;
+        rush_shard_begin(shard, now);
+        rush_shard_decide_batch(shard, &requests[done], size, &batched[done]);
+        rush_shard_end(shard);
+        rush_shard_begin(single, now);
+        for (uint32_t i = done; i < done + size; i++)
+            rush_shard_decide(single, &requests[i], &alone[i]);
+        rush_shard_end(single);
+    }
+    uint32_t ok = 0;
+    for (uint32_t i = 0; i < COUNT; i++) {
+        cr_assert(memcmp(&batched[i], &alone[i], sizeof(alone[i])) == 0, "request %u differs", i);
+        ok += alone[i].outcome == RUSH_OK;
+    }
+    cr_assert_gt(ok, COUNT / 10, "the mix decides real work (%u ok)", ok);
+    cr_assert_eq(recorder.count, other.count);
+    cr_assert(memcmp(recorder.events, other.events, sizeof(*other.events) * other.count) == 0);
+    cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(single));
+    rush_shard_destroy(single);
+    recorder_free(&other);
+    free(requests);
+    free(batched);
+    free(alone);
+}

@@ -2,7 +2,8 @@
  * The shard's hash table (engine/shard/table.c): sizes refused, insert and find, exactly
  * `capacity` entries, upsert, the find_noting / insert_noted pair (fresh, stale and foreign
  * notes), probe sequences that wrap past the last slot, keys a client chose to collide under one
- * seed (still all found, and spread under another seed), a zero key refused.
+ * seed (still all found, and spread under another seed), a zero key refused, the bitmap of used
+ * slots through inserts and removals.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -204,4 +205,49 @@ Test(table, a_zero_key_is_refused, .signal = SIGABRT)
     rush_key zero = rush_key_pair(0, 0);
     void *e = rush_table_find(&table, &zero);
     cr_assert_fail("found %p for the empty-slot key", e);
+}
+
+/* Invariant 4: a slot's bit is set exactly when it holds an entry, through inserts, noted
+ * inserts, upserts and removals that shift runs back; every entry stays findable, also from a
+ * hinted home, and a prefetch of any home is harmless. */
+static void bits_match_entries(const struct rush_table *table)
+{
+    for (uint32_t s = 0; s < table->slot_count; s++)
+        cr_assert_eq(rush_table_used(table, s), rush_table_slot(table, s) != NULL, "slot %u", s);
+}
+
+Test(table, the_used_bitmap_follows_every_insert_and_removal)
+{
+    struct rush_table table;
+    cr_assert_eq(rush_table_init(&table, 300, sizeof(struct entry), 5), 0);
+    bool present[1000] = {false};
+    uint64_t state = 12345;
+    for (uint32_t round = 0; round < 20000; round++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t n = (uint32_t)(state >> 33) % 1000;
+        rush_key key = key_n(n);
+        uint32_t home = rush_table_home(&table, &key);
+        rush_table_prefetch_used(&table, home);
+        rush_table_prefetch_home(&table, home, (state & 1) != 0);
+        if (present[n]) {
+            cr_assert_not_null(rush_table_find_home(&table, &key, home));
+            cr_assert(rush_table_remove(&table, &key));
+            present[n] = false;
+        } else if (!rush_table_full(&table)) {
+            cr_assert_null(rush_table_find_noting(&table, &key));
+            rush_table_hint(&table, &key, home);
+            bool created;
+            cr_assert_not_null(rush_table_upsert_noted(&table, &key, &created));
+            cr_assert(created);
+            present[n] = true;
+        }
+        if (round % 1000 == 0)
+            bits_match_entries(&table);
+    }
+    bits_match_entries(&table);
+    for (uint32_t n = 0; n < 1000; n++) {
+        rush_key key = key_n(n);
+        cr_assert_eq(rush_table_find(&table, &key) != NULL, present[n], "key %u", n);
+    }
+    rush_table_free(&table);
 }
