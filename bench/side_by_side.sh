@@ -14,6 +14,11 @@
 #                                 decision is on disk), driven by rush-loadgen with --batch
 #   rush, durable, unbatched      the same, one order per message
 #   rush, durable, JSON           one JSON order per message on rushd's JSON endpoint
+#   rush, replicated (--replicated) the batched and one-order runs again with durability =
+#                                 replicated: rushd as the only node of a [cluster] on three
+#                                 nats-servers started here (a reply means the local fdatasync
+#                                 AND a JetStream quorum's ack); the three servers run on the same
+#                                 cores as rushd and the load, so these rows carry their CPU too
 #   echo                          build/bin/bench-echo: answers every message at once, decides
 #                                 nothing; rush-loadgen's rate against it, one order per message,
 #                                 beside rushd's shows the load generator is not the limit
@@ -45,13 +50,14 @@
 #   open loop (batched and one order per message): a knee named, zero busy at and below it.
 #
 # Usage: bench/side_by_side.sh [--quick] [--build DIR] [--seconds S] [--skus N] [--stock N]
-#          [--runs N] [--no-sweep] [--redis-only]
+#          [--runs N] [--no-sweep] [--redis-only] [--replicated]
 #   --quick      one short run and a 3-point sweep (about a minute; the smoke test uses it)
 #   --runs N     measurements repeated N times, medians shown (default 3)
 #   --build DIR  where bin/rushd, bin/rush-loadgen and bin/bench-redis are (default: build)
 #   --seconds S  length of each closed-loop run (default 4)
 #   --stock N    units per SKU (default: as many as buyers, so nothing sells out)
 #   --no-sweep   closed-loop runs only;  --redis-only  the Redis half only (no ratios)
+#   --replicated also rush with durability = replicated (needs nats-server)
 # Exit status: 0 when every run finished and every books check passed (the target ratios are
 # reported, not enforced); 1 otherwise; 2 on a usage error.
 set -euo pipefail
@@ -65,6 +71,7 @@ stock=crowd
 quick=0
 sweep=1
 rush=1
+replicated=0
 runs=3
 sweep_fractions="0.1 0.25 0.5 0.7 0.85 1.0 1.2"
 
@@ -78,6 +85,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --no-sweep) sweep=0 ;;
     --redis-only) rush=0 ;;
+    --replicated) replicated=1 ;;
     --build) build=$(cd "${2:?}" && pwd); shift ;;
     --seconds) seconds=${2:?}; shift ;;
     --runs) runs=${2:?}; shift ;;
@@ -105,9 +113,15 @@ for tool in "$bin/bench-redis" "$bin/rushd" "$bin/bench-echo" redis-server redis
     fi
 done
 
+if [ $replicated -eq 1 ] && ! command -v nats-server >/dev/null 2>&1; then
+    echo "side_by_side: --replicated needs nats-server (scripts/install-deps.sh installs it)" >&2
+    exit 1
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/rush-side-by-side-XXXXXX")
 server_pid=
 client_pid=
+nats_pids=()
 stop_server() {
     if [ -n "$server_pid" ]; then
         kill -TERM "$server_pid" 2>/dev/null || true
@@ -121,6 +135,8 @@ cleanup() {
         wait "$client_pid" 2>/dev/null || true
     fi
     stop_server
+    for pid in "${nats_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${nats_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -206,16 +222,24 @@ rush_ready() {
             --data '{"op":"query_sku","sku":1}' 2>/dev/null | grep -q outcome
 }
 
-# start_rushd NAME TABLE_SIZE: a fresh rushd, durability fsync, tables of TABLE_SIZE per shard
+# start_rushd NAME TABLE_SIZE [replicated]: a fresh rushd, durability fsync (or replicated: the
+# only node of a cluster on the nats-servers, its own stream), tables of TABLE_SIZE per shard
 # (every order, key and user limit of a run fits even if one shard takes all the hot SKUs).
 start_rushd() {
-    local name=$1 size=$2 dir=$work/rush-$1
+    local name=$1 size=$2 durability=${3:-fsync} dir=$work/rush-$1 cluster=
     mkdir -p "$dir"
     rush_token=$dir/data/admin.token
     for _ in 1 2 3; do
         rush_orders=tcp://127.0.0.1:$(free_port)
         rush_json=tcp://127.0.0.1:$(free_port)
         rush_admin=tcp://127.0.0.1:$(free_port)
+        if [ "$durability" = replicated ]; then
+            cluster="[cluster]
+node = solo
+nodes = solo=$rush_orders
+nats = $nats_urls
+stream = sbs${name//[^a-zA-Z0-9]/}$RANDOM"
+        fi
         cat >"$dir/campaign.ini" <<EOF
 [engine]
 shards = 2
@@ -224,7 +248,7 @@ orders_max = $size
 groups_max = 1024
 keys_max = $size
 user_limits_max = $size
-durability = fsync
+durability = $durability
 data_dir = $dir/data
 
 [endpoints]
@@ -234,6 +258,7 @@ admin = $rush_admin
 publisher = ipc://$dir/pub.ipc
 replay = ipc://$dir/replay.ipc
 http =
+$cluster
 EOF
         rm -rf "$dir/data"
         "$bin/rushd" --config "$dir/campaign.ini" --log-level warn >>"$dir/rushd.log" 2>&1 &
@@ -245,6 +270,45 @@ EOF
     done
     echo "side_by_side: rushd ($name) did not start; its log:" >&2
     cat "$dir/rushd.log" >&2
+    return 1
+}
+
+# start_nats: three nats-servers with JetStream in one cluster on loopback, for --replicated.
+nats_urls=
+start_nats() {
+    local i j routes port cport=() dir=$work/nats
+    mkdir -p "$dir"
+    for i in 0 1 2; do cport[i]=$(free_port); done
+    for i in 0 1 2; do
+        port=$(free_port)
+        nats_urls=${nats_urls:+$nats_urls,}nats://127.0.0.1:$port
+        routes=
+        for j in 0 1 2; do
+            [ "$j" = "$i" ] || routes=${routes:+$routes, }nats-route://127.0.0.1:${cport[j]}
+        done
+        cat >"$dir/n$i.conf" <<EOF
+server_name: n$i
+listen: 127.0.0.1:$port
+jetstream { store_dir: "$dir/js$i" }
+cluster { name: sbs, listen: 127.0.0.1:${cport[i]}, routes: [$routes] }
+EOF
+        nats-server -c "$dir/n$i.conf" >"$dir/n$i.log" 2>&1 &
+        nats_pids+=($!)
+    done
+    for i in 0 1 2; do
+        if ! wait_until_log 30 "$dir/n$i.log" "Server is ready"; then
+            echo "side_by_side: nats-server $i did not start; its log:" >&2
+            tail -5 "$dir/n$i.log" >&2
+            return 1
+        fi
+    done
+}
+wait_until_log() { # wait_until_log SECONDS FILE TEXT
+    local i
+    for ((i = 0; i < $1 * 10; i++)); do
+        grep -q "$3" "$2" 2>/dev/null && return 0
+        sleep 0.1
+    done
     return 1
 }
 
@@ -494,7 +558,25 @@ run_rush_all() { # run_rush_all DIR
         --inflight "$single_inflight" --json --json-url "$rush_json" --duration "$seconds" \
         --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
     stop_server
+    if [ $replicated -eq 1 ]; then run_rush_replicated "$dir"; fi
     run_echo "$dir"
+}
+
+# The batched and one-order closed-loop runs again, durability replicated.
+run_rush_replicated() { # run_rush_replicated DIR
+    local dir=$1
+    echo "running rush (replicated, batched) ..."
+    start_rushd repl-batched "$(table_size "$rush_batched_buyers")" replicated
+    run_loadgen "$dir/rush-repl-batched.json" --mode closed --connections "$batch_connections" \
+        --inflight "$batch_inflight" --batch "$batch_size" --duration "$seconds" \
+        --buyers "$rush_batched_buyers" --stock "$(stock_for "$rush_batched_buyers")"
+    stop_server
+    echo "running rush (replicated, unbatched) ..."
+    start_rushd repl-unbatched "$(table_size "$rush_single_buyers")" replicated
+    run_loadgen "$dir/rush-repl-unbatched.json" --mode closed --connections "$single_connections" \
+        --inflight "$single_inflight" --batch 1 --duration "$seconds" \
+        --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
+    stop_server
 }
 
 # The open-loop batch: what a gateway coalesces in about 1 ms at that rate (1..1000 orders), so
@@ -532,6 +614,7 @@ run_rush_sweeps() { # run_rush_sweeps DIR
     done
 }
 
+if [ $rush -eq 1 ] && [ $replicated -eq 1 ]; then start_nats; fi
 for run in $(seq "$runs"); do
     dir=$work/run$run
     mkdir -p "$dir"
@@ -582,6 +665,11 @@ if [ $rush -eq 1 ]; then
     row "rush, fsync, unbatched" "50 x 16 msgs x 1 (800)" rush-unbatched.json
     row "rush, fsync, unbatched" "1 x 800 msgs x 1 (800)" rush-unbatched-one.json
     row "rush, fsync, JSON unbatched" "50 x 16 msgs x 1 (800)" rush-json.json
+    if [ $replicated -eq 1 ]; then
+        row "rush, replicated, batched" "4 x 4 msgs x $batch_size ($batched_in_flight)" \
+            rush-repl-batched.json
+        row "rush, replicated, unbatched" "50 x 16 msgs x 1 (800)" rush-repl-unbatched.json
+    fi
     row "echo (decides nothing), binary" "50 x 16 msgs x 1 (800)" echo-binary.json
     row "echo (decides nothing), JSON" "50 x 16 msgs x 1 (800)" echo-json.json
     echo
@@ -598,6 +686,15 @@ if [ $rush -eq 1 ]; then
         redis-none-one.json 1
     ratio "rush fsync JSON unbatched / redis no persistence" rush-json.json redis-none.json
     ratio "rush fsync JSON unbatched / rush binary unbatched" rush-json.json rush-unbatched.json
+    if [ $replicated -eq 1 ]; then
+        ratio "rush replicated batched / rush fsync batched" rush-repl-batched.json \
+            rush-batched.json
+        ratio "rush replicated unbatched / rush fsync unbatched" rush-repl-unbatched.json \
+            rush-unbatched.json
+        ratio "rush replicated batched / redis always" rush-repl-batched.json redis-always.json
+        ratio "rush replicated unbatched / redis no persistence" rush-repl-unbatched.json \
+            redis-none.json
+    fi
     ratio "loadgen->echo / loadgen->rushd, binary, 50 x 16" echo-binary.json rush-unbatched.json
     ratio "loadgen->echo / loadgen->rushd, JSON, 50 x 16" echo-json.json rush-json.json
     echo
