@@ -39,6 +39,7 @@
 
 #include "shard/shard.h"
 #include "shard_log.h"
+#include "snapshot_renew.h"
 
 struct rush_snapshot_child {
     pid_t pid;        /* 0: none running */
@@ -48,6 +49,7 @@ struct rush_snapshot_child {
     int64_t fork_ns;  /* how long the shard stopped to start it */
     int64_t took_ns;  /* when finished: from start to the child's exit */
     int status;       /* when finished: 0 written; < 0 failed (RUSH_EWAL, -errno, -ECHILD) */
+    struct rush_snapshot_renew renew; /* the shard's huge pages given back after each fork */
 };
 
 /* A child that is not running. */
@@ -73,5 +75,15 @@ bool rush_snapshot_child_poll(struct rush_snapshot_child *child, struct rush_sha
 
 /* True while a child runs. */
 bool rush_snapshot_child_running(const struct rush_snapshot_child *child);
+
+/*
+ * One step of giving the shard its huge pages back after the last fork (wal/snapshot_renew.h),
+ * for the shard thread to call between passes when it has nothing to decide. True if it did one
+ * (call again once the ring is looked at); false when nothing is left.
+ */
+bool rush_snapshot_child_renew(struct rush_snapshot_child *child);
+
+/* At the shard thread's end, after the last poll: releases what renewal holds. */
+void rush_snapshot_child_stop(struct rush_snapshot_child *child);
 
 #endif
