@@ -68,7 +68,8 @@
 #define RUSH_ENGINE_IDLE_TICK_MS 10
 #define SPIN_MAX 256
 #define RENEW_GAP_NS 2000000 /* between huge-page renewal steps (wal/snapshot_renew.h) */
-#define POP_MAX 64           /* work items decided under one batch time */
+#define RENEW_WAIT_NS INT64_C(2000000000) /* the most a fork waits for the last renewal */
+#define POP_MAX 64                        /* work items decided under one batch time */
 /* The front end's waits (a batch to come back, a ring to have room): rounds of at most
  * ENGINE_WAIT_ROUND_MS, ENGINE_WAIT_MS_MAX in all; the round count guards the time bound. */
 #define ENGINE_WAIT_ROUND_MS 100
@@ -422,6 +423,13 @@ static void snapshot_after_pass(struct shard_thread *thread, struct work **items
     if (!asked && config->snapshot_in_background) {
         if (rush_snapshot_child_running(&thread->snapshot_child))
             return; /* one at a time: the next pass asks again */
+        /* A fork before the last one's renewal is done would copy split page tables (stopping
+         * the shard for 10-20 ms per 512 MiB); wait for it, up to RENEW_WAIT_NS after the last
+         * child ended (a later pass asks again). */
+        const struct rush_snapshot_child *last = &thread->snapshot_child;
+        if (rush_snapshot_child_renewing(last) &&
+            rush_clock_monotonic_ns() - (last->start_ns + last->took_ns) < RENEW_WAIT_NS)
+            return;
         thread->events_at_snapshot = events;
         if (snapshot_fork(thread))
             return;

@@ -198,6 +198,11 @@ bool rush_snapshot_child_renew(struct rush_snapshot_child *child)
     return rush_snapshot_renew_step(&child->renew);
 }
 
+bool rush_snapshot_child_renewing(const struct rush_snapshot_child *child)
+{
+    return rush_snapshot_renew_pending(&child->renew);
+}
+
 void rush_snapshot_child_stop(struct rush_snapshot_child *child)
 {
     RUSH_ASSERT(child->pid <= 0);

@@ -83,6 +83,9 @@ bool rush_snapshot_child_running(const struct rush_snapshot_child *child);
  */
 bool rush_snapshot_child_renew(struct rush_snapshot_child *child);
 
+/* True while chunks wait for renewal after the last fork (the next fork had better wait). */
+bool rush_snapshot_child_renewing(const struct rush_snapshot_child *child);
+
 /* At the shard thread's end, after the last poll: releases what renewal holds. */
 void rush_snapshot_child_stop(struct rush_snapshot_child *child);
 

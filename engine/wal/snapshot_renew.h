@@ -12,7 +12,7 @@
  * the same address) ends both for that chunk at once.
  *
  * Workload: one pass over the shard's large tables after each fork, one 2 MiB chunk per step: the
- * step copies the chunk into a fresh one from base/memory.h's pool (made ahead by a low-priority
+ * step copies the chunk into a fresh one from base/memory.h's pool (made ahead by a maker
  * thread: a fresh huge page costs 0.6-4 ms to allocate and zero on the development VM) and moves
  * it into place, 0.3-0.7 ms there; 256 steps for 512 MiB of tables, taken only when the shard has
  * nothing to decide, at most one per 2 ms (engine.c), so a request seldom waits behind one.

@@ -18,7 +18,6 @@
 #include "rush/assert.h"
 
 #define CHUNK RUSH_MEMORY_CHUNK_BYTES
-#define MAKER_NICE 10
 #define MAKER_RETRY_US 100000
 #define REGIONS_MAX 1024 /* large regions alive at once: about ten per shard */
 #ifndef MADV_POPULATE_WRITE
@@ -138,93 +137,150 @@ bool rush_memory_huge_available(void)
     return available == 1;
 }
 
-/* A fresh chunk, faulted in by touching it (the fault takes only the new mapping's own lock, so
- * a shard moving a chunk meanwhile does not wait for it, as it would for MADV_POPULATE_WRITE,
- * which holds the process's mapping lock while it zeroes). */
-static void *chunk_fault_in(void)
-{
-    uint8_t *fresh = map_aligned(CHUNK);
-    if (fresh != NULL)
-        memset(fresh, 0, CHUNK);
-    return fresh;
-}
-
 /*
- * The pool of fresh chunks: a fresh huge page costs 0.6-4 ms to allocate and zero on the
- * development VM, too long for a shard thread's idle moment, so one maker thread (started by the
- * first take, at low priority, alive until the process ends) keeps POOL_MAX of them ready.
+ * The pool of fresh chunks. A fresh huge page costs 0.6-4 ms to allocate and zero on the
+ * development VM, too long for a shard thread's idle moment, so a maker thread (started by the
+ * first take, never real-time, alive until the process ends) faults them in ahead, in POOL_MAX
+ * slots reserved once. The maker only writes to its slots: it never maps or unmaps, so it never
+ * holds the process's mapping lock, which the shard's move takes (a maker preempted while holding
+ * it, on a loaded machine, would stall the shard). A slot is 2 MiB mapped read-write followed by
+ * 2 MiB without access, so that no two slots' mappings merge into one whose lock would be shared.
+ *
+ *   empty --maker: touched (faulted in)--> ready --take--> taken
+ *   taken --renew: moved onto a table chunk, the hole mapped again--> empty
+ *   taken --drop--> ready
  */
 #define POOL_MAX 8
+#define SLOT_STRIDE (2 * CHUNK)
+#define PAGE_BYTES 4096u
+enum slot_state { SLOT_EMPTY = 0, SLOT_MAKING = 1, SLOT_READY = 2, SLOT_TAKEN = 3 };
+
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_wanted = PTHREAD_COND_INITIALIZER;
-static void *pool[POOL_MAX];
-static uint32_t pool_count;
+static uint8_t *pool_base; /* POOL_MAX slots, or NULL before the first take */
+static enum slot_state pool_state[POOL_MAX];
 static bool maker_started;
+
+/* Maps slot `i` read-write, advised huge, not yet touched. */
+static bool slot_map(uint32_t i)
+{
+    void *at = pool_base + (size_t)i * SLOT_STRIDE;
+    if (mmap(at, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+        MAP_FAILED)
+        return false;
+    if (rush_memory_huge_available())
+        (void)madvise(at, CHUNK, MADV_HUGEPAGE);
+    return true;
+}
+
+/* Reserves the slots (inaccessible) and maps each one's first half; false if mapping failed. */
+static bool pool_reserve(void)
+{
+    uint8_t *reserved = mmap(NULL, POOL_MAX * SLOT_STRIDE + CHUNK, PROT_NONE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (reserved == MAP_FAILED)
+        return false;
+    pool_base = (uint8_t *)(((uintptr_t)reserved + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1));
+    for (uint32_t i = 0; i < POOL_MAX; i++)
+        if (!slot_map(i))
+            return false; /* the slots mapped so far stay; the rest never become ready */
+    return true;
+}
 
 static void *pool_maker(void *unused)
 {
     (void)unused;
-    (void)setpriority(PRIO_PROCESS, 0, MAKER_NICE); /* this thread only (Linux) */
-    struct sched_param normal = {.sched_priority = 0};
-    (void)pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal); /* not real-time */
-    for (;;) { /* Bounded by POOL_MAX per wake-up; sleeps while the pool is full. */
+    for (;;) { /* Sleeps while no slot is empty; each round faults one slot in. */
         pthread_mutex_lock(&pool_lock);
-        while (pool_count == POOL_MAX)
-            pthread_cond_wait(&pool_wanted, &pool_lock);
-        pthread_mutex_unlock(&pool_lock);
-        void *fresh = chunk_fault_in();
-        if (fresh == NULL) { /* out of memory: try again later, slowly */
-            usleep(MAKER_RETRY_US);
-            continue;
+        uint32_t i = POOL_MAX;
+        while (i == POOL_MAX) {
+            for (i = 0; i < POOL_MAX && pool_state[i] != SLOT_EMPTY; i++)
+                continue;
+            if (i == POOL_MAX)
+                pthread_cond_wait(&pool_wanted, &pool_lock);
         }
+        pool_state[i] = SLOT_MAKING;
+        pthread_mutex_unlock(&pool_lock);
+        volatile uint8_t *slot = pool_base + (size_t)i * SLOT_STRIDE;
+        for (size_t offset = 0; offset < CHUNK; offset += PAGE_BYTES)
+            slot[offset] = 0; /* the first write faults in the (huge, zeroed) page */
         pthread_mutex_lock(&pool_lock);
-        pool[pool_count++] = fresh;
+        pool_state[i] = SLOT_READY;
         pthread_mutex_unlock(&pool_lock);
     }
     return NULL;
 }
 
+/* Starts the maker once (under pool_lock); false if it could not start. */
+static bool maker_start(void)
+{
+    if (maker_started)
+        return true;
+    if (pool_base == NULL && !pool_reserve())
+        return false;
+    pthread_t maker;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED); /* SCHED_OTHER, never RT */
+    maker_started = pthread_create(&maker, &attr, pool_maker, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    return maker_started;
+}
+
 void *rush_memory_chunk_take(void)
 {
     void *fresh = NULL;
-    bool start = false;
     pthread_mutex_lock(&pool_lock);
-    if (pool_count > 0)
-        fresh = pool[--pool_count];
-    start = !maker_started;
-    maker_started = true;
-    pthread_cond_signal(&pool_wanted);
-    pthread_mutex_unlock(&pool_lock);
-    if (start) {
-        pthread_t maker;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED); /* SCHED_OTHER, nice 0 */
-        if (pthread_create(&maker, &attr, pool_maker, NULL) != 0) {
-            pthread_mutex_lock(&pool_lock);
-            maker_started = false; /* the next take tries again */
-            pthread_mutex_unlock(&pool_lock);
+    if (maker_start()) {
+        for (uint32_t i = 0; i < POOL_MAX && fresh == NULL; i++) {
+            if (pool_state[i] != SLOT_READY)
+                continue;
+            pool_state[i] = SLOT_TAKEN;
+            fresh = pool_base + (size_t)i * SLOT_STRIDE;
         }
-        pthread_attr_destroy(&attr);
     }
+    pthread_mutex_unlock(&pool_lock);
     return fresh;
+}
+
+/* The slot index of a chunk from take. */
+static uint32_t slot_of(const void *fresh)
+{
+    size_t offset = (size_t)((const uint8_t *)fresh - pool_base);
+    RUSH_ASSERT(pool_base != NULL && (const uint8_t *)fresh >= pool_base &&
+                offset % SLOT_STRIDE == 0 && offset / SLOT_STRIDE < POOL_MAX);
+    return (uint32_t)(offset / SLOT_STRIDE);
 }
 
 void rush_memory_chunk_drop(void *fresh)
 {
-    if (fresh != NULL)
-        munmap(fresh, CHUNK);
+    if (fresh == NULL)
+        return;
+    uint32_t i = slot_of(fresh);
+    pthread_mutex_lock(&pool_lock);
+    RUSH_ASSERT(pool_state[i] == SLOT_TAKEN);
+    pool_state[i] = SLOT_READY; /* still faulted in: the next take gets it */
+    pthread_mutex_unlock(&pool_lock);
 }
 
 int rush_memory_chunk_renew(void *at, void *fresh)
 {
-    RUSH_ASSERT(((uintptr_t)at & (CHUNK - 1)) == 0 && ((uintptr_t)fresh & (CHUNK - 1)) == 0);
+    RUSH_ASSERT(((uintptr_t)at & (CHUNK - 1)) == 0);
+    uint32_t i = slot_of(fresh);
     memcpy(fresh, at, CHUNK);
     /* The move takes the fresh page table entries (one huge page) and unmaps what was at `at`:
      * pages still shared with a snapshot's child stay the child's. */
-    void *moved = mremap(fresh, CHUNK, CHUNK, MREMAP_MAYMOVE | MREMAP_FIXED, at);
-    return moved == MAP_FAILED ? -errno : 0;
+    if (mremap(fresh, CHUNK, CHUNK, MREMAP_MAYMOVE | MREMAP_FIXED, at) == MAP_FAILED)
+        return -errno;
+    bool mapped = slot_map(i); /* the hole the move left; if this fails the slot stays taken */
+    pthread_mutex_lock(&pool_lock);
+    if (mapped) {
+        pool_state[i] = SLOT_EMPTY;
+        pthread_cond_signal(&pool_wanted);
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return 0;
 }
 
 int rush_memory_map_file(int dir_fd, const char *name, int advice, struct rush_mapped_file *map)

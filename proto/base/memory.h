@@ -48,9 +48,10 @@ size_t rush_memory_region_bytes(const void *memory);
 bool rush_memory_huge_available(void);
 
 /*
- * A fresh chunk (mapped, 2 MiB aligned, advised huge, faulted in and zeroed) from a pool that a
- * low-priority maker thread refills (started by the first take), or NULL when none is ready yet.
- * Never waits. Either renew a chunk with it or drop it.
+ * A fresh chunk (2 MiB aligned, advised huge, faulted in, zeroed) from a pool of eight that a
+ * maker thread refills (started by the first take; never real-time, and it never maps or unmaps,
+ * so it never holds the lock the renewing shard's move takes), or NULL when none is ready yet.
+ * Never waits. Either renew a chunk with it or drop it (back to the pool).
  */
 void *rush_memory_chunk_take(void);
 void rush_memory_chunk_drop(void *fresh);
