@@ -67,7 +67,7 @@
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10
 #define SPIN_MAX 256
-#define RENEW_GAP_NS 2000000 /* between huge-page renewal steps (wal/snapshot_renew.h) */
+#define RENEW_GAP_NS 8000000 /* between renewal steps (wal/snapshot_renew.h): ~2 s per 512 MiB */
 #define RENEW_WAIT_NS INT64_C(2000000000) /* the most a fork waits for the last renewal */
 #define POP_MAX 64                        /* work items decided under one batch time */
 /* The front end's waits (a batch to come back, a ring to have room): rounds of at most

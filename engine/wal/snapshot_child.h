@@ -5,9 +5,10 @@
  * Workload: one child at a time per shard, every `snapshot_every_events` events; a child writes
  * O(state) bytes (about 160 per order) and lives for as long as that takes (about 0.2-1 s per
  * million orders on the 2-core development VM). The shard thread pays: one fork (it copies the
- * page tables: 0.6 ms for 512 MiB of intact 2 MiB pages, 12-23 ms once earlier children's
- * copy-on-write faults have split them into 4 KiB entries, which they stay), a pipe write and a
- * waitpid per pass, plus the copy of each page it first writes while the child lives.
+ * page tables: 2-3 ms for 512 MiB of tables in 2 MiB pages, 15-26 ms once copy-on-write faults
+ * have split them into 4 KiB entries, which is why each fork is followed by a renewal of the
+ * tables' huge pages, wal/snapshot_renew.h), a pipe write and a waitpid per pass, plus the copy
+ * of each page it first writes while the child lives and before its chunk is renewed.
  *
  *   none --start: commit the log, fork--> staging (child: .tmp written, fdatasync'ed)
  *   staging --poll: log synced to lsn, go byte sent--> committing (child: rename, directory fsync,

@@ -6,6 +6,7 @@
  */
 #include "snapshot_renew.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "base/clock.h"
@@ -53,7 +54,9 @@ bool rush_snapshot_renew_step(struct rush_snapshot_renew *renew)
     uint8_t *at = (uint8_t *)renew->regions[renew->region_index] + renew->offset;
     int rc = rush_memory_chunk_renew(at, renew->fresh);
     renew->steps_ns += (uint64_t)(rush_clock_monotonic_ns() - start_ns);
-    if (rc < 0) { /* the fresh chunk stays for the stop to drop */
+    if (rc == -EBUSY)
+        return false; /* the pool is faulting a chunk in: the next idle round tries again */
+    if (rc < 0) {     /* the fresh chunk stays for the stop to drop */
         rush_log(RUSH_LOG_WARN, "rush: huge-page renewal after snapshots stops: %s",
                  rush_strerror(rc));
         renew->disabled = true;

@@ -15,7 +15,9 @@
  * step copies the chunk into a fresh one from base/memory.h's pool (made ahead by a maker
  * thread: a fresh huge page costs 0.6-4 ms to allocate and zero on the development VM) and moves
  * it into place, 0.3-0.7 ms there; 256 steps for 512 MiB of tables, taken only when the shard has
- * nothing to decide, at most one per 2 ms (engine.c), so a request seldom waits behind one.
+ * nothing to decide, at most one per 8 ms (engine.c: a request seldom waits behind one, and the
+ * copying takes under a tenth of a core), so about 2 s per 512 MiB; the next fork waits for the
+ * renewal to finish, at most 2 s after the last child ended.
  *
  *   idle --start (at the fork)--> renewing --step: last chunk moved--> idle
  *   renewing --start (a newer fork)--> renewing from the first chunk

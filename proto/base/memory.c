@@ -141,10 +141,12 @@ bool rush_memory_huge_available(void)
  * The pool of fresh chunks. A fresh huge page costs 0.6-4 ms to allocate and zero on the
  * development VM, too long for a shard thread's idle moment, so a maker thread (started by the
  * first take, never real-time, alive until the process ends) faults them in ahead, in POOL_MAX
- * slots reserved once. The maker only writes to its slots: it never maps or unmaps, so it never
- * holds the process's mapping lock, which the shard's move takes (a maker preempted while holding
- * it, on a loaded machine, would stall the shard). A slot is 2 MiB mapped read-write followed by
- * 2 MiB without access, so that no two slots' mappings merge into one whose lock would be shared.
+ * slots reserved once. A slot is 2 MiB mapped read-write followed by 2 MiB without access, so that
+ * no two slots' mappings merge. The maker never maps or unmaps, but its first fault in a freshly
+ * mapped slot holds the process's mapping lock (shared) while the kernel allocates and zeroes the
+ * huge page, and the shard's move needs that lock exclusively: on a loaded machine a preempted
+ * maker held it for 20-47 ms. So the maker faults only while holding fault_lock, and a renewal
+ * that cannot take fault_lock at once does nothing (-EBUSY): the shard never waits for the maker.
  *
  *   empty --maker: touched (faulted in)--> ready --take--> taken
  *   taken --renew: moved onto a table chunk, the hole mapped again--> empty
@@ -157,6 +159,7 @@ enum slot_state { SLOT_EMPTY = 0, SLOT_MAKING = 1, SLOT_READY = 2, SLOT_TAKEN = 
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_wanted = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER; /* the maker's faults vs moves */
 static uint8_t *pool_base; /* POOL_MAX slots, or NULL before the first take */
 static enum slot_state pool_state[POOL_MAX];
 static bool maker_started;
@@ -202,8 +205,10 @@ static void *pool_maker(void *unused)
         pool_state[i] = SLOT_MAKING;
         pthread_mutex_unlock(&pool_lock);
         volatile uint8_t *slot = pool_base + (size_t)i * SLOT_STRIDE;
+        pthread_mutex_lock(&fault_lock);
         for (size_t offset = 0; offset < CHUNK; offset += PAGE_BYTES)
             slot[offset] = 0; /* the first write faults in the (huge, zeroed) page */
+        pthread_mutex_unlock(&fault_lock);
         pthread_mutex_lock(&pool_lock);
         pool_state[i] = SLOT_READY;
         pthread_mutex_unlock(&pool_lock);
@@ -268,19 +273,24 @@ int rush_memory_chunk_renew(void *at, void *fresh)
 {
     RUSH_ASSERT(((uintptr_t)at & (CHUNK - 1)) == 0);
     uint32_t i = slot_of(fresh);
+    if (pthread_mutex_trylock(&fault_lock) != 0)
+        return -EBUSY; /* the maker is faulting: the move would wait for it */
     memcpy(fresh, at, CHUNK);
     /* The move takes the fresh page table entries (one huge page) and unmaps what was at `at`:
      * pages still shared with a snapshot's child stay the child's. */
+    int rc = 0;
     if (mremap(fresh, CHUNK, CHUNK, MREMAP_MAYMOVE | MREMAP_FIXED, at) == MAP_FAILED)
-        return -errno;
-    bool mapped = slot_map(i); /* the hole the move left; if this fails the slot stays taken */
+        rc = -errno;
+    bool mapped = rc == 0 && slot_map(i); /* the hole the move left; if this fails the slot
+                                            stays taken */
+    pthread_mutex_unlock(&fault_lock);
     pthread_mutex_lock(&pool_lock);
     if (mapped) {
         pool_state[i] = SLOT_EMPTY;
         pthread_cond_signal(&pool_wanted);
     }
     pthread_mutex_unlock(&pool_lock);
-    return 0;
+    return rc;
 }
 
 int rush_memory_map_file(int dir_fd, const char *name, int advice, struct rush_mapped_file *map)

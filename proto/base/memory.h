@@ -59,8 +59,9 @@ void rush_memory_chunk_drop(void *fresh);
 /*
  * Copies the chunk at `at` (2 MiB aligned, inside a region from rush_memory_zeroed) into `fresh`
  * (from rush_memory_chunk_take) and moves `fresh` onto `at`, so `at` keeps its bytes in the
- * fresh page and `fresh` is used up. 0; -errno when the move failed (then `at` is untouched and
- * `fresh` is still the caller's).
+ * fresh page and `fresh` is used up. 0; -EBUSY, doing nothing, while the pool's maker is faulting
+ * a chunk in (the move would wait for it: try again later); -errno when the move failed (then
+ * `at` is untouched and `fresh` is still the caller's).
  */
 int rush_memory_chunk_renew(void *at, void *fresh);
 
