@@ -140,7 +140,7 @@ bool rush_memory_huge_available(void)
 /*
  * The pool of fresh chunks. A fresh huge page costs 0.6-4 ms to allocate and zero on the
  * development VM, too long for a shard thread's idle moment, so a maker thread (started by the
- * first take, never real-time, alive until the process ends) faults them in ahead, in POOL_MAX
+ * first take, SCHED_IDLE, alive until the process ends) faults them in ahead, in POOL_MAX
  * slots reserved once. A slot is 2 MiB mapped read-write followed by 2 MiB without access, so that
  * no two slots' mappings merge. The maker never maps or unmaps, but its first fault in a freshly
  * mapped slot holds the process's mapping lock (shared) while the kernel allocates and zeroes the
@@ -193,6 +193,12 @@ static bool pool_reserve(void)
 static void *pool_maker(void *unused)
 {
     (void)unused;
+    /* SCHED_IDLE: zeroing huge pages must never delay a normal thread. A maker at nice 0 (or
+     * real-time) held up the log's io_uring worker for 25-55 ms, and the shard waiting for its
+     * write with it. On a busy machine the pool then fills slowly and the next fork may copy
+     * some split page tables (snapshot_renew.h), which is the better failure. */
+    struct sched_param idle = {.sched_priority = 0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
     for (;;) { /* Sleeps while no slot is empty; each round faults one slot in. */
         pthread_mutex_lock(&pool_lock);
         uint32_t i = POOL_MAX;
@@ -227,7 +233,7 @@ static bool maker_start(void)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED); /* SCHED_OTHER, never RT */
+    pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED); /* never real-time */
     maker_started = pthread_create(&maker, &attr, pool_maker, NULL) == 0;
     pthread_attr_destroy(&attr);
     return maker_started;
