@@ -49,9 +49,9 @@ bool rush_memory_huge_available(void);
 
 /*
  * A fresh chunk (2 MiB aligned, advised huge, faulted in, zeroed) from a pool of eight that a
- * maker thread refills (started by the first take; SCHED_IDLE, and it never maps or unmaps,
- * so it never holds the lock the renewing shard's move takes), or NULL when none is ready yet.
- * Never waits. Either renew a chunk with it or drop it (back to the pool).
+ * maker thread refills (started by the first take; SCHED_IDLE; it faults a chunk in only while no
+ * renewal is moving one, see memory.c), or NULL when none is ready yet. Never waits. Either renew
+ * a chunk with it or drop it (back to the pool).
  */
 void *rush_memory_chunk_take(void);
 void rush_memory_chunk_drop(void *fresh);
