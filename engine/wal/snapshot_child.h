@@ -8,7 +8,7 @@
  * page tables: 2-3 ms for 512 MiB of tables in 2 MiB pages, 15-26 ms once copy-on-write faults
  * have split them into 4 KiB entries, which is why each fork is followed by a renewal of the
  * tables' huge pages, wal/snapshot_renew.h), a pipe write and a waitpid per pass, plus the copy
- * of each page it first writes while the child lives and before its chunk is renewed.
+ * of each page it first writes while the child lives.
  *
  *   none --start: commit the log, fork--> staging (child: .tmp written, fdatasync'ed)
  *   staging --poll: log synced to lsn, go byte sent--> committing (child: rename, directory fsync,

@@ -1,23 +1,23 @@
 /*
- * snapshot_renew.h — after a background snapshot's fork, the shard thread gives itself its own
- * huge pages back, 2 MiB at a time in its idle moments, so that neither copy-on-write faults nor
- * the next fork stall it (ARCHITECTURE.md "Durability").
+ * snapshot_renew.h — after a background snapshot's child has ended, the shard thread gives itself
+ * its huge pages back, 2 MiB at a time in its idle moments, so that the next fork copies one
+ * page-table entry per 2 MiB rather than per 4 KiB (ARCHITECTURE.md "Durability").
  *
  * Why: the fork (wal/snapshot_child.h) shares every page of the shard's tables with the child.
  * The shard's first write to a shared transparent huge page splits it into 512 small entries and
- * copies 4 KiB; every further write to another small page of it copies 4 KiB again, for as long
- * as the child lives (+0.1 ms per 16-order call measured), and the split pages stay split, so the
- * next fork copies 131k page-table entries for 512 MiB (12-23 ms with the shard stopped) instead
- * of 256. Renewing a chunk (base/memory.h: copy its 2 MiB into a fresh huge page, move that onto
- * the same address) ends both for that chunk at once.
+ * copies 4 KiB, and the split pages stay split, so the next fork copies 131k page-table entries
+ * for 512 MiB (15-22 ms with the shard stopped) instead of 256 (2-3 ms). Renewing a chunk
+ * (base/memory.h: copy its 2 MiB into a fresh huge page, move that onto the same address) undoes
+ * the split for that chunk. Renewing while the child still lived (which would also have ended
+ * its copy-on-write faults sooner) was measured worse: bursts of 10-50 ms stalls in its first
+ * second, so the steps wait for the child's end.
  *
- * Workload: one pass over the shard's large tables after each fork, one 2 MiB chunk per step: the
- * step copies the chunk into a fresh one from base/memory.h's pool (made ahead by a maker
+ * Workload: one pass over the shard's large tables after each child, one 2 MiB chunk per step:
+ * the step copies the chunk into a fresh one from base/memory.h's pool (made ahead by a maker
  * thread: a fresh huge page costs 0.6-4 ms to allocate and zero on the development VM) and moves
- * it into place, 0.3-0.7 ms there; 256 steps for 512 MiB of tables, taken only when the shard has
- * nothing to decide, at most one per 8 ms (engine.c: a request seldom waits behind one, and the
- * copying takes under a tenth of a core), so about 2 s per 512 MiB; the next fork waits for the
- * renewal to finish, at most 2 s after the last child ended.
+ * it into place, 0.3-0.7 ms there; 256 steps for 512 MiB of tables, taken only when no child runs
+ * and the shard has nothing to decide, at most one per 4 ms (engine.c), so about 1 s per 512 MiB;
+ * the next fork waits for the renewal, at most 2 s after the last child ended.
  *
  *   idle --start (at the fork)--> renewing --step: last chunk moved--> idle
  *   renewing --start (a newer fork)--> renewing from the first chunk
@@ -26,7 +26,8 @@
  *   1. A step runs on the shard thread between passes: no pointer into a chunk is held across it
  *      and nothing else writes the tables, so a renewed chunk holds exactly what it held (memory.h
  *      invariant 1) and the shard's state, its digest and every snapshot are unchanged by it.
- *   2. The child is unaffected: the move only drops the parent's references to the shared pages.
+ *   2. A child still alive is unaffected: the move only drops the parent's references to the
+ *      pages they share.
  *   3. Without transparent huge pages (rush_memory_huge_available false) nothing is renewed and
  *      the fork behaves as before (split-page cost, counted in the fork's time).
  *

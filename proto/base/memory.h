@@ -12,10 +12,9 @@
  * (rush_memory_chunk_renew). A background snapshot's fork shares every page with the child; the
  * shard's first write to a shared huge page splits it into 512 small ones, which stay split, and
  * every later fork copies one page-table entry per 4 KiB (12-23 ms for 512 MiB, with the shard
- * stopped) instead of one per 2 MiB. Renewing each chunk while the child lives gives the shard its
- * own huge page again (no more copy-on-write faults there) and keeps the next fork short
- * (wal/snapshot_renew.h). Smaller regions come from the process allocator (jemalloc outside
- * sanitizer builds).
+ * stopped) instead of one per 2 MiB. Renewing each chunk once the child has ended gives the shard
+ * its own huge page again and keeps the next fork short (wal/snapshot_renew.h). Smaller regions
+ * come from the process allocator (jemalloc outside sanitizer builds).
  *
  * Invariants:
  *   1. A renewed chunk holds exactly the bytes it held before, at the same address.
