@@ -318,7 +318,6 @@ Test(snapshot, a_shard_image_restores_the_digest_without_a_file)
  */
 Test(snapshot, renewing_the_tables_after_a_fork_changes_nothing_the_shard_holds, .timeout = 120)
 {
-    cr_assert(rush_memory_huge_available(), "this test needs transparent huge pages");
     struct rush_shard_limits limits = small_limits();
     limits.orders_max = 100000;
     limits.keys_max = 200000;
@@ -340,10 +339,14 @@ Test(snapshot, renewing_the_tables_after_a_fork_changes_nothing_the_shard_holds,
     struct rush_snapshot_renew renew;
     rush_snapshot_renew_init(&renew);
     rush_snapshot_renew_start(&renew, shard);
+    if (!rush_memory_huge_available()) { /* the kernel's THP setting is "never": the fall-back */
+        cr_assert(!rush_snapshot_renew_pending(&renew), "nothing to renew without huge pages");
+        cr_assert(!rush_snapshot_renew_step(&renew));
+    }
     uint64_t chunks = 0;
     for (uint32_t r = 0; r < renew.region_count; r++)
         chunks += renew.region_bytes[r] / RUSH_MEMORY_CHUNK_BYTES;
-    cr_assert_gt(chunks, 4, "the tables span several chunks");
+    cr_assert(!rush_memory_huge_available() || chunks > 4, "the tables span several chunks");
     uint64_t next = 20001;
     int64_t deadline = rush_clock_monotonic_ns() + INT64_C(60000000000);
     /* Bounded: one chunk per step taken; a step without a fresh chunk yields to the maker. */
@@ -355,7 +358,7 @@ Test(snapshot, renewing_the_tables_after_a_fork_changes_nothing_the_shard_holds,
         next += 7;
     }
     cr_assert(!rush_snapshot_renew_pending(&renew), "renewal did not finish in time");
-    cr_assert_eq(renew.chunks_renewed, chunks);
+    cr_assert_eq(renew.chunks_renewed, rush_memory_huge_available() ? chunks : 0);
     assert_checks(shard);
     cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(twin));
     drive(shard, next, 3000);
