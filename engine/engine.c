@@ -67,7 +67,9 @@
 #define RUSH_ENGINE_BATCH_MAX 65536
 #define RUSH_ENGINE_IDLE_TICK_MS 10
 #define SPIN_MAX 256
-#define POP_MAX 64 /* work items decided under one batch time */
+#define RENEW_GAP_NS 4000000 /* between renewal steps (wal/snapshot_renew.h): ~1 s per 512 MiB */
+#define RENEW_WAIT_NS INT64_C(2000000000) /* the most a fork waits for the last renewal */
+#define POP_MAX 64                        /* work items decided under one batch time */
 /* The front end's waits (a batch to come back, a ring to have room): rounds of at most
  * ENGINE_WAIT_ROUND_MS, ENGINE_WAIT_MS_MAX in all; the round count guards the time bound. */
 #define ENGINE_WAIT_ROUND_MS 100
@@ -124,6 +126,7 @@ struct shard_thread {
     _Atomic uint32_t table_used[RUSH_TABLE_COUNT_];
     _Atomic uint32_t table_max[RUSH_TABLE_COUNT_];
     struct rush_snapshot_child snapshot_child; /* shard's: a background snapshot */
+    int64_t renewed_ns;                        /* shard's: when the last renewal step ended */
     /* Cluster (durability replicated only; rush/engine.h "Cluster roles"). */
     _Atomic uint32_t role;             /* enum rush_shard_role: the cluster and the shard write */
     uint32_t role_seen;                /* shard's: the role its last round acted on */
@@ -387,9 +390,11 @@ static void snapshot_child_reap(struct shard_thread *thread, bool wait)
     else
         rush_log(RUSH_LOG_INFO,
                  "rush: shard %u: snapshot at lsn %lu written in the background in %.1f ms (the "
-                 "shard stopped %.2f ms to start it)",
+                 "shard stopped %.2f ms to start it; %lu chunks of 2 MiB renewed so far, in %.1f "
+                 "ms)",
                  thread->index, child->lsn, (double)child->took_ns / 1e6,
-                 (double)child->fork_ns / 1e6);
+                 (double)child->fork_ns / 1e6, child->renew.chunks_renewed,
+                 (double)child->renew.steps_ns / 1e6);
 }
 
 /* Starts a background snapshot; false when it could not (the caller writes it on the thread). */
@@ -425,6 +430,13 @@ static void snapshot_after_pass(struct shard_thread *thread, struct work **items
     if (!asked && config->snapshot_in_background) {
         if (rush_snapshot_child_running(&thread->snapshot_child))
             return; /* one at a time: the next pass asks again */
+        /* A fork before the last one's renewal is done would copy split page tables (stopping
+         * the shard for 10-20 ms per 512 MiB); wait for it, up to RENEW_WAIT_NS after the last
+         * child ended (a later pass asks again). */
+        const struct rush_snapshot_child *last = &thread->snapshot_child;
+        if (rush_snapshot_child_renewing(last) &&
+            rush_clock_monotonic_ns() - (last->start_ns + last->took_ns) < RENEW_WAIT_NS)
+            return;
         thread->events_at_snapshot = events;
         if (snapshot_fork(thread))
             return;
@@ -691,6 +703,20 @@ static uint32_t take_round(struct shard_thread *thread, struct work **items, boo
     return count;
 }
 
+/* One step of the huge-page renewal after a fork (wal/snapshot_renew.h) once the child has
+ * ended, if the last step ended at least RENEW_GAP_NS ago; true if it did one. Renewing while the
+ * child lives was measured worse: 10-50 ms stalls in bursts during its first second. */
+static bool renew_step(struct shard_thread *thread)
+{
+    int64_t now_ns = rush_clock_monotonic_ns();
+    if (rush_snapshot_child_running(&thread->snapshot_child) ||
+        now_ns - thread->renewed_ns < RENEW_GAP_NS ||
+        !rush_snapshot_child_renew(&thread->snapshot_child))
+        return false;
+    thread->renewed_ns = rush_clock_monotonic_ns();
+    return true;
+}
+
 static void *shard_main(void *argument)
 {
     struct shard_thread *thread = argument;
@@ -715,8 +741,13 @@ static void *shard_main(void *argument)
             continue;
         if (atomic_load(&engine->stopping)) {
             snapshot_child_reap(thread, true);
+            rush_snapshot_child_stop(&thread->snapshot_child);
             break;
         }
+        /* Nothing to decide: give the shard a huge page back (one step of 0.1-0.7 ms), then look
+         * again; at most one step per RENEW_GAP_NS, so a step seldom holds up a request. */
+        if (renew_step(thread))
+            continue;
         if (!shard_idle(thread) && rush_shard_log_error(&thread->log, NULL) == 0 && leading) {
             /* an idle tick: the async flush timer; fire the timers that are due, and log what
              * they decided */

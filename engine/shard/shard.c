@@ -1478,6 +1478,20 @@ void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory 
     memory->key_bytes_each = rush_table_bytes(&shard->keys) / shard->keys.capacity;
 }
 
+uint32_t rush_shard_regions(const struct rush_shard *shard, void **regions, uint32_t regions_max)
+{
+    void *all[] = {shard->orders,        shard->groups,      shard->ring.keys,
+                   shard->sku_ids.slots, shard->keys.slots,  shard->user_limits.slots,
+                   shard->timers.next,   shard->timers.prev, shard->timers.deadline_ns,
+                   shard->timers.state};
+    static_assert(sizeof(all) / sizeof(all[0]) <= RUSH_SHARD_REGIONS_MAX, "regions fit the max");
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < sizeof(all) / sizeof(all[0]) && count < regions_max; i++)
+        if (all[i] != NULL)
+            regions[count++] = all[i];
+    return count;
+}
+
 int rush_shard_ledger(const struct rush_shard *shard, uint64_t sku_id,
                       struct rush_sku_ledger *ledger)
 {

@@ -119,6 +119,11 @@ struct rush_shard_memory {
 };
 void rush_shard_memory(const struct rush_shard *shard, struct rush_shard_memory *memory);
 
+/* The shard's large tables (each from rush_memory_zeroed), for the snapshot's page renewal
+ * (wal/snapshot_renew.h): up to `regions_max` start addresses, and how many it wrote. */
+#define RUSH_SHARD_REGIONS_MAX 12u
+uint32_t rush_shard_regions(const struct rush_shard *shard, void **regions, uint32_t regions_max);
+
 /* How full the shard's tables are (used, and the hard limit of each), for the operators. */
 enum rush_shard_table {
     RUSH_TABLE_SKUS = 0,

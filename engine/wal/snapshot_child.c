@@ -39,6 +39,7 @@
 void rush_snapshot_child_init(struct rush_snapshot_child *child)
 {
     *child = (struct rush_snapshot_child){.go_fd = -1};
+    rush_snapshot_renew_init(&child->renew);
 }
 
 bool rush_snapshot_child_running(const struct rush_snapshot_child *child)
@@ -128,11 +129,14 @@ int rush_snapshot_child_start(struct rush_snapshot_child *child, struct rush_sha
         close(pipe_fds[1]);
         return -fork_error;
     }
-    *child = (struct rush_snapshot_child){.pid = pid,
-                                          .go_fd = pipe_fds[1],
-                                          .lsn = lsn,
-                                          .start_ns = start_ns,
-                                          .fork_ns = rush_clock_monotonic_ns() - start_ns};
+    child->pid = pid;
+    child->go_fd = pipe_fds[1];
+    child->lsn = lsn;
+    child->start_ns = start_ns;
+    child->fork_ns = rush_clock_monotonic_ns() - start_ns;
+    child->took_ns = 0;
+    child->status = 0;
+    rush_snapshot_renew_start(&child->renew, shard);
     return 0;
 }
 
@@ -187,4 +191,20 @@ bool rush_snapshot_child_poll(struct rush_snapshot_child *child, struct rush_sha
     if (child->status == 0)
         log->snapshot_lsn = child->lsn;
     return true;
+}
+
+bool rush_snapshot_child_renew(struct rush_snapshot_child *child)
+{
+    return rush_snapshot_renew_step(&child->renew);
+}
+
+bool rush_snapshot_child_renewing(const struct rush_snapshot_child *child)
+{
+    return rush_snapshot_renew_pending(&child->renew);
+}
+
+void rush_snapshot_child_stop(struct rush_snapshot_child *child)
+{
+    RUSH_ASSERT(child->pid <= 0);
+    rush_snapshot_renew_stop(&child->renew);
 }

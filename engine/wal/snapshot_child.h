@@ -5,9 +5,10 @@
  * Workload: one child at a time per shard, every `snapshot_every_events` events; a child writes
  * O(state) bytes (about 160 per order) and lives for as long as that takes (about 0.2-1 s per
  * million orders on the 2-core development VM). The shard thread pays: one fork (it copies the
- * page tables: 0.6 ms for 512 MiB of intact 2 MiB pages, 12-23 ms once earlier children's
- * copy-on-write faults have split them into 4 KiB entries, which they stay), a pipe write and a
- * waitpid per pass, plus the copy of each page it first writes while the child lives.
+ * page tables: 2-3 ms for 512 MiB of tables in 2 MiB pages, 15-26 ms once copy-on-write faults
+ * have split them into 4 KiB entries, which is why each fork is followed by a renewal of the
+ * tables' huge pages, wal/snapshot_renew.h), a pipe write and a waitpid per pass, plus the copy
+ * of each page it first writes while the child lives.
  *
  *   none --start: commit the log, fork--> staging (child: .tmp written, fdatasync'ed)
  *   staging --poll: log synced to lsn, go byte sent--> committing (child: rename, directory fsync,
@@ -39,6 +40,7 @@
 
 #include "shard/shard.h"
 #include "shard_log.h"
+#include "snapshot_renew.h"
 
 struct rush_snapshot_child {
     pid_t pid;        /* 0: none running */
@@ -48,6 +50,7 @@ struct rush_snapshot_child {
     int64_t fork_ns;  /* how long the shard stopped to start it */
     int64_t took_ns;  /* when finished: from start to the child's exit */
     int status;       /* when finished: 0 written; < 0 failed (RUSH_EWAL, -errno, -ECHILD) */
+    struct rush_snapshot_renew renew; /* the shard's huge pages given back after each fork */
 };
 
 /* A child that is not running. */
@@ -73,5 +76,18 @@ bool rush_snapshot_child_poll(struct rush_snapshot_child *child, struct rush_sha
 
 /* True while a child runs. */
 bool rush_snapshot_child_running(const struct rush_snapshot_child *child);
+
+/*
+ * One step of giving the shard its huge pages back after the last fork (wal/snapshot_renew.h),
+ * for the shard thread to call between passes when it has nothing to decide. True if it did one
+ * (call again once the ring is looked at); false when nothing is left.
+ */
+bool rush_snapshot_child_renew(struct rush_snapshot_child *child);
+
+/* True while chunks wait for renewal after the last fork (the next fork had better wait). */
+bool rush_snapshot_child_renewing(const struct rush_snapshot_child *child);
+
+/* At the shard thread's end, after the last poll: releases what renewal holds. */
+void rush_snapshot_child_stop(struct rush_snapshot_child *child);
 
 #endif

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
@@ -16,8 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/memory.h"
 #include "support.h"
 #include "wal/snapshot.h"
+#include "wal/snapshot_renew.h"
 
 static char dir[64];
 
@@ -307,6 +311,70 @@ Test(snapshot, a_shard_image_restores_the_digest_without_a_file)
     rush_shard_destroy(shard);
 }
 
+/*
+ * What a background snapshot's fork is followed by (wal/snapshot_renew.h): with a child sharing
+ * every page, the shard's tables are renewed chunk by chunk while the shard goes on deciding; the
+ * shard then holds, checks and decides exactly what a twin that never renewed does.
+ */
+Test(snapshot, renewing_the_tables_after_a_fork_changes_nothing_the_shard_holds, .timeout = 120)
+{
+    struct rush_shard_limits limits = small_limits();
+    limits.orders_max = 100000;
+    limits.keys_max = 200000;
+    limits.user_limits_max = 100000;
+    struct rush_shard *shard = shard_new(limits, 5, NULL);
+    struct rush_shard *twin = shard_new(limits, 5, NULL);
+    drive(shard, 1, 20000);
+    drive(twin, 1, 20000);
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork(); /* shares every page, as a snapshot's child does */
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char byte;
+        close(go[1]);
+        _exit(read(go[0], &byte, 1) == 1 ? 0 : 1);
+    }
+    close(go[0]);
+    struct rush_snapshot_renew renew;
+    rush_snapshot_renew_init(&renew);
+    rush_snapshot_renew_start(&renew, shard);
+    if (!rush_memory_huge_available()) { /* the kernel's THP setting is "never": the fall-back */
+        cr_assert(!rush_snapshot_renew_pending(&renew), "nothing to renew without huge pages");
+        cr_assert(!rush_snapshot_renew_step(&renew));
+    }
+    uint64_t chunks = 0;
+    for (uint32_t r = 0; r < renew.region_count; r++)
+        chunks += renew.region_bytes[r] / RUSH_MEMORY_CHUNK_BYTES;
+    cr_assert(!rush_memory_huge_available() || chunks > 4, "the tables span several chunks");
+    uint64_t next = 20001;
+    int64_t deadline = rush_clock_monotonic_ns() + INT64_C(60000000000);
+    /* Bounded: one chunk per step taken; a step without a fresh chunk yields to the maker. */
+    while (rush_snapshot_renew_pending(&renew) && rush_clock_monotonic_ns() < deadline) {
+        if (!rush_snapshot_renew_step(&renew))
+            sched_yield();
+        drive(shard, next, 7); /* decisions between the steps, as on the shard thread */
+        drive(twin, next, 7);
+        next += 7;
+    }
+    cr_assert(!rush_snapshot_renew_pending(&renew), "renewal did not finish in time");
+    cr_assert_eq(renew.chunks_renewed, rush_memory_huge_available() ? chunks : 0);
+    assert_checks(shard);
+    cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(twin));
+    drive(shard, next, 3000);
+    drive(twin, next, 3000);
+    assert_checks(shard);
+    cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(twin));
+    cr_assert_eq(write(go[1], "g", 1), 1);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(go[1]);
+    rush_snapshot_renew_stop(&renew);
+    rush_shard_destroy(twin);
+    rush_shard_destroy(shard);
+}
+
 /* ---- through the engine -------------------------------------------------------------------- */
 
 static bool snapshots_in_background; /* set by the tests of background snapshots */
@@ -511,8 +579,10 @@ struct crash_report {
  * after each round it reports the shards' digests and waits for the test's go (so that nothing
  * is in flight when the test kills it); it never ends by itself.
  */
-static _Noreturn void crash_engine_main(int report_fd, int go_fd)
+static _Noreturn void crash_engine_main(int report_fd, int go_fd, bool huge_pages)
 {
+    if (!huge_pages && setenv("RUSH_HUGE_PAGES", "off", 1) != 0)
+        _exit(13);
     snapshots_in_background = true;
     int rc;
     struct rush_engine *engine = open_engine(&rc, 1500);
@@ -541,7 +611,7 @@ static _Noreturn void crash_engine_main(int report_fd, int go_fd)
  * child likely still writing: recovery (the newest snapshot + the log after its lsn) gives
  * exactly the state the engine had at its last report, the one that never crashed.
  */
-Test(snapshot, a_crash_amid_background_snapshots_recovers_the_live_state, .timeout = 120)
+static void crash_and_recover(bool huge_pages)
 {
     enum { ROUNDS = 80 };
     int reports[2], gos[2];
@@ -553,7 +623,7 @@ Test(snapshot, a_crash_amid_background_snapshots_recovers_the_live_state, .timeo
     if (pid == 0) {
         close(reports[0]);
         close(gos[1]);
-        crash_engine_main(reports[1], gos[0]);
+        crash_engine_main(reports[1], gos[0], huge_pages);
     }
     close(reports[1]);
     close(gos[0]);
@@ -591,6 +661,19 @@ Test(snapshot, a_crash_amid_background_snapshots_recovers_the_live_state, .timeo
                      s);
     }
     rush_engine_destroy(engine);
+}
+
+/* With transparent huge pages: the tables' chunks are renewed after each fork meanwhile. */
+Test(snapshot, a_crash_amid_background_snapshots_recovers_the_live_state, .timeout = 120)
+{
+    crash_and_recover(true);
+}
+
+/* The fall-back without huge pages (RUSH_HUGE_PAGES=off): small pages, nothing renewed. */
+Test(snapshot, a_crash_amid_background_snapshots_without_huge_pages_recovers_the_live_state,
+     .timeout = 120)
+{
+    crash_and_recover(false);
 }
 
 /* Runs the rush-wal tool (built beside the tests; ctest runs in the build directory) on dir. */
