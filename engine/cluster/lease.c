@@ -9,10 +9,14 @@
  * kvStore_Update on the revision read. The holder renews with kvStore_Update on its revision every
  * lease_ms / 4; its engine shard decides only until (the send time of its last successful renewal
  * + lease_ms * 9 / 10), so it stops before the key can expire on the servers and another node can
- * take it. Preferred leader: shard % node count; another node takes a free shard too, but only
+ * take it. A promotion first appends a fence (rush/replicated.h) expecting the subject's end it
+ * read, so a fenced leader's late batch is either in what it read and applied, or refused.
+ * Preferred leader: shard % node count; another node takes a free shard too, but only
  * once it has run for two lease periods (so both nodes starting together split the shards).
  *
- *   follower --key free, taken--> catching up --applied == subject's last lsn--> leader
+ *   follower --key free, taken--> catching up --applied == subject's last lsn, fence
+ *      ^                               |         appended expecting its sequence--> leader
+ *      ^                               |-- fence refused (a late batch): catching up again
  *      ^                               |-- local log ahead of the subject --> released
  *      +--- engine fenced it (refused append, lapsed lease), lease released --+
  *      +--- hand-over: asked (rushctl), or fail-back to the preferred node ----+
@@ -42,6 +46,7 @@
 #define FOLLOW_FULL_ROUNDS_MAX 60000 /* a minute of a full follow queue: the shard is stuck */
 #define FAILBACK_LEASES 3            /* the preferred node ready this long before a fail-back */
 #define FAILBACK_LAG_MAX 256         /* ... and at most this many batches behind the leader */
+#define FENCE_TRIES 3 /* fences refused by late batches of the fenced leader, then released */
 
 static void sleep_ms(uint32_t ms)
 {
@@ -91,7 +96,12 @@ static void on_followed(natsConnection *connection, natsSubscription *sub, natsM
         }
         free(events);
     }
-    if (rc < 0) /* the engine sees the gap and does not apply past it */
+    const char *fence = NULL;
+    uint64_t fence_lsn = 0;
+    if (len == 0 && (natsMsgHeader_Get(msg, RUSH_REPLICATED_FENCE_HEADER, &fence) != NATS_OK ||
+                     rush_replicated_fence_lsn(fence, &fence_lsn) != 0))
+        rc = RUSH_ECORRUPT; /* empty and no fence */
+    if (rc < 0)             /* the engine sees the gap and does not apply past it */
         rush_log(RUSH_LOG_ERROR, "cluster: shard %u: a malformed message on %s after lsn %llu",
                  shard->index, shard->subject, (unsigned long long)record.lsn);
     jsMsgMetaData *meta = NULL;
@@ -177,12 +187,11 @@ static bool subject_end(struct cluster_shard *shard, uint64_t *seq, uint64_t *ls
     if (status != NATS_OK)
         return false;
     *seq = natsMsg_GetSequence(msg);
-    const char *data = natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg), at = 0;
-    struct rush_replicated_view record = {0};
-    int rc;
-    while ((rc = rush_replicated_next(data, len, &at, record.lsn, &record)) == 1)
-        *lsn = record.lsn;
+    const char *fence = NULL;
+    if (natsMsgHeader_Get(msg, RUSH_REPLICATED_FENCE_HEADER, &fence) != NATS_OK)
+        fence = NULL;
+    int rc = rush_replicated_end_lsn(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                                     fence, lsn);
     natsMsg_Destroy(msg);
     return rc == 0; /* a malformed last message: its end is not known */
 }
@@ -198,49 +207,124 @@ static void release(struct cluster_shard *shard, const char *value)
     atomic_store(&shard->leads, false);
 }
 
+enum fence_result { FENCE_APPENDED, FENCE_REFUSED, FENCE_FAILED };
+
+/*
+ * Appends the promotion's fence (rush/replicated.h): no payload, Rush-Fence "<node> <lsn>",
+ * expecting `expected` as the subject's last sequence. Appended: *seq is its sequence, the new
+ * leader's first expected one, and any append still expecting `expected` (a fenced leader's late
+ * batch) is refused from now on. Refused: something landed after `expected`.
+ */
+static enum fence_result append_fence(struct cluster_shard *shard, uint64_t expected, uint64_t lsn,
+                                      uint64_t *seq)
+{
+    struct rush_cluster *cluster = shard->cluster;
+    char value[RUSH_REPLICATED_FENCE_BYTES], text[24], id[RUSH_REPLICATED_FENCE_BYTES + 48];
+    RUSH_VERIFY(rush_replicated_fence_put(value, sizeof(value), cluster->settings.node, lsn));
+    snprintf(text, sizeof(text), "%" PRIu64, expected);
+    snprintf(id, sizeof(id), "%s.%u.fence.%" PRIu64, cluster->settings.node, shard->index,
+             expected);
+    natsMsg *msg = NULL;
+    if (natsMsg_Create(&msg, shard->subject, NULL, NULL, 0) != NATS_OK)
+        return FENCE_FAILED;
+    natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", text);
+    natsMsgHeader_Set(msg, RUSH_REPLICATED_FENCE_HEADER, value);
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MsgId = id;
+    jsPubAck *ack = NULL;
+    jsErrCode code = 0;
+    natsStatus status = js_PublishMsg(&ack, cluster->lease_js, msg, &options, &code);
+    natsMsg_Destroy(msg);
+    enum fence_result result = FENCE_FAILED;
+    if (status == NATS_OK) {
+        *seq = ack->Sequence;
+        result = FENCE_APPENDED;
+    } else if (code == JSStreamWrongLastSequenceErr) {
+        result = FENCE_REFUSED;
+    } else {
+        rush_log(RUSH_LOG_WARN, "cluster: shard %u: cannot append the fence: %s (%d)", shard->index,
+                 natsStatus_GetText(status), (int)code);
+    }
+    jsPubAck_Destroy(ack);
+    return result;
+}
+
+/*
+ * Reads the subject's end and waits (until deadline_ns) until the engine applied it. True with
+ * *seq, *last_lsn when it did; false (logged) when this node cannot take the shard now.
+ */
+static bool catch_up(struct cluster_shard *shard, int64_t taken_ns, int64_t deadline_ns,
+                     bool *restarted, uint64_t *seq, uint64_t *last_lsn)
+{
+    struct rush_cluster *cluster = shard->cluster;
+    uint64_t applied = 0;
+    /* Read twice at most: a late batch may land (and be applied) just after the first read. */
+    for (int read = 0; read < 2 && (read == 0 || applied > *last_lsn); read++) {
+        if (!subject_end(shard, seq, last_lsn))
+            return false;
+        applied = rush_engine_applied_lsn(cluster->engine, shard->index);
+        while (applied < *last_lsn && rush_clock_monotonic_ns() < deadline_ns) {
+            if (!*restarted && rush_clock_monotonic_ns() > taken_ns + lease_ns(cluster) / 4) {
+                follow_stop(shard); /* no progress: its consumer may be gone with a server */
+                follow_start(shard);
+                *restarted = true;
+            }
+            sleep_ms(CATCH_UP_POLL_MS);
+            applied = rush_engine_applied_lsn(cluster->engine, shard->index);
+        }
+    }
+    if (applied == *last_lsn &&
+        rush_engine_role(cluster->engine, shard->index) == RUSH_ROLE_FOLLOWER)
+        return true;
+    rush_log(applied > *last_lsn ? RUSH_LOG_ERROR : RUSH_LOG_WARN,
+             "cluster: shard %u: local log at lsn %" PRIu64 ", replicated log at %" PRIu64
+             ": not taking it%s",
+             shard->index, applied, *last_lsn,
+             applied > *last_lsn ? " (the local log is ahead: move this data dir away)" : "");
+    return false;
+}
+
 /*
  * Just took the lease (at taken_ns): reads the subject to its end, waits until the engine applied
- * it, then promotes. A local log ahead of the subject cannot lead: released.
+ * it, appends the fence expecting that end, then promotes. A fence refused means a late batch of
+ * the fenced leader landed after the end was read: nothing was decided here, so the end is read
+ * again (the batch is applied by the follower) and the fence tried again, FENCE_TRIES times in
+ * all. A local log ahead of the subject, a catch-up past half a lease, or a fence that cannot be
+ * appended: released.
  */
 static void promote(struct cluster_shard *shard, int64_t taken_ns)
 {
     struct rush_cluster *cluster = shard->cluster;
-    uint64_t seq, last_lsn;
-    if (!subject_end(shard, &seq, &last_lsn)) {
-        release(shard, "-");
-        return;
-    }
     int64_t deadline_ns = taken_ns + lease_ns(cluster) / 2;
-    uint64_t applied = rush_engine_applied_lsn(cluster->engine, shard->index);
     bool restarted = false;
-    while (applied < last_lsn && rush_clock_monotonic_ns() < deadline_ns) {
-        if (!restarted && rush_clock_monotonic_ns() > taken_ns + lease_ns(cluster) / 4) {
-            follow_stop(shard); /* no progress: its consumer may be gone with a server */
-            follow_start(shard);
-            restarted = true;
-        }
-        sleep_ms(CATCH_UP_POLL_MS);
-        applied = rush_engine_applied_lsn(cluster->engine, shard->index);
+    uint64_t seq = 0, last_lsn = 0, fence_seq = 0;
+    enum fence_result fenced = FENCE_REFUSED;
+    for (uint32_t attempt = 1; attempt <= FENCE_TRIES && fenced == FENCE_REFUSED; attempt++) {
+        if (!catch_up(shard, taken_ns, deadline_ns, &restarted, &seq, &last_lsn))
+            break;
+        fenced = append_fence(shard, seq, last_lsn, &fence_seq);
+        if (fenced == FENCE_REFUSED)
+            rush_log(RUSH_LOG_WARN,
+                     "cluster: shard %u: fence after stream sequence %" PRIu64
+                     " refused (a late batch of the previous leader): reading the end again "
+                     "(try %u of %u)",
+                     shard->index, seq, attempt, FENCE_TRIES);
     }
-    if (applied != last_lsn ||
-        rush_engine_role(cluster->engine, shard->index) != RUSH_ROLE_FOLLOWER) {
-        rush_log(applied > last_lsn ? RUSH_LOG_ERROR : RUSH_LOG_WARN,
-                 "cluster: shard %u: local log at lsn %" PRIu64 ", replicated log at %" PRIu64
-                 ": not taking it%s",
-                 shard->index, applied, last_lsn,
-                 applied > last_lsn ? " (the local log is ahead: move this data dir away)" : "");
+    if (fenced != FENCE_APPENDED) {
         release(shard, "-");
         return;
     }
     follow_stop(shard);
-    cluster_replicator_promote(shard, seq);
+    cluster_replicator_promote(shard, fence_seq);
     shard->leading = true;
     atomic_store(&shard->leads, true);
     rush_engine_set_leader(cluster->engine, shard->index, cluster->settings.node_index);
     rush_engine_lead(cluster->engine, shard->index, taken_ns + lease_ns(cluster) * 9 / 10);
     rush_log(RUSH_LOG_INFO,
-             "cluster: shard %u: leading from lsn %" PRIu64 " (stream sequence %" PRIu64 ")",
-             shard->index, last_lsn, seq);
+             "cluster: shard %u: leading from lsn %" PRIu64 " (fence at stream sequence %" PRIu64
+             ")",
+             shard->index, last_lsn, fence_seq);
 }
 
 /* Tries to take a free lease (revision 0: the key is gone). */

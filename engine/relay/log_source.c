@@ -15,6 +15,8 @@
  * Invariants (per shard):
  *   1. Records are taken in lsn order 1, 2, 3, ... with none missing: a subject that does not
  *      start at lsn 1, a gap, a repeat or a malformed message stops the relay (never skipped).
+ *      A promotion's fence (an empty message, rush/replicated.h) is skipped only when it names
+ *      the last lsn taken.
  *   2. seq = the carried events of every record taken before the current one, plus those of it
  *      looked at: the next carried event is seq + 1, as in the WAL header's seq_before.
  *   3. Events with seq < from_seq (held by every sink) are counted, never handed out; from there
@@ -63,7 +65,7 @@ struct log_source {
     struct rush_stream_batch batch; /* the record being read (done: none) */
     struct rush_event *events;      /* its events, copied aligned */
     uint32_t events_max;
-    uint64_t messages, records;
+    uint64_t messages, records, fences;
     bool told; /* that the stream cannot be followed yet */
     int error; /* sticky: returned by every poll once the events before it were handed out */
     char why[RELAY_WHY_BYTES];
@@ -217,6 +219,34 @@ static int log_next_record(struct log_source *source, char *why, size_t why_size
     return 1;
 }
 
+/*
+ * An empty message: a promotion's fence (rush/replicated.h), skipped (it holds no record) when it
+ * names the lsn the log is at; anything else stops the relay (invariant 1).
+ */
+static int log_fence(struct log_source *source, char *why, size_t why_size)
+{
+    const struct log_shard *shard = &source->shard[source->msg_shard];
+    const char *value = NULL;
+    uint64_t lsn = 0;
+    if (natsMsgHeader_Get(source->msg, RUSH_REPLICATED_FENCE_HEADER, &value) != NATS_OK ||
+        rush_replicated_fence_lsn(value, &lsn) != 0) {
+        snprintf(why, why_size,
+                 "cluster log: shard %" PRIu32 ": an empty message that is no fence where lsn "
+                 "%" PRIu64 " belongs: nothing is skipped, the relay stops",
+                 source->msg_shard, shard->next_lsn);
+        return RUSH_ECORRUPT;
+    }
+    if (lsn != shard->next_lsn - 1) {
+        snprintf(why, why_size,
+                 "cluster log: shard %" PRIu32 ": a fence after lsn %" PRIu64 " where lsn %" PRIu64
+                 " belongs: nothing is skipped, the relay stops",
+                 source->msg_shard, lsn, shard->next_lsn);
+        return RUSH_ECORRUPT;
+    }
+    source->fences++;
+    return 1; /* no record in it: the next read finds the message done */
+}
+
 /* Takes the next message: 1, 0 none within timeout_ms, < 0 the relay must stop. */
 static int log_next_message(struct log_source *source, int timeout_ms, char *why, size_t why_size)
 {
@@ -246,6 +276,8 @@ static int log_next_message(struct log_source *source, int timeout_ms, char *why
     source->msg_shard = index;
     source->at = 0;
     source->messages++;
+    if (natsMsg_GetDataLength(source->msg) == 0)
+        return log_fence(source, why, why_size);
     return 1;
 }
 
@@ -295,8 +327,10 @@ static int log_poll(void *state, struct rush_stream_event *events, uint32_t max,
 static void log_close(void *state)
 {
     struct log_source *source = state;
-    rush_log(RUSH_LOG_INFO, "relay: cluster log: %" PRIu64 " messages, %" PRIu64 " records read",
-             source->messages, source->records);
+    rush_log(RUSH_LOG_INFO,
+             "relay: cluster log: %" PRIu64 " messages, %" PRIu64 " records, %" PRIu64
+             " fences read",
+             source->messages, source->records, source->fences);
     natsMsg_Destroy(source->msg);
     if (source->sub != NULL) {
         (void)natsSubscription_Unsubscribe(source->sub);

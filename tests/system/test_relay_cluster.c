@@ -562,6 +562,20 @@ static void forge(const char *subject, uint64_t first, uint32_t count, bool dama
     cr_assert_eq(js_Publish(NULL, js, subject, payload, (int)at, NULL, NULL), NATS_OK);
 }
 
+/* Publishes an empty message on SUBJECT: a promotion's fence after `lsn`, or (NULL node) none. */
+static void forge_fence(const char *subject, const char *node, uint64_t lsn)
+{
+    natsMsg *msg = NULL;
+    cr_assert_eq(natsMsg_Create(&msg, subject, NULL, NULL, 0), NATS_OK);
+    char value[RUSH_REPLICATED_FENCE_BYTES];
+    if (node != NULL) {
+        cr_assert(rush_replicated_fence_put(value, sizeof value, node, lsn));
+        natsMsgHeader_Set(msg, RUSH_REPLICATED_FENCE_HEADER, value);
+    }
+    cr_assert_eq(js_PublishMsg(NULL, js, msg, NULL, NULL), NATS_OK);
+    natsMsg_Destroy(msg);
+}
+
 static void forge_stream(const char *name)
 {
     char subjects[64];
@@ -593,7 +607,7 @@ static int relay_on(const char *stream, const char *sink, char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-Test(relay_cluster, a_gap_a_lost_start_or_a_damaged_record_stops_the_relay_after_what_came_before)
+Test(relay_cluster, fences_are_skipped_and_a_gap_a_lost_start_or_a_damaged_record_stops_the_relay)
 {
     child_make_dir(&nodes[0], "relay-forged");
     snprintf(nats_dir, sizeof nats_dir, "/tmp/rush-test-nats-XXXXXX");
@@ -612,6 +626,29 @@ Test(relay_cluster, a_gap_a_lost_start_or_a_damaged_record_stops_the_relay_after
     forge("good.shard.0", 3, 1, false);
     cr_assert_eq(relay_on("good", "sinkgood", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "3 events read") != NULL, "%s", out);
+
+    forge_stream("fenced"); /* promotions' fences (no records) between and after lsns 1-3 */
+    forge_fence("fenced.shard.0", "A", 0);
+    forge("fenced.shard.0", 1, 2, false);
+    forge_fence("fenced.shard.0", "B", 2);
+    forge("fenced.shard.0", 3, 1, false);
+    forge_fence("fenced.shard.0", "A", 3);
+    cr_assert_eq(relay_on("fenced", "sinkfenced", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "3 events read") != NULL, "%s", out);
+    cr_assert(strstr(out, "3 fences read") != NULL, "%s", out);
+
+    forge_stream("badfence"); /* a fence naming an lsn the log is not at: a gap */
+    forge("badfence.shard.0", 1, 1, false);
+    forge_fence("badfence.shard.0", "B", 5);
+    cr_assert_eq(relay_on("badfence", "sinkbadfence", out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "a fence after lsn 5 where lsn 2 belongs") != NULL, "%s", out);
+
+    forge_stream("empty"); /* an empty message that is no fence */
+    forge("empty.shard.0", 1, 1, false);
+    forge_fence("empty.shard.0", NULL, 0);
+    cr_assert_eq(relay_on("empty", "sinkempty", out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "an empty message that is no fence") != NULL, "%s", out);
+    cr_assert(strstr(out, "1 events read") != NULL, "what came before it: %s", out);
 
     forge_stream("gap"); /* lsn 1, then lsn 3 */
     forge("gap.shard.0", 1, 1, false);

@@ -356,6 +356,38 @@ Test(replicated, records_read_back_as_written)
     cr_assert_eq(rush_replicated_next(buf, len, &at, view.lsn, &view), 0);
 }
 
+Test(replicated, a_fence_names_the_lsn_it_follows_and_holds_no_record)
+{
+    char value[RUSH_REPLICATED_FENCE_BYTES];
+    cr_assert(rush_replicated_fence_put(value, sizeof value, "B", 42));
+    cr_assert_str_eq(value, "B 42");
+    cr_assert(!rush_replicated_fence_put(value, 4, "B", 42), "does not fit");
+    uint64_t lsn = 7;
+    cr_assert_eq(rush_replicated_fence_lsn("B 42", &lsn), 0);
+    cr_assert_eq(lsn, 42);
+    cr_assert_eq(rush_replicated_fence_lsn("node-1 0", &lsn), 0);
+    cr_assert_eq(lsn, 0, "the fence of an empty log");
+    const char *bad[] = {"", "B", "B ", " 42", "B 42 ", "B -1", "B 4x", "B 99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(rush_replicated_fence_lsn(bad[i], &lsn), RUSH_ECORRUPT, "'%s'", bad[i]);
+    cr_assert_eq(rush_replicated_fence_lsn(NULL, &lsn), RUSH_ECORRUPT);
+
+    /* The end a message leaves the log at: its last record's lsn, or the lsn a fence names. */
+    uint8_t buf[2 * sizeof(struct rush_replicated_record) + 3 * sizeof(struct rush_event)];
+    size_t len = two_records(buf, 41);
+    cr_assert_eq(rush_replicated_end_lsn(buf, len, NULL, &lsn), 0);
+    cr_assert_eq(lsn, 42);
+    cr_assert_eq(rush_replicated_end_lsn(buf, 0, "B 42", &lsn), 0);
+    cr_assert_eq(lsn, 42);
+    cr_assert_eq(rush_replicated_end_lsn(buf, 0, NULL, &lsn), RUSH_ECORRUPT, "empty, no fence");
+    cr_assert_eq(rush_replicated_end_lsn(buf, len, "B 42", &lsn), RUSH_ECORRUPT,
+                 "a fence with records");
+    cr_assert_eq(rush_replicated_end_lsn(buf, len - 1, NULL, &lsn), RUSH_ECORRUPT);
+    size_t at = 0;
+    struct rush_replicated_view view;
+    cr_assert_eq(rush_replicated_next(buf, 0, &at, 42, &view), 0, "a fence's payload: no record");
+}
+
 Test(replicated, damaged_records_are_refused_without_reading_past_the_message)
 {
     uint8_t buf[2 * sizeof(struct rush_replicated_record) + 3 * sizeof(struct rush_event)];

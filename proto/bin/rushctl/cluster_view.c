@@ -51,12 +51,13 @@ static uint64_t subject_last_lsn(jsCtx *js, const char *stream, uint32_t shard)
     jsErrCode code = 0;
     if (js_GetLastMsg(&msg, js, stream, subject, NULL, &code) != NATS_OK)
         return 0;
-    const char *data = natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg), at = 0;
-    struct rush_replicated_view record = {0};
+    const char *fence = NULL; /* a promotion's fence names the lsn it follows */
+    if (natsMsgHeader_Get(msg, RUSH_REPLICATED_FENCE_HEADER, &fence) != NATS_OK)
+        fence = NULL;
     uint64_t lsn = 0;
-    while (rush_replicated_next(data, len, &at, record.lsn, &record) == 1)
-        lsn = record.lsn;
+    if (rush_replicated_end_lsn(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), fence,
+                                &lsn) != 0)
+        lsn = 0;
     natsMsg_Destroy(msg);
     return lsn;
 }
