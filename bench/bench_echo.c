@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -160,6 +161,8 @@ static int bind_rep(const char *url)
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVBUF, &buffer, sizeof(buffer));
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDBUF, &buffer, sizeof(buffer));
     nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &receive_max, sizeof(receive_max));
+    int nodelay = 1; /* as rushd's endpoints: replies at once */
+    nn_setsockopt(sock, NN_TCP, NN_TCP_NODELAY, &nodelay, sizeof(nodelay));
     if (nn_bind(sock, url) < 0) {
         fprintf(stderr, "bench-echo: cannot bind %s: %s\n", url, nn_strerror(nn_errno()));
         nn_close(sock);

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,12 @@ static int endpoint_open(struct rush_server *server, enum rush_endpoint endpoint
         goto out_error;
     int send_buffer = RUSH_SERVER_SEND_BUFFER_BYTES;
     if (nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDBUF, &send_buffer, sizeof(send_buffer)) < 0)
+        goto out_error;
+    /* Replies go at once: with Nagle on, a small reply waits while the previous one is unacked,
+     * i.e. until the client's next message carries the ACK (or its 40 ms delayed-ACK timer): a
+     * gateway sending a message every few ms per connection saw that gap added to every reply. */
+    int nodelay = 1;
+    if (nn_setsockopt(s, NN_TCP, NN_TCP_NODELAY, &nodelay, sizeof(nodelay)) < 0)
         goto out_error;
     if (nn_bind(s, url) < 0)
         goto out_error;

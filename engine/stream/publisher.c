@@ -16,6 +16,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -397,6 +398,8 @@ static int bind_socket(int protocol, const char *url, int *out, char *why, size_
     else
         (void)nn_setsockopt(socket, NN_SOL_SOCKET, NN_RCVTIMEO, &rcvtimeo, sizeof(rcvtimeo));
     (void)nn_setsockopt(socket, NN_SOL_SOCKET, NN_RCVMAXSIZE, &rcvmax, sizeof(rcvmax));
+    int nodelay = 1; /* events and replay pages leave at once (server.c: endpoint_open) */
+    (void)nn_setsockopt(socket, NN_TCP, NN_TCP_NODELAY, &nodelay, sizeof(nodelay));
     if (nn_bind(socket, url) < 0) {
         int error = errno;
         snprintf(why, why_size, "cannot bind %s: %s", url, nn_strerror(error));

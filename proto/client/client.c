@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -540,6 +541,9 @@ static int socket_open(struct rush_client *client)
     client->socket = nn_socket(AF_SP_RAW, NN_REQ);
     if (client->socket < 0)
         return -nn_errno();
+    /* Pipelined small requests: without it Nagle holds one back until the reply's ACK. */
+    int nodelay = 1;
+    (void)nn_setsockopt(client->socket, NN_TCP, NN_TCP_NODELAY, &nodelay, sizeof(nodelay));
     int rc = nn_connect(client->socket, client->url);
     if (rc < 0) {
         rc = -nn_errno();
