@@ -27,35 +27,12 @@ while [ $# -gt 0 ]; do
 done
 bin=$(cd "$build/bin" && pwd)
 mock="$bin/../tests/kafka-mock"
-command -v nats-server > /dev/null || { echo "nats-server is not installed" >&2; exit 77; }
 [ -x "$mock" ] || { echo "build the kafka-mock target first" >&2; exit 2; }
-dir=$(mktemp -d /tmp/rush-bench-relay-XXXXXX)
-echo "# in $dir"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-urls=""
-declare -a port cport hport
-for i in 0 1 2; do port[$i]=$(free_port); cport[$i]=$(free_port); hport[$i]=$(free_port); done
-for i in 0 1 2; do
-  urls="${urls:+$urls,}nats://127.0.0.1:${port[$i]}"
-  routes=""
-  for j in 0 1 2; do [ $j = $i ] || routes="${routes:+$routes, }nats-route://127.0.0.1:${cport[$j]}"; done
-  printf 'server_name: n%s\nlisten: 127.0.0.1:%s\nhttp: 127.0.0.1:%s\njetstream { store_dir: "%s" }\ncluster { name: relay, listen: 127.0.0.1:%s, routes: [%s] }\n' \
-    "$i" "${port[$i]}" "${hport[$i]}" "$dir/js$i" "${cport[$i]}" "$routes" > "$dir/n$i.conf"
-  nats-server -c "$dir/n$i.conf" > "$dir/n$i.log" 2>&1 &
-  pids+=($!)
-done
-for i in 0 1 2; do
-  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:${hport[$i]}/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
-done
+# shellcheck source=bench/nats_cluster.sh
+. "$(dirname "$0")/nats_cluster.sh"
+nats_bench_dir relay
+nats_cluster_start "$dir" relay
+urls=$nats_urls
 
 orders=$(free_port); admin=$(free_port); pub=$(free_port); replay=$(free_port)
 token=bench-relay-token-0123456789

@@ -28,48 +28,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 bin=$(cd "$build/bin" && pwd)
-command -v nats-server > /dev/null || { echo "nats-server is not installed" >&2; exit 77; }
-dir=$(mktemp -d /tmp/rush-bench-replicated-XXXXXX)
-echo "# in $dir"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# three nats-servers
-urls=""
-declare -a cport hport
-for i in 0 1 2; do cport[$i]=$(free_port); hport[$i]=$(free_port); done
-for i in 0 1 2; do
-  port=$(free_port)
-  urls="${urls:+$urls,}nats://127.0.0.1:$port"
-  routes=""
-  for j in 0 1 2; do
-    [ $j = $i ] || routes="${routes:+$routes, }nats-route://127.0.0.1:${cport[$j]}"
-  done
-  cat > "$dir/n$i.conf" << EOF
-server_name: n$i
-listen: 127.0.0.1:$port
-http: 127.0.0.1:${hport[$i]}
-jetstream { store_dir: "$dir/js$i" }
-cluster { name: bench, listen: 127.0.0.1:${cport[$i]}, routes: [$routes] }
-EOF
-  nats-server -c "$dir/n$i.conf" > "$dir/n$i.log" 2>&1 &
-  pids+=($!)
-done
-for i in 0 1 2; do
-  ready=no
-  for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:${hport[$i]}/healthz" > /dev/null 2>&1 && { ready=yes; break; }
-    sleep 0.1
-  done
-  [ $ready = yes ] || { echo "nats-server $i did not start:" >&2; tail -3 "$dir/n$i.log" >&2; exit 1; }
-done
+# shellcheck source=bench/nats_cluster.sh
+. "$(dirname "$0")/nats_cluster.sh"
+nats_bench_dir replicated
+nats_cluster_start "$dir" bench
+urls=$nats_urls
 
 orders=$(free_port); json=$(free_port); admin=$(free_port); pub=$(free_port); replay=$(free_port)
 token=bench-replicated-token-0123456789

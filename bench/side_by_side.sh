@@ -274,42 +274,10 @@ EOF
 }
 
 # start_nats: three nats-servers with JetStream in one cluster on loopback, for --replicated.
-nats_urls=
+# shellcheck source=bench/nats_cluster.sh
+. "$(dirname "$0")/nats_cluster.sh"
 start_nats() {
-    local i j routes port cport=() dir=$work/nats
-    mkdir -p "$dir"
-    for i in 0 1 2; do cport[i]=$(free_port); done
-    for i in 0 1 2; do
-        port=$(free_port)
-        nats_urls=${nats_urls:+$nats_urls,}nats://127.0.0.1:$port
-        routes=
-        for j in 0 1 2; do
-            [ "$j" = "$i" ] || routes=${routes:+$routes, }nats-route://127.0.0.1:${cport[j]}
-        done
-        cat >"$dir/n$i.conf" <<EOF
-server_name: n$i
-listen: 127.0.0.1:$port
-jetstream { store_dir: "$dir/js$i" }
-cluster { name: sbs, listen: 127.0.0.1:${cport[i]}, routes: [$routes] }
-EOF
-        nats-server -c "$dir/n$i.conf" >"$dir/n$i.log" 2>&1 &
-        nats_pids+=($!)
-    done
-    for i in 0 1 2; do
-        if ! wait_until_log 30 "$dir/n$i.log" "Server is ready"; then
-            echo "side_by_side: nats-server $i did not start; its log:" >&2
-            tail -5 "$dir/n$i.log" >&2
-            return 1
-        fi
-    done
-}
-wait_until_log() { # wait_until_log SECONDS FILE TEXT
-    local i
-    for ((i = 0; i < $1 * 10; i++)); do
-        grep -q "$3" "$2" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
+    nats_cluster_start "$work/nats" sbs
 }
 
 run_loadgen() { # run_loadgen REPORT rush-loadgen options... (its text report: REPORT.txt)

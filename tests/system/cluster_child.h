@@ -6,6 +6,8 @@
  * 0) and a [cluster] section naming both nodes' binary orders endpoints in node order (A = 0,
  * B = 1: the leader index of a redirect); every endpoint is an ipc file in the node's own
  * directory (rushd_child.h). leader_seen_by() asks a node who leads a shard.
+ * tests/system/test_relay_cluster.c starts the same cluster under its own directory names and a
+ * larger orders table (cluster_dirs, cluster_orders_max) and reads its log (cluster_stream).
  *
  * One process runs one cluster at a time: the state is file-scope, like rushd_child.h's.
  */
@@ -41,32 +43,44 @@ static inline int slowness(void)
 }
 static struct rushd_child nodes[NODES];
 static char nats_dir[128];
-static uint64_t skus[2];            /* sku_of_shard[s]: a SKU on shard s of 2 */
-static const char *failback = "on"; /* [cluster] failback for the next cluster_start */
-static atomic_bool clients_stop;    /* a test's own load threads stop (cluster_cleanup sets it) */
+static uint64_t skus[2];                     /* sku_of_shard[s]: a SKU on shard s of 2 */
+static const char *failback = "on";          /* [cluster] failback for the next cluster_start */
+static const char *cluster_dirs = "cluster"; /* the nodes' directories: <cluster_dirs>A, B */
+static uint32_t cluster_orders_max = 131072; /* the campaign's orders_max and user_limits_max */
+static char cluster_stream[32];              /* the nodes' [cluster] stream: t<pid> */
+static atomic_bool clients_stop; /* a test's own load threads stop (cluster_cleanup sets it) */
 
 /* ---- the cluster --------------------------------------------------------------------------- */
 
 static inline void write_node(int n)
 {
     struct rushd_child *c = &nodes[n];
-    static char extra[4096];
+    static char extra[4096], shape[256];
     snprintf(
         extra, sizeof extra,
-        "[cluster]\nnode = %s\nnodes = A=%s, B=%s\nnats = %s\nlease_ms = %d\nstream = t%d\n"
+        "[cluster]\nnode = %s\nnodes = A=%s, B=%s\nnats = %s\nlease_ms = %d\nstream = %s\n"
         "failback = %s\n\n"
         "[sku %llu]\nname = x\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
         "user_qty_max = 1\n\n"
         "[sku %llu]\nname = y\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
         "user_qty_max = 1\n",
         n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls, LEASE_MS * slowness(),
-        (int)getpid(), failback, (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1],
+        cluster_stream, failback, (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1],
         STOCK);
+    snprintf(shape, sizeof shape,
+             "shards = 2\nring_slots = 64\norders_max = %u\ngroups_max = 1024\n"
+             "keys_max = 262144\nuser_limits_max = %u\n",
+             cluster_orders_max, cluster_orders_max);
     c->durability = "replicated";
-    child_write_campaign(c,
-                         "shards = 2\nring_slots = 64\norders_max = 131072\ngroups_max = 1024\n"
-                         "keys_max = 262144\nuser_limits_max = 131072\n",
-                         CHILD_TOKEN, extra);
+    child_write_campaign(c, shape, CHILD_TOKEN, extra);
+}
+
+/* `count` nats-servers in a new directory of their own (nats_dir). */
+static inline void cluster_nats_start(int count)
+{
+    snprintf(nats_dir, sizeof nats_dir, "/tmp/rush-test-nats-XXXXXX");
+    cr_assert(mkdtemp(nats_dir) != NULL);
+    nats_start(&nats, nats_dir, count);
 }
 
 static inline void cluster_start(void)
@@ -76,11 +90,13 @@ static inline void cluster_start(void)
         for (uint64_t id = 100; skus[s] == 0; id++)
             if (rush_engine_shard_of_sku(2, id) == s)
                 skus[s] = id;
-    snprintf(nats_dir, sizeof nats_dir, "/tmp/rush-test-nats-XXXXXX");
-    cr_assert(mkdtemp(nats_dir) != NULL);
-    nats_start(&nats, nats_dir, NATS_SERVERS_MAX);
-    child_make_dir(&nodes[0], "clusterA");
-    child_make_dir(&nodes[1], "clusterB");
+    snprintf(cluster_stream, sizeof cluster_stream, "t%d", (int)getpid());
+    cluster_nats_start(NATS_SERVERS_MAX);
+    for (int n = 0; n < NODES; n++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%c", cluster_dirs, 'A' + n);
+        child_make_dir(&nodes[n], name);
+    }
     for (int n = 0; n < NODES; n++)
         write_node(n);
     for (int n = 0; n < NODES; n++)

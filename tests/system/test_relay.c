@@ -38,21 +38,15 @@
 #define ORDERS_MAX (BATCHES * BATCH_ORDERS)
 #define KILL_AFTER_EVENTS 1000 /* the relay dies once JetStream holds this many */
 #define WAIT_MS 60000
+#define SINK_SEQ_MAX ORDERS_MAX
+
+#include "relay_sinks.h"
 
 static struct nats_servers nats;
-static pid_t mock_pid = -1, relay_pid = -1;
-static char bootstrap[128];
 
 static void stop_children(void)
 {
-    if (relay_pid > 0) {
-        kill(relay_pid, SIGKILL);
-        child_wait_exit(relay_pid, CHILD_EXIT_MS);
-    }
-    if (mock_pid > 0) {
-        kill(mock_pid, SIGKILL);
-        child_wait_exit(mock_pid, CHILD_EXIT_MS);
-    }
+    sinks_stop_children();
     nats_stop(&nats);
     rushd_cleanup();
 }
@@ -61,58 +55,14 @@ TestSuite(relay, .fini = stop_children, .timeout = 110);
 
 /* ---- the children --------------------------------------------------------------------------- */
 
-/* kafka-mock TOPIC SHARDS; its first stdout line is the bootstrap address. */
-static void start_mock(void)
-{
-    char path[CHILD_PATH_BYTES + 32];
-    snprintf(path, sizeof path, "%s/../tests/kafka-mock", rushd.bin);
-    int out[2];
-    cr_assert(pipe(out) == 0);
-    mock_pid = fork();
-    cr_assert(mock_pid >= 0);
-    if (mock_pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        close(out[0]);
-        execl(path, path, TOPIC, "2", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    FILE *reader = fdopen(out[0], "r");
-    cr_assert(fgets(bootstrap, sizeof bootstrap, reader) != NULL, "kafka-mock printed nothing");
-    fclose(reader);
-    bootstrap[strcspn(bootstrap, "\n")] = '\0';
-    cr_log_info("kafka mock cluster at %s", bootstrap);
-}
-
 static pid_t start_relay(void)
 {
-    char path[CHILD_PATH_BYTES + 16], log[CHILD_PATH_BYTES + 16];
-    snprintf(path, sizeof path, "%s/rush-relay", rushd.bin);
-    snprintf(log, sizeof log, "%s/relay.log", rushd.dir);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, STDERR_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        execl(path, path, "--pub", rushd.pub, "--replay", rushd.replay, "--kafka", bootstrap,
-              "--topic", TOPIC, "--nats", nats.urls, "--js-stream", JS_STREAM, "--js-subject",
-              JS_SUBJECT, "--inflight-max", "500", "--log-level", "warn", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void print_relay_log(void)
-{
-    char command[CHILD_PATH_BYTES + 32];
-    snprintf(command, sizeof command, "cat '%s/relay.log' >&2", rushd.dir);
-    int rc = system(command);
-    (void)rc;
+    const char *const args[] = {"rush-relay", "--pub",        rushd.pub,  "--replay",
+                                rushd.replay, "--kafka",      bootstrap,  "--topic",
+                                TOPIC,        "--nats",       nats.urls,  "--js-stream",
+                                JS_STREAM,    "--js-subject", JS_SUBJECT, "--inflight-max",
+                                "500",        "--log-level",  "warn",     NULL};
+    return relay_spawn(rushd.bin, rushd.dir, args);
 }
 
 /* ---- the load: coupons (pay TTL 0: each reserve is one order_confirmed event) ------------- */
@@ -213,107 +163,17 @@ static void read_stream(void)
     rush_subscriber_close(sub);
 }
 
-/* ---- JetStream ------------------------------------------------------------------------------ */
-
-static natsConnection *nats_connection;
-static jsCtx *js;
-
-/*
- * Connects, and makes the stream as an operator would before starting the relay (the relay makes
- * a missing one itself; nats-server 2.9.10 can crash when a message get reaches a stream being
- * created, so this test's polling must not race with that).
- */
-static void js_open(void)
-{
-    cr_assert_eq(natsConnection_ConnectTo(&nats_connection, nats.urls), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nats_connection, NULL), NATS_OK);
-    const char *subjects[1] = {JS_SUBJECT ".>"};
-    jsStreamConfig config;
-    jsStreamConfig_Init(&config);
-    config.Name = JS_STREAM;
-    config.Subjects = subjects;
-    config.SubjectsLen = 1;
-    config.Storage = js_FileStorage;
-    config.Duplicates = INT64_C(120) * 1000000000; /* two minutes */
-    cr_assert_eq(js_AddStream(NULL, js, &config, NULL, NULL), NATS_OK);
-}
-
-static void js_close(void)
-{
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nats_connection);
-    js = NULL;
-    nats_connection = NULL;
-}
-
-static uint64_t header_u64(natsMsg *msg, const char *name)
-{
-    const char *value = NULL;
-    cr_assert_eq(natsMsgHeader_Get(msg, name, &value), NATS_OK, "no %s header", name);
-    return strtoull(value, NULL, 10);
-}
-
-/* The seq of subject JS_SUBJECT.<shard>'s last message (0: none or no stream yet). */
-static uint64_t js_held(uint32_t shard)
-{
-    char subject[64];
-    snprintf(subject, sizeof subject, JS_SUBJECT ".%u", shard);
-    natsMsg *msg = NULL;
-    jsErrCode code = 0;
-    if (js_GetLastMsg(&msg, js, JS_STREAM, subject, NULL, &code) != NATS_OK)
-        return 0;
-    uint64_t seq = header_u64(msg, "Rush-Seq");
-    natsMsg_Destroy(msg);
-    return seq;
-}
-
-static uint64_t js_held_total(void)
-{
-    uint64_t total = 0;
-    for (uint32_t shard = 0; shard < SHARDS; shard++)
-        total += js_held(shard);
-    return total;
-}
-
 /* ---- checking what a sink holds -------------------------------------------------------------- */
 
-struct holding {
-    uint8_t seen[SHARDS][ORDERS_MAX + 1];
-    uint64_t messages;
-    uint64_t duplicates;
-};
-
-static void hold(struct holding *h, uint64_t shard, uint64_t seq, uint64_t order_id,
-                 const char *sink)
+/* Counts (shard, seq), which must carry the stream's order id at that seq. */
+static void take_order(struct holding *h, uint64_t shard, uint64_t seq, uint64_t order_id,
+                       const char *sink)
 {
-    cr_assert_lt(shard, SHARDS, "%s: shard %" PRIu64, sink, shard);
-    cr_assert(seq >= 1 && seq <= stream_head[shard],
-              "%s: shard %" PRIu64 " seq %" PRIu64 " beyond the stream's head %" PRIu64, sink,
-              shard, seq, stream_head[shard]);
+    holding_add(h, stream_head, shard, seq, sink);
     cr_assert_eq(order_id, stream_order[shard][seq],
                  "%s: shard %" PRIu64 " seq %" PRIu64 " carries order %" PRIu64
                  ", the stream %" PRIu64,
                  sink, shard, seq, order_id, stream_order[shard][seq]);
-    h->messages++;
-    h->duplicates += h->seen[shard][seq] != 0;
-    h->seen[shard][seq] = 1;
-}
-
-/* Deduped, the sink holds every seq of every shard: the stream's events, no gap. */
-static void check_complete(const struct holding *h, const char *sink)
-{
-    uint64_t distinct = 0;
-    for (uint32_t shard = 0; shard < SHARDS; shard++)
-        for (uint64_t seq = 1; seq <= stream_head[shard]; seq++) {
-            cr_assert(h->seen[shard][seq], "%s: shard %u seq %" PRIu64 " is missing", sink, shard,
-                      seq);
-            distinct++;
-        }
-    cr_assert_eq(distinct, atomic_load(&load.count), "%s: one event per confirmed order", sink);
-    cr_assert_eq(h->messages - h->duplicates, distinct);
-    cr_log_info("%s: %" PRIu64 " messages, %" PRIu64 " duplicates, %" PRIu64
-                " distinct (shard, seq)",
-                sink, h->messages, h->duplicates, distinct);
 }
 
 static uint64_t json_u64_field(json_t *object, const char *name)
@@ -325,82 +185,33 @@ static uint64_t json_u64_field(json_t *object, const char *name)
     return (uint64_t)json_integer_value(value);
 }
 
-/* kcat's -J line: headers ["shard","0","seq","12","type","order_confirmed"], key, payload. */
-static void take_kcat_line(struct holding *h, const char *line)
+/* A Kafka message: its key is the stream's order id, its payload the event's JSON. */
+static void take_kafka(struct holding *h, uint64_t shard, uint64_t seq, json_t *record)
 {
     json_error_t error;
-    json_t *record = json_loads(line, 0, &error);
-    cr_assert(record != NULL, "kcat printed %s", line);
-    json_t *headers = json_object_get(record, "headers");
-    uint64_t shard = UINT64_MAX, seq = 0;
-    for (size_t i = 0; i + 1 < json_array_size(headers); i += 2) {
-        const char *name = json_string_value(json_array_get(headers, i));
-        const char *value = json_string_value(json_array_get(headers, i + 1));
-        if (strcmp(name, "shard") == 0)
-            shard = strtoull(value, NULL, 10);
-        if (strcmp(name, "seq") == 0)
-            seq = strtoull(value, NULL, 10);
-    }
-    cr_assert_eq(json_integer_value(json_object_get(record, "partition")), (json_int_t)shard);
     uint64_t key = strtoull(json_string_value(json_object_get(record, "key")), NULL, 10);
     json_t *payload = json_loads(json_string_value(json_object_get(record, "payload")), 0, &error);
     cr_assert(payload != NULL);
     cr_assert_eq(json_u64_field(payload, "seq"), seq);
     cr_assert_eq(json_u64_field(payload, "order"), key);
-    hold(h, shard, seq, key, "kafka");
+    take_order(h, shard, seq, key, "kafka");
     json_decref(payload);
-    json_decref(record);
 }
 
-static void check_kafka(void)
+/* A JetStream message: the event's JSON, its Nats-Msg-Id "<shard>:<seq>". */
+static void take_jetstream(struct holding *h, uint64_t shard, uint64_t seq, natsMsg *msg)
 {
-    static struct holding h;
-    char command[512];
-    snprintf(command, sizeof command, "kcat -C -b %s -t %s -e -J -q 2>/dev/null", bootstrap, TOPIC);
-    FILE *kcat = popen(command, "r");
-    cr_assert(kcat != NULL);
-    static char line[4096];
-    while (fgets(line, sizeof line, kcat) != NULL)
-        take_kcat_line(&h, line);
-    cr_assert_eq(pclose(kcat), 0, "kcat failed");
-    check_complete(&h, "kafka");
-}
-
-/* An ordered push consumer over the whole stream, from its first message. */
-static void check_jetstream(void)
-{
-    static struct holding h;
-    jsStreamInfo *info = NULL;
-    cr_assert_eq(js_GetStreamInfo(&info, js, JS_STREAM, NULL, NULL), NATS_OK);
-    uint64_t stored = info->State.Msgs;
-    jsStreamInfo_Destroy(info);
-    jsSubOptions options;
-    jsSubOptions_Init(&options);
-    options.Stream = JS_STREAM;
-    options.Ordered = true;
-    natsSubscription *sub = NULL;
-    cr_assert_eq(js_SubscribeSync(&sub, js, JS_SUBJECT ".>", NULL, &options, NULL), NATS_OK);
-    for (uint64_t i = 0; i < stored; i++) {
-        natsMsg *msg = NULL;
-        cr_assert_eq(natsSubscription_NextMsg(&msg, sub, 5000), NATS_OK,
-                     "message %" PRIu64 " of %" PRIu64 " did not come", i, stored);
-        json_error_t error;
-        json_t *payload =
-            json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, &error);
-        cr_assert(payload != NULL);
-        uint64_t shard = header_u64(msg, "Rush-Shard"), seq = header_u64(msg, "Rush-Seq");
-        char id[48];
-        snprintf(id, sizeof id, "%" PRIu64 ":%" PRIu64, shard, seq);
-        const char *msg_id = NULL;
-        cr_assert_eq(natsMsgHeader_Get(msg, "Nats-Msg-Id", &msg_id), NATS_OK);
-        cr_assert_str_eq(msg_id, id);
-        hold(&h, shard, seq, json_u64_field(payload, "order"), "jetstream");
-        json_decref(payload);
-        natsMsg_Destroy(msg);
-    }
-    natsSubscription_Destroy(sub);
-    check_complete(&h, "jetstream");
-    cr_assert_eq(h.duplicates, 0, "JetStream stored a (shard, seq) twice");
+    json_error_t error;
+    json_t *payload =
+        json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, &error);
+    cr_assert(payload != NULL);
+    char id[48];
+    snprintf(id, sizeof id, "%" PRIu64 ":%" PRIu64, shard, seq);
+    const char *msg_id = NULL;
+    cr_assert_eq(natsMsgHeader_Get(msg, "Nats-Msg-Id", &msg_id), NATS_OK);
+    cr_assert_str_eq(msg_id, id);
+    take_order(h, shard, seq, json_u64_field(payload, "order"), "jetstream");
+    json_decref(payload);
 }
 
 /* ---- the test ------------------------------------------------------------------------------- */
@@ -410,7 +221,7 @@ static void wait_held(uint64_t want)
     int64_t deadline = rush_clock_monotonic_ms() + WAIT_MS;
     while (js_held_total() < want) {
         if (rush_clock_monotonic_ms() >= deadline) {
-            print_relay_log();
+            print_relay_log(rushd.dir);
             nats_print_log(&nats, 0);
         }
         cr_assert_lt(rush_clock_monotonic_ms(), deadline,
@@ -423,9 +234,9 @@ Test(relay, kill_mid_stream_then_each_event_once_in_kafka_and_jetstream)
 {
     rushd.durability = "fsync";
     rushd_start(false);
-    start_mock();
+    start_mock(rushd.bin);
     nats_start(&nats, rushd.dir, 1);
-    js_open();
+    js_open(nats.urls);
 
     relay_pid = start_relay();
     pthread_t loader;
@@ -446,32 +257,21 @@ Test(relay, kill_mid_stream_then_each_event_once_in_kafka_and_jetstream)
     kill(relay_pid, SIGTERM); /* stops and flushes: Kafka has all it was handed */
     int status = child_wait_exit(relay_pid, CHILD_EXIT_MS);
     if (status != 0)
-        print_relay_log();
+        print_relay_log(rushd.dir);
     cr_assert_eq(status, 0, "the relay stopped with %d", status);
     relay_pid = -1;
 
-    check_kafka();
-    check_jetstream();
+    check_kafka(take_kafka, stream_head, atomic_load(&load.count));
+    check_jetstream(take_jetstream, stream_head, atomic_load(&load.count));
     cr_assert_eq(confirmed_units(), (int64_t)atomic_load(&load.count));
     js_close();
 }
 
 /* ---- usage and clear errors ------------------------------------------------------------------ */
 
-/* Runs rush-relay with `args` (shell words); its exit status, its stdout and stderr in out. */
 static int relay_run(const char *args, char *out, size_t cap)
 {
-    char command[2048], path[CHILD_PATH_BYTES + 32];
-    snprintf(path, sizeof path, "%s/relay.out", rushd.dir);
-    snprintf(command, sizeof command, "timeout 60 '%s/rush-relay' %s > '%s' 2>&1", rushd.bin, args,
-             path);
-    int status = system(command);
-    FILE *file = fopen(path, "r");
-    cr_assert(file != NULL);
-    size_t n = fread(out, 1, cap - 1, file);
-    out[n] = '\0';
-    fclose(file);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return relay_run_in(rushd.bin, rushd.dir, args, out, cap);
 }
 
 Test(relay, help_names_every_default_and_mistakes_are_named)
@@ -512,7 +312,7 @@ Test(relay, help_names_every_default_and_mistakes_are_named)
     cr_assert(strstr(out, "the cluster stream 'a b'") != NULL, "%s", out);
 
     /* a topic with fewer partitions than shards: refused before anything is published */
-    start_mock(); /* TOPIC with 2 partitions */
+    start_mock(rushd.bin); /* TOPIC with 2 partitions */
     char args[512];
     snprintf(args, sizeof args, "--shards 3 --kafka %s --topic %s", bootstrap, TOPIC);
     cr_assert_eq(relay_run(args, out, sizeof out), 1);

@@ -26,20 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_child.h"
 #include "codec/stream_json.h"
-#include "nats_child.h"
 #include "rush/client.h"
-#include "rush/engine.h"
 #include "rush/replicated.h"
 #include "rush/subscriber.h"
-#include "rushd_child.h"
 
-#define NODES 2
 #define SHARDS 2
 #define TOPIC "rush.cluster.confirmed"
 #define JS_STREAM "RUSH_CLUSTER_TEST"
 #define JS_SUBJECT "rush.cluster"
-#define LEASE_MS 1000
 #define BATCH 128        /* requests per router submit, half on each shard */
 #define EVENTS_MAX 65536 /* per shard: above what ORDERS_MAX orders make */
 /* The load stops at this many orders: the mock cluster keeps about 5 MB a partition (some
@@ -49,137 +45,42 @@
 #define PROGRESS_EVENTS 1000  /* what each phase waits to see reach the JetStream sink */
 #define WAIT_MS 30000         /* one phase's bound */
 #define SUBMIT_ROUNDS_MAX 200 /* resubmits of one batch (busy, outcome_unknown) */
+#define SINK_SEQ_MAX EVENTS_MAX
 
-static struct nats_servers nats;
-static struct rushd_child nodes[NODES];
-static char nats_dir[128], cluster_stream[32];
-static uint64_t skus[SHARDS];
-static pid_t mock_pid = -1, relay_pid = -1;
-static char bootstrap[128];
+#include "relay_sinks.h"
 
 static void stop_children(void)
 {
-    pid_t pids[2] = {relay_pid, mock_pid};
-    for (int i = 0; i < 2; i++)
-        if (pids[i] > 0) {
-            kill(pids[i], SIGKILL);
-            child_wait_exit(pids[i], CHILD_EXIT_MS);
-        }
-    for (int n = 0; n < NODES; n++)
-        child_cleanup(&nodes[n]);
-    nats_stop(&nats);
-    if (nats_dir[0] != '\0') {
-        char command[256];
-        snprintf(command, sizeof command, "rm -rf '%s'", nats_dir);
-        int rc = system(command);
-        (void)rc;
-    }
+    sinks_stop_children();
+    cluster_cleanup();
 }
 
 TestSuite(relay_cluster, .fini = stop_children, .timeout = 110);
 
 /* ---- the children ---------------------------------------------------------------------------- */
 
-static void write_node(int n)
+/* The cluster of cluster_child.h, in directories of its own, with room for ORDERS_MAX orders. */
+static void relay_cluster_start(void)
 {
-    static char extra[4096];
-    snprintf(extra, sizeof extra,
-             "[cluster]\nnode = %s\nnodes = A=%s, B=%s\nnats = %s\nlease_ms = %d\nstream = %s\n\n"
-             "[sku %llu]\nname = x\nstock = 1000000\nprice = 100\nstart = now\nend = never\n"
-             "pay_ttl = 0\n\n"
-             "[sku %llu]\nname = y\nstock = 1000000\nprice = 100\nstart = now\nend = never\n"
-             "pay_ttl = 0\n",
-             n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls, LEASE_MS,
-             cluster_stream, (unsigned long long)skus[0], (unsigned long long)skus[1]);
-    nodes[n].durability = "replicated";
-    child_write_campaign(&nodes[n],
-                         "shards = 2\nring_slots = 64\norders_max = 262144\ngroups_max = 1024\n"
-                         "keys_max = 262144\nuser_limits_max = 262144\n",
-                         CHILD_TOKEN, extra);
-}
-
-static void cluster_start(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    for (uint32_t s = 0; s < SHARDS; s++)
-        for (uint64_t id = 100; skus[s] == 0; id++)
-            if (rush_engine_shard_of_sku(SHARDS, id) == s)
-                skus[s] = id;
-    snprintf(cluster_stream, sizeof cluster_stream, "r%d", (int)getpid());
-    snprintf(nats_dir, sizeof nats_dir, "/tmp/rush-test-nats-XXXXXX");
-    cr_assert(mkdtemp(nats_dir) != NULL);
-    nats_start(&nats, nats_dir, NATS_SERVERS_MAX);
-    child_make_dir(&nodes[0], "relayA");
-    child_make_dir(&nodes[1], "relayB");
-    for (int n = 0; n < NODES; n++)
-        write_node(n);
-    for (int n = 0; n < NODES; n++)
-        nodes[n].pid = child_exec(&nodes[n], NULL, NULL);
-    for (int n = 0; n < NODES; n++) {
-        int rc = child_wait_ready(&nodes[n], CHILD_READY_MS);
-        if (rc != 0)
-            child_print_log(&nodes[n]);
-        cr_assert_eq(rc, 0, "node %d did not start", n);
-    }
-}
-
-/* kafka-mock TOPIC SHARDS; its first stdout line is the bootstrap address. */
-static void start_mock(void)
-{
-    char path[CHILD_PATH_BYTES + 32];
-    snprintf(path, sizeof path, "%s/../tests/kafka-mock", nodes[0].bin);
-    int out[2];
-    cr_assert(pipe(out) == 0);
-    mock_pid = fork();
-    cr_assert(mock_pid >= 0);
-    if (mock_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(out[1], STDOUT_FILENO);
-        close(out[0]);
-        execl(path, path, TOPIC, "2", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    FILE *reader = fdopen(out[0], "r");
-    cr_assert(fgets(bootstrap, sizeof bootstrap, reader) != NULL, "kafka-mock printed nothing");
-    fclose(reader);
-    bootstrap[strcspn(bootstrap, "\n")] = '\0';
+    cluster_dirs = "relay";
+    cluster_orders_max = 262144;
+    cluster_start();
 }
 
 static pid_t start_relay(void)
 {
-    char path[CHILD_PATH_BYTES + 16], log[CHILD_PATH_BYTES + 16];
-    snprintf(path, sizeof path, "%s/rush-relay", nodes[0].bin);
-    snprintf(log, sizeof log, "%s/relay.log", nodes[0].dir);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, STDERR_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        execl(path, path, "--cluster-nats", nats.urls, "--cluster-stream", cluster_stream,
-              "--shards", "2", "--kafka", bootstrap, "--topic", TOPIC, "--nats", nats.urls,
-              "--js-stream", JS_STREAM, "--js-subject", JS_SUBJECT, "--inflight-max", "500",
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    const char *const args[] = {"rush-relay",   "--cluster-nats", nats.urls, "--cluster-stream",
+                                cluster_stream, "--shards",       "2",       "--kafka",
+                                bootstrap,      "--topic",        TOPIC,     "--nats",
+                                nats.urls,      "--js-stream",    JS_STREAM, "--js-subject",
+                                JS_SUBJECT,     "--inflight-max", "500",     NULL};
+    return relay_spawn(nodes[0].bin, nodes[0].dir, args);
 }
 
-static void print_logs(void)
+static void print_all_logs(void)
 {
-    char command[CHILD_PATH_BYTES + 32];
-    snprintf(command, sizeof command, "cat '%s/relay.log' >&2", nodes[0].dir);
-    int rc = system(command);
-    (void)rc;
-    for (int n = 0; n < NODES; n++) {
-        fprintf(stderr, "---- node %c ----\n", 'A' + n);
-        child_print_log(&nodes[n]);
-    }
+    print_relay_log(nodes[0].dir);
+    print_logs();
 }
 
 /* ---- the load: a router, coupons on both shards (each ok is one order_confirmed) ----------- */
@@ -269,55 +170,16 @@ static void load_open(void)
 
 /* ---- the JetStream sink ------------------------------------------------------------------ */
 
-static natsConnection *nats_connection;
-static jsCtx *js;
-
-/* The sink's stream, made before the relay starts (see test_relay.c on nats-server 2.9.10). */
-static void js_open(void)
-{
-    cr_assert_eq(natsConnection_ConnectTo(&nats_connection, nats.urls), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nats_connection, NULL), NATS_OK);
-    const char *subjects[1] = {JS_SUBJECT ".>"};
-    jsStreamConfig config;
-    jsStreamConfig_Init(&config);
-    config.Name = JS_STREAM;
-    config.Subjects = subjects;
-    config.SubjectsLen = 1;
-    config.Storage = js_FileStorage;
-    config.Duplicates = INT64_C(120) * 1000000000;
-    cr_assert_eq(js_AddStream(NULL, js, &config, NULL, NULL), NATS_OK);
-}
-
-static uint64_t header_u64(natsMsg *msg, const char *name)
-{
-    const char *value = NULL;
-    cr_assert_eq(natsMsgHeader_Get(msg, name, &value), NATS_OK, "no %s header", name);
-    return strtoull(value, NULL, 10);
-}
-
-static uint64_t js_held(uint32_t shard)
-{
-    char subject[64];
-    snprintf(subject, sizeof subject, JS_SUBJECT ".%u", shard);
-    natsMsg *msg = NULL;
-    jsErrCode code = 0;
-    if (js_GetLastMsg(&msg, js, JS_STREAM, subject, NULL, &code) != NATS_OK)
-        return 0;
-    uint64_t seq = header_u64(msg, "Rush-Seq");
-    natsMsg_Destroy(msg);
-    return seq;
-}
-
 /* Waits until the sink holds `want` seqs of `shard` (or of both shards with SHARDS). */
 static void wait_held(uint32_t shard, uint64_t want)
 {
     int64_t deadline = rush_clock_monotonic_ms() + WAIT_MS;
     for (;;) {
-        uint64_t held = shard < SHARDS ? js_held(shard) : js_held(0) + js_held(1);
+        uint64_t held = shard < SHARDS ? js_held(shard) : js_held_total();
         if (held >= want)
             return;
         if (rush_clock_monotonic_ms() >= deadline || load.failure[0] != '\0')
-            print_logs();
+            print_all_logs();
         cr_assert_eq(load.failure[0], '\0', "load: %s", load.failure);
         cr_assert_lt(rush_clock_monotonic_ms(), deadline, "the sink holds %" PRIu64 " of %" PRIu64,
                      held, want);
@@ -381,111 +243,37 @@ static void check_acknowledged(void)
     cr_log_info("%u acknowledged orders, %u confirmed events", count, confirmed_count);
 }
 
-/* ---- what a sink holds ------------------------------------------------------------------------
- */
+/* ---- what a sink holds: each event byte for byte as the node's stream has it -------------- */
 
-struct holding {
-    uint8_t seen[SHARDS][EVENTS_MAX + 1];
-    uint64_t messages;
-    uint64_t duplicates;
-};
-
-static void hold(struct holding *h, uint64_t shard, uint64_t seq, const char *json, size_t len,
-                 const char *sink)
+static void take_json(struct holding *h, uint64_t shard, uint64_t seq, const char *json, size_t len,
+                      const char *sink)
 {
-    cr_assert_lt(shard, SHARDS, "%s: shard %" PRIu64, sink, shard);
-    cr_assert(seq >= 1 && seq <= node_head[shard],
-              "%s: shard %" PRIu64 " seq %" PRIu64 " beyond the node's head %" PRIu64, sink, shard,
-              seq, node_head[shard]);
+    holding_add(h, node_head, shard, seq, sink);
     const char *want = node_json[shard][seq];
     cr_assert(strlen(want) == len && memcmp(want, json, len) == 0,
               "%s: shard %" PRIu64 " seq %" PRIu64 ": %.*s where the node's stream has %s", sink,
               shard, seq, (int)len, json, want);
-    h->messages++;
-    h->duplicates += h->seen[shard][seq] != 0;
-    h->seen[shard][seq] = 1;
 }
 
-static void check_complete(const struct holding *h, const char *sink)
+static void take_kafka(struct holding *h, uint64_t shard, uint64_t seq, json_t *record)
 {
-    uint64_t distinct = 0;
-    for (uint32_t shard = 0; shard < SHARDS; shard++)
-        for (uint64_t seq = 1; seq <= node_head[shard]; seq++) {
-            cr_assert(h->seen[shard][seq], "%s: shard %u seq %" PRIu64 " is missing", sink, shard,
-                      seq);
-            distinct++;
-        }
-    cr_assert_eq(h->messages - h->duplicates, distinct);
-    cr_log_info("%s: %" PRIu64 " messages, %" PRIu64 " duplicates, %" PRIu64
-                " distinct (shard, seq)",
-                sink, h->messages, h->duplicates, distinct);
+    const char *payload = json_string_value(json_object_get(record, "payload"));
+    cr_assert(payload != NULL);
+    take_json(h, shard, seq, payload, strlen(payload), "kafka");
 }
 
-static void check_kafka(void)
+static void take_jetstream(struct holding *h, uint64_t shard, uint64_t seq, natsMsg *msg)
 {
-    static struct holding h;
-    char command[512];
-    snprintf(command, sizeof command, "kcat -C -b %s -t %s -e -J -q 2>/dev/null", bootstrap, TOPIC);
-    FILE *kcat = popen(command, "r");
-    cr_assert(kcat != NULL);
-    static char line[8192];
-    while (fgets(line, sizeof line, kcat) != NULL) {
-        json_error_t error;
-        json_t *record = json_loads(line, 0, &error);
-        cr_assert(record != NULL, "kcat printed %s", line);
-        json_t *headers = json_object_get(record, "headers");
-        uint64_t shard = UINT64_MAX, seq = 0;
-        for (size_t i = 0; i + 1 < json_array_size(headers); i += 2) {
-            const char *name = json_string_value(json_array_get(headers, i));
-            const char *value = json_string_value(json_array_get(headers, i + 1));
-            if (strcmp(name, "shard") == 0)
-                shard = strtoull(value, NULL, 10);
-            if (strcmp(name, "seq") == 0)
-                seq = strtoull(value, NULL, 10);
-        }
-        cr_assert_eq(json_integer_value(json_object_get(record, "partition")), (json_int_t)shard);
-        const char *payload = json_string_value(json_object_get(record, "payload"));
-        cr_assert(payload != NULL);
-        hold(&h, shard, seq, payload, strlen(payload), "kafka");
-        json_decref(record);
-    }
-    cr_assert_eq(pclose(kcat), 0, "kcat failed");
-    check_complete(&h, "kafka");
-}
-
-static void check_jetstream(void)
-{
-    static struct holding h;
-    jsStreamInfo *info = NULL;
-    cr_assert_eq(js_GetStreamInfo(&info, js, JS_STREAM, NULL, NULL), NATS_OK);
-    uint64_t stored = info->State.Msgs;
-    jsStreamInfo_Destroy(info);
-    jsSubOptions options;
-    jsSubOptions_Init(&options);
-    options.Stream = JS_STREAM;
-    options.Ordered = true;
-    natsSubscription *sub = NULL;
-    cr_assert_eq(js_SubscribeSync(&sub, js, JS_SUBJECT ".>", NULL, &options, NULL), NATS_OK);
-    for (uint64_t i = 0; i < stored; i++) {
-        natsMsg *msg = NULL;
-        cr_assert_eq(natsSubscription_NextMsg(&msg, sub, 5000), NATS_OK,
-                     "message %" PRIu64 " of %" PRIu64 " did not come", i, stored);
-        hold(&h, header_u64(msg, "Rush-Shard"), header_u64(msg, "Rush-Seq"), natsMsg_GetData(msg),
-             (size_t)natsMsg_GetDataLength(msg), "jetstream");
-        natsMsg_Destroy(msg);
-    }
-    natsSubscription_Destroy(sub);
-    check_complete(&h, "jetstream");
-    cr_assert_eq(h.duplicates, 0, "JetStream stored a (shard, seq) twice");
+    take_json(h, shard, seq, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), "jetstream");
 }
 
 /* ---- the test ------------------------------------------------------------------------------- */
 
 Test(relay_cluster, leader_and_relay_killed_then_each_event_once_as_the_node_streams_it)
 {
-    cluster_start();
-    start_mock();
-    js_open();
+    relay_cluster_start();
+    start_mock(nodes[0].bin);
+    js_open(nats.urls);
     load_open();
     relay_pid = start_relay();
     pthread_t loader;
@@ -513,7 +301,7 @@ Test(relay_cluster, leader_and_relay_killed_then_each_event_once_as_the_node_str
     cr_assert_eq(kill(relay_pid, 0), 0, "the relay died");
     kill(relay_pid, SIGKILL); /* mid-stream: the load goes on */
     cr_assert_eq(child_wait_exit(relay_pid, CHILD_EXIT_MS), 128 + SIGKILL);
-    uint64_t held_at_kill = js_held(0) + js_held(1);
+    uint64_t held_at_kill = js_held_total();
     cr_log_info("relay killed with the sink holding %" PRIu64 " events, %u orders acknowledged",
                 held_at_kill, atomic_load(&load.count));
     relay_pid = start_relay();
@@ -529,18 +317,17 @@ Test(relay_cluster, leader_and_relay_killed_then_each_event_once_as_the_node_str
     kill(relay_pid, SIGTERM); /* stops and flushes: Kafka has all it was handed */
     int status = child_wait_exit(relay_pid, CHILD_EXIT_MS);
     if (status != 0)
-        print_logs();
+        print_all_logs();
     cr_assert_eq(status, 0, "the relay stopped with %d", status);
     relay_pid = -1;
     for (uint32_t shard = 0; shard < SHARDS; shard++)
         cr_assert_eq(js_held(shard), node_head[shard], "the sink went past the node's head");
 
-    check_kafka();
-    check_jetstream();
+    check_kafka(take_kafka, node_head, SINK_ANY);
+    check_jetstream(take_jetstream, node_head, SINK_ANY);
     check_acknowledged();
     rush_router_close(load.router);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nats_connection);
+    js_close();
 }
 
 /* ---- a log the relay must refuse ------------------------------------------------------------ */
@@ -592,27 +379,18 @@ static void forge_stream(const char *name)
 /* rush-relay on log `stream` into the JetStream sink SINK; its exit status, its output in out. */
 static int relay_on(const char *stream, const char *sink, char *out, size_t cap)
 {
-    char command[2048], path[CHILD_PATH_BYTES + 32];
-    snprintf(path, sizeof path, "%s/relay.out", nodes[0].dir);
-    snprintf(command, sizeof command,
-             "timeout 60 '%s/rush-relay' --cluster-nats %s --cluster-stream %s --shards 1 "
-             "--nats %s --js-stream %s --js-subject %s --idle-exit 500 > '%s' 2>&1",
-             nodes[0].bin, nats.urls, stream, nats.urls, sink, sink, path);
-    int status = system(command);
-    FILE *file = fopen(path, "r");
-    cr_assert(file != NULL);
-    size_t n = fread(out, 1, cap - 1, file);
-    out[n] = '\0';
-    fclose(file);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    char args[1024];
+    snprintf(args, sizeof args,
+             "--cluster-nats %s --cluster-stream %s --shards 1 --nats %s --js-stream %s "
+             "--js-subject %s --idle-exit 500",
+             nats.urls, stream, nats.urls, sink, sink);
+    return relay_run_in(nodes[0].bin, nodes[0].dir, args, out, cap);
 }
 
 Test(relay_cluster, fences_are_skipped_and_a_gap_a_lost_start_or_a_damaged_record_stops_the_relay)
 {
     child_make_dir(&nodes[0], "relay-forged");
-    snprintf(nats_dir, sizeof nats_dir, "/tmp/rush-test-nats-XXXXXX");
-    cr_assert(mkdtemp(nats_dir) != NULL);
-    nats_start(&nats, nats_dir, 1);
+    cluster_nats_start(1);
     cr_assert_eq(natsConnection_ConnectTo(&nats_connection, nats.urls), NATS_OK);
     cr_assert_eq(natsConnection_JetStream(&js, nats_connection, NULL), NATS_OK);
     static char out[16384];
@@ -674,6 +452,5 @@ Test(relay_cluster, fences_are_skipped_and_a_gap_a_lost_start_or_a_damaged_recor
     forge("wide.shard.1", 1, 1, false);
     cr_assert_eq(relay_on("wide", "sinkwide", out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "not a shard below 1") != NULL, "%s", out);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nats_connection);
+    js_close();
 }
