@@ -11,6 +11,7 @@ packages=(
     libmicrohttpd-dev # engine/ops: rushd's HTTP console
     prometheus chromium # tests/system/test_console.c: promtool, a real Prometheus, headless Chromium
     nats-server libnats-dev # engine/cluster: the replicated log, leases and the JetStream sink
+    curl # bench/nats_cluster.sh: a nats-server is ready when its /healthz answers
     librdkafka-dev kcat # engine/relay: confirmed orders on Kafka (librdkafka's mock cluster in tests)
     libcriterion-dev
     redis-server redis-tools libhiredis-dev jq # bench/side_by_side.sh (starts its own redis)
