@@ -104,6 +104,14 @@ RUSH_MUST_USE int cluster_replicator_start(struct cluster_shard *shard);
 void cluster_replicator_stop(struct cluster_shard *shard);
 /* The lease thread, at promotion: the subject ends at `seq`; batches of older terms are dropped. */
 void cluster_replicator_promote(struct cluster_shard *shard, uint64_t seq);
+/*
+ * Appends `msg` (destroyed) to its subject only if the subject's last sequence is `expected`
+ * (Nats-Expected-Last-Subject-Sequence), with message id `id` for JetStream's duplicate window;
+ * max_wait_ms 0: the context's wait. NATS_OK with *seq its sequence; else the status, and
+ * JetStream's error in *code (JSStreamWrongLastSequenceErr: another append came first).
+ */
+natsStatus cluster_append(jsCtx *js, natsMsg *msg, uint64_t expected, const char *id,
+                          int64_t max_wait_ms, uint64_t *seq, jsErrCode *code);
 
 /* lease.c */
 RUSH_MUST_USE int cluster_lease_start(struct rush_cluster *cluster);

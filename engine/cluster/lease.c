@@ -219,35 +219,23 @@ static enum fence_result append_fence(struct cluster_shard *shard, uint64_t expe
                                       uint64_t *seq)
 {
     struct rush_cluster *cluster = shard->cluster;
-    char value[RUSH_REPLICATED_FENCE_BYTES], text[24], id[RUSH_REPLICATED_FENCE_BYTES + 48];
+    char value[RUSH_REPLICATED_FENCE_BYTES], id[RUSH_REPLICATED_FENCE_BYTES + 48];
     RUSH_VERIFY(rush_replicated_fence_put(value, sizeof(value), cluster->settings.node, lsn));
-    snprintf(text, sizeof(text), "%" PRIu64, expected);
     snprintf(id, sizeof(id), "%s.%u.fence.%" PRIu64, cluster->settings.node, shard->index,
              expected);
     natsMsg *msg = NULL;
     if (natsMsg_Create(&msg, shard->subject, NULL, NULL, 0) != NATS_OK)
         return FENCE_FAILED;
-    natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", text);
     natsMsgHeader_Set(msg, RUSH_REPLICATED_FENCE_HEADER, value);
-    jsPubOptions options;
-    jsPubOptions_Init(&options);
-    options.MsgId = id;
-    jsPubAck *ack = NULL;
     jsErrCode code = 0;
-    natsStatus status = js_PublishMsg(&ack, cluster->lease_js, msg, &options, &code);
-    natsMsg_Destroy(msg);
-    enum fence_result result = FENCE_FAILED;
-    if (status == NATS_OK) {
-        *seq = ack->Sequence;
-        result = FENCE_APPENDED;
-    } else if (code == JSStreamWrongLastSequenceErr) {
-        result = FENCE_REFUSED;
-    } else {
-        rush_log(RUSH_LOG_WARN, "cluster: shard %u: cannot append the fence: %s (%d)", shard->index,
-                 natsStatus_GetText(status), (int)code);
-    }
-    jsPubAck_Destroy(ack);
-    return result;
+    natsStatus status = cluster_append(cluster->lease_js, msg, expected, id, 0, seq, &code);
+    if (status == NATS_OK)
+        return FENCE_APPENDED;
+    if (code == JSStreamWrongLastSequenceErr)
+        return FENCE_REFUSED;
+    rush_log(RUSH_LOG_WARN, "cluster: shard %u: cannot append the fence: %s (%d)", shard->index,
+             natsStatus_GetText(status), (int)code);
+    return FENCE_FAILED;
 }
 
 /*

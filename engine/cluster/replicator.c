@@ -169,6 +169,27 @@ struct publish_failure {
     jsErrCode code;
 };
 
+natsStatus cluster_append(jsCtx *js, natsMsg *msg, uint64_t expected, const char *id,
+                          int64_t max_wait_ms, uint64_t *seq, jsErrCode *code)
+{
+    /* Set by hand: the option's 0 means "no check", and 0 must mean "an empty subject". */
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu64, expected);
+    natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", text);
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MsgId = id;
+    options.MaxWait = max_wait_ms;
+    jsPubAck *ack = NULL;
+    *code = 0;
+    natsStatus status = js_PublishMsg(&ack, js, msg, &options, code);
+    natsMsg_Destroy(msg);
+    if (status == NATS_OK)
+        *seq = ack->Sequence;
+    jsPubAck_Destroy(ack);
+    return status;
+}
+
 static enum publish_result publish_once(struct cluster_shard *shard, const char *payload,
                                         size_t bytes, const char *id, uint64_t expected,
                                         uint64_t *seq, struct publish_failure *failure)
@@ -179,28 +200,13 @@ static enum publish_result publish_once(struct cluster_shard *shard, const char 
     failure->code = 0;
     if (failure->status != NATS_OK)
         return FAILED;
-    /* Set by hand: the option's 0 means "no check", and 0 must mean "an empty subject". */
-    char text[24];
-    snprintf(text, sizeof(text), "%" PRIu64, expected);
-    natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", text);
-    jsPubOptions options;
-    jsPubOptions_Init(&options);
-    options.MsgId = id;
-    options.MaxWait = cluster->settings.lease_ms;
-    jsPubAck *ack = NULL;
-    jsErrCode code = 0;
-    natsStatus status = js_PublishMsg(&ack, cluster->js, msg, &options, &code);
-    natsMsg_Destroy(msg);
-    *failure = (struct publish_failure){.status = status, .code = code};
-    enum publish_result result = FAILED;
-    if (status == NATS_OK) {
-        *seq = ack->Sequence;
-        result = PUBLISHED;
-    } else if (code == JSStreamWrongLastSequenceErr) {
-        result = stored_already(shard, id, expected, seq) ? PUBLISHED : REFUSED;
-    }
-    jsPubAck_Destroy(ack);
-    return result;
+    failure->status = cluster_append(cluster->js, msg, expected, id, cluster->settings.lease_ms,
+                                     seq, &failure->code);
+    if (failure->status == NATS_OK)
+        return PUBLISHED;
+    if (failure->code == JSStreamWrongLastSequenceErr)
+        return stored_already(shard, id, expected, seq) ? PUBLISHED : REFUSED;
+    return FAILED;
 }
 
 /* The message of lsns first..last has not been acknowledged for a while: say so, and why. */
