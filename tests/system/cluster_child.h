@@ -48,6 +48,7 @@ static const char *failback = "on";          /* [cluster] failback for the next 
 static const char *cluster_dirs = "cluster"; /* the nodes' directories: <cluster_dirs>A, B */
 static uint32_t cluster_orders_max = 131072; /* the campaign's orders_max and user_limits_max */
 static char cluster_stream[32];              /* the nodes' [cluster] stream: t<pid> */
+static int cluster_lease_ms;     /* the nodes' [cluster] lease_ms; 0: LEASE_MS * slowness() */
 static atomic_bool clients_stop; /* a test's own load threads stop (cluster_cleanup sets it) */
 
 /* ---- the cluster --------------------------------------------------------------------------- */
@@ -64,9 +65,9 @@ static inline void write_node(int n)
         "user_qty_max = 1\n\n"
         "[sku %llu]\nname = y\nstock = %d\nprice = 100\nstart = now\nend = never\npay_ttl = 0\n"
         "user_qty_max = 1\n",
-        n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls, LEASE_MS * slowness(),
-        cluster_stream, failback, (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1],
-        STOCK);
+        n == 0 ? "A" : "B", nodes[0].orders, nodes[1].orders, nats.urls,
+        cluster_lease_ms > 0 ? cluster_lease_ms : LEASE_MS * slowness(), cluster_stream, failback,
+        (unsigned long long)skus[0], STOCK, (unsigned long long)skus[1], STOCK);
     snprintf(shape, sizeof shape,
              "shards = 2\nring_slots = 64\norders_max = %u\ngroups_max = 1024\n"
              "keys_max = 262144\nuser_limits_max = %u\n",
