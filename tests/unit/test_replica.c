@@ -196,6 +196,27 @@ static void digest_of(struct rush_shard *shard, void *context)
     *(uint64_t *)context = rush_shard_digest(shard);
 }
 
+/*
+ * Feeds the follower every batch the leader shipped so far (the first one twice with
+ * `first_twice`: skipped as already held) and waits until it applied them.
+ */
+static void follow_all(struct rush_engine *follower, bool first_twice)
+{
+    pthread_mutex_lock(&lock);
+    uint32_t count = batch_count;
+    pthread_mutex_unlock(&lock);
+    for (uint32_t i = 0; i < count; i++)
+        for (int again = 0; again < (i == 0 && first_twice ? 2 : 1); again++)
+            cr_assert_eq(rush_engine_follow(follower, 0, batches[i].lsn, batches[i].time_ns,
+                                            batches[i].events, batches[i].count),
+                         0);
+    int64_t deadline = rush_clock_monotonic_ms() + 5000;
+    while (rush_engine_applied_lsn(follower, 0) < batches[count - 1].lsn &&
+           rush_clock_monotonic_ms() < deadline)
+        (void)poll_one(follower, 10);
+    cr_assert_eq(rush_engine_applied_lsn(follower, 0), batches[count - 1].lsn);
+}
+
 Test(replica, a_follower_applies_what_the_leader_shipped_and_reaches_its_state)
 {
     struct rush_engine *leader = open_leader();
@@ -207,19 +228,7 @@ Test(replica, a_follower_applies_what_the_leader_shipped_and_reaches_its_state)
     uint64_t leader_digest = 0, follower_digest = 1;
     rush_engine_inspect(leader, 0, digest_of, &leader_digest);
     struct rush_engine *follower = open_engine(dirs[1]);
-    pthread_mutex_lock(&lock);
-    uint32_t count = batch_count;
-    pthread_mutex_unlock(&lock);
-    for (uint32_t i = 0; i < count; i++) /* the first one twice: skipped as already held */
-        for (int again = 0; again < (i == 0 ? 2 : 1); again++)
-            cr_assert_eq(rush_engine_follow(follower, 0, batches[i].lsn, batches[i].time_ns,
-                                            batches[i].events, batches[i].count),
-                         0);
-    int64_t deadline = rush_clock_monotonic_ms() + 5000;
-    while (rush_engine_applied_lsn(follower, 0) < batches[count - 1].lsn &&
-           rush_clock_monotonic_ms() < deadline)
-        (void)poll_one(follower, 10);
-    cr_assert_eq(rush_engine_applied_lsn(follower, 0), batches[count - 1].lsn);
+    follow_all(follower, true);
     rush_engine_inspect(follower, 0, digest_of, &follower_digest);
     cr_assert_eq(follower_digest, leader_digest, "the standby's state is the leader's");
     rush_engine_destroy(follower);
@@ -246,23 +255,6 @@ Test(replica, a_drained_leader_answers_what_it_holds_then_follows)
     rush_engine_destroy(engine);
 }
 
-/* Feeds the follower every batch the leader shipped so far and waits until it applied them. */
-static void follow_all(struct rush_engine *follower)
-{
-    pthread_mutex_lock(&lock);
-    uint32_t count = batch_count;
-    pthread_mutex_unlock(&lock);
-    for (uint32_t i = 0; i < count; i++)
-        cr_assert_eq(rush_engine_follow(follower, 0, batches[i].lsn, batches[i].time_ns,
-                                        batches[i].events, batches[i].count),
-                     0);
-    int64_t deadline = rush_clock_monotonic_ms() + 5000;
-    while (rush_engine_applied_lsn(follower, 0) < batches[count - 1].lsn &&
-           rush_clock_monotonic_ms() < deadline)
-        (void)poll_one(follower, 10);
-    cr_assert_eq(rush_engine_applied_lsn(follower, 0), batches[count - 1].lsn);
-}
-
 static void wait_role(struct rush_engine *engine, enum rush_shard_role role)
 {
     int64_t deadline = rush_clock_monotonic_ms() + 5000;
@@ -284,7 +276,7 @@ Test(replica, a_promotion_fenced_before_the_shard_saw_it_follows_again)
         cr_assert_eq(poll_one(leader, 5000), batch);
     }
     struct rush_engine *follower = open_engine(dirs[1]);
-    follow_all(follower);
+    follow_all(follower, false);
     rush_engine_lead(follower, 0, rush_clock_monotonic_ns() - 1);
     wait_role(follower, RUSH_ROLE_FOLLOWER);
     rush_engine_lead(follower, 0, in_seconds(60)); /* and leads when asked again */
@@ -318,7 +310,7 @@ Test(replica, the_publisher_reads_only_what_the_replica_acknowledged)
     cr_assert_eq(rush_engine_durable_lsn(engine, 0), last_shipped());
     struct rush_engine *follower = open_engine(dirs[1]);
     cr_assert_eq(rush_engine_durable_lsn(follower, 0), 0);
-    follow_all(follower);
+    follow_all(follower, false);
     deadline = rush_clock_monotonic_ms() + 5000;
     while (rush_engine_durable_lsn(follower, 0) < last_shipped() &&
            rush_clock_monotonic_ms() < deadline)
