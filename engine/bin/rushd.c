@@ -46,7 +46,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: rushd [--config FILE] [--data-dir DIR] [--orders URL] [--json URL]\n"
             "             [--admin URL] [--publisher URL] [--replay URL] [--http HOST:PORT]\n"
-            "             [--shards N] [--check-config FILE] [--log-level debug|info|warn|error]\n"
+            "             [--shards N] [--tcp-transport rush|nanomsg] [--check-config FILE]\n"
+            "             [--log-level debug|info|warn|error]\n"
             "\n"
             "Each option overrides the campaign file; without --config the built-in Double-11\n"
             "campaign runs. Defaults (the campaign's [endpoints] and [engine] when absent):\n"
@@ -58,6 +59,9 @@ static void usage(FILE *out)
             "  --http       %s         read-only HTTP: / dashboard, /metrics (\"\": off)\n"
             "  --data-dir   %s (relative to the working directory)\n"
             "  --shards     %d\n"
+            "  --tcp-transport rush   who serves tcp:// endpoints: rush (its own SP-over-TCP,\n"
+            "               replies coalesced per connection) or nanomsg; clients see no\n"
+            "               difference; other schemes (ipc://) always go through nanomsg\n"
             "  durability   fsync (the campaign's [engine] durability: fsync, async, none, or\n"
             "               replicated with a [cluster] section: README \"A cluster\")\n"
             "  admin token  the campaign's admin_token, else a random one written to\n"
@@ -85,6 +89,7 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
                                                  {"replay", required_argument, NULL, 'r'},
                                                  {"http", required_argument, NULL, 't'},
                                                  {"shards", required_argument, NULL, 's'},
+                                                 {"tcp-transport", required_argument, NULL, 'x'},
                                                  {"check-config", required_argument, NULL, 'k'},
                                                  {"log-level", required_argument, NULL, 'l'},
                                                  {"help", no_argument, NULL, 'h'},
@@ -128,6 +133,13 @@ static int parse_args(int argc, char **argv, struct rushd_args *args)
                 fprintf(stderr, "rushd: --shards: %s\n", why);
                 return RUSHD_EXIT_USAGE;
             }
+            break;
+        case 'x':
+            if (strcmp(optarg, "rush") != 0 && strcmp(optarg, "nanomsg") != 0) {
+                fprintf(stderr, "rushd: --tcp-transport must be rush or nanomsg\n");
+                return RUSHD_EXIT_USAGE;
+            }
+            args->options.tcp_nanomsg = strcmp(optarg, "nanomsg") == 0;
             break;
         case 'k':
             args->check_path = optarg;

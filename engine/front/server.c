@@ -39,8 +39,9 @@
 #define RUSH_SERVER_IDLE_POLL_MS 1000
 #define RUSH_SERVER_ENGINE_WAIT_MS 100
 #define RUSH_SERVER_DRAIN_WAIT_MS 10
-/* After the last reply of a shutdown, time for nanomsg's I/O thread to write it out: nanomsg 1.x
- * drops what is still queued when a socket is closed. */
+/* After the last reply of a shutdown, time for nanomsg's I/O thread to write it out (nanomsg 1.x
+ * drops what is still queued when a socket is closed), and the longest server_tcp.c keeps
+ * writing replies a slow peer has not taken. */
 #define RUSH_SERVER_LINGER_MS 200
 /*
  * Kernel send buffer asked for each endpoint's connections (SO_SNDBUF, capped by
@@ -132,13 +133,15 @@ static int wait_for_work(struct rush_server *server, struct pollfd *fds, int cou
 /* One turn (see the file comment). Returns < 0 only on a fatal socket or poll error. */
 static int turn(struct rush_server *server)
 {
-    struct pollfd fds[RUSH_ENDPOINT_COUNT_ + 2];
+    /* An endpoint's fd is -1 (poll skips it) when server_tcp.c serves it: its epoll fd is TCP. */
+    enum { WAKE = RUSH_ENDPOINT_COUNT_, ENGINE, TCP, FD_COUNT };
+    struct pollfd fds[FD_COUNT];
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         fds[e] = (struct pollfd){.fd = server->receive_fds[e], .events = POLLIN};
-    fds[RUSH_ENDPOINT_COUNT_] = (struct pollfd){.fd = server->wake_pipe[0], .events = POLLIN};
-    fds[RUSH_ENDPOINT_COUNT_ + 1] =
-        (struct pollfd){.fd = rush_engine_wake_fd(server->engine), .events = POLLIN};
-    int ready = wait_for_work(server, fds, RUSH_ENDPOINT_COUNT_ + 2);
+    fds[WAKE] = (struct pollfd){.fd = server->wake_pipe[0], .events = POLLIN};
+    fds[ENGINE] = (struct pollfd){.fd = rush_engine_wake_fd(server->engine), .events = POLLIN};
+    fds[TCP] = (struct pollfd){.fd = rush_server_tcp_fd(server), .events = POLLIN};
+    int ready = wait_for_work(server, fds, FD_COUNT);
     if (ready < 0 && errno != EINTR) {
         rush_log(RUSH_LOG_ERROR, "poll: %s", strerror(errno));
         return -errno;
@@ -153,11 +156,15 @@ static int turn(struct rush_server *server)
             return rc;
         }
     }
-    if (ready > 0 && (fds[RUSH_ENDPOINT_COUNT_].revents & POLLIN))
+    if (ready > 0 && (fds[TCP].revents & POLLIN) && !atomic_load(&server->stopping))
+        rush_server_tcp_receive(server);
+    rush_server_tcp_timers(server);
+    if (ready > 0 && (fds[WAKE].revents & POLLIN))
         drain_wake_pipe(server);
     rush_server_ops_turn(server);
     if (server->in_flight > 0 || server->ops_pending)
         deliver(server, 0);
+    rush_server_tcp_flush(server); /* this turn's replies: one send per connection */
     return 0;
 }
 
@@ -165,14 +172,22 @@ static void drain(struct rush_server *server)
 {
     int64_t deadline_ns = rush_server_now_ns() + (int64_t)RUSH_SERVER_DRAIN_MS_MAX * 1000000;
     uint32_t waiting = server->in_flight;
-    while (server->in_flight > 0 && rush_server_now_ns() < deadline_ns)
+    while (server->in_flight > 0 && rush_server_now_ns() < deadline_ns) {
         deliver(server, RUSH_SERVER_DRAIN_WAIT_MS);
+        rush_server_tcp_flush(server);
+    }
     if (server->in_flight > 0)
         rush_log(RUSH_LOG_WARN, "%u messages still undecided after %d ms", server->in_flight,
                  RUSH_SERVER_DRAIN_MS_MAX);
     else
         rush_log(RUSH_LOG_INFO, "stopping: answered the %u messages in flight", waiting);
-    usleep(RUSH_SERVER_LINGER_MS * 1000);
+    rush_server_tcp_linger(server, RUSH_SERVER_LINGER_MS);
+    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++) {
+        if (server->sockets[e] >= 0) {
+            usleep(RUSH_SERVER_LINGER_MS * 1000);
+            break;
+        }
+    }
 }
 
 int rush_server_run(struct rush_server *server)
@@ -204,9 +219,18 @@ void rush_server_stop(struct rush_server *server)
 /* ---- create and destroy ------------------------------------------------------------------- */
 
 static int endpoint_open(struct rush_server *server, enum rush_endpoint endpoint, const char *url,
-                         char *why, size_t why_size)
+                         bool tcp_nanomsg, char *why, size_t why_size)
 {
     snprintf(server->urls[endpoint], sizeof(server->urls[endpoint]), "%s", url);
+    if (!tcp_nanomsg && strncmp(url, "tcp://", strlen("tcp://")) == 0) {
+        int rc = rush_server_tcp_open(server, endpoint, url, why, why_size);
+        if (rc < 0) {
+            char reason[RUSH_SERVER_WHY_BYTES];
+            snprintf(reason, sizeof(reason), "%s", why);
+            snprintf(why, why_size, "%s endpoint %s", rush_server_endpoint_name(endpoint), reason);
+        }
+        return rc;
+    }
     int s = nn_socket(AF_SP_RAW, NN_REP);
     if (s < 0)
         goto out_error;
@@ -240,14 +264,14 @@ static int endpoints_open(struct rush_server *server, const struct rush_server_o
                           char *why, size_t why_size)
 {
     const struct rush_campaign_endpoints *urls = &server->campaign->endpoints;
-    int rc = endpoint_open(server, RUSH_ENDPOINT_ORDERS,
-                           options->orders_url ? options->orders_url : urls->orders, why, why_size);
-    if (rc == 0)
-        rc = endpoint_open(server, RUSH_ENDPOINT_JSON,
-                           options->json_url ? options->json_url : urls->json, why, why_size);
-    if (rc == 0)
-        rc = endpoint_open(server, RUSH_ENDPOINT_ADMIN,
-                           options->admin_url ? options->admin_url : urls->admin, why, why_size);
+    const char *chosen[RUSH_ENDPOINT_COUNT_] = {
+        [RUSH_ENDPOINT_ORDERS] = options->orders_url ? options->orders_url : urls->orders,
+        [RUSH_ENDPOINT_JSON] = options->json_url ? options->json_url : urls->json,
+        [RUSH_ENDPOINT_ADMIN] = options->admin_url ? options->admin_url : urls->admin};
+    int rc = 0;
+    for (int e = 0; rc == 0 && e < RUSH_ENDPOINT_COUNT_; e++)
+        rc = endpoint_open(server, (enum rush_endpoint)e, chosen[e], options->tcp_nanomsg, why,
+                           why_size);
     return rc;
 }
 
@@ -419,13 +443,15 @@ void rush_server_destroy(struct rush_server *server)
     rush_cluster_destroy(server->cluster); /* its replicators ship until the engine is gone */
     rush_ops_destroy(server->ops);         /* after the engine: a ledger batch may have been out */
     for (uint32_t i = 0; server->slots != NULL && i < RUSH_SERVER_IN_FLIGHT_MAX; i++) {
-        if (server->slots[i].control != NULL)
-            nn_freemsg(server->slots[i].control);
+        if (server->slots[i].control != NULL &&
+            !rush_server_tcp_serves(server, server->slots[i].endpoint))
+            nn_freemsg(server->slots[i].control); /* server_tcp.c's origins are in its pool */
     }
     if (server->wake_pipe[0] >= 0)
         close(server->wake_pipe[0]);
     if (server->wake_pipe[1] >= 0)
         close(server->wake_pipe[1]);
+    rush_server_tcp_close(server);
     rush_server_slots_free(server);
     rush_server_audit_close(server);
     rush_server_packs_free(server);

@@ -106,6 +106,7 @@ struct rush_server_options {
     const char *http_address; /* HOST:PORT of the HTTP console; "": off; NULL: the campaign's */
     const char *data_dir;     /* NULL: the campaign's data_dir, else RUSH_SERVER_DATA_DIR_DEFAULT */
     uint32_t shards;
+    bool tcp_nanomsg; /* tcp:// endpoints through nanomsg instead of server_tcp.c */
 };
 
 struct rush_server;

@@ -3,8 +3,9 @@
  * the message came with, the binary and JSON error replies, and the rule of which ops only the
  * admin endpoint takes.
  *
- * Direction: the bottom of the front end. It calls nanomsg, the codecs and the logger, never a
- * function of server.c, server_slots.c or an endpoint file.
+ * Direction: the bottom of the front end but for server_tcp.c (a tcp:// endpoint's replies are
+ * queued there). It calls nanomsg, the codecs and the logger, never a function of server.c,
+ * server_slots.c or an endpoint file.
  *
  * Workload: one call per reply. Threads: the front end only.
  */
@@ -33,6 +34,11 @@ int64_t rush_server_now_ns(void)
 void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,
                       const void *body, size_t len)
 {
+    if (rush_server_tcp_serves(server, endpoint)) {
+        rush_server_tcp_send(server, *control, body, len);
+        *control = NULL;
+        return;
+    }
     struct nn_iovec iov = {.iov_base = (void *)body, .iov_len = len};
     struct nn_msghdr header = {.msg_iov = &iov, .msg_iovlen = 1};
     if (*control != NULL) {

@@ -491,7 +491,7 @@ static void run_tool(const char *command, char *out, size_t size)
 
 Test(server, interop_nanocat_and_nngcat)
 {
-    start(0, TEST_TOKEN);
+    start(free_port_base(), TEST_TOKEN); /* rushd's own TCP transport against nanomsg and NNG */
     char command[2048];
     char out[4096];
     cr_assert(have_tool("nanocat"), "nanocat is not installed (scripts/install-deps.sh)");
@@ -617,7 +617,7 @@ static const struct hostile hostile_binary[] = {
 
 Test(server, hostile_binary_messages)
 {
-    start(0, TEST_TOKEN);
+    start(free_port_base(), TEST_TOKEN);
     int sock = req_socket(server.orders);
     static uint8_t message[RUSH_WIRE_MESSAGE_BYTES_MAX + 1024];
     uint64_t user = 500;
@@ -659,7 +659,7 @@ static const char *const hostile_json[][2] = {
 
 Test(server, hostile_json_messages)
 {
-    start(0, TEST_TOKEN);
+    start(free_port_base(), TEST_TOKEN);
     int sock = req_socket(server.json);
     char reply[TEXT_MAX];
     for (size_t i = 0; i < sizeof(hostile_json) / sizeof(hostile_json[0]); i++) {
@@ -728,9 +728,10 @@ Test(server, retry_tags_user_zero_and_unused_fields)
 /* SERVER.md: a message of up to twice the limit is still read and answered "over the limit".
  * Exactly twice, on both endpoints (nanomsg counts a REQ's 4-byte request id against its
  * receive limit, so the server must allow for it). */
-Test(server, twice_the_limit_is_answered)
+/* Over ipc (nanomsg's receive limit) and over tcp (rushd's own transport's). */
+static void twice_the_limit_is_answered(int port)
 {
-    start(0, TEST_TOKEN);
+    start(port, TEST_TOKEN);
     static uint8_t message[2 * RUSH_WIRE_MESSAGE_BYTES_MAX];
     struct rush_request request = reserve(1005, 1, 1, 1);
     cr_assert(rush_wire_encode_requests(message, sizeof(message), 77, &request, 1) > 0);
@@ -748,6 +749,16 @@ Test(server, twice_the_limit_is_answered)
     cr_expect(strstr(reply, "over the limit") != NULL, "%s", reply);
     nn_close(sock);
     cr_expect_eq(stop(&server), 0);
+}
+
+Test(server, twice_the_limit_is_answered_over_ipc)
+{
+    twice_the_limit_is_answered(0);
+}
+
+Test(server, twice_the_limit_is_answered_over_tcp)
+{
+    twice_the_limit_is_answered(free_port_base());
 }
 
 /* ---- concurrency: no oversell ------------------------------------------------------------- */
@@ -955,9 +966,9 @@ static uint64_t orders_taken(void)
     return strtoull(at + strlen("\"messages\":{\"orders\":"), NULL, 10);
 }
 
-Test(server, sigterm_answers_in_flight_then_exits_zero)
+static void sigterm_answers_in_flight_then_exits_zero(int port)
 {
-    start(0, TEST_TOKEN);
+    start(port, TEST_TOKEN);
     /* A big batch in flight when SIGTERM arrives still gets its reply. */
     uint64_t taken = orders_taken();
     int sock = req_socket(server.orders);
@@ -988,4 +999,14 @@ Test(server, sigterm_answers_in_flight_then_exits_zero)
     int status = wait_exit(server.pid, WAIT_EXIT_MS);
     server.pid = -1;
     cr_expect_eq(status, 0, "exit status %d", status);
+}
+
+Test(server, sigterm_answers_in_flight_then_exits_zero_over_ipc)
+{
+    sigterm_answers_in_flight_then_exits_zero(0);
+}
+
+Test(server, sigterm_answers_in_flight_then_exits_zero_over_tcp)
+{
+    sigterm_answers_in_flight_then_exits_zero(free_port_base());
 }

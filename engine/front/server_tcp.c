@@ -1,0 +1,662 @@
+/*
+ * server_tcp.c — rushd's own transport for its tcp:// endpoints: the SP-over-TCP mapping that
+ * nanomsg and NNG speak (proto/PROTOCOL.md section 7), served from the front-end thread with
+ * epoll, so that every reply decided in a loop turn leaves in one send(2) per connection.
+ *
+ * Why. Through a nanomsg raw REP socket every reply is its own sendmsg(2) and, with TCP_NODELAY,
+ * its own TCP segment, and every message crosses nanomsg's I/O thread; a gateway connection with
+ * 16 one-order messages in flight cost 16 segments each way and as many thread hand-offs. Here a
+ * connection's bytes are read in one recv(2) per turn, all its whole messages are taken, and the
+ * replies the turn produces are written together. Clients keep their nanomsg or NNG REQ sockets:
+ * on the wire nothing changes. rushd --tcp-transport nanomsg serves tcp:// with nanomsg instead;
+ * other schemes (ipc://, ws://) always go through nanomsg.
+ *
+ * The wire (the SP TCP mapping): each side first sends 8 bytes, 0x00 'S' 'P' 0x00, its protocol
+ * (16 bits, big-endian: REQ 48, REP 49) and 16 zero bits; then every message is a 64-bit
+ * big-endian length and that many bytes. A request's bytes open with its backtrace: 32-bit
+ * words, the last (the request id) with its top bit set, one more before it per device hop.
+ * The reply carries the same backtrace in front of its body.
+ *
+ * Connection life (every transition here):
+ *
+ *   accept --> greeting (our 8 bytes queued) --peer's 8 bytes valid--> open
+ *                  |  invalid, or none within RUSH_TCP_GREETING_MS         |  (reads paused
+ *                  v                                                        |   while unsent
+ *                closed <-- peer closed, error, oversize, no request id ---+   replies pass
+ *                                                                              RUSH_TCP_UNSENT_HIGH)
+ *
+ * Invariants.
+ *   1. A message's origin (its control) names its connection by index and generation; a
+ *      connection's generation changes when it closes, so a reply to a closed connection is
+ *      dropped, never sent to the next peer on that index.
+ *   2. Replies to one connection leave in the order they were queued; a partly sent buffer is
+ *      finished (EPOLLOUT) before anything after it.
+ *   3. A connection's input holds at most one incomplete message, of at most the endpoint's
+ *      receive limit: a longer announced length closes the connection before anything is read.
+ *   4. Origins come from a pool sized for every slot in flight plus one message being taken: no
+ *      allocation per message.
+ *
+ * Workload: one epoll_wait per turn, one recv per readable connection (more while its buffer
+ * fills), one send per connection with replies. Hostile peers cost a connection each, up to
+ * RUSH_TCP_CONNECTIONS_MAX, and a greeting that never comes is closed after RUSH_TCP_GREETING_MS.
+ * Threads: the front end only.
+ *
+ * Direction: called by server.c (open, receive, flush, close) and server_reply.c (send); calls
+ * an endpoint only through server->handlers, and nothing else in the front end.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "rush/assert.h"
+#include "server_internal.h"
+
+#define RUSH_TCP_CONNECTIONS_MAX 4096
+#define RUSH_TCP_GREETING_BYTES 8
+#define RUSH_TCP_LENGTH_BYTES 8
+#define RUSH_TCP_PROTOCOL_REQ 48
+#define RUSH_TCP_PROTOCOL_REP 49
+#define RUSH_TCP_GREETING_MS 5000
+#define RUSH_TCP_PAUSE_MS 100           /* no accepting for this long after running out of fds */
+#define RUSH_TCP_INPUT_BYTES_MIN 16384  /* a connection's first input buffer */
+#define RUSH_TCP_READS_MAX 4            /* recv calls per connection per turn */
+#define RUSH_TCP_ACCEPTS_MAX 64         /* connections accepted per listener per turn */
+#define RUSH_TCP_EVENTS_MAX 256         /* epoll events taken per turn */
+#define RUSH_TCP_UNSENT_HIGH (4u << 20) /* reads pause while a peer leaves this much unread */
+#define RUSH_TCP_BUFFER_KEEP_BYTES (256u << 10) /* an emptied buffer above this is freed */
+/* All connections' input buffers together: a peer announcing a long message and sending it slowly
+ * holds its length; past this budget such a connection is closed instead. */
+#define RUSH_TCP_INPUT_BYTES_MAX (256u << 20)
+#define RUSH_TCP_LISTENER_TAG (1ull << 63) /* epoll data: a listener, not a connection */
+#define RUSH_TCP_ORIGINS_MAX (RUSH_SERVER_IN_FLIGHT_MAX + 2)
+
+static_assert(RUSH_TCP_BACKTRACE_BYTES_MAX % 4 == 0, "the backtrace is 32-bit words");
+
+struct rush_tcp_origin {
+    uint32_t connection;
+    uint32_t generation;
+    uint32_t backtrace_bytes;
+    uint8_t backtrace[RUSH_TCP_BACKTRACE_BYTES_MAX];
+};
+
+struct rush_tcp_connection {
+    int fd; /* -1: free */
+    uint32_t generation;
+    enum rush_endpoint endpoint;
+    bool greeted; /* the peer's greeting came and was a REQ's */
+    bool queued;  /* on the flush list */
+    bool reading; /* EPOLLIN wanted (not paused) */
+    bool writing; /* EPOLLOUT wanted (a send was partial) */
+    int64_t accepted_ns;
+    uint8_t *input;
+    size_t input_len, input_cap;
+    uint8_t *output;
+    size_t output_len, output_sent, output_cap;
+};
+
+struct rush_server_tcp {
+    int epoll_fd;
+    int listeners[RUSH_ENDPOINT_COUNT_]; /* -1: the endpoint is not served here */
+    struct rush_tcp_connection *connections;
+    uint32_t *free_connections;
+    uint32_t free_connection_count;
+    uint32_t *flush_list; /* connections with replies queued this turn */
+    uint32_t flush_count;
+    uint32_t greeting_count; /* connections still waiting for the peer's greeting */
+    int64_t greeting_check_ns;
+    int64_t listeners_paused_ns; /* 0, or when accepting stopped for want of fds */
+    struct rush_tcp_origin *origins;
+    struct rush_tcp_origin **free_origins;
+    uint32_t free_origin_count;
+    uint64_t refused_connections; /* over RUSH_TCP_CONNECTIONS_MAX */
+    size_t input_bytes; /* the input buffers' capacities, within RUSH_TCP_INPUT_BYTES_MAX */
+};
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static void put_be(uint8_t *out, uint64_t value, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, value >>= 8)
+        out[i] = (uint8_t)value;
+}
+
+static uint64_t get_be(const uint8_t *in, int bytes)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < bytes; i++)
+        value = value << 8 | in[i];
+    return value;
+}
+
+/* Frees an input buffer (only input buffers count against RUSH_TCP_INPUT_BYTES_MAX). */
+static void buffer_drop(struct rush_server_tcp *tcp, uint8_t **buffer, size_t *cap)
+{
+    tcp->input_bytes -= *cap;
+    free(*buffer);
+    *buffer = NULL;
+    *cap = 0;
+}
+
+static void interest(struct rush_server_tcp *tcp, uint32_t index)
+{
+    struct rush_tcp_connection *c = &tcp->connections[index];
+    struct epoll_event event = {.events = (c->reading ? EPOLLIN : 0) | (c->writing ? EPOLLOUT : 0),
+                                .data.u64 = index};
+    int rc = epoll_ctl(tcp->epoll_fd, EPOLL_CTL_MOD, c->fd, &event);
+    RUSH_ASSERT(rc == 0); /* a registered fd of ours: only EBADF or ENOMEM could refuse */
+}
+
+static void connection_close(struct rush_server_tcp *tcp, uint32_t index, const char *why)
+{
+    struct rush_tcp_connection *c = &tcp->connections[index];
+    RUSH_ASSERT(c->fd >= 0);
+    rush_log(RUSH_LOG_DEBUG, "tcp connection %u closed: %s", index, why);
+    close(c->fd); /* also takes it out of the epoll set */
+    if (!c->greeted)
+        tcp->greeting_count--;
+    buffer_drop(tcp, &c->input, &c->input_cap);
+    free(c->output);
+    *c = (struct rush_tcp_connection){.fd = -1, .generation = c->generation + 1};
+    tcp->free_connections[tcp->free_connection_count++] = index;
+}
+
+/* Queues `len` bytes in front of nothing else: the caller writes them at the returned place. */
+static uint8_t *output_reserve(struct rush_server_tcp *tcp, uint32_t index, size_t len)
+{
+    struct rush_tcp_connection *c = &tcp->connections[index];
+    if (c->output_len + len > c->output_cap) {
+        size_t cap = c->output_cap > 0 ? c->output_cap : RUSH_TCP_INPUT_BYTES_MIN;
+        while (cap < c->output_len + len)
+            cap *= 2;
+        uint8_t *output = realloc(c->output, cap);
+        if (output == NULL)
+            return NULL;
+        c->output = output;
+        c->output_cap = cap;
+    }
+    if (!c->queued) {
+        c->queued = true;
+        tcp->flush_list[tcp->flush_count++] = index;
+    }
+    uint8_t *at = c->output + c->output_len;
+    c->output_len += len;
+    return at;
+}
+
+/* Out of fds (or kernel memory) the listeners leave the epoll set for RUSH_TCP_PAUSE_MS: a
+ * listener that stays readable would otherwise wake every turn. */
+static void listeners_watch(struct rush_server_tcp *tcp, bool watch)
+{
+    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++) {
+        if (tcp->listeners[e] < 0)
+            continue;
+        struct epoll_event event = {.events = EPOLLIN,
+                                    .data.u64 = RUSH_TCP_LISTENER_TAG | (uint64_t)e};
+        int rc = epoll_ctl(tcp->epoll_fd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, tcp->listeners[e],
+                           &event);
+        RUSH_ASSERT(rc == 0);
+    }
+    tcp->listeners_paused_ns = watch ? 0 : rush_clock_monotonic_ns();
+}
+
+/* false: stop accepting for now. */
+static bool connection_accept(struct rush_server_tcp *tcp, int listener, enum rush_endpoint e)
+{
+    int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+        rush_log(RUSH_LOG_WARN, "tcp: accept: %s; not accepting for %d ms", strerror(errno),
+                 RUSH_TCP_PAUSE_MS);
+        listeners_watch(tcp, false);
+        return false;
+    }
+    if (fd < 0)
+        return errno == ECONNABORTED || errno == EINTR; /* else EAGAIN: none left */
+    if (tcp->free_connection_count == 0) {
+        if (tcp->refused_connections++ % 1024 == 0)
+            rush_log(RUSH_LOG_WARN, "tcp: %d connections open, refusing more (%llu refused)",
+                     RUSH_TCP_CONNECTIONS_MAX, (unsigned long long)tcp->refused_connections);
+        close(fd);
+        return true;
+    }
+    int on = 1; /* replies are already coalesced per turn: nothing gains by waiting */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    uint32_t index = tcp->free_connections[--tcp->free_connection_count];
+    struct rush_tcp_connection *c = &tcp->connections[index];
+    *c = (struct rush_tcp_connection){.fd = fd,
+                                      .generation = c->generation,
+                                      .endpoint = e,
+                                      .reading = true,
+                                      .accepted_ns = rush_clock_monotonic_ns()};
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = index};
+    uint8_t *greeting = output_reserve(tcp, index, RUSH_TCP_GREETING_BYTES);
+    if (epoll_ctl(tcp->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 || greeting == NULL) {
+        tcp->greeting_count++; /* connection_close counts it out again */
+        connection_close(tcp, index, "no memory for it");
+        return true;
+    }
+    tcp->greeting_count++;
+    const uint8_t ours[RUSH_TCP_GREETING_BYTES] = {0, 'S', 'P', 0, 0, RUSH_TCP_PROTOCOL_REP, 0, 0};
+    memcpy(greeting, ours, sizeof(ours));
+    return true;
+}
+
+void rush_server_tcp_timers(struct rush_server *server)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    if (tcp == NULL || (tcp->greeting_count == 0 && tcp->listeners_paused_ns == 0))
+        return;
+    int64_t now_ns = rush_clock_monotonic_ns();
+    if (tcp->listeners_paused_ns != 0 &&
+        now_ns - tcp->listeners_paused_ns > (int64_t)RUSH_TCP_PAUSE_MS * 1000000)
+        listeners_watch(tcp, true);
+    if (tcp->greeting_count == 0 || now_ns < tcp->greeting_check_ns)
+        return;
+    tcp->greeting_check_ns = now_ns + 1000000000;
+    for (uint32_t i = 0; i < RUSH_TCP_CONNECTIONS_MAX; i++) {
+        struct rush_tcp_connection *c = &tcp->connections[i];
+        if (c->fd >= 0 && !c->greeted &&
+            now_ns - c->accepted_ns > (int64_t)RUSH_TCP_GREETING_MS * 1000000)
+            connection_close(tcp, i, "no SP greeting");
+    }
+}
+
+/* ---- receiving --------------------------------------------------------------------------------
+ */
+
+static size_t receive_max(enum rush_endpoint endpoint)
+{
+    return endpoint == RUSH_ENDPOINT_ORDERS ? RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX
+                                            : RUSH_SERVER_JSON_RECEIVE_BYTES_MAX;
+}
+
+/* One whole message: its backtrace into an origin, its body to the endpoint. Returns a reason
+ * to close the connection, or NULL. */
+static const char *take_message(struct rush_server *server, uint32_t index, const uint8_t *bytes,
+                                size_t len)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    size_t backtrace_bytes = 0;
+    while (backtrace_bytes + 4 <= len && backtrace_bytes < RUSH_TCP_BACKTRACE_BYTES_MAX) {
+        backtrace_bytes += 4;
+        if (bytes[backtrace_bytes - 4] & 0x80)
+            break;
+    }
+    if (backtrace_bytes == 0 || (bytes[backtrace_bytes - 4] & 0x80) == 0)
+        return "a message without a request id (not from a REQ socket)";
+    RUSH_ASSERT(tcp->free_origin_count > 0); /* invariant 4 */
+    struct rush_tcp_origin *origin = tcp->free_origins[--tcp->free_origin_count];
+    *origin = (struct rush_tcp_origin){.connection = index,
+                                       .generation = tcp->connections[index].generation,
+                                       .backtrace_bytes = (uint32_t)backtrace_bytes};
+    memcpy(origin->backtrace, bytes, backtrace_bytes);
+    struct rush_tcp_connection *c = &tcp->connections[index];
+    struct rush_server_message message = {.endpoint = c->endpoint,
+                                          .control = origin,
+                                          .body = bytes + backtrace_bytes,
+                                          .len = len - backtrace_bytes};
+    server->counters.messages[c->endpoint]++;
+    server->handlers[c->endpoint]->on_message(server, &message);
+    RUSH_ASSERT(message.control == NULL); /* replied, or kept by an in-flight slot */
+    return NULL;
+}
+
+/* Takes the greeting and every whole message in the input, keeps the incomplete rest. Returns a
+ * reason to close the connection, or NULL. */
+static const char *take_input(struct rush_server *server, uint32_t index)
+{
+    struct rush_tcp_connection *c = &server->tcp->connections[index];
+    size_t at = 0;
+    if (!c->greeted) {
+        if (c->input_len < RUSH_TCP_GREETING_BYTES)
+            return NULL;
+        const uint8_t *g = c->input;
+        if (g[0] != 0 || g[1] != 'S' || g[2] != 'P' || g[3] != 0 || g[6] != 0 || g[7] != 0)
+            return "not an SP peer (bad greeting)";
+        if (get_be(g + 4, 2) != RUSH_TCP_PROTOCOL_REQ)
+            return "the peer is not a REQ socket";
+        c->greeted = true;
+        server->tcp->greeting_count--;
+        at = RUSH_TCP_GREETING_BYTES;
+    }
+    const char *why = NULL;
+    while (why == NULL && c->input_len - at >= RUSH_TCP_LENGTH_BYTES) {
+        uint64_t len = get_be(c->input + at, RUSH_TCP_LENGTH_BYTES);
+        if (len > receive_max(c->endpoint) + RUSH_TCP_BACKTRACE_BYTES_MAX)
+            return "a message over the endpoint's limit";
+        if (c->input_len - at - RUSH_TCP_LENGTH_BYTES < len)
+            break;
+        why = take_message(server, index, c->input + at + RUSH_TCP_LENGTH_BYTES, (size_t)len);
+        at += RUSH_TCP_LENGTH_BYTES + (size_t)len;
+    }
+    memmove(c->input, c->input + at, c->input_len - at);
+    c->input_len -= at;
+    return why;
+}
+
+/* Room for the message the input starts with (or RUSH_TCP_INPUT_BYTES_MIN); false: over the
+ * input budget, or no memory. */
+static bool input_room(struct rush_server_tcp *tcp, struct rush_tcp_connection *c)
+{
+    size_t need = RUSH_TCP_INPUT_BYTES_MIN;
+    size_t header = c->greeted ? 0 : RUSH_TCP_GREETING_BYTES;
+    if (c->input_len >= header + RUSH_TCP_LENGTH_BYTES) {
+        size_t whole = header + RUSH_TCP_LENGTH_BYTES +
+                       (size_t)get_be(c->input + header, RUSH_TCP_LENGTH_BYTES);
+        if (whole > need)
+            need = whole; /* bounded: take_input refused anything longer */
+    }
+    if (c->input_cap - c->input_len > 0 && c->input_cap >= need)
+        return true;
+    size_t cap = c->input_cap > need ? c->input_cap * 2 : need;
+    if (tcp->input_bytes - c->input_cap + cap > RUSH_TCP_INPUT_BYTES_MAX)
+        return false;
+    uint8_t *input = realloc(c->input, cap);
+    if (input == NULL)
+        return false;
+    tcp->input_bytes += cap - c->input_cap;
+    c->input = input;
+    c->input_cap = cap;
+    return true;
+}
+
+static void connection_read(struct rush_server *server, uint32_t index)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    for (int round = 0; round < RUSH_TCP_READS_MAX; round++) {
+        struct rush_tcp_connection *c = &tcp->connections[index];
+        if (!input_room(tcp, c)) {
+            connection_close(tcp, index, "over the input memory budget");
+            return;
+        }
+        size_t room = c->input_cap - c->input_len;
+        ssize_t n = recv(c->fd, c->input + c->input_len, room, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            connection_close(tcp, index, n == 0 ? "closed by the peer" : strerror(errno));
+            return;
+        }
+        c->input_len += (size_t)n;
+        const char *why = take_input(server, index);
+        if (why != NULL) {
+            connection_close(tcp, index, why);
+            return;
+        }
+        c = &tcp->connections[index];
+        if (c->input_len == 0 && c->input_cap > RUSH_TCP_BUFFER_KEEP_BYTES)
+            buffer_drop(tcp, &c->input, &c->input_cap);
+        if ((size_t)n < room)
+            return; /* drained */
+    }
+}
+
+/* ---- sending ----------------------------------------------------------------------------------
+ */
+
+void rush_server_tcp_send(struct rush_server *server, void *control, const void *body, size_t len)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    struct rush_tcp_origin *origin = control;
+    RUSH_ASSERT(origin >= tcp->origins && origin < tcp->origins + RUSH_TCP_ORIGINS_MAX);
+    struct rush_tcp_connection *c = &tcp->connections[origin->connection];
+    if (c->fd >= 0 && c->generation == origin->generation) { /* invariant 1 */
+        size_t message = origin->backtrace_bytes + len;
+        uint8_t *at = output_reserve(tcp, origin->connection, RUSH_TCP_LENGTH_BYTES + message);
+        if (at != NULL) {
+            put_be(at, message, RUSH_TCP_LENGTH_BYTES);
+            memcpy(at + RUSH_TCP_LENGTH_BYTES, origin->backtrace, origin->backtrace_bytes);
+            memcpy(at + RUSH_TCP_LENGTH_BYTES + origin->backtrace_bytes, body, len);
+        } else {
+            server->counters.send_failures++;
+        }
+    } else {
+        server->counters.send_failures++; /* the peer went away before its answer */
+    }
+    tcp->free_origins[tcp->free_origin_count++] = origin;
+}
+
+/* Sends what the connection has queued; a partial send waits for EPOLLOUT. */
+static void connection_flush(struct rush_server_tcp *tcp, uint32_t index)
+{
+    struct rush_tcp_connection *c = &tcp->connections[index];
+    c->queued = false;
+    if (c->fd < 0)
+        return;
+    while (c->output_sent < c->output_len) {
+        ssize_t n = send(c->fd, c->output + c->output_sent, c->output_len - c->output_sent,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n < 0) {
+            connection_close(tcp, index, strerror(errno));
+            return;
+        }
+        c->output_sent += (size_t)n;
+    }
+    bool unsent = c->output_sent < c->output_len;
+    if (!unsent) {
+        c->output_len = c->output_sent = 0;
+        if (c->output_cap > RUSH_TCP_BUFFER_KEEP_BYTES) {
+            free(c->output);
+            c->output = NULL;
+            c->output_cap = 0;
+        }
+    }
+    /* Paused above the high mark, resumed below half of it. */
+    size_t unsent_max = c->reading ? RUSH_TCP_UNSENT_HIGH : RUSH_TCP_UNSENT_HIGH / 2;
+    bool reading = c->output_len - c->output_sent <= unsent_max;
+    if (unsent != c->writing || reading != c->reading) {
+        c->writing = unsent;
+        c->reading = reading;
+        interest(tcp, index);
+    }
+}
+
+void rush_server_tcp_flush(struct rush_server *server)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    if (tcp == NULL)
+        return;
+    for (uint32_t i = 0; i < tcp->flush_count; i++)
+        connection_flush(tcp, tcp->flush_list[i]);
+    tcp->flush_count = 0;
+}
+
+void rush_server_tcp_linger(struct rush_server *server, int wait_ms)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    rush_server_tcp_flush(server);
+    int64_t deadline_ns = rush_clock_monotonic_ns() + (int64_t)wait_ms * 1000000;
+    bool unsent = tcp != NULL;
+    while (unsent && rush_clock_monotonic_ns() < deadline_ns) {
+        unsent = false;
+        for (uint32_t i = 0; i < RUSH_TCP_CONNECTIONS_MAX; i++) {
+            struct rush_tcp_connection *c = &tcp->connections[i];
+            if (c->fd >= 0 && c->output_sent < c->output_len)
+                connection_flush(tcp, i);
+            unsent = unsent || (c->fd >= 0 && c->output_sent < c->output_len);
+        }
+        if (unsent)
+            usleep(1000);
+    }
+}
+
+/* ---- the turn ---------------------------------------------------------------------------------
+ */
+
+int rush_server_tcp_fd(const struct rush_server *server)
+{
+    return server->tcp != NULL ? server->tcp->epoll_fd : -1;
+}
+
+void rush_server_tcp_receive(struct rush_server *server)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    struct epoll_event events[RUSH_TCP_EVENTS_MAX];
+    int count = epoll_wait(tcp->epoll_fd, events, RUSH_TCP_EVENTS_MAX, 0);
+    for (int i = 0; i < count; i++) {
+        uint64_t data = events[i].data.u64;
+        if (data & RUSH_TCP_LISTENER_TAG) {
+            enum rush_endpoint e = (enum rush_endpoint)(data & ~RUSH_TCP_LISTENER_TAG);
+            for (int a = 0; a < RUSH_TCP_ACCEPTS_MAX && tcp->listeners_paused_ns == 0; a++)
+                if (!connection_accept(tcp, tcp->listeners[e], e))
+                    break;
+            continue;
+        }
+        uint32_t index = (uint32_t)data;
+        struct rush_tcp_connection *c = &tcp->connections[index];
+        if (c->fd < 0)
+            continue; /* closed earlier in this batch of events */
+        uint32_t what = events[i].events;
+        if ((what & EPOLLOUT) && !c->queued)
+            connection_flush(tcp, index);
+        if (c->fd >= 0 && c->reading && (what & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+            connection_read(server, index); /* a hang-up reads as the end of the stream */
+        else if (c->fd >= 0 && (what & (EPOLLHUP | EPOLLERR)))
+            connection_close(tcp, index, "hung up"); /* paused: epoll would repeat it */
+    }
+}
+
+/* ---- open and close ---------------------------------------------------------------------------
+ */
+
+/* HOST:PORT after "tcp://": "*" (every IPv4 address, as nanomsg binds it), an address, or a name.
+ */
+static int listener_open(const char *url, int *out, char *why, size_t why_size)
+{
+    const char *hostport = url + strlen("tcp://");
+    const char *colon = strrchr(hostport, ':');
+    char host[256];
+    size_t host_len = colon != NULL ? (size_t)(colon - hostport) : 0;
+    if (colon == NULL || host_len == 0 || host_len >= sizeof(host) || colon[1] == '\0') {
+        snprintf(why, why_size, "%s: expected tcp://HOST:PORT", url);
+        return -EINVAL;
+    }
+    memcpy(host, hostport, host_len);
+    host[host_len] = '\0';
+    if (host[0] == '[' && host[host_len - 1] == ']') { /* [::1] */
+        memmove(host, host + 1, host_len - 2);
+        host[host_len - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    bool any = strcmp(host, "*") == 0;
+    if (any)
+        hints.ai_family = AF_INET;
+    struct addrinfo *found = NULL;
+    int rc = getaddrinfo(any ? NULL : host, colon + 1, &hints, &found);
+    if (rc != 0) {
+        snprintf(why, why_size, "%s: %s", url, gai_strerror(rc));
+        return -EINVAL;
+    }
+    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        rc = -errno;
+        snprintf(why, why_size, "%s: %s", url, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(found);
+        return rc;
+    }
+    freeaddrinfo(found);
+    *out = fd;
+    return 0;
+}
+
+static int tcp_create(struct rush_server *server)
+{
+    struct rush_server_tcp *tcp = calloc(1, sizeof(*tcp));
+    if (tcp == NULL)
+        return -ENOMEM;
+    server->tcp = tcp;
+    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
+        tcp->listeners[e] = -1;
+    tcp->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    tcp->connections = calloc(RUSH_TCP_CONNECTIONS_MAX, sizeof(*tcp->connections));
+    tcp->free_connections = calloc(RUSH_TCP_CONNECTIONS_MAX, sizeof(uint32_t));
+    tcp->flush_list = calloc(RUSH_TCP_CONNECTIONS_MAX, sizeof(uint32_t));
+    tcp->origins = calloc(RUSH_TCP_ORIGINS_MAX, sizeof(*tcp->origins));
+    tcp->free_origins = calloc(RUSH_TCP_ORIGINS_MAX, sizeof(*tcp->free_origins));
+    if (tcp->epoll_fd < 0 || !tcp->connections || !tcp->free_connections || !tcp->flush_list ||
+        !tcp->origins || !tcp->free_origins)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < RUSH_TCP_CONNECTIONS_MAX; i++) {
+        tcp->connections[i].fd = -1;
+        tcp->free_connections[i] = RUSH_TCP_CONNECTIONS_MAX - 1 - i;
+    }
+    tcp->free_connection_count = RUSH_TCP_CONNECTIONS_MAX;
+    for (uint32_t i = 0; i < RUSH_TCP_ORIGINS_MAX; i++)
+        tcp->free_origins[i] = &tcp->origins[i];
+    tcp->free_origin_count = RUSH_TCP_ORIGINS_MAX;
+    /* Room for every connection: a soft fd limit of 1024 (a login shell's) would cap them. */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < RUSH_TCP_CONNECTIONS_MAX + 256) {
+        files.rlim_cur = files.rlim_max < RUSH_TCP_CONNECTIONS_MAX + 256
+                             ? files.rlim_max
+                             : RUSH_TCP_CONNECTIONS_MAX + 256;
+        (void)setrlimit(RLIMIT_NOFILE, &files); /* best effort: accepting copes with EMFILE */
+    }
+    return 0;
+}
+
+int rush_server_tcp_open(struct rush_server *server, enum rush_endpoint endpoint, const char *url,
+                         char *why, size_t why_size)
+{
+    if (server->tcp == NULL && tcp_create(server) < 0) {
+        snprintf(why, why_size, "out of memory for %d tcp connections", RUSH_TCP_CONNECTIONS_MAX);
+        return -ENOMEM;
+    }
+    struct rush_server_tcp *tcp = server->tcp;
+    int rc = listener_open(url, &tcp->listeners[endpoint], why, why_size);
+    if (rc < 0)
+        return rc;
+    struct epoll_event event = {.events = EPOLLIN,
+                                .data.u64 = RUSH_TCP_LISTENER_TAG | (uint64_t)endpoint};
+    if (epoll_ctl(tcp->epoll_fd, EPOLL_CTL_ADD, tcp->listeners[endpoint], &event) != 0) {
+        snprintf(why, why_size, "%s: epoll: %s", url, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+bool rush_server_tcp_serves(const struct rush_server *server, enum rush_endpoint endpoint)
+{
+    return server->tcp != NULL && server->tcp->listeners[endpoint] >= 0;
+}
+
+void rush_server_tcp_close(struct rush_server *server)
+{
+    struct rush_server_tcp *tcp = server->tcp;
+    if (tcp == NULL)
+        return;
+    for (uint32_t i = 0; tcp->connections != NULL && i < RUSH_TCP_CONNECTIONS_MAX; i++)
+        if (tcp->connections[i].fd >= 0)
+            connection_close(tcp, i, "rushd stopping");
+    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
+        if (tcp->listeners[e] >= 0)
+            close(tcp->listeners[e]);
+    if (tcp->epoll_fd >= 0)
+        close(tcp->epoll_fd);
+    free(tcp->connections);
+    free(tcp->free_connections);
+    free(tcp->flush_list);
+    free(tcp->origins);
+    free(tcp->free_origins);
+    free(tcp);
+    server->tcp = NULL;
+}
