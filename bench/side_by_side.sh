@@ -13,6 +13,9 @@
 #   rush, durable, batched        build/bin/rushd with durability = fsync (a reply means the
 #                                 decision is on disk), driven by rush-loadgen with --batch
 #   rush, durable, unbatched      the same, one order per message
+#   rush, unbatched, nanomsg      the same with rushd --tcp-transport nanomsg: its tcp:// endpoint
+#                                 served through a nanomsg raw REP socket instead of its own
+#                                 SP-over-TCP (what the transport is worth, in the same run)
 #   rush, durable, JSON           one JSON order per message on rushd's JSON endpoint
 #   rush, replicated (--replicated) the batched and one-order runs again with durability =
 #                                 replicated: rushd as the only node of a [cluster] on three
@@ -73,6 +76,7 @@ sweep=1
 rush=1
 replicated=0
 runs=3
+transport=rush # rushd --tcp-transport: its own SP-over-TCP, or nanomsg for the comparison row
 sweep_fractions="0.1 0.25 0.5 0.7 0.85 1.0 1.2"
 
 usage() {
@@ -261,7 +265,8 @@ http =
 $cluster
 EOF
         rm -rf "$dir/data"
-        "$bin/rushd" --config "$dir/campaign.ini" --log-level warn >>"$dir/rushd.log" 2>&1 &
+        "$bin/rushd" --config "$dir/campaign.ini" --log-level warn --tcp-transport "$transport" \
+            >>"$dir/rushd.log" 2>&1 &
         server_pid=$!
         if wait_until 60 rush_ready; then
             return 0
@@ -526,6 +531,16 @@ run_rush_all() { # run_rush_all DIR
         --inflight "$single_inflight" --json --json-url "$rush_json" --duration "$seconds" \
         --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
     stop_server
+
+    echo "running rush (fsync, unbatched, tcp:// through nanomsg) ..."
+    transport=nanomsg
+    start_rushd nanomsg "$(table_size "$rush_single_buyers")"
+    run_loadgen "$dir/rush-unbatched-nanomsg.json" --mode closed \
+        --connections "$single_connections" --inflight "$single_inflight" --batch 1 \
+        --duration "$seconds" --buyers "$rush_single_buyers" \
+        --stock "$(stock_for "$rush_single_buyers")"
+    stop_server
+    transport=rush
     if [ $replicated -eq 1 ]; then run_rush_replicated "$dir"; fi
     run_echo "$dir"
 }
@@ -633,6 +648,7 @@ if [ $rush -eq 1 ]; then
     row "rush, fsync, unbatched" "50 x 16 msgs x 1 (800)" rush-unbatched.json
     row "rush, fsync, unbatched" "1 x 800 msgs x 1 (800)" rush-unbatched-one.json
     row "rush, fsync, JSON unbatched" "50 x 16 msgs x 1 (800)" rush-json.json
+    row "rush, fsync, unbatched, nanomsg" "50 x 16 msgs x 1 (800)" rush-unbatched-nanomsg.json
     if [ $replicated -eq 1 ]; then
         row "rush, replicated, batched" "4 x 4 msgs x $batch_size ($batched_in_flight)" \
             rush-repl-batched.json
@@ -654,6 +670,8 @@ if [ $rush -eq 1 ]; then
         redis-none-one.json 1
     ratio "rush fsync JSON unbatched / redis no persistence" rush-json.json redis-none.json
     ratio "rush fsync JSON unbatched / rush binary unbatched" rush-json.json rush-unbatched.json
+    ratio "rush unbatched, own tcp / through nanomsg" rush-unbatched.json \
+        rush-unbatched-nanomsg.json
     if [ $replicated -eq 1 ]; then
         ratio "rush replicated batched / rush fsync batched" rush-repl-batched.json \
             rush-batched.json

@@ -16,12 +16,16 @@
  *
  * A plain REQ socket from any nanomsg or NNG client works unchanged: the raw socket hands the
  * backtrace (the request id and any device hops) to the server as control data, and the server
- * sends it back with the reply.
+ * sends it back with the reply. A tcp:// endpoint is served by rushd itself (server_tcp.c: the
+ * same SP-over-TCP wire, read and written on the front-end thread so that a turn's replies to
+ * one connection leave in one send); ipc:// and the rest, or every endpoint with
+ * options.tcp_nanomsg, go through the raw REP socket.
  *
- * Workload. One front-end thread runs rush_server_run(): poll(2) over the sockets' receive fds
- * and the engine's eventfd, receive up to RUSH_SERVER_RECEIVE_BURST_MAX messages per socket per
- * turn, copy each message's records into an in-flight slot, and reply to every batch that
- * rush_engine_poll() hands back. Most gateways send one order per message, so small messages
+ * Workload. One front-end thread runs rush_server_run(): poll(2) over the sockets' receive fds,
+ * server_tcp.c's epoll fd and the engine's eventfd, receive up to RUSH_SERVER_RECEIVE_BURST_MAX
+ * messages per socket per turn (every whole message a tcp:// connection's reads brought), copy
+ * each message's records into an in-flight slot, and reply to every batch that rush_engine_poll()
+ * hands back. Most gateways send one order per message, so small messages
  * (up to RUSH_SERVER_SMALL_RECORDS requests) are coalesced: every one taken in a turn goes into
  * one engine batch per shard (a pack, server_pack.c), and each message is answered as soon as
  * the packs holding its requests are decided. A large message (up to RUSH_WIRE_REQUESTS_MAX

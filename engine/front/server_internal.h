@@ -225,8 +225,6 @@ uint32_t rush_server_pack_scatter(struct rush_server *server, struct rush_server
 /* server_tcp.c: rushd's own SP-over-TCP transport for tcp:// endpoints; calls an endpoint only
  * through server->handlers, nothing else in the front end. A message it takes has as its control
  * an origin of its pool, given back by rush_server_tcp_send or rush_server_tcp_forget. */
-/* Up to 8 hops of backtrace (request id included), as NNG allows. */
-#define RUSH_TCP_BACKTRACE_BYTES_MAX 32
 RUSH_MUST_USE int rush_server_tcp_open(struct rush_server *server, enum rush_endpoint endpoint,
                                        const char *url, char *why, size_t why_size);
 bool rush_server_tcp_serves(const struct rush_server *server, enum rush_endpoint endpoint);

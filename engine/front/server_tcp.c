@@ -58,14 +58,11 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "codec/sp.h"
 #include "rush/assert.h"
 #include "server_internal.h"
 
 #define RUSH_TCP_CONNECTIONS_MAX 4096
-#define RUSH_TCP_GREETING_BYTES 8
-#define RUSH_TCP_LENGTH_BYTES 8
-#define RUSH_TCP_PROTOCOL_REQ 48
-#define RUSH_TCP_PROTOCOL_REP 49
 #define RUSH_TCP_GREETING_MS 5000
 #define RUSH_TCP_PAUSE_MS 100           /* no accepting for this long after running out of fds */
 #define RUSH_TCP_INPUT_BYTES_MIN 16384  /* a connection's first input buffer */
@@ -80,13 +77,11 @@
 #define RUSH_TCP_LISTENER_TAG (1ull << 63) /* epoll data: a listener, not a connection */
 #define RUSH_TCP_ORIGINS_MAX (RUSH_SERVER_IN_FLIGHT_MAX + 2)
 
-static_assert(RUSH_TCP_BACKTRACE_BYTES_MAX % 4 == 0, "the backtrace is 32-bit words");
-
 struct rush_tcp_origin {
     uint32_t connection;
     uint32_t generation;
     uint32_t backtrace_bytes;
-    uint8_t backtrace[RUSH_TCP_BACKTRACE_BYTES_MAX];
+    uint8_t backtrace[RUSH_SP_BACKTRACE_BYTES_MAX];
 };
 
 struct rush_tcp_connection {
@@ -100,6 +95,7 @@ struct rush_tcp_connection {
     int64_t accepted_ns;
     uint8_t *input;
     size_t input_len, input_cap;
+    size_t input_need; /* what the frame the input starts with takes, once its length is in */
     uint8_t *output;
     size_t output_len, output_sent, output_cap;
 };
@@ -123,20 +119,6 @@ struct rush_server_tcp {
 };
 
 /* ---- connections ---------------------------------------------------------------------------- */
-
-static void put_be(uint8_t *out, uint64_t value, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--, value >>= 8)
-        out[i] = (uint8_t)value;
-}
-
-static uint64_t get_be(const uint8_t *in, int bytes)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < bytes; i++)
-        value = value << 8 | in[i];
-    return value;
-}
 
 /* Frees an input buffer (only input buffers count against RUSH_TCP_INPUT_BYTES_MAX). */
 static void buffer_drop(struct rush_server_tcp *tcp, uint8_t **buffer, size_t *cap)
@@ -238,15 +220,14 @@ static bool connection_accept(struct rush_server_tcp *tcp, int listener, enum ru
                                       .reading = true,
                                       .accepted_ns = rush_clock_monotonic_ns()};
     struct epoll_event event = {.events = EPOLLIN, .data.u64 = index};
-    uint8_t *greeting = output_reserve(tcp, index, RUSH_TCP_GREETING_BYTES);
+    uint8_t *greeting = output_reserve(tcp, index, RUSH_SP_GREETING_BYTES);
     if (epoll_ctl(tcp->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 || greeting == NULL) {
         tcp->greeting_count++; /* connection_close counts it out again */
         connection_close(tcp, index, "no memory for it");
         return true;
     }
     tcp->greeting_count++;
-    const uint8_t ours[RUSH_TCP_GREETING_BYTES] = {0, 'S', 'P', 0, 0, RUSH_TCP_PROTOCOL_REP, 0, 0};
-    memcpy(greeting, ours, sizeof(ours));
+    rush_sp_greeting(greeting, RUSH_SP_PROTOCOL_REP);
     return true;
 }
 
@@ -279,83 +260,63 @@ static size_t receive_max(enum rush_endpoint endpoint)
                                             : RUSH_SERVER_JSON_RECEIVE_BYTES_MAX;
 }
 
-/* One whole message: its backtrace into an origin, its body to the endpoint. Returns a reason
- * to close the connection, or NULL. */
-static const char *take_message(struct rush_server *server, uint32_t index, const uint8_t *bytes,
-                                size_t len)
+/* One whole message: its backtrace into an origin, its body to the endpoint. */
+static void take_message(struct rush_server *server, uint32_t index,
+                         const struct rush_sp_frame *frame)
 {
     struct rush_server_tcp *tcp = server->tcp;
-    size_t backtrace_bytes = 0;
-    while (backtrace_bytes + 4 <= len && backtrace_bytes < RUSH_TCP_BACKTRACE_BYTES_MAX) {
-        backtrace_bytes += 4;
-        if (bytes[backtrace_bytes - 4] & 0x80)
-            break;
-    }
-    if (backtrace_bytes == 0 || (bytes[backtrace_bytes - 4] & 0x80) == 0)
-        return "a message without a request id (not from a REQ socket)";
+    struct rush_tcp_connection *c = &tcp->connections[index];
     RUSH_ASSERT(tcp->free_origin_count > 0); /* invariant 4 */
     struct rush_tcp_origin *origin = tcp->free_origins[--tcp->free_origin_count];
     *origin = (struct rush_tcp_origin){.connection = index,
-                                       .generation = tcp->connections[index].generation,
-                                       .backtrace_bytes = (uint32_t)backtrace_bytes};
-    memcpy(origin->backtrace, bytes, backtrace_bytes);
-    struct rush_tcp_connection *c = &tcp->connections[index];
-    struct rush_server_message message = {.endpoint = c->endpoint,
-                                          .control = origin,
-                                          .body = bytes + backtrace_bytes,
-                                          .len = len - backtrace_bytes};
+                                       .generation = c->generation,
+                                       .backtrace_bytes = (uint32_t)frame->backtrace_bytes};
+    memcpy(origin->backtrace, frame->backtrace, frame->backtrace_bytes);
+    struct rush_server_message message = {
+        .endpoint = c->endpoint, .control = origin, .body = frame->body, .len = frame->body_bytes};
     server->counters.messages[c->endpoint]++;
     server->handlers[c->endpoint]->on_message(server, &message);
     RUSH_ASSERT(message.control == NULL); /* replied, or kept by an in-flight slot */
-    return NULL;
 }
 
-/* Takes the greeting and every whole message in the input, keeps the incomplete rest. Returns a
- * reason to close the connection, or NULL. */
+/* Takes the greeting and every whole message in the input, keeps the incomplete rest and notes
+ * in c->input_need what the next frame takes. Returns a reason to close the connection, or NULL. */
 static const char *take_input(struct rush_server *server, uint32_t index)
 {
     struct rush_tcp_connection *c = &server->tcp->connections[index];
     size_t at = 0;
     if (!c->greeted) {
-        if (c->input_len < RUSH_TCP_GREETING_BYTES)
+        if (c->input_len < RUSH_SP_GREETING_BYTES)
             return NULL;
-        const uint8_t *g = c->input;
-        if (g[0] != 0 || g[1] != 'S' || g[2] != 'P' || g[3] != 0 || g[6] != 0 || g[7] != 0)
-            return "not an SP peer (bad greeting)";
-        if (get_be(g + 4, 2) != RUSH_TCP_PROTOCOL_REQ)
-            return "the peer is not a REQ socket";
+        const char *why = rush_sp_greeting_check(c->input, RUSH_SP_PROTOCOL_REQ);
+        if (why != NULL)
+            return why;
         c->greeted = true;
         server->tcp->greeting_count--;
-        at = RUSH_TCP_GREETING_BYTES;
+        at = RUSH_SP_GREETING_BYTES;
     }
+    size_t message_max = receive_max(c->endpoint) + RUSH_SP_BACKTRACE_BYTES_MAX;
+    struct rush_sp_frame frame;
     const char *why = NULL;
-    while (why == NULL && c->input_len - at >= RUSH_TCP_LENGTH_BYTES) {
-        uint64_t len = get_be(c->input + at, RUSH_TCP_LENGTH_BYTES);
-        if (len > receive_max(c->endpoint) + RUSH_TCP_BACKTRACE_BYTES_MAX)
-            return "a message over the endpoint's limit";
-        if (c->input_len - at - RUSH_TCP_LENGTH_BYTES < len)
-            break;
-        why = take_message(server, index, c->input + at + RUSH_TCP_LENGTH_BYTES, (size_t)len);
-        at += RUSH_TCP_LENGTH_BYTES + (size_t)len;
+    int rc;
+    while ((rc = rush_sp_frame_decode(c->input + at, c->input_len - at, message_max, &frame,
+                                      &c->input_need, &why)) == 1) {
+        take_message(server, index, &frame);
+        at += frame.bytes;
     }
     memmove(c->input, c->input + at, c->input_len - at);
     c->input_len -= at;
-    return why;
+    return rc < 0 ? why : NULL;
 }
 
-/* Room for the message the input starts with (or RUSH_TCP_INPUT_BYTES_MIN); false: over the
- * input budget, or no memory. */
+/* Room for the frame the input starts with (at least RUSH_TCP_INPUT_BYTES_MIN, and some room
+ * to read into); false: over the input budget, or no memory. */
 static bool input_room(struct rush_server_tcp *tcp, struct rush_tcp_connection *c)
 {
-    size_t need = RUSH_TCP_INPUT_BYTES_MIN;
-    size_t header = c->greeted ? 0 : RUSH_TCP_GREETING_BYTES;
-    if (c->input_len >= header + RUSH_TCP_LENGTH_BYTES) {
-        size_t whole = header + RUSH_TCP_LENGTH_BYTES +
-                       (size_t)get_be(c->input + header, RUSH_TCP_LENGTH_BYTES);
-        if (whole > need)
-            need = whole; /* bounded: take_input refused anything longer */
-    }
-    if (c->input_cap - c->input_len > 0 && c->input_cap >= need)
+    /* Bounded: rush_sp_frame_decode refused a length over the endpoint's limit. */
+    size_t need =
+        c->input_need > RUSH_TCP_INPUT_BYTES_MIN ? c->input_need : RUSH_TCP_INPUT_BYTES_MIN;
+    if (c->input_cap > c->input_len && c->input_cap >= need)
         return true;
     size_t cap = c->input_cap > need ? c->input_cap * 2 : need;
     if (tcp->input_bytes - c->input_cap + cap > RUSH_TCP_INPUT_BYTES_MAX)
@@ -410,12 +371,10 @@ void rush_server_tcp_send(struct rush_server *server, void *control, const void 
     RUSH_ASSERT(origin >= tcp->origins && origin < tcp->origins + RUSH_TCP_ORIGINS_MAX);
     struct rush_tcp_connection *c = &tcp->connections[origin->connection];
     if (c->fd >= 0 && c->generation == origin->generation) { /* invariant 1 */
-        size_t message = origin->backtrace_bytes + len;
-        uint8_t *at = output_reserve(tcp, origin->connection, RUSH_TCP_LENGTH_BYTES + message);
+        uint8_t *at = output_reserve(tcp, origin->connection,
+                                     rush_sp_reply_bytes(origin->backtrace_bytes, len));
         if (at != NULL) {
-            put_be(at, message, RUSH_TCP_LENGTH_BYTES);
-            memcpy(at + RUSH_TCP_LENGTH_BYTES, origin->backtrace, origin->backtrace_bytes);
-            memcpy(at + RUSH_TCP_LENGTH_BYTES + origin->backtrace_bytes, body, len);
+            rush_sp_reply_encode(at, origin->backtrace, origin->backtrace_bytes, body, len);
         } else {
             server->counters.send_failures++;
         }
