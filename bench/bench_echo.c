@@ -2,10 +2,12 @@
  * bench_echo — a trivial orders endpoint, to show what rush-loadgen can offer when the server
  * costs next to nothing (issue 12: "rush-loadgen is not the bottleneck").
  *
- * It binds a raw nanomsg REP socket on --url (binary) and, with --json-url, another for JSON,
- * and answers every request message at once with a result of the right shape: binary, one RESULT
- * record per request, outcome ok, the request's tag, a made-up order id, state confirmed, the
- * qty asked and 1000 remaining; JSON, {"outcome":"ok","order":"N","remaining":1000,"tag":T}
+ * It serves --url (binary) and, with --json-url, another endpoint for JSON the way rushd does:
+ * tcp:// with rushd's own SP-over-TCP server (engine/front/sp_server.c, replies coalesced per
+ * connection), anything else (or everything, with --transport nanomsg) with a raw nanomsg REP
+ * socket; and answers every request message at once with a result of the right shape: binary, one
+ * RESULT record per request, outcome ok, the request's tag, a made-up order id, state confirmed,
+ * the qty asked and 1000 remaining; JSON, {"outcome":"ok","order":"N","remaining":1000,"tag":T}
  * with the request's tag found by a scan for "tag": (no JSON parser: the echo must cost less
  * than the load generator's side, or it would measure itself). It decides nothing, keeps
  * nothing and never answers busy. Run rush-loadgen against it with
@@ -14,11 +16,12 @@
  *
  * Why a program of its own rather than a rush-loadgen mode: it is a server with a server's life
  * (bind, run until stopped, one line of figures), driven from a script like rushd and Redis, and
- * rush-loadgen's options stay a contract about load. One thread: per message one receive, one
- * decode (binary) or scan (JSON), one encode and one send; its rate is a floor on what
- * rush-loadgen can drive through nanomsg on this machine.
+ * rush-loadgen's options stay a contract about load. One thread: per message one decode
+ * (binary) or scan (JSON) and one encode; per turn one read and one send per connection (tcp://)
+ * or one receive and one send per message (nanomsg); its rate is a floor on what rush-loadgen
+ * can drive on this machine.
  *
- * Usage: bench-echo --url URL [--json-url URL] [--seconds S]
+ * Usage: bench-echo --url URL [--json-url URL] [--seconds S] [--transport rush|nanomsg]
  *   Runs until SIGINT/SIGTERM (or S seconds), then prints one JSON line:
  *   {"bench":"echo","messages":N,"requests":R,"json_messages":J,"seconds":T}
  */
@@ -33,6 +36,9 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "codec/json.h"
+#include "codec/sp.h"
+#include "front/sp_server.h"
 #include "rush/assert.h"
 #include "rush/wire.h"
 
@@ -49,9 +55,12 @@ static void on_signal(int signal_number)
     stop_requested = 1;
 }
 
+enum { ECHO_BINARY = 0, ECHO_JSON = 1 };
+
 struct echo {
-    int binary;
+    int binary; /* nanomsg sockets, or -1 */
     int json;
+    struct rush_sp_server *tcp; /* the tcp:// endpoints, or NULL */
     uint64_t messages;
     uint64_t requests;
     uint64_t json_messages;
@@ -130,6 +139,18 @@ static int json_reply(struct echo *e, const void *body, size_t len)
     return n;
 }
 
+/* A message on a tcp:// endpoint: answered at once (sent at the turn's flush). */
+static void tcp_message(void *context, uint32_t endpoint, void *origin, const void *body,
+                        size_t len)
+{
+    struct echo *e = context;
+    e->messages++;
+    bool json = endpoint == ECHO_JSON;
+    int n = json ? json_reply(e, body, len) : binary_reply(e, body, len);
+    RUSH_ASSERT(n > 0);
+    (void)rush_sp_server_reply(e->tcp, origin, json ? (const void *)e->text : e->reply, (size_t)n);
+}
+
 /* Answers up to ECHO_BURST_MAX messages waiting on sock. */
 static void serve(struct echo *e, int sock)
 {
@@ -182,24 +203,52 @@ static int receive_fd(int sock)
 
 static void run(struct echo *e, double seconds)
 {
-    struct pollfd fds[2] = {{.fd = receive_fd(e->binary), .events = POLLIN},
-                            {.fd = receive_fd(e->json), .events = POLLIN}};
-    int count = e->json >= 0 ? 2 : 1;
+    struct pollfd fds[3] = {{.fd = receive_fd(e->binary), .events = POLLIN},
+                            {.fd = receive_fd(e->json), .events = POLLIN},
+                            {.fd = rush_sp_server_fd(e->tcp), .events = POLLIN}};
     int64_t end_ns = seconds > 0 ? rush_clock_monotonic_ns() + (int64_t)(seconds * 1e9) : INT64_MAX;
     while (!stop_requested && rush_clock_monotonic_ns() < end_ns) {
-        if (poll(fds, (nfds_t)count, 100) <= 0)
+        rush_sp_server_timers(e->tcp);
+        if (poll(fds, 3, 100) <= 0) /* poll skips the fds that are -1 */
             continue;
         if (fds[0].revents & POLLIN)
             serve(e, e->binary);
-        if (count == 2 && (fds[1].revents & POLLIN))
+        if (fds[1].revents & POLLIN)
             serve(e, e->json);
+        if (fds[2].revents & POLLIN) {
+            rush_sp_server_receive(e->tcp);
+            rush_sp_server_flush(e->tcp);
+        }
     }
+    rush_sp_server_linger(e->tcp, 200);
+}
+
+/* Binds url for `endpoint` on the tcp server (tcp://, unless nanomsg is asked) or a nanomsg
+ * socket (stored in *sock). false: it could not. */
+static bool endpoint_bind(struct echo *e, uint32_t endpoint, const char *url, bool nanomsg,
+                          int *sock)
+{
+    *sock = -1;
+    if (nanomsg || strncmp(url, "tcp://", strlen("tcp://")) != 0)
+        return (*sock = bind_rep(url)) >= 0;
+    char why[256];
+    if (e->tcp == NULL && rush_sp_server_create(2, tcp_message, e, &e->tcp) < 0)
+        return false;
+    size_t message_max = (endpoint == ECHO_BINARY ? 2 * RUSH_WIRE_MESSAGE_BYTES_MAX
+                                                  : 2 * RUSH_JSON_MESSAGE_BYTES_MAX) +
+                         RUSH_SP_BACKTRACE_BYTES_MAX;
+    if (rush_sp_server_listen(e->tcp, endpoint, url, message_max, why, sizeof(why)) < 0) {
+        fprintf(stderr, "bench-echo: cannot bind %s\n", why);
+        return false;
+    }
+    return true;
 }
 
 int main(int argc, char **argv)
 {
     const char *url = NULL, *json_url = NULL;
     double seconds = 0;
+    bool nanomsg = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--url") == 0)
             url = argv[i + 1];
@@ -207,9 +256,12 @@ int main(int argc, char **argv)
             json_url = argv[i + 1];
         else if (strcmp(argv[i], "--seconds") == 0)
             seconds = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--transport") == 0)
+            nanomsg = strcmp(argv[i + 1], "nanomsg") == 0;
     }
     if (url == NULL || argc % 2 == 0) {
-        fprintf(stderr, "usage: bench-echo --url URL [--json-url URL] [--seconds S]\n");
+        fprintf(stderr, "usage: bench-echo --url URL [--json-url URL] [--seconds S] "
+                        "[--transport rush|nanomsg]\n");
         return 2;
     }
     struct sigaction action = {.sa_handler = on_signal};
@@ -220,9 +272,10 @@ int main(int argc, char **argv)
     e.requests_buf = calloc(RUSH_WIRE_REQUESTS_MAX, sizeof(*e.requests_buf));
     e.results = calloc(RUSH_WIRE_REQUESTS_MAX, sizeof(*e.results));
     e.reply = aligned_alloc(8, RUSH_WIRE_MESSAGE_BYTES_MAX);
-    e.binary = bind_rep(url);
-    e.json = json_url != NULL ? bind_rep(json_url) : -1;
-    if (!e.requests_buf || !e.results || !e.reply || e.binary < 0 || (json_url && e.json < 0))
+    e.json = -1;
+    if (!e.requests_buf || !e.results || !e.reply ||
+        !endpoint_bind(&e, ECHO_BINARY, url, nanomsg, &e.binary) ||
+        (json_url != NULL && !endpoint_bind(&e, ECHO_JSON, json_url, nanomsg, &e.json)))
         return 1;
     int64_t start_ns = rush_clock_monotonic_ns();
     run(&e, seconds);
@@ -231,9 +284,11 @@ int main(int argc, char **argv)
            (unsigned long long)e.messages, (unsigned long long)e.requests,
            (unsigned long long)e.json_messages,
            (double)(rush_clock_monotonic_ns() - start_ns) / 1e9);
-    nn_close(e.binary);
+    if (e.binary >= 0)
+        nn_close(e.binary);
     if (e.json >= 0)
         nn_close(e.json);
+    rush_sp_server_destroy(e.tcp);
     free(e.requests_buf);
     free(e.results);
     free(e.reply);

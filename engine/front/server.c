@@ -32,6 +32,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "codec/sp.h"
 #include "rush/assert.h"
 #include "server_internal.h"
 #include "wal/data_dir.h"
@@ -40,7 +41,7 @@
 #define RUSH_SERVER_ENGINE_WAIT_MS 100
 #define RUSH_SERVER_DRAIN_WAIT_MS 10
 /* After the last reply of a shutdown, time for nanomsg's I/O thread to write it out (nanomsg 1.x
- * drops what is still queued when a socket is closed), and the longest server_tcp.c keeps
+ * drops what is still queued when a socket is closed), and the longest sp_server.c keeps
  * writing replies a slow peer has not taken. */
 #define RUSH_SERVER_LINGER_MS 200
 /*
@@ -133,14 +134,14 @@ static int wait_for_work(struct rush_server *server, struct pollfd *fds, int cou
 /* One turn (see the file comment). Returns < 0 only on a fatal socket or poll error. */
 static int turn(struct rush_server *server)
 {
-    /* An endpoint's fd is -1 (poll skips it) when server_tcp.c serves it: its epoll fd is TCP. */
+    /* An endpoint's fd is -1 (poll skips it) when sp_server.c serves it: its epoll fd is TCP. */
     enum { WAKE = RUSH_ENDPOINT_COUNT_, ENGINE, TCP, FD_COUNT };
     struct pollfd fds[FD_COUNT];
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
         fds[e] = (struct pollfd){.fd = server->receive_fds[e], .events = POLLIN};
     fds[WAKE] = (struct pollfd){.fd = server->wake_pipe[0], .events = POLLIN};
     fds[ENGINE] = (struct pollfd){.fd = rush_engine_wake_fd(server->engine), .events = POLLIN};
-    fds[TCP] = (struct pollfd){.fd = rush_server_tcp_fd(server), .events = POLLIN};
+    fds[TCP] = (struct pollfd){.fd = rush_sp_server_fd(server->tcp), .events = POLLIN};
     int ready = wait_for_work(server, fds, FD_COUNT);
     if (ready < 0 && errno != EINTR) {
         rush_log(RUSH_LOG_ERROR, "poll: %s", strerror(errno));
@@ -157,14 +158,14 @@ static int turn(struct rush_server *server)
         }
     }
     if (ready > 0 && (fds[TCP].revents & POLLIN) && !atomic_load(&server->stopping))
-        rush_server_tcp_receive(server);
-    rush_server_tcp_timers(server);
+        rush_sp_server_receive(server->tcp);
+    rush_sp_server_timers(server->tcp);
     if (ready > 0 && (fds[WAKE].revents & POLLIN))
         drain_wake_pipe(server);
     rush_server_ops_turn(server);
     if (server->in_flight > 0 || server->ops_pending)
         deliver(server, 0);
-    rush_server_tcp_flush(server); /* this turn's replies: one send per connection */
+    rush_sp_server_flush(server->tcp); /* this turn's replies: one send per connection */
     return 0;
 }
 
@@ -174,14 +175,14 @@ static void drain(struct rush_server *server)
     uint32_t waiting = server->in_flight;
     while (server->in_flight > 0 && rush_server_now_ns() < deadline_ns) {
         deliver(server, RUSH_SERVER_DRAIN_WAIT_MS);
-        rush_server_tcp_flush(server);
+        rush_sp_server_flush(server->tcp);
     }
     if (server->in_flight > 0)
         rush_log(RUSH_LOG_WARN, "%u messages still undecided after %d ms", server->in_flight,
                  RUSH_SERVER_DRAIN_MS_MAX);
     else
         rush_log(RUSH_LOG_INFO, "stopping: answered the %u messages in flight", waiting);
-    rush_server_tcp_linger(server, RUSH_SERVER_LINGER_MS);
+    rush_sp_server_linger(server->tcp, RUSH_SERVER_LINGER_MS);
     for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++) {
         if (server->sockets[e] >= 0) {
             usleep(RUSH_SERVER_LINGER_MS * 1000);
@@ -218,19 +219,45 @@ void rush_server_stop(struct rush_server *server)
 
 /* ---- create and destroy ------------------------------------------------------------------- */
 
+/* A whole message on a tcp:// endpoint (sp_server.c); its origin is the message's control. */
+static void tcp_message(void *context, uint32_t endpoint, void *origin, const void *body,
+                        size_t len)
+{
+    struct rush_server *server = context;
+    struct rush_server_message message = {
+        .endpoint = (enum rush_endpoint)endpoint, .control = origin, .body = body, .len = len};
+    server->counters.messages[endpoint]++;
+    server->handlers[endpoint]->on_message(server, &message);
+    RUSH_ASSERT(message.control == NULL); /* replied, or kept by an in-flight slot */
+}
+
+static int endpoint_open_tcp(struct rush_server *server, enum rush_endpoint endpoint,
+                             const char *url, char *why, size_t why_size)
+{
+    /* Every slot may hold a message, and one more is being taken. */
+    if (server->tcp == NULL && rush_sp_server_create(RUSH_SERVER_IN_FLIGHT_MAX + 2, tcp_message,
+                                                     server, &server->tcp) < 0) {
+        snprintf(why, why_size, "out of memory for %d tcp connections",
+                 RUSH_SP_SERVER_CONNECTIONS_MAX);
+        return -ENOMEM;
+    }
+    size_t message_max = (endpoint == RUSH_ENDPOINT_ORDERS ? RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX
+                                                           : RUSH_SERVER_JSON_RECEIVE_BYTES_MAX) +
+                         RUSH_SP_BACKTRACE_BYTES_MAX;
+    char reason[RUSH_SERVER_WHY_BYTES];
+    int rc = rush_sp_server_listen(server->tcp, endpoint, url, message_max, reason, sizeof(reason));
+    if (rc < 0)
+        snprintf(why, why_size, "%s endpoint %s", rush_server_endpoint_name(endpoint), reason);
+    server->on_tcp[endpoint] = rc == 0;
+    return rc;
+}
+
 static int endpoint_open(struct rush_server *server, enum rush_endpoint endpoint, const char *url,
                          bool tcp_nanomsg, char *why, size_t why_size)
 {
     snprintf(server->urls[endpoint], sizeof(server->urls[endpoint]), "%s", url);
-    if (!tcp_nanomsg && strncmp(url, "tcp://", strlen("tcp://")) == 0) {
-        int rc = rush_server_tcp_open(server, endpoint, url, why, why_size);
-        if (rc < 0) {
-            char reason[RUSH_SERVER_WHY_BYTES];
-            snprintf(reason, sizeof(reason), "%s", why);
-            snprintf(why, why_size, "%s endpoint %s", rush_server_endpoint_name(endpoint), reason);
-        }
-        return rc;
-    }
+    if (!tcp_nanomsg && strncmp(url, "tcp://", strlen("tcp://")) == 0)
+        return endpoint_open_tcp(server, endpoint, url, why, why_size);
     int s = nn_socket(AF_SP_RAW, NN_REP);
     if (s < 0)
         goto out_error;
@@ -443,15 +470,14 @@ void rush_server_destroy(struct rush_server *server)
     rush_cluster_destroy(server->cluster); /* its replicators ship until the engine is gone */
     rush_ops_destroy(server->ops);         /* after the engine: a ledger batch may have been out */
     for (uint32_t i = 0; server->slots != NULL && i < RUSH_SERVER_IN_FLIGHT_MAX; i++) {
-        if (server->slots[i].control != NULL &&
-            !rush_server_tcp_serves(server, server->slots[i].endpoint))
-            nn_freemsg(server->slots[i].control); /* server_tcp.c's origins are in its pool */
+        if (server->slots[i].control != NULL && !server->on_tcp[server->slots[i].endpoint])
+            nn_freemsg(server->slots[i].control); /* sp_server.c's origins are in its pool */
     }
     if (server->wake_pipe[0] >= 0)
         close(server->wake_pipe[0]);
     if (server->wake_pipe[1] >= 0)
         close(server->wake_pipe[1]);
-    rush_server_tcp_close(server);
+    rush_sp_server_destroy(server->tcp);
     rush_server_slots_free(server);
     rush_server_audit_close(server);
     rush_server_packs_free(server);

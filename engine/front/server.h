@@ -16,13 +16,13 @@
  *
  * A plain REQ socket from any nanomsg or NNG client works unchanged: the raw socket hands the
  * backtrace (the request id and any device hops) to the server as control data, and the server
- * sends it back with the reply. A tcp:// endpoint is served by rushd itself (server_tcp.c: the
+ * sends it back with the reply. A tcp:// endpoint is served by rushd itself (sp_server.c: the
  * same SP-over-TCP wire, read and written on the front-end thread so that a turn's replies to
  * one connection leave in one send); ipc:// and the rest, or every endpoint with
  * options.tcp_nanomsg, go through the raw REP socket.
  *
  * Workload. One front-end thread runs rush_server_run(): poll(2) over the sockets' receive fds,
- * server_tcp.c's epoll fd and the engine's eventfd, receive up to RUSH_SERVER_RECEIVE_BURST_MAX
+ * sp_server.c's epoll fd and the engine's eventfd, receive up to RUSH_SERVER_RECEIVE_BURST_MAX
  * messages per socket per turn (every whole message a tcp:// connection's reads brought), copy
  * each message's records into an in-flight slot, and reply to every batch that rush_engine_poll()
  * hands back. Most gateways send one order per message, so small messages
@@ -110,7 +110,7 @@ struct rush_server_options {
     const char *http_address; /* HOST:PORT of the HTTP console; "": off; NULL: the campaign's */
     const char *data_dir;     /* NULL: the campaign's data_dir, else RUSH_SERVER_DATA_DIR_DEFAULT */
     uint32_t shards;
-    bool tcp_nanomsg; /* tcp:// endpoints through nanomsg instead of server_tcp.c */
+    bool tcp_nanomsg; /* tcp:// endpoints through nanomsg instead of sp_server.c */
 };
 
 struct rush_server;

@@ -26,6 +26,7 @@
 #include "ops/ops.h"
 #include "rush/wire.h"
 #include "server.h"
+#include "sp_server.h"
 #include "stream/publisher.h"
 
 enum rush_endpoint {
@@ -115,17 +116,16 @@ struct rush_server_counters {
     uint64_t fenced_replies;     /* replies with outcome_unknown results: a shard was fenced */
 };
 
-struct rush_server_tcp;
-
 struct rush_server {
     const struct rush_campaign *campaign;
     struct rush_engine *engine;
     struct rush_engine_config engine_config;
     struct rush_publisher *publisher;  /* NULL: none (no log, or no endpoint) */
     struct rush_cluster *cluster;      /* NULL: a single machine (no [cluster]) */
-    int sockets[RUSH_ENDPOINT_COUNT_]; /* nanomsg's, or -1: the endpoint is server_tcp.c's */
+    int sockets[RUSH_ENDPOINT_COUNT_]; /* nanomsg's, or -1: the endpoint is `tcp`'s */
     int receive_fds[RUSH_ENDPOINT_COUNT_];
-    struct rush_server_tcp *tcp; /* NULL: no endpoint served by server_tcp.c */
+    struct rush_sp_server *tcp; /* rushd's own tcp:// transport; NULL: no endpoint on it */
+    bool on_tcp[RUSH_ENDPOINT_COUNT_];
     char urls[RUSH_ENDPOINT_COUNT_][RUSH_ENDPOINT_BYTES_MAX];
     const struct rush_server_handlers *handlers[RUSH_ENDPOINT_COUNT_]; /* set at create */
     int wake_pipe[2];
@@ -222,29 +222,8 @@ struct rush_server_pack *rush_server_pack_of(struct rush_server *server, struct 
  * server->whole (returns how many), and the pack is free again. */
 uint32_t rush_server_pack_scatter(struct rush_server *server, struct rush_server_pack *pack);
 
-/* server_tcp.c: rushd's own SP-over-TCP transport for tcp:// endpoints; calls an endpoint only
- * through server->handlers, nothing else in the front end. A message it takes has as its control
- * an origin of its pool, given back by rush_server_tcp_send or rush_server_tcp_forget. */
-RUSH_MUST_USE int rush_server_tcp_open(struct rush_server *server, enum rush_endpoint endpoint,
-                                       const char *url, char *why, size_t why_size);
-bool rush_server_tcp_serves(const struct rush_server *server, enum rush_endpoint endpoint);
-/* The fd that polls readable when a listener or connection has something: its epoll fd. */
-int rush_server_tcp_fd(const struct rush_server *server);
-/* Accepts, reads and hands every whole message to its endpoint; closes what must close. */
-void rush_server_tcp_receive(struct rush_server *server);
-/* Once a turn: closes peers that never greeted, resumes accepting after running out of fds. */
-void rush_server_tcp_timers(struct rush_server *server);
-/* Queues a reply for the message whose origin is `control` (given back); dropped if its
- * connection has closed. */
-void rush_server_tcp_send(struct rush_server *server, void *control, const void *body, size_t len);
-/* Writes every connection's queued replies (one send per connection). */
-void rush_server_tcp_flush(struct rush_server *server);
-/* Shutdown: flushes, then keeps writing what the kernel did not take, for up to wait_ms. */
-void rush_server_tcp_linger(struct rush_server *server, int wait_ms);
-void rush_server_tcp_close(struct rush_server *server);
-
 /* server_reply.c: sending, shared by every endpoint; calls nothing in the front end but
- * server_tcp.c. */
+ * sp_server.c. */
 /* Sends body with *control (consumed: set to NULL) on the endpoint's socket. */
 void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,
                       const void *body, size_t len);

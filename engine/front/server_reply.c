@@ -3,7 +3,7 @@
  * the message came with, the binary and JSON error replies, and the rule of which ops only the
  * admin endpoint takes.
  *
- * Direction: the bottom of the front end but for server_tcp.c (a tcp:// endpoint's replies are
+ * Direction: the bottom of the front end but for sp_server.c (a tcp:// endpoint's replies are
  * queued there). It calls nanomsg, the codecs and the logger, never a function of server.c,
  * server_slots.c or an endpoint file.
  *
@@ -34,8 +34,9 @@ int64_t rush_server_now_ns(void)
 void rush_server_send(struct rush_server *server, enum rush_endpoint endpoint, void **control,
                       const void *body, size_t len)
 {
-    if (rush_server_tcp_serves(server, endpoint)) {
-        rush_server_tcp_send(server, *control, body, len);
+    if (server->on_tcp[endpoint]) {
+        if (!rush_sp_server_reply(server->tcp, *control, body, len))
+            server->counters.send_failures++; /* its peer went away before its answer */
         *control = NULL;
         return;
     }

@@ -4,7 +4,7 @@
  * big-endian length; a request's message opens with its backtrace (32-bit big-endian words, the
  * last, the request id, with its top bit set), which the reply repeats.
  *
- * rushd's own tcp:// transport (engine/front/server_tcp.c) decodes with these; so does the
+ * rushd's own tcp:// transport (engine/front/sp_server.c) decodes with these; so does the
  * fuzz target tests/fuzz/fuzz_sp.c. Decoders take (buf, len), never read past it, and return
  * views into it. Pure functions: any thread.
  */

@@ -3,7 +3,7 @@
  * rushd's tcp:// transport runs on a peer's bytes.
  *
  * The input is a connection's byte stream after the greeting, decoded the way
- * engine/front/server_tcp.c does: frames one after another until one is incomplete or refused.
+ * engine/front/sp_server.c does: frames one after another until one is incomplete or refused.
  * Checks, with always-on asserts:
  *  1. nothing is read outside the input (ASan), no undefined behaviour (UBSan);
  *  2. a frame lies inside what is left, its backtrace is 4..32 bytes of whole words whose last

@@ -1,5 +1,5 @@
 /*
- * test_tcp.c — rushd's own SP-over-TCP transport (engine/front/server_tcp.c) spoken byte by byte
+ * test_tcp.c — rushd's own SP-over-TCP transport (engine/front/sp_server.c) spoken byte by byte
  * with plain sockets: the greeting, the 64-bit length framing, backtraces with device hops, many
  * messages in one write and one message in many, and hostile peers. Every test runs the real
  * rushd on tcp://127.0.0.1 (rushd_child.h); nanomsg clients check that the server carries on.

@@ -1,48 +1,40 @@
 /*
- * server_tcp.c — rushd's own transport for its tcp:// endpoints: the SP-over-TCP mapping that
- * nanomsg and NNG speak (proto/PROTOCOL.md section 7), served from the front-end thread with
- * epoll, so that every reply decided in a loop turn leaves in one send(2) per connection.
+ * sp_server.c — the REP side of the SP-over-TCP mapping that nanomsg and NNG speak
+ * (proto/PROTOCOL.md section 7; the bytes in proto/codec/sp.c), served from the caller's thread
+ * with epoll, so that every reply queued in a turn leaves in one send(2) per connection. rushd
+ * serves its tcp:// endpoints with it (engine/front/server.c); bench-echo too.
  *
  * Why. Through a nanomsg raw REP socket every reply is its own sendmsg(2) and, with TCP_NODELAY,
  * its own TCP segment, and every message crosses nanomsg's I/O thread; a gateway connection with
  * 16 one-order messages in flight cost 16 segments each way and as many thread hand-offs. Here a
  * connection's bytes are read in one recv(2) per turn, all its whole messages are taken, and the
  * replies the turn produces are written together. Clients keep their nanomsg or NNG REQ sockets:
- * on the wire nothing changes. rushd --tcp-transport nanomsg serves tcp:// with nanomsg instead;
- * other schemes (ipc://, ws://) always go through nanomsg.
- *
- * The wire (the SP TCP mapping): each side first sends 8 bytes, 0x00 'S' 'P' 0x00, its protocol
- * (16 bits, big-endian: REQ 48, REP 49) and 16 zero bits; then every message is a 64-bit
- * big-endian length and that many bytes. A request's bytes open with its backtrace: 32-bit
- * words, the last (the request id) with its top bit set, one more before it per device hop.
- * The reply carries the same backtrace in front of its body.
+ * on the wire nothing changes.
  *
  * Connection life (every transition here):
  *
  *   accept --> greeting (our 8 bytes queued) --peer's 8 bytes valid--> open
- *                  |  invalid, or none within RUSH_TCP_GREETING_MS         |  (reads paused
- *                  v                                                        |   while unsent
- *                closed <-- peer closed, error, oversize, no request id ---+   replies pass
- *                                                                              RUSH_TCP_UNSENT_HIGH)
+ *                  |  invalid, or none within SP_GREETING_MS             |  (not read while
+ *                  v                                                      |   its unsent replies
+ *                closed <-- peer closed, error, oversize, no request id -+   pass SP_UNSENT_HIGH)
  *
  * Invariants.
- *   1. A message's origin (its control) names its connection by index and generation; a
- *      connection's generation changes when it closes, so a reply to a closed connection is
- *      dropped, never sent to the next peer on that index.
+ *   1. A message's origin names its connection by index and generation; a connection's
+ *      generation changes when it closes, so a reply to a closed connection is dropped, never
+ *      sent to the next peer on that index.
  *   2. Replies to one connection leave in the order they were queued; a partly sent buffer is
  *      finished (EPOLLOUT) before anything after it.
- *   3. A connection's input holds at most one incomplete message, of at most the endpoint's
- *      receive limit: a longer announced length closes the connection before anything is read.
- *   4. Origins come from a pool sized for every slot in flight plus one message being taken: no
- *      allocation per message.
+ *   3. A connection's input holds at most one incomplete message, of at most its listener's
+ *      message_max: a longer announced length closes the connection before anything is read.
+ *   4. Every origin handed to on_message comes back through rush_sp_server_reply exactly once;
+ *      the pool is sized by the caller for what it holds at once (no allocation per message).
  *
- * Workload: one epoll_wait per turn, one recv per readable connection (more while its buffer
- * fills), one send per connection with replies. Hostile peers cost a connection each, up to
- * RUSH_TCP_CONNECTIONS_MAX, and a greeting that never comes is closed after RUSH_TCP_GREETING_MS.
- * Threads: the front end only.
+ * Workload: one epoll_wait per turn, one recv per readable connection (up to SP_READS_MAX while
+ * its buffer fills), one send per connection with replies. Hostile peers cost a connection each,
+ * up to RUSH_SP_SERVER_CONNECTIONS_MAX, and a greeting that never comes is closed after
+ * SP_GREETING_MS. Threads: the one that created it, only.
  *
- * Direction: called by server.c (open, receive, flush, close) and server_reply.c (send); calls
- * an endpoint only through server->handlers, and nothing else in the front end.
+ * Direction: calls the codec, the logger and on_message; nothing else in the front end.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -60,34 +52,32 @@
 #include "base/log.h"
 #include "codec/sp.h"
 #include "rush/assert.h"
-#include "server_internal.h"
+#include "sp_server.h"
 
-#define RUSH_TCP_CONNECTIONS_MAX 4096
-#define RUSH_TCP_GREETING_MS 5000
-#define RUSH_TCP_PAUSE_MS 100           /* no accepting for this long after running out of fds */
-#define RUSH_TCP_INPUT_BYTES_MIN 16384  /* a connection's first input buffer */
-#define RUSH_TCP_READS_MAX 4            /* recv calls per connection per turn */
-#define RUSH_TCP_ACCEPTS_MAX 64         /* connections accepted per listener per turn */
-#define RUSH_TCP_EVENTS_MAX 256         /* epoll events taken per turn */
-#define RUSH_TCP_UNSENT_HIGH (4u << 20) /* reads pause while a peer leaves this much unread */
-#define RUSH_TCP_BUFFER_KEEP_BYTES (256u << 10) /* an emptied buffer above this is freed */
+#define SP_GREETING_MS 5000
+#define SP_PAUSE_MS 100                   /* no accepting for this long after running out of fds */
+#define SP_INPUT_BYTES_MIN 16384          /* a connection's first input buffer */
+#define SP_READS_MAX 4                    /* recv calls per connection per turn */
+#define SP_ACCEPTS_MAX 64                 /* connections accepted per listener per turn */
+#define SP_EVENTS_MAX 256                 /* epoll events taken per turn */
+#define SP_UNSENT_HIGH (4u << 20)         /* reads pause while a peer leaves this much unread */
+#define SP_BUFFER_KEEP_BYTES (256u << 10) /* an emptied buffer above this is freed */
 /* All connections' input buffers together: a peer announcing a long message and sending it slowly
  * holds its length; past this budget such a connection is closed instead. */
-#define RUSH_TCP_INPUT_BYTES_MAX (256u << 20)
-#define RUSH_TCP_LISTENER_TAG (1ull << 63) /* epoll data: a listener, not a connection */
-#define RUSH_TCP_ORIGINS_MAX (RUSH_SERVER_IN_FLIGHT_MAX + 2)
+#define SP_INPUT_BYTES_MAX (256u << 20)
+#define SP_LISTENER_TAG (1ull << 63) /* epoll data: a listener, not a connection */
 
-struct rush_tcp_origin {
+struct sp_origin {
     uint32_t connection;
     uint32_t generation;
     uint32_t backtrace_bytes;
     uint8_t backtrace[RUSH_SP_BACKTRACE_BYTES_MAX];
 };
 
-struct rush_tcp_connection {
+struct sp_connection {
     int fd; /* -1: free */
     uint32_t generation;
-    enum rush_endpoint endpoint;
+    uint32_t endpoint;
     bool greeted; /* the peer's greeting came and was a REQ's */
     bool queued;  /* on the flush list */
     bool reading; /* EPOLLIN wanted (not paused) */
@@ -100,10 +90,14 @@ struct rush_tcp_connection {
     size_t output_len, output_sent, output_cap;
 };
 
-struct rush_server_tcp {
+struct rush_sp_server {
     int epoll_fd;
-    int listeners[RUSH_ENDPOINT_COUNT_]; /* -1: the endpoint is not served here */
-    struct rush_tcp_connection *connections;
+    int listeners[RUSH_SP_SERVER_ENDPOINTS_MAX]; /* -1: none */
+    size_t message_max[RUSH_SP_SERVER_ENDPOINTS_MAX];
+    rush_sp_server_message_fn on_message;
+    void *context;
+    uint32_t origins_max;
+    struct sp_connection *connections;
     uint32_t *free_connections;
     uint32_t free_connection_count;
     uint32_t *flush_list; /* connections with replies queued this turn */
@@ -111,17 +105,18 @@ struct rush_server_tcp {
     uint32_t greeting_count; /* connections still waiting for the peer's greeting */
     int64_t greeting_check_ns;
     int64_t listeners_paused_ns; /* 0, or when accepting stopped for want of fds */
-    struct rush_tcp_origin *origins;
-    struct rush_tcp_origin **free_origins;
+    struct sp_origin *origins;
+    struct sp_origin **free_origins;
     uint32_t free_origin_count;
-    uint64_t refused_connections; /* over RUSH_TCP_CONNECTIONS_MAX */
-    size_t input_bytes; /* the input buffers' capacities, within RUSH_TCP_INPUT_BYTES_MAX */
+    uint64_t refused_connections; /* over RUSH_SP_SERVER_CONNECTIONS_MAX */
+    uint64_t dropped_replies;     /* their peer gone, or no memory */
+    size_t input_bytes;           /* the input buffers' capacities, within SP_INPUT_BYTES_MAX */
 };
 
-/* ---- connections ---------------------------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------------------------- */
 
-/* Frees an input buffer (only input buffers count against RUSH_TCP_INPUT_BYTES_MAX). */
-static void buffer_drop(struct rush_server_tcp *tcp, uint8_t **buffer, size_t *cap)
+/* Frees an input buffer (only input buffers count against SP_INPUT_BYTES_MAX). */
+static void buffer_drop(struct rush_sp_server *tcp, uint8_t **buffer, size_t *cap)
 {
     tcp->input_bytes -= *cap;
     free(*buffer);
@@ -129,18 +124,18 @@ static void buffer_drop(struct rush_server_tcp *tcp, uint8_t **buffer, size_t *c
     *cap = 0;
 }
 
-static void interest(struct rush_server_tcp *tcp, uint32_t index)
+static void interest(struct rush_sp_server *tcp, uint32_t index)
 {
-    struct rush_tcp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &tcp->connections[index];
     struct epoll_event event = {.events = (c->reading ? EPOLLIN : 0) | (c->writing ? EPOLLOUT : 0),
                                 .data.u64 = index};
     int rc = epoll_ctl(tcp->epoll_fd, EPOLL_CTL_MOD, c->fd, &event);
     RUSH_ASSERT(rc == 0); /* a registered fd of ours: only EBADF or ENOMEM could refuse */
 }
 
-static void connection_close(struct rush_server_tcp *tcp, uint32_t index, const char *why)
+static void connection_close(struct rush_sp_server *tcp, uint32_t index, const char *why)
 {
-    struct rush_tcp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &tcp->connections[index];
     RUSH_ASSERT(c->fd >= 0);
     rush_log(RUSH_LOG_DEBUG, "tcp connection %u closed: %s", index, why);
     close(c->fd); /* also takes it out of the epoll set */
@@ -148,16 +143,16 @@ static void connection_close(struct rush_server_tcp *tcp, uint32_t index, const 
         tcp->greeting_count--;
     buffer_drop(tcp, &c->input, &c->input_cap);
     free(c->output);
-    *c = (struct rush_tcp_connection){.fd = -1, .generation = c->generation + 1};
+    *c = (struct sp_connection){.fd = -1, .generation = c->generation + 1};
     tcp->free_connections[tcp->free_connection_count++] = index;
 }
 
 /* Queues `len` bytes in front of nothing else: the caller writes them at the returned place. */
-static uint8_t *output_reserve(struct rush_server_tcp *tcp, uint32_t index, size_t len)
+static uint8_t *output_reserve(struct rush_sp_server *tcp, uint32_t index, size_t len)
 {
-    struct rush_tcp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &tcp->connections[index];
     if (c->output_len + len > c->output_cap) {
-        size_t cap = c->output_cap > 0 ? c->output_cap : RUSH_TCP_INPUT_BYTES_MIN;
+        size_t cap = c->output_cap > 0 ? c->output_cap : SP_INPUT_BYTES_MIN;
         while (cap < c->output_len + len)
             cap *= 2;
         uint8_t *output = realloc(c->output, cap);
@@ -175,15 +170,14 @@ static uint8_t *output_reserve(struct rush_server_tcp *tcp, uint32_t index, size
     return at;
 }
 
-/* Out of fds (or kernel memory) the listeners leave the epoll set for RUSH_TCP_PAUSE_MS: a
+/* Out of fds (or kernel memory) the listeners leave the epoll set for SP_PAUSE_MS: a
  * listener that stays readable would otherwise wake every turn. */
-static void listeners_watch(struct rush_server_tcp *tcp, bool watch)
+static void listeners_watch(struct rush_sp_server *tcp, bool watch)
 {
-    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++) {
+    for (int e = 0; e < RUSH_SP_SERVER_ENDPOINTS_MAX; e++) {
         if (tcp->listeners[e] < 0)
             continue;
-        struct epoll_event event = {.events = EPOLLIN,
-                                    .data.u64 = RUSH_TCP_LISTENER_TAG | (uint64_t)e};
+        struct epoll_event event = {.events = EPOLLIN, .data.u64 = SP_LISTENER_TAG | (uint64_t)e};
         int rc = epoll_ctl(tcp->epoll_fd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, tcp->listeners[e],
                            &event);
         RUSH_ASSERT(rc == 0);
@@ -192,12 +186,12 @@ static void listeners_watch(struct rush_server_tcp *tcp, bool watch)
 }
 
 /* false: stop accepting for now. */
-static bool connection_accept(struct rush_server_tcp *tcp, int listener, enum rush_endpoint e)
+static bool connection_accept(struct rush_sp_server *tcp, int listener, uint32_t e)
 {
     int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
         rush_log(RUSH_LOG_WARN, "tcp: accept: %s; not accepting for %d ms", strerror(errno),
-                 RUSH_TCP_PAUSE_MS);
+                 SP_PAUSE_MS);
         listeners_watch(tcp, false);
         return false;
     }
@@ -206,19 +200,19 @@ static bool connection_accept(struct rush_server_tcp *tcp, int listener, enum ru
     if (tcp->free_connection_count == 0) {
         if (tcp->refused_connections++ % 1024 == 0)
             rush_log(RUSH_LOG_WARN, "tcp: %d connections open, refusing more (%llu refused)",
-                     RUSH_TCP_CONNECTIONS_MAX, (unsigned long long)tcp->refused_connections);
+                     RUSH_SP_SERVER_CONNECTIONS_MAX, (unsigned long long)tcp->refused_connections);
         close(fd);
         return true;
     }
     int on = 1; /* replies are already coalesced per turn: nothing gains by waiting */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     uint32_t index = tcp->free_connections[--tcp->free_connection_count];
-    struct rush_tcp_connection *c = &tcp->connections[index];
-    *c = (struct rush_tcp_connection){.fd = fd,
-                                      .generation = c->generation,
-                                      .endpoint = e,
-                                      .reading = true,
-                                      .accepted_ns = rush_clock_monotonic_ns()};
+    struct sp_connection *c = &tcp->connections[index];
+    *c = (struct sp_connection){.fd = fd,
+                                .generation = c->generation,
+                                .endpoint = e,
+                                .reading = true,
+                                .accepted_ns = rush_clock_monotonic_ns()};
     struct epoll_event event = {.events = EPOLLIN, .data.u64 = index};
     uint8_t *greeting = output_reserve(tcp, index, RUSH_SP_GREETING_BYTES);
     if (epoll_ctl(tcp->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 || greeting == NULL) {
@@ -231,59 +225,46 @@ static bool connection_accept(struct rush_server_tcp *tcp, int listener, enum ru
     return true;
 }
 
-void rush_server_tcp_timers(struct rush_server *server)
+void rush_sp_server_timers(struct rush_sp_server *tcp)
 {
-    struct rush_server_tcp *tcp = server->tcp;
     if (tcp == NULL || (tcp->greeting_count == 0 && tcp->listeners_paused_ns == 0))
         return;
     int64_t now_ns = rush_clock_monotonic_ns();
     if (tcp->listeners_paused_ns != 0 &&
-        now_ns - tcp->listeners_paused_ns > (int64_t)RUSH_TCP_PAUSE_MS * 1000000)
+        now_ns - tcp->listeners_paused_ns > (int64_t)SP_PAUSE_MS * 1000000)
         listeners_watch(tcp, true);
     if (tcp->greeting_count == 0 || now_ns < tcp->greeting_check_ns)
         return;
     tcp->greeting_check_ns = now_ns + 1000000000;
-    for (uint32_t i = 0; i < RUSH_TCP_CONNECTIONS_MAX; i++) {
-        struct rush_tcp_connection *c = &tcp->connections[i];
+    for (uint32_t i = 0; i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++) {
+        struct sp_connection *c = &tcp->connections[i];
         if (c->fd >= 0 && !c->greeted &&
-            now_ns - c->accepted_ns > (int64_t)RUSH_TCP_GREETING_MS * 1000000)
+            now_ns - c->accepted_ns > (int64_t)SP_GREETING_MS * 1000000)
             connection_close(tcp, i, "no SP greeting");
     }
 }
 
-/* ---- receiving --------------------------------------------------------------------------------
- */
-
-static size_t receive_max(enum rush_endpoint endpoint)
-{
-    return endpoint == RUSH_ENDPOINT_ORDERS ? RUSH_SERVER_WIRE_RECEIVE_BYTES_MAX
-                                            : RUSH_SERVER_JSON_RECEIVE_BYTES_MAX;
-}
+/* ---- receiving ------------------------------------------------------------------------------- */
 
 /* One whole message: its backtrace into an origin, its body to the endpoint. */
-static void take_message(struct rush_server *server, uint32_t index,
+static void take_message(struct rush_sp_server *tcp, uint32_t index,
                          const struct rush_sp_frame *frame)
 {
-    struct rush_server_tcp *tcp = server->tcp;
-    struct rush_tcp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &tcp->connections[index];
     RUSH_ASSERT(tcp->free_origin_count > 0); /* invariant 4 */
-    struct rush_tcp_origin *origin = tcp->free_origins[--tcp->free_origin_count];
-    *origin = (struct rush_tcp_origin){.connection = index,
-                                       .generation = c->generation,
-                                       .backtrace_bytes = (uint32_t)frame->backtrace_bytes};
+    struct sp_origin *origin = tcp->free_origins[--tcp->free_origin_count];
+    *origin = (struct sp_origin){.connection = index,
+                                 .generation = c->generation,
+                                 .backtrace_bytes = (uint32_t)frame->backtrace_bytes};
     memcpy(origin->backtrace, frame->backtrace, frame->backtrace_bytes);
-    struct rush_server_message message = {
-        .endpoint = c->endpoint, .control = origin, .body = frame->body, .len = frame->body_bytes};
-    server->counters.messages[c->endpoint]++;
-    server->handlers[c->endpoint]->on_message(server, &message);
-    RUSH_ASSERT(message.control == NULL); /* replied, or kept by an in-flight slot */
+    tcp->on_message(tcp->context, c->endpoint, origin, frame->body, frame->body_bytes);
 }
 
 /* Takes the greeting and every whole message in the input, keeps the incomplete rest and notes
  * in c->input_need what the next frame takes. Returns a reason to close the connection, or NULL. */
-static const char *take_input(struct rush_server *server, uint32_t index)
+static const char *take_input(struct rush_sp_server *tcp, uint32_t index)
 {
-    struct rush_tcp_connection *c = &server->tcp->connections[index];
+    struct sp_connection *c = &tcp->connections[index];
     size_t at = 0;
     if (!c->greeted) {
         if (c->input_len < RUSH_SP_GREETING_BYTES)
@@ -292,16 +273,16 @@ static const char *take_input(struct rush_server *server, uint32_t index)
         if (why != NULL)
             return why;
         c->greeted = true;
-        server->tcp->greeting_count--;
+        tcp->greeting_count--;
         at = RUSH_SP_GREETING_BYTES;
     }
-    size_t message_max = receive_max(c->endpoint) + RUSH_SP_BACKTRACE_BYTES_MAX;
+    size_t message_max = tcp->message_max[c->endpoint];
     struct rush_sp_frame frame;
     const char *why = NULL;
     int rc;
     while ((rc = rush_sp_frame_decode(c->input + at, c->input_len - at, message_max, &frame,
                                       &c->input_need, &why)) == 1) {
-        take_message(server, index, &frame);
+        take_message(tcp, index, &frame);
         at += frame.bytes;
     }
     memmove(c->input, c->input + at, c->input_len - at);
@@ -309,17 +290,16 @@ static const char *take_input(struct rush_server *server, uint32_t index)
     return rc < 0 ? why : NULL;
 }
 
-/* Room for the frame the input starts with (at least RUSH_TCP_INPUT_BYTES_MIN, and some room
+/* Room for the frame the input starts with (at least SP_INPUT_BYTES_MIN, and some room
  * to read into); false: over the input budget, or no memory. */
-static bool input_room(struct rush_server_tcp *tcp, struct rush_tcp_connection *c)
+static bool input_room(struct rush_sp_server *tcp, struct sp_connection *c)
 {
     /* Bounded: rush_sp_frame_decode refused a length over the endpoint's limit. */
-    size_t need =
-        c->input_need > RUSH_TCP_INPUT_BYTES_MIN ? c->input_need : RUSH_TCP_INPUT_BYTES_MIN;
+    size_t need = c->input_need > SP_INPUT_BYTES_MIN ? c->input_need : SP_INPUT_BYTES_MIN;
     if (c->input_cap > c->input_len && c->input_cap >= need)
         return true;
     size_t cap = c->input_cap > need ? c->input_cap * 2 : need;
-    if (tcp->input_bytes - c->input_cap + cap > RUSH_TCP_INPUT_BYTES_MAX)
+    if (tcp->input_bytes - c->input_cap + cap > SP_INPUT_BYTES_MAX)
         return false;
     uint8_t *input = realloc(c->input, cap);
     if (input == NULL)
@@ -330,11 +310,10 @@ static bool input_room(struct rush_server_tcp *tcp, struct rush_tcp_connection *
     return true;
 }
 
-static void connection_read(struct rush_server *server, uint32_t index)
+static void connection_read(struct rush_sp_server *tcp, uint32_t index)
 {
-    struct rush_server_tcp *tcp = server->tcp;
-    for (int round = 0; round < RUSH_TCP_READS_MAX; round++) {
-        struct rush_tcp_connection *c = &tcp->connections[index];
+    for (int round = 0; round < SP_READS_MAX; round++) {
+        struct sp_connection *c = &tcp->connections[index];
         if (!input_room(tcp, c)) {
             connection_close(tcp, index, "over the input memory budget");
             return;
@@ -348,46 +327,43 @@ static void connection_read(struct rush_server *server, uint32_t index)
             return;
         }
         c->input_len += (size_t)n;
-        const char *why = take_input(server, index);
+        const char *why = take_input(tcp, index);
         if (why != NULL) {
             connection_close(tcp, index, why);
             return;
         }
         c = &tcp->connections[index];
-        if (c->input_len == 0 && c->input_cap > RUSH_TCP_BUFFER_KEEP_BYTES)
+        if (c->input_len == 0 && c->input_cap > SP_BUFFER_KEEP_BYTES)
             buffer_drop(tcp, &c->input, &c->input_cap);
         if ((size_t)n < room)
             return; /* drained */
     }
 }
 
-/* ---- sending ----------------------------------------------------------------------------------
- */
+/* ---- sending --------------------------------------------------------------------------------- */
 
-void rush_server_tcp_send(struct rush_server *server, void *control, const void *body, size_t len)
+bool rush_sp_server_reply(struct rush_sp_server *tcp, void *from, const void *body, size_t len)
 {
-    struct rush_server_tcp *tcp = server->tcp;
-    struct rush_tcp_origin *origin = control;
-    RUSH_ASSERT(origin >= tcp->origins && origin < tcp->origins + RUSH_TCP_ORIGINS_MAX);
-    struct rush_tcp_connection *c = &tcp->connections[origin->connection];
+    struct sp_origin *origin = from;
+    RUSH_ASSERT(origin >= tcp->origins && origin < tcp->origins + tcp->origins_max);
+    bool queued = false;
+    struct sp_connection *c = &tcp->connections[origin->connection];
     if (c->fd >= 0 && c->generation == origin->generation) { /* invariant 1 */
         uint8_t *at = output_reserve(tcp, origin->connection,
                                      rush_sp_reply_bytes(origin->backtrace_bytes, len));
-        if (at != NULL) {
+        if (at != NULL)
             rush_sp_reply_encode(at, origin->backtrace, origin->backtrace_bytes, body, len);
-        } else {
-            server->counters.send_failures++;
-        }
-    } else {
-        server->counters.send_failures++; /* the peer went away before its answer */
+        queued = at != NULL;
     }
+    tcp->dropped_replies += !queued;
     tcp->free_origins[tcp->free_origin_count++] = origin;
+    return queued;
 }
 
 /* Sends what the connection has queued; a partial send waits for EPOLLOUT. */
-static void connection_flush(struct rush_server_tcp *tcp, uint32_t index)
+static void connection_flush(struct rush_sp_server *tcp, uint32_t index)
 {
-    struct rush_tcp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &tcp->connections[index];
     c->queued = false;
     if (c->fd < 0)
         return;
@@ -407,14 +383,14 @@ static void connection_flush(struct rush_server_tcp *tcp, uint32_t index)
     bool unsent = c->output_sent < c->output_len;
     if (!unsent) {
         c->output_len = c->output_sent = 0;
-        if (c->output_cap > RUSH_TCP_BUFFER_KEEP_BYTES) {
+        if (c->output_cap > SP_BUFFER_KEEP_BYTES) {
             free(c->output);
             c->output = NULL;
             c->output_cap = 0;
         }
     }
     /* Paused above the high mark, resumed below half of it. */
-    size_t unsent_max = c->reading ? RUSH_TCP_UNSENT_HIGH : RUSH_TCP_UNSENT_HIGH / 2;
+    size_t unsent_max = c->reading ? SP_UNSENT_HIGH : SP_UNSENT_HIGH / 2;
     bool reading = c->output_len - c->output_sent <= unsent_max;
     if (unsent != c->writing || reading != c->reading) {
         c->writing = unsent;
@@ -423,9 +399,8 @@ static void connection_flush(struct rush_server_tcp *tcp, uint32_t index)
     }
 }
 
-void rush_server_tcp_flush(struct rush_server *server)
+void rush_sp_server_flush(struct rush_sp_server *tcp)
 {
-    struct rush_server_tcp *tcp = server->tcp;
     if (tcp == NULL)
         return;
     for (uint32_t i = 0; i < tcp->flush_count; i++)
@@ -433,16 +408,15 @@ void rush_server_tcp_flush(struct rush_server *server)
     tcp->flush_count = 0;
 }
 
-void rush_server_tcp_linger(struct rush_server *server, int wait_ms)
+void rush_sp_server_linger(struct rush_sp_server *tcp, int wait_ms)
 {
-    struct rush_server_tcp *tcp = server->tcp;
-    rush_server_tcp_flush(server);
+    rush_sp_server_flush(tcp);
     int64_t deadline_ns = rush_clock_monotonic_ns() + (int64_t)wait_ms * 1000000;
     bool unsent = tcp != NULL;
     while (unsent && rush_clock_monotonic_ns() < deadline_ns) {
         unsent = false;
-        for (uint32_t i = 0; i < RUSH_TCP_CONNECTIONS_MAX; i++) {
-            struct rush_tcp_connection *c = &tcp->connections[i];
+        for (uint32_t i = 0; i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++) {
+            struct sp_connection *c = &tcp->connections[i];
             if (c->fd >= 0 && c->output_sent < c->output_len)
                 connection_flush(tcp, i);
             unsent = unsent || (c->fd >= 0 && c->output_sent < c->output_len);
@@ -452,47 +426,43 @@ void rush_server_tcp_linger(struct rush_server *server, int wait_ms)
     }
 }
 
-/* ---- the turn ---------------------------------------------------------------------------------
- */
+/* ---- the turn -------------------------------------------------------------------------------- */
 
-int rush_server_tcp_fd(const struct rush_server *server)
+int rush_sp_server_fd(const struct rush_sp_server *tcp)
 {
-    return server->tcp != NULL ? server->tcp->epoll_fd : -1;
+    return tcp != NULL ? tcp->epoll_fd : -1;
 }
 
-void rush_server_tcp_receive(struct rush_server *server)
+void rush_sp_server_receive(struct rush_sp_server *tcp)
 {
-    struct rush_server_tcp *tcp = server->tcp;
-    struct epoll_event events[RUSH_TCP_EVENTS_MAX];
-    int count = epoll_wait(tcp->epoll_fd, events, RUSH_TCP_EVENTS_MAX, 0);
+    struct epoll_event events[SP_EVENTS_MAX];
+    int count = epoll_wait(tcp->epoll_fd, events, SP_EVENTS_MAX, 0);
     for (int i = 0; i < count; i++) {
         uint64_t data = events[i].data.u64;
-        if (data & RUSH_TCP_LISTENER_TAG) {
-            enum rush_endpoint e = (enum rush_endpoint)(data & ~RUSH_TCP_LISTENER_TAG);
-            for (int a = 0; a < RUSH_TCP_ACCEPTS_MAX && tcp->listeners_paused_ns == 0; a++)
+        if (data & SP_LISTENER_TAG) {
+            uint32_t e = (uint32_t)(data & ~SP_LISTENER_TAG);
+            for (int a = 0; a < SP_ACCEPTS_MAX && tcp->listeners_paused_ns == 0; a++)
                 if (!connection_accept(tcp, tcp->listeners[e], e))
                     break;
             continue;
         }
         uint32_t index = (uint32_t)data;
-        struct rush_tcp_connection *c = &tcp->connections[index];
+        struct sp_connection *c = &tcp->connections[index];
         if (c->fd < 0)
             continue; /* closed earlier in this batch of events */
         uint32_t what = events[i].events;
         if ((what & EPOLLOUT) && !c->queued)
             connection_flush(tcp, index);
         if (c->fd >= 0 && c->reading && (what & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-            connection_read(server, index); /* a hang-up reads as the end of the stream */
+            connection_read(tcp, index); /* a hang-up reads as the end of the stream */
         else if (c->fd >= 0 && (what & (EPOLLHUP | EPOLLERR)))
             connection_close(tcp, index, "hung up"); /* paused: epoll would repeat it */
     }
 }
 
-/* ---- open and close ---------------------------------------------------------------------------
- */
+/* ---- open and close -------------------------------------------------------------------------- */
 
-/* HOST:PORT after "tcp://": "*" (every IPv4 address, as nanomsg binds it), an address, or a name.
- */
+/* HOST:PORT after "tcp://": "*" (every IPv4 address, as nanomsg does), an address, or a name. */
 static int listener_open(const char *url, int *out, char *why, size_t why_size)
 {
     const char *hostport = url + strlen("tcp://");
@@ -537,55 +507,57 @@ static int listener_open(const char *url, int *out, char *why, size_t why_size)
     return 0;
 }
 
-static int tcp_create(struct rush_server *server)
+int rush_sp_server_create(uint32_t origins_max, rush_sp_server_message_fn on_message, void *context,
+                          struct rush_sp_server **out)
 {
-    struct rush_server_tcp *tcp = calloc(1, sizeof(*tcp));
+    RUSH_ASSERT(origins_max > 0 && on_message != NULL);
+    struct rush_sp_server *tcp = calloc(1, sizeof(*tcp));
     if (tcp == NULL)
         return -ENOMEM;
-    server->tcp = tcp;
-    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
+    *tcp = (struct rush_sp_server){
+        .on_message = on_message, .context = context, .origins_max = origins_max};
+    for (int e = 0; e < RUSH_SP_SERVER_ENDPOINTS_MAX; e++)
         tcp->listeners[e] = -1;
     tcp->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    tcp->connections = calloc(RUSH_TCP_CONNECTIONS_MAX, sizeof(*tcp->connections));
-    tcp->free_connections = calloc(RUSH_TCP_CONNECTIONS_MAX, sizeof(uint32_t));
-    tcp->flush_list = calloc(RUSH_TCP_CONNECTIONS_MAX, sizeof(uint32_t));
-    tcp->origins = calloc(RUSH_TCP_ORIGINS_MAX, sizeof(*tcp->origins));
-    tcp->free_origins = calloc(RUSH_TCP_ORIGINS_MAX, sizeof(*tcp->free_origins));
+    tcp->connections = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(*tcp->connections));
+    tcp->free_connections = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(uint32_t));
+    tcp->flush_list = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(uint32_t));
+    tcp->origins = calloc(origins_max, sizeof(*tcp->origins));
+    tcp->free_origins = calloc(origins_max, sizeof(*tcp->free_origins));
     if (tcp->epoll_fd < 0 || !tcp->connections || !tcp->free_connections || !tcp->flush_list ||
-        !tcp->origins || !tcp->free_origins)
+        !tcp->origins || !tcp->free_origins) {
+        rush_sp_server_destroy(tcp);
         return -ENOMEM;
-    for (uint32_t i = 0; i < RUSH_TCP_CONNECTIONS_MAX; i++) {
-        tcp->connections[i].fd = -1;
-        tcp->free_connections[i] = RUSH_TCP_CONNECTIONS_MAX - 1 - i;
     }
-    tcp->free_connection_count = RUSH_TCP_CONNECTIONS_MAX;
-    for (uint32_t i = 0; i < RUSH_TCP_ORIGINS_MAX; i++)
+    for (uint32_t i = 0; i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++) {
+        tcp->connections[i].fd = -1;
+        tcp->free_connections[i] = RUSH_SP_SERVER_CONNECTIONS_MAX - 1 - i;
+    }
+    tcp->free_connection_count = RUSH_SP_SERVER_CONNECTIONS_MAX;
+    for (uint32_t i = 0; i < origins_max; i++)
         tcp->free_origins[i] = &tcp->origins[i];
-    tcp->free_origin_count = RUSH_TCP_ORIGINS_MAX;
+    tcp->free_origin_count = origins_max;
     /* Room for every connection: a soft fd limit of 1024 (a login shell's) would cap them. */
     struct rlimit files;
-    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < RUSH_TCP_CONNECTIONS_MAX + 256) {
-        files.rlim_cur = files.rlim_max < RUSH_TCP_CONNECTIONS_MAX + 256
-                             ? files.rlim_max
-                             : RUSH_TCP_CONNECTIONS_MAX + 256;
+    rlim_t wanted = RUSH_SP_SERVER_CONNECTIONS_MAX + 256;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < wanted) {
+        files.rlim_cur = files.rlim_max < wanted ? files.rlim_max : wanted;
         (void)setrlimit(RLIMIT_NOFILE, &files); /* best effort: accepting copes with EMFILE */
     }
+    *out = tcp;
     return 0;
 }
 
-int rush_server_tcp_open(struct rush_server *server, enum rush_endpoint endpoint, const char *url,
-                         char *why, size_t why_size)
+int rush_sp_server_listen(struct rush_sp_server *tcp, uint32_t endpoint, const char *url,
+                          size_t message_max, char *why, size_t why_size)
 {
-    if (server->tcp == NULL && tcp_create(server) < 0) {
-        snprintf(why, why_size, "out of memory for %d tcp connections", RUSH_TCP_CONNECTIONS_MAX);
-        return -ENOMEM;
-    }
-    struct rush_server_tcp *tcp = server->tcp;
+    RUSH_ASSERT(endpoint < RUSH_SP_SERVER_ENDPOINTS_MAX && tcp->listeners[endpoint] < 0);
     int rc = listener_open(url, &tcp->listeners[endpoint], why, why_size);
     if (rc < 0)
         return rc;
+    tcp->message_max[endpoint] = message_max;
     struct epoll_event event = {.events = EPOLLIN,
-                                .data.u64 = RUSH_TCP_LISTENER_TAG | (uint64_t)endpoint};
+                                .data.u64 = SP_LISTENER_TAG | (uint64_t)endpoint};
     if (epoll_ctl(tcp->epoll_fd, EPOLL_CTL_ADD, tcp->listeners[endpoint], &event) != 0) {
         snprintf(why, why_size, "%s: epoll: %s", url, strerror(errno));
         return -errno;
@@ -593,20 +565,19 @@ int rush_server_tcp_open(struct rush_server *server, enum rush_endpoint endpoint
     return 0;
 }
 
-bool rush_server_tcp_serves(const struct rush_server *server, enum rush_endpoint endpoint)
+uint64_t rush_sp_server_dropped_replies(const struct rush_sp_server *tcp)
 {
-    return server->tcp != NULL && server->tcp->listeners[endpoint] >= 0;
+    return tcp != NULL ? tcp->dropped_replies : 0;
 }
 
-void rush_server_tcp_close(struct rush_server *server)
+void rush_sp_server_destroy(struct rush_sp_server *tcp)
 {
-    struct rush_server_tcp *tcp = server->tcp;
     if (tcp == NULL)
         return;
-    for (uint32_t i = 0; tcp->connections != NULL && i < RUSH_TCP_CONNECTIONS_MAX; i++)
+    for (uint32_t i = 0; tcp->connections != NULL && i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++)
         if (tcp->connections[i].fd >= 0)
-            connection_close(tcp, i, "rushd stopping");
-    for (int e = 0; e < RUSH_ENDPOINT_COUNT_; e++)
+            connection_close(tcp, i, "the server is stopping");
+    for (int e = 0; e < RUSH_SP_SERVER_ENDPOINTS_MAX; e++)
         if (tcp->listeners[e] >= 0)
             close(tcp->listeners[e]);
     if (tcp->epoll_fd >= 0)
@@ -617,5 +588,4 @@ void rush_server_tcp_close(struct rush_server *server)
     free(tcp->origins);
     free(tcp->free_origins);
     free(tcp);
-    server->tcp = NULL;
 }
