@@ -79,7 +79,7 @@ struct sp_connection {
     uint32_t generation;
     uint32_t endpoint;
     bool greeted; /* the peer's greeting came and was a REQ's */
-    bool queued;  /* on the flush list */
+    bool queued;  /* on the flush list (which holds each index at most once) */
     bool reading; /* EPOLLIN wanted (not paused) */
     bool writing; /* EPOLLOUT wanted (a send was partial) */
     int64_t accepted_ns;
@@ -116,41 +116,43 @@ struct rush_sp_server {
 /* ---- connections ----------------------------------------------------------------------------- */
 
 /* Frees an input buffer (only input buffers count against SP_INPUT_BYTES_MAX). */
-static void buffer_drop(struct rush_sp_server *tcp, uint8_t **buffer, size_t *cap)
+static void buffer_drop(struct rush_sp_server *server, uint8_t **buffer, size_t *cap)
 {
-    tcp->input_bytes -= *cap;
+    server->input_bytes -= *cap;
     free(*buffer);
     *buffer = NULL;
     *cap = 0;
 }
 
-static void interest(struct rush_sp_server *tcp, uint32_t index)
+static void interest(struct rush_sp_server *server, uint32_t index)
 {
-    struct sp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &server->connections[index];
     struct epoll_event event = {.events = (c->reading ? EPOLLIN : 0) | (c->writing ? EPOLLOUT : 0),
                                 .data.u64 = index};
-    int rc = epoll_ctl(tcp->epoll_fd, EPOLL_CTL_MOD, c->fd, &event);
+    int rc = epoll_ctl(server->epoll_fd, EPOLL_CTL_MOD, c->fd, &event);
     RUSH_ASSERT(rc == 0); /* a registered fd of ours: only EBADF or ENOMEM could refuse */
 }
 
-static void connection_close(struct rush_sp_server *tcp, uint32_t index, const char *why)
+static void connection_close(struct rush_sp_server *server, uint32_t index, const char *why)
 {
-    struct sp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &server->connections[index];
     RUSH_ASSERT(c->fd >= 0);
     rush_log(RUSH_LOG_DEBUG, "tcp connection %u closed: %s", index, why);
     close(c->fd); /* also takes it out of the epoll set */
     if (!c->greeted)
-        tcp->greeting_count--;
-    buffer_drop(tcp, &c->input, &c->input_cap);
+        server->greeting_count--;
+    buffer_drop(server, &c->input, &c->input_cap);
     free(c->output);
-    *c = (struct sp_connection){.fd = -1, .generation = c->generation + 1};
-    tcp->free_connections[tcp->free_connection_count++] = index;
+    /* Still on this turn's flush list if queued: the flag stays, so that a connection taking
+     * the index before the flush is not listed twice (the list holds each index once). */
+    *c = (struct sp_connection){.fd = -1, .generation = c->generation + 1, .queued = c->queued};
+    server->free_connections[server->free_connection_count++] = index;
 }
 
 /* Queues `len` bytes in front of nothing else: the caller writes them at the returned place. */
-static uint8_t *output_reserve(struct rush_sp_server *tcp, uint32_t index, size_t len)
+static uint8_t *output_reserve(struct rush_sp_server *server, uint32_t index, size_t len)
 {
-    struct sp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &server->connections[index];
     if (c->output_len + len > c->output_cap) {
         size_t cap = c->output_cap > 0 ? c->output_cap : SP_INPUT_BYTES_MIN;
         while (cap < c->output_len + len)
@@ -163,7 +165,7 @@ static uint8_t *output_reserve(struct rush_sp_server *tcp, uint32_t index, size_
     }
     if (!c->queued) {
         c->queued = true;
-        tcp->flush_list[tcp->flush_count++] = index;
+        server->flush_list[server->flush_count++] = index;
     }
     uint8_t *at = c->output + c->output_len;
     c->output_len += len;
@@ -172,99 +174,101 @@ static uint8_t *output_reserve(struct rush_sp_server *tcp, uint32_t index, size_
 
 /* Out of fds (or kernel memory) the listeners leave the epoll set for SP_PAUSE_MS: a
  * listener that stays readable would otherwise wake every turn. */
-static void listeners_watch(struct rush_sp_server *tcp, bool watch)
+static void listeners_watch(struct rush_sp_server *server, bool watch)
 {
     for (int e = 0; e < RUSH_SP_SERVER_ENDPOINTS_MAX; e++) {
-        if (tcp->listeners[e] < 0)
+        if (server->listeners[e] < 0)
             continue;
         struct epoll_event event = {.events = EPOLLIN, .data.u64 = SP_LISTENER_TAG | (uint64_t)e};
-        int rc = epoll_ctl(tcp->epoll_fd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, tcp->listeners[e],
-                           &event);
+        int rc = epoll_ctl(server->epoll_fd, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+                           server->listeners[e], &event);
         RUSH_ASSERT(rc == 0);
     }
-    tcp->listeners_paused_ns = watch ? 0 : rush_clock_monotonic_ns();
+    server->listeners_paused_ns = watch ? 0 : rush_clock_monotonic_ns();
 }
 
 /* false: stop accepting for now. */
-static bool connection_accept(struct rush_sp_server *tcp, int listener, uint32_t e)
+static bool connection_accept(struct rush_sp_server *server, int listener, uint32_t e)
 {
     int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
         rush_log(RUSH_LOG_WARN, "tcp: accept: %s; not accepting for %d ms", strerror(errno),
                  SP_PAUSE_MS);
-        listeners_watch(tcp, false);
+        listeners_watch(server, false);
         return false;
     }
     if (fd < 0)
         return errno == ECONNABORTED || errno == EINTR; /* else EAGAIN: none left */
-    if (tcp->free_connection_count == 0) {
-        if (tcp->refused_connections++ % 1024 == 0)
+    if (server->free_connection_count == 0) {
+        if (server->refused_connections++ % 1024 == 0)
             rush_log(RUSH_LOG_WARN, "tcp: %d connections open, refusing more (%llu refused)",
-                     RUSH_SP_SERVER_CONNECTIONS_MAX, (unsigned long long)tcp->refused_connections);
+                     RUSH_SP_SERVER_CONNECTIONS_MAX,
+                     (unsigned long long)server->refused_connections);
         close(fd);
         return true;
     }
     int on = 1; /* replies are already coalesced per turn: nothing gains by waiting */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    uint32_t index = tcp->free_connections[--tcp->free_connection_count];
-    struct sp_connection *c = &tcp->connections[index];
+    uint32_t index = server->free_connections[--server->free_connection_count];
+    struct sp_connection *c = &server->connections[index];
     *c = (struct sp_connection){.fd = fd,
                                 .generation = c->generation,
+                                .queued = c->queued,
                                 .endpoint = e,
                                 .reading = true,
                                 .accepted_ns = rush_clock_monotonic_ns()};
     struct epoll_event event = {.events = EPOLLIN, .data.u64 = index};
-    uint8_t *greeting = output_reserve(tcp, index, RUSH_SP_GREETING_BYTES);
-    if (epoll_ctl(tcp->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 || greeting == NULL) {
-        tcp->greeting_count++; /* connection_close counts it out again */
-        connection_close(tcp, index, "no memory for it");
+    uint8_t *greeting = output_reserve(server, index, RUSH_SP_GREETING_BYTES);
+    if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 || greeting == NULL) {
+        server->greeting_count++; /* connection_close counts it out again */
+        connection_close(server, index, "no memory for it");
         return true;
     }
-    tcp->greeting_count++;
+    server->greeting_count++;
     rush_sp_greeting(greeting, RUSH_SP_PROTOCOL_REP);
     return true;
 }
 
-void rush_sp_server_timers(struct rush_sp_server *tcp)
+void rush_sp_server_timers(struct rush_sp_server *server)
 {
-    if (tcp == NULL || (tcp->greeting_count == 0 && tcp->listeners_paused_ns == 0))
+    if (server == NULL || (server->greeting_count == 0 && server->listeners_paused_ns == 0))
         return;
     int64_t now_ns = rush_clock_monotonic_ns();
-    if (tcp->listeners_paused_ns != 0 &&
-        now_ns - tcp->listeners_paused_ns > (int64_t)SP_PAUSE_MS * 1000000)
-        listeners_watch(tcp, true);
-    if (tcp->greeting_count == 0 || now_ns < tcp->greeting_check_ns)
+    if (server->listeners_paused_ns != 0 &&
+        now_ns - server->listeners_paused_ns > (int64_t)SP_PAUSE_MS * 1000000)
+        listeners_watch(server, true);
+    if (server->greeting_count == 0 || now_ns < server->greeting_check_ns)
         return;
-    tcp->greeting_check_ns = now_ns + 1000000000;
+    server->greeting_check_ns = now_ns + 1000000000;
     for (uint32_t i = 0; i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++) {
-        struct sp_connection *c = &tcp->connections[i];
+        struct sp_connection *c = &server->connections[i];
         if (c->fd >= 0 && !c->greeted &&
             now_ns - c->accepted_ns > (int64_t)SP_GREETING_MS * 1000000)
-            connection_close(tcp, i, "no SP greeting");
+            connection_close(server, i, "no SP greeting");
     }
 }
 
 /* ---- receiving ------------------------------------------------------------------------------- */
 
 /* One whole message: its backtrace into an origin, its body to the endpoint. */
-static void take_message(struct rush_sp_server *tcp, uint32_t index,
+static void take_message(struct rush_sp_server *server, uint32_t index,
                          const struct rush_sp_frame *frame)
 {
-    struct sp_connection *c = &tcp->connections[index];
-    RUSH_ASSERT(tcp->free_origin_count > 0); /* invariant 4 */
-    struct sp_origin *origin = tcp->free_origins[--tcp->free_origin_count];
+    struct sp_connection *c = &server->connections[index];
+    RUSH_ASSERT(server->free_origin_count > 0); /* invariant 4 */
+    struct sp_origin *origin = server->free_origins[--server->free_origin_count];
     *origin = (struct sp_origin){.connection = index,
                                  .generation = c->generation,
                                  .backtrace_bytes = (uint32_t)frame->backtrace_bytes};
     memcpy(origin->backtrace, frame->backtrace, frame->backtrace_bytes);
-    tcp->on_message(tcp->context, c->endpoint, origin, frame->body, frame->body_bytes);
+    server->on_message(server->context, c->endpoint, origin, frame->body, frame->body_bytes);
 }
 
 /* Takes the greeting and every whole message in the input, keeps the incomplete rest and notes
  * in c->input_need what the next frame takes. Returns a reason to close the connection, or NULL. */
-static const char *take_input(struct rush_sp_server *tcp, uint32_t index)
+static const char *take_input(struct rush_sp_server *server, uint32_t index)
 {
-    struct sp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &server->connections[index];
     size_t at = 0;
     if (!c->greeted) {
         if (c->input_len < RUSH_SP_GREETING_BYTES)
@@ -273,16 +277,16 @@ static const char *take_input(struct rush_sp_server *tcp, uint32_t index)
         if (why != NULL)
             return why;
         c->greeted = true;
-        tcp->greeting_count--;
+        server->greeting_count--;
         at = RUSH_SP_GREETING_BYTES;
     }
-    size_t message_max = tcp->message_max[c->endpoint];
+    size_t message_max = server->message_max[c->endpoint];
     struct rush_sp_frame frame;
     const char *why = NULL;
     int rc;
     while ((rc = rush_sp_frame_decode(c->input + at, c->input_len - at, message_max, &frame,
                                       &c->input_need, &why)) == 1) {
-        take_message(tcp, index, &frame);
+        take_message(server, index, &frame);
         at += frame.bytes;
     }
     memmove(c->input, c->input + at, c->input_len - at);
@@ -292,30 +296,30 @@ static const char *take_input(struct rush_sp_server *tcp, uint32_t index)
 
 /* Room for the frame the input starts with (at least SP_INPUT_BYTES_MIN, and some room
  * to read into); false: over the input budget, or no memory. */
-static bool input_room(struct rush_sp_server *tcp, struct sp_connection *c)
+static bool input_room(struct rush_sp_server *server, struct sp_connection *c)
 {
     /* Bounded: rush_sp_frame_decode refused a length over the endpoint's limit. */
     size_t need = c->input_need > SP_INPUT_BYTES_MIN ? c->input_need : SP_INPUT_BYTES_MIN;
     if (c->input_cap > c->input_len && c->input_cap >= need)
         return true;
     size_t cap = c->input_cap > need ? c->input_cap * 2 : need;
-    if (tcp->input_bytes - c->input_cap + cap > SP_INPUT_BYTES_MAX)
+    if (server->input_bytes - c->input_cap + cap > SP_INPUT_BYTES_MAX)
         return false;
     uint8_t *input = realloc(c->input, cap);
     if (input == NULL)
         return false;
-    tcp->input_bytes += cap - c->input_cap;
+    server->input_bytes += cap - c->input_cap;
     c->input = input;
     c->input_cap = cap;
     return true;
 }
 
-static void connection_read(struct rush_sp_server *tcp, uint32_t index)
+static void connection_read(struct rush_sp_server *server, uint32_t index)
 {
     for (int round = 0; round < SP_READS_MAX; round++) {
-        struct sp_connection *c = &tcp->connections[index];
-        if (!input_room(tcp, c)) {
-            connection_close(tcp, index, "over the input memory budget");
+        struct sp_connection *c = &server->connections[index];
+        if (!input_room(server, c)) {
+            connection_close(server, index, "over the input memory budget");
             return;
         }
         size_t room = c->input_cap - c->input_len;
@@ -323,18 +327,18 @@ static void connection_read(struct rush_sp_server *tcp, uint32_t index)
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n <= 0) {
-            connection_close(tcp, index, n == 0 ? "closed by the peer" : strerror(errno));
+            connection_close(server, index, n == 0 ? "closed by the peer" : strerror(errno));
             return;
         }
         c->input_len += (size_t)n;
-        const char *why = take_input(tcp, index);
+        const char *why = take_input(server, index);
         if (why != NULL) {
-            connection_close(tcp, index, why);
+            connection_close(server, index, why);
             return;
         }
-        c = &tcp->connections[index];
+        c = &server->connections[index];
         if (c->input_len == 0 && c->input_cap > SP_BUFFER_KEEP_BYTES)
-            buffer_drop(tcp, &c->input, &c->input_cap);
+            buffer_drop(server, &c->input, &c->input_cap);
         if ((size_t)n < room)
             return; /* drained */
     }
@@ -342,28 +346,28 @@ static void connection_read(struct rush_sp_server *tcp, uint32_t index)
 
 /* ---- sending --------------------------------------------------------------------------------- */
 
-bool rush_sp_server_reply(struct rush_sp_server *tcp, void *from, const void *body, size_t len)
+bool rush_sp_server_reply(struct rush_sp_server *server, void *from, const void *body, size_t len)
 {
     struct sp_origin *origin = from;
-    RUSH_ASSERT(origin >= tcp->origins && origin < tcp->origins + tcp->origins_max);
+    RUSH_ASSERT(origin >= server->origins && origin < server->origins + server->origins_max);
     bool queued = false;
-    struct sp_connection *c = &tcp->connections[origin->connection];
+    struct sp_connection *c = &server->connections[origin->connection];
     if (c->fd >= 0 && c->generation == origin->generation) { /* invariant 1 */
-        uint8_t *at = output_reserve(tcp, origin->connection,
+        uint8_t *at = output_reserve(server, origin->connection,
                                      rush_sp_reply_bytes(origin->backtrace_bytes, len));
         if (at != NULL)
             rush_sp_reply_encode(at, origin->backtrace, origin->backtrace_bytes, body, len);
         queued = at != NULL;
     }
-    tcp->dropped_replies += !queued;
-    tcp->free_origins[tcp->free_origin_count++] = origin;
+    server->dropped_replies += !queued;
+    server->free_origins[server->free_origin_count++] = origin;
     return queued;
 }
 
 /* Sends what the connection has queued; a partial send waits for EPOLLOUT. */
-static void connection_flush(struct rush_sp_server *tcp, uint32_t index)
+static void connection_flush(struct rush_sp_server *server, uint32_t index)
 {
-    struct sp_connection *c = &tcp->connections[index];
+    struct sp_connection *c = &server->connections[index];
     c->queued = false;
     if (c->fd < 0)
         return;
@@ -375,7 +379,7 @@ static void connection_flush(struct rush_sp_server *tcp, uint32_t index)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n < 0) {
-            connection_close(tcp, index, strerror(errno));
+            connection_close(server, index, strerror(errno));
             return;
         }
         c->output_sent += (size_t)n;
@@ -395,30 +399,30 @@ static void connection_flush(struct rush_sp_server *tcp, uint32_t index)
     if (unsent != c->writing || reading != c->reading) {
         c->writing = unsent;
         c->reading = reading;
-        interest(tcp, index);
+        interest(server, index);
     }
 }
 
-void rush_sp_server_flush(struct rush_sp_server *tcp)
+void rush_sp_server_flush(struct rush_sp_server *server)
 {
-    if (tcp == NULL)
+    if (server == NULL)
         return;
-    for (uint32_t i = 0; i < tcp->flush_count; i++)
-        connection_flush(tcp, tcp->flush_list[i]);
-    tcp->flush_count = 0;
+    for (uint32_t i = 0; i < server->flush_count; i++)
+        connection_flush(server, server->flush_list[i]);
+    server->flush_count = 0;
 }
 
-void rush_sp_server_linger(struct rush_sp_server *tcp, int wait_ms)
+void rush_sp_server_linger(struct rush_sp_server *server, int wait_ms)
 {
-    rush_sp_server_flush(tcp);
+    rush_sp_server_flush(server);
     int64_t deadline_ns = rush_clock_monotonic_ns() + (int64_t)wait_ms * 1000000;
-    bool unsent = tcp != NULL;
+    bool unsent = server != NULL;
     while (unsent && rush_clock_monotonic_ns() < deadline_ns) {
         unsent = false;
         for (uint32_t i = 0; i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++) {
-            struct sp_connection *c = &tcp->connections[i];
+            struct sp_connection *c = &server->connections[i];
             if (c->fd >= 0 && c->output_sent < c->output_len)
-                connection_flush(tcp, i);
+                connection_flush(server, i);
             unsent = unsent || (c->fd >= 0 && c->output_sent < c->output_len);
         }
         if (unsent)
@@ -428,35 +432,35 @@ void rush_sp_server_linger(struct rush_sp_server *tcp, int wait_ms)
 
 /* ---- the turn -------------------------------------------------------------------------------- */
 
-int rush_sp_server_fd(const struct rush_sp_server *tcp)
+int rush_sp_server_fd(const struct rush_sp_server *server)
 {
-    return tcp != NULL ? tcp->epoll_fd : -1;
+    return server != NULL ? server->epoll_fd : -1;
 }
 
-void rush_sp_server_receive(struct rush_sp_server *tcp)
+void rush_sp_server_receive(struct rush_sp_server *server)
 {
     struct epoll_event events[SP_EVENTS_MAX];
-    int count = epoll_wait(tcp->epoll_fd, events, SP_EVENTS_MAX, 0);
+    int count = epoll_wait(server->epoll_fd, events, SP_EVENTS_MAX, 0);
     for (int i = 0; i < count; i++) {
         uint64_t data = events[i].data.u64;
         if (data & SP_LISTENER_TAG) {
             uint32_t e = (uint32_t)(data & ~SP_LISTENER_TAG);
-            for (int a = 0; a < SP_ACCEPTS_MAX && tcp->listeners_paused_ns == 0; a++)
-                if (!connection_accept(tcp, tcp->listeners[e], e))
+            for (int a = 0; a < SP_ACCEPTS_MAX && server->listeners_paused_ns == 0; a++)
+                if (!connection_accept(server, server->listeners[e], e))
                     break;
             continue;
         }
         uint32_t index = (uint32_t)data;
-        struct sp_connection *c = &tcp->connections[index];
+        struct sp_connection *c = &server->connections[index];
         if (c->fd < 0)
             continue; /* closed earlier in this batch of events */
         uint32_t what = events[i].events;
         if ((what & EPOLLOUT) && !c->queued)
-            connection_flush(tcp, index);
+            connection_flush(server, index);
         if (c->fd >= 0 && c->reading && (what & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-            connection_read(tcp, index); /* a hang-up reads as the end of the stream */
+            connection_read(server, index); /* a hang-up reads as the end of the stream */
         else if (c->fd >= 0 && (what & (EPOLLHUP | EPOLLERR)))
-            connection_close(tcp, index, "hung up"); /* paused: epoll would repeat it */
+            connection_close(server, index, "hung up"); /* paused: epoll would repeat it */
     }
 }
 
@@ -511,32 +515,32 @@ int rush_sp_server_create(uint32_t origins_max, rush_sp_server_message_fn on_mes
                           struct rush_sp_server **out)
 {
     RUSH_ASSERT(origins_max > 0 && on_message != NULL);
-    struct rush_sp_server *tcp = calloc(1, sizeof(*tcp));
-    if (tcp == NULL)
+    struct rush_sp_server *server = calloc(1, sizeof(*server));
+    if (server == NULL)
         return -ENOMEM;
-    *tcp = (struct rush_sp_server){
+    *server = (struct rush_sp_server){
         .on_message = on_message, .context = context, .origins_max = origins_max};
     for (int e = 0; e < RUSH_SP_SERVER_ENDPOINTS_MAX; e++)
-        tcp->listeners[e] = -1;
-    tcp->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    tcp->connections = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(*tcp->connections));
-    tcp->free_connections = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(uint32_t));
-    tcp->flush_list = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(uint32_t));
-    tcp->origins = calloc(origins_max, sizeof(*tcp->origins));
-    tcp->free_origins = calloc(origins_max, sizeof(*tcp->free_origins));
-    if (tcp->epoll_fd < 0 || !tcp->connections || !tcp->free_connections || !tcp->flush_list ||
-        !tcp->origins || !tcp->free_origins) {
-        rush_sp_server_destroy(tcp);
+        server->listeners[e] = -1;
+    server->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    server->connections = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(*server->connections));
+    server->free_connections = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(uint32_t));
+    server->flush_list = calloc(RUSH_SP_SERVER_CONNECTIONS_MAX, sizeof(uint32_t));
+    server->origins = calloc(origins_max, sizeof(*server->origins));
+    server->free_origins = calloc(origins_max, sizeof(*server->free_origins));
+    if (server->epoll_fd < 0 || !server->connections || !server->free_connections ||
+        !server->flush_list || !server->origins || !server->free_origins) {
+        rush_sp_server_destroy(server);
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++) {
-        tcp->connections[i].fd = -1;
-        tcp->free_connections[i] = RUSH_SP_SERVER_CONNECTIONS_MAX - 1 - i;
+        server->connections[i].fd = -1;
+        server->free_connections[i] = RUSH_SP_SERVER_CONNECTIONS_MAX - 1 - i;
     }
-    tcp->free_connection_count = RUSH_SP_SERVER_CONNECTIONS_MAX;
+    server->free_connection_count = RUSH_SP_SERVER_CONNECTIONS_MAX;
     for (uint32_t i = 0; i < origins_max; i++)
-        tcp->free_origins[i] = &tcp->origins[i];
-    tcp->free_origin_count = origins_max;
+        server->free_origins[i] = &server->origins[i];
+    server->free_origin_count = origins_max;
     /* Room for every connection: a soft fd limit of 1024 (a login shell's) would cap them. */
     struct rlimit files;
     rlim_t wanted = RUSH_SP_SERVER_CONNECTIONS_MAX + 256;
@@ -544,48 +548,48 @@ int rush_sp_server_create(uint32_t origins_max, rush_sp_server_message_fn on_mes
         files.rlim_cur = files.rlim_max < wanted ? files.rlim_max : wanted;
         (void)setrlimit(RLIMIT_NOFILE, &files); /* best effort: accepting copes with EMFILE */
     }
-    *out = tcp;
+    *out = server;
     return 0;
 }
 
-int rush_sp_server_listen(struct rush_sp_server *tcp, uint32_t endpoint, const char *url,
+int rush_sp_server_listen(struct rush_sp_server *server, uint32_t endpoint, const char *url,
                           size_t message_max, char *why, size_t why_size)
 {
-    RUSH_ASSERT(endpoint < RUSH_SP_SERVER_ENDPOINTS_MAX && tcp->listeners[endpoint] < 0);
-    int rc = listener_open(url, &tcp->listeners[endpoint], why, why_size);
+    RUSH_ASSERT(endpoint < RUSH_SP_SERVER_ENDPOINTS_MAX && server->listeners[endpoint] < 0);
+    int rc = listener_open(url, &server->listeners[endpoint], why, why_size);
     if (rc < 0)
         return rc;
-    tcp->message_max[endpoint] = message_max;
+    server->message_max[endpoint] = message_max;
     struct epoll_event event = {.events = EPOLLIN,
                                 .data.u64 = SP_LISTENER_TAG | (uint64_t)endpoint};
-    if (epoll_ctl(tcp->epoll_fd, EPOLL_CTL_ADD, tcp->listeners[endpoint], &event) != 0) {
+    if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, server->listeners[endpoint], &event) != 0) {
         snprintf(why, why_size, "%s: epoll: %s", url, strerror(errno));
         return -errno;
     }
     return 0;
 }
 
-uint64_t rush_sp_server_dropped_replies(const struct rush_sp_server *tcp)
+uint64_t rush_sp_server_dropped_replies(const struct rush_sp_server *server)
 {
-    return tcp != NULL ? tcp->dropped_replies : 0;
+    return server != NULL ? server->dropped_replies : 0;
 }
 
-void rush_sp_server_destroy(struct rush_sp_server *tcp)
+void rush_sp_server_destroy(struct rush_sp_server *server)
 {
-    if (tcp == NULL)
+    if (server == NULL)
         return;
-    for (uint32_t i = 0; tcp->connections != NULL && i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++)
-        if (tcp->connections[i].fd >= 0)
-            connection_close(tcp, i, "the server is stopping");
+    for (uint32_t i = 0; server->connections != NULL && i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++)
+        if (server->connections[i].fd >= 0)
+            connection_close(server, i, "the server is stopping");
     for (int e = 0; e < RUSH_SP_SERVER_ENDPOINTS_MAX; e++)
-        if (tcp->listeners[e] >= 0)
-            close(tcp->listeners[e]);
-    if (tcp->epoll_fd >= 0)
-        close(tcp->epoll_fd);
-    free(tcp->connections);
-    free(tcp->free_connections);
-    free(tcp->flush_list);
-    free(tcp->origins);
-    free(tcp->free_origins);
-    free(tcp);
+        if (server->listeners[e] >= 0)
+            close(server->listeners[e]);
+    if (server->epoll_fd >= 0)
+        close(server->epoll_fd);
+    free(server->connections);
+    free(server->free_connections);
+    free(server->flush_list);
+    free(server->origins);
+    free(server->free_origins);
+    free(server);
 }
