@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <endian.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -102,27 +103,23 @@ static int peer_open(int receive_buffer)
     return fd;
 }
 
-static void put_be(uint8_t *at, uint64_t value, int bytes)
+static uint32_t word_at(const uint8_t *at)
 {
-    for (int i = bytes - 1; i >= 0; i--, value >>= 8)
-        at[i] = (uint8_t)value;
-}
-
-static uint64_t get_be(const uint8_t *at, int bytes)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < bytes; i++)
-        value = value << 8 | at[i];
-    return value;
+    uint32_t word;
+    memcpy(&word, at, sizeof(word));
+    return be32toh(word);
 }
 
 /* One framed message: length, backtrace words, text. Returns its size. */
 static size_t frame(uint8_t *out, const uint32_t *words, int word_count, const char *text)
 {
     size_t len = strlen(text);
-    put_be(out, (uint64_t)word_count * 4 + len, 8);
-    for (int i = 0; i < word_count; i++)
-        put_be(out + 8 + 4 * i, words[i], 4);
+    uint64_t length = htobe64((uint64_t)word_count * 4 + len);
+    memcpy(out, &length, sizeof(length));
+    for (int i = 0; i < word_count; i++) {
+        uint32_t word = htobe32(words[i]);
+        memcpy(out + 8 + 4 * i, &word, sizeof(word));
+    }
     memcpy(out + 8 + 4 * word_count, text, len);
     return 8 + (size_t)word_count * 4 + len;
 }
@@ -130,10 +127,10 @@ static size_t frame(uint8_t *out, const uint32_t *words, int word_count, const c
 /* One reply: its bytes (backtrace and body) in out; its length, or -1 when the peer closed. */
 static int read_reply(int fd, uint8_t *out, size_t cap)
 {
-    uint8_t length[8];
-    if (!read_all(fd, length, sizeof(length)))
+    uint64_t len;
+    if (!read_all(fd, &len, sizeof(len)))
         return -1;
-    uint64_t len = get_be(length, 8);
+    len = be64toh(len);
     cr_assert(len < cap, "a reply of %llu bytes", (unsigned long long)len);
     cr_assert(read_all(fd, out, (size_t)len), "a reply cut short");
     out[len] = 0;
@@ -185,7 +182,7 @@ Test(tcp, many_messages_in_one_write_each_answered_once_with_its_id)
     for (int i = 0; i < COUNT; i++) {
         int n = read_reply(fd, reply, sizeof(reply));
         cr_assert(n > 4, "reply %d missing", i);
-        uint32_t id = (uint32_t)get_be(reply, 4);
+        uint32_t id = (uint32_t)word_at(reply);
         cr_assert(id & 0x80000000u, "reply without its request id");
         id &= 0x7fffffffu;
         cr_assert(id >= 1 && id <= COUNT && !seen[id], "request id %u twice or unknown", id);
@@ -210,7 +207,7 @@ Test(tcp, a_message_sent_a_byte_at_a_time_is_answered)
     cr_assert(read_all(fd, greeting, sizeof(greeting)));
     uint8_t reply[REPLY_BYTES_MAX];
     cr_assert(read_reply(fd, reply, sizeof(reply)) > 4);
-    cr_expect_eq(get_be(reply, 4), 0x80000007u);
+    cr_expect_eq(word_at(reply), 0x80000007u);
     cr_expect(strstr((char *)reply + 4, "\"available\":") != NULL, "%s", reply + 4);
     close(fd);
 }
@@ -224,7 +221,7 @@ Test(tcp, device_hops_come_back_in_front_of_the_reply)
     uint8_t reply[REPLY_BYTES_MAX];
     cr_assert(read_reply(fd, reply, sizeof(reply)) > 12);
     for (int i = 0; i < 3; i++)
-        cr_expect_eq(get_be(reply + 4 * i, 4), words[i], "backtrace word %d", i);
+        cr_expect_eq(word_at(reply + 4 * i), words[i], "backtrace word %d", i);
     cr_expect(strstr((char *)reply + 12, "\"available\":") != NULL, "%s", reply + 12);
     close(fd);
 }
