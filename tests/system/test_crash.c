@@ -4,7 +4,7 @@
  * on the same data directory each time. After every restart, every request acknowledged in any
  * earlier round is resent with its key and must answer its original outcome and order, flagged
  * duplicate; and no SKU is oversold. Crashes stack: 20 rounds on one log (fewer with
- * RUSH_TEST_SCALE).
+ * RUSH_TEST_SCALE). The endpoints are tcp:// (rushd's own transport, engine/front/sp_server.c).
  */
 #include <criterion/criterion.h>
 #include <nanomsg/nn.h>
@@ -41,6 +41,8 @@ static uint32_t ack_count;
 static void setup(void)
 {
     child_make_dir(&crashed, "crash");
+    /* tcp://, as a gateway connects: rushd's own transport is the one killed mid-reply. */
+    child_use_tcp(&crashed, child_free_port(), child_free_port(), child_free_port());
     child_write_campaign(
         &crashed,
         "shards = 2\nring_slots = 64\norders_max = 200000\ngroups_max = 20000\n"
