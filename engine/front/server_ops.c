@@ -62,6 +62,13 @@ void rush_server_ops_turn(struct rush_server *server)
     atomic_store_explicit(&front->busy_messages, c->busy_messages, memory_order_relaxed);
     atomic_store_explicit(&front->busy_no_slot, c->busy_no_slot, memory_order_relaxed);
     atomic_store_explicit(&front->in_flight, server->in_flight, memory_order_relaxed);
+    struct rush_sp_server_figures tcp;
+    rush_sp_server_figures(server->tcp, &tcp);
+    atomic_store_explicit(&front->tcp_connections, tcp.connections, memory_order_relaxed);
+    atomic_store_explicit(&front->tcp_accepted, tcp.accepted, memory_order_relaxed);
+    atomic_store_explicit(&front->tcp_refused, tcp.refused, memory_order_relaxed);
+    atomic_store_explicit(&front->tcp_closed_protocol, tcp.closed_protocol, memory_order_relaxed);
+    atomic_store_explicit(&front->tcp_dropped_replies, tcp.dropped_replies, memory_order_relaxed);
     if (server->ops_pending || atomic_load(&server->stopping))
         return;
     struct rush_batch *batch = rush_ops_ledger_due(server->ops, rush_server_now_ns());

@@ -108,9 +108,8 @@ struct rush_sp_server {
     struct sp_origin *origins;
     struct sp_origin **free_origins;
     uint32_t free_origin_count;
-    uint64_t refused_connections; /* over RUSH_SP_SERVER_CONNECTIONS_MAX */
-    uint64_t dropped_replies;     /* their peer gone, or no memory */
-    size_t input_bytes;           /* the input buffers' capacities, within SP_INPUT_BYTES_MAX */
+    struct rush_sp_server_figures figures;
+    size_t input_bytes; /* the input buffers' capacities, within SP_INPUT_BYTES_MAX */
 };
 
 /* ---- connections ----------------------------------------------------------------------------- */
@@ -133,10 +132,14 @@ static void interest(struct rush_sp_server *server, uint32_t index)
     RUSH_ASSERT(rc == 0); /* a registered fd of ours: only EBADF or ENOMEM could refuse */
 }
 
-static void connection_close(struct rush_sp_server *server, uint32_t index, const char *why)
+/* protocol: closed for what the peer sent or did not send (counted), not for leaving. */
+static void connection_close(struct rush_sp_server *server, uint32_t index, bool protocol,
+                             const char *why)
 {
     struct sp_connection *c = &server->connections[index];
     RUSH_ASSERT(c->fd >= 0);
+    server->figures.connections--;
+    server->figures.closed_protocol += protocol;
     rush_log(RUSH_LOG_DEBUG, "tcp connection %u closed: %s", index, why);
     close(c->fd); /* also takes it out of the epoll set */
     if (!c->greeted)
@@ -200,16 +203,17 @@ static bool connection_accept(struct rush_sp_server *server, int listener, uint3
     if (fd < 0)
         return errno == ECONNABORTED || errno == EINTR; /* else EAGAIN: none left */
     if (server->free_connection_count == 0) {
-        if (server->refused_connections++ % 1024 == 0)
+        if (server->figures.refused++ % 1024 == 0)
             rush_log(RUSH_LOG_WARN, "tcp: %d connections open, refusing more (%llu refused)",
-                     RUSH_SP_SERVER_CONNECTIONS_MAX,
-                     (unsigned long long)server->refused_connections);
+                     RUSH_SP_SERVER_CONNECTIONS_MAX, (unsigned long long)server->figures.refused);
         close(fd);
         return true;
     }
     int on = 1; /* replies are already coalesced per turn: nothing gains by waiting */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     uint32_t index = server->free_connections[--server->free_connection_count];
+    server->figures.connections++;
+    server->figures.accepted++;
     struct sp_connection *c = &server->connections[index];
     *c = (struct sp_connection){.fd = fd,
                                 .generation = c->generation,
@@ -221,7 +225,7 @@ static bool connection_accept(struct rush_sp_server *server, int listener, uint3
     uint8_t *greeting = output_reserve(server, index, RUSH_SP_GREETING_BYTES);
     if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 || greeting == NULL) {
         server->greeting_count++; /* connection_close counts it out again */
-        connection_close(server, index, "no memory for it");
+        connection_close(server, index, false, "no memory for it");
         return true;
     }
     server->greeting_count++;
@@ -244,7 +248,7 @@ void rush_sp_server_timers(struct rush_sp_server *server)
         struct sp_connection *c = &server->connections[i];
         if (c->fd >= 0 && !c->greeted &&
             now_ns - c->accepted_ns > (int64_t)SP_GREETING_MS * 1000000)
-            connection_close(server, i, "no SP greeting");
+            connection_close(server, i, true, "no SP greeting");
     }
 }
 
@@ -319,7 +323,7 @@ static void connection_read(struct rush_sp_server *server, uint32_t index)
     for (int round = 0; round < SP_READS_MAX; round++) {
         struct sp_connection *c = &server->connections[index];
         if (!input_room(server, c)) {
-            connection_close(server, index, "over the input memory budget");
+            connection_close(server, index, true, "over the input memory budget");
             return;
         }
         size_t room = c->input_cap - c->input_len;
@@ -327,13 +331,13 @@ static void connection_read(struct rush_sp_server *server, uint32_t index)
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n <= 0) {
-            connection_close(server, index, n == 0 ? "closed by the peer" : strerror(errno));
+            connection_close(server, index, false, n == 0 ? "closed by the peer" : strerror(errno));
             return;
         }
         c->input_len += (size_t)n;
         const char *why = take_input(server, index);
         if (why != NULL) {
-            connection_close(server, index, why);
+            connection_close(server, index, true, why);
             return;
         }
         c = &server->connections[index];
@@ -359,7 +363,7 @@ bool rush_sp_server_reply(struct rush_sp_server *server, void *from, const void 
             rush_sp_reply_encode(at, origin->backtrace, origin->backtrace_bytes, body, len);
         queued = at != NULL;
     }
-    server->dropped_replies += !queued;
+    server->figures.dropped_replies += !queued;
     server->free_origins[server->free_origin_count++] = origin;
     return queued;
 }
@@ -379,7 +383,7 @@ static void connection_flush(struct rush_sp_server *server, uint32_t index)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n < 0) {
-            connection_close(server, index, strerror(errno));
+            connection_close(server, index, false, strerror(errno));
             return;
         }
         c->output_sent += (size_t)n;
@@ -460,7 +464,7 @@ void rush_sp_server_receive(struct rush_sp_server *server)
         if (c->fd >= 0 && c->reading && (what & (EPOLLIN | EPOLLHUP | EPOLLERR)))
             connection_read(server, index); /* a hang-up reads as the end of the stream */
         else if (c->fd >= 0 && (what & (EPOLLHUP | EPOLLERR)))
-            connection_close(server, index, "hung up"); /* paused: epoll would repeat it */
+            connection_close(server, index, false, "hung up"); /* paused: epoll repeats it */
     }
 }
 
@@ -569,9 +573,9 @@ int rush_sp_server_listen(struct rush_sp_server *server, uint32_t endpoint, cons
     return 0;
 }
 
-uint64_t rush_sp_server_dropped_replies(const struct rush_sp_server *server)
+void rush_sp_server_figures(const struct rush_sp_server *server, struct rush_sp_server_figures *out)
 {
-    return server != NULL ? server->dropped_replies : 0;
+    *out = server != NULL ? server->figures : (struct rush_sp_server_figures){0};
 }
 
 void rush_sp_server_destroy(struct rush_sp_server *server)
@@ -580,7 +584,7 @@ void rush_sp_server_destroy(struct rush_sp_server *server)
         return;
     for (uint32_t i = 0; server->connections != NULL && i < RUSH_SP_SERVER_CONNECTIONS_MAX; i++)
         if (server->connections[i].fd >= 0)
-            connection_close(server, i, "the server is stopping");
+            connection_close(server, i, false, "the server is stopping");
     for (int e = 0; e < RUSH_SP_SERVER_ENDPOINTS_MAX; e++)
         if (server->listeners[e] >= 0)
             close(server->listeners[e]);

@@ -25,6 +25,15 @@
 
 struct rush_sp_server;
 
+/* What the transport has seen (for the console's /metrics). */
+struct rush_sp_server_figures {
+    uint32_t connections;     /* open now */
+    uint64_t accepted;        /* connections taken */
+    uint64_t refused;         /* closed at once: over RUSH_SP_SERVER_CONNECTIONS_MAX */
+    uint64_t closed_protocol; /* closed for what they sent (or did not: no greeting) */
+    uint64_t dropped_replies; /* their peer gone, or no memory */
+};
+
 /* A whole message from a connection of `endpoint`: its body (valid only during the call) and
  * the origin to reply to. */
 typedef void (*rush_sp_server_message_fn)(void *context, uint32_t endpoint, void *origin,
@@ -52,8 +61,9 @@ bool rush_sp_server_reply(struct rush_sp_server *server, void *origin, const voi
 void rush_sp_server_flush(struct rush_sp_server *server);
 /* Shutdown: flushes, then keeps writing what the kernel did not take, for up to wait_ms. */
 void rush_sp_server_linger(struct rush_sp_server *server, int wait_ms);
-/* Replies dropped so far (their peer gone, or no memory). */
-uint64_t rush_sp_server_dropped_replies(const struct rush_sp_server *server);
+/* Its figures so far (all zero for NULL). */
+void rush_sp_server_figures(const struct rush_sp_server *server,
+                            struct rush_sp_server_figures *out);
 /* Closes every connection and listener. Safe on NULL. */
 void rush_sp_server_destroy(struct rush_sp_server *server);
 

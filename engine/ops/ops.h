@@ -60,6 +60,12 @@ struct rush_ops_front {
     _Atomic uint64_t in_flight;
     _Atomic uint64_t in_flight_max;
     struct rush_latency request_latency; /* message received to reply sent */
+    /* rushd's own tcp:// transport (engine/front/sp_server.c). */
+    _Atomic uint64_t tcp_connections;
+    _Atomic uint64_t tcp_accepted;
+    _Atomic uint64_t tcp_refused;
+    _Atomic uint64_t tcp_closed_protocol;
+    _Atomic uint64_t tcp_dropped_replies;
 };
 
 /* One writer: a relaxed load and store, no locked instruction. */

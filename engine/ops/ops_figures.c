@@ -50,6 +50,11 @@ static void copy_front(struct ops_figures *f, const struct rush_ops_front *front
     f->busy_messages = LOAD(front->busy_messages);
     f->in_flight = LOAD(front->in_flight);
     f->in_flight_max = LOAD(front->in_flight_max);
+    f->tcp_connections = LOAD(front->tcp_connections);
+    f->tcp_accepted = LOAD(front->tcp_accepted);
+    f->tcp_refused = LOAD(front->tcp_refused);
+    f->tcp_closed_protocol = LOAD(front->tcp_closed_protocol);
+    f->tcp_dropped_replies = LOAD(front->tcp_dropped_replies);
     rush_latency_read(&front->request_latency, &f->request_latency);
 }
 

@@ -110,6 +110,7 @@ struct ops_figures {
     uint64_t requests[RUSH_OP_COUNT_][RUSH_OUTCOME_COUNT_];
     uint64_t messages[RUSH_OPS_ENDPOINTS];
     uint64_t errors, busy_no_slot, busy_messages, in_flight, in_flight_max;
+    uint64_t tcp_connections, tcp_accepted, tcp_refused, tcp_closed_protocol, tcp_dropped_replies;
     struct rush_latency_figures request_latency, decide_latency, sync_latency;
     struct ops_totals_copy {
         uint64_t units_sold, orders_confirmed, gmv_fen, orders_released, orders_expired;

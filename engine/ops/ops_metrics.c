@@ -247,6 +247,26 @@ static void publisher(struct ops_text *t, const struct ops_figures *f)
           p->read_errors);
 }
 
+/* rushd's own tcp:// transport (zero when its endpoints go through nanomsg). */
+static void tcp(struct ops_text *t, const struct ops_figures *f)
+{
+    plain(t, "rush_tcp_connections", "gauge", "Client connections open on tcp:// endpoints.",
+          f->tcp_connections);
+    family(t, "rush_tcp_connections_total", "counter",
+           "Connections to tcp:// endpoints: accepted, or refused (over the connection limit).");
+    ops_text_printf(t, "rush_tcp_connections_total{result=\"accepted\"} %" PRIu64 "\n",
+                    f->tcp_accepted);
+    ops_text_printf(t, "rush_tcp_connections_total{result=\"refused\"} %" PRIu64 "\n",
+                    f->tcp_refused);
+    plain(t, "rush_tcp_protocol_closes_total", "counter",
+          "Connections closed for breaking the SP protocol (greeting, length, request id) or "
+          "sending no greeting in time.",
+          f->tcp_closed_protocol);
+    plain(t, "rush_tcp_replies_dropped_total", "counter",
+          "Replies not sent: their connection closed before they were decided.",
+          f->tcp_dropped_replies);
+}
+
 void ops_metrics_render(const struct ops_figures *f, struct ops_text *t)
 {
     plain(t, "rush_up", "gauge", "1 while rushd serves.", 1);
@@ -258,6 +278,7 @@ void ops_metrics_render(const struct ops_figures *f, struct ops_text *t)
     plain(t, "rush_in_flight_messages", "gauge", "Messages submitted and not yet answered.",
           f->in_flight);
     plain(t, "rush_in_flight_messages_max", "gauge", "In-flight slots.", f->in_flight_max);
+    tcp(t, f);
     plain(t, "rush_ring_full_total", "counter", "Submits the engine refused for a full ring.",
           f->engine.busy_rings);
     histogram(t, "rush_decision_latency_seconds",

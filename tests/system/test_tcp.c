@@ -26,6 +26,7 @@
 
 static struct rushd_child server = {.pid = -1};
 static int json_port;
+static int http_port;
 
 static void start(void)
 {
@@ -33,6 +34,8 @@ static void start(void)
     child_make_dir(&server, "tcp");
     json_port = child_free_port();
     child_use_tcp(&server, child_free_port(), json_port, child_free_port());
+    http_port = child_free_port();
+    snprintf(server.http, sizeof(server.http), "127.0.0.1:%d", http_port);
     child_write_campaign(&server, CHILD_ENGINE, CHILD_TOKEN, child_skus);
     child_run(&server, NULL);
 }
@@ -153,17 +156,35 @@ static bool closed_by_rushd(int fd, int wait_ms)
     return false;
 }
 
+#define QUERY "{\"op\":\"query_sku\",\"sku\":1005}"
+
 /* A nanomsg REQ client is still answered. */
 static void rushd_still_answers(void)
 {
     char reply[REPLY_BYTES_MAX];
-    cr_assert(child_json(server.json, "{\"op\":\"query_sku\",\"sku\":1005}", reply, sizeof(reply),
-                         TIMEOUT_MS) == 0,
+    cr_assert(child_json(server.json, QUERY, reply, sizeof(reply), TIMEOUT_MS) == 0,
               "no answer from rushd");
     cr_assert(strstr(reply, "\"available\":") != NULL, "%s", reply);
 }
 
-#define QUERY "{\"op\":\"query_sku\",\"sku\":1005}"
+/* Waits until rushd's /metrics (read with curl) holds `line`. */
+static bool metrics_show(const char *line)
+{
+    char command[128];
+    snprintf(command, sizeof(command), "curl -s http://127.0.0.1:%d/metrics", http_port);
+    static char text[1 << 18];
+    for (int64_t deadline = rush_clock_monotonic_ms() + TIMEOUT_MS;
+         rush_clock_monotonic_ms() < deadline; child_sleep_ms(50)) {
+        FILE *curl = popen(command, "r");
+        cr_assert(curl != NULL);
+        size_t len = fread(text, 1, sizeof(text) - 1, curl);
+        pclose(curl);
+        text[len] = '\0';
+        if (strstr(text, line) != NULL)
+            return true;
+    }
+    return false;
+}
 
 /* ---- the protocol -----------------------------------------------------------------------------
  */
@@ -269,6 +290,8 @@ Test(tcp, hostile_peers_are_closed_and_cost_nothing)
     write_all(fd, bytes, frame(bytes, &(uint32_t){0x80000001u}, 1, QUERY) - 3);
     close(fd);
     rushd_still_answers();
+    cr_expect(metrics_show("rush_tcp_protocol_closes_total 8\n"),
+              "/metrics does not count the 8 hostile peers closed");
     cr_expect_eq(child_stop(&server, SIGTERM), 0, "rushd exited badly (see its log)");
 }
 
