@@ -23,8 +23,9 @@
 #                                 AND a JetStream quorum's ack); the three servers run on the same
 #                                 cores as rushd and the load, so these rows carry their CPU too
 #   echo                          build/bin/bench-echo: answers every message at once, decides
-#                                 nothing; rush-loadgen's rate against it, one order per message,
-#                                 beside rushd's shows the load generator is not the limit
+#                                 nothing, over the same tcp:// transport as rushd's; rush-loadgen's
+#                                 rate against it, one order per message, beside rushd's shows the
+#                                 load generator is not the limit
 #
 # The load is rush-loadgen's midnight scenario on both sides: distinct buyers, each clicking
 # once, on a few hot SKUs. By default the stock covers the crowd, so every click is an order that
