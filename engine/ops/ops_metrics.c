@@ -259,8 +259,8 @@ static void tcp(struct ops_text *t, const struct ops_figures *f)
     ops_text_printf(t, "rush_tcp_connections_total{result=\"refused\"} %" PRIu64 "\n",
                     f->tcp_refused);
     plain(t, "rush_tcp_protocol_closes_total", "counter",
-          "Connections closed for breaking the SP protocol (greeting, length, request id) or "
-          "sending no greeting in time.",
+          "Connections closed for what they sent: a bad greeting, length or request id, no "
+          "greeting in time, or a message the input memory budget cannot hold.",
           f->tcp_closed_protocol);
     plain(t, "rush_tcp_replies_dropped_total", "counter",
           "Replies not sent: their connection closed before they were decided.",
