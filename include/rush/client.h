@@ -206,7 +206,11 @@ void rush_client_stats(const struct rush_client *client, struct rush_client_stat
  *     tries again, at most leaderless_retries_max times per request;
  *   - a node that does not answer (RUSH_ETIMEDOUT after its client's retries) is forgotten as
  *     the leader of the shards it was asked for, and those requests go to the next node, same
- *     keys (rushd answers a decided key with its original result, flagged duplicate).
+ *     keys (rushd answers a decided key with its original result, flagged duplicate). A
+ *     redirect back to a node that failed the request in this submit (the cluster still names
+ *     it: its lease has not lapsed) counts as no leader: a wait on the redirecting node, not a
+ *     hop to the dead one, so a submit outlasts a lease of up to leaderless_retries_max x
+ *     leaderless_wait_ms.
  * Each request follows at most hops_max redirects and node failures; past that, or past its
  * leaderless waits, the submit returns -EHOSTUNREACH ("no route to host") and
  * rush_client_last_error() names the shard. The results of the other requests are filled in.

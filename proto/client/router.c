@@ -52,6 +52,7 @@ struct route {
     uint32_t shard; /* SHARD_UNKNOWN until computed or learnt */
     uint32_t hops;
     uint32_t waits;
+    uint32_t failed_nodes; /* a bit per node that failed this request in this submit */
     bool done;
 };
 
@@ -269,6 +270,7 @@ static void node_failed(struct rush_router *router, const struct scratch *scratc
         int expected = (int)node;
         if (route->shard != SHARD_UNKNOWN)
             atomic_compare_exchange_strong(&router->leader[route->shard], &expected, -1);
+        route->failed_nodes |= 1u << node;
         route->node = (node + 1) % router->config.node_count;
         if (++route->hops > router->config.hops_max)
             route_give_up(router, route, status);
@@ -288,7 +290,12 @@ static bool answer_read(struct rush_router *router, struct route *route, uint32_
     }
     if (result->state < RUSH_SHARDS_MAX)
         route->shard = result->state;
-    if (result->qty < router->config.node_count) {
+    if (result->qty < router->config.node_count && (route->failed_nodes & (1u << result->qty))) {
+        /* It names a node that just failed this request: the cluster has not moved the shard
+         * yet (its lease has not lapsed). Ask this node again after a wait, as for no leader,
+         * rather than spend a hop on the dead one. */
+        route->node = node;
+    } else if (result->qty < router->config.node_count) {
         atomic_fetch_add(&router->redirects, 1);
         if (route->shard != SHARD_UNKNOWN)
             atomic_store(&router->leader[route->shard], (int32_t)result->qty);

@@ -312,6 +312,41 @@ Test(router, a_silent_node_is_routed_around_with_the_same_keys)
     rush_router_close(router);
 }
 
+/* The leader dies and the others keep naming it until its lease lapses (here 1.5 s): the
+ * router waits on a live node instead of spending its hops on the dead one. */
+static void *lease_lapses(void *argument)
+{
+    (void)argument;
+    usleep(1500 * 1000);
+    for (int s = 0; s < SHARDS; s++)
+        atomic_store(&fake.leader[s], 2);
+    return NULL;
+}
+
+Test(router, a_redirect_to_a_node_that_just_failed_is_waited_out)
+{
+    struct rush_router *router = router_open(SHARDS, 3, 1000); /* 1000 waits of 5 ms */
+    atomic_store(&fake.nodes[0].mute, true);
+    for (int s = 0; s < SHARDS; s++)
+        atomic_store(&fake.leader[s], 0); /* the dead node, still named by the others */
+    pthread_t lapse;
+    cr_assert_eq(pthread_create(&lapse, NULL, lease_lapses, NULL), 0);
+    struct rush_request requests[32];
+    struct rush_result results[32];
+    reserves(requests, 32, 1);
+    int rc = rush_router_submit(router, requests, 32, results);
+    pthread_join(lapse, NULL);
+    cr_assert_eq(rc, 0, "gave up before the lease lapsed: %s", rush_client_last_error());
+    check_decided(requests, results, 32);
+    for (uint32_t i = 0; i < 32; i++)
+        cr_assert_eq(results[i].qty, 2, "decided by node %u, not the new leader", results[i].qty);
+    struct rush_router_stats stats;
+    rush_router_stats(router, &stats);
+    cr_assert_geq(stats.node_failures, 1);
+    cr_assert_gt(stats.leaderless, 0, "the wait for the lapse counts as leaderless");
+    rush_router_close(router);
+}
+
 Test(router, configuration_checks)
 {
     const char *urls[2] = {"ipc:///tmp/a", "ipc:///tmp/b"};
