@@ -134,8 +134,8 @@ struct writer {
     uint64_t offset;
     uint8_t *first_block; /* a copy of the file's first WRITE_BLOCK_BYTES once written */
     XXH3_state_t *hash;
-    int error;              /* first write error (-errno) */
-    uint32_t idle_per_busy; /* 0: no pacing; else sleep this many times each write's time */
+    int error;                             /* first write error (-errno) */
+    const struct rush_snapshot_pace *pace; /* NULL: full speed (rush_snapshot_stage) */
 };
 
 #define WRITE_BLOCK_BYTES 4096u
@@ -168,12 +168,15 @@ static int write_all(int fd, const uint8_t *bytes, size_t length, uint64_t offse
 
 /*
  * After a write that took busy_ns: sleeps idle_per_busy times as long, within the pace limits, so
- * that a background writer leaves the device idle most of the time (see rush_snapshot_stage).
+ * that a background writer leaves the device idle most of the time (see rush_snapshot_stage); not
+ * at all once someone is waiting for the file (*hurry).
  */
-static void pace_after(uint32_t idle_per_busy, int64_t busy_ns)
+static void pace_after(const struct rush_snapshot_pace *pace, int64_t busy_ns)
 {
-    RUSH_ASSERT(idle_per_busy <= RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX && busy_ns >= 0);
-    int64_t idle_ns = busy_ns * (int64_t)idle_per_busy;
+    RUSH_ASSERT(pace->idle_per_busy <= RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX && busy_ns >= 0);
+    if (pace->hurry != NULL && atomic_load_explicit(pace->hurry, memory_order_relaxed))
+        return;
+    int64_t idle_ns = busy_ns * (int64_t)pace->idle_per_busy;
     if (idle_ns < RUSH_SNAPSHOT_PACE_SLEEP_MIN_NS)
         idle_ns = RUSH_SNAPSHOT_PACE_SLEEP_MIN_NS;
     if (idle_ns > RUSH_SNAPSHOT_PACE_SLEEP_MAX_NS)
@@ -195,8 +198,8 @@ static void writer_flush(struct writer *writer)
     if (writer->error == 0 && padded > 0) {
         int64_t start_ns = rush_clock_monotonic_ns();
         writer->error = write_all(writer->fd, writer->buffer, padded, writer->offset);
-        if (writer->idle_per_busy > 0 && writer->error == 0)
-            pace_after(writer->idle_per_busy, rush_clock_monotonic_ns() - start_ns);
+        if (writer->pace != NULL && writer->pace->idle_per_busy > 0 && writer->error == 0)
+            pace_after(writer->pace, rush_clock_monotonic_ns() - start_ns);
     }
     writer->offset += writer->used;
     writer->used = 0;
@@ -248,7 +251,7 @@ static int finish_file(struct writer *writer, struct rush_snapshot_header *heade
 
 /* Writes header and sections to fd and fdatasyncs it. No malloc: a forked child runs this. */
 static int write_file(int fd, const struct rush_shard *shard, uint32_t shard_index, uint64_t lsn,
-                      uint32_t idle_per_busy)
+                      const struct rush_snapshot_pace *pace)
 {
     struct rush_snapshot_header header = {.magic = RUSH_SNAPSHOT_MAGIC,
                                           .version = RUSH_SNAPSHOT_VERSION,
@@ -266,7 +269,7 @@ static int write_file(int fd, const struct rush_shard *shard, uint32_t shard_ind
                             .buffer = memory,
                             .used = RUSH_SNAPSHOT_HEADER_BYTES, /* zeros until finish_file */
                             .first_block = memory + WRITE_BUFFER_BYTES,
-                            .idle_per_busy = idle_per_busy,
+                            .pace = pace,
                             .hash =
                                 (XXH3_state_t *)(memory + WRITE_BUFFER_BYTES + WRITE_BLOCK_BYTES)};
     XXH3_INITSTATE(writer.hash);
@@ -308,11 +311,11 @@ static void tmp_name(char *out, size_t size, uint32_t shard_index, uint64_t lsn)
 }
 
 int rush_snapshot_stage(const struct rush_shard *shard, const char *dir, uint32_t shard_index,
-                        uint64_t lsn, bool direct, uint32_t idle_per_busy, char *why,
+                        uint64_t lsn, bool direct, const struct rush_snapshot_pace *pace, char *why,
                         size_t why_size)
 {
     RUSH_ASSERT(shard != NULL && dir != NULL);
-    RUSH_ASSERT(idle_per_busy <= RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX);
+    RUSH_ASSERT(pace == NULL || pace->idle_per_busy <= RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX);
     char tmp[RUSH_SNAPSHOT_NAME_MAX + 8];
     tmp_name(tmp, sizeof(tmp), shard_index, lsn);
     const char *step = "opening the directory";
@@ -332,7 +335,7 @@ int rush_snapshot_stage(const struct rush_shard *shard, const char *dir, uint32_
         goto out_close_dir;
     }
     step = "writing";
-    rc = write_file(fd, shard, shard_index, lsn, idle_per_busy);
+    rc = write_file(fd, shard, shard_index, lsn, pace);
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
     if (rc == 0) {
@@ -397,7 +400,7 @@ void rush_snapshot_abandon(const char *dir, uint32_t shard_index, uint64_t lsn)
 int rush_snapshot_write(const struct rush_shard *shard, const char *dir, uint32_t shard_index,
                         uint64_t lsn, char *why, size_t why_size)
 {
-    int rc = rush_snapshot_stage(shard, dir, shard_index, lsn, false, 0, why, why_size);
+    int rc = rush_snapshot_stage(shard, dir, shard_index, lsn, false, NULL, why, why_size);
     if (rc == 0)
         rc = rush_snapshot_commit(dir, shard_index, lsn, why, why_size);
     return rc;

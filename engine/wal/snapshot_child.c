@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -87,7 +88,8 @@ static bool child_wait_go(int go_read_fd)
 
 /* The child: stage, wait for the go, commit, remove what the snapshot covers, _exit. */
 static _Noreturn void child_main(const struct rush_shard *shard, const struct rush_shard_log *log,
-                                 uint64_t lsn, uint32_t idle_per_busy, int go_read_fd, pid_t parent)
+                                 uint64_t lsn, struct rush_snapshot_pace pace, int go_read_fd,
+                                 pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -100,8 +102,8 @@ static _Noreturn void child_main(const struct rush_shard *shard, const struct ru
     (void)setpriority(PRIO_PROCESS, 0, CHILD_NICE);
     (void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
     char why[512];
-    if (rush_snapshot_stage(shard, log->dir, log->shard_index, lsn, true, idle_per_busy, why,
-                            sizeof(why)) < 0) {
+    if (rush_snapshot_stage(shard, log->dir, log->shard_index, lsn, true, &pace, why, sizeof(why)) <
+        0) {
         child_say("", why);
         _exit(CHILD_EXIT_FAILED);
     }
@@ -134,11 +136,19 @@ int rush_snapshot_child_start(struct rush_snapshot_child *child, struct rush_sha
     if (pipe2(pipe_fds, O_CLOEXEC) < 0)
         return -errno;
     uint64_t lsn = rush_wal_appended_lsn(log->wal);
+    if (child->hurry == NULL) { /* the first child: without the page, waits only take longer */
+        void *page = mmap(NULL, sizeof(atomic_bool), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        child->hurry = page != MAP_FAILED ? page : NULL;
+    }
+    if (child->hurry != NULL)
+        atomic_store(child->hurry, false);
+    struct rush_snapshot_pace pace = {.idle_per_busy = child->idle_per_busy, .hurry = child->hurry};
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         close(pipe_fds[1]); /* so that the parent's close ends our read */
-        child_main(shard, log, lsn, child->idle_per_busy, pipe_fds[0], parent);
+        child_main(shard, log, lsn, pace, pipe_fds[0], parent);
     }
     int fork_error = errno;
     close(pipe_fds[0]);
@@ -183,6 +193,8 @@ bool rush_snapshot_child_poll(struct rush_snapshot_child *child, struct rush_sha
 {
     if (!rush_snapshot_child_running(child))
         return true;
+    if (wait && child->hurry != NULL) /* shutdown or an on-demand snapshot: no more pacing */
+        atomic_store(child->hurry, true);
     child_release(child, log, wait);
     int status = 0;
     pid_t pid;
@@ -224,4 +236,7 @@ void rush_snapshot_child_stop(struct rush_snapshot_child *child)
 {
     RUSH_ASSERT(child->pid <= 0);
     rush_snapshot_renew_stop(&child->renew);
+    if (child->hurry != NULL)
+        munmap(child->hurry, sizeof(atomic_bool));
+    child->hurry = NULL;
 }

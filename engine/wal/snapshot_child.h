@@ -36,6 +36,7 @@
 #ifndef RUSH_SNAPSHOT_CHILD_H
 #define RUSH_SNAPSHOT_CHILD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,7 +53,8 @@ struct rush_snapshot_child {
     int64_t fork_ns;  /* how long the shard stopped to start it */
     int64_t took_ns;  /* when finished: from start to the child's exit */
     int status;       /* when finished: 0 written; < 0 failed (RUSH_EWAL, -errno, -ECHILD) */
-    uint32_t idle_per_busy;           /* the child's pace (rush_snapshot_stage); 0: full speed */
+    uint32_t idle_per_busy; /* the child's pace (rush_snapshot_stage); 0: full speed */
+    atomic_bool *hurry;     /* a page shared with the children: set when the shard waits for one */
     struct rush_snapshot_renew renew; /* the shard's huge pages given back after each fork */
 };
 
@@ -95,7 +97,7 @@ bool rush_snapshot_child_renew(struct rush_snapshot_child *child);
 /* True while chunks wait for renewal after the last fork (the next fork had better wait). */
 bool rush_snapshot_child_renewing(const struct rush_snapshot_child *child);
 
-/* At the shard thread's end, after the last poll: releases what renewal holds. */
+/* At the shard thread's end, after the last poll: releases what renewal and the pace hold. */
 void rush_snapshot_child_stop(struct rush_snapshot_child *child);
 
 #endif

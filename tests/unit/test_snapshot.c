@@ -162,7 +162,9 @@ Test(snapshot, a_paced_direct_snapshot_restores_the_digest)
         decide_at(shard, T0_NS + (int64_t)n * MS,
                   request_of(RUSH_OP_RESERVE, 3, 1000 + n, 1, 0, n));
     char why[512] = "";
-    cr_assert_eq(rush_snapshot_stage(shard, dir, 0, 12, true, 2, why, sizeof(why)), 0, "%s", why);
+    struct rush_snapshot_pace pace = {.idle_per_busy = 2, .hurry = NULL};
+    cr_assert_eq(rush_snapshot_stage(shard, dir, 0, 12, true, &pace, why, sizeof(why)), 0, "%s",
+                 why);
     cr_assert_eq(rush_snapshot_commit(dir, 0, 12, why, sizeof(why)), 0, "%s", why);
     char name[RUSH_SNAPSHOT_NAME_MAX], path[160];
     rush_snapshot_name(name, sizeof(name), 0, 12);
@@ -178,6 +180,18 @@ Test(snapshot, a_paced_direct_snapshot_restores_the_digest)
     cr_assert_eq(lsn, 12);
     cr_assert_eq(rush_shard_digest(copy), rush_shard_digest(shard));
     assert_checks(copy);
+    rush_shard_destroy(copy);
+    /* Someone waiting (hurry set before the first write, as at shutdown): the same file. */
+    atomic_bool hurry = true;
+    pace = (struct rush_snapshot_pace){.idle_per_busy = RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX,
+                                       .hurry = &hurry};
+    cr_assert_eq(rush_snapshot_stage(shard, dir, 0, 13, true, &pace, why, sizeof(why)), 0, "%s",
+                 why);
+    cr_assert_eq(rush_snapshot_commit(dir, 0, 13, why, sizeof(why)), 0, "%s", why);
+    copy = loaded(limits, 3, &rc, &lsn, why, sizeof(why));
+    cr_assert_eq(rc, 0, "%s", why);
+    cr_assert_eq(lsn, 13);
+    cr_assert_eq(rush_shard_digest(copy), rush_shard_digest(shard));
     rush_shard_destroy(copy);
     rush_shard_destroy(shard);
 }
