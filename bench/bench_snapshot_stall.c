@@ -9,14 +9,20 @@
  * Each case: a fresh engine (one shard, async durability, a fresh directory under /var/tmp,
  * removed at the end), `orders` reserves put in first, then rush_engine_execute calls of BATCH
  * reserves on a fixed schedule (CALLS_PER_S) for `seconds`, each timed from when it was due (so
- * a stall counts for every call it holds up). The snapshot cases take one every
- * SNAPSHOT_EVERY events, so with a million orders held a snapshot is being written for much of
- * the measured time (the count is printed). One JSON object per case:
+ * a stall counts for every call it holds up); the caller sleeps until each call is due (polling
+ * would take half a CPU, which on a small VM is itself a cause of stalls). The snapshot cases
+ * take one every SNAPSHOT_EVERY events, so with a million orders held a snapshot is being written
+ * for much of the measured time (the count is printed). One JSON object per case:
  *   {"bench":"snapshot_stall","case":"none"|"on_thread"|"background","p50_us":..,"p99_us":..,
- *    "max_us":..,"calls":..,"snapshots":..}
+ *    "p999_us":..,"max_us":..,"calls":..,"snapshot_files":..,"steal_ms":..}
+ * steal_ms is the CPU time the hypervisor took from the machine while the calls ran (/proc/stat):
+ * on a VM, p99 follows it. RUSH_BENCH_STALL_TRACE_US=N prints each call slower than N us to
+ * stderr with its due time (CLOCK_MONOTONIC s, as in `perf record -k CLOCK_MONOTONIC`).
+ * RUSH_SNAPSHOT_PACE=off makes the background child write at full speed (wal/snapshot_child.h).
  * Compare p99 within one run: the machine is shared.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +44,16 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Sleeps until `due` (CLOCK_MONOTONIC seconds); returns at once when it has passed. */
+static void sleep_until(double due)
+{
+    struct timespec t = {.tv_sec = (time_t)due,
+                         .tv_nsec = (long)((due - (double)(time_t)due) * 1e9)};
+    /* Bounded: only a signal repeats the sleep. */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR)
+        ;
 }
 
 static struct rush_engine *open_engine(const char *dir, uint64_t orders, int mode)
@@ -86,6 +102,20 @@ static void fill_requests(struct rush_request *requests, uint32_t count, uint64_
     }
 }
 
+/* The machine's stolen CPU time so far (all CPUs, /proc/stat), in ms; 0 where unknown. */
+static uint64_t steal_ms(void)
+{
+    FILE *stat = fopen("/proc/stat", "r");
+    if (stat == NULL)
+        return 0;
+    unsigned long long field[8] = {0};
+    int n = fscanf(stat, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &field[0], &field[1],
+                   &field[2], &field[3], &field[4], &field[5], &field[6], &field[7]);
+    fclose(stat);
+    long ticks_per_s = sysconf(_SC_CLK_TCK);
+    return n == 8 && ticks_per_s > 0 ? field[7] * 1000 / (uint64_t)ticks_per_s : 0;
+}
+
 static int compare_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -121,25 +151,31 @@ static void run_case(int mode, uint64_t orders, double seconds, uint32_t *latenc
      * stall is charged to every call it delays, not only to the one it caught. */
     uint64_t next = orders;
     uint32_t calls = 0;
+    uint64_t steal_start_ms = steal_ms();
     double start = now_s();
     uint32_t due_max = (uint32_t)(seconds * CALLS_PER_S);
+    const char *trace = getenv("RUSH_BENCH_STALL_TRACE_US");
+    uint32_t trace_us = trace != NULL ? (uint32_t)strtoul(trace, NULL, 10) : 0;
     for (; calls < due_max && calls < CALLS_MAX; calls++) {
         double due = start + (double)calls / CALLS_PER_S;
-        while (now_s() < due)
-            usleep(20);
+        sleep_until(due);
         fill_requests(requests, BATCH, next);
         next += BATCH;
         RUSH_VERIFY(rush_engine_execute(engine, requests, BATCH, results) == 0);
         latencies_us[calls] = (uint32_t)((now_s() - due) * 1e6);
+        if (trace_us > 0 && latencies_us[calls] >= trace_us)
+            fprintf(stderr, "stall %.6f +%u us\n", due, latencies_us[calls]);
     }
+    uint64_t stolen_ms = steal_ms() - steal_start_ms;
     rush_engine_destroy(engine); /* waits for a background snapshot still being written */
     uint32_t snapshots = snapshot_files(dir);
     qsort(latencies_us, calls, sizeof(*latencies_us), compare_u32);
     printf("{\"bench\":\"snapshot_stall\",\"case\":\"%s\",\"orders_held\":%llu,\"p50_us\":%u,"
-           "\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u,\"calls\":%u,\"snapshot_files\":%u}\n",
+           "\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u,\"calls\":%u,\"snapshot_files\":%u,"
+           "\"steal_ms\":%llu}\n",
            names[mode], (unsigned long long)orders, latencies_us[calls / 2],
            latencies_us[(uint64_t)calls * 99 / 100], latencies_us[(uint64_t)calls * 999 / 1000],
-           latencies_us[calls - 1], calls, snapshots);
+           latencies_us[calls - 1], calls, snapshots, (unsigned long long)stolen_ms);
     fflush(stdout);
     char command[128];
     snprintf(command, sizeof(command), "rm -rf '%s'", dir);

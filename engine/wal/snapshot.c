@@ -20,10 +20,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t by value: no malloc in a forked writer */
 #include <xxhash.h>
 
+#include "base/clock.h"
 #include "base/memory.h"
 #include "base/why.h"
 #include "rush/assert.h"
@@ -121,7 +123,9 @@ int rush_snapshot_list(const char *dir, uint32_t shard_index, uint64_t **lsns_ou
  * (it stops deciding meanwhile, so it wants the fastest write). O_DIRECT wants aligned buffers,
  * offsets and lengths: every write but the last is a full buffer, the last is padded to a block and
  * the file cut back to its length; the first block is kept and written again at the end with the
- * sealed header in it.
+ * sealed header in it. A paced writer (idle_per_busy > 0) sleeps after each write for that many
+ * times as long as the write took, so that the log's writes seldom find the device busy and, on a
+ * VM, the host's work for the disk does not take the shard's CPU away (ARCHITECTURE.md).
  */
 struct writer {
     int fd;
@@ -130,7 +134,8 @@ struct writer {
     uint64_t offset;
     uint8_t *first_block; /* a copy of the file's first WRITE_BLOCK_BYTES once written */
     XXH3_state_t *hash;
-    int error; /* first write error (-errno) */
+    int error;                             /* first write error (-errno) */
+    const struct rush_snapshot_pace *pace; /* NULL: full speed (rush_snapshot_stage) */
 };
 
 #define WRITE_BLOCK_BYTES 4096u
@@ -161,6 +166,28 @@ static int write_all(int fd, const uint8_t *bytes, size_t length, uint64_t offse
     return 0;
 }
 
+/*
+ * After a write that took busy_ns: sleeps idle_per_busy times as long, within the pace limits, so
+ * that a background writer leaves the device idle most of the time (see rush_snapshot_stage); not
+ * at all once someone is waiting for the file (*hurry).
+ */
+static void pace_after(const struct rush_snapshot_pace *pace, int64_t busy_ns)
+{
+    RUSH_ASSERT(pace->idle_per_busy <= RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX && busy_ns >= 0);
+    if (pace->hurry != NULL && atomic_load_explicit(pace->hurry, memory_order_relaxed))
+        return;
+    int64_t idle_ns = busy_ns * (int64_t)pace->idle_per_busy;
+    if (idle_ns < RUSH_SNAPSHOT_PACE_SLEEP_MIN_NS)
+        idle_ns = RUSH_SNAPSHOT_PACE_SLEEP_MIN_NS;
+    if (idle_ns > RUSH_SNAPSHOT_PACE_SLEEP_MAX_NS)
+        idle_ns = RUSH_SNAPSHOT_PACE_SLEEP_MAX_NS;
+    struct timespec idle = {.tv_sec = idle_ns / 1000000000, .tv_nsec = idle_ns % 1000000000};
+    /* Bounded: a signal shortens the sleep and leaves what is left in `idle`; the pace is only a
+     * bound on the device's share, so a few short sleeps are fine. */
+    for (int round = 0; round < 4 && nanosleep(&idle, &idle) < 0 && errno == EINTR; round++)
+        ;
+}
+
 /* Writes the buffer, padded with zeros to whole blocks (only the file's last write is partial). */
 static void writer_flush(struct writer *writer)
 {
@@ -168,8 +195,12 @@ static void writer_flush(struct writer *writer)
     memset(writer->buffer + writer->used, 0, padded - writer->used);
     if (writer->offset == 0 && padded > 0)
         memcpy(writer->first_block, writer->buffer, WRITE_BLOCK_BYTES);
-    if (writer->error == 0 && padded > 0)
+    if (writer->error == 0 && padded > 0) {
+        int64_t start_ns = rush_clock_monotonic_ns();
         writer->error = write_all(writer->fd, writer->buffer, padded, writer->offset);
+        if (writer->pace != NULL && writer->pace->idle_per_busy > 0 && writer->error == 0)
+            pace_after(writer->pace, rush_clock_monotonic_ns() - start_ns);
+    }
     writer->offset += writer->used;
     writer->used = 0;
 }
@@ -219,7 +250,8 @@ static int finish_file(struct writer *writer, struct rush_snapshot_header *heade
 }
 
 /* Writes header and sections to fd and fdatasyncs it. No malloc: a forked child runs this. */
-static int write_file(int fd, const struct rush_shard *shard, uint32_t shard_index, uint64_t lsn)
+static int write_file(int fd, const struct rush_shard *shard, uint32_t shard_index, uint64_t lsn,
+                      const struct rush_snapshot_pace *pace)
 {
     struct rush_snapshot_header header = {.magic = RUSH_SNAPSHOT_MAGIC,
                                           .version = RUSH_SNAPSHOT_VERSION,
@@ -237,6 +269,7 @@ static int write_file(int fd, const struct rush_shard *shard, uint32_t shard_ind
                             .buffer = memory,
                             .used = RUSH_SNAPSHOT_HEADER_BYTES, /* zeros until finish_file */
                             .first_block = memory + WRITE_BUFFER_BYTES,
+                            .pace = pace,
                             .hash =
                                 (XXH3_state_t *)(memory + WRITE_BUFFER_BYTES + WRITE_BLOCK_BYTES)};
     XXH3_INITSTATE(writer.hash);
@@ -278,9 +311,11 @@ static void tmp_name(char *out, size_t size, uint32_t shard_index, uint64_t lsn)
 }
 
 int rush_snapshot_stage(const struct rush_shard *shard, const char *dir, uint32_t shard_index,
-                        uint64_t lsn, bool direct, char *why, size_t why_size)
+                        uint64_t lsn, bool direct, const struct rush_snapshot_pace *pace, char *why,
+                        size_t why_size)
 {
     RUSH_ASSERT(shard != NULL && dir != NULL);
+    RUSH_ASSERT(pace == NULL || pace->idle_per_busy <= RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX);
     char tmp[RUSH_SNAPSHOT_NAME_MAX + 8];
     tmp_name(tmp, sizeof(tmp), shard_index, lsn);
     const char *step = "opening the directory";
@@ -300,7 +335,7 @@ int rush_snapshot_stage(const struct rush_shard *shard, const char *dir, uint32_
         goto out_close_dir;
     }
     step = "writing";
-    rc = write_file(fd, shard, shard_index, lsn);
+    rc = write_file(fd, shard, shard_index, lsn, pace);
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
     if (rc == 0) {
@@ -365,7 +400,7 @@ void rush_snapshot_abandon(const char *dir, uint32_t shard_index, uint64_t lsn)
 int rush_snapshot_write(const struct rush_shard *shard, const char *dir, uint32_t shard_index,
                         uint64_t lsn, char *why, size_t why_size)
 {
-    int rc = rush_snapshot_stage(shard, dir, shard_index, lsn, false, why, why_size);
+    int rc = rush_snapshot_stage(shard, dir, shard_index, lsn, false, NULL, why, why_size);
     if (rc == 0)
         rc = rush_snapshot_commit(dir, shard_index, lsn, why, why_size);
     return rc;

@@ -56,6 +56,8 @@
 #ifndef RUSH_SNAPSHOT_H
 #define RUSH_SNAPSHOT_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,11 +121,24 @@ RUSH_MUST_USE int rush_snapshot_write(const struct rush_shard *shard, const char
  * log is synced to `lsn` (a forked child, wal/snapshot_child.h): _stage writes and fdatasyncs
  * <name>.tmp (removing it on failure); _commit renames it, fsyncs the directory and removes older
  * snapshots. With `direct`, _stage writes with O_DIRECT where the file system allows it (see the
- * file comment). _abandon removes a staged file that will not be committed. Neither allocates from
- * the heap. 0, or -errno with why[] naming the file and the step.
+ * file comment). With a `pace` whose idle_per_busy > 0, _stage sleeps after each buffer it
+ * writes for that many times as long as the write took (within RUSH_SNAPSHOT_PACE_SLEEP_MIN_NS..
+ * MAX_NS), so that it keeps the device, and the host behind a virtual disk, busy about
+ * 1 / (1 + idle_per_busy) of the time (ARCHITECTURE.md "Durability"), until *hurry turns true
+ * (someone waits for the file: no more sleeps); NULL writes at full speed. _abandon removes a
+ * staged file that will not be committed. Neither allocates from the heap. 0, or -errno with why[]
+ * naming the file and the step.
  */
+#define RUSH_SNAPSHOT_PACE_SLEEP_MIN_NS 2000000   /* 2 ms */
+#define RUSH_SNAPSHOT_PACE_SLEEP_MAX_NS 100000000 /* 100 ms */
+#define RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX 100u
+struct rush_snapshot_pace {
+    uint32_t idle_per_busy;   /* 0..RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX; 0: full speed */
+    const atomic_bool *hurry; /* NULL, or a flag another process may set: stop sleeping */
+};
 RUSH_MUST_USE int rush_snapshot_stage(const struct rush_shard *shard, const char *dir,
-                                      uint32_t shard_index, uint64_t lsn, bool direct, char *why,
+                                      uint32_t shard_index, uint64_t lsn, bool direct,
+                                      const struct rush_snapshot_pace *pace, char *why,
                                       size_t why_size);
 RUSH_MUST_USE int rush_snapshot_commit(const char *dir, uint32_t shard_index, uint64_t lsn,
                                        char *why, size_t why_size);

@@ -3,12 +3,13 @@
  * so the shard stops only for the fork (ARCHITECTURE.md "Durability").
  *
  * Workload: one child at a time per shard, every `snapshot_every_events` events; a child writes
- * O(state) bytes (about 160 per order) and lives for as long as that takes (about 0.2-1 s per
- * million orders on the 2-core development VM). The shard thread pays: one fork (it copies the
- * page tables: 2-3 ms for 512 MiB of tables in 2 MiB pages, 15-26 ms once copy-on-write faults
- * have split them into 4 KiB entries, which is why each fork is followed by a renewal of the
- * tables' huge pages, wal/snapshot_renew.h), a pipe write and a waitpid per pass, plus the copy
- * of each page it first writes while the child lives.
+ * O(state) bytes (about 160 per order) and lives for as long as that takes: it sleeps twice as
+ * long as each 1 MiB write took (rush_snapshot_stage's pace), 2-4 s per million orders on the
+ * 2-core development VM (1-2 s at full speed, which cost the shard stolen CPU: ARCHITECTURE.md).
+ * The shard thread pays: one fork (it copies the page tables: 2-3 ms for 512 MiB of tables in 2 MiB
+ * pages, 15-26 ms once copy-on-write faults have split them into 4 KiB entries, which is why each
+ * fork is followed by a renewal of the tables' huge pages, wal/snapshot_renew.h), a pipe write and
+ * a waitpid per pass, plus the copy of each page it first writes while the child lives.
  *
  *   none --start: commit the log, fork--> staging (child: .tmp written, fdatasync'ed)
  *   staging --poll: log synced to lsn, go byte sent--> committing (child: rename, directory fsync,
@@ -26,14 +27,16 @@
  *   3. Segments are removed by the child after the rename, below min(lsn + 1, retain_lsn as it was
  *      at the fork); retain_lsn only grows, so nothing the publisher still needs is removed.
  *   4. The child touches no lock another thread may have held at the fork: no malloc, no stdio;
- *      it runs at low CPU and I/O priority and leaves with _exit. It dies with its creator thread
- *      (PR_SET_PDEATHSIG), leaving at most a .tmp file, which the next snapshot removes.
+ *      it runs at low CPU and I/O priority, paces its writes, and leaves with _exit. It dies
+ *      with its creator thread (PR_SET_PDEATHSIG), leaving at most a .tmp file, which the next
+ *      snapshot removes.
  *
  * Thread: the shard's (the one that owns `shard` and `log`).
  */
 #ifndef RUSH_SNAPSHOT_CHILD_H
 #define RUSH_SNAPSHOT_CHILD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -50,10 +53,17 @@ struct rush_snapshot_child {
     int64_t fork_ns;  /* how long the shard stopped to start it */
     int64_t took_ns;  /* when finished: from start to the child's exit */
     int status;       /* when finished: 0 written; < 0 failed (RUSH_EWAL, -errno, -ECHILD) */
+    uint32_t idle_per_busy; /* the child's pace (rush_snapshot_stage); 0: full speed */
+    atomic_bool *hurry;     /* a page shared with the children: set when the shard waits for one */
     struct rush_snapshot_renew renew; /* the shard's huge pages given back after each fork */
 };
 
-/* A child that is not running. */
+/*
+ * A child that is not running. Its writes will be paced (SNAPSHOT_CHILD_IDLE_PER_BUSY in
+ * snapshot_child.c) unless the environment says RUSH_SNAPSHOT_PACE=off (full speed) or =N (N
+ * times the write's time, 0..RUSH_SNAPSHOT_IDLE_PER_BUSY_MAX); read here, not in the child. For
+ * measuring the difference.
+ */
 void rush_snapshot_child_init(struct rush_snapshot_child *child);
 
 /*
@@ -87,7 +97,7 @@ bool rush_snapshot_child_renew(struct rush_snapshot_child *child);
 /* True while chunks wait for renewal after the last fork (the next fork had better wait). */
 bool rush_snapshot_child_renewing(const struct rush_snapshot_child *child);
 
-/* At the shard thread's end, after the last poll: releases what renewal holds. */
+/* At the shard thread's end, after the last poll: releases what renewal and the pace hold. */
 void rush_snapshot_child_stop(struct rush_snapshot_child *child);
 
 #endif
