@@ -535,11 +535,14 @@ run_rush_all() { # run_rush_all DIR
 
     echo "running rush (fsync, unbatched, tcp:// through nanomsg) ..."
     transport=nanomsg
-    start_rushd nanomsg "$(table_size "$rush_single_buyers")"
+    start_rushd nanomsg "$(table_size $((2 * rush_single_buyers)))"
     run_loadgen "$dir/rush-unbatched-nanomsg.json" --mode closed \
         --connections "$single_connections" --inflight "$single_inflight" --batch 1 \
         --duration "$seconds" --buyers "$rush_single_buyers" \
         --stock "$(stock_for "$rush_single_buyers")"
+    run_loadgen "$dir/rush-unbatched-one-nanomsg.json" --mode closed --connections 1 \
+        --inflight $((single_connections * single_inflight)) --batch 1 --duration "$seconds" \
+        --buyers "$rush_single_buyers" --stock "$(stock_for "$rush_single_buyers")"
     stop_server
     transport=rush
     if [ $replicated -eq 1 ]; then run_rush_replicated "$dir"; fi
@@ -650,6 +653,8 @@ if [ $rush -eq 1 ]; then
     row "rush, fsync, unbatched" "1 x 800 msgs x 1 (800)" rush-unbatched-one.json
     row "rush, fsync, JSON unbatched" "50 x 16 msgs x 1 (800)" rush-json.json
     row "rush, fsync, unbatched, nanomsg" "50 x 16 msgs x 1 (800)" rush-unbatched-nanomsg.json
+    row "rush, fsync, unbatched, nanomsg" "1 x 800 msgs x 1 (800)" \
+        rush-unbatched-one-nanomsg.json
     if [ $replicated -eq 1 ]; then
         row "rush, replicated, batched" "4 x 4 msgs x $batch_size ($batched_in_flight)" \
             rush-repl-batched.json
@@ -673,6 +678,8 @@ if [ $rush -eq 1 ]; then
     ratio "rush fsync JSON unbatched / rush binary unbatched" rush-json.json rush-unbatched.json
     ratio "rush unbatched, own tcp / through nanomsg" rush-unbatched.json \
         rush-unbatched-nanomsg.json
+    ratio "rush unbatched, own tcp / through nanomsg (1 conn)" rush-unbatched-one.json \
+        rush-unbatched-one-nanomsg.json
     if [ $replicated -eq 1 ]; then
         ratio "rush replicated batched / rush fsync batched" rush-repl-batched.json \
             rush-batched.json
