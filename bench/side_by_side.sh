@@ -54,7 +54,7 @@
 #   open loop (batched and one order per message): a knee named, zero busy at and below it.
 #
 # Usage: bench/side_by_side.sh [--quick] [--build DIR] [--seconds S] [--skus N] [--stock N]
-#          [--runs N] [--no-sweep] [--redis-only] [--replicated]
+#          [--runs N] [--no-sweep] [--redis-only] [--replicated] [--settle S]
 #   --quick      one short run and a 3-point sweep (about a minute; the smoke test uses it)
 #   --runs N     measurements repeated N times, medians shown (default 3)
 #   --build DIR  where bin/rushd, bin/rush-loadgen and bin/bench-redis are (default: build)
@@ -62,6 +62,8 @@
 #   --stock N    units per SKU (default: as many as buyers, so nothing sells out)
 #   --no-sweep   closed-loop runs only;  --redis-only  the Redis half only (no ratios)
 #   --replicated also rush with durability = replicated (needs nats-server)
+#   --settle S   pause after each server stops, before the next measurement (default 3; see
+#                stop_server: this VM stalls while the host takes back freed memory)
 # Exit status: 0 when every run finished and every books check passed (the target ratios are
 # reported, not enforced); 1 otherwise; 2 on a usage error.
 set -euo pipefail
@@ -77,6 +79,7 @@ sweep=1
 rush=1
 replicated=0
 runs=3
+settle=3       # seconds after a server stops before the next measurement (stop_server)
 transport=rush # rushd --tcp-transport: its own SP-over-TCP, or nanomsg for the comparison row
 sweep_fractions="0.1 0.25 0.5 0.7 0.85 1.0 1.2"
 
@@ -89,6 +92,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
     --no-sweep) sweep=0 ;;
+    --settle) settle=${2:?}; shift ;;
     --redis-only) rush=0 ;;
     --replicated) replicated=1 ;;
     --build) build=$(cd "${2:?}" && pwd); shift ;;
@@ -102,6 +106,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ $quick -eq 1 ]; then
+    settle=0
     runs=1
     seconds=1
     sweep_seconds=1
@@ -127,11 +132,17 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/rush-side-by-side-XXXXXX")
 server_pid=
 client_pid=
 nats_pids=()
+# A stopped server's memory goes back to the host about 2 s after it is freed (virtio free page
+# reporting on this VM), and while the host takes it the guest's CPUs stall: measured, a rushd
+# started right after a large run lost 100-200 ms at +1.6 s of its run (its shards and the load
+# both idle, the VM's CPU samples missing), and none with a 3 s pause between the runs. So every
+# measurement waits --settle seconds after the previous server stopped.
 stop_server() {
     if [ -n "$server_pid" ]; then
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
         server_pid=
+        sleep "$settle"
     fi
 }
 cleanup() {
