@@ -133,50 +133,16 @@ struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
     struct rush_shard *cache = (struct rush_shard *)shard; /* the cache is not state */
     if (cache->sku_cached != NULL && cache->sku_cached->def.id == sku_id)
         return cache->sku_cached;
-    rush_key key = rush_key_pair(0, sku_id);
-    const struct sku_entry *entry = rush_table_find(&shard->sku_ids, &key);
-    if (entry == NULL)
-        return NULL;
-    cache->sku_cached = &shard->skus[entry->index];
-    return cache->sku_cached;
-}
-
-struct order *shard__order(const struct rush_shard *shard, uint64_t order_id)
-{
-    uint64_t slot_and_generation = order_id & ID_INDEX_MASK;
-    uint64_t index = slot_and_generation & UINT32_MAX;
-    uint64_t generation = slot_and_generation >> ID_SLOT_BITS;
-    if (rush_id_shard(order_id) != shard->index || (order_id & RUSH_ID_GROUP_BIT) || index == 0 ||
-        index > shard->order_count || generation != shard->orders[index].generation)
-        return NULL;
-    return &shard->orders[index];
-}
-
-/*
- * The id the next order will get, 0 when there is no slot: the oldest ended order's slot once it
- * has been ended for retain_ns (and its pay timer has fired or was never set), else a fresh slot.
- */
-uint64_t shard__next_order_id(const struct rush_shard *shard)
-{
-    uint32_t head = shard->retired_head;
-    if (head != NONE) {
-        const struct order *oldest = &shard->orders[head];
-        if (shard->now_ns - oldest->ended_ns >= shard->policy.retain_ns &&
-            !rush_timer_wheel_scheduled(&shard->timers, head))
-            return order_id_in(shard, head, (uint16_t)(oldest->generation + 1));
+    struct sku_memo *memo = sku_memo_of(shard, sku_id);
+    if (memo->id != sku_id) {
+        rush_key key = rush_key_pair(0, sku_id);
+        const struct sku_entry *entry = rush_table_find(&shard->sku_ids, &key);
+        if (entry == NULL)
+            return NULL;
+        *memo = (struct sku_memo){.id = sku_id, .index = entry->index};
     }
-    if (shard->order_count < shard->limits.orders_max)
-        return order_id_in(shard, shard->order_count + 1, 0);
-    return 0;
-}
-
-struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
-{
-    uint64_t index = group_id & ID_INDEX_MASK;
-    if (rush_id_shard(group_id) != shard->index || !(group_id & RUSH_ID_GROUP_BIT) || index == 0 ||
-        index > shard->group_count)
-        return NULL;
-    return &shard->groups[index];
+    cache->sku_cached = &shard->skus[memo->index];
+    return cache->sku_cached;
 }
 
 /* ---- lookahead: the stages of a pipelined batch (shard_internal.h, struct shard_look) ---- */
@@ -212,10 +178,13 @@ static void look_far(const struct rush_shard *shard, struct shard_lookahead *ahe
     if (request->sku_id == 0)
         return;
     if (request->sku_id != ahead->far_sku_id) {
-        rush_key id = rush_key_pair(0, request->sku_id);
         ahead->far_sku_id = request->sku_id;
-        ahead->far_sku_home = rush_table_home(&shard->sku_ids, &id);
-        rush_table_prefetch_home(&shard->sku_ids, ahead->far_sku_home, true);
+        ahead->far_sku_home = LOOK_SKU_MEMO; /* most SKUs of a many-SKU sale: no hash, no miss */
+        if (sku_memo_of(shard, request->sku_id)->id != request->sku_id) {
+            rush_key id = rush_key_pair(0, request->sku_id);
+            ahead->far_sku_home = rush_table_home(&shard->sku_ids, &id);
+            rush_table_prefetch_home(&shard->sku_ids, ahead->far_sku_home, true);
+        }
     }
     look->sku_home = ahead->far_sku_home;
 }
@@ -234,10 +203,18 @@ static const struct sku_state *look_sku(const struct rush_shard *shard,
     if (look->sku_home == NONE)
         return NULL;
     if (request->sku_id != ahead->near_sku_id) {
-        rush_key id = rush_key_pair(0, request->sku_id);
-        const struct sku_entry *entry = rush_table_find_home(&shard->sku_ids, &id, look->sku_home);
         ahead->near_sku_id = request->sku_id;
-        ahead->near_sku = entry != NULL ? &shard->skus[entry->index] : NULL;
+        struct sku_memo *memo = sku_memo_of(shard, request->sku_id);
+        if (memo->id != request->sku_id) { /* the memo (a cache) takes what the table says */
+            rush_key id = rush_key_pair(0, request->sku_id);
+            const struct sku_entry *entry =
+                look->sku_home == LOOK_SKU_MEMO
+                    ? rush_table_find(&shard->sku_ids, &id) /* its place was taken since */
+                    : rush_table_find_home(&shard->sku_ids, &id, look->sku_home);
+            if (entry != NULL)
+                *memo = (struct sku_memo){.id = request->sku_id, .index = entry->index};
+        }
+        ahead->near_sku = memo->id == request->sku_id ? &shard->skus[memo->index] : NULL;
     }
     return ahead->near_sku;
 }
