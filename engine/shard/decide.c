@@ -380,10 +380,12 @@ static struct verdict subsidy_room(const struct rush_shard *shard, const struct 
     return verdict_of(RUSH_OK);
 }
 
+/* `held_checked`: the caller (join_any) has just had decide__can_hold say ok for this user. */
 static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
-                                 struct sku_state *sku)
+                                 struct sku_state *sku, bool held_checked)
 {
-    struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    struct verdict verdict =
+        held_checked ? verdict_of(RUSH_OK) : decide__can_hold(shard, sku, request->user_id, 1);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     verdict = subsidy_room(shard, sku, true);
@@ -438,7 +440,7 @@ static struct verdict decide_group_open(struct rush_shard *shard,
         verdict = eligible(shard, sku, request);
     if (verdict.outcome != RUSH_OK)
         return verdict;
-    return open_group(shard, request, sku);
+    return open_group(shard, request, sku, false);
 }
 
 static struct verdict decide_group_join(struct rush_shard *shard,
@@ -489,7 +491,7 @@ static struct verdict decide_group_join_any(struct rush_shard *shard,
         return verdict;
     uint32_t group_index = group__best(shard, sku, request->user_id);
     if (group_index == NONE)
-        return open_group(shard, request, sku);
+        return open_group(shard, request, sku, true);
     return take_seat(shard, request, group_index);
 }
 
@@ -697,7 +699,7 @@ static void decide_new(struct rush_shard *shard, const struct rush_request *requ
     if (entry != NULL) {
         const struct order *order = shard__order(shard, entry->order_id);
         RUSH_ASSERT(entry->state == (order ? order->state : RUSH_ORDER_NONE));
-        shard__answer(shard, entry, request, result);
+        shard__answer_of(shard, entry, order, request, result);
         return;
     }
     RUSH_ASSERT(verdict.outcome != RUSH_OK); /* every ok decision is remembered */

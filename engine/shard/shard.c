@@ -227,9 +227,9 @@ static bool look_limit_wanted(uint8_t op)
 }
 
 /*
- * Stage 2: the SKU from its slot; its lines a decision reads (the definition's id, window,
- * limits and rules, and the ledger: bytes 0 to the end of `reserved`) are prefetched, and the
- * limit's bitmap word.
+ * Stage 2: the SKU from the memo or its slot; the lines holding the fields a decision reads (the
+ * definition's id, window, limits, kind and rules, and the ledger's available and reserved; not
+ * the name, tiers or group buckets between them) are prefetched, and the limit's bitmap word.
  */
 static void look_near(const struct rush_shard *shard, struct shard_lookahead *ahead,
                       const struct rush_request *request, struct shard_look *look)
@@ -241,10 +241,13 @@ static void look_near(const struct rush_shard *shard, struct shard_lookahead *ah
     if (look->sku == NULL)
         return;
     if (look->sku != previous) { /* the previous request's SKU was prefetched just now */
-        uintptr_t first = (uintptr_t)look->sku;
-        uintptr_t last = (uintptr_t)(&look->sku->reserved + 1) - 1;
-        for (uintptr_t line = first & ~(uintptr_t)63; line <= last; line += 64)
-            __builtin_prefetch((const void *)line, 1, 3); /* at most 5 lines */
+        const struct sku_state *sku = look->sku; /* the fields a decision reads, straight-line */
+        __builtin_prefetch(&sku->def.id, 1, 3);
+        __builtin_prefetch(&sku->def.start_ns, 1, 3); /* the window, TTL and quantity limits */
+        __builtin_prefetch(&sku->def.unlimited, 1, 3);
+        __builtin_prefetch(&sku->def.rules, 1, 3);
+        __builtin_prefetch(&sku->available, 1, 3);
+        __builtin_prefetch(&sku->reserved, 1, 3);
     }
     if (!look_limit_wanted(request->op))
         return;
@@ -838,9 +841,9 @@ static void apply_sku_part(struct rush_shard *shard, const struct rush_event *ev
  * applied so that replay rebuilds the same entry: a seat that fills its group, and a reservation
  * of a SKU without a pay TTL, are confirmed by the events that follow in the same decision.
  */
-static uint8_t decided_state(const struct rush_shard *shard, const struct rush_event *event)
+static uint8_t decided_state(const struct rush_shard *shard, const struct rush_event *event,
+                             const struct order *order)
 {
-    const struct order *order = shard__order(shard, event->order_id);
     if (order == NULL)
         return RUSH_ORDER_NONE;
     if (order->state != RUSH_ORDER_RESERVED)
@@ -921,7 +924,8 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
     entry->field_c = fields.c;
     entry->op = event->op;
     entry->outcome = event->outcome;
-    entry->state = decided_state(shard, event);
+    struct order *order = shard__order(shard, event->order_id);
+    entry->state = decided_state(shard, event, order);
     entry->order_id = event->order_id;
     entry->ring_seq = ring_seq;
     const struct sku_state *sku = shard__sku(shard, event->sku_id);
@@ -929,7 +933,6 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
                        : sku->def.unlimited ? SHARD_REMAINING_UNLIMITED
                                             : sku->available;
     if (creates) {
-        struct order *order = shard__order(shard, event->order_id);
         RUSH_ASSERT(order != NULL);
         order->key = event->key;
     }
@@ -1059,8 +1062,9 @@ void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct ru
 /* ---- answers ------------------------------------------------------------------------------ */
 
 /* The answer of a remembered decision: the same bytes for the original and for every retry. */
-void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
-                   const struct rush_request *request, struct rush_result *result)
+void shard__answer_of(const struct rush_shard *shard, const struct key_entry *entry,
+                      const struct order *order, const struct rush_request *request,
+                      struct rush_result *result)
 {
     result->outcome = entry->outcome;
     result->reason = entry->reason;
@@ -1071,7 +1075,6 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
     result->remaining = unlimited ? 0 : entry->remaining;
     if (unlimited)
         result->flags |= RUSH_RESULT_UNLIMITED;
-    const struct order *order = shard__order(shard, entry->order_id);
     if (order != NULL) {
         result->qty = order->qty;
         if (order->group_index != NONE)
@@ -1079,6 +1082,12 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
     } else if (request->op == RUSH_OP_GROUP_JOIN) {
         result->group_id = request->target_id;
     }
+}
+
+void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
+                   const struct rush_request *request, struct rush_result *result)
+{
+    shard__answer_of(shard, entry, shard__order(shard, entry->order_id), request, result);
 }
 
 /* ---- check and digest --------------------------------------------------------------------- */

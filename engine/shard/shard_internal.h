@@ -391,6 +391,10 @@ int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount);
 uint32_t shard__activity_budgeted(const struct rush_shard *shard, const struct sku_state *sku);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
+/* The same, with the entry's order (shard__order of its order_id) already looked up. */
+void shard__answer_of(const struct rush_shard *shard, const struct key_entry *entry,
+                      const struct order *order, const struct rush_request *request,
+                      struct rush_result *result);
 /* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */
 void shard__order_expire(struct rush_shard *shard, uint32_t order_index);
 void shard__group_settle(struct rush_shard *shard, uint32_t group_index);
