@@ -364,10 +364,12 @@ static void note_inviter(struct rush_shard *shard, const struct rush_request *re
 
 /* A seat (the leader's or another) within the SKU's subsidy budget, if it has one
  * (shard__seat_subsidy), and within its activity's, if that has one (both must have room; the
- * reason names which refused); one test of each budget for a SKU without. */
+ * reason names which refused); one test for a SKU with neither (shard__subsidy_counted). */
 static struct verdict subsidy_room(const struct rush_shard *shard, const struct sku_state *sku,
                                    bool leader)
 {
+    if (!shard__subsidy_counted(sku))
+        return verdict_of(RUSH_OK);
     int64_t charge = shard__seat_subsidy(sku, shard__seat_price(sku, leader));
     if (sku->def.subsidy_budget_fen != 0 &&
         sku->subsidy_spent_fen + charge > sku->def.subsidy_budget_fen)

@@ -28,6 +28,7 @@
  * unknown.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -728,7 +729,7 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     limit->held -= order->qty;
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
         activity_give_back(shard, sku, order->user_id, order->qty);
-    if (order->group_index != NONE)
+    if (order->group_index != NONE && shard__subsidy_counted(sku))
         subsidy_charge(shard, sku, -shard__seat_subsidy(sku, order->amount_fen));
     order->state = state;
     retire(shard, order);
@@ -748,17 +749,27 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
     }
     struct order *order = &shard->orders[index];
     RUSH_ASSERT(event->amount >= 0);
-    *order = (struct order){.user_id = event->user_id,
-                            .amount_fen = event->amount,
-                            .sku_index = (uint32_t)(sku - shard->skus),
-                            .qty = event->qty,
-                            .group_index = NONE,
-                            .member_next = NONE,
-                            .retired_next = NONE,
-                            .generation = generation,
-                            .state = RUSH_ORDER_RESERVED};
+    /* Field by field: a compound literal of the whole record (or a copy of a constant blank)
+     * compiles to `rep stos`, whose start-up cost more than these stores on every reserve. */
+    static_assert(sizeof(struct order) == 96 && offsetof(struct order, inviter_id) == 88,
+                  "every field of an order is set below");
+    order->user_id = event->user_id;
+    order->amount_fen = event->amount;
+    memset(&order->key, 0, sizeof(order->key)); /* remember() sets it */
+    memset(&order->end_key, 0, sizeof(order->end_key));
+    order->ended_ns = 0;
+    order->end_remaining = 0;
+    order->sku_index = (uint32_t)(sku - shard->skus);
+    order->qty = event->qty;
+    order->group_index = NONE;
+    order->member_next = NONE;
+    order->retired_next = NONE;
+    order->generation = generation;
+    order->state = RUSH_ORDER_RESERVED;
+    order->end_op = 0;
+    order->inviter_id = 0;
     take_stock(shard, sku, event->user_id, event->qty, event->group_id == 0);
-    if (event->group_id != 0)
+    if (event->group_id != 0 && shard__subsidy_counted(sku))
         subsidy_charge(shard, sku, shard__seat_subsidy(sku, event->amount));
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);

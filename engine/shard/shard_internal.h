@@ -361,6 +361,13 @@ static inline struct group *shard__group(const struct rush_shard *shard, uint64_
     return &shard->groups[index];
 }
 
+/* Whether a subsidy budget may count this SKU's seats: its own, or its activity's. A SKU with
+ * neither (most) skips pricing the subsidy of every seat it takes or gives back. */
+static inline bool shard__subsidy_counted(const struct sku_state *sku)
+{
+    return sku->def.subsidy_budget_fen != 0 || (sku->def.rules & RUSH_SKU_IN_ACTIVITY);
+}
+
 /* shard.c */
 /* Stages 1 to 3 of the first requests of a batch; then, before deciding requests[i], step i runs
  * stage 1 of i + LOOK_FAR, 2 of i + LOOK_NEAR, 3 of i + LOOK_CLOSE and hands i's look to the
