@@ -126,14 +126,12 @@ void rush_shard_destroy(struct rush_shard *shard)
 
 /* ---- lookups ---------------------------------------------------------------------------- */
 
-/* A decision looks its SKU up several times and a rush hits few SKUs: remember the last one. */
-struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
+/* shard__sku past its inline test of the SKU found last: the memo, then the table. */
+struct sku_state *shard__sku_find(const struct rush_shard *shard, uint64_t sku_id)
 {
     if (sku_id == 0)
         return NULL;
     struct rush_shard *cache = (struct rush_shard *)shard; /* the cache is not state */
-    if (cache->sku_cached != NULL && cache->sku_cached->def.id == sku_id)
-        return cache->sku_cached;
     struct sku_memo *memo = sku_memo_of(shard, sku_id);
     if (memo->id != sku_id) {
         rush_key key = rush_key_pair(0, sku_id);

@@ -382,7 +382,15 @@ struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64
 uint32_t shard__activity_day(const struct rush_activity *activity, int64_t now_ns);
 bool shard__registered(const struct rush_shard *shard, const struct sku_state *sku,
                        uint64_t user_id);
-struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id);
+struct sku_state *shard__sku_find(const struct rush_shard *shard, uint64_t sku_id);
+/* The SKU with this id, or NULL. A decision looks its SKU up several times and a rush hits few
+ * SKUs: the one found last is tested inline (a SKU's id is never 0, so a match is not of id 0). */
+static inline struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
+{
+    if (shard->sku_cached != NULL && shard->sku_cached->def.id == sku_id)
+        return shard->sku_cached;
+    return shard__sku_find(shard, sku_id);
+}
 struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_index,
                                  uint64_t user_id);
 struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,

@@ -18,13 +18,6 @@ static inline void key_words(const void *key, uint64_t words[2])
     memcpy(words, key, 16);
 }
 
-bool rush_key_is_zero(const rush_key *key)
-{
-    uint64_t w[2];
-    key_words(key, w);
-    return (w[0] | w[1]) == 0;
-}
-
 int rush_table_init(struct rush_table *table, uint32_t capacity, uint32_t entry_bytes,
                     uint64_t seed)
 {
