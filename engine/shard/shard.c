@@ -428,24 +428,6 @@ uint32_t shard__inviter_fold(uint64_t inviter_id)
     return inviter_id == 0 ? 0 : fold | 1u;
 }
 
-int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
-{
-    return sku->def.price_fen * (int64_t)qty;
-}
-
-/* What one seat pays: the leader's price for the opener, else the group price, else the list. */
-int64_t shard__seat_price(const struct sku_state *sku, bool leader)
-{
-    RUSH_ASSERT(sku->def.group_size != 0);
-    if (sku->def.tier_count != 0)
-        return sku->def.tier_price_fen[0]; /* every seat pays the first tier; refunds follow */
-    if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
-        return sku->def.leader_price_fen;
-    if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
-        return sku->def.group_price_fen;
-    return sku->def.price_fen;
-}
-
 /*
  * What a seat paying `amount` is charged against its SKU's subsidy budget when it is taken:
  * the list price less what it pays, and for a tiered group the list price less the last tier's

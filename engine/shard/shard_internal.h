@@ -399,8 +399,23 @@ uint32_t shard__inviter_fold(uint64_t inviter_id);
 void shard__emit(struct rush_shard *shard, const struct rush_event *event);
 void shard__flush(struct rush_shard *shard);
 void shard__apply(struct rush_shard *shard, const struct rush_event *event);
-int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
-int64_t shard__seat_price(const struct sku_state *sku, bool leader);
+static inline int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
+{
+    return sku->def.price_fen * (int64_t)qty;
+}
+
+/* What one seat pays: the leader's price for the opener, else the group price, else the list. */
+static inline int64_t shard__seat_price(const struct sku_state *sku, bool leader)
+{
+    RUSH_ASSERT(sku->def.group_size != 0);
+    if (sku->def.tier_count != 0)
+        return sku->def.tier_price_fen[0]; /* every seat pays the first tier; refunds follow */
+    if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
+        return sku->def.leader_price_fen;
+    if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
+        return sku->def.group_price_fen;
+    return sku->def.price_fen;
+}
 int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount);
 /* The index in activities[] of the SKU's activity if it has a subsidy budget, else NONE. */
 uint32_t shard__activity_budgeted(const struct rush_shard *shard, const struct sku_state *sku);

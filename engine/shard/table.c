@@ -54,7 +54,8 @@ static uint32_t hash_home(const struct rush_table *table, const rush_key *key)
 }
 
 /* The key's home slot: the hint's when it is of this key (two compares instead of a hash). */
-static uint32_t home_of(const struct rush_table *table, const rush_key *key)
+static inline __attribute__((always_inline)) uint32_t home_of(const struct rush_table *table,
+                                                              const rush_key *key)
 {
     uint64_t want[2], hint[2];
     key_words(key, want);
@@ -85,7 +86,8 @@ static void set_used(struct rush_table *table, uint32_t index, bool used)
  * Walks the probe sequence of `key` and stops at its entry or at the first empty slot, whose
  * index it returns. The walk visits at most count + 1 slots (invariant 1).
  */
-static uint32_t probe_from(const struct rush_table *table, const rush_key *key, uint32_t index)
+static inline __attribute__((always_inline)) uint32_t
+probe_from(const struct rush_table *table, const rush_key *key, uint32_t index)
 {
     uint64_t want[2], have[2];
     key_words(key, want);
@@ -101,7 +103,8 @@ static uint32_t probe_from(const struct rush_table *table, const rush_key *key, 
     return 0;
 }
 
-static uint32_t probe(const struct rush_table *table, const rush_key *key)
+static inline __attribute__((always_inline)) uint32_t probe(const struct rush_table *table,
+                                                            const rush_key *key)
 {
     return probe_from(table, key, home_of(table, key));
 }
