@@ -171,8 +171,9 @@ struct sku_entry { /* key: (0, sku id) */
 /*
  * A direct-mapped memo of SKU ids and their indexes, in front of the sku_ids table: a sale over
  * many SKUs (Zipf popularity) finds most of its SKUs here without hashing the id or reading the
- * table (one line of 64 KiB that stays in cache). A SKU is never removed and its index never
- * changes, so a filled place is right until another id takes it; an id of 0 marks it empty.
+ * table: one line of a 64 KiB array that mostly stays in cache. A SKU is never removed and its
+ * index never changes, so a filled place is right until another id takes it; an id of 0 marks it
+ * empty.
  */
 #define SKU_MEMO_SLOTS 4096 /* a power of two */
 struct sku_memo {
@@ -230,11 +231,11 @@ struct rush_shard {
  * Stage 1 (look_far in shard.c, LOOK_FAR requests ahead) hashes the key and the SKU id (unless
  * the SKU memo has the id) and prefetches the key's bitmap word (table.h), the SKU id's slot and
  * the order or group a request names; stage 2 (look_near, LOOK_NEAR ahead) finds the SKU in the
- * memo or in its now cached slot, prefetches
- * the SKU's hot lines and hashes the limit key, prefetching its bitmap word; stage 3
- * (look_close, LOOK_CLOSE ahead) prefetches the key's and the limit's entries where the bitmap
- * says a probe will read them; look_use hands the homes to the tables as hints just before the
- * decision. Nothing here is state: a stale or missing look only costs a hash or a miss.
+ * memo or in its now cached slot, prefetches the SKU's hot lines and hashes the limit key,
+ * prefetching its bitmap word; stage 3 (look_close, LOOK_CLOSE ahead) prefetches the key's and
+ * the limit's entries that the bitmap's run of used slots says a probe will read; look_use hands
+ * the homes to the tables as hints just before the decision. Nothing here is state: a stale or
+ * missing look only costs a hash or a miss.
  */
 #define LOOK_FAR 16
 #define LOOK_NEAR 8
