@@ -364,10 +364,12 @@ static void note_inviter(struct rush_shard *shard, const struct rush_request *re
 
 /* A seat (the leader's or another) within the SKU's subsidy budget, if it has one
  * (shard__seat_subsidy), and within its activity's, if that has one (both must have room; the
- * reason names which refused); one test of each budget for a SKU without. */
+ * reason names which refused); one test for a SKU with neither (shard__subsidy_counted). */
 static struct verdict subsidy_room(const struct rush_shard *shard, const struct sku_state *sku,
                                    bool leader)
 {
+    if (!shard__subsidy_counted(sku))
+        return verdict_of(RUSH_OK);
     int64_t charge = shard__seat_subsidy(sku, shard__seat_price(sku, leader));
     if (sku->def.subsidy_budget_fen != 0 &&
         sku->subsidy_spent_fen + charge > sku->def.subsidy_budget_fen)
@@ -380,10 +382,12 @@ static struct verdict subsidy_room(const struct rush_shard *shard, const struct 
     return verdict_of(RUSH_OK);
 }
 
+/* `held_checked`: the caller (join_any) has just had decide__can_hold say ok for this user. */
 static struct verdict open_group(struct rush_shard *shard, const struct rush_request *request,
-                                 struct sku_state *sku)
+                                 struct sku_state *sku, bool held_checked)
 {
-    struct verdict verdict = decide__can_hold(shard, sku, request->user_id, 1);
+    struct verdict verdict =
+        held_checked ? verdict_of(RUSH_OK) : decide__can_hold(shard, sku, request->user_id, 1);
     if (verdict.outcome != RUSH_OK)
         return verdict;
     verdict = subsidy_room(shard, sku, true);
@@ -438,7 +442,7 @@ static struct verdict decide_group_open(struct rush_shard *shard,
         verdict = eligible(shard, sku, request);
     if (verdict.outcome != RUSH_OK)
         return verdict;
-    return open_group(shard, request, sku);
+    return open_group(shard, request, sku, false);
 }
 
 static struct verdict decide_group_join(struct rush_shard *shard,
@@ -489,7 +493,7 @@ static struct verdict decide_group_join_any(struct rush_shard *shard,
         return verdict;
     uint32_t group_index = group__best(shard, sku, request->user_id);
     if (group_index == NONE)
-        return open_group(shard, request, sku);
+        return open_group(shard, request, sku, true);
     return take_seat(shard, request, group_index);
 }
 
@@ -697,7 +701,7 @@ static void decide_new(struct rush_shard *shard, const struct rush_request *requ
     if (entry != NULL) {
         const struct order *order = shard__order(shard, entry->order_id);
         RUSH_ASSERT(entry->state == (order ? order->state : RUSH_ORDER_NONE));
-        shard__answer(shard, entry, request, result);
+        shard__answer_of(shard, entry, order, request, result);
         return;
     }
     RUSH_ASSERT(verdict.outcome != RUSH_OK); /* every ok decision is remembered */

@@ -28,6 +28,7 @@
  * unknown.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,58 +126,22 @@ void rush_shard_destroy(struct rush_shard *shard)
 
 /* ---- lookups ---------------------------------------------------------------------------- */
 
-/* A decision looks its SKU up several times and a rush hits few SKUs: remember the last one. */
-struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
+/* shard__sku past its inline test of the SKU found last: the memo, then the table. */
+struct sku_state *shard__sku_find(const struct rush_shard *shard, uint64_t sku_id)
 {
     if (sku_id == 0)
         return NULL;
     struct rush_shard *cache = (struct rush_shard *)shard; /* the cache is not state */
-    if (cache->sku_cached != NULL && cache->sku_cached->def.id == sku_id)
-        return cache->sku_cached;
-    rush_key key = rush_key_pair(0, sku_id);
-    const struct sku_entry *entry = rush_table_find(&shard->sku_ids, &key);
-    if (entry == NULL)
-        return NULL;
-    cache->sku_cached = &shard->skus[entry->index];
-    return cache->sku_cached;
-}
-
-struct order *shard__order(const struct rush_shard *shard, uint64_t order_id)
-{
-    uint64_t slot_and_generation = order_id & ID_INDEX_MASK;
-    uint64_t index = slot_and_generation & UINT32_MAX;
-    uint64_t generation = slot_and_generation >> ID_SLOT_BITS;
-    if (rush_id_shard(order_id) != shard->index || (order_id & RUSH_ID_GROUP_BIT) || index == 0 ||
-        index > shard->order_count || generation != shard->orders[index].generation)
-        return NULL;
-    return &shard->orders[index];
-}
-
-/*
- * The id the next order will get, 0 when there is no slot: the oldest ended order's slot once it
- * has been ended for retain_ns (and its pay timer has fired or was never set), else a fresh slot.
- */
-uint64_t shard__next_order_id(const struct rush_shard *shard)
-{
-    uint32_t head = shard->retired_head;
-    if (head != NONE) {
-        const struct order *oldest = &shard->orders[head];
-        if (shard->now_ns - oldest->ended_ns >= shard->policy.retain_ns &&
-            !rush_timer_wheel_scheduled(&shard->timers, head))
-            return order_id_in(shard, head, (uint16_t)(oldest->generation + 1));
+    struct sku_memo *memo = sku_memo_of(shard, sku_id);
+    if (memo->id != sku_id) {
+        rush_key key = rush_key_pair(0, sku_id);
+        const struct sku_entry *entry = rush_table_find(&shard->sku_ids, &key);
+        if (entry == NULL)
+            return NULL;
+        *memo = (struct sku_memo){.id = sku_id, .index = entry->index};
     }
-    if (shard->order_count < shard->limits.orders_max)
-        return order_id_in(shard, shard->order_count + 1, 0);
-    return 0;
-}
-
-struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
-{
-    uint64_t index = group_id & ID_INDEX_MASK;
-    if (rush_id_shard(group_id) != shard->index || !(group_id & RUSH_ID_GROUP_BIT) || index == 0 ||
-        index > shard->group_count)
-        return NULL;
-    return &shard->groups[index];
+    cache->sku_cached = &shard->skus[memo->index];
+    return cache->sku_cached;
 }
 
 /* ---- lookahead: the stages of a pipelined batch (shard_internal.h, struct shard_look) ---- */
@@ -212,10 +177,13 @@ static void look_far(const struct rush_shard *shard, struct shard_lookahead *ahe
     if (request->sku_id == 0)
         return;
     if (request->sku_id != ahead->far_sku_id) {
-        rush_key id = rush_key_pair(0, request->sku_id);
         ahead->far_sku_id = request->sku_id;
-        ahead->far_sku_home = rush_table_home(&shard->sku_ids, &id);
-        rush_table_prefetch_home(&shard->sku_ids, ahead->far_sku_home, true);
+        ahead->far_sku_home = LOOK_SKU_MEMO; /* most SKUs of a many-SKU sale: no hash, no miss */
+        if (sku_memo_of(shard, request->sku_id)->id != request->sku_id) {
+            rush_key id = rush_key_pair(0, request->sku_id);
+            ahead->far_sku_home = rush_table_home(&shard->sku_ids, &id);
+            rush_table_prefetch_home(&shard->sku_ids, ahead->far_sku_home, true);
+        }
     }
     look->sku_home = ahead->far_sku_home;
 }
@@ -234,10 +202,18 @@ static const struct sku_state *look_sku(const struct rush_shard *shard,
     if (look->sku_home == NONE)
         return NULL;
     if (request->sku_id != ahead->near_sku_id) {
-        rush_key id = rush_key_pair(0, request->sku_id);
-        const struct sku_entry *entry = rush_table_find_home(&shard->sku_ids, &id, look->sku_home);
         ahead->near_sku_id = request->sku_id;
-        ahead->near_sku = entry != NULL ? &shard->skus[entry->index] : NULL;
+        struct sku_memo *memo = sku_memo_of(shard, request->sku_id);
+        if (memo->id != request->sku_id) { /* the memo (a cache) takes what the table says */
+            rush_key id = rush_key_pair(0, request->sku_id);
+            const struct sku_entry *entry =
+                look->sku_home == LOOK_SKU_MEMO
+                    ? rush_table_find(&shard->sku_ids, &id) /* its place was taken since */
+                    : rush_table_find_home(&shard->sku_ids, &id, look->sku_home);
+            if (entry != NULL)
+                *memo = (struct sku_memo){.id = request->sku_id, .index = entry->index};
+        }
+        ahead->near_sku = memo->id == request->sku_id ? &shard->skus[memo->index] : NULL;
     }
     return ahead->near_sku;
 }
@@ -250,9 +226,9 @@ static bool look_limit_wanted(uint8_t op)
 }
 
 /*
- * Stage 2: the SKU from its slot; its lines a decision reads (the definition's id, window,
- * limits and rules, and the ledger: bytes 0 to the end of `reserved`) are prefetched, and the
- * limit's bitmap word.
+ * Stage 2: the SKU from the memo or its slot; the lines holding the fields a decision reads (the
+ * definition's id, window, limits, kind and rules, and the ledger's available and reserved; not
+ * the name, tiers or group buckets between them) are prefetched, and the limit's bitmap word.
  */
 static void look_near(const struct rush_shard *shard, struct shard_lookahead *ahead,
                       const struct rush_request *request, struct shard_look *look)
@@ -264,10 +240,13 @@ static void look_near(const struct rush_shard *shard, struct shard_lookahead *ah
     if (look->sku == NULL)
         return;
     if (look->sku != previous) { /* the previous request's SKU was prefetched just now */
-        uintptr_t first = (uintptr_t)look->sku;
-        uintptr_t last = (uintptr_t)(&look->sku->reserved + 1) - 1;
-        for (uintptr_t line = first & ~(uintptr_t)63; line <= last; line += 64)
-            __builtin_prefetch((const void *)line, 1, 3); /* at most 5 lines */
+        const struct sku_state *sku = look->sku; /* the fields a decision reads, straight-line */
+        __builtin_prefetch(&sku->def.id, 1, 3);
+        __builtin_prefetch(&sku->def.start_ns, 1, 3); /* the window, TTL and quantity limits */
+        __builtin_prefetch(&sku->def.unlimited, 1, 3);
+        __builtin_prefetch(&sku->def.rules, 1, 3);
+        __builtin_prefetch(&sku->available, 1, 3);
+        __builtin_prefetch(&sku->reserved, 1, 3);
     }
     if (!look_limit_wanted(request->op))
         return;
@@ -447,24 +426,6 @@ uint32_t shard__inviter_fold(uint64_t inviter_id)
 {
     uint32_t fold = (uint32_t)(inviter_id ^ (inviter_id >> 32));
     return inviter_id == 0 ? 0 : fold | 1u;
-}
-
-int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
-{
-    return sku->def.price_fen * (int64_t)qty;
-}
-
-/* What one seat pays: the leader's price for the opener, else the group price, else the list. */
-int64_t shard__seat_price(const struct sku_state *sku, bool leader)
-{
-    RUSH_ASSERT(sku->def.group_size != 0);
-    if (sku->def.tier_count != 0)
-        return sku->def.tier_price_fen[0]; /* every seat pays the first tier; refunds follow */
-    if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
-        return sku->def.leader_price_fen;
-    if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
-        return sku->def.group_price_fen;
-    return sku->def.price_fen;
 }
 
 /*
@@ -748,7 +709,7 @@ static void return_stock(struct rush_shard *shard, struct order *order, uint8_t 
     limit->held -= order->qty;
     if (sku->def.rules & RUSH_SKU_IN_ACTIVITY)
         activity_give_back(shard, sku, order->user_id, order->qty);
-    if (order->group_index != NONE)
+    if (order->group_index != NONE && shard__subsidy_counted(sku))
         subsidy_charge(shard, sku, -shard__seat_subsidy(sku, order->amount_fen));
     order->state = state;
     retire(shard, order);
@@ -768,17 +729,27 @@ static void apply_reserved(struct rush_shard *shard, const struct rush_event *ev
     }
     struct order *order = &shard->orders[index];
     RUSH_ASSERT(event->amount >= 0);
-    *order = (struct order){.user_id = event->user_id,
-                            .amount_fen = event->amount,
-                            .sku_index = (uint32_t)(sku - shard->skus),
-                            .qty = event->qty,
-                            .group_index = NONE,
-                            .member_next = NONE,
-                            .retired_next = NONE,
-                            .generation = generation,
-                            .state = RUSH_ORDER_RESERVED};
+    /* Field by field: a compound literal of the whole record (or a copy of a constant blank)
+     * compiles to `rep stos`, whose start-up cost more than these stores on every reserve. */
+    static_assert(sizeof(struct order) == 96 && offsetof(struct order, inviter_id) == 88,
+                  "every field of an order is set below");
+    order->user_id = event->user_id;
+    order->amount_fen = event->amount;
+    memset(&order->key, 0, sizeof(order->key)); /* remember() sets it */
+    memset(&order->end_key, 0, sizeof(order->end_key));
+    order->ended_ns = 0;
+    order->end_remaining = 0;
+    order->sku_index = (uint32_t)(sku - shard->skus);
+    order->qty = event->qty;
+    order->group_index = NONE;
+    order->member_next = NONE;
+    order->retired_next = NONE;
+    order->generation = generation;
+    order->state = RUSH_ORDER_RESERVED;
+    order->end_op = 0;
+    order->inviter_id = 0;
     take_stock(shard, sku, event->user_id, event->qty, event->group_id == 0);
-    if (event->group_id != 0)
+    if (event->group_id != 0 && shard__subsidy_counted(sku))
         subsidy_charge(shard, sku, shard__seat_subsidy(sku, event->amount));
     if (event->group_id != 0) {
         order->group_index = (uint32_t)(event->group_id & ID_INDEX_MASK);
@@ -861,9 +832,9 @@ static void apply_sku_part(struct rush_shard *shard, const struct rush_event *ev
  * applied so that replay rebuilds the same entry: a seat that fills its group, and a reservation
  * of a SKU without a pay TTL, are confirmed by the events that follow in the same decision.
  */
-static uint8_t decided_state(const struct rush_shard *shard, const struct rush_event *event)
+static uint8_t decided_state(const struct rush_shard *shard, const struct rush_event *event,
+                             const struct order *order)
 {
-    const struct order *order = shard__order(shard, event->order_id);
     if (order == NULL)
         return RUSH_ORDER_NONE;
     if (order->state != RUSH_ORDER_RESERVED)
@@ -944,7 +915,8 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
     entry->field_c = fields.c;
     entry->op = event->op;
     entry->outcome = event->outcome;
-    entry->state = decided_state(shard, event);
+    struct order *order = shard__order(shard, event->order_id);
+    entry->state = decided_state(shard, event, order);
     entry->order_id = event->order_id;
     entry->ring_seq = ring_seq;
     const struct sku_state *sku = shard__sku(shard, event->sku_id);
@@ -952,7 +924,6 @@ static void remember(struct rush_shard *shard, const struct rush_event *event)
                        : sku->def.unlimited ? SHARD_REMAINING_UNLIMITED
                                             : sku->available;
     if (creates) {
-        struct order *order = shard__order(shard, event->order_id);
         RUSH_ASSERT(order != NULL);
         order->key = event->key;
     }
@@ -1082,8 +1053,9 @@ void rush_shard_apply(struct rush_shard *shard, int64_t time_ns, const struct ru
 /* ---- answers ------------------------------------------------------------------------------ */
 
 /* The answer of a remembered decision: the same bytes for the original and for every retry. */
-void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
-                   const struct rush_request *request, struct rush_result *result)
+void shard__answer_of(const struct rush_shard *shard, const struct key_entry *entry,
+                      const struct order *order, const struct rush_request *request,
+                      struct rush_result *result)
 {
     result->outcome = entry->outcome;
     result->reason = entry->reason;
@@ -1094,7 +1066,6 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
     result->remaining = unlimited ? 0 : entry->remaining;
     if (unlimited)
         result->flags |= RUSH_RESULT_UNLIMITED;
-    const struct order *order = shard__order(shard, entry->order_id);
     if (order != NULL) {
         result->qty = order->qty;
         if (order->group_index != NONE)
@@ -1102,6 +1073,12 @@ void shard__answer(const struct rush_shard *shard, const struct key_entry *entry
     } else if (request->op == RUSH_OP_GROUP_JOIN) {
         result->group_id = request->target_id;
     }
+}
+
+void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
+                   const struct rush_request *request, struct rush_result *result)
+{
+    shard__answer_of(shard, entry, shard__order(shard, entry->order_id), request, result);
 }
 
 /* ---- check and digest --------------------------------------------------------------------- */

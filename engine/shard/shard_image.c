@@ -460,5 +460,6 @@ int rush_shard_image_restore(struct rush_shard *fresh_shard, const struct rush_s
     if (image->now_ns > shard->now_ns)
         shard->now_ns = image->now_ns;
     shard->sku_cached = NULL;
+    memset(shard->sku_memo, 0, sizeof(shard->sku_memo)); /* caches: what restore put there goes */
     return rush_shard_check(shard, why, why_size);
 }

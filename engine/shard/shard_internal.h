@@ -168,6 +168,20 @@ struct sku_entry { /* key: (0, sku id) */
     uint32_t pad;
 };
 
+/*
+ * A direct-mapped memo of SKU ids and their indexes, in front of the sku_ids table: a sale over
+ * many SKUs (Zipf popularity) finds most of its SKUs here without hashing the id or reading the
+ * table: one line of a 64 KiB array that mostly stays in cache. A SKU is never removed and its
+ * index never changes, so a filled place is right until another id takes it; an id of 0 marks it
+ * empty.
+ */
+#define SKU_MEMO_SLOTS 4096 /* a power of two */
+struct sku_memo {
+    uint64_t id;
+    uint32_t index;
+    uint32_t pad;
+};
+
 struct rush_shard {
     uint32_t index;
     struct rush_shard_limits limits;
@@ -198,11 +212,12 @@ struct rush_shard {
     uint32_t *due; /* scratch for timers firing */
     struct rush_event *events;
     uint32_t event_count;
-    struct sku_state *sku_cached;       /* the SKU found last (a lookup cache, not state) */
-    struct group_list listed;           /* the last list_groups answer (a cache, not state) */
-    const struct key_entry *last_entry; /* the entry the last decision event wrote */
-    struct key_entry end_answer;        /* the answer of a confirm or cancel kept with its order */
-    struct rush_sku sku_pending;        /* assembled from SKU_PUT parts while applying */
+    struct sku_state *sku_cached;             /* the SKU found last (a lookup cache, not state) */
+    struct sku_memo sku_memo[SKU_MEMO_SLOTS]; /* SKU id -> index, direct-mapped (a cache) */
+    struct group_list listed;                 /* the last list_groups answer (a cache, not state) */
+    const struct key_entry *last_entry;       /* the entry the last decision event wrote */
+    struct key_entry end_answer; /* the answer of a confirm or cancel kept with its order */
+    struct rush_sku sku_pending; /* assembled from SKU_PUT parts while applying */
     uint32_t sku_parts_seen;
     uint32_t sku_parts_expected; /* the SKU_PUT's qty, or RUSH_SKU_PUT_PARTS_V0 for 0 */
     rush_event_sink_fn sink;
@@ -213,18 +228,20 @@ struct rush_shard {
 /*
  * What the pipelined batch (decide.c, rush_shard_decide_batch) learns of a request before
  * deciding it: the home slots of its key, its SKU id and its (SKU, user) limit, and its SKU.
- * Stage 1 (look_far in shard.c, LOOK_FAR requests ahead) hashes the key and the SKU id and
- * prefetches the key's bitmap word (table.h), the SKU id's slot and the order or group a request
- * names; stage 2 (look_near, LOOK_NEAR ahead) finds the SKU in its now cached slot, prefetches
- * the SKU's hot lines and hashes the limit key, prefetching its bitmap word; stage 3
- * (look_close, LOOK_CLOSE ahead) prefetches the key's and the limit's entries where the bitmap
- * says a probe will read them; look_use hands the homes to the tables as hints just before the
- * decision. Nothing here is state: a stale or missing look only costs a hash or a miss.
+ * Stage 1 (look_far in shard.c, LOOK_FAR requests ahead) hashes the key and the SKU id (unless
+ * the SKU memo has the id) and prefetches the key's bitmap word (table.h), the SKU id's slot and
+ * the order or group a request names; stage 2 (look_near, LOOK_NEAR ahead) finds the SKU in the
+ * memo or in its now cached slot, prefetches the SKU's hot lines and hashes the limit key,
+ * prefetching its bitmap word; stage 3 (look_close, LOOK_CLOSE ahead) prefetches the key's and
+ * the limit's entries that the bitmap's run of used slots says a probe will read; look_use hands
+ * the homes to the tables as hints just before the decision. Nothing here is state: a stale or
+ * missing look only costs a hash or a miss.
  */
 #define LOOK_FAR 16
 #define LOOK_NEAR 8
 #define LOOK_CLOSE 4
-#define LOOK_RING 32 /* a power of two above LOOK_FAR */
+#define LOOK_RING 32             /* a power of two above LOOK_FAR */
+#define LOOK_SKU_MEMO (NONE - 1) /* sku_home: stage 1 found the SKU id in the memo, not hashed */
 static_assert(LOOK_RING > LOOK_FAR && LOOK_FAR > LOOK_NEAR && LOOK_NEAR > LOOK_CLOSE &&
                   (LOOK_RING & (LOOK_RING - 1)) == 0,
               "lookahead ring");
@@ -244,6 +261,13 @@ struct shard_lookahead {
     const struct sku_state *near_sku;
     uint32_t close_fresh; /* the fresh order slot prefetched last */
 };
+
+static inline struct sku_memo *sku_memo_of(const struct rush_shard *shard, uint64_t sku_id)
+{
+    uint64_t place = (sku_id * UINT64_C(0x9E3779B97F4A7C15)) >> 52; /* Fibonacci hashing */
+    static_assert(SKU_MEMO_SLOTS == 1 << (64 - 52), "the memo's places are the top 12 bits");
+    return (struct sku_memo *)&shard->sku_memo[place];
+}
 
 /* An outcome with its reason, as a decision returns it. */
 struct verdict {
@@ -292,6 +316,59 @@ static inline uint64_t group_id_of(const struct rush_shard *shard, uint32_t inde
     return ((uint64_t)shard->index << RUSH_ID_SHARD_SHIFT) | RUSH_ID_GROUP_BIT | index;
 }
 
+/*
+ * The order an id names, or NULL: this shard's, not a group's (bits 48..55 of an order id are
+ * zero, the group bit among them), a slot in use, and the slot's generation. Inline and
+ * branch-light: a decision asks it three to five times.
+ */
+static inline struct order *shard__order(const struct rush_shard *shard, uint64_t order_id)
+{
+    static_assert(RUSH_ID_SHARD_SHIFT == 56 && RUSH_ID_GROUP_BIT == UINT64_C(1) << 55 &&
+                      ID_SLOT_BITS == 32,
+                  "an order id: shard 56..63, zero 48..55, generation 32..47, slot 0..31");
+    uint64_t index = order_id & UINT32_MAX;
+    if ((order_id >> 48) != (uint64_t)shard->index << (RUSH_ID_SHARD_SHIFT - 48) ||
+        index - 1 >= shard->order_count ||
+        (uint16_t)(order_id >> ID_SLOT_BITS) != shard->orders[index].generation)
+        return NULL;
+    return &shard->orders[index];
+}
+
+/*
+ * The id the next order will get, 0 when there is no slot: the oldest ended order's slot once it
+ * has been ended for retain_ns (and its pay timer has fired or was never set), else a fresh slot.
+ * Inline: a new order asks it twice (room, then its id).
+ */
+static inline uint64_t shard__next_order_id(const struct rush_shard *shard)
+{
+    uint32_t head = shard->retired_head;
+    if (head != NONE) {
+        const struct order *oldest = &shard->orders[head];
+        if (shard->now_ns - oldest->ended_ns >= shard->policy.retain_ns &&
+            !rush_timer_wheel_scheduled(&shard->timers, head))
+            return order_id_in(shard, head, (uint16_t)(oldest->generation + 1));
+    }
+    if (shard->order_count < shard->limits.orders_max)
+        return order_id_in(shard, shard->order_count + 1, 0);
+    return 0;
+}
+
+static inline struct group *shard__group(const struct rush_shard *shard, uint64_t group_id)
+{
+    uint64_t index = group_id & ID_INDEX_MASK;
+    if (rush_id_shard(group_id) != shard->index || !(group_id & RUSH_ID_GROUP_BIT) || index == 0 ||
+        index > shard->group_count)
+        return NULL;
+    return &shard->groups[index];
+}
+
+/* Whether a subsidy budget may count this SKU's seats: its own, or its activity's. A SKU with
+ * neither (most) skips pricing the subsidy of every seat it takes or gives back. */
+static inline bool shard__subsidy_counted(const struct sku_state *sku)
+{
+    return sku->def.subsidy_budget_fen != 0 || (sku->def.rules & RUSH_SKU_IN_ACTIVITY);
+}
+
 /* shard.c */
 /* Stages 1 to 3 of the first requests of a batch; then, before deciding requests[i], step i runs
  * stage 1 of i + LOOK_FAR, 2 of i + LOOK_NEAR, 3 of i + LOOK_CLOSE and hands i's look to the
@@ -306,25 +383,49 @@ struct limit_entry *shard__activity_limit(const struct rush_shard *shard, uint64
 uint32_t shard__activity_day(const struct rush_activity *activity, int64_t now_ns);
 bool shard__registered(const struct rush_shard *shard, const struct sku_state *sku,
                        uint64_t user_id);
-struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id);
-struct order *shard__order(const struct rush_shard *shard, uint64_t order_id);
-struct group *shard__group(const struct rush_shard *shard, uint64_t group_id);
+struct sku_state *shard__sku_find(const struct rush_shard *shard, uint64_t sku_id);
+/* The SKU with this id, or NULL. A decision looks its SKU up several times and a rush hits few
+ * SKUs: the one found last is tested inline (a SKU's id is never 0, so a match is not of id 0). */
+static inline struct sku_state *shard__sku(const struct rush_shard *shard, uint64_t sku_id)
+{
+    if (shard->sku_cached != NULL && shard->sku_cached->def.id == sku_id)
+        return shard->sku_cached;
+    return shard__sku_find(shard, sku_id);
+}
 struct limit_entry *shard__limit(const struct rush_shard *shard, uint32_t sku_index,
                                  uint64_t user_id);
 struct request_fields shard__fields(uint8_t op, uint64_t sku_id, uint64_t user_id, uint32_t qty,
                                     uint64_t target_id, int64_t amount);
 uint32_t shard__inviter_fold(uint64_t inviter_id);
-uint64_t shard__next_order_id(const struct rush_shard *shard);
 void shard__emit(struct rush_shard *shard, const struct rush_event *event);
 void shard__flush(struct rush_shard *shard);
 void shard__apply(struct rush_shard *shard, const struct rush_event *event);
-int64_t shard__price_of(const struct sku_state *sku, uint32_t qty);
-int64_t shard__seat_price(const struct sku_state *sku, bool leader);
+static inline int64_t shard__price_of(const struct sku_state *sku, uint32_t qty)
+{
+    return sku->def.price_fen * (int64_t)qty;
+}
+
+/* What one seat pays: the leader's price for the opener, else the group price, else the list. */
+static inline int64_t shard__seat_price(const struct sku_state *sku, bool leader)
+{
+    RUSH_ASSERT(sku->def.group_size != 0);
+    if (sku->def.tier_count != 0)
+        return sku->def.tier_price_fen[0]; /* every seat pays the first tier; refunds follow */
+    if (leader && (sku->def.prices & RUSH_SKU_LEADER_PRICE))
+        return sku->def.leader_price_fen;
+    if (sku->def.prices & RUSH_SKU_GROUP_PRICE)
+        return sku->def.group_price_fen;
+    return sku->def.price_fen;
+}
 int64_t shard__seat_subsidy(const struct sku_state *sku, int64_t amount);
 /* The index in activities[] of the SKU's activity if it has a subsidy budget, else NONE. */
 uint32_t shard__activity_budgeted(const struct rush_shard *shard, const struct sku_state *sku);
 void shard__answer(const struct rush_shard *shard, const struct key_entry *entry,
                    const struct rush_request *request, struct rush_result *result);
+/* The same, with the entry's order (shard__order of its order_id) already looked up. */
+void shard__answer_of(const struct rush_shard *shard, const struct key_entry *entry,
+                      const struct order *order, const struct rush_request *request,
+                      struct rush_result *result);
 /* Timer-decided events (op 0), also emitted by a decision that finds a deadline passed. */
 void shard__order_expire(struct rush_shard *shard, uint32_t order_index);
 void shard__group_settle(struct rush_shard *shard, uint32_t group_index);

@@ -18,13 +18,6 @@ static inline void key_words(const void *key, uint64_t words[2])
     memcpy(words, key, 16);
 }
 
-bool rush_key_is_zero(const rush_key *key)
-{
-    uint64_t w[2];
-    key_words(key, w);
-    return (w[0] | w[1]) == 0;
-}
-
 int rush_table_init(struct rush_table *table, uint32_t capacity, uint32_t entry_bytes,
                     uint64_t seed)
 {
@@ -61,7 +54,8 @@ static uint32_t hash_home(const struct rush_table *table, const rush_key *key)
 }
 
 /* The key's home slot: the hint's when it is of this key (two compares instead of a hash). */
-static uint32_t home_of(const struct rush_table *table, const rush_key *key)
+static inline __attribute__((always_inline)) uint32_t home_of(const struct rush_table *table,
+                                                              const rush_key *key)
 {
     uint64_t want[2], hint[2];
     key_words(key, want);
@@ -92,7 +86,8 @@ static void set_used(struct rush_table *table, uint32_t index, bool used)
  * Walks the probe sequence of `key` and stops at its entry or at the first empty slot, whose
  * index it returns. The walk visits at most count + 1 slots (invariant 1).
  */
-static uint32_t probe_from(const struct rush_table *table, const rush_key *key, uint32_t index)
+static inline __attribute__((always_inline)) uint32_t
+probe_from(const struct rush_table *table, const rush_key *key, uint32_t index)
 {
     uint64_t want[2], have[2];
     key_words(key, want);
@@ -108,7 +103,8 @@ static uint32_t probe_from(const struct rush_table *table, const rush_key *key, 
     return 0;
 }
 
-static uint32_t probe(const struct rush_table *table, const rush_key *key)
+static inline __attribute__((always_inline)) uint32_t probe(const struct rush_table *table,
+                                                            const rush_key *key)
 {
     return probe_from(table, key, home_of(table, key));
 }
@@ -118,40 +114,6 @@ void rush_table_prefetch(const struct rush_table *table, const rush_key *key)
     uint32_t home = hash_home(table, key);
     rush_table_prefetch_used(table, home);
     rush_table_prefetch_home(table, home, false);
-}
-
-void rush_table_prefetch_used(const struct rush_table *table, uint32_t home)
-{
-    RUSH_ASSERT(home < table->slot_count);
-    __builtin_prefetch(&table->used[home >> 6], 0, 3);
-}
-
-/*
- * The lines a probe from `home` is expected to read: none when the home slot is empty (the probe
- * stops at its bit) unless an insert there is expected. A key that is absent (every new order's
- * key and limit) walks the whole run of entries from its home, which under linear probing is
- * about (1 + 1 / (1 - load)^2) / 2 slots: 1 below a quarter full, 2.5 at a half, 4.8 at two
- * thirds (a key table holding its orders' keys measured 2.3 slots a probe, 64 bytes each). The
- * lines after the home line are prefetched by load, at most 4 in all: each takes a line fill
- * buffer, and a core keeps only a dozen or two misses in flight.
- */
-void rush_table_prefetch_home(const struct rush_table *table, uint32_t home, bool expected)
-{
-    RUSH_ASSERT(home < table->slot_count);
-    uintptr_t first = (uintptr_t)slot_at(table, home);
-    if (!rush_table_used(table, home)) {
-        if (expected)
-            __builtin_prefetch((const void *)first, 1, 3);
-        return;
-    }
-    uint64_t count = table->count;
-    uint32_t slots = count * 4 < table->slot_count ? 1 : count * 2 < table->slot_count ? 3 : 5;
-    uintptr_t last = first + (uintptr_t)slots * table->entry_bytes - 1;
-    uintptr_t end = (uintptr_t)slot_at(table, table->slot_count) - 1;
-    last = last < end ? last : end;
-    __builtin_prefetch((const void *)first, 1, 3);
-    for (uintptr_t line = (first | 63) + 1, n = 1; line <= last && n < 4; line += 64, n++)
-        __builtin_prefetch((const void *)line, 1, 3);
 }
 
 void *rush_table_find(const struct rush_table *table, const rush_key *key)

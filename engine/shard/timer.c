@@ -10,7 +10,7 @@
 #include "base/memory.h"
 #include "rush/assert.h"
 
-enum { TIMER_IDLE = 0, TIMER_SCHEDULED = 1, TIMER_FIRED = 2 };
+enum { TIMER_IDLE = 0, TIMER_FIRED = 2 }; /* and RUSH_RUSH_TIMER_SCHEDULED (timer.h) */
 
 /* prev[] of a list's first handle: this bit and the slot; of the others, the handle before. */
 #define HEAD_BIT UINT32_C(0x80000000)
@@ -70,14 +70,14 @@ void rush_timer_wheel_free(struct rush_timer_wheel *wheel)
 void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64_t deadline_ns)
 {
     RUSH_ASSERT(handle < wheel->handles_max);
-    RUSH_ASSERT(wheel->state[handle] != TIMER_SCHEDULED); /* fired: its slot was reused */
+    RUSH_ASSERT(wheel->state[handle] != RUSH_TIMER_SCHEDULED); /* fired: its slot was reused */
     /* A deadline already passed goes in the next slot advanced over, so it still fires. */
     int64_t tick = tick_of(wheel, deadline_ns);
     if (tick <= wheel->last_tick)
         tick = wheel->last_tick + 1;
     uint32_t slot = (uint32_t)tick & (wheel->slot_count - 1);
     wheel->deadline_ns[handle] = deadline_ns;
-    wheel->state[handle] = TIMER_SCHEDULED;
+    wheel->state[handle] = RUSH_TIMER_SCHEDULED;
     wheel->next[handle] = wheel->heads[slot];
     wheel->prev[handle] = HEAD_BIT | slot;
     if (wheel->heads[slot] != RUSH_TIMER_NONE)
@@ -88,7 +88,7 @@ void rush_timer_wheel_add(struct rush_timer_wheel *wheel, uint32_t handle, int64
 
 void rush_timer_wheel_cancel(struct rush_timer_wheel *wheel, uint32_t handle)
 {
-    RUSH_ASSERT(handle < wheel->handles_max && wheel->state[handle] == TIMER_SCHEDULED);
+    RUSH_ASSERT(handle < wheel->handles_max && wheel->state[handle] == RUSH_TIMER_SCHEDULED);
     link_after(wheel, wheel->prev[handle], wheel->next[handle]);
     wheel->state[handle] = TIMER_IDLE;
     RUSH_ASSERT(wheel->scheduled_count > 0);
@@ -152,12 +152,6 @@ uint32_t rush_timer_wheel_advance(struct rush_timer_wheel *wheel, int64_t now_ns
     wheel->scheduled_count -= count;
     qsort_r(due, count, sizeof(*due), compare_due, wheel);
     return count;
-}
-
-bool rush_timer_wheel_scheduled(const struct rush_timer_wheel *wheel, uint32_t handle)
-{
-    RUSH_ASSERT(handle < wheel->handles_max);
-    return wheel->state[handle] == TIMER_SCHEDULED;
 }
 
 uint64_t rush_timer_wheel_bytes(const struct rush_timer_wheel *wheel)

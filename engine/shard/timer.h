@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rush/assert.h"
 #include "rush/types.h"
 
 #define RUSH_TIMER_NONE UINT32_MAX
@@ -62,8 +63,14 @@ void rush_timer_wheel_cancel(struct rush_timer_wheel *wheel, uint32_t handle);
 uint32_t rush_timer_wheel_advance(struct rush_timer_wheel *wheel, int64_t now_ns, uint32_t *due);
 
 /* True when `handle` (< handles_max) is scheduled: added and not yet fired. For snapshots, which
- * store the scheduled timers and re-add them to a fresh wheel on load. */
-bool rush_timer_wheel_scheduled(const struct rush_timer_wheel *wheel, uint32_t handle);
+ * store the scheduled timers and re-add them to a fresh wheel on load, and for the decision path
+ * (inline: a new order asks it). */
+#define RUSH_TIMER_SCHEDULED 1 /* a handle's state while it sits in a slot list */
+static inline bool rush_timer_wheel_scheduled(const struct rush_timer_wheel *wheel, uint32_t handle)
+{
+    RUSH_ASSERT(handle < wheel->handles_max);
+    return wheel->state[handle] == RUSH_TIMER_SCHEDULED;
+}
 
 static inline int64_t rush_timer_deadline(const struct rush_timer_wheel *wheel, uint32_t handle)
 {

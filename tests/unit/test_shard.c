@@ -695,3 +695,59 @@ Test(shard, a_pipelined_batch_decides_exactly_as_one_request_at_a_time)
     free(batched);
     free(alone);
 }
+
+/*
+ * SKU ids that share one place in the shard's direct-mapped SKU memo (shard_internal.h,
+ * sku_memo_of: the top 12 bits of id x 0x9E3779B97F4A7C15) evict each other on every request of
+ * a pipelined batch, and between a stage's look and the decision: each request still reaches its
+ * own SKU, and the batch decides as one request at a time does.
+ */
+Test(shard, skus_that_share_a_memo_place_are_told_apart)
+{
+    enum { SKUS = 24, COUNT = 1200 };
+    uint64_t ids[SKUS];
+    uint64_t place = (UINT64_C(1000) * UINT64_C(0x9E3779B97F4A7C15)) >> 52;
+    for (uint64_t id = 1000, found = 0; found < SKUS; id++) /* about 4096 ids per find */
+        if (((id * UINT64_C(0x9E3779B97F4A7C15)) >> 52) == place)
+            ids[found++] = id;
+    struct recorder other;
+    recorder_init(&other, 1 << 16);
+    struct rush_shard *single = shard_new(small_limits(), 42, &other);
+    for (uint32_t k = 0; k < SKUS; k++) {
+        cr_assert_eq(put_at(shard, T0_NS, sku_solo(ids[k], 1000)).outcome, RUSH_OK);
+        cr_assert_eq(put_at(single, T0_NS, sku_solo(ids[k], 1000)).outcome, RUSH_OK);
+    }
+    uint64_t state = 0x2545f4914f6cdd1d;
+    struct rush_request *requests = calloc(COUNT, sizeof(*requests));
+    struct rush_result *batched = calloc(COUNT, sizeof(*batched));
+    struct rush_result *alone = calloc(COUNT, sizeof(*alone));
+    for (uint32_t i = 0; i < COUNT; i++) {
+        uint64_t r = mix_next(&state);
+        uint8_t op = r % 5 == 0 ? RUSH_OP_QUERY_SKU : RUSH_OP_RESERVE;
+        requests[i] = request_of(op, ids[(r >> 8) % SKUS], 1 + (r >> 16) % 500, 1, 0, 1 + i);
+    }
+    rush_shard_begin(shard, T0_NS);
+    rush_shard_decide_batch(shard, requests, COUNT, batched);
+    rush_shard_end(shard);
+    rush_shard_begin(single, T0_NS);
+    for (uint32_t i = 0; i < COUNT; i++)
+        rush_shard_decide(single, &requests[i], &alone[i]);
+    rush_shard_end(single);
+    uint64_t reserved = 0;
+    for (uint32_t i = 0; i < COUNT; i++) {
+        cr_assert(memcmp(&batched[i], &alone[i], sizeof(alone[i])) == 0, "request %u differs", i);
+        cr_assert_neq(alone[i].outcome, RUSH_UNKNOWN_SKU, "request %u lost its SKU", i);
+        reserved += requests[i].op == RUSH_OP_RESERVE && alone[i].outcome == RUSH_OK;
+    }
+    uint64_t held = 0;
+    for (uint32_t k = 0; k < SKUS; k++)
+        held += (uint64_t)ledger(ids[k]).reserved;
+    cr_assert_eq(held, reserved, "each reservation took stock of its own SKU");
+    cr_assert_gt(reserved, COUNT / 2);
+    cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(single));
+    rush_shard_destroy(single);
+    recorder_free(&other);
+    free(requests);
+    free(batched);
+    free(alone);
+}
