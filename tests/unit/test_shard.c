@@ -653,6 +653,35 @@ static void put_mixed_skus(struct rush_shard *s)
     }
 }
 
+/* One pass at `now` on each shard: `shard` decides the requests as a pipelined batch, `single`
+ * one request at a time. */
+static void decide_both(struct rush_shard *single, int64_t now, const struct rush_request *requests,
+                        uint32_t count, struct rush_result *batched, struct rush_result *alone)
+{
+    rush_shard_begin(shard, now);
+    rush_shard_decide_batch(shard, requests, count, batched);
+    rush_shard_end(shard);
+    rush_shard_begin(single, now);
+    for (uint32_t i = 0; i < count; i++)
+        rush_shard_decide(single, &requests[i], &alone[i]);
+    rush_shard_end(single);
+}
+
+/* The twins logged the same events and reached the same state; frees what the test made. */
+static void twins_agree_then_free(struct rush_shard *single, struct recorder *other,
+                                  struct rush_request *requests, struct rush_result *batched,
+                                  struct rush_result *alone)
+{
+    cr_assert_eq(recorder.count, other->count);
+    cr_assert(memcmp(recorder.events, other->events, sizeof(*other->events) * other->count) == 0);
+    cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(single));
+    rush_shard_destroy(single);
+    recorder_free(other);
+    free(requests);
+    free(batched);
+    free(alone);
+}
+
 Test(shard, a_pipelined_batch_decides_exactly_as_one_request_at_a_time)
 {
     enum { COUNT = 6000 };
@@ -672,13 +701,7 @@ Test(shard, a_pipelined_batch_decides_exactly_as_one_request_at_a_time)
         size = 1 + (uint32_t)(mix_next(&state) % 120);
         size = size < COUNT - done ? size : COUNT - done;
         now += (int64_t)(mix_next(&state) % (2 * 60)) * SECOND;
-        rush_shard_begin(shard, now);
-        rush_shard_decide_batch(shard, &requests[done], size, &batched[done]);
-        rush_shard_end(shard);
-        rush_shard_begin(single, now);
-        for (uint32_t i = done; i < done + size; i++)
-            rush_shard_decide(single, &requests[i], &alone[i]);
-        rush_shard_end(single);
+        decide_both(single, now, &requests[done], size, &batched[done], &alone[done]);
     }
     uint32_t ok = 0;
     for (uint32_t i = 0; i < COUNT; i++) {
@@ -686,14 +709,7 @@ Test(shard, a_pipelined_batch_decides_exactly_as_one_request_at_a_time)
         ok += alone[i].outcome == RUSH_OK;
     }
     cr_assert_gt(ok, COUNT / 10, "the mix decides real work (%u ok)", ok);
-    cr_assert_eq(recorder.count, other.count);
-    cr_assert(memcmp(recorder.events, other.events, sizeof(*other.events) * other.count) == 0);
-    cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(single));
-    rush_shard_destroy(single);
-    recorder_free(&other);
-    free(requests);
-    free(batched);
-    free(alone);
+    twins_agree_then_free(single, &other, requests, batched, alone);
 }
 
 /*
@@ -726,13 +742,7 @@ Test(shard, skus_that_share_a_memo_place_are_told_apart)
         uint8_t op = r % 5 == 0 ? RUSH_OP_QUERY_SKU : RUSH_OP_RESERVE;
         requests[i] = request_of(op, ids[(r >> 8) % SKUS], 1 + (r >> 16) % 500, 1, 0, 1 + i);
     }
-    rush_shard_begin(shard, T0_NS);
-    rush_shard_decide_batch(shard, requests, COUNT, batched);
-    rush_shard_end(shard);
-    rush_shard_begin(single, T0_NS);
-    for (uint32_t i = 0; i < COUNT; i++)
-        rush_shard_decide(single, &requests[i], &alone[i]);
-    rush_shard_end(single);
+    decide_both(single, T0_NS, requests, COUNT, batched, alone);
     uint64_t reserved = 0;
     for (uint32_t i = 0; i < COUNT; i++) {
         cr_assert(memcmp(&batched[i], &alone[i], sizeof(alone[i])) == 0, "request %u differs", i);
@@ -744,10 +754,5 @@ Test(shard, skus_that_share_a_memo_place_are_told_apart)
         held += (uint64_t)ledger(ids[k]).reserved;
     cr_assert_eq(held, reserved, "each reservation took stock of its own SKU");
     cr_assert_gt(reserved, COUNT / 2);
-    cr_assert_eq(rush_shard_digest(shard), rush_shard_digest(single));
-    rush_shard_destroy(single);
-    recorder_free(&other);
-    free(requests);
-    free(batched);
-    free(alone);
+    twins_agree_then_free(single, &other, requests, batched, alone);
 }
