@@ -20,6 +20,7 @@
 
 #define NATS_SERVERS_MAX 3
 #define NATS_READY_MS 20000
+#define NATS_START_TRIES 3 /* nats_start: fresh ports each try */
 #define NATS_URLS_BYTES 256
 
 struct nats_servers {
@@ -137,14 +138,23 @@ static inline void nats_print_log(const struct nats_servers *n, int i)
     (void)rc;
 }
 
-/* Starts `count` servers (1, or NATS_SERVERS_MAX for a three-way cluster) under dir. */
-static inline void nats_start(struct nats_servers *n, const char *dir, int count)
+static inline void nats_stop(struct nats_servers *n)
 {
-    cr_assert(count == 1 || count == NATS_SERVERS_MAX);
-    memset(n, 0, sizeof *n);
-    n->count = count;
+    for (int i = 0; i < n->count; i++) {
+        if (n->pid[i] <= 0)
+            continue;
+        kill(n->pid[i], SIGKILL);
+        child_wait_exit(n->pid[i], CHILD_EXIT_MS);
+        n->pid[i] = -1;
+    }
+}
+
+/* One try at starting the servers on fresh ports and empty stores; true when all are healthy,
+ * else every server it started is stopped again. */
+static inline bool nats_start_once(struct nats_servers *n, const char *dir)
+{
     int len = 0;
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; i < n->count; i++) {
         n->pid[i] = -1;
         n->port[i] = child_free_port();
         n->cluster_port[i] = child_free_port();
@@ -152,15 +162,42 @@ static inline void nats_start(struct nats_servers *n, const char *dir, int count
         len += snprintf(n->urls + len, sizeof n->urls - (size_t)len, "%snats://127.0.0.1:%d",
                         i ? "," : "", n->port[i]);
     }
-    for (int i = 0; i < count; i++) {
+    char command[CHILD_PATH_BYTES + 32];
+    snprintf(command, sizeof command, "rm -rf '%s'/nats[0-9]", dir);
+    int rc = system(command); /* a failed try's stores */
+    (void)rc;
+    for (int i = 0; i < n->count; i++) {
         nats_write_config(n, dir, i);
         n->pid[i] = nats_exec(n, i);
     }
-    for (int i = 0; i < count; i++) {
-        if (nats_wait_ready(n, i) != 0)
+    bool ready = true;
+    for (int i = 0; i < n->count; i++) {
+        if (nats_wait_ready(n, i) != 0) {
             nats_print_log(n, i);
-        cr_assert(n->pid[i] > 0, "nats-server %d did not become ready", i);
+            ready = false;
+        }
     }
+    if (!ready)
+        nats_stop(n);
+    return ready;
+}
+
+/*
+ * Starts `count` servers (1, or NATS_SERVERS_MAX for a three-way cluster) under dir. A port
+ * child_free_port() found free can be taken before nats-server binds it (parallel tests open
+ * many connections, each on an ephemeral port), so a start that fails is tried again on new
+ * ports, up to NATS_START_TRIES times.
+ */
+static inline void nats_start(struct nats_servers *n, const char *dir, int count)
+{
+    cr_assert(count == 1 || count == NATS_SERVERS_MAX);
+    memset(n, 0, sizeof *n);
+    n->count = count;
+    bool ready = false;
+    for (int attempt = 0; attempt < NATS_START_TRIES && !ready; attempt++)
+        ready = nats_start_once(n, dir);
+    cr_assert(ready, "nats-servers did not become ready in %d tries (logs above)",
+              NATS_START_TRIES);
 }
 
 /* Sends sig to server i (SIGKILL: reaps it). */
@@ -182,17 +219,6 @@ static inline void nats_restart(struct nats_servers *n, int i)
     if (nats_wait_ready(n, i) != 0)
         nats_print_log(n, i);
     cr_assert(n->pid[i] > 0, "nats-server %d did not come back", i);
-}
-
-static inline void nats_stop(struct nats_servers *n)
-{
-    for (int i = 0; i < n->count; i++) {
-        if (n->pid[i] <= 0)
-            continue;
-        kill(n->pid[i], SIGKILL);
-        child_wait_exit(n->pid[i], CHILD_EXIT_MS);
-        n->pid[i] = -1;
-    }
 }
 
 #endif
