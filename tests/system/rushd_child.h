@@ -50,6 +50,8 @@
 #define CHILD_EXIT_MS 15000
 #define CHILD_POLL_MS 10
 #define CHILD_TOKEN "client-test-token-0123456789"
+#define CHILD_PORT_LOW 20000 /* child_free_port picks in [LOW, HIGH) */
+#define CHILD_PORT_HIGH 32700
 
 struct rushd_child {
     pid_t pid;
@@ -90,15 +92,36 @@ static inline void child_bin_dir(char *out, size_t size)
 }
 
 /* A TCP port nobody listens on right now. */
-static inline int child_free_port(void)
+/* True when nothing listens on (or holds) 127.0.0.1:port right now. */
+static inline bool child_port_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    cr_assert(bind(fd, (struct sockaddr *)&address, sizeof address) == 0);
-    socklen_t len = sizeof address;
-    cr_assert(getsockname(fd, (struct sockaddr *)&address, &len) == 0);
-    close(fd);
-    return ntohs(address.sin_port);
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(0x7f000001)};
+    bool bindable = fd >= 0 && bind(fd, (struct sockaddr *)&address, sizeof address) == 0;
+    if (fd >= 0)
+        close(fd);
+    return bindable;
+}
+
+/*
+ * A port to listen on, picked at random below the kernel's ephemeral range (32768 and up here):
+ * a port the kernel hands out for bind(0) can be taken by any other test's outgoing connection
+ * before the child binds it, one below the range only by another listener.
+ */
+static inline int child_free_port(void)
+{
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid() ^ (unsigned)rush_clock_monotonic_ns();
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int port = CHILD_PORT_LOW + (int)(rand_r(&seed) % (CHILD_PORT_HIGH - CHILD_PORT_LOW));
+        if (child_port_free(port))
+            return port;
+    }
+    cr_assert_fail("no free port in %d..%d", CHILD_PORT_LOW, CHILD_PORT_HIGH);
+    return 0;
 }
 
 /* The `rushd` fixture's campaign (other tests pass their own to child_write_campaign). */

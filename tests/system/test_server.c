@@ -368,31 +368,13 @@ Test(server, binary_every_op_and_outcome_over_ipc)
 
 static int free_port_base(void)
 {
-    /* Three consecutive free ports: ask the kernel for one, check the next two. */
-    for (int attempt = 0; attempt < 50; attempt++) {
-        int fds[3] = {-1, -1, -1};
-        int base = 0;
-        bool ok = true;
-        for (int i = 0; i < 3 && ok; i++) {
-            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in addr = {.sin_family = AF_INET,
-                                       .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                       .sin_port = htons((uint16_t)(i == 0 ? 0 : base + i))};
-            ok = bind(fds[i], (struct sockaddr *)&addr, sizeof(addr)) == 0;
-            socklen_t len = sizeof(addr);
-            if (ok && i == 0) {
-                getsockname(fds[0], (struct sockaddr *)&addr, &len);
-                base = ntohs(addr.sin_port);
-                ok = base < 65000;
-            }
-        }
-        for (int i = 0; i < 3; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
-        if (ok)
+    /* Three consecutive free ports, below the ephemeral range (rushd_child.h). */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int base = child_free_port();
+        if (base + 2 < CHILD_PORT_HIGH && child_port_free(base + 1) && child_port_free(base + 2))
             return base;
     }
-    cr_assert_fail("no free ports");
+    cr_assert_fail("no three free ports in a row");
     return 0;
 }
 
